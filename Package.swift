@@ -1,0 +1,25 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Two library targets keep the layering honest: `STMCore` is the engine (transactions,
+// segments, cells, contention, statistics) and cannot see the collections; `STM` holds the
+// collections and re-exports `STMCore`, so users only ever write `import STM`.
+let package = Package(
+  name: "swift-stm",
+  platforms: [.macOS(.v15), .iOS(.v18), .tvOS(.v18), .watchOS(.v11), .visionOS(.v2)],
+  products: [
+    .library(name: "STM", targets: ["STM"]),
+  ],
+  targets: [
+    .target(name: "STMCore", path: "Sources/STMCore"),
+    .target(name: "STM", dependencies: ["STMCore"], path: "Sources/STM"),
+    .executableTarget(name: "stm-bench", dependencies: ["STM"], path: "Benchmarks/stm-bench"),
+    .target(name: "STMTestSupport", dependencies: ["STM"], path: "Tests/STMTestSupport"),
+    .testTarget(
+      name: "STMCoreTests",
+      dependencies: ["STM", "STMCore", "STMTestSupport"],
+      path: "Tests/STMCoreTests"
+    ),
+  ],
+  swiftLanguageModes: [.v6]
+)

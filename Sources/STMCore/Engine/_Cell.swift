@@ -1,0 +1,71 @@
+import Synchronization
+
+/// The engine's untyped view of a transactional cell: its version chain and its commit lock.
+///
+/// The engine works on `_Cell` only; `_TypedCell<Value>` adds the type so that public API can
+/// copy values out of versions without dynamic casts.
+@usableFromInline
+class _Cell: @unchecked Sendable {
+  /// 0 while no commit holds the cell; otherwise the tag (index + 1) of the segment whose commit
+  /// is publishing a new version of it.
+  @usableFromInline let owner = Atomic<Int>(0)
+  /// The newest committed version. The cell owns one retain on it; each version owns its
+  /// `older` link, so the chain lives exactly as long as the cell or until it is cut.
+  @usableFromInline let head: Atomic<Unmanaged<_VersionBase>>
+
+  @usableFromInline
+  init(initial: _VersionBase) {
+    initial.stamp = 0
+    head = Atomic(Unmanaged.passRetained(initial))
+    _LiveCounters.cellCreated()
+  }
+
+  deinit {
+    head.load(ordering: .relaxed).release()
+    _LiveCounters.cellDestroyed()
+  }
+
+  /// A stable number that orders cells for lock acquisition and hashes them into wait stripes.
+  @inlinable
+  final var address: UInt { UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()) }
+}
+
+/// A cell whose versions hold `Value`.
+@usableFromInline
+final class _TypedCell<Value>: _Cell, @unchecked Sendable {
+  @inlinable
+  init(_ value: Value) {
+    super.init(initial: _Version(value, stamp: 0))
+  }
+}
+
+/// Counts live engine objects so that tests can check that nothing leaks. Compiled only into
+/// debug builds: a shared counter on every allocation would cost the release build scalability.
+@usableFromInline
+enum _LiveCounters {
+  #if DEBUG
+  static let versions = Atomic<Int>(0)
+  static let cells = Atomic<Int>(0)
+  #endif
+
+  @usableFromInline static func versionCreated() {
+    #if DEBUG
+    versions.add(1, ordering: .relaxed)
+    #endif
+  }
+  @usableFromInline static func versionDestroyed() {
+    #if DEBUG
+    versions.subtract(1, ordering: .relaxed)
+    #endif
+  }
+  @usableFromInline static func cellCreated() {
+    #if DEBUG
+    cells.add(1, ordering: .relaxed)
+    #endif
+  }
+  @usableFromInline static func cellDestroyed() {
+    #if DEBUG
+    cells.subtract(1, ordering: .relaxed)
+    #endif
+  }
+}

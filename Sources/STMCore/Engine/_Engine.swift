@@ -1,0 +1,213 @@
+import Foundation
+import Synchronization
+
+/// Process-wide engine state: the segment pool, the commit clock, the reclamation horizon and
+/// the inevitable token. Created on first use from ``TransactionEngine``'s configuration.
+@usableFromInline
+final class _Engine: Sendable {
+  @usableFromInline static let shared = _Engine(segmentCount: _Configuration.start())
+
+  let segments: [_Segment]
+  /// The commit counter: the number of the newest commit that has taken a number. A snapshot
+  /// is a value of this counter; commit numbers are taken with a fetch-and-add.
+  let clock = Atomic<UInt64>(0)
+  /// Every transaction that is running now, or starts later, has a snapshot at least this
+  /// large, so versions older than the newest one at or below it can be dropped.
+  let horizon = Atomic<UInt64>(0)
+  /// 0, or the tag of the segment running the inevitable transaction.
+  let inevitableHolder = Atomic<Int>(0)
+  let inevitableWaiters = _WaitList()
+  let freeSegmentWaiters = _WaitList()
+  let retryWaiters = _RetryRegistry()
+
+  private init(segmentCount: Int) {
+    var segments: [_Segment] = []
+    for index in 0..<segmentCount {
+      segments.append(_Segment(index: index))
+    }
+    self.segments = segments
+  }
+
+  // MARK: Segments
+
+  /// Takes a free segment for the calling thread, waiting (a pause) while all are busy.
+  func acquireSegment(for context: _ThreadContext) -> _Segment {
+    if let segment = tryAcquireSegment(preferring: context.preferredSegment) {
+      context.preferredSegment = segment.index
+      return segment
+    }
+    let started = _monotonicNanoseconds()
+    while true {
+      let waiter = _Waiter()
+      freeSegmentWaiters.enqueue(waiter)
+      // Re-check after enqueueing: a release that happened before the enqueue saw no waiter.
+      if let segment = tryAcquireSegment(preferring: context.preferredSegment) {
+        freeSegmentWaiters.remove(waiter)
+        context.preferredSegment = segment.index
+        context.statistics.recordPause(.freeSegment, nanoseconds: _monotonicNanoseconds() - started)
+        return segment
+      }
+      waiter.block()
+    }
+  }
+
+  private func tryAcquireSegment(preferring preferred: Int) -> _Segment? {
+    let count = segments.count
+    for offset in 0..<count {
+      let segment = segments[(preferred &+ offset) % count]
+      if segment.tryAcquire() { return segment }
+    }
+    return nil
+  }
+
+  func releaseSegment(_ segment: _Segment) {
+    segment.release()
+    freeSegmentWaiters.wakeAll()
+  }
+
+  // MARK: Snapshots and reclamation
+
+  /// Publishes that `segment` is about to read at a snapshot, and returns that snapshot.
+  ///
+  /// The announcement is stored before the snapshot is read (both sequentially consistent), so a
+  /// concurrent `recomputeHorizon()` either sees the announcement or read the clock before this
+  /// snapshot was taken; either way the horizon it computes is at most this snapshot.
+  func announceSnapshot(for segment: _Segment) -> UInt64 {
+    segment.announcedSnapshot.store(clock.load(ordering: .sequentiallyConsistent), ordering: .sequentiallyConsistent)
+    return clock.load(ordering: .sequentiallyConsistent)
+  }
+
+  func withdrawSnapshot(for segment: _Segment) {
+    segment.announcedSnapshot.store(.max, ordering: .releasing)
+  }
+
+  /// Raises the reclamation horizon to the oldest snapshot still announced.
+  @discardableResult
+  func recomputeHorizon() -> UInt64 {
+    var oldest = clock.load(ordering: .sequentiallyConsistent)
+    for segment in segments {
+      oldest = min(oldest, segment.announcedSnapshot.load(ordering: .sequentiallyConsistent))
+    }
+    var current = horizon.load(ordering: .relaxed)
+    while current < oldest {
+      let (exchanged, original) = horizon.compareExchange(
+        expected: current, desired: oldest, ordering: .relaxed)
+      if exchanged { return oldest }
+      current = original
+    }
+    return current
+  }
+
+  // MARK: Inevitability
+
+  /// Makes `segment`'s transaction the inevitable one: waits for the token, then for every
+  /// commit in flight to finish, after which no other transaction can commit a write until the
+  /// token is released.
+  func acquireInevitability(for segment: _Segment, context: _ThreadContext) {
+    if inevitableHolder.load(ordering: .relaxed) == segment.tag { return }
+    var pausedSince: Int?
+    while true {
+      let (acquired, holder) = inevitableHolder.compareExchange(
+        expected: 0, desired: segment.tag, ordering: .sequentiallyConsistent)
+      if acquired { break }
+      if holder == segment.tag { break }
+      if pausedSince == nil { pausedSince = _monotonicNanoseconds() }
+      let waiter = _Waiter()
+      inevitableWaiters.enqueue(waiter)
+      if inevitableHolder.load(ordering: .sequentiallyConsistent) != 0 {
+        waiter.block()
+      } else {
+        inevitableWaiters.remove(waiter)
+      }
+    }
+    if let pausedSince {
+      context.statistics.recordPause(.inevitable, nanoseconds: _monotonicNanoseconds() - pausedSince)
+    }
+    // Dekker pairing with `enterCommit`: we stored the token (sequentially consistent) and now
+    // read every `committing` flag; a committer stores its flag and then reads the token. One of
+    // the two sees the other, so no commit slips past unseen.
+    for other in segments where other !== segment {
+      var backoff = _Backoff()
+      while other.committing.load(ordering: .sequentiallyConsistent) {
+        backoff.pause()
+      }
+    }
+  }
+
+  func releaseInevitability(for segment: _Segment) {
+    let (released, _) = inevitableHolder.compareExchange(
+      expected: segment.tag, desired: 0, ordering: .sequentiallyConsistent)
+    if released { inevitableWaiters.wakeAll() }
+  }
+
+  /// Marks `segment` as committing, waiting (a pause) while another transaction is inevitable.
+  func enterCommit(_ segment: _Segment, context: _ThreadContext) {
+    var pausedSince: Int?
+    while true {
+      segment.committing.store(true, ordering: .sequentiallyConsistent)
+      let holder = inevitableHolder.load(ordering: .sequentiallyConsistent)
+      if holder == 0 || holder == segment.tag { break }
+      segment.committing.store(false, ordering: .sequentiallyConsistent)
+      if pausedSince == nil { pausedSince = _monotonicNanoseconds() }
+      let waiter = _Waiter()
+      inevitableWaiters.enqueue(waiter)
+      if inevitableHolder.load(ordering: .sequentiallyConsistent) != 0 {
+        waiter.block()
+      } else {
+        inevitableWaiters.remove(waiter)
+      }
+    }
+    if let pausedSince {
+      context.statistics.recordPause(.inevitable, nanoseconds: _monotonicNanoseconds() - pausedSince)
+    }
+    // Until a number is taken, readers that meet this segment's locks must wait for it.
+    segment.commitNumber.store(.max, ordering: .relaxed)
+  }
+
+  func leaveCommit(_ segment: _Segment) {
+    segment.committing.store(false, ordering: .releasing)
+  }
+}
+
+/// Start-up configuration, fixed when the engine first runs a transaction.
+enum _Configuration {
+  private struct State {
+    var segmentCount: Int?
+    var started = false
+  }
+  private static let state = Mutex(State())
+
+  /// The segment count used when neither ``TransactionEngine/configure(segmentCount:)`` nor
+  /// `STM_SEGMENTS` says otherwise: twice the cores, at least 8, at most 64, so that an
+  /// oversubscribed program rarely waits for a segment while the pool stays small to scan.
+  static var defaultSegmentCount: Int {
+    min(64, max(8, 2 * ProcessInfo.processInfo.activeProcessorCount))
+  }
+
+  static func environmentSegmentCount() -> Int? {
+    guard let text = ProcessInfo.processInfo.environment["STM_SEGMENTS"] else { return nil }
+    guard let count = Int(text.trimmingCharacters(in: .whitespaces)), (1...1024).contains(count) else {
+      fatalError("STM_SEGMENTS must be a whole number from 1 to 1024, not '\(text)'. Unset it to use the default.")
+    }
+    return count
+  }
+
+  static func start() -> Int {
+    state.withLock { state in
+      state.started = true
+      return state.segmentCount ?? environmentSegmentCount() ?? defaultSegmentCount
+    }
+  }
+
+  static func configure(segmentCount: Int) throws(TransactionEngineError) {
+    guard (1...1024).contains(segmentCount) else {
+      throw .invalidSegmentCount(segmentCount)
+    }
+    try state.withLock { (state: inout State) throws(TransactionEngineError) in
+      if state.started { throw .alreadyStarted }
+      state.segmentCount = segmentCount
+    }
+  }
+
+  static var isStarted: Bool { state.withLock { $0.started } }
+}

@@ -1,0 +1,36 @@
+/// The mistakes the engine traps on, each with what was wrong and what to do instead.
+@usableFromInline
+enum _Misuse {
+  case handleOutsideBlock(String)
+  case retryWithoutReads
+  case retryAfterBecomeInevitable
+  case transactionDuringInPlaceMutation
+  case inevitableDeadlock
+
+  var message: String {
+    switch self {
+    case .handleOutsideBlock(let operation):
+      "Transaction.\(operation) was called outside the atomically block that received the handle "
+        + "(after it returned, or from another thread). Use the handle only inside its own block, "
+        + "on the thread running it."
+    case .retryWithoutReads:
+      "retry() was called in a transaction that has read no TVar, so nothing could ever change to "
+        + "wake it and it would wait forever. Read the state you are waiting on before calling retry()."
+    case .retryAfterBecomeInevitable:
+      "retry() was called after becomeInevitable(). An inevitable transaction cannot roll back to "
+        + "wait, because its irrevocable effects have happened. Decide to wait before becoming inevitable."
+    case .transactionDuringInPlaceMutation:
+      "A TVar or atomically was used while another TVar's value was being mutated in place outside "
+        + "a transaction (for example inside `tvar.value.mutate { ... }` or `modify`). That would "
+        + "deadlock on the held cell. Put both operations in one atomically block."
+    case .inevitableDeadlock:
+      "becomeInevitable() would wait for the inevitable transaction running on this same thread, "
+        + "which can never finish while this thread waits. Only one transaction per thread can run at a time."
+    }
+  }
+}
+
+@usableFromInline
+func _misuse(_ misuse: _Misuse, file: StaticString = #file, line: UInt = #line) -> Never {
+  fatalError("swift-stm misuse: " + misuse.message, file: file, line: line)
+}

@@ -1,0 +1,92 @@
+import Synchronization
+
+/// Where transactions that called `retry()` wait for a cell they read to change.
+///
+/// Waiters are kept in stripes hashed by cell address, so a commit checks one counter per cell
+/// it wrote (a load of a line that changes only when waiters come and go) and takes a stripe's
+/// lock only when somebody waits there.
+final class _RetryRegistry: Sendable {
+  private final class Stripe: Sendable {
+    let count = Atomic<Int>(0)
+    let entries = Mutex<[(cell: UInt, waiter: _Waiter)]>([])
+  }
+
+  private let stripes: [Stripe] = (0..<64).map { _ in Stripe() }
+
+  private func stripe(for address: UInt) -> Stripe {
+    // Cells are at least 16-byte aligned; mix the higher bits in.
+    stripes[Int(truncatingIfNeeded: (address >> 4) ^ (address >> 10)) & (stripes.count - 1)]
+  }
+
+  /// Blocks the calling thread until a commit changes one of `cells` after `snapshot`.
+  func wait(for cells: [_Cell], after snapshot: UInt64) {
+    let waiter = _Waiter()
+    register(waiter, for: cells, after: snapshot)
+    waiter.block()
+    unregister(waiter, from: cells)
+  }
+
+  /// Suspends the calling task until a commit changes one of `cells` after `snapshot`.
+  func waitAsync(for cells: [_Cell], after snapshot: UInt64) async {
+    var registered: _Waiter?
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+      let waiter = _Waiter(continuation: continuation)
+      registered = waiter
+      register(waiter, for: cells, after: snapshot)
+    }
+    if let registered { unregister(registered, from: cells) }
+  }
+
+  private func register(_ waiter: _Waiter, for cells: [_Cell], after snapshot: UInt64) {
+    for cell in cells {
+      let stripe = stripe(for: cell.address)
+      stripe.entries.withLock { $0.append((cell.address, waiter)) }
+      stripe.count.add(1, ordering: .sequentiallyConsistent)
+    }
+    // Pairs with the fence in `wakeWaiters(of:)`: either the committer sees our entries, or we
+    // see its new version here and do not sleep.
+    atomicMemoryFence(ordering: .sequentiallyConsistent)
+    for cell in cells where cell.hasChanged(since: snapshot) {
+      waiter.wake()
+      return
+    }
+  }
+
+  private func unregister(_ waiter: _Waiter, from cells: [_Cell]) {
+    for cell in cells {
+      let stripe = stripe(for: cell.address)
+      let removed = stripe.entries.withLock { entries in
+        let before = entries.count
+        entries.removeAll { $0.waiter === waiter }
+        return before - entries.count
+      }
+      if removed > 0 { stripe.count.subtract(removed, ordering: .relaxed) }
+    }
+  }
+
+  /// Wakes the transactions waiting for `cell`. Called after the new version is published.
+  func wakeWaiters(of cell: _Cell) {
+    let address = cell.address
+    let stripe = stripe(for: address)
+    guard stripe.count.load(ordering: .relaxed) > 0 else { return }
+    let woken = stripe.entries.withLock { entries in
+      var matching: [_Waiter] = []
+      entries.removeAll { entry in
+        guard entry.cell == address else { return false }
+        matching.append(entry.waiter)
+        return true
+      }
+      return matching
+    }
+    if !woken.isEmpty { stripe.count.subtract(woken.count, ordering: .relaxed) }
+    for waiter in woken { waiter.wake() }
+  }
+}
+
+extension _Cell {
+  /// Whether a commit has published, or is publishing, a version newer than `snapshot`.
+  func hasChanged(since snapshot: UInt64) -> Bool {
+    if owner.load(ordering: .acquiring) != 0 { return true }
+    return head.load(ordering: .acquiring)._withUnsafeGuaranteedRef { $0.stamp } > snapshot
+  }
+}

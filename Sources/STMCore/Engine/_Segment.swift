@@ -1,0 +1,307 @@
+import Synchronization
+
+/// A segment: the private state of one running transaction (snapshot, read markers, redo log),
+/// reused by whichever thread takes it next. The pool is fixed; threads beyond it wait.
+///
+/// The atomics are read by other threads; every other stored property belongs to the thread
+/// holding the segment, which is what makes reads cheap: marking a read touches nothing shared.
+@usableFromInline
+final class _Segment: @unchecked Sendable {
+  let index: Int
+  /// The value this segment writes into a cell's `owner` while its commit holds the cell.
+  @usableFromInline let tag: Int
+
+  private let busy = Atomic<Bool>(false)
+  /// The snapshot this segment reads at, or `.max` when it reads nothing (see `_Engine`).
+  let announcedSnapshot = Atomic<UInt64>(.max)
+  /// True from just before a commit takes its first lock until it has published everything.
+  let committing = Atomic<Bool>(false)
+  /// The number of the commit in progress, or `.max` before it is taken.
+  let commitNumber = Atomic<UInt64>(.max)
+
+  // MARK: State of the running transaction (holding thread only)
+
+  @usableFromInline var snapshot: UInt64 = 0
+  /// Increases with every attempt, so that a `Transaction` handle kept past its block is caught.
+  @usableFromInline var attempt: UInt64 = 0
+  @usableFromInline var isRunning = false
+  @usableFromInline var log = _TransactionLog()
+  /// Read markers: the cells this attempt read from committed state (duplicates allowed).
+  var reads = ContiguousArray<_Cell>()
+  /// Holds the inevitable token.
+  var isInevitable = false
+  /// The body asked for inevitability itself (rather than the engine escalating it).
+  var isInevitableByRequest = false
+  /// The attempt cannot commit and must rerun (an internal signal was swallowed by user code).
+  var isDoomed = false
+  /// The body called `retry()` (even if user code swallowed the error).
+  var retryRequested = false
+  var attemptStarted = 0
+  @usableFromInline unowned(unsafe) var context: _ThreadContext?
+
+  init(index: Int) {
+    self.index = index
+    self.tag = index + 1
+  }
+
+  func tryAcquire() -> Bool {
+    busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
+  }
+
+  func release() {
+    busy.store(false, ordering: .sequentiallyConsistent)
+  }
+
+  private var engine: _Engine { _Engine.shared }
+
+  // MARK: Reads
+
+  /// The version of `cell` that this transaction sees: its own pending write if it has one,
+  /// otherwise the newest committed version at its snapshot, which it marks as read.
+  @usableFromInline
+  func read(_ cell: _Cell) -> Unmanaged<_VersionBase> {
+    if !log.isEmpty, let position = log.find(cell) {
+      if let version = log.entries[position].version {
+        return Unmanaged.passUnretained(version)
+      }
+      // Only commuted so far: read the snapshot value, apply the delayed updates, and from now
+      // on treat the result as an ordinary write (so a concurrent commit conflicts with it).
+      var version = markRead(cell)._withUnsafeGuaranteedRef { $0 }
+      for transform in log.entries[position].commutes { version = transform(version) }
+      log.entries[position].version = version
+      log.entries[position].commutes = []
+      log.entries[position].generation = log.generation
+      return Unmanaged.passUnretained(version)
+    }
+    return markRead(cell)
+  }
+
+  private func markRead(_ cell: _Cell) -> Unmanaged<_VersionBase> {
+    if reads.last !== cell { reads.append(cell) }
+    return visibleVersion(of: cell)
+  }
+
+  /// The newest version of `cell` stamped at or before the snapshot.
+  ///
+  /// A commit locks its cells before it takes its number, and takes its number before it
+  /// publishes. So if a commit numbered at or below our snapshot still holds the cell, its version
+  /// may not be in the chain yet, and we wait for it (briefly: it is publishing). A commit whose
+  /// number is above our snapshot, or not taken yet but sure to be above it because our snapshot
+  /// read the clock first, cannot matter to us.
+  @usableFromInline
+  func visibleVersion(of cell: _Cell) -> Unmanaged<_VersionBase> {
+    var pausedSince = 0
+    var backoff = _Backoff()
+    while true {
+      let holder = cell.owner.load(ordering: .acquiring)
+      if holder != 0 && holder != tag {
+        let number = engine.segments[holder - 1].commitNumber.load(ordering: .acquiring)
+        if number == .max || number <= snapshot {
+          if pausedSince == 0 { pausedSince = _monotonicNanoseconds() }
+          backoff.pause()
+          continue
+        }
+      }
+      if pausedSince != 0 {
+        context?.statistics.recordPause(.writeRead, nanoseconds: _monotonicNanoseconds() - pausedSince)
+      }
+      var version = cell.head.load(ordering: .acquiring)
+      while version._withUnsafeGuaranteedRef({ $0.stamp }) > snapshot {
+        // Safe without retaining: versions at or above the horizon are not freed while this
+        // segment's snapshot is announced.
+        version = version._withUnsafeGuaranteedRef { Unmanaged.passUnretained($0.older!) }
+      }
+      return version
+    }
+  }
+
+  // MARK: Writes
+
+  /// This transaction's pending version of `cell`, if it may be overwritten in place.
+  @usableFromInline
+  func writableVersion(of cell: _Cell) -> _VersionBase? {
+    guard !log.isEmpty, let position = log.find(cell) else { return nil }
+    let entry = log.entries[position]
+    guard entry.generation == log.generation, entry.commutes.isEmpty else { return nil }
+    return entry.version
+  }
+
+  /// Buffers `version` as the new value of `cell`, replacing any earlier write or commute.
+  @usableFromInline
+  func recordWrite(_ cell: _Cell, _ version: _VersionBase) {
+    if let position = log.find(cell) {
+      log.entries[position].version = version
+      log.entries[position].commutes = []
+      log.entries[position].generation = log.generation
+    } else {
+      log.append(_WriteEntry(cell: cell, version: version, commutes: [], generation: log.generation))
+    }
+  }
+
+  /// Buffers a delayed update of `cell`. It reads nothing now, so it validates nothing at commit.
+  @usableFromInline
+  func recordCommute(_ cell: _Cell, _ transform: @escaping (_VersionBase) -> _VersionBase) {
+    if let position = log.find(cell) {
+      if let version = log.entries[position].version {
+        // The transaction already has its own value: apply the update to it right away.
+        log.entries[position].version = transform(version)
+        log.entries[position].generation = log.generation
+      } else {
+        log.entries[position].commutes.append(transform)
+      }
+    } else {
+      log.append(_WriteEntry(cell: cell, version: nil, commutes: [transform], generation: log.generation))
+    }
+  }
+
+  // MARK: Checkpoints (orElse and nested atomically)
+
+  @usableFromInline
+  struct Checkpoint {
+    let log: _TransactionLog
+  }
+
+  @usableFromInline
+  func checkpoint() -> Checkpoint {
+    log.generation &+= 1
+    return Checkpoint(log: log)
+  }
+
+  /// Undoes the writes, commutes and hooks recorded since `checkpoint`; reads stay marked
+  /// (a retry after `orElse` waits on what both branches read). Runs the abort hooks that the
+  /// rolled-back part registered.
+  @usableFromInline
+  func rollback(to checkpoint: Checkpoint) {
+    let abandonedHooks = log.afterAbort.dropFirst(checkpoint.log.afterAbort.count)
+    log = checkpoint.log
+    log.generation &+= 1
+    for hook in abandonedHooks.reversed() { hook() }
+  }
+
+  // MARK: Commit
+
+  enum CommitOutcome {
+    case committed
+    case conflict(ContentionKind)
+  }
+
+  /// Validates and publishes the redo log as one step with respect to every other commit.
+  func commit(context: _ThreadContext) -> CommitOutcome {
+    guard !log.isEmpty else { return .committed }
+    engine.enterCommit(self, context: context)
+    log.sortForLocking()
+    for entry in log.entries { lock(entry.cell, context: context) }
+    let number = engine.clock.add(1, ordering: .acquiringAndReleasing).newValue
+    commitNumber.store(number, ordering: .releasing)
+    if !isInevitable, let kind = conflict(before: number) {
+      for entry in log.entries { entry.cell.owner.store(0, ordering: .releasing) }
+      engine.leaveCommit(self)
+      return .conflict(kind)
+    }
+    // Nothing is read after validation: withdrawing the snapshot first lets the truncation
+    // below drop the versions that only this transaction still pinned.
+    engine.withdrawSnapshot(for: self)
+    let flags = isInevitable ? _VersionFlags.byInevitable : 0
+    for entry in log.entries {
+      publish(entry, number: number, flags: flags)
+    }
+    for entry in log.entries { entry.cell.owner.store(0, ordering: .releasing) }
+    engine.leaveCommit(self)
+    // Pairs with the fence in `_RetryRegistry.register`.
+    atomicMemoryFence(ordering: .sequentiallyConsistent)
+    for entry in log.entries { engine.retryWaiters.wakeWaiters(of: entry.cell) }
+    return .committed
+  }
+
+  /// Takes the commit lock of `cell`, waiting (a write-write pause) while another commit holds it.
+  /// Commits lock in address order, so waiting cannot deadlock.
+  func lock(_ cell: _Cell, context: _ThreadContext) {
+    if cell.owner.compareExchange(expected: 0, desired: tag, ordering: .acquiringAndReleasing).exchanged {
+      return
+    }
+    let started = _monotonicNanoseconds()
+    var backoff = _Backoff()
+    repeat {
+      backoff.pause()
+    } while !cell.owner.compareExchange(expected: 0, desired: tag, ordering: .acquiringAndReleasing).exchanged
+    context.statistics.recordPause(.writeWrite, nanoseconds: _monotonicNanoseconds() - started)
+  }
+
+  /// The first reason this transaction cannot commit as number `number`, if any.
+  private func conflict(before number: UInt64) -> ContentionKind? {
+    for cell in reads {
+      let holder = cell.owner.load(ordering: .acquiring)
+      if holder != 0 && holder != tag {
+        // Another commit is publishing this cell. If it is ordered before us, our read is stale;
+        // if its number is not taken yet we cannot tell, and assume the worst.
+        let other = engine.segments[holder - 1].commitNumber.load(ordering: .acquiring)
+        if other == .max || other < number { return .writeRead }
+      }
+      if let kind = staleness(of: cell, readKind: .writeRead) { return kind }
+    }
+    for entry in log.entries where entry.version != nil {
+      if let kind = staleness(of: entry.cell, readKind: .writeWrite) { return kind }
+    }
+    return nil
+  }
+
+  private func staleness(of cell: _Cell, readKind: ContentionKind) -> ContentionKind? {
+    cell.head.load(ordering: .acquiring)._withUnsafeGuaranteedRef { newest in
+      guard newest.stamp > snapshot else { return nil }
+      return newest.flags & _VersionFlags.byInevitable != 0 ? .inevitable : readKind
+    }
+  }
+
+  /// Whether every read so far still sees the newest committed version.
+  func readsAreCurrent() -> Bool {
+    for cell in reads where cell.owner.load(ordering: .acquiring) != 0 || staleness(of: cell, readKind: .writeRead) != nil {
+      return false
+    }
+    return true
+  }
+
+  private func publish(_ entry: _WriteEntry, number: UInt64, flags: UInt8) {
+    let cell = entry.cell
+    let previous = cell.head.load(ordering: .acquiring)
+    var version = entry.version ?? previous.takeUnretainedValue()
+    for transform in entry.commutes { version = transform(version) }
+    engine.publish(version, in: cell, replacing: previous, number: number, flags: flags)
+  }
+}
+
+extension _Engine {
+  /// Makes `version` the newest of `cell`; the caller holds the cell's commit lock.
+  func publish(_ version: _VersionBase, in cell: _Cell, replacing previous: Unmanaged<_VersionBase>, number: UInt64, flags: UInt8) {
+    version.stamp = number
+    version.flags = flags
+    // The cell's retain on the previous head moves into the new version's link.
+    version.older = previous.takeRetainedValue()
+    cell.head.store(Unmanaged.passRetained(version), ordering: .releasing)
+    trimHistory(below: version)
+  }
+
+  /// Drops the versions below the newest one that the oldest running snapshot can see.
+  private func trimHistory(below newest: _VersionBase) {
+    var limit = horizon.load(ordering: .relaxed)
+    var recomputed = false
+    var version = newest
+    var depth = 0
+    while true {
+      if version.stamp <= limit {
+        if version.older != nil { version.older = nil }
+        return
+      }
+      guard let next = version.older else { return }
+      depth += 1
+      if depth >= 4 && !recomputed {
+        // A cell keeps growing history only while the horizon lags; refresh it and start over.
+        recomputed = true
+        limit = recomputeHorizon()
+        version = newest
+        depth = 0
+        continue
+      }
+      version = next
+    }
+  }
+}

@@ -1,0 +1,33 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Monotonic time in nanoseconds, for the statistics' time lost and time paused.
+@usableFromInline
+func _monotonicNanoseconds() -> Int {
+  var now = timespec()
+  clock_gettime(CLOCK_MONOTONIC, &now)
+  return now.tv_sec * 1_000_000_000 + now.tv_nsec
+}
+
+/// Waits for a short-lived condition (another commit finishing its publication) without
+/// burning a core that the other thread may need: a few polls, then yields to the scheduler.
+/// With more threads than cores the holder may be preempted, and yielding lets it run.
+@usableFromInline
+struct _Backoff {
+  private var rounds = 0
+
+  @usableFromInline init() {}
+
+  @usableFromInline
+  mutating func pause() {
+    rounds += 1
+    if rounds > 16 {
+      sched_yield()
+    }
+  }
+}

@@ -1,0 +1,67 @@
+/// A buffered write of one cell in a transaction's redo log.
+@usableFromInline
+struct _WriteEntry {
+  @usableFromInline let cell: _Cell
+  /// The new value as a pending version, or nil when the transaction only commuted the cell.
+  @usableFromInline var version: _VersionBase?
+  /// Delayed updates, applied in order to the newest committed value at commit time.
+  var commutes: [(_VersionBase) -> _VersionBase]
+  /// The log generation that created `version`; a checkpoint starts a new generation so that a
+  /// later write makes a fresh version instead of changing one the checkpoint still holds.
+  @usableFromInline var generation: UInt32
+}
+
+/// The redo log of a running transaction: buffered writes and the hooks to run at its end.
+///
+/// A value type on purpose: `orElse` and nested `atomically` take a checkpoint by copying it
+/// (copy-on-write makes that cheap) and roll back by assigning the copy back.
+@usableFromInline
+struct _TransactionLog {
+  @usableFromInline var entries: ContiguousArray<_WriteEntry> = []
+  /// Built once the log is too long for a linear scan to be the cheaper lookup.
+  private var index: [ObjectIdentifier: Int]?
+  var afterCommit: [() -> Void] = []
+  var afterAbort: [() -> Void] = []
+  @usableFromInline var generation: UInt32 = 0
+
+  @usableFromInline init() {}
+
+  private static let linearScanLimit = 8
+
+  @usableFromInline
+  func find(_ cell: _Cell) -> Int? {
+    if let index { return index[ObjectIdentifier(cell)] }
+    for position in entries.indices where entries[position].cell === cell {
+      return position
+    }
+    return nil
+  }
+
+  mutating func append(_ entry: _WriteEntry) {
+    entries.append(entry)
+    if index != nil {
+      index![ObjectIdentifier(entry.cell)] = entries.count - 1
+    } else if entries.count > Self.linearScanLimit {
+      var built: [ObjectIdentifier: Int] = [:]
+      built.reserveCapacity(entries.count * 2)
+      for position in entries.indices { built[ObjectIdentifier(entries[position].cell)] = position }
+      index = built
+    }
+  }
+
+  /// Orders the entries by cell address, the global order in which commits lock cells.
+  mutating func sortForLocking() {
+    guard entries.count > 1 else { return }
+    entries.sort { $0.cell.address < $1.cell.address }
+    index = nil
+  }
+
+  var isEmpty: Bool { entries.isEmpty }
+
+  mutating func removeAll() {
+    entries.removeAll(keepingCapacity: entries.count <= 64)
+    index = nil
+    afterCommit.removeAll()
+    afterAbort.removeAll()
+  }
+}

@@ -1,0 +1,209 @@
+import Synchronization
+
+/// Internal signals thrown through the user's body; `atomically` catches them, never the user.
+@usableFromInline
+struct _RetrySignal: Error {
+  @usableFromInline init() {}
+}
+
+/// Thrown by `becomeInevitable()` when the reads made so far are already stale: the attempt
+/// reruns, holding the inevitable token from its start, and then cannot fail.
+@usableFromInline
+struct _RerunSignal: Error {
+  @usableFromInline init() {}
+}
+
+/// What to do after an attempt ended.
+@usableFromInline
+enum _AttemptOutcome {
+  case committed([() -> Void])
+  case rerun
+  case wait(_RetryWait)
+  case propagate
+}
+
+/// A retrying transaction's wait: the cells it read and the snapshot it read them at.
+@usableFromInline
+struct _RetryWait {
+  let cells: [_Cell]
+  let snapshot: UInt64
+
+  @usableFromInline
+  func block() {
+    _Engine.shared.retryWaiters.wait(for: cells, after: snapshot)
+  }
+
+  @usableFromInline
+  func suspend() async {
+    await _Engine.shared.retryWaiters.waitAsync(for: cells, after: snapshot)
+  }
+}
+
+/// The state of one `atomically` call across its attempts.
+@usableFromInline
+struct _TransactionRun {
+  /// After this many aborts in a row an attempt runs inevitable, so it cannot lose again.
+  static let abortsBeforeEscalation = 6
+
+  private var aborts = 0
+  private var escalate = false
+
+  @usableFromInline init() {}
+
+  @usableFromInline
+  mutating func begin(_ context: _ThreadContext) -> _Segment {
+    if context.inPlaceMutation { _misuse(.transactionDuringInPlaceMutation) }
+    let engine = _Engine.shared
+    let segment = engine.acquireSegment(for: context)
+    segment.context = context
+    segment.attempt &+= 1
+    segment.isRunning = true
+    context.segment = segment
+    if escalate {
+      engine.acquireInevitability(for: segment, context: context)
+      segment.isInevitable = true
+    }
+    segment.snapshot = engine.announceSnapshot(for: segment)
+    segment.attemptStarted = _monotonicNanoseconds()
+    return segment
+  }
+
+  /// Ends the attempt after its body returned: commits it, or decides to rerun or wait.
+  @usableFromInline
+  mutating func finish(_ segment: _Segment, _ context: _ThreadContext) -> _AttemptOutcome {
+    if segment.retryRequested { return retry(segment, context) }
+    if segment.isDoomed { return abort(segment, context, kind: .writeRead) }
+    switch segment.commit(context: context) {
+    case .committed:
+      context.statistics.recordCommit()
+      let hooks = segment.log.afterCommit
+      end(segment, context)
+      return .committed(hooks)
+    case .conflict(let kind):
+      return abort(segment, context, kind: kind)
+    }
+  }
+
+  /// Ends the attempt after its body threw `error`.
+  @usableFromInline
+  mutating func bodyThrew(_ segment: _Segment, _ context: _ThreadContext, isRetry: Bool, isRerun: Bool) -> _AttemptOutcome {
+    if isRetry || segment.retryRequested { return retry(segment, context) }
+    if isRerun || segment.isDoomed { return abort(segment, context, kind: .writeRead) }
+    runAbortHooks(segment)
+    end(segment, context)
+    return .propagate
+  }
+
+  private mutating func abort(_ segment: _Segment, _ context: _ThreadContext, kind: ContentionKind) -> _AttemptOutcome {
+    context.statistics.recordAbort(kind, nanoseconds: _monotonicNanoseconds() - segment.attemptStarted)
+    runAbortHooks(segment)
+    let keepsToken = segment.isDoomed && segment.isInevitable
+    end(segment, context)
+    aborts += 1
+    // A doomed `becomeInevitable()` reruns inevitable from the start, and so does a transaction
+    // that keeps losing: it then cannot lose again (progress).
+    if keepsToken || aborts >= Self.abortsBeforeEscalation { escalate = true }
+    return .rerun
+  }
+
+  private mutating func retry(_ segment: _Segment, _ context: _ThreadContext) -> _AttemptOutcome {
+    if segment.isInevitableByRequest { _misuse(.retryAfterBecomeInevitable) }
+    if segment.reads.isEmpty { _misuse(.retryWithoutReads) }
+    var seen = Set<ObjectIdentifier>()
+    let cells = segment.reads.filter { seen.insert(ObjectIdentifier($0)).inserted }
+    let wait = _RetryWait(cells: cells, snapshot: segment.snapshot)
+    context.statistics.recordRetry()
+    runAbortHooks(segment)
+    end(segment, context)
+    // Having waited, the transaction reruns as an ordinary one.
+    aborts = 0
+    escalate = false
+    return .wait(wait)
+  }
+
+  private func runAbortHooks(_ segment: _Segment) {
+    let hooks = segment.log.afterAbort
+    segment.log.afterAbort = []
+    for hook in hooks.reversed() { hook() }
+  }
+
+  private func end(_ segment: _Segment, _ context: _ThreadContext) {
+    let engine = _Engine.shared
+    engine.withdrawSnapshot(for: segment)
+    if segment.isInevitable {
+      engine.releaseInevitability(for: segment)
+      segment.isInevitable = false
+    }
+    segment.isInevitableByRequest = false
+    segment.isDoomed = false
+    segment.retryRequested = false
+    segment.isRunning = false
+    segment.reads.removeAll(keepingCapacity: segment.reads.count <= 4096)
+    segment.log.removeAll()
+    segment.context = nil
+    context.segment = nil
+    engine.releaseSegment(segment)
+  }
+}
+
+// MARK: Single-operation transactions (a TVar used outside `atomically`)
+
+extension _Engine {
+  /// Starts a read-only single-operation transaction; returns its segment.
+  @usableFromInline
+  static func beginSingleRead(_ context: _ThreadContext) -> _Segment {
+    if context.inPlaceMutation { _misuse(.transactionDuringInPlaceMutation) }
+    let engine = shared
+    let segment = engine.acquireSegment(for: context)
+    segment.context = context
+    segment.snapshot = engine.announceSnapshot(for: segment)
+    return segment
+  }
+
+  @usableFromInline
+  static func endSingleRead(_ segment: _Segment, _ context: _ThreadContext) {
+    let engine = shared
+    engine.withdrawSnapshot(for: segment)
+    segment.context = nil
+    engine.releaseSegment(segment)
+    context.statistics.recordCommit()
+  }
+
+  /// Starts an in-place mutation of `cell` outside a transaction: takes a segment and the cell's
+  /// commit lock, and returns the newest committed version. Nothing is announced: under the lock
+  /// the newest version cannot be replaced or dropped.
+  @usableFromInline
+  static func beginInPlaceMutation(of cell: _Cell, _ context: _ThreadContext) -> (_Segment, Unmanaged<_VersionBase>) {
+    if context.inPlaceMutation { _misuse(.transactionDuringInPlaceMutation) }
+    let engine = shared
+    let segment = engine.acquireSegment(for: context)
+    segment.context = context
+    engine.enterCommit(segment, context: context)
+    segment.lock(cell, context: context)
+    context.inPlaceMutation = true
+    return (segment, cell.head.load(ordering: .acquiring))
+  }
+
+  /// Publishes `version` (or nothing, when the mutation was abandoned by a thrown error) and
+  /// releases what `beginInPlaceMutation` took.
+  @usableFromInline
+  static func endInPlaceMutation(of cell: _Cell, _ segment: _Segment, _ context: _ThreadContext, publishing version: _VersionBase?) {
+    let engine = shared
+    context.inPlaceMutation = false
+    if let version {
+      let number = engine.clock.add(1, ordering: .acquiringAndReleasing).newValue
+      segment.commitNumber.store(number, ordering: .releasing)
+      let previous = cell.head.load(ordering: .acquiring)
+      engine.publish(version, in: cell, replacing: previous, number: number, flags: 0)
+    }
+    cell.owner.store(0, ordering: .releasing)
+    engine.leaveCommit(segment)
+    segment.context = nil
+    engine.releaseSegment(segment)
+    if version != nil {
+      atomicMemoryFence(ordering: .sequentiallyConsistent)
+      engine.retryWaiters.wakeWaiters(of: cell)
+      context.statistics.recordCommit()
+    }
+  }
+}

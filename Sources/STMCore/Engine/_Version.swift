@@ -1,0 +1,59 @@
+/// One committed (or pending) value of a cell, stamped with the commit number that wrote it.
+///
+/// Versions form a chain from newest to oldest. A transaction reads the newest version whose
+/// stamp is at most its snapshot, which is what gives every transaction a consistent view
+/// (opacity) without ever aborting in the middle of its body.
+///
+/// Mutation rules, which the whole engine relies on:
+/// - `stamp`, `flags` and `older` are set before the version is published (a release store of
+///   the cell's head), so readers that acquire the head see them.
+/// - After publication only `older` changes, and only to cut the chain below the newest version
+///   that the oldest running snapshot can see. No running reader ever walks past that version,
+///   so no reader reads the field while it is cut.
+@usableFromInline
+class _VersionBase: @unchecked Sendable {
+  @usableFromInline final var stamp: UInt64
+  @usableFromInline final var older: _VersionBase?
+  /// `_VersionFlags` bits.
+  @usableFromInline final var flags: UInt8 = 0
+
+  @usableFromInline
+  init(stamp: UInt64) {
+    self.stamp = stamp
+    _LiveCounters.versionCreated()
+  }
+
+  deinit {
+    _LiveCounters.versionDestroyed()
+    // Unlink iteratively: a long chain released at once must not recurse once per version.
+    var next = older
+    older = nil
+    while var current = next {
+      next = nil
+      guard isKnownUniquelyReferenced(&current) else { break }
+      next = current.older
+      current.older = nil
+    }
+  }
+}
+
+@usableFromInline
+enum _VersionFlags {
+  /// The version was written by the inevitable transaction (used to classify conflicts).
+  @usableFromInline static let byInevitable: UInt8 = 1
+}
+
+/// A version holding a value of a concrete type.
+@usableFromInline
+final class _Version<Value>: _VersionBase, @unchecked Sendable {
+  @usableFromInline var value: Value
+
+  @inlinable
+  init(_ value: Value, stamp: UInt64 = _pendingStamp) {
+    self.value = value
+    super.init(stamp: stamp)
+  }
+}
+
+/// The stamp of a version that sits in a transaction's redo log and is not committed yet.
+@usableFromInline let _pendingStamp: UInt64 = .max

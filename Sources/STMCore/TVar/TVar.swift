@@ -1,0 +1,165 @@
+/// A transactional variable: a shared cell whose reads and writes are atomic.
+///
+/// Inside ``atomically(_:)`` a `TVar` joins the running transaction: reads see the
+/// transaction's snapshot and its own writes, and writes become visible at commit. Outside, each
+/// operation is a transaction of its own: reading ``value`` is an atomic read of the newest
+/// committed value, and updating it in place (`counter.value += 1`) is one atomic
+/// read-modify-write.
+///
+/// ```swift
+/// let hits = TVar(0)
+/// hits.value += 1                   // atomic on its own
+/// atomically { _ in                 // several operations, one atomic step
+///   hits.value += 1
+///   lastVisit.value = .now
+/// }
+/// ```
+///
+/// Copies of a `TVar` refer to the same cell; `==` compares identity.
+///
+/// Conflicts: a transaction that read a `TVar` conflicts with any transaction that commits a
+/// write to it after the first one's snapshot; two transactions that write it conflict
+/// (one reruns). ``commute(_:)`` conflicts with neither reads nor writes of other transactions.
+public struct TVar<Value: Sendable> {
+  @usableFromInline let cell: _TypedCell<Value>
+
+  /// Creates a variable holding `value`.
+  ///
+  /// Creating a `TVar` inside a transaction is fine; it is private to that transaction until a
+  /// committed value refers to it.
+  ///
+  /// - Parameter value: The initial value.
+  /// - Complexity: O(1).
+  @inlinable
+  public init(_ value: Value) {
+    cell = _TypedCell(value)
+  }
+
+  /// The variable's value.
+  ///
+  /// Inside a transaction, getting it reads the transaction's snapshot (or its own pending
+  /// write) and marks the variable as read; setting it buffers the write until commit.
+  /// Outside, getting it is an atomic read of the newest committed value, setting it commits at
+  /// once, and an in-place update such as `+= 1` or `.append(x)` is one atomic
+  /// read-modify-write that holds the variable briefly (the mutation must not touch other
+  /// `TVar`s; put such code in `atomically`).
+  ///
+  /// Conflicts: a read conflicts with a later commit that writes this variable; a write conflicts
+  /// with concurrent writes of it.
+  ///
+  /// - Complexity: O(1) to read and to write; a commit is described on ``atomically(_:)``.
+  @inlinable
+  public var value: Value {
+    get {
+      let context = _ThreadContext.current
+      if let segment = context.segment {
+        return segment.read(cell)._withUnsafeGuaranteedRef {
+          unsafeDowncast($0, to: _Version<Value>.self).value
+        }
+      }
+      let segment = _Engine.beginSingleRead(context)
+      let value = segment.visibleVersion(of: cell)._withUnsafeGuaranteedRef {
+        unsafeDowncast($0, to: _Version<Value>.self).value
+      }
+      _Engine.endSingleRead(segment, context)
+      return value
+    }
+    nonmutating set {
+      let context = _ThreadContext.current
+      if let segment = context.segment {
+        if let pending = segment.writableVersion(of: cell) {
+          unsafeDowncast(pending, to: _Version<Value>.self).value = newValue
+        } else {
+          segment.recordWrite(cell, _Version(newValue))
+        }
+        return
+      }
+      let (segment, _) = _Engine.beginInPlaceMutation(of: cell, context)
+      _Engine.endInPlaceMutation(of: cell, segment, context, publishing: _Version(newValue))
+    }
+    nonmutating _modify {
+      let context = _ThreadContext.current
+      if let segment = context.segment {
+        var current = segment.read(cell)._withUnsafeGuaranteedRef {
+          unsafeDowncast($0, to: _Version<Value>.self).value
+        }
+        yield &current
+        segment.recordWrite(cell, _Version(current))
+        return
+      }
+      let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context)
+      var current = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
+      var finished = false
+      defer {
+        _Engine.endInPlaceMutation(
+          of: cell, segment, context, publishing: finished ? _Version(current) : nil)
+      }
+      yield &current
+      finished = true
+    }
+  }
+
+  /// Applies `transform` to the value as a delayed, commutative update.
+  ///
+  /// Inside a transaction the update is not applied now: it is recorded and applied at commit
+  /// to whatever value is newest then. It reads nothing at snapshot time, so two transactions
+  /// that only commute the same variable never conflict (counters, sums, appends). If the
+  /// transaction later reads the variable, it sees its snapshot value with its updates applied,
+  /// and from then on the variable counts as read and written.
+  ///
+  /// ```swift
+  /// atomically { _ in requests.commute { $0 + 1 } }   // never conflicts with other increments
+  /// ```
+  ///
+  /// Outside a transaction this is an atomic read-modify-write.
+  ///
+  /// Conflicts: none, until the transaction reads the variable.
+  ///
+  /// - Parameter transform: A function of the old value; it must be pure, since it runs at
+  ///   commit (possibly on a value other transactions have changed) and may run again.
+  /// - Complexity: O(1) now; O(*k*) at commit for *k* recorded updates.
+  @inlinable
+  public func commute(_ transform: @escaping (Value) -> Value) {
+    let context = _ThreadContext.current
+    if let segment = context.segment {
+      segment.recordCommute(cell) { base in
+        _Version(transform(unsafeDowncast(base, to: _Version<Value>.self).value))
+      }
+      return
+    }
+    value = transform(value)
+  }
+
+  /// Replaces the value and returns the previous one, as one atomic step.
+  ///
+  /// Conflicts: as a read followed by a write.
+  ///
+  /// - Parameter newValue: The value to store.
+  /// - Returns: The value before the swap.
+  /// - Complexity: O(1).
+  @inlinable
+  @discardableResult
+  public func swap(_ newValue: Value) -> Value {
+    var old = newValue
+    Swift.swap(&value, &old)
+    return old
+  }
+}
+
+extension TVar: Sendable {}
+
+extension TVar: Equatable {
+  /// Whether two handles refer to the same variable.
+  @inlinable
+  public static func == (lhs: TVar, rhs: TVar) -> Bool { lhs.cell === rhs.cell }
+}
+
+extension TVar: Hashable {
+  @inlinable
+  public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(cell)) }
+}
+
+extension TVar: CustomStringConvertible {
+  /// `TVar(<value>)`, reading the value as ``value`` does.
+  public var description: String { "TVar(\(value))" }
+}

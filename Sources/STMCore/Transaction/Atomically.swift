@@ -1,0 +1,133 @@
+/// Runs `body` as a transaction: atomically, in isolation, as if no other transaction ran at
+/// the same time, and returns its result.
+///
+/// The body reads and writes ``TVar``s (and the collections built on them) as ordinary values.
+/// Every read sees one consistent snapshot, even in an attempt that will later abort, so the
+/// body never observes a state that no serial order could produce. Writes are buffered and
+/// become visible to other threads all at once, at commit. If another transaction committed a
+/// change to something this one read, this one is rolled back and rerun; after a few losses in
+/// a row it reruns inevitable and cannot lose again.
+///
+/// ```swift
+/// let checking = TVar(100), savings = TVar(0)
+/// atomically { _ in
+///   checking.value -= 40
+///   savings.value += 40
+/// }
+/// ```
+///
+/// The body may run more than once, so it should have no side effects besides transactional
+/// ones; put I/O in ``Transaction/afterCommit(_:)``. It must not suspend or block on another
+/// thread's progress.
+///
+/// A nested `atomically` joins the transaction already running on the thread. If a nested
+/// block throws, its own writes are rolled back and the error propagates to the outer body.
+///
+/// - Parameter body: The transaction's work. It receives the ``Transaction`` handle for control
+///   operations (``Transaction/retry()``, ``Transaction/orElse(_:_:)``, hooks).
+/// - Returns: What `body` returns from the attempt that committed.
+/// - Throws: What `body` throws. The transaction then leaves no trace: nothing it wrote becomes
+///   visible and no ``Transaction/afterCommit(_:)`` hook runs.
+/// - Complexity: O(*r* + *w* log *w*) to commit, for *r* cells read and *w* written.
+@inlinable
+public func atomically<Result, Failure: Error>(
+  _ body: (Transaction) throws(Failure) -> Result
+) throws(Failure) -> Result {
+  let context = _ThreadContext.current
+  if let segment = context.segment {
+    return try _joinRunningTransaction(segment, body)
+  }
+  var run = _TransactionRun()
+  while true {
+    let segment = run.begin(context)
+    let outcome: _AttemptOutcome
+    let result: Result
+    do {
+      result = try body(Transaction(segment))
+    } catch {
+      switch run.bodyThrew(segment, context, isRetry: error is _RetrySignal, isRerun: error is _RerunSignal) {
+      case .wait(let wait): wait.block()
+      case .propagate: throw error
+      case .rerun, .committed: break
+      }
+      continue
+    }
+    outcome = run.finish(segment, context)
+    switch outcome {
+    case .committed(let hooks):
+      for hook in hooks { hook() }
+      return result
+    case .wait(let wait): wait.block()
+    case .rerun, .propagate: break
+    }
+  }
+}
+
+/// Runs `body` as a transaction, suspending the task instead of blocking its thread while the
+/// transaction waits in ``Transaction/retry()``.
+///
+/// The body itself is synchronous: a transaction never suspends part-way. Only the wait
+/// between attempts is asynchronous, which keeps threads of the cooperative pool free while a
+/// consumer waits for work.
+///
+/// ```swift
+/// let job = try await atomically { tx in
+///   guard let next = jobs.value.popLast() else { try tx.retry() }
+///   return next
+/// }
+/// ```
+///
+/// - Parameter body: The transaction's work, as in the synchronous form.
+/// - Returns: What `body` returns from the attempt that committed.
+/// - Throws: What `body` throws, with nothing it wrote left behind.
+/// - Complexity: As the synchronous form.
+@inlinable
+public func atomically<Result, Failure: Error>(
+  _ body: (Transaction) throws(Failure) -> Result
+) async throws(Failure) -> Result {
+  let context = _ThreadContext.current
+  if let segment = context.segment {
+    return try _joinRunningTransaction(segment, body)
+  }
+  var run = _TransactionRun()
+  while true {
+    // Everything between `begin` and `finish` runs without suspending, so it stays on one thread.
+    let segment = run.begin(_ThreadContext.current)
+    let current = segment.context!
+    let result: Result
+    do {
+      result = try body(Transaction(segment))
+    } catch {
+      switch run.bodyThrew(segment, current, isRetry: error is _RetrySignal, isRerun: error is _RerunSignal) {
+      case .wait(let wait): await wait.suspend()
+      case .propagate: throw error
+      case .rerun, .committed: break
+      }
+      continue
+    }
+    switch run.finish(segment, current) {
+    case .committed(let hooks):
+      for hook in hooks { hook() }
+      return result
+    case .wait(let wait): await wait.suspend()
+    case .rerun, .propagate: break
+    }
+  }
+}
+
+/// A nested `atomically`: runs in the enclosing transaction, rolling back only its own writes
+/// if it throws a user error.
+@inlinable
+func _joinRunningTransaction<Result, Failure: Error>(
+  _ segment: _Segment, _ body: (Transaction) throws(Failure) -> Result
+) throws(Failure) -> Result {
+  let checkpoint = segment.checkpoint()
+  do {
+    return try body(Transaction(segment))
+  } catch {
+    if !(error is _RetrySignal) && !(error is _RerunSignal) {
+      segment.rollback(to: checkpoint)
+    }
+    throw error
+  }
+}

@@ -1,0 +1,181 @@
+/// The handle of a running transaction, passed to the body of ``atomically(_:)``.
+///
+/// Reading and writing ``TVar``s needs no handle: the transaction running on the current thread
+/// is found implicitly, so the same code works inside and outside `atomically`. The handle
+/// carries the *control* operations: waiting with ``retry()``, choosing with
+/// ``orElse(_:_:)``, hooks that run when the transaction ends, and ``becomeInevitable()``.
+///
+/// ```swift
+/// let item = try atomically { tx in
+///   guard let first = pending.value.first else { try tx.retry() }
+///   pending.value.removeFirst()
+///   tx.afterCommit { print("took \(first)") }
+///   return first
+/// }
+/// ```
+///
+/// A handle is valid only inside the block that received it, on the thread running that block.
+/// Using it anywhere else traps with a message saying so.
+public struct Transaction {
+  @usableFromInline unowned(unsafe) let segment: _Segment
+  @usableFromInline let attempt: UInt64
+
+  @inlinable
+  init(_ segment: _Segment) {
+    self.segment = segment
+    self.attempt = segment.attempt
+  }
+
+  @inlinable
+  func checkValid(_ operation: StaticString) {
+    guard segment.isRunning, segment.attempt == attempt,
+      _ThreadContext.current.segment === segment
+    else { _misuse(.handleOutsideBlock("\(operation)")) }
+  }
+
+  /// Abandons this attempt and blocks until something it read has changed, then runs the
+  /// transaction again.
+  ///
+  /// This is how a transaction waits for a condition, with no busy spinning: it rolls back,
+  /// the thread sleeps (or, in the `async` form of `atomically`, the task suspends) until
+  /// another transaction commits a new value to one of the ``TVar``s this attempt read, and
+  /// then the body reruns from the start.
+  ///
+  /// ```swift
+  /// let job = try atomically { tx in
+  ///   guard let next = jobs.value.popLast() else { try tx.retry() }
+  ///   return next
+  /// }
+  /// ```
+  ///
+  /// Conflicts with nothing: waiting is not a conflict. Each wait is counted in
+  /// ``TransactionStatistics/retries``.
+  ///
+  /// Calling `retry()` in a transaction that has read nothing traps (it would wait forever), and
+  /// so does calling it after ``becomeInevitable()``.
+  ///
+  /// - Throws: An internal signal that `atomically` catches; it never reaches your code unless
+  ///   you catch it yourself, in which case the transaction still retries when the body returns.
+  /// - Complexity: O(*r*) to register the wait, where *r* is the number of cells read.
+  public func retry() throws -> Never {
+    checkValid("retry()")
+    segment.retryRequested = true
+    throw _RetrySignal()
+  }
+
+  /// Runs `first`; if it calls ``retry()``, rolls back only what `first` wrote and runs `second`.
+  ///
+  /// The alternative is composable: each branch may itself contain `orElse`. If `second` also
+  /// retries, the whole transaction retries, waiting for a change to anything *either* branch
+  /// read. A branch that throws any other error has its writes rolled back before the error
+  /// propagates.
+  ///
+  /// ```swift
+  /// let job = try atomically { tx in
+  ///   try tx.orElse({ _ in try take(from: urgent, tx) },
+  ///                 { _ in try take(from: normal, tx) })
+  /// }
+  /// ```
+  ///
+  /// Conflicts with whatever the branch that ran conflicts with, plus the reads of a branch that
+  /// retried (they stay in the read set).
+  ///
+  /// - Parameters:
+  ///   - first: The preferred branch.
+  ///   - second: The branch to run when `first` retries.
+  /// - Returns: The value returned by the branch that completed.
+  /// - Throws: An error thrown by the branch that ran, or the retry of `second`.
+  /// - Complexity: O(*w*) for the checkpoint, where *w* is the number of cells written so far.
+  public func orElse<Result, Failure: Error>(
+    _ first: (Transaction) throws(Failure) -> Result,
+    _ second: (Transaction) throws(Failure) -> Result
+  ) throws(Failure) -> Result {
+    checkValid("orElse(_:_:)")
+    let checkpoint = segment.checkpoint()
+    do {
+      let result = try first(self)
+      guard segment.retryRequested else { return result }
+    } catch {
+      guard error is _RetrySignal else {
+        if !(error is _RerunSignal) { segment.rollback(to: checkpoint) }
+        throw error
+      }
+    }
+    segment.rollback(to: checkpoint)
+    segment.retryRequested = false
+    return try second(self)
+  }
+
+  /// Registers `hook` to run once, on this thread, after the transaction commits.
+  ///
+  /// Use it for side effects that must not be repeated or undone (I/O, logging, notifying a
+  /// waiter), so that they need not make the transaction inevitable. Hooks run in the order they
+  /// were registered, after the transaction's changes are visible to every thread and outside
+  /// any transaction, so a hook may itself call `atomically`. Hooks registered by an attempt
+  /// that aborts, or by an `orElse` branch or nested `atomically` that rolls back, never run.
+  ///
+  /// Conflicts with nothing.
+  ///
+  /// - Parameter hook: The closure to run after commit.
+  /// - Complexity: O(1).
+  public func afterCommit(_ hook: @escaping () -> Void) {
+    checkValid("afterCommit(_:)")
+    segment.log.afterCommit.append(hook)
+  }
+
+  /// Registers `hook` to run once, on this thread, if this attempt rolls back.
+  ///
+  /// An attempt rolls back when it loses a conflict (the transaction then reruns), when it
+  /// calls ``retry()``, or when its body throws. A hook registered inside an `orElse` branch or
+  /// a nested `atomically` block also runs when just that part rolls back. Hooks run in reverse
+  /// order of registration, outside any transaction.
+  ///
+  /// Conflicts with nothing.
+  ///
+  /// - Parameter hook: The closure to run on rollback.
+  /// - Complexity: O(1).
+  public func afterAbort(_ hook: @escaping () -> Void) {
+    checkValid("afterAbort(_:)")
+    segment.log.afterAbort.append(hook)
+  }
+
+  /// Makes this transaction inevitable: from now on it cannot abort, so it may perform
+  /// irrevocable side effects in its body.
+  ///
+  /// At most one transaction is inevitable at a time; this call waits (a pause of kind
+  /// ``ContentionKind/inevitable``) while another is. While a transaction is inevitable, other
+  /// transactions keep running and reading, but any transaction that writes waits at its commit
+  /// until the inevitable one has committed. Prefer ``afterCommit(_:)`` for I/O: it keeps the
+  /// transaction parallel.
+  ///
+  /// If something this transaction has already read was changed by another commit, it cannot
+  /// become inevitable as it is: the call throws an internal signal, the attempt rolls back, and
+  /// the transaction reruns inevitable from its start, where it cannot fail.
+  ///
+  /// Calling ``retry()`` after this traps.
+  ///
+  /// - Throws: An internal signal that `atomically` catches and turns into a rerun.
+  /// - Complexity: O(*s* + *r*): a scan of the segments, then of the cells read so far.
+  public func becomeInevitable() throws {
+    checkValid("becomeInevitable()")
+    if segment.isInevitable {
+      segment.isInevitableByRequest = true
+      return
+    }
+    guard let context = segment.context else { _misuse(.handleOutsideBlock("becomeInevitable()")) }
+    _Engine.shared.acquireInevitability(for: segment, context: context)
+    segment.isInevitable = true
+    guard segment.readsAreCurrent() else {
+      segment.isDoomed = true
+      throw _RerunSignal()
+    }
+    segment.isInevitableByRequest = true
+  }
+
+  /// Whether this transaction is inevitable (it asked, or the engine escalated it after it lost
+  /// too many conflicts).
+  public var isInevitable: Bool {
+    checkValid("isInevitable")
+    return segment.isInevitable
+  }
+}

@@ -1,0 +1,54 @@
+/// The engine's configuration and statistics.
+///
+/// The engine runs transactions on a fixed pool of *segments*; each running transaction holds
+/// one, and threads beyond the pool wait for a free segment (counted as a pause of kind
+/// ``ContentionKind/freeSegment``). The pool is sized at start-up, before the first transaction,
+/// from ``configure(segmentCount:)``, else the `STM_SEGMENTS` environment variable, else twice
+/// the number of active cores (at least 8, at most 64).
+public enum TransactionEngine {
+  /// Sets the number of segments. Call it before the first transaction runs.
+  ///
+  /// ```swift
+  /// try TransactionEngine.configure(segmentCount: 16)
+  /// ```
+  ///
+  /// - Parameter segmentCount: How many transactions may run at once, from 1 to 1024.
+  /// - Throws: ``TransactionEngineError/alreadyStarted`` once any transaction has run, and
+  ///   ``TransactionEngineError/invalidSegmentCount(_:)`` for a count out of range.
+  public static func configure(segmentCount: Int) throws(TransactionEngineError) {
+    try _Configuration.configure(segmentCount: segmentCount)
+  }
+
+  /// The number of segments, fixed when the first transaction runs (reading it starts the engine).
+  public static var segmentCount: Int { _Engine.shared.segments.count }
+
+  /// Counts for the whole process since it started.
+  ///
+  /// Each thread counts in its own memory, so counting costs no shared writes; this property
+  /// adds the counts up.
+  ///
+  /// - Complexity: O(*t*) for *t* threads that have run transactions.
+  public static var statistics: TransactionStatistics { _StatisticsRegistry.shared.total }
+
+  /// Counts of the transactions run by the calling thread.
+  public static var currentThreadStatistics: TransactionStatistics {
+    _ThreadContext.current.statistics.snapshot
+  }
+}
+
+/// Errors from configuring the engine.
+public enum TransactionEngineError: Error, Sendable, Hashable, CustomStringConvertible {
+  /// The engine has already run a transaction; its configuration is fixed for the process.
+  case alreadyStarted
+  /// The segment count is not from 1 to 1024.
+  case invalidSegmentCount(Int)
+
+  public var description: String {
+    switch self {
+    case .alreadyStarted:
+      "The transaction engine has already started; configure it before the first transaction runs."
+    case .invalidSegmentCount(let count):
+      "A segment count must be from 1 to 1024, not \(count)."
+    }
+  }
+}
