@@ -6,12 +6,12 @@ import Synchronization
 /// it wrote (a load of a line that changes only when waiters come and go) and takes a stripe's
 /// lock only when somebody waits there.
 final class _RetryRegistry: Sendable {
-  private final class Stripe: Sendable {
+  fileprivate final class Stripe: Sendable {
     let count = Atomic<Int>(0)
     let entries = Mutex<[(cell: UInt, waiter: _Waiter)]>([])
   }
 
-  private let stripes: [Stripe] = (0..<64).map { _ in Stripe() }
+  fileprivate let stripes: [Stripe] = (0..<64).map { _ in Stripe() }
 
   private func stripe(for address: UInt) -> Stripe {
     // Cells are at least 16-byte aligned; mix the higher bits in.
@@ -88,5 +88,12 @@ extension _Cell {
   func hasChanged(since snapshot: UInt64) -> Bool {
     if owner.load(ordering: .acquiring) != 0 { return true }
     return head.load(ordering: .acquiring)._withUnsafeGuaranteedRef { $0.stamp } > snapshot
+  }
+}
+
+extension _RetryRegistry {
+  /// How many (cell, waiter) registrations are outstanding; for leak checks.
+  var pendingEntries: Int {
+    stripes.reduce(0) { $0 + $1.entries.withLock { $0.count } }
   }
 }

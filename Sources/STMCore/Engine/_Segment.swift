@@ -181,13 +181,13 @@ final class _Segment: @unchecked Sendable {
   // MARK: Commit
 
   enum CommitOutcome {
-    case committed
+    case committed(_SerialPosition)
     case conflict(ContentionKind)
   }
 
   /// Validates and publishes the redo log as one step with respect to every other commit.
   func commit(context: _ThreadContext) -> CommitOutcome {
-    guard !log.isEmpty else { return .committed }
+    guard !log.isEmpty else { return .committed(_SerialPosition(number: snapshot, isReadOnly: true)) }
     engine.enterCommit(self, context: context)
     log.sortForLocking()
     for entry in log.entries { lock(entry.cell, context: context) }
@@ -210,7 +210,7 @@ final class _Segment: @unchecked Sendable {
     // Pairs with the fence in `_RetryRegistry.register`.
     atomicMemoryFence(ordering: .sequentiallyConsistent)
     for entry in log.entries { engine.retryWaiters.wakeWaiters(of: entry.cell) }
-    return .committed
+    return .committed(_SerialPosition(number: number, isReadOnly: false))
   }
 
   /// Takes the commit lock of `cell`, waiting (a write-write pause) while another commit holds it.

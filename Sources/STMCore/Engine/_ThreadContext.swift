@@ -22,6 +22,10 @@ final class _ThreadContext: @unchecked Sendable {
   /// The segment this thread used last; trying it first keeps each thread on its own lines.
   var preferredSegment: Int
   let statistics = _StatisticsCounters()
+  /// Where this thread's last committed transaction sits in the serial order: a writing commit
+  /// takes its commit number; a read-only one sits just after the commit its snapshot saw.
+  /// Tests replay transactions in this order.
+  var lastCommit = _SerialPosition(number: 0, isReadOnly: true)
 
   private init(preferredSegment: Int) {
     self.preferredSegment = preferredSegment
@@ -50,6 +54,16 @@ final class _ThreadContext: @unchecked Sendable {
 
   deinit {
     _StatisticsRegistry.shared.retire(statistics)
+  }
+}
+
+/// A transaction's place in the serial order that the engine's commits are equivalent to.
+struct _SerialPosition: Comparable, Hashable, Sendable {
+  var number: UInt64
+  var isReadOnly: Bool
+
+  static func < (lhs: Self, rhs: Self) -> Bool {
+    (lhs.number, lhs.isReadOnly ? 1 : 0) < (rhs.number, rhs.isReadOnly ? 1 : 0)
   }
 }
 

@@ -74,7 +74,8 @@ struct _TransactionRun {
     if segment.retryRequested { return retry(segment, context) }
     if segment.isDoomed { return abort(segment, context, kind: .writeRead) }
     switch segment.commit(context: context) {
-    case .committed:
+    case .committed(let position):
+      context.lastCommit = position
       context.statistics.recordCommit()
       let hooks = segment.log.afterCommit
       end(segment, context)

@@ -127,7 +127,11 @@ public struct TVar<Value: Sendable> {
       }
       return
     }
-    value = transform(value)
+    let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context)
+    let updated = newest._withUnsafeGuaranteedRef {
+      transform(unsafeDowncast($0, to: _Version<Value>.self).value)
+    }
+    _Engine.endInPlaceMutation(of: cell, segment, context, publishing: _Version(updated))
   }
 
   /// Replaces the value and returns the previous one, as one atomic step.

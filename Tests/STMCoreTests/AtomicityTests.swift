@@ -1,0 +1,123 @@
+import STM
+import Testing
+
+private struct Refused: Error, Equatable {}
+
+extension EngineTests {
+  @Suite struct AtomicityTests {
+    @Test func aThrowingBodyLeavesNoTrace() {
+      let first = TVar(1), second = TVar(2)
+      var committedHookRan = false
+      var abortHookRan = false
+      #expect(throws: Refused.self) {
+        try atomically { tx in
+          first.value = 100
+          second.commute { $0 + 1 }
+          tx.afterCommit { committedHookRan = true }
+          tx.afterAbort { abortHookRan = true }
+          throw Refused()
+        }
+      }
+      #expect(first.value == 1)
+      #expect(second.value == 2)
+      #expect(!committedHookRan)
+      #expect(abortHookRan)
+    }
+
+    @Test func afterCommitHooksRunInOrderAfterTheChangesAreVisible() {
+      let cell = TVar(0)
+      var log: [String] = []
+      atomically { tx in
+        cell.value = 1
+        tx.afterCommit { log.append("first saw \(cell.value)") }
+        tx.afterCommit {
+          // A hook runs outside any transaction, so it may start one.
+          atomically { _ in cell.value += 1 }
+          log.append("second")
+        }
+      }
+      #expect(log == ["first saw 1", "second"])
+      #expect(cell.value == 2)
+    }
+
+    @Test func aNestedBlockThatThrowsRollsBackOnlyItsOwnWrites() {
+      let kept = TVar(0), discarded = TVar(0)
+      var innerAbortHook = 0
+      atomically { _ in
+        kept.value = 1
+        do {
+          try atomically { tx in
+            discarded.value = 1
+            kept.value = 50
+            tx.afterAbort { innerAbortHook += 1 }
+            throw Refused()
+          }
+        } catch {}
+        #expect(kept.value == 1)
+        #expect(discarded.value == 0)
+        kept.value += 1
+      }
+      #expect(kept.value == 2)
+      #expect(discarded.value == 0)
+      #expect(innerAbortHook == 1)
+    }
+
+    @Test func orElseRunsTheSecondBranchWhenTheFirstRetries() throws {
+      let gate = TVar(false), written = TVar(0), other = TVar(0)
+      let branch = try atomically { tx in
+        try tx.orElse({ tx in
+          written.value = 99
+          if !gate.value { try tx.retry() }
+          return "first"
+        }, { _ in
+          other.value = 7
+          return "second"
+        })
+      }
+      #expect(branch == "second")
+      #expect(written.value == 0)
+      #expect(other.value == 7)
+    }
+
+    @Test func orElseKeepsTheFirstBranchWhenItCompletes() throws {
+      let gate = TVar(true), written = TVar(0)
+      let branch = try atomically { tx in
+        try tx.orElse({ tx in
+          if !gate.value { try tx.retry() }
+          written.value = 1
+          return "first"
+        }, { _ in "second" })
+      }
+      #expect(branch == "first")
+      #expect(written.value == 1)
+    }
+
+    @Test func orElseRollsBackABranchThatThrowsAndPropagates() {
+      let cell = TVar(0)
+      #expect(throws: Refused.self) {
+        try atomically { tx in
+          cell.value = 1
+          _ = try tx.orElse({ _ in
+            cell.value = 2
+            throw Refused()
+          }, { _ in 0 })
+        }
+      }
+      #expect(cell.value == 0)
+    }
+
+    @Test func becomingInevitableWithoutContentionCommitsOnce() throws {
+      let cell = TVar(0)
+      var effects = 0
+      try atomically { tx in
+        _ = cell.value
+        try tx.becomeInevitable()
+        #expect(tx.isInevitable)
+        effects += 1
+        cell.value += 1
+      }
+      #expect(effects == 1)
+      #expect(cell.value == 1)
+    }
+  }
+}

@@ -1,0 +1,330 @@
+import Foundation
+import STM
+import STMTestSupport
+import Synchronization
+import Testing
+
+/// Statistics a worker thread reports back to the test.
+private final class Report: @unchecked Sendable {
+  private let lock = NSLock()
+  private var stored = TransactionStatistics()
+  var value: TransactionStatistics {
+    get { lock.withLock { stored } }
+    set { lock.withLock { stored = newValue } }
+  }
+}
+
+/// Runs `body` on a new thread and reports the statistics of that thread's transactions.
+private func onThread(_ report: Report, _ body: @escaping @Sendable () -> Void) -> DispatchGroup {
+  startThread {
+    let before = TransactionEngine.currentThreadStatistics
+    body()
+    report.value = TransactionEngine.currentThreadStatistics - before
+  }
+}
+
+/// Counts attempts of a transaction body across reruns (touched by one thread at a time).
+private final class Attempts: @unchecked Sendable {
+  var count = 0
+}
+
+/// Holds a cell's commit lock from outside a transaction: an in-place mutation holds the cell
+/// for the duration of the call that receives the `inout` value.
+private func holdWhileMutating(_ value: inout Int, held: Gate, release: Gate) {
+  held.open()
+  release.wait()
+  value += 1
+}
+
+extension EngineTests {
+  /// Each contention kind, staged step by step, with the exact outcome and statistics.
+  @Suite struct ConcurrencyInterleavingTests {
+    @Test func staleReadAbortsTheLaterCommitter() {
+      let source = TVar(1), target = TVar(0)
+      let readDone = Gate(), otherCommitted = Gate()
+      let attempts = Attempts()
+      let reader = Report(), writer = Report()
+      let readerDone = onThread(reader) {
+        atomically { _ in
+          attempts.count += 1
+          let seen = source.value
+          if attempts.count == 1 {
+            readDone.open()
+            otherCommitted.wait()
+          }
+          target.value = seen + 1
+        }
+      }
+      readDone.wait()
+      onThread(writer) { atomically { _ in source.value = 10 } }.wait()
+      otherCommitted.open()
+      readerDone.wait()
+
+      #expect(target.value == 11)
+      #expect(attempts.count == 2)
+      #expect(reader.value.commits == 1)
+      #expect(reader.value.aborts == [.writeRead: 1])
+      #expect(reader.value.secondsLostInAborts > 0)
+      #expect(writer.value.commits == 1)
+      #expect(writer.value.totalAborts == 0)
+    }
+
+    @Test func blindWritesOfTheSameCellConflict() {
+      let cell = TVar(0)
+      let wrote = Gate(), otherCommitted = Gate()
+      let attempts = Attempts()
+      let first = Report(), second = Report()
+      let firstDone = onThread(first) {
+        atomically { _ in
+          attempts.count += 1
+          cell.value = 1
+          if attempts.count == 1 {
+            wrote.open()
+            otherCommitted.wait()
+          }
+        }
+      }
+      wrote.wait()
+      onThread(second) { atomically { _ in cell.value = 2 } }.wait()
+      otherCommitted.open()
+      firstDone.wait()
+
+      #expect(cell.value == 1)
+      #expect(first.value.aborts == [.writeWrite: 1])
+      #expect(first.value.commits == 1)
+      #expect(second.value.totalAborts == 0)
+    }
+
+    @Test func commutesOfTheSameCellNeverConflict() {
+      let counter = TVar(0)
+      let commuted = Gate(), otherCommitted = Gate()
+      let first = Report(), second = Report()
+      let firstDone = onThread(first) {
+        atomically { _ in
+          counter.commute { $0 + 1 }
+          commuted.open()
+          otherCommitted.wait()
+        }
+      }
+      commuted.wait()
+      onThread(second) { atomically { _ in counter.commute { $0 + 1 } } }.wait()
+      otherCommitted.open()
+      firstDone.wait()
+
+      #expect(counter.value == 2)
+      #expect(first.value.totalAborts == 0)
+      #expect(first.value.commits == 1)
+      #expect(second.value.totalAborts == 0)
+    }
+
+    @Test func readingACommutedCellMakesItConflict() {
+      let counter = TVar(0)
+      let readDone = Gate(), otherCommitted = Gate()
+      let attempts = Attempts()
+      let observed = Attempts()
+      let first = Report()
+      let firstDone = onThread(first) {
+        atomically { _ in
+          attempts.count += 1
+          counter.commute { $0 + 1 }
+          observed.count = counter.value
+          if attempts.count == 1 {
+            readDone.open()
+            otherCommitted.wait()
+          }
+        }
+      }
+      readDone.wait()
+      atomically { _ in counter.value += 10 }
+      otherCommitted.open()
+      firstDone.wait()
+
+      #expect(counter.value == 11)
+      #expect(observed.count == 11)
+      #expect(first.value.aborts == [.writeRead: 1])
+    }
+
+    @Test func aCommitWaitsForTheInevitableTransactionAndLosesToIt() {
+      let shared = TVar(0), result = TVar(0)
+      let readDone = Gate(), inevitableReady = Gate(), inevitableStarted = Gate()
+      let finishInevitable = Gate()
+      let attempts = Attempts()
+      let inevitable = Report(), other = Report()
+      let otherDone = onThread(other) {
+        atomically { _ in
+          attempts.count += 1
+          let seen = shared.value
+          if attempts.count == 1 {
+            readDone.open()
+            inevitableReady.wait()
+          }
+          result.value = seen + 1
+        }
+      }
+      readDone.wait()
+      let inevitableDone = onThread(inevitable) {
+        try! atomically { tx in
+          try tx.becomeInevitable()
+          shared.value = 5
+          inevitableReady.open()
+          inevitableStarted.open()
+          finishInevitable.wait()
+        }
+      }
+      inevitableStarted.wait()
+      // The other transaction now tries to commit and must wait for the inevitable one.
+      #expect(otherDone.wait(timeout: .now() + 0.3) == .timedOut)
+      finishInevitable.open()
+      inevitableDone.wait()
+      otherDone.wait()
+
+      #expect(result.value == 6)
+      #expect(inevitable.value.totalAborts == 0)
+      #expect(inevitable.value.commits == 1)
+      #expect(other.value.aborts == [.inevitable: 1])
+      #expect(other.value.pauses == [.inevitable: 1])
+      #expect(other.value.secondsPaused >= 0.2)
+    }
+
+    @Test func aCommitWaitsForAnotherCommitHoldingTheSameCell() {
+      let cell = TVar(0)
+      let held = Gate(), release = Gate()
+      let holder = Report(), writer = Report()
+      let holderDone = onThread(holder) {
+        holdWhileMutating(&cell.value, held: held, release: release)
+      }
+      held.wait()
+      let writerDone = onThread(writer) { atomically { _ in cell.value = 7 } }
+      #expect(writerDone.wait(timeout: .now() + 0.3) == .timedOut)
+      release.open()
+      holderDone.wait()
+      writerDone.wait()
+
+      #expect(cell.value == 7)
+      #expect(holder.value.commits == 1)
+      // The writer waited for the lock, then found a newer version than its snapshot.
+      #expect(writer.value.pauses == [.writeWrite: 1])
+      #expect(writer.value.aborts == [.writeWrite: 1])
+      #expect(writer.value.commits == 1)
+    }
+
+    @Test func aReadWaitsForACommitInProgressAndStaysAtItsSnapshot() {
+      let cell = TVar(0)
+      let held = Gate(), release = Gate()
+      let reader = Report()
+      let holderDone = startThread { holdWhileMutating(&cell.value, held: held, release: release) }
+      held.wait()
+      let observed = Attempts()
+      let readerDone = onThread(reader) { observed.count = atomically { _ in cell.value } }
+      #expect(readerDone.wait(timeout: .now() + 0.3) == .timedOut)
+      release.open()
+      holderDone.wait()
+      readerDone.wait()
+
+      // The mutation took its commit number after the reader's snapshot: the reader is ordered
+      // before it and sees the old value.
+      #expect(observed.count == 0)
+      #expect(cell.value == 1)
+      #expect(reader.value.pauses == [.writeRead: 1])
+      #expect(reader.value.totalAborts == 0)
+    }
+
+    @Test func threadsBeyondTheSegmentPoolWaitForAFreeSegment() {
+      let segments = TransactionEngine.segmentCount
+      let cell = TVar(0)
+      let occupied = Gate(), release = Gate()
+      let occupiedCount = Atomic<Int>(0)
+      var holders: [DispatchGroup] = []
+      for _ in 0..<segments {
+        holders.append(startThread {
+          atomically { _ in
+            _ = cell.value
+            if occupiedCount.add(1, ordering: .relaxed).newValue == segments { occupied.open() }
+            release.wait()
+          }
+        })
+      }
+      occupied.wait()
+      let waiter = Report()
+      let waiterDone = onThread(waiter) { atomically { _ in cell.value += 1 } }
+      #expect(waiterDone.wait(timeout: .now() + 0.3) == .timedOut)
+      for _ in 0..<segments { release.open() }
+      for holder in holders { holder.wait() }
+      waiterDone.wait()
+
+      #expect(cell.value == 1)
+      #expect(waiter.value.pauses == [.freeSegment: 1])
+      #expect(waiter.value.commits == 1)
+    }
+
+    @Test func retryBlocksUntilAReadCellChanges() throws {
+      let items = TVar<[Int]>([])
+      let retried = Gate()
+      let consumer = Report()
+      let taken = Attempts()
+      let consumerDone = onThread(consumer) {
+        taken.count = try! atomically { tx in
+          guard let first = items.value.first else {
+            tx.afterAbort { retried.open() }
+            try tx.retry()
+          }
+          items.value.removeFirst()
+          return first
+        }
+      }
+      retried.wait()
+      // The consumer is blocked; an unrelated commit must not wake it into success.
+      TVar(0).value = 1
+      #expect(consumerDone.wait(timeout: .now() + 0.2) == .timedOut)
+      items.value.append(42)
+      consumerDone.wait()
+
+      #expect(taken.count == 42)
+      #expect(items.value.isEmpty)
+      #expect(consumer.value.retries == 1)
+      #expect(consumer.value.commits == 1)
+      #expect(consumer.value.totalAborts == 0)
+    }
+
+    @Test func asyncRetrySuspendsUntilAReadCellChanges() async throws {
+      let flag = TVar(false)
+      let retried = Gate()
+      let waiting = Task {
+        try await atomically { tx in
+          if !flag.value {
+            tx.afterAbort { retried.open() }
+            try tx.retry()
+          }
+          return "released"
+        }
+      }
+      await Task.detached { retried.wait() }.value
+      flag.value = true
+      #expect(try await waiting.value == "released")
+    }
+
+    @Test func retryInOrElseWaitsOnBothBranches() {
+      let left = TVar<Int?>(nil), right = TVar<Int?>(nil)
+      let retried = Gate()
+      let got = Attempts()
+      let done = startThread {
+        got.count = try! atomically { tx in
+          try tx.orElse({ tx in
+            guard let value = left.value else { try tx.retry() }
+            return value
+          }, { tx in
+            guard let value = right.value else {
+              tx.afterAbort { retried.open() }
+              try tx.retry()
+            }
+            return value
+          })
+        }
+      }
+      retried.wait()
+      right.value = 2
+      done.wait()
+      #expect(got.count == 2)
+    }
+  }
+}

@@ -1,0 +1,173 @@
+import Foundation
+@testable import STMCore
+import STMTestSupport
+import Testing
+
+/// One operation of a generated transaction. Each records a result that the serial replay
+/// must reproduce.
+private enum Operation: Sendable {
+  case read(Int)
+  case write(Int, Int)
+  case add(Int, Int)
+  case commute(Int, Int)
+  case commuteThenRead(Int, Int)
+  /// `orElse`: the first branch reads `probe` and retries when it is a multiple of 3, else
+  /// writes `probe + 1` to `target`; the second branch reads `fallback` and commutes `target`.
+  case choose(probe: Int, target: Int, fallback: Int)
+}
+
+private struct Plan: Sendable {
+  var operations: [Operation]
+  var throwsAtEnd: Bool
+
+  static func random(_ random: inout SeededRandom, cells: Int) -> Plan {
+    var operations: [Operation] = []
+    for _ in 0..<(1 + random.below(5)) {
+      let cell = random.below(cells)
+      let amount = random.below(21) - 10
+      switch random.below(12) {
+      case 0..<4: operations.append(.read(cell))
+      case 4..<6: operations.append(.write(cell, random.below(1000)))
+      case 6..<8: operations.append(.add(cell, amount))
+      case 8..<10: operations.append(.commute(cell, amount))
+      case 10: operations.append(.commuteThenRead(cell, amount))
+      default:
+        operations.append(.choose(probe: cell, target: random.below(cells), fallback: random.below(cells)))
+      }
+    }
+    return Plan(operations: operations, throwsAtEnd: random.chance(5))
+  }
+}
+
+private struct Committed: Sendable {
+  let position: _SerialPosition
+  let plan: Plan
+  let results: [Int]
+}
+
+private struct PlannedFailure: Error {}
+
+/// Runs a plan against transactional cells (inside a transaction) or plain values (replay).
+private protocol Store {
+  func get(_ cell: Int) -> Int
+  func set(_ cell: Int, _ value: Int)
+  func commute(_ cell: Int, _ amount: Int)
+}
+
+private struct TransactionalStore: Store {
+  let cells: [TVar<Int>]
+  func get(_ cell: Int) -> Int { cells[cell].value }
+  func set(_ cell: Int, _ value: Int) { cells[cell].value = value }
+  func commute(_ cell: Int, _ amount: Int) { cells[cell].commute { $0 + amount } }
+}
+
+private final class PlainStore: Store {
+  var values: [Int]
+  init(_ values: [Int]) { self.values = values }
+  func get(_ cell: Int) -> Int { values[cell] }
+  func set(_ cell: Int, _ value: Int) { values[cell] = value }
+  func commute(_ cell: Int, _ amount: Int) { values[cell] += amount }
+}
+
+/// Executes `plan`; `retry` abandons the first branch of a choice (and, in a transaction, rolls
+/// it back through `orElse`).
+private func execute(_ plan: Plan, on store: some Store, choose: (() throws -> Int, () throws -> Int) throws -> Int) rethrows -> [Int] {
+  var results: [Int] = []
+  for operation in plan.operations {
+    switch operation {
+    case .read(let cell):
+      results.append(store.get(cell))
+    case .write(let cell, let value):
+      store.set(cell, value)
+    case .add(let cell, let amount):
+      store.set(cell, store.get(cell) + amount)
+    case .commute(let cell, let amount):
+      store.commute(cell, amount)
+    case .commuteThenRead(let cell, let amount):
+      store.commute(cell, amount)
+      results.append(store.get(cell))
+    case .choose(let probe, let target, let fallback):
+      results.append(try choose({
+        let value = store.get(probe)
+        if value % 3 == 0 { throw _RetrySignal() }
+        store.set(target, value + 1)
+        return value
+      }, {
+        let value = store.get(fallback)
+        store.commute(target, 1)
+        return -value - 1
+      }))
+    }
+  }
+  return results
+}
+
+extension EngineTests {
+  /// Random transactions from 8 threads (more than the cores) must be equivalent to running the
+  /// committed ones serially in commit order.
+  @Suite struct ConcurrencyOracleTests {
+    @Test func committedTransactionsReplaySeriallyInCommitOrder() throws {
+      let threads = 8
+      let perThread = TestScale.scaled(100_000) / threads
+      let cellCount = 12
+      let initial = (0..<cellCount).map { $0 * 10 }
+      let cells = initial.map { TVar($0) }
+      let logs = (0..<threads).map { _ in LockedBox<[Committed]>([]) }
+
+      runThreads(threads) { thread in
+        var random = SeededRandom(thread: thread)
+        var log: [Committed] = []
+        log.reserveCapacity(perThread)
+        let store = TransactionalStore(cells: cells)
+        for _ in 0..<perThread {
+          let plan = Plan.random(&random, cells: cellCount)
+          do {
+            let results = try atomically { tx in
+              let results = try execute(plan, on: store) { first, second in
+                try tx.orElse({ _ in try first() }, { _ in try second() })
+              }
+              if plan.throwsAtEnd { throw PlannedFailure() }
+              return results
+            }
+            log.append(Committed(position: _ThreadContext.current.lastCommit, plan: plan, results: results))
+          } catch {
+            #expect(plan.throwsAtEnd, "only planned failures may escape: \(error)")
+          }
+        }
+        logs[thread].value = log
+      }
+
+      let history = logs.flatMap(\.value).sorted { $0.position < $1.position }
+      let writers = history.filter { !$0.position.isReadOnly }
+      #expect(Set(writers.map(\.position.number)).count == writers.count, "commit numbers are unique")
+      #expect(history.count > perThread * threads * 8 / 10)
+
+      let replay = PlainStore(initial)
+      var mismatches = 0
+      for transaction in history {
+        let results = execute(transaction.plan, on: replay) { first, second in
+          (try? first()) ?? (try! second())
+        }
+        if results != transaction.results {
+          mismatches += 1
+          if mismatches <= 5 {
+            Issue.record("Replay differs at \(transaction.position): \(transaction.plan.operations) gave \(transaction.results), serially \(results)")
+          }
+        }
+      }
+      #expect(mismatches == 0)
+      #expect(cells.map(\.value) == replay.values)
+    }
+  }
+}
+
+/// A value guarded by a lock, for collecting results from worker threads.
+final class LockedBox<Value>: @unchecked Sendable {
+  private let lock = NSLock()
+  private var stored: Value
+  init(_ value: Value) { stored = value }
+  var value: Value {
+    get { lock.withLock { stored } }
+    set { lock.withLock { stored = newValue } }
+  }
+}

@@ -1,0 +1,225 @@
+import Foundation
+@testable import STMCore
+import STMTestSupport
+import Synchronization
+import Testing
+
+extension EngineTests {
+  /// Oversubscribed stress: more threads than cores, released together, each checking an
+  /// invariant that a race would break.
+  @Suite struct ConcurrencyStressTests {
+    /// Audits check the total inside the transaction body, so even an attempt that later aborts
+    /// must see a consistent snapshot (opacity).
+    @Test func bankAuditsNeverSeeAWrongTotal() {
+      let accountCount = 32
+      let accounts = (0..<accountCount).map { _ in TVar(100) }
+      let expected = accountCount * 100
+      let wrongTotals = Atomic<Int>(0)
+      let audits = Atomic<Int>(0)
+      let threads = 8
+      let perThread = TestScale.scaled(20_000) / threads
+      runThreads(threads) { thread in
+        var random = SeededRandom(thread: thread)
+        for step in 0..<perThread {
+          if step % 100 == 99 {
+            atomically { _ in
+              let total = accounts.reduce(0) { $0 + $1.value }
+              if total != expected { wrongTotals.add(1, ordering: .relaxed) }
+            }
+            audits.add(1, ordering: .relaxed)
+            continue
+          }
+          let from = random.below(accountCount)
+          let to = (from + 1 + random.below(accountCount - 1)) % accountCount
+          let amount = 1 + random.below(10)
+          atomically { _ in
+            // Checked on every attempt, doomed ones included.
+            let pair = accounts[from].value + accounts[to].value
+            if accounts[from].value >= amount {
+              accounts[from].value -= amount
+              accounts[to].value += amount
+            }
+            if pair != accounts[from].value + accounts[to].value { wrongTotals.add(1, ordering: .relaxed) }
+          }
+        }
+      }
+      #expect(wrongTotals.load(ordering: .relaxed) == 0)
+      #expect(audits.load(ordering: .relaxed) == threads * (perThread / 100))
+      #expect(accounts.reduce(0) { $0 + $1.value } == expected)
+      #expect(accounts.allSatisfy { $0.value >= 0 })
+    }
+
+    @Test func outsideReadModifyWritesAreAtomic() {
+      let counter = TVar(0)
+      let threads = 8
+      let perThread = TestScale.scaled(20_000) / threads
+      runThreads(threads) { thread in
+        for step in 0..<perThread {
+          switch step % 3 {
+          case 0: counter.value += 1
+          case 1: atomically { _ in counter.value += 1 }
+          default: counter.commute { $0 + 1 }
+          }
+        }
+      }
+      #expect(counter.value == threads * perThread)
+    }
+
+    @Test func onlyOneTransactionIsInevitableAtATimeAndItNeverAborts() {
+      let cells = (0..<8).map { TVar($0) }
+      let inside = Atomic<Int>(0)
+      let overlaps = Atomic<Int>(0)
+      let effects = Atomic<Int>(0)
+      let stop = Atomic<Bool>(false)
+      let inevitableThreads = 4, perThread = TestScale.scaled(40)
+      runThreads(inevitableThreads + 4) { thread in
+        if thread >= inevitableThreads {
+          var random = SeededRandom(thread: thread)
+          while !stop.load(ordering: .relaxed) {
+            let cell = cells[random.below(cells.count)]
+            atomically { _ in cell.value += 1 }
+          }
+          return
+        }
+        for _ in 0..<perThread {
+          try! atomically { tx in
+            let before = cells.reduce(0) { $0 + $1.value }
+            try tx.becomeInevitable()
+            // Everything from here runs exactly once per transaction.
+            if inside.add(1, ordering: .sequentiallyConsistent).newValue != 1 {
+              overlaps.add(1, ordering: .relaxed)
+            }
+            effects.add(1, ordering: .relaxed)
+            usleep(200)
+            // No other commit can change what an inevitable transaction read.
+            #expect(cells.reduce(0) { $0 + $1.value } == before)
+            cells[0].value += 1
+            inside.subtract(1, ordering: .sequentiallyConsistent)
+          }
+        }
+        if thread == 0 {
+          // Let the writers run until every inevitable thread is done; thread 0 is not last,
+          // so wait for the others through the effects counter.
+          while effects.load(ordering: .relaxed) < inevitableThreads * perThread { usleep(1000) }
+          stop.store(true, ordering: .relaxed)
+        }
+      }
+      #expect(overlaps.load(ordering: .relaxed) == 0)
+      #expect(effects.load(ordering: .relaxed) == inevitableThreads * perThread)
+    }
+
+    /// A long reader keeps losing to writers until it is escalated; then it must commit.
+    @Test func aLongReaderCommitsDespiteConstantWriters() {
+      let cellCount = 10_000
+      let cells = (0..<cellCount).map { _ in TVar(10) }
+      let stop = Atomic<Bool>(false)
+      let writerCommits = Atomic<Int>(0)
+      let readerStats = LockedBox(TransactionStatistics())
+      let observedSum = Atomic<Int>(0)
+      runThreads(5) { thread in
+        if thread > 0 {
+          var random = SeededRandom(thread: thread)
+          while !stop.load(ordering: .relaxed) {
+            let from = random.below(cellCount), to = random.below(cellCount)
+            atomically { _ in
+              cells[from].value -= 1
+              cells[to].value += 1
+            }
+            writerCommits.add(1, ordering: .relaxed)
+          }
+          return
+        }
+        while writerCommits.load(ordering: .relaxed) < 100 { sched_yield() }
+        let before = TransactionEngine.currentThreadStatistics
+        let sum = atomically { _ in cells.reduce(0) { $0 + $1.value } }
+        readerStats.value = TransactionEngine.currentThreadStatistics - before
+        observedSum.store(sum, ordering: .relaxed)
+        stop.store(true, ordering: .relaxed)
+      }
+      #expect(observedSum.load(ordering: .relaxed) == cellCount * 10)
+      #expect(readerStats.value.commits == 1)
+      #expect(readerStats.value.totalAborts <= _TransactionRun.abortsBeforeEscalation)
+    }
+  }
+
+  /// Memory stays flat: history is trimmed, cells and versions are freed.
+  @Suite struct ReclamationTests {
+    private func historyLength(_ tvar: TVar<Int>) -> Int {
+      var length = 1
+      var version = tvar.cell.head.load(ordering: .acquiring).takeUnretainedValue()
+      while let older = version.older {
+        length += 1
+        version = older
+      }
+      return length
+    }
+
+    @Test func historyOfAHotCellStaysShort() {
+      let counter = TVar(0)
+      let transactions = TestScale.scaled(100_000)
+      runThreads(4) { _ in
+        for step in 0..<(transactions / 4) {
+          if step % 2 == 0 { atomically { _ in counter.value += 1 } } else { counter.value += 1 }
+        }
+      }
+      #expect(counter.value == transactions)
+      #expect(historyLength(counter) <= 6)
+    }
+
+    @Test func cellsAndVersionsAreFreedAfterManyTransactions() {
+      let keep = (0..<4).map { TVar($0) }
+      // Threads of earlier tests release their closures (and the cells they captured) a little
+      // after they finish; start counting once that has settled.
+      var versionsBefore = _LiveCounters.versions.load(ordering: .relaxed)
+      var cellsBefore = _LiveCounters.cells.load(ordering: .relaxed)
+      while true {
+        usleep(20_000)
+        let versions = _LiveCounters.versions.load(ordering: .relaxed)
+        let cells = _LiveCounters.cells.load(ordering: .relaxed)
+        if versions == versionsBefore && cells == cellsBefore { break }
+        (versionsBefore, cellsBefore) = (versions, cells)
+      }
+      let temporaries = WeakCells()
+      for step in 0..<TestScale.scaled(100_000) {
+        let temporary = TVar(step)
+        temporaries.track(temporary.cell)
+        atomically { _ in
+          temporary.value += keep[step % 4].value
+          keep[step % 4].value = temporary.value % 1000
+          keep[(step + 1) % 4].commute { $0 &+ 1 }
+        }
+      }
+      #expect(temporaries.liveCount == 0)
+      #expect(_LiveCounters.cells.load(ordering: .relaxed) == cellsBefore)
+      // Each kept cell holds a short history; nothing else may survive.
+      let extraVersions = _LiveCounters.versions.load(ordering: .relaxed) - versionsBefore
+      #expect(extraVersions <= 4 * 6)
+      #expect(keep.allSatisfy { historyLength($0) <= 6 })
+    }
+
+    @Test func retryWaitersAreRemovedAfterWaking() {
+      let flag = TVar(false)
+      let retried = Gate()
+      let done = startThread {
+        try! atomically { tx in
+          if !flag.value {
+            tx.afterAbort { retried.open() }
+            try tx.retry()
+          }
+        }
+      }
+      retried.wait()
+      flag.value = true
+      done.wait()
+      #expect(_Engine.shared.retryWaiters.pendingEntries == 0)
+    }
+  }
+}
+
+/// Weak references to cells, to check that every one of them was freed.
+private final class WeakCells {
+  private struct Reference { weak var cell: STMCore._Cell? }
+  private var references: [Reference] = []
+  func track(_ cell: STMCore._Cell) { references.append(Reference(cell: cell)) }
+  var liveCount: Int { references.count { $0.cell != nil } }
+}

@@ -1,0 +1,114 @@
+import STM
+import Testing
+
+extension EngineTests {
+  @Suite struct TVarTests {
+    @Test func readsAndWritesOutsideTransactions() {
+      let cell = TVar(41)
+      #expect(cell.value == 41)
+      cell.value = 7
+      #expect(cell.value == 7)
+      cell.value += 3
+      #expect(cell.value == 10)
+      #expect(cell.swap(99) == 10)
+      #expect(cell.value == 99)
+    }
+
+    @Test func inPlaceMutationOfACollectionValue() {
+      let list = TVar<[Int]>([])
+      for item in 0..<100 { list.value.append(item) }
+      #expect(list.value == Array(0..<100))
+    }
+
+    @Test func transactionSeesItsOwnWritesAndOthersSeeThemAtCommit() {
+      let cell = TVar(1)
+      let seenInside = atomically { _ in
+        cell.value = 2
+        cell.value += 1
+        return cell.value
+      }
+      #expect(seenInside == 3)
+      #expect(cell.value == 3)
+    }
+
+    @Test func commuteAppliesAtCommitAndAReadSeesItsOwnUpdates() {
+      let counter = TVar(10)
+      let observed = atomically { _ in
+        counter.commute { $0 + 1 }
+        counter.commute { $0 * 2 }
+        return counter.value
+      }
+      #expect(observed == 22)
+      #expect(counter.value == 22)
+      counter.commute { $0 - 2 }
+      #expect(counter.value == 20)
+      atomically { _ in
+        counter.value = 5
+        counter.commute { $0 + 1 }
+      }
+      #expect(counter.value == 6)
+    }
+
+    @Test func identityEqualityAndDescription() {
+      let first = TVar("a")
+      let copy = first
+      let other = TVar("a")
+      #expect(first == copy)
+      #expect(first != other)
+      #expect(Set([first, copy, other]).count == 2)
+      #expect(first.description == "TVar(a)")
+    }
+
+    @Test func nestedAtomicallyJoinsTheOuterTransaction() {
+      let cell = TVar(0)
+      atomically { _ in
+        cell.value = 1
+        let inner = atomically { _ in cell.value + 1 }
+        #expect(inner == 2)
+        atomically { _ in cell.value = inner }
+        #expect(cell.value == 2)
+      }
+      #expect(cell.value == 2)
+    }
+
+    @Test func tvarsCreatedInsideATransactionWork() {
+      let holder = TVar<TVar<Int>?>(nil)
+      atomically { _ in
+        let fresh = TVar(5)
+        fresh.value += 1
+        holder.value = fresh
+      }
+      #expect(holder.value?.value == 6)
+    }
+
+    @Test func statisticsCountCommitsOnThisThread() {
+      let before = TransactionEngine.currentThreadStatistics
+      let cell = TVar(0)
+      for _ in 0..<10 { atomically { _ in cell.value += 1 } }
+      _ = atomically { _ in cell.value }
+      let spent = TransactionEngine.currentThreadStatistics - before
+      #expect(spent.commits >= 11)
+      #expect(spent.totalAborts == 0)
+      #expect(TransactionEngine.segmentCount >= 1)
+    }
+
+    @Test func configurationIsFixedOnceStarted() {
+      _ = TVar(0).value
+      #expect(throws: TransactionEngineError.alreadyStarted) {
+        try TransactionEngine.configure(segmentCount: 4)
+      }
+      #expect(throws: TransactionEngineError.invalidSegmentCount(0)) {
+        try TransactionEngine.configure(segmentCount: 0)
+      }
+    }
+
+    @Test func statisticsDescriptionReadsLikeAReport() {
+      var stats = TransactionStatistics()
+      stats.commits = 3
+      stats.aborts[.writeRead] = 2
+      stats.secondsLostInAborts = 0.0125
+      #expect(stats.description.contains("3 commits, 2 aborts (2x write-read)"))
+      #expect(stats.description.contains("0.013s lost in aborts"))
+    }
+  }
+}
