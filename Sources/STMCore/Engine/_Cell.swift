@@ -12,6 +12,10 @@ class _Cell: @unchecked Sendable {
   /// The newest committed version. The cell owns one retain on it; each version owns its
   /// `older` link, so the chain lives exactly as long as the cell or until it is cut.
   @usableFromInline let head: Atomic<Unmanaged<_VersionBase>>
+  /// One version dropped from the history, kept for the next write to reuse instead of
+  /// allocating. Only versions that no reader can reach are put here (see `trimHistory`), and
+  /// a version is only ever reused by a cell of its own type.
+  @usableFromInline let spare = Atomic<Unmanaged<_VersionBase>?>(nil)
 
   @usableFromInline
   init(initial: _VersionBase) {
@@ -22,7 +26,26 @@ class _Cell: @unchecked Sendable {
 
   deinit {
     head.load(ordering: .relaxed).release()
+    spare.load(ordering: .relaxed)?.release()
     _LiveCounters.cellDestroyed()
+  }
+
+  /// Takes the spare version, if there is one.
+  @inlinable
+  final func takeSpare() -> _VersionBase? {
+    // Acquire pairs with the release in `offerSpare`, which reset the version's fields.
+    spare.exchange(nil, ordering: .acquiring)?.takeRetainedValue()
+  }
+
+  /// Keeps `version`, which no reader can reach any more, as the spare; drops it if there is one.
+  final func offerSpare(_ version: _VersionBase) {
+    version.older = nil
+    version.flags = 0
+    version.stamp = _pendingStamp
+    let retained = Unmanaged.passRetained(version)
+    if !spare.compareExchange(expected: nil, desired: retained, ordering: .releasing).exchanged {
+      retained.release()
+    }
   }
 
   /// A stable number that orders cells for lock acquisition and hashes them into wait stripes.
@@ -36,6 +59,17 @@ final class _TypedCell<Value>: _Cell, @unchecked Sendable {
   @inlinable
   init(_ value: Value) {
     super.init(initial: _Version(value, stamp: 0))
+  }
+
+  /// A pending version holding `value`: the spare if there is one, else a new one.
+  @inlinable
+  func makeVersion(_ value: Value) -> _Version<Value> {
+    if let spare = takeSpare() {
+      let version = unsafeDowncast(spare, to: _Version<Value>.self)
+      version.value = value
+      return version
+    }
+    return _Version(value)
   }
 }
 

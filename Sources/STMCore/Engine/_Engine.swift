@@ -47,7 +47,10 @@ final class _Engine: Sendable {
         context.statistics.recordPause(.freeSegment, nanoseconds: _monotonicNanoseconds() - started)
         return segment
       }
-      waiter.block()
+      // A release does not fence before it looks for waiters (that would cost every transaction
+      // a full barrier), so a wake-up can be missed; waking up on a short timer bounds the cost
+      // of that rare race in this already-rare situation.
+      if !waiter.block(timeoutMilliseconds: 1) { freeSegmentWaiters.remove(waiter) }
     }
   }
 
@@ -62,7 +65,7 @@ final class _Engine: Sendable {
 
   func releaseSegment(_ segment: _Segment) {
     segment.release()
-    freeSegmentWaiters.wakeAll()
+    freeSegmentWaiters.wakeAllWithoutFence()
   }
 
   // MARK: Snapshots and reclamation
@@ -175,7 +178,7 @@ enum _Configuration {
     var segmentCount: Int?
     var started = false
   }
-  private static let state = Mutex(State())
+  private static let state = _Lock(State())
 
   /// The segment count used when neither ``TransactionEngine/configure(segmentCount:)`` nor
   /// `STM_SEGMENTS` says otherwise: twice the cores, at least 8, at most 64, so that an

@@ -8,7 +8,7 @@ import Synchronization
 final class _RetryRegistry: Sendable {
   fileprivate final class Stripe: Sendable {
     let count = Atomic<Int>(0)
-    let entries = Mutex<[(cell: UInt, waiter: _Waiter)]>([])
+    let entries = _Lock<[(cell: UInt, waiter: _Waiter)]>([])
   }
 
   fileprivate let stripes: [Stripe] = (0..<64).map { _ in Stripe() }

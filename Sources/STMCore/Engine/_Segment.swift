@@ -21,23 +21,26 @@ final class _Segment: @unchecked Sendable {
 
   // MARK: State of the running transaction (holding thread only)
 
-  @usableFromInline var snapshot: UInt64 = 0
+  // Only the thread holding the segment touches these, so Swift's dynamic exclusivity checks
+  // (which dominated the cost of a transaction) are switched off for them.
+
+  @exclusivity(unchecked) @usableFromInline var snapshot: UInt64 = 0
   /// Increases with every attempt, so that a `Transaction` handle kept past its block is caught.
-  @usableFromInline var attempt: UInt64 = 0
-  @usableFromInline var isRunning = false
-  @usableFromInline var log = _TransactionLog()
+  @exclusivity(unchecked) @usableFromInline var attempt: UInt64 = 0
+  @exclusivity(unchecked) @usableFromInline var isRunning = false
+  @exclusivity(unchecked) @usableFromInline var log = _TransactionLog()
   /// Read markers: the cells this attempt read from committed state (duplicates allowed).
-  var reads = ContiguousArray<_Cell>()
+  @exclusivity(unchecked) var reads = ContiguousArray<_Cell>()
   /// Holds the inevitable token.
-  var isInevitable = false
+  @exclusivity(unchecked) var isInevitable = false
   /// The body asked for inevitability itself (rather than the engine escalating it).
-  var isInevitableByRequest = false
+  @exclusivity(unchecked) var isInevitableByRequest = false
   /// The attempt cannot commit and must rerun (an internal signal was swallowed by user code).
-  var isDoomed = false
+  @exclusivity(unchecked) var isDoomed = false
   /// The body called `retry()` (even if user code swallowed the error).
-  var retryRequested = false
-  var attemptStarted = 0
-  @usableFromInline unowned(unsafe) var context: _ThreadContext?
+  @exclusivity(unchecked) var retryRequested = false
+  @exclusivity(unchecked) var attemptStarted = 0
+  @usableFromInline @exclusivity(unchecked) unowned(unsafe) var context: _ThreadContext?
 
   init(index: Int) {
     self.index = index
@@ -49,7 +52,7 @@ final class _Segment: @unchecked Sendable {
   }
 
   func release() {
-    busy.store(false, ordering: .sequentiallyConsistent)
+    busy.store(false, ordering: .releasing)
   }
 
   private var engine: _Engine { _Engine.shared }
@@ -188,29 +191,34 @@ final class _Segment: @unchecked Sendable {
   /// Validates and publishes the redo log as one step with respect to every other commit.
   func commit(context: _ThreadContext) -> CommitOutcome {
     guard !log.isEmpty else { return .committed(_SerialPosition(number: snapshot, isReadOnly: true)) }
+    let engine = _Engine.shared
     engine.enterCommit(self, context: context)
     log.sortForLocking()
-    for entry in log.entries { lock(entry.cell, context: context) }
-    let number = engine.clock.add(1, ordering: .acquiringAndReleasing).newValue
-    commitNumber.store(number, ordering: .releasing)
-    if !isInevitable, let kind = conflict(before: number) {
-      for entry in log.entries { entry.cell.owner.store(0, ordering: .releasing) }
+    // The log is not changed during the commit; reading it through a buffer pointer spares a
+    // retain and release of every entry's fields on each pass.
+    return log.entries.withUnsafeBufferPointer { entries in
+      for index in entries.indices { lock(entries[index].cell, context: context) }
+      let number = engine.clock.add(1, ordering: .acquiringAndReleasing).newValue
+      commitNumber.store(number, ordering: .releasing)
+      if !isInevitable, let kind = conflict(before: number, writes: entries) {
+        for index in entries.indices { entries[index].cell.owner.store(0, ordering: .releasing) }
+        engine.leaveCommit(self)
+        return .conflict(kind)
+      }
+      // Nothing is read after validation: withdrawing the snapshot first lets the truncation
+      // below drop the versions that only this transaction still pinned.
+      engine.withdrawSnapshot(for: self)
+      let flags = isInevitable ? _VersionFlags.byInevitable : 0
+      for index in entries.indices {
+        publish(entries[index], number: number, flags: flags, engine: engine)
+        entries[index].cell.owner.store(0, ordering: .releasing)
+      }
       engine.leaveCommit(self)
-      return .conflict(kind)
+      // Pairs with the fence in `_RetryRegistry.register`.
+      atomicMemoryFence(ordering: .sequentiallyConsistent)
+      for index in entries.indices { engine.retryWaiters.wakeWaiters(of: entries[index].cell) }
+      return .committed(_SerialPosition(number: number, isReadOnly: false))
     }
-    // Nothing is read after validation: withdrawing the snapshot first lets the truncation
-    // below drop the versions that only this transaction still pinned.
-    engine.withdrawSnapshot(for: self)
-    let flags = isInevitable ? _VersionFlags.byInevitable : 0
-    for entry in log.entries {
-      publish(entry, number: number, flags: flags)
-    }
-    for entry in log.entries { entry.cell.owner.store(0, ordering: .releasing) }
-    engine.leaveCommit(self)
-    // Pairs with the fence in `_RetryRegistry.register`.
-    atomicMemoryFence(ordering: .sequentiallyConsistent)
-    for entry in log.entries { engine.retryWaiters.wakeWaiters(of: entry.cell) }
-    return .committed(_SerialPosition(number: number, isReadOnly: false))
   }
 
   /// Takes the commit lock of `cell`, waiting (a write-write pause) while another commit holds it.
@@ -228,19 +236,20 @@ final class _Segment: @unchecked Sendable {
   }
 
   /// The first reason this transaction cannot commit as number `number`, if any.
-  private func conflict(before number: UInt64) -> ContentionKind? {
+  private func conflict(before number: UInt64, writes: UnsafeBufferPointer<_WriteEntry>) -> ContentionKind? {
+    let segments = _Engine.shared.segments
     for cell in reads {
       let holder = cell.owner.load(ordering: .acquiring)
       if holder != 0 && holder != tag {
         // Another commit is publishing this cell. If it is ordered before us, our read is stale;
         // if its number is not taken yet we cannot tell, and assume the worst.
-        let other = engine.segments[holder - 1].commitNumber.load(ordering: .acquiring)
+        let other = segments[holder - 1].commitNumber.load(ordering: .acquiring)
         if other == .max || other < number { return .writeRead }
       }
       if let kind = staleness(of: cell, readKind: .writeRead) { return kind }
     }
-    for entry in log.entries where entry.version != nil {
-      if let kind = staleness(of: entry.cell, readKind: .writeWrite) { return kind }
+    for index in writes.indices where writes[index].version != nil {
+      if let kind = staleness(of: writes[index].cell, readKind: .writeWrite) { return kind }
     }
     return nil
   }
@@ -260,7 +269,7 @@ final class _Segment: @unchecked Sendable {
     return true
   }
 
-  private func publish(_ entry: _WriteEntry, number: UInt64, flags: UInt8) {
+  private func publish(_ entry: borrowing _WriteEntry, number: UInt64, flags: UInt8, engine: _Engine) {
     let cell = entry.cell
     let previous = cell.head.load(ordering: .acquiring)
     var version = entry.version ?? previous.takeUnretainedValue()
@@ -277,27 +286,38 @@ extension _Engine {
     // The cell's retain on the previous head moves into the new version's link.
     version.older = previous.takeRetainedValue()
     cell.head.store(Unmanaged.passRetained(version), ordering: .releasing)
-    trimHistory(below: version)
+    trimHistory(below: version, of: cell)
   }
 
-  /// Drops the versions below the newest one that the oldest running snapshot can see.
-  private func trimHistory(below newest: _VersionBase) {
+  /// Drops the versions below the newest one that the oldest running snapshot can see, and
+  /// keeps the first dropped one as the cell's spare.
+  ///
+  /// Every running snapshot is at or above the horizon, so every reader stops at or above the
+  /// newest version stamped at or below it: nothing below that version can be in use.
+  private func trimHistory(below newest: _VersionBase, of cell: _Cell) {
     var limit = horizon.load(ordering: .relaxed)
     var recomputed = false
-    var version = newest
+    // Walk without retaining: the caller holds the cell's commit lock, so the chain from
+    // `newest` down to the cut cannot change under us.
+    var version = Unmanaged.passUnretained(newest)
     var depth = 0
     while true {
-      if version.stamp <= limit {
-        if version.older != nil { version.older = nil }
+      let (stamp, next) = version._withUnsafeGuaranteedRef { ($0.stamp, $0.older.map(Unmanaged.passUnretained)) }
+      guard let next else { return }
+      if stamp <= limit {
+        var dropped = version._withUnsafeGuaranteedRef { $0.older.take() }
+        if isKnownUniquelyReferenced(&dropped), let reusable = dropped {
+          dropped = nil
+          cell.offerSpare(reusable)
+        }
         return
       }
-      guard let next = version.older else { return }
       depth += 1
       if depth >= 4 && !recomputed {
         // A cell keeps growing history only while the horizon lags; refresh it and start over.
         recomputed = true
         limit = recomputeHorizon()
-        version = newest
+        version = Unmanaged.passUnretained(newest)
         depth = 0
         continue
       }

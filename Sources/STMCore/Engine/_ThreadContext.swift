@@ -12,20 +12,20 @@ import Darwin
 @usableFromInline
 final class _ThreadContext: @unchecked Sendable {
   // Only the owning thread touches the stored properties, except `statistics`, whose fields
-  // are atomics that any thread may read.
+  // are atomics that any thread may read. That is also why dynamic exclusivity checks are off.
 
   /// The segment of the transaction running on this thread, or nil outside `atomically`.
-  @usableFromInline var segment: _Segment?
+  @exclusivity(unchecked) @usableFromInline var segment: _Segment?
   /// Set while an in-place mutation of a `TVar` outside a transaction holds the cell's commit
   /// lock: touching any transactional data then would deadlock, so it traps instead.
-  @usableFromInline var inPlaceMutation = false
+  @exclusivity(unchecked) @usableFromInline var inPlaceMutation = false
   /// The segment this thread used last; trying it first keeps each thread on its own lines.
-  var preferredSegment: Int
+  @exclusivity(unchecked) var preferredSegment: Int
   let statistics = _StatisticsCounters()
   /// Where this thread's last committed transaction sits in the serial order: a writing commit
   /// takes its commit number; a read-only one sits just after the commit its snapshot saw.
   /// Tests replay transactions in this order.
-  var lastCommit = _SerialPosition(number: 0, isReadOnly: true)
+  @exclusivity(unchecked) var lastCommit = _SerialPosition(number: 0, isReadOnly: true)
 
   private init(preferredSegment: Int) {
     self.preferredSegment = preferredSegment
@@ -88,7 +88,7 @@ final class _StatisticsRegistry: Sendable {
     var live: [ObjectIdentifier: _StatisticsCounters] = [:]
     var retired = TransactionStatistics()
   }
-  private let state = Mutex(State())
+  private let state = _Lock(State())
 
   func register(_ counters: _StatisticsCounters) {
     state.withLock { $0.live[ObjectIdentifier(counters)] = counters }

@@ -77,7 +77,7 @@ struct _TransactionRun {
     case .committed(let position):
       context.lastCommit = position
       context.statistics.recordCommit()
-      let hooks = segment.log.afterCommit
+      let hooks = segment.log.afterCommit.isEmpty ? [] : segment.log.afterCommit
       end(segment, context)
       return .committed(hooks)
     case .conflict(let kind):

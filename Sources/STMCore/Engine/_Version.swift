@@ -4,7 +4,8 @@
 /// stamp is at most its snapshot, which is what gives every transaction a consistent view
 /// (opacity) without ever aborting in the middle of its body.
 ///
-/// Mutation rules, which the whole engine relies on:
+/// Mutation rules, which the whole engine relies on (and which make Swift's dynamic exclusivity
+/// checks, switched off for these fields, redundant):
 /// - `stamp`, `flags` and `older` are set before the version is published (a release store of
 ///   the cell's head), so readers that acquire the head see them.
 /// - After publication only `older` changes, and only to cut the chain below the newest version
@@ -12,10 +13,10 @@
 ///   so no reader reads the field while it is cut.
 @usableFromInline
 class _VersionBase: @unchecked Sendable {
-  @usableFromInline final var stamp: UInt64
-  @usableFromInline final var older: _VersionBase?
+  @exclusivity(unchecked) @usableFromInline final var stamp: UInt64
+  @exclusivity(unchecked) @usableFromInline final var older: _VersionBase?
   /// `_VersionFlags` bits.
-  @usableFromInline final var flags: UInt8 = 0
+  @exclusivity(unchecked) @usableFromInline final var flags: UInt8 = 0
 
   @usableFromInline
   init(stamp: UInt64) {
@@ -46,7 +47,7 @@ enum _VersionFlags {
 /// A version holding a value of a concrete type.
 @usableFromInline
 final class _Version<Value>: _VersionBase, @unchecked Sendable {
-  @usableFromInline var value: Value
+  @exclusivity(unchecked) @usableFromInline var value: Value
 
   @inlinable
   init(_ value: Value, stamp: UInt64 = _pendingStamp) {

@@ -8,18 +8,18 @@ import Synchronization
 final class _Waiter: Sendable {
   private let fired = Atomic<Bool>(false)
   private let semaphore: DispatchSemaphore?
-  private let continuation: Mutex<CheckedContinuation<Void, Never>?>
+  private let continuation: _Lock<CheckedContinuation<Void, Never>?>
 
   /// A waiter that blocks the calling thread in `block()`.
   init() {
     semaphore = DispatchSemaphore(value: 0)
-    continuation = Mutex(nil)
+    continuation = _Lock(nil)
   }
 
   /// A waiter that resumes `continuation` when woken.
   init(continuation: CheckedContinuation<Void, Never>) {
     semaphore = nil
-    self.continuation = Mutex(continuation)
+    self.continuation = _Lock(continuation)
   }
 
   var hasFired: Bool { fired.load(ordering: .acquiring) }
@@ -37,13 +37,19 @@ final class _Waiter: Sendable {
   func block() {
     semaphore?.wait()
   }
+
+  /// Blocks until `wake()` or the timeout; returns whether it was woken.
+  func block(timeoutMilliseconds: Int) -> Bool {
+    guard let semaphore else { return false }
+    return semaphore.wait(timeout: .now() + .milliseconds(timeoutMilliseconds)) == .success
+  }
 }
 
 /// A list of parked threads or tasks waiting for one event (a segment freed, the inevitable
 /// transaction finished). Waiters check their condition after enqueueing, so a wake-up that
 /// races with the enqueue is never lost.
 final class _WaitList: Sendable {
-  private let waiters = Mutex<[_Waiter]>([])
+  private let waiters = _Lock<[_Waiter]>([])
   /// Read without the lock on the releasing side, so that a release with nobody waiting costs
   /// one load of a line that only changes when somebody starts waiting.
   private let count = Atomic<Int>(0)
@@ -66,6 +72,17 @@ final class _WaitList: Sendable {
   /// (a sequentially consistent store), which pairs with the enqueue-then-recheck of waiters.
   func wakeAll() {
     guard count.load(ordering: .sequentiallyConsistent) > 0 else { return }
+    wakeEveryone()
+  }
+
+  /// `wakeAll()` for a caller that did not fence after its state change, and so tolerates a
+  /// missed waiter (which then wakes on its own timer).
+  func wakeAllWithoutFence() {
+    guard count.load(ordering: .relaxed) > 0 else { return }
+    wakeEveryone()
+  }
+
+  private func wakeEveryone() {
     let woken = waiters.withLock { list in
       let all = list
       list.removeAll()

@@ -1,6 +1,6 @@
 /// A transactional variable: a shared cell whose reads and writes are atomic.
 ///
-/// Inside ``atomically(_:)`` a `TVar` joins the running transaction: reads see the
+/// Inside ``atomically(_:)-50w3b`` a `TVar` joins the running transaction: reads see the
 /// transaction's snapshot and its own writes, and writes become visible at commit. Outside, each
 /// operation is a transaction of its own: reading ``value`` is an atomic read of the newest
 /// committed value, and updating it in place (`counter.value += 1`) is one atomic
@@ -47,7 +47,7 @@ public struct TVar<Value: Sendable> {
   /// Conflicts: a read conflicts with a later commit that writes this variable; a write conflicts
   /// with concurrent writes of it.
   ///
-  /// - Complexity: O(1) to read and to write; a commit is described on ``atomically(_:)``.
+  /// - Complexity: O(1) to read and to write; a commit is described on ``atomically(_:)-50w3b``.
   @inlinable
   public var value: Value {
     get {
@@ -70,12 +70,12 @@ public struct TVar<Value: Sendable> {
         if let pending = segment.writableVersion(of: cell) {
           unsafeDowncast(pending, to: _Version<Value>.self).value = newValue
         } else {
-          segment.recordWrite(cell, _Version(newValue))
+          segment.recordWrite(cell, cell.makeVersion(newValue))
         }
         return
       }
       let (segment, _) = _Engine.beginInPlaceMutation(of: cell, context)
-      _Engine.endInPlaceMutation(of: cell, segment, context, publishing: _Version(newValue))
+      _Engine.endInPlaceMutation(of: cell, segment, context, publishing: cell.makeVersion(newValue))
     }
     nonmutating _modify {
       let context = _ThreadContext.current
@@ -84,7 +84,7 @@ public struct TVar<Value: Sendable> {
           unsafeDowncast($0, to: _Version<Value>.self).value
         }
         yield &current
-        segment.recordWrite(cell, _Version(current))
+        segment.recordWrite(cell, cell.makeVersion(current))
         return
       }
       let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context)
@@ -92,7 +92,7 @@ public struct TVar<Value: Sendable> {
       var finished = false
       defer {
         _Engine.endInPlaceMutation(
-          of: cell, segment, context, publishing: finished ? _Version(current) : nil)
+          of: cell, segment, context, publishing: finished ? cell.makeVersion(current) : nil)
       }
       yield &current
       finished = true
@@ -123,7 +123,7 @@ public struct TVar<Value: Sendable> {
     let context = _ThreadContext.current
     if let segment = context.segment {
       segment.recordCommute(cell) { base in
-        _Version(transform(unsafeDowncast(base, to: _Version<Value>.self).value))
+        cell.makeVersion(transform(unsafeDowncast(base, to: _Version<Value>.self).value))
       }
       return
     }
@@ -131,7 +131,7 @@ public struct TVar<Value: Sendable> {
     let updated = newest._withUnsafeGuaranteedRef {
       transform(unsafeDowncast($0, to: _Version<Value>.self).value)
     }
-    _Engine.endInPlaceMutation(of: cell, segment, context, publishing: _Version(updated))
+    _Engine.endInPlaceMutation(of: cell, segment, context, publishing: cell.makeVersion(updated))
   }
 
   /// Replaces the value and returns the previous one, as one atomic step.

@@ -1,0 +1,65 @@
+import Foundation
+
+/// The harness from arguments to exit status.
+enum BenchmarkCommand {
+  static func run(arguments: [String]) -> Int32 {
+    let options: Options
+    do {
+      options = try Options(parsing: arguments)
+    } catch {
+      printError("stm-bench: \(error.message)\n\n\(Options.usage)")
+      return 2
+    }
+    switch options.action {
+    case .help:
+      print(Options.usage)
+      return 0
+    case .list:
+      let width = Workload.all.map(\.name.count).max() ?? 0
+      for workload in Workload.all {
+        print(workload.name.padding(toLength: width + 2, withPad: " ", startingAt: 0) + workload.summary)
+      }
+      return 0
+    case .run:
+      return runWorkloads(options)
+    }
+  }
+
+  private static func runWorkloads(_ options: Options) -> Int32 {
+    if let failure = Xorshift64Star.selfCheckFailure() {
+      printError("stm-bench: PRNG self-check failed: \(failure)")
+      return 3
+    }
+    var json: JSONLinesWriter?
+    if let path = options.jsonPath {
+      guard let writer = JSONLinesWriter(path: path) else {
+        printError("stm-bench: cannot write \(path)")
+        return 2
+      }
+      json = writer
+    }
+    var allVerified = true
+    for workload in options.workloads {
+      var measurements: [BenchmarkResult] = []
+      for implementation in workload.implementations(options.size) {
+        // The serial reference is single-threaded by definition.
+        let threadCounts = implementation.kind == .serial ? [1] : options.threadCounts
+        for threads in threadCounts {
+          let measurement = Runner.measureRepeatedly(
+            implementation, of: workload, threads: threads, size: options.size)
+          printError(Report.progressLine(measurement))
+          json?.write(Report.jsonLine(measurement))
+          allVerified = allVerified && measurement.verified
+          measurements.append(measurement)
+        }
+      }
+      print(Report.table(for: workload, measurements))
+      fflush(nil)  // stdout, so that the table interleaves sensibly with stderr
+    }
+    return allVerified ? 0 : 1
+  }
+}
+
+func printError(_ message: String) {
+  FileHandle.standardError.write(Data((message + "\n").utf8))
+}

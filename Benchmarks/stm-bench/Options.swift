@@ -1,0 +1,93 @@
+/// The command line, parsed by hand (the harness has no package dependencies).
+struct Options {
+  var workloads: [Workload] = Workload.all
+  var threadCounts: [Int] = [1, 2]
+  var jsonPath: String?
+  var size: Size = .full
+  var action: Action = .run
+
+  enum Action {
+    case run
+    case list
+    case help
+  }
+
+  struct UsageError: Error {
+    let message: String
+  }
+
+  static let usage = """
+    USAGE: stm-bench [--workloads a,b] [--threads 1,2] [--json PATH] [--quick]
+           stm-bench --list | --help
+
+    Runs each workload against the library and the plain-Swift baselines, verifies every
+    result, and prints a table of ops/s to stdout (progress goes to stderr).
+
+    OPTIONS:
+      --workloads a,b   Workloads to run, comma separated (default: all; see --list).
+      --threads 1,2     Thread counts, comma separated (default: 1,2).
+      --json PATH       Also write one JSON object per measurement to PATH (JSON Lines).
+      --quick           A tenth of the totals, for CI.
+      --list            Print the workloads with a one-line description.
+      --help            Print this help.
+
+    Exit status: 0 when every run verified, 1 when a run failed its check, 2 on a usage error.
+    """
+
+  init(parsing arguments: [String]) throws(UsageError) {
+    var remaining = arguments[...]
+    func value(for flag: String) throws(UsageError) -> String {
+      guard let value = remaining.popFirst(), !value.hasPrefix("--") else {
+        throw UsageError(message: "\(flag) needs a value")
+      }
+      return value
+    }
+    while let argument = remaining.popFirst() {
+      // `--flag=value` reads as `--flag value`.
+      var flag = argument
+      if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
+        flag = String(argument[..<equals])
+        remaining.insert(String(argument[argument.index(after: equals)...]), at: remaining.startIndex)
+      }
+      switch flag {
+      case "--workloads":
+        workloads = try Self.parseWorkloads(try value(for: flag))
+      case "--threads":
+        threadCounts = try Self.parseThreadCounts(try value(for: flag))
+      case "--json":
+        jsonPath = try value(for: flag)
+      case "--quick":
+        size = .quick
+      case "--list":
+        action = .list
+      case "--help", "-h":
+        action = .help
+      default:
+        throw UsageError(message: "unknown argument '\(argument)'")
+      }
+    }
+  }
+
+  private static func parseWorkloads(_ list: String) throws(UsageError) -> [Workload] {
+    var result: [Workload] = []
+    for name in list.split(separator: ",", omittingEmptySubsequences: false) {
+      guard let workload = Workload.named(String(name)) else {
+        let known = Workload.all.map(\.name).joined(separator: ", ")
+        throw UsageError(message: "unknown workload '\(name)' (known: \(known))")
+      }
+      if !result.contains(where: { $0.name == workload.name }) { result.append(workload) }
+    }
+    return result
+  }
+
+  private static func parseThreadCounts(_ list: String) throws(UsageError) -> [Int] {
+    var result: [Int] = []
+    for item in list.split(separator: ",", omittingEmptySubsequences: false) {
+      guard let count = Int(item), (1...1024).contains(count) else {
+        throw UsageError(message: "invalid thread count '\(item)' (expected 1 to 1024)")
+      }
+      if !result.contains(count) { result.append(count) }
+    }
+    return result
+  }
+}

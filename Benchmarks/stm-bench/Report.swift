@@ -1,0 +1,190 @@
+import Foundation
+
+/// The three outputs of a run: progress lines (stderr), the table (stdout) and JSON Lines.
+enum Report {
+  static func progressLine(_ m: BenchmarkResult) -> String {
+    var line = "[\(m.workload)] \(m.implementation) (\(m.kind.rawValue)) T=\(m.threads): "
+      + formatSeconds(m.seconds) + ", "
+    if let failure = m.failure {
+      line += "FAILED: \(failure)"
+    } else {
+      line += "\(formatRate(m.opsPerSecond)) ops/s, verified"
+      if m.runs > 1 { line += " (median of \(m.runs) runs)" }
+    }
+    if let statistics = m.statistics {
+      line += "; \(statistics)"
+    }
+    return line
+  }
+
+  // MARK: - Table
+
+  /// Per workload: ops/s of each implementation at each thread count, speed-up over the same
+  /// implementation at T=1, and for the library's rows the ratio library ÷ reference
+  /// (in ops/s, so above 1 means the library is faster) against each baseline at the same T and
+  /// against the serial reference (which only runs at T=1).
+  static func table(for workload: Workload, _ measurements: [BenchmarkResult]) -> String {
+    let references = uniqueImplementations(measurements).filter { $0.kind != .library }
+    var header = ["implementation", "kind", "T", "ops/s", "speed-up", "aborts"]
+    header += references.map { "vs \($0.name)" }
+    var rows: [[String]] = []
+    for m in measurements {
+      var row = [m.implementation, m.kind.rawValue, String(m.threads)]
+      guard m.verified else {
+        rows.append(row + ["FAILED"] + Array(repeating: "-", count: 2 + references.count))
+        continue
+      }
+      row.append(formatRate(m.opsPerSecond))
+      let single = measurements.first {
+        $0.implementation == m.implementation && $0.threads == 1 && $0.verified
+      }
+      row.append(single.map { formatRatio(m.opsPerSecond / $0.opsPerSecond) } ?? "-")
+      row.append(m.statistics.map { String($0.totalAborts) } ?? "-")
+      for reference in references {
+        let threads = reference.kind == .serial ? 1 : m.threads
+        let match = measurements.first {
+          $0.implementation == reference.name && $0.threads == threads && $0.verified
+        }
+        if m.kind == .library, let match {
+          row.append(formatRatio(m.opsPerSecond / match.opsPerSecond))
+        } else {
+          row.append("-")
+        }
+      }
+      rows.append(row)
+    }
+    let ops = measurements.first.map { groupingThousands($0.ops) } ?? "?"
+    var lines = ["\(workload.name): \(ops) \(workload.unit) — \(workload.summary)"]
+    lines += layout([header] + rows, leftAligned: 2).map { "  " + $0 }
+    for m in measurements {
+      if let failure = m.failure {
+        lines.append("  FAILED \(m.implementation) T=\(m.threads): \(failure)")
+      }
+    }
+    return lines.joined(separator: "\n") + "\n"
+  }
+
+  private static func uniqueImplementations(
+    _ measurements: [BenchmarkResult]
+  ) -> [(name: String, kind: ImplementationKind)] {
+    var result: [(name: String, kind: ImplementationKind)] = []
+    for m in measurements where !result.contains(where: { $0.name == m.implementation }) {
+      result.append((m.implementation, m.kind))
+    }
+    return result
+  }
+
+  /// Pads the cells into columns: the first `leftAligned` columns flush left, the rest right.
+  private static func layout(_ rows: [[String]], leftAligned: Int) -> [String] {
+    let columns = rows.map(\.count).max() ?? 0
+    let widths = (0..<columns).map { column in
+      rows.map { column < $0.count ? $0[column].count : 0 }.max() ?? 0
+    }
+    return rows.map { row in
+      row.enumerated().map { column, cell in
+        let padding = String(repeating: " ", count: widths[column] - cell.count)
+        return column < leftAligned ? cell + padding : padding + cell
+      }.joined(separator: "  ")
+    }
+  }
+
+  private static func formatRate(_ rate: Double) -> String {
+    switch rate {
+    case 1e9...: String(format: "%.2fG", rate / 1e9)
+    case 1e6...: String(format: "%.2fM", rate / 1e6)
+    case 1e3...: String(format: "%.2fk", rate / 1e3)
+    default: String(format: "%.2f", rate)
+    }
+  }
+
+  private static func groupingThousands(_ value: Int) -> String {
+    var digits = String(value.magnitude)
+    var index = digits.endIndex
+    while digits.distance(from: digits.startIndex, to: index) > 3 {
+      index = digits.index(index, offsetBy: -3)
+      digits.insert(",", at: index)
+    }
+    return (value < 0 ? "-" : "") + digits
+  }
+
+  private static func formatSeconds(_ seconds: Double) -> String {
+    switch seconds {
+    case 1...: String(format: "%.2f s", seconds)
+    case 1e-3...: String(format: "%.1f ms", seconds * 1e3)
+    default: String(format: "%.0f µs", seconds * 1e6)
+    }
+  }
+
+  /// Two decimals, or two significant digits below 0.1 so that a small ratio is not shown as 0.
+  private static func formatRatio(_ ratio: Double) -> String {
+    ratio >= 0.1 ? String(format: "%.2fx", ratio) : String(format: "%.2gx", ratio)
+  }
+
+  // MARK: - JSON Lines
+
+  /// One object in the shape of BENCHMARKS.md ("Output"). The engine's counters appear only
+  /// for the library; a failed run has no rate (it is never reported as a number) and says why.
+  static func jsonLine(_ m: BenchmarkResult) -> String {
+    var fields: [(String, String)] = [
+      ("workload", jsonString(m.workload)),
+      ("impl", jsonString(m.implementation)),
+      ("kind", jsonString(m.kind.rawValue)),
+      ("threads", String(m.threads)),
+      ("ops", String(m.ops)),
+      ("seconds", jsonNumber(m.seconds)),
+    ]
+    if m.verified {
+      fields.append(("ops_per_s", String(Int(m.opsPerSecond.rounded()))))
+    }
+    if let statistics = m.statistics {
+      fields += [
+        ("commits", String(statistics.commits)),
+        ("aborts", String(statistics.totalAborts)),
+        ("seconds_lost_in_aborts", jsonNumber(statistics.secondsLostInAborts)),
+        ("seconds_paused", jsonNumber(statistics.secondsPaused)),
+      ]
+    }
+    fields.append(("verified", m.verified ? "true" : "false"))
+    if let failure = m.failure {
+      fields.append(("failure", jsonString(failure)))
+    }
+    return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+  }
+
+  private static func jsonNumber(_ value: Double) -> String {
+    value.isFinite ? String(format: "%.6g", value) : "null"
+  }
+
+  private static func jsonString(_ value: String) -> String {
+    var result = "\""
+    for scalar in value.unicodeScalars {
+      switch scalar {
+      case "\"": result += "\\\""
+      case "\\": result += "\\\\"
+      case "\n": result += "\\n"
+      case "\r": result += "\\r"
+      case "\t": result += "\\t"
+      case _ where scalar.value < 0x20:
+        result += String(format: "\\u%04x", scalar.value)
+      default: result.unicodeScalars.append(scalar)
+      }
+    }
+    return result + "\""
+  }
+}
+
+/// Writes JSON Lines to a file, one flushed line per measurement, so that a run cut short
+/// keeps what it measured.
+struct JSONLinesWriter {
+  private let file: UnsafeMutablePointer<FILE>
+
+  init?(path: String) {
+    guard let file = fopen(path, "w") else { return nil }
+    self.file = file
+  }
+
+  func write(_ line: String) {
+    fputs(line + "\n", file)
+    fflush(file)
+  }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import STM
+import Synchronization
+
+/// What one timed run of one implementation measured.
+struct BenchmarkResult {
+  let workload: String
+  let implementation: String
+  let kind: ImplementationKind
+  let threads: Int
+  let ops: Int
+  let seconds: Double
+  /// Engine counters over the run; library implementations only.
+  let statistics: TransactionStatistics?
+  /// `nil` when the check passed, else what it found wrong.
+  let failure: String?
+  /// How many runs the reported one is the median of.
+  var runs = 1
+
+  var verified: Bool { failure == nil }
+  var opsPerSecond: Double { seconds > 0 ? Double(ops) / seconds : 0 }
+}
+
+enum Runner {
+  /// Measures `implementation` once, or, when a run is short, several times until the runs
+  /// together took `size.repetitionSeconds`, and returns the median run (by time). A failed
+  /// check ends the series and is what is returned.
+  static func measureRepeatedly(
+    _ implementation: Implementation, of workload: Workload, threads: Int, size: Size
+  ) -> BenchmarkResult {
+    var runs: [BenchmarkResult] = []
+    var elapsed = 0.0
+    repeat {
+      let run = measure(implementation, of: workload, threads: threads)
+      if !run.verified { return run }
+      runs.append(run)
+      elapsed += run.seconds
+    } while elapsed < size.repetitionSeconds && runs.count < size.maximumRuns
+    var median = runs.sorted { $0.seconds < $1.seconds }[(runs.count - 1) / 2]
+    median.runs = runs.count
+    return median
+  }
+
+  /// Runs `trial` on `threads` threads started together, and checks it.
+  ///
+  /// As BENCHMARKS.md ("Timing") asks: the structure is built and the threads started first,
+  /// parked at a barrier; the clock starts when all are released together and stops when the
+  /// last one is joined; the check runs after.
+  static func measure(
+    _ implementation: Implementation, of workload: Workload, threads: Int
+  ) -> BenchmarkResult {
+    let trial = implementation.prepare(threads)
+    let work = trial.work
+    let gate = StartGate()
+    let workers = (0..<threads).map { thread in
+      spawnThread {
+        gate.arriveAndWait()
+        work(thread)
+      }
+    }
+    gate.waitForArrivals(threads)
+    let before = implementation.kind == .library ? TransactionEngine.statistics : nil
+    let start = ContinuousClock.now
+    gate.open()
+    for worker in workers { joinThread(worker) }
+    let elapsed = ContinuousClock.now - start
+    let statistics = before.map { TransactionEngine.statistics - $0 }
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    return BenchmarkResult(
+      workload: workload.name, implementation: implementation.name, kind: implementation.kind,
+      threads: threads, ops: trial.ops, seconds: seconds, statistics: statistics,
+      failure: trial.verify())
+  }
+}
+
+/// A start barrier: workers check in and spin (yielding the core) until the runner opens it, so
+/// that they are all runnable the moment the clock starts instead of waking one by one from a
+/// condition variable.
+private final class StartGate: Sendable {
+  private let arrived = Atomic<Int>(0)
+  private let isOpen = Atomic<Bool>(false)
+
+  func arriveAndWait() {
+    arrived.wrappingAdd(1, ordering: .relaxed)
+    // Acquiring pairs with `open`'s release: whatever the runner did before opening (building
+    // the structure) is visible to the worker's first access.
+    while !isOpen.load(ordering: .acquiring) { sched_yield() }
+  }
+
+  func waitForArrivals(_ count: Int) {
+    while arrived.load(ordering: .relaxed) < count { sched_yield() }
+  }
+
+  func open() { isOpen.store(true, ordering: .releasing) }
+}
+
+/// A thread with a real join, so that the clock stops when the last worker has finished.
+private final class ThreadBody {
+  let body: @Sendable () -> Void
+  init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+}
+
+private func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
+  var attributes = pthread_attr_t()
+  pthread_attr_init(&attributes)
+  defer { pthread_attr_destroy(&attributes) }
+  // Generous, because the per-account-lock audit nests 1,024 `withLock` calls.
+  pthread_attr_setstacksize(&attributes, 16 << 20)
+  let context = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+  var thread = pthread_t()
+  let status = pthread_create(&thread, &attributes, { context in
+    Unmanaged<ThreadBody>.fromOpaque(context!).takeRetainedValue().body()
+    return nil
+  }, context)
+  precondition(status == 0, "pthread_create failed: \(status)")
+  return thread
+}
+
+private func joinThread(_ thread: pthread_t) {
+  let status = pthread_join(thread, nil)
+  precondition(status == 0, "pthread_join failed: \(status)")
+}

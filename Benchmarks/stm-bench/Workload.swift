@@ -1,0 +1,94 @@
+/// A benchmark workload of BENCHMARKS.md: a fixed total amount of work, run by every
+/// implementation (the library's and the plain-Swift baselines) at every thread count.
+///
+/// To add a workload, write one file that defines `extension Workload { static let … }` and add
+/// that name to ``Workload/all``.
+struct Workload: Sendable {
+  /// The name used on the command line and in the JSON output.
+  let name: String
+  /// One line for `--list`.
+  let summary: String
+  /// What one op counts (transactions, numbers, …), for the table's heading.
+  let unit: String
+  /// The implementations to compare, for a run of the given size.
+  let implementations: @Sendable (Size) -> [Implementation]
+}
+
+extension Workload {
+  /// Every registered workload, in the order a full run measures them.
+  static let all: [Workload] = [
+    .counterHot,
+    .counterCommutative,
+    .bank,
+    .parallelSum,
+  ]
+
+  static func named(_ name: String) -> Workload? {
+    all.first { $0.name == name }
+  }
+}
+
+/// How big a run is: the totals of BENCHMARKS.md, or a tenth of them for CI (`--quick`).
+enum Size: Sendable {
+  case full
+  case quick
+
+  /// Short runs are repeated, and the median reported, until they have taken this long in all
+  /// or reached ``maximumRuns``; a run that takes longer runs once.
+  var repetitionSeconds: Double {
+    switch self {
+    case .full: 0.5
+    case .quick: 0.05
+    }
+  }
+
+  var maximumRuns: Int {
+    switch self {
+    case .full: 5
+    case .quick: 3
+    }
+  }
+
+  /// `total` for a full run, a tenth of it for a quick one.
+  func scaled(_ total: Int) -> Int {
+    switch self {
+    case .full: total
+    case .quick: total / 10
+    }
+  }
+}
+
+/// What an implementation is, as the JSON `kind` field names it.
+enum ImplementationKind: String, Sendable {
+  /// The library's own implementation.
+  case library
+  /// A plain-Swift alternative that a user would otherwise write.
+  case baseline
+  /// A single-threaded run with no synchronization: the single-thread reference.
+  case serial
+}
+
+/// One way of running a workload.
+struct Implementation: Sendable {
+  let name: String
+  let kind: ImplementationKind
+  /// Builds the shared structure for a run with `threads` threads; the runner times only the
+  /// trial's `work`.
+  let prepare: @Sendable (_ threads: Int) -> Trial
+}
+
+/// One prepared run: the work of each thread, and the check that runs after the clock stops.
+struct Trial {
+  /// How many of the workload's units the run does in all.
+  let ops: Int
+  /// The work of thread `thread` (0-based), run once per thread, all threads together.
+  let work: @Sendable (_ thread: Int) -> Void
+  /// Runs after every thread is joined; `nil` when the result is right, else what is wrong.
+  let verify: () -> String?
+}
+
+/// The contiguous share of `0..<total` that thread `thread` of `threads` does:
+/// `[t·total/T, (t+1)·total/T)`, the split BENCHMARKS.md gives for the queues.
+func share(of total: Int, thread: Int, threads: Int) -> Range<Int> {
+  (thread * total / threads)..<((thread + 1) * total / threads)
+}

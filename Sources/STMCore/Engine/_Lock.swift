@@ -1,0 +1,38 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A plain pthread mutex around some state, for the engine's rare slow paths (wait lists,
+/// registries, configuration).
+///
+/// Not `Synchronization.Mutex`: on Linux that lock spins and then hands off to a sleeping waiter,
+/// which convoys when threads outnumber cores (DESIGN.md), and its lock and unlock live in the
+/// uninstrumented standard library, so Thread Sanitizer cannot see the ordering it provides and
+/// reports every access it protects as a race. Thread Sanitizer intercepts pthread mutexes.
+final class _Lock<State>: @unchecked Sendable {
+  private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+  private var state: State
+
+  init(_ state: State) {
+    mutex = .allocate(capacity: 1)
+    mutex.initialize(to: pthread_mutex_t())
+    pthread_mutex_init(mutex, nil)
+    self.state = state
+  }
+
+  deinit {
+    pthread_mutex_destroy(mutex)
+    mutex.deinitialize(count: 1)
+    mutex.deallocate()
+  }
+
+  func withLock<Result, Failure: Error>(_ body: (inout State) throws(Failure) -> Result) throws(Failure) -> Result {
+    pthread_mutex_lock(mutex)
+    defer { pthread_mutex_unlock(mutex) }
+    return try body(&state)
+  }
+}
