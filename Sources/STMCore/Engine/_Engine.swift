@@ -91,10 +91,10 @@ final class _Engine: Sendable {
     for segment in segments {
       oldest = min(oldest, segment.announcedSnapshot.load(ordering: .sequentiallyConsistent))
     }
-    var current = horizon.load(ordering: .relaxed)
+    var current = horizon.load(ordering: .acquiring)
     while current < oldest {
       let (exchanged, original) = horizon.compareExchange(
-        expected: current, desired: oldest, ordering: .relaxed)
+        expected: current, desired: oldest, ordering: .acquiringAndReleasing)
       if exchanged { return oldest }
       current = original
     }

@@ -18,38 +18,29 @@ final class _RetryRegistry: Sendable {
     stripes[Int(truncatingIfNeeded: (address >> 4) ^ (address >> 10)) & (stripes.count - 1)]
   }
 
-  /// Blocks the calling thread until a commit changes one of `cells` after `snapshot`.
-  func wait(for cells: [_Cell], after snapshot: UInt64) {
+  /// Registers a waiter for a change to any of `cells` after `snapshot`. Called while the
+  /// snapshot is still announced, so the cells' newest versions can be inspected safely; the
+  /// waiter is woken at once if a change already happened.
+  func register(for cells: [_Cell], after snapshot: UInt64) -> _Waiter {
     let waiter = _Waiter()
-    register(waiter, for: cells, after: snapshot)
-    waiter.block()
-    unregister(waiter, from: cells)
-  }
-
-  /// Suspends the calling task until a commit changes one of `cells` after `snapshot`.
-  func waitAsync(for cells: [_Cell], after snapshot: UInt64) async {
-    var registered: _Waiter?
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-      let waiter = _Waiter(continuation: continuation)
-      registered = waiter
-      register(waiter, for: cells, after: snapshot)
-    }
-    if let registered { unregister(registered, from: cells) }
-  }
-
-  private func register(_ waiter: _Waiter, for cells: [_Cell], after snapshot: UInt64) {
     for cell in cells {
       let stripe = stripe(for: cell.address)
       stripe.entries.withLock { $0.append((cell.address, waiter)) }
       stripe.count.add(1, ordering: .sequentiallyConsistent)
     }
-    // Pairs with the fence in `wakeWaiters(of:)`: either the committer sees our entries, or we
+    // Pairs with the fence in the commit path: either the committer sees our entries, or we
     // see its new version here and do not sleep.
     atomicMemoryFence(ordering: .sequentiallyConsistent)
     for cell in cells where cell.hasChanged(since: snapshot) {
       waiter.wake()
-      return
+      break
     }
+    return waiter
+  }
+
+  /// Removes a woken waiter's remaining registrations.
+  func finish(_ waiter: _Waiter, for cells: [_Cell]) {
+    unregister(waiter, from: cells)
   }
 
   private func unregister(_ waiter: _Waiter, from cells: [_Cell]) {

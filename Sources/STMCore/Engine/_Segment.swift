@@ -30,7 +30,7 @@ final class _Segment: @unchecked Sendable {
   @exclusivity(unchecked) @usableFromInline var isRunning = false
   @exclusivity(unchecked) @usableFromInline var log = _TransactionLog()
   /// Read markers: the cells this attempt read from committed state (duplicates allowed).
-  @exclusivity(unchecked) var reads = ContiguousArray<_Cell>()
+  @exclusivity(unchecked) var reads = _CellList()
   /// Holds the inevitable token.
   @exclusivity(unchecked) var isInevitable = false
   /// The body asked for inevitability itself (rather than the engine escalating it).
@@ -80,7 +80,7 @@ final class _Segment: @unchecked Sendable {
   }
 
   private func markRead(_ cell: _Cell) -> Unmanaged<_VersionBase> {
-    if reads.last !== cell { reads.append(cell) }
+    if !reads.lastIs(cell) { reads.append(cell) }
     return visibleVersion(of: cell)
   }
 
@@ -238,16 +238,22 @@ final class _Segment: @unchecked Sendable {
   /// The first reason this transaction cannot commit as number `number`, if any.
   private func conflict(before number: UInt64, writes: UnsafeBufferPointer<_WriteEntry>) -> ContentionKind? {
     let segments = _Engine.shared.segments
-    for cell in reads {
+    var readConflict: ContentionKind?
+    _ = reads.first { cell in
       let holder = cell.owner.load(ordering: .acquiring)
       if holder != 0 && holder != tag {
         // Another commit is publishing this cell. If it is ordered before us, our read is stale;
         // if its number is not taken yet we cannot tell, and assume the worst.
         let other = segments[holder - 1].commitNumber.load(ordering: .acquiring)
-        if other == .max || other < number { return .writeRead }
+        if other == .max || other < number {
+          readConflict = .writeRead
+          return true
+        }
       }
-      if let kind = staleness(of: cell, readKind: .writeRead) { return kind }
+      readConflict = staleness(of: cell, readKind: .writeRead)
+      return readConflict != nil
     }
+    if let readConflict { return readConflict }
     for index in writes.indices where writes[index].version != nil {
       if let kind = staleness(of: writes[index].cell, readKind: .writeWrite) { return kind }
     }
@@ -263,10 +269,9 @@ final class _Segment: @unchecked Sendable {
 
   /// Whether every read so far still sees the newest committed version.
   func readsAreCurrent() -> Bool {
-    for cell in reads where cell.owner.load(ordering: .acquiring) != 0 || staleness(of: cell, readKind: .writeRead) != nil {
-      return false
-    }
-    return true
+    reads.first { cell in
+      cell.owner.load(ordering: .acquiring) != 0 || staleness(of: cell, readKind: .writeRead) != nil
+    } == nil
   }
 
   private func publish(_ entry: borrowing _WriteEntry, number: UInt64, flags: UInt8, engine: _Engine) {
@@ -295,7 +300,9 @@ extension _Engine {
   /// Every running snapshot is at or above the horizon, so every reader stops at or above the
   /// newest version stamped at or below it: nothing below that version can be in use.
   private func trimHistory(below newest: _VersionBase, of cell: _Cell) {
-    var limit = horizon.load(ordering: .relaxed)
+    // Acquire: the horizon was raised by a thread that saw the withdrawals of the readers it
+    // passed; acquiring it orders those readers' past reads before the cut and reuse below.
+    var limit = horizon.load(ordering: .acquiring)
     var recomputed = false
     // Walk without retaining: the caller holds the cell's commit lock, so the chain from
     // `newest` down to the cut cannot change under us.

@@ -15,7 +15,8 @@ final class _ThreadContext: @unchecked Sendable {
   // are atomics that any thread may read. That is also why dynamic exclusivity checks are off.
 
   /// The segment of the transaction running on this thread, or nil outside `atomically`.
-  @exclusivity(unchecked) @usableFromInline var segment: _Segment?
+  /// Unowned: segments live as long as the process.
+  @exclusivity(unchecked) @usableFromInline unowned(unsafe) var segment: _Segment?
   /// Set while an in-place mutation of a `TVar` outside a transaction holds the cell's commit
   /// lock: touching any transactional data then would deadlock, so it traps instead.
   @exclusivity(unchecked) @usableFromInline var inPlaceMutation = false
@@ -26,9 +27,20 @@ final class _ThreadContext: @unchecked Sendable {
   /// takes its commit number; a read-only one sits just after the commit its snapshot saw.
   /// Tests replay transactions in this order.
   @exclusivity(unchecked) var lastCommit = _SerialPosition(number: 0, isReadOnly: true)
+  /// xorshift state for randomized backoff; per thread, so threads do not back off in step.
+  @exclusivity(unchecked) var backoffRandom: UInt64
 
   private init(preferredSegment: Int) {
     self.preferredSegment = preferredSegment
+    backoffRandom = 0x9E37_79B9_7F4A_7C15 &* UInt64(preferredSegment + 1)
+  }
+
+  /// A pseudo-random number for backoff decisions.
+  func nextBackoffRandom() -> UInt64 {
+    backoffRandom ^= backoffRandom >> 12
+    backoffRandom ^= backoffRandom << 25
+    backoffRandom ^= backoffRandom >> 27
+    return backoffRandom &* 0x2545_F491_4F6C_DD1D
   }
 
   /// The calling thread's context, created on first use.

@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -31,3 +33,17 @@ struct _Backoff {
     }
   }
 }
+
+extension _Backoff {
+  /// Waits a random time that doubles with each abort in a row before a transaction reruns, so
+  /// that transactions fighting over one cell stop colliding in lockstep.
+  static func afterAbort(_ abortsInARow: Int, _ context: _ThreadContext) {
+    let window = UInt64(64) << UInt64(min(abortsInARow, 8))
+    let spins = context.nextBackoffRandom() % window
+    for _ in 0..<spins { _backoffSink.add(0, ordering: .relaxed) }
+    if abortsInARow >= 3 { sched_yield() }
+  }
+}
+
+/// A location for backoff loops to touch so that the compiler keeps them.
+private let _backoffSink = Atomic<Int>(0)

@@ -22,20 +22,22 @@ enum _AttemptOutcome {
   case propagate
 }
 
-/// A retrying transaction's wait: the cells it read and the snapshot it read them at.
+/// A retrying transaction's wait, registered on the cells it read.
 @usableFromInline
 struct _RetryWait {
   let cells: [_Cell]
-  let snapshot: UInt64
+  let waiter: _Waiter
 
   @usableFromInline
   func block() {
-    _Engine.shared.retryWaiters.wait(for: cells, after: snapshot)
+    waiter.block()
+    _Engine.shared.retryWaiters.finish(waiter, for: cells)
   }
 
   @usableFromInline
   func suspend() async {
-    await _Engine.shared.retryWaiters.waitAsync(for: cells, after: snapshot)
+    await waiter.suspend()
+    _Engine.shared.retryWaiters.finish(waiter, for: cells)
   }
 }
 
@@ -101,6 +103,7 @@ struct _TransactionRun {
     let keepsToken = segment.isDoomed && segment.isInevitable
     end(segment, context)
     aborts += 1
+    _Backoff.afterAbort(aborts, context)
     // A doomed `becomeInevitable()` reruns inevitable from the start, and so does a transaction
     // that keeps losing: it then cannot lose again (progress).
     if keepsToken || aborts >= Self.abortsBeforeEscalation { escalate = true }
@@ -110,9 +113,10 @@ struct _TransactionRun {
   private mutating func retry(_ segment: _Segment, _ context: _ThreadContext) -> _AttemptOutcome {
     if segment.isInevitableByRequest { _misuse(.retryAfterBecomeInevitable) }
     if segment.reads.isEmpty { _misuse(.retryWithoutReads) }
-    var seen = Set<ObjectIdentifier>()
-    let cells = segment.reads.filter { seen.insert(ObjectIdentifier($0)).inserted }
-    let wait = _RetryWait(cells: cells, snapshot: segment.snapshot)
+    // Registered before the snapshot is withdrawn, so the check for changes that already
+    // happened reads versions that cannot be recycled under it.
+    let cells = segment.reads.distinctCells()
+    let wait = _RetryWait(cells: cells, waiter: _Engine.shared.retryWaiters.register(for: cells, after: segment.snapshot))
     context.statistics.recordRetry()
     runAbortHooks(segment)
     end(segment, context)
@@ -139,8 +143,10 @@ struct _TransactionRun {
     segment.isDoomed = false
     segment.retryRequested = false
     segment.isRunning = false
-    segment.reads.removeAll(keepingCapacity: segment.reads.count <= 4096)
-    segment.log.removeAll()
+    if !segment.reads.isEmpty { segment.reads.removeAll() }
+    if !segment.log.isEmpty || !segment.log.afterCommit.isEmpty || !segment.log.afterAbort.isEmpty {
+      segment.log.removeAll()
+    }
     segment.context = nil
     context.segment = nil
     engine.releaseSegment(segment)

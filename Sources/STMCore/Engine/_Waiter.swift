@@ -3,45 +3,83 @@ import Synchronization
 
 /// One blocked party: a thread parked on a semaphore, or a task suspended on a continuation.
 ///
-/// `wake()` may be called any number of times from any thread; only the first call resumes the
-/// waiter, so that several committers racing to wake the same retrying transaction are harmless.
+/// A waiter can be registered (and woken) before its owner decides how to wait, which lets a
+/// retrying transaction register while its snapshot is still announced. `wake()` may be called
+/// any number of times from any thread; only the first has an effect.
 final class _Waiter: Sendable {
-  private let fired = Atomic<Bool>(false)
-  private let semaphore: DispatchSemaphore?
-  private let continuation: _Lock<CheckedContinuation<Void, Never>?>
-
-  /// A waiter that blocks the calling thread in `block()`.
-  init() {
-    semaphore = DispatchSemaphore(value: 0)
-    continuation = _Lock(nil)
+  private enum State {
+    case waiting
+    case woken
+    case parked
+    case suspended(CheckedContinuation<Void, Never>)
   }
 
-  /// A waiter that resumes `continuation` when woken.
-  init(continuation: CheckedContinuation<Void, Never>) {
-    semaphore = nil
-    self.continuation = _Lock(continuation)
-  }
+  private let state = _Lock(State.waiting)
+  private let semaphore = DispatchSemaphore(value: 0)
 
-  var hasFired: Bool { fired.load(ordering: .acquiring) }
+  init() {}
+
+  var hasFired: Bool {
+    state.withLock { if case .woken = $0 { true } else { false } }
+  }
 
   func wake() {
-    guard !fired.exchange(true, ordering: .acquiringAndReleasing) else { return }
-    if let semaphore {
-      semaphore.signal()
-    } else if let resume = continuation.withLock({ $0.take() }) {
-      resume.resume()
+    let action: (() -> Void)? = state.withLock { state in
+      switch state {
+      case .woken:
+        return nil
+      case .waiting:
+        state = .woken
+        return nil
+      case .parked:
+        state = .woken
+        return { self.semaphore.signal() }
+      case .suspended(let continuation):
+        state = .woken
+        return { continuation.resume() }
+      }
+    }
+    action?()
+  }
+
+  /// Blocks the calling thread until `wake()`.
+  func block() {
+    let mustPark = state.withLock { state in
+      if case .woken = state { return false }
+      state = .parked
+      return true
+    }
+    if mustPark { semaphore.wait() }
+  }
+
+  /// Blocks until `wake()` or the timeout; returns whether it was woken. A waiter that timed out
+  /// must not be reused.
+  func block(timeoutMilliseconds: Int) -> Bool {
+    let mustPark = state.withLock { state in
+      if case .woken = state { return false }
+      state = .parked
+      return true
+    }
+    guard mustPark else { return true }
+    if semaphore.wait(timeout: .now() + .milliseconds(timeoutMilliseconds)) == .success { return true }
+    // Timed out; a wake may still race with us, in which case it is consumed here.
+    return state.withLock { state in
+      if case .woken = state { return true }
+      state = .woken
+      return false
     }
   }
 
-  /// Blocks until `wake()`; for waiters made with `init()`.
-  func block() {
-    semaphore?.wait()
-  }
-
-  /// Blocks until `wake()` or the timeout; returns whether it was woken.
-  func block(timeoutMilliseconds: Int) -> Bool {
-    guard let semaphore else { return false }
-    return semaphore.wait(timeout: .now() + .milliseconds(timeoutMilliseconds)) == .success
+  /// Suspends the calling task until `wake()`.
+  func suspend() async {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+      let resumeNow = state.withLock { state in
+        if case .woken = state { return true }
+        state = .suspended(continuation)
+        return false
+      }
+      if resumeNow { continuation.resume() }
+    }
   }
 }
 

@@ -1,0 +1,78 @@
+/// A growable list of retained cells with a cheap `removeAll`: the read markers of a segment.
+///
+/// `ContiguousArray.removeAll(keepingCapacity:)` goes through a generic range replacement that
+/// cost more than the rest of a small transaction; this list releases its cells and resets a
+/// count. Owned by one segment, so it needs no synchronization.
+struct _CellList {
+  private var storage: UnsafeMutablePointer<Unmanaged<_Cell>>
+  private var capacity: Int
+  private(set) var count = 0
+
+  init(capacity: Int = 64) {
+    self.capacity = capacity
+    storage = .allocate(capacity: capacity)
+  }
+
+  /// Frees the buffer; the owner calls this once, when the list is no longer used.
+  func deallocate() {
+    for index in 0..<count { storage[index].release() }
+    storage.deallocate()
+  }
+
+  var isEmpty: Bool { count == 0 }
+
+  /// The most recently appended cell, compared by identity without retaining it.
+  func lastIs(_ cell: _Cell) -> Bool {
+    count > 0 && storage[count - 1].toOpaque() == Unmanaged.passUnretained(cell).toOpaque()
+  }
+
+  mutating func append(_ cell: _Cell) {
+    if count == capacity { grow() }
+    storage[count] = Unmanaged.passRetained(cell)
+    count += 1
+  }
+
+  /// Calls `body` with each cell, without retaining them (the list keeps them alive).
+  func forEach(_ body: (_Cell) throws -> Void) rethrows {
+    for index in 0..<count {
+      try storage[index]._withUnsafeGuaranteedRef { try body($0) }
+    }
+  }
+
+  /// The first cell for which `predicate` holds.
+  func first(where predicate: (_Cell) -> Bool) -> _Cell? {
+    for index in 0..<count where storage[index]._withUnsafeGuaranteedRef(predicate) {
+      return storage[index].takeUnretainedValue()
+    }
+    return nil
+  }
+
+  /// The cells, each once, retained.
+  func distinctCells() -> [_Cell] {
+    var seen = Set<ObjectIdentifier>()
+    var result: [_Cell] = []
+    forEach { cell in
+      if seen.insert(ObjectIdentifier(cell)).inserted { result.append(cell) }
+    }
+    return result
+  }
+
+  mutating func removeAll() {
+    for index in 0..<count { storage[index].release() }
+    count = 0
+    // Let a list that grew for one huge transaction shrink back.
+    if capacity > 4096 {
+      storage.deallocate()
+      capacity = 64
+      storage = .allocate(capacity: capacity)
+    }
+  }
+
+  private mutating func grow() {
+    let larger = UnsafeMutablePointer<Unmanaged<_Cell>>.allocate(capacity: capacity * 2)
+    larger.moveInitialize(from: storage, count: count)
+    storage.deallocate()
+    storage = larger
+    capacity *= 2
+  }
+}
