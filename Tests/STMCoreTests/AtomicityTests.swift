@@ -106,6 +106,20 @@ extension EngineTests {
       #expect(cell.value == 0)
     }
 
+    @Test func becomingInevitableTwiceOrInANestedBlockDoesNotWait() throws {
+      let cell = TVar(0)
+      try atomically { tx in
+        try tx.becomeInevitable()
+        try tx.becomeInevitable()
+        try atomically { inner in
+          try inner.becomeInevitable()
+          cell.value += 1
+        }
+        #expect(tx.isInevitable)
+      }
+      #expect(cell.value == 1)
+    }
+
     @Test func becomingInevitableWithoutContentionCommitsOnce() throws {
       let cell = TVar(0)
       var effects = 0

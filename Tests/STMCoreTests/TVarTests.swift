@@ -1,4 +1,5 @@
 import STM
+@testable import STMCore
 import Testing
 
 extension EngineTests {
@@ -99,6 +100,21 @@ extension EngineTests {
       }
       #expect(throws: TransactionEngineError.invalidSegmentCount(0)) {
         try TransactionEngine.configure(segmentCount: 0)
+      }
+    }
+
+    @Test func segmentCountFromTheEnvironment() {
+      #expect(_Configuration.environmentSegmentCount([:]) == nil)
+      #expect(_Configuration.environmentSegmentCount(["STM_SEGMENTS": " 12 "]) == 12)
+      #expect(_Configuration.parseSegmentCount("0") == nil)
+      #expect(_Configuration.parseSegmentCount("1025") == nil)
+      #expect(_Configuration.parseSegmentCount("eight") == nil)
+      #expect(_Configuration.defaultSegmentCount >= 8)
+    }
+
+    @Test func aBadSegmentCountInTheEnvironmentTraps() async {
+      await #expect(processExitsWith: .failure) {
+        _ = _Configuration.environmentSegmentCount(["STM_SEGMENTS": "many"])
       }
     }
 

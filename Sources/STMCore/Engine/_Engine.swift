@@ -115,13 +115,7 @@ final class _Engine: Sendable {
       if acquired { break }
       if holder == segment.tag { break }
       if pausedSince == nil { pausedSince = _monotonicNanoseconds() }
-      let waiter = _Waiter()
-      inevitableWaiters.enqueue(waiter)
-      if inevitableHolder.load(ordering: .sequentiallyConsistent) != 0 {
-        waiter.block()
-      } else {
-        inevitableWaiters.remove(waiter)
-      }
+      waitForInevitableTransaction(since: pausedSince!)
     }
     if let pausedSince {
       context.statistics.recordPause(.inevitable, nanoseconds: _monotonicNanoseconds() - pausedSince)
@@ -134,6 +128,25 @@ final class _Engine: Sendable {
       while other.committing.load(ordering: .sequentiallyConsistent) {
         backoff.pause()
       }
+    }
+  }
+
+  /// Blocks until the inevitable transaction has ended (or a wake-up races with the check).
+  ///
+  /// An inevitable transaction whose body waits for another thread that is itself waiting here
+  /// can never finish; the engine cannot tell that from a long inevitable transaction, so after
+  /// ten seconds it says so once on standard error and goes on waiting.
+  private func waitForInevitableTransaction(since started: Int) {
+    let waiter = _Waiter()
+    inevitableWaiters.enqueue(waiter)
+    guard inevitableHolder.load(ordering: .sequentiallyConsistent) != 0 else {
+      inevitableWaiters.remove(waiter)
+      return
+    }
+    // Callers re-check the token and wait again, so a timed-out wait only re-arms the check.
+    if !waiter.block(timeoutMilliseconds: 1_000) {
+      inevitableWaiters.remove(waiter)
+      if _monotonicNanoseconds() - started > 10_000_000_000 { _warnAboutLongInevitableWait() }
     }
   }
 
@@ -152,13 +165,7 @@ final class _Engine: Sendable {
       if holder == 0 || holder == segment.tag { break }
       segment.committing.store(false, ordering: .sequentiallyConsistent)
       if pausedSince == nil { pausedSince = _monotonicNanoseconds() }
-      let waiter = _Waiter()
-      inevitableWaiters.enqueue(waiter)
-      if inevitableHolder.load(ordering: .sequentiallyConsistent) != 0 {
-        waiter.block()
-      } else {
-        inevitableWaiters.remove(waiter)
-      }
+      waitForInevitableTransaction(since: pausedSince!)
     }
     if let pausedSince {
       context.statistics.recordPause(.inevitable, nanoseconds: _monotonicNanoseconds() - pausedSince)
@@ -187,10 +194,19 @@ enum _Configuration {
     min(64, max(8, 2 * ProcessInfo.processInfo.activeProcessorCount))
   }
 
-  static func environmentSegmentCount() -> Int? {
-    guard let text = ProcessInfo.processInfo.environment["STM_SEGMENTS"] else { return nil }
-    guard let count = Int(text.trimmingCharacters(in: .whitespaces)), (1...1024).contains(count) else {
+  static func environmentSegmentCount(
+    _ environment: [String: String] = ProcessInfo.processInfo.environment
+  ) -> Int? {
+    guard let text = environment["STM_SEGMENTS"] else { return nil }
+    guard let count = parseSegmentCount(text) else {
       fatalError("STM_SEGMENTS must be a whole number from 1 to 1024, not '\(text)'. Unset it to use the default.")
+    }
+    return count
+  }
+
+  static func parseSegmentCount(_ text: String) -> Int? {
+    guard let count = Int(text.trimmingCharacters(in: .whitespaces)), (1...1024).contains(count) else {
+      return nil
     }
     return count
   }
@@ -213,4 +229,15 @@ enum _Configuration {
   }
 
   static var isStarted: Bool { state.withLock { $0.started } }
+}
+
+private let _longInevitableWaitWarned = Atomic<Bool>(false)
+
+/// Says once per process that a thread has waited very long for the inevitable transaction.
+private func _warnAboutLongInevitableWait() {
+  guard !_longInevitableWaitWarned.exchange(true, ordering: .relaxed) else { return }
+  let message = "swift-stm: a transaction has waited more than 10 s for the inevitable transaction. "
+    + "If the inevitable transaction's body waits for this thread (a semaphore, a join, a sync "
+    + "dispatch), that is a deadlock: an inevitable transaction must not wait for other transactions.\n"
+  FileHandle.standardError.write(Data(message.utf8))
 }

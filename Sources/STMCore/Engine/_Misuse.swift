@@ -5,7 +5,6 @@ enum _Misuse {
   case retryWithoutReads
   case retryAfterBecomeInevitable
   case transactionDuringInPlaceMutation
-  case inevitableDeadlock
 
   var message: String {
     switch self {
@@ -23,9 +22,6 @@ enum _Misuse {
       "A TVar or atomically was used while another TVar's value was being mutated in place outside "
         + "a transaction (for example inside `tvar.value.mutate { ... }` or `modify`). That would "
         + "deadlock on the held cell. Put both operations in one atomically block."
-    case .inevitableDeadlock:
-      "becomeInevitable() would wait for the inevitable transaction running on this same thread, "
-        + "which can never finish while this thread waits. Only one transaction per thread can run at a time."
     }
   }
 }
