@@ -12,10 +12,14 @@ class _Cell: @unchecked Sendable {
   /// The newest committed version. The cell owns one retain on it; each version owns its
   /// `older` link, so the chain lives exactly as long as the cell or until it is cut.
   @usableFromInline let head: Atomic<Unmanaged<_VersionBase>>
-  /// One version dropped from the history, kept for the next write to reuse instead of
-  /// allocating. Only versions that no reader can reach are put here (see `trimHistory`), and
-  /// a version is only ever reused by a cell of its own type.
+  /// Versions dropped from the history, kept (linked through `older`, at most
+  /// `_Cell.spareLimit`) for the next writes to reuse instead of allocating. Only versions that
+  /// no reader can reach are put here (see `trimHistory`), and a version is only ever reused by
+  /// a cell of its own type.
   @usableFromInline let spare = Atomic<Unmanaged<_VersionBase>?>(nil)
+
+  /// How many dropped versions a cell keeps for reuse.
+  static let spareLimit = 4
 
   @usableFromInline
   init(initial: _VersionBase) {
@@ -30,19 +34,38 @@ class _Cell: @unchecked Sendable {
     _LiveCounters.cellDestroyed()
   }
 
-  /// Takes the spare version, if there is one.
+  /// Takes a spare version, if there is one.
   @inlinable
   final func takeSpare() -> _VersionBase? {
-    // Acquire pairs with the release in `offerSpare`, which reset the version's fields.
-    spare.exchange(nil, ordering: .acquiring)?.takeRetainedValue()
+    // Acquire pairs with the release in `offerSpares`, which reset the versions' fields.
+    guard let taken = spare.exchange(nil, ordering: .acquiring)?.takeRetainedValue() else { return nil }
+    var rest = taken.older.take()
+    if rest != nil && isKnownUniquelyReferenced(&rest) {
+      // Put the rest back, unless another chain got there first (then it is freed).
+      let retained = Unmanaged.passRetained(rest.unsafelyUnwrapped)
+      rest = nil
+      if !spare.compareExchange(expected: nil, desired: retained, ordering: .releasing).exchanged {
+        retained.release()
+      }
+    }
+    return taken
   }
 
-  /// Keeps `version`, which no reader can reach any more, as the spare; drops it if there is one.
-  final func offerSpare(_ version: _VersionBase) {
-    version.older = nil
-    version.flags = 0
-    version.stamp = _pendingStamp
-    let retained = Unmanaged.passRetained(version)
+  /// Keeps up to `spareLimit` versions of `chain`, which no reader can reach any more, for
+  /// reuse; frees the rest, and the whole chain if spares are already kept.
+  final func offerSpares(_ chain: _VersionBase) {
+    var kept = 1
+    var last = chain
+    last.flags = 0
+    last.stamp = _pendingStamp
+    while kept < Self.spareLimit, last.older != nil, isKnownUniquelyReferenced(&last.older) {
+      last = last.older.unsafelyUnwrapped
+      last.flags = 0
+      last.stamp = _pendingStamp
+      kept += 1
+    }
+    last.older = nil
+    let retained = Unmanaged.passRetained(chain)
     if !spare.compareExchange(expected: nil, desired: retained, ordering: .releasing).exchanged {
       retained.release()
     }

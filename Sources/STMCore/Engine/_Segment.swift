@@ -197,11 +197,13 @@ final class _Segment: @unchecked Sendable {
     // The log is not changed during the commit; reading it through a buffer pointer spares a
     // retain and release of every entry's fields on each pass.
     return log.entries.withUnsafeBufferPointer { entries in
-      for index in entries.indices { lock(entries[index].cell, context: context) }
+      for index in entries.indices {
+        entries[index].target._withUnsafeGuaranteedRef { lock($0, context: context) }
+      }
       let number = engine.clock.add(1, ordering: .acquiringAndReleasing).newValue
       commitNumber.store(number, ordering: .releasing)
       if !isInevitable, let kind = conflict(before: number, writes: entries) {
-        for index in entries.indices { entries[index].cell.owner.store(0, ordering: .releasing) }
+        unlock(entries)
         engine.leaveCommit(self)
         return .conflict(kind)
       }
@@ -211,13 +213,21 @@ final class _Segment: @unchecked Sendable {
       let flags = isInevitable ? _VersionFlags.byInevitable : 0
       for index in entries.indices {
         publish(entries[index], number: number, flags: flags, engine: engine)
-        entries[index].cell.owner.store(0, ordering: .releasing)
       }
+      unlock(entries)
       engine.leaveCommit(self)
       // Pairs with the fence in `_RetryRegistry.register`.
       atomicMemoryFence(ordering: .sequentiallyConsistent)
-      for index in entries.indices { engine.retryWaiters.wakeWaiters(of: entries[index].cell) }
+      for index in entries.indices {
+        entries[index].target._withUnsafeGuaranteedRef { engine.retryWaiters.wakeWaiters(of: $0) }
+      }
       return .committed(_SerialPosition(number: number, isReadOnly: false))
+    }
+  }
+
+  private func unlock(_ entries: UnsafeBufferPointer<_WriteEntry>) {
+    for index in entries.indices {
+      entries[index].target._withUnsafeGuaranteedRef { $0.owner.store(0, ordering: .releasing) }
     }
   }
 
@@ -255,7 +265,8 @@ final class _Segment: @unchecked Sendable {
     }
     if let readConflict { return readConflict }
     for index in writes.indices where writes[index].version != nil {
-      if let kind = staleness(of: writes[index].cell, readKind: .writeWrite) { return kind }
+      let kind = writes[index].target._withUnsafeGuaranteedRef { staleness(of: $0, readKind: .writeWrite) }
+      if let kind { return kind }
     }
     return nil
   }
@@ -275,11 +286,16 @@ final class _Segment: @unchecked Sendable {
   }
 
   private func publish(_ entry: borrowing _WriteEntry, number: UInt64, flags: UInt8, engine: _Engine) {
-    let cell = entry.cell
-    let previous = cell.head.load(ordering: .acquiring)
-    var version = entry.version ?? previous.takeUnretainedValue()
-    for transform in entry.commutes { version = transform(version) }
-    engine.publish(version, in: cell, replacing: previous, number: number, flags: flags)
+    entry.target._withUnsafeGuaranteedRef { cell in
+      let previous = cell.head.load(ordering: .acquiring)
+      if entry.commutes.isEmpty, let version = entry.version {
+        engine.publish(version, in: cell, replacing: previous, number: number, flags: flags)
+        return
+      }
+      var version = entry.version ?? previous.takeUnretainedValue()
+      for transform in entry.commutes { version = transform(version) }
+      engine.publish(version, in: cell, replacing: previous, number: number, flags: flags)
+    }
   }
 }
 
@@ -315,7 +331,7 @@ extension _Engine {
         var dropped = version._withUnsafeGuaranteedRef { $0.older.take() }
         if isKnownUniquelyReferenced(&dropped), let reusable = dropped {
           dropped = nil
-          cell.offerSpare(reusable)
+          cell.offerSpares(reusable)
         }
         return
       }

@@ -7,6 +7,31 @@ import Musl
 import Darwin
 #endif
 
+/// The per-thread state that hot paths read: a plain struct behind the thread-specific pointer,
+/// so that finding the running transaction costs no reference counting.
+@usableFromInline
+struct _ThreadState {
+  /// The segment of the transaction running on this thread, or nil outside `atomically`.
+  /// Unretained: segments live as long as the process.
+  @usableFromInline var segment: Unmanaged<_Segment>?
+  /// Set while an in-place mutation of a `TVar` outside a transaction holds the cell's commit
+  /// lock: touching any transactional data then would deadlock, so it traps instead.
+  @usableFromInline var inPlaceMutation = false
+  /// The thread's context, retained by this state until the thread exits.
+  @usableFromInline let context: Unmanaged<_ThreadContext>
+
+  /// The calling thread's state, created on first use.
+  @inlinable
+  static var current: UnsafeMutablePointer<_ThreadState> {
+    @inline(__always) get {
+      if let raw = pthread_getspecific(_threadStateKey) {
+        return raw.assumingMemoryBound(to: _ThreadState.self)
+      }
+      return _ThreadContext.makeCurrentState()
+    }
+  }
+}
+
 /// What the engine keeps per thread: the transaction running on it (found implicitly, so that
 /// `TVar` operations need no transaction argument), the segment it prefers, and its counters.
 @usableFromInline
@@ -14,12 +39,19 @@ final class _ThreadContext: @unchecked Sendable {
   // Only the owning thread touches the stored properties, except `statistics`, whose fields
   // are atomics that any thread may read. That is also why dynamic exclusivity checks are off.
 
+  /// The thread's hot state; owned by the thread-specific slot, which outlives this object's use.
+  @usableFromInline let state: UnsafeMutablePointer<_ThreadState>
+
   /// The segment of the transaction running on this thread, or nil outside `atomically`.
-  /// Unowned: segments live as long as the process.
-  @exclusivity(unchecked) @usableFromInline unowned(unsafe) var segment: _Segment?
-  /// Set while an in-place mutation of a `TVar` outside a transaction holds the cell's commit
-  /// lock: touching any transactional data then would deadlock, so it traps instead.
-  @exclusivity(unchecked) @usableFromInline var inPlaceMutation = false
+  @usableFromInline var segment: _Segment? {
+    get { state.pointee.segment?.takeUnretainedValue() }
+    set { state.pointee.segment = newValue.map(Unmanaged.passUnretained) }
+  }
+  /// See `_ThreadState.inPlaceMutation`.
+  @usableFromInline var inPlaceMutation: Bool {
+    get { state.pointee.inPlaceMutation }
+    set { state.pointee.inPlaceMutation = newValue }
+  }
   /// The segment this thread used last; trying it first keeps each thread on its own lines.
   @exclusivity(unchecked) var preferredSegment: Int
   let statistics = _StatisticsCounters()
@@ -30,8 +62,9 @@ final class _ThreadContext: @unchecked Sendable {
   /// xorshift state for randomized backoff; per thread, so threads do not back off in step.
   @exclusivity(unchecked) var backoffRandom: UInt64
 
-  private init(preferredSegment: Int) {
+  private init(preferredSegment: Int, state: UnsafeMutablePointer<_ThreadState>) {
     self.preferredSegment = preferredSegment
+    self.state = state
     backoffRandom = 0x9E37_79B9_7F4A_7C15 &* UInt64(preferredSegment + 1)
   }
 
@@ -46,20 +79,18 @@ final class _ThreadContext: @unchecked Sendable {
   /// The calling thread's context, created on first use.
   @usableFromInline
   static var current: _ThreadContext {
-    @inline(__always) get {
-      if let raw = pthread_getspecific(_threadContextKey) {
-        return Unmanaged<_ThreadContext>.fromOpaque(raw).takeUnretainedValue()
-      }
-      return makeCurrent()
-    }
+    @inline(__always) get { _ThreadState.current.pointee.context.takeUnretainedValue() }
   }
 
-  @inline(never)
-  private static func makeCurrent() -> _ThreadContext {
-    let context = _ThreadContext(preferredSegment: nextPreferredSegment.add(1, ordering: .relaxed).oldValue)
-    pthread_setspecific(_threadContextKey, Unmanaged.passRetained(context).toOpaque())
+  @usableFromInline @inline(never)
+  static func makeCurrentState() -> UnsafeMutablePointer<_ThreadState> {
+    let state = UnsafeMutablePointer<_ThreadState>.allocate(capacity: 1)
+    let context = _ThreadContext(
+      preferredSegment: nextPreferredSegment.add(1, ordering: .relaxed).oldValue, state: state)
+    state.initialize(to: _ThreadState(segment: nil, context: Unmanaged.passRetained(context)))
+    pthread_setspecific(_threadStateKey, state)
     _StatisticsRegistry.shared.register(context.statistics)
-    return context
+    return state
   }
 
   private static let nextPreferredSegment = Atomic<Int>(0)
@@ -79,14 +110,18 @@ struct _SerialPosition: Comparable, Hashable, Sendable {
   }
 }
 
-/// The thread-specific slot holding each thread's `_ThreadContext`; its destructor releases the
-/// context when the thread exits.
+/// The thread-specific slot holding each thread's `_ThreadState`; its destructor releases the
+/// context and frees the state when the thread exits.
 @usableFromInline
-let _threadContextKey: pthread_key_t = {
+let _threadStateKey: pthread_key_t = {
   var key = pthread_key_t()
   let status = pthread_key_create(&key) { raw in
     guard let raw else { return }
-    Unmanaged<_ThreadContext>.fromOpaque(raw).release()
+    let state = raw.assumingMemoryBound(to: _ThreadState.self)
+    let context = state.pointee.context
+    state.deinitialize(count: 1)
+    state.deallocate()
+    context.release()
   }
   precondition(status == 0, "swift-stm could not create its thread-specific key (error \(status))")
   return key

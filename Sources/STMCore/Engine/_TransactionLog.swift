@@ -2,6 +2,9 @@
 @usableFromInline
 struct _WriteEntry {
   @usableFromInline let cell: _Cell
+  /// `cell` again, unretained, for the commit's loops: the strong reference above keeps it
+  /// alive, and reading it through this handle costs no retain and release per pass.
+  @usableFromInline let target: Unmanaged<_Cell>
   /// The new value as a pending version, or nil when the transaction only commuted the cell.
   @usableFromInline var version: _VersionBase?
   /// Delayed updates, applied in order to the newest committed value at commit time.
@@ -9,6 +12,14 @@ struct _WriteEntry {
   /// The log generation that created `version`; a checkpoint starts a new generation so that a
   /// later write makes a fresh version instead of changing one the checkpoint still holds.
   @usableFromInline var generation: UInt32
+
+  init(cell: _Cell, version: _VersionBase?, commutes: [(_VersionBase) -> _VersionBase], generation: UInt32) {
+    self.cell = cell
+    self.target = Unmanaged.passUnretained(cell)
+    self.version = version
+    self.commutes = commutes
+    self.generation = generation
+  }
 }
 
 /// The redo log of a running transaction: buffered writes and the hooks to run at its end.
@@ -31,7 +42,8 @@ struct _TransactionLog {
   @usableFromInline
   func find(_ cell: _Cell) -> Int? {
     if let index { return index[ObjectIdentifier(cell)] }
-    for position in entries.indices where entries[position].cell === cell {
+    let wanted = Unmanaged.passUnretained(cell).toOpaque()
+    for position in entries.indices where entries[position].target.toOpaque() == wanted {
       return position
     }
     return nil
@@ -52,7 +64,7 @@ struct _TransactionLog {
   /// Orders the entries by cell address, the global order in which commits lock cells.
   mutating func sortForLocking() {
     guard entries.count > 1 else { return }
-    entries.sort { $0.cell.address < $1.cell.address }
+    entries.sort { $0.target.toOpaque() < $1.target.toOpaque() }
     index = nil
   }
 

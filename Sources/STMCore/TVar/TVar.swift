@@ -51,35 +51,43 @@ public struct TVar<Value: Sendable> {
   @inlinable
   public var value: Value {
     get {
-      let context = _ThreadContext.current
-      if let segment = context.segment {
-        return segment.read(cell)._withUnsafeGuaranteedRef {
-          unsafeDowncast($0, to: _Version<Value>.self).value
+      let state = _ThreadState.current
+      if let segment = state.pointee.segment {
+        return segment._withUnsafeGuaranteedRef { segment in
+          segment.read(cell)._withUnsafeGuaranteedRef {
+            unsafeDowncast($0, to: _Version<Value>.self).value
+          }
         }
       }
-      let segment = _Engine.beginSingleRead(context)
-      let value = segment.visibleVersion(of: cell)._withUnsafeGuaranteedRef {
-        unsafeDowncast($0, to: _Version<Value>.self).value
+      return state.pointee.context._withUnsafeGuaranteedRef { context in
+        let segment = _Engine.beginSingleRead(context)
+        let value = segment.visibleVersion(of: cell)._withUnsafeGuaranteedRef {
+          unsafeDowncast($0, to: _Version<Value>.self).value
+        }
+        _Engine.endSingleRead(segment, context)
+        return value
       }
-      _Engine.endSingleRead(segment, context)
-      return value
     }
     nonmutating set {
-      let context = _ThreadContext.current
-      if let segment = context.segment {
-        if let pending = segment.writableVersion(of: cell) {
-          unsafeDowncast(pending, to: _Version<Value>.self).value = newValue
-        } else {
-          segment.recordWrite(cell, cell.makeVersion(newValue))
+      let state = _ThreadState.current
+      if let segment = state.pointee.segment {
+        segment._withUnsafeGuaranteedRef { segment in
+          if let pending = segment.writableVersion(of: cell) {
+            unsafeDowncast(pending, to: _Version<Value>.self).value = newValue
+          } else {
+            segment.recordWrite(cell, cell.makeVersion(newValue))
+          }
         }
         return
       }
-      let (segment, _) = _Engine.beginInPlaceMutation(of: cell, context)
-      _Engine.endInPlaceMutation(of: cell, segment, context, publishing: cell.makeVersion(newValue))
+      state.pointee.context._withUnsafeGuaranteedRef { context in
+        let (segment, _) = _Engine.beginInPlaceMutation(of: cell, context)
+        _Engine.endInPlaceMutation(of: cell, segment, context, publishing: cell.makeVersion(newValue))
+      }
     }
     nonmutating _modify {
-      let context = _ThreadContext.current
-      if let segment = context.segment {
+      let state = _ThreadState.current
+      if let segment = state.pointee.segment?.takeUnretainedValue() {
         var current = segment.read(cell)._withUnsafeGuaranteedRef {
           unsafeDowncast($0, to: _Version<Value>.self).value
         }
@@ -87,6 +95,7 @@ public struct TVar<Value: Sendable> {
         segment.recordWrite(cell, cell.makeVersion(current))
         return
       }
+      let context = state.pointee.context.takeUnretainedValue()
       let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context)
       var current = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
       var finished = false
@@ -120,13 +129,14 @@ public struct TVar<Value: Sendable> {
   /// - Complexity: O(1) now; O(*k*) at commit for *k* recorded updates.
   @inlinable
   public func commute(_ transform: @escaping (Value) -> Value) {
-    let context = _ThreadContext.current
-    if let segment = context.segment {
+    let state = _ThreadState.current
+    if let segment = state.pointee.segment?.takeUnretainedValue() {
       segment.recordCommute(cell) { base in
         cell.makeVersion(transform(unsafeDowncast(base, to: _Version<Value>.self).value))
       }
       return
     }
+    let context = state.pointee.context.takeUnretainedValue()
     let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context)
     let updated = newest._withUnsafeGuaranteedRef {
       transform(unsafeDowncast($0, to: _Version<Value>.self).value)

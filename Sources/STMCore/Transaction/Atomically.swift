@@ -33,10 +33,11 @@
 public func atomically<Result, Failure: Error>(
   _ body: (Transaction) throws(Failure) -> Result
 ) throws(Failure) -> Result {
-  let context = _ThreadContext.current
-  if let segment = context.segment {
-    return try _joinRunningTransaction(segment, body)
+  let state = _ThreadState.current
+  if let segment = state.pointee.segment {
+    return try _joinRunningTransaction(segment.takeUnretainedValue(), body)
   }
+  let context = state.pointee.context.takeUnretainedValue()
   var run = _TransactionRun()
   while true {
     let segment = run.begin(context)
@@ -85,9 +86,8 @@ public func atomically<Result, Failure: Error>(
 public func atomically<Result, Failure: Error>(
   _ body: (Transaction) throws(Failure) -> Result
 ) async throws(Failure) -> Result {
-  let context = _ThreadContext.current
-  if let segment = context.segment {
-    return try _joinRunningTransaction(segment, body)
+  if let segment = _ThreadState.current.pointee.segment {
+    return try _joinRunningTransaction(segment.takeUnretainedValue(), body)
   }
   var run = _TransactionRun()
   while true {

@@ -29,7 +29,7 @@ public struct Transaction {
   @inlinable
   func checkValid(_ operation: StaticString) {
     guard segment.isRunning, segment.attempt == attempt,
-      _ThreadContext.current.segment === segment
+      _ThreadState.current.pointee.segment?.toOpaque() == Unmanaged.passUnretained(segment).toOpaque()
     else { _misuse(.handleOutsideBlock("\(operation)")) }
   }
 
