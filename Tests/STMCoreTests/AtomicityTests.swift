@@ -24,6 +24,42 @@ extension EngineTests {
       #expect(abortHookRan)
     }
 
+    /// Found in review: abort hooks must run outside the dead transaction, seeing committed
+    /// state, and what they write must stay written.
+    @Test func abortHooksRunOutsideTheRolledBackTransaction() {
+      let flag = TVar(0)
+      var seenByHook = -1
+      #expect(throws: Refused.self) {
+        try atomically { tx in
+          flag.value = 7
+          tx.afterAbort {
+            seenByHook = flag.value
+            flag.value = 42
+          }
+          throw Refused()
+        }
+      }
+      #expect(seenByHook == 0)
+      #expect(flag.value == 42)
+    }
+
+    @Test func abortHooksOfARolledBackBranchRunWhenTheTransactionEnds() throws {
+      let gate = TVar(false), log = TVar<[String]>([])
+      var order: [String] = []
+      try atomically { tx in
+        _ = try tx.orElse({ tx in
+          tx.afterAbort { order.append("branch rolled back, log has \(log.value.count)") }
+          if !gate.value { try tx.retry() }
+          return 0
+        }, { _ in
+          log.value.append("second branch")
+          return 1
+        })
+        order.append("body finished")
+      }
+      #expect(order == ["body finished", "branch rolled back, log has 1"])
+    }
+
     @Test func afterCommitHooksRunInOrderAfterTheChangesAreVisible() {
       let cell = TVar(0)
       var log: [String] = []

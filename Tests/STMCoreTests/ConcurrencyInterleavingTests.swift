@@ -186,6 +186,31 @@ extension EngineTests {
       #expect(other.value.secondsPaused >= 0.2)
     }
 
+    /// Found in review: becoming inevitable must move the snapshot up, or a later read sees a
+    /// value that a commit before the token was taken had already replaced (a lost update).
+    @Test func readsAfterBecomingInevitableSeeEveryEarlierCommit() {
+      let cell = TVar(0)
+      let started = Gate(), otherCommitted = Gate()
+      let attempts = Attempts()
+      let done = startThread {
+        try! atomically { tx in
+          attempts.count += 1
+          if attempts.count == 1 {
+            started.open()
+            otherCommitted.wait()
+          }
+          try tx.becomeInevitable()
+          cell.value += 1
+        }
+      }
+      started.wait()
+      cell.value += 10
+      otherCommitted.open()
+      done.wait()
+      #expect(cell.value == 11)
+      #expect(attempts.count == 1)
+    }
+
     @Test func aCommitWaitsForAnotherCommitHoldingTheSameCell() {
       let cell = TVar(0)
       let held = Gate(), release = Gate()

@@ -144,7 +144,7 @@ extension EngineTests {
 
   /// Memory stays flat: history is trimmed, cells and versions are freed.
   @Suite struct ReclamationTests {
-    private func historyLength(_ tvar: TVar<Int>) -> Int {
+    private func historyLength<Value>(_ tvar: TVar<Value>) -> Int {
       var length = 1
       var version = tvar.cell.head.load(ordering: .acquiring).takeUnretainedValue()
       while let older = version.older {
@@ -197,6 +197,41 @@ extension EngineTests {
       #expect(keep.allSatisfy { historyLength($0) <= 6 })
     }
 
+    /// Found in review: versions written while a long reader pinned them must go once it ends,
+    /// even if their cell is never written again.
+    @Test func historyPinnedByALongReaderIsReclaimedAfterIt() {
+      let pinned = TVar(0)
+      let other = TVar(0)
+      let reading = Gate(), finishReading = Gate()
+      let reader = startThread {
+        atomically { _ in
+          _ = other.value
+          reading.open()
+          finishReading.wait()
+        }
+      }
+      reading.wait()
+      for step in 1...1_000 { atomically { _ in pinned.value = step } }
+      #expect(historyLength(pinned) > 100)
+      finishReading.open()
+      reader.wait()
+      // Later commits on other cells give the reclaimer its turns.
+      for _ in 0..<(4 * _HistoryReclaimer.interval) { atomically { _ in other.value += 1 } }
+      #expect(historyLength(pinned) == 1)
+      #expect(historyLength(other) <= 5)
+    }
+
+    @Test func droppedVersionsDoNotKeepObjectsAlive() {
+      let cell = TVar<Tracked?>(nil)
+      let before = Tracked.live.load(ordering: .relaxed)
+      for _ in 0..<6 { cell.value = Tracked() }
+      cell.value = nil
+      let spin = TVar(0)
+      for _ in 0..<(4 * _HistoryReclaimer.interval) { atomically { _ in spin.value += 1 } }
+      #expect(historyLength(cell) == 1)
+      #expect(Tracked.live.load(ordering: .relaxed) == before)
+    }
+
     @Test func retryWaitersAreRemovedAfterWaking() {
       let flag = TVar(false)
       let retried = Gate()
@@ -222,4 +257,11 @@ private final class WeakCells {
   private var references: [Reference] = []
   func track(_ cell: STMCore._Cell) { references.append(Reference(cell: cell)) }
   var liveCount: Int { references.count { $0.cell != nil } }
+}
+
+/// An object that counts its live instances.
+private final class Tracked: Sendable {
+  static let live = Atomic<Int>(0)
+  init() { Self.live.add(1, ordering: .relaxed) }
+  deinit { Self.live.subtract(1, ordering: .relaxed) }
 }

@@ -36,6 +36,14 @@ extension EngineTests {
       #expect(standardError(of: result).contains("outside the atomically block"))
     }
 
+    @Test func aCommuteTransformThatTouchesATVarTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let counter = TVar(0), config = TVar(5)
+        atomically { _ in counter.commute { $0 + config.value } }
+      }
+      #expect(standardError(of: result).contains("commute transform used a TVar"))
+    }
+
     @Test func touchingATVarDuringAnInPlaceMutationTraps() async {
       let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
         let first = TVar(0), second = TVar(0)

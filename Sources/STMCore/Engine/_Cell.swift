@@ -21,14 +21,23 @@ class _Cell: @unchecked Sendable {
   /// How many dropped versions a cell keeps for reuse.
   static let spareLimit = 4
 
+  /// Whether dropped versions are kept for reuse: only when the value is trivially copyable,
+  /// so that a kept version never holds on to an object (or a removed key's cell) it refers to.
+  let recyclesVersions: Bool
+
+  /// Set while the cell waits in the reclamation list (see `_HistoryReclaimer`).
+  let awaitingReclamation = Atomic<Bool>(false)
+
   @usableFromInline
-  init(initial: _VersionBase) {
+  init(initial: _VersionBase, recyclesVersions: Bool) {
+    self.recyclesVersions = recyclesVersions
     initial.stamp = 0
     head = Atomic(Unmanaged.passRetained(initial))
     _LiveCounters.cellCreated()
   }
 
   deinit {
+    if awaitingReclamation.load(ordering: .relaxed) { _Engine.shared.reclaimer.forget(self) }
     head.load(ordering: .relaxed).release()
     spare.load(ordering: .relaxed)?.release()
     _LiveCounters.cellDestroyed()
@@ -54,6 +63,7 @@ class _Cell: @unchecked Sendable {
   /// Keeps up to `spareLimit` versions of `chain`, which no reader can reach any more, for
   /// reuse; frees the rest, and the whole chain if spares are already kept.
   final func offerSpares(_ chain: _VersionBase) {
+    guard recyclesVersions else { return }
     var kept = 1
     var last = chain
     last.flags = 0
@@ -81,7 +91,7 @@ class _Cell: @unchecked Sendable {
 final class _TypedCell<Value>: _Cell, @unchecked Sendable {
   @inlinable
   init(_ value: Value) {
-    super.init(initial: _Version(value, stamp: 0))
+    super.init(initial: _Version(value, stamp: 0), recyclesVersions: _isPOD(Value.self))
   }
 
   /// A pending version holding `value`: the spare if there is one, else a new one.

@@ -19,6 +19,7 @@ final class _Engine: Sendable {
   let inevitableWaiters = _WaitList()
   let freeSegmentWaiters = _WaitList()
   let retryWaiters = _RetryRegistry()
+  let reclaimer = _HistoryReclaimer()
 
   private init(segmentCount: Int) {
     var segments: [_Segment] = []

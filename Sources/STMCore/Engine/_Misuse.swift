@@ -5,6 +5,7 @@ enum _Misuse {
   case retryWithoutReads
   case retryAfterBecomeInevitable
   case transactionDuringInPlaceMutation
+  case transactionalAccessInCommute
 
   var message: String {
     switch self {
@@ -18,6 +19,10 @@ enum _Misuse {
     case .retryAfterBecomeInevitable:
       "retry() was called after becomeInevitable(). An inevitable transaction cannot roll back to "
         + "wait, because its irrevocable effects have happened. Decide to wait before becoming inevitable."
+    case .transactionalAccessInCommute:
+      "A commute transform used a TVar or atomically. Transforms run while the commit publishes, "
+        + "when no transactional data may be touched; a transform must be a pure function of the "
+        + "old value. Read what it needs in the transaction and capture the value instead."
     case .transactionDuringInPlaceMutation:
       "A TVar or atomically was used while another TVar's value was being mutated in place outside "
         + "a transaction (for example inside `tvar.value.mutate { ... }` or `modify`). That would "

@@ -40,6 +40,9 @@ final class _Segment: @unchecked Sendable {
   /// The body called `retry()` (even if user code swallowed the error).
   @exclusivity(unchecked) var retryRequested = false
   @exclusivity(unchecked) var attemptStarted = 0
+  /// Abort hooks of `orElse` branches and nested blocks that rolled back; they run when the
+  /// whole transaction ends, outside it, whatever its outcome.
+  @exclusivity(unchecked) var rolledBackHooks: [() -> Void] = []
   @usableFromInline @exclusivity(unchecked) unowned(unsafe) var context: _ThreadContext?
 
   init(index: Int) {
@@ -171,14 +174,14 @@ final class _Segment: @unchecked Sendable {
   }
 
   /// Undoes the writes, commutes and hooks recorded since `checkpoint`; reads stay marked
-  /// (a retry after `orElse` waits on what both branches read). Runs the abort hooks that the
-  /// rolled-back part registered.
+  /// (a retry after `orElse` waits on what both branches read). The abort hooks that the
+  /// rolled-back part registered run when the transaction ends, outside it.
   @usableFromInline
   func rollback(to checkpoint: Checkpoint) {
     let abandonedHooks = log.afterAbort.dropFirst(checkpoint.log.afterAbort.count)
     log = checkpoint.log
     log.generation &+= 1
-    for hook in abandonedHooks.reversed() { hook() }
+    rolledBackHooks += abandonedHooks.reversed()
   }
 
   // MARK: Commit
@@ -211,8 +214,19 @@ final class _Segment: @unchecked Sendable {
       // below drop the versions that only this transaction still pinned.
       engine.withdrawSnapshot(for: self)
       let flags = isInevitable ? _VersionFlags.byInevitable : 0
+      // Commute transforms run inside the publish loop; while they do, the thread is taken out
+      // of its transaction and barred from transactional data (see `_Misuse`).
+      let hasCommutes = entries.contains { !$0.commutes.isEmpty }
+      if hasCommutes {
+        context.state.pointee.segment = nil
+        context.forbiddenAccess = .transactionalAccessInCommute
+      }
       for index in entries.indices {
         publish(entries[index], number: number, flags: flags, engine: engine)
+      }
+      if hasCommutes {
+        context.forbiddenAccess = nil
+        context.state.pointee.segment = Unmanaged.passUnretained(self)
       }
       unlock(entries)
       engine.leaveCommit(self)
@@ -311,11 +325,14 @@ extension _Engine {
   }
 
   /// Drops the versions below the newest one that the oldest running snapshot can see, and
-  /// keeps the first dropped one as the cell's spare.
+  /// keeps what it dropped as the cell's spares. If older versions must stay for now, the cell
+  /// is noted for the reclaimer, so that they go even if the cell is never written again.
   ///
   /// Every running snapshot is at or above the horizon, so every reader stops at or above the
   /// newest version stamped at or below it: nothing below that version can be in use.
-  private func trimHistory(below newest: _VersionBase, of cell: _Cell) {
+  /// The caller holds the cell's commit lock. Returns whether older versions remain.
+  @discardableResult
+  func trimHistory(below newest: _VersionBase, of cell: _Cell, noting: Bool = true) -> Bool {
     // Acquire: the horizon was raised by a thread that saw the withdrawals of the readers it
     // passed; acquiring it orders those readers' past reads before the cut and reuse below.
     var limit = horizon.load(ordering: .acquiring)
@@ -326,14 +343,18 @@ extension _Engine {
     var depth = 0
     while true {
       let (stamp, next) = version._withUnsafeGuaranteedRef { ($0.stamp, $0.older.map(Unmanaged.passUnretained)) }
-      guard let next else { return }
+      guard let next else {
+        if depth > 0 && noting { reclaimer.note(cell) }
+        return depth > 0
+      }
       if stamp <= limit {
         var dropped = version._withUnsafeGuaranteedRef { $0.older.take() }
         if isKnownUniquelyReferenced(&dropped), let reusable = dropped {
           dropped = nil
           cell.offerSpares(reusable)
         }
-        return
+        if depth > 0 && noting { reclaimer.note(cell) }
+        return depth > 0
       }
       depth += 1
       if depth >= 4 && !recomputed {

@@ -14,9 +14,10 @@ struct _ThreadState {
   /// The segment of the transaction running on this thread, or nil outside `atomically`.
   /// Unretained: segments live as long as the process.
   @usableFromInline var segment: Unmanaged<_Segment>?
-  /// Set while an in-place mutation of a `TVar` outside a transaction holds the cell's commit
-  /// lock: touching any transactional data then would deadlock, so it traps instead.
-  @usableFromInline var inPlaceMutation = false
+  /// Set while code runs where touching transactional data would deadlock or corrupt a commit
+  /// (an in-place mutation outside a transaction holds a cell's commit lock; a commute's
+  /// transform runs while its commit publishes); such access traps with this message.
+  @usableFromInline var forbiddenAccess: _Misuse? = nil
   /// The thread's context, retained by this state until the thread exits.
   @usableFromInline let context: Unmanaged<_ThreadContext>
 
@@ -47,10 +48,10 @@ final class _ThreadContext: @unchecked Sendable {
     get { state.pointee.segment?.takeUnretainedValue() }
     set { state.pointee.segment = newValue.map(Unmanaged.passUnretained) }
   }
-  /// See `_ThreadState.inPlaceMutation`.
-  @usableFromInline var inPlaceMutation: Bool {
-    get { state.pointee.inPlaceMutation }
-    set { state.pointee.inPlaceMutation = newValue }
+  /// See `_ThreadState.forbiddenAccess`.
+  @usableFromInline var forbiddenAccess: _Misuse? {
+    get { state.pointee.forbiddenAccess }
+    set { state.pointee.forbiddenAccess = newValue }
   }
   /// The segment this thread used last; trying it first keeps each thread on its own lines.
   @exclusivity(unchecked) var preferredSegment: Int
@@ -59,6 +60,8 @@ final class _ThreadContext: @unchecked Sendable {
   /// takes its commit number; a read-only one sits just after the commit its snapshot saw.
   /// Tests replay transactions in this order.
   @exclusivity(unchecked) var lastCommit = _SerialPosition(number: 0, isReadOnly: true)
+  /// Writing commits since this thread last looked at the reclamation list.
+  @exclusivity(unchecked) var commitsSinceReclamation = 0
   /// xorshift state for randomized backoff; per thread, so threads do not back off in step.
   @exclusivity(unchecked) var backoffRandom: UInt64
 

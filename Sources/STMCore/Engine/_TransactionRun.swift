@@ -54,7 +54,7 @@ struct _TransactionRun {
 
   @usableFromInline
   mutating func begin(_ context: _ThreadContext) -> _Segment {
-    if context.inPlaceMutation { _misuse(.transactionDuringInPlaceMutation) }
+    if let misuse = context.forbiddenAccess { _misuse(misuse) }
     let engine = _Engine.shared
     let segment = engine.acquireSegment(for: context)
     segment.context = context
@@ -79,9 +79,10 @@ struct _TransactionRun {
     case .committed(let position):
       context.lastCommit = position
       context.statistics.recordCommit()
-      let hooks = segment.log.afterCommit.isEmpty ? [] : segment.log.afterCommit
-      end(segment, context)
-      return .committed(hooks)
+      if position.isReadOnly == false { _Engine.shared.reclaimer.reclaimNow(ifDueFor: context, using: segment) }
+      let commitHooks = segment.log.afterCommit.isEmpty ? [] : segment.log.afterCommit
+      let rolledBackHooks = end(segment, context, aborting: false)
+      return .committed(rolledBackHooks.isEmpty ? commitHooks : rolledBackHooks + commitHooks)
     case .conflict(let kind):
       return abort(segment, context, kind: kind)
     }
@@ -92,21 +93,20 @@ struct _TransactionRun {
   mutating func bodyThrew(_ segment: _Segment, _ context: _ThreadContext, isRetry: Bool, isRerun: Bool) -> _AttemptOutcome {
     if isRetry || segment.retryRequested { return retry(segment, context) }
     if isRerun || segment.isDoomed { return abort(segment, context, kind: .writeRead) }
-    runAbortHooks(segment)
-    end(segment, context)
+    run(end(segment, context, aborting: true))
     return .propagate
   }
 
   private mutating func abort(_ segment: _Segment, _ context: _ThreadContext, kind: ContentionKind) -> _AttemptOutcome {
     context.statistics.recordAbort(kind, nanoseconds: _monotonicNanoseconds() - segment.attemptStarted)
-    runAbortHooks(segment)
-    let keepsToken = segment.isDoomed && segment.isInevitable
-    end(segment, context)
+    let failedToBecomeInevitable = segment.isDoomed && segment.isInevitable
+    run(end(segment, context, aborting: true))
     aborts += 1
     _Backoff.afterAbort(aborts, context)
-    // A doomed `becomeInevitable()` reruns inevitable from the start, and so does a transaction
-    // that keeps losing: it then cannot lose again (progress).
-    if keepsToken || aborts >= Self.abortsBeforeEscalation { escalate = true }
+    // A transaction whose `becomeInevitable()` found stale reads reruns inevitable from its
+    // start (taking the token again), and so does a transaction that keeps losing: it then
+    // cannot lose again (progress).
+    if failedToBecomeInevitable || aborts >= Self.abortsBeforeEscalation { escalate = true }
     return .rerun
   }
 
@@ -118,21 +118,24 @@ struct _TransactionRun {
     let cells = segment.reads.distinctCells()
     let wait = _RetryWait(cells: cells, waiter: _Engine.shared.retryWaiters.register(for: cells, after: segment.snapshot))
     context.statistics.recordRetry()
-    runAbortHooks(segment)
-    end(segment, context)
+    run(end(segment, context, aborting: true))
     // Having waited, the transaction reruns as an ordinary one.
     aborts = 0
     escalate = false
     return .wait(wait)
   }
 
-  private func runAbortHooks(_ segment: _Segment) {
-    let hooks = segment.log.afterAbort
-    segment.log.afterAbort = []
-    for hook in hooks.reversed() { hook() }
+  private func run(_ hooks: [() -> Void]) {
+    for hook in hooks { hook() }
   }
 
-  private func end(_ segment: _Segment, _ context: _ThreadContext) {
+  /// Ends the attempt and releases its segment. Returns the hooks to run now that no
+  /// transaction is running on this thread: those of parts rolled back earlier (`orElse`,
+  /// nested blocks), then, if the attempt is aborting, its own abort hooks, newest first.
+  private func end(_ segment: _Segment, _ context: _ThreadContext, aborting: Bool) -> [() -> Void] {
+    var hooks = segment.rolledBackHooks
+    if !hooks.isEmpty { segment.rolledBackHooks = [] }
+    if aborting && !segment.log.afterAbort.isEmpty { hooks += segment.log.afterAbort.reversed() }
     let engine = _Engine.shared
     engine.withdrawSnapshot(for: segment)
     if segment.isInevitable {
@@ -150,6 +153,7 @@ struct _TransactionRun {
     segment.context = nil
     context.segment = nil
     engine.releaseSegment(segment)
+    return hooks
   }
 }
 
@@ -159,7 +163,7 @@ extension _Engine {
   /// Starts a read-only single-operation transaction; returns its segment.
   @usableFromInline
   static func beginSingleRead(_ context: _ThreadContext) -> _Segment {
-    if context.inPlaceMutation { _misuse(.transactionDuringInPlaceMutation) }
+    if let misuse = context.forbiddenAccess { _misuse(misuse) }
     let engine = shared
     let segment = engine.acquireSegment(for: context)
     segment.context = context
@@ -181,13 +185,13 @@ extension _Engine {
   /// the newest version cannot be replaced or dropped.
   @usableFromInline
   static func beginInPlaceMutation(of cell: _Cell, _ context: _ThreadContext) -> (_Segment, Unmanaged<_VersionBase>) {
-    if context.inPlaceMutation { _misuse(.transactionDuringInPlaceMutation) }
+    if let misuse = context.forbiddenAccess { _misuse(misuse) }
     let engine = shared
     let segment = engine.acquireSegment(for: context)
     segment.context = context
     engine.enterCommit(segment, context: context)
     segment.lock(cell, context: context)
-    context.inPlaceMutation = true
+    context.forbiddenAccess = .transactionDuringInPlaceMutation
     return (segment, cell.head.load(ordering: .acquiring))
   }
 
@@ -196,7 +200,7 @@ extension _Engine {
   @usableFromInline
   static func endInPlaceMutation(of cell: _Cell, _ segment: _Segment, _ context: _ThreadContext, publishing version: _VersionBase?) {
     let engine = shared
-    context.inPlaceMutation = false
+    context.forbiddenAccess = nil
     if let version {
       let number = engine.clock.add(1, ordering: .acquiringAndReleasing).newValue
       segment.commitNumber.store(number, ordering: .releasing)
@@ -205,6 +209,7 @@ extension _Engine {
     }
     cell.owner.store(0, ordering: .releasing)
     engine.leaveCommit(segment)
+    if version != nil { engine.reclaimer.reclaimNow(ifDueFor: context, using: segment) }
     segment.context = nil
     engine.releaseSegment(segment)
     if version != nil {

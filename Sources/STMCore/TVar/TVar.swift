@@ -125,7 +125,9 @@ public struct TVar<Value: Sendable> {
   /// Conflicts: none, until the transaction reads the variable.
   ///
   /// - Parameter transform: A function of the old value; it must be pure, since it runs at
-  ///   commit (possibly on a value other transactions have changed) and may run again.
+  ///   commit (possibly on a value other transactions have changed) and may run again. It must
+  ///   not touch a `TVar` or start a transaction: that traps with a message saying so. Read what
+  ///   it needs in the transaction and capture the value.
   /// - Complexity: O(1) now; O(*k*) at commit for *k* recorded updates.
   @inlinable
   public func commute(_ transform: @escaping (Value) -> Value) {

@@ -126,9 +126,11 @@ public struct Transaction {
   /// Registers `hook` to run once, on this thread, if this attempt rolls back.
   ///
   /// An attempt rolls back when it loses a conflict (the transaction then reruns), when it
-  /// calls ``retry()``, or when its body throws. A hook registered inside an `orElse` branch or
-  /// a nested `atomically` block also runs when just that part rolls back. Hooks run in reverse
-  /// order of registration, outside any transaction.
+  /// calls ``retry()``, or when its body throws. Hooks run after the rollback, in reverse order
+  /// of registration, on this thread and outside any transaction: they see committed state, and
+  /// a hook may itself call `atomically`. A hook registered inside an `orElse` branch or a nested
+  /// `atomically` block that rolls back runs too, once the whole transaction has ended (however
+  /// it ended).
   ///
   /// Conflicts with nothing.
   ///
@@ -169,6 +171,10 @@ public struct Transaction {
       segment.isDoomed = true
       throw _RerunSignal()
     }
+    // No other commit can take a number while this transaction holds the token, and every
+    // read so far is of the newest version; move the snapshot up to now, so that later reads
+    // see what committed before the token was taken (the commit will not validate them).
+    segment.snapshot = _Engine.shared.announceSnapshot(for: segment)
     segment.isInevitableByRequest = true
   }
 

@@ -1,0 +1,74 @@
+import Synchronization
+
+/// The commit number a segment shows while it holds cells only to trim them: above every
+/// snapshot and every commit number, so readers and validators that meet its locks carry on.
+let _reclaimingNumber: UInt64 = .max - 1
+
+/// Cells whose history a commit could not trim completely (a running snapshot still needed
+/// it), trimmed again later so that memory stays flat even for cells that are never written
+/// again (DESIGN.md invariant 6).
+///
+/// The list does not retain its cells: a cell that is freed takes its history with it, and its
+/// `deinit` removes it from the list. The reclaimer trims while holding the list's lock, so a
+/// cell whose `deinit` waits for that lock is still valid memory while it is trimmed.
+final class _HistoryReclaimer: Sendable {
+  private let pending = _Lock<[ObjectIdentifier: Unmanaged<_Cell>]>([:])
+  private let count = Atomic<Int>(0)
+  /// A thread looks at the list once per this many of its writing commits.
+  static let interval = 64
+  /// At most this many cells are trimmed at a time, to bound the pause of the thread doing it.
+  static let batchSize = 256
+
+  /// Remembers `cell`, whose history still has more than its newest version.
+  func note(_ cell: _Cell) {
+    guard !cell.awaitingReclamation.exchange(true, ordering: .relaxed) else { return }
+    pending.withLock { $0[ObjectIdentifier(cell)] = Unmanaged.passUnretained(cell) }
+    count.add(1, ordering: .relaxed)
+  }
+
+  /// Called from the `deinit` of a cell that is in the list.
+  func forget(_ cell: _Cell) {
+    let removed = pending.withLock { $0.removeValue(forKey: ObjectIdentifier(cell)) != nil }
+    if removed { count.subtract(1, ordering: .relaxed) }
+  }
+
+  /// Called after each writing commit of `context`, while it still holds `segment`.
+  func reclaimNow(ifDueFor context: _ThreadContext, using segment: _Segment) {
+    context.commitsSinceReclamation += 1
+    guard context.commitsSinceReclamation >= Self.interval else { return }
+    context.commitsSinceReclamation = 0
+    guard count.load(ordering: .relaxed) > 0 else { return }
+    reclaim(using: segment)
+  }
+
+  /// Trims a batch of noted cells; cells still pinned, or locked right now, stay in the list.
+  func reclaim(using segment: _Segment) {
+    let engine = _Engine.shared
+    engine.recomputeHorizon()
+    // Release: a reader that meets one of this segment's earlier commit locks and then reads
+    // this value must also see that commit's versions.
+    segment.commitNumber.store(_reclaimingNumber, ordering: .releasing)
+    let trimmed = pending.withLock { list -> Int in
+      var done: [ObjectIdentifier] = []
+      for (key, handle) in list.prefix(Self.batchSize) {
+        let finished = handle._withUnsafeGuaranteedRef { cell -> Bool in
+          guard cell.owner.compareExchange(expected: 0, desired: segment.tag, ordering: .acquiringAndReleasing).exchanged else {
+            return false
+          }
+          let historyRemains = engine.trimHistory(
+            below: cell.head.load(ordering: .acquiring).takeUnretainedValue(), of: cell, noting: false)
+          if !historyRemains { cell.awaitingReclamation.store(false, ordering: .relaxed) }
+          cell.owner.store(0, ordering: .releasing)
+          return !historyRemains
+        }
+        if finished { done.append(key) }
+      }
+      for key in done { list[key] = nil }
+      return done.count
+    }
+    count.subtract(trimmed, ordering: .relaxed)
+  }
+
+  /// How many cells wait to be trimmed; for tests.
+  var pendingCount: Int { count.load(ordering: .relaxed) }
+}
