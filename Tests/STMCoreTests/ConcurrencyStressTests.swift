@@ -223,11 +223,24 @@ extension EngineTests {
 
     @Test func droppedVersionsDoNotKeepObjectsAlive() {
       let cell = TVar<Tracked?>(nil)
+      let other = TVar(0)
       let before = Tracked.live.load(ordering: .relaxed)
+      // A reader pins the history, so that the versions holding objects are dropped together
+      // later, with no write left to reuse (and so release) them.
+      let reading = Gate(), finishReading = Gate()
+      let reader = startThread {
+        atomically { _ in
+          _ = other.value
+          reading.open()
+          finishReading.wait()
+        }
+      }
+      reading.wait()
       for _ in 0..<6 { cell.value = Tracked() }
       cell.value = nil
-      let spin = TVar(0)
-      for _ in 0..<(4 * _HistoryReclaimer.interval) { atomically { _ in spin.value += 1 } }
+      finishReading.open()
+      reader.wait()
+      for _ in 0..<(4 * _HistoryReclaimer.interval) { atomically { _ in other.value += 1 } }
       #expect(historyLength(cell) == 1)
       #expect(Tracked.live.load(ordering: .relaxed) == before)
     }
