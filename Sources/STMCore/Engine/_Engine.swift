@@ -171,8 +171,9 @@ final class _Engine: Sendable {
     if let pausedSince {
       context.statistics.recordPause(.inevitable, nanoseconds: _monotonicNanoseconds() - pausedSince)
     }
-    // Until a number is taken, readers that meet this segment's locks must wait for it.
-    segment.commitNumber.store(.max, ordering: .relaxed)
+    // Release: a reader that meets one of this segment's earlier commit locks and then reads
+    // this value must also see that commit's versions.
+    segment.commitNumber.store(_CommitNumber.unnumbered, ordering: .releasing)
   }
 
   func leaveCommit(_ segment: _Segment) {

@@ -1,9 +1,5 @@
 import Synchronization
 
-/// The commit number a segment shows while it holds cells only to trim them: above every
-/// snapshot and every commit number, so readers and validators that meet its locks carry on.
-let _reclaimingNumber: UInt64 = .max - 1
-
 /// Cells whose history a commit could not trim completely (a running snapshot still needed
 /// it), trimmed again later so that memory stays flat even for cells that are never written
 /// again (DESIGN.md invariant 6).
@@ -45,9 +41,8 @@ final class _HistoryReclaimer: Sendable {
   func reclaim(using segment: _Segment) {
     let engine = _Engine.shared
     engine.recomputeHorizon()
-    // Release: a reader that meets one of this segment's earlier commit locks and then reads
-    // this value must also see that commit's versions.
-    segment.commitNumber.store(_reclaimingNumber, ordering: .releasing)
+    // Trimming publishes nothing: readers and validators that meet these locks carry on.
+    segment.commitNumber.store(_CommitNumber.unnumbered, ordering: .releasing)
     let trimmed = pending.withLock { list -> Int in
       var done: [ObjectIdentifier] = []
       for (key, handle) in list.prefix(Self.batchSize) {

@@ -16,8 +16,8 @@ final class _Segment: @unchecked Sendable {
   let announcedSnapshot = Atomic<UInt64>(.max)
   /// True from just before a commit takes its first lock until it has published everything.
   let committing = Atomic<Bool>(false)
-  /// The number of the commit in progress, or `.max` before it is taken.
-  let commitNumber = Atomic<UInt64>(.max)
+  /// The number of the commit in progress, or one of the `_CommitNumber` sentinels.
+  let commitNumber = Atomic<UInt64>(_CommitNumber.unnumbered)
 
   // MARK: State of the running transaction (holding thread only)
 
@@ -92,8 +92,8 @@ final class _Segment: @unchecked Sendable {
   /// A commit locks its cells before it takes its number, and takes its number before it
   /// publishes. So if a commit numbered at or below our snapshot still holds the cell, its version
   /// may not be in the chain yet, and we wait for it (briefly: it is publishing). A commit whose
-  /// number is above our snapshot, or not taken yet but sure to be above it because our snapshot
-  /// read the clock first, cannot matter to us.
+  /// number is above our snapshot cannot matter to us, and neither can one still showing
+  /// `_CommitNumber.unnumbered` (see there for why its number will be above our snapshot).
   @usableFromInline
   func visibleVersion(of cell: _Cell) -> Unmanaged<_VersionBase> {
     var pausedSince = 0
@@ -102,7 +102,7 @@ final class _Segment: @unchecked Sendable {
       let holder = cell.owner.load(ordering: .acquiring)
       if holder != 0 && holder != tag {
         let number = engine.segments[holder - 1].commitNumber.load(ordering: .acquiring)
-        if number == .max || number <= snapshot {
+        if number != _CommitNumber.unnumbered && number <= snapshot {
           if pausedSince == 0 { pausedSince = _monotonicNanoseconds() }
           backoff.pause()
           continue
@@ -203,8 +203,7 @@ final class _Segment: @unchecked Sendable {
       for index in entries.indices {
         entries[index].target._withUnsafeGuaranteedRef { lock($0, context: context) }
       }
-      let number = engine.clock.add(1, ordering: .acquiringAndReleasing).newValue
-      commitNumber.store(number, ordering: .releasing)
+      let number = _CommitNumber.take(for: self, from: engine)
       if !isInevitable, let kind = conflict(before: number, writes: entries) {
         unlock(entries)
         engine.leaveCommit(self)
@@ -254,7 +253,8 @@ final class _Segment: @unchecked Sendable {
     let started = _monotonicNanoseconds()
     var backoff = _Backoff()
     repeat {
-      backoff.pause()
+      // Test before test-and-set: waiting on a plain load keeps the line shared.
+      repeat { backoff.pause() } while cell.owner.load(ordering: .relaxed) != 0
     } while !cell.owner.compareExchange(expected: 0, desired: tag, ordering: .acquiringAndReleasing).exchanged
     context.statistics.recordPause(.writeWrite, nanoseconds: _monotonicNanoseconds() - started)
   }
@@ -267,9 +267,10 @@ final class _Segment: @unchecked Sendable {
       let holder = cell.owner.load(ordering: .acquiring)
       if holder != 0 && holder != tag {
         // Another commit is publishing this cell. If it is ordered before us, our read is stale;
-        // if its number is not taken yet we cannot tell, and assume the worst.
+        // while it is taking its number we cannot tell, and assume the worst. An unnumbered
+        // holder will be ordered after us (see `_CommitNumber`).
         let other = segments[holder - 1].commitNumber.load(ordering: .acquiring)
-        if other == .max || other < number {
+        if other != _CommitNumber.unnumbered && other < number {
           readConflict = .writeRead
           return true
         }
@@ -367,5 +368,30 @@ extension _Engine {
       }
       version = next
     }
+  }
+}
+
+/// The states of a segment's `commitNumber`, and how a commit takes its number.
+///
+/// A commit shows `unnumbered` from before it locks its first cell, `numbering` just before it
+/// takes its number from the clock, and then the number. The clock's fetch-and-add is a
+/// release, and a snapshot (or another commit's fetch-and-add) that reads a clock value at or
+/// above that number acquires it; so anyone whose snapshot or number is at or above this
+/// commit's number sees at least `numbering`. Seeing `unnumbered` therefore proves that this
+/// commit's number will be above the observer's: readers and validators carry on, instead of
+/// waiting for, or aborting because of, a commit that is still locking cells or running the
+/// body of an in-place mutation.
+enum _CommitNumber {
+  /// Locked cells, but no number taken: it will be above any number or snapshot already taken.
+  static let unnumbered: UInt64 = .max
+  /// About to take a number, which may be below a snapshot taken meanwhile: wait and see.
+  static let numbering: UInt64 = .max - 1
+
+  /// Takes `segment`'s commit number and shows it to readers.
+  static func take(for segment: _Segment, from engine: _Engine) -> UInt64 {
+    segment.commitNumber.store(numbering, ordering: .releasing)
+    let number = engine.clock.add(1, ordering: .acquiringAndReleasing).newValue
+    segment.commitNumber.store(number, ordering: .releasing)
+    return number
   }
 }

@@ -28,7 +28,11 @@ struct _Backoff {
   @usableFromInline
   mutating func pause() {
     rounds += 1
-    if rounds > 16 {
+    if rounds > 256 {
+      // The holder has been off a core for a long while (threads outnumber cores): sleep a
+      // little rather than keep yielding, so that waiters stop competing with it for the CPU.
+      usleep(50)
+    } else if rounds > 16 {
       sched_yield()
     }
   }

@@ -202,8 +202,7 @@ extension _Engine {
     let engine = shared
     context.forbiddenAccess = nil
     if let version {
-      let number = engine.clock.add(1, ordering: .acquiringAndReleasing).newValue
-      segment.commitNumber.store(number, ordering: .releasing)
+      let number = _CommitNumber.take(for: segment, from: engine)
       let previous = cell.head.load(ordering: .acquiring)
       engine.publish(version, in: cell, replacing: previous, number: number, flags: 0)
     }
