@@ -1,5 +1,6 @@
 import Foundation
 import STM
+@testable import STMCore
 import STMTestSupport
 import Synchronization
 import Testing
@@ -231,6 +232,40 @@ extension EngineTests {
       #expect(writer.value.pauses == [.writeWrite: 1])
       #expect(writer.value.aborts == [.writeWrite: 1])
       #expect(writer.value.commits == 1)
+    }
+
+    /// A reader whose snapshot comes after a commit's number must wait for that commit even in
+    /// the instant between taking the number and showing it; otherwise it reads the old value
+    /// and its own update to it is lost (a bug the harness caught and the oracle did not).
+    @Test func aReadWaitsForACommitThatHasTakenItsNumber() {
+      let cell = TVar(0)
+      let numbered = Gate(), release = Gate()
+      let fired = Atomic<Bool>(false)
+      // Thread names are inherited on Linux, so the committer is recognized by its pthread.
+      let committerThread = Atomic<UInt>(0)
+      _TestHooks.afterTakingCommitNumber.withLock { hook in
+        hook = {
+          guard UInt(pthread_self()) == committerThread.load(ordering: .acquiring),
+            !fired.exchange(true, ordering: .relaxed)
+          else { return }
+          numbered.open()
+          release.wait()
+        }
+      }
+      defer { _TestHooks.afterTakingCommitNumber.withLock { $0 = nil } }
+      let committerDone = startThread {
+        committerThread.store(UInt(pthread_self()), ordering: .releasing)
+        atomically { _ in cell.value += 1 }
+      }
+      numbered.wait()
+      // The committer holds the cell and has its number, which is at or below any snapshot
+      // taken from now on, but has not shown it yet.
+      let readerDone = startThread { atomically { _ in cell.value += 10 } }
+      #expect(readerDone.wait(timeout: .now() + 0.3) == .timedOut)
+      release.open()
+      committerDone.wait()
+      readerDone.wait()
+      #expect(cell.value == 11)
     }
 
     /// A commit that holds a cell but has not taken its number (here, an in-place mutation

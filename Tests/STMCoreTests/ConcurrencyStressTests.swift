@@ -65,6 +65,22 @@ extension EngineTests {
       #expect(counter.value == threads * perThread)
     }
 
+    @Test func contendedIncrementsAreNeverLost() {
+      let counter = TVar(0)
+      let threads = 4
+      let perThread = TestScale.scaled(100_000) / threads
+      runThreads(threads) { thread in
+        for step in 0..<perThread {
+          if thread == 0 && step % 2 == 0 {
+            counter.value += 1
+          } else {
+            atomically { _ in counter.value += 1 }
+          }
+        }
+      }
+      #expect(counter.value == threads * perThread)
+    }
+
     @Test func onlyOneTransactionIsInevitableAtATimeAndItNeverAborts() {
       let cells = (0..<8).map { TVar($0) }
       let inside = Atomic<Int>(0)

@@ -102,7 +102,7 @@ final class _Segment: @unchecked Sendable {
       let holder = cell.owner.load(ordering: .acquiring)
       if holder != 0 && holder != tag {
         let number = engine.segments[holder - 1].commitNumber.load(ordering: .acquiring)
-        if number != _CommitNumber.unnumbered && number <= snapshot {
+        if _CommitNumber.mayPrecede(number, snapshot) {
           if pausedSince == 0 { pausedSince = _monotonicNanoseconds() }
           backoff.pause()
           continue
@@ -270,7 +270,7 @@ final class _Segment: @unchecked Sendable {
         // while it is taking its number we cannot tell, and assume the worst. An unnumbered
         // holder will be ordered after us (see `_CommitNumber`).
         let other = segments[holder - 1].commitNumber.load(ordering: .acquiring)
-        if other != _CommitNumber.unnumbered && other < number {
+        if _CommitNumber.mayPrecede(other, number - 1) {
           readConflict = .writeRead
           return true
         }
@@ -387,10 +387,20 @@ enum _CommitNumber {
   /// About to take a number, which may be below a snapshot taken meanwhile: wait and see.
   static let numbering: UInt64 = .max - 1
 
+  /// Whether a holder showing `shown` may publish a version stamped at or below `bound`: true
+  /// while it is taking its number, or once it has a number at or below `bound`.
+  @inline(__always)
+  static func mayPrecede(_ shown: UInt64, _ bound: UInt64) -> Bool {
+    shown == numbering || (shown != unnumbered && shown <= bound)
+  }
+
   /// Takes `segment`'s commit number and shows it to readers.
   static func take(for segment: _Segment, from engine: _Engine) -> UInt64 {
     segment.commitNumber.store(numbering, ordering: .releasing)
     let number = engine.clock.add(1, ordering: .acquiringAndReleasing).newValue
+    #if DEBUG
+    if let hook = _TestHooks.afterTakingCommitNumber.withLock({ $0 }) { hook() }
+    #endif
     segment.commitNumber.store(number, ordering: .releasing)
     return number
   }
