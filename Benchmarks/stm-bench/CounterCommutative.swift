@@ -21,17 +21,7 @@ extension Workload {
           checkCounter(counter.value, total)
         }
       },
-      Implementation(name: "Atomic<Int>", kind: .baseline) { threads in
-        let counter = AtomicCounter()
-        return Trial(ops: total) { thread in
-          for _ in share(of: total, thread: thread, threads: threads) {
-            // Relaxed: a counter orders nothing else; the join publishes the final value.
-            counter.value.wrappingAdd(1, ordering: .relaxed)
-          }
-        } verify: {
-          checkCounter(counter.value.load(ordering: .relaxed), total)
-        }
-      },
+      .atomicCounter(total: total),
       Implementation(name: "padded per-thread", kind: .baseline) { threads in
         let counters = PaddedCounters(count: threads)
         return Trial(ops: total) { thread in

@@ -29,17 +29,7 @@ extension Workload {
           checkCounter(counter.value, total)
         }
       },
-      Implementation(name: "Atomic<Int>", kind: .baseline) { threads in
-        let counter = AtomicCounter()
-        return Trial(ops: total) { thread in
-          for _ in share(of: total, thread: thread, threads: threads) {
-            // Relaxed: a counter orders nothing else; the join publishes the final value.
-            counter.value.wrappingAdd(1, ordering: .relaxed)
-          }
-        } verify: {
-          checkCounter(counter.value.load(ordering: .relaxed), total)
-        }
-      },
+      .atomicCounter(total: total),
       Implementation(name: "Mutex<Int>", kind: .baseline) { threads in
         let counter = MutexCounter()
         return Trial(ops: total) { thread in
@@ -51,6 +41,23 @@ extension Workload {
         }
       },
     ]
+  }
+}
+
+extension Implementation {
+  /// The `Atomic<Int>` baseline that both counter workloads share.
+  static func atomicCounter(total: Int) -> Implementation {
+    Implementation(name: "Atomic<Int>", kind: .baseline) { threads in
+      let counter = AtomicCounter()
+      return Trial(ops: total) { thread in
+        for _ in share(of: total, thread: thread, threads: threads) {
+          // Relaxed: a counter orders nothing else; the join publishes the final value.
+          counter.value.wrappingAdd(1, ordering: .relaxed)
+        }
+      } verify: {
+        checkCounter(counter.value.load(ordering: .relaxed), total)
+      }
+    }
   }
 }
 

@@ -160,6 +160,23 @@ extension EngineTests {
 
   /// Memory stays flat: history is trimmed, cells and versions are freed.
   @Suite struct ReclamationTests {
+    /// Runs `body` while another thread holds a transaction open (after reading `cell`), so that
+    /// its snapshot keeps the versions written meanwhile from being trimmed.
+    private func whileASnapshotIsPinned(reading cell: TVar<Int>, _ body: () -> Void) {
+      let reading = Gate(), finishReading = Gate()
+      let reader = startThread {
+        atomically { _ in
+          _ = cell.value
+          reading.open()
+          finishReading.wait()
+        }
+      }
+      reading.wait()
+      body()
+      finishReading.open()
+      reader.wait()
+    }
+
     private func historyLength<Value>(_ tvar: TVar<Value>) -> Int {
       var length = 1
       var version = tvar.cell.head.load(ordering: .acquiring).takeUnretainedValue()
@@ -218,19 +235,10 @@ extension EngineTests {
     @Test func historyPinnedByALongReaderIsReclaimedAfterIt() {
       let pinned = TVar(0)
       let other = TVar(0)
-      let reading = Gate(), finishReading = Gate()
-      let reader = startThread {
-        atomically { _ in
-          _ = other.value
-          reading.open()
-          finishReading.wait()
-        }
+      whileASnapshotIsPinned(reading: other) {
+        for step in 1...1_000 { atomically { _ in pinned.value = step } }
+        #expect(historyLength(pinned) > 100)
       }
-      reading.wait()
-      for step in 1...1_000 { atomically { _ in pinned.value = step } }
-      #expect(historyLength(pinned) > 100)
-      finishReading.open()
-      reader.wait()
       // Later commits on other cells give the reclaimer its turns.
       for _ in 0..<(4 * _HistoryReclaimer.interval) { atomically { _ in other.value += 1 } }
       #expect(historyLength(pinned) == 1)
@@ -243,19 +251,10 @@ extension EngineTests {
       let before = Tracked.live.load(ordering: .relaxed)
       // A reader pins the history, so that the versions holding objects are dropped together
       // later, with no write left to reuse (and so release) them.
-      let reading = Gate(), finishReading = Gate()
-      let reader = startThread {
-        atomically { _ in
-          _ = other.value
-          reading.open()
-          finishReading.wait()
-        }
+      whileASnapshotIsPinned(reading: other) {
+        for _ in 0..<6 { cell.value = Tracked() }
+        cell.value = nil
       }
-      reading.wait()
-      for _ in 0..<6 { cell.value = Tracked() }
-      cell.value = nil
-      finishReading.open()
-      reader.wait()
       for _ in 0..<(4 * _HistoryReclaimer.interval) { atomically { _ in other.value += 1 } }
       #expect(historyLength(cell) == 1)
       #expect(Tracked.live.load(ordering: .relaxed) == before)
