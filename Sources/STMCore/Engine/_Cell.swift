@@ -25,6 +25,14 @@ class _Cell: @unchecked Sendable {
   /// so that a kept version never holds on to an object (or a removed key's cell) it refers to.
   let recyclesVersions: Bool
 
+  /// How many older versions a commit leaves behind before it asks the reclaimer to come back
+  /// for them. One version kept briefly for a running snapshot is the common case under
+  /// contention, and noting it on every write costs a shared lock per commit; for a trivially
+  /// copyable value it can wait for the cell's next write (memory stays bounded at one extra
+  /// version per cell). A version that may hold an object must not linger, so any leftover of
+  /// such a cell is noted.
+  var leftoverWorthReclaiming: Int { recyclesVersions ? 2 : 1 }
+
   /// Set while the cell waits in the reclamation list (see `_HistoryReclaimer`).
   let awaitingReclamation = Atomic<Bool>(false)
 

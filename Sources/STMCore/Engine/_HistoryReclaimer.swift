@@ -13,7 +13,7 @@ final class _HistoryReclaimer: Sendable {
   /// A thread looks at the list once per this many of its writing commits.
   static let interval = 64
   /// At most this many cells are trimmed at a time, to bound the pause of the thread doing it.
-  static let batchSize = 256
+  static let batchSize = 64
 
   /// Remembers `cell`, whose history still has more than its newest version.
   func note(_ cell: _Cell) {

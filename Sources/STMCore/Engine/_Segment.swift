@@ -345,7 +345,7 @@ extension _Engine {
     while true {
       let (stamp, next) = version._withUnsafeGuaranteedRef { ($0.stamp, $0.older.map(Unmanaged.passUnretained)) }
       guard let next else {
-        if depth > 0 && noting { reclaimer.note(cell) }
+        if noting && depth >= cell.leftoverWorthReclaiming { reclaimer.note(cell) }
         return depth > 0
       }
       if stamp <= limit {
@@ -354,7 +354,7 @@ extension _Engine {
           dropped = nil
           cell.offerSpares(reusable)
         }
-        if depth > 0 && noting { reclaimer.note(cell) }
+        if noting && depth >= cell.leftoverWorthReclaiming { reclaimer.note(cell) }
         return depth > 0
       }
       depth += 1
