@@ -14,13 +14,27 @@ private enum Operation: Sendable {
   /// `orElse`: the first branch reads `probe` and retries when it is a multiple of 3, else
   /// writes `probe + 1` to `target`; the second branch reads `fallback` and commutes `target`.
   case choose(probe: Int, target: Int, fallback: Int)
+  /// `becomeInevitable()` at this point of the transaction; nothing in the replay.
+  case becomeInevitable
 }
 
 private struct Plan: Sendable {
   var operations: [Operation]
   var throwsAtEnd: Bool
+  /// Run the single operation outside any transaction, as its own single-operation transaction.
+  var outside = false
 
   static func random(_ random: inout SeededRandom, cells: Int) -> Plan {
+    if random.chance(10) {
+      let cell = random.below(cells)
+      let operation: Operation = switch random.below(4) {
+      case 0: .read(cell)
+      case 1: .write(cell, random.below(1000))
+      case 2: .add(cell, random.below(21) - 10)
+      default: .commute(cell, random.below(21) - 10)
+      }
+      return Plan(operations: [operation], throwsAtEnd: false, outside: true)
+    }
     var operations: [Operation] = []
     for _ in 0..<(1 + random.below(5)) {
       let cell = random.below(cells)
@@ -34,6 +48,9 @@ private struct Plan: Sendable {
       default:
         operations.append(.choose(probe: cell, target: random.below(cells), fallback: random.below(cells)))
       }
+    }
+    if random.chance(3) {
+      operations.insert(.becomeInevitable, at: random.below(operations.count + 1))
     }
     return Plan(operations: operations, throwsAtEnd: random.chance(5))
   }
@@ -51,14 +68,21 @@ private struct PlannedFailure: Error {}
 private protocol Store {
   func get(_ cell: Int) -> Int
   func set(_ cell: Int, _ value: Int)
+  func add(_ cell: Int, _ amount: Int)
   func commute(_ cell: Int, _ amount: Int)
+  func becomeInevitable() throws
 }
 
+/// Used inside a transaction (then `becomeInevitable` needs the handle), or outside one, where
+/// each operation is a single-operation transaction.
 private struct TransactionalStore: Store {
   let cells: [TVar<Int>]
+  var transaction: Transaction? = nil
   func get(_ cell: Int) -> Int { cells[cell].value }
   func set(_ cell: Int, _ value: Int) { cells[cell].value = value }
+  func add(_ cell: Int, _ amount: Int) { cells[cell].value += amount }
   func commute(_ cell: Int, _ amount: Int) { cells[cell].commute { $0 + amount } }
+  func becomeInevitable() throws { try transaction?.becomeInevitable() }
 }
 
 private final class PlainStore: Store {
@@ -66,12 +90,14 @@ private final class PlainStore: Store {
   init(_ values: [Int]) { self.values = values }
   func get(_ cell: Int) -> Int { values[cell] }
   func set(_ cell: Int, _ value: Int) { values[cell] = value }
+  func add(_ cell: Int, _ amount: Int) { values[cell] += amount }
   func commute(_ cell: Int, _ amount: Int) { values[cell] += amount }
+  func becomeInevitable() {}
 }
 
 /// Executes `plan`; `retry` abandons the first branch of a choice (and, in a transaction, rolls
 /// it back through `orElse`).
-private func execute(_ plan: Plan, on store: some Store, choose: (() throws -> Int, () throws -> Int) throws -> Int) rethrows -> [Int] {
+private func execute(_ plan: Plan, on store: some Store, choose: (() throws -> Int, () throws -> Int) throws -> Int) throws -> [Int] {
   var results: [Int] = []
   for operation in plan.operations {
     switch operation {
@@ -80,12 +106,14 @@ private func execute(_ plan: Plan, on store: some Store, choose: (() throws -> I
     case .write(let cell, let value):
       store.set(cell, value)
     case .add(let cell, let amount):
-      store.set(cell, store.get(cell) + amount)
+      store.add(cell, amount)
     case .commute(let cell, let amount):
       store.commute(cell, amount)
     case .commuteThenRead(let cell, let amount):
       store.commute(cell, amount)
       results.append(store.get(cell))
+    case .becomeInevitable:
+      try store.becomeInevitable()
     case .choose(let probe, let target, let fallback):
       results.append(try choose({
         let value = store.get(probe)
@@ -120,11 +148,17 @@ extension EngineTests {
         var random = SeededRandom(thread: thread)
         var log: [Committed] = []
         log.reserveCapacity(perThread)
-        let store = TransactionalStore(cells: cells)
+        let outsideStore = TransactionalStore(cells: cells)
         for _ in 0..<perThread {
           let plan = Plan.random(&random, cells: cellCount)
+          if plan.outside {
+            let results = try! execute(plan, on: outsideStore) { first, _ in try first() }
+            log.append(Committed(position: _ThreadContext.current.lastCommit, plan: plan, results: results))
+            continue
+          }
           do {
             let results = try atomically { tx in
+              let store = TransactionalStore(cells: cells, transaction: tx)
               let results = try execute(plan, on: store) { first, second in
                 try tx.orElse({ _ in try first() }, { _ in try second() })
               }
@@ -147,8 +181,9 @@ extension EngineTests {
       let replay = PlainStore(initial)
       var mismatches = 0
       for transaction in history {
-        let results = execute(transaction.plan, on: replay) { first, second in
-          (try? first()) ?? (try! second())
+        let results = try execute(transaction.plan, on: replay) { first, second in
+          if let value = try? first() { return value }
+          return try second()
         }
         if results != transaction.results {
           mismatches += 1

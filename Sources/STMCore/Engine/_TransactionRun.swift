@@ -175,6 +175,7 @@ extension _Engine {
   static func endSingleRead(_ segment: _Segment, _ context: _ThreadContext) {
     let engine = shared
     engine.withdrawSnapshot(for: segment)
+    context.lastCommit = _SerialPosition(number: segment.snapshot, isReadOnly: true)
     segment.context = nil
     engine.releaseSegment(segment)
     context.statistics.recordCommit()
@@ -205,6 +206,7 @@ extension _Engine {
       let number = _CommitNumber.take(for: segment, from: engine)
       let previous = cell.head.load(ordering: .acquiring)
       engine.publish(version, in: cell, replacing: previous, number: number, flags: 0)
+      context.lastCommit = _SerialPosition(number: number, isReadOnly: false)
     }
     cell.owner.store(0, ordering: .releasing)
     engine.leaveCommit(segment)
