@@ -364,7 +364,8 @@ extension EngineTests {
       #expect(consumer.value.totalAborts == 0)
     }
 
-    @Test func asyncRetrySuspendsUntilAReadCellChanges() async throws {
+    @Test(.timeLimit(.minutes(1)))
+    func asyncRetrySuspendsUntilAReadCellChanges() async throws {
       let flag = TVar(false)
       let retried = Gate()
       let waiting = Task {
@@ -379,6 +380,37 @@ extension EngineTests {
       await Task.detached { retried.wait() }.value
       flag.value = true
       #expect(try await waiting.value == "released")
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func cancellingAnAsyncRetryWakesItSoTheBodyCanGiveUp() async {
+      let flag = TVar(false)
+      let retried = Gate()
+      let waiting = Task {
+        try await atomically { tx in
+          if Task.isCancelled { throw CancellationError() }
+          if !flag.value {
+            tx.afterAbort { retried.open() }
+            try tx.retry()
+          }
+          return "released"
+        }
+      }
+      await Task.detached { retried.wait() }.value
+      waiting.cancel()
+      await #expect(throws: CancellationError.self) { try await waiting.value }
+      #expect(flag.value == false)
+    }
+
+    @Test func aTransactionReadingFewCellsOverAndOverKeepsASmallReadSet() {
+      let first = TVar(1), second = TVar(2)
+      let readSetSize = atomically { tx in
+        var sum = 0
+        for _ in 0..<10_000 { sum += first.value + second.value }
+        #expect(sum == 30_000)
+        return tx.segment.reads.count
+      }
+      #expect(readSetSize == 2)
     }
 
     @Test func retryInOrElseWaitsOnBothBranches() {

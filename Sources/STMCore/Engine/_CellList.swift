@@ -7,6 +7,10 @@ struct _CellList {
   private var storage: UnsafeMutablePointer<Unmanaged<_Cell>>
   private var capacity: Int
   private(set) var count = 0
+  /// Built once the list is long: a transaction that reads the same few cells over and over,
+  /// interleaved, would otherwise grow it (and its validation) without bound.
+  private var members: Set<ObjectIdentifier>?
+  private static let dedupeThreshold = 32
 
   init(capacity: Int = 64) {
     self.capacity = capacity
@@ -26,7 +30,27 @@ struct _CellList {
     count > 0 && storage[count - 1].toOpaque() == Unmanaged.passUnretained(cell).toOpaque()
   }
 
+  /// Adds `cell` unless it is known to be there already.
   mutating func append(_ cell: _Cell) {
+    if members != nil {
+      guard members!.insert(ObjectIdentifier(cell)).inserted else { return }
+    } else if count == Self.dedupeThreshold {
+      // Build the index, dropping the duplicates collected so far.
+      var built = Set<ObjectIdentifier>(minimumCapacity: count * 2)
+      var kept = 0
+      for index in 0..<count {
+        let entry = storage[index]
+        if built.insert(ObjectIdentifier(entry.takeUnretainedValue())).inserted {
+          storage[kept] = entry
+          kept += 1
+        } else {
+          entry.release()
+        }
+      }
+      count = kept
+      members = built
+      guard members!.insert(ObjectIdentifier(cell)).inserted else { return }
+    }
     if count == capacity { grow() }
     storage[count] = Unmanaged.passRetained(cell)
     count += 1
@@ -60,6 +84,7 @@ struct _CellList {
   mutating func removeAll() {
     for index in 0..<count { storage[index].release() }
     count = 0
+    members = nil
     // Let a list that grew for one huge transaction shrink back.
     if capacity > 4096 {
       storage.deallocate()

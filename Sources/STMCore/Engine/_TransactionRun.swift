@@ -34,9 +34,16 @@ struct _RetryWait {
     _Engine.shared.retryWaiters.finish(waiter, for: cells)
   }
 
+  /// Suspends until a change, or until the task is cancelled: then the transaction reruns at
+  /// once, and a body that checks `Task.isCancelled` can give up.
   @usableFromInline
   func suspend() async {
-    await waiter.suspend()
+    let waiter = self.waiter
+    await withTaskCancellationHandler {
+      await waiter.suspend()
+    } onCancel: {
+      waiter.wake()
+    }
     _Engine.shared.retryWaiters.finish(waiter, for: cells)
   }
 }

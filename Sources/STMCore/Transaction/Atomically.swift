@@ -69,7 +69,8 @@ public func atomically<Result, Failure: Error>(
 ///
 /// The body itself is synchronous: a transaction never suspends part-way. Only the wait
 /// between attempts is asynchronous, which keeps threads of the cooperative pool free while a
-/// consumer waits for work.
+/// consumer waits for work. Cancelling the task ends such a wait early and reruns the body; a
+/// body that should give up when cancelled checks `Task.isCancelled` and throws.
 ///
 /// ```swift
 /// let job = try await atomically { tx in
