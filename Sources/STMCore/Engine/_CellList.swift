@@ -2,7 +2,8 @@
 ///
 /// `ContiguousArray.removeAll(keepingCapacity:)` goes through a generic range replacement that
 /// cost more than the rest of a small transaction; this list releases its cells and resets a
-/// count. Owned by one segment, so it needs no synchronization.
+/// count. Owned by one segment, so it needs no synchronization; segments live as long as the
+/// process, so the buffer is never freed.
 struct _CellList {
   private var storage: UnsafeMutablePointer<Unmanaged<_Cell>>
   private var capacity: Int
@@ -15,12 +16,6 @@ struct _CellList {
   init(capacity: Int = 64) {
     self.capacity = capacity
     storage = .allocate(capacity: capacity)
-  }
-
-  /// Frees the buffer; the owner calls this once, when the list is no longer used.
-  func deallocate() {
-    for index in 0..<count { storage[index].release() }
-    storage.deallocate()
   }
 
   var isEmpty: Bool { count == 0 }

@@ -229,8 +229,6 @@ enum _Configuration {
       state.segmentCount = segmentCount
     }
   }
-
-  static var isStarted: Bool { state.withLock { $0.started } }
 }
 
 private let _longInevitableWaitWarned = Atomic<Bool>(false)

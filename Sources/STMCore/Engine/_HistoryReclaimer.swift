@@ -63,7 +63,4 @@ final class _HistoryReclaimer: Sendable {
     }
     count.subtract(trimmed, ordering: .relaxed)
   }
-
-  /// How many cells wait to be trimmed; for tests.
-  var pendingCount: Int { count.load(ordering: .relaxed) }
 }

@@ -4,7 +4,9 @@ import Synchronization
 /// reused by whichever thread takes it next. The pool is fixed; threads beyond it wait.
 ///
 /// The atomics are read by other threads; every other stored property belongs to the thread
-/// holding the segment, which is what makes reads cheap: marking a read touches nothing shared.
+/// holding the segment, which is what makes reads cheap: marking a read writes no engine state
+/// that another thread reads. (It does retain the cell, to keep it alive until the commit has
+/// validated it; that reference count is the one shared write left on the read path.)
 @usableFromInline
 final class _Segment: @unchecked Sendable {
   let index: Int
@@ -29,7 +31,8 @@ final class _Segment: @unchecked Sendable {
   @exclusivity(unchecked) @usableFromInline var attempt: UInt64 = 0
   @exclusivity(unchecked) @usableFromInline var isRunning = false
   @exclusivity(unchecked) @usableFromInline var log = _TransactionLog()
-  /// Read markers: the cells this attempt read from committed state (duplicates allowed).
+  /// Read markers: the cells this attempt read from committed state (a short list may hold a
+  /// cell twice; a long one is deduplicated).
   @exclusivity(unchecked) var reads = _CellList()
   /// Holds the inevitable token.
   @exclusivity(unchecked) var isInevitable = false

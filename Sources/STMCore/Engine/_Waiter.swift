@@ -19,10 +19,6 @@ final class _Waiter: Sendable {
 
   init() {}
 
-  var hasFired: Bool {
-    state.withLock { if case .woken = $0 { true } else { false } }
-  }
-
   func wake() {
     let action: (() -> Void)? = state.withLock { state in
       switch state {
