@@ -15,11 +15,14 @@ public enum TransactionEngine {
   /// - Parameter segmentCount: How many transactions may run at once, from 1 to 1024.
   /// - Throws: ``TransactionEngineError/alreadyStarted`` once any transaction has run, and
   ///   ``TransactionEngineError/invalidSegmentCount(_:)`` for a count out of range.
+  /// - Complexity: O(1).
   public static func configure(segmentCount: Int) throws(TransactionEngineError) {
     try _Configuration.configure(segmentCount: segmentCount)
   }
 
   /// The number of segments, fixed when the first transaction runs (reading it starts the engine).
+  ///
+  /// - Complexity: O(1).
   public static var segmentCount: Int { _Engine.shared.segments.count }
 
   /// Counts for the whole process since it started.
@@ -31,6 +34,10 @@ public enum TransactionEngine {
   public static var statistics: TransactionStatistics { _StatisticsRegistry.shared.total }
 
   /// Counts of the transactions run by the calling thread.
+  ///
+  /// Useful to measure one thread's work exactly while other threads run transactions too.
+  ///
+  /// - Complexity: O(1).
   public static var currentThreadStatistics: TransactionStatistics {
     _ThreadContext.current.statistics.snapshot
   }

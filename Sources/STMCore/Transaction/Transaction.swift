@@ -180,6 +180,10 @@ public struct Transaction {
 
   /// Whether this transaction is inevitable (it asked, or the engine escalated it after it lost
   /// too many conflicts).
+  ///
+  /// Conflicts with nothing.
+  ///
+  /// - Complexity: O(1).
   public var isInevitable: Bool {
     checkValid("isInevitable")
     return segment.isInevitable
