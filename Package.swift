@@ -16,9 +16,9 @@ let package = Package(
     .executableTarget(name: "stm-bench", dependencies: ["STM"], path: "Benchmarks/stm-bench"),
     .target(name: "STMTestSupport", dependencies: ["STM"], path: "Tests/STMTestSupport"),
     .testTarget(
-      name: "STMCoreTests",
+      name: "STMTests",
       dependencies: ["STM", "STMCore", "STMTestSupport"],
-      path: "Tests/STMCoreTests"
+      path: "Tests/STMTests"
     ),
   ],
   swiftLanguageModes: [.v6]

@@ -35,6 +35,10 @@ class _Cell: @unchecked Sendable {
 
   /// Set while the cell waits in the reclamation list (see `_HistoryReclaimer`).
   let awaitingReclamation = Atomic<Bool>(false)
+  /// Set, under the commit lock, when a collection has detached the cell from its index (a
+  /// removed key): from then on no commit may write it, and a transaction that read it cannot
+  /// commit, because the key now lives, if at all, in a fresh cell (see `_retire(if:)`).
+  let retired = Atomic<Bool>(false)
 
   @usableFromInline
   init(initial: _VersionBase, recyclesVersions: Bool) {

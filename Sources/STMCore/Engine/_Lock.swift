@@ -13,11 +13,11 @@ import Darwin
 /// which convoys when threads outnumber cores (DESIGN.md), and its lock and unlock live in the
 /// uninstrumented standard library, so Thread Sanitizer cannot see the ordering it provides and
 /// reports every access it protects as a race. Thread Sanitizer intercepts pthread mutexes.
-final class _Lock<State>: @unchecked Sendable {
+package final class _Lock<State>: @unchecked Sendable {
   private let mutex: UnsafeMutablePointer<pthread_mutex_t>
   private var state: State
 
-  init(_ state: State) {
+  package init(_ state: State) {
     mutex = .allocate(capacity: 1)
     mutex.initialize(to: pthread_mutex_t())
     pthread_mutex_init(mutex, nil)
@@ -30,7 +30,7 @@ final class _Lock<State>: @unchecked Sendable {
     mutex.deallocate()
   }
 
-  func withLock<Result, Failure: Error>(_ body: (inout State) throws(Failure) -> Result) throws(Failure) -> Result {
+  package func withLock<Result, Failure: Error>(_ body: (inout State) throws(Failure) -> Result) throws(Failure) -> Result {
     pthread_mutex_lock(mutex)
     defer { pthread_mutex_unlock(mutex) }
     return try body(&state)

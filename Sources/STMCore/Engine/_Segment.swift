@@ -73,6 +73,8 @@ final class _Segment: @unchecked Sendable {
       if let version = log.entries[position].version {
         return Unmanaged.passUnretained(version)
       }
+      // Only a delayed append so far: the anchor reads as at the snapshot (see `_DelayedAppend`).
+      if log.entries[position].commutes.isEmpty { return markRead(cell) }
       // Only commuted so far: read the snapshot value, apply the delayed updates, and from now
       // on treat the result as an ordinary write (so a concurrent commit conflicts with it).
       var version = markRead(cell)._withUnsafeGuaranteedRef { $0 }
@@ -103,7 +105,8 @@ final class _Segment: @unchecked Sendable {
     var backoff = _Backoff()
     while true {
       let holder = cell.owner.load(ordering: .acquiring)
-      if holder != 0 && holder != tag {
+      // A negative holder is a retirement (`_retireTag`), which publishes nothing.
+      if holder > 0 && holder != tag {
         let number = engine.segments[holder - 1].commitNumber.load(ordering: .acquiring)
         if _CommitNumber.mayPrecede(number, snapshot) {
           if pausedSince == 0 { pausedSince = _monotonicNanoseconds() }
@@ -203,12 +206,29 @@ final class _Segment: @unchecked Sendable {
     // The log is not changed during the commit; reading it through a buffer pointer spares a
     // retain and release of every entry's fields on each pass.
     return log.entries.withUnsafeBufferPointer { entries in
-      for index in entries.indices {
-        entries[index].target._withUnsafeGuaranteedRef { lock($0, context: context) }
+      let hasBatches = entries.contains { $0.batch != nil }
+      // Commute transforms and delayed appends run while the commit holds locks; while they do,
+      // the thread is taken out of its transaction and barred from transactional data.
+      let runsUserCode = hasBatches || entries.contains { !$0.commutes.isEmpty }
+      if runsUserCode {
+        context.state.pointee.segment = nil
+        context.forbiddenAccess = .transactionalAccessInCommute
+      }
+      defer {
+        if runsUserCode {
+          context.forbiddenAccess = nil
+          context.state.pointee.segment = Unmanaged.passUnretained(self)
+        }
+      }
+      let landing = lockAll(entries, landingBatches: hasBatches, context: context)
+      if entries.contains(where: { $0.target._withUnsafeGuaranteedRef { $0.retired.load(ordering: .relaxed) } }) {
+        unlock(entries, landing)
+        engine.leaveCommit(self)
+        return .conflict(.writeWrite)
       }
       let number = _CommitNumber.take(for: self, from: engine)
       if !isInevitable, let kind = conflict(before: number, writes: entries) {
-        unlock(entries)
+        unlock(entries, landing)
         engine.leaveCommit(self)
         return .conflict(kind)
       }
@@ -216,32 +236,93 @@ final class _Segment: @unchecked Sendable {
       // below drop the versions that only this transaction still pinned.
       engine.withdrawSnapshot(for: self)
       let flags = isInevitable ? _VersionFlags.byInevitable : 0
-      // Commute transforms run inside the publish loop; while they do, the thread is taken out
-      // of its transaction and barred from transactional data (see `_Misuse`).
-      let hasCommutes = entries.contains { !$0.commutes.isEmpty }
-      if hasCommutes {
-        context.state.pointee.segment = nil
-        context.forbiddenAccess = .transactionalAccessInCommute
-      }
+      var landedAnchors = landing.anchors.makeIterator()
+      var nextAnchor = landedAnchors.next()
       for index in entries.indices {
-        publish(entries[index], number: number, flags: flags, engine: engine)
+        if let anchor = nextAnchor, anchor.entry == index {
+          entries[index].target._withUnsafeGuaranteedRef { cell in
+            engine.publish(anchor.version, in: cell, replacing: cell.head.load(ordering: .acquiring), number: number, flags: flags)
+          }
+          nextAnchor = landedAnchors.next()
+        } else {
+          publish(entries[index], number: number, flags: flags, engine: engine)
+        }
       }
-      if hasCommutes {
-        context.forbiddenAccess = nil
-        context.state.pointee.segment = Unmanaged.passUnretained(self)
+      // After the entries: a slot this transaction also wrote ends with the landed item.
+      for write in landing.writes {
+        engine.publish(write.version, in: write.cell, replacing: write.cell.head.load(ordering: .acquiring), number: number, flags: flags)
       }
-      unlock(entries)
+      unlock(entries, landing)
       engine.leaveCommit(self)
       // Pairs with the fence in `_RetryRegistry.register`.
       atomicMemoryFence(ordering: .sequentiallyConsistent)
       for index in entries.indices {
         entries[index].target._withUnsafeGuaranteedRef { engine.retryWaiters.wakeWaiters(of: $0) }
       }
+      for write in landing.writes { engine.retryWaiters.wakeWaiters(of: write.cell) }
       return .committed(_SerialPosition(number: number, isReadOnly: false))
     }
   }
 
-  private func unlock(_ entries: UnsafeBufferPointer<_WriteEntry>) {
+  /// What the delayed appends of a commit decided, with their anchors locked.
+  struct Landing {
+    /// The new version of each anchor, by entry position, in increasing position.
+    var anchors: [(entry: Int, version: _VersionBase)] = []
+    /// The other cells the items land in; the commit holds their locks too.
+    var writes: [_DelayedWrite] = []
+    /// Which of `writes` this commit locked itself (a cell may already be one of its entries).
+    var lockedByLanding: [Bool] = []
+  }
+
+  /// Locks every written cell in address order and, when there are delayed appends, lands
+  /// them and locks the cells they land in. Those cells are known only once the anchor is
+  /// locked, so they cannot join the address order: they are only tried, and if one is busy
+  /// every lock is dropped and the whole sequence starts again (a write-write pause), so
+  /// that no two commits can wait for each other.
+  private func lockAll(_ entries: UnsafeBufferPointer<_WriteEntry>, landingBatches: Bool, context: _ThreadContext) -> Landing {
+    var started = 0
+    var backoff = _Backoff()
+    while true {
+      for index in entries.indices {
+        entries[index].target._withUnsafeGuaranteedRef { lock($0, context: context) }
+      }
+      guard landingBatches else { return Landing() }
+      var landing = Landing()
+      for index in entries.indices {
+        guard let batch = entries[index].batch else { continue }
+        let (anchor, writes) = entries[index].target._withUnsafeGuaranteedRef { cell in
+          var base = entries[index].version ?? cell.head.load(ordering: .acquiring).takeUnretainedValue()
+          for transform in entries[index].commutes { base = transform(base) }
+          return batch.land(onto: base, of: cell)
+        }
+        landing.anchors.append((index, anchor))
+        landing.writes += writes
+      }
+      var allLocked = true
+      for write in landing.writes {
+        if write.cell.owner.load(ordering: .relaxed) == tag {
+          landing.lockedByLanding.append(false)
+        } else if write.cell.owner.compareExchange(expected: 0, desired: tag, ordering: .acquiringAndReleasing).exchanged {
+          landing.lockedByLanding.append(true)
+        } else {
+          allLocked = false
+          break
+        }
+      }
+      if allLocked {
+        if started != 0 { context.statistics.recordPause(.writeWrite, nanoseconds: _monotonicNanoseconds() - started) }
+        return landing
+      }
+      unlock(entries, landing)
+      if started == 0 { started = _monotonicNanoseconds() }
+      backoff.pause()
+    }
+  }
+
+  private func unlock(_ entries: UnsafeBufferPointer<_WriteEntry>, _ landing: Landing) {
+    for (write, locked) in zip(landing.writes, landing.lockedByLanding) where locked {
+      write.cell.owner.store(0, ordering: .releasing)
+    }
     for index in entries.indices {
       entries[index].target._withUnsafeGuaranteedRef { $0.owner.store(0, ordering: .releasing) }
     }
@@ -268,7 +349,7 @@ final class _Segment: @unchecked Sendable {
     var readConflict: ContentionKind?
     _ = reads.first { cell in
       let holder = cell.owner.load(ordering: .acquiring)
-      if holder != 0 && holder != tag {
+      if holder > 0 && holder != tag {
         // Another commit is publishing this cell. If it is ordered before us, our read is stale;
         // while it is taking its number we cannot tell, and assume the worst. An unnumbered
         // holder will be ordered after us (see `_CommitNumber`).
@@ -279,10 +360,13 @@ final class _Segment: @unchecked Sendable {
         }
       }
       readConflict = staleness(of: cell, readKind: .writeRead)
+      // A retired cell was detached from its collection: a key it held may have been inserted
+      // again into a fresh cell, which this transaction never read (see `_Cell.retired`).
+      if readConflict == nil && cell.retired.load(ordering: .relaxed) { readConflict = .writeRead }
       return readConflict != nil
     }
     if let readConflict { return readConflict }
-    for index in writes.indices where writes[index].version != nil {
+    for index in writes.indices where !writes[index].isDelayedOnly {
       let kind = writes[index].target._withUnsafeGuaranteedRef { staleness(of: $0, readKind: .writeWrite) }
       if let kind { return kind }
     }

@@ -12,6 +12,10 @@ struct _WriteEntry {
   /// The log generation that created `version`; a checkpoint starts a new generation so that a
   /// later write makes a fresh version instead of changing one the checkpoint still holds.
   @usableFromInline var generation: UInt32
+  /// Items appended with a delayed append (see `_DelayedAppend`); they land at commit.
+  var batch: _AnyDelayedAppend?
+  /// The log generation that created `batch`, with the same copy-on-write role as `generation`.
+  var batchGeneration: UInt32 = 0
 
   init(cell: _Cell, version: _VersionBase?, commutes: [(_VersionBase) -> _VersionBase], generation: UInt32) {
     self.cell = cell
@@ -20,6 +24,9 @@ struct _WriteEntry {
     self.commutes = commutes
     self.generation = generation
   }
+
+  /// Whether the entry changes the cell without having read it (validation skips it).
+  var isDelayedOnly: Bool { version == nil }
 }
 
 /// The redo log of a running transaction: buffered writes and the hooks to run at its end.

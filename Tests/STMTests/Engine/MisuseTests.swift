@@ -6,7 +6,7 @@ private func standardError(of result: ExitTest.Result?) -> String {
 }
 
 /// Each mistake traps with a message that names it and says what to do.
-extension EngineTests {
+extension LibraryTests {
   @Suite struct MisuseTests {
     @Test func retryInATransactionThatReadNothingTraps() async {
       let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {

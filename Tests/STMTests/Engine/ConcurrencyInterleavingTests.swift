@@ -37,7 +37,7 @@ private func holdWhileMutating(_ value: inout Int, held: Gate, release: Gate) {
   value += 1
 }
 
-extension EngineTests {
+extension LibraryTests {
   /// Each contention kind, staged step by step, with the exact outcome and statistics.
   @Suite struct ConcurrencyInterleavingTests {
     @Test func staleReadAbortsTheLaterCommitter() {

@@ -2,7 +2,7 @@ import STM
 @testable import STMCore
 import Testing
 
-extension EngineTests {
+extension LibraryTests {
   @Suite struct TVarTests {
     @Test func readsAndWritesOutsideTransactions() {
       let cell = TVar(41)

@@ -4,7 +4,7 @@ import STMTestSupport
 import Synchronization
 import Testing
 
-extension EngineTests {
+extension LibraryTests {
   /// Oversubscribed stress: more threads than cores, released together, each checking an
   /// invariant that a race would break.
   @Suite struct ConcurrencyStressTests {

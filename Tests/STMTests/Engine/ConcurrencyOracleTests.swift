@@ -130,7 +130,7 @@ private func execute(_ plan: Plan, on store: some Store, choose: (() throws -> I
   return results
 }
 
-extension EngineTests {
+extension LibraryTests {
   /// Random transactions from 8 threads (more than the cores) must be equivalent to running the
   /// committed ones serially in commit order.
   @Suite struct ConcurrencyOracleTests {

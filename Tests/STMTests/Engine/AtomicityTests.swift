@@ -3,7 +3,7 @@ import Testing
 
 private struct Refused: Error, Equatable {}
 
-extension EngineTests {
+extension LibraryTests {
   @Suite struct AtomicityTests {
     @Test func aThrowingBodyLeavesNoTrace() {
       let first = TVar(1), second = TVar(2)

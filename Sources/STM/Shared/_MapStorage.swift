@@ -1,0 +1,145 @@
+/// The state shared by `TDictionary` and `TSet`: a cell per key, found through a
+/// non-transactional index, and a count spread over segments.
+///
+/// Every operation has two paths. Inside `atomically` it joins the transaction: it reads and
+/// writes the key's cell (so it conflicts only with transactions that touch the same key) and
+/// records membership changes in its segment's count cell as commutative updates. Outside, it
+/// is one atomic step of its own: a paired update locks the key's cell and the count cell of
+/// its segment, and publishes both under one commit number, without a transaction's overhead.
+final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+  let index: _KeyIndex<Key, Value>
+  let count: _MembershipCount
+
+  init(minimumCapacity: Int = 0) {
+    index = _KeyIndex(minimumCapacity: minimumCapacity)
+    count = _MembershipCount()
+  }
+
+  // MARK: Reads
+
+  func value(forKey key: Key) -> Value? {
+    if let transaction = Transaction._currentChecked {
+      // Even an absent key gets a cell, so that a later insert of it conflicts with this read.
+      let (current, retired) = index.slots(for: key, seenFrom: transaction._snapshot)
+      return Self.read(current, retired)
+    }
+    return index.existingSlot(for: key)?.value
+  }
+
+  // MARK: Updates
+
+  /// Applies `body` to the key's value (nil when absent) as one atomic step; `body` returns
+  /// whether it changed the value. Keeps the count and the index in step with membership.
+  func update<Result, Failure: Error>(
+    forKey key: Key, _ body: (inout Value?) throws(Failure) -> (changed: Bool, result: Result)
+  ) throws(Failure) -> Result {
+    if let transaction = Transaction._currentChecked {
+      return try update(forKey: key, in: transaction, body)
+    }
+    while true {
+      let slot = index.slot(for: key)
+      guard let update = slot._beginPairedUpdate(companion: count.cell(forSegment:)) else {
+        continue  // Retired since the lookup: the key has a fresh cell now.
+      }
+      var value = update.value
+      let changed: Bool, result: Result
+      do {
+        (changed, result) = try body(&value)
+      } catch {
+        slot._endPairedUpdate(update, value: nil, companion: nil)
+        throw error
+      }
+      guard changed else {
+        slot._endPairedUpdate(update, value: nil, companion: nil)
+        return result
+      }
+      let delta = Self.membershipDelta(from: update.value, to: value)
+      slot._endPairedUpdate(update, value: .some(value), companion: delta == 0 ? nil : update.companion + delta)
+      if delta < 0 { index.detach(key, slot) }
+      return result
+    }
+  }
+
+  /// An outside-transaction update split in two, for `_modify` accessors that must `yield`.
+  struct PendingUpdate {
+    let slot: _KeyIndex<Key, Value>.Slot
+    let update: _PairedUpdate<Value?, Int>
+    var value: Value? { update.value }
+  }
+
+  /// Outside a transaction: takes the key's cell (and its segment's count) for an update.
+  func beginUpdate(forKey key: Key) -> PendingUpdate {
+    while true {
+      let slot = index.slot(for: key)
+      if let update = slot._beginPairedUpdate(companion: count.cell(forSegment:)) {
+        return PendingUpdate(slot: slot, update: update)
+      }
+    }
+  }
+
+  /// Publishes `value` (nothing when nil: the update was abandoned) and releases the cell.
+  func endUpdate(forKey key: Key, _ pending: PendingUpdate, publishing value: Value?) {
+    guard let value else {
+      pending.slot._endPairedUpdate(pending.update, value: nil, companion: nil)
+      return
+    }
+    let inserted = pending.update.value == nil
+    pending.slot._endPairedUpdate(pending.update, value: .some(value), companion: inserted ? pending.update.companion + 1 : nil)
+  }
+
+  private func update<Result, Failure: Error>(
+    forKey key: Key, in transaction: Transaction,
+    _ body: (inout Value?) throws(Failure) -> (changed: Bool, result: Result)
+  ) throws(Failure) -> Result {
+    let (slot, retired) = index.slots(for: key, seenFrom: transaction._snapshot)
+    let old = Self.read(slot, retired)
+    var value = old
+    let (changed, result) = try body(&value)
+    guard changed else { return result }
+    slot.value = value
+    let delta = Self.membershipDelta(from: old, to: value)
+    if delta != 0 { count.add(delta, in: transaction) }
+    if delta < 0 {
+      let index = self.index
+      transaction.afterCommit { index.detach(key, slot) }
+    }
+    return result
+  }
+
+  /// The key's value at the running transaction's snapshot: in its cell, or, if it was removed
+  /// after the snapshot, in the retired cell that held it then (a read that will make a
+  /// writing transaction rerun, since the key has changed).
+  private static func read(_ current: _KeyIndex<Key, Value>.Slot, _ retired: [_KeyIndex<Key, Value>.Slot]) -> Value? {
+    if let value = current.value { return value }
+    for slot in retired {
+      if let value = slot.value { return value }
+    }
+    return nil
+  }
+
+  @inline(__always)
+  private static func membershipDelta(from old: Value?, to new: Value?) -> Int {
+    switch (old == nil, new == nil) {
+    case (true, false): 1
+    case (false, true): -1
+    default: 0
+    }
+  }
+
+  // MARK: Whole-collection reads
+
+  /// Every present key with its value, as one consistent snapshot (joins the running
+  /// transaction, if any; outside, a read-only transaction, which never aborts).
+  func snapshot() -> [(key: Key, value: Value)] {
+    atomically { transaction in
+      // Reading every count cell first makes a concurrent insert of a key this enumeration
+      // misses conflict with it (the insert's commutative update is a write of one of them).
+      _ = count.value
+      var pairs: [(key: Key, value: Value)] = []
+      for (key, slot) in index.allSlots(seenFrom: transaction._snapshot) {
+        if let value = slot.value { pairs.append((key, value)) }
+      }
+      return pairs
+    }
+  }
+}

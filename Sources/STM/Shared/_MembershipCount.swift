@@ -1,0 +1,38 @@
+/// A collection's element count, spread over one cell per engine segment.
+///
+/// Inserting or removing adds ±1 to the cell of the segment running the transaction, as a
+/// commutative update: inserts never conflict with each other through the count, and they do
+/// not even share a cache line unless they run on the same segment. Reading the count reads
+/// every cell, so it conflicts exactly with the membership changes it could observe.
+final class _MembershipCount: Sendable {
+  let cells: [TVar<Int>]
+
+  init(initial: Int = 0) {
+    let count = TransactionEngine.segmentCount
+    cells = (0..<count).map { $0 == 0 ? TVar(initial) : TVar(0) }
+  }
+
+  /// Inside a transaction: records an insert or a removal.
+  func add(_ delta: Int, in transaction: Transaction) {
+    let cell = cells[transaction._segmentIndex]
+    if delta == 1 {
+      cell.commute(Self.increment)
+    } else if delta == -1 {
+      cell.commute(Self.decrement)
+    } else {
+      cell.commute { $0 + delta }
+    }
+  }
+
+  // Non-capturing, so recording an update allocates no closure context.
+  private static let increment: @Sendable (Int) -> Int = { $0 + 1 }
+  private static let decrement: @Sendable (Int) -> Int = { $0 - 1 }
+
+  /// The count, as one atomic read (joins the running transaction, if any).
+  var value: Int {
+    atomically { _ in cells.reduce(0) { $0 + $1.value } }
+  }
+
+  /// The cell to pair with a single-operation update running on segment `segment`.
+  func cell(forSegment segment: Int) -> TVar<Int> { cells[segment] }
+}

@@ -1,0 +1,294 @@
+/// A transactional dictionary whose conflicts are per key: a drop-in replacement for a
+/// dictionary shared between threads, which also composes with other transactional data.
+///
+/// Outside a transaction every operation is atomic on its own, like a concurrent map. Inside
+/// ``atomically(_:)-50w3b`` operations join the running transaction, so several of them, over
+/// several structures, commit together.
+///
+/// ```swift
+/// let hits = TDictionary<String, Int>()
+/// hits["/", default: 0] += 1                // atomic on its own, from any thread
+/// atomically { _ in                         // several operations as one step
+///   if let n = hits.removeValue(forKey: "/old") { hits["/new", default: 0] += n }
+/// }
+/// ```
+///
+/// Conflicts: each key has its own cell. Two transactions conflict only if they touch the same
+/// key and at least one writes it; inserting and removing *different* keys never conflict, at
+/// any size (the index that finds a key's cell grows outside transactions). ``count`` and
+/// whole-dictionary reads (iteration, ``keys``, ``values``, ``dictionary``) conflict only with
+/// transactions that insert or remove a key, or write a value they read.
+///
+/// `TDictionary` is a reference type: copies of a reference share one dictionary.
+public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+  let storage: _MapStorage<Key, Value>
+
+  /// Creates an empty dictionary.
+  ///
+  /// - Complexity: O(*s*), for *s* the engine's segment count (the count is spread over them).
+  public init() {
+    storage = _MapStorage()
+  }
+
+  /// Creates an empty dictionary with room for `minimumCapacity` keys without growing its index.
+  ///
+  /// - Parameter minimumCapacity: The number of keys to make room for.
+  /// - Complexity: O(*s* + `minimumCapacity`).
+  public init(minimumCapacity: Int) {
+    precondition(minimumCapacity >= 0, "TDictionary(minimumCapacity:) needs a capacity of 0 or more, not \(minimumCapacity).")
+    storage = _MapStorage(minimumCapacity: minimumCapacity)
+  }
+
+  /// Creates a dictionary holding the contents of `dictionary`.
+  ///
+  /// - Parameter dictionary: The keys and values to start with.
+  /// - Complexity: O(*n*) for *n* keys.
+  public convenience init(_ dictionary: [Key: Value]) {
+    self.init(minimumCapacity: dictionary.count)
+    atomically { _ in
+      for (key, value) in dictionary { storage.update(forKey: key) { $0 = value; return (true, ()) } }
+    }
+  }
+
+  // MARK: Reading and writing one key
+
+  /// The value for `key`, or nil if the key is absent; setting nil removes the key.
+  ///
+  /// Conflicts: reading conflicts only with transactions that write this key (including
+  /// inserting it, if absent); writing also conflicts with transactions that read it, and a
+  /// write that inserts or removes the key conflicts with ``count`` and whole-dictionary reads.
+  ///
+  /// - Parameter key: The key to look up.
+  /// - Complexity: O(1) on average.
+  public subscript(key: Key) -> Value? {
+    get { storage.value(forKey: key) }
+    set {
+      storage.update(forKey: key) { value in
+        value = newValue
+        return (true, ())
+      }
+    }
+  }
+
+  /// The value for `key`, or `defaultValue` if the key is absent; an in-place update such as
+  /// `dict[key, default: 0] += 1` is one atomic read-modify-write, even outside a transaction.
+  ///
+  /// Outside a transaction the in-place update holds the key's cell briefly: it must not touch
+  /// other transactional data (that traps; put such code in `atomically`).
+  ///
+  /// Conflicts: as ``subscript(_:)``.
+  ///
+  /// - Parameters:
+  ///   - key: The key to look up.
+  ///   - defaultValue: The value to use when the key is absent.
+  /// - Complexity: O(1) on average.
+  public subscript(key: Key, default defaultValue: @autoclosure () -> Value) -> Value {
+    get { storage.value(forKey: key) ?? defaultValue() }
+    set {
+      storage.update(forKey: key) { value in
+        value = newValue
+        return (true, ())
+      }
+    }
+    _modify {
+      if Transaction._currentChecked != nil {
+        var value = storage.value(forKey: key) ?? defaultValue()
+        yield &value
+        self[key] = value
+      } else {
+        let update = storage.beginUpdate(forKey: key)
+        var value = update.value ?? defaultValue()
+        var finished = false
+        defer { storage.endUpdate(forKey: key, update, publishing: finished ? value : nil) }
+        yield &value
+        finished = true
+      }
+    }
+  }
+
+  /// Stores `value` for `key`, and returns the value it replaced, or nil if the key was absent.
+  ///
+  /// Conflicts: as a write of ``subscript(_:)``.
+  ///
+  /// - Parameters:
+  ///   - value: The value to store.
+  ///   - key: The key to store it under.
+  /// - Returns: The previous value, or nil if the key was inserted.
+  /// - Complexity: O(1) on average.
+  @discardableResult
+  public func updateValue(_ value: Value, forKey key: Key) -> Value? {
+    storage.update(forKey: key) { current in
+      defer { current = value }
+      return (true, current)
+    }
+  }
+
+  /// Removes `key`, and returns the value it had, or nil if it was absent.
+  ///
+  /// The key's cell leaves the index once the removal has committed, so a dictionary that
+  /// churns through keys keeps no memory for removed ones.
+  ///
+  /// Conflicts: with transactions that read or write this key, and with ``count`` and
+  /// whole-dictionary reads when the key was present.
+  ///
+  /// - Parameter key: The key to remove.
+  /// - Returns: The removed value, or nil if the key was absent.
+  /// - Complexity: O(1) on average.
+  @discardableResult
+  public func removeValue(forKey key: Key) -> Value? {
+    storage.update(forKey: key) { current in
+      guard let old = current else { return (false, nil) }
+      current = nil
+      return (true, old)
+    }
+  }
+
+  /// Applies `body` to the value for `key` (or `defaultValue` when absent, which then inserts
+  /// the key) as one atomic read-modify-write, and returns what `body` returns.
+  ///
+  /// The compound operation a concurrent map needs outside transactions:
+  ///
+  /// ```swift
+  /// let total = balances.update(forKey: "alice", default: 0) { $0 += 10; return $0 }
+  /// ```
+  ///
+  /// Outside a transaction `body` runs while the key's cell is held: it must not touch other
+  /// transactional data (that traps). If `body` throws, nothing changes.
+  ///
+  /// Conflicts: as a read and a write of ``subscript(_:)``.
+  ///
+  /// - Parameters:
+  ///   - key: The key to update.
+  ///   - defaultValue: The value to start from when the key is absent.
+  ///   - body: The update.
+  /// - Returns: What `body` returns.
+  /// - Throws: What `body` throws.
+  /// - Complexity: O(1) on average, plus `body`.
+  public func update<Result, Failure: Error>(
+    forKey key: Key, default defaultValue: @autoclosure () -> Value,
+    _ body: (inout Value) throws(Failure) -> Result
+  ) throws(Failure) -> Result {
+    try storage.update(forKey: key) { (current: inout Value?) throws(Failure) -> (changed: Bool, result: Result) in
+      var value = current ?? defaultValue()
+      let result = try body(&value)
+      current = value
+      return (true, result)
+    }
+  }
+
+  /// Inserts `value` for `key` if the key is absent; returns whether it inserted, and the value
+  /// now stored (the existing one when it did not).
+  ///
+  /// Conflicts: reads the key; when it inserts, as a write of ``subscript(_:)``.
+  ///
+  /// - Parameters:
+  ///   - value: The value to insert.
+  ///   - key: The key to insert it under.
+  /// - Returns: `inserted`, and the value stored for `key` afterwards.
+  /// - Complexity: O(1) on average.
+  @discardableResult
+  public func insertIfAbsent(_ value: Value, forKey key: Key) -> (inserted: Bool, value: Value) {
+    storage.update(forKey: key) { current in
+      if let existing = current { return (false, (false, existing)) }
+      current = value
+      return (true, (true, value))
+    }
+  }
+
+  // MARK: Whole-dictionary operations
+
+  /// The number of keys.
+  ///
+  /// Conflicts: with transactions that insert or remove a key; not with updates of values, and
+  /// inserts do not conflict with each other through it.
+  ///
+  /// - Complexity: O(*s*) for *s* engine segments.
+  public var count: Int { storage.count.value }
+
+  /// Whether the dictionary has no keys.
+  ///
+  /// Conflicts: as ``count``.
+  ///
+  /// - Complexity: O(*s*) for *s* engine segments.
+  public var isEmpty: Bool { count == 0 }
+
+  /// The contents as a standard `Dictionary`: one consistent snapshot.
+  ///
+  /// Outside a transaction this is a read-only transaction, which never aborts, however busy
+  /// the writers are.
+  ///
+  /// Conflicts: with transactions that insert or remove a key, or write a value of this one.
+  ///
+  /// - Complexity: O(*n*) for *n* keys.
+  public var dictionary: [Key: Value] {
+    let pairs = storage.snapshot()
+    var result: [Key: Value] = [:]
+    result.reserveCapacity(pairs.count)
+    for (key, value) in pairs { result[key] = value }
+    return result
+  }
+
+  /// The keys, from one consistent snapshot, in no particular order.
+  ///
+  /// Conflicts: as ``dictionary``.
+  ///
+  /// - Complexity: O(*n*) for *n* keys.
+  public var keys: [Key] { storage.snapshot().map(\.key) }
+
+  /// The values, from one consistent snapshot, in no particular order.
+  ///
+  /// Conflicts: as ``dictionary``.
+  ///
+  /// - Complexity: O(*n*) for *n* keys.
+  public var values: [Value] { storage.snapshot().map(\.value) }
+
+  /// Merges `other` into the dictionary, as one atomic step, using `combine` for keys present
+  /// in both.
+  ///
+  /// Conflicts: as a write of every key of `other`.
+  ///
+  /// - Parameters:
+  ///   - other: The keys and values to merge in.
+  ///   - combine: Given the current and the new value, the value to keep.
+  /// - Throws: What `combine` throws; then nothing changes.
+  /// - Complexity: O(*m*) for *m* keys in `other`.
+  public func merge<S: Sequence, Failure: Error>(
+    _ other: S, uniquingKeysWith combine: (Value, Value) throws(Failure) -> Value
+  ) throws(Failure) where S.Element == (Key, Value) {
+    try atomically { (_: Transaction) throws(Failure) in
+      for (key, value) in other {
+        try storage.update(forKey: key) { (current: inout Value?) throws(Failure) -> (changed: Bool, result: Void) in
+          current = try current.map { (existing: Value) throws(Failure) in try combine(existing, value) } ?? value
+          return (true, ())
+        }
+      }
+    }
+  }
+
+  /// Merges `other` into the dictionary, as one atomic step, using `combine` for keys present
+  /// in both.
+  ///
+  /// Conflicts: as a write of every key of `other`.
+  ///
+  /// - Parameters:
+  ///   - other: The dictionary to merge in.
+  ///   - combine: Given the current and the new value, the value to keep.
+  /// - Throws: What `combine` throws; then nothing changes.
+  /// - Complexity: O(*m*) for *m* keys in `other`.
+  public func merge<Failure: Error>(
+    _ other: [Key: Value], uniquingKeysWith combine: (Value, Value) throws(Failure) -> Value
+  ) throws(Failure) {
+    try merge(other.lazy.map { ($0.key, $0.value) }, uniquingKeysWith: combine)
+  }
+
+  /// Removes every key, as one atomic step.
+  ///
+  /// Conflicts: as a removal of every key.
+  ///
+  /// - Complexity: O(*n*) for *n* keys.
+  public func removeAll() {
+    atomically { _ in
+      for key in keys { removeValue(forKey: key) }
+    }
+  }
+}

@@ -1,0 +1,114 @@
+// The engine primitives that the collections in `STM` are built from. They are `package`, not
+// public: their contracts (retirement, delayed appends, in-place updates that may decline) are
+// easy to misuse, and the collections wrap each in an operation with a documented conflict rule.
+
+/// The lock word a retirement writes into a cell's `owner`. Negative, so that readers and
+/// validators, which wait only for positive (segment) holders, carry on: a retirement
+/// publishes no version.
+let _retireTag = -1
+
+extension TVar {
+  /// Detaches the variable for good if its newest value satisfies `predicate`, checked under
+  /// its commit lock; returns whether it did.
+  ///
+  /// A collection retires the cell of a removed key, then drops it from its index, so a later
+  /// insert of that key makes a fresh cell. From then on a commit that writes the retired cell
+  /// fails (write–write) and a transaction that read it cannot commit a write (write–read):
+  /// both rerun, look the key up again, and find the fresh cell. Call it outside transactions,
+  /// holding the index lock that guards the lookup of this cell (never the other way round:
+  /// commits never take index locks).
+  package func _retire(if predicate: (Value) -> Bool) -> Bool {
+    var backoff = _Backoff()
+    while !cell.owner.compareExchange(expected: 0, desired: _retireTag, ordering: .acquiringAndReleasing).exchanged {
+      backoff.pause()
+    }
+    let retiring = cell.head.load(ordering: .acquiring)._withUnsafeGuaranteedRef {
+      predicate(unsafeDowncast($0, to: _Version<Value>.self).value)
+    }
+    if retiring { cell.retired.store(true, ordering: .relaxed) }
+    // Release: whoever takes the lock next sees the flag.
+    cell.owner.store(0, ordering: .releasing)
+    return retiring
+  }
+
+  /// Whether ``_retire(if:)`` detached this variable.
+  package var _isRetired: Bool { cell.retired.load(ordering: .acquiring) }
+
+  /// Outside a transaction: runs `body` on the newest value while holding the commit lock, and
+  /// publishes the new value if `body` says so, as one atomic step. Returns nil, without
+  /// calling `body`, when the variable is retired.
+  ///
+  /// `body` must not touch transactional data (that traps).
+  package func _updateInPlace<Result>(_ body: (inout Value) -> (publish: Bool, result: Result)) -> Result? {
+    let context = _ThreadState.current.pointee.context.takeUnretainedValue()
+    let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context)
+    if cell.retired.load(ordering: .relaxed) {
+      _Engine.endInPlaceMutation(of: cell, segment, context, publishing: nil)
+      return nil
+    }
+    var value = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
+    let (publish, result) = body(&value)
+    _Engine.endInPlaceMutation(of: cell, segment, context, publishing: publish ? cell.makeVersion(value) : nil)
+    return result
+  }
+
+  /// Inside a transaction: the running transaction's batch of delayed appends on this variable
+  /// (its anchor), made with `make` if it has none yet. Ready to be changed: a batch that an
+  /// `orElse` checkpoint still holds is copied first.
+  package func _delayedAppend<Batch: _DelayedAppend>(in transaction: Transaction, _ make: () -> Batch) -> Batch
+  where Batch.Anchor == Value {
+    transaction.segment.delayedAppend(on: cell, make: make)
+  }
+
+  /// Inside a transaction: its batch on this variable, if it has one. Read it only; call
+  /// ``_delayedAppend(in:_:)`` to change it.
+  package func _existingDelayedAppend<Batch: _DelayedAppend>(in transaction: Transaction, as type: Batch.Type) -> Batch?
+  where Batch.Anchor == Value {
+    transaction.segment.existingDelayedAppend(on: cell, as: type)
+  }
+
+  /// The newest committed value, read under the commit lock without joining any transaction
+  /// and without marking a read: for housekeeping (sweeps, sizing), never for a decision that
+  /// must be atomic with anything else.
+  package var _newestCommittedValue: Value {
+    var backoff = _Backoff()
+    while !cell.owner.compareExchange(expected: 0, desired: _retireTag, ordering: .acquiringAndReleasing).exchanged {
+      backoff.pause()
+    }
+    // Under the lock the head cannot be replaced, so it cannot be freed while we copy it.
+    let value = cell.head.load(ordering: .acquiring)._withUnsafeGuaranteedRef {
+      unsafeDowncast($0, to: _Version<Value>.self).value
+    }
+    cell.owner.store(0, ordering: .releasing)
+    return value
+  }
+}
+
+extension Transaction {
+  /// The transaction running on the calling thread, or nil outside `atomically`.
+  package static var _current: Transaction? {
+    guard let segment = _ThreadState.current.pointee.segment else { return nil }
+    return Transaction(segment.takeUnretainedValue())
+  }
+
+  /// The index of the segment running this transaction: collections spread per-transaction
+  /// bookkeeping (a dictionary's count) over segments, so that concurrent transactions touch
+  /// different cells.
+  package var _segmentIndex: Int { segment.index }
+
+  /// The commit number this transaction reads at.
+  package var _snapshot: UInt64 { segment.snapshot }
+
+  /// Whether the body called ``becomeInevitable()`` (so it must not wait).
+  package var _isInevitableByRequest: Bool { segment.isInevitableByRequest }
+}
+
+/// Where the engine's commit clock stands, and the oldest snapshot a running transaction may
+/// read at: a collection that detaches a cell keeps it reachable for snapshots taken before
+/// the detachment (`_clockNow` then) until `_oldestRunningSnapshot()` has passed that value.
+package enum _EngineClock {
+  package static var now: UInt64 { _Engine.shared.clock.load(ordering: .sequentiallyConsistent) }
+
+  /// Every running and future transaction reads at a snapshot at least this large.
+  package static func oldestRunningSnapshot() -> UInt64 { _Engine.shared.recomputeHorizon() }
+}
