@@ -21,6 +21,9 @@ extension Workload {
     .counterCommutative,
     .bank,
     .parallelSum,
+    .dictDisjoint,
+    .dictMixed,
+    .dictGrow,
   ]
 
   static func named(_ name: String) -> Workload? {

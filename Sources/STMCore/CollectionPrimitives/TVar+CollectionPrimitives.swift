@@ -31,6 +31,9 @@ extension TVar {
     return retiring
   }
 
+  /// The object behind the variable, for code that manages when it is released.
+  package var _object: AnyObject { cell }
+
   /// Whether ``_retire(if:)`` detached this variable.
   package var _isRetired: Bool { cell.retired.load(ordering: .acquiring) }
 

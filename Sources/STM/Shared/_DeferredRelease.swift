@@ -1,0 +1,51 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Releases objects one after another instead of recursively.
+///
+/// A queue's nodes reach each other through cells, so the last reference to the oldest of a
+/// long run of consumed nodes (kept by a snapshot that was pinning the head's history) would
+/// free the whole run recursively, one stack frame group per node, and overflow the stack. A
+/// node's deinit hands its link here instead: the first call on a thread drains the list in a
+/// loop, and releases that happen during the drain only append to it.
+enum _DeferredRelease {
+  private final class Pending {
+    var objects: [AnyObject] = []
+    var draining = false
+  }
+
+  private static let key: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key) { raw in
+      if let raw { Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer(raw)).release() }
+    }
+    return key
+  }()
+
+  private static var pending: Pending {
+    if let raw = pthread_getspecific(key) {
+      return Unmanaged<Pending>.fromOpaque(raw).takeUnretainedValue()
+    }
+    let created = Pending()
+    pthread_setspecific(key, Unmanaged.passRetained(created as AnyObject).toOpaque())
+    return created
+  }
+
+  /// Drops `object` after any release already in progress on this thread.
+  static func release(_ object: AnyObject) {
+    let pending = self.pending
+    pending.objects.append(object)
+    guard !pending.draining else { return }
+    pending.draining = true
+    while !pending.objects.isEmpty {
+      // Released at the end of each pass; nested deinits append to the list.
+      _ = pending.objects.removeLast()
+    }
+    pending.draining = false
+  }
+}

@@ -1,0 +1,215 @@
+/// A transactional array whose conflicts are per index, with appends that never conflict.
+///
+/// Outside a transaction every operation is atomic on its own; inside
+/// ``atomically(_:)-50w3b`` operations join the running transaction.
+///
+/// ```swift
+/// let log = TArray<String>()
+/// log.append("started")                       // from any thread; appenders never conflict
+/// atomically { _ in
+///   log.append("a"); log.append("b")          // land together, in order, at commit
+/// }
+/// print(log.elements)
+/// ```
+///
+/// Conflicts: each index has its own cell. Reading or writing an in-bounds index conflicts only
+/// with transactions that write that index (or remove it); it does not conflict with appends.
+/// Appends are *delayed*: they are recorded, and land at commit just past the newest end of
+/// the array, so two transactions that append never conflict, and their elements land in
+/// commit order. Reading ``count`` (or ``elements``) conflicts with transactions that append or
+/// remove; a transaction that appended and then reads ``count`` or its new elements sees them
+/// (and from then on conflicts with other appenders, since it observed the end of the array).
+///
+/// `TArray` is a reference type: copies of a reference share one array.
+public final class TArray<Element: Sendable>: Sendable {
+  let countCell = TVar(0)
+  let slots = _SlotDirectory<Element>()
+
+  /// Creates an empty array.
+  ///
+  /// - Complexity: O(1).
+  public init() {}
+
+  /// Creates an array holding the elements of `sequence`, in order.
+  ///
+  /// - Complexity: O(*n*).
+  public convenience init<S: Sequence>(_ sequence: S) where S.Element == Element {
+    self.init()
+    append(contentsOf: sequence)
+  }
+
+  // MARK: Indices
+
+  /// The element at `index`.
+  ///
+  /// Conflicts: reading conflicts only with transactions that write or remove this index;
+  /// writing also conflicts with transactions that read it. Neither conflicts with appends.
+  ///
+  /// - Parameter index: A valid index: `0 ..< count`. Any other index traps with a message
+  ///   naming the index and the count; nothing is changed.
+  /// - Complexity: O(1).
+  public subscript(index: Int) -> Element {
+    get {
+      guard index >= 0 else { outOfRange(index) }
+      if let element = slots.existingSlot(index)?.value { return element }
+      // Past the end at the snapshot: maybe one of this transaction's own appends.
+      if let transaction = Transaction._currentChecked,
+        let batch = countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self)
+      {
+        let pending = index - countCell.value
+        if pending >= 0 && pending < batch.items.count { return batch.items[pending] }
+      }
+      outOfRange(index)
+    }
+    set {
+      guard index >= 0 else { outOfRange(index) }
+      if let transaction = Transaction._currentChecked {
+        if let slot = slots.existingSlot(index), slot.value != nil {
+          slot.value = newValue
+          return
+        }
+        let batch = countCell._delayedAppend(in: transaction) { _AppendBatch(slots: slots) }
+        let pending = index - countCell.value
+        guard pending >= 0 && pending < batch.items.count else { outOfRange(index) }
+        batch.items[pending] = newValue
+        return
+      }
+      guard let slot = slots.existingSlot(index),
+        slot._updateInPlace({ current in
+          guard current != nil else { return (false, false) }
+          current = newValue
+          return (true, true)
+        }) == true
+      else { outOfRange(index) }
+    }
+  }
+
+  private func outOfRange(_ index: Int) -> Never {
+    fatalError("TArray index \(index) is out of range: the array has \(count) elements. Check the index against count in the same transaction.")
+  }
+
+  // MARK: Appending and removing
+
+  /// Appends `element` as a delayed append.
+  ///
+  /// Conflicts: none with other appends, or with reads and writes of in-bounds indices.
+  ///
+  /// - Complexity: O(1) now, amortized; the element lands at commit.
+  public func append(_ element: Element) {
+    guard let transaction = Transaction._currentChecked else {
+      atomically { _ in append(element) }
+      return
+    }
+    slots.prepareForAppends(1)
+    countCell._delayedAppend(in: transaction) { _AppendBatch(slots: slots) }.items.append(element)
+  }
+
+  /// Appends the elements of `sequence`, in order, as one delayed append.
+  ///
+  /// Conflicts: as ``append(_:)``.
+  ///
+  /// - Complexity: O(*m*) for *m* elements.
+  public func append<S: Sequence>(contentsOf sequence: S) where S.Element == Element {
+    guard let transaction = Transaction._currentChecked else {
+      atomically { _ in append(contentsOf: sequence) }
+      return
+    }
+    let batch = countCell._delayedAppend(in: transaction) { _AppendBatch(slots: slots) }
+    batch.items.append(contentsOf: sequence)
+    slots.prepareForAppends(batch.items.count)
+  }
+
+  /// Removes and returns the last element, or returns nil if the array is empty.
+  ///
+  /// Conflicts: reads the end of the array, so it conflicts with transactions that append or
+  /// remove, and with readers and writers of the last index. (It takes back this transaction's
+  /// own pending appends first, without reading anything.)
+  ///
+  /// - Complexity: O(1).
+  @discardableResult
+  public func popLast() -> Element? {
+    guard let transaction = Transaction._currentChecked else {
+      return atomically { _ in popLast() }
+    }
+    if countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self)?.items.isEmpty == false {
+      return countCell._delayedAppend(in: transaction) { _AppendBatch(slots: slots) }.items.popLast()
+    }
+    let count = countCell.value
+    guard count > 0 else { return nil }
+    let slot = slots.slot(count - 1)
+    let last = slot.value
+    slot.value = nil
+    countCell.value = count - 1
+    return last
+  }
+
+  /// Removes and returns the last element; traps if the array is empty.
+  ///
+  /// Conflicts: as ``popLast()``.
+  ///
+  /// - Complexity: O(1).
+  @discardableResult
+  public func removeLast() -> Element {
+    guard let last = popLast() else {
+      fatalError("TArray.removeLast() was called on an empty array. Use popLast(), which returns nil when empty.")
+    }
+    return last
+  }
+
+  // MARK: Whole-array reads
+
+  /// The number of elements, including this transaction's own appends.
+  ///
+  /// Conflicts: with transactions that append or remove.
+  ///
+  /// - Complexity: O(1).
+  public var count: Int {
+    let committed = countCell.value
+    guard let transaction = Transaction._currentChecked,
+      let batch = countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self)
+    else { return committed }
+    return committed + batch.items.count
+  }
+
+  /// Whether the array is empty.
+  ///
+  /// Conflicts: as ``count``.
+  ///
+  /// - Complexity: O(1).
+  public var isEmpty: Bool { count == 0 }
+
+  /// The elements as a standard `Array`: one consistent snapshot (outside a transaction, a
+  /// read-only transaction, which never aborts).
+  ///
+  /// Conflicts: with transactions that append, remove, or write an index.
+  ///
+  /// - Complexity: O(*n*).
+  public var elements: [Element] {
+    atomically { _ in
+      let total = count
+      var result: [Element] = []
+      result.reserveCapacity(total)
+      for index in 0..<total { result.append(self[index]) }
+      return result
+    }
+  }
+}
+
+extension TArray: ExpressibleByArrayLiteral {
+  /// Creates an array from a literal.
+  public convenience init(arrayLiteral elements: Element...) {
+    self.init(elements)
+  }
+}
+
+extension TArray: Sequence {
+  /// Iterates over one consistent snapshot of the elements, taken when iteration starts.
+  ///
+  /// Conflicts: as ``elements``.
+  public func makeIterator() -> IndexingIterator<[Element]> { elements.makeIterator() }
+}
+
+extension TArray: CustomStringConvertible {
+  /// The elements of one snapshot, written like an `Array`.
+  public var description: String { "TArray(\(elements))" }
+}

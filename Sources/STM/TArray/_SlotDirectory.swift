@@ -1,0 +1,63 @@
+import Synchronization
+
+/// The cells of a `TArray`, one per index, in chunks that double in size and are never moved:
+/// a cell, once made, stays the cell of its index, so a transaction's reads of an index stay
+/// valid however the array grows. Chunks are made on demand, published once through an atomic
+/// reference, and read without locks.
+final class _SlotDirectory<Element: Sendable>: Sendable {
+  typealias Slot = TVar<Element?>
+
+  final class Chunk: Sendable {
+    let slots: [Slot]
+    init(size: Int) { slots = (0..<size).map { _ in Slot(nil) } }
+  }
+
+  final class ChunkReference: Sendable {
+    let chunk = AtomicLazyReference<Chunk>()
+  }
+
+  private static var firstChunkSize: Int { 32 }
+  private let chunks: [ChunkReference] = (0..<48).map { _ in ChunkReference() }
+  /// How many slots past which appends have landed; read relaxed, only to decide when to make
+  /// the next chunk ahead of time (outside any commit's locks).
+  private let landedHighWater = Atomic<Int>(0)
+
+  @inline(__always)
+  private static func position(of index: Int) -> (chunk: Int, offset: Int) {
+    let group = index / firstChunkSize + 1
+    let chunk = Int.bitWidth - 1 - group.leadingZeroBitCount
+    return (chunk, index - firstChunkSize * ((1 << chunk) - 1))
+  }
+
+  /// The cell of `index`, if its chunk exists.
+  func existingSlot(_ index: Int) -> Slot? {
+    let (chunk, offset) = Self.position(of: index)
+    guard chunk < chunks.count, let found = chunks[chunk].chunk.load() else { return nil }
+    return found.slots[offset]
+  }
+
+  /// The cell of `index`, making its chunk if needed.
+  func slot(_ index: Int) -> Slot {
+    let (chunk, offset) = Self.position(of: index)
+    return makeChunk(chunk).slots[offset]
+  }
+
+  private func makeChunk(_ chunk: Int) -> Chunk {
+    precondition(chunk < chunks.count, "TArray cannot grow past \(Self.firstChunkSize << chunks.count) elements.")
+    if let existing = chunks[chunk].chunk.load() { return existing }
+    return chunks[chunk].chunk.storeIfNil(Chunk(size: Self.firstChunkSize << chunk))
+  }
+
+  /// Notes that appends have landed up to `count`.
+  func noteLanded(upTo count: Int) {
+    landedHighWater.store(count, ordering: .relaxed)
+  }
+
+  /// Makes the chunk that appends will need next, if they are close to it, so that a commit
+  /// rarely has to allocate one while it holds its locks.
+  func prepareForAppends(_ extra: Int) {
+    let next = landedHighWater.load(ordering: .relaxed) + extra + Self.firstChunkSize
+    let (chunk, _) = Self.position(of: next)
+    if chunk < chunks.count, chunks[chunk].chunk.load() == nil { _ = makeChunk(chunk) }
+  }
+}

@@ -1,0 +1,195 @@
+/// A transactional set whose conflicts are per element.
+///
+/// Outside a transaction every operation is atomic on its own; inside
+/// ``atomically(_:)-50w3b`` operations join the running transaction.
+///
+/// ```swift
+/// let seen = TSet<String>()
+/// if seen.insert(url).inserted { crawl(url) }     // atomic test-and-insert, from any thread
+/// ```
+///
+/// Conflicts: each element has its own cell. Two transactions conflict only if they touch the
+/// same element and at least one inserts or removes it; operations on different elements never
+/// conflict, at any size. ``count`` and whole-set reads (iteration, ``elements``) conflict only
+/// with transactions that insert or remove an element.
+///
+/// `TSet` is a reference type: copies of a reference share one set.
+public final class TSet<Element: Hashable & Sendable>: Sendable {
+  let storage: _MapStorage<Element, Void>
+
+  /// Creates an empty set.
+  ///
+  /// - Complexity: O(*s*), for *s* the engine's segment count.
+  public init() {
+    storage = _MapStorage()
+  }
+
+  /// Creates an empty set with room for `minimumCapacity` elements without growing its index.
+  ///
+  /// - Parameter minimumCapacity: The number of elements to make room for.
+  /// - Complexity: O(*s* + `minimumCapacity`).
+  public init(minimumCapacity: Int) {
+    precondition(minimumCapacity >= 0, "TSet(minimumCapacity:) needs a capacity of 0 or more, not \(minimumCapacity).")
+    storage = _MapStorage(minimumCapacity: minimumCapacity)
+  }
+
+  /// Creates a set holding the elements of `sequence`.
+  ///
+  /// - Parameter sequence: The elements to start with.
+  /// - Complexity: O(*n*) for *n* elements.
+  public convenience init<S: Sequence>(_ sequence: S) where S.Element == Element {
+    self.init(minimumCapacity: sequence.underestimatedCount)
+    atomically { _ in
+      for element in sequence { insert(element) }
+    }
+  }
+
+  /// Whether `element` is in the set.
+  ///
+  /// Conflicts: with transactions that insert or remove `element`.
+  ///
+  /// - Complexity: O(1) on average.
+  public func contains(_ element: Element) -> Bool {
+    storage.value(forKey: element) != nil
+  }
+
+  /// Inserts `element` if it is absent; returns whether it did, and the member now in the set.
+  ///
+  /// Conflicts: with transactions that read, insert or remove `element`; when it inserts, also
+  /// with ``count`` and whole-set reads.
+  ///
+  /// - Complexity: O(1) on average.
+  @discardableResult
+  public func insert(_ element: Element) -> (inserted: Bool, memberAfterInsert: Element) {
+    let inserted = storage.update(forKey: element) { member in
+      guard member == nil else { return (false, false) }
+      member = ()
+      return (true, true)
+    }
+    return (inserted, element)
+  }
+
+  /// Removes `element`; returns it, or nil if it was absent.
+  ///
+  /// Conflicts: with transactions that read, insert or remove `element`; when it removes, also
+  /// with ``count`` and whole-set reads.
+  ///
+  /// - Complexity: O(1) on average.
+  @discardableResult
+  public func remove(_ element: Element) -> Element? {
+    storage.update(forKey: element) { member in
+      guard member != nil else { return (false, nil) }
+      member = nil
+      return (true, element)
+    }
+  }
+
+  /// Inserts `element`, and returns the equal member it replaced, if any.
+  ///
+  /// Conflicts: as ``insert(_:)``.
+  ///
+  /// - Complexity: O(1) on average.
+  @discardableResult
+  public func update(with element: Element) -> Element? {
+    insert(element).inserted ? nil : element
+  }
+
+  /// The number of elements.
+  ///
+  /// Conflicts: with transactions that insert or remove an element; inserts do not conflict
+  /// with each other through it.
+  ///
+  /// - Complexity: O(*s*) for *s* engine segments.
+  public var count: Int { storage.count.value }
+
+  /// Whether the set is empty.
+  ///
+  /// Conflicts: as ``count``.
+  ///
+  /// - Complexity: O(*s*) for *s* engine segments.
+  public var isEmpty: Bool { count == 0 }
+
+  /// The elements as a standard `Set`: one consistent snapshot (outside a transaction, a
+  /// read-only transaction, which never aborts).
+  ///
+  /// Conflicts: with transactions that insert or remove an element.
+  ///
+  /// - Complexity: O(*n*) for *n* elements.
+  public var elements: Set<Element> { Set(storage.snapshot().lazy.map(\.key)) }
+
+  /// Inserts every element of `other`, as one atomic step.
+  ///
+  /// Conflicts: as ``insert(_:)`` of each element.
+  ///
+  /// - Complexity: O(*m*) for *m* elements in `other`.
+  public func formUnion<S: Sequence>(_ other: S) where S.Element == Element {
+    atomically { _ in for element in other { insert(element) } }
+  }
+
+  /// Removes every element of `other`, as one atomic step.
+  ///
+  /// Conflicts: as ``remove(_:)`` of each element.
+  ///
+  /// - Complexity: O(*m*) for *m* elements in `other`.
+  public func subtract<S: Sequence>(_ other: S) where S.Element == Element {
+    atomically { _ in for element in other { remove(element) } }
+  }
+
+  /// Keeps only the elements that are also in `other`, as one atomic step.
+  ///
+  /// Conflicts: with every transaction that inserts or removes an element (it reads them all).
+  ///
+  /// - Complexity: O(*n* + *m*).
+  public func formIntersection<S: Sequence>(_ other: S) where S.Element == Element {
+    let keep = Set(other)
+    atomically { _ in
+      for element in elements where !keep.contains(element) { remove(element) }
+    }
+  }
+
+  /// Whether every element of the set is in `other` (one snapshot).
+  ///
+  /// Conflicts: as ``elements``.
+  ///
+  /// - Complexity: O(*n*).
+  public func isSubset<S: Sequence>(of other: S) -> Bool where S.Element == Element {
+    elements.isSubset(of: other)
+  }
+
+  /// Whether the set has no element in common with `other` (one snapshot).
+  ///
+  /// Conflicts: as ``elements``.
+  ///
+  /// - Complexity: O(*n* + *m*).
+  public func isDisjoint<S: Sequence>(with other: S) -> Bool where S.Element == Element {
+    elements.isDisjoint(with: other)
+  }
+
+  /// Removes every element, as one atomic step.
+  ///
+  /// Conflicts: as a removal of every element.
+  ///
+  /// - Complexity: O(*n*).
+  public func removeAll() {
+    atomically { _ in for element in elements { remove(element) } }
+  }
+}
+
+extension TSet: ExpressibleByArrayLiteral {
+  /// Creates a set from a literal.
+  public convenience init(arrayLiteral elements: Element...) {
+    self.init(elements)
+  }
+}
+
+extension TSet: Sequence {
+  /// Iterates over one consistent snapshot of the elements, taken when iteration starts.
+  ///
+  /// Conflicts: as ``elements``.
+  public func makeIterator() -> Set<Element>.Iterator { elements.makeIterator() }
+}
+
+extension TSet: CustomStringConvertible {
+  /// The elements of one snapshot, written like a `Set`.
+  public var description: String { "TSet(\(elements.sorted { "\($0)" < "\($1)" }))" }
+}

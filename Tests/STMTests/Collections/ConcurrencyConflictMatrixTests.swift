@@ -1,0 +1,169 @@
+import STM
+import STMTestSupport
+import Testing
+
+/// The conflict rules of every collection (DESIGN.md invariant 5), one staged interleaving per
+/// pair of operations: independent operations must not conflict, and dependent ones must.
+extension LibraryTests {
+  @Suite struct ConcurrencyConflictMatrixTests {
+    // MARK: TDictionary
+
+    @Test func dictionaryReadAndWriteOfDifferentKeysDoNotConflict() {
+      let dict: TDictionary<Int, Int> = [1: 1, 2: 2]
+      #expect(abortsOfSecondCommitter(first: { _ = dict[1] }, then: { dict[2] = 20 }) == 0)
+      #expect(abortsOfSecondCommitter(first: { dict[1] = 10 }, then: { dict[2] = 20 }) == 0)
+      #expect(dict.dictionary == [1: 10, 2: 20])
+    }
+
+    @Test func dictionaryInsertsOfDifferentNewKeysDoNotConflictAcrossGrowth() {
+      let dict = TDictionary<Int, Int>()
+      // The second side inserts enough keys to grow every stripe of the index several times.
+      #expect(abortsOfSecondCommitter(first: { dict[-1] = 1 }, then: {
+        for key in 0..<5_000 { dict[key] = key }
+      }) == 0)
+      #expect(dict.count == 5_001)
+      #expect(abortsOfSecondCommitter(first: { dict[-2] = 2 }, then: {
+        atomically { _ in for key in 5_000..<6_000 { dict[key] = key } }
+      }) == 0)
+      #expect(dict.count == 5_001 + 1 + 1_000)
+    }
+
+    @Test func dictionaryRemoveAndInsertOfDifferentKeysDoNotConflict() {
+      let dict: TDictionary<Int, Int> = [1: 1]
+      #expect(abortsOfSecondCommitter(first: { dict.removeValue(forKey: 1) }, then: { dict[2] = 2 }) == 0)
+      #expect(abortsOfSecondCommitter(first: { dict[3] = 3 }, then: { dict.removeValue(forKey: 2) }) == 0)
+      #expect(dict.dictionary == [3: 3])
+    }
+
+    @Test func dictionaryCountConflictsOnlyWithMembershipChanges() {
+      let dict: TDictionary<Int, Int> = [1: 1]
+      #expect(abortsOfSecondCommitter(first: { _ = dict.count }, then: { dict[1] = 5 }) == 0)
+      #expect(abortsOfSecondCommitter(first: { _ = dict.count }, then: { dict[2] = 2 }) == 1)
+      #expect(abortsOfSecondCommitter(first: { _ = dict.isEmpty }, then: { dict.removeValue(forKey: 2) }) == 1)
+      // Inserting does not read the count: an insert never conflicts with another through it.
+      #expect(abortsOfSecondCommitter(first: { dict[10] = 10 }, then: { dict[11] = 11 }) == 0)
+      #expect(dict.count == 3)
+    }
+
+    @Test func dictionaryIterationConflictsWithInsertsAndWritesItSaw() {
+      let dict: TDictionary<Int, Int> = [1: 1, 2: 2]
+      #expect(abortsOfSecondCommitter(first: { _ = dict.dictionary }, then: { dict[3] = 3 }) == 1)
+      #expect(abortsOfSecondCommitter(first: { for _ in dict {} }, then: { dict[1] = 100 }) == 1)
+      #expect(abortsOfSecondCommitter(first: { _ = dict.keys }, then: { dict.removeValue(forKey: 2) }) == 1)
+    }
+
+    @Test func dictionarySameKeyConflicts() {
+      let dict: TDictionary<Int, Int> = [1: 1]
+      #expect(abortsOfSecondCommitter(first: { _ = dict[1] }, then: { dict[1] = 2 }) == 1)
+      #expect(abortsOfSecondCommitter(first: { dict[1] = 3 }, then: { dict[1] = 4 }) == 1)
+      #expect(abortsOfSecondCommitter(first: { dict[9] = 9 }, then: { dict[9] = 8 }) == 1)
+      // A lookup of an absent key conflicts with its insertion (no phantoms).
+      #expect(abortsOfSecondCommitter(first: { _ = dict[20] }, then: { dict[20] = 20 }) == 1)
+      #expect(abortsOfSecondCommitter(first: { dict[1, default: 0] += 1 }, then: { dict[1, default: 0] += 1 }) == 1)
+      #expect(dict[1] == 5)
+    }
+
+    @Test func dictionaryReadOfKeyRemovedMeanwhileConflicts() {
+      let dict: TDictionary<Int, Int> = [1: 1]
+      #expect(abortsOfSecondCommitter(first: { _ = dict[1] }, then: { dict.removeValue(forKey: 1) }) == 1)
+      #expect(abortsOfSecondCommitter(first: { _ = dict[1] }, then: {
+        dict[1] = 7
+        dict.removeValue(forKey: 1)
+      }) == 1)
+      #expect(dict[1] == nil)
+    }
+
+    // MARK: TSet and TCounter
+
+    @Test func setElementsConflictOnlyWithThemselves() {
+      let set: TSet<Int> = [1]
+      #expect(abortsOfSecondCommitter(first: { set.insert(2) }, then: { set.insert(3) }) == 0)
+      #expect(abortsOfSecondCommitter(first: { _ = set.contains(4) }, then: { set.insert(4) }) == 1)
+      #expect(abortsOfSecondCommitter(first: { _ = set.contains(1) }, then: { set.remove(2) }) == 0)
+      #expect(set.elements == [1, 3, 4])
+    }
+
+    @Test func counterAddsNeverConflictButReadsDo() {
+      let counter = TCounter()
+      #expect(abortsOfSecondCommitter(first: { counter.add(2) }, then: { counter.increment() }) == 0)
+      #expect(abortsOfSecondCommitter(first: { _ = counter.value }, then: { counter.increment() }) == 1)
+      #expect(counter.value == 4)
+    }
+
+    // MARK: TArray
+
+    @Test func arrayAppendsNeverConflictAndLandInCommitOrder() {
+      let array: TArray<Int> = [0]
+      #expect(abortsOfSecondCommitter(first: { array.append(1); array.append(2) }, then: { array.append(3) }) == 0)
+      #expect(array.elements == [0, 3, 1, 2])
+    }
+
+    @Test func arrayInBoundsAccessDoesNotConflictWithAppends() {
+      let array: TArray<Int> = [0, 1]
+      #expect(abortsOfSecondCommitter(first: { _ = array[0] }, then: { array.append(2) }) == 0)
+      #expect(abortsOfSecondCommitter(first: { array[1] = 10 }, then: { array.append(3) }) == 0)
+      #expect(abortsOfSecondCommitter(first: { array.append(4) }, then: { array[0] = 5 }) == 0)
+      #expect(array.elements == [5, 10, 2, 3, 4])
+    }
+
+    @Test func arrayIndicesConflictOnlyWithThemselves() {
+      let array: TArray<Int> = [0, 1]
+      #expect(abortsOfSecondCommitter(first: { array[0] = 1 }, then: { array[1] = 2 }) == 0)
+      #expect(abortsOfSecondCommitter(first: { array[0] += 1 }, then: { array[0] = 7 }) == 1)
+      #expect(array.elements == [8, 2])
+    }
+
+    @Test func arrayCountAndRemovalConflictWithAppends() {
+      let array: TArray<Int> = [0, 1]
+      #expect(abortsOfSecondCommitter(first: { _ = array.count }, then: { array.append(2) }) == 1)
+      #expect(abortsOfSecondCommitter(first: { array.popLast() }, then: { array.append(3) }) == 1)
+      #expect(array.elements == [0, 1, 2])
+      // Reading the last index conflicts with its removal (the rerun skips the read, which
+      // would then be out of range).
+      let runs = AttemptCounter()
+      #expect(abortsOfSecondCommitter(first: {
+        runs.count += 1
+        if runs.count == 1 { _ = array[2] }
+      }, then: { array.removeLast() }) == 1)
+      #expect(abortsOfSecondCommitter(first: { _ = array[0] }, then: { array.removeLast() }) == 0)
+      // An append that then reads the count has observed the end: it conflicts.
+      #expect(abortsOfSecondCommitter(first: { array.append(9); _ = array.count }, then: { array.append(8) }) == 1)
+    }
+
+    // MARK: TQueue
+
+    @Test func queueProducersNeverConflict() throws {
+      let queue = TQueue<Int>()
+      #expect(abortsOfSecondCommitter(first: { try! queue.enqueue(1) }, then: { try! queue.enqueue(2) }) == 0)
+      #expect(queue.tryDequeue() == 2)
+      #expect(queue.tryDequeue() == 1)
+    }
+
+    @Test func queueProducersAndConsumersDoNotConflict() {
+      let queue = TQueue<Int>()
+      try! queue.enqueue(1)
+      try! queue.enqueue(2)
+      #expect(abortsOfSecondCommitter(first: { try! queue.enqueue(3) }, then: { _ = queue.tryDequeue() }) == 0)
+      #expect(abortsOfSecondCommitter(first: { _ = queue.tryDequeue() }, then: { try! queue.enqueue(4) }) == 0)
+      #expect(queue.tryDequeue() == 3)
+      #expect(queue.tryDequeue() == 4)
+    }
+
+    @Test func queueConsumersOfTheSameItemConflict() {
+      let queue = TQueue<Int>()
+      for item in 1...3 { try! queue.enqueue(item) }
+      let taken = AttemptCounter()
+      #expect(abortsOfSecondCommitter(first: { taken.count = queue.tryDequeue()! }, then: { _ = queue.tryDequeue() }) == 1)
+      #expect(taken.count == 2)
+      #expect(queue.tryDequeue() == 3)
+    }
+
+    @Test func boundedQueueConsumersDoNotConflictWithProducers() {
+      let queue = TQueue<Int>(capacity: 4)
+      try! queue.enqueue(1)
+      try! queue.enqueue(2)
+      #expect(abortsOfSecondCommitter(first: { try! queue.enqueue(3) }, then: { _ = queue.tryDequeue() }) == 0)
+      #expect(abortsOfSecondCommitter(first: { _ = queue.tryDequeue() }, then: { try! queue.enqueue(4) }) == 0)
+    }
+  }
+}

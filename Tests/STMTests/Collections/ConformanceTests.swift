@@ -1,0 +1,159 @@
+@testable import STM
+import STMTestSupport
+import Testing
+
+/// The same operation sequence on a transactional collection and on its standard-library
+/// counterpart gives the same results and the same final state (single-threaded).
+extension LibraryTests {
+  @Suite struct ConformanceTests {
+    @Test(arguments: [false, true])
+    func dictionaryMatchesDictionary(insideTransactions: Bool) {
+      var random = SeededRandom(seed: 7)
+      let subject = TDictionary<Int, Int>()
+      var model: [Int: Int] = [:]
+      for step in 0..<20_000 {
+        let key = random.below(300), value = random.below(1_000)
+        let operation = random.below(8)
+        let run = { (body: () -> Void) in insideTransactions ? atomically { _ in body() } : body() }
+        run {
+          switch operation {
+          case 0: #expect(subject[key] == model[key])
+          case 1: subject[key] = value; model[key] = value
+          case 2: #expect(subject.updateValue(value, forKey: key) == model.updateValue(value, forKey: key))
+          case 3: #expect(subject.removeValue(forKey: key) == model.removeValue(forKey: key))
+          case 4: subject[key, default: 0] += value; model[key, default: 0] += value
+          case 5:
+            let inserted = subject.insertIfAbsent(value, forKey: key)
+            let expected = model[key] == nil
+            if expected { model[key] = value }
+            #expect(inserted.inserted == expected && inserted.value == model[key])
+          case 6:
+            let old = subject.update(forKey: key, default: 1) { stored -> Int in stored *= 2; return stored }
+            model[key] = (model[key] ?? 1) * 2
+            #expect(old == model[key])
+          default: subject[key] = nil; model[key] = nil
+          }
+        }
+        if step % 1_000 == 0 {
+          #expect(subject.count == model.count)
+          #expect(subject.dictionary == model)
+        }
+      }
+      #expect(subject.count == model.count)
+      #expect(subject.isEmpty == model.isEmpty)
+      #expect(subject.dictionary == model)
+      #expect(Set(subject.keys) == Set(model.keys))
+      #expect(subject.values.sorted() == model.values.sorted())
+      #expect(Dictionary(uniqueKeysWithValues: subject.map { ($0.key, $0.value) }) == model)
+    }
+
+    @Test func dictionaryInitializersMergeAndDescription() {
+      let literal: TDictionary = ["a": 1, "b": 2]
+      #expect(literal.dictionary == ["a": 1, "b": 2])
+      literal.merge(["b": 10, "c": 3]) { $0 + $1 }
+      #expect(literal.dictionary == ["a": 1, "b": 12, "c": 3])
+      #expect(TDictionary(["x": 1]).description == "TDictionary([\"x\": 1])")
+      literal.removeAll()
+      #expect(literal.isEmpty && literal.dictionary.isEmpty)
+    }
+
+    @Test func setMatchesSet() {
+      var random = SeededRandom(seed: 11)
+      let subject = TSet<Int>()
+      var model = Set<Int>()
+      for _ in 0..<10_000 {
+        let element = random.below(200)
+        switch random.below(4) {
+        case 0: #expect(subject.contains(element) == model.contains(element))
+        case 1: #expect(subject.insert(element).inserted == model.insert(element).inserted)
+        case 2: #expect(subject.remove(element) == model.remove(element))
+        default: #expect(subject.update(with: element) == model.update(with: element))
+        }
+      }
+      #expect(subject.elements == model && subject.count == model.count)
+      subject.formUnion([1000, 1001]); model.formUnion([1000, 1001])
+      subject.subtract([1000]); model.subtract([1000])
+      subject.formIntersection(0..<100); model.formIntersection(0..<100)
+      #expect(subject.elements == model)
+      #expect(subject.isSubset(of: 0..<100) && subject.isDisjoint(with: [500]))
+    }
+
+    @Test(arguments: [false, true])
+    func arrayMatchesArray(insideTransactions: Bool) {
+      var random = SeededRandom(seed: 3)
+      let subject = TArray<Int>()
+      var model: [Int] = []
+      for _ in 0..<10_000 {
+        let value = random.below(1_000)
+        let run = { (body: () -> Void) in insideTransactions ? atomically { _ in body() } : body() }
+        let operation = random.below(6)
+        run {
+          switch operation {
+          case 0, 1: subject.append(value); model.append(value)
+          case 2: #expect(subject.popLast() == model.popLast())
+          case 3:
+            if !model.isEmpty {
+              let index = random.below(model.count)
+              subject[index] = value; model[index] = value
+            }
+          case 4:
+            subject.append(contentsOf: [value, value + 1]); model.append(contentsOf: [value, value + 1])
+          default:
+            #expect(subject.count == model.count)
+            if !model.isEmpty {
+              let index = random.below(model.count)
+              #expect(subject[index] == model[index])
+            }
+          }
+        }
+      }
+      #expect(subject.elements == model)
+      #expect(Array(subject) == model)
+    }
+
+    @Test func arraySeesItsOwnAppendsInsideATransaction() {
+      let array: TArray<String> = ["a"]
+      atomically { _ in
+        array.append("b")
+        array.append(contentsOf: ["c", "d"])
+        #expect(array.count == 4)
+        #expect(array[1] == "b" && array[3] == "d")
+        array[2] = "C"
+        #expect(array.popLast() == "d")
+        #expect(array.elements == ["a", "b", "C"])
+      }
+      #expect(array.elements == ["a", "b", "C"])
+      #expect(array.description == "TArray([\"a\", \"b\", \"C\"])")
+    }
+
+    @Test func queueIsFirstInFirstOut() throws {
+      let queue = TQueue<Int>()
+      for item in 0..<100 { try queue.enqueue(item) }
+      try atomically { _ in
+        try queue.enqueue(100)
+        try queue.enqueue(101)
+      }
+      var out: [Int] = []
+      while let item = queue.tryDequeue() { out.append(item) }
+      #expect(out == Array(0...101))
+      #expect(queue.isEmpty)
+      // A transaction that enqueued into an empty queue can take its own items, in order.
+      let own = try atomically { _ in
+        try queue.enqueue(7)
+        try queue.enqueue(8)
+        return queue.tryDequeue()
+      }
+      #expect(own == 7 && queue.tryDequeue() == 8 && queue.tryDequeue() == nil)
+    }
+
+    @Test func counterCounts() {
+      let counter = TCounter(5)
+      counter.increment(); counter.add(10); counter.decrement()
+      atomically { _ in
+        counter.add(2)
+        #expect(counter.value == 17)
+      }
+      #expect(counter.value == 17 && counter.description == "TCounter(17)")
+    }
+  }
+}
