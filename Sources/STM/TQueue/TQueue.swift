@@ -57,15 +57,6 @@ public final class TQueue<Element: Sendable>: Sendable {
     freedPlaces = capacity.map { _ in TVar(0) }
   }
 
-  deinit {
-    // Unlink the nodes one by one: releasing a long chain at once would recurse once per node.
-    var node: _QueueNode<Element>? = head._newestCommittedValue
-    while let current = node {
-      node = current.next._newestCommittedValue
-      current.next.value = nil
-    }
-  }
-
   // MARK: Producing
 
   /// Adds `item` at the end of the queue.
