@@ -34,9 +34,6 @@ extension TVar {
   /// The object behind the variable, for code that manages when it is released.
   package var _object: AnyObject { cell }
 
-  /// Whether ``_retire(if:)`` detached this variable.
-  package var _isRetired: Bool { cell.retired.load(ordering: .acquiring) }
-
   /// Outside a transaction: runs `body` on the newest value while holding the commit lock, and
   /// publishes the new value if `body` says so, as one atomic step. Returns nil, without
   /// calling `body`, when the variable is retired.
@@ -88,12 +85,6 @@ extension TVar {
 }
 
 extension Transaction {
-  /// The transaction running on the calling thread, or nil outside `atomically`.
-  package static var _current: Transaction? {
-    guard let segment = _ThreadState.current.pointee.segment else { return nil }
-    return Transaction(segment.takeUnretainedValue())
-  }
-
   /// The index of the segment running this transaction: collections spread per-transaction
   /// bookkeeping (a dictionary's count) over segments, so that concurrent transactions touch
   /// different cells.
