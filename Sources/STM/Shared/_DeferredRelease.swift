@@ -11,11 +11,12 @@ import Darwin
 /// A queue's nodes reach each other through cells, so the last reference to the oldest of a
 /// long run of consumed nodes (kept by a snapshot that was pinning the head's history) would
 /// free the whole run recursively, one stack frame group per node, and overflow the stack. A
-/// node's deinit hands its link here instead: the first call on a thread drains the list in a
-/// loop, and releases that happen during the drain only append to it.
+/// node's deinit hands its link here instead, as an unmanaged retain that no stored property
+/// releases later: the first call on a thread drains the list in a loop, and releases that
+/// happen during the drain only append to it.
 enum _DeferredRelease {
   private final class Pending {
-    var objects: [AnyObject] = []
+    var objects: [Unmanaged<AnyObject>] = []
     var draining = false
   }
 
@@ -36,15 +37,16 @@ enum _DeferredRelease {
     return created
   }
 
-  /// Drops `object` after any release already in progress on this thread.
-  static func release(_ object: AnyObject) {
+  /// Releases `object` (one retain, transferred by the caller) after any release already in
+  /// progress on this thread.
+  static func release(_ object: Unmanaged<AnyObject>) {
     let pending = self.pending
     pending.objects.append(object)
     guard !pending.draining else { return }
     pending.draining = true
-    while !pending.objects.isEmpty {
-      // Released at the end of each pass; nested deinits append to the list.
-      _ = pending.objects.removeLast()
+    while let next = pending.objects.popLast() {
+      // Nested deinits append to the list instead of recursing.
+      next.release()
     }
     pending.draining = false
   }

@@ -1,17 +1,25 @@
 /// A node of a `TQueue`'s linked list. The node that `head` points at has been consumed (or is
 /// the initial sentinel); the items waiting are the ones after it.
-final class _QueueNode<Element: Sendable>: Sendable {
+///
+/// `@unchecked Sendable`: `link` is an immutable handle on a cell (a `TVar`, which is
+/// `Sendable`); everything else is immutable and `Sendable`.
+final class _QueueNode<Element: Sendable>: @unchecked Sendable {
   let item: Element?
-  /// Written once, by the commit that appends the next node.
-  let next: TVar<_QueueNode?>
+  /// The cell of the link to the next node (written once, by the commit that appends it),
+  /// held by hand: one retain, handed to `_DeferredRelease` when the node goes. A stored
+  /// `TVar` would be released after `deinit` returns, which is too late to stop a long run of
+  /// consumed nodes from freeing each other recursively.
+  private let link: Unmanaged<AnyObject>
+
+  var next: TVar<_QueueNode?> { TVar(_unretained: link) }
 
   init(_ item: Element?, next: _QueueNode? = nil) {
     self.item = item
-    self.next = TVar(next)
+    link = TVar(next)._retainedHandle
   }
 
   deinit {
-    _DeferredRelease.release(next._object)
+    _DeferredRelease.release(link)
   }
 }
 

@@ -31,8 +31,15 @@ extension TVar {
     return retiring
   }
 
-  /// The object behind the variable, for code that manages when it is released.
-  package var _object: AnyObject { cell }
+  /// A retained handle on the variable's cell, for an owner that must control when the cell
+  /// is released (see `_DeferredRelease`). Balance it with one `release()`.
+  package var _retainedHandle: Unmanaged<AnyObject> { Unmanaged.passRetained(cell) }
+
+  /// The variable behind `handle`, which must come from `_retainedHandle` of a `TVar` of the
+  /// same type and still be retained.
+  package init(_unretained handle: Unmanaged<AnyObject>) {
+    cell = unsafeDowncast(handle.takeUnretainedValue(), to: _TypedCell<Value>.self)
+  }
 
   /// Outside a transaction: runs `body` on the newest value while holding the commit lock, and
   /// publishes the new value if `body` says so, as one atomic step. Returns nil, without

@@ -6,7 +6,8 @@ import Synchronization
 ///
 /// The list does not retain its cells: a cell that is freed takes its history with it, and its
 /// `deinit` removes it from the list. The reclaimer trims while holding the list's lock, so a
-/// cell whose `deinit` waits for that lock is still valid memory while it is trimmed.
+/// cell whose `deinit` waits for that lock is still valid memory while it is trimmed; and it
+/// frees what it trimmed only after releasing that lock, since that can free listed cells.
 final class _HistoryReclaimer: Sendable {
   private let pending = _Lock<[ObjectIdentifier: Unmanaged<_Cell>]>([:])
   private let count = Atomic<Int>(0)
@@ -43,6 +44,9 @@ final class _HistoryReclaimer: Sendable {
     engine.recomputeHorizon()
     // Trimming publishes nothing: readers and validators that meet these locks carry on.
     segment.commitNumber.store(_CommitNumber.unnumbered, ordering: .releasing)
+    // What the trims drop is freed after the list's lock is released: freeing a version can
+    // free the last reference to another listed cell, whose deinit takes that lock.
+    var dropped: [_VersionBase] = []
     let trimmed = pending.withLock { list -> Int in
       var done: [ObjectIdentifier] = []
       for (key, handle) in list.prefix(Self.batchSize) {
@@ -50,8 +54,11 @@ final class _HistoryReclaimer: Sendable {
           guard cell.owner.compareExchange(expected: 0, desired: segment.tag, ordering: .acquiringAndReleasing).exchanged else {
             return false
           }
+          var cut: _VersionBase?
           let historyRemains = engine.trimHistory(
-            below: cell.head.load(ordering: .acquiring).takeUnretainedValue(), of: cell, noting: false)
+            below: cell.head.load(ordering: .acquiring).takeUnretainedValue(), of: cell, noting: false,
+            handingOver: &cut)
+          if let cut { dropped.append(cut) }
           if !historyRemains { cell.awaitingReclamation.store(false, ordering: .relaxed) }
           cell.owner.store(0, ordering: .releasing)
           return !historyRemains
@@ -62,5 +69,6 @@ final class _HistoryReclaimer: Sendable {
       return done.count
     }
     count.subtract(trimmed, ordering: .relaxed)
+    dropped.removeAll()
   }
 }

@@ -421,6 +421,15 @@ extension _Engine {
   /// The caller holds the cell's commit lock. Returns whether older versions remain.
   @discardableResult
   func trimHistory(below newest: _VersionBase, of cell: _Cell, noting: Bool = true) -> Bool {
+    var dropped: _VersionBase?
+    return trimHistory(below: newest, of: cell, noting: noting, handingOver: &dropped)
+  }
+
+  /// As `trimHistory(below:of:noting:)`, but the versions it drops and does not keep as spares
+  /// are handed to the caller in `dropped` instead of being freed here. Freeing them runs the
+  /// deinits of the values they hold, which may free other cells; a caller holding a lock
+  /// that a cell's deinit takes (the reclaimer's list) frees them after letting go of it.
+  func trimHistory(below newest: _VersionBase, of cell: _Cell, noting: Bool, handingOver dropped: inout _VersionBase?) -> Bool {
     // Acquire: the horizon was raised by a thread that saw the withdrawals of the readers it
     // passed; acquiring it orders those readers' past reads before the cut and reuse below.
     var limit = horizon.load(ordering: .acquiring)
@@ -436,8 +445,8 @@ extension _Engine {
         return depth > 0
       }
       if stamp <= limit {
-        var dropped = version._withUnsafeGuaranteedRef { $0.older.take() }
-        if isKnownUniquelyReferenced(&dropped), let reusable = dropped {
+        dropped = version._withUnsafeGuaranteedRef { $0.older.take() }
+        if cell.recyclesVersions, isKnownUniquelyReferenced(&dropped), let reusable = dropped {
           dropped = nil
           cell.offerSpares(reusable)
         }
