@@ -6,9 +6,12 @@
 /// records membership changes in its segment's count cell as commutative updates. Outside, it
 /// is one atomic step of its own: a paired update locks the key's cell and the count cell of
 /// its segment, and publishes both under one commit number, without a transaction's overhead.
+///
+/// The single-key operations are inlinable (see `_KeyIndex`).
+@usableFromInline
 final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
-  let index: _KeyIndex<Key, Value>
-  let count: _MembershipCount
+  @usableFromInline let index: _KeyIndex<Key, Value>
+  @usableFromInline let count: _MembershipCount
 
   init(minimumCapacity: Int = 0) {
     index = _KeyIndex(minimumCapacity: minimumCapacity)
@@ -17,6 +20,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
 
   // MARK: Reads
 
+  @inlinable
   func value(forKey key: Key) -> Value? {
     if let transaction = Transaction._currentChecked {
       // Even an absent key gets a cell, so that a later insert of it conflicts with this read.
@@ -30,6 +34,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
 
   /// Applies `body` to the key's value (nil when absent) as one atomic step; `body` returns
   /// whether it changed the value. Keeps the count and the index in step with membership.
+  @inlinable
   func update<Result, Failure: Error>(
     forKey key: Key, _ body: (inout Value?) throws(Failure) -> (changed: Bool, result: Result)
   ) throws(Failure) -> Result {
@@ -61,13 +66,21 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   }
 
   /// An outside-transaction update split in two, for `_modify` accessors that must `yield`.
+  @usableFromInline
   struct PendingUpdate {
-    let slot: _KeyIndex<Key, Value>.Slot
-    let update: _PairedUpdate<Value?, Int>
-    var value: Value? { update.value }
+    @usableFromInline let slot: _KeyIndex<Key, Value>.Slot
+    @usableFromInline let update: _PairedUpdate<Value?, Int>
+    @inlinable var value: Value? { update.value }
+
+    @inlinable
+    init(slot: _KeyIndex<Key, Value>.Slot, update: _PairedUpdate<Value?, Int>) {
+      self.slot = slot
+      self.update = update
+    }
   }
 
   /// Outside a transaction: takes the key's cell (and its segment's count) for an update.
+  @inlinable
   func beginUpdate(forKey key: Key) -> PendingUpdate {
     while true {
       let slot = index.slot(for: key)
@@ -78,6 +91,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   }
 
   /// Publishes `value` (nothing when nil: the update was abandoned) and releases the cell.
+  @inlinable
   func endUpdate(forKey key: Key, _ pending: PendingUpdate, publishing value: Value?) {
     guard let value else {
       pending.slot._endPairedUpdate(pending.update, value: nil, companion: nil)
@@ -87,7 +101,8 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     pending.slot._endPairedUpdate(pending.update, value: .some(value), companion: inserted ? pending.update.companion + 1 : nil)
   }
 
-  private func update<Result, Failure: Error>(
+  @inlinable
+  func update<Result, Failure: Error>(
     forKey key: Key, in transaction: Transaction,
     _ body: (inout Value?) throws(Failure) -> (changed: Bool, result: Result)
   ) throws(Failure) -> Result {
@@ -109,7 +124,8 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// The key's value at the running transaction's snapshot: in its cell, or, if it was removed
   /// after the snapshot, in the retired cell that held it then (a read that will make a
   /// writing transaction rerun, since the key has changed).
-  private static func read(_ current: _KeyIndex<Key, Value>.Slot, _ retired: [_KeyIndex<Key, Value>.Slot]) -> Value? {
+  @inlinable
+  static func read(_ current: _KeyIndex<Key, Value>.Slot, _ retired: [_KeyIndex<Key, Value>.Slot]) -> Value? {
     if let value = current.value { return value }
     for slot in retired {
       if let value = slot.value { return value }
@@ -117,8 +133,8 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     return nil
   }
 
-  @inline(__always)
-  private static func membershipDelta(from old: Value?, to new: Value?) -> Int {
+  @inlinable @inline(__always)
+  static func membershipDelta(from old: Value?, to new: Value?) -> Int {
     switch (old == nil, new == nil) {
     case (true, false): 1
     case (false, true): -1

@@ -4,8 +4,9 @@
 /// commutative update: inserts never conflict with each other through the count, and they do
 /// not even share a cache line unless they run on the same segment. Reading the count reads
 /// every cell, so it conflicts exactly with the membership changes it could observe.
+@usableFromInline
 final class _MembershipCount: Sendable {
-  let cells: [TVar<Int>]
+  @usableFromInline let cells: [TVar<Int>]
 
   init(initial: Int = 0) {
     let count = TransactionEngine.segmentCount
@@ -13,6 +14,7 @@ final class _MembershipCount: Sendable {
   }
 
   /// Inside a transaction: records an insert or a removal.
+  @inlinable
   func add(_ delta: Int, in transaction: Transaction) {
     let cell = cells[transaction._segmentIndex]
     if delta == 1 {
@@ -25,8 +27,8 @@ final class _MembershipCount: Sendable {
   }
 
   // Non-capturing, so recording an update allocates no closure context.
-  private static let increment: @Sendable (Int) -> Int = { $0 + 1 }
-  private static let decrement: @Sendable (Int) -> Int = { $0 - 1 }
+  @usableFromInline static let increment: @Sendable (Int) -> Int = { $0 + 1 }
+  @usableFromInline static let decrement: @Sendable (Int) -> Int = { $0 - 1 }
 
   /// The count, as one atomic read (joins the running transaction, if any).
   var value: Int {
@@ -34,5 +36,6 @@ final class _MembershipCount: Sendable {
   }
 
   /// The cell to pair with a single-operation update running on segment `segment`.
+  @inlinable
   func cell(forSegment segment: Int) -> TVar<Int> { cells[segment] }
 }

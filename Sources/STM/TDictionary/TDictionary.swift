@@ -21,7 +21,10 @@
 ///
 /// `TDictionary` is a reference type: copies of a reference share one dictionary.
 public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Sendable {
-  let storage: _MapStorage<Key, Value>
+  // The single-key operations are inlinable, so that they are specialized for the client's
+  // key and value types: generic code called unspecialized spends most of its time looking up
+  // type metadata.
+  @usableFromInline let storage: _MapStorage<Key, Value>
 
   /// Creates an empty dictionary.
   ///
@@ -60,6 +63,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   ///
   /// - Parameter key: The key to look up.
   /// - Complexity: O(1) on average.
+  @inlinable
   public subscript(key: Key) -> Value? {
     get { storage.value(forKey: key) }
     set {
@@ -82,6 +86,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   ///   - key: The key to look up.
   ///   - defaultValue: The value to use when the key is absent.
   /// - Complexity: O(1) on average.
+  @inlinable
   public subscript(key: Key, default defaultValue: @autoclosure () -> Value) -> Value {
     get { storage.value(forKey: key) ?? defaultValue() }
     set {
@@ -115,7 +120,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   ///   - key: The key to store it under.
   /// - Returns: The previous value, or nil if the key was inserted.
   /// - Complexity: O(1) on average.
-  @discardableResult
+  @inlinable @discardableResult
   public func updateValue(_ value: Value, forKey key: Key) -> Value? {
     storage.update(forKey: key) { current in
       defer { current = value }
@@ -134,7 +139,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// - Parameter key: The key to remove.
   /// - Returns: The removed value, or nil if the key was absent.
   /// - Complexity: O(1) on average.
-  @discardableResult
+  @inlinable @discardableResult
   public func removeValue(forKey key: Key) -> Value? {
     storage.update(forKey: key) { current in
       guard let old = current else { return (false, nil) }
@@ -164,6 +169,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// - Returns: What `body` returns.
   /// - Throws: What `body` throws.
   /// - Complexity: O(1) on average, plus `body`.
+  @inlinable
   public func update<Result, Failure: Error>(
     forKey key: Key, default defaultValue: @autoclosure () -> Value,
     _ body: (inout Value) throws(Failure) -> Result
@@ -186,7 +192,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   ///   - key: The key to insert it under.
   /// - Returns: `inserted`, and the value stored for `key` afterwards.
   /// - Complexity: O(1) on average.
-  @discardableResult
+  @inlinable @discardableResult
   public func insertIfAbsent(_ value: Value, forKey key: Key) -> (inserted: Bool, value: Value) {
     storage.update(forKey: key) { current in
       if let existing = current { return (false, (false, existing)) }

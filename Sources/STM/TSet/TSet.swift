@@ -15,7 +15,8 @@
 ///
 /// `TSet` is a reference type: copies of a reference share one set.
 public final class TSet<Element: Hashable & Sendable>: Sendable {
-  let storage: _MapStorage<Element, Void>
+  // Single-element operations are inlinable, as on `TDictionary`.
+  @usableFromInline let storage: _MapStorage<Element, Void>
 
   /// Creates an empty set.
   ///
@@ -49,6 +50,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// Conflicts: with transactions that insert or remove `element`.
   ///
   /// - Complexity: O(1) on average.
+  @inlinable
   public func contains(_ element: Element) -> Bool {
     storage.value(forKey: element) != nil
   }
@@ -59,7 +61,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// with ``count`` and whole-set reads.
   ///
   /// - Complexity: O(1) on average.
-  @discardableResult
+  @inlinable @discardableResult
   public func insert(_ element: Element) -> (inserted: Bool, memberAfterInsert: Element) {
     let inserted = storage.update(forKey: element) { member in
       guard member == nil else { return (false, false) }
@@ -75,7 +77,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// with ``count`` and whole-set reads.
   ///
   /// - Complexity: O(1) on average.
-  @discardableResult
+  @inlinable @discardableResult
   public func remove(_ element: Element) -> Element? {
     storage.update(forKey: element) { member in
       guard member != nil else { return (false, nil) }
@@ -89,7 +91,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// Conflicts: as ``insert(_:)``.
   ///
   /// - Complexity: O(1) on average.
-  @discardableResult
+  @inlinable @discardableResult
   public func update(with element: Element) -> Element? {
     insert(element).inserted ? nil : element
   }

@@ -95,9 +95,11 @@ extension Transaction {
   /// The index of the segment running this transaction: collections spread per-transaction
   /// bookkeeping (a dictionary's count) over segments, so that concurrent transactions touch
   /// different cells.
+  @inlinable
   package var _segmentIndex: Int { segment.index }
 
   /// The commit number this transaction reads at.
+  @inlinable
   package var _snapshot: UInt64 { segment.snapshot }
 
   /// Whether the body called ``becomeInevitable()`` (so it must not wait).

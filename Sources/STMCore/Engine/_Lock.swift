@@ -13,9 +13,10 @@ import Darwin
 /// which convoys when threads outnumber cores (DESIGN.md), and its lock and unlock live in the
 /// uninstrumented standard library, so Thread Sanitizer cannot see the ordering it provides and
 /// reports every access it protects as a race. Thread Sanitizer intercepts pthread mutexes.
+@usableFromInline
 package final class _Lock<State>: @unchecked Sendable {
-  private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-  private var state: State
+  @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
+  @usableFromInline var state: State
 
   package init(_ state: State) {
     mutex = .allocate(capacity: 1)
@@ -30,6 +31,7 @@ package final class _Lock<State>: @unchecked Sendable {
     mutex.deallocate()
   }
 
+  @inlinable
   package func withLock<Result, Failure: Error>(_ body: (inout State) throws(Failure) -> Result) throws(Failure) -> Result {
     pthread_mutex_lock(mutex)
     defer { pthread_mutex_unlock(mutex) }

@@ -9,7 +9,7 @@ import Synchronization
 /// validated it; that reference count is the one shared write left on the read path.)
 @usableFromInline
 final class _Segment: @unchecked Sendable {
-  let index: Int
+  @usableFromInline let index: Int
   /// The value this segment writes into a cell's `owner` while its commit holds the cell.
   @usableFromInline let tag: Int
 

@@ -1,4 +1,4 @@
-import STM
+@testable import STM
 import STMTestSupport
 import Testing
 
@@ -71,6 +71,28 @@ extension LibraryTests {
         dict.removeValue(forKey: 1)
       }) == 1)
       #expect(dict[1] == nil)
+    }
+
+    @Test func manyLookupsOfAbsentKeysDoNotMakeTheirOwnTransactionRerun() {
+      // Enough absent-key lookups to trigger several sweeps of every stripe: a sweep inside
+      // the transaction would retire cells it read, and its write would then make it rerun.
+      let dict = TDictionary<Int, Int>()
+      let attempts = AttemptCounter()
+      atomically { _ in
+        attempts.count += 1
+        for key in 0..<60_000 { _ = dict[key] }
+        dict[-1] = 1
+      }
+      #expect(attempts.count == 1)
+      #expect(dict.count == 1)
+      // The sweeps still run, after commit: later lookups of other absent keys clear away
+      // the empty cells these made.
+      // (A stripe is swept once the cells made since its last sweep outnumber half its cells,
+      // and a sweep retires the empty cells the previous one found.)
+      for batch in 0..<1_200 {
+        atomically { _ in for key in 0..<100 { _ = dict[60_000 + batch * 100 + key] } }
+      }
+      #expect(dict.storage.index.cellCount < 150_000)
     }
 
     // MARK: TSet and TCounter
