@@ -46,11 +46,19 @@ enum BenchmarkCommand {
         let threadCounts = implementation.kind == .serial ? [1] : options.threadCounts
         for threads in threadCounts {
           let measurement = Runner.measureRepeatedly(
-            implementation, of: workload, threads: threads, size: options.size)
+            implementation, of: workload, threads: threads, size: options.size,
+            timeLimit: options.timeLimit ?? options.size.timeLimit)
           printError(Report.progressLine(measurement))
           json?.write(Report.jsonLine(measurement))
           allVerified = allVerified && measurement.verified
           measurements.append(measurement)
+          if measurement.hung {
+            // Its threads are still blocked, perhaps holding the engine's locks, so no later
+            // run could be trusted (or finish): stop here, with what was measured.
+            print(Report.table(for: workload, measurements))
+            printError("stm-bench: stopping: a run hung and its threads are still blocked")
+            return 1
+          }
         }
       }
       print(Report.table(for: workload, measurements))

@@ -4,6 +4,8 @@ struct Options {
   var threadCounts: [Int] = [1, 2]
   var jsonPath: String?
   var size: Size = .full
+  /// Seconds one run may take before it counts as hung; by default the size's own.
+  var timeLimit: Double?
   var action: Action = .run
 
   enum Action {
@@ -17,7 +19,7 @@ struct Options {
   }
 
   static let usage = """
-    USAGE: stm-bench [--workloads a,b] [--threads 1,2] [--json PATH] [--quick]
+    USAGE: stm-bench [--workloads a,b] [--threads 1,2] [--json PATH] [--quick] [--time-limit S]
            stm-bench --list | --help
 
     Runs each workload against the library and the plain-Swift baselines, verifies every
@@ -28,10 +30,13 @@ struct Options {
       --threads 1,2     Thread counts, comma separated (default: 1,2).
       --json PATH       Also write one JSON object per measurement to PATH (JSON Lines).
       --quick           A tenth of the totals, for CI.
+      --time-limit S    Seconds one run may take before it is reported as hung and the
+                        harness stops (default: 600, or 60 with --quick).
       --list            Print the workloads with a one-line description.
       --help            Print this help.
 
-    Exit status: 0 when every run verified, 1 when a run failed its check, 2 on a usage error.
+    Exit status: 0 when every run verified, 1 when a run failed its check or hung, 2 on a usage
+    error.
     """
 
   init(parsing arguments: [String]) throws(UsageError) {
@@ -58,6 +63,12 @@ struct Options {
         jsonPath = try value(for: flag)
       case "--quick":
         size = .quick
+      case "--time-limit":
+        let text = try value(for: flag)
+        guard let seconds = Double(text), seconds > 0, seconds.isFinite else {
+          throw UsageError(message: "invalid time limit '\(text)' (expected seconds above 0)")
+        }
+        timeLimit = seconds
       case "--list":
         action = .list
       case "--help", "-h":

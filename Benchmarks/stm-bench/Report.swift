@@ -14,6 +14,9 @@ enum Report {
     if let statistics = m.statistics {
       line += "; \(statistics)"
     }
+    if let detail = m.detail {
+      line += "; \(detail)"
+    }
     return line
   }
 

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import STM
 import Synchronization
@@ -14,8 +15,12 @@ struct BenchmarkResult {
   let statistics: TransactionStatistics?
   /// `nil` when the check passed, else what it found wrong.
   let failure: String?
+  /// The trial's own measurements, if it has any (``Trial/detail``).
+  var detail: String?
   /// How many runs the reported one is the median of.
   var runs = 1
+  /// Whether the run did not finish within its time limit; its threads are still blocked.
+  var hung = false
 
   var verified: Bool { failure == nil }
   var opsPerSecond: Double { seconds > 0 ? Double(ops) / seconds : 0 }
@@ -24,14 +29,15 @@ struct BenchmarkResult {
 enum Runner {
   /// Measures `implementation` once, or, when a run is short, several times until the runs
   /// together took `size.repetitionSeconds`, and returns the median run (by time). A failed
-  /// check ends the series and is what is returned.
+  /// check (or a hung run) ends the series and is what is returned.
   static func measureRepeatedly(
-    _ implementation: Implementation, of workload: Workload, threads: Int, size: Size
+    _ implementation: Implementation, of workload: Workload, threads: Int, size: Size,
+    timeLimit: Double
   ) -> BenchmarkResult {
     var runs: [BenchmarkResult] = []
     var elapsed = 0.0
     repeat {
-      let run = measure(implementation, of: workload, threads: threads)
+      let run = measure(implementation, of: workload, threads: threads, timeLimit: timeLimit)
       if !run.verified { return run }
       runs.append(run)
       elapsed += run.seconds
@@ -41,36 +47,60 @@ enum Runner {
     return median
   }
 
-  /// Runs `trial` on `threads` threads started together, and checks it.
+  /// Runs `trial` on `threads` threads (or the trial's own ``Trial/workerCount``) started
+  /// together, and checks it.
   ///
   /// As BENCHMARKS.md ("Timing") asks: the structure is built and the threads started first,
   /// parked at a barrier; the clock starts when all are released together and stops when the
   /// last one is joined; the check runs after.
+  ///
+  /// A run whose threads have not all finished after `timeLimit` seconds is returned as hung,
+  /// unchecked, with its threads left blocked: a deadlock is then reported as a failure instead
+  /// of stalling the harness (and CI) for good.
   static func measure(
-    _ implementation: Implementation, of workload: Workload, threads: Int
+    _ implementation: Implementation, of workload: Workload, threads: Int, timeLimit: Double
   ) -> BenchmarkResult {
     let trial = implementation.prepare(threads)
     let work = trial.work
     let gate = StartGate()
-    let workers = (0..<threads).map { thread in
+    let finished = DispatchSemaphore(value: 0)
+    let workerCount = trial.workerCount ?? threads
+    let workers = (0..<workerCount).map { thread in
       spawnThread {
         gate.arriveAndWait()
         work(thread)
+        finished.signal()
       }
     }
-    gate.waitForArrivals(threads)
+    gate.waitForArrivals(workerCount)
     let before = implementation.kind == .library ? TransactionEngine.statistics : nil
     let start = ContinuousClock.now
     gate.open()
+    let deadline = DispatchTime.now() + timeLimit
+    for _ in workers where finished.wait(timeout: deadline) == .timedOut {
+      var result = BenchmarkResult(
+        workload: workload.name, implementation: implementation.name, kind: implementation.kind,
+        threads: threads, ops: trial.ops, seconds: secondsElapsed(since: start), statistics: nil,
+        failure: "did not finish within \(String(format: "%g", timeLimit)) s (hung?)")
+      result.hung = true
+      return result
+    }
+    // Every worker has signalled; the joins wait only for the threads to exit, as before.
     for worker in workers { joinThread(worker) }
-    let elapsed = ContinuousClock.now - start
+    let seconds = secondsElapsed(since: start)
     let statistics = before.map { TransactionEngine.statistics - $0 }
-    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    return BenchmarkResult(
+    var result = BenchmarkResult(
       workload: workload.name, implementation: implementation.name, kind: implementation.kind,
       threads: threads, ops: trial.ops, seconds: seconds, statistics: statistics,
       failure: trial.verify())
+    result.detail = trial.detail?()
+    return result
   }
+}
+
+private func secondsElapsed(since start: ContinuousClock.Instant) -> Double {
+  let elapsed = ContinuousClock.now - start
+  return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 }
 
 /// A start barrier: workers check in and spin (yielding the core) until the runner opens it, so

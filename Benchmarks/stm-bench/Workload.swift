@@ -24,6 +24,11 @@ extension Workload {
     .dictDisjoint,
     .dictMixed,
     .dictGrow,
+    .listAppend,
+    .popLoop,
+    .mandelbrot,
+    .queueMPMC,
+    .queueBatch,
   ]
 
   static func named(_ name: String) -> Workload? {
@@ -44,6 +49,15 @@ enum Size: Sendable {
     // 2-core machine; a median of many such runs is what makes its T=2/T=1 ratio repeatable.
     case .full: 1.0
     case .quick: 0.05
+    }
+  }
+
+  /// Seconds one run may take before the harness reports it as hung: far beyond any run's
+  /// expected time on a 2-core machine, so that only a deadlock reaches it.
+  var timeLimit: Double {
+    switch self {
+    case .full: 600
+    case .quick: 60
     }
   }
 
@@ -86,10 +100,29 @@ struct Implementation: Sendable {
 struct Trial {
   /// How many of the workload's units the run does in all.
   let ops: Int
+  /// How many threads run `work`, when not the run's thread count T: the queues run T producers
+  /// and T consumers.
+  let workerCount: Int?
   /// The work of thread `thread` (0-based), run once per thread, all threads together.
   let work: @Sendable (_ thread: Int) -> Void
   /// Runs after every thread is joined; `nil` when the result is right, else what is wrong.
   let verify: () -> String?
+  /// Runs after the check: measurements of the workload's own for the progress line (the
+  /// producers' aborts, say), which the engine's process-wide counters cannot tell apart.
+  let detail: (() -> String?)?
+
+  init(
+    ops: Int, workerCount: Int? = nil,
+    work: @escaping @Sendable (_ thread: Int) -> Void,
+    verify: @escaping () -> String?,
+    detail: (() -> String?)? = nil
+  ) {
+    self.ops = ops
+    self.workerCount = workerCount
+    self.work = work
+    self.verify = verify
+    self.detail = detail
+  }
 }
 
 /// The contiguous share of `0..<total` that thread `thread` of `threads` does:
