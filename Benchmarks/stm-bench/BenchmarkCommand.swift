@@ -20,6 +20,8 @@ enum BenchmarkCommand {
         print(workload.name.padding(toLength: width + 2, withPad: " ", startingAt: 0) + workload.summary)
       }
       return 0
+    case .memory:
+      return MemoryFootprint.run()
     case .run:
       return runWorkloads(options)
     }

@@ -12,6 +12,7 @@ struct Options {
     case run
     case list
     case help
+    case memory
   }
 
   struct UsageError: Error {
@@ -20,7 +21,7 @@ struct Options {
 
   static let usage = """
     USAGE: stm-bench [--workloads a,b] [--threads 1,2] [--json PATH] [--quick] [--time-limit S]
-           stm-bench --list | --help
+           stm-bench --memory | --list | --help
 
     Runs each workload against the library and the plain-Swift baselines, verifies every
     result, and prints a table of ops/s to stdout (progress goes to stderr).
@@ -32,6 +33,8 @@ struct Options {
       --quick           A tenth of the totals, for CI.
       --time-limit S    Seconds one run may take before it is reported as hung and the
                         harness stops (default: 600, or 60 with --quick).
+      --memory          Measure the resident memory of a 1,000,000-key TDictionary<Int, Int> beside a
+                        Dictionary with the same contents, and print the ratio.
       --list            Print the workloads with a one-line description.
       --help            Print this help.
 
@@ -71,6 +74,8 @@ struct Options {
         timeLimit = seconds
       case "--list":
         action = .list
+      case "--memory":
+        action = .memory
       case "--help", "-h":
         action = .help
       default:
