@@ -87,15 +87,16 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   @inlinable
   func slots(for key: Key, seenFrom snapshot: UInt64) -> (current: Slot, retired: [Slot]) {
     let lock = stripe(for: key)
-    let (slots, sweepDue) = lock.withLock { stripe -> ((current: Slot, retired: [Slot]), Bool) in
+    let (current, retired, sweepDue) = lock.withLock { stripe in
       let current = Self.slot(for: key, in: &stripe)
-      guard stripe.retiredCount > 0, let retired = stripe.retired[key] else {
-        return ((current, []), stripe.claimSweep())
+      var retired: [Slot] = []
+      if stripe.retiredCount > 0, let cells = stripe.retired[key] {
+        retired = cells.lazy.filter { $0.clock > snapshot }.map(\.slot)
       }
-      return ((current, retired.lazy.filter { $0.clock > snapshot }.map(\.slot)), stripe.claimSweep())
+      return (current, retired, stripe.claimSweep())
     }
     if sweepDue { sweepSoon(lock) }
-    return slots
+    return (current, retired)
   }
 
   @inlinable
