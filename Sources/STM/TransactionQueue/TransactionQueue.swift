@@ -1,0 +1,188 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A scheduler that runs callbacks on a pool of threads, each in its own transaction, so that
+/// the program behaves as if they ran one after another while independent ones run in parallel.
+///
+/// Add callbacks with ``add(_:)``, then ``run(threads:)`` them. Every callback runs exactly
+/// once, as the body of its own ``atomically(_:)-50w3b`` block: two callbacks that touch
+/// different keys, indices or cells run truly in parallel, and two that conflict are serialized
+/// by the engine (one of them reruns). Callbacks may add more callbacks; the added work joins
+/// the run in progress.
+///
+/// ```swift
+/// let counts = TDictionary<Int, Int>()
+/// let queue = TransactionQueue()
+/// for task in 0..<4_000 {
+///   queue.add { counts[task] = countPrimes(upTo: 10_000) }
+/// }
+/// try queue.run()             // returns when every callback has committed
+/// ```
+///
+/// Conflicts: none of its own. The queue's bookkeeping (the list of callbacks, the count of
+/// running ones) is kept under a plain lock, outside transactional memory, so taking or adding
+/// work never makes a transaction abort; only the callbacks' own reads and writes conflict.
+/// Work added inside a transaction is held by that transaction and joins the queue when it
+/// commits (never if it rolls back).
+///
+/// Callbacks start in the order they were added (first in, first out), but run concurrently,
+/// so they may commit in any order.
+///
+/// `TransactionQueue` is a reference type: copies of a reference share one queue.
+public final class TransactionQueue: Sendable {
+  let scheduler = _Monitor(_SchedulerState())
+
+  /// Creates an empty queue.
+  ///
+  /// - Complexity: O(1).
+  public init() {}
+
+  /// The number of threads ``run(threads:)`` uses by default: the processors online.
+  public static var defaultThreadCount: Int {
+    max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+  }
+
+  /// The number of callbacks added and not yet started.
+  ///
+  /// Conflicts: none (not transactional: it is a momentary reading).
+  public var pendingCount: Int { scheduler.withLock { $0.pending.count } }
+
+  // MARK: Adding work
+
+  /// Adds a callback, to run in a transaction of its own.
+  ///
+  /// Outside a transaction the callback is queued at once: for the next ``run(threads:)``, or
+  /// for the run in progress, which it joins. Inside a transaction (a running callback, or any
+  /// `atomically` block) it is held until that transaction commits and then queued; if the
+  /// transaction rolls back, it is never queued.
+  ///
+  /// Calling `add` after a run failed traps: that run discarded the queue's work (see
+  /// ``run(threads:)``).
+  ///
+  /// Conflicts: none.
+  ///
+  /// - Parameter callback: The work. It runs as the body of `atomically`, possibly more than
+  ///   once, so it should have no side effects besides transactional ones (put I/O in
+  ///   ``Transaction/afterCommit(_:)``). Throwing an error makes the run fail.
+  /// - Complexity: O(1), amortized.
+  public func add(_ callback: @escaping @Sendable () throws -> Void) {
+    if let transaction = Transaction._currentChecked {
+      addWhenCommitted([callback], transaction)
+    } else if scheduler.withLock({ $0.add(callback) }) {
+      scheduler.wakeOne()
+    }
+  }
+
+  /// Queues `work` when `transaction` commits.
+  func addWhenCommitted(_ work: [_Work], _ transaction: Transaction) {
+    // The trap for adding to a failed queue belongs to the call, not to the commit.
+    scheduler.withLock { $0.checkAcceptsWork() }
+    transaction.afterCommit { [scheduler] in
+      if scheduler.withLock({ $0.addCommitted(work) }) { scheduler.wakeAll() }
+    }
+  }
+
+  // MARK: Running
+
+  /// Runs every callback, each in its own transaction, on `threads` threads (the calling thread
+  /// and `threads - 1` new ones), and returns when all have committed, including callbacks
+  /// added while the run was going.
+  ///
+  /// Afterwards the queue is empty and can be used again.
+  ///
+  /// If a callback throws, its transaction rolls back and the run fails: no new callback
+  /// starts, the callbacks already running finish (and commit, or throw too), and then `run`
+  /// throws the first error. Callbacks that had not started are discarded, with any work the
+  /// finishing callbacks add; the queue is then unusable: ``add(_:)`` traps and `run` throws
+  /// ``TransactionQueueError/failedEarlier(_:)``.
+  ///
+  /// - Parameter threads: The number of worker threads, at least 1 (default:
+  ///   ``defaultThreadCount``).
+  /// - Throws: The first error a callback threw; ``TransactionQueueError/alreadyRunning`` if
+  ///   this queue is already running (on another thread, or this call comes from one of its
+  ///   callbacks); ``TransactionQueueError/failedEarlier(_:)`` if an earlier run failed.
+  /// - Complexity: The callbacks' own work, spread over `threads` threads, plus O(1) per
+  ///   callback for the scheduling.
+  public func run(threads: Int = TransactionQueue.defaultThreadCount) throws {
+    try checkRunnable(threads: threads, "run(threads:)")
+    _ = try scheduler.withLock { state throws(TransactionQueueError) in
+      try state.beginRun(workers: threads)
+    }
+    for _ in 1..<threads {
+      _startDetachedThread { [self] in work() }
+    }
+    work()
+    try scheduler.wait { $0.takeOutcome() }.get()
+  }
+
+  /// Runs every callback as ``run(threads:)`` does, suspending the calling task instead of
+  /// blocking its thread.
+  ///
+  /// All `threads` workers are new threads: callbacks block their thread while they wait (in
+  /// ``Transaction/retry()``, or on a lock inside the engine), which must not happen on the
+  /// threads of the cooperative pool.
+  ///
+  /// Cancelling the task stops the run from starting new callbacks; the running ones finish,
+  /// the callbacks not yet started stay queued (the queue stays usable), and `run` throws
+  /// `CancellationError`.
+  ///
+  /// - Parameter threads: The number of worker threads, at least 1 (default:
+  ///   ``defaultThreadCount``).
+  /// - Throws: As ``run(threads:)``, and `CancellationError` if the task was cancelled.
+  /// - Complexity: As ``run(threads:)``.
+  public func run(threads: Int = TransactionQueue.defaultThreadCount) async throws {
+    try checkRunnable(threads: threads, "run(threads:)")
+    let number = try scheduler.withLock { state throws(TransactionQueueError) in
+      try state.beginRun(workers: threads)
+    }
+    try await withTaskCancellationHandler {
+      try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+        scheduler.withLock { $0.continuation = continuation }
+        for _ in 0..<threads {
+          _startDetachedThread { [self] in work() }
+        }
+      }
+    } onCancel: { [scheduler] in
+      if scheduler.withLock({ $0.cancel(run: number) }) { scheduler.wakeAll() }
+    }
+  }
+
+  private func checkRunnable(threads: Int, _ operation: String) throws(TransactionQueueError) {
+    precondition(threads >= 1, "TransactionQueue.\(operation) needs at least 1 thread, not \(threads).")
+    if Transaction._currentChecked != nil {
+      // From one of this queue's own callbacks, waiting for the run would wait for itself.
+      if scheduler.withLock({ if case .running = $0.phase { true } else { false } }) {
+        throw .alreadyRunning
+      }
+      fatalError("TransactionQueue.\(operation) was called inside a transaction. A run commits many transactions of its own and cannot be part of another; call it outside atomically, or add the work to a queue that is already running.")
+    }
+  }
+
+  /// A worker: takes callbacks and runs each in its own transaction until the run is over.
+  private func work() {
+    while true {
+      let step = scheduler.wait { $0.nextStep() }
+      guard case .run(let callback) = step else { break }
+      var failure: (any Error)?
+      do {
+        try atomically { _ in try callback() }
+      } catch {
+        failure = error
+      }
+      if scheduler.withLock({ $0.finishedCallback(throwing: failure) }) {
+        scheduler.wakeAll()
+      }
+    }
+    let (ended, resume) = scheduler.withLock { $0.workerLeft() }
+    if let (continuation, outcome) = resume {
+      continuation.resume(with: outcome)
+    } else if ended {
+      scheduler.wakeAll()  // the synchronous caller, waiting for the outcome
+    }
+  }
+}

@@ -1,0 +1,192 @@
+/// One callback of a ``TransactionQueue``.
+typealias _Work = @Sendable () throws -> Void
+
+/// The scheduler's bookkeeping, kept under a ``_Monitor``: a state machine whose methods decide
+/// and return what to do, while ``TransactionQueue`` does it outside the lock.
+///
+/// None of this is transactional. PyPy-STM's first scheduler kept its queue in transactional
+/// memory, so every worker taking the next callback conflicted with every other; here taking,
+/// adding and finishing work only ever wait on this short critical section, never abort.
+struct _SchedulerState {
+  enum Phase {
+    /// No run in progress: `add` queues work for the next run.
+    case idle
+    /// A run is in progress (from `beginRun` until its caller has collected the outcome).
+    case running
+    /// A callback threw: the queue discarded its work and accepts no more.
+    case failed(any Error)
+  }
+
+  /// What a worker does next.
+  enum WorkerStep {
+    case run(_Work)
+    case leave
+  }
+
+  /// Why a run stops starting new work before its queue is empty.
+  enum StopReason {
+    case failed(any Error)
+    case cancelled
+  }
+
+  private(set) var phase = Phase.idle
+  private(set) var pending = _WorkList()
+  /// Callbacks taken and not yet finished. A callback counts until its transaction's
+  /// after-commit hooks (which add the work it queued) have run, so the run cannot end while
+  /// work it added is still on its way.
+  private var running = 0
+  /// Workers of the current run that have not left.
+  private var workers = 0
+  private var stopReason: StopReason?
+  /// Numbers runs, so that a late cancellation cannot stop a later run.
+  private var runNumber = 0
+  /// The ended run's result, until its caller collects it.
+  private var outcome: Result<Void, any Error>?
+  /// The async caller of the current run, resumed when the last worker leaves.
+  var continuation: CheckedContinuation<Void, any Error>?
+
+  // MARK: Adding
+
+  /// Traps if the queue no longer accepts work: a run failed and discarded it.
+  func checkAcceptsWork() {
+    if case .failed(let error) = phase {
+      fatalError("TransactionQueue.add(_:) was called after run() failed with \(error); the queue discarded its remaining work when the run ended. Create a new TransactionQueue for new work.")
+    }
+  }
+
+  /// Queues `work`; returns whether a worker might be asleep waiting for it.
+  mutating func add(_ work: @escaping _Work) -> Bool {
+    checkAcceptsWork()
+    pending.append(work)
+    if case .running = phase { return true }
+    return false
+  }
+
+  /// Queues every item of `work`, in order; returns whether workers might be asleep waiting.
+  mutating func add(contentsOf work: [_Work]) -> Bool {
+    checkAcceptsWork()
+    for item in work { pending.append(item) }
+    if case .running = phase { return true }
+    return false
+  }
+
+  /// Queues work that a transaction added, now that it has committed. Work arriving after a
+  /// failed run ended is dropped: the run's caller was told the queue's work was discarded.
+  mutating func addCommitted(_ work: [_Work]) -> Bool {
+    if case .failed = phase { return false }
+    for item in work { pending.append(item) }
+    if case .running = phase { return true }
+    return false
+  }
+
+  // MARK: Running
+
+  /// Starts a run on `workers` workers; returns its number.
+  mutating func beginRun(workers: Int) throws(TransactionQueueError) -> Int {
+    switch phase {
+    case .running: throw .alreadyRunning
+    case .failed(let error): throw .failedEarlier(error)
+    case .idle: break
+    }
+    phase = .running
+    self.workers = workers
+    stopReason = nil
+    outcome = nil
+    runNumber += 1
+    return runNumber
+  }
+
+  /// The next step of a worker, or nil to sleep until something changes.
+  mutating func nextStep() -> WorkerStep? {
+    if stopReason != nil { return .leave }
+    if let work = pending.popFirst() {
+      running += 1
+      return .run(work)
+    }
+    return running == 0 ? .leave : nil
+  }
+
+  /// Records the end of a callback; returns whether sleeping workers must wake (to leave).
+  mutating func finishedCallback(throwing error: (any Error)?) -> Bool {
+    running -= 1
+    if let error, stopReason == nil {
+      stopReason = .failed(error)
+      return true
+    }
+    return stopReason != nil || (running == 0 && pending.isEmpty)
+  }
+
+  /// Stops run `number` from starting new work, if it is still the one in progress; returns
+  /// whether it did.
+  mutating func cancel(run number: Int) -> Bool {
+    guard case .running = phase, number == runNumber, outcome == nil, stopReason == nil else {
+      return false
+    }
+    stopReason = .cancelled
+    return true
+  }
+
+  /// Records that a worker left. For the last one, ends the run: returns its result and the
+  /// async caller to resume, if any (a synchronous caller collects it with ``takeOutcome()``).
+  mutating func workerLeft() -> (ended: Bool, resume: (CheckedContinuation<Void, any Error>, Result<Void, any Error>)?) {
+    workers -= 1
+    guard workers == 0 else { return (false, nil) }
+    switch stopReason {
+    case .failed(let error):
+      outcome = .failure(error)
+    case .cancelled:
+      outcome = .failure(CancellationError())
+    case nil:
+      outcome = .success(())
+    }
+    guard let continuation else { return (true, nil) }
+    self.continuation = nil
+    return (true, (continuation, takeOutcome()!))
+  }
+
+  /// The result of the run that just ended, or nil while it is still going; ends the run.
+  mutating func takeOutcome() -> Result<Void, any Error>? {
+    guard let result = outcome else { return nil }
+    outcome = nil
+    if case .failed(let error) = stopReason {
+      phase = .failed(error)
+      pending.removeAll()
+    } else {
+      phase = .idle
+    }
+    stopReason = nil
+    return result
+  }
+}
+
+/// A first-in, first-out list of callbacks.
+struct _WorkList {
+  private var items: [_Work?] = []
+  private var head = 0
+
+  var count: Int { items.count - head }
+  var isEmpty: Bool { head == items.count }
+
+  mutating func append(_ work: @escaping _Work) { items.append(work) }
+
+  mutating func popFirst() -> _Work? {
+    guard head < items.count else { return nil }
+    let work = items[head]
+    items[head] = nil
+    head += 1
+    if head == items.count {
+      items.removeAll(keepingCapacity: true)
+      head = 0
+    } else if head >= 4096 && head * 2 >= items.count {
+      // Amortized O(1): the taken prefix is dropped once it is at least half the storage.
+      items.removeFirst(head)
+      head = 0
+    }
+    return work
+  }
+
+  mutating func removeAll() {
+    items.removeAll()
+    head = 0
+  }
+}

@@ -1,0 +1,269 @@
+import Foundation
+import STM
+import STMTestSupport
+import Testing
+
+private func standardError(of result: ExitTest.Result?) -> String {
+  String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+}
+
+private struct Planned: Error, Equatable {
+  let id: Int
+}
+
+/// How many times each callback committed, counted by after-commit hooks (a callback's body may
+/// run more than once; its commit happens once).
+final class CommitCounts: @unchecked Sendable {
+  private let lock = NSLock()
+  private var counts: [Int: Int] = [:]
+
+  func recordCommit(of id: Int) {
+    atomically { tx in
+      tx.afterCommit { [self] in lock.withLock { counts[id, default: 0] += 1 } }
+    }
+  }
+
+  var all: [Int: Int] { lock.withLock { counts } }
+}
+
+extension LibraryTests {
+  /// The scheduler's semantics, one thread or a few, deterministic where it matters.
+  @Suite struct TransactionQueueTests {
+    @Test func everyCallbackRunsOnceInItsOwnTransaction() throws {
+      let queue = TransactionQueue()
+      let results = TDictionary<Int, Int>()
+      for task in 0..<200 {
+        queue.add { results[task] = task * task }
+      }
+      #expect(queue.pendingCount == 200)
+      try queue.run(threads: 3)
+      #expect(queue.pendingCount == 0)
+      #expect(results.dictionary == Dictionary(uniqueKeysWithValues: (0..<200).map { ($0, $0 * $0) }))
+    }
+
+    @Test func aQueueThatFinishedCanRunAgain() throws {
+      let queue = TransactionQueue()
+      let total = TCounter()
+      queue.add { total.add(1) }
+      try queue.run(threads: 2)
+      queue.add { total.add(10) }
+      queue.add { total.add(100) }
+      try queue.run(threads: 2)
+      try queue.run(threads: 2)  // nothing to do
+      #expect(total.value == 111)
+    }
+
+    @Test func callbacksStartInTheOrderTheyWereAdded() throws {
+      let queue = TransactionQueue()
+      let order = TArray<Int>()
+      for task in 0..<50 { queue.add { order.append(task) } }
+      try queue.run(threads: 1)
+      #expect(order.elements == Array(0..<50))
+    }
+
+    @Test func workAddedByACallbackJoinsTheRun() throws {
+      let queue = TransactionQueue()
+      let visited = TSet<Int>()
+      // A binary tree of 1,023 callbacks, each adding its two children.
+      @Sendable func visit(_ node: Int) {
+        visited.insert(node)
+        if node * 2 + 1 < 1_023 {
+          queue.add { visit(node * 2 + 1) }
+          queue.add { visit(node * 2 + 2) }
+        }
+      }
+      queue.add { visit(0) }
+      try queue.run(threads: 2)
+      #expect(visited.elements == Set(0..<1_023))
+    }
+
+    @Test func workAddedByATransactionThatRollsBackIsNeverQueued() throws {
+      let queue = TransactionQueue()
+      let ran = TCounter()
+      #expect(throws: Planned(id: 1)) {
+        try atomically { _ throws in
+          queue.add { ran.add(1) }
+          queue.add(forEachOf: 0..<5) { _ in ran.add(1) }
+          throw Planned(id: 1)
+        }
+      }
+      #expect(queue.pendingCount == 0)
+      atomically { _ in queue.add { ran.add(100) } }
+      #expect(queue.pendingCount == 1)
+      try queue.run(threads: 1)
+      #expect(ran.value == 100)
+    }
+
+    @Test func aThrowingCallbackRollsBackAndFailsTheRun() throws {
+      let queue = TransactionQueue()
+      let done = TArray<Int>()
+      for task in 0..<20 {
+        queue.add {
+          done.append(task)
+          if task == 5 { throw Planned(id: task) }
+        }
+      }
+      #expect(throws: Planned(id: 5)) { try queue.run(threads: 1) }
+      // One thread: 0...4 committed, 5 rolled back, the rest discarded.
+      #expect(done.elements == Array(0..<5))
+      #expect(queue.pendingCount == 0)
+      do {
+        try queue.run(threads: 1)
+        Issue.record("a failed queue ran again")
+      } catch TransactionQueueError.failedEarlier(let error) {
+        #expect(error as? Planned == Planned(id: 5))
+      }
+    }
+
+    /// While one callback throws, another is in the middle of its transaction: it finishes and
+    /// commits; callbacks that had not started never run.
+    @Test func runningCallbacksFinishAfterAFailure() throws {
+      let queue = TransactionQueue()
+      let committed = TSet<String>()
+      let slowStarted = Gate(), failed = Gate(), slowMayFinish = Gate()
+      queue.add {
+        slowStarted.open()
+        slowMayFinish.wait()
+        committed.insert("slow")
+      }
+      queue.add {
+        slowStarted.wait()
+        failed.open()
+        throw Planned(id: 2)
+      }
+      queue.add { committed.insert("never started") }
+      Thread.detachNewThread {
+        failed.wait()
+        Thread.sleep(forTimeInterval: 0.05)
+        slowMayFinish.open()
+      }
+      #expect(throws: Planned(id: 2)) { try queue.run(threads: 2) }
+      #expect(committed.elements == ["slow"])
+    }
+
+    @Test func runInsideOneOfItsOwnCallbacksThrowsAlreadyRunning() throws {
+      let queue = TransactionQueue()
+      let outcome = TVar("")
+      queue.add {
+        do {
+          try queue.run(threads: 1)
+          outcome.value = "ran"
+        } catch TransactionQueueError.alreadyRunning {
+          outcome.value = "alreadyRunning"
+        }
+      }
+      try queue.run(threads: 1)
+      #expect(outcome.value == "alreadyRunning")
+    }
+
+    @Test func runFromAnotherThreadDuringARunThrowsAlreadyRunning() throws {
+      let queue = TransactionQueue()
+      let release = TVar(false)
+      let waiting = Gate()
+      queue.add {
+        try atomically { tx in
+          if !release.value {
+            waiting.open()
+            try tx.retry()
+          }
+        }
+      }
+      let secondRun = TVar("")
+      Thread.detachNewThread {
+        waiting.wait()
+        do {
+          try queue.run(threads: 1)
+          secondRun.value = "ran"
+        } catch {
+          secondRun.value = "\(error)"
+        }
+        release.value = true
+      }
+      try queue.run(threads: 1)
+      #expect(secondRun.value == "\(TransactionQueueError.alreadyRunning)")
+    }
+
+    @Test func theAsyncFormRunsEverything() async throws {
+      let queue = TransactionQueue()
+      let sum = TCounter()
+      queue.add(forEachOf: 1...100) { sum.add($0) }
+      try await queue.run(threads: 2)
+      #expect(sum.value == 5_050)
+      queue.add { throw Planned(id: 7) }
+      await #expect(throws: Planned(id: 7)) { try await queue.run(threads: 2) }
+    }
+
+    /// Cancelling the awaiting task stops new callbacks from starting; the one running
+    /// finishes; the rest stay queued for a later run.
+    @Test func cancellingTheAsyncRunKeepsTheWorkNotStarted() async throws {
+      let queue = TransactionQueue()
+      let release = TVar(false), ran = TCounter()
+      let firstStarted = Gate()
+      queue.add {
+        try atomically { tx in
+          if !release.value {
+            firstStarted.open()
+            try tx.retry()
+          }
+        }
+        ran.add(1)
+      }
+      for _ in 0..<10 { queue.add { ran.add(1) } }
+      let run = Task { try await queue.run(threads: 1) }
+      firstStarted.wait()
+      run.cancel()
+      try await Task.sleep(for: .milliseconds(50))
+      release.value = true
+      await #expect(throws: CancellationError.self) { try await run.value }
+      #expect(ran.value == 1)
+      #expect(queue.pendingCount == 10)
+      try await queue.run(threads: 2)
+      #expect(ran.value == 11)
+    }
+
+    @Test func parallelIterationVisitsASnapshotOfEachCollection() throws {
+      let prices = TDictionary<Int, Int>(Dictionary(uniqueKeysWithValues: (0..<300).map { ($0, $0 * 10) }))
+      let tags = TSet<String>(["a", "b", "c"])
+      let samples = TArray<Int>(0..<100)
+      let doubled = TDictionary<Int, Int>(), seenTags = TSet<String>(), total = TCounter()
+      let queue = TransactionQueue()
+      queue.add(forEachOf: prices) { key, price in
+        doubled[key] = price * 2
+        prices[key + 1_000] = 0  // growing the dictionary must not add callbacks
+      }
+      queue.add(forEachOf: tags) { seenTags.insert($0) }
+      queue.add(forEachOf: samples) { total.add($0) }
+      #expect(queue.pendingCount == 403)
+      try queue.run(threads: 3)
+      #expect(doubled.dictionary == Dictionary(uniqueKeysWithValues: (0..<300).map { ($0, $0 * 20) }))
+      #expect(prices.count == 600)
+      #expect(seenTags.elements == ["a", "b", "c"])
+      #expect(total.value == 4_950)
+    }
+
+    @Test func addAfterAFailedRunTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let queue = TransactionQueue()
+        queue.add { throw CancellationError() }
+        try? queue.run(threads: 1)
+        queue.add {}
+      }
+      #expect(standardError(of: result).contains("was called after run() failed"))
+    }
+
+    @Test func runInsideATransactionTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let queue = TransactionQueue()
+        atomically { _ in try? queue.run(threads: 1) }
+      }
+      #expect(standardError(of: result).contains("was called inside a transaction"))
+    }
+
+    @Test func runWithNoThreadsTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        try? TransactionQueue().run(threads: 0)
+      }
+      #expect(standardError(of: result).contains("needs at least 1 thread"))
+    }
+  }
+}
