@@ -29,6 +29,8 @@ extension Workload {
     .mandelbrot,
     .queueMPMC,
     .queueBatch,
+    .primes,
+    .astar,
   ]
 
   static func named(_ name: String) -> Workload? {
