@@ -22,7 +22,7 @@ extension TransactionQueue {
   /// - Parameters:
   ///   - elements: The elements, one callback each, started in the sequence's order.
   ///   - body: The work for one element; it runs as the body of `atomically`, perhaps more than
-  ///     once. Throwing makes the run fail (see ``run(threads:)``).
+  ///     once. Throwing makes the run fail (see ``run(threads:)-7mj5``).
   /// - Complexity: O(*n*) for *n* elements, plus reading the sequence.
   public func add<Elements: Sequence>(
     forEachOf elements: Elements, _ body: @escaping @Sendable (Elements.Element) throws -> Void

@@ -9,7 +9,7 @@ import Darwin
 /// A scheduler that runs callbacks on a pool of threads, each in its own transaction, so that
 /// the program behaves as if they ran one after another while independent ones run in parallel.
 ///
-/// Add callbacks with ``add(_:)``, then ``run(threads:)`` them. Every callback runs exactly
+/// Add callbacks with ``add(_:)``, then ``run(threads:)-7mj5`` them. Every callback runs exactly
 /// once, as the body of its own ``atomically(_:)-50w3b`` block: two callbacks that touch
 /// different keys, indices or cells run truly in parallel, and two that conflict are serialized
 /// by the engine (one of them reruns). Callbacks may add more callbacks; the added work joins
@@ -42,7 +42,7 @@ public final class TransactionQueue: Sendable {
   /// - Complexity: O(1).
   public init() {}
 
-  /// The number of threads ``run(threads:)`` uses by default: the processors online.
+  /// The number of threads ``run(threads:)-7mj5`` uses by default: the processors online.
   public static var defaultThreadCount: Int {
     max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
   }
@@ -56,13 +56,13 @@ public final class TransactionQueue: Sendable {
 
   /// Adds a callback, to run in a transaction of its own.
   ///
-  /// Outside a transaction the callback is queued at once: for the next ``run(threads:)``, or
+  /// Outside a transaction the callback is queued at once: for the next ``run(threads:)-7mj5``, or
   /// for the run in progress, which it joins. Inside a transaction (a running callback, or any
   /// `atomically` block) it is held until that transaction commits and then queued; if the
   /// transaction rolls back, it is never queued.
   ///
   /// Calling `add` after a run failed traps: that run discarded the queue's work (see
-  /// ``run(threads:)``).
+  /// ``run(threads:)-7mj5``).
   ///
   /// Conflicts: none.
   ///
@@ -120,7 +120,7 @@ public final class TransactionQueue: Sendable {
     try scheduler.wait { $0.takeOutcome() }.get()
   }
 
-  /// Runs every callback as ``run(threads:)`` does, suspending the calling task instead of
+  /// Runs every callback as ``run(threads:)-7mj5`` does, suspending the calling task instead of
   /// blocking its thread.
   ///
   /// All `threads` workers are new threads: callbacks block their thread while they wait (in
@@ -133,8 +133,8 @@ public final class TransactionQueue: Sendable {
   ///
   /// - Parameter threads: The number of worker threads, at least 1 (default:
   ///   ``defaultThreadCount``).
-  /// - Throws: As ``run(threads:)``, and `CancellationError` if the task was cancelled.
-  /// - Complexity: As ``run(threads:)``.
+  /// - Throws: As ``run(threads:)-7mj5``, and `CancellationError` if the task was cancelled.
+  /// - Complexity: As ``run(threads:)-7mj5``.
   public func run(threads: Int = TransactionQueue.defaultThreadCount) async throws {
     try checkRunnable(threads: threads, "run(threads:)")
     let number = try scheduler.withLock { state throws(TransactionQueueError) in

@@ -1,4 +1,4 @@
-/// The ways ``TransactionQueue/run(threads:)`` refuses to start.
+/// The ways ``TransactionQueue/run(threads:)-7mj5`` refuses to start.
 public enum TransactionQueueError: Error, CustomStringConvertible {
   /// The queue is already running: `run` was called from another thread during a run, or from
   /// one of the run's own callbacks. Add the work instead; it joins the run in progress.
