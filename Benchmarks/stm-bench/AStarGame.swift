@@ -138,9 +138,9 @@ enum AStar {
         var parent = 0
         while true {
           var smallest = parent
-          for child in [2 * parent + 1, 2 * parent + 2] where child < keys.count && keys[child] < keys[smallest] {
-            smallest = child
-          }
+          let left = 2 * parent + 1, right = left + 1
+          if left < keys.count && keys[left] < keys[smallest] { smallest = left }
+          if right < keys.count && keys[right] < keys[smallest] { smallest = right }
           if smallest == parent { break }
           keys.swapAt(parent, smallest)
           parent = smallest

@@ -22,8 +22,8 @@
 ///
 /// `TArray` is a reference type: copies of a reference share one array.
 public final class TArray<Element: Sendable>: Sendable {
-  let countCell = TVar(0)
-  let slots = _SlotDirectory<Element>()
+  @usableFromInline let countCell = TVar(0)
+  @usableFromInline let slots = _SlotDirectory<Element>()
 
   /// Creates an empty array.
   ///
@@ -48,6 +48,7 @@ public final class TArray<Element: Sendable>: Sendable {
   /// - Parameter index: A valid index: `0 ..< count`. Any other index traps with a message
   ///   naming the index and the count; nothing is changed.
   /// - Complexity: O(1).
+  @inlinable
   public subscript(index: Int) -> Element {
     get {
       guard index >= 0 else { outOfRange(index) }
@@ -84,7 +85,8 @@ public final class TArray<Element: Sendable>: Sendable {
     }
   }
 
-  private func outOfRange(_ index: Int) -> Never {
+  @usableFromInline
+  func outOfRange(_ index: Int) -> Never {
     fatalError("TArray index \(index) is out of range: the array has \(count) elements. Check the index against count in the same transaction.")
   }
 
@@ -95,6 +97,7 @@ public final class TArray<Element: Sendable>: Sendable {
   /// Conflicts: none with other appends, or with reads and writes of in-bounds indices.
   ///
   /// - Complexity: O(1) now, amortized; the element lands at commit.
+  @inlinable
   public func append(_ element: Element) {
     guard let transaction = Transaction._currentChecked else {
       atomically { _ in append(element) }
@@ -126,7 +129,7 @@ public final class TArray<Element: Sendable>: Sendable {
   /// own pending appends first, without reading anything.)
   ///
   /// - Complexity: O(1).
-  @discardableResult
+  @inlinable @discardableResult
   public func popLast() -> Element? {
     guard let transaction = Transaction._currentChecked else {
       return atomically { _ in popLast() }
@@ -163,6 +166,7 @@ public final class TArray<Element: Sendable>: Sendable {
   /// Conflicts: with transactions that append or remove.
   ///
   /// - Complexity: O(1).
+  @inlinable
   public var count: Int {
     let committed = countCell.value
     guard let transaction = Transaction._currentChecked,
@@ -176,6 +180,7 @@ public final class TArray<Element: Sendable>: Sendable {
   /// Conflicts: as ``count``.
   ///
   /// - Complexity: O(1).
+  @inlinable
   public var isEmpty: Bool { count == 0 }
 
   /// The elements as a standard `Array`: one consistent snapshot (outside a transaction, a

@@ -4,32 +4,36 @@ import Synchronization
 /// a cell, once made, stays the cell of its index, so a transaction's reads of an index stay
 /// valid however the array grows. Chunks are made on demand, published once through an atomic
 /// reference, and read without locks.
+@usableFromInline
 final class _SlotDirectory<Element: Sendable>: Sendable {
-  typealias Slot = TVar<Element?>
+  @usableFromInline typealias Slot = TVar<Element?>
 
+  @usableFromInline
   final class Chunk: Sendable {
-    let slots: [Slot]
-    init(size: Int) { slots = (0..<size).map { _ in Slot(nil) } }
+    @usableFromInline let slots: [Slot]
+    @inlinable init(size: Int) { slots = (0..<size).map { _ in Slot(nil) } }
   }
 
+  @usableFromInline
   final class ChunkReference: Sendable {
-    let chunk = AtomicLazyReference<Chunk>()
+    @usableFromInline let chunk = AtomicLazyReference<Chunk>()
   }
 
-  private static var firstChunkSize: Int { 32 }
-  private let chunks: [ChunkReference] = (0..<48).map { _ in ChunkReference() }
+  @inlinable static var firstChunkSize: Int { 32 }
+  @usableFromInline let chunks: [ChunkReference] = (0..<48).map { _ in ChunkReference() }
   /// How many slots past which appends have landed; read relaxed, only to decide when to make
   /// the next chunk ahead of time (outside any commit's locks).
-  private let landedHighWater = Atomic<Int>(0)
+  @usableFromInline let landedHighWater = Atomic<Int>(0)
 
-  @inline(__always)
-  private static func position(of index: Int) -> (chunk: Int, offset: Int) {
+  @inlinable
+  static func position(of index: Int) -> (chunk: Int, offset: Int) {
     let group = index / firstChunkSize + 1
     let chunk = Int.bitWidth - 1 - group.leadingZeroBitCount
     return (chunk, index - firstChunkSize * ((1 << chunk) - 1))
   }
 
   /// The cell of `index`, if its chunk exists.
+  @inlinable
   func existingSlot(_ index: Int) -> Slot? {
     let (chunk, offset) = Self.position(of: index)
     guard chunk < chunks.count, let found = chunks[chunk].chunk.load() else { return nil }
@@ -37,24 +41,28 @@ final class _SlotDirectory<Element: Sendable>: Sendable {
   }
 
   /// The cell of `index`, making its chunk if needed.
+  @inlinable
   func slot(_ index: Int) -> Slot {
     let (chunk, offset) = Self.position(of: index)
     return makeChunk(chunk).slots[offset]
   }
 
-  private func makeChunk(_ chunk: Int) -> Chunk {
+  @inlinable
+  func makeChunk(_ chunk: Int) -> Chunk {
     precondition(chunk < chunks.count, "TArray cannot grow past \(Self.firstChunkSize << chunks.count) elements.")
     if let existing = chunks[chunk].chunk.load() { return existing }
     return chunks[chunk].chunk.storeIfNil(Chunk(size: Self.firstChunkSize << chunk))
   }
 
   /// Notes that appends have landed up to `count`.
+  @inlinable
   func noteLanded(upTo count: Int) {
     landedHighWater.store(count, ordering: .relaxed)
   }
 
   /// Makes the chunk that appends will need next, if they are close to it, so that a commit
   /// rarely has to allocate one while it holds its locks.
+  @inlinable
   func prepareForAppends(_ extra: Int) {
     let next = landedHighWater.load(ordering: .relaxed) + extra + Self.firstChunkSize
     let (chunk, _) = Self.position(of: next)

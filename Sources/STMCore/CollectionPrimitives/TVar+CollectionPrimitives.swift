@@ -46,6 +46,7 @@ extension TVar {
   /// calling `body`, when the variable is retired.
   ///
   /// `body` must not touch transactional data (that traps).
+  @usableFromInline
   package func _updateInPlace<Result>(_ body: (inout Value) -> (publish: Bool, result: Result)) -> Result? {
     let context = _ThreadState.current.pointee.context.takeUnretainedValue()
     let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context)
@@ -62,6 +63,7 @@ extension TVar {
   /// Inside a transaction: the running transaction's batch of delayed appends on this variable
   /// (its anchor), made with `make` if it has none yet. Ready to be changed: a batch that an
   /// `orElse` checkpoint still holds is copied first.
+  @usableFromInline
   package func _delayedAppend<Batch: _DelayedAppend>(in transaction: Transaction, _ make: () -> Batch) -> Batch
   where Batch.Anchor == Value {
     transaction.segment.delayedAppend(on: cell, make: make)
@@ -69,6 +71,7 @@ extension TVar {
 
   /// Inside a transaction: its batch on this variable, if it has one. Read it only; call
   /// ``_delayedAppend(in:_:)`` to change it.
+  @usableFromInline
   package func _existingDelayedAppend<Batch: _DelayedAppend>(in transaction: Transaction, as type: Batch.Type) -> Batch?
   where Batch.Anchor == Value {
     transaction.segment.existingDelayedAppend(on: cell, as: type)

@@ -15,6 +15,7 @@
 /// `land` runs while the commit holds locks: it must not touch transactional data (that traps),
 /// block, or have side effects besides building the values it returns. It may run more than
 /// once for one commit.
+@usableFromInline
 package protocol _DelayedAppend<Anchor>: AnyObject {
   associatedtype Anchor: Sendable
   /// An independent copy, taken when an `orElse` branch or nested block may roll back.
@@ -24,6 +25,7 @@ package protocol _DelayedAppend<Anchor>: AnyObject {
 }
 
 /// A write that a delayed append makes at commit, to a cell it did not write in its body.
+@usableFromInline
 package struct _DelayedWrite {
   let cell: _Cell
   let version: _VersionBase
