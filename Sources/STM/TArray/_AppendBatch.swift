@@ -4,24 +4,46 @@
 @usableFromInline
 final class _AppendBatch<Element: Sendable>: _DelayedAppend {
   @usableFromInline typealias Anchor = Int
+  @usableFromInline typealias MakeWrites = (_SlotDirectory<Element>, [Element], _ firstIndex: Int) -> [_DelayedWrite]
+
   @usableFromInline var items: [Element] = []
   @usableFromInline let slots: _SlotDirectory<Element>
+  /// ``writes(into:of:from:)``, captured where `Element` is known: `land` runs in the engine's
+  /// unspecialized generic code, where every generic type it touched would cost a metadata
+  /// lookup per element.
+  @usableFromInline let makeWrites: MakeWrites
 
-  @inlinable init(slots: _SlotDirectory<Element>) { self.slots = slots }
+  @inlinable
+  init(slots: _SlotDirectory<Element>) {
+    self.slots = slots
+    makeWrites = Self.writes(into:of:from:)
+  }
+
+  @usableFromInline
+  init(slots: _SlotDirectory<Element>, items: [Element], makeWrites: @escaping MakeWrites) {
+    self.slots = slots
+    self.items = items
+    self.makeWrites = makeWrites
+  }
 
   @usableFromInline func copy() -> Self {
-    let copy = Self(slots: slots)
-    copy.items = items
-    return copy
+    Self(slots: slots, items: items, makeWrites: makeWrites)
   }
 
   @usableFromInline func land(onto count: Int) -> (anchor: Int, writes: [_DelayedWrite]) {
-    var writes: [_DelayedWrite] = []
-    writes.reserveCapacity(items.count)
-    for (offset, item) in items.enumerated() {
-      writes.append(_DelayedWrite(slots.slot(count + offset), .some(item)))
-    }
+    let writes = makeWrites(slots, items, count)
     slots.noteLanded(upTo: count + items.count)
     return (count + items.count, writes)
+  }
+
+  /// The writes that put `items` into the slots from `firstIndex` on.
+  @inlinable
+  static func writes(into slots: _SlotDirectory<Element>, of items: [Element], from firstIndex: Int) -> [_DelayedWrite] {
+    var writes: [_DelayedWrite] = []
+    writes.reserveCapacity(items.count)
+    for offset in items.indices {
+      writes.append(_DelayedWrite(slots.slot(firstIndex + offset), .some(items[offset])))
+    }
+    return writes
   }
 }

@@ -27,10 +27,11 @@ package protocol _DelayedAppend<Anchor>: AnyObject {
 /// A write that a delayed append makes at commit, to a cell it did not write in its body.
 @usableFromInline
 package struct _DelayedWrite {
-  let cell: _Cell
-  let version: _VersionBase
+  @usableFromInline let cell: _Cell
+  @usableFromInline let version: _VersionBase
 
   /// A write of `value` into `variable`.
+  @inlinable
   package init<Value>(_ variable: TVar<Value>, _ value: Value) {
     cell = variable.cell
     version = variable.cell.makeVersion(value)
