@@ -33,6 +33,12 @@ class _Cell: @unchecked Sendable {
   /// such a cell is noted.
   var leftoverWorthReclaiming: Int { recyclesVersions ? 2 : 1 }
 
+  /// The horizon at which a trim last had to walk far down this cell's history (an old
+  /// snapshot held the horizon back). While the horizon stays there the cut point cannot move,
+  /// so trims skip the walk instead of paying for the whole history on every commit.
+  /// Read and written only under the commit lock.
+  var deepWalkHorizon: UInt64 = .max
+
   /// Set while the cell waits in the reclamation list (see `_HistoryReclaimer`).
   let awaitingReclamation = Atomic<Bool>(false)
   /// Set, under the commit lock, when a collection has detached the cell from its index (a

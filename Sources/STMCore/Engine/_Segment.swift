@@ -454,10 +454,21 @@ extension _Engine {
         return depth > 0
       }
       depth += 1
+      #if DEBUG
+      _TestHooks.historyStepsWalked.add(1, ordering: .relaxed)
+      #endif
       if depth >= 4 && !recomputed {
         // A cell keeps growing history only while the horizon lags; refresh it and start over.
         recomputed = true
         limit = recomputeHorizon()
+        if limit == cell.deepWalkHorizon {
+          // The last deep walk cut at the first version stamped at or below this same horizon,
+          // and every version published since is stamped above it: the cut cannot move, and
+          // walking to it again on every commit would make a pinned horizon cost quadratic time.
+          if noting { reclaimer.note(cell) }
+          return true
+        }
+        cell.deepWalkHorizon = limit
         version = Unmanaged.passUnretained(newest)
         depth = 0
         continue

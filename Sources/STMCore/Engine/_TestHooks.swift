@@ -1,9 +1,13 @@
 #if DEBUG
+import Synchronization
+
 /// Seams for tests that stage an interleaving inside the engine. Compiled into debug builds
 /// only, so release builds pay nothing.
 enum _TestHooks {
   /// Called by a commit right after it took its number and before it shows it to readers:
   /// the narrowest window of the commit protocol.
   static let afterTakingCommitNumber = _Lock<(@Sendable () -> Void)?>(nil)
+  /// Versions that history trims have stepped over, in all: how much trimming costs.
+  static let historyStepsWalked = Atomic<Int>(0)
 }
 #endif

@@ -245,6 +245,25 @@ extension LibraryTests {
       #expect(historyLength(other) <= 5)
     }
 
+    /// Found in profiling queue-mpmc: while an old snapshot held the horizon back, every commit
+    /// to a hot cell walked its whole history looking for a cut, so n commits cost O(n²) steps.
+    @Test func commitsWhileTheHorizonIsPinnedDoNotRewalkTheHistory() {
+      let hot = TVar(0)
+      let other = TVar(0)
+      let commits = 5_000
+      let stepsBefore = _TestHooks.historyStepsWalked.load(ordering: .relaxed)
+      whileASnapshotIsPinned(reading: other) {
+        for step in 1...commits { atomically { _ in hot.value = step } }
+        #expect(historyLength(hot) > commits / 2)
+      }
+      let steps = _TestHooks.historyStepsWalked.load(ordering: .relaxed) - stepsBefore
+      // A few steps per commit, and an occasional full walk when the horizon moves; rewalking
+      // the history on every commit would be about commits² / 2 = 12,500,000.
+      #expect(steps < 20 * commits)
+      for _ in 0..<(4 * _HistoryReclaimer.interval) { atomically { _ in other.value += 1 } }
+      #expect(historyLength(hot) <= 2)
+    }
+
     @Test func droppedVersionsDoNotKeepObjectsAlive() {
       let cell = TVar<Tracked?>(nil)
       let other = TVar(0)
