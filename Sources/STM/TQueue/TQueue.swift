@@ -30,12 +30,12 @@
 ///
 /// `TQueue` is a reference type: copies of a reference share one queue.
 public final class TQueue<Element: Sendable>: Sendable {
-  let head: TVar<_QueueNode<Element>>
-  let tail: TVar<_QueueNode<Element>>
-  let closed = TVar(false)
+  @usableFromInline let head: TVar<_QueueNode<Element>>
+  @usableFromInline let tail: TVar<_QueueNode<Element>>
+  @usableFromInline let closed = TVar(false)
   /// Bounded queues only: places producers may still fill, and places consumers have freed.
-  let producerBudget: TVar<Int>?
-  let freedPlaces: TVar<Int>?
+  @usableFromInline let producerBudget: TVar<Int>?
+  @usableFromInline let freedPlaces: TVar<Int>?
 
   /// The capacity, or nil for an unbounded queue.
   public let capacity: Int?
@@ -73,6 +73,7 @@ public final class TQueue<Element: Sendable>: Sendable {
   ///   Inside a transaction on a full bounded queue, also the internal signal of
   ///   ``Transaction/retry()``, which `atomically` catches.
   /// - Complexity: O(1) now, amortized; the item lands at commit.
+  @inlinable
   public func enqueue(_ item: Element) throws {
     guard let transaction = Transaction._currentChecked else {
       try atomically { _ in try enqueue(item) }
@@ -83,7 +84,8 @@ public final class TQueue<Element: Sendable>: Sendable {
     tail._delayedAppend(in: transaction) { _EnqueueBatch() }.items.append(item)
   }
 
-  private func takePlaces(_ places: Int, _ transaction: Transaction) throws {
+  @inlinable
+  func takePlaces(_ places: Int, _ transaction: Transaction) throws {
     guard let producerBudget, let freedPlaces else { return }
     var budget = producerBudget.value
     if budget < places {
@@ -122,6 +124,7 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// item arrived ahead of what it did).
   ///
   /// - Complexity: O(1).
+  @inlinable
   public func tryDequeue() -> Element? {
     guard let transaction = Transaction._currentChecked else {
       return atomically { _ in tryDequeue() }
@@ -143,6 +146,7 @@ public final class TQueue<Element: Sendable>: Sendable {
   ///   `atomically` catches. A transaction that has called ``Transaction/becomeInevitable()``
   ///   cannot wait: dequeuing from an empty queue there traps; use ``tryDequeue()``.
   /// - Complexity: O(1), plus the wait.
+  @inlinable
   public func dequeue() throws -> Element? {
     guard let transaction = Transaction._currentChecked else {
       return blockingDequeue()
@@ -173,7 +177,8 @@ public final class TQueue<Element: Sendable>: Sendable {
     }
   }
 
-  private func blockingDequeue() -> Element? {
+  @usableFromInline
+  func blockingDequeue() -> Element? {
     do {
       return try atomically { transaction in try dequeue() }
     } catch {
@@ -183,7 +188,8 @@ public final class TQueue<Element: Sendable>: Sendable {
 
   /// Takes the first item visible to `transaction`: a committed one, or else the first of the
   /// transaction's own pending enqueues.
-  private func take(_ transaction: Transaction) -> Element? {
+  @inlinable
+  func take(_ transaction: Transaction) -> Element? {
     let first = head.value
     if let next = first.next.value {
       head.value = next
@@ -198,7 +204,8 @@ public final class TQueue<Element: Sendable>: Sendable {
     return batch.items.removeFirst()
   }
 
-  private static var plusOne: @Sendable (Int) -> Int { { $0 + 1 } }
+  @usableFromInline
+  static var plusOne: @Sendable (Int) -> Int { { $0 + 1 } }
 
   /// Whether no item is waiting (one consistent read).
   ///

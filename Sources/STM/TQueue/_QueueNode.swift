@@ -3,16 +3,18 @@
 ///
 /// `@unchecked Sendable`: `link` is an immutable handle on a cell (a `TVar`, which is
 /// `Sendable`); everything else is immutable and `Sendable`.
+@usableFromInline
 final class _QueueNode<Element: Sendable>: @unchecked Sendable {
-  let item: Element?
+  @usableFromInline let item: Element?
   /// The cell of the link to the next node (written once, by the commit that appends it),
   /// held by hand: one retain, handed to `_DeferredRelease` when the node goes. A stored
   /// `TVar` would be released after `deinit` returns, which is too late to stop a long run of
   /// consumed nodes from freeing each other recursively.
-  private let link: Unmanaged<AnyObject>
+  @usableFromInline let link: Unmanaged<AnyObject>
 
-  var next: TVar<_QueueNode?> { TVar(_unretained: link) }
+  @inlinable var next: TVar<_QueueNode?> { TVar(_unretained: link) }
 
+  @usableFromInline
   init(_ item: Element?, next: _QueueNode? = nil) {
     self.item = item
     link = TVar(next)._retainedHandle
@@ -25,19 +27,33 @@ final class _QueueNode<Element: Sendable>: @unchecked Sendable {
 
 /// The items a transaction enqueues: a delayed append anchored on the queue's tail. At commit
 /// they are linked after the newest tail, in order, so producers never conflict.
+@usableFromInline
 final class _EnqueueBatch<Element: Sendable>: _DelayedAppend {
-  typealias Anchor = _QueueNode<Element>
-  var items: [Element] = []
+  @usableFromInline typealias Anchor = _QueueNode<Element>
+  @usableFromInline typealias Link = (_ items: [Element], _ after: _QueueNode<Element>) -> (anchor: _QueueNode<Element>, writes: [_DelayedWrite])
 
-  init() {}
+  @usableFromInline var items: [Element] = []
+  /// ``link(_:after:)``, captured where `Element` is known (see `_AppendBatch.makeWrites`).
+  @usableFromInline let linkItems: Link
 
-  func copy() -> Self {
-    let copy = Self()
-    copy.items = items
-    return copy
+  @inlinable
+  init() { linkItems = Self.link(_:after:) }
+
+  @usableFromInline
+  init(items: [Element], linkItems: @escaping Link) {
+    self.items = items
+    self.linkItems = linkItems
   }
 
-  func land(onto tail: _QueueNode<Element>) -> (anchor: _QueueNode<Element>, writes: [_DelayedWrite]) {
+  @usableFromInline func copy() -> Self { Self(items: items, linkItems: linkItems) }
+
+  @usableFromInline func land(onto tail: _QueueNode<Element>) -> (anchor: _QueueNode<Element>, writes: [_DelayedWrite]) {
+    linkItems(items, tail)
+  }
+
+  /// New nodes for `items`, and the write that links the first after `tail`.
+  @inlinable
+  static func link(_ items: [Element], after tail: _QueueNode<Element>) -> (anchor: _QueueNode<Element>, writes: [_DelayedWrite]) {
     // Built back to front, so each new node is born pointing at its successor; only the old
     // tail's link is a write to a cell that readers can already reach.
     var first: _QueueNode<Element>?

@@ -37,6 +37,7 @@ extension TVar {
 
   /// The variable behind `handle`, which must come from `_retainedHandle` of a `TVar` of the
   /// same type and still be retained.
+  @inlinable
   package init(_unretained handle: Unmanaged<AnyObject>) {
     cell = unsafeDowncast(handle.takeUnretainedValue(), to: _TypedCell<Value>.self)
   }
@@ -106,6 +107,7 @@ extension Transaction {
   package var _snapshot: UInt64 { segment.snapshot }
 
   /// Whether the body called ``becomeInevitable()`` (so it must not wait).
+  @usableFromInline
   package var _isInevitableByRequest: Bool { segment.isInevitableByRequest }
 }
 
