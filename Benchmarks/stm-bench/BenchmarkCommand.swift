@@ -23,11 +23,11 @@ enum BenchmarkCommand {
     case .memory:
       return MemoryFootprint.run()
     case .run:
-      return runWorkloads(options)
+      return runWorkloads(options, arguments: arguments)
     }
   }
 
-  private static func runWorkloads(_ options: Options) -> Int32 {
+  private static func runWorkloads(_ options: Options, arguments: [String]) -> Int32 {
     if let failure = Xorshift64Star.selfCheckFailure() {
       printError("stm-bench: PRNG self-check failed: \(failure)")
       return 3
@@ -40,8 +40,25 @@ enum BenchmarkCommand {
       }
       json = writer
     }
+    var results: [(workload: Workload, measurements: [BenchmarkResult])] = []
+    // Rewritten after every workload, so that a run cut short still leaves a chart of what it
+    // measured; written once before the first, so that a path that cannot be written is
+    // reported before minutes of measuring rather than after.
+    func writeChart() -> Bool {
+      guard let path = options.svgPath else { return true }
+      let svg = Chart.svg(results: results, arguments: arguments)
+      do {
+        try svg.write(toFile: path, atomically: true, encoding: .utf8)
+        return true
+      } catch {
+        printError("stm-bench: cannot write \(path): \(error.localizedDescription)")
+        return false
+      }
+    }
+    guard writeChart() else { return 2 }
     var allVerified = true
     for workload in options.workloads {
+      results.append((workload, []))
       var measurements: [BenchmarkResult] = []
       for implementation in workload.implementations(options.size) {
         // The serial reference is single-threaded by definition.
@@ -49,15 +66,17 @@ enum BenchmarkCommand {
         for threads in threadCounts {
           let measurement = Runner.measureRepeatedly(
             implementation, of: workload, threads: threads, size: options.size,
-            timeLimit: options.timeLimit ?? options.size.timeLimit)
+            repetition: options.repetition, timeLimit: options.timeLimit ?? options.size.timeLimit)
           printError(Report.progressLine(measurement))
           json?.write(Report.jsonLine(measurement))
           allVerified = allVerified && measurement.verified
           measurements.append(measurement)
+          results[results.count - 1].measurements = measurements
           if measurement.hung {
             // Its threads are still blocked, perhaps holding the engine's locks, so no later
             // run could be trusted (or finish): stop here, with what was measured.
             print(Report.table(for: workload, measurements))
+            _ = writeChart()
             printError("stm-bench: stopping: a run hung and its threads are still blocked")
             return 1
           }
@@ -65,6 +84,7 @@ enum BenchmarkCommand {
       }
       print(Report.table(for: workload, measurements))
       fflush(nil)  // stdout, so that the table interleaves sensibly with stderr
+      guard writeChart() else { return 2 }
     }
     return allVerified ? 0 : 1
   }

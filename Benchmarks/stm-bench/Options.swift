@@ -6,6 +6,10 @@ struct Options {
   var size: Size = .full
   /// Seconds one run may take before it counts as hung; by default the size's own.
   var timeLimit: Double?
+  /// How often each run is repeated: by a time budget, or `--repeat N` after a warm-up.
+  var repetition: Repetition = .untilTimeBudget
+  /// Where to write the chart (`--svg`), if anywhere.
+  var svgPath: String?
   var action: Action = .run
 
   enum Action {
@@ -20,7 +24,8 @@ struct Options {
   }
 
   static let usage = """
-    USAGE: stm-bench [--workloads a,b] [--threads 1,2] [--json PATH] [--quick] [--time-limit S]
+    USAGE: stm-bench [--workloads a,b] [--threads 1,2] [--repeat N] [--json PATH] [--svg PATH]
+                     [--quick] [--time-limit S]
            stm-bench --memory | --list | --help
 
     Runs each workload against the library and the plain-Swift baselines, verifies every
@@ -29,7 +34,12 @@ struct Options {
     OPTIONS:
       --workloads a,b   Workloads to run, comma separated (default: all; see --list).
       --threads 1,2     Thread counts, comma separated (default: 1,2).
+      --repeat N        Per workload, implementation and thread count: one warm-up run (checked,
+                        not reported), then N measured runs; report their median. By default a
+                        short run is repeated until the runs took about a second (at most 21
+                        runs; with --quick 0.05 s, at most 3), with no warm-up.
       --json PATH       Also write one JSON object per measurement to PATH (JSON Lines).
+      --svg PATH        Also write an SVG chart to PATH: per workload, ops/s against threads.
       --quick           A tenth of the totals, for CI.
       --time-limit S    Seconds one run may take before it is reported as hung and the
                         harness stops (default: 600, or 60 with --quick).
@@ -62,8 +72,16 @@ struct Options {
         workloads = try Self.parseWorkloads(try value(for: flag))
       case "--threads":
         threadCounts = try Self.parseThreadCounts(try value(for: flag))
+      case "--repeat":
+        let text = try value(for: flag)
+        guard let count = Int(text), count >= 1 else {
+          throw UsageError(message: "invalid repeat count '\(text)' (expected 1 or more)")
+        }
+        repetition = .warmUpThen(runs: count)
       case "--json":
         jsonPath = try value(for: flag)
+      case "--svg":
+        svgPath = try value(for: flag)
       case "--quick":
         size = .quick
       case "--time-limit":

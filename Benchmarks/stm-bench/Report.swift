@@ -8,8 +8,7 @@ enum Report {
     if let failure = m.failure {
       line += "FAILED: \(failure)"
     } else {
-      line += "\(formatRate(m.opsPerSecond)) ops/s, verified"
-      if m.runs > 1 { line += " (median of \(m.runs) runs)" }
+      line += "\(formatRate(m.opsPerSecond)) ops/s, verified (\(runsDescription(m)))"
     }
     if let statistics = m.statistics {
       line += "; \(statistics)"
@@ -18,6 +17,12 @@ enum Report {
       line += "; \(detail)"
     }
     return line
+  }
+
+  /// "median of 5 runs after a warm-up", "1 run": what the reported figure stands for.
+  private static func runsDescription(_ m: BenchmarkResult) -> String {
+    let runs = m.runs == 1 ? "1 run" : "median of \(m.runs) runs"
+    return m.afterWarmUp ? runs + " after a warm-up" : runs
   }
 
   // MARK: - Table
@@ -67,7 +72,7 @@ enum Report {
     return lines.joined(separator: "\n") + "\n"
   }
 
-  private static func uniqueImplementations(
+  static func uniqueImplementations(
     _ measurements: [BenchmarkResult]
   ) -> [(name: String, kind: ImplementationKind)] {
     var result: [(name: String, kind: ImplementationKind)] = []
@@ -91,7 +96,7 @@ enum Report {
     }
   }
 
-  private static func formatRate(_ rate: Double) -> String {
+  static func formatRate(_ rate: Double) -> String {
     switch rate {
     case 1e9...: String(format: "%.2fG", rate / 1e9)
     case 1e6...: String(format: "%.2fM", rate / 1e6)
@@ -119,8 +124,8 @@ enum Report {
   }
 
   /// Two decimals, or two significant digits below 0.1 so that a small ratio is not shown as 0.
-  private static func formatRatio(_ ratio: Double) -> String {
-    ratio >= 0.1 ? String(format: "%.2fx", ratio) : String(format: "%.2gx", ratio)
+  static func formatRatio(_ ratio: Double, sign: String = "x") -> String {
+    (ratio >= 0.1 ? String(format: "%.2f", ratio) : String(format: "%.2g", ratio)) + sign
   }
 
   // MARK: - JSON Lines
@@ -138,6 +143,8 @@ enum Report {
     ]
     if m.verified {
       fields.append(("ops_per_s", String(Int(m.opsPerSecond.rounded()))))
+      // How many measured runs `seconds` is the median of; a warm-up, if any, is not counted.
+      fields.append(("runs", String(m.runs)))
     }
     if let statistics = m.statistics {
       fields += [

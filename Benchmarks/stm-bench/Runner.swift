@@ -14,11 +14,13 @@ struct BenchmarkResult {
   /// Engine counters over the run; library implementations only.
   let statistics: TransactionStatistics?
   /// `nil` when the check passed, else what it found wrong.
-  let failure: String?
+  var failure: String?
   /// The trial's own measurements, if it has any (``Trial/detail``).
   var detail: String?
-  /// How many runs the reported one is the median of.
+  /// How many measured runs the reported one is the median of.
   var runs = 1
+  /// Whether an unreported warm-up run came before the measured ones (`--repeat`).
+  var afterWarmUp = false
   /// Whether the run did not finish within its time limit; its threads are still blocked.
   var hung = false
 
@@ -26,24 +28,52 @@ struct BenchmarkResult {
   var opsPerSecond: Double { seconds > 0 ? Double(ops) / seconds : 0 }
 }
 
+/// How many times each (workload, implementation, thread count) is run.
+enum Repetition {
+  /// Once, or, when a run is short, until the runs together took `size.repetitionSeconds`
+  /// (at most `size.maximumRuns`): the default, so that a run of milliseconds is not at the
+  /// mercy of one preemption while a run of seconds is not needlessly repeated.
+  case untilTimeBudget
+  /// One warm-up run, checked but not reported, then exactly `runs` measured runs (`--repeat`).
+  case warmUpThen(runs: Int)
+}
+
 enum Runner {
-  /// Measures `implementation` once, or, when a run is short, several times until the runs
-  /// together took `size.repetitionSeconds`, and returns the median run (by time). A failed
-  /// check (or a hung run) ends the series and is what is returned.
+  /// Measures `implementation` as `repetition` says and returns the median measured run (by
+  /// time). A failed check (or a hung run), in the warm-up too, ends the series and is what is
+  /// returned.
   static func measureRepeatedly(
     _ implementation: Implementation, of workload: Workload, threads: Int, size: Size,
-    timeLimit: Double
+    repetition: Repetition, timeLimit: Double
   ) -> BenchmarkResult {
+    func measureOnce() -> BenchmarkResult {
+      measure(implementation, of: workload, threads: threads, timeLimit: timeLimit)
+    }
     var runs: [BenchmarkResult] = []
-    var elapsed = 0.0
-    repeat {
-      let run = measure(implementation, of: workload, threads: threads, timeLimit: timeLimit)
-      if !run.verified { return run }
-      runs.append(run)
-      elapsed += run.seconds
-    } while elapsed < size.repetitionSeconds && runs.count < size.maximumRuns
+    switch repetition {
+    case .untilTimeBudget:
+      var elapsed = 0.0
+      repeat {
+        let run = measureOnce()
+        if !run.verified { return run }
+        runs.append(run)
+        elapsed += run.seconds
+      } while elapsed < size.repetitionSeconds && runs.count < size.maximumRuns
+    case .warmUpThen(let count):
+      var warmUp = measureOnce()
+      if !warmUp.verified {
+        warmUp.failure = warmUp.failure.map { "in the warm-up run: \($0)" }
+        return warmUp
+      }
+      for _ in 0..<count {
+        let run = measureOnce()
+        if !run.verified { return run }
+        runs.append(run)
+      }
+    }
     var median = runs.sorted { $0.seconds < $1.seconds }[(runs.count - 1) / 2]
     median.runs = runs.count
+    if case .warmUpThen = repetition { median.afterWarmUp = true }
     return median
   }
 
