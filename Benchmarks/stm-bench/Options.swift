@@ -3,7 +3,7 @@ struct Options {
   var workloads: [Workload] = Workload.all
   var threadCounts: [Int] = [1, 2]
   var jsonPath: String?
-  var size: Size = .full
+  var size: Size = .standard
   /// Seconds one run may take before it counts as hung; by default the size's own.
   var timeLimit: Double?
   /// How often each run is repeated: by a time budget, or `--repeat N` after a warm-up.
@@ -25,7 +25,7 @@ struct Options {
 
   static let usage = """
     USAGE: stm-bench [--workloads a,b] [--threads 1,2] [--repeat N] [--json PATH] [--svg PATH]
-                     [--quick] [--time-limit S]
+                     [--full | --quick] [--time-limit S]
            stm-bench --memory | --list | --help
 
     Runs each workload against the library and the plain-Swift baselines, verifies every
@@ -36,11 +36,15 @@ struct Options {
       --threads 1,2     Thread counts, comma separated (default: 1,2).
       --repeat N        Per workload, implementation and thread count: one warm-up run (checked,
                         not reported), then N measured runs; report their median. By default a
-                        short run is repeated until the runs took about a second (at most 21
-                        runs; with --quick 0.05 s, at most 3), with no warm-up.
+                        short run is repeated, with no warm-up, until the runs took
+                        \(Size.standard.repetitionSeconds) s in all or \(Size.standard.maximumRuns) were made (--full: \(Size.full.repetitionSeconds) s or \(Size.full.maximumRuns) runs;
+                        --quick: \(Size.quick.repetitionSeconds) s or \(Size.quick.maximumRuns) runs).
       --json PATH       Also write one JSON object per measurement to PATH (JSON Lines).
       --svg PATH        Also write an SVG chart to PATH: per workload, ops/s against threads.
-      --quick           A tenth of the totals, for CI.
+      --full            The totals of BENCHMARKS.md, all of them. The default run uses them too,
+                        except pop-loop (2,000,000 of its 10,000,000 iterations), so that it
+                        takes under two minutes on 2 cores.
+      --quick           A tenth of the full totals, for CI.
       --time-limit S    Seconds one run may take before it is reported as hung and the
                         harness stops (default: 600, or 60 with --quick).
       --memory          Measure the resident memory of a 1,000,000-key TDictionary<Int, Int> beside a
@@ -82,8 +86,12 @@ struct Options {
         jsonPath = try value(for: flag)
       case "--svg":
         svgPath = try value(for: flag)
-      case "--quick":
-        size = .quick
+      case "--quick", "--full":
+        let chosen: Size = flag == "--quick" ? .quick : .full
+        guard size == .standard || size == chosen else {
+          throw UsageError(message: "--full and --quick cannot be combined")
+        }
+        size = chosen
       case "--time-limit":
         let text = try value(for: flag)
         guard let seconds = Double(text), seconds > 0, seconds.isFinite else {

@@ -34,13 +34,16 @@ extension Workload {
   ]
 
   static func named(_ name: String) -> Workload? {
-    all.first { $0.name == name }
+    (all + unlisted).first { $0.name == name }
   }
 }
 
-/// How big a run is: the totals of BENCHMARKS.md, or a tenth of them for CI (`--quick`).
+/// How big a run is: the totals of BENCHMARKS.md (`--full`), the default run (the same totals
+/// except where a workload names a smaller standard one, so that the whole run stays under two
+/// minutes on 2 cores), or a tenth of the full totals for CI (`--quick`).
 enum Size: Sendable {
   case full
+  case standard
   case quick
 
   /// Short runs are repeated, and the median reported, until they have taken this long in all
@@ -50,6 +53,7 @@ enum Size: Sendable {
     // A run of a few milliseconds (parallel-sum) is at the mercy of one preemption on a shared
     // 2-core machine; a median of many such runs is what makes its T=2/T=1 ratio repeatable.
     case .full: 1.0
+    case .standard: 0.5
     case .quick: 0.05
     }
   }
@@ -58,7 +62,7 @@ enum Size: Sendable {
   /// expected time on a 2-core machine, so that only a deadlock reaches it.
   var timeLimit: Double {
     switch self {
-    case .full: 600
+    case .full, .standard: 600
     case .quick: 60
     }
   }
@@ -66,14 +70,17 @@ enum Size: Sendable {
   var maximumRuns: Int {
     switch self {
     case .full: 21
+    case .standard: 11
     case .quick: 3
     }
   }
 
-  /// `total` for a full run, a tenth of it for a quick one.
-  func scaled(_ total: Int) -> Int {
+  /// `total` for a full run; `standard` (or `total`) for the default run; a tenth of `total`
+  /// for a quick one.
+  func scaled(_ total: Int, standard: Int? = nil) -> Int {
     switch self {
     case .full: total
+    case .standard: standard ?? total
     case .quick: total / 10
     }
   }
