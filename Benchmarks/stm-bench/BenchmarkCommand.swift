@@ -1,4 +1,5 @@
 import Foundation
+import STM
 
 /// The harness from arguments to exit status.
 enum BenchmarkCommand {
@@ -22,8 +23,25 @@ enum BenchmarkCommand {
       return 0
     case .memory:
       return MemoryFootprint.run()
+    case .report(let path, let top):
+      return printReport(ofLog: path, top: top)
     case .run:
       return runWorkloads(options, arguments: arguments)
+    }
+  }
+
+  /// `stm-bench report`: 0 when printed, 1 when the log cannot be read or parsed.
+  private static func printReport(ofLog path: String, top: Int) -> Int32 {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+      printError("stm-bench: cannot read the conflict log '\(path)'")
+      return 1
+    }
+    do {
+      print(try ConflictReport(log: text).formatted(top: top))
+      return 0
+    } catch {
+      printError("stm-bench: \(error)")
+      return 1
     }
   }
 

@@ -17,6 +17,8 @@ struct Options {
     case list
     case help
     case memory
+    /// `stm-bench report LOG [--top N]`: print the report of a conflict log.
+    case report(logPath: String, top: Int)
   }
 
   struct UsageError: Error {
@@ -27,6 +29,7 @@ struct Options {
     USAGE: stm-bench [--workloads a,b] [--threads 1,2] [--repeat N] [--json PATH] [--svg PATH]
                      [--full | --quick] [--time-limit S]
            stm-bench --memory | --list | --help
+           stm-bench report LOG [--top N]
 
     Runs each workload against the library and the plain-Swift baselines, verifies every
     result, and prints a table of ops/s to stdout (progress goes to stderr).
@@ -52,11 +55,22 @@ struct Options {
       --list            Print the workloads with a one-line description.
       --help            Print this help.
 
+    REPORT:
+      stm-bench report LOG [--top N]
+                        Print the report of a conflict log, which a program writes when it runs
+                        with STM_CONFLICT_LOG=LOG (or calls ConflictLog.start(writingTo:)): totals,
+                        then the N conflicts that cost the most time (default 10), each with its
+                        kind, counts, seconds lost and paused, both source locations and a hint.
+
     Exit status: 0 when every run verified, 1 when a run failed its check or hung, 2 on a usage
     error.
     """
 
   init(parsing arguments: [String]) throws(UsageError) {
+    if arguments.first == "report" {
+      action = try Self.parseReport(arguments.dropFirst())
+      return
+    }
     var remaining = arguments[...]
     func value(for flag: String) throws(UsageError) -> String {
       guard let value = remaining.popFirst(), !value.hasPrefix("--") else {
@@ -131,5 +145,26 @@ struct Options {
       if !result.contains(count) { result.append(count) }
     }
     return result
+  }
+
+  /// `report LOG [--top N]`.
+  private static func parseReport(_ arguments: ArraySlice<String>) throws(UsageError) -> Action {
+    var remaining = arguments
+    var path: String?
+    var top = 10
+    while let argument = remaining.popFirst() {
+      if argument == "--top" {
+        guard let text = remaining.popFirst(), let count = Int(text), count >= 1 else {
+          throw UsageError(message: "--top needs a number of conflicts, 1 or more")
+        }
+        top = count
+      } else if argument.hasPrefix("--") || path != nil {
+        throw UsageError(message: "report takes one log file and --top N, not '\(argument)'")
+      } else {
+        path = argument
+      }
+    }
+    guard let path else { throw UsageError(message: "report needs the path of a conflict log") }
+    return .report(logPath: path, top: top)
   }
 }

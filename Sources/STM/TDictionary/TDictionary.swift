@@ -2,7 +2,7 @@
 /// dictionary shared between threads, which also composes with other transactional data.
 ///
 /// Outside a transaction every operation is atomic on its own, like a concurrent map. Inside
-/// ``atomically(_:)-50w3b`` operations join the running transaction, so several of them, over
+/// ``atomically(_:fileID:line:)-88o9x`` operations join the running transaction, so several of them, over
 /// several structures, commit together.
 ///
 /// ```swift

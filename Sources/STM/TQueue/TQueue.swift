@@ -11,7 +11,7 @@
 /// jobs.close()
 /// ```
 ///
-/// Inside ``atomically(_:)-50w3b`` the operations join the transaction: an enqueue becomes
+/// Inside ``atomically(_:fileID:line:)-88o9x`` the operations join the transaction: an enqueue becomes
 /// visible only if the transaction commits, and a consumer whose transaction rolls back gives
 /// its item back.
 ///

@@ -1,7 +1,7 @@
 /// A transactional set whose conflicts are per element.
 ///
 /// Outside a transaction every operation is atomic on its own; inside
-/// ``atomically(_:)-50w3b`` operations join the running transaction.
+/// ``atomically(_:fileID:line:)-88o9x`` operations join the running transaction.
 ///
 /// ```swift
 /// let seen = TSet<String>()

@@ -10,7 +10,7 @@ import Darwin
 /// the program behaves as if they ran one after another while independent ones run in parallel.
 ///
 /// Add callbacks with ``add(_:)``, then ``run(threads:)-7mj5`` them. Every callback runs exactly
-/// once, as the body of its own ``atomically(_:)-50w3b`` block: two callbacks that touch
+/// once, as the body of its own ``atomically(_:fileID:line:)-88o9x`` block: two callbacks that touch
 /// different keys, indices or cells run truly in parallel, and two that conflict are serialized
 /// by the engine (one of them reruns). Callbacks may add more callbacks; the added work joins
 /// the run in progress.

@@ -45,7 +45,7 @@ final class _Engine: Sendable {
       if let segment = tryAcquireSegment(preferring: context.preferredSegment) {
         freeSegmentWaiters.remove(waiter)
         context.preferredSegment = segment.index
-        context.statistics.recordPause(.freeSegment, nanoseconds: _monotonicNanoseconds() - started)
+        notePause(.freeSegment, since: started, context: context, segment: nil, holder: 0)
         return segment
       }
       // A release does not fence before it looks for waiters (that would cost every transaction
@@ -110,16 +110,22 @@ final class _Engine: Sendable {
   func acquireInevitability(for segment: _Segment, context: _ThreadContext) {
     if inevitableHolder.load(ordering: .relaxed) == segment.tag { return }
     var pausedSince: Int?
+    var lastHolder = 0
     while true {
       let (acquired, holder) = inevitableHolder.compareExchange(
         expected: 0, desired: segment.tag, ordering: .sequentiallyConsistent)
       if acquired { break }
       if holder == segment.tag { break }
       if pausedSince == nil { pausedSince = _monotonicNanoseconds() }
+      lastHolder = holder
       waitForInevitableTransaction(since: pausedSince!)
     }
     if let pausedSince {
-      context.statistics.recordPause(.inevitable, nanoseconds: _monotonicNanoseconds() - pausedSince)
+      notePause(.inevitable, since: pausedSince, context: context, segment: segment, holder: lastHolder)
+    }
+    if _ConflictRecorder.shared.isOn.load(ordering: .relaxed) {
+      let site = segment.siteNumber.load(ordering: .relaxed)
+      _ConflictRecorder.shared.record(.inevitable, .inevitable, nanoseconds: 0, site: site, conflictingSite: 0)
     }
     // Dekker pairing with `enterCommit`: we stored the token (sequentially consistent) and now
     // read every `committing` flag; a committer stores its flag and then reads the token. One of
@@ -160,16 +166,18 @@ final class _Engine: Sendable {
   /// Marks `segment` as committing, waiting (a pause) while another transaction is inevitable.
   func enterCommit(_ segment: _Segment, context: _ThreadContext) {
     var pausedSince: Int?
+    var lastHolder = 0
     while true {
       segment.committing.store(true, ordering: .sequentiallyConsistent)
       let holder = inevitableHolder.load(ordering: .sequentiallyConsistent)
       if holder == 0 || holder == segment.tag { break }
       segment.committing.store(false, ordering: .sequentiallyConsistent)
       if pausedSince == nil { pausedSince = _monotonicNanoseconds() }
+      lastHolder = holder
       waitForInevitableTransaction(since: pausedSince!)
     }
     if let pausedSince {
-      context.statistics.recordPause(.inevitable, nanoseconds: _monotonicNanoseconds() - pausedSince)
+      notePause(.inevitable, since: pausedSince, context: context, segment: segment, holder: lastHolder)
     }
     // Release: a reader that meets one of this segment's earlier commit locks and then reads
     // this value must also see that commit's versions.

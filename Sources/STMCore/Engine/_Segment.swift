@@ -20,6 +20,9 @@ final class _Segment: @unchecked Sendable {
   let committing = Atomic<Bool>(false)
   /// The number of the commit in progress, or one of the `_CommitNumber` sentinels.
   let commitNumber = Atomic<UInt64>(_CommitNumber.unnumbered)
+  /// While the conflict log records: the number of the running transaction's `atomically`
+  /// call site, read by transactions that wait for or lose to this one (0 otherwise).
+  let siteNumber = Atomic<UInt32>(0)
 
   // MARK: State of the running transaction (holding thread only)
 
@@ -43,6 +46,9 @@ final class _Segment: @unchecked Sendable {
   /// The body called `retry()` (even if user code swallowed the error).
   @exclusivity(unchecked) var retryRequested = false
   @exclusivity(unchecked) var attemptStarted = 0
+  /// While the conflict log records: the site of the transaction that made this attempt's
+  /// commit fail, for the abort's log entry.
+  @exclusivity(unchecked) var conflictingSite: UInt32 = 0
   /// Abort hooks of `orElse` branches and nested blocks that rolled back; they run when the
   /// whole transaction ends, outside it, whatever its outcome.
   @exclusivity(unchecked) var rolledBackHooks: [() -> Void] = []
@@ -101,7 +107,7 @@ final class _Segment: @unchecked Sendable {
   /// `_CommitNumber.unnumbered` (see there for why its number will be above our snapshot).
   @usableFromInline
   func visibleVersion(of cell: _Cell) -> Unmanaged<_VersionBase> {
-    var pausedSince = 0
+    var pausedSince = 0, lastHolder = 0
     var backoff = _Backoff()
     while true {
       let holder = cell.owner.load(ordering: .acquiring)
@@ -110,12 +116,13 @@ final class _Segment: @unchecked Sendable {
         let number = engine.segments[holder - 1].commitNumber.load(ordering: .acquiring)
         if _CommitNumber.mayPrecede(number, snapshot) {
           if pausedSince == 0 { pausedSince = _monotonicNanoseconds() }
+          lastHolder = holder
           backoff.pause()
           continue
         }
       }
-      if pausedSince != 0 {
-        context?.statistics.recordPause(.writeRead, nanoseconds: _monotonicNanoseconds() - pausedSince)
+      if pausedSince != 0, let context {
+        engine.notePause(.writeRead, since: pausedSince, context: context, segment: self, holder: lastHolder)
       }
       var version = cell.head.load(ordering: .acquiring)
       while version._withUnsafeGuaranteedRef({ $0.stamp }) > snapshot {
@@ -310,7 +317,7 @@ final class _Segment: @unchecked Sendable {
         }
       }
       if allLocked {
-        if started != 0 { context.statistics.recordPause(.writeWrite, nanoseconds: _monotonicNanoseconds() - started) }
+        if started != 0 { engine.notePause(.writeWrite, since: started, context: context, segment: self, holder: 0) }
         return landing
       }
       unlock(entries, landing)
@@ -335,12 +342,13 @@ final class _Segment: @unchecked Sendable {
       return
     }
     let started = _monotonicNanoseconds()
+    let holder = cell.owner.load(ordering: .relaxed)
     var backoff = _Backoff()
     repeat {
       // Test before test-and-set: waiting on a plain load keeps the line shared.
       repeat { backoff.pause() } while cell.owner.load(ordering: .relaxed) != 0
     } while !cell.owner.compareExchange(expected: 0, desired: tag, ordering: .acquiringAndReleasing).exchanged
-    context.statistics.recordPause(.writeWrite, nanoseconds: _monotonicNanoseconds() - started)
+    engine.notePause(.writeWrite, since: started, context: context, segment: self, holder: holder)
   }
 
   /// The first reason this transaction cannot commit as number `number`, if any.
@@ -356,6 +364,9 @@ final class _Segment: @unchecked Sendable {
         let other = segments[holder - 1].commitNumber.load(ordering: .acquiring)
         if _CommitNumber.mayPrecede(other, number - 1) {
           readConflict = .writeRead
+          if _ConflictRecorder.shared.isOn.load(ordering: .relaxed) {
+            conflictingSite = segments[holder - 1].siteNumber.load(ordering: .relaxed)
+          }
           return true
         }
       }
@@ -376,6 +387,7 @@ final class _Segment: @unchecked Sendable {
   private func staleness(of cell: _Cell, readKind: ContentionKind) -> ContentionKind? {
     cell.head.load(ordering: .acquiring)._withUnsafeGuaranteedRef { newest in
       guard newest.stamp > snapshot else { return nil }
+      conflictingSite = newest.site
       return newest.flags & _VersionFlags.byInevitable != 0 ? .inevitable : readKind
     }
   }
@@ -390,22 +402,25 @@ final class _Segment: @unchecked Sendable {
   private func publish(_ entry: borrowing _WriteEntry, number: UInt64, flags: UInt8, engine: _Engine) {
     entry.target._withUnsafeGuaranteedRef { cell in
       let previous = cell.head.load(ordering: .acquiring)
+      let site = siteNumber.load(ordering: .relaxed)
       if entry.commutes.isEmpty, let version = entry.version {
-        engine.publish(version, in: cell, replacing: previous, number: number, flags: flags)
+        engine.publish(version, in: cell, replacing: previous, number: number, flags: flags, site: site)
         return
       }
       var version = entry.version ?? previous.takeUnretainedValue()
       for transform in entry.commutes { version = transform(version) }
-      engine.publish(version, in: cell, replacing: previous, number: number, flags: flags)
+      engine.publish(version, in: cell, replacing: previous, number: number, flags: flags, site: site)
     }
   }
 }
 
 extension _Engine {
   /// Makes `version` the newest of `cell`; the caller holds the cell's commit lock.
-  func publish(_ version: _VersionBase, in cell: _Cell, replacing previous: Unmanaged<_VersionBase>, number: UInt64, flags: UInt8) {
+  func publish(_ version: _VersionBase, in cell: _Cell, replacing previous: Unmanaged<_VersionBase>, number: UInt64, flags: UInt8, site: UInt32 = 0) {
     version.stamp = number
     version.flags = flags
+    // Always stored: a recycled version must not keep the site of an earlier commit.
+    version.site = site
     // The cell's retain on the previous head moves into the new version's link.
     version.older = previous.takeRetainedValue()
     cell.head.store(Unmanaged.passRetained(version), ordering: .releasing)

@@ -62,6 +62,8 @@ final class _ThreadContext: @unchecked Sendable {
   @exclusivity(unchecked) var lastCommit = _SerialPosition(number: 0, isReadOnly: true)
   /// Writing commits since this thread last looked at the reclamation list.
   @exclusivity(unchecked) var commitsSinceReclamation = 0
+  /// The conflict log's numbers for the `atomically` call sites this thread has used.
+  @exclusivity(unchecked) var siteNumbers: [_SiteKey: UInt32] = [:]
   /// xorshift state for randomized backoff; per thread, so threads do not back off in step.
   @exclusivity(unchecked) var backoffRandom: UInt64
 
@@ -93,8 +95,12 @@ final class _ThreadContext: @unchecked Sendable {
     state.initialize(to: _ThreadState(segment: nil, context: Unmanaged.passRetained(context)))
     pthread_setspecific(_threadStateKey, state)
     _StatisticsRegistry.shared.register(context.statistics)
+    _ = readConflictLogEnvironment
     return state
   }
+
+  /// `STM_CONFLICT_LOG`, read once, when the first thread uses the engine.
+  private static let readConflictLogEnvironment: Void = ConflictLog.startFromProcessEnvironment()
 
   private static let nextPreferredSegment = Atomic<Int>(0)
 

@@ -60,7 +60,7 @@ struct _TransactionRun {
   @usableFromInline init() {}
 
   @usableFromInline
-  mutating func begin(_ context: _ThreadContext) -> _Segment {
+  mutating func begin(_ context: _ThreadContext, fileID: StaticString, line: UInt) -> _Segment {
     if let misuse = context.forbiddenAccess { _misuse(misuse) }
     let engine = _Engine.shared
     let segment = engine.acquireSegment(for: context)
@@ -68,6 +68,7 @@ struct _TransactionRun {
     segment.attempt &+= 1
     segment.isRunning = true
     context.segment = segment
+    engine.noteSite(of: segment, fileID: fileID, line: line, context: context)
     if escalate {
       engine.acquireInevitability(for: segment, context: context)
       segment.isInevitable = true
@@ -105,7 +106,7 @@ struct _TransactionRun {
   }
 
   private mutating func abort(_ segment: _Segment, _ context: _ThreadContext, kind: ContentionKind) -> _AttemptOutcome {
-    context.statistics.recordAbort(kind, nanoseconds: _monotonicNanoseconds() - segment.attemptStarted)
+    _Engine.shared.noteAbort(kind, of: segment, context: context)
     let failedToBecomeInevitable = segment.isDoomed && segment.isInevitable
     run(end(segment, context, aborting: true))
     aborts += 1
@@ -153,6 +154,7 @@ struct _TransactionRun {
     segment.isDoomed = false
     segment.retryRequested = false
     segment.isRunning = false
+    if segment.siteNumber.load(ordering: .relaxed) != 0 { segment.siteNumber.store(0, ordering: .relaxed) }
     if !segment.reads.isEmpty { segment.reads.removeAll() }
     if !segment.log.isEmpty || !segment.log.afterCommit.isEmpty || !segment.log.afterAbort.isEmpty {
       segment.log.removeAll()

@@ -17,6 +17,9 @@ class _VersionBase: @unchecked Sendable {
   @exclusivity(unchecked) @usableFromInline final var older: _VersionBase?
   /// `_VersionFlags` bits.
   @exclusivity(unchecked) @usableFromInline final var flags: UInt8 = 0
+  /// The conflict log's number for the `atomically` call that committed this version (0:
+  /// unknown, or not recording). It fits in the padding after `flags`: no extra memory.
+  @exclusivity(unchecked) @usableFromInline final var site: UInt32 = 0
 
   @usableFromInline
   init(stamp: UInt64) {

@@ -1,6 +1,6 @@
 /// A transactional variable: a shared cell whose reads and writes are atomic.
 ///
-/// Inside ``atomically(_:)-50w3b`` a `TVar` joins the running transaction: reads see the
+/// Inside ``atomically(_:fileID:line:)-88o9x`` a `TVar` joins the running transaction: reads see the
 /// transaction's snapshot and its own writes, and writes become visible at commit. Outside, each
 /// operation is a transaction of its own: reading ``value`` is an atomic read of the newest
 /// committed value, and updating it in place (`counter.value += 1`) is one atomic
@@ -47,7 +47,7 @@ public struct TVar<Value: Sendable> {
   /// Conflicts: a read conflicts with a later commit that writes this variable; a write conflicts
   /// with concurrent writes of it.
   ///
-  /// - Complexity: O(1) to read and to write; a commit is described on ``atomically(_:)-50w3b``.
+  /// - Complexity: O(1) to read and to write; a commit is described on ``atomically(_:fileID:line:)-88o9x``.
   @inlinable
   public var value: Value {
     get {

@@ -23,15 +23,18 @@
 /// A nested `atomically` joins the transaction already running on the thread. If a nested
 /// block throws, its own writes are rolled back and the error propagates to the outer body.
 ///
-/// - Parameter body: The transaction's work. It receives the ``Transaction`` handle for control
-///   operations (``Transaction/retry()``, ``Transaction/orElse(_:_:)``, hooks).
+/// - Parameters:
+///   - body: The transaction's work. It receives the ``Transaction`` handle for control
+///     operations (``Transaction/retry()``, ``Transaction/orElse(_:_:)``, hooks).
+///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+///   - line: The call's line, for the ``ConflictLog``; leave the default.
 /// - Returns: What `body` returns from the attempt that committed.
 /// - Throws: What `body` throws. The transaction then leaves no trace: nothing it wrote becomes
 ///   visible and no ``Transaction/afterCommit(_:)`` hook runs.
 /// - Complexity: O(*r* + *w* log *w*) to commit, for *r* cells read and *w* written.
 @inlinable
 public func atomically<Result, Failure: Error>(
-  _ body: (Transaction) throws(Failure) -> Result
+  _ body: (Transaction) throws(Failure) -> Result, fileID: StaticString = #fileID, line: UInt = #line
 ) throws(Failure) -> Result {
   let state = _ThreadState.current
   if let segment = state.pointee.segment {
@@ -40,7 +43,7 @@ public func atomically<Result, Failure: Error>(
   let context = state.pointee.context.takeUnretainedValue()
   var run = _TransactionRun()
   while true {
-    let segment = run.begin(context)
+    let segment = run.begin(context, fileID: fileID, line: line)
     let outcome: _AttemptOutcome
     let result: Result
     do {
@@ -79,13 +82,16 @@ public func atomically<Result, Failure: Error>(
 /// }
 /// ```
 ///
-/// - Parameter body: The transaction's work, as in the synchronous form.
+/// - Parameters:
+///   - body: The transaction's work, as in the synchronous form.
+///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+///   - line: The call's line, for the ``ConflictLog``; leave the default.
 /// - Returns: What `body` returns from the attempt that committed.
 /// - Throws: What `body` throws, with nothing it wrote left behind.
 /// - Complexity: As the synchronous form.
 @inlinable
 public func atomically<Result, Failure: Error>(
-  _ body: (Transaction) throws(Failure) -> Result
+  _ body: (Transaction) throws(Failure) -> Result, fileID: StaticString = #fileID, line: UInt = #line
 ) async throws(Failure) -> Result {
   if let segment = _ThreadState.current.pointee.segment {
     return try _joinRunningTransaction(segment.takeUnretainedValue(), body)
@@ -93,7 +99,7 @@ public func atomically<Result, Failure: Error>(
   var run = _TransactionRun()
   while true {
     // Everything between `begin` and `finish` runs without suspending, so it stays on one thread.
-    let segment = run.begin(_ThreadContext.current)
+    let segment = run.begin(_ThreadContext.current, fileID: fileID, line: line)
     let current = segment.context!
     let result: Result
     do {

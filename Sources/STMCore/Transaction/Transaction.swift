@@ -1,4 +1,4 @@
-/// The handle of a running transaction, passed to the body of ``atomically(_:)-50w3b``.
+/// The handle of a running transaction, passed to the body of ``atomically(_:fileID:line:)-88o9x``.
 ///
 /// Reading and writing ``TVar``s needs no handle: the transaction running on the current thread
 /// is found implicitly, so the same code works inside and outside `atomically`. The handle

@@ -1,0 +1,27 @@
+/// A place in the source code: a file, as `#fileID` names it (`Module/File.swift`), and a line.
+public struct CodeLocation: Sendable, Hashable, Comparable, CustomStringConvertible {
+  /// The file, as `#fileID` names it: `Module/File.swift`.
+  public let fileID: String
+  /// The line, from 1.
+  public let line: Int
+
+  public init(fileID: String, line: Int) {
+    self.fileID = fileID
+    self.line = line
+  }
+
+  /// `Module/File.swift:42`.
+  public var description: String { "\(fileID):\(line)" }
+
+  /// Parses `Module/File.swift:42`, as ``description`` writes it.
+  init?(parsing text: Substring) {
+    guard let colon = text.lastIndex(of: ":"), let line = Int(text[text.index(after: colon)...]) else {
+      return nil
+    }
+    self.init(fileID: String(text[..<colon]), line: line)
+  }
+
+  public static func < (lhs: Self, rhs: Self) -> Bool {
+    (lhs.fileID, lhs.line) < (rhs.fileID, rhs.line)
+  }
+}

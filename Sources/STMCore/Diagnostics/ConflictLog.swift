@@ -1,0 +1,76 @@
+import Foundation
+
+/// Records every abort and pause with where it came from, so that contention can be found and
+/// fixed: the contention kind, the time it cost, the `atomically` call of the transaction that
+/// lost the time, and the `atomically` call of the transaction on the other side.
+///
+/// Turn it on in code, or for a whole program with the `STM_CONFLICT_LOG` environment variable
+/// naming a file to write (read when the first transaction starts):
+///
+/// ```swift
+/// try ConflictLog.start(writingTo: "conflicts.log")   // or start() for memory only
+/// runTheWorkload()
+/// if let report = ConflictLog.stop() { print(report) }
+/// ```
+///
+/// ```sh
+/// STM_CONFLICT_LOG=conflicts.log ./my-program
+/// swift run -c release stm-bench report conflicts.log
+/// ```
+///
+/// Off (the default), recording costs nothing measurable. On, each abort or pause takes a lock
+/// and keeps one entry in memory (and writes one line to the file): cheap next to the abort it
+/// records, but a program with millions of pauses keeps millions of entries.
+///
+/// Locations are `#fileID`:`#line` of the `atomically` calls. A single operation outside
+/// `atomically` (a `TVar` or collection used on its own) has no location in the log.
+public enum ConflictLog {
+  /// The environment variable that starts recording into the file it names.
+  public static let environmentVariable = "STM_CONFLICT_LOG"
+
+  /// Starts recording, in memory and, with a path, into that file (replaced if it exists).
+  /// Starting again ends the previous recording first.
+  ///
+  /// - Throws: ``ConflictLogError/cannotOpen(_:_:)`` when the file cannot be written.
+  public static func start(writingTo path: String? = nil) throws(ConflictLogError) {
+    try _ConflictRecorder.shared.start(writingTo: path)
+  }
+
+  /// Stops recording, closes the file (after a last `summary` line with the wall time and the
+  /// commits), and returns the report of the recording, or nil if none was running.
+  @discardableResult
+  public static func stop() -> ConflictReport? {
+    _ConflictRecorder.shared.stop()
+  }
+
+  /// Whether a recording is running.
+  public static var isRecording: Bool { _ConflictRecorder.shared.isOn.load(ordering: .relaxed) }
+
+  /// The report of the recording so far, or nil if none is running.
+  public static func report() -> ConflictReport? {
+    _ConflictRecorder.shared.report()
+  }
+
+  /// Starts recording if `environment` names a log file in ``environmentVariable``; the engine
+  /// calls this with the process environment when it starts.
+  ///
+  /// - Returns: Whether recording started.
+  @discardableResult
+  public static func start(fromEnvironment environment: [String: String]) -> Bool {
+    guard let path = environment[environmentVariable], !path.isEmpty else { return false }
+    do {
+      try start(writingTo: path)
+      return true
+    } catch {
+      // A diagnostic switch must not stop the program it diagnoses; say why it is off.
+      let message = "swift-stm: \(environmentVariable) is set, but \(error); conflicts are not recorded\n"
+      FileHandle.standardError.write(Data(message.utf8))
+      return false
+    }
+  }
+
+  /// Reads ``environmentVariable`` from the process environment.
+  static func startFromProcessEnvironment() {
+    start(fromEnvironment: ProcessInfo.processInfo.environment)
+  }
+}

@@ -1,0 +1,179 @@
+import Foundation
+import STM
+import STMTestSupport
+import Testing
+
+private func here(_ line: Int, fileID: String = #fileID) -> CodeLocation {
+  CodeLocation(fileID: fileID, line: line)
+}
+
+extension LibraryTests {
+  /// The conflict log records each abort and pause with both sides' `atomically` locations.
+  @Suite struct ConflictLogTests {
+    @Test func aStaleReadIsRecordedAsAWriteReadAbortWithBothLocations() throws {
+      let x = TVar(0), y = TVar(0)
+      let readerHasRead = Gate(), writerCommitted = Gate()
+      let readerLine = LockedBox(0)
+      try ConflictLog.start()
+      defer { ConflictLog.stop() }
+      let reader = startThread {
+        let first = LockedBox(true)
+        readerLine.value = #line; atomically { _ in
+          _ = x.value
+          if first.value {
+            first.value = false
+            readerHasRead.open()
+            writerCommitted.wait()
+          }
+          y.value += 1
+        }
+      }
+      readerHasRead.wait()
+      let writerLine = #line; atomically { _ in x.value = 1 }
+      writerCommitted.open()
+      reader.wait()
+      let report = try #require(ConflictLog.stop())
+      #expect(report.conflicts.count == 1)
+      let conflict = try #require(report.conflicts.first)
+      #expect(conflict.kind == .writeRead)
+      #expect(conflict.aborts == 1)
+      #expect(conflict.pauses == 0)
+      #expect(conflict.secondsLostInAborts > 0)
+      #expect(conflict.location == here(readerLine.value))
+      #expect(conflict.conflictingLocation == here(writerLine))
+      #expect(report.commits >= 2)
+    }
+
+    @Test func blindWritesOfOneCellAreRecordedAsAWriteWriteAbort() throws {
+      let x = TVar(0)
+      let loserWrote = Gate(), winnerCommitted = Gate()
+      let loserLine = LockedBox(0)
+      try ConflictLog.start()
+      defer { ConflictLog.stop() }
+      let loser = startThread {
+        let first = LockedBox(true)
+        loserLine.value = #line; atomically { _ in
+          x.value = 10
+          if first.value {
+            first.value = false
+            loserWrote.open()
+            winnerCommitted.wait()
+          }
+        }
+      }
+      loserWrote.wait()
+      let winnerLine = #line; atomically { _ in x.value = 20 }
+      winnerCommitted.open()
+      loser.wait()
+      let report = try #require(ConflictLog.stop())
+      #expect(report.conflicts.map(\.kind) == [.writeWrite])
+      #expect(report.conflicts.first?.aborts == 1)
+      #expect(report.conflicts.first?.location == here(loserLine.value))
+      #expect(report.conflicts.first?.conflictingLocation == here(winnerLine))
+      #expect(x.value == 10)
+    }
+
+    @Test func becomingInevitableIsRecordedWithItsLocation() throws {
+      try ConflictLog.start()
+      defer { ConflictLog.stop() }
+      let line = #line; try atomically { tx in try tx.becomeInevitable() }
+      let report = try #require(ConflictLog.stop())
+      #expect(report.inevitableTransactions == [here(line): 1])
+      #expect(report.conflicts.isEmpty)
+    }
+
+    @Test func nothingIsRecordedWhenOff() throws {
+      ConflictLog.stop()
+      #expect(!ConflictLog.isRecording)
+      try atomically { tx in try tx.becomeInevitable() }
+      #expect(ConflictLog.report() == nil)
+      #expect(ConflictLog.stop() == nil)
+    }
+
+    /// The log file holds one line per event and a summary, and parses back to the same report.
+    @Test func theLogFileParsesBackToTheSameReport() throws {
+      let path = FileManager.default.temporaryDirectory.appendingPathComponent("stm-conflicts-\(getpid()).log").path
+      defer { try? FileManager.default.removeItem(atPath: path) }
+      try ConflictLog.start(writingTo: path)
+      for _ in 0..<3 { try atomically { tx in try tx.becomeInevitable() } }
+      let live = try #require(ConflictLog.stop())
+      let text = try String(contentsOfFile: path, encoding: .utf8)
+      #expect(text.split(separator: "\n").filter { $0.hasPrefix("inevitable\t") }.count == 3)
+      #expect(text.split(separator: "\n").last?.hasPrefix("summary\t") == true)
+      let parsed = try ConflictReport(log: text)
+      #expect(parsed.inevitableTransactions == live.inevitableTransactions)
+      #expect(parsed.commits == live.commits)
+    }
+
+    @Test func theEnvironmentVariableStartsRecordingIntoItsFile() throws {
+      let path = FileManager.default.temporaryDirectory.appendingPathComponent("stm-env-\(getpid()).log").path
+      defer {
+        ConflictLog.stop()
+        try? FileManager.default.removeItem(atPath: path)
+      }
+      #expect(ConflictLog.start(fromEnvironment: ["HOME": "/"]) == false)
+      #expect(!ConflictLog.isRecording)
+      #expect(ConflictLog.start(fromEnvironment: [ConflictLog.environmentVariable: path]))
+      #expect(ConflictLog.isRecording)
+      try atomically { tx in try tx.becomeInevitable() }
+      ConflictLog.stop()
+      #expect(try ConflictReport(log: String(contentsOfFile: path, encoding: .utf8)).inevitableTransactions.count == 1)
+      // An unwritable path leaves recording off and says why, instead of stopping the program.
+      #expect(ConflictLog.start(fromEnvironment: [ConflictLog.environmentVariable: "/no/such/dir/x.log"]) == false)
+      #expect(!ConflictLog.isRecording)
+    }
+
+    /// In a fresh process, `STM_CONFLICT_LOG` set before the first transaction starts the log,
+    /// and exiting writes its summary.
+    @Test func aProcessStartedWithTheVariableWritesTheLog() async throws {
+      let path = "/tmp/swift-stm-conflict-log-exit-test.log"
+      try? FileManager.default.removeItem(atPath: path)
+      await #expect(processExitsWith: .success) {
+        setenv("STM_CONFLICT_LOG", "/tmp/swift-stm-conflict-log-exit-test.log", 1)
+        try? atomically { tx in try tx.becomeInevitable() }
+        exit(0)
+      }
+      let text = try String(contentsOfFile: path, encoding: .utf8)
+      try? FileManager.default.removeItem(atPath: path)
+      let report = try ConflictReport(log: text)
+      #expect(report.inevitableTransactions.values.reduce(0, +) == 1)
+      #expect(report.commits >= 1)
+    }
+
+    @Test func aReportOfAKnownLogPrintsExactly() throws {
+      let log = """
+        # swift-stm conflict log: outcome, kind, seconds, location, conflicting location
+        abort\twriteRead\t0.25\tApp/Worker.swift:42\tApp/Totals.swift:17
+        abort\twriteRead\t0.5\tApp/Worker.swift:42\tApp/Totals.swift:17
+        pause\twriteWrite\t0.125\tApp/Queue.swift:9\t
+        abort\twriteWrite\t0.001\t\tApp/Queue.swift:9
+        inevitable\tinevitable\t0.0\tApp/Main.swift:3\t
+        summary\t2.0\t1000
+        """
+      let report = try ConflictReport(log: log)
+      #expect(report.aborts == 3)
+      #expect(report.pauses == 1)
+      #expect(report.formatted(top: 2) == """
+        2.000s recorded: 1,000 commits (500 transactions/s), 3 aborts (0.3% of attempts), 1 pauses
+        0.751s lost in aborts, 0.125s paused (summed over threads)
+
+        Top conflicts by time lost:
+         1. 0.750s lost in aborts, 0.000s paused (2x write-read aborts)
+            in the transaction at  App/Worker.swift:42
+            by the transaction at  App/Totals.swift:17
+            hint: \(ConflictReport.Conflict.hint(for: .writeRead))
+         2. 0.000s lost in aborts, 0.125s paused (1x write-write pauses)
+            in the transaction at  App/Queue.swift:9
+            by the transaction at  (unknown)
+            hint: \(ConflictReport.Conflict.hint(for: .writeWrite))
+        (1 more)
+        """)
+    }
+
+    @Test func aMalformedLogLineIsReportedWithItsNumber() {
+      #expect(throws: ConflictLogError.malformedLine(2, "abort\tnot-a-kind\t1\t\t")) {
+        try ConflictReport(log: "# header\nabort\tnot-a-kind\t1\t\t\n")
+      }
+    }
+  }
+}
