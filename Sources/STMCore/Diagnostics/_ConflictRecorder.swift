@@ -97,15 +97,23 @@ final class _ConflictRecorder: @unchecked Sendable {
 
 extension _Engine {
   /// Counts a pause that began at `started`, and logs it while the conflict log records:
-  /// `segment` is the waiting transaction's (nil before it has one), `holder` the tag of the
-  /// segment it waited for (0 when unknown).
-  func notePause(_ kind: ContentionKind, since started: Int, context: _ThreadContext, segment: _Segment?, holder: Int) {
+  /// `segment` is the waiting transaction's (nil before it has one), `conflictingSite` that of
+  /// the transaction it waited for (see ``site(ofSegmentTagged:)``).
+  func notePause(_ kind: ContentionKind, since started: Int, context: _ThreadContext, segment: _Segment?, conflictingSite: UInt32) {
     let nanoseconds = _monotonicNanoseconds() - started
     context.statistics.recordPause(kind, nanoseconds: nanoseconds)
     guard _ConflictRecorder.shared.isOn.load(ordering: .relaxed) else { return }
     _ConflictRecorder.shared.record(
       .pause, kind, nanoseconds: nanoseconds, site: segment?.siteNumber.load(ordering: .relaxed) ?? 0,
-      conflictingSite: holder > 0 ? segments[holder - 1].siteNumber.load(ordering: .relaxed) : 0)
+      conflictingSite: conflictingSite)
+  }
+
+  /// While the conflict log records, the site of the transaction running on the segment with
+  /// tag `tag` (0 otherwise, or for no segment). Read it while that transaction is still in the
+  /// way: once it ends, its segment shows no site, or another transaction's.
+  func site(ofSegmentTagged tag: Int) -> UInt32 {
+    guard tag > 0, _ConflictRecorder.shared.isOn.load(ordering: .relaxed) else { return 0 }
+    return segments[tag - 1].siteNumber.load(ordering: .relaxed)
   }
 
   /// Counts an abort of `segment`'s attempt, and logs it while the conflict log records.

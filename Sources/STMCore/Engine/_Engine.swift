@@ -45,7 +45,7 @@ final class _Engine: Sendable {
       if let segment = tryAcquireSegment(preferring: context.preferredSegment) {
         freeSegmentWaiters.remove(waiter)
         context.preferredSegment = segment.index
-        notePause(.freeSegment, since: started, context: context, segment: nil, holder: 0)
+        notePause(.freeSegment, since: started, context: context, segment: nil, conflictingSite: 0)
         return segment
       }
       // A release does not fence before it looks for waiters (that would cost every transaction
@@ -110,18 +110,20 @@ final class _Engine: Sendable {
   func acquireInevitability(for segment: _Segment, context: _ThreadContext) {
     if inevitableHolder.load(ordering: .relaxed) == segment.tag { return }
     var pausedSince: Int?
-    var lastHolder = 0
+    var holderSite: UInt32 = 0
     while true {
       let (acquired, holder) = inevitableHolder.compareExchange(
         expected: 0, desired: segment.tag, ordering: .sequentiallyConsistent)
       if acquired { break }
       if holder == segment.tag { break }
-      if pausedSince == nil { pausedSince = _monotonicNanoseconds() }
-      lastHolder = holder
+      if pausedSince == nil {
+        pausedSince = _monotonicNanoseconds()
+        holderSite = site(ofSegmentTagged: holder)
+      }
       waitForInevitableTransaction(since: pausedSince!)
     }
     if let pausedSince {
-      notePause(.inevitable, since: pausedSince, context: context, segment: segment, holder: lastHolder)
+      notePause(.inevitable, since: pausedSince, context: context, segment: segment, conflictingSite: holderSite)
     }
     if _ConflictRecorder.shared.isOn.load(ordering: .relaxed) {
       let site = segment.siteNumber.load(ordering: .relaxed)
@@ -166,18 +168,20 @@ final class _Engine: Sendable {
   /// Marks `segment` as committing, waiting (a pause) while another transaction is inevitable.
   func enterCommit(_ segment: _Segment, context: _ThreadContext) {
     var pausedSince: Int?
-    var lastHolder = 0
+    var holderSite: UInt32 = 0
     while true {
       segment.committing.store(true, ordering: .sequentiallyConsistent)
       let holder = inevitableHolder.load(ordering: .sequentiallyConsistent)
       if holder == 0 || holder == segment.tag { break }
       segment.committing.store(false, ordering: .sequentiallyConsistent)
-      if pausedSince == nil { pausedSince = _monotonicNanoseconds() }
-      lastHolder = holder
+      if pausedSince == nil {
+        pausedSince = _monotonicNanoseconds()
+        holderSite = site(ofSegmentTagged: holder)
+      }
       waitForInevitableTransaction(since: pausedSince!)
     }
     if let pausedSince {
-      notePause(.inevitable, since: pausedSince, context: context, segment: segment, holder: lastHolder)
+      notePause(.inevitable, since: pausedSince, context: context, segment: segment, conflictingSite: holderSite)
     }
     // Release: a reader that meets one of this segment's earlier commit locks and then reads
     // this value must also see that commit's versions.

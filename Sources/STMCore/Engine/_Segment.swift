@@ -107,7 +107,7 @@ final class _Segment: @unchecked Sendable {
   /// `_CommitNumber.unnumbered` (see there for why its number will be above our snapshot).
   @usableFromInline
   func visibleVersion(of cell: _Cell) -> Unmanaged<_VersionBase> {
-    var pausedSince = 0, lastHolder = 0
+    var pausedSince = 0, holderSite: UInt32 = 0
     var backoff = _Backoff()
     while true {
       let holder = cell.owner.load(ordering: .acquiring)
@@ -115,14 +115,16 @@ final class _Segment: @unchecked Sendable {
       if holder > 0 && holder != tag {
         let number = engine.segments[holder - 1].commitNumber.load(ordering: .acquiring)
         if _CommitNumber.mayPrecede(number, snapshot) {
-          if pausedSince == 0 { pausedSince = _monotonicNanoseconds() }
-          lastHolder = holder
+          if pausedSince == 0 {
+            pausedSince = _monotonicNanoseconds()
+            holderSite = engine.site(ofSegmentTagged: holder)
+          }
           backoff.pause()
           continue
         }
       }
       if pausedSince != 0, let context {
-        engine.notePause(.writeRead, since: pausedSince, context: context, segment: self, holder: lastHolder)
+        engine.notePause(.writeRead, since: pausedSince, context: context, segment: self, conflictingSite: holderSite)
       }
       var version = cell.head.load(ordering: .acquiring)
       while version._withUnsafeGuaranteedRef({ $0.stamp }) > snapshot {
@@ -317,7 +319,7 @@ final class _Segment: @unchecked Sendable {
         }
       }
       if allLocked {
-        if started != 0 { engine.notePause(.writeWrite, since: started, context: context, segment: self, holder: 0) }
+        if started != 0 { engine.notePause(.writeWrite, since: started, context: context, segment: self, conflictingSite: 0) }
         return landing
       }
       unlock(entries, landing)
@@ -342,13 +344,13 @@ final class _Segment: @unchecked Sendable {
       return
     }
     let started = _monotonicNanoseconds()
-    let holder = cell.owner.load(ordering: .relaxed)
+    let holderSite = engine.site(ofSegmentTagged: cell.owner.load(ordering: .relaxed))
     var backoff = _Backoff()
     repeat {
       // Test before test-and-set: waiting on a plain load keeps the line shared.
       repeat { backoff.pause() } while cell.owner.load(ordering: .relaxed) != 0
     } while !cell.owner.compareExchange(expected: 0, desired: tag, ordering: .acquiringAndReleasing).exchanged
-    engine.notePause(.writeWrite, since: started, context: context, segment: self, holder: holder)
+    engine.notePause(.writeWrite, since: started, context: context, segment: self, conflictingSite: holderSite)
   }
 
   /// The first reason this transaction cannot commit as number `number`, if any.
@@ -364,9 +366,7 @@ final class _Segment: @unchecked Sendable {
         let other = segments[holder - 1].commitNumber.load(ordering: .acquiring)
         if _CommitNumber.mayPrecede(other, number - 1) {
           readConflict = .writeRead
-          if _ConflictRecorder.shared.isOn.load(ordering: .relaxed) {
-            conflictingSite = segments[holder - 1].siteNumber.load(ordering: .relaxed)
-          }
+          conflictingSite = _Engine.shared.site(ofSegmentTagged: holder)
           return true
         }
       }

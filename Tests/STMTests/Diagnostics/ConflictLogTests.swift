@@ -1,5 +1,6 @@
 import Foundation
 import STM
+@testable import STMCore
 import STMTestSupport
 import Testing
 
@@ -71,6 +72,39 @@ extension LibraryTests {
       #expect(report.conflicts.first?.location == here(loserLine.value))
       #expect(report.conflicts.first?.conflictingLocation == here(winnerLine))
       #expect(x.value == 10)
+    }
+
+    /// A read that waits for a commit publishing the version it must see is a write-read
+    /// pause, recorded with the committing transaction's location.
+    @Test func aReadWaitingForAPublishingCommitIsRecordedAsAPause() throws {
+      let cell = TVar(0)
+      let pause = CommitNumberPause()
+      defer { pause.remove() }
+      try ConflictLog.start()
+      defer { ConflictLog.stop() }
+      let committerLine = LockedBox(0), readerLine = LockedBox(0)
+      let committer = startThread {
+        pause.stopThisThreadsNextCommit()
+        committerLine.value = #line; atomically { _ in cell.value += 1 }
+      }
+      pause.numbered.wait()
+      // The committer holds the cell with its number taken: a snapshot taken now must wait.
+      let reader = startThread {
+        readerLine.value = #line; atomically { _ in _ = cell.value }
+      }
+      Thread.sleep(forTimeInterval: 0.05)
+      pause.release.open()
+      committer.wait()
+      reader.wait()
+      let report = try #require(ConflictLog.stop())
+      #expect(report.conflicts.count == 1)
+      let recorded = try #require(report.conflicts.first)
+      #expect(recorded.kind == .writeRead)
+      #expect(recorded.pauses == 1)
+      #expect(recorded.aborts == 0)
+      #expect(recorded.secondsPaused >= 0.04)
+      #expect(recorded.location == here(readerLine.value))
+      #expect(recorded.conflictingLocation == here(committerLine.value))
     }
 
     @Test func becomingInevitableIsRecordedWithItsLocation() throws {

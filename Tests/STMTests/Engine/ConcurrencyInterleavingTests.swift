@@ -239,24 +239,13 @@ extension LibraryTests {
     /// and its own update to it is lost (a bug the harness caught and the oracle did not).
     @Test func aReadWaitsForACommitThatHasTakenItsNumber() {
       let cell = TVar(0)
-      let numbered = Gate(), release = Gate()
-      let fired = Atomic<Bool>(false)
-      // Thread names are inherited on Linux, so the committer is recognized by its pthread.
-      let committerThread = Atomic<UInt>(0)
-      _TestHooks.afterTakingCommitNumber.withLock { hook in
-        hook = {
-          guard UInt(pthread_self()) == committerThread.load(ordering: .acquiring),
-            !fired.exchange(true, ordering: .relaxed)
-          else { return }
-          numbered.open()
-          release.wait()
-        }
-      }
-      defer { _TestHooks.afterTakingCommitNumber.withLock { $0 = nil } }
+      let pause = CommitNumberPause()
+      defer { pause.remove() }
       let committerDone = startThread {
-        committerThread.store(UInt(pthread_self()), ordering: .releasing)
+        pause.stopThisThreadsNextCommit()
         atomically { _ in cell.value += 1 }
       }
+      let (numbered, release) = (pause.numbered, pause.release)
       numbered.wait()
       // The committer holds the cell and has its number, which is at or below any snapshot
       // taken from now on, but has not shown it yet.
@@ -436,5 +425,35 @@ extension LibraryTests {
       done.wait()
       #expect(got.count == 2)
     }
+  }
+}
+
+/// Stops one commit right after it took its number and before it shows it to readers (the
+/// narrowest window of the commit protocol): the next commit on the thread that calls
+/// ``stopThisThreadsNextCommit()`` opens ``numbered`` and waits for ``release``.
+final class CommitNumberPause: Sendable {
+  let numbered = Gate(), release = Gate()
+  private let fired = Atomic<Bool>(false)
+  // Thread names are inherited on Linux, so the committer is recognized by its pthread.
+  private let committerThread = Atomic<UInt>(0)
+
+  init() {
+    _TestHooks.afterTakingCommitNumber.withLock { hook in
+      hook = { [self] in
+        guard UInt(pthread_self()) == committerThread.load(ordering: .acquiring),
+          !fired.exchange(true, ordering: .relaxed)
+        else { return }
+        numbered.open()
+        release.wait()
+      }
+    }
+  }
+
+  func stopThisThreadsNextCommit() {
+    committerThread.store(UInt(pthread_self()), ordering: .releasing)
+  }
+
+  func remove() {
+    _TestHooks.afterTakingCommitNumber.withLock { $0 = nil }
   }
 }
