@@ -31,10 +31,14 @@ public struct ConflictReport: Sendable, CustomStringConvertible {
     public var secondsLost: Double { secondsLostInAborts + secondsPaused }
 
     /// The usual fix for this kind of conflict.
-    public var hint: String { Self.hint(for: kind) }
+    public var hint: String { Self.hint(for: kind, aborted: aborts > 0) }
 
-    public static func hint(for kind: ContentionKind) -> String {
-      switch kind {
+    /// The usual fix for conflicts of `kind` that caused aborts (`aborted`) or only pauses.
+    public static func hint(for kind: ContentionKind, aborted: Bool) -> String {
+      if kind == .writeWrite && !aborted {
+        return "Commits of the same cell waited for each other: one hot cell publishes one commit at a time, even for commutative updates. Spread the updates over cells (per-thread or per-key counters summed when read, a TDictionary keyed by what varies)."
+      }
+      return switch kind {
       case .writeRead:
         "Another transaction changed something this one had read. If both update a count or a total, make it a TCounter or use TVar.commute (commutative updates never conflict); if they touch different parts of one shared value, keep them in a TDictionary or TArray, whose conflicts are per key and per index; keep long read-only scans out of transactions that write."
       case .writeWrite:

@@ -195,11 +195,11 @@ extension LibraryTests {
          1. 0.750s lost in aborts, 0.000s paused (2x write-read aborts)
             in the transaction at  App/Worker.swift:42
             by the transaction at  App/Totals.swift:17
-            hint: \(ConflictReport.Conflict.hint(for: .writeRead))
+            hint: \(ConflictReport.Conflict.hint(for: .writeRead, aborted: true))
          2. 0.000s lost in aborts, 0.125s paused (1x write-write pauses)
             in the transaction at  App/Queue.swift:9
             by the transaction at  (unknown)
-            hint: \(ConflictReport.Conflict.hint(for: .writeWrite))
+            hint: \(ConflictReport.Conflict.hint(for: .writeWrite, aborted: false))
         (1 more)
         """)
     }
