@@ -50,12 +50,12 @@ final class _ConflictRecorder: @unchecked Sendable {
       guard file != nil else { throw .cannotOpen(path, errno) }
       fputs("# swift-stm conflict log: outcome, kind, seconds, location, conflicting location\n", file)
     }
+    // Read before taking the lock: the statistics registry has a lock of its own.
+    let fresh = Recording(
+      file: file, startedNanoseconds: _monotonicNanoseconds(), commitsAtStart: TransactionEngine.statistics.commits)
     let previous = recording.withLock { recording in
-      let previous = recording
-      recording = Recording(
-        file: file, startedNanoseconds: _monotonicNanoseconds(),
-        commitsAtStart: TransactionEngine.statistics.commits)
-      return previous
+      defer { recording = fresh }
+      return recording
     }
     if let previousFile = previous?.file { finish(previousFile, previous!) }
     isOn.store(true, ordering: .relaxed)
