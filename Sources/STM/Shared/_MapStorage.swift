@@ -4,8 +4,9 @@
 /// Every operation has two paths. Inside `atomically` it joins the transaction: it reads and
 /// writes the key's cell (so it conflicts only with transactions that touch the same key) and
 /// records membership changes in its segment's count cell as commutative updates. Outside, it
-/// is one atomic step of its own: a paired update locks the key's cell and the count cell of
-/// its segment, and publishes both under one commit number, without a transaction's overhead.
+/// is one atomic step of its own: an in-place update locks the key's cell (and, when the key
+/// comes or goes, the count cell of its segment) and publishes under one commit number,
+/// without a transaction's overhead.
 ///
 /// The single-key operations are inlinable (see `_KeyIndex`).
 @usableFromInline
@@ -43,7 +44,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     }
     while true {
       let slot = index.slot(for: key)
-      guard let update = slot._beginPairedUpdate(companion: count.cell(forSegment:)) else {
+      guard let update = slot._beginInPlaceUpdate() else {
         continue  // Retired since the lookup: the key has a fresh cell now.
       }
       var value = update.value
@@ -51,15 +52,15 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       do {
         (changed, result) = try body(&value)
       } catch {
-        slot._endPairedUpdate(update, value: nil, companion: nil)
+        slot._endInPlaceUpdate(update, publishing: nil)
         throw error
       }
       guard changed else {
-        slot._endPairedUpdate(update, value: nil, companion: nil)
+        slot._endInPlaceUpdate(update, publishing: nil)
         return result
       }
       let delta = Self.membershipDelta(from: update.value, to: value)
-      slot._endPairedUpdate(update, value: .some(value), companion: delta == 0 ? nil : update.companion + delta)
+      publish(value, of: slot, update, membershipDelta: delta)
       if delta < 0 { index.detach(key, slot) }
       return result
     }
@@ -69,22 +70,22 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   @usableFromInline
   struct PendingUpdate {
     @usableFromInline let slot: _KeyIndex<Key, Value>.Slot
-    @usableFromInline let update: _PairedUpdate<Value?, Int>
+    @usableFromInline let update: _InPlaceUpdate<Value?>
     @inlinable var value: Value? { update.value }
 
     @inlinable
-    init(slot: _KeyIndex<Key, Value>.Slot, update: _PairedUpdate<Value?, Int>) {
+    init(slot: _KeyIndex<Key, Value>.Slot, update: _InPlaceUpdate<Value?>) {
       self.slot = slot
       self.update = update
     }
   }
 
-  /// Outside a transaction: takes the key's cell (and its segment's count) for an update.
+  /// Outside a transaction: takes the key's cell for an update.
   @inlinable
   func beginUpdate(forKey key: Key) -> PendingUpdate {
     while true {
       let slot = index.slot(for: key)
-      if let update = slot._beginPairedUpdate(companion: count.cell(forSegment:)) {
+      if let update = slot._beginInPlaceUpdate() {
         return PendingUpdate(slot: slot, update: update)
       }
     }
@@ -94,11 +95,58 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   @inlinable
   func endUpdate(forKey key: Key, _ pending: PendingUpdate, publishing value: Value?) {
     guard let value else {
-      pending.slot._endPairedUpdate(pending.update, value: nil, companion: nil)
+      pending.slot._endInPlaceUpdate(pending.update, publishing: nil)
       return
     }
-    let inserted = pending.update.value == nil
-    pending.slot._endPairedUpdate(pending.update, value: .some(value), companion: inserted ? pending.update.companion + 1 : nil)
+    publish(value, of: pending.slot, pending.update, membershipDelta: pending.update.value == nil ? 1 : 0)
+  }
+
+  /// A read-modify-write of one key for a `_modify` accessor, inside or outside a transaction.
+  @usableFromInline
+  struct Modification {
+    /// Outside a transaction: the update holding the key's cell. Nil inside one.
+    @usableFromInline let pending: PendingUpdate?
+    /// The key's value when the modification began.
+    @usableFromInline let value: Value?
+
+    @inlinable
+    init(pending: PendingUpdate?, value: Value?) {
+      self.pending = pending
+      self.value = value
+    }
+  }
+
+  /// Begins a modification of `key`: inside a transaction a read, outside one an in-place
+  /// update holding the key's cell until `endModification`.
+  @inlinable
+  func beginModification(forKey key: Key) -> Modification {
+    if Transaction._currentChecked != nil { return Modification(pending: nil, value: value(forKey: key)) }
+    let pending = beginUpdate(forKey: key)
+    return Modification(pending: pending, value: pending.value)
+  }
+
+  /// Ends a modification by storing `value` (nothing when nil: it was abandoned).
+  @inlinable
+  func endModification(forKey key: Key, _ modification: Modification, publishing value: Value?) {
+    if let pending = modification.pending {
+      endUpdate(forKey: key, pending, publishing: value)
+    } else if let value {
+      update(forKey: key) { current in
+        current = value
+        return (true, ())
+      }
+    }
+  }
+
+  /// Ends an outside-transaction update by publishing `value`, together with the count of the
+  /// update's segment when the key came or went.
+  @inlinable
+  func publish(_ value: Value?, of slot: _KeyIndex<Key, Value>.Slot, _ update: _InPlaceUpdate<Value?>, membershipDelta delta: Int) {
+    if delta == 0 {
+      slot._endInPlaceUpdate(update, publishing: .some(value))
+    } else {
+      slot._endInPlaceUpdate(update, publishing: value, alongWith: count.cell(forSegment: update.segmentIndex)) { $0 + delta }
+    }
   }
 
   @inlinable

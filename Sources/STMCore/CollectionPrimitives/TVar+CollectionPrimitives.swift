@@ -49,15 +49,10 @@ extension TVar {
   /// `body` must not touch transactional data (that traps).
   @usableFromInline
   package func _updateInPlace<Result>(_ body: (inout Value) -> (publish: Bool, result: Result)) -> Result? {
-    let context = _ThreadState.current.pointee.context.takeUnretainedValue()
-    let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context)
-    if cell.retired.load(ordering: .relaxed) {
-      _Engine.endInPlaceMutation(of: cell, segment, context, publishing: nil)
-      return nil
-    }
-    var value = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
+    guard let update = _beginInPlaceUpdate() else { return nil }
+    var value = update.value
     let (publish, result) = body(&value)
-    _Engine.endInPlaceMutation(of: cell, segment, context, publishing: publish ? cell.makeVersion(value) : nil)
+    _endInPlaceUpdate(update, publishing: publish ? value : nil)
     return result
   }
 

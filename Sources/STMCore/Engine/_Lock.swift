@@ -16,7 +16,9 @@ import Darwin
 @usableFromInline
 package final class _Lock<State>: @unchecked Sendable {
   @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
-  @usableFromInline var state: State
+  /// Touched only inside `withLock`, so the mutex already guarantees exclusive access; the
+  /// dynamic exclusivity check would cost every index lookup a runtime call.
+  @exclusivity(unchecked) @usableFromInline var state: State
 
   package init(_ state: State) {
     mutex = .allocate(capacity: 1)

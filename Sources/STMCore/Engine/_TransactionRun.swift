@@ -191,10 +191,10 @@ extension _Engine {
   }
 
   /// Starts an in-place mutation of `cell` outside a transaction: takes a segment and the cell's
-  /// commit lock, and returns the newest committed version. Nothing is announced: under the lock
-  /// the newest version cannot be replaced or dropped.
+  /// commit lock, and returns the segment and the newest committed version. Nothing is
+  /// announced: under the lock the newest version cannot be replaced or dropped.
   @usableFromInline
-  static func beginInPlaceMutation(of cell: _Cell, _ context: _ThreadContext) -> (_Segment, Unmanaged<_VersionBase>) {
+  static func beginInPlaceMutation(of cell: _Cell, _ context: _ThreadContext) -> (Unmanaged<_Segment>, Unmanaged<_VersionBase>) {
     if let misuse = context.forbiddenAccess { _misuse(misuse) }
     let engine = shared
     let segment = engine.acquireSegment(for: context)
@@ -202,29 +202,50 @@ extension _Engine {
     engine.enterCommit(segment, context: context)
     segment.lock(cell, context: context)
     context.forbiddenAccess = .transactionDuringInPlaceMutation
-    return (segment, cell.head.load(ordering: .acquiring))
+    return (Unmanaged.passUnretained(segment), cell.head.load(ordering: .acquiring))
   }
 
-  /// Publishes `version` (or nothing, when the mutation was abandoned by a thrown error) and
-  /// releases what `beginInPlaceMutation` took.
+  /// Publishes `version` (or nothing, when the mutation was abandoned by a thrown error), and
+  /// `companionVersion` in `companion` (whose lock the caller took after `cell`'s) under the
+  /// same commit number, and releases what `beginInPlaceMutation` took.
   @usableFromInline
-  static func endInPlaceMutation(of cell: _Cell, _ segment: _Segment, _ context: _ThreadContext, publishing version: _VersionBase?) {
+  static func endInPlaceMutation(
+    of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>,
+    publishing version: _VersionBase?, companion: _Cell? = nil, _ companionVersion: _VersionBase? = nil
+  ) {
+    segment._withUnsafeGuaranteedRef { segment in
+      context._withUnsafeGuaranteedRef { context in
+        endInPlaceMutation(of: cell, segment, context, publishing: version, companion: companion, companionVersion)
+      }
+    }
+  }
+
+  private static func endInPlaceMutation(
+    of cell: _Cell, _ segment: _Segment, _ context: _ThreadContext,
+    publishing version: _VersionBase?, companion: _Cell?, _ companionVersion: _VersionBase?
+  ) {
     let engine = shared
     context.forbiddenAccess = nil
     if let version {
       let number = _CommitNumber.take(for: segment, from: engine)
-      let previous = cell.head.load(ordering: .acquiring)
-      engine.publish(version, in: cell, replacing: previous, number: number, flags: 0)
+      engine.publish(version, in: cell, replacing: cell.head.load(ordering: .acquiring), number: number, flags: 0)
+      if let companion, let companionVersion {
+        engine.publish(
+          companionVersion, in: companion, replacing: companion.head.load(ordering: .acquiring), number: number, flags: 0)
+      }
       context.lastCommit = _SerialPosition(number: number, isReadOnly: false)
     }
     cell.owner.store(0, ordering: .releasing)
+    companion?.owner.store(0, ordering: .releasing)
     engine.leaveCommit(segment)
     if version != nil { engine.reclaimer.reclaimNow(ifDueFor: context, using: segment) }
     segment.context = nil
     engine.releaseSegment(segment)
     if version != nil {
+      // Pairs with the fence in `_RetryRegistry.register`.
       atomicMemoryFence(ordering: .sequentiallyConsistent)
       engine.retryWaiters.wakeWaiters(of: cell)
+      if let companion { engine.retryWaiters.wakeWaiters(of: companion) }
       context.statistics.recordCommit()
     }
   }

@@ -80,10 +80,9 @@ public struct TVar<Value: Sendable> {
         }
         return
       }
-      state.pointee.context._withUnsafeGuaranteedRef { context in
-        let (segment, _) = _Engine.beginInPlaceMutation(of: cell, context)
-        _Engine.endInPlaceMutation(of: cell, segment, context, publishing: cell.makeVersion(newValue))
-      }
+      let context = state.pointee.context
+      let (segment, _) = _Engine.beginInPlaceMutation(of: cell, context.takeUnretainedValue())
+      _Engine.endInPlaceMutation(of: cell, segment, context, publishing: cell.makeVersion(newValue))
     }
     nonmutating _modify {
       let state = _ThreadState.current
@@ -95,8 +94,8 @@ public struct TVar<Value: Sendable> {
         segment.recordWrite(cell, cell.makeVersion(current))
         return
       }
-      let context = state.pointee.context.takeUnretainedValue()
-      let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context)
+      let context = state.pointee.context
+      let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context.takeUnretainedValue())
       var current = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
       var finished = false
       defer {
@@ -138,8 +137,8 @@ public struct TVar<Value: Sendable> {
       }
       return
     }
-    let context = state.pointee.context.takeUnretainedValue()
-    let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context)
+    let context = state.pointee.context
+    let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context.takeUnretainedValue())
     let updated = newest._withUnsafeGuaranteedRef {
       transform(unsafeDowncast($0, to: _Version<Value>.self).value)
     }

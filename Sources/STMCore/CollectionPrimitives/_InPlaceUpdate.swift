@@ -1,0 +1,111 @@
+import Synchronization
+
+/// An atomic update of one variable outside any transaction, which may also change a
+/// per-segment companion under the same commit number: what lets a drop-in
+/// `dict[key, default: 0] += 1` run as one atomic step without starting a transaction, and
+/// keep the dictionary's count (a cell per segment) in step when the key comes or goes.
+///
+/// `TVar._beginInPlaceUpdate` takes a segment and the variable's commit lock and hands out its
+/// newest value. One of the `_endInPlaceUpdate` calls then publishes the new value (and, only
+/// when asked, the companion's), and releases everything. In between, the thread must not
+/// touch transactional data (that traps): the lock is held.
+///
+/// The companion is locked only when it changes, after the variable: an update that leaves
+/// membership alone (the common case) costs one lock. Taking it second does not break the
+/// address order that keeps commits from deadlocking, because a segment's companion is written
+/// only by transactions running on that segment, which is held by this update.
+@usableFromInline
+package struct _InPlaceUpdate<Value: Sendable> {
+  // Unretained: segments and thread contexts outlive every update.
+  @usableFromInline let segment: Unmanaged<_Segment>
+  @usableFromInline let context: Unmanaged<_ThreadContext>
+  /// The variable's newest value when the lock was taken.
+  @usableFromInline package let value: Value
+
+  @inlinable
+  init(segment: Unmanaged<_Segment>, context: Unmanaged<_ThreadContext>, value: Value) {
+    self.segment = segment
+    self.context = context
+    self.value = value
+  }
+
+  /// The index of the segment the update runs on: the one whose companion it may change.
+  @inlinable
+  package var segmentIndex: Int { segment._withUnsafeGuaranteedRef { $0.index } }
+}
+
+// The typed halves are inlinable, so that a collection's generic code specialized in a client
+// module reaches the untyped engine calls below without looking up generic metadata.
+extension TVar {
+  /// Starts an in-place update of this variable; returns nil, holding nothing, when the
+  /// variable is retired (see `_retire(if:)`).
+  @inlinable
+  package func _beginInPlaceUpdate() -> _InPlaceUpdate<Value>? {
+    guard let (segment, context, newest) = _Engine.beginInPlaceUpdate(of: cell) else { return nil }
+    return _InPlaceUpdate(
+      segment: segment, context: context,
+      value: newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value })
+  }
+
+  /// Publishes `value` (nothing when nil: the update was abandoned or changed nothing) and
+  /// releases what `_beginInPlaceUpdate` took.
+  @inlinable
+  package func _endInPlaceUpdate(_ update: _InPlaceUpdate<Value>, publishing value: Value?) {
+    _Engine.endInPlaceMutation(
+      of: cell, update.segment, update.context, publishing: value.map { cell.makeVersion($0) })
+  }
+
+  /// Publishes `value` and `transform` applied to `companion`'s newest value under one commit
+  /// number, and releases what `_beginInPlaceUpdate` took. `companion` must be written only by
+  /// transactions on the update's segment (`update.segmentIndex`).
+  @inlinable
+  package func _endInPlaceUpdate<Companion>(
+    _ update: _InPlaceUpdate<Value>, publishing value: Value,
+    alongWith companion: TVar<Companion>, _ transform: (Companion) -> Companion
+  ) {
+    let newest = _Engine.lockCompanion(companion.cell, update.segment, update.context)
+    let companionValue = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Companion>.self).value }
+    _Engine.endInPlaceMutation(
+      of: cell, update.segment, update.context, publishing: cell.makeVersion(value),
+      companion: companion.cell, companion.cell.makeVersion(transform(companionValue)))
+  }
+}
+
+extension _Engine {
+  /// The untyped half of `TVar._beginInPlaceUpdate`: takes a segment and the commit lock.
+  @usableFromInline
+  static func beginInPlaceUpdate(of cell: _Cell)
+    -> (Unmanaged<_Segment>, Unmanaged<_ThreadContext>, Unmanaged<_VersionBase>)?
+  {
+    let context = _ThreadState.current.pointee.context
+    let (segment, newest) = beginInPlaceMutation(of: cell, context.takeUnretainedValue())
+    if cell.retired.load(ordering: .relaxed) {
+      endInPlaceMutation(of: cell, segment, context, publishing: nil)
+      return nil
+    }
+    return (segment, context, newest)
+  }
+
+  /// Takes the commit lock of an in-place update's companion; returns its newest version.
+  @usableFromInline
+  static func lockCompanion(_ companion: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>)
+    -> Unmanaged<_VersionBase>
+  {
+    segment._withUnsafeGuaranteedRef { segment in
+      context._withUnsafeGuaranteedRef { segment.lock(companion, context: $0) }
+    }
+    return companion.head.load(ordering: .acquiring)
+  }
+}
+
+extension Transaction {
+  /// The transaction running on the calling thread, or nil outside `atomically`; traps where
+  /// transactional data must not be touched (inside a commute transform or an in-place update).
+  @inlinable
+  package static var _currentChecked: Transaction? {
+    let state = _ThreadState.current
+    if let misuse = state.pointee.forbiddenAccess { _misuse(misuse) }
+    guard let segment = state.pointee.segment else { return nil }
+    return Transaction(segment.takeUnretainedValue())
+  }
+}
