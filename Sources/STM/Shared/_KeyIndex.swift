@@ -1,10 +1,19 @@
+import STMCore
+import Synchronization
+
 /// The non-transactional index of a keyed collection: which cell holds each key.
 ///
-/// Each key has its own cell (`TVar<Value?>`, nil while the key is absent), so transactions on
-/// different keys touch different cells and never conflict, whatever happens to the index
-/// itself: the index is striped by hash and changed under short per-stripe locks, outside any
-/// transaction's conflict detection (the ttrie idea). Growing a stripe is invisible to
-/// transactions.
+/// Each key has its own cell (a `_KeyedCell`, holding nil while the key is absent), so
+/// transactions on different keys touch different cells and never conflict, whatever happens
+/// to the index itself: the index is outside any transaction's conflict detection (the ttrie
+/// idea), and growing it is invisible to transactions.
+///
+/// The index is split into stripes by the keys' hash values. A stripe's table is searched
+/// without any lock and without writing anything shared, so lookups of existing keys from
+/// several threads never contend; inserting a key, taking one out and growing a table happen
+/// under the stripe's lock. A lookup runs with a snapshot announced (inside a transaction, or
+/// in a `_SingleOperation`), and a cell or table taken out of the index is kept until every
+/// snapshot announced before that is withdrawn, so what a lookup finds is valid memory.
 ///
 /// Cells leave the index in two ways, both through `TVar._retire(if:)`, which makes any
 /// transaction still holding the cell rerun and look the key up again:
@@ -16,104 +25,177 @@
 /// The lookups are inlinable, so that a client's specialized code finds a cell without
 /// generic-metadata lookups; the rare housekeeping (sweeps, retirement) is not.
 @usableFromInline
-final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sendable {
   @usableFromInline typealias Slot = TVar<Value?>
+  @usableFromInline typealias Cell = _KeyedCell<Key, Value>
+  @usableFromInline typealias Table = _KeyTable<Key, Value>
 
   @usableFromInline
-  struct Stripe {
-    @usableFromInline var slots: [Key: Slot] = [:]
+  struct StripeState {
+    /// The table lookups search; `_IndexStripe.table` shows it to them.
+    @usableFromInline var table: Table
     /// Cells made since the last sweep.
     @usableFromInline var madeSinceSweep = 0
     /// Empty, never-written cells seen by the last sweep.
-    var suspects: [Key] = []
+    var suspects: [Cell] = []
     /// Retired cells, with the clock when they were retired: a transaction whose snapshot is
     /// older may still see its key in one, so enumeration keeps them until none can.
     @usableFromInline var retired: [Key: [(slot: Slot, clock: UInt64)]] = [:]
-    @usableFromInline var retiredCount = 0
-    /// `retiredCount` at which the next pruning runs: twice what the last one kept (at least
-    /// 32), so that a long-running snapshot that pins many retired cells does not make every
-    /// removal rescan them all.
+    /// `_IndexStripe.retiredCount` at which the next pruning runs: twice what the last one
+    /// kept (at least 32), so that a long-running snapshot that pins many retired cells does
+    /// not make every removal rescan them all.
     var pruneAt = 32
+    /// Tables replaced by bigger ones, kept while a lookup may still be searching them; they
+    /// go at the stripe's next growth, sweep or pruning of retired cells after that.
+    var replacedTables: [(table: Table, clock: UInt64)] = []
     /// Set while a sweep is on its way (see `sweepSoon`).
     @usableFromInline var sweepScheduled = false
 
+    @usableFromInline
+    init(table: Table) {
+      self.table = table
+    }
+
     /// Whether enough cells were made since the last sweep to sweep again and none is on its
     /// way; if so, the caller must sweep (and it is now on its way).
-    @inlinable
+    @usableFromInline
     mutating func claimSweep() -> Bool {
-      guard !sweepScheduled, madeSinceSweep > 64 + slots.count / 2 else { return false }
+      guard !sweepScheduled, madeSinceSweep > 64 + table.live / 2 else { return false }
       sweepScheduled = true
       return true
     }
   }
 
-  @usableFromInline static var stripeCount: Int { 64 }
-  @usableFromInline let stripes: [_Lock<Stripe>]
+  @usableFromInline
+  final class Stripe: @unchecked Sendable {
+    /// The address of `state.table`, for lookups, which read it without the lock.
+    @usableFromInline let table: Atomic<UInt>
+    /// How many retired cells `state` keeps; read without the lock by lookups inside
+    /// transactions, which must then look for the key among them.
+    @usableFromInline let retiredCount = Atomic<Int>(0)
+    @usableFromInline let state: _Lock<StripeState>
+
+    init(minimumCount: Int) {
+      let table = Table(minimumCount: minimumCount)
+      self.table = Atomic(UInt(bitPattern: Unmanaged.passUnretained(table).toOpaque()))
+      state = _Lock(StripeState(table: table))
+    }
+
+    /// The table to search, unretained: `state` keeps it, and a replaced table is kept while
+    /// any lookup announced before its replacement may be searching it.
+    @inlinable
+    var currentTable: Unmanaged<Table> {
+      Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: table.load(ordering: .sequentiallyConsistent)).unsafelyUnwrapped)
+    }
+  }
+
+  @usableFromInline static var stripeBits: Int { 6 }
+  /// The stripes, unretained (the index owns one retain on each), so that picking one costs
+  /// no reference counting.
+  @usableFromInline let stripes: UnsafeMutableBufferPointer<Unmanaged<Stripe>>
 
   init(minimumCapacity: Int = 0) {
-    let perStripe = minimumCapacity / Self.stripeCount
-    stripes = (0..<Self.stripeCount).map { _ in
-      var stripe = Stripe()
-      stripe.slots.reserveCapacity(perStripe)
-      return _Lock(stripe)
+    let count = 1 << Self.stripeBits
+    stripes = .allocate(capacity: count)
+    for index in 0..<count {
+      stripes.initializeElement(at: index, to: .passRetained(Stripe(minimumCount: minimumCapacity / count)))
     }
+  }
+
+  deinit {
+    for stripe in stripes { stripe.release() }
+    stripes.deallocate()
   }
 
   @inlinable @inline(__always)
-  func stripe(for key: Key) -> _Lock<Stripe> {
-    // The high bits pick the stripe, so the dictionary inside it still sees varied low bits.
-    stripes[Int(UInt(bitPattern: key.hashValue) >> (UInt.bitWidth - 6))]
+  func stripe(forHash hash: Int) -> Unmanaged<Stripe> {
+    // The high bits pick the stripe; the table inside it probes from the low bits.
+    stripes[Int(UInt(bitPattern: hash) >> UInt(UInt.bitWidth - Self.stripeBits))]
   }
 
-  /// The key's cell, if the index has one.
-  @inlinable
-  func existingSlot(for key: Key) -> Slot? {
-    stripe(for: key).withLock { $0.slots[key] }
-  }
+  // MARK: Lookups (a snapshot must be announced)
 
-  /// The key's cell, made (holding nil) if the index has none.
+  /// The key's current cell, if the index has one; searched without a lock, not retained.
   @inlinable
-  func slot(for key: Key) -> Slot {
-    let lock = stripe(for: key)
-    let (slot, sweepDue) = lock.withLock { stripe in
-      (Self.slot(for: key, in: &stripe), stripe.claimSweep())
+  func find(_ key: Key, hash: Int) -> Unmanaged<Cell>? {
+    stripe(forHash: hash)._withUnsafeGuaranteedRef { stripe in
+      stripe.currentTable._withUnsafeGuaranteedRef { $0.find(key, hash: hash) }
     }
-    if sweepDue { sweepSoon(lock) }
-    return slot
+  }
+
+  /// The key's current cell, made (holding nil) if the index has none; not retained.
+  @inlinable
+  func cell(for key: Key, hash: Int) -> Unmanaged<Cell> {
+    if let cell = find(key, hash: hash) { return cell }
+    return makeCell(for: key, hash: hash)
+  }
+
+  /// The slow path of `cell(for:hash:)`: under the stripe's lock, the key's cell, made if the
+  /// index still has none.
+  @usableFromInline
+  func makeCell(for key: Key, hash: Int) -> Unmanaged<Cell> {
+    let stripe = stripe(forHash: hash)
+    let (cell, sweepDue) = stripe._withUnsafeGuaranteedRef { stripe in
+      stripe.state.withLock { state -> (Unmanaged<Cell>, Bool) in
+        if let existing = state.table.find(key, hash: hash) { return (existing, false) }
+        if !state.table.hasRoomForOneMore { replaceTable(of: stripe, &state) }
+        let cell = Unmanaged.passRetained(Cell(key: key))
+        state.table.insert(cell, hash: hash)
+        state.madeSinceSweep += 1
+        return (cell, state.claimSweep())
+      }
+    }
+    if sweepDue { sweepSoon(stripe) }
+    return cell
+  }
+
+  /// Replaces a full table by one twice as large without the removed words; the old one is
+  /// kept until no lookup can be searching it.
+  private func replaceTable(of stripe: Stripe, _ state: inout StripeState) {
+    let replaced = state.table
+    state.table = replaced.rebuilt(makingRoomFor: 1)
+    stripe.table.store(UInt(bitPattern: Unmanaged.passUnretained(state.table).toOpaque()), ordering: .sequentiallyConsistent)
+    // Read after the new table is shown: a lookup announced at or after this clock finds it.
+    state.replacedTables.append((replaced, _EngineClock.now))
+    Self.dropReplacedTables(&state, olderThan: _EngineClock.oldestRunningSnapshot())
+  }
+
+  /// Frees the replaced tables that no running lookup can be searching: those replaced
+  /// before `oldest`, the oldest snapshot still announced.
+  private static func dropReplacedTables(_ state: inout StripeState, olderThan oldest: UInt64) {
+    if !state.replacedTables.isEmpty { state.replacedTables.removeAll { $0.clock < oldest } }
   }
 
   /// The key's cell, and the cells retired after `snapshot` that held it: a transaction
   /// reading at `snapshot` finds the key's value in whichever of them holds one.
   @inlinable
   func slots(for key: Key, seenFrom snapshot: UInt64) -> (current: Slot, retired: [Slot]) {
-    let lock = stripe(for: key)
-    let (current, retired, sweepDue) = lock.withLock { stripe in
-      let current = Self.slot(for: key, in: &stripe)
-      var retired: [Slot] = []
-      if stripe.retiredCount > 0, let cells = stripe.retired[key] {
-        retired = cells.lazy.filter { $0.clock > snapshot }.map(\.slot)
-      }
-      return (current, retired, stripe.claimSweep())
+    let hash = key.hashValue
+    let current = cell(for: key, hash: hash)._withUnsafeGuaranteedRef { $0.variable }
+    // Checked after the lookup: a fresh cell that the lookup found was inserted after the
+    // retirement of the cell it replaced, which then shows in this count.
+    let stripe = stripe(forHash: hash)
+    guard stripe._withUnsafeGuaranteedRef({ $0.retiredCount.load(ordering: .sequentiallyConsistent) }) > 0 else {
+      return (current, [])
     }
-    if sweepDue { sweepSoon(lock) }
+    let retired = stripe._withUnsafeGuaranteedRef { stripe in
+      stripe.state.withLock { state -> [Slot] in
+        guard let cells = state.retired[key] else { return [] }
+        return cells.lazy.filter { $0.clock > snapshot }.map(\.slot)
+      }
+    }
     return (current, retired)
   }
 
-  @inlinable
-  static func slot(for key: Key, in stripe: inout Stripe) -> Slot {
-    if let slot = stripe.slots[key] { return slot }
-    let slot = Slot(nil)
-    stripe.slots[key] = slot
-    stripe.madeSinceSweep += 1
-    return slot
-  }
+  // MARK: Housekeeping
 
-  /// Sweeps `lock`'s stripe now, or, inside a transaction, once it has finished: a sweep
-  /// retires empty cells, and the running transaction may have read one of them (a lookup of
-  /// an absent key), which would make it rerun for nothing.
+  /// Sweeps `stripe` now, or, inside a transaction, once it has finished: a sweep retires
+  /// empty cells, and the running transaction may have read one of them (a lookup of an
+  /// absent key), which would make it rerun for nothing.
   @usableFromInline
-  func sweepSoon(_ lock: _Lock<Stripe>) {
-    let sweep = { lock.withLock { Self.sweep(&$0) } }
+  func sweepSoon(_ stripe: Unmanaged<Stripe>) {
+    let stripe = stripe.takeUnretainedValue()
+    let sweep = { stripe.state.withLock { Self.sweep(stripe, &$0) } }
     if let transaction = Transaction._currentChecked {
       transaction.afterCommit(sweep)
       transaction.afterAbort(sweep)
@@ -122,42 +204,50 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     }
   }
 
-  static func sweep(_ stripe: inout Stripe) {
-    stripe.sweepScheduled = false
-    for key in stripe.suspects {
-      guard let slot = stripe.slots[key] else { continue }
-      retire(key, slot, in: &stripe)
+  private static func sweep(_ stripe: Stripe, _ state: inout StripeState) {
+    state.sweepScheduled = false
+    dropReplacedTables(&state, olderThan: _EngineClock.oldestRunningSnapshot())
+    let suspects = state.suspects
+    state.suspects = []
+    for cell in suspects { retire(cell, in: stripe, &state) }
+    state.table.forEachCell { cell in
+      if cell.variable._newestCommittedValue == nil { state.suspects.append(cell) }
     }
-    stripe.suspects = []
-    for (key, slot) in stripe.slots where slot._newestCommittedValue == nil {
-      stripe.suspects.append(key)
-    }
-    stripe.madeSinceSweep = 0
+    state.madeSinceSweep = 0
   }
 
   /// After a removal of `key` committed: detaches its cell if it is still empty.
   @usableFromInline
   func detach(_ key: Key, _ slot: Slot) {
-    stripe(for: key).withLock { stripe in
-      guard let current = stripe.slots[key], current == slot else { return }
-      Self.retire(key, slot, in: &stripe)
+    let cell = slot._unsafeKeyedCell(as: Cell.self)
+    stripe(forHash: key.hashValue)._withUnsafeGuaranteedRef { stripe in
+      stripe.state.withLock { Self.retire(cell, in: stripe, &$0) }
     }
   }
 
-  private static func retire(_ key: Key, _ slot: Slot, in stripe: inout Stripe) {
-    guard slot._retire(if: { $0 == nil }) else { return }
-    stripe.slots[key] = nil
-    stripe.retired[key, default: []].append((slot, _EngineClock.now))
-    stripe.retiredCount += 1
-    if stripe.retiredCount >= stripe.pruneAt {
+  /// Retires `cell` and takes it out of the table, if it is still there and still empty.
+  private static func retire(_ cell: Cell, in stripe: Stripe, _ state: inout StripeState) {
+    let hash = cell.key.hashValue
+    guard state.table.find(cell.key, hash: hash)?.toOpaque() == Unmanaged.passUnretained(cell).toOpaque(),
+      cell.variable._retire(if: { $0 == nil }),
+      let removed = state.table.remove(cell, hash: hash)
+    else { return }
+    // Read after the cell left the table (see `_KeyTable`).
+    let now = _EngineClock.now
+    state.retired[cell.key, default: []].append((removed.takeRetainedValue().variable, now))
+    var count = stripe.retiredCount.load(ordering: .relaxed) + 1
+    if count >= state.pruneAt {
       let oldest = _EngineClock.oldestRunningSnapshot()
-      stripe.retired = stripe.retired.compactMapValues { cells in
-        let kept = cells.filter { $0.clock > oldest }
+      // Strictly older: a lookup announced at clock `oldest` may have found a cell retired then.
+      state.retired = state.retired.compactMapValues { cells in
+        let kept = cells.filter { $0.clock >= oldest }
         return kept.isEmpty ? nil : kept
       }
-      stripe.retiredCount = stripe.retired.values.reduce(0) { $0 + $1.count }
-      stripe.pruneAt = max(32, 2 * stripe.retiredCount)
+      count = state.retired.values.reduce(0) { $0 + $1.count }
+      state.pruneAt = max(32, 2 * count)
+      dropReplacedTables(&state, olderThan: oldest)
     }
+    stripe.retiredCount.store(count, ordering: .sequentiallyConsistent)
   }
 
   /// Every cell that a transaction running now may find a key in, stripe by stripe (not
@@ -166,12 +256,13 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   func allSlots(seenFrom snapshot: UInt64) -> [(key: Key, slot: Slot)] {
     var all: [(key: Key, slot: Slot)] = []
     for stripe in stripes {
-      stripe.withLock { stripe in
-        all.reserveCapacity(all.count + stripe.slots.count + stripe.retiredCount)
-        for (key, slot) in stripe.slots { all.append((key, slot)) }
-        guard stripe.retiredCount > 0 else { return }
-        for (key, cells) in stripe.retired {
-          for cell in cells where cell.clock > snapshot { all.append((key, cell.slot)) }
+      stripe._withUnsafeGuaranteedRef { stripe in
+        stripe.state.withLock { state in
+          all.reserveCapacity(all.count + state.table.live + stripe.retiredCount.load(ordering: .relaxed))
+          state.table.forEachCell { all.append(($0.key, $0.variable)) }
+          for (key, cells) in state.retired {
+            for cell in cells where cell.clock > snapshot { all.append((key, cell.slot)) }
+          }
         }
       }
     }
@@ -179,5 +270,9 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   }
 
   /// How many cells the index holds (including empty ones not yet swept); for tests.
-  var cellCount: Int { stripes.reduce(0) { total, stripe in total + stripe.withLock { $0.slots.count } } }
+  var cellCount: Int {
+    stripes.reduce(0) { total, stripe in
+      total + stripe._withUnsafeGuaranteedRef { $0.state.withLock { $0.table.live } }
+    }
+  }
 }

@@ -11,6 +11,7 @@
 /// The single-key operations are inlinable (see `_KeyIndex`).
 @usableFromInline
 final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+  @usableFromInline typealias Cell = _KeyedCell<Key, Value>
   @usableFromInline let index: _KeyIndex<Key, Value>
   @usableFromInline let count: _MembershipCount
 
@@ -28,7 +29,10 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       let (current, retired) = index.slots(for: key, seenFrom: transaction._snapshot)
       return Self.read(current, retired)
     }
-    return index.existingSlot(for: key)?.value
+    let hash = key.hashValue
+    let operation = _SingleOperation.begin()
+    guard let cell = index.find(key, hash: hash) else { return operation.finishReading(nil as Cell?) ?? nil }
+    return cell._withUnsafeGuaranteedRef { operation.finishReading($0) } ?? nil
   }
 
   // MARK: Updates
@@ -42,63 +46,68 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     if let transaction = Transaction._currentChecked {
       return try update(forKey: key, in: transaction, body)
     }
-    while true {
-      let slot = index.slot(for: key)
-      guard let update = slot._beginInPlaceUpdate() else {
-        continue  // Retired since the lookup: the key has a fresh cell now.
-      }
-      var value = update.value
-      let changed: Bool, result: Result
-      do {
-        (changed, result) = try body(&value)
-      } catch {
-        slot._endInPlaceUpdate(update, publishing: nil)
-        throw error
-      }
-      guard changed else {
-        slot._endInPlaceUpdate(update, publishing: nil)
-        return result
-      }
-      let delta = Self.membershipDelta(from: update.value, to: value)
-      publish(value, of: slot, update, membershipDelta: delta)
-      if delta < 0 { index.detach(key, slot) }
-      return result
+    let pending = beginUpdate(forKey: key)
+    var value = pending.value
+    let changed: Bool, result: Result
+    do {
+      (changed, result) = try body(&value)
+    } catch {
+      endUpdate(forKey: key, pending, publishing: nil)
+      throw error
     }
+    endUpdate(forKey: key, pending, publishing: changed ? .some(value) : nil)
+    return result
   }
 
-  /// An outside-transaction update split in two, for `_modify` accessors that must `yield`.
+  /// An outside-transaction update that holds the key's cell, split in two so that `_modify`
+  /// accessors can `yield` in between.
   @usableFromInline
   struct PendingUpdate {
-    @usableFromInline let slot: _KeyIndex<Key, Value>.Slot
+    /// Unretained: while its commit lock is held the cell stays in the index, which keeps it.
+    @usableFromInline let cell: Unmanaged<Cell>
     @usableFromInline let update: _InPlaceUpdate<Value?>
     @inlinable var value: Value? { update.value }
 
     @inlinable
-    init(slot: _KeyIndex<Key, Value>.Slot, update: _InPlaceUpdate<Value?>) {
-      self.slot = slot
+    init(cell: Unmanaged<Cell>, update: _InPlaceUpdate<Value?>) {
+      self.cell = cell
       self.update = update
     }
   }
 
-  /// Outside a transaction: takes the key's cell for an update.
+  /// Outside a transaction: finds the key's cell (made if absent) and takes its commit lock.
   @inlinable
   func beginUpdate(forKey key: Key) -> PendingUpdate {
+    let hash = key.hashValue
+    let operation = _SingleOperation.begin()
     while true {
-      let slot = index.slot(for: key)
-      if let update = slot._beginInPlaceUpdate() {
-        return PendingUpdate(slot: slot, update: update)
+      let cell = index.cell(for: key, hash: hash)
+      // Nil when the cell was retired since the lookup: the key has a fresh cell now.
+      if let update = cell._withUnsafeGuaranteedRef({ operation.beginUpdate($0) }) {
+        return PendingUpdate(cell: cell, update: update)
       }
     }
   }
 
-  /// Publishes `value` (nothing when nil: the update was abandoned) and releases the cell.
+  /// Publishes `value` (nothing when the outer optional is nil: the update was abandoned or
+  /// changed nothing) and releases the cell. Keeps the count and the index in step with
+  /// membership.
   @inlinable
-  func endUpdate(forKey key: Key, _ pending: PendingUpdate, publishing value: Value?) {
+  func endUpdate(forKey key: Key, _ pending: PendingUpdate, publishing value: Value??) {
     guard let value else {
-      pending.slot._endInPlaceUpdate(pending.update, publishing: nil)
+      pending.cell._withUnsafeGuaranteedRef { $0.endInPlaceUpdate(pending.update, publishing: nil) }
       return
     }
-    publish(value, of: pending.slot, pending.update, membershipDelta: pending.update.value == nil ? 1 : 0)
+    let delta = Self.membershipDelta(from: pending.value, to: value)
+    if delta == 0 {
+      pending.cell._withUnsafeGuaranteedRef { $0.endInPlaceUpdate(pending.update, publishing: .some(value)) }
+      return
+    }
+    let companion = count.cell(forSegment: pending.update.segmentIndex)
+    // Retained before the lock goes: a removed key's cell leaves the index at `detach`.
+    let slot = pending.cell.takeUnretainedValue().variable
+    slot._unsafeKeyedCell(as: Cell.self).endInPlaceUpdate(pending.update, publishing: value, alongWith: companion) { $0 + delta }
+    if delta < 0 { index.detach(key, slot) }
   }
 
   /// A read-modify-write of one key for a `_modify` accessor, inside or outside a transaction.
@@ -129,23 +138,12 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   @inlinable
   func endModification(forKey key: Key, _ modification: Modification, publishing value: Value?) {
     if let pending = modification.pending {
-      endUpdate(forKey: key, pending, publishing: value)
+      endUpdate(forKey: key, pending, publishing: value.map { .some($0) })
     } else if let value {
       update(forKey: key) { current in
         current = value
         return (true, ())
       }
-    }
-  }
-
-  /// Ends an outside-transaction update by publishing `value`, together with the count of the
-  /// update's segment when the key came or went.
-  @inlinable
-  func publish(_ value: Value?, of slot: _KeyIndex<Key, Value>.Slot, _ update: _InPlaceUpdate<Value?>, membershipDelta delta: Int) {
-    if delta == 0 {
-      slot._endInPlaceUpdate(update, publishing: .some(value))
-    } else {
-      slot._endInPlaceUpdate(update, publishing: value, alongWith: count.cell(forSegment: update.segmentIndex)) { $0 + delta }
     }
   }
 

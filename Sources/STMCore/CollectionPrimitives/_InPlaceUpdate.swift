@@ -51,23 +51,32 @@ extension TVar {
   /// releases what `_beginInPlaceUpdate` took.
   @inlinable
   package func _endInPlaceUpdate(_ update: _InPlaceUpdate<Value>, publishing value: Value?) {
+    cell.endInPlaceUpdate(update, publishing: value)
+  }
+}
+
+extension _TypedCell where Value: Sendable {
+  /// Publishes `value` (nothing when nil: the update was abandoned or changed nothing) and
+  /// releases what the update took.
+  @inlinable
+  package final func endInPlaceUpdate(_ update: _InPlaceUpdate<Value>, publishing value: Value?) {
     _Engine.endInPlaceMutation(
-      of: cell, update.segment, update.context, publishing: value.map { cell.makeVersion($0) })
+      of: self, update.segment, update.context, publishing: value.map { makePendingVersion($0) })
   }
 
   /// Publishes `value` and `transform` applied to `companion`'s newest value under one commit
-  /// number, and releases what `_beginInPlaceUpdate` took. `companion` must be written only by
+  /// number, and releases what the update took. `companion` must be written only by
   /// transactions on the update's segment (`update.segmentIndex`).
   @inlinable
-  package func _endInPlaceUpdate<Companion>(
+  package final func endInPlaceUpdate<Companion>(
     _ update: _InPlaceUpdate<Value>, publishing value: Value,
     alongWith companion: TVar<Companion>, _ transform: (Companion) -> Companion
   ) {
     let newest = _Engine.lockCompanion(companion.cell, update.segment, update.context)
     let companionValue = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Companion>.self).value }
     _Engine.endInPlaceMutation(
-      of: cell, update.segment, update.context, publishing: cell.makeVersion(value),
-      companion: companion.cell, companion.cell.makeVersion(transform(companionValue)))
+      of: self, update.segment, update.context, publishing: makePendingVersion(value),
+      companion: companion.cell, companion.cell.makePendingVersion(transform(companionValue)))
   }
 }
 

@@ -5,7 +5,7 @@ import Synchronization
 /// The engine works on `_Cell` only; `_TypedCell<Value>` adds the type so that public API can
 /// copy values out of versions without dynamic casts.
 @usableFromInline
-class _Cell: @unchecked Sendable {
+package class _Cell: @unchecked Sendable {
   /// 0 while no commit holds the cell; otherwise the tag (index + 1) of the segment whose commit
   /// is publishing a new version of it.
   @usableFromInline let owner = Atomic<Int>(0)
@@ -79,23 +79,31 @@ class _Cell: @unchecked Sendable {
   }
 
   /// Keeps up to `spareLimit` versions of `chain`, which no reader can reach any more, for
-  /// reuse; frees the rest, and the whole chain if spares are already kept.
-  final func offerSpares(_ chain: _VersionBase) {
-    guard recyclesVersions else { return }
+  /// reuse; frees the rest, and the whole chain if spares are already kept. Takes over the
+  /// caller's retain on `chain`.
+  final func offerSpares(_ chain: Unmanaged<_VersionBase>) {
+    guard recyclesVersions else {
+      chain.release()
+      return
+    }
+    // Walk without retaining: the chain is ours alone (the caller checked it is unshared).
     var kept = 1
     var last = chain
-    last.flags = 0
-    last.stamp = _pendingStamp
-    while kept < Self.spareLimit, last.older != nil, isKnownUniquelyReferenced(&last.older) {
-      last = last.older.unsafelyUnwrapped
-      last.flags = 0
-      last.stamp = _pendingStamp
+    while let next = last._withUnsafeGuaranteedRef({ version -> Unmanaged<_VersionBase>? in
+      version.flags = 0
+      version.stamp = _pendingStamp
+      guard version.older != nil else { return nil }
+      guard kept < Self.spareLimit, isKnownUniquelyReferenced(&version.older) else {
+        version.older = nil
+        return nil
+      }
+      return Unmanaged.passUnretained(version.older.unsafelyUnwrapped)
+    }) {
+      last = next
       kept += 1
     }
-    last.older = nil
-    let retained = Unmanaged.passRetained(chain)
-    if !spare.compareExchange(expected: nil, desired: retained, ordering: .releasing).exchanged {
-      retained.release()
+    if !spare.compareExchange(expected: nil, desired: chain, ordering: .releasing).exchanged {
+      chain.release()
     }
   }
 
@@ -105,16 +113,24 @@ class _Cell: @unchecked Sendable {
 }
 
 /// A cell whose versions hold `Value`.
+///
+/// Not final only so that `_KeyedCell` can carry its key in the same object; its methods are.
 @usableFromInline
-final class _TypedCell<Value>: _Cell, @unchecked Sendable {
+package class _TypedCell<Value>: _Cell, @unchecked Sendable {
   @inlinable
   init(_ value: Value) {
     super.init(initial: _Version(value, stamp: 0), recyclesVersions: _isPOD(Value.self))
   }
 
+  /// `makeVersion(value)`, retained once for the caller to hand over to `publish`.
+  @inlinable
+  final func makePendingVersion(_ value: Value) -> Unmanaged<_VersionBase> {
+    Unmanaged.passRetained(makeVersion(value))
+  }
+
   /// A pending version holding `value`: the spare if there is one, else a new one.
   @inlinable
-  func makeVersion(_ value: Value) -> _Version<Value> {
+  final func makeVersion(_ value: Value) -> _Version<Value> {
     if let spare = takeSpare() {
       let version = unsafeDowncast(spare, to: _Version<Value>.self)
       version.value = value

@@ -56,7 +56,7 @@ final class _HistoryReclaimer: Sendable {
           }
           var cut: _VersionBase?
           let historyRemains = engine.trimHistory(
-            below: cell.head.load(ordering: .acquiring).takeUnretainedValue(), of: cell, noting: false,
+            below: cell.head.load(ordering: .acquiring), of: cell, noting: false,
             handingOver: &cut)
           if let cut { dropped.append(cut) }
           if !historyRemains { cell.awaitingReclamation.store(false, ordering: .relaxed) }

@@ -12,6 +12,9 @@ final class _RetryRegistry: Sendable {
   }
 
   fileprivate let stripes: [Stripe] = (0..<64).map { _ in Stripe() }
+  /// All registrations, over every stripe: while it is 0 (almost always) a commit checks this
+  /// one line, which only registering and waking write, instead of a stripe per cell.
+  private let registrations = Atomic<Int>(0)
 
   private func stripe(for address: UInt) -> Stripe {
     // Cells are at least 16-byte aligned; mix the higher bits in.
@@ -28,6 +31,7 @@ final class _RetryRegistry: Sendable {
       stripe.entries.withLock { $0.append((cell.address, waiter)) }
       stripe.count.add(1, ordering: .sequentiallyConsistent)
     }
+    registrations.add(cells.count, ordering: .sequentiallyConsistent)
     // Pairs with the fence in the commit path: either the committer sees our entries, or we
     // see its new version here and do not sleep.
     atomicMemoryFence(ordering: .sequentiallyConsistent)
@@ -51,12 +55,18 @@ final class _RetryRegistry: Sendable {
         entries.removeAll { $0.waiter === waiter }
         return before - entries.count
       }
-      if removed > 0 { stripe.count.subtract(removed, ordering: .relaxed) }
+      if removed > 0 {
+        stripe.count.subtract(removed, ordering: .relaxed)
+        registrations.subtract(removed, ordering: .relaxed)
+      }
     }
   }
 
   /// Wakes the transactions waiting for `cell`. Called after the new version is published.
   func wakeWaiters(of cell: _Cell) {
+    // Relaxed, like the stripe's count below: the commit's fence orders this load after its
+    // publication, and a registrant's fence orders its increment before its check.
+    guard registrations.load(ordering: .relaxed) > 0 else { return }
     let address = cell.address
     let stripe = stripe(for: address)
     guard stripe.count.load(ordering: .relaxed) > 0 else { return }
@@ -69,7 +79,10 @@ final class _RetryRegistry: Sendable {
       }
       return matching
     }
-    if !woken.isEmpty { stripe.count.subtract(woken.count, ordering: .relaxed) }
+    if !woken.isEmpty {
+      stripe.count.subtract(woken.count, ordering: .relaxed)
+      registrations.subtract(woken.count, ordering: .relaxed)
+    }
     for waiter in woken { waiter.wake() }
   }
 }

@@ -250,7 +250,9 @@ final class _Segment: @unchecked Sendable {
       for index in entries.indices {
         if let anchor = nextAnchor, anchor.entry == index {
           entries[index].target._withUnsafeGuaranteedRef { cell in
-            engine.publish(anchor.version, in: cell, replacing: cell.head.load(ordering: .acquiring), number: number, flags: flags)
+            engine.publish(
+              Unmanaged.passRetained(anchor.version), in: cell, replacing: cell.head.load(ordering: .acquiring), number: number,
+              flags: flags)
           }
           nextAnchor = landedAnchors.next()
         } else {
@@ -259,7 +261,9 @@ final class _Segment: @unchecked Sendable {
       }
       // After the entries: a slot this transaction also wrote ends with the landed item.
       for write in landing.writes {
-        engine.publish(write.version, in: write.cell, replacing: write.cell.head.load(ordering: .acquiring), number: number, flags: flags)
+        engine.publish(
+          Unmanaged.passRetained(write.version), in: write.cell, replacing: write.cell.head.load(ordering: .acquiring),
+          number: number, flags: flags)
       }
       unlock(entries, landing)
       engine.leaveCommit(self)
@@ -404,26 +408,31 @@ final class _Segment: @unchecked Sendable {
       let previous = cell.head.load(ordering: .acquiring)
       let site = siteNumber.load(ordering: .relaxed)
       if entry.commutes.isEmpty, let version = entry.version {
-        engine.publish(version, in: cell, replacing: previous, number: number, flags: flags, site: site)
+        engine.publish(Unmanaged.passRetained(version), in: cell, replacing: previous, number: number, flags: flags, site: site)
         return
       }
       var version = entry.version ?? previous.takeUnretainedValue()
       for transform in entry.commutes { version = transform(version) }
-      engine.publish(version, in: cell, replacing: previous, number: number, flags: flags, site: site)
+      engine.publish(Unmanaged.passRetained(version), in: cell, replacing: previous, number: number, flags: flags, site: site)
     }
   }
 }
 
 extension _Engine {
   /// Makes `version` the newest of `cell`; the caller holds the cell's commit lock.
-  func publish(_ version: _VersionBase, in cell: _Cell, replacing previous: Unmanaged<_VersionBase>, number: UInt64, flags: UInt8, site: UInt32 = 0) {
-    version.stamp = number
-    version.flags = flags
-    // Always stored: a recycled version must not keep the site of an earlier commit.
-    version.site = site
-    // The cell's retain on the previous head moves into the new version's link.
-    version.older = previous.takeRetainedValue()
-    cell.head.store(Unmanaged.passRetained(version), ordering: .releasing)
+  ///
+  /// Takes over the caller's retain on `version`, which becomes the cell's.
+  func publish(_ version: Unmanaged<_VersionBase>, in cell: _Cell, replacing previous: Unmanaged<_VersionBase>, number: UInt64, flags: UInt8, site: UInt32 = 0) {
+    version._withUnsafeGuaranteedRef { version in
+      version.stamp = number
+      version.flags = flags
+      // Always stored: a recycled version must not keep the site of an earlier commit.
+      version.site = site
+      // The cell's retain on the previous head moves into the new version's link (which is
+      // empty: a pending version has no history).
+      version.older = previous.takeRetainedValue()
+    }
+    cell.head.store(version, ordering: .releasing)
     trimHistory(below: version, of: cell)
   }
 
@@ -435,7 +444,7 @@ extension _Engine {
   /// newest version stamped at or below it: nothing below that version can be in use.
   /// The caller holds the cell's commit lock. Returns whether older versions remain.
   @discardableResult
-  func trimHistory(below newest: _VersionBase, of cell: _Cell, noting: Bool = true) -> Bool {
+  func trimHistory(below newest: Unmanaged<_VersionBase>, of cell: _Cell, noting: Bool = true) -> Bool {
     var dropped: _VersionBase?
     return trimHistory(below: newest, of: cell, noting: noting, handingOver: &dropped)
   }
@@ -444,14 +453,14 @@ extension _Engine {
   /// are handed to the caller in `dropped` instead of being freed here. Freeing them runs the
   /// deinits of the values they hold, which may free other cells; a caller holding a lock
   /// that a cell's deinit takes (the reclaimer's list) frees them after letting go of it.
-  func trimHistory(below newest: _VersionBase, of cell: _Cell, noting: Bool, handingOver dropped: inout _VersionBase?) -> Bool {
+  func trimHistory(below newest: Unmanaged<_VersionBase>, of cell: _Cell, noting: Bool, handingOver dropped: inout _VersionBase?) -> Bool {
     // Acquire: the horizon was raised by a thread that saw the withdrawals of the readers it
     // passed; acquiring it orders those readers' past reads before the cut and reuse below.
     var limit = horizon.load(ordering: .acquiring)
     var recomputed = false
     // Walk without retaining: the caller holds the cell's commit lock, so the chain from
     // `newest` down to the cut cannot change under us.
-    var version = Unmanaged.passUnretained(newest)
+    var version = newest
     var depth = 0
     while true {
       let (stamp, next) = version._withUnsafeGuaranteedRef { ($0.stamp, $0.older.map(Unmanaged.passUnretained)) }
@@ -461,9 +470,8 @@ extension _Engine {
       }
       if stamp <= limit {
         dropped = version._withUnsafeGuaranteedRef { $0.older.take() }
-        if cell.recyclesVersions, isKnownUniquelyReferenced(&dropped), let reusable = dropped {
-          dropped = nil
-          cell.offerSpares(reusable)
+        if cell.recyclesVersions, isKnownUniquelyReferenced(&dropped) {
+          cell.offerSpares(Unmanaged.passRetained(dropped.take().unsafelyUnwrapped))
         }
         if noting && depth >= cell.leftoverWorthReclaiming { reclaimer.note(cell) }
         return depth > 0
@@ -484,7 +492,7 @@ extension _Engine {
           return true
         }
         cell.deepWalkHorizon = limit
-        version = Unmanaged.passUnretained(newest)
+        version = newest
         depth = 0
         continue
       }

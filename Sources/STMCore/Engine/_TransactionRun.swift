@@ -207,11 +207,12 @@ extension _Engine {
 
   /// Publishes `version` (or nothing, when the mutation was abandoned by a thrown error), and
   /// `companionVersion` in `companion` (whose lock the caller took after `cell`'s) under the
-  /// same commit number, and releases what `beginInPlaceMutation` took.
+  /// same commit number, and releases what `beginInPlaceMutation` took. Takes over the
+  /// caller's retains on the versions.
   @usableFromInline
   static func endInPlaceMutation(
     of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>,
-    publishing version: _VersionBase?, companion: _Cell? = nil, _ companionVersion: _VersionBase? = nil
+    publishing version: Unmanaged<_VersionBase>?, companion: _Cell? = nil, _ companionVersion: Unmanaged<_VersionBase>? = nil
   ) {
     segment._withUnsafeGuaranteedRef { segment in
       context._withUnsafeGuaranteedRef { context in
@@ -222,7 +223,7 @@ extension _Engine {
 
   private static func endInPlaceMutation(
     of cell: _Cell, _ segment: _Segment, _ context: _ThreadContext,
-    publishing version: _VersionBase?, companion: _Cell?, _ companionVersion: _VersionBase?
+    publishing version: Unmanaged<_VersionBase>?, companion: _Cell?, _ companionVersion: Unmanaged<_VersionBase>?
   ) {
     let engine = shared
     context.forbiddenAccess = nil

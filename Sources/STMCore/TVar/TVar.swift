@@ -82,7 +82,7 @@ public struct TVar<Value: Sendable> {
       }
       let context = state.pointee.context
       let (segment, _) = _Engine.beginInPlaceMutation(of: cell, context.takeUnretainedValue())
-      _Engine.endInPlaceMutation(of: cell, segment, context, publishing: cell.makeVersion(newValue))
+      _Engine.endInPlaceMutation(of: cell, segment, context, publishing: cell.makePendingVersion(newValue))
     }
     nonmutating _modify {
       let state = _ThreadState.current
@@ -100,7 +100,7 @@ public struct TVar<Value: Sendable> {
       var finished = false
       defer {
         _Engine.endInPlaceMutation(
-          of: cell, segment, context, publishing: finished ? cell.makeVersion(current) : nil)
+          of: cell, segment, context, publishing: finished ? cell.makePendingVersion(current) : nil)
       }
       yield &current
       finished = true
@@ -142,7 +142,7 @@ public struct TVar<Value: Sendable> {
     let updated = newest._withUnsafeGuaranteedRef {
       transform(unsafeDowncast($0, to: _Version<Value>.self).value)
     }
-    _Engine.endInPlaceMutation(of: cell, segment, context, publishing: cell.makeVersion(updated))
+    _Engine.endInPlaceMutation(of: cell, segment, context, publishing: cell.makePendingVersion(updated))
   }
 
   /// Replaces the value and returns the previous one, as one atomic step.

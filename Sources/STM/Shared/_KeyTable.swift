@@ -1,0 +1,124 @@
+import STMCore
+import Synchronization
+
+/// One stripe's table of key cells: open addressing with linear probing, searched without a
+/// lock and changed only under the stripe's lock (see `_KeyIndex`).
+///
+/// Each word holds a cell's address (the table owns one retain on it), `empty`, or `removed`
+/// (a key taken out, which probes step over). Words are read and written with sequentially
+/// consistent atomics: a lookup announces its snapshot before it reads them, and whoever takes
+/// a cell out reads the clock after it wrote `removed`, so that either the lookup never finds
+/// the cell or the cell is freed only after the lookup's snapshot is withdrawn.
+@usableFromInline
+final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sendable {
+  @usableFromInline typealias Cell = _KeyedCell<Key, Value>
+
+  @usableFromInline static var empty: UInt { 0 }
+  @usableFromInline static var removed: UInt { 1 }
+
+  /// The number of words minus one (a power of two minus one).
+  @usableFromInline let mask: Int
+  @usableFromInline let words: UnsafeMutablePointer<Atomic<UInt>>
+  /// Whether the table owns a retain on each of its cells: false once `rebuilt` has handed
+  /// them over to its replacement, which lookups announced earlier may still be searching.
+  private var ownsCells = true
+  /// Keys present (changed under the stripe's lock only).
+  private(set) var live = 0
+  /// Words that are not empty: keys present and keys removed (under the stripe's lock only).
+  private(set) var used = 0
+
+  /// An empty table with room for at least `minimumCount` keys.
+  init(minimumCount: Int) {
+    var capacity = 16
+    while capacity * 3 < minimumCount * 4 + 4 { capacity *= 2 }
+    mask = capacity - 1
+    words = .allocate(capacity: capacity)
+    for index in 0..<capacity { (words + index).initialize(to: Atomic(Self.empty)) }
+  }
+
+  deinit {
+    if ownsCells {
+      for index in 0...mask {
+        let word = words[index].load(ordering: .relaxed)
+        if word > Self.removed { Self.cell(word).release() }
+      }
+    }
+    words.deinitialize(count: mask + 1)
+    words.deallocate()
+  }
+
+  @inlinable @inline(__always)
+  static func cell(_ word: UInt) -> Unmanaged<Cell> {
+    Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: word).unsafelyUnwrapped)
+  }
+
+  /// The cell of `key`, whose hash value is `hash`, if the table has one. Safe without the
+  /// lock while a snapshot is announced; the cell is not retained.
+  @inlinable
+  func find(_ key: Key, hash: Int) -> Unmanaged<Cell>? {
+    var index = hash & mask
+    while true {
+      let word = words[index].load(ordering: .sequentiallyConsistent)
+      if word == Self.empty { return nil }
+      if word != Self.removed {
+        let cell = Self.cell(word)
+        if cell._withUnsafeGuaranteedRef({ $0.key == key }) { return cell }
+      }
+      index = (index &+ 1) & mask
+    }
+  }
+
+  /// Whether one more key fits without making probes long (at most three quarters used).
+  var hasRoomForOneMore: Bool { (used + 1) * 4 <= (mask + 1) * 3 }
+
+  /// Adds `cell`, whose key is absent, taking over one retain on it. Needs the lock and room.
+  func insert(_ cell: Unmanaged<Cell>, hash: Int) {
+    var index = hash & mask
+    while true {
+      let word = words[index].load(ordering: .relaxed)
+      if word == Self.empty || word == Self.removed {
+        if word == Self.empty { used += 1 }
+        live += 1
+        // Publishes the cell's fields, written before, to lookups that load this word.
+        words[index].store(UInt(bitPattern: cell.toOpaque()), ordering: .sequentiallyConsistent)
+        return
+      }
+      index = (index &+ 1) & mask
+    }
+  }
+
+  /// Takes `cell` out, if the table has it, and hands over the table's retain on it. Needs the lock.
+  func remove(_ cell: Cell, hash: Int) -> Unmanaged<Cell>? {
+    let target = UInt(bitPattern: Unmanaged.passUnretained(cell).toOpaque())
+    var index = hash & mask
+    while true {
+      let word = words[index].load(ordering: .relaxed)
+      if word == Self.empty { return nil }
+      if word == target {
+        words[index].store(Self.removed, ordering: .sequentiallyConsistent)
+        live -= 1
+        return Self.cell(word)
+      }
+      index = (index &+ 1) & mask
+    }
+  }
+
+  /// Calls `body` with every cell in the table. Needs the lock.
+  func forEachCell(_ body: (Cell) -> Void) {
+    for index in 0...mask {
+      let word = words[index].load(ordering: .relaxed)
+      if word > Self.removed { Self.cell(word)._withUnsafeGuaranteedRef(body) }
+    }
+  }
+
+  /// A new table holding this one's cells, with room for `extra` more; this table's retains
+  /// on them move over, so that a cell taken out of the new table is not kept alive by the old.
+  func rebuilt(makingRoomFor extra: Int) -> _KeyTable {
+    let grown = _KeyTable(minimumCount: 2 * (live + extra))
+    forEachCell { cell in
+      grown.insert(Unmanaged.passUnretained(cell), hash: cell.key.hashValue)
+    }
+    ownsCells = false
+    return grown
+  }
+}

@@ -1,0 +1,37 @@
+/// A cell that holds an optional value and the key it belongs to: what a keyed collection's
+/// index stores, one object per key.
+///
+/// The key lives in the cell itself, so that a lookup that finds the cell in the index has
+/// already found the key to compare (one object to touch per key, not an index entry and a
+/// cell), and so that a lookup can read the key without any lock: it never changes.
+@usableFromInline
+package final class _KeyedCell<Key: Hashable & Sendable, Value: Sendable>: _TypedCell<Value?>, @unchecked Sendable {
+  @usableFromInline package let key: Key
+
+  /// A cell for `key`, holding nil (the key is absent).
+  @inlinable
+  package init(key: Key) {
+    self.key = key
+    super.init(nil)
+  }
+
+  /// The cell as a transactional variable.
+  @inlinable
+  package var variable: TVar<Value?> { TVar(_cell: self) }
+}
+
+extension TVar {
+  /// The variable whose cell is `cell`.
+  @inlinable
+  package init(_cell cell: _TypedCell<Value>) {
+    self.cell = cell
+  }
+}
+
+extension TVar {
+  /// The variable's cell as the `_KeyedCell` it must be (an index's slot); unchecked.
+  @inlinable
+  package func _unsafeKeyedCell<Key, Wrapped>(as type: _KeyedCell<Key, Wrapped>.Type) -> _KeyedCell<Key, Wrapped> {
+    unsafeDowncast(cell, to: type)
+  }
+}

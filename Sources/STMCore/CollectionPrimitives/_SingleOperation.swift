@@ -1,0 +1,96 @@
+/// A collection operation outside any transaction that must find its cell before it can read
+/// or update it: a dictionary's `dict[key]`, looked up in an index that readers search without
+/// a lock.
+///
+/// It holds a segment and announces a snapshot from `begin()` until it has read the cell or
+/// locked it for an update. The announcement is what makes the lock-free lookup safe: a cell
+/// or an index table taken out of an index is freed only once every snapshot announced before
+/// that has been withdrawn (see `_EngineClock.oldestRunningSnapshot()`), so whatever the
+/// lookup found stays valid memory until the operation has it locked or read.
+@usableFromInline
+package struct _SingleOperation {
+  // Unretained: segments and thread contexts outlive every operation.
+  @usableFromInline let segment: Unmanaged<_Segment>
+  @usableFromInline let context: Unmanaged<_ThreadContext>
+
+  @inlinable
+  init(segment: Unmanaged<_Segment>, context: Unmanaged<_ThreadContext>) {
+    self.segment = segment
+    self.context = context
+  }
+
+  /// Takes a segment and announces a snapshot. Traps inside a transaction's commit-time code
+  /// or an in-place update, where transactional data must not be touched.
+  @inlinable
+  package static func begin() -> _SingleOperation {
+    let context = _ThreadState.current.pointee.context
+    return _SingleOperation(segment: _Engine.beginSingleOperation(context), context: context)
+  }
+
+  /// The commit number the operation reads at.
+  @inlinable
+  package var snapshot: UInt64 { segment._withUnsafeGuaranteedRef { $0.snapshot } }
+
+  /// Ends the operation with the value of `cell` at its snapshot (nil for no cell).
+  @inlinable
+  package func finishReading<Value>(_ cell: _TypedCell<Value>?) -> Value? {
+    let value = cell.map { cell in
+      segment._withUnsafeGuaranteedRef { segment in
+        segment.visibleVersion(of: cell)._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
+      }
+    }
+    _Engine.endSingleOperation(segment, context)
+    return value
+  }
+
+  /// Takes `cell`'s commit lock and hands it over as an in-place update, which ends the
+  /// operation: end the update with one of `TVar`'s `_endInPlaceUpdate` calls. Returns nil,
+  /// with the operation still running and no lock held, when the cell is retired: look the
+  /// key up again.
+  @inlinable
+  package func beginUpdate<Value>(_ cell: _TypedCell<Value>) -> _InPlaceUpdate<Value>? {
+    guard let newest = _Engine.lockForInPlaceUpdate(cell, segment, context) else { return nil }
+    return _InPlaceUpdate(
+      segment: segment, context: context,
+      value: newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value })
+  }
+}
+
+extension _Engine {
+  /// The untyped half of `_SingleOperation.begin()`.
+  @usableFromInline
+  static func beginSingleOperation(_ context: Unmanaged<_ThreadContext>) -> Unmanaged<_Segment> {
+    Unmanaged.passUnretained(context._withUnsafeGuaranteedRef { beginSingleRead($0) })
+  }
+
+  @usableFromInline
+  static func endSingleOperation(_ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>) {
+    segment._withUnsafeGuaranteedRef { segment in
+      context._withUnsafeGuaranteedRef { endSingleRead(segment, $0) }
+    }
+  }
+
+  /// Locks `cell` for an in-place update by the single operation on `segment`, and withdraws
+  /// the operation's snapshot (the lock now keeps the cell alive and its newest version in
+  /// place). Returns the newest version, or nil, holding no lock, if the cell is retired.
+  @usableFromInline
+  static func lockForInPlaceUpdate(_ cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>)
+    -> Unmanaged<_VersionBase>?
+  {
+    segment._withUnsafeGuaranteedRef { segment in
+      context._withUnsafeGuaranteedRef { context in
+        let engine = shared
+        engine.enterCommit(segment, context: context)
+        segment.lock(cell, context: context)
+        if cell.retired.load(ordering: .relaxed) {
+          cell.owner.store(0, ordering: .releasing)
+          engine.leaveCommit(segment)
+          return nil
+        }
+        engine.withdrawSnapshot(for: segment)
+        context.forbiddenAccess = .transactionDuringInPlaceMutation
+        return cell.head.load(ordering: .acquiring)
+      }
+    }
+  }
+}
