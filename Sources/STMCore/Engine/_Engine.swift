@@ -4,10 +4,14 @@ import Synchronization
 /// Process-wide engine state: the segment pool, the commit clock, the reclamation horizon and
 /// the inevitable token. Created on first use from ``TransactionEngine``'s configuration.
 @usableFromInline
-final class _Engine: Sendable {
+final class _Engine: @unchecked Sendable {
   @usableFromInline static let shared = _Engine(segmentCount: _Configuration.start())
 
   let segments: [_Segment]
+  /// `segments` again, as unretained handles in a buffer that lives as long as the engine, so
+  /// that the hot path of `acquireSegment` touches no reference count and no array header.
+  /// Written only by `init` (which is why the class can promise `Sendable`).
+  private let segmentHandles: UnsafeMutableBufferPointer<Unmanaged<_Segment>>
   /// The commit counter: the number of the newest commit that has taken a number. A snapshot
   /// is a value of this counter; commit numbers are taken with a fetch-and-add.
   let clock = Atomic<UInt64>(0)
@@ -27,12 +31,21 @@ final class _Engine: Sendable {
       segments.append(_Segment(index: index))
     }
     self.segments = segments
+    segmentHandles = .allocate(capacity: segmentCount)
+    _ = segmentHandles.initialize(from: segments.lazy.map { Unmanaged.passUnretained($0) })
   }
 
   // MARK: Segments
 
   /// Takes a free segment for the calling thread, waiting (a pause) while all are busy.
   func acquireSegment(for context: _ThreadContext) -> _Segment {
+    // Almost always the thread's own segment is free: one compare-and-swap on a line that
+    // only this thread writes while it runs.
+    // (A new thread's preference may lie beyond the pool; the slow path below fixes it.)
+    if context.preferredSegment < segmentHandles.count {
+      let preferred = segmentHandles[context.preferredSegment]
+      if preferred._withUnsafeGuaranteedRef({ $0.tryAcquire() }) { return preferred.takeUnretainedValue() }
+    }
     if let segment = tryAcquireSegment(preferring: context.preferredSegment) {
       context.preferredSegment = segment.index
       return segment

@@ -63,10 +63,15 @@ final class _RetryRegistry: Sendable {
   }
 
   /// Wakes the transactions waiting for `cell`. Called after the new version is published.
+  @inline(__always)
   func wakeWaiters(of cell: _Cell) {
     // Relaxed, like the stripe's count below: the commit's fence orders this load after its
     // publication, and a registrant's fence orders its increment before its check.
     guard registrations.load(ordering: .relaxed) > 0 else { return }
+    wakeRegisteredWaiters(of: cell)
+  }
+
+  private func wakeRegisteredWaiters(of cell: _Cell) {
     let address = cell.address
     let stripe = stripe(for: address)
     guard stripe.count.load(ordering: .relaxed) > 0 else { return }
