@@ -30,7 +30,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       return Self.read(current, retired)
     }
     let hash = key.hashValue
-    let operation = _SingleOperation.begin()
+    let operation = _SingleOperation.beginReading()
     guard let cell = index.find(key, hash: hash) else { return operation.finishReading(nil as Cell?) ?? nil }
     return cell._withUnsafeGuaranteedRef { operation.finishReading($0) } ?? nil
   }
@@ -79,7 +79,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   @inlinable
   func beginUpdate(forKey key: Key) -> PendingUpdate {
     let hash = key.hashValue
-    let operation = _SingleOperation.begin()
+    let operation = _SingleOperation.beginUpdating()
     while true {
       let cell = index.cell(for: key, hash: hash)
       // Nil when the cell was retired since the lookup: the key has a fresh cell now.

@@ -12,17 +12,14 @@ package class _Cell: @unchecked Sendable {
   /// The newest committed version. The cell owns one retain on it; each version owns its
   /// `older` link, so the chain lives exactly as long as the cell or until it is cut.
   @usableFromInline let head: Atomic<Unmanaged<_VersionBase>>
-  /// Versions dropped from the history, kept (linked through `older`, at most
-  /// `_Cell.spareLimit`) for the next writes to reuse instead of allocating. Only versions that
-  /// no reader can reach are put here (see `trimHistory`), and a version is only ever reused by
-  /// a cell of its own type.
-  @usableFromInline let spare = Atomic<Unmanaged<_VersionBase>?>(nil)
-
-  /// How many dropped versions a cell keeps for reuse.
-  static let spareLimit = 4
-
-  /// Whether dropped versions are kept for reuse: only when the value is trivially copyable,
-  /// so that a kept version never holds on to an object (or a removed key's cell) it refers to.
+  /// The horizon at which a trim last had to walk far down this cell's history (an old
+  /// snapshot held the horizon back). While the horizon stays there the cut point cannot move,
+  /// so trims skip the walk instead of paying for the whole history on every commit.
+  /// Read and written only under the commit lock.
+  var deepWalkHorizon: UInt64 = .max
+  /// Whether dropped versions are kept for reuse (see `_VersionCache`): only when the value is
+  /// trivially copyable, so that a kept version never holds on to an object (or a removed
+  /// key's cell) it refers to.
   let recyclesVersions: Bool
 
   /// How many older versions a commit leaves behind before it asks the reclaimer to come back
@@ -33,11 +30,6 @@ package class _Cell: @unchecked Sendable {
   /// such a cell is noted.
   var leftoverWorthReclaiming: Int { recyclesVersions ? 2 : 1 }
 
-  /// The horizon at which a trim last had to walk far down this cell's history (an old
-  /// snapshot held the horizon back). While the horizon stays there the cut point cannot move,
-  /// so trims skip the walk instead of paying for the whole history on every commit.
-  /// Read and written only under the commit lock.
-  var deepWalkHorizon: UInt64 = .max
 
   /// Set while the cell waits in the reclamation list (see `_HistoryReclaimer`).
   let awaitingReclamation = Atomic<Bool>(false)
@@ -57,54 +49,7 @@ package class _Cell: @unchecked Sendable {
   deinit {
     if awaitingReclamation.load(ordering: .relaxed) { _Engine.shared.reclaimer.forget(self) }
     head.load(ordering: .relaxed).release()
-    spare.load(ordering: .relaxed)?.release()
     _LiveCounters.cellDestroyed()
-  }
-
-  /// Takes a spare version, if there is one.
-  @inlinable
-  final func takeSpare() -> _VersionBase? {
-    // Acquire pairs with the release in `offerSpares`, which reset the versions' fields.
-    guard let taken = spare.exchange(nil, ordering: .acquiring)?.takeRetainedValue() else { return nil }
-    var rest = taken.older.take()
-    if rest != nil && isKnownUniquelyReferenced(&rest) {
-      // Put the rest back, unless another chain got there first (then it is freed).
-      let retained = Unmanaged.passRetained(rest.unsafelyUnwrapped)
-      rest = nil
-      if !spare.compareExchange(expected: nil, desired: retained, ordering: .releasing).exchanged {
-        retained.release()
-      }
-    }
-    return taken
-  }
-
-  /// Keeps up to `spareLimit` versions of `chain`, which no reader can reach any more, for
-  /// reuse; frees the rest, and the whole chain if spares are already kept. Takes over the
-  /// caller's retain on `chain`.
-  final func offerSpares(_ chain: Unmanaged<_VersionBase>) {
-    guard recyclesVersions else {
-      chain.release()
-      return
-    }
-    // Walk without retaining: the chain is ours alone (the caller checked it is unshared).
-    var kept = 1
-    var last = chain
-    while let next = last._withUnsafeGuaranteedRef({ version -> Unmanaged<_VersionBase>? in
-      version.flags = 0
-      version.stamp = _pendingStamp
-      guard version.older != nil else { return nil }
-      guard kept < Self.spareLimit, isKnownUniquelyReferenced(&version.older) else {
-        version.older = nil
-        return nil
-      }
-      return Unmanaged.passUnretained(version.older.unsafelyUnwrapped)
-    }) {
-      last = next
-      kept += 1
-    }
-    if !spare.compareExchange(expected: nil, desired: chain, ordering: .releasing).exchanged {
-      chain.release()
-    }
   }
 
   /// A stable number that orders cells for lock acquisition and hashes them into wait stripes.
@@ -128,11 +73,11 @@ package class _TypedCell<Value>: _Cell, @unchecked Sendable {
     Unmanaged.passRetained(makeVersion(value))
   }
 
-  /// A pending version holding `value`: the spare if there is one, else a new one.
+  /// A pending version holding `value`: one the thread cached, if any, else a new one.
   @inlinable
   final func makeVersion(_ value: Value) -> _Version<Value> {
-    if let spare = takeSpare() {
-      let version = unsafeDowncast(spare, to: _Version<Value>.self)
+    if _isPOD(Value.self), let cached = _ThreadContext.takeCachedVersion(ObjectIdentifier(_Version<Value>.self)) {
+      let version = unsafeDowncast(cached, to: _Version<Value>.self)
       version.value = value
       return version
     }

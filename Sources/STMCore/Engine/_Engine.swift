@@ -98,13 +98,21 @@ final class _Engine: @unchecked Sendable {
     segment.announcedSnapshot.store(.max, ordering: .releasing)
   }
 
-  /// Raises the reclamation horizon to the oldest snapshot still announced.
-  @discardableResult
-  func recomputeHorizon() -> UInt64 {
+  /// The oldest snapshot announced now, or the clock if none is: every running and future
+  /// transaction reads at this snapshot or a later one. (See `announceSnapshot(for:)` for why
+  /// a snapshot being announced meanwhile cannot be older.)
+  func oldestAnnouncedSnapshot() -> UInt64 {
     var oldest = clock.load(ordering: .sequentiallyConsistent)
     for segment in segments {
       oldest = min(oldest, segment.announcedSnapshot.load(ordering: .sequentiallyConsistent))
     }
+    return oldest
+  }
+
+  /// Raises the reclamation horizon to the oldest snapshot still announced.
+  @discardableResult
+  func recomputeHorizon() -> UInt64 {
+    let oldest = oldestAnnouncedSnapshot()
     var current = horizon.load(ordering: .acquiring)
     while current < oldest {
       let (exchanged, original) = horizon.compareExchange(

@@ -437,7 +437,7 @@ extension _Engine {
   }
 
   /// Drops the versions below the newest one that the oldest running snapshot can see, and
-  /// keeps what it dropped as the cell's spares. If older versions must stay for now, the cell
+  /// keeps what it dropped in the thread's `_VersionCache`. If older versions must stay for now, the cell
   /// is noted for the reclaimer, so that they go even if the cell is never written again.
   ///
   /// Every running snapshot is at or above the horizon, so every reader stops at or above the
@@ -449,7 +449,7 @@ extension _Engine {
     return trimHistory(below: newest, of: cell, noting: noting, handingOver: &dropped)
   }
 
-  /// As `trimHistory(below:of:noting:)`, but the versions it drops and does not keep as spares
+  /// As `trimHistory(below:of:noting:)`, but the versions it drops and does not cache
   /// are handed to the caller in `dropped` instead of being freed here. Freeing them runs the
   /// deinits of the values they hold, which may free other cells; a caller holding a lock
   /// that a cell's deinit takes (the reclaimer's list) frees them after letting go of it.
@@ -468,10 +468,17 @@ extension _Engine {
         if noting && depth >= cell.leftoverWorthReclaiming { reclaimer.note(cell) }
         return depth > 0
       }
+      if depth == 0 && stamp > limit && next._withUnsafeGuaranteedRef({ $0.stamp == 0 && $0.older == nil }) {
+        // The first write of a cell, whose initial version the (lazily raised) horizon still
+        // pins. Most cells of a big dictionary are written once, when their key is inserted,
+        // so waiting for a next write would keep a second version per key for good: look at
+        // the announced snapshots now (without publishing the horizon, a shared write).
+        limit = max(limit, oldestAnnouncedSnapshot())
+      }
       if stamp <= limit {
         dropped = version._withUnsafeGuaranteedRef { $0.older.take() }
-        if cell.recyclesVersions, isKnownUniquelyReferenced(&dropped) {
-          cell.offerSpares(Unmanaged.passRetained(dropped.take().unsafelyUnwrapped))
+        if cell.recyclesVersions, isKnownUniquelyReferenced(&dropped), let chain = dropped.take() {
+          _ThreadState.current.pointee.context._withUnsafeGuaranteedRef { $0.versionCache.offer(chain) }
         }
         if noting && depth >= cell.leftoverWorthReclaiming { reclaimer.note(cell) }
         return depth > 0

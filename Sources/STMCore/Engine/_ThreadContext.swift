@@ -64,6 +64,8 @@ final class _ThreadContext: @unchecked Sendable {
   @exclusivity(unchecked) var commitsSinceReclamation = 0
   /// The conflict log's numbers for the `atomically` call sites this thread has used.
   @exclusivity(unchecked) var siteNumbers: [_SiteKey: UInt32] = [:]
+  /// Versions this thread's commits dropped, for its next writes to reuse.
+  let versionCache = _VersionCache()
   /// xorshift state for randomized backoff; per thread, so threads do not back off in step.
   @exclusivity(unchecked) var backoffRandom: UInt64
 
@@ -79,6 +81,12 @@ final class _ThreadContext: @unchecked Sendable {
     backoffRandom ^= backoffRandom << 25
     backoffRandom ^= backoffRandom >> 27
     return backoffRandom &* 0x2545_F491_4F6C_DD1D
+  }
+
+  /// A version of type `type` from the calling thread's cache, if it has one.
+  @usableFromInline
+  static func takeCachedVersion(_ type: ObjectIdentifier) -> _VersionBase? {
+    _ThreadState.current.pointee.context._withUnsafeGuaranteedRef { $0.versionCache.take(type) }
   }
 
   /// The calling thread's context, created on first use.

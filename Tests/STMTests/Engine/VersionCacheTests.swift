@@ -1,0 +1,78 @@
+@testable import STMCore
+import Testing
+
+extension LibraryTests {
+  /// The per-thread cache of dropped versions that writes reuse instead of allocating.
+  @Suite struct VersionCacheTests {
+    /// A chain of `count` committed versions of `Int`, newest first, each link unique.
+    private func chain(of count: Int, from first: Int = 0) -> _VersionBase {
+      var head: _VersionBase?
+      for value in (first..<(first + count)).reversed() {
+        let version = _Version(value, stamp: UInt64(value + 1))
+        version.older = head
+        head = version
+      }
+      return head!
+    }
+
+    @Test func keepsAtMostTheLimitPerTypeAndFreesTheRest() {
+      #if DEBUG
+      let cache = _VersionCache()
+      let before = _LiveCounters.versions.load(ordering: .relaxed)
+      cache.offer(chain(of: _VersionCache.perTypeLimit + 3))
+      #expect(_LiveCounters.versions.load(ordering: .relaxed) - before == _VersionCache.perTypeLimit)
+      var taken: [_VersionBase] = []
+      while let version = cache.take(ObjectIdentifier(_Version<Int>.self)) { taken.append(version) }
+      #expect(taken.count == _VersionCache.perTypeLimit)
+      // Ready to be written again: pending, unlinked, no flags.
+      #expect(taken.allSatisfy { $0.stamp == _pendingStamp && $0.older == nil && $0.flags == 0 })
+      #expect(cache.take(ObjectIdentifier(_Version<Int>.self)) == nil)
+      taken.removeAll()
+      #expect(_LiveCounters.versions.load(ordering: .relaxed) == before)
+      #endif
+    }
+
+    @Test func aSharedLinkEndsWhatIsKept() {
+      let cache = _VersionCache()
+      let versions = chain(of: 4)
+      let shared = versions.older!.older!   // a reader still holds the third version
+      cache.offer(versions)
+      var count = 0
+      while cache.take(ObjectIdentifier(_Version<Int>.self)) != nil { count += 1 }
+      #expect(count == 2)
+      #expect(shared.stamp == 3)
+    }
+
+    @Test func versionsAreReusedOnlyForTheirOwnType() {
+      let cache = _VersionCache()
+      cache.offer(_Version(1.5, stamp: 1))
+      #expect(cache.take(ObjectIdentifier(_Version<Int>.self)) == nil)
+      let reused = cache.take(ObjectIdentifier(_Version<Double>.self))
+      #expect(reused is _Version<Double>)
+    }
+
+    @Test func aFifthTypeTakesTheShelfOfTheFullest() {
+      let cache = _VersionCache()
+      cache.offer(chain(of: 3))                          // Int: 3
+      cache.offer(_Version(1.5, stamp: 1))               // Double: 1
+      cache.offer(_Version(UInt8(1), stamp: 1))          // UInt8: 1
+      cache.offer(_Version(Int32(1), stamp: 1))          // Int32: 1
+      cache.offer(_Version(Int16(1), stamp: 1))          // evicts Int's shelf
+      #expect(cache.take(ObjectIdentifier(_Version<Int>.self)) == nil)
+      #expect(cache.take(ObjectIdentifier(_Version<Int16>.self)) != nil)
+      #expect(cache.take(ObjectIdentifier(_Version<Double>.self)) != nil)
+    }
+
+    /// A thread's next write of the same type reuses the version its last commit dropped.
+    @Test func aWriteReusesTheVersionTheLastCommitDropped() {
+      let cell = TVar(0)
+      _ThreadContext.current.versionCache.removeAll()
+      cell.value = 1   // drops the initial version into this thread's cache (nothing pins it)
+      let dropped = ObjectIdentifier(_ThreadContext.current.versionCache.peekForTests(ObjectIdentifier(_Version<Int>.self))!)
+      cell.value = 2
+      let head = cell.cell.head.load(ordering: .acquiring).takeUnretainedValue()
+      #expect(ObjectIdentifier(head) == dropped)
+      #expect(cell.value == 2)
+    }
+  }
+}
