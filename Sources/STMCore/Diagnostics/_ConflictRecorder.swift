@@ -48,7 +48,7 @@ final class _ConflictRecorder: @unchecked Sendable {
     if let path {
       file = fopen(path, "w")
       guard file != nil else { throw .cannotOpen(path, errno) }
-      fputs("# swift-stm conflict log: outcome, kind, seconds, location, conflicting location\n", file)
+      fputs(ConflictEvent.logHeader + "\n", file)
     }
     // Read before taking the lock: the statistics registry has a lock of its own.
     let fresh = Recording(
