@@ -48,7 +48,7 @@ public enum ConflictLog {
   }
 
   /// Whether a recording is running.
-  public static var isRecording: Bool { _ConflictRecorder.shared.isOn.load(ordering: .relaxed) }
+  public static var isRecording: Bool { _ConflictRecorder.isRecording }
 
   /// The report of the recording so far, or nil if none is running.
   ///
