@@ -117,6 +117,16 @@ extension TVar {
   }
 }
 
+extension _KeyedCell {
+  /// The cell, after telling the conflict log (if it records) that the operation at `site` is
+  /// about to access it: `TVar._noteAccess` for an index's cell, which names its own key.
+  @inlinable @inline(__always)
+  package func _noted(_ kind: _AccessKind, at site: _CallSite) -> Self {
+    if _ConflictRecorder.isRecording { _ConflictRecorder.note(kind, of: self, at: site, as: .key(key)) }
+    return self
+  }
+}
+
 extension _ConflictRecorder {
   /// The slow half of `TVar._noteAccess`, while recording.
   @usableFromInline
