@@ -353,11 +353,10 @@ final class _Segment: @unchecked Sendable {
   /// Takes the commit lock of `cell`, waiting (a write-write pause) while another commit holds it.
   /// Commits lock in address order, so waiting cannot deadlock.
   func lock(_ cell: _Cell, context: _ThreadContext) {
-    if cell.owner.compareExchange(expected: 0, desired: tag, ordering: .acquiringAndReleasing).exchanged {
-      return
-    }
+    // The failed exchange returns the holder: loading it again could find it gone already.
+    let (locked, holder) = cell.owner.compareExchange(expected: 0, desired: tag, ordering: .acquiringAndReleasing)
+    if locked { return }
     let started = _monotonicNanoseconds()
-    let holder = cell.owner.load(ordering: .relaxed)
     let holderSite = engine.site(ofSegmentTagged: holder)
     var backoff = _Backoff()
     repeat {
