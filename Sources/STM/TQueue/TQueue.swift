@@ -262,6 +262,13 @@ extension TQueue: AsyncSequence {
   /// and drained (or the task is cancelled).
   public struct AsyncIterator: AsyncIteratorProtocol {
     let queue: TQueue
+
+    /// Dequeues the next item, suspending while the queue is empty; nil once the queue is
+    /// closed and drained, or the task is cancelled.
+    ///
+    /// Conflicts: as ``TQueue/tryDequeue(fileID:line:)``.
+    ///
+    /// - Complexity: O(1), plus the wait.
     public mutating func next() async -> Element? { await queue.dequeue(at: .unknown(in: queue)) }
   }
 

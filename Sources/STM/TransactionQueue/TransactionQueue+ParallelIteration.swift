@@ -53,8 +53,8 @@ extension TransactionQueue {
   /// try queue.run()
   /// ```
   ///
-  /// Conflicts: as ``add(forEachOf:_:)-(Elements,_)``: taking the snapshot inside a transaction
-  /// reads every key.
+  /// Conflicts: as ``add(forEachOf:_:fileID:line:)-(Elements,_,_,_)``: taking the snapshot
+  /// inside a transaction reads every key.
   ///
   /// - Parameters:
   ///   - dictionary: The dictionary whose keys to visit.

@@ -17,6 +17,7 @@ public struct ConflictEvent: Sendable, Hashable {
     case inevitable
   }
 
+  /// Whether the transaction aborted, paused, or became inevitable.
   public let outcome: Outcome
   /// The contention kind (``ContentionKind/inevitable`` for an ``Outcome/inevitable`` event).
   public let kind: ContentionKind

@@ -5,6 +5,7 @@ public enum ConflictLogError: Error, Sendable, Hashable, CustomStringConvertible
   /// A line of a log file is not one the conflict log writes (its number from 1, and the line).
   case malformedLine(Int, String)
 
+  /// What went wrong, in a sentence naming the file or the line.
   public var description: String {
     switch self {
     case .cannotOpen(let path, let error):

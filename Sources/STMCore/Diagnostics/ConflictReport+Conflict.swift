@@ -6,6 +6,7 @@ extension ConflictReport {
   public struct Conflict: Sendable, Hashable {
     /// The kind and the four locations, which make events part of this conflict.
     let key: ConflictKey
+    /// The contention kind of every event in this conflict.
     public var kind: ContentionKind { key.kind }
     /// The `atomically` call of the transaction that lost time; nil for a single operation
     /// outside `atomically`.
@@ -18,9 +19,13 @@ extension ConflictReport {
     public var accessLocation: CodeLocation? { key.accessLocation }
     /// Where the other side accessed the object (see ``ConflictEvent/conflictingAccessLocation``).
     public var conflictingAccessLocation: CodeLocation? { key.conflictingAccessLocation }
+    /// How many times the transaction rolled back and reran.
     public internal(set) var aborts = 0
+    /// How many times the transaction waited.
     public internal(set) var pauses = 0
+    /// The time the aborted attempts had run, summed over threads.
     public internal(set) var secondsLostInAborts = 0.0
+    /// The time spent waiting, summed over threads.
     public internal(set) var secondsPaused = 0.0
     /// How many of the aborts and pauses were on each object, by its description
     /// (see ``ConflictEvent/object``). Empty for conflicts over no object.
