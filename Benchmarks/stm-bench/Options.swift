@@ -60,7 +60,8 @@ struct Options {
                         Print the report of a conflict log, which a program writes when it runs
                         with STM_CONFLICT_LOG=LOG (or calls ConflictLog.start(writingTo:)): totals,
                         then the N conflicts that cost the most time (default 10), each with its
-                        kind, counts, seconds lost and paused, both source locations and a hint.
+                        kind, counts, seconds lost and paused, the objects it was on (a key, an
+                        index, a variable), each side's atomically call and access, and a hint.
 
     Exit status: 0 when every run verified, 1 when a run failed its check or hung, 2 on a usage
     error.

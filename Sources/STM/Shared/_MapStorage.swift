@@ -23,16 +23,17 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   // MARK: Reads
 
   @inlinable
-  func value(forKey key: Key) -> Value? {
+  func value(forKey key: Key, at site: _CallSite) -> Value? {
     if let transaction = Transaction._currentChecked {
       // Even an absent key gets a cell, so that a later insert of it conflicts with this read.
       let (current, retired) = index.slots(for: key, seenFrom: transaction._snapshot)
+      Self.note(.read, current, retired, at: site, key: key)
       return Self.read(current, retired)
     }
     let hash = key.hashValue
     let operation = _SingleOperation.beginReading()
     guard let cell = index.find(key, hash: hash) else { return operation.finishReading(nil as Cell?) ?? nil }
-    return cell._withUnsafeGuaranteedRef { operation.finishReading($0) } ?? nil
+    return cell._withUnsafeGuaranteedRef { operation.finishReading($0._noted(.read, at: site)) } ?? nil
   }
 
   // MARK: Updates
@@ -41,12 +42,12 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// whether it changed the value. Keeps the count and the index in step with membership.
   @inlinable
   func update<Result, Failure: Error>(
-    forKey key: Key, _ body: (inout Value?) throws(Failure) -> (changed: Bool, result: Result)
+    forKey key: Key, at site: _CallSite, _ body: (inout Value?) throws(Failure) -> (changed: Bool, result: Result)
   ) throws(Failure) -> Result {
     if let transaction = Transaction._currentChecked {
-      return try update(forKey: key, in: transaction, body)
+      return try update(forKey: key, in: transaction, at: site, body)
     }
-    let pending = beginUpdate(forKey: key)
+    let pending = beginUpdate(forKey: key, at: site)
     var value = pending.value
     let changed: Bool, result: Result
     do {
@@ -77,13 +78,13 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
 
   /// Outside a transaction: finds the key's cell (made if absent) and takes its commit lock.
   @inlinable
-  func beginUpdate(forKey key: Key) -> PendingUpdate {
+  func beginUpdate(forKey key: Key, at site: _CallSite) -> PendingUpdate {
     let hash = key.hashValue
     let operation = _SingleOperation.beginUpdating()
     while true {
       let cell = index.cell(for: key, hash: hash)
       // Nil when the cell was retired since the lookup: the key has a fresh cell now.
-      if let update = cell._withUnsafeGuaranteedRef({ operation.beginUpdate($0) }) {
+      if let update = cell._withUnsafeGuaranteedRef({ operation.beginUpdate($0._noted(.readWrite, at: site)) }) {
         return PendingUpdate(cell: cell, update: update)
       }
     }
@@ -125,22 +126,22 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     }
   }
 
-  /// Begins a modification of `key`: inside a transaction a read, outside one an in-place
-  /// update holding the key's cell until `endModification`.
+  /// Begins a modification of `key` by the operation at `site`: inside a transaction a read,
+  /// outside one an in-place update holding the key's cell until `endModification`.
   @inlinable
-  func beginModification(forKey key: Key) -> Modification {
-    if Transaction._currentChecked != nil { return Modification(pending: nil, value: value(forKey: key)) }
-    let pending = beginUpdate(forKey: key)
+  func beginModification(forKey key: Key, at site: _CallSite) -> Modification {
+    if Transaction._currentChecked != nil { return Modification(pending: nil, value: value(forKey: key, at: site)) }
+    let pending = beginUpdate(forKey: key, at: site)
     return Modification(pending: pending, value: pending.value)
   }
 
   /// Ends a modification by storing `value` (nothing when nil: it was abandoned).
   @inlinable
-  func endModification(forKey key: Key, _ modification: Modification, publishing value: Value?) {
+  func endModification(forKey key: Key, _ modification: Modification, publishing value: Value?, at site: _CallSite) {
     if let pending = modification.pending {
       endUpdate(forKey: key, pending, publishing: value.map { .some($0) })
     } else if let value {
-      update(forKey: key) { current in
+      update(forKey: key, at: site) { current in
         current = value
         return (true, ())
       }
@@ -149,17 +150,18 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
 
   @inlinable
   func update<Result, Failure: Error>(
-    forKey key: Key, in transaction: Transaction,
+    forKey key: Key, in transaction: Transaction, at site: _CallSite,
     _ body: (inout Value?) throws(Failure) -> (changed: Bool, result: Result)
   ) throws(Failure) -> Result {
     let (slot, retired) = index.slots(for: key, seenFrom: transaction._snapshot)
+    Self.note(.readWrite, slot, retired, at: site, key: key)
     let old = Self.read(slot, retired)
     var value = old
     let (changed, result) = try body(&value)
     guard changed else { return result }
     slot.value = value
     let delta = Self.membershipDelta(from: old, to: value)
-    if delta != 0 { count.add(delta, in: transaction) }
+    if delta != 0 { count.add(delta, in: transaction, at: site) }
     if delta < 0 {
       let index = self.index
       transaction.afterCommit { index.detach(key, slot) }
@@ -192,14 +194,14 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
 
   /// Every present key with its value, as one consistent snapshot (joins the running
   /// transaction, if any; outside, a read-only transaction, which never aborts).
-  func snapshot() -> [(key: Key, value: Value)] {
-    atomically { transaction in
+  func snapshot(at site: _CallSite) -> [(key: Key, value: Value)] {
+    _singleOperation(at: site) { transaction in
       // Reading every count cell first makes a concurrent insert of a key this enumeration
       // misses conflict with it (the insert's commutative update is a write of one of them).
-      _ = count.value
+      _ = count.value(at: site)
       var pairs: [(key: Key, value: Value)] = []
       for (key, slot) in index.allSlots(seenFrom: transaction._snapshot) {
-        if let value = slot.value { pairs.append((key, value)) }
+        if let value = slot._noted(.read, at: site, as: .key(key)).value { pairs.append((key, value)) }
       }
       return pairs
     }

@@ -13,16 +13,16 @@ final class _MembershipCount: Sendable {
     cells = (0..<count).map { $0 == 0 ? TVar(initial) : TVar(0) }
   }
 
-  /// Inside a transaction: records an insert or a removal.
+  /// Inside a transaction: records an insert or a removal by the operation at `site`.
   @inlinable
-  func add(_ delta: Int, in transaction: Transaction) {
+  func add(_ delta: Int, in transaction: Transaction, at site: _CallSite) {
     let cell = cells[transaction._segmentIndex]
     if delta == 1 {
-      cell.commute(Self.increment)
+      cell._commute(Self.increment, at: site, as: .named("count"))
     } else if delta == -1 {
-      cell.commute(Self.decrement)
+      cell._commute(Self.decrement, at: site, as: .named("count"))
     } else {
-      cell.commute { $0 + delta }
+      cell._commute({ $0 + delta }, at: site, as: .named("count"))
     }
   }
 
@@ -30,9 +30,12 @@ final class _MembershipCount: Sendable {
   @usableFromInline static let increment: @Sendable (Int) -> Int = { $0 + 1 }
   @usableFromInline static let decrement: @Sendable (Int) -> Int = { $0 - 1 }
 
-  /// The count, as one atomic read (joins the running transaction, if any).
-  var value: Int {
-    atomically { _ in cells.reduce(0) { $0 + $1.value } }
+  /// The count, as one atomic read by the operation at `site` (joins the running
+  /// transaction, if any).
+  func value(at site: _CallSite) -> Int {
+    _singleOperation(at: site) { _ in
+      cells.reduce(0) { $0 + $1._noted(.read, at: site, as: .named("count")).value }
+    }
   }
 
   /// The cell to pair with a single-operation update running on segment `segment`.

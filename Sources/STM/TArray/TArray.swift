@@ -45,37 +45,30 @@ public final class TArray<Element: Sendable>: Sendable {
   /// Conflicts: reading conflicts only with transactions that write or remove this index;
   /// writing also conflicts with transactions that read it. Neither conflicts with appends.
   ///
-  /// - Parameter index: A valid index: `0 ..< count`. Any other index traps with a message
-  ///   naming the index and the count; nothing is changed.
+  /// - Parameters:
+  ///   - index: A valid index: `0 ..< count`. Any other index traps with a message naming the
+  ///     index and the count; nothing is changed.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(1).
   @inlinable
-  public subscript(index: Int) -> Element {
-    get {
-      guard index >= 0 else { outOfRange(index) }
-      if let element = slots.existingSlot(index)?.value { return element }
-      // Past the end at the snapshot: maybe one of this transaction's own appends.
-      if let transaction = Transaction._currentChecked,
-        let batch = countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self)
-      {
-        let pending = index - countCell.value
-        if pending >= 0 && pending < batch.items.count { return batch.items[pending] }
-      }
-      outOfRange(index)
-    }
+  public subscript(index: Int, fileID fileID: StaticString = #fileID, line line: UInt = #line) -> Element {
+    get { element(index, at: _CallSite(fileID: fileID, line: line, owner: self)) }
     set {
       guard index >= 0 else { outOfRange(index) }
+      let site = _CallSite(fileID: fileID, line: line, owner: self)
       if let transaction = Transaction._currentChecked {
-        if let slot = slots.existingSlot(index), slot.value != nil {
+        if let slot = slots.existingSlot(index)?._noted(.readWrite, at: site, as: .key(index)), slot.value != nil {
           slot.value = newValue
           return
         }
         let batch = countCell._delayedAppend(in: transaction) { _AppendBatch(slots: slots) }
-        let pending = index - countCell.value
+        let pending = index - countCell._noted(.read, at: site, as: .named("count")).value
         guard pending >= 0 && pending < batch.items.count else { outOfRange(index) }
         batch.items[pending] = newValue
         return
       }
-      guard let slot = slots.existingSlot(index),
+      guard let slot = slots.existingSlot(index)?._noted(.readWrite, at: site, as: .key(index)),
         slot._updateInPlace({ current in
           guard current != nil else { return (false, false) }
           current = newValue
@@ -83,6 +76,21 @@ public final class TArray<Element: Sendable>: Sendable {
         }) == true
       else { outOfRange(index) }
     }
+  }
+
+  /// The element at `index`, read by the operation at `site`.
+  @inlinable
+  func element(_ index: Int, at site: _CallSite) -> Element {
+    guard index >= 0 else { outOfRange(index) }
+    if let element = slots.existingSlot(index)?._noted(.read, at: site, as: .key(index)).value { return element }
+    // Past the end at the snapshot: maybe one of this transaction's own appends.
+    if let transaction = Transaction._currentChecked,
+      let batch = countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self)
+    {
+      let pending = index - countCell._noted(.read, at: site, as: .named("count")).value
+      if pending >= 0 && pending < batch.items.count { return batch.items[pending] }
+    }
+    outOfRange(index)
   }
 
   @usableFromInline
@@ -96,27 +104,38 @@ public final class TArray<Element: Sendable>: Sendable {
   ///
   /// Conflicts: none with other appends, or with reads and writes of in-bounds indices.
   ///
+  /// - Parameters:
+  ///   - element: The element to append.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(1) now, amortized; the element lands at commit.
   @inlinable
-  public func append(_ element: Element) {
+  public func append(_ element: Element, fileID: StaticString = #fileID, line: UInt = #line) {
     guard let transaction = Transaction._currentChecked else {
-      atomically { _ in append(element) }
+      _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in append(element, fileID: fileID, line: line) }
       return
     }
     slots.prepareForAppends(1)
+    countCell._noteAccess(.write, at: _CallSite(fileID: fileID, line: line, owner: self), as: .named("count"))
     countCell._delayedAppend(in: transaction) { _AppendBatch(slots: slots) }.items.append(element)
   }
 
   /// Appends the elements of `sequence`, in order, as one delayed append.
   ///
-  /// Conflicts: as ``append(_:)``.
+  /// Conflicts: as ``append(_:fileID:line:)``.
   ///
+  /// - Parameters:
+  ///   - sequence: The elements to append.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*m*) for *m* elements.
-  public func append<S: Sequence>(contentsOf sequence: S) where S.Element == Element {
+  public func append<S: Sequence>(contentsOf sequence: S, fileID: StaticString = #fileID, line: UInt = #line)
+  where S.Element == Element {
     guard let transaction = Transaction._currentChecked else {
-      atomically { _ in append(contentsOf: sequence) }
+      _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in append(contentsOf: sequence, fileID: fileID, line: line) }
       return
     }
+    countCell._noteAccess(.write, at: _CallSite(fileID: fileID, line: line, owner: self), as: .named("count"))
     let batch = countCell._delayedAppend(in: transaction) { _AppendBatch(slots: slots) }
     batch.items.append(contentsOf: sequence)
     slots.prepareForAppends(batch.items.count)
@@ -128,18 +147,23 @@ public final class TArray<Element: Sendable>: Sendable {
   /// remove, and with readers and writers of the last index. (It takes back this transaction's
   /// own pending appends first, without reading anything.)
   ///
+  /// - Parameters:
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Returns: The last element, or nil if the array is empty.
   /// - Complexity: O(1).
   @inlinable @discardableResult
-  public func popLast() -> Element? {
+  public func popLast(fileID: StaticString = #fileID, line: UInt = #line) -> Element? {
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
     guard let transaction = Transaction._currentChecked else {
-      return atomically { _ in popLast() }
+      return _singleOperation(at: site) { _ in popLast(fileID: fileID, line: line) }
     }
     if countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self)?.items.isEmpty == false {
       return countCell._delayedAppend(in: transaction) { _AppendBatch(slots: slots) }.items.popLast()
     }
-    let count = countCell.value
+    let count = countCell._noted(.readWrite, at: site, as: .named("count")).value
     guard count > 0 else { return nil }
-    let slot = slots.slot(count - 1)
+    let slot = slots.slot(count - 1)._noted(.readWrite, at: site, as: .key(count - 1))
     let last = slot.value
     slot.value = nil
     countCell.value = count - 1
@@ -148,12 +172,16 @@ public final class TArray<Element: Sendable>: Sendable {
 
   /// Removes and returns the last element; traps if the array is empty.
   ///
-  /// Conflicts: as ``popLast()``.
+  /// Conflicts: as ``popLast(fileID:line:)``.
   ///
+  /// - Parameters:
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Returns: The last element.
   /// - Complexity: O(1).
   @discardableResult
-  public func removeLast() -> Element {
-    guard let last = popLast() else {
+  public func removeLast(fileID: StaticString = #fileID, line: UInt = #line) -> Element {
+    guard let last = popLast(fileID: fileID, line: line) else {
       fatalError("TArray.removeLast() was called on an empty array. Use popLast(), which returns nil when empty.")
     }
     return last
@@ -168,7 +196,7 @@ public final class TArray<Element: Sendable>: Sendable {
   /// - Complexity: O(1).
   @inlinable
   public var count: Int {
-    let committed = countCell.value
+    let committed = countCell._noted(.read, at: .unknown(in: self), as: .named("count")).value
     guard let transaction = Transaction._currentChecked,
       let batch = countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self)
     else { return committed }
@@ -190,11 +218,12 @@ public final class TArray<Element: Sendable>: Sendable {
   ///
   /// - Complexity: O(*n*).
   public var elements: [Element] {
-    atomically { _ in
+    let site = _CallSite.unknown(in: self)
+    return _singleOperation(at: site) { _ in
       let total = count
       var result: [Element] = []
       result.reserveCapacity(total)
-      for index in 0..<total { result.append(self[index]) }
+      for index in 0..<total { result.append(element(index, at: site)) }
       return result
     }
   }

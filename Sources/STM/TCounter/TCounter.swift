@@ -7,7 +7,7 @@
 /// print(requests.value)
 /// ```
 ///
-/// Conflicts: ``add(_:)`` and ``increment()`` are commutative updates, applied at commit to the
+/// Conflicts: ``add(_:fileID:line:)`` and ``increment(fileID:line:)`` are commutative updates, applied at commit to the
 /// newest value: they conflict with nothing, so any number of threads count at once without
 /// aborts. Reading ``value`` conflicts with every transaction that commits an update after the
 /// reader's snapshot (and, inside a transaction that already added, turns that transaction's
@@ -28,12 +28,16 @@ public final class TCounter: Sendable {
   ///
   /// Conflicts: none.
   ///
+  /// - Parameters:
+  ///   - amount: The amount to add.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(1).
-  public func add(_ amount: Int) {
+  public func add(_ amount: Int, fileID: StaticString = #fileID, line: UInt = #line) {
     if amount == 1 {
-      cell.commute(Self.plusOne)
+      cell._commute(Self.plusOne, at: _CallSite(fileID: fileID, line: line, owner: self))
     } else {
-      cell.commute { $0 + amount }
+      cell._commute({ $0 + amount }, at: _CallSite(fileID: fileID, line: line, owner: self))
     }
   }
 
@@ -41,15 +45,21 @@ public final class TCounter: Sendable {
   ///
   /// Conflicts: none.
   ///
+  /// - Parameters:
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(1).
-  public func increment() { cell.commute(Self.plusOne) }
+  public func increment(fileID: StaticString = #fileID, line: UInt = #line) { add(1, fileID: fileID, line: line) }
 
   /// Subtracts 1 as a commutative update.
   ///
   /// Conflicts: none.
   ///
+  /// - Parameters:
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(1).
-  public func decrement() { add(-1) }
+  public func decrement(fileID: StaticString = #fileID, line: UInt = #line) { add(-1, fileID: fileID, line: line) }
 
   private static let plusOne: @Sendable (Int) -> Int = { $0 + 1 }
 
@@ -57,8 +67,11 @@ public final class TCounter: Sendable {
   ///
   /// Conflicts: with transactions that commit an update after this one's snapshot.
   ///
+  /// A property cannot see where it is used: the ``ConflictLog`` shows the `atomically` call as
+  /// the place of this read.
+  ///
   /// - Complexity: O(1).
-  public var value: Int { cell.value }
+  public var value: Int { cell._noted(.read, at: .unknown(in: self)).value }
 }
 
 extension TCounter: CustomStringConvertible {

@@ -13,7 +13,7 @@ extension TDictionary: Sequence {
   ///
   /// Conflicts: as ``dictionary``.
   public func makeIterator() -> IndexingIterator<[(key: Key, value: Value)]> {
-    storage.snapshot().makeIterator()
+    storage.snapshot(at: .unknown(in: self)).makeIterator()
   }
 
   /// The number of keys (a hint for `Array(dictionary)`): as ``count``.

@@ -48,8 +48,8 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// - Complexity: O(*n*) for *n* keys.
   public convenience init(_ dictionary: [Key: Value]) {
     self.init(minimumCapacity: dictionary.count)
-    atomically { _ in
-      for (key, value) in dictionary { storage.update(forKey: key) { $0 = value; return (true, ()) } }
+    _singleOperation(at: .unknown(in: self)) { _ in
+      for (key, value) in dictionary { storage.update(forKey: key, at: .unknown(in: self)) { $0 = value; return (true, ()) } }
     }
   }
 
@@ -61,13 +61,16 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// inserting it, if absent); writing also conflicts with transactions that read it, and a
   /// write that inserts or removes the key conflicts with ``count`` and whole-dictionary reads.
   ///
-  /// - Parameter key: The key to look up.
+  /// - Parameters:
+  ///   - key: The key to look up.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(1) on average.
   @inlinable
-  public subscript(key: Key) -> Value? {
-    get { storage.value(forKey: key) }
+  public subscript(key: Key, fileID fileID: StaticString = #fileID, line line: UInt = #line) -> Value? {
+    get { storage.value(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) }
     set {
-      storage.update(forKey: key) { value in
+      storage.update(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) { value in
         value = newValue
         return (true, ())
       }
@@ -80,17 +83,21 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// Outside a transaction the in-place update holds the key's cell briefly: it must not touch
   /// other transactional data (that traps; put such code in `atomically`).
   ///
-  /// Conflicts: as ``subscript(_:)``.
+  /// Conflicts: as ``subscript(_:fileID:line:)``.
   ///
   /// - Parameters:
   ///   - key: The key to look up.
   ///   - defaultValue: The value to use when the key is absent.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(1) on average.
   @inlinable
-  public subscript(key: Key, default defaultValue: @autoclosure () -> Value) -> Value {
-    get { storage.value(forKey: key) ?? defaultValue() }
+  public subscript(
+    key: Key, default defaultValue: @autoclosure () -> Value, fileID fileID: StaticString = #fileID, line line: UInt = #line
+  ) -> Value {
+    get { storage.value(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) ?? defaultValue() }
     set {
-      storage.update(forKey: key) { value in
+      storage.update(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) { value in
         value = newValue
         return (true, ())
       }
@@ -98,10 +105,11 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
     // One yield, so that the coroutine can be inlined into the caller: one that stays a call
     // of its own allocates its frame on the heap, a malloc on every `dict[key, default: 0] += 1`.
     @inline(__always) _modify {
-      let modification = storage.beginModification(forKey: key)
+      let site = _CallSite(fileID: fileID, line: line, owner: self)
+      let modification = storage.beginModification(forKey: key, at: site)
       var value = modification.value ?? defaultValue()
       var finished = false
-      defer { storage.endModification(forKey: key, modification, publishing: finished ? value : nil) }
+      defer { storage.endModification(forKey: key, modification, publishing: finished ? value : nil, at: site) }
       yield &value
       finished = true
     }
@@ -109,16 +117,18 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
 
   /// Stores `value` for `key`, and returns the value it replaced, or nil if the key was absent.
   ///
-  /// Conflicts: as a write of ``subscript(_:)``.
+  /// Conflicts: as a write of ``subscript(_:fileID:line:)``.
   ///
   /// - Parameters:
   ///   - value: The value to store.
   ///   - key: The key to store it under.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Returns: The previous value, or nil if the key was inserted.
   /// - Complexity: O(1) on average.
   @inlinable @discardableResult
-  public func updateValue(_ value: Value, forKey key: Key) -> Value? {
-    storage.update(forKey: key) { current in
+  public func updateValue(_ value: Value, forKey key: Key, fileID: StaticString = #fileID, line: UInt = #line) -> Value? {
+    storage.update(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) { current in
       defer { current = value }
       return (true, current)
     }
@@ -132,12 +142,15 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// Conflicts: with transactions that read or write this key, and with ``count`` and
   /// whole-dictionary reads when the key was present.
   ///
-  /// - Parameter key: The key to remove.
+  /// - Parameters:
+  ///   - key: The key to remove.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Returns: The removed value, or nil if the key was absent.
   /// - Complexity: O(1) on average.
   @inlinable @discardableResult
-  public func removeValue(forKey key: Key) -> Value? {
-    storage.update(forKey: key) { current in
+  public func removeValue(forKey key: Key, fileID: StaticString = #fileID, line: UInt = #line) -> Value? {
+    storage.update(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) { current in
       guard let old = current else { return (false, nil) }
       current = nil
       return (true, old)
@@ -156,21 +169,23 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// Outside a transaction `body` runs while the key's cell is held: it must not touch other
   /// transactional data (that traps). If `body` throws, nothing changes.
   ///
-  /// Conflicts: as a read and a write of ``subscript(_:)``.
+  /// Conflicts: as a read and a write of ``subscript(_:fileID:line:)``.
   ///
   /// - Parameters:
   ///   - key: The key to update.
   ///   - defaultValue: The value to start from when the key is absent.
   ///   - body: The update.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Returns: What `body` returns.
   /// - Throws: What `body` throws.
   /// - Complexity: O(1) on average, plus `body`.
   @inlinable
   public func update<Result, Failure: Error>(
     forKey key: Key, default defaultValue: @autoclosure () -> Value,
-    _ body: (inout Value) throws(Failure) -> Result
+    _ body: (inout Value) throws(Failure) -> Result, fileID: StaticString = #fileID, line: UInt = #line
   ) throws(Failure) -> Result {
-    try storage.update(forKey: key) { (current: inout Value?) throws(Failure) -> (changed: Bool, result: Result) in
+    try storage.update(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) { (current: inout Value?) throws(Failure) -> (changed: Bool, result: Result) in
       var value = current ?? defaultValue()
       let result = try body(&value)
       current = value
@@ -181,16 +196,20 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// Inserts `value` for `key` if the key is absent; returns whether it inserted, and the value
   /// now stored (the existing one when it did not).
   ///
-  /// Conflicts: reads the key; when it inserts, as a write of ``subscript(_:)``.
+  /// Conflicts: reads the key; when it inserts, as a write of ``subscript(_:fileID:line:)``.
   ///
   /// - Parameters:
   ///   - value: The value to insert.
   ///   - key: The key to insert it under.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Returns: `inserted`, and the value stored for `key` afterwards.
   /// - Complexity: O(1) on average.
   @inlinable @discardableResult
-  public func insertIfAbsent(_ value: Value, forKey key: Key) -> (inserted: Bool, value: Value) {
-    storage.update(forKey: key) { current in
+  public func insertIfAbsent(
+    _ value: Value, forKey key: Key, fileID: StaticString = #fileID, line: UInt = #line
+  ) -> (inserted: Bool, value: Value) {
+    storage.update(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) { current in
       if let existing = current { return (false, (false, existing)) }
       current = value
       return (true, (true, value))
@@ -205,7 +224,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// inserts do not conflict with each other through it.
   ///
   /// - Complexity: O(*s*) for *s* engine segments.
-  public var count: Int { storage.count.value }
+  public var count: Int { storage.count.value(at: .unknown(in: self)) }
 
   /// Whether the dictionary has no keys.
   ///
@@ -223,7 +242,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   ///
   /// - Complexity: O(*n*) for *n* keys.
   public var dictionary: [Key: Value] {
-    let pairs = storage.snapshot()
+    let pairs = storage.snapshot(at: .unknown(in: self))
     var result: [Key: Value] = [:]
     result.reserveCapacity(pairs.count)
     for (key, value) in pairs { result[key] = value }
@@ -235,14 +254,14 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// Conflicts: as ``dictionary``.
   ///
   /// - Complexity: O(*n*) for *n* keys.
-  public var keys: [Key] { storage.snapshot().map(\.key) }
+  public var keys: [Key] { storage.snapshot(at: .unknown(in: self)).map(\.key) }
 
   /// The values, from one consistent snapshot, in no particular order.
   ///
   /// Conflicts: as ``dictionary``.
   ///
   /// - Complexity: O(*n*) for *n* keys.
-  public var values: [Value] { storage.snapshot().map(\.value) }
+  public var values: [Value] { storage.snapshot(at: .unknown(in: self)).map(\.value) }
 
   /// Merges `other` into the dictionary, as one atomic step, using `combine` for keys present
   /// in both.
@@ -252,14 +271,18 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// - Parameters:
   ///   - other: The keys and values to merge in.
   ///   - combine: Given the current and the new value, the value to keep.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Throws: What `combine` throws; then nothing changes.
   /// - Complexity: O(*m*) for *m* keys in `other`.
   public func merge<S: Sequence, Failure: Error>(
-    _ other: S, uniquingKeysWith combine: (Value, Value) throws(Failure) -> Value
+    _ other: S, uniquingKeysWith combine: (Value, Value) throws(Failure) -> Value,
+    fileID: StaticString = #fileID, line: UInt = #line
   ) throws(Failure) where S.Element == (Key, Value) {
-    try atomically { (_: Transaction) throws(Failure) in
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
+    try _singleOperation(at: site) { (_: Transaction) throws(Failure) in
       for (key, value) in other {
-        try storage.update(forKey: key) { (current: inout Value?) throws(Failure) -> (changed: Bool, result: Void) in
+        try storage.update(forKey: key, at: site) { (current: inout Value?) throws(Failure) -> (changed: Bool, result: Void) in
           current = try current.map { (existing: Value) throws(Failure) in try combine(existing, value) } ?? value
           return (true, ())
         }
@@ -275,22 +298,29 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// - Parameters:
   ///   - other: The dictionary to merge in.
   ///   - combine: Given the current and the new value, the value to keep.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Throws: What `combine` throws; then nothing changes.
   /// - Complexity: O(*m*) for *m* keys in `other`.
   public func merge<Failure: Error>(
-    _ other: [Key: Value], uniquingKeysWith combine: (Value, Value) throws(Failure) -> Value
+    _ other: [Key: Value], uniquingKeysWith combine: (Value, Value) throws(Failure) -> Value,
+    fileID: StaticString = #fileID, line: UInt = #line
   ) throws(Failure) {
-    try merge(other.lazy.map { ($0.key, $0.value) }, uniquingKeysWith: combine)
+    try merge(other.lazy.map { ($0.key, $0.value) }, uniquingKeysWith: combine, fileID: fileID, line: line)
   }
 
   /// Removes every key, as one atomic step.
   ///
   /// Conflicts: as a removal of every key.
   ///
+  /// - Parameters:
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*n*) for *n* keys.
-  public func removeAll() {
-    atomically { _ in
-      for key in keys { removeValue(forKey: key) }
+  public func removeAll(fileID: StaticString = #fileID, line: UInt = #line) {
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
+    _singleOperation(at: site) { _ in
+      for (key, _) in storage.snapshot(at: site) { removeValue(forKey: key, fileID: fileID, line: line) }
     }
   }
 }

@@ -15,10 +15,10 @@
 /// visible only if the transaction commits, and a consumer whose transaction rolls back gives
 /// its item back.
 ///
-/// Conflicts: ``enqueue(_:)`` is a *delayed append*, linked after the newest tail at commit:
+/// Conflicts: ``enqueue(_:fileID:line:)`` is a *delayed append*, linked after the newest tail at commit:
 /// producers never conflict with each other or with consumers. Two consumers that take from
 /// the queue at the same time conflict (they take the same head), and one of them reruns and
-/// takes the next item. ``close()`` conflicts with producers that have not committed yet.
+/// takes the next item. ``close(fileID:line:)`` conflicts with producers that have not committed yet.
 /// A bounded queue (`init(capacity:)`) keeps the two ends apart: producers count down a budget
 /// of their own and consumers count up a separate, commutative tally of freed places, so
 /// consumers never conflict with producers through it (producers of a bounded queue do
@@ -66,27 +66,34 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// transaction, blocking the thread; inside, the transaction retries).
   ///
   /// Conflicts: none with other producers or with consumers (see the type's discussion for
-  /// bounded queues); with ``close()``.
+  /// bounded queues); with ``close(fileID:line:)``.
   ///
-  /// - Parameter item: The item to enqueue.
+  /// - Parameters:
+  ///   - item: The item to enqueue.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Throws: ``TQueueClosedError`` if the queue is closed; the item is not enqueued.
   ///   Inside a transaction on a full bounded queue, also the internal signal of
   ///   ``Transaction/retry()``, which `atomically` catches.
   /// - Complexity: O(1) now, amortized; the item lands at commit.
   @inlinable
-  public func enqueue(_ item: Element) throws {
+  public func enqueue(_ item: Element, fileID: StaticString = #fileID, line: UInt = #line) throws {
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
     guard let transaction = Transaction._currentChecked else {
-      try atomically { _ in try enqueue(item) }
+      try _singleOperation(at: site) { _ in try enqueue(item, fileID: fileID, line: line) }
       return
     }
-    if closed.value { throw TQueueClosedError() }
-    try takePlaces(1, transaction)
+    if closed._noted(.read, at: site, as: .named("closed")).value { throw TQueueClosedError() }
+    try takePlaces(1, transaction, at: site)
+    tail._noteAccess(.write, at: site, as: .named("tail"))
     tail._delayedAppend(in: transaction) { _EnqueueBatch() }.items.append(item)
   }
 
   @inlinable
-  func takePlaces(_ places: Int, _ transaction: Transaction) throws {
-    guard let producerBudget, let freedPlaces else { return }
+  func takePlaces(_ places: Int, _ transaction: Transaction, at site: _CallSite) throws {
+    guard let producerBudget = producerBudget?._noted(.readWrite, at: site, as: .named("capacity")),
+      let freedPlaces = freedPlaces?._noted(.readWrite, at: site, as: .named("capacity"))
+    else { return }
     var budget = producerBudget.value
     if budget < places {
       budget += freedPlaces.value
@@ -102,17 +109,22 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// Conflicts: with producers that have not committed yet (they rerun and find the queue
   /// closed) and with consumers waiting on an empty queue (they wake up and end).
   ///
+  /// - Parameters:
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(1).
-  public func close() {
-    atomically { _ in
+  public func close(fileID: StaticString = #fileID, line: UInt = #line) {
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
+    _singleOperation(at: site) { _ in
+      let closed = closed._noted(.readWrite, at: site, as: .named("closed"))
       if !closed.value { closed.value = true }
     }
   }
 
-  /// Whether ``close()`` has been called.
+  /// Whether ``close(fileID:line:)`` has been called.
   ///
-  /// Conflicts: with ``close()``.
-  public var isClosed: Bool { closed.value }
+  /// Conflicts: with ``close(fileID:line:)``.
+  public var isClosed: Bool { closed._noted(.read, at: .unknown(in: self), as: .named("closed")).value }
 
   // MARK: Consuming
 
@@ -123,13 +135,18 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// enqueue to commit (a transaction that saw the queue empty must not commit after an
   /// item arrived ahead of what it did).
   ///
+  /// - Parameters:
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Returns: The first item, or nil if there is none now.
   /// - Complexity: O(1).
   @inlinable
-  public func tryDequeue() -> Element? {
+  public func tryDequeue(fileID: StaticString = #fileID, line: UInt = #line) -> Element? {
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
     guard let transaction = Transaction._currentChecked else {
-      return atomically { _ in tryDequeue() }
+      return _singleOperation(at: site) { transaction in take(transaction, at: site) }
     }
-    return take(transaction)
+    return take(transaction, at: site)
   }
 
   /// Removes and returns the first item, waiting while the queue is empty; returns nil once the
@@ -139,20 +156,24 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// the queue is closed. Inside one, an empty queue makes the transaction retry: it rolls back
   /// and reruns when something it read changes.
   ///
-  /// Conflicts: as ``tryDequeue()``.
+  /// Conflicts: as ``tryDequeue(fileID:line:)``.
   ///
+  /// - Parameters:
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Returns: The first item, or nil when the queue is closed and empty.
   /// - Throws: Only inside a transaction: the internal signal of ``Transaction/retry()``, which
   ///   `atomically` catches. A transaction that has called ``Transaction/becomeInevitable()``
-  ///   cannot wait: dequeuing from an empty queue there traps; use ``tryDequeue()``.
+  ///   cannot wait: dequeuing from an empty queue there traps; use ``tryDequeue(fileID:line:)``.
   /// - Complexity: O(1), plus the wait.
   @inlinable
-  public func dequeue() throws -> Element? {
+  public func dequeue(fileID: StaticString = #fileID, line: UInt = #line) throws -> Element? {
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
     guard let transaction = Transaction._currentChecked else {
-      return blockingDequeue()
+      return blockingDequeue(at: site)
     }
-    if let item = take(transaction) { return item }
-    if closed.value { return nil }
+    if let item = take(transaction, at: site) { return item }
+    if closed._noted(.read, at: site, as: .named("closed")).value { return nil }
     if transaction._isInevitableByRequest {
       fatalError("TQueue.dequeue() found the queue empty in a transaction that called becomeInevitable(); it would wait forever, since an inevitable transaction cannot roll back to wait. Use tryDequeue(), or dequeue before becoming inevitable.")
     }
@@ -162,14 +183,23 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// Removes and returns the first item, suspending the task while the queue is empty; returns
   /// nil once the queue is closed and drained. Cancelling the task ends the wait with nil.
   ///
-  /// Conflicts: as ``tryDequeue()``.
+  /// Conflicts: as ``tryDequeue(fileID:line:)``.
   ///
+  /// - Parameters:
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Returns: The first item, or nil when the queue is closed and empty, or the task is
+  ///   cancelled while waiting.
   /// - Complexity: O(1), plus the wait.
-  public func dequeue() async -> Element? {
+  public func dequeue(fileID: StaticString = #fileID, line: UInt = #line) async -> Element? {
+    await dequeue(at: _CallSite(fileID: fileID, line: line, owner: self))
+  }
+
+  func dequeue(at site: _CallSite) async -> Element? {
     do {
-      return try await atomically { transaction in
-        if let item = take(transaction) { return item }
-        if closed.value || Task.isCancelled { return nil }
+      return try await _singleOperation(at: site) { transaction in
+        if let item = take(transaction, at: site) { return item }
+        if closed._noted(.read, at: site, as: .named("closed")).value || Task.isCancelled { return nil }
         try transaction.retry()
       }
     } catch {
@@ -178,29 +208,31 @@ public final class TQueue<Element: Sendable>: Sendable {
   }
 
   @usableFromInline
-  func blockingDequeue() -> Element? {
+  func blockingDequeue(at site: _CallSite) -> Element? {
     do {
-      return try atomically { transaction in try dequeue() }
+      return try _singleOperation(at: site) { transaction in try dequeue(fileID: site.fileID, line: site.line) }
     } catch {
       fatalError("TQueue.dequeue(): unexpected error \(error)")
     }
   }
 
   /// Takes the first item visible to `transaction`: a committed one, or else the first of the
-  /// transaction's own pending enqueues.
+  /// transaction's own pending enqueues. The operation at `site` asks.
   @inlinable
-  func take(_ transaction: Transaction) -> Element? {
+  func take(_ transaction: Transaction, at site: _CallSite) -> Element? {
+    let head = head._noted(.readWrite, at: site, as: .named("head"))
     let first = head.value
-    if let next = first.next.value {
+    // The first node's link is where the next item appears: for the log, part of the head.
+    if let next = first.next._noted(.read, at: site, as: .named("head")).value {
       head.value = next
-      freedPlaces?.commute(Self.plusOne)
+      freedPlaces?._commute(Self.plusOne, at: site, as: .named("capacity"))
       return next.item
     }
     guard tail._existingDelayedAppend(in: transaction, as: _EnqueueBatch<Element>.self)?.items.isEmpty == false else {
       return nil
     }
     let batch = tail._delayedAppend(in: transaction) { _EnqueueBatch() }
-    freedPlaces?.commute(Self.plusOne)
+    freedPlaces?._commute(Self.plusOne, at: site, as: .named("capacity"))
     return batch.items.removeFirst()
   }
 
@@ -211,14 +243,15 @@ public final class TQueue<Element: Sendable>: Sendable {
   ///
   /// Conflicts: with consumers, and, when empty, with the next enqueue to commit.
   public var isEmpty: Bool {
-    atomically { transaction in
-      head.value.next.value == nil
+    let site = _CallSite.unknown(in: self)
+    return _singleOperation(at: site) { transaction in
+      head._noted(.read, at: site, as: .named("head")).value.next._noted(.read, at: site, as: .named("head")).value == nil
         && tail._existingDelayedAppend(in: transaction, as: _EnqueueBatch<Element>.self)?.items.isEmpty != false
     }
   }
 }
 
-/// Thrown by ``TQueue/enqueue(_:)`` on a queue that has been closed; the item was not enqueued.
+/// Thrown by ``TQueue/enqueue(_:fileID:line:)`` on a queue that has been closed; the item was not enqueued.
 public struct TQueueClosedError: Error, Sendable, Hashable, CustomStringConvertible {
   public init() {}
   public var description: String { "TQueueClosedError: enqueue on a closed TQueue; the item was not enqueued" }
@@ -229,7 +262,14 @@ extension TQueue: AsyncSequence {
   /// and drained (or the task is cancelled).
   public struct AsyncIterator: AsyncIteratorProtocol {
     let queue: TQueue
-    public mutating func next() async -> Element? { await queue.dequeue() }
+
+    /// Dequeues the next item, suspending while the queue is empty; nil once the queue is
+    /// closed and drained, or the task is cancelled.
+    ///
+    /// Conflicts: as ``TQueue/tryDequeue(fileID:line:)``.
+    ///
+    /// - Complexity: O(1), plus the wait.
+    public mutating func next() async -> Element? { await queue.dequeue(at: .unknown(in: queue)) }
   }
 
   /// An iterator that dequeues; several iterators share the items (each item goes to one).

@@ -40,8 +40,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// - Complexity: O(*n*) for *n* elements.
   public convenience init<S: Sequence>(_ sequence: S) where S.Element == Element {
     self.init(minimumCapacity: sequence.underestimatedCount)
-    atomically { _ in
-      for element in sequence { insert(element) }
+    _singleOperation(at: .unknown(in: self)) { _ in
+      for element in sequence { storage.update(forKey: element, at: .unknown(in: self)) { $0 = (); return (true, ()) } }
     }
   }
 
@@ -49,10 +49,14 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///
   /// Conflicts: with transactions that insert or remove `element`.
   ///
+  /// - Parameters:
+  ///   - element: The element to look for.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(1) on average.
   @inlinable
-  public func contains(_ element: Element) -> Bool {
-    storage.value(forKey: element) != nil
+  public func contains(_ element: Element, fileID: StaticString = #fileID, line: UInt = #line) -> Bool {
+    storage.value(forKey: element, at: _CallSite(fileID: fileID, line: line, owner: self)) != nil
   }
 
   /// Inserts `element` if it is absent; returns whether it did, and the member now in the set.
@@ -60,10 +64,17 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// Conflicts: with transactions that read, insert or remove `element`; when it inserts, also
   /// with ``count`` and whole-set reads.
   ///
+  /// - Parameters:
+  ///   - element: The element to insert.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Returns: Whether `element` was inserted, and the member equal to it now in the set.
   /// - Complexity: O(1) on average.
   @inlinable @discardableResult
-  public func insert(_ element: Element) -> (inserted: Bool, memberAfterInsert: Element) {
-    let inserted = storage.update(forKey: element) { member in
+  public func insert(
+    _ element: Element, fileID: StaticString = #fileID, line: UInt = #line
+  ) -> (inserted: Bool, memberAfterInsert: Element) {
+    let inserted = storage.update(forKey: element, at: _CallSite(fileID: fileID, line: line, owner: self)) { member in
       guard member == nil else { return (false, false) }
       member = ()
       return (true, true)
@@ -76,10 +87,15 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// Conflicts: with transactions that read, insert or remove `element`; when it removes, also
   /// with ``count`` and whole-set reads.
   ///
+  /// - Parameters:
+  ///   - element: The element to remove.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Returns: The removed element, or nil if it was absent.
   /// - Complexity: O(1) on average.
   @inlinable @discardableResult
-  public func remove(_ element: Element) -> Element? {
-    storage.update(forKey: element) { member in
+  public func remove(_ element: Element, fileID: StaticString = #fileID, line: UInt = #line) -> Element? {
+    storage.update(forKey: element, at: _CallSite(fileID: fileID, line: line, owner: self)) { member in
       guard member != nil else { return (false, nil) }
       member = nil
       return (true, element)
@@ -88,12 +104,17 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
 
   /// Inserts `element`, and returns the equal member it replaced, if any.
   ///
-  /// Conflicts: as ``insert(_:)``.
+  /// Conflicts: as ``insert(_:fileID:line:)``.
   ///
+  /// - Parameters:
+  ///   - element: The element to insert.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Returns: The equal member that was replaced, or nil if `element` was inserted.
   /// - Complexity: O(1) on average.
   @inlinable @discardableResult
-  public func update(with element: Element) -> Element? {
-    insert(element).inserted ? nil : element
+  public func update(with element: Element, fileID: StaticString = #fileID, line: UInt = #line) -> Element? {
+    insert(element, fileID: fileID, line: line).inserted ? nil : element
   }
 
   /// The number of elements.
@@ -102,7 +123,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// with each other through it.
   ///
   /// - Complexity: O(*s*) for *s* engine segments.
-  public var count: Int { storage.count.value }
+  public var count: Int { storage.count.value(at: .unknown(in: self)) }
 
   /// Whether the set is empty.
   ///
@@ -117,35 +138,50 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// Conflicts: with transactions that insert or remove an element.
   ///
   /// - Complexity: O(*n*) for *n* elements.
-  public var elements: Set<Element> { Set(storage.snapshot().lazy.map(\.key)) }
+  public var elements: Set<Element> { elements(at: .unknown(in: self)) }
+
+  @usableFromInline
+  func elements(at site: _CallSite) -> Set<Element> { Set(storage.snapshot(at: site).lazy.map(\.key)) }
 
   /// Inserts every element of `other`, as one atomic step.
   ///
-  /// Conflicts: as ``insert(_:)`` of each element.
+  /// Conflicts: as ``insert(_:fileID:line:)`` of each element.
   ///
+  /// - Parameters:
+  ///   - other: The elements to insert.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*m*) for *m* elements in `other`.
-  public func formUnion<S: Sequence>(_ other: S) where S.Element == Element {
-    atomically { _ in for element in other { insert(element) } }
+  public func formUnion<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) where S.Element == Element {
+    _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in for element in other { insert(element, fileID: fileID, line: line) } }
   }
 
   /// Removes every element of `other`, as one atomic step.
   ///
-  /// Conflicts: as ``remove(_:)`` of each element.
+  /// Conflicts: as ``remove(_:fileID:line:)`` of each element.
   ///
+  /// - Parameters:
+  ///   - other: The elements to remove.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*m*) for *m* elements in `other`.
-  public func subtract<S: Sequence>(_ other: S) where S.Element == Element {
-    atomically { _ in for element in other { remove(element) } }
+  public func subtract<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) where S.Element == Element {
+    _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in for element in other { remove(element, fileID: fileID, line: line) } }
   }
 
   /// Keeps only the elements that are also in `other`, as one atomic step.
   ///
   /// Conflicts: with every transaction that inserts or removes an element (it reads them all).
   ///
+  /// - Parameters:
+  ///   - other: The elements to keep.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*n* + *m*).
-  public func formIntersection<S: Sequence>(_ other: S) where S.Element == Element {
+  public func formIntersection<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) where S.Element == Element {
     let keep = Set(other)
-    atomically { _ in
-      for element in elements where !keep.contains(element) { remove(element) }
+    _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
+      for element in elements(at: _CallSite(fileID: fileID, line: line, owner: self)) where !keep.contains(element) { remove(element, fileID: fileID, line: line) }
     }
   }
 
@@ -153,27 +189,41 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///
   /// Conflicts: as ``elements``.
   ///
+  /// - Parameters:
+  ///   - other: The elements to compare with.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*n*).
-  public func isSubset<S: Sequence>(of other: S) -> Bool where S.Element == Element {
-    elements.isSubset(of: other)
+  public func isSubset<S: Sequence>(of other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Bool where S.Element == Element {
+    elements(at: _CallSite(fileID: fileID, line: line, owner: self)).isSubset(of: other)
   }
 
   /// Whether the set has no element in common with `other` (one snapshot).
   ///
   /// Conflicts: as ``elements``.
   ///
+  /// - Parameters:
+  ///   - other: The elements to compare with.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*n* + *m*).
-  public func isDisjoint<S: Sequence>(with other: S) -> Bool where S.Element == Element {
-    elements.isDisjoint(with: other)
+  public func isDisjoint<S: Sequence>(with other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Bool
+  where S.Element == Element {
+    elements(at: _CallSite(fileID: fileID, line: line, owner: self)).isDisjoint(with: other)
   }
 
   /// Removes every element, as one atomic step.
   ///
   /// Conflicts: as a removal of every element.
   ///
+  /// - Parameters:
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*n*).
-  public func removeAll() {
-    atomically { _ in for element in elements { remove(element) } }
+  public func removeAll(fileID: StaticString = #fileID, line: UInt = #line) {
+    _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
+      for element in elements(at: _CallSite(fileID: fileID, line: line, owner: self)) { remove(element, fileID: fileID, line: line) }
+    }
   }
 }
 

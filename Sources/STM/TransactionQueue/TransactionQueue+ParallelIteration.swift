@@ -23,11 +23,15 @@ extension TransactionQueue {
   ///   - elements: The elements, one callback each, started in the sequence's order.
   ///   - body: The work for one element; it runs as the body of `atomically`, perhaps more than
   ///     once. Throwing makes the run fail (see ``run(threads:)-7mj5``).
+  ///   - fileID: The call's file, which the ``ConflictLog`` shows as the callbacks'
+  ///     transaction; leave the default.
+  ///   - line: The call's line, likewise; leave the default.
   /// - Complexity: O(*n*) for *n* elements, plus reading the sequence.
   public func add<Elements: Sequence>(
-    forEachOf elements: Elements, _ body: @escaping @Sendable (Elements.Element) throws -> Void
+    forEachOf elements: Elements, _ body: @escaping @Sendable (Elements.Element) throws -> Void,
+    fileID: StaticString = #fileID, line: UInt = #line
   ) where Elements.Element: Sendable {
-    let work: [_Work] = elements.map { element in { try body(element) } }
+    let work = elements.map { element in _Work(body: { try body(element) }, fileID: fileID, line: line) }
     if let transaction = Transaction._currentChecked {
       addWhenCommitted(work, transaction)
     } else if scheduler.withLock({ $0.add(contentsOf: work) }) {
@@ -49,16 +53,20 @@ extension TransactionQueue {
   /// try queue.run()
   /// ```
   ///
-  /// Conflicts: as ``add(forEachOf:_:)-(Elements,_)``: taking the snapshot inside a transaction
-  /// reads every key.
+  /// Conflicts: as ``add(forEachOf:_:fileID:line:)-(Elements,_,_,_)``: taking the snapshot
+  /// inside a transaction reads every key.
   ///
   /// - Parameters:
   ///   - dictionary: The dictionary whose keys to visit.
   ///   - body: The work for one key and its snapshot value.
+  ///   - fileID: The call's file, which the ``ConflictLog`` shows as the callbacks'
+  ///     transaction; leave the default.
+  ///   - line: The call's line, likewise; leave the default.
   /// - Complexity: O(*n*) for *n* keys.
   public func add<Key, Value>(
-    forEachOf dictionary: TDictionary<Key, Value>, _ body: @escaping @Sendable (Key, Value) throws -> Void
+    forEachOf dictionary: TDictionary<Key, Value>, _ body: @escaping @Sendable (Key, Value) throws -> Void,
+    fileID: StaticString = #fileID, line: UInt = #line
   ) {
-    add(forEachOf: Array(dictionary)) { entry in try body(entry.key, entry.value) }
+    add(forEachOf: Array(dictionary), { entry in try body(entry.key, entry.value) }, fileID: fileID, line: line)
   }
 }

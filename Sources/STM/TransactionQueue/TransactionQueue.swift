@@ -9,7 +9,7 @@ import Darwin
 /// A scheduler that runs callbacks on a pool of threads, each in its own transaction, so that
 /// the program behaves as if they ran one after another while independent ones run in parallel.
 ///
-/// Add callbacks with ``add(_:)``, then ``run(threads:)-7mj5`` them. Every callback runs exactly
+/// Add callbacks with ``add(_:fileID:line:)``, then ``run(threads:)-7mj5`` them. Every callback runs exactly
 /// once, as the body of its own ``atomically(_:fileID:line:)-88o9x`` block: two callbacks that touch
 /// different keys, indices or cells run truly in parallel, and two that conflict are serialized
 /// by the engine (one of them reruns). Callbacks may add more callbacks; the added work joins
@@ -66,14 +66,19 @@ public final class TransactionQueue: Sendable {
   ///
   /// Conflicts: none.
   ///
-  /// - Parameter callback: The work. It runs as the body of `atomically`, possibly more than
-  ///   once, so it should have no side effects besides transactional ones (put I/O in
-  ///   ``Transaction/afterCommit(_:)``). Throwing an error makes the run fail.
+  /// - Parameters:
+  ///   - callback: The work. It runs as the body of `atomically`, possibly more than once, so
+  ///     it should have no side effects besides transactional ones (put I/O in
+  ///     ``Transaction/afterCommit(_:)``). Throwing an error makes the run fail.
+  ///   - fileID: The call's file, which the ``ConflictLog`` shows as the callback's
+  ///     transaction; leave the default.
+  ///   - line: The call's line, likewise; leave the default.
   /// - Complexity: O(1), amortized.
-  public func add(_ callback: @escaping @Sendable () throws -> Void) {
+  public func add(_ callback: @escaping @Sendable () throws -> Void, fileID: StaticString = #fileID, line: UInt = #line) {
+    let work = _Work(body: callback, fileID: fileID, line: line)
     if let transaction = Transaction._currentChecked {
-      addWhenCommitted([callback], transaction)
-    } else if scheduler.withLock({ $0.add(callback) }) {
+      addWhenCommitted([work], transaction)
+    } else if scheduler.withLock({ $0.add(work) }) {
       scheduler.wakeOne()
     }
   }
@@ -98,7 +103,7 @@ public final class TransactionQueue: Sendable {
   /// If a callback throws, its transaction rolls back and the run fails: no new callback
   /// starts, the callbacks already running finish (and commit, or throw too), and then `run`
   /// throws the first error. Callbacks that had not started are discarded, with any work the
-  /// finishing callbacks add; the queue is then unusable: ``add(_:)`` traps and `run` throws
+  /// finishing callbacks add; the queue is then unusable: ``add(_:fileID:line:)`` traps and `run` throws
   /// ``TransactionQueueError/failedEarlier(_:)``.
   ///
   /// - Parameter threads: The number of worker threads, at least 1 (default:
@@ -170,7 +175,7 @@ public final class TransactionQueue: Sendable {
       guard case .run(let callback) = step else { break }
       var failure: (any Error)?
       do {
-        try atomically { _ in try callback() }
+        try atomically({ _ in try callback.body() }, fileID: callback.fileID, line: callback.line)
       } catch {
         failure = error
       }

@@ -1,5 +1,10 @@
-/// One callback of a ``TransactionQueue``.
-typealias _Work = @Sendable () throws -> Void
+/// One callback of a ``TransactionQueue``, with the `add` call that added it: its transaction's
+/// location for the conflict log.
+struct _Work: Sendable {
+  let body: @Sendable () throws -> Void
+  let fileID: StaticString
+  let line: UInt
+}
 
 /// The scheduler's bookkeeping, kept under a ``_Monitor``: a state machine whose methods decide
 /// and return what to do, while ``TransactionQueue`` does it outside the lock.
@@ -55,7 +60,7 @@ struct _SchedulerState {
   }
 
   /// Queues `work`; returns whether a worker might be asleep waiting for it.
-  mutating func add(_ work: @escaping _Work) -> Bool {
+  mutating func add(_ work: _Work) -> Bool {
     checkAcceptsWork()
     pending.append(work)
     if case .running = phase { return true }
@@ -167,7 +172,7 @@ struct _WorkList {
   var count: Int { items.count - head }
   var isEmpty: Bool { head == items.count }
 
-  mutating func append(_ work: @escaping _Work) { items.append(work) }
+  mutating func append(_ work: _Work) { items.append(work) }
 
   mutating func popFirst() -> _Work? {
     guard head < items.count else { return nil }

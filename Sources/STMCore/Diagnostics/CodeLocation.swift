@@ -5,6 +5,9 @@ public struct CodeLocation: Sendable, Hashable, Comparable, CustomStringConverti
   /// The line, from 1.
   public let line: Int
 
+  /// Creates the location of `line` in the file `fileID` (`Module/File.swift`).
+  ///
+  /// - Complexity: O(1).
   public init(fileID: String, line: Int) {
     self.fileID = fileID
     self.line = line
@@ -21,6 +24,9 @@ public struct CodeLocation: Sendable, Hashable, Comparable, CustomStringConverti
     self.init(fileID: String(text[..<colon]), line: line)
   }
 
+  /// Orders locations by file, then by line.
+  ///
+  /// - Complexity: O(*n*) for file IDs of *n* characters.
   public static func < (lhs: Self, rhs: Self) -> Bool {
     (lhs.fileID, lhs.line) < (rhs.fileID, rhs.line)
   }

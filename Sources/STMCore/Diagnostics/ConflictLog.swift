@@ -1,8 +1,9 @@
 import Foundation
 
 /// Records every abort and pause with where it came from, so that contention can be found and
-/// fixed: the contention kind, the time it cost, the `atomically` call of the transaction that
-/// lost the time, and the `atomically` call of the transaction on the other side.
+/// fixed: the contention kind, the time it cost, what the two sides collided on (a dictionary
+/// key, an array index, a variable), and for each side its `atomically` call and the line
+/// where it read or wrote that object.
 ///
 /// Turn it on in code, or for a whole program with the `STM_CONFLICT_LOG` environment variable
 /// naming a file to write (read when the first transaction starts):
@@ -18,13 +19,20 @@ import Foundation
 /// swift run -c release stm-bench report conflicts.log
 /// ```
 ///
-/// Off (the default), recording costs a few loads and stores per transaction, with no lock and
-/// no shared write. On, each abort or pause takes a lock
-/// and keeps one entry in memory (and writes one line to the file): cheap next to the abort it
+/// Off (the default), recording costs a few loads and stores per transaction and one relaxed
+/// load per collection access, with no lock and no shared write. On, each access of a
+/// transaction is noted in a table of its thread, and each abort or pause takes a lock and
+/// keeps one entry in memory (and writes one line to the file): cheap next to the abort it
 /// records, but a program with millions of pauses keeps millions of entries.
 ///
-/// Locations are `#fileID`:`#line` of the `atomically` calls. A single operation outside
-/// `atomically` (a `TVar` or collection used on its own) has no location in the log.
+/// Locations are `#fileID`:`#line`. Every collection operation and `TVar` method takes `fileID`
+/// and `line` arguments that default to its caller's, as ``atomically(_:fileID:line:)-88o9x``
+/// does: leave the defaults, or pass on the location of your own caller from a helper that takes
+/// `fileID` and `line` the same way. A property (``TVar/value``, `count`) cannot see its caller, so its
+/// accesses are placed at the `atomically` call around them; ``TVar/read(fileID:line:)`` and
+/// ``TVar/write(_:fileID:line:)`` are the variable's method forms that carry a location. A single
+/// operation outside `atomically` (a `TVar` or collection used on its own) has no transaction
+/// location; its own call is its access location.
 public enum ConflictLog {
   /// The environment variable that starts recording into the file it names.
   public static let environmentVariable = "STM_CONFLICT_LOG"
@@ -48,7 +56,7 @@ public enum ConflictLog {
   }
 
   /// Whether a recording is running.
-  public static var isRecording: Bool { _ConflictRecorder.shared.isOn.load(ordering: .relaxed) }
+  public static var isRecording: Bool { _ConflictRecorder.isRecording }
 
   /// The report of the recording so far, or nil if none is running.
   ///

@@ -7,17 +7,29 @@ import Darwin
 #endif
 import Synchronization
 
-/// The conflict log's switch and sink.
+/// Whether the conflict log records: the switch every access path checks.
 ///
-/// Off, it costs one relaxed load of ``isOn`` where an abort, a pause or an escalation is
-/// counted anyway, and one store per published version (its site number, 0). On, each event
-/// takes a lock, is kept in memory and, with a file, written as one line.
+/// A global of its own, not a property of `_ConflictRecorder.shared`: its initial value is a
+/// constant, so it needs no lazy initialization, and a client's inlined check is a call to a
+/// bare address getter and one load, instead of a `swift_once` check first.
+///
+/// Relaxed: a thread that misses the switch by a few events records them or not; nothing else
+/// depends on the order.
+@usableFromInline let _conflictLogIsOn = Atomic<Bool>(false)
+
+/// The conflict log's sink.
+///
+/// Off, the log costs one relaxed load of `_conflictLogIsOn` per noted access (see
+/// `TVar._noteAccess`) and where an abort, a pause or an escalation is counted anyway, and one
+/// store per published version (its site number, 0). On, each event takes a lock, is kept in
+/// memory and, with a file, written as one line.
+@usableFromInline
 final class _ConflictRecorder: @unchecked Sendable {
   static let shared = _ConflictRecorder()
 
-  /// Relaxed: a thread that misses the switch by a few events records them or not; nothing
-  /// else depends on the order.
-  let isOn = Atomic<Bool>(false)
+  /// Whether the log records; what every access path checks before noting anything.
+  @inlinable
+  static var isRecording: Bool { _conflictLogIsOn.load(ordering: .relaxed) }
 
   private struct Recording {
     var events: [ConflictEvent] = []
@@ -30,12 +42,29 @@ final class _ConflictRecorder: @unchecked Sendable {
 
   private init() {}
 
-  /// Records an event; call only while ``isOn``.
-  func record(_ outcome: ConflictEvent.Outcome, _ kind: ContentionKind, nanoseconds: Int, site: UInt32, conflictingSite: UInt32) {
+  /// Records an event of the transaction showing site `site`; call only while recording.
+  ///
+  /// `cell` is the object of the conflict, if any, which the transaction was reading
+  /// (`reading`) or writing; `context` is its thread's, whose notes say where it accessed
+  /// `cell` and what `cell` is. `conflictingSite` is the other side's site: the version that
+  /// made the read stale or the commit waited for (see `_ConflictSites`).
+  func record(
+    _ outcome: ConflictEvent.Outcome, _ kind: ContentionKind, nanoseconds: Int, site: UInt32,
+    cell: _Cell? = nil, reading: Bool = false, context: _ThreadContext? = nil, conflictingSite: UInt32
+  ) {
     let sites = _ConflictSites.shared
+    let own = sites.sides(of: site), other = sites.sides(of: conflictingSite)
+    var object: String?, access: CodeLocation?, otherAccess: CodeLocation?
+    if let cell {
+      let diagnostics = context?.diagnostics
+      object = diagnostics?.objectDescription(of: cell) ?? cell.variableDescription
+      // Where the access is not known (a property), the `atomically` call is the best place.
+      access = sites.location(diagnostics?.accessLocation(of: cell, reading: reading) ?? 0) ?? own.access ?? own.transaction
+      otherAccess = other.access ?? other.transaction
+    }
     let event = ConflictEvent(
-      outcome: outcome, kind: kind, seconds: Double(nanoseconds) / 1e9,
-      location: sites.location(site), conflictingLocation: sites.location(conflictingSite))
+      outcome: outcome, kind: kind, seconds: Double(nanoseconds) / 1e9, location: own.transaction,
+      conflictingLocation: other.transaction, accessLocation: access, conflictingAccessLocation: otherAccess, object: object)
     recording.withLock { recording in
       guard recording != nil else { return }
       recording!.events.append(event)
@@ -48,7 +77,7 @@ final class _ConflictRecorder: @unchecked Sendable {
     if let path {
       file = fopen(path, "w")
       guard file != nil else { throw .cannotOpen(path, errno) }
-      fputs("# swift-stm conflict log: outcome, kind, seconds, location, conflicting location\n", file)
+      fputs(ConflictEvent.logHeader + "\n", file)
     }
     // Read before taking the lock: the statistics registry has a lock of its own.
     let fresh = Recording(
@@ -58,13 +87,13 @@ final class _ConflictRecorder: @unchecked Sendable {
       return recording
     }
     if let previousFile = previous?.file { finish(previousFile, previous!) }
-    isOn.store(true, ordering: .relaxed)
+    _conflictLogIsOn.store(true, ordering: .relaxed)
     Self.flushAtExit
   }
 
   /// Stops recording; returns the report of what was recorded, or nil if nothing was.
   func stop() -> ConflictReport? {
-    isOn.store(false, ordering: .relaxed)
+    _conflictLogIsOn.store(false, ordering: .relaxed)
     guard let ended = recording.withLock({ recording in defer { recording = nil }; return recording }) else {
       return nil
     }
@@ -98,41 +127,96 @@ final class _ConflictRecorder: @unchecked Sendable {
 extension _Engine {
   /// Counts a pause that began at `started`, and logs it while the conflict log records:
   /// `segment` is the waiting transaction's (nil before it has one), `conflictingSite` that of
-  /// the transaction it waited for (see ``site(ofSegmentTagged:)``).
-  func notePause(_ kind: ContentionKind, since started: Int, context: _ThreadContext, segment: _Segment?, conflictingSite: UInt32) {
+  /// the transaction it waited for (see ``site(ofSegmentTagged:)``), and `cell` the cell it
+  /// waited to read (`reading`) or to lock, if any.
+  func notePause(
+    _ kind: ContentionKind, since started: Int, context: _ThreadContext, segment: _Segment?, conflictingSite: UInt32,
+    cell: _Cell? = nil, reading: Bool = false
+  ) {
     let nanoseconds = _monotonicNanoseconds() - started
     context.statistics.recordPause(kind, nanoseconds: nanoseconds)
-    guard _ConflictRecorder.shared.isOn.load(ordering: .relaxed) else { return }
+    guard _ConflictRecorder.isRecording else { return }
     _ConflictRecorder.shared.record(
       .pause, kind, nanoseconds: nanoseconds, site: segment?.siteNumber.load(ordering: .relaxed) ?? 0,
-      conflictingSite: conflictingSite)
+      cell: cell, reading: reading, context: context, conflictingSite: conflictingSite)
   }
 
   /// While the conflict log records, the site of the transaction running on the segment with
   /// tag `tag` (0 otherwise, or for no segment). Read it while that transaction is still in the
   /// way: once it ends, its segment shows no site, or another transaction's.
   func site(ofSegmentTagged tag: Int) -> UInt32 {
-    guard tag > 0, _ConflictRecorder.shared.isOn.load(ordering: .relaxed) else { return 0 }
+    guard tag > 0, _ConflictRecorder.isRecording else { return 0 }
     return segments[tag - 1].siteNumber.load(ordering: .relaxed)
   }
 
-  /// Counts an abort of `segment`'s attempt, and logs it while the conflict log records.
+  /// After a pause for the commit on the segment tagged `tag`: the site of `version` (with the
+  /// location of the write) if that commit published it, else `fallback` (its transaction's
+  /// site, read when the pause began). Call only while `version` cannot be freed.
+  ///
+  /// The segment still shows the number of its last commit, so a version stamped with it is
+  /// that commit's, even if it took its number while the pause was watching it. If the segment
+  /// has moved on, or the commit published nothing here, the stamps differ.
+  func site(of version: _VersionBase, ifPublishedBySegmentTagged tag: Int, otherwise fallback: UInt32) -> UInt32 {
+    guard tag > 0, _ConflictRecorder.isRecording else { return fallback }
+    let number = segments[tag - 1].commitNumber.load(ordering: .acquiring)
+    return version.stamp == number && version.site != 0 ? version.site : fallback
+  }
+
+  /// Counts an abort of `segment`'s attempt, and logs it while the conflict log records, with
+  /// the cell its validation found in conflict (see `_Segment.conflictingCell`).
   func noteAbort(_ kind: ContentionKind, of segment: _Segment, context: _ThreadContext) {
     let nanoseconds = _monotonicNanoseconds() - segment.attemptStarted
     context.statistics.recordAbort(kind, nanoseconds: nanoseconds)
-    guard _ConflictRecorder.shared.isOn.load(ordering: .relaxed) else { return }
+    guard _ConflictRecorder.isRecording else { return }
+    // The attempt has not ended yet, so its read set and redo log still keep the cell alive.
     _ConflictRecorder.shared.record(
       .abort, kind, nanoseconds: nanoseconds, site: segment.siteNumber.load(ordering: .relaxed),
+      cell: segment.conflictingCell?.takeUnretainedValue(), reading: segment.conflictingCellWasRead, context: context,
       conflictingSite: segment.conflictingSite)
   }
 
-  /// Shows `segment`'s call site to the conflict log for the attempt that starts now.
-  func noteSite(of segment: _Segment, fileID: StaticString, line: UInt, context: _ThreadContext) {
+  /// Shows `segment`'s call site to the conflict log for the attempt that starts now: an
+  /// `atomically` call, or the public operation that runs as a transaction of its own
+  /// (`isSingleOperation`).
+  func noteSite(of segment: _Segment, fileID: StaticString, line: UInt, isSingleOperation: Bool, context: _ThreadContext) {
     segment.conflictingSite = 0
-    guard _ConflictRecorder.shared.isOn.load(ordering: .relaxed) else { return }
+    segment.conflictingCell = nil
+    guard _ConflictRecorder.isRecording else { return }
+    let sites = _ConflictSites.shared
+    let location = sites.location(fileID: fileID, line: line, context: context)
+    let transaction = isSingleOperation ? 0 : location
+    context.diagnostics.transactionLocation = transaction
     // Relaxed: only the conflict log reads it, and a stale number there is harmless. The
-    // attempt's end puts 0 back, so single operations outside `atomically` show no site.
+    // attempt's end puts 0 back, so single operations show only what they note themselves.
     segment.siteNumber.store(
-      _ConflictSites.shared.number(fileID: fileID, line: line, context: context), ordering: .relaxed)
+      sites.site(transaction: transaction, access: isSingleOperation ? location : 0, context: context), ordering: .relaxed)
+  }
+
+  /// The site to stamp on the versions a single operation outside a transaction publishes:
+  /// no transaction, and the access it noted on `cell` (0 while the log does not record).
+  func singleOperationSite(writing cell: _Cell, context: _ThreadContext) -> UInt32 {
+    guard _ConflictRecorder.isRecording else { return 0 }
+    let diagnostics = context.diagnostics
+    let write = diagnostics.accessLocation(of: cell, reading: false)
+    let access = write != 0 ? write : diagnostics.accessLocation(of: cell, reading: true)
+    return _ConflictSites.shared.site(transaction: 0, access: access, context: context)
+  }
+}
+
+extension _Segment {
+  /// The site to stamp on this transaction's new version of `cell`: its `atomically` call and
+  /// where it wrote `cell`, so that a transaction this commit makes lose can name both. Off,
+  /// the segment shows no site, and this is 0.
+  @inline(__always)
+  func publishedSite(of cell: _Cell) -> UInt32 {
+    let site = siteNumber.load(ordering: .relaxed)
+    guard site != 0, let context else { return site }
+    return publishedSite(of: cell, transactionSite: site, context: context)
+  }
+
+  private func publishedSite(of cell: _Cell, transactionSite: UInt32, context: _ThreadContext) -> UInt32 {
+    let write = context.diagnostics.accessLocation(of: cell, reading: false)
+    guard write != 0 else { return transactionSite }
+    return _ConflictSites.shared.site(transaction: context.diagnostics.transactionLocation, access: write, context: context)
   }
 }

@@ -52,6 +52,9 @@ package class _Cell: @unchecked Sendable {
     _LiveCounters.cellDestroyed()
   }
 
+  /// `TVar<Value>`: how the conflict log names a cell that no collection described.
+  var variableDescription: String { "TVar" }
+
   /// A stable number that orders cells for lock acquisition and hashes them into wait stripes.
   @inlinable
   final var address: UInt { UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()) }
@@ -66,6 +69,8 @@ package class _TypedCell<Value>: _Cell, @unchecked Sendable {
   init(_ value: Value) {
     super.init(initial: _Version(value, stamp: 0), recyclesVersions: _isPOD(Value.self))
   }
+
+  override var variableDescription: String { "TVar<\(Value.self)>" }
 
   /// `makeVersion(value)`, retained once for the caller to hand over to `publish`.
   @inlinable

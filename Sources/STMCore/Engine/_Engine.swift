@@ -146,7 +146,7 @@ final class _Engine: @unchecked Sendable {
     if let pausedSince {
       notePause(.inevitable, since: pausedSince, context: context, segment: segment, conflictingSite: holderSite)
     }
-    if _ConflictRecorder.shared.isOn.load(ordering: .relaxed) {
+    if _ConflictRecorder.isRecording {
       let site = segment.siteNumber.load(ordering: .relaxed)
       _ConflictRecorder.shared.record(.inevitable, .inevitable, nanoseconds: 0, site: site, conflictingSite: 0)
     }

@@ -49,6 +49,10 @@ final class _Segment: @unchecked Sendable {
   /// While the conflict log records: the site of the transaction that made this attempt's
   /// commit fail, for the abort's log entry.
   @exclusivity(unchecked) var conflictingSite: UInt32 = 0
+  /// The cell that made this attempt's commit fail, for the conflict log (unretained: the read
+  /// set or the redo log holds it until the attempt ends), and whether it was read or written.
+  @exclusivity(unchecked) var conflictingCell: Unmanaged<_Cell>?
+  @exclusivity(unchecked) var conflictingCellWasRead = false
   /// Abort hooks of `orElse` branches and nested blocks that rolled back; they run when the
   /// whole transaction ends, outside it, whatever its outcome.
   @exclusivity(unchecked) var rolledBackHooks: [() -> Void] = []
@@ -107,7 +111,7 @@ final class _Segment: @unchecked Sendable {
   /// `_CommitNumber.unnumbered` (see there for why its number will be above our snapshot).
   @usableFromInline
   func visibleVersion(of cell: _Cell) -> Unmanaged<_VersionBase> {
-    var pausedSince = 0, holderSite: UInt32 = 0
+    var pausedSince = 0, holderSite: UInt32 = 0, pausedHolder = 0
     var backoff = _Backoff()
     while true {
       let holder = cell.owner.load(ordering: .acquiring)
@@ -118,19 +122,23 @@ final class _Segment: @unchecked Sendable {
           if pausedSince == 0 {
             pausedSince = _monotonicNanoseconds()
             holderSite = engine.site(ofSegmentTagged: holder)
+            pausedHolder = holder
           }
           backoff.pause()
           continue
         }
-      }
-      if pausedSince != 0, let context {
-        engine.notePause(.writeRead, since: pausedSince, context: context, segment: self, conflictingSite: holderSite)
       }
       var version = cell.head.load(ordering: .acquiring)
       while version._withUnsafeGuaranteedRef({ $0.stamp }) > snapshot {
         // Safe without retaining: versions at or above the horizon are not freed while this
         // segment's snapshot is announced.
         version = version._withUnsafeGuaranteedRef { Unmanaged.passUnretained($0.older!) }
+      }
+      if pausedSince != 0, let context {
+        let site = version._withUnsafeGuaranteedRef {
+          engine.site(of: $0, ifPublishedBySegmentTagged: pausedHolder, otherwise: holderSite)
+        }
+        engine.notePause(.writeRead, since: pausedSince, context: context, segment: self, conflictingSite: site, cell: cell, reading: true)
       }
       return version
     }
@@ -230,7 +238,8 @@ final class _Segment: @unchecked Sendable {
         }
       }
       let landing = lockAll(entries, landingBatches: hasBatches, context: context)
-      if entries.contains(where: { $0.target._withUnsafeGuaranteedRef { $0.retired.load(ordering: .relaxed) } }) {
+      if let retired = entries.first(where: { $0.target._withUnsafeGuaranteedRef { $0.retired.load(ordering: .relaxed) } }) {
+        (conflictingCell, conflictingCellWasRead) = (retired.target, false)
         unlock(entries, landing)
         engine.leaveCommit(self)
         return .conflict(.writeWrite)
@@ -252,7 +261,7 @@ final class _Segment: @unchecked Sendable {
           entries[index].target._withUnsafeGuaranteedRef { cell in
             engine.publish(
               Unmanaged.passRetained(anchor.version), in: cell, replacing: cell.head.load(ordering: .acquiring), number: number,
-              flags: flags)
+              flags: flags, site: publishedSite(of: cell))
           }
           nextAnchor = landedAnchors.next()
         } else {
@@ -263,7 +272,7 @@ final class _Segment: @unchecked Sendable {
       for write in landing.writes {
         engine.publish(
           Unmanaged.passRetained(write.version), in: write.cell, replacing: write.cell.head.load(ordering: .acquiring),
-          number: number, flags: flags)
+          number: number, flags: flags, site: siteNumber.load(ordering: .relaxed))
       }
       unlock(entries, landing)
       engine.leaveCommit(self)
@@ -344,24 +353,28 @@ final class _Segment: @unchecked Sendable {
   /// Takes the commit lock of `cell`, waiting (a write-write pause) while another commit holds it.
   /// Commits lock in address order, so waiting cannot deadlock.
   func lock(_ cell: _Cell, context: _ThreadContext) {
-    if cell.owner.compareExchange(expected: 0, desired: tag, ordering: .acquiringAndReleasing).exchanged {
-      return
-    }
+    // The failed exchange returns the holder: loading it again could find it gone already.
+    let (locked, holder) = cell.owner.compareExchange(expected: 0, desired: tag, ordering: .acquiringAndReleasing)
+    if locked { return }
     let started = _monotonicNanoseconds()
-    let holderSite = engine.site(ofSegmentTagged: cell.owner.load(ordering: .relaxed))
+    let holderSite = engine.site(ofSegmentTagged: holder)
     var backoff = _Backoff()
     repeat {
       // Test before test-and-set: waiting on a plain load keeps the line shared.
       repeat { backoff.pause() } while cell.owner.load(ordering: .relaxed) != 0
     } while !cell.owner.compareExchange(expected: 0, desired: tag, ordering: .acquiringAndReleasing).exchanged
-    engine.notePause(.writeWrite, since: started, context: context, segment: self, conflictingSite: holderSite)
+    // Under the lock the head can be neither replaced nor freed.
+    let site = cell.head.load(ordering: .acquiring)._withUnsafeGuaranteedRef {
+      engine.site(of: $0, ifPublishedBySegmentTagged: holder, otherwise: holderSite)
+    }
+    engine.notePause(.writeWrite, since: started, context: context, segment: self, conflictingSite: site, cell: cell)
   }
 
   /// The first reason this transaction cannot commit as number `number`, if any.
   private func conflict(before number: UInt64, writes: UnsafeBufferPointer<_WriteEntry>) -> ContentionKind? {
     let segments = _Engine.shared.segments
     var readConflict: ContentionKind?
-    _ = reads.first { cell in
+    let staleRead = reads.first { cell in
       let holder = cell.owner.load(ordering: .acquiring)
       if holder > 0 && holder != tag {
         // Another commit is publishing this cell. If it is ordered before us, our read is stale;
@@ -380,10 +393,16 @@ final class _Segment: @unchecked Sendable {
       if readConflict == nil && cell.retired.load(ordering: .relaxed) { readConflict = .writeRead }
       return readConflict != nil
     }
-    if let readConflict { return readConflict }
+    if let readConflict {
+      (conflictingCell, conflictingCellWasRead) = (staleRead.map(Unmanaged.passUnretained), true)
+      return readConflict
+    }
     for index in writes.indices where !writes[index].isDelayedOnly {
       let kind = writes[index].target._withUnsafeGuaranteedRef { staleness(of: $0, readKind: .writeWrite) }
-      if let kind { return kind }
+      if let kind {
+        (conflictingCell, conflictingCellWasRead) = (writes[index].target, false)
+        return kind
+      }
     }
     return nil
   }
@@ -406,7 +425,7 @@ final class _Segment: @unchecked Sendable {
   private func publish(_ entry: borrowing _WriteEntry, number: UInt64, flags: UInt8, engine: _Engine) {
     entry.target._withUnsafeGuaranteedRef { cell in
       let previous = cell.head.load(ordering: .acquiring)
-      let site = siteNumber.load(ordering: .relaxed)
+      let site = publishedSite(of: cell)
       if entry.commutes.isEmpty, let version = entry.version {
         engine.publish(Unmanaged.passRetained(version), in: cell, replacing: previous, number: number, flags: flags, site: site)
         return

@@ -62,8 +62,8 @@ final class _ThreadContext: @unchecked Sendable {
   @exclusivity(unchecked) var lastCommit = _SerialPosition(number: 0, isReadOnly: true)
   /// Writing commits since this thread last looked at the reclamation list.
   @exclusivity(unchecked) var commitsSinceReclamation = 0
-  /// The conflict log's numbers for the `atomically` call sites this thread has used.
-  @exclusivity(unchecked) var siteNumbers: [_SiteKey: UInt32] = [:]
+  /// The conflict log's state for this thread (see `_ThreadDiagnostics`).
+  @exclusivity(unchecked) var diagnostics = _ThreadDiagnostics()
   /// Versions this thread's commits dropped, for its next writes to reuse.
   let versionCache = _VersionCache()
   /// xorshift state for randomized backoff; per thread, so threads do not back off in step.

@@ -56,8 +56,13 @@ struct _TransactionRun {
 
   private var aborts = 0
   private var escalate = false
+  /// A public operation outside `atomically` that runs as a transaction of its own: the
+  /// conflict log shows it as a single operation at its call, not as an `atomically` call.
+  private let isSingleOperation: Bool
 
-  @usableFromInline init() {}
+  @usableFromInline init(isSingleOperation: Bool = false) {
+    self.isSingleOperation = isSingleOperation
+  }
 
   @usableFromInline
   mutating func begin(_ context: _ThreadContext, fileID: StaticString, line: UInt) -> _Segment {
@@ -68,7 +73,7 @@ struct _TransactionRun {
     segment.attempt &+= 1
     segment.isRunning = true
     context.segment = segment
-    engine.noteSite(of: segment, fileID: fileID, line: line, context: context)
+    engine.noteSite(of: segment, fileID: fileID, line: line, isSingleOperation: isSingleOperation, context: context)
     if escalate {
       engine.acquireInevitability(for: segment, context: context)
       segment.isInevitable = true
@@ -156,6 +161,7 @@ struct _TransactionRun {
     segment.isRunning = false
     if segment.siteNumber.load(ordering: .relaxed) != 0 { segment.siteNumber.store(0, ordering: .relaxed) }
     if !segment.reads.isEmpty { segment.reads.removeAll() }
+    context.diagnostics.endAccesses()
     if !segment.log.isEmpty || !segment.log.afterCommit.isEmpty || !segment.log.afterAbort.isEmpty {
       segment.log.removeAll()
     }
@@ -185,6 +191,7 @@ extension _Engine {
     let engine = shared
     engine.withdrawSnapshot(for: segment)
     context.lastCommit = _SerialPosition(number: segment.snapshot, isReadOnly: true)
+    context.diagnostics.endAccesses()
     segment.context = nil
     engine.releaseSegment(segment)
     context.statistics.recordCommit()
@@ -229,13 +236,16 @@ extension _Engine {
     context.forbiddenAccess = nil
     if let version {
       let number = _CommitNumber.take(for: segment, from: engine)
-      engine.publish(version, in: cell, replacing: cell.head.load(ordering: .acquiring), number: number, flags: 0)
+      let site = engine.singleOperationSite(writing: cell, context: context)
+      engine.publish(version, in: cell, replacing: cell.head.load(ordering: .acquiring), number: number, flags: 0, site: site)
       if let companion, let companionVersion {
         engine.publish(
-          companionVersion, in: companion, replacing: companion.head.load(ordering: .acquiring), number: number, flags: 0)
+          companionVersion, in: companion, replacing: companion.head.load(ordering: .acquiring), number: number, flags: 0,
+          site: site)
       }
       context.lastCommit = _SerialPosition(number: number, isReadOnly: false)
     }
+    context.diagnostics.endAccesses()
     cell.owner.store(0, ordering: .releasing)
     companion?.owner.store(0, ordering: .releasing)
     engine.leaveCommit(segment)

@@ -19,7 +19,7 @@
 ///
 /// Conflicts: a transaction that read a `TVar` conflicts with any transaction that commits a
 /// write to it after the first one's snapshot; two transactions that write it conflict
-/// (one reruns). ``commute(_:)`` conflicts with neither reads nor writes of other transactions.
+/// (one reruns). ``commute(_:fileID:line:)`` conflicts with neither reads nor writes of other transactions.
 public struct TVar<Value: Sendable> {
   @usableFromInline let cell: _TypedCell<Value>
 
@@ -46,6 +46,10 @@ public struct TVar<Value: Sendable> {
   ///
   /// Conflicts: a read conflicts with a later commit that writes this variable; a write conflicts
   /// with concurrent writes of it.
+  ///
+  /// A property cannot see where it is used, so the ``ConflictLog`` shows the `atomically` call
+  /// as the place of these accesses; ``read(fileID:line:)`` and ``write(_:fileID:line:)`` do the
+  /// same with their own line.
   ///
   /// - Complexity: O(1) to read and to write; a commit is described on ``atomically(_:fileID:line:)-88o9x``.
   @inlinable
@@ -107,6 +111,42 @@ public struct TVar<Value: Sendable> {
     }
   }
 
+  /// Reads the value, as getting ``value`` does, and shows this call to the ``ConflictLog`` as
+  /// the place of the read.
+  ///
+  /// ```swift
+  /// let balance = account.read()
+  /// account.write(balance - 40)
+  /// ```
+  ///
+  /// Conflicts: as reading ``value``.
+  ///
+  /// - Parameters:
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Returns: The value: the transaction's snapshot or its own write; outside a transaction,
+  ///   the newest committed value.
+  /// - Complexity: O(1).
+  @inlinable
+  public func read(fileID: StaticString = #fileID, line: UInt = #line) -> Value {
+    _noted(.read, at: _CallSite(fileID: fileID, line: line)).value
+  }
+
+  /// Writes the value, as setting ``value`` does, and shows this call to the ``ConflictLog``
+  /// as the place of the write.
+  ///
+  /// Conflicts: as writing ``value``.
+  ///
+  /// - Parameters:
+  ///   - newValue: The value to store.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Complexity: O(1).
+  @inlinable
+  public func write(_ newValue: Value, fileID: StaticString = #fileID, line: UInt = #line) {
+    _noted(.write, at: _CallSite(fileID: fileID, line: line)).value = newValue
+  }
+
   /// Applies `transform` to the value as a delayed, commutative update.
   ///
   /// Inside a transaction the update is not applied now: it is recorded and applied at commit
@@ -123,13 +163,23 @@ public struct TVar<Value: Sendable> {
   ///
   /// Conflicts: none, until the transaction reads the variable.
   ///
-  /// - Parameter transform: A function of the old value; it must be pure, since it runs at
-  ///   commit (possibly on a value other transactions have changed) and may run again. It must
-  ///   not touch a `TVar` or start a transaction: that traps with a message saying so. Read what
-  ///   it needs in the transaction and capture the value.
+  /// - Parameters:
+  ///   - transform: A function of the old value; it must be pure, since it runs at commit
+  ///     (possibly on a value other transactions have changed) and may run again. It must not
+  ///     touch a `TVar` or start a transaction: that traps with a message saying so. Read what
+  ///     it needs in the transaction and capture the value.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(1) now; O(*k*) at commit for *k* recorded updates.
   @inlinable
-  public func commute(_ transform: @escaping (Value) -> Value) {
+  public func commute(_ transform: @escaping (Value) -> Value, fileID: StaticString = #fileID, line: UInt = #line) {
+    _commute(transform, at: _CallSite(fileID: fileID, line: line))
+  }
+
+  /// ``commute(_:fileID:line:)`` for a collection, which names the call and itself in `site`.
+  @inlinable
+  package func _commute(_ transform: @escaping (Value) -> Value, at site: _CallSite, as part: @autoclosure () -> _ConflictPart = .whole) {
+    _noteAccess(.write, at: site, as: part())
     let state = _ThreadState.current
     if let segment = state.pointee.segment?.takeUnretainedValue() {
       segment.recordCommute(cell) { base in
@@ -149,12 +199,16 @@ public struct TVar<Value: Sendable> {
   ///
   /// Conflicts: as a read followed by a write.
   ///
-  /// - Parameter newValue: The value to store.
+  /// - Parameters:
+  ///   - newValue: The value to store.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Returns: The value before the swap.
   /// - Complexity: O(1).
   @inlinable
   @discardableResult
-  public func swap(_ newValue: Value) -> Value {
+  public func swap(_ newValue: Value, fileID: StaticString = #fileID, line: UInt = #line) -> Value {
+    _noteAccess(.readWrite, at: _CallSite(fileID: fileID, line: line))
     var old = newValue
     Swift.swap(&value, &old)
     return old

@@ -36,12 +36,29 @@
 public func atomically<Result, Failure: Error>(
   _ body: (Transaction) throws(Failure) -> Result, fileID: StaticString = #fileID, line: UInt = #line
 ) throws(Failure) -> Result {
+  try _runTransaction(body, fileID: fileID, line: line, isSingleOperation: false)
+}
+
+/// `atomically`, for a public operation that, outside a transaction, runs as one of its own:
+/// the conflict log shows it as a single operation at `site` (the operation's caller), not as
+/// an `atomically` call inside the library. Inside a transaction it joins it.
+@inlinable
+package func _singleOperation<Result, Failure: Error>(
+  at site: _CallSite, _ body: (Transaction) throws(Failure) -> Result
+) throws(Failure) -> Result {
+  try _runTransaction(body, fileID: site.fileID, line: site.line, isSingleOperation: true)
+}
+
+@inlinable
+func _runTransaction<Result, Failure: Error>(
+  _ body: (Transaction) throws(Failure) -> Result, fileID: StaticString, line: UInt, isSingleOperation: Bool
+) throws(Failure) -> Result {
   let state = _ThreadState.current
   if let segment = state.pointee.segment {
     return try _joinRunningTransaction(segment.takeUnretainedValue(), body)
   }
   let context = state.pointee.context.takeUnretainedValue()
-  var run = _TransactionRun()
+  var run = _TransactionRun(isSingleOperation: isSingleOperation)
   while true {
     let segment = run.begin(context, fileID: fileID, line: line)
     let outcome: _AttemptOutcome
@@ -93,10 +110,25 @@ public func atomically<Result, Failure: Error>(
 public func atomically<Result, Failure: Error>(
   _ body: (Transaction) throws(Failure) -> Result, fileID: StaticString = #fileID, line: UInt = #line
 ) async throws(Failure) -> Result {
+  try await _runTransaction(body, fileID: fileID, line: line, isSingleOperation: false)
+}
+
+/// The asynchronous form of ``_singleOperation(at:_:)``.
+@inlinable
+package func _singleOperation<Result, Failure: Error>(
+  at site: _CallSite, _ body: (Transaction) throws(Failure) -> Result
+) async throws(Failure) -> Result {
+  try await _runTransaction(body, fileID: site.fileID, line: site.line, isSingleOperation: true)
+}
+
+@inlinable
+func _runTransaction<Result, Failure: Error>(
+  _ body: (Transaction) throws(Failure) -> Result, fileID: StaticString, line: UInt, isSingleOperation: Bool
+) async throws(Failure) -> Result {
   if let segment = _ThreadState.current.pointee.segment {
     return try _joinRunningTransaction(segment.takeUnretainedValue(), body)
   }
-  var run = _TransactionRun()
+  var run = _TransactionRun(isSingleOperation: isSingleOperation)
   while true {
     // Everything between `begin` and `finish` runs without suspending, so it stays on one thread.
     let segment = run.begin(_ThreadContext.current, fileID: fileID, line: line)

@@ -4,10 +4,6 @@ import STM
 import STMTestSupport
 import Testing
 
-private func here(_ line: Int, fileID: String = #fileID) -> CodeLocation {
-  CodeLocation(fileID: fileID, line: line)
-}
-
 extension LibraryTests {
   /// The conflict log records each abort and pause with both sides' `atomically` locations.
   @Suite struct ConflictLogTests {
@@ -174,34 +170,60 @@ extension LibraryTests {
       #expect(report.commits >= 1)
     }
 
+    /// The current format (eight fields) and the earlier one (five) in one log: conflicts of
+    /// the same code on different keys are one conflict listing its objects.
     @Test func aReportOfAKnownLogPrintsExactly() throws {
       let log = """
-        # swift-stm conflict log: outcome, kind, seconds, location, conflicting location
-        abort\twriteRead\t0.25\tApp/Worker.swift:42\tApp/Totals.swift:17
-        abort\twriteRead\t0.5\tApp/Worker.swift:42\tApp/Totals.swift:17
+        # swift-stm conflict log 2: outcome, kind, seconds, location, conflicting location, access location, conflicting access location, object
+        abort\twriteRead\t0.25\tApp/Worker.swift:42\tApp/Totals.swift:17\tApp/Worker.swift:44\tApp/Totals.swift:19\tTDictionary<String, Int>["alice"]
+        abort\twriteRead\t0.5\tApp/Worker.swift:42\tApp/Totals.swift:17\tApp/Worker.swift:44\tApp/Totals.swift:19\tTDictionary<String, Int>["bob"]
+        abort\twriteRead\t0.125\tApp/Worker.swift:42\tApp/Totals.swift:17\tApp/Worker.swift:44\tApp/Totals.swift:19\tTDictionary<String, Int>["alice"]
         pause\twriteWrite\t0.125\tApp/Queue.swift:9\t
+        pause\twriteWrite\t0.0625\t\t\tApp/Jobs.swift:30\tApp/Queue.swift:12\tTCounter
         abort\twriteWrite\t0.001\t\tApp/Queue.swift:9
         inevitable\tinevitable\t0.0\tApp/Main.swift:3\t
         summary\t2.0\t1000
         """
       let report = try ConflictReport(log: log)
-      #expect(report.aborts == 3)
-      #expect(report.pauses == 1)
-      #expect(report.formatted(top: 2) == """
-        2.000s recorded: 1,000 commits (500 transactions/s), 3 aborts (0.3% of attempts), 1 pauses
-        0.751s lost in aborts, 0.125s paused (summed over threads)
+      #expect(report.aborts == 4)
+      #expect(report.pauses == 2)
+      #expect(report.formatted(top: 3) == """
+        2.000s recorded: 1,000 commits (500 transactions/s), 4 aborts (0.4% of attempts), 2 pauses
+        0.876s lost in aborts, 0.188s paused (summed over threads)
 
         Top conflicts by time lost:
-         1. 0.750s lost in aborts, 0.000s paused (2x write-read aborts)
-            in the transaction at  App/Worker.swift:42
-            by the transaction at  App/Totals.swift:17
+         1. 0.875s lost in aborts, 0.000s paused (3x write-read aborts)
+            on TDictionary<String, Int>["alice"] (2x), TDictionary<String, Int>["bob"] (1x)
+            in the transaction at  App/Worker.swift:42, reading at App/Worker.swift:44
+            by the transaction at  App/Totals.swift:17, writing at App/Totals.swift:19
             hint: \(ConflictReport.Conflict.hint(for: .writeRead, aborted: true))
          2. 0.000s lost in aborts, 0.125s paused (1x write-write pauses)
             in the transaction at  App/Queue.swift:9
             by the transaction at  (unknown)
             hint: \(ConflictReport.Conflict.hint(for: .writeWrite, aborted: false))
+         3. 0.000s lost in aborts, 0.063s paused (1x write-write pauses)
+            on TCounter
+            in a single operation outside atomically, writing at App/Jobs.swift:30
+            by a single operation outside atomically, writing at App/Queue.swift:12
+            hint: \(ConflictReport.Conflict.hint(for: .writeWrite, aborted: false))
         (1 more)
         """)
+    }
+
+    /// The access locations and the object survive the log file, with an object that needs
+    /// escaping; a line of the earlier five-field format still parses, with those fields empty.
+    @Test func everyFieldSurvivesTheLogFile() throws {
+      let event = ConflictEvent(
+        outcome: .abort, kind: .writeRead, seconds: 0.5, location: CodeLocation(fileID: "App/A.swift", line: 1),
+        conflictingLocation: nil, accessLocation: CodeLocation(fileID: "App/A.swift", line: 2),
+        conflictingAccessLocation: CodeLocation(fileID: "App/B.swift", line: 3), object: "TDictionary<String, Int>[\"a\tb\\n\"]\r\n")
+      #expect(event.logLine.split(separator: "\t", omittingEmptySubsequences: false).count == 8)
+      #expect(!event.logLine.contains("\n") && !event.logLine.contains("\r"))
+      #expect(ConflictEvent(logLine: Substring(event.logLine)) == event)
+      let old = try #require(ConflictEvent(logLine: "pause\twriteWrite\t0.125\tApp/Queue.swift:9\t"))
+      #expect(old.location == CodeLocation(fileID: "App/Queue.swift", line: 9))
+      #expect(old.accessLocation == nil && old.conflictingAccessLocation == nil && old.object == nil)
+      #expect(ConflictEvent(logLine: "abort\twriteRead\t1\t\t\t\t") == nil)
     }
 
     @Test func aMalformedLogLineIsReportedWithItsNumber() {

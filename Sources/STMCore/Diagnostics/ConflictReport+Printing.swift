@@ -1,0 +1,97 @@
+extension ConflictReport {
+  /// The printed report, listing the `top` conflicts that cost the most time.
+  ///
+  /// Each conflict shows what it was on (the three objects it hit most, and how many more),
+  /// then one line per side: its transaction's `atomically` call (or "a single operation
+  /// outside atomically") and where it read or wrote the object, then the hint.
+  ///
+  /// - Parameter top: How many conflicts to list.
+  /// - Returns: The report, as lines of text.
+  /// - Complexity: O(*c* + *o* log *o*) for *c* conflicts with *o* objects.
+  public func formatted(top: Int = 10) -> String {
+    let attempts = commits + aborts
+    var lines: [String] = []
+    lines.append(
+      "\(Self.seconds(seconds)) recorded: \(Self.count(commits)) commits (\(Self.count(Int(transactionsPerSecond.rounded()))) transactions/s), "
+        + "\(Self.count(aborts)) aborts (\(Self.percent(aborts, of: attempts)) of attempts), \(Self.count(pauses)) pauses")
+    lines.append("\(Self.seconds(secondsLostInAborts)) lost in aborts, \(Self.seconds(secondsPaused)) paused (summed over threads)")
+    let inevitableCount = inevitableTransactions.values.reduce(0, +)
+    if inevitableCount > 0 && (inevitableCount >= 100 || inevitableCount * 100 >= max(commits, 1)) {
+      lines.append("")
+      lines.append(
+        "warning: \(Self.count(inevitableCount)) transactions became inevitable (\(Self.percent(inevitableCount, of: commits)) of commits); "
+          + "each one makes every writer wait. Most often at:")
+      for (location, count) in inevitableTransactions.sorted(by: { $0.value > $1.value }).prefix(3) {
+        lines.append("    \(Self.count(count))x  \(location?.description ?? "(outside atomically)")")
+      }
+    }
+    lines.append("")
+    if conflicts.isEmpty {
+      lines.append("No conflicts.")
+      return lines.joined(separator: "\n")
+    }
+    lines.append("Top conflicts by time lost:")
+    for (rank, conflict) in conflicts.prefix(top).enumerated() {
+      var counts: [String] = []
+      if conflict.aborts > 0 { counts.append("\(Self.count(conflict.aborts))x \(conflict.kind) aborts") }
+      if conflict.pauses > 0 { counts.append("\(Self.count(conflict.pauses))x \(conflict.kind) pauses") }
+      lines.append(
+        "\(String(rank + 1).leftPadded(to: 2)). \(Self.seconds(conflict.secondsLostInAborts)) lost in aborts, "
+          + "\(Self.seconds(conflict.secondsPaused)) paused (\(counts.joined(separator: ", ")))")
+      if let objects = Self.objects(of: conflict) { lines.append("    on \(objects)") }
+      let access = conflict.kind == .writeRead ? "reading" : conflict.kind == .writeWrite ? "writing" : "accessing"
+      lines.append("    " + Self.side("in", conflict.location, access, conflict.accessLocation, unknown: "(a single operation outside atomically)"))
+      lines.append("    " + Self.side("by", conflict.conflictingLocation, "writing", conflict.conflictingAccessLocation, unknown: "(unknown)"))
+      lines.append("    hint: \(conflict.hint)")
+    }
+    if conflicts.count > top { lines.append("(\(conflicts.count - top) more)") }
+    return lines.joined(separator: "\n")
+  }
+
+  /// `TDictionary<String, Int>["alice"] (3x), TDictionary<String, Int>["bob"] (1x)`, the three
+  /// objects hit most and how many more; counts only when there is more than one object.
+  private static func objects(of conflict: Conflict) -> String? {
+    let objects = conflict.objectsByCount
+    guard let first = objects.first else { return nil }
+    if objects.count == 1 { return first.object }
+    let shown = objects.prefix(3).map { "\($0.object) (\(count($0.count))x)" }.joined(separator: ", ")
+    return objects.count > 3 ? "\(shown) and \(count(objects.count - 3)) more" : shown
+  }
+
+  /// One side's line: `in the transaction at  App/W.swift:42, reading at App/W.swift:44`, or
+  /// `… a single operation outside atomically, …` when there is an access but no transaction.
+  private static func side(_ preposition: String, _ location: CodeLocation?, _ verb: String, _ access: CodeLocation?, unknown: String) -> String {
+    let accessPart = access.map { ", \(verb) at \($0)" } ?? ""
+    if let location { return "\(preposition) the transaction at  \(location)\(accessPart)" }
+    if access != nil { return "\(preposition) a single operation outside atomically\(accessPart)" }
+    return "\(preposition) the transaction at  \(unknown)"
+  }
+
+  private static func seconds(_ value: Double) -> String {
+    let millis = Int((value * 1000).rounded())
+    let fraction = String(millis % 1000).leftPadded(to: 3, with: "0")
+    return "\(millis / 1000).\(fraction)s"
+  }
+
+  private static func percent(_ part: Int, of whole: Int) -> String {
+    guard whole > 0 else { return "0%" }
+    let tenths = Int((Double(part) * 1000 / Double(whole)).rounded())
+    return "\(tenths / 10).\(tenths % 10)%"
+  }
+
+  private static func count(_ value: Int) -> String {
+    var digits = String(value.magnitude)
+    var grouped = ""
+    while digits.count > 3 {
+      grouped = "," + digits.suffix(3) + grouped
+      digits.removeLast(3)
+    }
+    return (value < 0 ? "-" : "") + digits + grouped
+  }
+}
+
+extension String {
+  fileprivate func leftPadded(to width: Int, with pad: Character = " ") -> String {
+    count >= width ? self : String(repeating: pad, count: width - count) + self
+  }
+}
