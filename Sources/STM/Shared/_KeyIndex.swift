@@ -58,7 +58,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
 
     /// Whether enough cells were made since the last sweep to sweep again and none is on its
     /// way; if so, the caller must sweep (and it is now on its way).
-    @usableFromInline
+    @inlinable
     mutating func claimSweep() -> Bool {
       guard !sweepScheduled, madeSinceSweep > 64 + table.live / 2 else { return false }
       sweepScheduled = true
@@ -131,8 +131,9 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   }
 
   /// The slow path of `cell(for:hash:)`: under the stripe's lock, the key's cell, made if the
-  /// index still has none.
-  @usableFromInline
+  /// index still has none. Inlinable too: every insert takes it, and generic code that runs
+  /// unspecialized looks up type metadata at each step.
+  @inlinable
   func makeCell(for key: Key, hash: Int) -> Unmanaged<Cell> {
     let stripe = stripe(forHash: hash)
     let (cell, sweepDue) = stripe._withUnsafeGuaranteedRef { stripe in
@@ -145,13 +146,14 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
         return (cell, state.claimSweep())
       }
     }
-    if sweepDue { sweepSoon(stripe) }
+    if sweepDue { sweepSoon(stripe, emptiness: { $0.variable._newestCommittedValue == nil }) }
     return cell
   }
 
   /// Replaces a full table by one twice as large without the removed words; the old one is
   /// kept until no lookup can be searching it.
-  private func replaceTable(of stripe: Stripe, _ state: inout StripeState) {
+  @usableFromInline
+  func replaceTable(of stripe: Stripe, _ state: inout StripeState) {
     let replaced = state.table
     state.table = replaced.rebuilt(makingRoomFor: 1)
     stripe.table.store(UInt(bitPattern: Unmanaged.passUnretained(state.table).toOpaque()), ordering: .sequentiallyConsistent)
@@ -192,10 +194,14 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   /// Sweeps `stripe` now, or, inside a transaction, once it has finished: a sweep retires
   /// empty cells, and the running transaction may have read one of them (a lookup of an
   /// absent key), which would make it rerun for nothing.
+  ///
+  /// `isEmpty` comes from the caller's code, specialized for the key and value types: the
+  /// sweep asks it of every cell in the stripe, which generic code would pay for with a
+  /// type-metadata lookup each time.
   @usableFromInline
-  func sweepSoon(_ stripe: Unmanaged<Stripe>) {
+  func sweepSoon(_ stripe: Unmanaged<Stripe>, emptiness isEmpty: @escaping (Cell) -> Bool) {
     let stripe = stripe.takeUnretainedValue()
-    let sweep = { stripe.state.withLock { Self.sweep(stripe, &$0) } }
+    let sweep = { stripe.state.withLock { Self.sweep(stripe, &$0, isEmpty) } }
     if let transaction = Transaction._currentChecked {
       transaction.afterCommit(sweep)
       transaction.afterAbort(sweep)
@@ -204,14 +210,14 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     }
   }
 
-  private static func sweep(_ stripe: Stripe, _ state: inout StripeState) {
+  private static func sweep(_ stripe: Stripe, _ state: inout StripeState, _ isEmpty: (Cell) -> Bool) {
     state.sweepScheduled = false
     dropReplacedTables(&state, olderThan: _EngineClock.oldestRunningSnapshot())
     let suspects = state.suspects
     state.suspects = []
     for cell in suspects { retire(cell, in: stripe, &state) }
     state.table.forEachCell { cell in
-      if cell.variable._newestCommittedValue == nil { state.suspects.append(cell) }
+      if isEmpty(cell) { state.suspects.append(cell) }
     }
     state.madeSinceSweep = 0
   }

@@ -23,9 +23,9 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   /// them over to its replacement, which lookups announced earlier may still be searching.
   private var ownsCells = true
   /// Keys present (changed under the stripe's lock only).
-  private(set) var live = 0
+  @exclusivity(unchecked) @usableFromInline var live = 0
   /// Words that are not empty: keys present and keys removed (under the stripe's lock only).
-  private(set) var used = 0
+  @exclusivity(unchecked) @usableFromInline var used = 0
 
   /// An empty table with room for at least `minimumCount` keys.
   init(minimumCount: Int) {
@@ -69,9 +69,11 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   }
 
   /// Whether one more key fits without making probes long (at most three quarters used).
+  @inlinable
   var hasRoomForOneMore: Bool { (used + 1) * 4 <= (mask + 1) * 3 }
 
   /// Adds `cell`, whose key is absent, taking over one retain on it. Needs the lock and room.
+  @inlinable
   func insert(_ cell: Unmanaged<Cell>, hash: Int) {
     var index = hash & mask
     while true {

@@ -1,3 +1,5 @@
+import Synchronization
+
 // The engine primitives that the collections in `STM` are built from. They are `package`, not
 // public: their contracts (retirement, delayed appends, in-place updates that may decline) are
 // easy to misuse, and the collections wrap each in an operation with a documented conflict rule.
@@ -5,7 +7,7 @@
 /// The lock word a retirement writes into a cell's `owner`. Negative, so that readers and
 /// validators, which wait only for positive (segment) holders, carry on: a retirement
 /// publishes no version.
-let _retireTag = -1
+@usableFromInline let _retireTag = -1
 
 extension TVar {
   /// Detaches the variable for good if its newest value satisfies `predicate`, checked under
@@ -76,6 +78,7 @@ extension TVar {
   /// The newest committed value, read under the commit lock without joining any transaction
   /// and without marking a read: for housekeeping (sweeps, sizing), never for a decision that
   /// must be atomic with anything else.
+  @inlinable
   package var _newestCommittedValue: Value {
     var backoff = _Backoff()
     while !cell.owner.compareExchange(expected: 0, desired: _retireTag, ordering: .acquiringAndReleasing).exchanged {
