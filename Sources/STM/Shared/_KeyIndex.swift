@@ -44,7 +44,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     /// `_IndexStripe.retiredCount` at which the next pruning runs: twice what the last one
     /// kept (at least 32), so that a long-running snapshot that pins many retired cells does
     /// not make every removal rescan them all.
-    var pruneAt = 32
+    @usableFromInline var pruneAt = 32
     /// Tables replaced by bigger ones, kept while a lookup may still be searching them; they
     /// go at the stripe's next growth, sweep or pruning of retired cells after that.
     var replacedTables: [(table: Table, clock: UInt64)] = []
@@ -222,8 +222,9 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     state.madeSinceSweep = 0
   }
 
-  /// After a removal of `key` committed: detaches its cell if it is still empty.
-  @usableFromInline
+  /// After a removal of `key` committed: detaches its cell if it is still empty. Inlinable,
+  /// like the insert path: every removal takes it.
+  @inlinable
   func detach(_ key: Key, _ slot: Slot) {
     let cell = slot._unsafeKeyedCell(as: Cell.self)
     stripe(forHash: key.hashValue)._withUnsafeGuaranteedRef { stripe in
@@ -232,7 +233,8 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   }
 
   /// Retires `cell` and takes it out of the table, if it is still there and still empty.
-  private static func retire(_ cell: Cell, in stripe: Stripe, _ state: inout StripeState) {
+  @inlinable
+  static func retire(_ cell: Cell, in stripe: Stripe, _ state: inout StripeState) {
     let hash = cell.key.hashValue
     guard state.table.find(cell.key, hash: hash)?.toOpaque() == Unmanaged.passUnretained(cell).toOpaque(),
       cell.variable._retire(if: { $0 == nil }),
@@ -242,18 +244,24 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     let now = _EngineClock.now
     state.retired[cell.key, default: []].append((removed.takeRetainedValue().variable, now))
     var count = stripe.retiredCount.load(ordering: .relaxed) + 1
-    if count >= state.pruneAt {
-      let oldest = _EngineClock.oldestRunningSnapshot()
-      // Strictly older: a lookup announced at clock `oldest` may have found a cell retired then.
-      state.retired = state.retired.compactMapValues { cells in
-        let kept = cells.filter { $0.clock >= oldest }
-        return kept.isEmpty ? nil : kept
-      }
-      count = state.retired.values.reduce(0) { $0 + $1.count }
-      state.pruneAt = max(32, 2 * count)
-      dropReplacedTables(&state, olderThan: oldest)
-    }
+    if count >= state.pruneAt { count = pruneRetired(&state) }
     stripe.retiredCount.store(count, ordering: .sequentiallyConsistent)
+  }
+
+  /// Drops the retired cells that no running transaction can still read, and the replaced
+  /// tables no lookup can still be searching; returns how many retired cells remain.
+  @usableFromInline
+  static func pruneRetired(_ state: inout StripeState) -> Int {
+    let oldest = _EngineClock.oldestRunningSnapshot()
+    // Strictly older: a lookup announced at clock `oldest` may have found a cell retired then.
+    state.retired = state.retired.compactMapValues { cells in
+      let kept = cells.filter { $0.clock >= oldest }
+      return kept.isEmpty ? nil : kept
+    }
+    let count = state.retired.values.reduce(0) { $0 + $1.count }
+    state.pruneAt = max(32, 2 * count)
+    dropReplacedTables(&state, olderThan: oldest)
+    return count
   }
 
   /// Every cell that a transaction running now may find a key in, stripe by stripe (not

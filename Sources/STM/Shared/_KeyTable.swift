@@ -90,6 +90,7 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   }
 
   /// Takes `cell` out, if the table has it, and hands over the table's retain on it. Needs the lock.
+  @inlinable
   func remove(_ cell: Cell, hash: Int) -> Unmanaged<Cell>? {
     let target = UInt(bitPattern: Unmanaged.passUnretained(cell).toOpaque())
     var index = hash & mask

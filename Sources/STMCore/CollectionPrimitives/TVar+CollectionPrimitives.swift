@@ -19,6 +19,7 @@ extension TVar {
   /// both rerun, look the key up again, and find the fresh cell. Call it outside transactions,
   /// holding the index lock that guards the lookup of this cell (never the other way round:
   /// commits never take index locks).
+  @inlinable
   package func _retire(if predicate: (Value) -> Bool) -> Bool {
     var backoff = _Backoff()
     while !cell.owner.compareExchange(expected: 0, desired: _retireTag, ordering: .acquiringAndReleasing).exchanged {
@@ -112,7 +113,9 @@ extension Transaction {
 /// Where the engine's commit clock stands, and the oldest snapshot a running transaction may
 /// read at: a collection that detaches a cell keeps it reachable for snapshots taken before
 /// the detachment (`_clockNow` then) until `_oldestRunningSnapshot()` has passed that value.
+@usableFromInline
 package enum _EngineClock {
+  @usableFromInline
   package static var now: UInt64 { _Engine.shared.clock.load(ordering: .sequentiallyConsistent) }
 
   /// Every running and future transaction reads at a snapshot at least this large.

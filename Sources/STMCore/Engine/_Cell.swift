@@ -36,7 +36,7 @@ package class _Cell: @unchecked Sendable {
   /// Set, under the commit lock, when a collection has detached the cell from its index (a
   /// removed key): from then on no commit may write it, and a transaction that read it cannot
   /// commit, because the key now lives, if at all, in a fresh cell (see `_retire(if:)`).
-  let retired = Atomic<Bool>(false)
+  @usableFromInline let retired = Atomic<Bool>(false)
 
   @usableFromInline
   init(initial: _VersionBase, recyclesVersions: Bool) {
