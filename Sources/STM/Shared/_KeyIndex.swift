@@ -19,11 +19,12 @@ import Synchronization
 /// transaction still holding the cell rerun and look the key up again:
 /// - a committed removal detaches its key's cell at once (`detach`);
 /// - cells made for lookups of absent keys, and cells of inserts that rolled back, are swept
-///   later: a sweep retires the empty, never-written cells that were already suspects at the
-///   previous sweep of the stripe, so a cell made by an insert still in flight is not touched.
+///   later: a sweep retires the empty cells that were already suspects at the previous sweep
+///   of the stripe, so a cell made by an insert still in flight is not touched.
 ///
-/// The lookups are inlinable, so that a client's specialized code finds a cell without
-/// generic-metadata lookups; the rare housekeeping (sweeps, retirement) is not.
+/// Lookups, inserts and removals are inlinable, so that a client's specialized code does them
+/// without generic-metadata lookups; the rare housekeeping (sweeps, pruning) is not, and
+/// asks specialized code for what depends on the types (see `sweepSoon`).
 @usableFromInline
 final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sendable {
   @usableFromInline typealias Slot = TVar<Value?>
@@ -36,10 +37,11 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     @usableFromInline var table: Table
     /// Cells made since the last sweep.
     @usableFromInline var madeSinceSweep = 0
-    /// Empty, never-written cells seen by the last sweep.
+    /// Empty cells seen by the last sweep.
     var suspects: [Cell] = []
-    /// Retired cells, with the clock when they were retired: a transaction whose snapshot is
-    /// older may still see its key in one, so enumeration keeps them until none can.
+    /// Retired cells, with the clock when they were retired: a transaction or single read
+    /// whose snapshot is older may still find its key's value in one, so lookups and
+    /// enumeration look at them until none can.
     @usableFromInline var retired: [Key: [(slot: Slot, clock: UInt64)]] = [:]
     /// `_IndexStripe.retiredCount` at which the next pruning runs: twice what the last one
     /// kept (at least 32), so that a long-running snapshot that pins many retired cells does
@@ -70,9 +72,13 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   final class Stripe: @unchecked Sendable {
     /// The address of `state.table`, for lookups, which read it without the lock.
     @usableFromInline let table: Atomic<UInt>
-    /// How many retired cells `state` keeps; read without the lock by lookups inside
-    /// transactions, which must then look for the key among them.
+    /// How many retired cells `state` keeps (changed under the lock).
     @usableFromInline let retiredCount = Atomic<Int>(0)
+    /// The clock of the stripe's newest retirement, or `.max` while one is under way: a
+    /// lookup reading at a snapshot at or after it has no retired cell to look at, and skips
+    /// the lock. Set to `.max` before the retired cell leaves the table, so that a lookup that
+    /// no longer finds the cell (or finds its replacement) cannot see an older value here.
+    @usableFromInline let newestRetirement = Atomic<UInt64>(0)
     @usableFromInline let state: _Lock<StripeState>
 
     init(minimumCount: Int) {
@@ -150,7 +156,8 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     return cell
   }
 
-  /// Replaces a full table by one twice as large without the removed words; the old one is
+  /// Replaces a full table by one sized for its keys (twice their number) without the removed
+  /// words; the old one is
   /// kept until no lookup can be searching it.
   @usableFromInline
   func replaceTable(of stripe: Stripe, _ state: inout StripeState) {
@@ -174,19 +181,21 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   func slots(for key: Key, seenFrom snapshot: UInt64) -> (current: Slot, retired: [Slot]) {
     let hash = key.hashValue
     let current = cell(for: key, hash: hash)._withUnsafeGuaranteedRef { $0.variable }
-    // Checked after the lookup: a fresh cell that the lookup found was inserted after the
-    // retirement of the cell it replaced, which then shows in this count.
-    let stripe = stripe(forHash: hash)
-    guard stripe._withUnsafeGuaranteedRef({ $0.retiredCount.load(ordering: .sequentiallyConsistent) }) > 0 else {
-      return (current, [])
-    }
-    let retired = stripe._withUnsafeGuaranteedRef { stripe in
-      stripe.state.withLock { state -> [Slot] in
+    return (current, retiredSlots(for: key, hash: hash, seenFrom: snapshot))
+  }
+
+  /// The cells retired after `snapshot` that held `key`. Call it after looking the key up:
+  /// a lookup that missed a retired cell, or found its replacement, ran after the retirement
+  /// set `newestRetirement`, which then makes this look.
+  @inlinable
+  func retiredSlots(for key: Key, hash: Int, seenFrom snapshot: UInt64) -> [Slot] {
+    stripe(forHash: hash)._withUnsafeGuaranteedRef { stripe in
+      guard stripe.newestRetirement.load(ordering: .sequentiallyConsistent) > snapshot else { return [] }
+      return stripe.state.withLock { state -> [Slot] in
         guard let cells = state.retired[key] else { return [] }
         return cells.lazy.filter { $0.clock > snapshot }.map(\.slot)
       }
     }
-    return (current, retired)
   }
 
   // MARK: Housekeeping
@@ -237,11 +246,13 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   static func retire(_ cell: Cell, in stripe: Stripe, _ state: inout StripeState) {
     let hash = cell.key.hashValue
     guard state.table.find(cell.key, hash: hash)?.toOpaque() == Unmanaged.passUnretained(cell).toOpaque(),
-      cell.variable._retire(if: { $0 == nil }),
-      let removed = state.table.remove(cell, hash: hash)
+      cell.variable._retire(if: { $0 == nil })
     else { return }
+    stripe.newestRetirement.store(.max, ordering: .sequentiallyConsistent)
+    let removed = state.table.remove(cell, hash: hash).unsafelyUnwrapped
     // Read after the cell left the table (see `_KeyTable`).
     let now = _EngineClock.now
+    stripe.newestRetirement.store(now, ordering: .sequentiallyConsistent)
     state.retired[cell.key, default: []].append((removed.takeRetainedValue().variable, now))
     var count = stripe.retiredCount.load(ordering: .relaxed) + 1
     if count >= state.pruneAt { count = pruneRetired(&state) }

@@ -5,10 +5,11 @@ import Synchronization
 /// lock and changed only under the stripe's lock (see `_KeyIndex`).
 ///
 /// Each word holds a cell's address (the table owns one retain on it), `empty`, or `removed`
-/// (a key taken out, which probes step over). Words are read and written with sequentially
-/// consistent atomics: a lookup announces its snapshot before it reads them, and whoever takes
-/// a cell out reads the clock after it wrote `removed`, so that either the lookup never finds
-/// the cell or the cell is freed only after the lookup's snapshot is withdrawn.
+/// (a key taken out, which probes step over). Lookups load words, and writers store them, with
+/// sequentially consistent atomics (writers' own loads are relaxed: the lock orders them): a
+/// lookup announces its snapshot before it reads them, and whoever takes a cell out reads the
+/// clock after it wrote `removed`, so that either the lookup never finds the cell or the cell
+/// is freed only after the lookup's snapshot is withdrawn.
 @usableFromInline
 final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sendable {
   @usableFromInline typealias Cell = _KeyedCell<Key, Value>

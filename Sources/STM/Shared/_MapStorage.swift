@@ -32,7 +32,18 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     }
     let hash = key.hashValue
     let operation = _SingleOperation.beginReading()
-    guard let cell = index.find(key, hash: hash) else { return operation.finishReading(nil as Cell?) ?? nil }
+    let current = index.find(key, hash: hash)
+    // A key removed since the snapshot may have its value at the snapshot in a retired cell.
+    let retired = index.retiredSlots(for: key, hash: hash, seenFrom: operation.snapshot)
+    guard retired.isEmpty else {
+      var value = current?._withUnsafeGuaranteedRef { operation.read($0._noted(.read, at: site)) } ?? nil
+      for slot in retired where value == nil {
+        value = operation.read(slot._unsafeKeyedCell(as: Cell.self)._noted(.read, at: site))
+      }
+      operation.finish()
+      return value
+    }
+    guard let cell = current else { return operation.finishReading(nil as Cell?) ?? nil }
     return cell._withUnsafeGuaranteedRef { operation.finishReading($0._noted(.read, at: site)) } ?? nil
   }
 

@@ -41,15 +41,25 @@ package struct _SingleOperation {
   @inlinable
   package var snapshot: UInt64 { segment._withUnsafeGuaranteedRef { $0.snapshot } }
 
+  /// The value of `cell` at the operation's snapshot (begun with `beginReading()`).
+  @inlinable
+  package func read<Value>(_ cell: _TypedCell<Value>) -> Value {
+    segment._withUnsafeGuaranteedRef { segment in
+      segment.visibleVersion(of: cell)._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
+    }
+  }
+
+  /// Ends an operation begun with `beginReading()`.
+  @inlinable
+  package func finish() {
+    _Engine.endSingleOperation(segment, context)
+  }
+
   /// Ends the operation with the value of `cell` at its snapshot (nil for no cell).
   @inlinable
   package func finishReading<Value>(_ cell: _TypedCell<Value>?) -> Value? {
-    let value = cell.map { cell in
-      segment._withUnsafeGuaranteedRef { segment in
-        segment.visibleVersion(of: cell)._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
-      }
-    }
-    _Engine.endSingleOperation(segment, context)
+    let value = cell.map { read($0) }
+    finish()
     return value
   }
 
@@ -71,13 +81,21 @@ extension _Engine {
   @usableFromInline
   static func beginSingleOperation(_ context: Unmanaged<_ThreadContext>, reading: Bool) -> Unmanaged<_Segment> {
     context._withUnsafeGuaranteedRef { context in
-      if reading { return Unmanaged.passUnretained(beginSingleRead(context)) }
+      if reading {
+        let segment = beginSingleRead(context)
+        #if DEBUG
+        if let hook = _TestHooks.afterSingleReadAnnounced.withLock({ $0 }) { hook() }
+        #endif
+        return Unmanaged.passUnretained(segment)
+      }
       if let misuse = context.forbiddenAccess { _misuse(misuse) }
       let engine = shared
       let segment = engine.acquireSegment(for: context)
       segment.context = context
       // The announcement's whole job here: nothing the lookup can find is freed before it is
-      // withdrawn, because whatever leaves an index later is stamped with a later clock.
+      // withdrawn, because whatever leaves an index after this clock read is stamped with a
+      // clock not earlier than it. (Read before it is stored, the value is no snapshot to read
+      // at: a horizon computed meanwhile may pass it. The update reads under the cell's lock.)
       segment.snapshot = engine.clock.load(ordering: .sequentiallyConsistent)
       segment.announcedSnapshot.store(segment.snapshot, ordering: .sequentiallyConsistent)
       return Unmanaged.passUnretained(segment)

@@ -40,8 +40,8 @@ final class _Engine: @unchecked Sendable {
   /// Takes a free segment for the calling thread, waiting (a pause) while all are busy.
   func acquireSegment(for context: _ThreadContext) -> _Segment {
     // Almost always the thread's own segment is free: one compare-and-swap on a line that
-    // only this thread writes while it runs.
-    // (A new thread's preference may lie beyond the pool; the slow path below fixes it.)
+    // other threads touch only when their own segments are busy. (A new thread's preference
+    // may lie beyond the pool; the slow path below fixes it.)
     if context.preferredSegment < segmentHandles.count {
       let preferred = segmentHandles[context.preferredSegment]
       if preferred._withUnsafeGuaranteedRef({ $0.tryAcquire() }) { return preferred.takeUnretainedValue() }

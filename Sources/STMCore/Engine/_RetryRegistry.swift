@@ -26,12 +26,15 @@ final class _RetryRegistry: Sendable {
   /// waiter is woken at once if a change already happened.
   func register(for cells: [_Cell], after snapshot: UInt64) -> _Waiter {
     let waiter = _Waiter()
+    // The counts go up before the entries go in: a waker that removes an entry subtracts what
+    // it removed, so counting first can over-count for a moment but never leaves a count at 0
+    // while another waiter's entry is in place (which would make a commit skip its wake-up).
+    registrations.add(cells.count, ordering: .sequentiallyConsistent)
     for cell in cells {
       let stripe = stripe(for: cell.address)
-      stripe.entries.withLock { $0.append((cell.address, waiter)) }
       stripe.count.add(1, ordering: .sequentiallyConsistent)
+      stripe.entries.withLock { $0.append((cell.address, waiter)) }
     }
-    registrations.add(cells.count, ordering: .sequentiallyConsistent)
     // Pairs with the fence in the commit path: either the committer sees our entries, or we
     // see its new version here and do not sleep.
     atomicMemoryFence(ordering: .sequentiallyConsistent)

@@ -7,6 +7,9 @@ enum _TestHooks {
   /// Called by a commit right after it took its number and before it shows it to readers:
   /// the narrowest window of the commit protocol.
   static let afterTakingCommitNumber = _Lock<(@Sendable () -> Void)?>(nil)
+  /// Called by a single read outside a transaction (`_SingleOperation.beginReading()`) right
+  /// after it announced its snapshot and before it looks its key up.
+  static let afterSingleReadAnnounced = _Lock<(@Sendable () -> Void)?>(nil)
   /// Versions that history trims have stepped over, in all: how much trimming costs.
   static let historyStepsWalked = Atomic<Int>(0)
 }

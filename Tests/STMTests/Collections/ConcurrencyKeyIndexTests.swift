@@ -142,3 +142,35 @@ private func settledCellCount() -> Int {
 private final class Progress: Sendable {
   let count = Atomic<Int>(0)
 }
+
+extension LibraryTests.ConcurrencyKeyIndexTests {
+  /// Found in review: a single read outside a transaction reads at the snapshot it announced
+  /// before its lookup. If the key is removed (and its cell retired) in between, the lookup no
+  /// longer finds the cell, and the value the key had at the snapshot is in the retired cell.
+  @Test func aSingleReadFindsAKeyRemovedAfterItsSnapshot() {
+    #if DEBUG
+    let dict: TDictionary<String, Int> = ["a": 1]
+    let announced = Gate(), removed = Gate()
+    let first = LockedBox(true)
+    _TestHooks.afterSingleReadAnnounced.withLock { hook in
+      hook = {
+        guard first.value else { return }
+        first.value = false
+        announced.open()
+        removed.wait()
+      }
+    }
+    defer { _TestHooks.afterSingleReadAnnounced.withLock { $0 = nil } }
+    let seen = LockedBox<Int?>(nil)
+    let reader = startThread { seen.value = dict["a"] }
+    announced.wait()
+    _TestHooks.afterSingleReadAnnounced.withLock { $0 = nil }   // the remover's own reads run freely
+    #expect(dict.removeValue(forKey: "a") == 1)
+    removed.open()
+    reader.wait()
+    // The read is ordered at its snapshot, before the removal: the key was there.
+    #expect(seen.value == 1)
+    #expect(dict["a"] == nil)
+    #endif
+  }
+}
