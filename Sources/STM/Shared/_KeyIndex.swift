@@ -43,7 +43,9 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     /// whose snapshot is older may still find its key's value in one, so lookups and
     /// enumeration look at them until none can.
     @usableFromInline var retired: [Key: [(slot: Slot, clock: UInt64)]] = [:]
-    /// `_IndexStripe.retiredCount` at which the next pruning runs: twice what the last one
+    /// How many retired cells `retired` holds.
+    @usableFromInline var retiredCount = 0
+    /// `retiredCount` at which the next pruning runs: twice what the last one
     /// kept (at least 32), so that a long-running snapshot that pins many retired cells does
     /// not make every removal rescan them all.
     @usableFromInline var pruneAt = 32
@@ -72,8 +74,6 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   final class Stripe: @unchecked Sendable {
     /// The address of `state.table`, for lookups, which read it without the lock.
     @usableFromInline let table: Atomic<UInt>
-    /// How many retired cells `state` keeps (changed under the lock).
-    @usableFromInline let retiredCount = Atomic<Int>(0)
     /// The clock of the stripe's newest retirement, or `.max` while one is under way: a
     /// lookup reading at a snapshot at or after it has no retired cell to look at, and skips
     /// the lock. Set to `.max` before the retired cell leaves the table, so that a lookup that
@@ -254,9 +254,8 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     let now = _EngineClock.now
     stripe.newestRetirement.store(now, ordering: .sequentiallyConsistent)
     state.retired[cell.key, default: []].append((removed.takeRetainedValue().variable, now))
-    var count = stripe.retiredCount.load(ordering: .relaxed) + 1
-    if count >= state.pruneAt { count = pruneRetired(&state) }
-    stripe.retiredCount.store(count, ordering: .sequentiallyConsistent)
+    state.retiredCount += 1
+    if state.retiredCount >= state.pruneAt { state.retiredCount = pruneRetired(&state) }
   }
 
   /// Drops the retired cells that no running transaction can still read, and the replaced
@@ -283,7 +282,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     for stripe in stripes {
       stripe._withUnsafeGuaranteedRef { stripe in
         stripe.state.withLock { state in
-          all.reserveCapacity(all.count + state.table.live + stripe.retiredCount.load(ordering: .relaxed))
+          all.reserveCapacity(all.count + state.table.live + state.retiredCount)
           state.table.forEachCell { all.append(($0.key, $0.variable)) }
           for (key, cells) in state.retired {
             for cell in cells where cell.clock > snapshot { all.append((key, cell.slot)) }

@@ -77,27 +77,14 @@ package struct _SingleOperation {
 }
 
 extension _Engine {
-  /// The untyped half of `_SingleOperation.begin()`.
+  /// The untyped half of `_SingleOperation.beginReading()` and `beginUpdating()`.
   @usableFromInline
   static func beginSingleOperation(_ context: Unmanaged<_ThreadContext>, reading: Bool) -> Unmanaged<_Segment> {
     context._withUnsafeGuaranteedRef { context in
-      if reading {
-        let segment = beginSingleRead(context)
-        #if DEBUG
-        if let hook = _TestHooks.afterSingleReadAnnounced.withLock({ $0 }) { hook() }
-        #endif
-        return Unmanaged.passUnretained(segment)
-      }
-      if let misuse = context.forbiddenAccess { _misuse(misuse) }
-      let engine = shared
-      let segment = engine.acquireSegment(for: context)
-      segment.context = context
-      // The announcement's whole job here: nothing the lookup can find is freed before it is
-      // withdrawn, because whatever leaves an index after this clock read is stamped with a
-      // clock not earlier than it. (Read before it is stored, the value is no snapshot to read
-      // at: a horizon computed meanwhile may pass it. The update reads under the cell's lock.)
-      segment.snapshot = engine.clock.load(ordering: .sequentiallyConsistent)
-      segment.announcedSnapshot.store(segment.snapshot, ordering: .sequentiallyConsistent)
+      let segment = beginSingleRead(context, readsAtSnapshot: reading)
+      #if DEBUG
+      if reading, let hook = _TestHooks.afterSingleReadAnnounced.withLock({ $0 }) { hook() }
+      #endif
       return Unmanaged.passUnretained(segment)
     }
   }

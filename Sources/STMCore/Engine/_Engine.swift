@@ -94,6 +94,18 @@ final class _Engine: @unchecked Sendable {
     return clock.load(ordering: .sequentiallyConsistent)
   }
 
+  /// Publishes that `segment` is about to look a key up in an index without a lock (see
+  /// `_SingleOperation`), and returns the clock it announced: whatever leaves an index after
+  /// this clock read is stamped with a clock not earlier than it, so it is not freed before
+  /// the announcement is withdrawn. One read of the clock, whose line every commit writes,
+  /// instead of `announceSnapshot`'s two; the value is no snapshot to read at (a horizon
+  /// computed before the store may pass it), so the caller reads only under commit locks.
+  func announceForLookup(for segment: _Segment) -> UInt64 {
+    let announced = clock.load(ordering: .sequentiallyConsistent)
+    segment.announcedSnapshot.store(announced, ordering: .sequentiallyConsistent)
+    return announced
+  }
+
   func withdrawSnapshot(for segment: _Segment) {
     segment.announcedSnapshot.store(.max, ordering: .releasing)
   }

@@ -177,12 +177,12 @@ struct _TransactionRun {
 extension _Engine {
   /// Starts a read-only single-operation transaction; returns its segment.
   @usableFromInline
-  static func beginSingleRead(_ context: _ThreadContext) -> _Segment {
+  static func beginSingleRead(_ context: _ThreadContext, readsAtSnapshot: Bool = true) -> _Segment {
     if let misuse = context.forbiddenAccess { _misuse(misuse) }
     let engine = shared
     let segment = engine.acquireSegment(for: context)
     segment.context = context
-    segment.snapshot = engine.announceSnapshot(for: segment)
+    segment.snapshot = readsAtSnapshot ? engine.announceSnapshot(for: segment) : engine.announceForLookup(for: segment)
     return segment
   }
 
