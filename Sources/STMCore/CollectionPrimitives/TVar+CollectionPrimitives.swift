@@ -4,7 +4,7 @@ import Synchronization
 // public: their contracts (retirement, delayed appends, in-place updates that may decline) are
 // easy to misuse, and the collections wrap each in an operation with a documented conflict rule.
 
-/// The lock word a retirement writes into a cell's `owner`. Negative, so that readers and
+/// The holder a retirement writes into a cell's `lockWord`. Negative, so that readers and
 /// validators, which wait only for positive (segment) holders, carry on: a retirement
 /// publishes no version.
 @usableFromInline let _retireTag = -1
@@ -21,16 +21,13 @@ extension TVar {
   /// commits never take index locks).
   @inlinable
   package func _retire(if predicate: (Value) -> Bool) -> Bool {
-    var backoff = _Backoff()
-    while !cell.owner.compareExchange(expected: 0, desired: _retireTag, ordering: .acquiringAndReleasing).exchanged {
-      backoff.pause()
-    }
+    cell.spinLock(as: _retireTag)
     let retiring = cell.head.load(ordering: .acquiring)._withUnsafeGuaranteedRef {
       predicate(unsafeDowncast($0, to: _Version<Value>.self).value)
     }
-    if retiring { cell.retired.store(true, ordering: .relaxed) }
-    // Release: whoever takes the lock next sees the flag.
-    cell.owner.store(0, ordering: .releasing)
+    if retiring { cell.markRetired() }
+    // Whoever takes the lock next sees the flag (the release stores the word that holds it).
+    cell.unlock()
     return retiring
   }
 
@@ -81,15 +78,12 @@ extension TVar {
   /// must be atomic with anything else.
   @inlinable
   package var _newestCommittedValue: Value {
-    var backoff = _Backoff()
-    while !cell.owner.compareExchange(expected: 0, desired: _retireTag, ordering: .acquiringAndReleasing).exchanged {
-      backoff.pause()
-    }
+    cell.spinLock(as: _retireTag)
     // Under the lock the head cannot be replaced, so it cannot be freed while we copy it.
     let value = cell.head.load(ordering: .acquiring)._withUnsafeGuaranteedRef {
       unsafeDowncast($0, to: _Version<Value>.self).value
     }
-    cell.owner.store(0, ordering: .releasing)
+    cell.unlock()
     return value
   }
 }

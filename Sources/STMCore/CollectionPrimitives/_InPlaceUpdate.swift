@@ -88,7 +88,7 @@ extension _Engine {
   {
     let context = _ThreadState.current.pointee.context
     let (segment, newest) = beginInPlaceMutation(of: cell, context.takeUnretainedValue())
-    if cell.retired.load(ordering: .relaxed) {
+    if cell.isRetired {
       endInPlaceMutation(of: cell, segment, context, publishing: nil)
       return nil
     }

@@ -108,8 +108,8 @@ extension _Engine {
         let engine = shared
         engine.enterCommit(segment, context: context)
         segment.lock(cell, context: context)
-        if cell.retired.load(ordering: .relaxed) {
-          cell.owner.store(0, ordering: .releasing)
+        if cell.isRetired {
+          cell.unlock()
           engine.leaveCommit(segment)
           return nil
         }

@@ -6,21 +6,31 @@ import Synchronization
 /// copy values out of versions without dynamic casts.
 @usableFromInline
 package class _Cell: @unchecked Sendable {
-  /// 0 while no commit holds the cell; otherwise the tag (index + 1) of the segment whose commit
-  /// is publishing a new version of it.
-  @usableFromInline let owner = Atomic<Int>(0)
+  /// The commit lock, and the cell's state that changes only under it (see `_CellWord` for the
+  /// layout). Everything is in this one word, beside `head`, so that a cell is 32 bytes plus
+  /// what a subclass adds: a dictionary entry's cell with an `Int` key fits a 48-byte block.
+  @usableFromInline let lockWord = Atomic<Int>(_CellWord.initial)
   /// The newest committed version. The cell owns one retain on it; each version owns its
   /// `older` link, so the chain lives exactly as long as the cell or until it is cut.
   @usableFromInline let head: Atomic<Unmanaged<_VersionBase>>
-  /// The horizon at which a trim last had to walk far down this cell's history (an old
-  /// snapshot held the horizon back). While the horizon stays there the cut point cannot move,
-  /// so trims skip the walk instead of paying for the whole history on every commit.
-  /// Read and written only under the commit lock.
-  var deepWalkHorizon: UInt64 = .max
+
+  @usableFromInline
+  init(initial: _VersionBase) {
+    initial.stamp = 0
+    head = Atomic(Unmanaged.passRetained(initial))
+    _LiveCounters.cellCreated()
+  }
+
+  deinit {
+    if isAwaitingReclamation { _Engine.shared.reclaimer.forget(self) }
+    head.load(ordering: .relaxed).release()
+    _LiveCounters.cellDestroyed()
+  }
+
   /// Whether dropped versions are kept for reuse (see `_VersionCache`): only when the value is
   /// trivially copyable, so that a kept version never holds on to an object (or a removed
   /// key's cell) it refers to.
-  let recyclesVersions: Bool
+  var recyclesVersions: Bool { false }
 
   /// How many older versions a commit leaves behind before it asks the reclaimer to come back
   /// for them. One version kept briefly for a running snapshot is the common case under
@@ -28,29 +38,7 @@ package class _Cell: @unchecked Sendable {
   /// copyable value it can wait for the cell's next write (memory stays bounded at one extra
   /// version per cell). A version that may hold an object must not linger, so any leftover of
   /// such a cell is noted.
-  var leftoverWorthReclaiming: Int { recyclesVersions ? 2 : 1 }
-
-
-  /// Set while the cell waits in the reclamation list (see `_HistoryReclaimer`).
-  let awaitingReclamation = Atomic<Bool>(false)
-  /// Set, under the commit lock, when a collection has detached the cell from its index (a
-  /// removed key): from then on no commit may write it, and a transaction that read it cannot
-  /// commit, because the key now lives, if at all, in a fresh cell (see `_retire(if:)`).
-  @usableFromInline let retired = Atomic<Bool>(false)
-
-  @usableFromInline
-  init(initial: _VersionBase, recyclesVersions: Bool) {
-    self.recyclesVersions = recyclesVersions
-    initial.stamp = 0
-    head = Atomic(Unmanaged.passRetained(initial))
-    _LiveCounters.cellCreated()
-  }
-
-  deinit {
-    if awaitingReclamation.load(ordering: .relaxed) { _Engine.shared.reclaimer.forget(self) }
-    head.load(ordering: .relaxed).release()
-    _LiveCounters.cellDestroyed()
-  }
+  final var leftoverWorthReclaiming: Int { recyclesVersions ? 2 : 1 }
 
   /// `TVar<Value>`: how the conflict log names a cell that no collection described.
   var variableDescription: String { "TVar" }
@@ -67,8 +55,10 @@ package class _Cell: @unchecked Sendable {
 package class _TypedCell<Value>: _Cell, @unchecked Sendable {
   @inlinable
   init(_ value: Value) {
-    super.init(initial: _Version(value, stamp: 0), recyclesVersions: _isPOD(Value.self))
+    super.init(initial: _Version(value, stamp: 0))
   }
+
+  override var recyclesVersions: Bool { _isPOD(Value.self) }
 
   override var variableDescription: String { "TVar<\(Value.self)>" }
 

@@ -12,9 +12,14 @@ final class _Engine: @unchecked Sendable {
   /// that the hot path of `acquireSegment` touches no reference count and no array header.
   /// Written only by `init` (which is why the class can promise `Sendable`).
   private let segmentHandles: UnsafeMutableBufferPointer<Unmanaged<_Segment>>
+  /// Keeps `clock` off the cache line of the fields above, which every operation reads.
+  private let paddingBeforeClock = _CacheLinePadding()
   /// The commit counter: the number of the newest commit that has taken a number. A snapshot
   /// is a value of this counter; commit numbers are taken with a fetch-and-add.
   let clock = Atomic<UInt64>(0)
+  /// Keeps `clock` off the cache line of the fields below: every commit writes it, and a line
+  /// shared with fields that other threads only read would move between cores on each commit.
+  private let paddingAfterClock = _CacheLinePadding()
   /// Every transaction that is running now, or starts later, has a snapshot at least this
   /// large, so versions older than the newest one at or below it can be dropped.
   let horizon = Atomic<UInt64>(0)
@@ -285,4 +290,10 @@ private func _warnAboutLongInevitableWait() {
     + "If the inevitable transaction's body waits for this thread (a semaphore, a join, a sync "
     + "dispatch), that is a deadlock: an inevitable transaction must not wait for other transactions.\n"
   FileHandle.standardError.write(Data(message.utf8))
+}
+
+/// 64 bytes of nothing: a stored property of this type between two others puts them on
+/// different cache lines (stored properties of a class are laid out in declaration order).
+struct _CacheLinePadding {
+  private let words: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
 }

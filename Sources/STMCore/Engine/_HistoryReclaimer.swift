@@ -18,7 +18,7 @@ final class _HistoryReclaimer: Sendable {
 
   /// Remembers `cell`, whose history still has more than its newest version.
   func note(_ cell: _Cell) {
-    guard !cell.awaitingReclamation.exchange(true, ordering: .relaxed) else { return }
+    guard !cell.markAwaitingReclamation() else { return }
     pending.withLock { $0[ObjectIdentifier(cell)] = Unmanaged.passUnretained(cell) }
     count.add(1, ordering: .relaxed)
   }
@@ -51,7 +51,7 @@ final class _HistoryReclaimer: Sendable {
       var done: [ObjectIdentifier] = []
       for (key, handle) in list.prefix(Self.batchSize) {
         let finished = handle._withUnsafeGuaranteedRef { cell -> Bool in
-          guard cell.owner.compareExchange(expected: 0, desired: segment.tag, ordering: .acquiringAndReleasing).exchanged else {
+          guard cell.tryLock(as: segment.tag).locked else {
             return false
           }
           var cut: _VersionBase?
@@ -59,8 +59,8 @@ final class _HistoryReclaimer: Sendable {
             below: cell.head.load(ordering: .acquiring), of: cell, noting: false,
             handingOver: &cut)
           if let cut { dropped.append(cut) }
-          if !historyRemains { cell.awaitingReclamation.store(false, ordering: .relaxed) }
-          cell.owner.store(0, ordering: .releasing)
+          if !historyRemains { cell.clearAwaitingReclamation() }
+          cell.unlock()
           return !historyRemains
         }
         if finished { done.append(key) }

@@ -98,7 +98,7 @@ final class _RetryRegistry: Sendable {
 extension _Cell {
   /// Whether a commit has published, or is publishing, a version newer than `snapshot`.
   func hasChanged(since snapshot: UInt64) -> Bool {
-    if owner.load(ordering: .acquiring) != 0 { return true }
+    if holder != 0 { return true }
     return head.load(ordering: .acquiring)._withUnsafeGuaranteedRef { $0.stamp } > snapshot
   }
 }

@@ -9,8 +9,11 @@ import Synchronization
 /// validated it; that reference count is the one shared write left on the read path.)
 @usableFromInline
 final class _Segment: @unchecked Sendable {
+  /// The pool's segments are allocated one after another, and each thread keeps to its own:
+  /// padding at both ends keeps one segment's fields off the cache lines of its neighbours'.
+  private let paddingAtStart = _CacheLinePadding()
   @usableFromInline let index: Int
-  /// The value this segment writes into a cell's `owner` while its commit holds the cell.
+  /// The holder this segment writes into a cell's `lockWord` while its commit holds the cell.
   @usableFromInline let tag: Int
 
   private let busy = Atomic<Bool>(false)
@@ -57,6 +60,7 @@ final class _Segment: @unchecked Sendable {
   /// whole transaction ends, outside it, whatever its outcome.
   @exclusivity(unchecked) var rolledBackHooks: [() -> Void] = []
   @usableFromInline @exclusivity(unchecked) unowned(unsafe) var context: _ThreadContext?
+  private let paddingAtEnd = _CacheLinePadding()
 
   init(index: Int) {
     self.index = index
@@ -114,7 +118,7 @@ final class _Segment: @unchecked Sendable {
     var pausedSince = 0, holderSite: UInt32 = 0, pausedHolder = 0
     var backoff = _Backoff()
     while true {
-      let holder = cell.owner.load(ordering: .acquiring)
+      let holder = cell.holder
       // A negative holder is a retirement (`_retireTag`), which publishes nothing.
       if holder > 0 && holder != tag {
         let number = engine.segments[holder - 1].commitNumber.load(ordering: .acquiring)
@@ -238,7 +242,7 @@ final class _Segment: @unchecked Sendable {
         }
       }
       let landing = lockAll(entries, landingBatches: hasBatches, context: context)
-      if let retired = entries.first(where: { $0.target._withUnsafeGuaranteedRef { $0.retired.load(ordering: .relaxed) } }) {
+      if let retired = entries.first(where: { $0.target._withUnsafeGuaranteedRef { $0.isRetired } }) {
         (conflictingCell, conflictingCellWasRead) = (retired.target, false)
         unlock(entries, landing)
         engine.leaveCommit(self)
@@ -322,9 +326,9 @@ final class _Segment: @unchecked Sendable {
       }
       var allLocked = true
       for write in landing.writes {
-        if write.cell.owner.load(ordering: .relaxed) == tag {
+        if write.cell.relaxedHolder == tag {
           landing.lockedByLanding.append(false)
-        } else if write.cell.owner.compareExchange(expected: 0, desired: tag, ordering: .acquiringAndReleasing).exchanged {
+        } else if write.cell.tryLock(as: tag).locked {
           landing.lockedByLanding.append(true)
         } else {
           allLocked = false
@@ -343,10 +347,10 @@ final class _Segment: @unchecked Sendable {
 
   private func unlock(_ entries: UnsafeBufferPointer<_WriteEntry>, _ landing: Landing) {
     for (write, locked) in zip(landing.writes, landing.lockedByLanding) where locked {
-      write.cell.owner.store(0, ordering: .releasing)
+      write.cell.unlock()
     }
     for index in entries.indices {
-      entries[index].target._withUnsafeGuaranteedRef { $0.owner.store(0, ordering: .releasing) }
+      entries[index].target._withUnsafeGuaranteedRef { $0.unlock() }
     }
   }
 
@@ -354,15 +358,15 @@ final class _Segment: @unchecked Sendable {
   /// Commits lock in address order, so waiting cannot deadlock.
   func lock(_ cell: _Cell, context: _ThreadContext) {
     // The failed exchange returns the holder: loading it again could find it gone already.
-    let (locked, holder) = cell.owner.compareExchange(expected: 0, desired: tag, ordering: .acquiringAndReleasing)
+    let (locked, holder) = cell.tryLock(as: tag)
     if locked { return }
     let started = _monotonicNanoseconds()
     let holderSite = engine.site(ofSegmentTagged: holder)
     var backoff = _Backoff()
     repeat {
       // Test before test-and-set: waiting on a plain load keeps the line shared.
-      repeat { backoff.pause() } while cell.owner.load(ordering: .relaxed) != 0
-    } while !cell.owner.compareExchange(expected: 0, desired: tag, ordering: .acquiringAndReleasing).exchanged
+      repeat { backoff.pause() } while cell.relaxedHolder != 0
+    } while !cell.tryLock(as: tag).locked
     // Under the lock the head can be neither replaced nor freed.
     let site = cell.head.load(ordering: .acquiring)._withUnsafeGuaranteedRef {
       engine.site(of: $0, ifPublishedBySegmentTagged: holder, otherwise: holderSite)
@@ -375,7 +379,7 @@ final class _Segment: @unchecked Sendable {
     let segments = _Engine.shared.segments
     var readConflict: ContentionKind?
     let staleRead = reads.first { cell in
-      let holder = cell.owner.load(ordering: .acquiring)
+      let holder = cell.holder
       if holder > 0 && holder != tag {
         // Another commit is publishing this cell. If it is ordered before us, our read is stale;
         // while it is taking its number we cannot tell, and assume the worst. An unnumbered
@@ -389,8 +393,8 @@ final class _Segment: @unchecked Sendable {
       }
       readConflict = staleness(of: cell, readKind: .writeRead)
       // A retired cell was detached from its collection: a key it held may have been inserted
-      // again into a fresh cell, which this transaction never read (see `_Cell.retired`).
-      if readConflict == nil && cell.retired.load(ordering: .relaxed) { readConflict = .writeRead }
+      // again into a fresh cell, which this transaction never read (see `_CellWord`).
+      if readConflict == nil && cell.isRetired { readConflict = .writeRead }
       return readConflict != nil
     }
     if let readConflict {
@@ -418,7 +422,7 @@ final class _Segment: @unchecked Sendable {
   /// Whether every read so far still sees the newest committed version.
   func readsAreCurrent() -> Bool {
     reads.first { cell in
-      cell.owner.load(ordering: .acquiring) != 0 || staleness(of: cell, readKind: .writeRead) != nil
+      cell.holder != 0 || staleness(of: cell, readKind: .writeRead) != nil
     } == nil
   }
 
@@ -510,14 +514,14 @@ extension _Engine {
         // A cell keeps growing history only while the horizon lags; refresh it and start over.
         recomputed = true
         limit = recomputeHorizon()
-        if limit == cell.deepWalkHorizon {
+        if cell.deepWalkStopped(at: limit) {
           // The last deep walk cut at the first version stamped at or below this same horizon,
           // and every version published since is stamped above it: the cut cannot move, and
           // walking to it again on every commit would make a pinned horizon cost quadratic time.
           if noting { reclaimer.note(cell) }
           return true
         }
-        cell.deepWalkHorizon = limit
+        cell.noteDeepWalk(stoppedAt: limit)
         version = newest
         depth = 0
         continue

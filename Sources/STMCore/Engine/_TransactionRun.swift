@@ -246,8 +246,8 @@ extension _Engine {
       context.lastCommit = _SerialPosition(number: number, isReadOnly: false)
     }
     context.diagnostics.endAccesses()
-    cell.owner.store(0, ordering: .releasing)
-    companion?.owner.store(0, ordering: .releasing)
+    cell.unlock()
+    companion?.unlock()
     engine.leaveCommit(segment)
     if version != nil { engine.reclaimer.reclaimNow(ifDueFor: context, using: segment) }
     segment.context = nil

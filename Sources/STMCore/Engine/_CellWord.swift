@@ -1,0 +1,124 @@
+import Synchronization
+
+/// The layout of a cell's `lockWord`: its commit lock, and the state that changes only while
+/// that lock is held.
+///
+/// - Bits 0–15: the holder, as a signed 16-bit number. 0 while no one holds the cell; otherwise
+///   the tag (index + 1) of the segment whose commit is publishing a new version, or
+///   `_retireTag` (negative) for a collection's housekeeping, which publishes nothing.
+/// - Bit 16, `retired`: a collection has detached the cell from its index (a removed key).
+///   From then on no commit may write it, and a transaction that read it cannot commit,
+///   because the key now lives, if at all, in a fresh cell (see `_retire(if:)`).
+/// - Bit 17, `awaitingReclamation`: the cell waits in the reclamation list (see
+///   `_HistoryReclaimer`).
+/// - Bits 18–63, the deep-walk memo: the horizon (its low 46 bits) at which a trim last had to
+///   walk far down this cell's history because an old snapshot held the horizon back. While
+///   the horizon stays there the cut point cannot move, so trims skip the walk instead of
+///   paying for the whole history on every commit. All ones: no memo.
+///
+/// Only the holder changes bits 16–63, so a locker can take the lock with one
+/// compare-and-swap that expects the bits it just read with a holder of 0, and the holder
+/// releases it by storing the word it holds with the holder cleared.
+@usableFromInline
+enum _CellWord {
+  @usableFromInline static let holderMask = 0xFFFF
+  @usableFromInline static let retired = 1 << 16
+  static let awaitingReclamation = 1 << 17
+  static let memoShift = 18
+  /// Enough for 7 × 10¹³ commits before two horizons can share a memo; a false match only
+  /// delays one cell's trim until the horizon moves.
+  static let memoMask: UInt64 = (1 << 46) - 1
+
+  /// No holder, no flag, no memo.
+  @usableFromInline static let initial = Int(bitPattern: UInt(memoMask) << UInt(memoShift))
+
+  @inlinable @inline(__always)
+  static func holder(_ word: Int) -> Int { Int(Int16(truncatingIfNeeded: word)) }
+
+  static func memo(_ word: Int) -> UInt64 { UInt64(UInt(bitPattern: word) >> UInt(memoShift)) }
+
+  static func word(_ word: Int, withMemo horizon: UInt64) -> Int {
+    let cleared = UInt(bitPattern: word) & ~(UInt(memoMask) << UInt(memoShift))
+    return Int(bitPattern: cleared | UInt(horizon & memoMask) << UInt(memoShift))
+  }
+}
+
+extension _Cell {
+  /// The tag of whoever holds the commit lock (a segment's tag, or `_retireTag`), 0 if no one;
+  /// an acquiring load, so that what an earlier holder published is visible after it.
+  @inlinable
+  final var holder: Int { _CellWord.holder(lockWord.load(ordering: .acquiring)) }
+
+  /// `holder`, read without ordering: for spinning, and for checks whose answer needs nothing else.
+  @inlinable
+  final var relaxedHolder: Int { _CellWord.holder(lockWord.load(ordering: .relaxed)) }
+
+  /// Takes the commit lock for `tag` unless someone holds it; returns whether it did, and
+  /// otherwise the holder seen.
+  @inlinable
+  final func tryLock(as tag: Int) -> (locked: Bool, holder: Int) {
+    var word = lockWord.load(ordering: .relaxed)
+    while true {
+      let holder = _CellWord.holder(word)
+      guard holder == 0 else { return (false, holder) }
+      let desired = word | (tag & _CellWord.holderMask)
+      let (exchanged, original) = lockWord.compareExchange(
+        expected: word, desired: desired, ordering: .acquiringAndReleasing)
+      if exchanged { return (true, 0) }
+      // Taken meanwhile (or taken and released with its state changed): look again.
+      word = original
+    }
+  }
+
+  /// Takes the commit lock for `tag`, spinning while someone else holds it: for housekeeping
+  /// that holds it briefly and never waits for anything while holding it.
+  @inlinable
+  final func spinLock(as tag: Int) {
+    var backoff = _Backoff()
+    while !tryLock(as: tag).locked { backoff.pause() }
+  }
+
+  /// Releases the commit lock (the caller holds it), keeping the state stored under it.
+  @inlinable
+  final func unlock() {
+    // Release: whoever takes the lock next sees what the holder published, and the flags.
+    let word = lockWord.load(ordering: .relaxed)
+    lockWord.store(word & ~_CellWord.holderMask, ordering: .releasing)
+  }
+
+  /// Whether a collection has detached the cell (see `_CellWord`); set under the lock.
+  @inlinable
+  final var isRetired: Bool { lockWord.load(ordering: .relaxed) & _CellWord.retired != 0 }
+
+  /// Marks the cell retired; the caller holds the commit lock.
+  @usableFromInline
+  final func markRetired() {
+    lockWord.bitwiseOr(_CellWord.retired, ordering: .relaxed)
+  }
+
+  var isAwaitingReclamation: Bool { lockWord.load(ordering: .relaxed) & _CellWord.awaitingReclamation != 0 }
+
+  /// Marks the cell as listed for reclamation, returning whether it already was; the caller
+  /// holds the commit lock.
+  func markAwaitingReclamation() -> Bool {
+    lockWord.bitwiseOr(_CellWord.awaitingReclamation, ordering: .relaxed).oldValue & _CellWord.awaitingReclamation != 0
+  }
+
+  /// The caller holds the commit lock.
+  func clearAwaitingReclamation() {
+    lockWord.bitwiseAnd(~_CellWord.awaitingReclamation, ordering: .relaxed)
+  }
+
+  /// Whether `horizon` is the one the last deep walk of this cell's history stopped at (see
+  /// `_CellWord`); the caller holds the commit lock.
+  func deepWalkStopped(at horizon: UInt64) -> Bool {
+    _CellWord.memo(lockWord.load(ordering: .relaxed)) == horizon & _CellWord.memoMask
+  }
+
+  /// Remembers that a deep walk stopped at `horizon`; the caller holds the commit lock, so no
+  /// one else changes the word meanwhile.
+  func noteDeepWalk(stoppedAt horizon: UInt64) {
+    let word = lockWord.load(ordering: .relaxed)
+    lockWord.store(_CellWord.word(word, withMemo: horizon), ordering: .relaxed)
+  }
+}
