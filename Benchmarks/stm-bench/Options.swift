@@ -46,7 +46,7 @@ struct Options {
       --svg PATH        Also write an SVG chart to PATH: per workload, ops/s against threads.
       --full            The totals of BENCHMARKS.md, all of them. The default run uses them too,
                         except pop-loop (2,000,000 of its 10,000,000 iterations), so that it
-                        takes under two minutes on 2 cores.
+                        takes about two minutes on 2 cores.
       --quick           A tenth of the full totals, for CI.
       --time-limit S    Seconds one run may take before it is reported as hung and the
                         harness stops (default: 600, or 60 with --quick).

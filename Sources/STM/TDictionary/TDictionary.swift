@@ -81,7 +81,9 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// `dict[key, default: 0] += 1` is one atomic read-modify-write, even outside a transaction.
   ///
   /// Outside a transaction the in-place update holds the key's cell briefly: it must not touch
-  /// other transactional data (that traps; put such code in `atomically`).
+  /// other transactional data (that traps; put such code in `atomically`), and must not wait
+  /// for a thread that may be using this dictionary. Until it ends, other updates of the key
+  /// wait, and so may removals and growth in the key's part of the index.
   ///
   /// Conflicts: as ``subscript(_:fileID:line:)``.
   ///
@@ -167,7 +169,9 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// ```
   ///
   /// Outside a transaction `body` runs while the key's cell is held: it must not touch other
-  /// transactional data (that traps). If `body` throws, nothing changes.
+  /// transactional data (that traps), and must not wait for a thread that may be using this
+  /// dictionary. Until it returns, other updates of the key wait, and so may removals and
+  /// growth in the key's part of the index. If `body` throws, nothing changes.
   ///
   /// Conflicts: as a read and a write of ``subscript(_:fileID:line:)``.
   ///
