@@ -21,8 +21,10 @@ import Synchronization
 /// releases it by storing the word it holds with the holder cleared.
 @usableFromInline
 enum _CellWord {
-  @usableFromInline static let holderMask = 0xFFFF
-  @usableFromInline static let retired = 1 << 16
+  // Computed, not stored: inlined into client modules, a stored constant would be read
+  // through its global's accessor.
+  @inlinable static var holderMask: Int { 0xFFFF }
+  @inlinable static var retired: Int { 1 << 16 }
   static let awaitingReclamation = 1 << 17
   static let memoShift = 18
   /// Enough for 7 × 10¹³ commits before two horizons can share a memo; a false match only
@@ -96,7 +98,9 @@ extension _Cell {
     lockWord.bitwiseOr(_CellWord.retired, ordering: .relaxed)
   }
 
-  var isAwaitingReclamation: Bool { lockWord.load(ordering: .relaxed) & _CellWord.awaitingReclamation != 0 }
+  /// Whether the cell waits in the reclamation list. Acquiring: a cell's `deinit` that finds
+  /// it clear frees the chain, which the reclaimer's last trim (before its clearing store) cut.
+  var isAwaitingReclamation: Bool { lockWord.load(ordering: .acquiring) & _CellWord.awaitingReclamation != 0 }
 
   /// Marks the cell as listed for reclamation, returning whether it already was; the caller
   /// holds the commit lock.
@@ -104,9 +108,13 @@ extension _Cell {
     lockWord.bitwiseOr(_CellWord.awaitingReclamation, ordering: .relaxed).oldValue & _CellWord.awaitingReclamation != 0
   }
 
-  /// The caller holds the commit lock.
-  func clearAwaitingReclamation() {
-    lockWord.bitwiseAnd(~_CellWord.awaitingReclamation, ordering: .relaxed)
+  /// Releases the commit lock (the caller holds it) and, in the same store, clears
+  /// `awaitingReclamation`: for the reclaimer, whose list does not retain its cells. Once the
+  /// flag is clear a last release of the cell frees it without waiting for the list's lock, so
+  /// the reclaimer must not touch the cell after clearing it; one store does both.
+  func unlockClearingAwaitingReclamation() {
+    let word = lockWord.load(ordering: .relaxed)
+    lockWord.store(word & ~(_CellWord.holderMask | _CellWord.awaitingReclamation), ordering: .releasing)
   }
 
   /// Whether `horizon` is the one the last deep walk of this cell's history stopped at (see

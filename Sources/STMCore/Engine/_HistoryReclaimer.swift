@@ -59,8 +59,12 @@ final class _HistoryReclaimer: Sendable {
             below: cell.head.load(ordering: .acquiring), of: cell, noting: false,
             handingOver: &cut)
           if let cut { dropped.append(cut) }
-          if !historyRemains { cell.clearAwaitingReclamation() }
-          cell.unlock()
+          if historyRemains {
+            cell.unlock()
+          } else {
+            // The cell may be freed as soon as this store lands: touch it no more.
+            cell.unlockClearingAwaitingReclamation()
+          }
           return !historyRemains
         }
         if finished { done.append(key) }

@@ -50,9 +50,8 @@ extension LibraryTests {
       // Locking again keeps all of it; clearing one flag leaves the rest.
       #expect(cell.tryLock(as: 7).locked)
       #expect(cell.holder == 7 && cell.isRetired && cell.deepWalkStopped(at: 41))
-      cell.clearAwaitingReclamation()
       cell.noteDeepWalk(stoppedAt: 1 << 40)
-      cell.unlock()
+      cell.unlockClearingAwaitingReclamation()
       #expect(!cell.isAwaitingReclamation && cell.isRetired)
       #expect(cell.deepWalkStopped(at: 1 << 40) && !cell.deepWalkStopped(at: 41))
       #expect(cell.holder == 0)
