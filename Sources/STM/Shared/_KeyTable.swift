@@ -4,8 +4,11 @@ import Synchronization
 /// One stripe's table of key cells: open addressing with linear probing, searched without a
 /// lock and changed only under the stripe's lock (see `_KeyIndex`).
 ///
-/// Each word holds a cell's address (the table owns one retain on it), `empty`, or `removed`
-/// (a key taken out, which probes step over). Lookups load words, and writers store them, with
+/// Each word holds a cell's address (the table owns one retain on it) with three bits of its
+/// key's hash in the address's low bits, which alignment leaves clear; or `empty`, or
+/// `removed` (a key taken out, which probes step over). A probe compares those bits before
+/// it loads the cell, so passing over another key's word costs no load of that key's cell:
+/// a miss in memory, most of the time, in a big table. Lookups load words, and writers store them, with
 /// sequentially consistent atomics (writers' own loads are relaxed: the lock orders them): a
 /// lookup announces its snapshot before it reads them, and whoever takes a cell out reads the
 /// clock after it wrote `removed`, so that either the lookup never finds the cell or the cell
@@ -16,6 +19,9 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
 
   @usableFromInline static var empty: UInt { 0 }
   @usableFromInline static var removed: UInt { 1 }
+  /// The bits of a word that hold hash bits, below the address of a cell (heap objects are
+  /// at least 8-byte aligned).
+  @usableFromInline static var tagMask: UInt { 7 }
 
   /// The number of words minus one (a power of two minus one).
   @usableFromInline let mask: Int
@@ -50,7 +56,20 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
 
   @inlinable @inline(__always)
   static func cell(_ word: UInt) -> Unmanaged<Cell> {
-    Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: word).unsafelyUnwrapped)
+    Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: word & ~tagMask).unsafelyUnwrapped)
+  }
+
+  /// The hash bits a word keeps beside its cell: bits that pick neither the stripe (the top
+  /// ones) nor the slot (the bottom ones, in any table smaller than 2⁴⁸ words).
+  @inlinable @inline(__always)
+  static func tag(_ hash: Int) -> UInt { (UInt(bitPattern: hash) >> 48) & tagMask }
+
+  /// The word for `cell`, whose key's hash value is `hash`.
+  @inlinable @inline(__always)
+  static func word(_ cell: Unmanaged<Cell>, hash: Int) -> UInt {
+    let address = UInt(bitPattern: cell.toOpaque())
+    assert(address & tagMask == 0, "a cell's address leaves no room for hash bits")
+    return address | tag(hash)
   }
 
   /// The cell of `key`, whose hash value is `hash`, if the table has one. Safe without the
@@ -58,10 +77,11 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   @inlinable
   func find(_ key: Key, hash: Int) -> Unmanaged<Cell>? {
     var index = hash & mask
+    let tag = Self.tag(hash)
     while true {
       let word = words[index].load(ordering: .sequentiallyConsistent)
       if word == Self.empty { return nil }
-      if word != Self.removed {
+      if word != Self.removed && word & Self.tagMask == tag {
         let cell = Self.cell(word)
         if cell._withUnsafeGuaranteedRef({ $0.key == key }) { return cell }
       }
@@ -83,7 +103,7 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
         if word == Self.empty { used += 1 }
         live += 1
         // Publishes the cell's fields, written before, to lookups that load this word.
-        words[index].store(UInt(bitPattern: cell.toOpaque()), ordering: .sequentiallyConsistent)
+        words[index].store(Self.word(cell, hash: hash), ordering: .sequentiallyConsistent)
         return
       }
       index = (index &+ 1) & mask
@@ -93,7 +113,7 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   /// Takes `cell` out, if the table has it, and hands over the table's retain on it. Needs the lock.
   @inlinable
   func remove(_ cell: Cell, hash: Int) -> Unmanaged<Cell>? {
-    let target = UInt(bitPattern: Unmanaged.passUnretained(cell).toOpaque())
+    let target = Self.word(Unmanaged.passUnretained(cell), hash: hash)
     var index = hash & mask
     while true {
       let word = words[index].load(ordering: .relaxed)
