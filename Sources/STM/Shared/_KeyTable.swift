@@ -7,12 +7,14 @@ import Synchronization
 /// Each word holds a cell's address (the table owns one retain on it) with three bits of its
 /// key's hash in the address's low bits, which alignment leaves clear; or `empty`, or
 /// `removed` (a key taken out, which probes step over). A probe compares those bits before
-/// it loads the cell, so passing over another key's word costs no load of that key's cell:
-/// a miss in memory, most of the time, in a big table. Lookups load words, and writers store them, with
-/// sequentially consistent atomics (writers' own loads are relaxed: the lock orders them): a
-/// lookup announces its snapshot before it reads them, and whoever takes a cell out reads the
-/// clock after it wrote `removed`, so that either the lookup never finds the cell or the cell
-/// is freed only after the lookup's snapshot is withdrawn.
+/// it loads the cell, so passing over another key's word costs no load of that key's cell
+/// (a miss in memory, most of the time, in a big table).
+///
+/// Lookups load words, and writers store them, with sequentially consistent atomics (writers'
+/// own loads are relaxed: the lock orders them): a lookup announces its snapshot before it
+/// reads them, and whoever takes a cell out reads the clock after it wrote `removed`, so that
+/// either the lookup never finds the cell or the cell is freed only after the lookup's
+/// snapshot is withdrawn.
 @usableFromInline
 final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sendable {
   @usableFromInline typealias Cell = _KeyedCell<Key, Value>

@@ -25,7 +25,7 @@ enum _CellWord {
   // through its global's accessor.
   @inlinable static var holderMask: Int { 0xFFFF }
   @inlinable static var retired: Int { 1 << 16 }
-  static let awaitingReclamation = 1 << 17
+  @inlinable static var awaitingReclamation: Int { 1 << 17 }
   static let memoShift = 18
   /// Enough for 7 × 10¹³ commits before two horizons can share a memo; a false match only
   /// delays one cell's trim until the horizon moves.
@@ -80,12 +80,17 @@ extension _Cell {
     while !tryLock(as: tag).locked { backoff.pause() }
   }
 
-  /// Releases the commit lock (the caller holds it), keeping the state stored under it.
+  /// Releases the commit lock (the caller holds it), keeping the state stored under it except
+  /// the flags in `clearing`, which the same store clears.
+  ///
+  /// The reclaimer clears `awaitingReclamation` this way: its list does not retain its cells,
+  /// and once the flag is clear a last release of the cell frees it without waiting for the
+  /// list's lock, so the reclaimer must not write to the cell after clearing it.
   @inlinable
-  final func unlock() {
+  final func unlock(clearing flags: Int = 0) {
     // Release: whoever takes the lock next sees what the holder published, and the flags.
     let word = lockWord.load(ordering: .relaxed)
-    lockWord.store(word & ~_CellWord.holderMask, ordering: .releasing)
+    lockWord.store(word & ~(_CellWord.holderMask | flags), ordering: .releasing)
   }
 
   /// Whether a collection has detached the cell (see `_CellWord`); set under the lock.
@@ -106,15 +111,6 @@ extension _Cell {
   /// holds the commit lock.
   func markAwaitingReclamation() -> Bool {
     lockWord.bitwiseOr(_CellWord.awaitingReclamation, ordering: .relaxed).oldValue & _CellWord.awaitingReclamation != 0
-  }
-
-  /// Releases the commit lock (the caller holds it) and, in the same store, clears
-  /// `awaitingReclamation`: for the reclaimer, whose list does not retain its cells. Once the
-  /// flag is clear a last release of the cell frees it without waiting for the list's lock, so
-  /// the reclaimer must not touch the cell after clearing it; one store does both.
-  func unlockClearingAwaitingReclamation() {
-    let word = lockWord.load(ordering: .relaxed)
-    lockWord.store(word & ~(_CellWord.holderMask | _CellWord.awaitingReclamation), ordering: .releasing)
   }
 
   /// Whether `horizon` is the one the last deep walk of this cell's history stopped at (see

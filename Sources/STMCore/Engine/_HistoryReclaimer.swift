@@ -59,12 +59,9 @@ final class _HistoryReclaimer: Sendable {
             below: cell.head.load(ordering: .acquiring), of: cell, noting: false,
             handingOver: &cut)
           if let cut { dropped.append(cut) }
-          if historyRemains {
-            cell.unlock()
-          } else {
-            // The cell may be freed as soon as this store lands: touch it no more.
-            cell.unlockClearingAwaitingReclamation()
-          }
+          // Without history left the cell leaves the list, and may be freed as soon as this
+          // store lands: touch it no more.
+          cell.unlock(clearing: historyRemains ? 0 : _CellWord.awaitingReclamation)
           return !historyRemains
         }
         if finished { done.append(key) }

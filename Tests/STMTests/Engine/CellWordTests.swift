@@ -51,7 +51,7 @@ extension LibraryTests {
       #expect(cell.tryLock(as: 7).locked)
       #expect(cell.holder == 7 && cell.isRetired && cell.deepWalkStopped(at: 41))
       cell.noteDeepWalk(stoppedAt: 1 << 40)
-      cell.unlockClearingAwaitingReclamation()
+      cell.unlock(clearing: _CellWord.awaitingReclamation)
       #expect(!cell.isAwaitingReclamation && cell.isRetired)
       #expect(cell.deepWalkStopped(at: 1 << 40) && !cell.deepWalkStopped(at: 41))
       #expect(cell.holder == 0)
