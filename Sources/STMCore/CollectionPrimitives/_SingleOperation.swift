@@ -85,7 +85,7 @@ extension _Engine {
       #if DEBUG
       if reading, let hook = _TestHooks.afterSingleReadAnnounced.withLock({ $0 }) { hook() }
       #endif
-      return Unmanaged.passUnretained(segment)
+      return segment
     }
   }
 

@@ -62,21 +62,22 @@ package class _TypedCell<Value>: _Cell, @unchecked Sendable {
 
   override var variableDescription: String { "TVar<\(Value.self)>" }
 
-  /// `makeVersion(value)`, retained once for the caller to hand over to `publish`.
+  /// A pending version holding `value`, retained once for the caller to hand over to
+  /// `publish`: one the thread cached, if any, else a new one. Reusing a cached version
+  /// touches no reference count.
   @inlinable
   final func makePendingVersion(_ value: Value) -> Unmanaged<_VersionBase> {
-    Unmanaged.passRetained(makeVersion(value))
+    if _isPOD(Value.self), let cached = _ThreadContext.takeCachedVersion(ObjectIdentifier(_Version<Value>.self)) {
+      cached._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value = value }
+      return cached
+    }
+    return Unmanaged.passRetained(_Version(value))
   }
 
-  /// A pending version holding `value`: one the thread cached, if any, else a new one.
+  /// `makePendingVersion(value)`, as a reference for the caller to keep (a redo log entry).
   @inlinable
   final func makeVersion(_ value: Value) -> _Version<Value> {
-    if _isPOD(Value.self), let cached = _ThreadContext.takeCachedVersion(ObjectIdentifier(_Version<Value>.self)) {
-      let version = unsafeDowncast(cached, to: _Version<Value>.self)
-      version.value = value
-      return version
-    }
-    return _Version(value)
+    unsafeDowncast(makePendingVersion(value).takeRetainedValue(), to: _Version<Value>.self)
   }
 }
 

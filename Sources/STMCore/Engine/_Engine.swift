@@ -43,16 +43,18 @@ final class _Engine: @unchecked Sendable {
   // MARK: Segments
 
   /// Takes a free segment for the calling thread, waiting (a pause) while all are busy.
-  func acquireSegment(for context: _ThreadContext) -> _Segment {
+  /// Unretained: segments live as long as the engine, and a retain here would be an atomic
+  /// instruction on every operation.
+  func acquireSegment(for context: _ThreadContext) -> Unmanaged<_Segment> {
     // Almost always the thread's own segment is free: one compare-and-swap on a line that
     // other threads touch only when their own segments are busy. (A new thread's preference
     // may lie beyond the pool; the slow path below fixes it.)
     if context.preferredSegment < segmentHandles.count {
       let preferred = segmentHandles[context.preferredSegment]
-      if preferred._withUnsafeGuaranteedRef({ $0.tryAcquire() }) { return preferred.takeUnretainedValue() }
+      if preferred._withUnsafeGuaranteedRef({ $0.tryAcquire() }) { return preferred }
     }
     if let segment = tryAcquireSegment(preferring: context.preferredSegment) {
-      context.preferredSegment = segment.index
+      context.preferredSegment = segment._withUnsafeGuaranteedRef { $0.index }
       return segment
     }
     let started = _monotonicNanoseconds()
@@ -62,7 +64,7 @@ final class _Engine: @unchecked Sendable {
       // Re-check after enqueueing: a release that happened before the enqueue saw no waiter.
       if let segment = tryAcquireSegment(preferring: context.preferredSegment) {
         freeSegmentWaiters.remove(waiter)
-        context.preferredSegment = segment.index
+        context.preferredSegment = segment._withUnsafeGuaranteedRef { $0.index }
         notePause(.freeSegment, since: started, context: context, segment: nil, conflictingSite: 0)
         return segment
       }
@@ -73,11 +75,11 @@ final class _Engine: @unchecked Sendable {
     }
   }
 
-  private func tryAcquireSegment(preferring preferred: Int) -> _Segment? {
-    let count = segments.count
+  private func tryAcquireSegment(preferring preferred: Int) -> Unmanaged<_Segment>? {
+    let count = segmentHandles.count
     for offset in 0..<count {
-      let segment = segments[(preferred &+ offset) % count]
-      if segment.tryAcquire() { return segment }
+      let segment = segmentHandles[(preferred &+ offset) % count]
+      if segment._withUnsafeGuaranteedRef({ $0.tryAcquire() }) { return segment }
     }
     return nil
   }

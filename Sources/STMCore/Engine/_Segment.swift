@@ -501,7 +501,9 @@ extension _Engine {
       if stamp <= limit {
         dropped = version._withUnsafeGuaranteedRef { $0.older.take() }
         if cell.recyclesVersions, isKnownUniquelyReferenced(&dropped), let chain = dropped.take() {
-          _ThreadState.current.pointee.context._withUnsafeGuaranteedRef { $0.versionCache.offer(chain) }
+          // Moved, not copied: the retain pairs with the end of `chain` right here.
+          let retained = Unmanaged.passRetained(consume chain)
+          _ThreadState.current.pointee.context._withUnsafeGuaranteedRef { $0.versionCache.offer(retained) }
         }
         if noting && depth >= cell.leftoverWorthReclaiming { reclaimer.note(cell) }
         return depth > 0

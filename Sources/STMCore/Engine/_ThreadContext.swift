@@ -83,9 +83,10 @@ final class _ThreadContext: @unchecked Sendable {
     return backoffRandom &* 0x2545_F491_4F6C_DD1D
   }
 
-  /// A version of type `type` from the calling thread's cache, if it has one.
+  /// A version of type `type` from the calling thread's cache, retained once for the caller,
+  /// if it has one.
   @usableFromInline
-  static func takeCachedVersion(_ type: ObjectIdentifier) -> _VersionBase? {
+  static func takeCachedVersion(_ type: ObjectIdentifier) -> Unmanaged<_VersionBase>? {
     _ThreadState.current.pointee.context._withUnsafeGuaranteedRef { $0.versionCache.take(type) }
   }
 

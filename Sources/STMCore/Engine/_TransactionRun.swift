@@ -68,7 +68,7 @@ struct _TransactionRun {
   mutating func begin(_ context: _ThreadContext, fileID: StaticString, line: UInt) -> _Segment {
     if let misuse = context.forbiddenAccess { _misuse(misuse) }
     let engine = _Engine.shared
-    let segment = engine.acquireSegment(for: context)
+    let segment = engine.acquireSegment(for: context).takeUnretainedValue()
     segment.context = context
     segment.attempt &+= 1
     segment.isRunning = true
@@ -177,13 +177,15 @@ struct _TransactionRun {
 extension _Engine {
   /// Starts a read-only single-operation transaction; returns its segment.
   @usableFromInline
-  static func beginSingleRead(_ context: _ThreadContext, readsAtSnapshot: Bool = true) -> _Segment {
+  static func beginSingleRead(_ context: _ThreadContext, readsAtSnapshot: Bool = true) -> Unmanaged<_Segment> {
     if let misuse = context.forbiddenAccess { _misuse(misuse) }
     let engine = shared
-    let segment = engine.acquireSegment(for: context)
-    segment.context = context
-    segment.snapshot = readsAtSnapshot ? engine.announceSnapshot(for: segment) : engine.announceForLookup(for: segment)
-    return segment
+    let handle = engine.acquireSegment(for: context)
+    handle._withUnsafeGuaranteedRef { segment in
+      segment.context = context
+      segment.snapshot = readsAtSnapshot ? engine.announceSnapshot(for: segment) : engine.announceForLookup(for: segment)
+    }
+    return handle
   }
 
   @usableFromInline
@@ -204,12 +206,14 @@ extension _Engine {
   static func beginInPlaceMutation(of cell: _Cell, _ context: _ThreadContext) -> (Unmanaged<_Segment>, Unmanaged<_VersionBase>) {
     if let misuse = context.forbiddenAccess { _misuse(misuse) }
     let engine = shared
-    let segment = engine.acquireSegment(for: context)
-    segment.context = context
-    engine.enterCommit(segment, context: context)
-    segment.lock(cell, context: context)
+    let handle = engine.acquireSegment(for: context)
+    handle._withUnsafeGuaranteedRef { segment in
+      segment.context = context
+      engine.enterCommit(segment, context: context)
+      segment.lock(cell, context: context)
+    }
     context.forbiddenAccess = .transactionDuringInPlaceMutation
-    return (Unmanaged.passUnretained(segment), cell.head.load(ordering: .acquiring))
+    return (handle, cell.head.load(ordering: .acquiring))
   }
 
   /// Publishes `version` (or nothing, when the mutation was abandoned by a thrown error), and

@@ -7,54 +7,69 @@
 /// and stores, and the version a write reuses is one its thread dropped a moment ago, still in
 /// its cache lines. It is small (`typeLimit` types, `perTypeLimit` versions each), so it keeps
 /// little memory, and it is freed with its thread.
+///
+/// Versions go in and out as `Unmanaged` references that carry one retain: a reused version
+/// then costs no reference-count operation (each is an atomic instruction, and they were most
+/// of what a drop-in dictionary update spent on its versions).
 final class _VersionCache {
   static let typeLimit = 4
   static let perTypeLimit = 8
 
   private struct Shelf {
     var type: ObjectIdentifier?
-    /// Linked through `older`.
-    var chain: _VersionBase?
     var count: Int
   }
 
-  // Fixed storage, not an array: no copy-on-write checks or copies of shelves on the hot path.
+  // Fixed storage, not arrays: no copy-on-write checks or copies on the hot path.
   private let shelves: UnsafeMutablePointer<Shelf>
+  /// Shelf `i` keeps its versions, each retained once, in `slots[i * perTypeLimit ..<
+  /// i * perTypeLimit + shelves[i].count]`, unlinked: kept versions need no `older` link, so
+  /// stacking them writes no reference-counted field.
+  private let slots: UnsafeMutablePointer<Unmanaged<_VersionBase>>
 
   init() {
     shelves = .allocate(capacity: Self.typeLimit)
-    shelves.initialize(repeating: Shelf(type: nil, chain: nil, count: 0), count: Self.typeLimit)
+    shelves.initialize(repeating: Shelf(type: nil, count: 0), count: Self.typeLimit)
+    slots = .allocate(capacity: Self.typeLimit * Self.perTypeLimit)
   }
 
   deinit {
+    removeAll()
     shelves.deinitialize(count: Self.typeLimit)
     shelves.deallocate()
+    slots.deallocate()
   }
 
-  /// A cached version of type `type`, if there is one; its fields are reset.
-  func take(_ type: ObjectIdentifier) -> _VersionBase? {
+  /// A cached version of type `type`, retained once for the caller, if there is one; it is
+  /// pending, unlinked and without flags.
+  func take(_ type: ObjectIdentifier) -> Unmanaged<_VersionBase>? {
     for index in 0..<Self.typeLimit where shelves[index].type == type {
-      guard let version = shelves[index].chain.take() else { return nil }
-      shelves[index].chain = version.older.take()
+      guard shelves[index].count > 0 else { return nil }
       shelves[index].count -= 1
-      return version
+      return slots[index * Self.perTypeLimit + shelves[index].count]
     }
     return nil
   }
 
-  /// Keeps versions of `chain`, which no reader can reach and nothing else refers to, up to
-  /// the limit; frees the rest.
-  func offer(_ chain: consuming _VersionBase) {
-    let index = shelf(for: ObjectIdentifier(Swift.type(of: chain)))
-    var next: _VersionBase? = chain
-    while shelves[index].count < Self.perTypeLimit, let version = next.take() {
-      next = version.older.take()
-      // A chain's later links may still be shared (a reader's retain): keep only unique ones.
-      if next != nil && !isKnownUniquelyReferenced(&next) { next = nil }
-      version.flags = 0
-      version.stamp = _pendingStamp
-      version.older = shelves[index].chain.take()
-      shelves[index].chain = version
+  /// Keeps versions of `chain` (its newest, retained once, which the cache takes over; the rest
+  /// linked through `older`), which no reader can reach and nothing else refers to, up to the
+  /// limit; frees the rest.
+  func offer(_ chain: Unmanaged<_VersionBase>) {
+    let index = chain._withUnsafeGuaranteedRef { shelf(for: ObjectIdentifier(type(of: $0))) }
+    var next: Unmanaged<_VersionBase>? = chain
+    while let version = next {
+      guard shelves[index].count < Self.perTypeLimit else {
+        version.release()   // frees it and what is linked below it
+        return
+      }
+      next = version._withUnsafeGuaranteedRef { version in
+        version.flags = 0
+        version.stamp = _pendingStamp
+        // A chain's later links may still be shared (a reader's retain): keep only unique ones.
+        guard var older = version.older.take(), isKnownUniquelyReferenced(&older) else { return nil }
+        return Unmanaged.passRetained(older)
+      }
+      slots[index * Self.perTypeLimit + shelves[index].count] = version
       shelves[index].count += 1
     }
   }
@@ -69,17 +84,27 @@ final class _VersionCache {
       if shelves[index].count > shelves[fullest].count { fullest = index }
     }
     let index = free ?? fullest
-    shelves[index] = Shelf(type: type, chain: nil, count: 0)
+    empty(index)
+    shelves[index].type = type
     return index
+  }
+
+  /// Frees the versions of shelf `index`.
+  private func empty(_ index: Int) {
+    for position in 0..<shelves[index].count { slots[index * Self.perTypeLimit + position].release() }
+    shelves[index] = Shelf(type: nil, count: 0)
   }
 
   /// The version `take(type)` would return, left in the cache; for tests.
   func peekForTests(_ type: ObjectIdentifier) -> _VersionBase? {
-    (0..<Self.typeLimit).first { shelves[$0].type == type }.flatMap { shelves[$0].chain }
+    guard let index = (0..<Self.typeLimit).first(where: { shelves[$0].type == type }), shelves[index].count > 0 else {
+      return nil
+    }
+    return slots[index * Self.perTypeLimit + shelves[index].count - 1].takeUnretainedValue()
   }
 
   /// Frees every cached version.
   func removeAll() {
-    for index in 0..<Self.typeLimit { shelves[index] = Shelf(type: nil, chain: nil, count: 0) }
+    for index in 0..<Self.typeLimit { empty(index) }
   }
 }

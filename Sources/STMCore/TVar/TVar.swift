@@ -64,12 +64,13 @@ public struct TVar<Value: Sendable> {
         }
       }
       return state.pointee.context._withUnsafeGuaranteedRef { context in
-        let segment = _Engine.beginSingleRead(context)
-        let value = segment.visibleVersion(of: cell)._withUnsafeGuaranteedRef {
-          unsafeDowncast($0, to: _Version<Value>.self).value
+        _Engine.beginSingleRead(context)._withUnsafeGuaranteedRef { segment in
+          let value = segment.visibleVersion(of: cell)._withUnsafeGuaranteedRef {
+            unsafeDowncast($0, to: _Version<Value>.self).value
+          }
+          _Engine.endSingleRead(segment, context)
+          return value
         }
-        _Engine.endSingleRead(segment, context)
-        return value
       }
     }
     nonmutating set {

@@ -19,10 +19,10 @@ extension LibraryTests {
       #if DEBUG
       let cache = _VersionCache()
       let before = _LiveCounters.versions.load(ordering: .relaxed)
-      cache.offer(chain(of: _VersionCache.perTypeLimit + 3))
+      cache.offer(.passRetained(chain(of: _VersionCache.perTypeLimit + 3)))
       #expect(_LiveCounters.versions.load(ordering: .relaxed) - before == _VersionCache.perTypeLimit)
       var taken: [_VersionBase] = []
-      while let version = cache.take(ObjectIdentifier(_Version<Int>.self)) { taken.append(version) }
+      while let version = cache.take(ObjectIdentifier(_Version<Int>.self)) { taken.append(version.takeRetainedValue()) }
       #expect(taken.count == _VersionCache.perTypeLimit)
       // Ready to be written again: pending, unlinked, no flags.
       #expect(taken.allSatisfy { $0.stamp == _pendingStamp && $0.older == nil && $0.flags == 0 })
@@ -32,35 +32,58 @@ extension LibraryTests {
       #endif
     }
 
+    @Test func aThreadsCacheFreesWhatItKeptWhenItGoes() {
+      #if DEBUG
+      let before = _LiveCounters.versions.load(ordering: .relaxed)
+      do {
+        let cache = _VersionCache()
+        cache.offer(.passRetained(chain(of: 3)))
+        cache.offer(.passRetained(_Version(1.5, stamp: 1)))
+        #expect(_LiveCounters.versions.load(ordering: .relaxed) - before == 4)
+      }
+      #expect(_LiveCounters.versions.load(ordering: .relaxed) == before)
+      #endif
+    }
+
     @Test func aSharedLinkEndsWhatIsKept() {
       let cache = _VersionCache()
       let versions = chain(of: 4)
       let shared = versions.older!.older!   // a reader still holds the third version
-      cache.offer(versions)
+      cache.offer(.passRetained(versions))
       var count = 0
-      while cache.take(ObjectIdentifier(_Version<Int>.self)) != nil { count += 1 }
+      while let version = cache.take(ObjectIdentifier(_Version<Int>.self)) {
+        version.release()
+        count += 1
+      }
       #expect(count == 2)
       #expect(shared.stamp == 3)
     }
 
     @Test func versionsAreReusedOnlyForTheirOwnType() {
       let cache = _VersionCache()
-      cache.offer(_Version(1.5, stamp: 1))
+      cache.offer(.passRetained(_Version(1.5, stamp: 1)))
       #expect(cache.take(ObjectIdentifier(_Version<Int>.self)) == nil)
-      let reused = cache.take(ObjectIdentifier(_Version<Double>.self))
+      let reused = cache.take(ObjectIdentifier(_Version<Double>.self))?.takeRetainedValue()
       #expect(reused is _Version<Double>)
     }
 
     @Test func aFifthTypeTakesTheShelfOfTheFullest() {
       let cache = _VersionCache()
-      cache.offer(chain(of: 3))                          // Int: 3
-      cache.offer(_Version(1.5, stamp: 1))               // Double: 1
-      cache.offer(_Version(UInt8(1), stamp: 1))          // UInt8: 1
-      cache.offer(_Version(Int32(1), stamp: 1))          // Int32: 1
-      cache.offer(_Version(Int16(1), stamp: 1))          // evicts Int's shelf
+      cache.offer(.passRetained(chain(of: 3)))                  // Int: 3
+      cache.offer(.passRetained(_Version(1.5, stamp: 1)))       // Double: 1
+      cache.offer(.passRetained(_Version(UInt8(1), stamp: 1)))  // UInt8: 1
+      cache.offer(.passRetained(_Version(Int32(1), stamp: 1)))  // Int32: 1
+      #if DEBUG
+      let before = _LiveCounters.versions.load(ordering: .relaxed)
+      #endif
+      cache.offer(.passRetained(_Version(Int16(1), stamp: 1)))  // evicts Int's shelf
+      #if DEBUG
+      // Int's three versions are freed, and the new Int16 one is kept.
+      #expect(_LiveCounters.versions.load(ordering: .relaxed) - before == -3 + 1)
+      #endif
       #expect(cache.take(ObjectIdentifier(_Version<Int>.self)) == nil)
-      #expect(cache.take(ObjectIdentifier(_Version<Int16>.self)) != nil)
-      #expect(cache.take(ObjectIdentifier(_Version<Double>.self)) != nil)
+      #expect(cache.take(ObjectIdentifier(_Version<Int16>.self))?.takeRetainedValue() != nil)
+      #expect(cache.take(ObjectIdentifier(_Version<Double>.self))?.takeRetainedValue() != nil)
     }
 
     /// A thread's next write of the same type reuses the version its last commit dropped.
