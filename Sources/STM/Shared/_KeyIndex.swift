@@ -22,9 +22,10 @@ import Synchronization
 ///   later: a sweep retires the empty cells that were already suspects at the previous sweep
 ///   of the stripe, so a cell made by an insert still in flight is not touched.
 ///
-/// Lookups, inserts and removals are inlinable, so that a client's specialized code does them
-/// without generic-metadata lookups; the rare housekeeping (sweeps, pruning) is not, and
-/// asks specialized code for what depends on the types (see `sweepSoon`).
+/// Lookups, inserts, removals and the housekeeping they trigger (sweeps, pruning) are
+/// inlinable, so that a client's specialized code does them without generic-metadata lookups:
+/// run unspecialized, a pruning of a few dozen retired cells took about 170,000 instructions,
+/// an eighth of everything `dict-mixed` did.
 @usableFromInline
 final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sendable {
   @usableFromInline typealias Slot = TVar<Value?>
@@ -38,7 +39,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     /// Cells made since the last sweep.
     @usableFromInline var madeSinceSweep = 0
     /// Empty cells seen by the last sweep.
-    var suspects: [Cell] = []
+    @usableFromInline var suspects: [Cell] = []
     /// Retired cells, with the clock when they were retired: a transaction or single read
     /// whose snapshot is older may still find its key's value in one, so lookups and
     /// enumeration look at them until none can.
@@ -152,7 +153,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
         return (cell, state.claimSweep())
       }
     }
-    if sweepDue { sweepSoon(stripe, emptiness: { $0.variable._newestCommittedValue == nil }) }
+    if sweepDue { sweepSoon(stripe) }
     return cell
   }
 
@@ -170,8 +171,10 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   }
 
   /// Frees the replaced tables that no running lookup can be searching: those replaced
-  /// before `oldest`, the oldest snapshot still announced.
-  private static func dropReplacedTables(_ state: inout StripeState, olderThan oldest: UInt64) {
+  /// before `oldest`, the oldest snapshot still announced. Not inlinable: tables are rarely
+  /// replaced, and when none is waiting this returns at once.
+  @usableFromInline
+  static func dropReplacedTables(_ state: inout StripeState, olderThan oldest: UInt64) {
     if !state.replacedTables.isEmpty { state.replacedTables.removeAll { $0.clock < oldest } }
   }
 
@@ -203,14 +206,10 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   /// Sweeps `stripe` now, or, inside a transaction, once it has finished: a sweep retires
   /// empty cells, and the running transaction may have read one of them (a lookup of an
   /// absent key), which would make it rerun for nothing.
-  ///
-  /// `isEmpty` comes from the caller's code, specialized for the key and value types: the
-  /// sweep asks it of every cell in the stripe, which generic code would pay for with a
-  /// type-metadata lookup each time.
-  @usableFromInline
-  func sweepSoon(_ stripe: Unmanaged<Stripe>, emptiness isEmpty: @escaping (Cell) -> Bool) {
+  @inlinable
+  func sweepSoon(_ stripe: Unmanaged<Stripe>) {
     let stripe = stripe.takeUnretainedValue()
-    let sweep = { stripe.state.withLock { Self.sweep(stripe, &$0, isEmpty) } }
+    let sweep = { stripe.state.withLock { Self.sweep(stripe, &$0) } }
     if let transaction = Transaction._currentChecked {
       transaction.afterCommit(sweep)
       transaction.afterAbort(sweep)
@@ -219,14 +218,15 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     }
   }
 
-  private static func sweep(_ stripe: Stripe, _ state: inout StripeState, _ isEmpty: (Cell) -> Bool) {
+  @inlinable
+  static func sweep(_ stripe: Stripe, _ state: inout StripeState) {
     state.sweepScheduled = false
     dropReplacedTables(&state, olderThan: _EngineClock.oldestRunningSnapshot())
     let suspects = state.suspects
     state.suspects = []
     for cell in suspects { retire(cell, in: stripe, &state) }
     state.table.forEachCell { cell in
-      if isEmpty(cell) { state.suspects.append(cell) }
+      if cell.variable._newestCommittedValue == nil { state.suspects.append(cell) }
     }
     state.madeSinceSweep = 0
   }
@@ -260,7 +260,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
 
   /// Drops the retired cells that no running transaction can still read, and the replaced
   /// tables no lookup can still be searching; returns how many retired cells remain.
-  @usableFromInline
+  @inlinable
   static func pruneRetired(_ state: inout StripeState) -> Int {
     let oldest = _EngineClock.oldestRunningSnapshot()
     // Strictly older: a lookup announced at clock `oldest` may have found a cell retired then.

@@ -130,6 +130,7 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   }
 
   /// Calls `body` with every cell in the table. Needs the lock.
+  @inlinable
   func forEachCell(_ body: (Cell) -> Void) {
     for index in 0...mask {
       let word = words[index].load(ordering: .relaxed)

@@ -113,5 +113,6 @@ package enum _EngineClock {
   package static var now: UInt64 { _Engine.shared.clock.load(ordering: .sequentiallyConsistent) }
 
   /// Every running and future transaction reads at a snapshot at least this large.
+  @usableFromInline
   package static func oldestRunningSnapshot() -> UInt64 { _Engine.shared.recomputeHorizon() }
 }
