@@ -227,10 +227,12 @@ final class _Segment: @unchecked Sendable {
     // The log is not changed during the commit; reading it through a buffer pointer spares a
     // retain and release of every entry's fields on each pass.
     return log.entries.withUnsafeBufferPointer { entries in
-      let hasBatches = entries.contains { $0.batch != nil }
+      // By index, here and below: a closure given whole entries would copy them, retaining
+      // every reference in each.
+      let hasBatches = entries.indices.contains { entries[$0].batch != nil }
       // Commute transforms and delayed appends run while the commit holds locks; while they do,
       // the thread is taken out of its transaction and barred from transactional data.
-      let runsUserCode = hasBatches || entries.contains { !$0.commutes.isEmpty }
+      let runsUserCode = hasBatches || entries.indices.contains { !entries[$0].commutes.isEmpty }
       if runsUserCode {
         context.state.pointee.segment = nil
         context.forbiddenAccess = .transactionalAccessInCommute
@@ -242,8 +244,8 @@ final class _Segment: @unchecked Sendable {
         }
       }
       let landing = lockAll(entries, landingBatches: hasBatches, context: context)
-      if let retired = entries.first(where: { $0.target._withUnsafeGuaranteedRef { $0.isRetired } }) {
-        (conflictingCell, conflictingCellWasRead) = (retired.target, false)
+      if let retired = entries.indices.first(where: { entries[$0].target._withUnsafeGuaranteedRef { $0.isRetired } }) {
+        (conflictingCell, conflictingCellWasRead) = (entries[retired].target, false)
         unlock(entries, landing)
         engine.leaveCommit(self)
         return .conflict(.writeWrite)

@@ -56,10 +56,13 @@ struct _TransactionLog {
     return nil
   }
 
-  mutating func append(_ entry: _WriteEntry) {
+  /// Adds `entry`, moved in: a copy would retain each of its references and release them again.
+  @inline(__always)
+  mutating func append(_ entry: consuming _WriteEntry) {
+    let cell = ObjectIdentifier(entry.target.takeUnretainedValue())
     entries.append(entry)
     if index != nil {
-      index![ObjectIdentifier(entry.cell)] = entries.count - 1
+      index![cell] = entries.count - 1
     } else if entries.count > Self.linearScanLimit {
       var built: [ObjectIdentifier: Int] = [:]
       built.reserveCapacity(entries.count * 2)
