@@ -1,7 +1,11 @@
 /// The mistakes the engine traps on, each with what was wrong and what to do instead.
+///
+/// Trivially copyable (the operation's name is a `StaticString`): every operation outside a
+/// transaction reads the thread's `forbiddenAccess`, and copying a `String` payload would cost
+/// it reference counting.
 @usableFromInline
 enum _Misuse {
-  case handleOutsideBlock(String)
+  case handleOutsideBlock(StaticString)
   case retryWithoutReads
   case retryAfterBecomeInevitable
   case transactionDuringInPlaceMutation

@@ -30,7 +30,7 @@ public struct Transaction {
   func checkValid(_ operation: StaticString) {
     guard segment.isRunning, segment.attempt == attempt,
       _ThreadState.current.pointee.segment?.toOpaque() == Unmanaged.passUnretained(segment).toOpaque()
-    else { _misuse(.handleOutsideBlock("\(operation)")) }
+    else { _misuse(.handleOutsideBlock(operation)) }
   }
 
   /// Abandons this attempt and blocks until something it read has changed, then runs the

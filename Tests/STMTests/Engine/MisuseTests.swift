@@ -33,7 +33,7 @@ extension LibraryTests {
         atomically { tx in escaped = tx }
         escaped?.afterCommit {}
       }
-      #expect(standardError(of: result).contains("outside the atomically block"))
+      #expect(standardError(of: result).contains("Transaction.afterCommit(_:) was called outside the atomically block"))
     }
 
     @Test func aCommuteTransformThatTouchesATVarTraps() async {
