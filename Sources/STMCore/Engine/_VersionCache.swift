@@ -46,7 +46,7 @@ final class _VersionCache {
     for index in 0..<Self.typeLimit where shelves[index].type == type {
       guard shelves[index].count > 0 else { return nil }
       shelves[index].count -= 1
-      return slots[index * Self.perTypeLimit + shelves[index].count]
+      return slot(index, shelves[index].count).pointee
     }
     return nil
   }
@@ -69,7 +69,7 @@ final class _VersionCache {
         guard var older = version.older.take(), isKnownUniquelyReferenced(&older) else { return nil }
         return Unmanaged.passRetained(older)
       }
-      slots[index * Self.perTypeLimit + shelves[index].count] = version
+      slot(index, shelves[index].count).pointee = version
       shelves[index].count += 1
     }
   }
@@ -89,9 +89,14 @@ final class _VersionCache {
     return index
   }
 
+  /// Where shelf `shelf` keeps its version number `position`.
+  private func slot(_ shelf: Int, _ position: Int) -> UnsafeMutablePointer<Unmanaged<_VersionBase>> {
+    slots + shelf * Self.perTypeLimit + position
+  }
+
   /// Frees the versions of shelf `index`.
   private func empty(_ index: Int) {
-    for position in 0..<shelves[index].count { slots[index * Self.perTypeLimit + position].release() }
+    for position in 0..<shelves[index].count { slot(index, position).pointee.release() }
     shelves[index] = Shelf(type: nil, count: 0)
   }
 
@@ -100,7 +105,7 @@ final class _VersionCache {
     guard let index = (0..<Self.typeLimit).first(where: { shelves[$0].type == type }), shelves[index].count > 0 else {
       return nil
     }
-    return slots[index * Self.perTypeLimit + shelves[index].count - 1].takeUnretainedValue()
+    return slot(index, shelves[index].count - 1).pointee.takeUnretainedValue()
   }
 
   /// Frees every cached version.
