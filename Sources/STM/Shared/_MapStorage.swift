@@ -24,14 +24,15 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
 
   @inlinable
   func value(forKey key: Key, at site: _CallSite) -> Value? {
-    if let transaction = Transaction._currentChecked {
+    let thread = _CallingThread.current
+    if let transaction = thread.transaction {
       // Even an absent key gets a cell, so that a later insert of it conflicts with this read.
       let (current, retired) = index.slots(for: key, seenFrom: transaction._snapshot)
       Self.note(.read, current, retired, at: site, key: key)
       return Self.read(current, retired)
     }
     let hash = key.hashValue
-    let operation = _SingleOperation.beginReading()
+    let operation = _SingleOperation.beginReading(on: thread)
     let current = index.find(key, hash: hash)
     // A key removed since the snapshot may have its value at the snapshot in a retired cell.
     let retired = index.retiredSlots(for: key, hash: hash, seenFrom: operation.snapshot)
@@ -55,10 +56,11 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   func update<Result, Failure: Error>(
     forKey key: Key, at site: _CallSite, _ body: (inout Value?) throws(Failure) -> (changed: Bool, result: Result)
   ) throws(Failure) -> Result {
-    if let transaction = Transaction._currentChecked {
+    let thread = _CallingThread.current
+    if let transaction = thread.transaction {
       return try update(forKey: key, in: transaction, at: site, body)
     }
-    let pending = beginUpdate(forKey: key, at: site)
+    let pending = beginUpdate(forKey: key, on: thread, at: site)
     var value = pending.value
     let changed: Bool, result: Result
     do {
@@ -89,9 +91,9 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
 
   /// Outside a transaction: finds the key's cell (made if absent) and takes its commit lock.
   @inlinable
-  func beginUpdate(forKey key: Key, at site: _CallSite) -> PendingUpdate {
+  func beginUpdate(forKey key: Key, on thread: _CallingThread, at site: _CallSite) -> PendingUpdate {
     let hash = key.hashValue
-    let operation = _SingleOperation.beginUpdating()
+    let operation = _SingleOperation.beginUpdating(on: thread)
     while true {
       let cell = index.cell(for: key, hash: hash)
       // Nil when the cell was retired since the lookup: the key has a fresh cell now.
@@ -141,8 +143,9 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// outside one an in-place update holding the key's cell until `endModification`.
   @inlinable
   func beginModification(forKey key: Key, at site: _CallSite) -> Modification {
-    if Transaction._currentChecked != nil { return Modification(pending: nil, value: value(forKey: key, at: site)) }
-    let pending = beginUpdate(forKey: key, at: site)
+    let thread = _CallingThread.current
+    if thread.transaction != nil { return Modification(pending: nil, value: value(forKey: key, at: site)) }
+    let pending = beginUpdate(forKey: key, on: thread, at: site)
     return Modification(pending: pending, value: pending.value)
   }
 

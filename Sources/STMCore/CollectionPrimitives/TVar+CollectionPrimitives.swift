@@ -112,7 +112,8 @@ package enum _EngineClock {
   @usableFromInline
   package static var now: UInt64 { _Engine.shared.clock.load(ordering: .sequentiallyConsistent) }
 
-  /// Every running and future transaction reads at a snapshot at least this large.
+  /// Every running and future transaction reads at a snapshot at least this large, and every
+  /// lookup under way in a single operation announced a clock at least this large.
   @usableFromInline
-  package static func oldestRunningSnapshot() -> UInt64 { _Engine.shared.recomputeHorizon() }
+  package static func oldestRunningSnapshot() -> UInt64 { _Engine.shared.oldestAnnouncedAccess() }
 }

@@ -61,7 +61,7 @@ extension _TypedCell where Value: Sendable {
   @inlinable
   package final func endInPlaceUpdate(_ update: _InPlaceUpdate<Value>, publishing value: Value?) {
     _Engine.endInPlaceMutation(
-      of: self, update.segment, update.context, publishing: value.map { makePendingVersion($0) })
+      of: self, update.segment, update.context, publishing: value.map { makePendingVersion($0, cachedBy: update.context) })
   }
 
   /// Publishes `value` and `transform` applied to `companion`'s newest value under one commit
@@ -75,8 +75,8 @@ extension _TypedCell where Value: Sendable {
     let newest = _Engine.lockCompanion(companion.cell, update.segment, update.context)
     let companionValue = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Companion>.self).value }
     _Engine.endInPlaceMutation(
-      of: self, update.segment, update.context, publishing: makePendingVersion(value),
-      companion: companion.cell, companion.cell.makePendingVersion(transform(companionValue)))
+      of: self, update.segment, update.context, publishing: makePendingVersion(value, cachedBy: update.context),
+      companion: companion.cell, companion.cell.makePendingVersion(transform(companionValue), cachedBy: update.context))
   }
 }
 
@@ -111,10 +111,39 @@ extension Transaction {
   /// The transaction running on the calling thread, or nil outside `atomically`; traps where
   /// transactional data must not be touched (inside a commute transform or an in-place update).
   @inlinable
-  package static var _currentChecked: Transaction? {
+  package static var _currentChecked: Transaction? { _CallingThread.current.transaction }
+}
+
+/// The calling thread as a collection operation starts: the transaction it joins, if any,
+/// and otherwise what a single operation begins from. Found with one lookup of the
+/// thread-specific slot (a library call, and a lazy global's check, each time), so that a
+/// drop-in update that first asks whether a transaction is running does not look again.
+@usableFromInline
+package struct _CallingThread {
+  @usableFromInline let state: UnsafeMutablePointer<_ThreadState>
+
+  @inlinable
+  init(state: UnsafeMutablePointer<_ThreadState>) {
+    self.state = state
+  }
+
+  /// The calling thread; traps where transactional data must not be touched (inside a
+  /// commute transform or an in-place update).
+  @inlinable
+  package static var current: _CallingThread {
     let state = _ThreadState.current
     if let misuse = state.pointee.forbiddenAccess { _misuse(misuse) }
+    return _CallingThread(state: state)
+  }
+
+  /// The transaction running on the thread, or nil outside `atomically`.
+  @inlinable
+  package var transaction: Transaction? {
     guard let segment = state.pointee.segment else { return nil }
     return Transaction(segment.takeUnretainedValue())
   }
+
+  /// The thread's context, for a single operation to begin from.
+  @inlinable
+  var context: Unmanaged<_ThreadContext> { state.pointee.context }
 }

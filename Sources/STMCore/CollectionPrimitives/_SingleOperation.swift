@@ -2,11 +2,12 @@
 /// or update it: a dictionary's `dict[key]`, looked up in an index that readers search without
 /// a lock.
 ///
-/// It holds a segment and announces a snapshot from `beginReading()` or `beginUpdating()` until it has read the cell or
-/// locked it for an update. The announcement is what makes the lock-free lookup safe: a cell
-/// or an index table taken out of an index is freed only once every snapshot announced before
-/// that has been withdrawn (see `_EngineClock.oldestRunningSnapshot()`), so whatever the
-/// lookup found stays valid memory until the operation has it locked or read.
+/// It holds a segment and announces a snapshot (`beginReading()`) or a lookup
+/// (`beginUpdating()`) until it has read the cell or locked it for an update. The
+/// announcement is what makes the lock-free lookup safe: a cell or an index table taken out of
+/// an index is freed only once every snapshot and lookup announced before that has been
+/// withdrawn (see `_EngineClock.oldestRunningSnapshot()`), so whatever the lookup found stays
+/// valid memory until the operation has it locked or read.
 @usableFromInline
 package struct _SingleOperation {
   // Unretained: segments and thread contexts outlive every operation.
@@ -23,18 +24,17 @@ package struct _SingleOperation {
   /// `finishReading`. Traps inside a transaction's commit-time code or an in-place update,
   /// where transactional data must not be touched.
   @inlinable
-  package static func beginReading() -> _SingleOperation {
-    let context = _ThreadState.current.pointee.context
-    return _SingleOperation(segment: _Engine.beginSingleOperation(context, reading: true), context: context)
+  package static func beginReading(on thread: _CallingThread = .current) -> _SingleOperation {
+    _SingleOperation(segment: _Engine.beginSingleOperation(thread.context, reading: true), context: thread.context)
   }
 
   /// As `beginReading()`, for an operation that ends with `beginUpdate`, which reads under
   /// the cell's lock and needs no snapshot: the announcement only protects the lookup, so it
-  /// reads the commit clock once, not twice (the clock's line is the one every commit writes).
+  /// reads the commit clock once, not twice (the clock's line is the one every commit writes),
+  /// and it pins no versions.
   @inlinable
-  package static func beginUpdating() -> _SingleOperation {
-    let context = _ThreadState.current.pointee.context
-    return _SingleOperation(segment: _Engine.beginSingleOperation(context, reading: false), context: context)
+  package static func beginUpdating(on thread: _CallingThread = .current) -> _SingleOperation {
+    _SingleOperation(segment: _Engine.beginSingleOperation(thread.context, reading: false), context: thread.context)
   }
 
   /// The commit number the operation reads at.
@@ -97,25 +97,30 @@ extension _Engine {
   }
 
   /// Locks `cell` for an in-place update by the single operation on `segment`, and withdraws
-  /// the operation's snapshot (the lock now keeps the cell alive and its newest version in
-  /// place). Returns the newest version, or nil, holding no lock, if the cell is retired.
+  /// the operation's lookup announcement (the lock now keeps the cell alive and its newest
+  /// version in place). Returns the newest version, or nil, holding no lock and still
+  /// announced, if the cell is retired.
   @usableFromInline
   static func lockForInPlaceUpdate(_ cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>)
     -> Unmanaged<_VersionBase>?
   {
     segment._withUnsafeGuaranteedRef { segment in
       context._withUnsafeGuaranteedRef { context in
-        let engine = shared
-        engine.enterCommit(segment, context: context)
-        segment.lock(cell, context: context)
-        if cell.isRetired {
-          cell.unlock()
-          engine.leaveCommit(segment)
-          return nil
+        context.engine._withUnsafeGuaranteedRef { engine in
+          #if DEBUG
+          if let hook = _TestHooks.beforeInPlaceUpdateLocks.withLock({ $0 }) { hook() }
+          #endif
+          engine.enterCommit(segment, context: context)
+          segment.lock(cell, context: context)
+          if cell.isRetired {
+            cell.unlock()
+            engine.leaveCommit(segment)
+            return nil
+          }
+          engine.withdrawLookup(for: segment)
+          context.forbiddenAccess = .transactionDuringInPlaceMutation
+          return cell.head.load(ordering: .acquiring)
         }
-        engine.withdrawSnapshot(for: segment)
-        context.forbiddenAccess = .transactionDuringInPlaceMutation
-        return cell.head.load(ordering: .acquiring)
       }
     }
   }

@@ -67,7 +67,13 @@ package class _TypedCell<Value>: _Cell, @unchecked Sendable {
   /// touches no reference count.
   @inlinable
   final func makePendingVersion(_ value: Value) -> Unmanaged<_VersionBase> {
-    if _isPOD(Value.self), let cached = _ThreadContext.takeCachedVersion(ObjectIdentifier(_Version<Value>.self)) {
+    makePendingVersion(value, cachedBy: _ThreadState.current.pointee.context)
+  }
+
+  /// `makePendingVersion(value)` for a caller that has the calling thread's context at hand.
+  @inlinable
+  final func makePendingVersion(_ value: Value, cachedBy context: Unmanaged<_ThreadContext>) -> Unmanaged<_VersionBase> {
+    if _isPOD(Value.self), let cached = _ThreadContext.takeCachedVersion(ObjectIdentifier(_Version<Value>.self), from: context) {
       cached._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value = value }
       return cached
     }

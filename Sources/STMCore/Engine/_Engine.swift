@@ -107,9 +107,14 @@ final class _Engine: @unchecked Sendable {
   /// the announcement is withdrawn. One read of the clock, whose line every commit writes,
   /// instead of `announceSnapshot`'s two; the value is no snapshot to read at (a horizon
   /// computed before the store may pass it), so the caller reads only under commit locks.
+  ///
+  /// It goes in the segment's lookup slot, not its snapshot slot: a lookup pins what leaves
+  /// an index (see `oldestAnnouncedAccess()`), not versions, and keeping it off the snapshot
+  /// slot's line spares the commits that read every snapshot slot a line that moves between
+  /// cores on every drop-in update.
   func announceForLookup(for segment: _Segment) -> UInt64 {
     let announced = clock.load(ordering: .sequentiallyConsistent)
-    segment.announcedSnapshot.store(announced, ordering: .sequentiallyConsistent)
+    segment.announcedLookup.store(announced, ordering: .sequentiallyConsistent)
     return announced
   }
 
@@ -117,13 +122,29 @@ final class _Engine: @unchecked Sendable {
     segment.announcedSnapshot.store(.max, ordering: .releasing)
   }
 
-  /// The oldest snapshot announced now, or the clock if none is: every running and future
-  /// transaction reads at this snapshot or a later one. (See `announceSnapshot(for:)` for why
-  /// a snapshot being announced meanwhile cannot be older.)
-  func oldestAnnouncedSnapshot() -> UInt64 {
-    var oldest = clock.load(ordering: .sequentiallyConsistent)
+  func withdrawLookup(for segment: _Segment) {
+    segment.announcedLookup.store(.max, ordering: .releasing)
+  }
+
+  /// The oldest snapshot announced now, or `bound` if none is older: with the clock as
+  /// `bound`, every running and future transaction reads at this snapshot or a later one.
+  /// (See `announceSnapshot(for:)` for why a snapshot being announced meanwhile cannot be
+  /// older.)
+  func oldestAnnouncedSnapshot(bound: UInt64? = nil) -> UInt64 {
+    var oldest = bound ?? clock.load(ordering: .sequentiallyConsistent)
     for segment in segments {
       oldest = min(oldest, segment.announcedSnapshot.load(ordering: .sequentiallyConsistent))
+    }
+    return oldest
+  }
+
+  /// A clock that every running snapshot and every lookup under way started at or after:
+  /// what has left an index since this clock may still be in use; what left before may go.
+  /// Raises the horizon on the way.
+  func oldestAnnouncedAccess() -> UInt64 {
+    var oldest = recomputeHorizon()
+    for segment in segments {
+      oldest = min(oldest, segment.announcedLookup.load(ordering: .sequentiallyConsistent))
     }
     return oldest
   }

@@ -35,11 +35,11 @@ final class _HistoryReclaimer: Sendable {
     guard context.commitsSinceReclamation >= Self.interval else { return }
     context.commitsSinceReclamation = 0
     guard count.load(ordering: .relaxed) > 0 else { return }
-    reclaim(using: segment)
+    reclaim(using: segment, by: context)
   }
 
   /// Trims a batch of noted cells; cells still pinned, or locked right now, stay in the list.
-  func reclaim(using segment: _Segment) {
+  func reclaim(using segment: _Segment, by context: _ThreadContext) {
     let engine = _Engine.shared
     engine.recomputeHorizon()
     // Trimming publishes nothing: readers and validators that meet these locks carry on.
@@ -57,7 +57,7 @@ final class _HistoryReclaimer: Sendable {
           var cut: _VersionBase?
           let historyRemains = engine.trimHistory(
             below: cell.head.load(ordering: .acquiring), of: cell, noting: false,
-            handingOver: &cut)
+            handingOver: &cut, by: context)
           if let cut { dropped.append(cut) }
           // Without history left the cell leaves the list, and may be freed as soon as this
           // store lands: touch it no more.

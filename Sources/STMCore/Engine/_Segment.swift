@@ -17,8 +17,9 @@ final class _Segment: @unchecked Sendable {
   @usableFromInline let tag: Int
 
   private let busy = Atomic<Bool>(false)
-  /// The snapshot this segment reads at, or `.max` when it reads nothing (see `_Engine`).
-  let announcedSnapshot = Atomic<UInt64>(.max)
+  /// The clock before a single operation's lock-free lookup in an index, or `.max` when none
+  /// is under way (see `_Engine.announceForLookup(for:)`).
+  let announcedLookup = Atomic<UInt64>(.max)
   /// True from just before a commit takes its first lock until it has published everything.
   let committing = Atomic<Bool>(false)
   /// The number of the commit in progress, or one of the `_CommitNumber` sentinels.
@@ -26,6 +27,12 @@ final class _Segment: @unchecked Sendable {
   /// While the conflict log records: the number of the running transaction's `atomically`
   /// call site, read by transactions that wait for or lose to this one (0 otherwise).
   let siteNumber = Atomic<UInt32>(0)
+  private let paddingBeforeSnapshot = _CacheLinePadding()
+  /// The snapshot this segment reads at, or `.max` when it reads nothing (see `_Engine`).
+  /// On a line of its own: every commit reads all segments' (see `trimHistory`), and the
+  /// fields above change on every drop-in update, which reads at no snapshot.
+  let announcedSnapshot = Atomic<UInt64>(.max)
+  private let paddingAfterSnapshot = _CacheLinePadding()
 
   // MARK: State of the running transaction (holding thread only)
 
@@ -267,18 +274,18 @@ final class _Segment: @unchecked Sendable {
           entries[index].target._withUnsafeGuaranteedRef { cell in
             engine.publish(
               Unmanaged.passRetained(anchor.version), in: cell, replacing: cell.head.load(ordering: .acquiring), number: number,
-              flags: flags, site: publishedSite(of: cell))
+              flags: flags, site: publishedSite(of: cell), by: context)
           }
           nextAnchor = landedAnchors.next()
         } else {
-          publish(entries[index], number: number, flags: flags, engine: engine)
+          publish(entries[index], number: number, flags: flags, engine: engine, by: context)
         }
       }
       // After the entries: a slot this transaction also wrote ends with the landed item.
       for write in landing.writes {
         engine.publish(
           Unmanaged.passRetained(write.version), in: write.cell, replacing: write.cell.head.load(ordering: .acquiring),
-          number: number, flags: flags, site: siteNumber.load(ordering: .relaxed))
+          number: number, flags: flags, site: siteNumber.load(ordering: .relaxed), by: context)
       }
       unlock(entries, landing)
       engine.leaveCommit(self)
@@ -428,26 +435,30 @@ final class _Segment: @unchecked Sendable {
     } == nil
   }
 
-  private func publish(_ entry: borrowing _WriteEntry, number: UInt64, flags: UInt8, engine: _Engine) {
+  private func publish(_ entry: borrowing _WriteEntry, number: UInt64, flags: UInt8, engine: _Engine, by context: _ThreadContext) {
     entry.target._withUnsafeGuaranteedRef { cell in
       let previous = cell.head.load(ordering: .acquiring)
       let site = publishedSite(of: cell)
       if entry.commutes.isEmpty, let version = entry.version {
-        engine.publish(Unmanaged.passRetained(version), in: cell, replacing: previous, number: number, flags: flags, site: site)
+        engine.publish(Unmanaged.passRetained(version), in: cell, replacing: previous, number: number, flags: flags, site: site, by: context)
         return
       }
       var version = entry.version ?? previous.takeUnretainedValue()
       for transform in entry.commutes { version = transform(version) }
-      engine.publish(Unmanaged.passRetained(version), in: cell, replacing: previous, number: number, flags: flags, site: site)
+      engine.publish(Unmanaged.passRetained(version), in: cell, replacing: previous, number: number, flags: flags, site: site, by: context)
     }
   }
 }
 
 extension _Engine {
-  /// Makes `version` the newest of `cell`; the caller holds the cell's commit lock.
+  /// Makes `version` the newest of `cell`; the caller, whose thread's context is `context`,
+  /// holds the cell's commit lock.
   ///
   /// Takes over the caller's retain on `version`, which becomes the cell's.
-  func publish(_ version: Unmanaged<_VersionBase>, in cell: _Cell, replacing previous: Unmanaged<_VersionBase>, number: UInt64, flags: UInt8, site: UInt32 = 0) {
+  func publish(
+    _ version: Unmanaged<_VersionBase>, in cell: _Cell, replacing previous: Unmanaged<_VersionBase>, number: UInt64, flags: UInt8,
+    site: UInt32 = 0, by context: _ThreadContext
+  ) {
     version._withUnsafeGuaranteedRef { version in
       version.stamp = number
       version.flags = flags
@@ -458,7 +469,7 @@ extension _Engine {
       version.older = previous.takeRetainedValue()
     }
     cell.head.store(version, ordering: .releasing)
-    trimHistory(below: version, of: cell)
+    trimHistory(below: version, of: cell, by: context)
   }
 
   /// Drops the versions below the newest one that the oldest running snapshot can see, and
@@ -469,16 +480,19 @@ extension _Engine {
   /// newest version stamped at or below it: nothing below that version can be in use.
   /// The caller holds the cell's commit lock. Returns whether older versions remain.
   @discardableResult
-  func trimHistory(below newest: Unmanaged<_VersionBase>, of cell: _Cell, noting: Bool = true) -> Bool {
+  func trimHistory(below newest: Unmanaged<_VersionBase>, of cell: _Cell, noting: Bool = true, by context: _ThreadContext) -> Bool {
     var dropped: _VersionBase?
-    return trimHistory(below: newest, of: cell, noting: noting, handingOver: &dropped)
+    return trimHistory(below: newest, of: cell, noting: noting, handingOver: &dropped, by: context)
   }
 
   /// As `trimHistory(below:of:noting:)`, but the versions it drops and does not cache
   /// are handed to the caller in `dropped` instead of being freed here. Freeing them runs the
   /// deinits of the values they hold, which may free other cells; a caller holding a lock
   /// that a cell's deinit takes (the reclaimer's list) frees them after letting go of it.
-  func trimHistory(below newest: Unmanaged<_VersionBase>, of cell: _Cell, noting: Bool, handingOver dropped: inout _VersionBase?) -> Bool {
+  func trimHistory(
+    below newest: Unmanaged<_VersionBase>, of cell: _Cell, noting: Bool, handingOver dropped: inout _VersionBase?,
+    by context: _ThreadContext
+  ) -> Bool {
     // Acquire: the horizon was raised by a thread that saw the withdrawals of the readers it
     // passed; acquiring it orders those readers' past reads before the cut and reuse below.
     var limit = horizon.load(ordering: .acquiring)
@@ -493,19 +507,22 @@ extension _Engine {
         if noting && depth >= cell.leftoverWorthReclaiming { reclaimer.note(cell) }
         return depth > 0
       }
-      if depth == 0 && stamp > limit && next._withUnsafeGuaranteedRef({ $0.stamp == 0 && $0.older == nil }) {
-        // The first write of a cell, whose initial version the (lazily raised) horizon still
-        // pins. Most cells of a big dictionary are written once, when their key is inserted,
-        // so waiting for a next write would keep a second version per key for good: look at
-        // the announced snapshots now (without publishing the horizon, a shared write).
-        limit = max(limit, oldestAnnouncedSnapshot())
+      if depth == 0 && stamp > limit {
+        // The lazily raised horizon is older than the version just published, so it pins the
+        // one this write replaced; ask the announced snapshots instead (without publishing the
+        // horizon, a shared write). When none reads below the new version, as when no reader
+        // runs, the replaced one goes now: a cell keeps one version, not two, which is a
+        // version's memory per key less and one fewer miss on a write of a key not in cache
+        // (the drop of the older version touched it). The scan reads one line per segment,
+        // which only readers write.
+        limit = max(limit, oldestAnnouncedSnapshot(bound: stamp))
       }
       if stamp <= limit {
         dropped = version._withUnsafeGuaranteedRef { $0.older.take() }
         if cell.recyclesVersions, isKnownUniquelyReferenced(&dropped), let chain = dropped.take() {
           // Moved, not copied: the retain pairs with the end of `chain` right here.
           let retained = Unmanaged.passRetained(consume chain)
-          _ThreadState.current.pointee.context._withUnsafeGuaranteedRef { $0.versionCache.offer(retained) }
+          context.versionCache.offer(retained)
         }
         if noting && depth >= cell.leftoverWorthReclaiming { reclaimer.note(cell) }
         return depth > 0

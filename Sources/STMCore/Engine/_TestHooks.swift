@@ -10,6 +10,9 @@ enum _TestHooks {
   /// Called by a single read outside a transaction (`_SingleOperation.beginReading()`) right
   /// after it announced its snapshot and before it looks its key up.
   static let afterSingleReadAnnounced = _Lock<(@Sendable () -> Void)?>(nil)
+  /// Called by an update outside a transaction (`_SingleOperation.beginUpdate(_:)`) after its
+  /// lookup found the key's cell and before it locks it.
+  static let beforeInPlaceUpdateLocks = _Lock<(@Sendable () -> Void)?>(nil)
   /// Versions that history trims have stepped over, in all: how much trimming costs.
   static let historyStepsWalked = Atomic<Int>(0)
 }

@@ -53,6 +53,10 @@ final class _ThreadContext: @unchecked Sendable {
     get { state.pointee.forbiddenAccess }
     set { state.pointee.forbiddenAccess = newValue }
   }
+  /// `_Engine.shared`, kept here because reading a lazily made global checks that it is made,
+  /// a call on every read; single operations outside transactions take it from here.
+  /// Unmanaged, so that reading it costs no reference counting either.
+  @usableFromInline let engine: Unmanaged<_Engine> = .passUnretained(_Engine.shared)
   /// The segment this thread used last; trying it first keeps each thread on its own lines.
   @exclusivity(unchecked) var preferredSegment: Int
   let statistics = _StatisticsCounters()
@@ -83,11 +87,11 @@ final class _ThreadContext: @unchecked Sendable {
     return backoffRandom &* 0x2545_F491_4F6C_DD1D
   }
 
-  /// A version of type `type` from the calling thread's cache, retained once for the caller,
-  /// if it has one.
+  /// A version of type `type` from the cache of `context` (the calling thread's), retained
+  /// once for the caller, if it has one.
   @usableFromInline
-  static func takeCachedVersion(_ type: ObjectIdentifier) -> Unmanaged<_VersionBase>? {
-    _ThreadState.current.pointee.context._withUnsafeGuaranteedRef { $0.versionCache.take(type) }
+  static func takeCachedVersion(_ type: ObjectIdentifier, from context: Unmanaged<_ThreadContext>) -> Unmanaged<_VersionBase>? {
+    context._withUnsafeGuaranteedRef { $0.versionCache.take(type) }
   }
 
   /// The calling thread's context, created on first use.

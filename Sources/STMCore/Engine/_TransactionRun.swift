@@ -179,23 +179,26 @@ extension _Engine {
   @usableFromInline
   static func beginSingleRead(_ context: _ThreadContext, readsAtSnapshot: Bool = true) -> Unmanaged<_Segment> {
     if let misuse = context.forbiddenAccess { _misuse(misuse) }
-    let engine = shared
-    let handle = engine.acquireSegment(for: context)
-    handle._withUnsafeGuaranteedRef { segment in
-      segment.context = context
-      segment.snapshot = readsAtSnapshot ? engine.announceSnapshot(for: segment) : engine.announceForLookup(for: segment)
+    return context.engine._withUnsafeGuaranteedRef { engine in
+      let handle = engine.acquireSegment(for: context)
+      handle._withUnsafeGuaranteedRef { segment in
+        segment.context = context
+        segment.snapshot = readsAtSnapshot ? engine.announceSnapshot(for: segment) : engine.announceForLookup(for: segment)
+      }
+      return handle
     }
-    return handle
   }
 
   @usableFromInline
   static func endSingleRead(_ segment: _Segment, _ context: _ThreadContext) {
-    let engine = shared
-    engine.withdrawSnapshot(for: segment)
-    context.lastCommit = _SerialPosition(number: segment.snapshot, isReadOnly: true)
-    context.diagnostics.endAccesses()
-    segment.context = nil
-    engine.releaseSegment(segment)
+    context.engine._withUnsafeGuaranteedRef { engine in
+      engine.withdrawSnapshot(for: segment)
+      engine.withdrawLookup(for: segment)
+      context.lastCommit = _SerialPosition(number: segment.snapshot, isReadOnly: true)
+      context.diagnostics.endAccesses()
+      segment.context = nil
+      engine.releaseSegment(segment)
+    }
     context.statistics.recordCommit()
   }
 
@@ -205,12 +208,14 @@ extension _Engine {
   @usableFromInline
   static func beginInPlaceMutation(of cell: _Cell, _ context: _ThreadContext) -> (Unmanaged<_Segment>, Unmanaged<_VersionBase>) {
     if let misuse = context.forbiddenAccess { _misuse(misuse) }
-    let engine = shared
-    let handle = engine.acquireSegment(for: context)
-    handle._withUnsafeGuaranteedRef { segment in
-      segment.context = context
-      engine.enterCommit(segment, context: context)
-      segment.lock(cell, context: context)
+    let handle = context.engine._withUnsafeGuaranteedRef { engine in
+      let handle = engine.acquireSegment(for: context)
+      handle._withUnsafeGuaranteedRef { segment in
+        segment.context = context
+        engine.enterCommit(segment, context: context)
+        segment.lock(cell, context: context)
+      }
+      return handle
     }
     context.forbiddenAccess = .transactionDuringInPlaceMutation
     return (handle, cell.head.load(ordering: .acquiring))
@@ -227,25 +232,26 @@ extension _Engine {
   ) {
     segment._withUnsafeGuaranteedRef { segment in
       context._withUnsafeGuaranteedRef { context in
-        endInPlaceMutation(of: cell, segment, context, publishing: version, companion: companion, companionVersion)
+        context.engine._withUnsafeGuaranteedRef { engine in
+          endInPlaceMutation(of: cell, segment, context, engine, publishing: version, companion: companion, companionVersion)
+        }
       }
     }
   }
 
   private static func endInPlaceMutation(
-    of cell: _Cell, _ segment: _Segment, _ context: _ThreadContext,
+    of cell: _Cell, _ segment: _Segment, _ context: _ThreadContext, _ engine: _Engine,
     publishing version: Unmanaged<_VersionBase>?, companion: _Cell?, _ companionVersion: Unmanaged<_VersionBase>?
   ) {
-    let engine = shared
     context.forbiddenAccess = nil
     if let version {
       let number = _CommitNumber.take(for: segment, from: engine)
       let site = engine.singleOperationSite(writing: cell, context: context)
-      engine.publish(version, in: cell, replacing: cell.head.load(ordering: .acquiring), number: number, flags: 0, site: site)
+      engine.publish(version, in: cell, replacing: cell.head.load(ordering: .acquiring), number: number, flags: 0, site: site, by: context)
       if let companion, let companionVersion {
         engine.publish(
           companionVersion, in: companion, replacing: companion.head.load(ordering: .acquiring), number: number, flags: 0,
-          site: site)
+          site: site, by: context)
       }
       context.lastCommit = _SerialPosition(number: number, isReadOnly: false)
     }

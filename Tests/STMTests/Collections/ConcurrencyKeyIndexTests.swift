@@ -173,4 +173,45 @@ extension LibraryTests.ConcurrencyKeyIndexTests {
     #expect(dict["a"] == nil)
     #endif
   }
+  /// An update outside a transaction finds its key's cell without a lock and locks it after.
+  /// Its lookup's announcement must keep the cell it found valid memory until then, even if
+  /// the key is removed and its stripe prunes retired cells in between (the announcement
+  /// goes in a slot of its own, which the pruning must read as well as the snapshots').
+  @Test func anUpdateKeepsTheCellItsLookupFoundUntilItLocksIt() {
+    #if DEBUG
+    let dict: TDictionary<Int, Int> = [7: 1]
+    let found = Gate(), removed = Gate()
+    let first = LockedBox(true)
+    _TestHooks.beforeInPlaceUpdateLocks.withLock { hook in
+      hook = {
+        guard first.value else { return }
+        first.value = false
+        found.open()
+        removed.wait()
+      }
+    }
+    defer { _TestHooks.beforeInPlaceUpdateLocks.withLock { $0 = nil } }
+    let updater = startThread { dict[7, default: 0] += 10 }
+    found.wait()
+    _TestHooks.beforeInPlaceUpdateLocks.withLock { $0 = nil }   // the remover's own update runs freely
+    let hash = 7.hashValue
+    let index = dict.storage.index
+    #expect(dict.removeValue(forKey: 7) == 1)
+    // Commits after the removal move the clock past it, as any busy program's would.
+    for key in 100..<103 { dict[key] = key }
+    // The stripe's retired list is what keeps a removed key's cell alive (a debug build's
+    // updater also retains it on its stack, so the cell's own lifetime would prove nothing).
+    let kept = index.stripe(forHash: hash)._withUnsafeGuaranteedRef { stripe in
+      stripe.state.withLock { state in
+        _ = _KeyIndex<Int, Int>.pruneRetired(&state)
+        return state.retired[7]?.count ?? 0
+      }
+    }
+    #expect(kept == 1, "pruning let go of a retired cell that a lookup under way had found")
+    removed.open()
+    updater.wait()
+    // The update found its cell retired, looked the key up again and inserted it afresh.
+    #expect(dict[7] == 10)
+    #endif
+  }
 }

@@ -161,14 +161,18 @@ extension LibraryTests {
   /// Memory stays flat: history is trimmed, cells and versions are freed.
   @Suite struct ReclamationTests {
     /// Runs `body` while another thread holds a transaction open (after reading `cell`), so that
-    /// its snapshot keeps the versions written meanwhile from being trimmed.
-    private func whileASnapshotIsPinned(reading cell: TVar<Int>, _ body: () -> Void) {
+    /// its snapshot keeps the versions written meanwhile from being trimmed; that transaction
+    /// then runs `finish`, at the same snapshot.
+    private func whileASnapshotIsPinned(
+      reading cell: TVar<Int>, thenInside finish: @escaping @Sendable () -> Void = {}, _ body: () -> Void
+    ) {
       let reading = Gate(), finishReading = Gate()
       let reader = startThread {
         atomically { _ in
           _ = cell.value
           reading.open()
           finishReading.wait()
+          finish()
         }
       }
       reading.wait()
@@ -197,6 +201,35 @@ extension LibraryTests {
       }
       #expect(counter.value == transactions)
       #expect(historyLength(counter) <= 6)
+    }
+
+    /// A write that no running snapshot reads below replaces the newest version outright: a
+    /// cell keeps one version, not the one before as well, whether a transaction or a drop-in
+    /// update wrote it.
+    @Test func aWriteWithNoReaderRunningLeavesOneVersion() {
+      let cell = TVar(0)
+      for step in 1...3 {
+        cell.value = step
+        #expect(historyLength(cell) == 1)
+        atomically { _ in cell.value += 1 }
+        #expect(historyLength(cell) == 1)
+      }
+      #expect(cell.value == 4)
+    }
+
+    /// ... but a snapshot taken before the writes keeps the version it reads, and reads it.
+    @Test func aWriteKeepsTheVersionAnOlderSnapshotReads() {
+      let cell = TVar(0)
+      let other = TVar(0)
+      cell.value = 10
+      let seen = LockedBox<Int?>(nil)
+      whileASnapshotIsPinned(reading: other, thenInside: { seen.value = cell.value }) {
+        cell.value = 11
+        atomically { _ in cell.value = 12 }
+        #expect(historyLength(cell) == 3)
+      }
+      #expect(seen.value == 10)
+      #expect(cell.value == 12)
     }
 
     @Test func cellsAndVersionsAreFreedAfterManyTransactions() {
