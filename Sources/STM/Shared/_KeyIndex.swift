@@ -36,7 +36,11 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   struct StripeState {
     /// The table lookups search; `_IndexStripe.table` shows it to them.
     @usableFromInline var table: Table
-    /// Cells made since the last sweep.
+    /// Cells made since the last sweep that may be left empty: by lookups in transactions
+    /// (of absent keys, or of inserts that may roll back), and by drop-in updates that left
+    /// their key absent (see `noteEmptyCell`). A drop-in insert's cell is not counted: it is
+    /// filled before anyone else can lock it, and counting it made a growing table sweep
+    /// every cell once per doubling, about two cache misses per insert for nothing.
     @usableFromInline var madeSinceSweep = 0
     /// Empty cells seen by the last sweep.
     @usableFromInline var suspects: [Cell] = []
@@ -63,9 +67,19 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
 
     /// Whether enough cells were made since the last sweep to sweep again and none is on its
     /// way; if so, the caller must sweep (and it is now on its way).
+    ///
+    /// Enough is 64, plus the cells that neither the last sweep found empty nor were made
+    /// since (about the keys present), plus half the cells the last sweep found empty. The
+    /// empty cells that stay between sweeps then settle at about 128 plus twice the keys
+    /// present, per stripe: lookups that keep coming back to the same absent keys find their
+    /// cells there (sweeping them sooner would only make them again), and a stream of lookups
+    /// of ever new absent keys cannot pile cells up. (The bar used to be measured against all
+    /// the cells, so the empty ones made since the last sweep raised the bar they waited
+    /// for, and such a stream left a number of empty cells that grew with its square root.)
     @inlinable
     mutating func claimSweep() -> Bool {
-      guard !sweepScheduled, madeSinceSweep > 64 + table.live / 2 else { return false }
+      let bar = 64 + (table.live - madeSinceSweep) - suspects.count / 2
+      guard !sweepScheduled, madeSinceSweep > bar else { return false }
       sweepScheduled = true
       return true
     }
@@ -134,27 +148,50 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   @inlinable
   func cell(for key: Key, hash: Int) -> Unmanaged<Cell> {
     if let cell = find(key, hash: hash) { return cell }
-    return makeCell(for: key, hash: hash)
+    return makeCell(for: key, hash: hash, countingTowardSweep: true).cell
+  }
+
+  /// As `cell(for:hash:)`, for a drop-in update, which says whether it made the cell: one
+  /// that the update leaves empty must then be counted with `noteEmptyCell(hash:)`.
+  @inlinable
+  func cellForUpdate(for key: Key, hash: Int) -> (cell: Unmanaged<Cell>, made: Bool) {
+    if let cell = find(key, hash: hash) { return (cell, false) }
+    return makeCell(for: key, hash: hash, countingTowardSweep: false)
+  }
+
+  /// Counts an empty cell that a drop-in update made (see `cellForUpdate(for:hash:)`) toward
+  /// its stripe's next sweep, and sweeps if that is due.
+  @inlinable
+  func noteEmptyCell(hash: Int) {
+    let stripe = stripe(forHash: hash)
+    let sweepDue = stripe._withUnsafeGuaranteedRef { stripe in
+      stripe.state.withLock { state in
+        state.madeSinceSweep += 1
+        return state.claimSweep()
+      }
+    }
+    if sweepDue { sweepSoon(stripe) }
   }
 
   /// The slow path of `cell(for:hash:)`: under the stripe's lock, the key's cell, made if the
   /// index still has none. Inlinable too: every insert takes it, and generic code that runs
   /// unspecialized looks up type metadata at each step.
   @inlinable
-  func makeCell(for key: Key, hash: Int) -> Unmanaged<Cell> {
+  func makeCell(for key: Key, hash: Int, countingTowardSweep: Bool) -> (cell: Unmanaged<Cell>, made: Bool) {
     let stripe = stripe(forHash: hash)
-    let (cell, sweepDue) = stripe._withUnsafeGuaranteedRef { stripe in
-      stripe.state.withLock { state -> (Unmanaged<Cell>, Bool) in
-        if let existing = state.table.find(key, hash: hash) { return (existing, false) }
+    let (cell, made, sweepDue) = stripe._withUnsafeGuaranteedRef { stripe in
+      stripe.state.withLock { state -> (Unmanaged<Cell>, Bool, Bool) in
+        if let existing = state.table.find(key, hash: hash) { return (existing, false, false) }
         if !state.table.hasRoomForOneMore { replaceTable(of: stripe, &state) }
         let cell = Unmanaged.passRetained(Cell(key: key))
         state.table.insert(cell, hash: hash)
+        guard countingTowardSweep else { return (cell, true, false) }
         state.madeSinceSweep += 1
-        return (cell, state.claimSweep())
+        return (cell, true, state.claimSweep())
       }
     }
     if sweepDue { sweepSoon(stripe) }
-    return cell
+    return (cell, made)
   }
 
   /// Replaces a full table by one sized for its keys (twice their number) without the removed

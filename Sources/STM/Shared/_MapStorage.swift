@@ -80,12 +80,16 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     /// Unretained: while its commit lock is held the cell stays in the index, which keeps it.
     @usableFromInline let cell: Unmanaged<Cell>
     @usableFromInline let update: _InPlaceUpdate<Value?>
+    /// Whether this update made the cell (the key had none): if it leaves the key absent, the
+    /// empty cell must be counted toward a sweep.
+    @usableFromInline let madeCell: Bool
     @inlinable var value: Value? { update.value }
 
     @inlinable
-    init(cell: Unmanaged<Cell>, update: _InPlaceUpdate<Value?>) {
+    init(cell: Unmanaged<Cell>, update: _InPlaceUpdate<Value?>, madeCell: Bool) {
       self.cell = cell
       self.update = update
+      self.madeCell = madeCell
     }
   }
 
@@ -95,10 +99,10 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     let hash = key.hashValue
     let operation = _SingleOperation.beginUpdating(on: thread)
     while true {
-      let cell = index.cell(for: key, hash: hash)
+      let (cell, made) = index.cellForUpdate(for: key, hash: hash)
       // Nil when the cell was retired since the lookup: the key has a fresh cell now.
       if let update = cell._withUnsafeGuaranteedRef({ operation.beginUpdate($0._noted(.readWrite, at: site)) }) {
-        return PendingUpdate(cell: cell, update: update)
+        return PendingUpdate(cell: cell, update: update, madeCell: made)
       }
     }
   }
@@ -110,11 +114,13 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   func endUpdate(forKey key: Key, _ pending: PendingUpdate, publishing value: Value??) {
     guard let value else {
       pending.cell._withUnsafeGuaranteedRef { $0.endInPlaceUpdate(pending.update, publishing: nil) }
+      if pending.madeCell && pending.value == nil { index.noteEmptyCell(hash: key.hashValue) }
       return
     }
     let delta = Self.membershipDelta(from: pending.value, to: value)
     if delta == 0 {
       pending.cell._withUnsafeGuaranteedRef { $0.endInPlaceUpdate(pending.update, publishing: .some(value)) }
+      if pending.madeCell && value == nil { index.noteEmptyCell(hash: key.hashValue) }
       return
     }
     let companion = count.cell(forSegment: pending.update.segmentIndex)
