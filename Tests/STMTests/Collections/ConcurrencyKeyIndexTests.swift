@@ -173,6 +173,7 @@ extension LibraryTests.ConcurrencyKeyIndexTests {
     #expect(dict["a"] == nil)
     #endif
   }
+
   /// An update outside a transaction finds its key's cell without a lock and locks it after.
   /// Its lookup's announcement must keep the cell it found valid memory until then, even if
   /// the key is removed and its stripe prunes retired cells in between (the announcement
