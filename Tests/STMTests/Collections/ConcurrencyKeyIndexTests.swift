@@ -151,15 +151,7 @@ extension LibraryTests.ConcurrencyKeyIndexTests {
     #if DEBUG
     let dict: TDictionary<String, Int> = ["a": 1]
     let announced = Gate(), removed = Gate()
-    let first = LockedBox(true)
-    _TestHooks.afterSingleReadAnnounced.withLock { hook in
-      hook = {
-        guard first.value else { return }
-        first.value = false
-        announced.open()
-        removed.wait()
-      }
-    }
+    pauseFirstCaller(of: _TestHooks.afterSingleReadAnnounced, opening: announced, until: removed)
     defer { _TestHooks.afterSingleReadAnnounced.withLock { $0 = nil } }
     let seen = LockedBox<Int?>(nil)
     let reader = startThread { seen.value = dict["a"] }
@@ -182,15 +174,7 @@ extension LibraryTests.ConcurrencyKeyIndexTests {
     #if DEBUG
     let dict: TDictionary<Int, Int> = [7: 1]
     let found = Gate(), removed = Gate()
-    let first = LockedBox(true)
-    _TestHooks.beforeInPlaceUpdateLocks.withLock { hook in
-      hook = {
-        guard first.value else { return }
-        first.value = false
-        found.open()
-        removed.wait()
-      }
-    }
+    pauseFirstCaller(of: _TestHooks.beforeInPlaceUpdateLocks, opening: found, until: removed)
     defer { _TestHooks.beforeInPlaceUpdateLocks.withLock { $0 = nil } }
     let updater = startThread { dict[7, default: 0] += 10 }
     found.wait()
@@ -216,3 +200,19 @@ extension LibraryTests.ConcurrencyKeyIndexTests {
     #endif
   }
 }
+
+#if DEBUG
+/// Sets `hook` so that the first thread to reach it opens `reached` and waits there until
+/// `resume` opens; later calls pass straight through.
+private func pauseFirstCaller(of hook: _Lock<(@Sendable () -> Void)?>, opening reached: Gate, until resume: Gate) {
+  let first = LockedBox(true)
+  hook.withLock { hook in
+    hook = {
+      guard first.value else { return }
+      first.value = false
+      reached.open()
+      resume.wait()
+    }
+  }
+}
+#endif
