@@ -4,11 +4,15 @@ import Synchronization
 /// One stripe's table of key cells: open addressing with linear probing, searched without a
 /// lock and changed only under the stripe's lock (see `_KeyIndex`).
 ///
-/// Each word holds a cell's address (the table owns one retain on it) with three bits of its
-/// key's hash in the address's low bits, which alignment leaves clear; or `empty`, or
-/// `removed` (a key taken out, which probes step over). A probe compares those bits before
-/// it loads the cell, so passing over another key's word costs no load of that key's cell
-/// (a miss in memory, most of the time, in a big table).
+/// Each word holds a cell's address (the table owns one retain on it) with the low 19 bits of
+/// its key's hash in the bits an address leaves clear (see `tagBits`); or `empty`, or
+/// `removed` (a key taken out, which probes step over). Those bits do two things:
+/// - a probe compares them before it loads the cell, so passing over another key's word
+///   costs no load of that key's cell (a miss in memory, most of the time, in a big table);
+/// - a table that grows places every word in its replacement from the word alone (up to
+///   2¹⁹ words), without loading the cells to hash their keys again. That rehash was a miss
+///   per key under the stripe's lock, which stalled every other thread that reached the
+///   stripe meanwhile.
 ///
 /// Lookups load words, and writers store them, with sequentially consistent atomics (writers'
 /// own loads are relaxed: the lock orders them): a lookup announces its snapshot before it
@@ -21,9 +25,16 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
 
   @usableFromInline static var empty: UInt { 0 }
   @usableFromInline static var removed: UInt { 1 }
-  /// The bits of a word that hold hash bits, below the address of a cell (heap objects are
-  /// at least 8-byte aligned).
-  @usableFromInline static var tagMask: UInt { 7 }
+  /// The bits of a word that hold a cell's address: heap objects are at least 8-byte aligned,
+  /// and user-space addresses on the 64-bit platforms Swift runs on fit in 48 bits (checked
+  /// as each cell goes in: see `word(_:hash:)`).
+  @usableFromInline static var addressMask: UInt { 0x0000_FFFF_FFFF_FFF8 }
+  /// The bits of a word that hold hash bits: the hash's low 16 bits in the top 16, and its
+  /// next 3 bits in the bottom 3.
+  @usableFromInline static var tagMask: UInt { ~addressMask }
+  /// How many of a hash's low bits a word keeps: a table of at most 2^tagBits words is
+  /// rebuilt from its words alone.
+  @usableFromInline static var tagBits: Int { 19 }
 
   /// The number of words minus one (a power of two minus one).
   @usableFromInline let mask: Int
@@ -58,19 +69,29 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
 
   @inlinable @inline(__always)
   static func cell(_ word: UInt) -> Unmanaged<Cell> {
-    Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: word & ~tagMask).unsafelyUnwrapped)
+    Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: word & addressMask).unsafelyUnwrapped)
   }
 
-  /// The hash bits a word keeps beside its cell: bits that pick neither the stripe (the top
-  /// ones) nor the slot (the bottom ones, in any table smaller than 2⁴⁸ words).
+  /// The hash bits a word keeps beside its cell (see `tagMask`).
   @inlinable @inline(__always)
-  static func tag(_ hash: Int) -> UInt { (UInt(bitPattern: hash) >> 48) & tagMask }
+  static func tag(_ hash: Int) -> UInt {
+    let bits = UInt(bitPattern: hash)
+    return bits << 48 | (bits >> 16) & 7
+  }
+
+  /// The low `tagBits` bits of the hash of the key whose cell `word` holds.
+  @inlinable @inline(__always)
+  static func hashBits(_ word: UInt) -> Int {
+    Int(bitPattern: word >> 48 | (word & 7) << 16)
+  }
 
   /// The word for `cell`, whose key's hash value is `hash`.
   @inlinable @inline(__always)
   static func word(_ cell: Unmanaged<Cell>, hash: Int) -> UInt {
     let address = UInt(bitPattern: cell.toOpaque())
-    assert(address & tagMask == 0, "a cell's address leaves no room for hash bits")
+    precondition(
+      address & tagMask == 0,
+      "swift-stm: a heap address uses its top 16 bits, which TDictionary and TSet need for hash bits; this platform is not supported")
     return address | tag(hash)
   }
 
@@ -140,10 +161,18 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
 
   /// A new table holding this one's cells, with room for `extra` more; this table's retains
   /// on them move over, so that a cell taken out of the new table is not kept alive by the old.
-  func rebuilt(makingRoomFor extra: Int) -> _KeyTable {
+  ///
+  /// Up to `wordLimit` words (2^tagBits; tests pass less), a cell's place in the new table
+  /// comes from the hash bits in its word; past that, its key is hashed again.
+  func rebuilt(makingRoomFor extra: Int, wordLimit: Int = 1 << tagBits) -> _KeyTable {
     let grown = _KeyTable(minimumCount: 2 * (live + extra))
-    forEachCell { cell in
-      grown.insert(Unmanaged.passUnretained(cell), hash: cell.key.hashValue)
+    let wordsSuffice = grown.mask < wordLimit
+    for index in 0...mask {
+      let word = words[index].load(ordering: .relaxed)
+      guard word > Self.removed else { continue }
+      let cell = Self.cell(word)
+      let hash = wordsSuffice ? Self.hashBits(word) : cell._withUnsafeGuaranteedRef { $0.key.hashValue }
+      grown.insert(cell, hash: hash)
     }
     ownsCells = false
     return grown
