@@ -124,10 +124,17 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       return
     }
     let companion = count.cell(forSegment: pending.update.segmentIndex)
+    if delta > 0 {
+      // Like an update that leaves membership alone: nothing touches the cell after its lock goes.
+      pending.cell._withUnsafeGuaranteedRef {
+        $0.endInPlaceUpdate(pending.update, publishing: value, alongWith: companion) { $0 + delta }
+      }
+      return
+    }
     // Retained before the lock goes: a removed key's cell leaves the index at `detach`.
     let slot = pending.cell.takeUnretainedValue().variable
     slot._unsafeKeyedCell(as: Cell.self).endInPlaceUpdate(pending.update, publishing: value, alongWith: companion) { $0 + delta }
-    if delta < 0 { index.detach(key, slot) }
+    index.detach(key, slot)
   }
 
   /// A read-modify-write of one key for a `_modify` accessor, inside or outside a transaction.
