@@ -110,7 +110,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// Publishes `value` (nothing when the outer optional is nil: the update was abandoned or
   /// changed nothing) and releases the cell. Keeps the count and the index in step with
   /// membership.
-  @inlinable
+  @inlinable @inline(__always)
   func endUpdate(forKey key: Key, _ pending: PendingUpdate, publishing value: Value??) {
     guard let value else {
       pending.cell._withUnsafeGuaranteedRef { $0.endInPlaceUpdate(pending.update, publishing: nil) }
@@ -123,6 +123,15 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       if pending.madeCell && value == nil { index.noteEmptyCell(hash: key.hashValue) }
       return
     }
+    endMembershipChange(forKey: key, pending, publishing: value, delta: delta)
+  }
+
+  /// The end of an update that inserts (`delta` 1) or removes (-1) its key: publishes the
+  /// value and the count of the update's segment under one commit number. Kept apart from
+  /// `endUpdate` so that the common update, which leaves membership alone, stays small enough
+  /// to be inlined into its caller.
+  @inlinable
+  func endMembershipChange(forKey key: Key, _ pending: PendingUpdate, publishing value: Value?, delta: Int) {
     let companion = count.cell(forSegment: pending.update.segmentIndex)
     if delta > 0 {
       // Like an update that leaves membership alone: nothing touches the cell after its lock goes.
