@@ -179,19 +179,25 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   @inlinable
   func makeCell(for key: Key, hash: Int, countingTowardSweep: Bool) -> (cell: Unmanaged<Cell>, made: Bool) {
     let stripe = stripe(forHash: hash)
-    let (cell, made, sweepDue) = stripe._withUnsafeGuaranteedRef { stripe in
-      stripe.state.withLock { state -> (Unmanaged<Cell>, Bool, Bool) in
-        if let existing = state.table.find(key, hash: hash) { return (existing, false, false) }
+    // Made before the lock is taken, and freed again in the rare race where another thread
+    // inserts the key first: allocating under the lock (a page fault, now and then) made the
+    // other threads that reached the stripe meanwhile sleep in the kernel.
+    let made = Unmanaged.passRetained(Cell(key: key))
+    let (cell, sweepDue) = stripe._withUnsafeGuaranteedRef { stripe in
+      stripe.state.withLock { state -> (Unmanaged<Cell>, Bool) in
+        if let existing = state.table.find(key, hash: hash) { return (existing, false) }
         if !state.table.hasRoomForOneMore { replaceTable(of: stripe, &state) }
-        let cell = Unmanaged.passRetained(Cell(key: key))
+        let cell = made
         state.table.insert(cell, hash: hash)
-        guard countingTowardSweep else { return (cell, true, false) }
+        guard countingTowardSweep else { return (cell, false) }
         state.madeSinceSweep += 1
-        return (cell, true, state.claimSweep())
+        return (cell, state.claimSweep())
       }
     }
+    let inserted = cell.toOpaque() == made.toOpaque()
+    if !inserted { made.release() }
     if sweepDue { sweepSoon(stripe) }
-    return (cell, made)
+    return (cell, inserted)
   }
 
   /// Replaces a full table by one sized for its keys (twice their number) without the removed

@@ -119,6 +119,25 @@ extension LibraryTests {
       #expect(settledCellCount() == baseline)
       #endif
     }
+
+    /// Threads that insert the same new keys at once each make a cell before taking the
+    /// stripe's lock; all but the first find the key there and must use its cell (or their
+    /// increments are lost) and free their own (or it leaks).
+    @Test func threadsRacingToInsertTheSameKeysShareOneCellPerKey() {
+      let baseline = settledCellCount()
+      let threads = 4, keys = TestScale.scaled(20_000)
+      do {
+        let dict = TDictionary<Int, Int>()
+        runThreads(threads) { _ in
+          for key in 0..<keys { dict[key, default: 0] += 1 }
+        }
+        #expect(dict.count == keys)
+        #expect((0..<keys).filter { dict[$0] != threads } == [])
+      }
+      #if DEBUG
+      #expect(settledCellCount() == baseline)
+      #endif
+    }
   }
 }
 
