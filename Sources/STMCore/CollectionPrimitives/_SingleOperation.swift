@@ -30,8 +30,8 @@ package struct _SingleOperation {
 
   /// As `beginReading()`, for an operation that ends with `beginUpdate`, which reads under
   /// the cell's lock and needs no snapshot: the announcement only protects the lookup, so it
-  /// reads the commit clock once, not twice (the clock's line is the one every commit writes),
-  /// and it pins no versions.
+  /// does not read the commit clock (whose line every commit writes; see
+  /// `_Engine.announceForLookup(for:after:)`), and it pins no versions.
   @inlinable
   package static func beginUpdating(on thread: _CallingThread = .current) -> _SingleOperation {
     _SingleOperation(segment: _Engine.beginSingleOperation(thread.context, reading: false), context: thread.context)

@@ -103,17 +103,25 @@ final class _Engine: @unchecked Sendable {
 
   /// Publishes that `segment` is about to look a key up in an index without a lock (see
   /// `_SingleOperation`), and returns the clock it announced: whatever leaves an index after
-  /// this clock read is stamped with a clock not earlier than it, so it is not freed before
-  /// the announcement is withdrawn. One read of the clock, whose line every commit writes,
-  /// instead of `announceSnapshot`'s two; the value is no snapshot to read at (a horizon
-  /// computed before the store may pass it), so the caller reads only under commit locks.
+  /// the announcement is stamped with a clock not earlier than it, so it is not freed before
+  /// the announcement is withdrawn. The value is no snapshot to read at, so the caller reads
+  /// only under commit locks.
+  ///
+  /// Any clock value already passed will do, and an older one only keeps retired cells a
+  /// little longer. So the announcement reads neither the clock, whose line every commit
+  /// writes (at two threads, reading it before taking a commit number moved that line twice
+  /// per drop-in update), nor anything else that moves: it is the later of `known` (a clock
+  /// value the calling thread saw, such as its last commit number) and the horizon (read
+  /// acquiring: whatever the horizon's writer read of the clock then happened before this
+  /// announcement, so a cell whose removal read an older clock left the index before the
+  /// lookup starts).
   ///
   /// It goes in the segment's lookup slot, not its snapshot slot: a lookup pins what leaves
   /// an index (see `oldestAnnouncedAccess()`), not versions, and keeping it off the snapshot
   /// slot's line spares the commits that read every snapshot slot a line that moves between
   /// cores on every drop-in update.
-  func announceForLookup(for segment: _Segment) -> UInt64 {
-    let announced = clock.load(ordering: .sequentiallyConsistent)
+  func announceForLookup(for segment: _Segment, after known: UInt64) -> UInt64 {
+    let announced = max(known, horizon.load(ordering: .acquiring))
     segment.announcedLookup.store(announced, ordering: .sequentiallyConsistent)
     return announced
   }

@@ -17,8 +17,8 @@ final class _Segment: @unchecked Sendable {
   @usableFromInline let tag: Int
 
   private let busy = Atomic<Bool>(false)
-  /// The clock before a single operation's lock-free lookup in an index, or `.max` when none
-  /// is under way (see `_Engine.announceForLookup(for:)`).
+  /// A clock value passed before a single operation's lock-free lookup in an index, or `.max`
+  /// when none is under way (see `_Engine.announceForLookup(for:after:)`).
   let announcedLookup = Atomic<UInt64>(.max)
   /// True from just before a commit takes its first lock until it has published everything.
   let committing = Atomic<Bool>(false)

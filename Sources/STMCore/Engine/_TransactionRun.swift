@@ -183,7 +183,10 @@ extension _Engine {
       let handle = engine.acquireSegment(for: context)
       handle._withUnsafeGuaranteedRef { segment in
         segment.context = context
-        segment.snapshot = readsAtSnapshot ? engine.announceSnapshot(for: segment) : engine.announceForLookup(for: segment)
+        segment.snapshot =
+          readsAtSnapshot
+          ? engine.announceSnapshot(for: segment)
+          : engine.announceForLookup(for: segment, after: context.lastCommit.number)
       }
       return handle
     }
