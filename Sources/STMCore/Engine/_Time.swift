@@ -43,8 +43,14 @@ extension _Backoff {
   /// that transactions fighting over one cell stop colliding in lockstep.
   static func afterAbort(_ abortsInARow: Int, _ context: _ThreadContext) {
     let window = UInt64(64) << UInt64(min(abortsInARow, 8))
-    let spins = context.nextBackoffRandom() % window
-    for _ in 0..<spins { _backoffSink.add(0, ordering: .relaxed) }
+    // A counted loop, not `for _ in 0..<spins`: unspecialized, as in a debug build, each step
+    // of a range's iterator looked up the range's type metadata under a runtime lock, and
+    // eight threads backing off under Thread Sanitizer convoyed on it for minutes.
+    var spins = context.nextBackoffRandom() % window
+    while spins > 0 {
+      _backoffSink.add(0, ordering: .relaxed)
+      spins -= 1
+    }
     if abortsInARow >= 3 { sched_yield() }
   }
 }
