@@ -187,11 +187,10 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
       stripe.state.withLock { state -> (Unmanaged<Cell>, Bool) in
         if let existing = state.table.find(key, hash: hash) { return (existing, false) }
         if !state.table.hasRoomForOneMore { replaceTable(of: stripe, &state) }
-        let cell = made
-        state.table.insert(cell, hash: hash)
-        guard countingTowardSweep else { return (cell, false) }
+        state.table.insert(made, hash: hash)
+        guard countingTowardSweep else { return (made, false) }
         state.madeSinceSweep += 1
-        return (cell, state.claimSweep())
+        return (made, state.claimSweep())
       }
     }
     let inserted = cell.toOpaque() == made.toOpaque()
