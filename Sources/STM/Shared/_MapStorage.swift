@@ -112,15 +112,12 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// membership.
   @inlinable @inline(__always)
   func endUpdate(forKey key: Key, _ pending: PendingUpdate, publishing value: Value??) {
-    guard let value else {
-      pending.cell._withUnsafeGuaranteedRef { $0.endInPlaceUpdate(pending.update, publishing: nil) }
+    let delta = value.map { Self.membershipDelta(from: pending.value, to: $0) } ?? 0
+    guard delta != 0, let value else {
+      // Nothing published, or a value that leaves membership alone: only the key's cell.
+      pending.cell._withUnsafeGuaranteedRef { $0.endInPlaceUpdate(pending.update, publishing: value) }
+      // The key was absent and stays so: a cell this update made is left empty.
       if pending.madeCell && pending.value == nil { index.noteEmptyCell(hash: key.hashValue) }
-      return
-    }
-    let delta = Self.membershipDelta(from: pending.value, to: value)
-    if delta == 0 {
-      pending.cell._withUnsafeGuaranteedRef { $0.endInPlaceUpdate(pending.update, publishing: .some(value)) }
-      if pending.madeCell && value == nil { index.noteEmptyCell(hash: key.hashValue) }
       return
     }
     endMembershipChange(forKey: key, pending, publishing: value, delta: delta)
