@@ -140,8 +140,10 @@ final class _Engine: @unchecked Sendable {
   /// older.)
   func oldestAnnouncedSnapshot(bound: UInt64? = nil) -> UInt64 {
     var oldest = bound ?? clock.load(ordering: .sequentiallyConsistent)
-    for segment in segments {
-      oldest = min(oldest, segment.announcedSnapshot.load(ordering: .sequentiallyConsistent))
+    // Through the unretained handles: a drop-in update scans on every write (see
+    // `trimHistory`), and iterating `segments` retained and released each one.
+    for segment in segmentHandles {
+      oldest = min(oldest, segment._withUnsafeGuaranteedRef { $0.announcedSnapshot.load(ordering: .sequentiallyConsistent) })
     }
     return oldest
   }

@@ -578,7 +578,10 @@ enum _CommitNumber {
   /// Takes `segment`'s commit number and shows it to readers.
   static func take(for segment: _Segment, from engine: _Engine) -> UInt64 {
     segment.commitNumber.store(numbering, ordering: .releasing)
-    let number = engine.clock.add(1, ordering: .acquiringAndReleasing).newValue
+    // Wrapping: the checked `add` compiles to a compare-and-swap loop (to trap on overflow,
+    // which 2^64 commits never reach), and at two threads each failed exchange moved the
+    // clock's line once more; the wrapping add is one fetch-and-add.
+    let number = engine.clock.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue
     #if DEBUG
     if let hook = _TestHooks.afterTakingCommitNumber.withLock({ $0 }) { hook() }
     #endif

@@ -5,8 +5,13 @@
 /// to an object (or a removed key's cell) it refers to; and a version is reused only for a
 /// value of its own type. The cache belongs to one thread: taking and offering are plain loads
 /// and stores, and the version a write reuses is one its thread dropped a moment ago, still in
-/// its cache lines. It is small (`typeLimit` types, `perTypeLimit` versions each), so it keeps
+/// its cache lines. It is small (`typeLimit` types, `perTypeLimit` versions each, and a spare), so it keeps
 /// little memory, and it is freed with its thread.
+///
+/// In front of the shelves sits one spare: the last version offered alone. A drop-in update
+/// of a trivially copyable value takes one version and drops one of the same type, so in the
+/// steady state the spare alone serves it, with a compare and two stores instead of a search
+/// of the shelves (which cost a drop-in dictionary update a tenth of its instructions).
 ///
 /// Versions go in and out as `Unmanaged` references that carry one retain: a reused version
 /// then costs no reference-count operation (each is an atomic instruction, and they were most
@@ -19,6 +24,11 @@ final class _VersionCache {
     var type: ObjectIdentifier?
     var count: Int
   }
+
+  /// The last version offered alone, retained once, unlinked and pending; nil when empty.
+  private var spare: Unmanaged<_VersionBase>?
+  /// The type of `spare` (meaningless while it is nil).
+  private var spareType = ObjectIdentifier(_VersionBase.self)
 
   // Fixed storage, not arrays: no copy-on-write checks or copies on the hot path.
   private let shelves: UnsafeMutablePointer<Shelf>
@@ -43,6 +53,14 @@ final class _VersionCache {
   /// A cached version of type `type`, retained once for the caller, if there is one; it is
   /// pending, unlinked and without flags.
   func take(_ type: ObjectIdentifier) -> Unmanaged<_VersionBase>? {
+    if let spare, spareType == type {
+      self.spare = nil
+      return spare
+    }
+    return takeFromShelves(type)
+  }
+
+  private func takeFromShelves(_ type: ObjectIdentifier) -> Unmanaged<_VersionBase>? {
     for index in 0..<Self.typeLimit where shelves[index].type == type {
       guard shelves[index].count > 0 else { return nil }
       shelves[index].count -= 1
@@ -55,6 +73,22 @@ final class _VersionCache {
   /// linked through `older`), which no reader can reach and nothing else refers to, up to the
   /// limit; frees the rest.
   func offer(_ chain: Unmanaged<_VersionBase>) {
+    let isAlone = chain._withUnsafeGuaranteedRef { version in
+      guard version.older == nil else { return false }
+      version.flags = 0
+      version.stamp = _pendingStamp
+      return true
+    }
+    guard isAlone else { return shelve(chain) }
+    // The spare it replaces, if any, moves to a shelf: a type no longer written must not keep
+    // the spare from the type that is.
+    if let spare { shelve(spare) }
+    spare = chain
+    spareType = chain._withUnsafeGuaranteedRef { ObjectIdentifier(type(of: $0)) }
+  }
+
+  /// `offer(chain)` on the shelves.
+  private func shelve(_ chain: Unmanaged<_VersionBase>) {
     let index = chain._withUnsafeGuaranteedRef { shelf(for: ObjectIdentifier(type(of: $0))) }
     var next: Unmanaged<_VersionBase>? = chain
     while let version = next {
@@ -102,6 +136,7 @@ final class _VersionCache {
 
   /// The version `take(type)` would return, left in the cache; for tests.
   func peekForTests(_ type: ObjectIdentifier) -> _VersionBase? {
+    if let spare, spareType == type { return spare.takeUnretainedValue() }
     guard let index = (0..<Self.typeLimit).first(where: { shelves[$0].type == type }), shelves[index].count > 0 else {
       return nil
     }
@@ -110,6 +145,8 @@ final class _VersionCache {
 
   /// Frees every cached version.
   func removeAll() {
+    spare?.release()
+    spare = nil
     for index in 0..<Self.typeLimit { empty(index) }
   }
 }

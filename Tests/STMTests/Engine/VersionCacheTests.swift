@@ -69,21 +69,54 @@ extension LibraryTests {
 
     @Test func aFifthTypeTakesTheShelfOfTheFullest() {
       let cache = _VersionCache()
-      cache.offer(.passRetained(chain(of: 3)))                  // Int: 3
-      cache.offer(.passRetained(_Version(1.5, stamp: 1)))       // Double: 1
-      cache.offer(.passRetained(_Version(UInt8(1), stamp: 1)))  // UInt8: 1
-      cache.offer(.passRetained(_Version(Int32(1), stamp: 1)))  // Int32: 1
+      // A lone version waits in the spare and moves to a shelf when the next one comes.
+      cache.offer(.passRetained(chain(of: 3)))                  // shelf: Int 3
+      cache.offer(.passRetained(_Version(1.5, stamp: 1)))       // spare: Double
+      cache.offer(.passRetained(_Version(UInt8(1), stamp: 1)))  // shelf: Double 1; spare: UInt8
+      cache.offer(.passRetained(_Version(Int32(1), stamp: 1)))  // shelf: UInt8 1; spare: Int32
+      cache.offer(.passRetained(_Version(Int16(1), stamp: 1)))  // shelf: Int32 1 (all four taken)
       #if DEBUG
       let before = _LiveCounters.versions.load(ordering: .relaxed)
       #endif
-      cache.offer(.passRetained(_Version(Int16(1), stamp: 1)))  // evicts Int's shelf
+      cache.offer(.passRetained(_Version(Float(1), stamp: 1)))  // Int16 to a shelf: evicts Int's
       #if DEBUG
-      // Int's three versions are freed, and the new Int16 one is kept.
+      // Int's three versions are freed, and the new Float one is kept.
       #expect(_LiveCounters.versions.load(ordering: .relaxed) - before == -3 + 1)
       #endif
       #expect(cache.take(ObjectIdentifier(_Version<Int>.self)) == nil)
-      #expect(cache.take(ObjectIdentifier(_Version<Int16>.self))?.takeRetainedValue() != nil)
-      #expect(cache.take(ObjectIdentifier(_Version<Double>.self))?.takeRetainedValue() != nil)
+      for type in [_Version<Float>.self, _Version<Int16>.self, _Version<Int32>.self, _Version<UInt8>.self, _Version<Double>.self]
+        as [_VersionBase.Type]
+      {
+        let taken = cache.take(ObjectIdentifier(type))?.takeRetainedValue()
+        #expect(taken.map { ObjectIdentifier(Swift.type(of: $0)) } == ObjectIdentifier(type))
+      }
+    }
+
+    @Test func theSpareKeepsTheLastLoneVersionAndShelvesTheOneBefore() {
+      let cache = _VersionCache()
+      let first = _Version(1, stamp: 1), second = _Version(2, stamp: 2), other = _Version(2.5, stamp: 3)
+      cache.offer(.passRetained(first))
+      cache.offer(.passRetained(second))   // same type: `first` moves to the shelf
+      cache.offer(.passRetained(other))    // another type: `second` moves to the shelf too
+      let int = ObjectIdentifier(_Version<Int>.self)
+      #expect(cache.take(ObjectIdentifier(_Version<Double>.self))?.takeRetainedValue() === other)
+      #expect(cache.take(int)?.takeRetainedValue() === second)
+      #expect(cache.take(int)?.takeRetainedValue() === first)
+      #expect(cache.take(int) == nil)
+      // Ready to be written again: pending and without flags, though offered committed.
+      #expect([first, second, other].allSatisfy { $0.stamp == _pendingStamp && $0.flags == 0 })
+    }
+
+    @Test func removeAllFreesTheSpareToo() {
+      #if DEBUG
+      let cache = _VersionCache()
+      let before = _LiveCounters.versions.load(ordering: .relaxed)
+      cache.offer(.passRetained(_Version(1, stamp: 1)))
+      #expect(_LiveCounters.versions.load(ordering: .relaxed) - before == 1)
+      cache.removeAll()
+      #expect(_LiveCounters.versions.load(ordering: .relaxed) == before)
+      #expect(cache.take(ObjectIdentifier(_Version<Int>.self)) == nil)
+      #endif
     }
 
     /// A thread's next write of the same type reuses the version its last commit dropped.
