@@ -53,6 +53,14 @@ final class _Engine: @unchecked Sendable {
       let preferred = segmentHandles[context.preferredSegment]
       if preferred._withUnsafeGuaranteedRef({ $0.tryAcquire() }) { return preferred }
     }
+    return acquireAnotherSegment(for: context)
+  }
+
+  /// `acquireSegment(for:)` when the thread's own segment is busy. Out of line: inlined, its
+  /// waiting code gave the fast path a stack frame of unknown size, a metadata lookup and a
+  /// stack check on every operation.
+  @inline(never)
+  private func acquireAnotherSegment(for context: _ThreadContext) -> Unmanaged<_Segment> {
     if let segment = tryAcquireSegment(preferring: context.preferredSegment) {
       context.preferredSegment = segment._withUnsafeGuaranteedRef { $0.index }
       return segment
@@ -238,6 +246,19 @@ final class _Engine: @unchecked Sendable {
 
   /// Marks `segment` as committing, waiting (a pause) while another transaction is inevitable.
   func enterCommit(_ segment: _Segment, context: _ThreadContext) {
+    segment.committing.store(true, ordering: .sequentiallyConsistent)
+    let holder = inevitableHolder.load(ordering: .sequentiallyConsistent)
+    if holder != 0 && holder != segment.tag { waitToEnterCommit(segment, context: context) }
+    // Release: a reader that meets one of this segment's earlier commit locks and then reads
+    // this value must also see that commit's versions.
+    segment.commitNumber.store(_CommitNumber.unnumbered, ordering: .releasing)
+  }
+
+  /// `enterCommit` while another segment's transaction is inevitable: withdraws the mark,
+  /// waits for that transaction to end, and marks again. Out of line, so that the common case
+  /// stays a few instructions.
+  @inline(never)
+  private func waitToEnterCommit(_ segment: _Segment, context: _ThreadContext) {
     var pausedSince: Int?
     var holderSite: UInt32 = 0
     while true {
@@ -254,9 +275,6 @@ final class _Engine: @unchecked Sendable {
     if let pausedSince {
       notePause(.inevitable, since: pausedSince, context: context, segment: segment, conflictingSite: holderSite)
     }
-    // Release: a reader that meets one of this segment's earlier commit locks and then reads
-    // this value must also see that commit's versions.
-    segment.commitNumber.store(_CommitNumber.unnumbered, ordering: .releasing)
   }
 
   func leaveCommit(_ segment: _Segment) {

@@ -368,7 +368,13 @@ final class _Segment: @unchecked Sendable {
   func lock(_ cell: _Cell, context: _ThreadContext) {
     // The failed exchange returns the holder: loading it again could find it gone already.
     let (locked, holder) = cell.tryLock(as: tag)
-    if locked { return }
+    if !locked { waitToLock(cell, heldBy: holder, context: context) }
+  }
+
+  /// `lock(_:context:)` when `holder` holds the lock: waits for it, noting the pause. Out of
+  /// line, so that taking a free lock costs no stack frame for the waiting code.
+  @inline(never)
+  private func waitToLock(_ cell: _Cell, heldBy holder: Int, context: _ThreadContext) {
     let started = _monotonicNanoseconds()
     let holderSite = engine.site(ofSegmentTagged: holder)
     var backoff = _Backoff()
