@@ -14,9 +14,35 @@ final class _SlotDirectory<Element: Sendable>: Sendable {
     @inlinable init(size: Int) { slots = (0..<size).map { _ in Slot(nil) } }
   }
 
+  /// A chunk made at most once and then never replaced: `AtomicLazyReference`'s job, done
+  /// here because that type's generic code is not specialized into this module, and each of
+  /// its loads looked up metadata at run time (about 430 instructions; a transaction that
+  /// appended one element made six of them).
   @usableFromInline
   final class ChunkReference: Sendable {
-    @usableFromInline let chunk = AtomicLazyReference<Chunk>()
+    /// The chunk, retained once by this reference; nil until made.
+    @usableFromInline let stored = Atomic<Unmanaged<Chunk>?>(nil)
+
+    @inlinable init() {}
+
+    deinit { stored.load(ordering: .relaxed)?.release() }
+
+    /// The chunk, if made. Acquiring: its slots were initialized before it was published.
+    @inlinable
+    func load() -> Chunk? {
+      stored.load(ordering: .acquiring)?.takeUnretainedValue()
+    }
+
+    /// Publishes `chunk` unless another chunk got there first; returns the one that stays.
+    @inlinable
+    func storeIfNil(_ chunk: Chunk) -> Chunk {
+      let candidate = Unmanaged.passRetained(chunk)
+      let (exchanged, original) = stored.compareExchange(
+        expected: nil, desired: candidate, ordering: .acquiringAndReleasing)
+      if exchanged { return chunk }
+      candidate.release()
+      return original!.takeUnretainedValue()
+    }
   }
 
   @inlinable static var firstChunkSize: Int { 32 }
@@ -36,7 +62,7 @@ final class _SlotDirectory<Element: Sendable>: Sendable {
   @inlinable
   func existingSlot(_ index: Int) -> Slot? {
     let (chunk, offset) = Self.position(of: index)
-    guard chunk < chunks.count, let found = chunks[chunk].chunk.load() else { return nil }
+    guard chunk < chunks.count, let found = chunks[chunk].load() else { return nil }
     return found.slots[offset]
   }
 
@@ -50,8 +76,8 @@ final class _SlotDirectory<Element: Sendable>: Sendable {
   @inlinable
   func makeChunk(_ chunk: Int) -> Chunk {
     precondition(chunk < chunks.count, "TArray cannot grow past \(Self.firstChunkSize << chunks.count) elements.")
-    if let existing = chunks[chunk].chunk.load() { return existing }
-    return chunks[chunk].chunk.storeIfNil(Chunk(size: Self.firstChunkSize << chunk))
+    if let existing = chunks[chunk].load() { return existing }
+    return chunks[chunk].storeIfNil(Chunk(size: Self.firstChunkSize << chunk))
   }
 
   /// Notes that appends have landed up to `count`.
@@ -66,6 +92,6 @@ final class _SlotDirectory<Element: Sendable>: Sendable {
   func prepareForAppends(_ extra: Int) {
     let next = landedHighWater.load(ordering: .relaxed) + extra + Self.firstChunkSize
     let (chunk, _) = Self.position(of: next)
-    if chunk < chunks.count, chunks[chunk].chunk.load() == nil { _ = makeChunk(chunk) }
+    if chunk < chunks.count, chunks[chunk].load() == nil { _ = makeChunk(chunk) }
   }
 }
