@@ -331,7 +331,9 @@ final class _Segment: @unchecked Sendable {
           return batch.land(onto: base, of: cell)
         }
         landing.anchors.append((index, anchor))
-        landing.writes += writes
+        // The first batch's array is taken as it is: appending it to the empty one allocated
+        // and copied on every commit that appends.
+        if landing.writes.isEmpty { landing.writes = writes } else { landing.writes += writes }
       }
       var allLocked = true
       for write in landing.writes {

@@ -25,7 +25,8 @@ struct _ThreadState {
   @inlinable
   static var current: UnsafeMutablePointer<_ThreadState> {
     @inline(__always) get {
-      if let raw = pthread_getspecific(_threadStateKey) {
+      let key = _publishedThreadStateKey.load(ordering: .acquiring)
+      if key != _noThreadStateKey, let raw = pthread_getspecific(pthread_key_t(truncatingIfNeeded: key)) {
         return raw.assumingMemoryBound(to: _ThreadState.self)
       }
       return _ThreadContext.makeCurrentState()
@@ -107,6 +108,7 @@ final class _ThreadContext: @unchecked Sendable {
       preferredSegment: nextPreferredSegment.add(1, ordering: .relaxed).oldValue, state: state)
     state.initialize(to: _ThreadState(segment: nil, context: Unmanaged.passRetained(context)))
     pthread_setspecific(_threadStateKey, state)
+    _publishedThreadStateKey.store(UInt(_threadStateKey), ordering: .releasing)
     _StatisticsRegistry.shared.register(context.statistics)
     _ = readConflictLogEnvironment
     return state
@@ -132,9 +134,17 @@ struct _SerialPosition: Comparable, Hashable, Sendable {
   }
 }
 
+/// `_threadStateKey` once a thread has made its state, `_noThreadStateKey` before: what the
+/// fast path of `_ThreadState.current` reads. `_threadStateKey` is made lazily, so each read
+/// of it is a call that checks it is made (with `swift_once`), twice the cost of the
+/// thread-specific lookup itself; this global starts from a constant and reads as a load.
+@usableFromInline let _publishedThreadStateKey = Atomic<UInt>(_noThreadStateKey)
+
+/// No key: `pthread_key_t` values are small indices, never this.
+@inlinable var _noThreadStateKey: UInt { .max }
+
 /// The thread-specific slot holding each thread's `_ThreadState`; its destructor releases the
 /// context and frees the state when the thread exits.
-@usableFromInline
 let _threadStateKey: pthread_key_t = {
   var key = pthread_key_t()
   let status = pthread_key_create(&key) { raw in
