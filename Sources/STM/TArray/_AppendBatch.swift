@@ -30,6 +30,13 @@ final class _AppendBatch<Element: Sendable>: _DelayedAppend {
     Self(slots: slots, items: items, makeWrites: makeWrites)
   }
 
+  /// Written out, not the protocol's default: with the anchor's type (`Int`) named here, the
+  /// anchor's versions are read and made without run-time metadata lookups.
+  @usableFromInline func _land(onto anchor: AnyObject, of cell: _Cell) -> (anchor: AnyObject, writes: [_DelayedWrite]) {
+    let (count, writes) = land(onto: _anchorValue(of: anchor, as: Int.self))
+    return (_anchorVersion(count, of: cell), writes)
+  }
+
   @usableFromInline func land(onto count: Int) -> (anchor: Int, writes: [_DelayedWrite]) {
     let writes = makeWrites(slots, items, count)
     slots.noteLanded(upTo: count + items.count)

@@ -59,10 +59,10 @@ extension TVar {
   /// Inside a transaction: the running transaction's batch of delayed appends on this variable
   /// (its anchor), made with `make` if it has none yet. Ready to be changed: a batch that an
   /// `orElse` checkpoint still holds is copied first.
-  @usableFromInline
+  @inlinable
   package func _delayedAppend<Batch: _DelayedAppend>(in transaction: Transaction, _ make: () -> Batch) -> Batch
   where Batch.Anchor == Value {
-    transaction.segment.delayedAppend(on: cell, make: make)
+    unsafeDowncast(transaction.segment.delayedAppend(on: cell) { _DelayedAppendBox(make()) }, to: Batch.self)
   }
 
   /// Inside a transaction: its batch on this variable, if it has one. Read it only; call

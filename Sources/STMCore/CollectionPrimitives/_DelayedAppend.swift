@@ -22,6 +22,37 @@ package protocol _DelayedAppend<Anchor>: AnyObject {
   func copy() -> Self
   /// What the anchor becomes, and the other writes that make the items visible.
   func land(onto anchor: Anchor) -> (anchor: Anchor, writes: [_DelayedWrite])
+  /// `land(onto:)` on the anchor's newest version, returning the anchor's new version. Leave
+  /// the default: as a requirement, its witness is compiled where the conformance is, with
+  /// `Anchor` known, so the engine's untyped commit code makes the anchor's version without
+  /// looking up `_Version<Anchor>`'s metadata at run time on every commit.
+  /// (Versions pass as `AnyObject`: `_VersionBase` is not visible to conforming modules.)
+  func _land(onto anchor: AnyObject, of cell: _Cell) -> (anchor: AnyObject, writes: [_DelayedWrite])
+}
+
+extension _DelayedAppend {
+  /// The default `_land(onto:of:)`. A conformance generic over other parameters (a batch of
+  /// any element type) gets this generic body as its witness; one whose `Anchor` is concrete
+  /// can implement `_land` itself with `_anchorValue` and `_anchorVersion`, which are then
+  /// compiled for that type.
+  @inlinable
+  package func _land(onto anchor: AnyObject, of cell: _Cell) -> (anchor: AnyObject, writes: [_DelayedWrite]) {
+    let (new, writes) = land(onto: _anchorValue(of: anchor, as: Anchor.self))
+    return (_anchorVersion(new, of: cell), writes)
+  }
+}
+
+/// The value of an anchor's version, handed to `_DelayedAppend._land(onto:of:)`.
+@inlinable
+package func _anchorValue<Anchor>(of version: AnyObject, as type: Anchor.Type) -> Anchor {
+  unsafeDowncast(version, to: _Version<Anchor>.self).value
+}
+
+/// A new version of the anchor `cell` holding `value`, for `_DelayedAppend._land(onto:of:)`
+/// to return.
+@inlinable
+package func _anchorVersion<Anchor>(_ value: Anchor, of cell: _Cell) -> AnyObject {
+  unsafeDowncast(cell, to: _TypedCell<Anchor>.self).makeVersion(value)
 }
 
 /// A write that a delayed append makes at commit, to a cell it did not write in its body.
@@ -39,51 +70,58 @@ package struct _DelayedWrite {
 }
 
 /// The engine's untyped handle on a `_DelayedAppend`.
+@usableFromInline
 class _AnyDelayedAppend {
+  @usableFromInline init() {}
   func copy() -> _AnyDelayedAppend { fatalError("abstract") }
   func land(onto anchor: _VersionBase, of cell: _Cell) -> (_VersionBase, [_DelayedWrite]) { fatalError("abstract") }
-  var payload: AnyObject { fatalError("abstract") }
+  @usableFromInline var payload: AnyObject { fatalError("abstract") }
 }
 
+/// Made by inlinable code (`TVar._delayedAppend`), so that a collection's specialized code
+/// names its concrete type: made in the engine's generic code, each new box looked up its
+/// class's metadata at run time.
+@usableFromInline
 final class _DelayedAppendBox<Batch: _DelayedAppend>: _AnyDelayedAppend {
-  let batch: Batch
+  @usableFromInline let batch: Batch
 
-  init(_ batch: Batch) { self.batch = batch }
+  @inlinable init(_ batch: Batch) { self.batch = batch }
 
   override func copy() -> _AnyDelayedAppend { _DelayedAppendBox(batch.copy()) }
 
   override func land(onto anchor: _VersionBase, of cell: _Cell) -> (_VersionBase, [_DelayedWrite]) {
-    let old = unsafeDowncast(anchor, to: _Version<Batch.Anchor>.self).value
-    let (new, writes) = batch.land(onto: old)
-    return (unsafeDowncast(cell, to: _TypedCell<Batch.Anchor>.self).makeVersion(new), writes)
+    let (new, writes) = batch._land(onto: anchor, of: cell)
+    return (unsafeDowncast(new, to: _VersionBase.self), writes)
   }
 
-  override var payload: AnyObject { batch }
+  @usableFromInline override var payload: AnyObject { batch }
 }
 
 extension _Segment {
-  /// This transaction's batch on `cell`, made with `make` if it has none; a batch that a
-  /// checkpoint still holds is copied first, so rolling back restores it untouched.
-  func delayedAppend<Batch: _DelayedAppend>(on cell: _Cell, make: () -> Batch) -> Batch {
+  /// The payload of this transaction's batch on `cell`, a new one boxed by `makeBox` if it has
+  /// none; a batch that a checkpoint still holds is copied first, so rolling back restores it
+  /// untouched. Untyped: see `_DelayedAppendBox`.
+  @usableFromInline
+  func delayedAppend(on cell: _Cell, makeBox: () -> _AnyDelayedAppend) -> AnyObject {
     if let position = log.find(cell) {
       if let existing = log.entries[position].batch {
         if log.entries[position].batchGeneration != log.generation {
           log.entries[position].batch = existing.copy()
           log.entries[position].batchGeneration = log.generation
         }
-        return unsafeDowncast(log.entries[position].batch!.payload, to: Batch.self)
+        return log.entries[position].batch!.payload
       }
-      let batch = make()
-      log.entries[position].batch = _DelayedAppendBox(batch)
+      let box = makeBox()
+      log.entries[position].batch = box
       log.entries[position].batchGeneration = log.generation
-      return batch
+      return box.payload
     }
-    let batch = make()
+    let box = makeBox()
     var entry = _WriteEntry(cell: cell, version: nil, commutes: [], generation: log.generation)
-    entry.batch = _DelayedAppendBox(batch)
+    entry.batch = box
     entry.batchGeneration = log.generation
     log.append(entry)
-    return batch
+    return box.payload
   }
 
   /// This transaction's batch on `cell`, if it has one.
