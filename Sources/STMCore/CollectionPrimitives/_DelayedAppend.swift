@@ -60,6 +60,10 @@ package func _anchorVersion<Anchor>(_ value: Anchor, of cell: _Cell) -> AnyObjec
 package struct _DelayedWrite {
   @usableFromInline let cell: _Cell
   @usableFromInline let version: _VersionBase
+  /// Set by the commit that locked `cell` for this write (and not already for another), so
+  /// that it knows which locks to drop; kept here rather than in an array of its own, which
+  /// cost an allocation per commit.
+  @usableFromInline var isLockedByLanding = false
 
   /// A write of `value` into `variable`.
   @inlinable

@@ -303,10 +303,10 @@ final class _Segment: @unchecked Sendable {
   struct Landing {
     /// The new version of each anchor, by entry position, in increasing position.
     var anchors: [(entry: Int, version: _VersionBase)] = []
-    /// The other cells the items land in; the commit holds their locks too.
+    /// The other cells the items land in; the commit holds their locks too (each write says
+    /// whether its lock was taken for it or was already held, as an entry's or an earlier
+    /// write's).
     var writes: [_DelayedWrite] = []
-    /// Which of `writes` this commit locked itself (a cell may already be one of its entries).
-    var lockedByLanding: [Bool] = []
   }
 
   /// Locks every written cell in address order and, when there are delayed appends, lands
@@ -336,15 +336,14 @@ final class _Segment: @unchecked Sendable {
         if landing.writes.isEmpty { landing.writes = writes } else { landing.writes += writes }
       }
       var allLocked = true
-      for write in landing.writes {
-        if write.cell.relaxedHolder == tag {
-          landing.lockedByLanding.append(false)
-        } else if write.cell.tryLock(as: tag).locked {
-          landing.lockedByLanding.append(true)
-        } else {
+      for position in landing.writes.indices {
+        let cell = landing.writes[position].cell
+        if cell.relaxedHolder == tag { continue }
+        guard cell.tryLock(as: tag).locked else {
           allLocked = false
           break
         }
+        landing.writes[position].isLockedByLanding = true
       }
       if allLocked {
         if started != 0 { engine.notePause(.writeWrite, since: started, context: context, segment: self, conflictingSite: 0) }
@@ -357,7 +356,7 @@ final class _Segment: @unchecked Sendable {
   }
 
   private func unlock(_ entries: UnsafeBufferPointer<_WriteEntry>, _ landing: Landing) {
-    for (write, locked) in zip(landing.writes, landing.lockedByLanding) where locked {
+    for write in landing.writes where write.isLockedByLanding {
       write.cell.unlock()
     }
     for index in entries.indices {

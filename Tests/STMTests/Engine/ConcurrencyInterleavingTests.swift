@@ -1,5 +1,5 @@
 import Foundation
-import STM
+@testable import STM
 @testable import STMCore
 import STMTestSupport
 import Synchronization
@@ -232,6 +232,31 @@ extension LibraryTests {
       #expect(writer.value.pauses == [.writeWrite: 1])
       #expect(writer.value.aborts == [.writeWrite: 1])
       #expect(writer.value.commits == 1)
+    }
+
+    /// A commit whose delayed append lands in a cell that another commit holds lets go of every
+    /// lock it took (its anchor's, and those of the cells it had already locked for landing)
+    /// before it tries again, so that it never waits while holding locks outside the address
+    /// order.
+    @Test func aLandingThatFindsACellHeldLetsGoOfEveryLockAndTriesAgain() {
+      let array = TArray<Int>()
+      let first = array.slots.slot(0).cell, second = array.slots.slot(1).cell
+      #expect(second.tryLock(as: _retireTag).locked)   // another commit is publishing slot 1
+      let appender = Report()
+      let done = onThread(appender) { atomically { _ in array.append(contentsOf: [10, 20]) } }
+      #expect(done.wait(timeout: .now() + 0.3) == .timedOut)
+      second.unlock()
+      done.wait()
+
+      // Slot 0 was locked and let go on every failed attempt: a lock kept would still be held
+      // (and reading the array would then wait for it forever, so that comes last).
+      let holders = [first, second, array.countCell.cell].map(\.relaxedHolder)
+      #expect(holders == [0, 0, 0])
+      guard holders == [0, 0, 0] else { return }
+      #expect(array.elements == [10, 20])
+      #expect(appender.value.pauses == [.writeWrite: 1])
+      #expect(appender.value.aborts.isEmpty)
+      #expect(appender.value.commits == 1)
     }
 
     /// A reader whose snapshot comes after a commit's number must wait for that commit even in
