@@ -207,7 +207,9 @@ public final class TQueue<Element: Sendable>: Sendable {
     }
   }
 
-  @usableFromInline
+  // Inlinable, like the rest of the path: compiled generically, every dequeue outside a
+  // transaction looked up the metadata of its queue's node and optional types at run time.
+  @inlinable
   func blockingDequeue(at site: _CallSite) -> Element? {
     do {
       return try _singleOperation(at: site) { transaction in try dequeue(fileID: site.fileID, line: site.line) }

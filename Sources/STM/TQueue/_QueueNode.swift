@@ -14,7 +14,7 @@ final class _QueueNode<Element: Sendable>: @unchecked Sendable {
 
   @inlinable var next: TVar<_QueueNode?> { TVar(_unretained: link) }
 
-  @usableFromInline
+  @inlinable
   init(_ item: Element?, next: _QueueNode? = nil) {
     self.item = item
     link = TVar(next)._retainedHandle
@@ -30,14 +30,16 @@ final class _QueueNode<Element: Sendable>: @unchecked Sendable {
 @usableFromInline
 final class _EnqueueBatch<Element: Sendable>: _DelayedAppend {
   @usableFromInline typealias Anchor = _QueueNode<Element>
-  @usableFromInline typealias Link = (_ items: [Element], _ after: _QueueNode<Element>) -> (anchor: _QueueNode<Element>, writes: [_DelayedWrite])
+  @usableFromInline typealias Link = (_ items: [Element], _ tail: AnyObject, _ of: _Cell) -> (anchor: AnyObject, writes: [_DelayedWrite])
 
   @usableFromInline var items: [Element] = []
-  /// ``link(_:after:)``, captured where `Element` is known (see `_AppendBatch.makeWrites`).
+  /// ``land(_:onto:of:)``, captured where `Element` is known (see `_AppendBatch.makeWrites`):
+  /// the engine lands the batch through it, so that neither the nodes nor the tail's versions
+  /// are made by generic code that looks up their types' metadata at run time.
   @usableFromInline let linkItems: Link
 
   @inlinable
-  init() { linkItems = Self.link(_:after:) }
+  init() { linkItems = Self.land(_:onto:of:) }
 
   @usableFromInline
   init(items: [Element], linkItems: @escaping Link) {
@@ -47,8 +49,20 @@ final class _EnqueueBatch<Element: Sendable>: _DelayedAppend {
 
   @usableFromInline func copy() -> Self { Self(items: items, linkItems: linkItems) }
 
+  @usableFromInline func _land(onto tail: AnyObject, of cell: _Cell) -> (anchor: AnyObject, writes: [_DelayedWrite]) {
+    linkItems(items, tail, cell)
+  }
+
+  /// The protocol's typed form; the engine calls `_land(onto:of:)` instead.
   @usableFromInline func land(onto tail: _QueueNode<Element>) -> (anchor: _QueueNode<Element>, writes: [_DelayedWrite]) {
-    linkItems(items, tail)
+    Self.link(items, after: tail)
+  }
+
+  /// `_land(onto:of:)` for `items`: links them after the tail version `tail` of `cell`.
+  @inlinable
+  static func land(_ items: [Element], onto tail: AnyObject, of cell: _Cell) -> (anchor: AnyObject, writes: [_DelayedWrite]) {
+    let (newTail, writes) = link(items, after: _anchorValue(of: tail, as: _QueueNode<Element>.self))
+    return (_anchorVersion(newTail, of: cell), writes)
   }
 
   /// New nodes for `items`, and the write that links the first after `tail`.

@@ -33,6 +33,7 @@ extension TVar {
 
   /// A retained handle on the variable's cell, for an owner that must control when the cell
   /// is released (see `_DeferredRelease`). Balance it with one `release()`.
+  @inlinable
   package var _retainedHandle: Unmanaged<AnyObject> { Unmanaged.passRetained(cell) }
 
   /// The variable behind `handle`, which must come from `_retainedHandle` of a `TVar` of the
