@@ -319,6 +319,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   /// Every cell that a transaction running now may find a key in, stripe by stripe (not
   /// atomic: the caller reads the cells in a transaction). A key may have two cells here, a
   /// retired one and a fresh one; at any one snapshot at most one of them holds a value.
+  @inlinable
   func allSlots(seenFrom snapshot: UInt64) -> [(key: Key, slot: Slot)] {
     var all: [(key: Key, slot: Slot)] = []
     for stripe in stripes {

@@ -226,7 +226,10 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   // MARK: Whole-collection reads
 
   /// Every present key with its value, as one consistent snapshot (joins the running
-  /// transaction, if any; outside, a read-only transaction, which never aborts).
+  /// transaction, if any; outside, a read-only transaction, which never aborts). Inlinable,
+  /// with `allSlots`: compiled generically, it looked up the metadata of the key's optional
+  /// value type at run time for every key.
+  @inlinable
   func snapshot(at site: _CallSite) -> [(key: Key, value: Value)] {
     _singleOperation(at: site) { transaction in
       // Reading every count cell first makes a concurrent insert of a key this enumeration

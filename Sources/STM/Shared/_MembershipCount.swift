@@ -32,6 +32,7 @@ final class _MembershipCount: Sendable {
 
   /// The count, as one atomic read by the operation at `site` (joins the running
   /// transaction, if any).
+  @usableFromInline
   func value(at site: _CallSite) -> Int {
     _singleOperation(at: site) { _ in
       cells.reduce(0) { $0 + $1._noted(.read, at: site, as: .named("count")).value }
