@@ -217,7 +217,10 @@ public final class TArray<Element: Sendable>: Sendable {
   /// Conflicts: with transactions that append, remove, or write an index.
   ///
   /// - Complexity: O(*n*).
+  @inlinable
   public var elements: [Element] {
+    // Inlinable, so that the loop is compiled for `Element`: generically, each element's read
+    // looked up the metadata of its slot's types at run time.
     let site = _CallSite.unknown(in: self)
     return _singleOperation(at: site) { _ in
       let total = count
@@ -240,6 +243,7 @@ extension TArray: Sequence {
   /// Iterates over one consistent snapshot of the elements, taken when iteration starts.
   ///
   /// Conflicts: as ``elements``.
+  @inlinable
   public func makeIterator() -> IndexingIterator<[Element]> { elements.makeIterator() }
 }
 
