@@ -81,7 +81,13 @@ struct _TransactionLog {
   var isEmpty: Bool { entries.isEmpty }
 
   mutating func removeAll() {
-    entries.removeAll(keepingCapacity: entries.count <= 64)
+    if entries.count <= 64 {
+      // Entry by entry: `removeAll(keepingCapacity:)` goes through a generic range replacement
+      // that cost a one-write transaction about 430 instructions, a tenth of the whole.
+      while entries.popLast() != nil {}
+    } else {
+      entries.removeAll()
+    }
     index = nil
     afterCommit.removeAll()
     afterAbort.removeAll()
