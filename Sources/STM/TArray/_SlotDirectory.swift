@@ -17,7 +17,7 @@ final class _SlotDirectory<Element: Sendable>: Sendable {
   /// A chunk made at most once and then never replaced: `AtomicLazyReference`'s job, done
   /// here because that type's generic code is not specialized into this module, and each of
   /// its loads looked up metadata at run time (about 430 instructions; a transaction that
-  /// appended one element made six of them).
+  /// appended one element made three of them).
   @usableFromInline
   final class ChunkReference: Sendable {
     /// The chunk, retained once by this reference; nil until made.

@@ -22,19 +22,21 @@ package protocol _DelayedAppend<Anchor>: AnyObject {
   func copy() -> Self
   /// What the anchor becomes, and the other writes that make the items visible.
   func land(onto anchor: Anchor) -> (anchor: Anchor, writes: [_DelayedWrite])
-  /// `land(onto:)` on the anchor's newest version, returning the anchor's new version. Leave
-  /// the default: as a requirement, its witness is compiled where the conformance is, with
-  /// `Anchor` known, so the engine's untyped commit code makes the anchor's version without
-  /// looking up `_Version<Anchor>`'s metadata at run time on every commit.
-  /// (Versions pass as `AnyObject`: `_VersionBase` is not visible to conforming modules.)
+  /// `land(onto:)` on the anchor's newest version, returning the anchor's new version: what
+  /// the engine's untyped commit code calls. A requirement, so that a conformance can compile
+  /// it for its own types; otherwise reading and making the anchor's versions looks up
+  /// `_Version<Anchor>`'s metadata at run time on every commit (see the default below).
+  /// Versions pass as `AnyObject`: `_VersionBase` is not visible to conforming modules.
   func _land(onto anchor: AnyObject, of cell: _Cell) -> (anchor: AnyObject, writes: [_DelayedWrite])
 }
 
 extension _DelayedAppend {
   /// The default `_land(onto:of:)`. A conformance generic over other parameters (a batch of
-  /// any element type) gets this generic body as its witness; one whose `Anchor` is concrete
-  /// can implement `_land` itself with `_anchorValue` and `_anchorVersion`, which are then
-  /// compiled for that type.
+  /// any element type) gets this generic body as its witness, which looks its types up at run
+  /// time. One whose `Anchor` is concrete can write `_land` out with `_anchorValue` and
+  /// `_anchorVersion`, which are then compiled for that type (as `TArray`'s batch does); one
+  /// whose `Anchor` depends on its parameters can call a closure captured where they are
+  /// known (as `TQueue`'s batch does).
   @inlinable
   package func _land(onto anchor: AnyObject, of cell: _Cell) -> (anchor: AnyObject, writes: [_DelayedWrite]) {
     let (new, writes) = land(onto: _anchorValue(of: anchor, as: Anchor.self))

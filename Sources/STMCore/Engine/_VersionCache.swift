@@ -5,8 +5,8 @@
 /// to an object (or a removed key's cell) it refers to; and a version is reused only for a
 /// value of its own type. The cache belongs to one thread: taking and offering are plain loads
 /// and stores, and the version a write reuses is one its thread dropped a moment ago, still in
-/// its cache lines. It is small (`typeLimit` types, `perTypeLimit` versions each, and a spare), so it keeps
-/// little memory, and it is freed with its thread.
+/// its cache lines. It is small (`typeLimit` types, `perTypeLimit` versions each, and a
+/// spare), so it keeps little memory, and it is freed with its thread.
 ///
 /// In front of the shelves sits one spare: the last version offered alone. A drop-in update
 /// of a trivially copyable value takes one version and drops one of the same type, so in the
