@@ -302,11 +302,38 @@ final class _Segment: @unchecked Sendable {
   /// What the delayed appends of a commit decided, with their anchors locked.
   struct Landing {
     /// The new version of each anchor, by entry position, in increasing position.
-    var anchors: [(entry: Int, version: _VersionBase)] = []
+    var anchors = Anchors()
     /// The other cells the items land in; the commit holds their locks too (each write says
     /// whether its lock was taken for it or was already held, as an entry's or an earlier
     /// write's).
     var writes: [_DelayedWrite] = []
+  }
+
+  /// The landed anchors of a commit, the first kept inline: a commit almost always lands one
+  /// batch, and an array of one cost it an allocation and its release.
+  struct Anchors: Sequence {
+    typealias Element = (entry: Int, version: _VersionBase)
+    private var first: Element?
+    private var rest: [Element] = []
+
+    mutating func append(_ anchor: Element) {
+      if first == nil { first = anchor } else { rest.append(anchor) }
+    }
+
+    struct Iterator: IteratorProtocol {
+      fileprivate var first: Element?
+      fileprivate var rest: IndexingIterator<[Element]>
+
+      mutating func next() -> Element? {
+        if let anchor = first {
+          first = nil
+          return anchor
+        }
+        return rest.next()
+      }
+    }
+
+    func makeIterator() -> Iterator { Iterator(first: first, rest: rest.makeIterator()) }
   }
 
   /// Locks every written cell in address order and, when there are delayed appends, lands
