@@ -60,8 +60,7 @@ extension _TypedCell where Value: Sendable {
   /// releases what the update took.
   @inlinable
   package final func endInPlaceUpdate(_ update: _InPlaceUpdate<Value>, publishing value: Value?) {
-    _Engine.endInPlaceMutation(
-      of: self, update.segment, update.context, publishing: value.map { makePendingVersion($0, cachedBy: update.context) })
+    endInPlaceMutation(update.segment, update.context, publishing: value)
   }
 
   /// Publishes `value` and `transform` applied to `companion`'s newest value under one commit
@@ -77,6 +76,29 @@ extension _TypedCell where Value: Sendable {
     _Engine.endInPlaceMutation(
       of: self, update.segment, update.context, publishing: makePendingVersion(value, cachedBy: update.context),
       companion: companion.cell, companion.cell.makePendingVersion(transform(companionValue), cachedBy: update.context))
+  }
+}
+
+extension _TypedCell {
+  /// Publishes `value` (nothing when nil: the mutation was abandoned or changed nothing) at the
+  /// end of an in-place mutation outside a transaction, and releases what it took. The value
+  /// goes into the cell's newest version itself when the engine allows it (see
+  /// `_Engine.overwritableVersion(of:numbered:isAlone:)`), and into a new version otherwise.
+  @inlinable
+  final func endInPlaceMutation(_ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, publishing value: Value?) {
+    guard let value else {
+      _Engine.endInPlaceMutation(of: self, segment, context, publishing: nil)
+      return
+    }
+    let (number, overwritable) = _Engine.numberInPlaceMutation(of: self, segment, context)
+    let version: Unmanaged<_VersionBase>
+    if _isPOD(Value.self), let overwritable {
+      overwritable._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value = value }
+      version = overwritable
+    } else {
+      version = makePendingVersion(value, cachedBy: context)
+    }
+    _Engine.endInPlaceMutation(of: self, segment, context, numbered: number, publishing: version)
   }
 }
 

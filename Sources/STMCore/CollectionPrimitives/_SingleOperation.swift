@@ -119,7 +119,7 @@ extension _Engine {
           }
           engine.withdrawLookup(for: segment)
           context.forbiddenAccess = .transactionDuringInPlaceMutation
-          return cell.head.load(ordering: .acquiring)
+          return segment.newestVersion(ofLocked: cell)
         }
       }
     }

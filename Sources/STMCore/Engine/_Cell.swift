@@ -9,13 +9,15 @@ package class _Cell: @unchecked Sendable {
   /// The commit lock, and the cell's state that changes only under it (see `_CellWord` for the
   /// layout). Everything is in this one word, beside `head`, so that a cell is 32 bytes plus
   /// what a subclass adds: a dictionary entry's cell with an `Int` key fits a 48-byte block.
-  @usableFromInline let lockWord = Atomic<Int>(_CellWord.initial)
+  @usableFromInline let lockWord: Atomic<Int>
   /// The newest committed version. The cell owns one retain on it; each version owns its
   /// `older` link, so the chain lives exactly as long as the cell or until it is cut.
   @usableFromInline let head: Atomic<Unmanaged<_VersionBase>>
 
+  /// `recyclesVersions`: see there.
   @usableFromInline
-  init(initial: _VersionBase) {
+  init(initial: _VersionBase, recyclesVersions: Bool = false) {
+    lockWord = Atomic(_CellWord.initial | (recyclesVersions ? _CellWord.recyclesVersions : 0))
     initial.stamp = 0
     head = Atomic(Unmanaged.passRetained(initial))
     _LiveCounters.cellCreated()
@@ -29,8 +31,8 @@ package class _Cell: @unchecked Sendable {
 
   /// Whether dropped versions are kept for reuse (see `_VersionCache`): only when the value is
   /// trivially copyable, so that a kept version never holds on to an object (or a removed
-  /// key's cell) it refers to.
-  var recyclesVersions: Bool { false }
+  /// key's cell) it refers to. Fixed at creation, in the lock word.
+  final var recyclesVersions: Bool { lockWord.load(ordering: .relaxed) & _CellWord.recyclesVersions != 0 }
 
   /// How many older versions a commit leaves behind before it asks the reclaimer to come back
   /// for them. One version kept briefly for a running snapshot is the common case under
@@ -55,10 +57,8 @@ package class _Cell: @unchecked Sendable {
 package class _TypedCell<Value>: _Cell, @unchecked Sendable {
   @inlinable
   init(_ value: Value) {
-    super.init(initial: _Version(value, stamp: 0))
+    super.init(initial: _Version(value, stamp: 0), recyclesVersions: _isPOD(Value.self))
   }
-
-  override var recyclesVersions: Bool { _isPOD(Value.self) }
 
   override var variableDescription: String { "TVar<\(Value.self)>" }
 

@@ -11,7 +11,10 @@ import Synchronization
 ///   because the key now lives, if at all, in a fresh cell (see `_retire(if:)`).
 /// - Bit 17, `awaitingReclamation`: the cell waits in the reclamation list (see
 ///   `_HistoryReclaimer`).
-/// - Bits 18–63, the deep-walk memo: the horizon (its low 46 bits) at which a trim last had to
+/// - Bit 18, `recyclesVersions`: fixed when the cell is made (see `_Cell.recyclesVersions`).
+///   Kept here rather than asked of the cell's class: a trim reads it on every write, and the
+///   word is already in hand, where a dynamic call stalled the drop-in update.
+/// - Bits 19–63, the deep-walk memo: the horizon (its low 45 bits) at which a trim last had to
 ///   walk far down this cell's history because an old snapshot held the horizon back. While
 ///   the horizon stays there the cut point cannot move, so trims skip the walk instead of
 ///   paying for the whole history on every commit. All ones: no memo.
@@ -26,10 +29,11 @@ enum _CellWord {
   @inlinable static var holderMask: Int { 0xFFFF }
   @inlinable static var retired: Int { 1 << 16 }
   @inlinable static var awaitingReclamation: Int { 1 << 17 }
-  static let memoShift = 18
-  /// Enough for 7 × 10¹³ commits before two horizons can share a memo; a false match only
+  static var recyclesVersions: Int { 1 << 18 }
+  static let memoShift = 19
+  /// Enough for 3.5 × 10¹³ commits before two horizons can share a memo; a false match only
   /// delays one cell's trim until the horizon moves.
-  static let memoMask: UInt64 = (1 << 46) - 1
+  static let memoMask: UInt64 = (1 << 45) - 1
 
   /// No holder, no flag, no memo.
   @usableFromInline static let initial = Int(bitPattern: UInt(memoMask) << UInt(memoShift))

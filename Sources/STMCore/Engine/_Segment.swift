@@ -67,6 +67,9 @@ final class _Segment: @unchecked Sendable {
   /// whole transaction ends, outside it, whatever its outcome.
   @exclusivity(unchecked) var rolledBackHooks: [() -> Void] = []
   @usableFromInline @exclusivity(unchecked) unowned(unsafe) var context: _ThreadContext?
+  /// Whether the newest version of the cell an in-place mutation holds is its only one (see
+  /// `newestVersion(ofLocked:)`).
+  @exclusivity(unchecked) var lockedNewestIsAlone = false
   private let paddingAtEnd = _CacheLinePadding()
 
   init(index: Int) {
@@ -153,6 +156,17 @@ final class _Segment: @unchecked Sendable {
       }
       return version
     }
+  }
+
+  /// The newest version of `cell`, whose commit lock this segment's in-place mutation has just
+  /// taken; notes whether it is the only version, for `_Engine.overwritableVersion`. Asked
+  /// here, as the caller starts fetching the value: on a large map the version's header is
+  /// often on another cache line than its value, and the two misses then overlap instead of
+  /// the header's coming at the end of the update.
+  func newestVersion(ofLocked cell: _Cell) -> Unmanaged<_VersionBase> {
+    let newest = cell.head.load(ordering: .acquiring)
+    lockedNewestIsAlone = newest._withUnsafeGuaranteedRef { $0.older == nil }
+    return newest
   }
 
   // MARK: Writes
@@ -506,6 +520,50 @@ extension _Engine {
     trimHistory(below: version, of: cell, by: context)
   }
 
+  /// Makes `version`, the newest of its cell and just given a new value in place, the
+  /// commit numbered `number`'s; the caller holds the cell's commit lock.
+  func restamp(_ version: Unmanaged<_VersionBase>, number: UInt64, site: UInt32) {
+    version._withUnsafeGuaranteedRef { version in
+      version.stamp = number
+      version.flags = 0
+      version.site = site
+    }
+  }
+
+  /// The newest version of `cell`, if the commit numbered `number` may write its value into
+  /// that version instead of publishing a new one; the caller holds the cell's commit lock and
+  /// has taken `number`.
+  ///
+  /// It may when publishing a new version would drop this one at once (no announced snapshot
+  /// is below `number`: `trimHistory`'s condition), when it is the only version (nothing
+  /// older hangs on it), when its value is trivially copyable (overwriting destroys nothing),
+  /// and when nothing but the cell holds it (a transaction that committed it may still have
+  /// it in its log). Then no one can be reading it: every reader announces its snapshot before
+  /// it looks at a cell, and one announced after the scan below reads at `number` or later
+  /// (the scan follows the number's sequentially consistent fetch-and-add), so it finds the
+  /// cell held by this commit and waits for the new value. This is the reasoning that lets
+  /// `trimHistory` recycle a dropped version at once, applied before the write instead of
+  /// after it. A drop-in update that overwrites makes no version, links and trims nothing,
+  /// and never touches a second version (a cache miss per update on a large map).
+  /// `isAlone` says whether the newest version is the only one (`_Segment.lockedNewestIsAlone`).
+  func overwritableVersion(of cell: _Cell, numbered number: UInt64, isAlone: Bool) -> Unmanaged<_VersionBase>? {
+    guard isAlone, cell.recyclesVersions else { return nil }
+    let newest = cell.head.load(ordering: .relaxed)
+    guard isOwnedOnlyByItsCell(newest) else { return nil }
+    guard oldestAnnouncedSnapshot(bound: number) >= number else { return nil }
+    return newest
+  }
+
+  /// Whether the only strong reference to `newest` is its cell's: checked without retaining
+  /// it, by borrowing the cell's reference for the check and handing it back.
+  private func isOwnedOnlyByItsCell(_ newest: Unmanaged<_VersionBase>) -> Bool {
+    var borrowed: _VersionBase? = newest.takeRetainedValue()
+    let unique = isKnownUniquelyReferenced(&borrowed)
+    // Moved back, not copied: the retain pairs with the end of `borrowed`.
+    _ = Unmanaged.passRetained(borrowed.take()!)
+    return unique
+  }
+
   /// Drops the versions below the newest one that the oldest running snapshot can see, and
   /// keeps what it dropped in the thread's `_VersionCache`. If older versions must stay for now, the cell
   /// is noted for the reclaimer, so that they go even if the cell is never written again.
@@ -615,7 +673,10 @@ enum _CommitNumber {
     // Wrapping: the checked `add` compiles to a compare-and-swap loop (to trap on overflow,
     // which 2^64 commits never reach), and at two threads each failed exchange moved the
     // clock's line once more; the wrapping add is one fetch-and-add.
-    let number = engine.clock.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue
+    // Sequentially consistent (on x86 and arm64 the same instruction as acquire-release): a
+    // commit's scan of the announced snapshots after taking its number must see every reader
+    // whose snapshot is below it (see `overwritableVersion(of:numbered:isAlone:)`).
+    let number = engine.clock.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
     #if DEBUG
     if let hook = _TestHooks.afterTakingCommitNumber.withLock({ $0 }) { hook() }
     #endif

@@ -221,7 +221,7 @@ extension _Engine {
       return handle
     }
     context.forbiddenAccess = .transactionDuringInPlaceMutation
-    return (handle, cell.head.load(ordering: .acquiring))
+    return (handle, handle._withUnsafeGuaranteedRef { $0.newestVersion(ofLocked: cell) })
   }
 
   /// Publishes `version` (or nothing, when the mutation was abandoned by a thrown error), and
@@ -258,14 +258,66 @@ extension _Engine {
       }
       context.lastCommit = _SerialPosition(number: number, isReadOnly: false)
     }
+    finishInPlaceMutation(of: cell, segment, context, engine, published: version != nil, companion: companion)
+  }
+
+  /// The first half of the end of an in-place mutation that publishes a value: takes the
+  /// commit number, and returns the cell's newest version if the value may be written into it
+  /// instead of into a new version (see `_Engine.overwritableVersion(of:numbered:isAlone:)`). Finish
+  /// with `endInPlaceMutation(of:_:_:numbered:publishing:)`.
+  @usableFromInline
+  static func numberInPlaceMutation(of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>)
+    -> (number: UInt64, overwritable: Unmanaged<_VersionBase>?)
+  {
+    segment._withUnsafeGuaranteedRef { segment in
+      context._withUnsafeGuaranteedRef { context in
+        context.engine._withUnsafeGuaranteedRef { engine in
+          context.forbiddenAccess = nil
+          let number = _CommitNumber.take(for: segment, from: engine)
+          return (number, engine.overwritableVersion(of: cell, numbered: number, isAlone: segment.lockedNewestIsAlone))
+        }
+      }
+    }
+  }
+
+  /// Publishes `version` under `number` (both from `numberInPlaceMutation`) and releases what
+  /// `beginInPlaceMutation` took. `version` is either the overwritable version that call
+  /// returned, now holding the new value, or a pending version whose retain this takes over.
+  @usableFromInline
+  static func endInPlaceMutation(
+    of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, numbered number: UInt64,
+    publishing version: Unmanaged<_VersionBase>
+  ) {
+    segment._withUnsafeGuaranteedRef { segment in
+      context._withUnsafeGuaranteedRef { context in
+        context.engine._withUnsafeGuaranteedRef { engine in
+          let site = engine.singleOperationSite(writing: cell, context: context)
+          let newest = cell.head.load(ordering: .relaxed)
+          if version.toOpaque() == newest.toOpaque() {
+            engine.restamp(version, number: number, site: site)
+          } else {
+            engine.publish(version, in: cell, replacing: newest, number: number, flags: 0, site: site, by: context)
+          }
+          context.lastCommit = _SerialPosition(number: number, isReadOnly: false)
+          finishInPlaceMutation(of: cell, segment, context, engine, published: true, companion: nil)
+        }
+      }
+    }
+  }
+
+  /// What every in-place mutation does last: lets go of the locks, the commit and the segment,
+  /// and, when it published, wakes the transactions waiting for the cells to change.
+  private static func finishInPlaceMutation(
+    of cell: _Cell, _ segment: _Segment, _ context: _ThreadContext, _ engine: _Engine, published: Bool, companion: _Cell?
+  ) {
     context.diagnostics.endAccesses()
     cell.unlock()
     companion?.unlock()
     engine.leaveCommit(segment)
-    if version != nil { engine.reclaimer.reclaimNow(ifDueFor: context, using: segment) }
+    if published { engine.reclaimer.reclaimNow(ifDueFor: context, using: segment) }
     segment.context = nil
     engine.releaseSegment(segment)
-    if version != nil {
+    if published {
       // Pairs with the fence in `_RetryRegistry.register`.
       atomicMemoryFence(ordering: .sequentiallyConsistent)
       engine.retryWaiters.wakeWaiters(of: cell)

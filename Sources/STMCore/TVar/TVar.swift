@@ -87,7 +87,7 @@ public struct TVar<Value: Sendable> {
       }
       let context = state.pointee.context
       let (segment, _) = _Engine.beginInPlaceMutation(of: cell, context.takeUnretainedValue())
-      _Engine.endInPlaceMutation(of: cell, segment, context, publishing: cell.makePendingVersion(newValue))
+      cell.endInPlaceMutation(segment, context, publishing: newValue)
     }
     nonmutating _modify {
       let state = _ThreadState.current
@@ -103,10 +103,7 @@ public struct TVar<Value: Sendable> {
       let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context.takeUnretainedValue())
       var current = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
       var finished = false
-      defer {
-        _Engine.endInPlaceMutation(
-          of: cell, segment, context, publishing: finished ? cell.makePendingVersion(current) : nil)
-      }
+      defer { cell.endInPlaceMutation(segment, context, publishing: finished ? current : nil) }
       yield &current
       finished = true
     }
@@ -193,7 +190,7 @@ public struct TVar<Value: Sendable> {
     let updated = newest._withUnsafeGuaranteedRef {
       transform(unsafeDowncast($0, to: _Version<Value>.self).value)
     }
-    _Engine.endInPlaceMutation(of: cell, segment, context, publishing: cell.makePendingVersion(updated))
+    cell.endInPlaceMutation(segment, context, publishing: updated)
   }
 
   /// Replaces the value and returns the previous one, as one atomic step.

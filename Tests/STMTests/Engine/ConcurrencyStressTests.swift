@@ -65,6 +65,48 @@ extension LibraryTests {
       #expect(counter.value == threads * perThread)
     }
 
+    /// Drop-in writes overwrite a version in place only when no snapshot reads below them:
+    /// while they run, a transaction that reads a variable twice reads the same value, and no
+    /// reader, in a transaction or outside, sees a variable go back to an older value.
+    @Test func dropInWritesNeverChangeWhatARunningSnapshotReads() {
+      let cells = (0..<4).map { _ in TVar(0) }
+      let writers = 3, readers = 5
+      let perWriter = TestScale.scaled(20_000) / writers
+      let finishedWriters = Atomic<Int>(0)
+      let changedUnderSnapshot = Atomic<Int>(0), wentBack = Atomic<Int>(0)
+      runThreads(writers + readers) { thread in
+        if thread < writers {
+          var random = SeededRandom(thread: thread)
+          for _ in 0..<perWriter { cells[random.below(cells.count)].value += 1 }
+          finishedWriters.add(1, ordering: .relaxed)
+          return
+        }
+        var lastSeen = [Int](repeating: 0, count: cells.count)
+        var round = 0
+        while finishedWriters.load(ordering: .relaxed) < writers || round < 100 {
+          round += 1
+          let index = round % cells.count
+          let seen: Int
+          if round % 2 == 0 {
+            seen = atomically { _ in
+              let first = cells[index].value
+              // Long enough for writers to get in between the two reads.
+              for other in 0..<64 { _ = cells[other % cells.count].value }
+              if cells[index].value != first { changedUnderSnapshot.add(1, ordering: .relaxed) }
+              return first
+            }
+          } else {
+            seen = cells[index].value
+          }
+          if seen < lastSeen[index] { wentBack.add(1, ordering: .relaxed) }
+          lastSeen[index] = seen
+        }
+      }
+      #expect(changedUnderSnapshot.load(ordering: .relaxed) == 0)
+      #expect(wentBack.load(ordering: .relaxed) == 0)
+      #expect(cells.reduce(0) { $0 + $1.value } == writers * perWriter)
+    }
+
     @Test func contendedIncrementsAreNeverLost() {
       let counter = TVar(0)
       let threads = 4
@@ -215,6 +257,45 @@ extension LibraryTests {
         #expect(historyLength(cell) == 1)
       }
       #expect(cell.value == 4)
+    }
+
+    private func newestVersion<Value>(_ tvar: TVar<Value>) -> (identity: ObjectIdentifier, stamp: UInt64) {
+      let newest = tvar.cell.head.load(ordering: .acquiring).takeUnretainedValue()
+      return (ObjectIdentifier(newest), newest.stamp)
+    }
+
+    /// A drop-in write that no running snapshot reads below puts a trivially copyable value
+    /// into the newest version itself, under the write's commit number: no version made, none
+    /// dropped. A value that may hold an object gets a new version.
+    @Test func aDropInWriteNoSnapshotPrecedesOverwritesTheNewestVersion() {
+      let cell = TVar(0)
+      let initial = newestVersion(cell)
+      cell.value = 1
+      let afterSet = newestVersion(cell)
+      cell.value += 1
+      cell.commute { $0 + 1 }
+      let afterAll = newestVersion(cell)
+      #expect(afterSet.identity == initial.identity && afterAll.identity == initial.identity)
+      #expect(initial.stamp < afterSet.stamp && afterSet.stamp < afterAll.stamp)
+      #expect(afterAll.stamp <= _Engine.shared.clock.load(ordering: .acquiring))
+      #expect(cell.value == 3 && historyLength(cell) == 1)
+
+      let name = TVar("a")
+      let before = newestVersion(name)
+      name.value = "b"
+      #expect(newestVersion(name).identity != before.identity)
+      #expect(name.value == "b" && historyLength(name) == 1)
+    }
+
+    /// A version that something besides its cell still holds (as a transaction that committed
+    /// it holds it in its log until the log is emptied) is never overwritten.
+    @Test func aVersionHeldElsewhereIsNotOverwritten() {
+      let cell = TVar(5)
+      let held = cell.cell.head.load(ordering: .acquiring).takeUnretainedValue() as! _Version<Int>
+      cell.value = 6
+      #expect(held.value == 5)
+      #expect(newestVersion(cell).identity != ObjectIdentifier(held))
+      #expect(cell.value == 6)
     }
 
     /// ... but a snapshot taken before the writes keeps the version it reads, and reads it.

@@ -120,12 +120,15 @@ extension LibraryTests {
     }
 
     /// A thread's next write of the same type reuses the version its last commit dropped.
+    /// (In transactions: a drop-in write of a value like this one overwrites the version in
+    /// place and drops nothing; see `ReclamationTests`.)
     @Test func aWriteReusesTheVersionTheLastCommitDropped() {
       let cell = TVar(0)
       _ThreadContext.current.versionCache.removeAll()
-      cell.value = 1   // drops the initial version into this thread's cache (nothing pins it)
+      // Drops the initial version into this thread's cache (nothing pins it).
+      atomically { _ in cell.value = 1 }
       let dropped = ObjectIdentifier(_ThreadContext.current.versionCache.peekForTests(ObjectIdentifier(_Version<Int>.self))!)
-      cell.value = 2
+      atomically { _ in cell.value = 2 }
       let head = cell.cell.head.load(ordering: .acquiring).takeUnretainedValue()
       #expect(ObjectIdentifier(head) == dropped)
       #expect(cell.value == 2)
