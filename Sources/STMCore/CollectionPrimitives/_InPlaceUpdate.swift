@@ -72,10 +72,14 @@ extension _TypedCell where Value: Sendable {
     alongWith companion: TVar<Companion>, _ transform: (Companion) -> Companion
   ) {
     let newest = _Engine.lockCompanion(companion.cell, update.segment, update.context)
-    let companionValue = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Companion>.self).value }
+    let companionValue = transform(newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Companion>.self).value })
+    let (number, overwritable, companionOverwritable) = _Engine.numberInPlaceMutation(
+      of: self, update.segment, update.context, companion: companion.cell)
     _Engine.endInPlaceMutation(
-      of: self, update.segment, update.context, publishing: makePendingVersion(value, cachedBy: update.context),
-      companion: companion.cell, companion.cell.makePendingVersion(transform(companionValue), cachedBy: update.context))
+      of: self, update.segment, update.context, numbered: number,
+      publishing: version(holding: value, overwriting: overwritable, cachedBy: update.context),
+      companion: companion.cell,
+      companion.cell.version(holding: companionValue, overwriting: companionOverwritable, cachedBy: update.context))
   }
 }
 
@@ -83,22 +87,28 @@ extension _TypedCell {
   /// Publishes `value` (nothing when nil: the mutation was abandoned or changed nothing) at the
   /// end of an in-place mutation outside a transaction, and releases what it took. The value
   /// goes into the cell's newest version itself when the engine allows it (see
-  /// `_Engine.overwritableVersion(of:numbered:isAlone:)`), and into a new version otherwise.
+  /// `_Engine.overwritableVersions(of:isAlone:companion:numbered:)`), and into a new version
+  /// otherwise.
   @inlinable
   final func endInPlaceMutation(_ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, publishing value: Value?) {
     guard let value else {
-      _Engine.endInPlaceMutation(of: self, segment, context, publishing: nil)
+      _Engine.abandonInPlaceMutation(of: self, segment, context)
       return
     }
     let (number, overwritable) = _Engine.numberInPlaceMutation(of: self, segment, context)
-    let version: Unmanaged<_VersionBase>
-    if _isPOD(Value.self), let overwritable {
-      overwritable._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value = value }
-      version = overwritable
-    } else {
-      version = makePendingVersion(value, cachedBy: context)
-    }
-    _Engine.endInPlaceMutation(of: self, segment, context, numbered: number, publishing: version)
+    _Engine.endInPlaceMutation(
+      of: self, segment, context, numbered: number, publishing: version(holding: value, overwriting: overwritable, cachedBy: context))
+  }
+
+  /// `overwritable` (from `_Engine.numberInPlaceMutation`) given `value`, or, when there is
+  /// none, a pending version holding it.
+  @inlinable
+  final func version(
+    holding value: Value, overwriting overwritable: Unmanaged<_VersionBase>?, cachedBy context: Unmanaged<_ThreadContext>
+  ) -> Unmanaged<_VersionBase> {
+    guard _isPOD(Value.self), let overwritable else { return makePendingVersion(value, cachedBy: context) }
+    overwritable._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value = value }
+    return overwritable
   }
 }
 
@@ -111,7 +121,7 @@ extension _Engine {
     let context = _ThreadState.current.pointee.context
     let (segment, newest) = beginInPlaceMutation(of: cell, context.takeUnretainedValue())
     if cell.isRetired {
-      endInPlaceMutation(of: cell, segment, context, publishing: nil)
+      abandonInPlaceMutation(of: cell, segment, context)
       return nil
     }
     return (segment, context, newest)

@@ -156,6 +156,16 @@ final class _Engine: @unchecked Sendable {
     return oldest
   }
 
+  /// Whether no segment announces a snapshot below `number`: `oldestAnnouncedSnapshot(bound:
+  /// number) >= number`, asked on every drop-in update, in a loop that stops at the first
+  /// such snapshot instead of keeping a minimum.
+  func noSnapshotAnnounced(below number: UInt64) -> Bool {
+    for segment in segmentHandles where segment._withUnsafeGuaranteedRef({ $0.announcedSnapshot.load(ordering: .sequentiallyConsistent) }) < number {
+      return false
+    }
+    return true
+  }
+
   /// A clock that every running snapshot and every lookup under way started at or after:
   /// what has left an index since this clock may still be in use; what left before may go.
   /// Raises the horizon on the way.

@@ -159,7 +159,7 @@ final class _Segment: @unchecked Sendable {
   }
 
   /// The newest version of `cell`, whose commit lock this segment's in-place mutation has just
-  /// taken; notes whether it is the only version, for `_Engine.overwritableVersion`. Asked
+  /// taken; notes whether it is the only version, for `_Engine.overwritableVersions`. Asked
   /// here, as the caller starts fetching the value: on a large map the version's header is
   /// often on another cache line than its value, and the two misses then overlap instead of
   /// the header's coming at the end of the update.
@@ -520,9 +520,22 @@ extension _Engine {
     trimHistory(below: version, of: cell, by: context)
   }
 
+  /// Makes `version` the newest of `cell` under `number`: restamps it if it is the newest
+  /// already (overwritten in place; see `overwritableVersions`), and otherwise publishes it,
+  /// taking over the caller's retain. The caller holds the cell's commit lock.
+  @inline(__always)
+  func publishOrRestamp(_ version: Unmanaged<_VersionBase>, in cell: _Cell, number: UInt64, site: UInt32, by context: _ThreadContext) {
+    let newest = cell.head.load(ordering: .relaxed)
+    if version.toOpaque() == newest.toOpaque() {
+      restamp(version, number: number, site: site)
+    } else {
+      publish(version, in: cell, replacing: newest, number: number, flags: 0, site: site, by: context)
+    }
+  }
+
   /// Makes `version`, the newest of its cell and just given a new value in place, the
   /// commit numbered `number`'s; the caller holds the cell's commit lock.
-  func restamp(_ version: Unmanaged<_VersionBase>, number: UInt64, site: UInt32) {
+  private func restamp(_ version: Unmanaged<_VersionBase>, number: UInt64, site: UInt32) {
     version._withUnsafeGuaranteedRef { version in
       version.stamp = number
       version.flags = 0
@@ -530,28 +543,41 @@ extension _Engine {
     }
   }
 
-  /// The newest version of `cell`, if the commit numbered `number` may write its value into
-  /// that version instead of publishing a new one; the caller holds the cell's commit lock and
-  /// has taken `number`.
+  /// The newest versions of `cell` and of `companion` (when given) that the commit numbered
+  /// `number` may write its values into instead of publishing new ones, nil for each that it
+  /// may not; the caller holds both commit locks and has taken `number`. `isAlone` says whether
+  /// `cell`'s newest version is its only one (`_Segment.lockedNewestIsAlone`).
   ///
-  /// It may when publishing a new version would drop this one at once (no announced snapshot
-  /// is below `number`: `trimHistory`'s condition), when it is the only version (nothing
-  /// older hangs on it), when its value is trivially copyable (overwriting destroys nothing),
-  /// and when nothing but the cell holds it (a transaction that committed it may still have
-  /// it in its log). Then no one can be reading it: every reader announces its snapshot before
-  /// it looks at a cell, and one announced after the scan below reads at `number` or later
-  /// (the scan follows the number's sequentially consistent fetch-and-add), so it finds the
-  /// cell held by this commit and waits for the new value. This is the reasoning that lets
-  /// `trimHistory` recycle a dropped version at once, applied before the write instead of
-  /// after it. A drop-in update that overwrites makes no version, links and trims nothing,
-  /// and never touches a second version (a cache miss per update on a large map).
-  /// `isAlone` says whether the newest version is the only one (`_Segment.lockedNewestIsAlone`).
-  func overwritableVersion(of cell: _Cell, numbered number: UInt64, isAlone: Bool) -> Unmanaged<_VersionBase>? {
-    guard isAlone, cell.recyclesVersions else { return nil }
+  /// A version may be overwritten when publishing a new one would drop it at once (no
+  /// announced snapshot is below `number`: `trimHistory`'s condition), when it is its cell's
+  /// only version (nothing older hangs on it), when its value is trivially copyable
+  /// (overwriting destroys nothing), and when nothing but the cell holds it (a transaction that
+  /// committed it may still have it in its log). Then no one can be reading it: every reader
+  /// announces its snapshot before it looks at a cell, and one announced after the scan below
+  /// reads at `number` or later (the scan follows the number's sequentially consistent
+  /// fetch-and-add), so it finds the cell held by this commit and waits for the new value.
+  /// This is the reasoning that lets `trimHistory` recycle a dropped version at once, applied
+  /// before the write instead of after it. A drop-in update that overwrites makes no version,
+  /// links and trims nothing, and never touches a second version (a cache miss per update on
+  /// a large map).
+  @inline(__always)
+  func overwritableVersions(of cell: _Cell, isAlone: Bool, companion: _Cell?, numbered number: UInt64)
+    -> (Unmanaged<_VersionBase>?, companion: Unmanaged<_VersionBase>?)
+  {
+    let own = isAlone ? overwriteCandidate(cell) : nil
+    let other = companion.flatMap { companion in
+      companion.head.load(ordering: .relaxed)._withUnsafeGuaranteedRef { $0.older == nil } ? overwriteCandidate(companion) : nil
+    }
+    guard own != nil || other != nil, noSnapshotAnnounced(below: number) else { return (nil, nil) }
+    return (own, other)
+  }
+
+  /// The newest version of `cell`, the only one, if it holds a trivially copyable value that
+  /// only the cell holds.
+  private func overwriteCandidate(_ cell: _Cell) -> Unmanaged<_VersionBase>? {
+    guard cell.recyclesVersions else { return nil }
     let newest = cell.head.load(ordering: .relaxed)
-    guard isOwnedOnlyByItsCell(newest) else { return nil }
-    guard oldestAnnouncedSnapshot(bound: number) >= number else { return nil }
-    return newest
+    return isOwnedOnlyByItsCell(newest) ? newest : nil
   }
 
   /// Whether the only strong reference to `newest` is its cell's: checked without retaining
@@ -675,7 +701,7 @@ enum _CommitNumber {
     // clock's line once more; the wrapping add is one fetch-and-add.
     // Sequentially consistent (on x86 and arm64 the same instruction as acquire-release): a
     // commit's scan of the announced snapshots after taking its number must see every reader
-    // whose snapshot is below it (see `overwritableVersion(of:numbered:isAlone:)`).
+    // whose snapshot is below it (see `overwritableVersions(of:isAlone:companion:numbered:)`).
     let number = engine.clock.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
     #if DEBUG
     if let hook = _TestHooks.afterTakingCommitNumber.withLock({ $0 }) { hook() }

@@ -224,82 +224,99 @@ extension _Engine {
     return (handle, handle._withUnsafeGuaranteedRef { $0.newestVersion(ofLocked: cell) })
   }
 
-  /// Publishes `version` (or nothing, when the mutation was abandoned by a thrown error), and
-  /// `companionVersion` in `companion` (whose lock the caller took after `cell`'s) under the
-  /// same commit number, and releases what `beginInPlaceMutation` took. Takes over the
-  /// caller's retains on the versions.
+  /// Ends an in-place mutation that publishes nothing (it was abandoned by a thrown error, or
+  /// changed nothing): releases what `beginInPlaceMutation` took.
   @usableFromInline
-  static func endInPlaceMutation(
-    of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>,
-    publishing version: Unmanaged<_VersionBase>?, companion: _Cell? = nil, _ companionVersion: Unmanaged<_VersionBase>? = nil
-  ) {
+  static func abandonInPlaceMutation(of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>) {
     segment._withUnsafeGuaranteedRef { segment in
       context._withUnsafeGuaranteedRef { context in
         context.engine._withUnsafeGuaranteedRef { engine in
-          endInPlaceMutation(of: cell, segment, context, engine, publishing: version, companion: companion, companionVersion)
+          context.forbiddenAccess = nil
+          finishInPlaceMutation(of: cell, segment, context, engine, published: false, companion: nil)
         }
       }
     }
   }
 
-  private static func endInPlaceMutation(
-    of cell: _Cell, _ segment: _Segment, _ context: _ThreadContext, _ engine: _Engine,
-    publishing version: Unmanaged<_VersionBase>?, companion: _Cell?, _ companionVersion: Unmanaged<_VersionBase>?
-  ) {
-    context.forbiddenAccess = nil
-    if let version {
-      let number = _CommitNumber.take(for: segment, from: engine)
-      let site = engine.singleOperationSite(writing: cell, context: context)
-      engine.publish(version, in: cell, replacing: cell.head.load(ordering: .acquiring), number: number, flags: 0, site: site, by: context)
-      if let companion, let companionVersion {
-        engine.publish(
-          companionVersion, in: companion, replacing: companion.head.load(ordering: .acquiring), number: number, flags: 0,
-          site: site, by: context)
-      }
-      context.lastCommit = _SerialPosition(number: number, isReadOnly: false)
-    }
-    finishInPlaceMutation(of: cell, segment, context, engine, published: version != nil, companion: companion)
-  }
-
   /// The first half of the end of an in-place mutation that publishes a value: takes the
   /// commit number, and returns the cell's newest version if the value may be written into it
-  /// instead of into a new version (see `_Engine.overwritableVersion(of:numbered:isAlone:)`). Finish
-  /// with `endInPlaceMutation(of:_:_:numbered:publishing:)`.
+  /// instead of into a new version (see
+  /// `_Engine.overwritableVersions(of:isAlone:companion:numbered:)`). Finish with
+  /// `endInPlaceMutation(of:_:_:numbered:publishing:)`.
   @usableFromInline
   static func numberInPlaceMutation(of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>)
     -> (number: UInt64, overwritable: Unmanaged<_VersionBase>?)
   {
+    let (number, overwritable, _) = numberInPlaceMutation(of: cell, segment, context, companion: nil)
+    return (number, overwritable)
+  }
+
+  /// `numberInPlaceMutation(of:_:_:)` for a mutation that also publishes a value of
+  /// `companion` (locked after `cell`); finish with
+  /// `endInPlaceMutation(of:_:_:numbered:publishing:companion:_:)`.
+  @usableFromInline
+  static func numberInPlaceMutation(
+    of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, companion: _Cell
+  ) -> (number: UInt64, overwritable: Unmanaged<_VersionBase>?, companion: Unmanaged<_VersionBase>?) {
+    numberInPlaceMutation(of: cell, segment, context, companion: Optional(companion))
+  }
+
+  // Always inlined into the two entry points above (and below), so that the one without a
+  // companion carries no trace of it: an update of one variable is the common case.
+  @inline(__always)
+  private static func numberInPlaceMutation(
+    of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, companion: _Cell?
+  ) -> (number: UInt64, overwritable: Unmanaged<_VersionBase>?, companion: Unmanaged<_VersionBase>?) {
     segment._withUnsafeGuaranteedRef { segment in
       context._withUnsafeGuaranteedRef { context in
         context.engine._withUnsafeGuaranteedRef { engine in
           context.forbiddenAccess = nil
           let number = _CommitNumber.take(for: segment, from: engine)
-          return (number, engine.overwritableVersion(of: cell, numbered: number, isAlone: segment.lockedNewestIsAlone))
+          let (own, other) = engine.overwritableVersions(
+            of: cell, isAlone: segment.lockedNewestIsAlone, companion: companion, numbered: number)
+          return (number, own, other)
         }
       }
     }
   }
 
-  /// Publishes `version` under `number` (both from `numberInPlaceMutation`) and releases what
-  /// `beginInPlaceMutation` took. `version` is either the overwritable version that call
-  /// returned, now holding the new value, or a pending version whose retain this takes over.
+  /// Publishes `version` under `number` (from `numberInPlaceMutation`) and releases what the
+  /// in-place mutation took. `version` is either the overwritable version that call returned,
+  /// now holding the new value, or a pending version whose retain this takes over.
   @usableFromInline
   static func endInPlaceMutation(
     of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, numbered number: UInt64,
     publishing version: Unmanaged<_VersionBase>
   ) {
+    endInPlaceMutation(of: cell, segment, context, numbered: number, publishing: version, companion: nil, nil)
+  }
+
+  /// As `endInPlaceMutation(of:_:_:numbered:publishing:)`, publishing `companionVersion` in
+  /// `companion` too, under the same number.
+  @usableFromInline
+  static func endInPlaceMutation(
+    of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, numbered number: UInt64,
+    publishing version: Unmanaged<_VersionBase>, companion: _Cell, _ companionVersion: Unmanaged<_VersionBase>
+  ) {
+    endInPlaceMutation(
+      of: cell, segment, context, numbered: number, publishing: version, companion: Optional(companion), Optional(companionVersion))
+  }
+
+  @inline(__always)
+  private static func endInPlaceMutation(
+    of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, numbered number: UInt64,
+    publishing version: Unmanaged<_VersionBase>, companion: _Cell?, _ companionVersion: Unmanaged<_VersionBase>?
+  ) {
     segment._withUnsafeGuaranteedRef { segment in
       context._withUnsafeGuaranteedRef { context in
         context.engine._withUnsafeGuaranteedRef { engine in
           let site = engine.singleOperationSite(writing: cell, context: context)
-          let newest = cell.head.load(ordering: .relaxed)
-          if version.toOpaque() == newest.toOpaque() {
-            engine.restamp(version, number: number, site: site)
-          } else {
-            engine.publish(version, in: cell, replacing: newest, number: number, flags: 0, site: site, by: context)
+          engine.publishOrRestamp(version, in: cell, number: number, site: site, by: context)
+          if let companion, let companionVersion {
+            engine.publishOrRestamp(companionVersion, in: companion, number: number, site: site, by: context)
           }
           context.lastCommit = _SerialPosition(number: number, isReadOnly: false)
-          finishInPlaceMutation(of: cell, segment, context, engine, published: true, companion: nil)
+          finishInPlaceMutation(of: cell, segment, context, engine, published: true, companion: companion)
         }
       }
     }

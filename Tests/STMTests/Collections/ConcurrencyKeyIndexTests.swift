@@ -97,6 +97,38 @@ extension LibraryTests {
       #expect(dict["a"] == 2)
     }
 
+    /// A drop-in insert writes the new key's value and the count into their versions in place
+    /// only when no snapshot reads below it: a transaction that read the count and the absent
+    /// key before the insert reads them unchanged afterwards, and after it both show the key.
+    @Test func aSnapshotOlderThanADropInInsertStillSeesTheOldCountAndNoKey() {
+      let dict: TDictionary<Int, Int> = [1: 1]
+      let snapshotTaken = Gate(), inserted = Gate()
+      let seen = LockedBox<[Int?]>([])
+      let reader = startThread {
+        let first = LockedBox(true)
+        atomically { _ in
+          let count = dict.count, value = dict[2]
+          if first.value {
+            first.value = false
+            snapshotTaken.open()
+            inserted.wait()
+          }
+          seen.value += [count, value, dict.count, dict[2]]
+        }
+      }
+      snapshotTaken.wait()
+      dict[2] = 20
+      inserted.open()
+      reader.wait()
+      #expect(seen.value == [1, nil, 1, nil])
+      #expect(dict.count == 2 && dict[2] == 20)
+      // With no snapshot running, the next inserts and updates overwrite in place; the
+      // results are the same.
+      dict[3] = 30
+      dict[2, default: 0] += 1
+      #expect(dict.count == 3 && dict[2] == 21 && dict[3] == 30)
+    }
+
     /// Dropping a dictionary whose tables grew and whose keys churned frees every cell: the
     /// tables, the replaced tables and the retired cells hold their references exactly once.
     @Test func droppingAGrownDictionaryFreesEveryCell() {
