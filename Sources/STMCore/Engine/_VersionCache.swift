@@ -8,10 +8,12 @@
 /// its cache lines. It is small (`typeLimit` types, `perTypeLimit` versions each, and a
 /// spare), so it keeps little memory, and it is freed with its thread.
 ///
-/// In front of the shelves sits one spare: the last version offered alone. A drop-in update
-/// of a trivially copyable value takes one version and drops one of the same type, so in the
-/// steady state the spare alone serves it, with a compare and two stores instead of a search
-/// of the shelves (which cost a drop-in dictionary update a tenth of its instructions).
+/// In front of the shelves sits one spare: the last version offered alone. A one-write
+/// transaction on a trivially copyable value takes one version and its commit drops one of the
+/// same type, so in the steady state the spare alone serves it, with a compare and two stores
+/// instead of a search of the shelves (which cost such an update a tenth of its instructions).
+/// (A drop-in update usually needs neither: it overwrites the newest version in place; see
+/// `_Engine.overwritableVersions`.)
 ///
 /// Versions go in and out as `Unmanaged` references that carry one retain: a reused version
 /// then costs no reference-count operation (each is an atomic instruction, and they were most
