@@ -281,25 +281,10 @@ final class _Segment: @unchecked Sendable {
       // below drop the versions that only this transaction still pinned.
       engine.withdrawSnapshot(for: self)
       let flags = isInevitable ? _VersionFlags.byInevitable : 0
-      var landedAnchors = landing.anchors.makeIterator()
-      var nextAnchor = landedAnchors.next()
-      for index in entries.indices {
-        if let anchor = nextAnchor, anchor.entry == index {
-          entries[index].target._withUnsafeGuaranteedRef { cell in
-            engine.publish(
-              Unmanaged.passRetained(anchor.version), in: cell, replacing: cell.head.load(ordering: .acquiring), number: number,
-              flags: flags, site: publishedSite(of: cell), by: context)
-          }
-          nextAnchor = landedAnchors.next()
-        } else {
-          publish(entries[index], number: number, flags: flags, engine: engine, by: context)
-        }
-      }
-      // After the entries: a slot this transaction also wrote ends with the landed item.
-      for write in landing.writes {
-        engine.publish(
-          Unmanaged.passRetained(write.version), in: write.cell, replacing: write.cell.head.load(ordering: .acquiring),
-          number: number, flags: flags, site: siteNumber.load(ordering: .relaxed), by: context)
+      if landing != nil {
+        publish(entries, landed: landing, number: number, flags: flags, engine: engine, by: context)
+      } else {
+        for index in entries.indices { publish(entries[index], number: number, flags: flags, engine: engine, by: context) }
       }
       unlock(entries, landing)
       engine.leaveCommit(self)
@@ -308,12 +293,46 @@ final class _Segment: @unchecked Sendable {
       for index in entries.indices {
         entries[index].target._withUnsafeGuaranteedRef { engine.retryWaiters.wakeWaiters(of: $0) }
       }
-      for write in landing.writes { engine.retryWaiters.wakeWaiters(of: write.cell) }
+      if landing != nil {
+        for write in landing.unsafelyUnwrapped.writes { engine.retryWaiters.wakeWaiters(of: write.cell) }
+      }
       return .committed(_SerialPosition(number: number, isReadOnly: false))
     }
   }
 
-  /// What the delayed appends of a commit decided, with their anchors locked.
+  /// Publishes the entries of a commit that landed delayed appends (`landing` is not nil): the
+  /// anchors' landed versions, the other entries' own, and then the cells the items landed in.
+  /// The landing is read through `unsafelyUnwrapped`, not bound: a binding copied it,
+  /// retaining each of its references.
+  @inline(__always)
+  private func publish(
+    _ entries: UnsafeBufferPointer<_WriteEntry>, landed landing: borrowing Landing?, number: UInt64, flags: UInt8,
+    engine: _Engine, by context: _ThreadContext
+  ) {
+    var landedAnchors = landing.unsafelyUnwrapped.anchors.makeIterator()
+    var nextAnchor = landedAnchors.next()
+    for index in entries.indices {
+      if let anchor = nextAnchor, anchor.entry == index {
+        entries[index].target._withUnsafeGuaranteedRef { cell in
+          engine.publish(
+            Unmanaged.passRetained(anchor.version), in: cell, replacing: cell.head.load(ordering: .acquiring), number: number,
+            flags: flags, site: publishedSite(of: cell), by: context)
+        }
+        nextAnchor = landedAnchors.next()
+      } else {
+        publish(entries[index], number: number, flags: flags, engine: engine, by: context)
+      }
+    }
+    // After the entries: a slot this transaction also wrote ends with the landed item.
+    for write in landing.unsafelyUnwrapped.writes {
+      engine.publish(
+        Unmanaged.passRetained(write.version), in: write.cell, replacing: write.cell.head.load(ordering: .acquiring),
+        number: number, flags: flags, site: siteNumber.load(ordering: .relaxed), by: context)
+    }
+  }
+
+  /// What the delayed appends of a commit decided, with their anchors locked (nil for a commit
+  /// that lands none: building and destroying an empty one retained and released its arrays).
   struct Landing {
     /// The new version of each anchor, by entry position, in increasing position.
     var anchors = Anchors()
@@ -355,14 +374,14 @@ final class _Segment: @unchecked Sendable {
   /// locked, so they cannot join the address order: they are only tried, and if one is busy
   /// every lock is dropped and the whole sequence starts again (a write-write pause), so
   /// that no two commits can wait for each other.
-  private func lockAll(_ entries: UnsafeBufferPointer<_WriteEntry>, landingBatches: Bool, context: _ThreadContext) -> Landing {
+  private func lockAll(_ entries: UnsafeBufferPointer<_WriteEntry>, landingBatches: Bool, context: _ThreadContext) -> Landing? {
     var started = 0
     var backoff = _Backoff()
     while true {
       for index in entries.indices {
         entries[index].target._withUnsafeGuaranteedRef { lock($0, context: context) }
       }
-      guard landingBatches else { return Landing() }
+      guard landingBatches else { return nil }
       var landing = Landing()
       for index in entries.indices {
         guard let batch = entries[index].batch else { continue }
@@ -396,9 +415,9 @@ final class _Segment: @unchecked Sendable {
     }
   }
 
-  private func unlock(_ entries: UnsafeBufferPointer<_WriteEntry>, _ landing: Landing) {
-    for write in landing.writes where write.isLockedByLanding {
-      write.cell.unlock()
+  private func unlock(_ entries: UnsafeBufferPointer<_WriteEntry>, _ landing: borrowing Landing?) {
+    if landing != nil {
+      for write in landing.unsafelyUnwrapped.writes where write.isLockedByLanding { write.cell.unlock() }
     }
     for index in entries.indices {
       entries[index].target._withUnsafeGuaranteedRef { $0.unlock() }
