@@ -79,7 +79,7 @@ struct _CellList {
   mutating func removeAll() {
     for index in 0..<count { storage[index].release() }
     count = 0
-    members = nil
+    if members != nil { members = nil }
     // Let a list that grew for one huge transaction shrink back.
     if capacity > 4096 {
       storage.deallocate()

@@ -92,6 +92,12 @@ final class _Engine: @unchecked Sendable {
     return nil
   }
 
+  /// The commit number (or `_CommitNumber` sentinel) the segment tagged `tag` shows, read
+  /// acquiring; through the unretained handles, so that a validating commit retains nothing.
+  func commitNumber(ofSegmentTagged tag: Int) -> UInt64 {
+    segmentHandles[tag - 1]._withUnsafeGuaranteedRef { $0.commitNumber.load(ordering: .acquiring) }
+  }
+
   func releaseSegment(_ segment: _Segment) {
     segment.release()
     freeSegmentWaiters.wakeAllWithoutFence()

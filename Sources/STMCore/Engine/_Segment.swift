@@ -131,7 +131,7 @@ final class _Segment: @unchecked Sendable {
       let holder = cell.holder
       // A negative holder is a retirement (`_retireTag`), which publishes nothing.
       if holder > 0 && holder != tag {
-        let number = engine.segments[holder - 1].commitNumber.load(ordering: .acquiring)
+        let number = engine.commitNumber(ofSegmentTagged: holder)
         if _CommitNumber.mayPrecede(number, snapshot) {
           if pausedSince == 0 {
             pausedSince = _monotonicNanoseconds()
@@ -272,7 +272,7 @@ final class _Segment: @unchecked Sendable {
         return .conflict(.writeWrite)
       }
       let number = _CommitNumber.take(for: self, from: engine)
-      if !isInevitable, let kind = conflict(before: number, writes: entries) {
+      if !isInevitable, let kind = conflict(before: number, writes: entries, engine: engine) {
         unlock(entries, landing)
         engine.leaveCommit(self)
         return .conflict(kind)
@@ -284,7 +284,7 @@ final class _Segment: @unchecked Sendable {
       if landing != nil {
         publish(entries, landed: landing, number: number, flags: flags, engine: engine, by: context)
       } else {
-        for index in entries.indices { publish(entries[index], number: number, flags: flags, engine: engine, by: context) }
+        for index in entries.indices { publish(entries.baseAddress! + index, number: number, flags: flags, engine: engine, by: context) }
       }
       unlock(entries, landing)
       engine.leaveCommit(self)
@@ -320,7 +320,7 @@ final class _Segment: @unchecked Sendable {
         }
         nextAnchor = landedAnchors.next()
       } else {
-        publish(entries[index], number: number, flags: flags, engine: engine, by: context)
+        publish(entries.baseAddress! + index, number: number, flags: flags, engine: engine, by: context)
       }
     }
     // After the entries: a slot this transaction also wrote ends with the landed item.
@@ -451,8 +451,7 @@ final class _Segment: @unchecked Sendable {
   }
 
   /// The first reason this transaction cannot commit as number `number`, if any.
-  private func conflict(before number: UInt64, writes: UnsafeBufferPointer<_WriteEntry>) -> ContentionKind? {
-    let segments = _Engine.shared.segments
+  private func conflict(before number: UInt64, writes: UnsafeBufferPointer<_WriteEntry>, engine: _Engine) -> ContentionKind? {
     var readConflict: ContentionKind?
     let staleRead = reads.first { cell in
       let holder = cell.holder
@@ -460,8 +459,7 @@ final class _Segment: @unchecked Sendable {
         // Another commit is publishing this cell. If it is ordered before us, our read is stale;
         // while it is taking its number we cannot tell, and assume the worst. An unnumbered
         // holder will be ordered after us (see `_CommitNumber`).
-        let other = segments[holder - 1].commitNumber.load(ordering: .acquiring)
-        if _CommitNumber.mayPrecede(other, number - 1) {
+        if _CommitNumber.mayPrecede(engine.commitNumber(ofSegmentTagged: holder), number - 1) {
           readConflict = .writeRead
           conflictingSite = _Engine.shared.site(ofSegmentTagged: holder)
           return true
@@ -502,16 +500,21 @@ final class _Segment: @unchecked Sendable {
     } == nil
   }
 
-  private func publish(_ entry: borrowing _WriteEntry, number: UInt64, flags: UInt8, engine: _Engine, by context: _ThreadContext) {
-    entry.target._withUnsafeGuaranteedRef { cell in
+  /// Publishes the new value of `entry`'s cell: its pending version, with the entry's delayed
+  /// updates applied. The entry is read in place through a pointer: passed as a value, even
+  /// borrowed, it was copied, retaining and releasing each of its four references.
+  private func publish(_ entry: UnsafePointer<_WriteEntry>, number: UInt64, flags: UInt8, engine: _Engine, by context: _ThreadContext) {
+    entry.pointee.target._withUnsafeGuaranteedRef { cell in
       let previous = cell.head.load(ordering: .acquiring)
       let site = publishedSite(of: cell)
-      if entry.commutes.isEmpty, let version = entry.version {
-        engine.publish(Unmanaged.passRetained(version), in: cell, replacing: previous, number: number, flags: flags, site: site, by: context)
+      if entry.pointee.commutes.isEmpty, entry.pointee.version != nil {
+        engine.publish(
+          Unmanaged.passRetained(entry.pointee.version.unsafelyUnwrapped), in: cell, replacing: previous, number: number,
+          flags: flags, site: site, by: context)
         return
       }
-      var version = entry.version ?? previous.takeUnretainedValue()
-      for transform in entry.commutes { version = transform(version) }
+      var version = entry.pointee.version ?? previous.takeUnretainedValue()
+      for transform in entry.pointee.commutes { version = transform(version) }
       engine.publish(Unmanaged.passRetained(version), in: cell, replacing: previous, number: number, flags: flags, site: site, by: context)
     }
   }

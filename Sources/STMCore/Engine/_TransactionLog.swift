@@ -88,8 +88,10 @@ struct _TransactionLog {
     } else {
       entries.removeAll()
     }
-    index = nil
-    afterCommit.removeAll()
-    afterAbort.removeAll()
+    // Only what is there: emptying an empty array releases its storage and retains the empty
+    // one, two calls into the runtime per array on every transaction.
+    if index != nil { index = nil }
+    if !afterCommit.isEmpty { afterCommit.removeAll() }
+    if !afterAbort.isEmpty { afterAbort.removeAll() }
   }
 }
