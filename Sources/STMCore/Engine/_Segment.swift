@@ -181,8 +181,10 @@ final class _Segment: @unchecked Sendable {
   }
 
   /// Buffers `version` as the new value of `cell`, replacing any earlier write or commute.
+  /// Takes `version` over (consumed: the caller made it for this write, and passing it
+  /// borrowed cost a retain here and a release there).
   @usableFromInline
-  func recordWrite(_ cell: _Cell, _ version: _VersionBase) {
+  func recordWrite(_ cell: _Cell, _ version: consuming _VersionBase) {
     if let position = log.find(cell) {
       log.entries[position].version = version
       log.entries[position].commutes = []

@@ -17,7 +17,7 @@ struct _WriteEntry {
   /// The log generation that created `batch`, with the same copy-on-write role as `generation`.
   var batchGeneration: UInt32 = 0
 
-  init(cell: _Cell, version: _VersionBase?, commutes: [(_VersionBase) -> _VersionBase], generation: UInt32) {
+  init(cell: _Cell, version: consuming _VersionBase?, commutes: consuming [(_VersionBase) -> _VersionBase], generation: UInt32) {
     self.cell = cell
     self.target = Unmanaged.passUnretained(cell)
     self.version = version

@@ -76,13 +76,7 @@ public struct TVar<Value: Sendable> {
     nonmutating set {
       let state = _ThreadState.current
       if let segment = state.pointee.segment {
-        segment._withUnsafeGuaranteedRef { segment in
-          if let pending = segment.writableVersion(of: cell) {
-            unsafeDowncast(pending, to: _Version<Value>.self).value = newValue
-          } else {
-            segment.recordWrite(cell, cell.makeVersion(newValue))
-          }
-        }
+        segment._withUnsafeGuaranteedRef { _write(newValue, in: $0) }
         return
       }
       let context = state.pointee.context
@@ -91,12 +85,14 @@ public struct TVar<Value: Sendable> {
     }
     nonmutating _modify {
       let state = _ThreadState.current
-      if let segment = state.pointee.segment?.takeUnretainedValue() {
-        var current = segment.read(cell)._withUnsafeGuaranteedRef {
-          unsafeDowncast($0, to: _Version<Value>.self).value
+      // The segment stays unretained across the yield: the transaction holds it until it ends,
+      // and retaining it cost two calls into the runtime per `+=`.
+      if let segment = state.pointee.segment {
+        var current = segment._withUnsafeGuaranteedRef { segment in
+          segment.read(cell)._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
         }
         yield &current
-        segment.recordWrite(cell, cell.makeVersion(current))
+        segment._withUnsafeGuaranteedRef { _write(current, in: $0) }
         return
       }
       let context = state.pointee.context
@@ -106,6 +102,17 @@ public struct TVar<Value: Sendable> {
       defer { cell.endInPlaceMutation(segment, context, publishing: finished ? current : nil) }
       yield &current
       finished = true
+    }
+  }
+
+  /// Buffers `newValue` as the running transaction's write (on `segment`): into the version it
+  /// already wrote in the current checkpoint generation, if any, else into a new one.
+  @inlinable
+  func _write(_ newValue: Value, in segment: _Segment) {
+    if let pending = segment.writableVersion(of: cell) {
+      unsafeDowncast(pending, to: _Version<Value>.self).value = newValue
+    } else {
+      segment.recordWrite(cell, cell.makeVersion(newValue))
     }
   }
 

@@ -32,6 +32,29 @@ extension LibraryTests {
       #expect(cell.value == 3)
     }
 
+    /// In a transaction, updates in place build on each other (writing into the version the
+    /// transaction already made), but one in a nested block that fails is rolled back and leaves
+    /// the outer block's value as it was.
+    @Test func inPlaceUpdatesInATransactionBuildOnEachOtherAndRollBackPerBlock() {
+      struct Failure: Error {}
+      let cell = TVar(1)
+      let seen = atomically { _ in
+        cell.value += 1
+        cell.value *= 10
+        return cell.value
+      }
+      #expect(seen == 20 && cell.value == 20)
+      let inside = atomically { _ in
+        cell.value += 1
+        try? atomically { _ throws(Failure) in
+          cell.value += 100
+          throw Failure()
+        }
+        return cell.value
+      }
+      #expect(inside == 21 && cell.value == 21)
+    }
+
     @Test func commuteAppliesAtCommitAndAReadSeesItsOwnUpdates() {
       let counter = TVar(10)
       let observed = atomically { _ in
