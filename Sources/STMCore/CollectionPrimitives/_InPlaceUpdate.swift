@@ -96,8 +96,8 @@ extension _TypedCell {
       return
     }
     let (number, overwritable) = _Engine.numberInPlaceMutation(of: self, segment, context)
-    _Engine.endInPlaceMutation(
-      of: self, segment, context, numbered: number, publishing: version(holding: value, overwriting: overwritable, cachedBy: context))
+    let published = version(holding: value, overwriting: overwritable, cachedBy: context)
+    _Engine.endInPlaceMutation(of: self, segment, context, numbered: number, publishing: published)
   }
 
   /// `overwritable` (from `_Engine.numberInPlaceMutation`) given `value`, or, when there is

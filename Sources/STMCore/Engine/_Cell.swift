@@ -14,7 +14,7 @@ package class _Cell: @unchecked Sendable {
   /// `older` link, so the chain lives exactly as long as the cell or until it is cut.
   @usableFromInline let head: Atomic<Unmanaged<_VersionBase>>
 
-  /// `recyclesVersions`: see there.
+  /// `recyclesVersions`: see the property of that name, which reads it back from the lock word.
   @usableFromInline
   init(initial: _VersionBase, recyclesVersions: Bool = false) {
     lockWord = Atomic(_CellWord.initial | (recyclesVersions ? _CellWord.recyclesVersions : 0))

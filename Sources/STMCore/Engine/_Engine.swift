@@ -166,8 +166,9 @@ final class _Engine: @unchecked Sendable {
   /// number) >= number`, asked on every drop-in update, in a loop that stops at the first
   /// such snapshot instead of keeping a minimum.
   func noSnapshotAnnounced(below number: UInt64) -> Bool {
-    for segment in segmentHandles where segment._withUnsafeGuaranteedRef({ $0.announcedSnapshot.load(ordering: .sequentiallyConsistent) }) < number {
-      return false
+    for segment in segmentHandles {
+      let announced = segment._withUnsafeGuaranteedRef { $0.announcedSnapshot.load(ordering: .sequentiallyConsistent) }
+      if announced < number { return false }
     }
     return true
   }

@@ -286,7 +286,9 @@ final class _Segment: @unchecked Sendable {
       if landing != nil {
         publish(entries, landed: landing, number: number, flags: flags, engine: engine, by: context)
       } else {
-        for index in entries.indices { publish(entries.baseAddress! + index, number: number, flags: flags, engine: engine, by: context) }
+        for index in entries.indices {
+          publish(entries.baseAddress! + index, number: number, flags: flags, engine: engine, by: context)
+        }
       }
       unlock(entries, landing)
       engine.leaveCommit(self)
@@ -505,7 +507,9 @@ final class _Segment: @unchecked Sendable {
   /// Publishes the new value of `entry`'s cell: its pending version, with the entry's delayed
   /// updates applied. The entry is read in place through a pointer: passed as a value, even
   /// borrowed, it was copied, retaining and releasing each of its four references.
-  private func publish(_ entry: UnsafePointer<_WriteEntry>, number: UInt64, flags: UInt8, engine: _Engine, by context: _ThreadContext) {
+  private func publish(
+    _ entry: UnsafePointer<_WriteEntry>, number: UInt64, flags: UInt8, engine: _Engine, by context: _ThreadContext
+  ) {
     entry.pointee.target._withUnsafeGuaranteedRef { cell in
       let previous = cell.head.load(ordering: .acquiring)
       let site = publishedSite(of: cell)
@@ -548,7 +552,9 @@ extension _Engine {
   /// already (overwritten in place; see `overwritableVersions`), and otherwise publishes it,
   /// taking over the caller's retain. The caller holds the cell's commit lock.
   @inline(__always)
-  func publishOrRestamp(_ version: Unmanaged<_VersionBase>, in cell: _Cell, number: UInt64, site: UInt32, by context: _ThreadContext) {
+  func publishOrRestamp(
+    _ version: Unmanaged<_VersionBase>, in cell: _Cell, number: UInt64, site: UInt32, by context: _ThreadContext
+  ) {
     let newest = cell.head.load(ordering: .relaxed)
     if version.toOpaque() == newest.toOpaque() {
       restamp(version, number: number, site: site)

@@ -299,7 +299,8 @@ extension _Engine {
     publishing version: Unmanaged<_VersionBase>, companion: _Cell, _ companionVersion: Unmanaged<_VersionBase>
   ) {
     endInPlaceMutation(
-      of: cell, segment, context, numbered: number, publishing: version, companion: Optional(companion), Optional(companionVersion))
+      of: cell, segment, context, numbered: number, publishing: version,
+      companion: Optional(companion), Optional(companionVersion))
   }
 
   @inline(__always)
