@@ -158,7 +158,7 @@ extension _Engine {
   /// has moved on, or the commit published nothing here, the stamps differ.
   func site(of version: _VersionBase, ifPublishedBySegmentTagged tag: Int, otherwise fallback: UInt32) -> UInt32 {
     guard tag > 0, _ConflictRecorder.isRecording else { return fallback }
-    let number = segments[tag - 1].commitNumber.load(ordering: .acquiring)
+    let number = commitNumber(ofSegmentTagged: tag)
     return version.stamp == number && version.site != 0 ? version.site : fallback
   }
 
