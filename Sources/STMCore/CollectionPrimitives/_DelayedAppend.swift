@@ -61,7 +61,11 @@ package func _anchorVersion<Anchor>(_ value: Anchor, of cell: _Cell) -> AnyObjec
 @usableFromInline
 package struct _DelayedWrite {
   @usableFromInline let cell: _Cell
-  @usableFromInline let version: _VersionBase
+  /// `cell` again, unretained, for the commit's loops (see `_WriteEntry.target`).
+  @usableFromInline let target: Unmanaged<_Cell>
+  /// The value to publish; nil once the commit has handed it to the cell (moved, so that
+  /// publishing it costs no retain here and no release when the landing goes).
+  @usableFromInline var version: _VersionBase?
   /// Set by the commit that locked `cell` for this write (and not already for another), so
   /// that it knows which locks to drop; kept here rather than in an array of its own, which
   /// cost an allocation per commit.
@@ -71,6 +75,7 @@ package struct _DelayedWrite {
   @inlinable
   package init<Value>(_ variable: TVar<Value>, _ value: Value) {
     cell = variable.cell
+    target = Unmanaged.passUnretained(variable.cell)
     version = variable.cell.makeVersion(value)
   }
 }
@@ -110,24 +115,29 @@ extension _Segment {
   @usableFromInline
   func delayedAppend(on cell: _Cell, makeBox: () -> _AnyDelayedAppend) -> AnyObject {
     if let position = log.find(cell) {
-      if let existing = log.entries[position].batch {
+      // Read in place (a bound `existing` was a retained copy): every append of a transaction
+      // after its first comes here.
+      if log.entries[position].batch != nil {
         if log.entries[position].batchGeneration != log.generation {
-          log.entries[position].batch = existing.copy()
+          log.entries[position].batch = log.entries[position].batch.unsafelyUnwrapped.copy()
           log.entries[position].batchGeneration = log.generation
         }
-        return log.entries[position].batch!.payload
+        return log.entries[position].batch.unsafelyUnwrapped.payload
       }
       let box = makeBox()
-      log.entries[position].batch = box
+      let payload = box.payload
+      log.entries[position].batch = consume box
       log.entries[position].batchGeneration = log.generation
-      return box.payload
+      return payload
     }
     let box = makeBox()
-    var entry = _WriteEntry(cell: cell, version: nil, commutes: [], generation: log.generation)
-    entry.batch = box
-    entry.batchGeneration = log.generation
-    log.append(entry)
-    return box.payload
+    let payload = box.payload
+    // Built whole and moved in: setting the batch on a built entry copied the entry.
+    log.append(
+      _WriteEntry(
+        cell: cell, target: Unmanaged.passUnretained(cell), version: nil, commutes: [], generation: log.generation,
+        batch: consume box, batchGeneration: log.generation))
+    return payload
   }
 
   /// This transaction's batch on `cell`, if it has one.

@@ -186,11 +186,11 @@ final class _Segment: @unchecked Sendable {
   @usableFromInline
   func recordWrite(_ cell: _Cell, _ version: consuming _VersionBase) {
     if let position = log.find(cell) {
-      log.entries[position].version = version
+      log.entries[position].version = consume version
       log.entries[position].commutes = []
       log.entries[position].generation = log.generation
     } else {
-      log.append(_WriteEntry(cell: cell, version: version, commutes: [], generation: log.generation))
+      log.append(_WriteEntry(cell: cell, version: consume version, commutes: [], generation: log.generation))
     }
   }
 
@@ -247,9 +247,11 @@ final class _Segment: @unchecked Sendable {
     let engine = _Engine.shared
     engine.enterCommit(self, context: context)
     log.sortForLocking()
-    // The log is not changed during the commit; reading it through a buffer pointer spares a
-    // retain and release of every entry's fields on each pass.
-    return log.entries.withUnsafeBufferPointer { entries in
+    // The log is not changed during the commit, except that publishing moves each pending
+    // version out of its entry; reading it through a buffer pointer spares a retain and release
+    // of every entry's fields on each pass.
+    return log.entries.withUnsafeMutableBufferPointer { mutableEntries in
+      let entries = UnsafeBufferPointer(mutableEntries)
       // By index, here and below: a closure given whole entries would copy them, retaining
       // every reference in each.
       let hasBatches = entries.indices.contains { entries[$0].batch != nil }
@@ -266,16 +268,16 @@ final class _Segment: @unchecked Sendable {
           context.state.pointee.segment = Unmanaged.passUnretained(self)
         }
       }
-      let landing = lockAll(entries, landingBatches: hasBatches, context: context)
+      var landing = lockAll(entries, landingBatches: hasBatches, context: context)
       if let retired = entries.indices.first(where: { entries[$0].target._withUnsafeGuaranteedRef { $0.isRetired } }) {
         (conflictingCell, conflictingCellWasRead) = (entries[retired].target, false)
-        unlock(entries, landing)
+        unlock(entries, &landing)
         engine.leaveCommit(self)
         return .conflict(.writeWrite)
       }
       let number = _CommitNumber.take(for: self, from: engine)
       if !isInevitable, let kind = conflict(before: number, writes: entries, engine: engine) {
-        unlock(entries, landing)
+        unlock(entries, &landing)
         engine.leaveCommit(self)
         return .conflict(kind)
       }
@@ -284,13 +286,13 @@ final class _Segment: @unchecked Sendable {
       engine.withdrawSnapshot(for: self)
       let flags = isInevitable ? _VersionFlags.byInevitable : 0
       if landing != nil {
-        publish(entries, landed: landing, number: number, flags: flags, engine: engine, by: context)
+        publish(mutableEntries, landed: &landing, number: number, flags: flags, engine: engine, by: context)
       } else {
         for index in entries.indices {
-          publish(entries.baseAddress! + index, number: number, flags: flags, engine: engine, by: context)
+          publish(mutableEntries.baseAddress! + index, number: number, flags: flags, engine: engine, by: context)
         }
       }
-      unlock(entries, landing)
+      unlock(entries, &landing)
       engine.leaveCommit(self)
       // Pairs with the fence in `_RetryRegistry.register`.
       atomicMemoryFence(ordering: .sequentiallyConsistent)
@@ -298,7 +300,7 @@ final class _Segment: @unchecked Sendable {
         entries[index].target._withUnsafeGuaranteedRef { engine.retryWaiters.wakeWaiters(of: $0) }
       }
       if landing != nil {
-        for write in landing.unsafelyUnwrapped.writes { engine.retryWaiters.wakeWaiters(of: write.cell) }
+        landing!.forEachWrite { $0.pointee.target._withUnsafeGuaranteedRef { engine.retryWaiters.wakeWaiters(of: $0) } }
       }
       return .committed(_SerialPosition(number: number, isReadOnly: false))
     }
@@ -306,32 +308,37 @@ final class _Segment: @unchecked Sendable {
 
   /// Publishes the entries of a commit that landed delayed appends (`landing` is not nil): the
   /// anchors' landed versions, the other entries' own, and then the cells the items landed in.
-  /// The landing is read through `unsafelyUnwrapped`, not bound: a binding copied it,
-  /// retaining each of its references.
+  /// The landed versions are moved out of the landing into their cells, and everything is
+  /// reached in place: copies of the landing, or of its elements, retained every reference
+  /// they held and released it again.
   @inline(__always)
   private func publish(
-    _ entries: UnsafeBufferPointer<_WriteEntry>, landed landing: borrowing Landing?, number: UInt64, flags: UInt8,
+    _ entries: UnsafeMutableBufferPointer<_WriteEntry>, landed landing: inout Landing?, number: UInt64, flags: UInt8,
     engine: _Engine, by context: _ThreadContext
   ) {
-    var landedAnchors = landing.unsafelyUnwrapped.anchors.makeIterator()
-    var nextAnchor = landedAnchors.next()
     for index in entries.indices {
-      if let anchor = nextAnchor, anchor.entry == index {
+      if let version = landing!.anchors.takeVersion(ofEntry: index) {
         entries[index].target._withUnsafeGuaranteedRef { cell in
           engine.publish(
-            Unmanaged.passRetained(anchor.version), in: cell, replacing: cell.head.load(ordering: .acquiring), number: number,
+            version, in: cell, replacing: cell.head.load(ordering: .acquiring), number: number,
             flags: flags, site: publishedSite(of: cell), by: context)
         }
-        nextAnchor = landedAnchors.next()
       } else {
         publish(entries.baseAddress! + index, number: number, flags: flags, engine: engine, by: context)
       }
     }
     // After the entries: a slot this transaction also wrote ends with the landed item.
-    for write in landing.unsafelyUnwrapped.writes {
-      engine.publish(
-        Unmanaged.passRetained(write.version), in: write.cell, replacing: write.cell.head.load(ordering: .acquiring),
-        number: number, flags: flags, site: siteNumber.load(ordering: .relaxed), by: context)
+    let site = siteNumber.load(ordering: .relaxed)
+    landing!.writes.withUnsafeMutableBufferPointer { writes in
+      for position in writes.indices {
+        let version = Unmanaged.passRetained(writes[position].version.take().unsafelyUnwrapped)
+        // The retain above pairs with the end of the moved-out reference: no call is made.
+        writes[position].target._withUnsafeGuaranteedRef { cell in
+          engine.publish(
+            version, in: cell, replacing: cell.head.load(ordering: .acquiring), number: number, flags: flags, site: site,
+            by: context)
+        }
+      }
     }
   }
 
@@ -344,33 +351,47 @@ final class _Segment: @unchecked Sendable {
     /// whether its lock was taken for it or was already held, as an entry's or an earlier
     /// write's).
     var writes: [_DelayedWrite] = []
+
+    /// Calls `body` with each write in turn, in place: a loop over `writes`, or a closure
+    /// given each write, copied it, retaining and releasing its cell and its version.
+    @inline(__always)
+    func forEachWrite(_ body: (UnsafePointer<_DelayedWrite>) -> Void) {
+      writes.withUnsafeBufferPointer { writes in
+        for index in writes.indices { body(writes.baseAddress! + index) }
+      }
+    }
   }
 
   /// The landed anchors of a commit, the first kept inline: a commit almost always lands one
   /// batch, and an array of one cost it an allocation and its release.
-  struct Anchors: Sequence {
-    typealias Element = (entry: Int, version: _VersionBase)
-    private var first: Element?
-    private var rest: [Element] = []
+  struct Anchors {
+    private var firstEntry = -1
+    private var firstVersion: _VersionBase?
+    private var rest: [(entry: Int, version: _VersionBase?)] = []
+    /// How many of `rest` `takeVersion(ofEntry:)` has handed out.
+    private var restTaken = 0
 
-    mutating func append(_ anchor: Element) {
-      if first == nil { first = anchor } else { rest.append(anchor) }
-    }
-
-    struct Iterator: IteratorProtocol {
-      fileprivate var first: Element?
-      fileprivate var rest: IndexingIterator<[Element]>
-
-      mutating func next() -> Element? {
-        if let anchor = first {
-          first = nil
-          return anchor
-        }
-        return rest.next()
+    /// Adds the landed version of the entry at `position`; positions come in increasing order.
+    mutating func append(entry position: Int, version: consuming _VersionBase) {
+      if firstEntry < 0 {
+        firstEntry = position
+        firstVersion = consume version
+      } else {
+        rest.append((position, consume version))
       }
     }
 
-    func makeIterator() -> Iterator { Iterator(first: first, rest: rest.makeIterator()) }
+    /// The landed version of the entry at `position`, if it is an anchor, moved out with its
+    /// retain for the caller to hand to the cell. Ask for positions in increasing order.
+    mutating func takeVersion(ofEntry position: Int) -> Unmanaged<_VersionBase>? {
+      if position == firstEntry, let version = firstVersion.take() {
+        // Moved, not copied: the retain pairs with the end of `version` right here.
+        return Unmanaged.passRetained(consume version)
+      }
+      guard restTaken < rest.count, rest[restTaken].entry == position else { return nil }
+      restTaken += 1
+      return Unmanaged.passRetained(rest[restTaken - 1].version.take().unsafelyUnwrapped)
+    }
   }
 
   /// Locks every written cell in address order and, when there are delayed appends, lands
@@ -386,42 +407,56 @@ final class _Segment: @unchecked Sendable {
         entries[index].target._withUnsafeGuaranteedRef { lock($0, context: context) }
       }
       guard landingBatches else { return nil }
-      var landing = Landing()
-      for index in entries.indices {
-        guard let batch = entries[index].batch else { continue }
-        let (anchor, writes) = entries[index].target._withUnsafeGuaranteedRef { cell in
-          var base = entries[index].version ?? cell.head.load(ordering: .acquiring).takeUnretainedValue()
-          for transform in entries[index].commutes { base = transform(base) }
-          return batch.land(onto: base, of: cell)
-        }
-        landing.anchors.append((index, anchor))
+      var landing: Landing? = Landing()
+      for index in entries.indices where entries[index].batch != nil {
+        let (anchor, writes) = land(entries.baseAddress! + index)
+        landing!.anchors.append(entry: index, version: consume anchor)
         // The first batch's array is taken as it is: appending it to the empty one allocated
         // and copied on every commit that appends.
-        if landing.writes.isEmpty { landing.writes = writes } else { landing.writes += writes }
+        if landing!.writes.isEmpty { landing!.writes = consume writes } else { landing!.writes += writes }
       }
-      var allLocked = true
-      for position in landing.writes.indices {
-        let cell = landing.writes[position].cell
-        if cell.relaxedHolder == tag { continue }
-        guard cell.tryLock(as: tag).locked else {
-          allLocked = false
-          break
+      let allLocked = landing!.writes.withUnsafeMutableBufferPointer { writes in
+        for position in writes.indices {
+          let locked = writes[position].target._withUnsafeGuaranteedRef { cell -> Bool? in
+            if cell.relaxedHolder == tag { return nil }
+            return cell.tryLock(as: tag).locked
+          }
+          guard let locked else { continue }
+          guard locked else { return false }
+          writes[position].isLockedByLanding = true
         }
-        landing.writes[position].isLockedByLanding = true
+        return true
       }
       if allLocked {
         if started != 0 { engine.notePause(.writeWrite, since: started, context: context, segment: self, conflictingSite: 0) }
         return landing
       }
-      unlock(entries, landing)
+      unlock(entries, &landing)
       if started == 0 { started = _monotonicNanoseconds() }
       backoff.pause()
     }
   }
 
-  private func unlock(_ entries: UnsafeBufferPointer<_WriteEntry>, _ landing: borrowing Landing?) {
-    if landing != nil {
-      for write in landing.unsafelyUnwrapped.writes where write.isLockedByLanding { write.cell.unlock() }
+  /// Lands the batch of the entry at `entry`, whose anchor this commit holds: reached in
+  /// place, since a bound copy of the batch or of the entry's version retained it.
+  private func land(_ entry: UnsafePointer<_WriteEntry>) -> (_VersionBase, [_DelayedWrite]) {
+    entry.pointee.target._withUnsafeGuaranteedRef { cell in
+      let base = entry.pointee.version.map(Unmanaged.passUnretained) ?? cell.head.load(ordering: .acquiring)
+      let batch = Unmanaged.passUnretained(entry.pointee.batch.unsafelyUnwrapped)
+      guard !entry.pointee.commutes.isEmpty else {
+        return base._withUnsafeGuaranteedRef { base in batch._withUnsafeGuaranteedRef { $0.land(onto: base, of: cell) } }
+      }
+      var value = base.takeUnretainedValue()
+      for transform in entry.pointee.commutes { value = transform(value) }
+      return batch._withUnsafeGuaranteedRef { $0.land(onto: value, of: cell) }
+    }
+  }
+
+  /// Releases the locks of `entries` and those that `landing` took. In place (`inout`): a
+  /// borrowed landing was copied, retaining all it holds.
+  private func unlock(_ entries: UnsafeBufferPointer<_WriteEntry>, _ landing: inout Landing?) {
+    landing?.forEachWrite { write in
+      if write.pointee.isLockedByLanding { write.pointee.target._withUnsafeGuaranteedRef { $0.unlock() } }
     }
     for index in entries.indices {
       entries[index].target._withUnsafeGuaranteedRef { $0.unlock() }
@@ -505,18 +540,21 @@ final class _Segment: @unchecked Sendable {
   }
 
   /// Publishes the new value of `entry`'s cell: its pending version, with the entry's delayed
-  /// updates applied. The entry is read in place through a pointer: passed as a value, even
-  /// borrowed, it was copied, retaining and releasing each of its four references.
+  /// updates applied. The entry is reached in place through a pointer: passed as a value, even
+  /// borrowed, it was copied, retaining and releasing each of its four references. The pending
+  /// version is moved out of it into the cell, so that handing it over retains nothing and
+  /// emptying the log releases nothing.
   private func publish(
-    _ entry: UnsafePointer<_WriteEntry>, number: UInt64, flags: UInt8, engine: _Engine, by context: _ThreadContext
+    _ entry: UnsafeMutablePointer<_WriteEntry>, number: UInt64, flags: UInt8, engine: _Engine, by context: _ThreadContext
   ) {
     entry.pointee.target._withUnsafeGuaranteedRef { cell in
       let previous = cell.head.load(ordering: .acquiring)
       let site = publishedSite(of: cell)
-      if entry.pointee.commutes.isEmpty, entry.pointee.version != nil {
+      if entry.pointee.commutes.isEmpty, let version = entry.pointee.version.take() {
+        // Moved, not copied: the retain pairs with the end of `version` right here.
         engine.publish(
-          Unmanaged.passRetained(entry.pointee.version.unsafelyUnwrapped), in: cell, replacing: previous, number: number,
-          flags: flags, site: site, by: context)
+          Unmanaged.passRetained(consume version), in: cell, replacing: previous, number: number, flags: flags, site: site,
+          by: context)
         return
       }
       var version = entry.pointee.version ?? previous.takeUnretainedValue()

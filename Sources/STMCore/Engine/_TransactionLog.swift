@@ -15,14 +15,17 @@ struct _WriteEntry {
   /// Items appended with a delayed append (see `_DelayedAppend`); they land at commit.
   var batch: _AnyDelayedAppend?
   /// The log generation that created `batch`, with the same copy-on-write role as `generation`.
-  var batchGeneration: UInt32 = 0
+  var batchGeneration: UInt32
+}
 
+extension _WriteEntry {
+  /// Built through the memberwise initializer, which the one above cannot call but an
+  /// extension's can: assigning field by field built the entry on the stack and then copied it
+  /// out, retaining and releasing every reference in it.
   init(cell: _Cell, version: consuming _VersionBase?, commutes: consuming [(_VersionBase) -> _VersionBase], generation: UInt32) {
-    self.cell = cell
-    self.target = Unmanaged.passUnretained(cell)
-    self.version = version
-    self.commutes = commutes
-    self.generation = generation
+    self.init(
+      cell: cell, target: Unmanaged.passUnretained(cell), version: version, commutes: commutes, generation: generation,
+      batch: nil, batchGeneration: 0)
   }
 
   /// Whether the entry changes the cell without having read it (validation skips it).
@@ -59,8 +62,9 @@ struct _TransactionLog {
   /// Adds `entry`, moved in: a copy would retain each of its references and release them again.
   @inline(__always)
   mutating func append(_ entry: consuming _WriteEntry) {
-    let cell = ObjectIdentifier(entry.target.takeUnretainedValue())
-    entries.append(entry)
+    // Through the unretained handle: taking the cell out of it retained and released it.
+    let cell = entry.target._withUnsafeGuaranteedRef { ObjectIdentifier($0) }
+    entries.append(consume entry)
     if index != nil {
       index![cell] = entries.count - 1
     } else if entries.count > Self.linearScanLimit {
