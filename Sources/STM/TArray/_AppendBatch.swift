@@ -4,11 +4,11 @@
 @usableFromInline
 final class _AppendBatch<Element: Sendable>: _DelayedAppend {
   @usableFromInline typealias Anchor = Int
-  @usableFromInline typealias MakeWrites = (_SlotDirectory<Element>, [Element], _ firstIndex: Int) -> [_DelayedWrite]
+  @usableFromInline typealias MakeWrites = (_SlotDirectory<Element>, [Element], _ firstIndex: Int, inout [_DelayedWrite]) -> Void
 
   @usableFromInline var items: [Element] = []
   @usableFromInline let slots: _SlotDirectory<Element>
-  /// ``writes(into:of:from:)``, captured where `Element` is known: `land` runs in the engine's
+  /// ``writes(into:of:from:adding:)``, captured where `Element` is known: `land` runs in the engine's
   /// unspecialized generic code, where every generic type it touched would cost a metadata
   /// lookup per element.
   @usableFromInline let makeWrites: MakeWrites
@@ -16,7 +16,7 @@ final class _AppendBatch<Element: Sendable>: _DelayedAppend {
   @inlinable
   init(slots: _SlotDirectory<Element>) {
     self.slots = slots
-    makeWrites = Self.writes(into:of:from:)
+    makeWrites = Self.writes(into:of:from:adding:)
   }
 
   @usableFromInline
@@ -32,25 +32,24 @@ final class _AppendBatch<Element: Sendable>: _DelayedAppend {
 
   /// Written out, not the protocol's default: with the anchor's type (`Int`) named here, the
   /// anchor's versions are read and made without run-time metadata lookups.
-  @usableFromInline func _land(onto anchor: AnyObject, of cell: _Cell) -> (anchor: AnyObject, writes: [_DelayedWrite]) {
-    let (count, writes) = land(onto: _anchorValue(of: anchor, as: Int.self))
-    return (_anchorVersion(count, of: cell), writes)
+  @usableFromInline func _land(onto anchor: AnyObject, of cell: _Cell, into writes: inout [_DelayedWrite]) -> AnyObject {
+    _anchorVersion(land(onto: _anchorValue(of: anchor, as: Int.self), into: &writes), of: cell)
   }
 
-  @usableFromInline func land(onto count: Int) -> (anchor: Int, writes: [_DelayedWrite]) {
-    let writes = makeWrites(slots, items, count)
+  @usableFromInline func land(onto count: Int, into writes: inout [_DelayedWrite]) -> Int {
+    makeWrites(slots, items, count, &writes)
     slots.noteLanded(upTo: count + items.count)
-    return (count + items.count, writes)
+    return count + items.count
   }
 
-  /// The writes that put `items` into the slots from `firstIndex` on.
+  /// Adds to `writes` the writes that put `items` into the slots from `firstIndex` on.
   @inlinable
-  static func writes(into slots: _SlotDirectory<Element>, of items: [Element], from firstIndex: Int) -> [_DelayedWrite] {
-    var writes: [_DelayedWrite] = []
-    writes.reserveCapacity(items.count)
+  static func writes(
+    into slots: _SlotDirectory<Element>, of items: [Element], from firstIndex: Int, adding writes: inout [_DelayedWrite]
+  ) {
+    writes.reserveCapacity(writes.count + items.count)
     for offset in items.indices {
       writes.append(_DelayedWrite(slots.slot(firstIndex + offset), .some(items[offset])))
     }
-    return writes
   }
 }

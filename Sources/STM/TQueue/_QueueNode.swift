@@ -30,16 +30,16 @@ final class _QueueNode<Element: Sendable>: @unchecked Sendable {
 @usableFromInline
 final class _EnqueueBatch<Element: Sendable>: _DelayedAppend {
   @usableFromInline typealias Anchor = _QueueNode<Element>
-  @usableFromInline typealias Link = (_ items: [Element], _ tail: AnyObject, _ of: _Cell) -> (anchor: AnyObject, writes: [_DelayedWrite])
+  @usableFromInline typealias Link = (_ items: [Element], _ tail: AnyObject, _ of: _Cell, _ into: inout [_DelayedWrite]) -> AnyObject
 
   @usableFromInline var items: [Element] = []
-  /// ``land(_:onto:of:)``, captured where `Element` is known (see `_AppendBatch.makeWrites`):
+  /// ``land(_:onto:of:into:)``, captured where `Element` is known (see `_AppendBatch.makeWrites`):
   /// the engine lands the batch through it, so that neither the nodes nor the tail's versions
   /// are made by generic code that looks up their types' metadata at run time.
   @usableFromInline let linkItems: Link
 
   @inlinable
-  init() { linkItems = Self.land(_:onto:of:) }
+  init() { linkItems = Self.land(_:onto:of:into:) }
 
   @usableFromInline
   init(items: [Element], linkItems: @escaping Link) {
@@ -49,25 +49,25 @@ final class _EnqueueBatch<Element: Sendable>: _DelayedAppend {
 
   @usableFromInline func copy() -> Self { Self(items: items, linkItems: linkItems) }
 
-  @usableFromInline func _land(onto tail: AnyObject, of cell: _Cell) -> (anchor: AnyObject, writes: [_DelayedWrite]) {
-    linkItems(items, tail, cell)
+  @usableFromInline func _land(onto tail: AnyObject, of cell: _Cell, into writes: inout [_DelayedWrite]) -> AnyObject {
+    linkItems(items, tail, cell, &writes)
   }
 
-  /// The protocol's typed form; the engine calls `_land(onto:of:)` instead.
-  @usableFromInline func land(onto tail: _QueueNode<Element>) -> (anchor: _QueueNode<Element>, writes: [_DelayedWrite]) {
-    Self.link(items, after: tail)
+  /// The protocol's typed form; the engine calls `_land(onto:of:into:)` instead.
+  @usableFromInline func land(onto tail: _QueueNode<Element>, into writes: inout [_DelayedWrite]) -> _QueueNode<Element> {
+    Self.link(items, after: tail, into: &writes)
   }
 
-  /// `_land(onto:of:)` for `items`: links them after the tail version `tail` of `cell`.
+  /// `_land(onto:of:into:)` for `items`: links them after the tail version `tail` of `cell`.
   @inlinable
-  static func land(_ items: [Element], onto tail: AnyObject, of cell: _Cell) -> (anchor: AnyObject, writes: [_DelayedWrite]) {
-    let (newTail, writes) = link(items, after: _anchorValue(of: tail, as: _QueueNode<Element>.self))
-    return (_anchorVersion(newTail, of: cell), writes)
+  static func land(_ items: [Element], onto tail: AnyObject, of cell: _Cell, into writes: inout [_DelayedWrite]) -> AnyObject {
+    _anchorVersion(link(items, after: _anchorValue(of: tail, as: _QueueNode<Element>.self), into: &writes), of: cell)
   }
 
-  /// New nodes for `items`, and the write that links the first after `tail`.
+  /// New nodes for `items`; adds the write that links the first after `tail`, and returns the
+  /// new tail.
   @inlinable
-  static func link(_ items: [Element], after tail: _QueueNode<Element>) -> (anchor: _QueueNode<Element>, writes: [_DelayedWrite]) {
+  static func link(_ items: [Element], after tail: _QueueNode<Element>, into writes: inout [_DelayedWrite]) -> _QueueNode<Element> {
     // Built back to front, so each new node is born pointing at its successor; only the old
     // tail's link is a write to a cell that readers can already reach.
     var first: _QueueNode<Element>?
@@ -76,7 +76,8 @@ final class _EnqueueBatch<Element: Sendable>: _DelayedAppend {
       first = _QueueNode(item, next: first)
       if last == nil { last = first }
     }
-    guard let first, let last else { return (tail, []) }
-    return (last, [_DelayedWrite(tail.next, first)])
+    guard let first, let last else { return tail }
+    writes.append(_DelayedWrite(tail.next, first))
+    return last
   }
 }

@@ -2,9 +2,9 @@
 /// the primitive behind `TArray.append` and `TQueue.enqueue`.
 ///
 /// The batch hangs off an *anchor* variable (an array's count, a queue's tail). At commit, with
-/// the anchor's commit lock held, `land(onto:)` receives the anchor's newest value and says
-/// what the anchor becomes and which other cells (array slots, the old tail's link) receive
-/// the items. The engine locks those cells too, before it takes its commit number, and
+/// the anchor's commit lock held, `land(onto:into:)` receives the anchor's newest value and
+/// says what the anchor becomes and which other cells (array slots, the old tail's link)
+/// receive the items. The engine locks those cells too, before it takes its commit number, and
 /// publishes everything under that one number. Nothing was read at snapshot time, so a batch
 /// validates nothing: two transactions that append to the same collection never conflict.
 ///
@@ -13,44 +13,44 @@
 /// any other, so a concurrent append makes that transaction conflict, as it should.
 ///
 /// `land` runs while the commit holds locks: it must not touch transactional data (that traps),
-/// block, or have side effects besides building the values it returns. It may run more than
-/// once for one commit.
+/// block, or have side effects besides building the values it returns and the writes it adds.
+/// It may run more than once for one commit.
 @usableFromInline
 package protocol _DelayedAppend<Anchor>: AnyObject {
   associatedtype Anchor: Sendable
   /// An independent copy, taken when an `orElse` branch or nested block may roll back.
   func copy() -> Self
-  /// What the anchor becomes, and the other writes that make the items visible.
-  func land(onto anchor: Anchor) -> (anchor: Anchor, writes: [_DelayedWrite])
-  /// `land(onto:)` on the anchor's newest version, returning the anchor's new version: what
-  /// the engine's untyped commit code calls. A requirement, so that a conformance can compile
-  /// it for its own types; otherwise reading and making the anchor's versions looks up
+  /// What the anchor becomes; the other writes that make the items visible go into `writes`
+  /// (after what it holds: an array the commit reuses, so that landing allocates none).
+  func land(onto anchor: Anchor, into writes: inout [_DelayedWrite]) -> Anchor
+  /// `land(onto:into:)` on the anchor's newest version, returning the anchor's new version:
+  /// what the engine's untyped commit code calls. A requirement, so that a conformance can
+  /// compile it for its own types; otherwise reading and making the anchor's versions looks up
   /// `_Version<Anchor>`'s metadata at run time on every commit (see the default below).
   /// Versions pass as `AnyObject`: `_VersionBase` is not visible to conforming modules.
-  func _land(onto anchor: AnyObject, of cell: _Cell) -> (anchor: AnyObject, writes: [_DelayedWrite])
+  func _land(onto anchor: AnyObject, of cell: _Cell, into writes: inout [_DelayedWrite]) -> AnyObject
 }
 
 extension _DelayedAppend {
-  /// The default `_land(onto:of:)`. A conformance generic over other parameters (a batch of
+  /// The default `_land(onto:of:into:)`. A conformance generic over other parameters (a batch of
   /// any element type) gets this generic body as its witness, which looks its types up at run
   /// time. One whose `Anchor` is concrete can write `_land` out with `_anchorValue` and
   /// `_anchorVersion`, which are then compiled for that type (as `TArray`'s batch does); one
   /// whose `Anchor` depends on its parameters can call a closure captured where they are
   /// known (as `TQueue`'s batch does).
   @inlinable
-  package func _land(onto anchor: AnyObject, of cell: _Cell) -> (anchor: AnyObject, writes: [_DelayedWrite]) {
-    let (new, writes) = land(onto: _anchorValue(of: anchor, as: Anchor.self))
-    return (_anchorVersion(new, of: cell), writes)
+  package func _land(onto anchor: AnyObject, of cell: _Cell, into writes: inout [_DelayedWrite]) -> AnyObject {
+    _anchorVersion(land(onto: _anchorValue(of: anchor, as: Anchor.self), into: &writes), of: cell)
   }
 }
 
-/// The value of an anchor's version, handed to `_DelayedAppend._land(onto:of:)`.
+/// The value of an anchor's version, handed to `_DelayedAppend._land(onto:of:into:)`.
 @inlinable
 package func _anchorValue<Anchor>(of version: AnyObject, as type: Anchor.Type) -> Anchor {
   unsafeDowncast(version, to: _Version<Anchor>.self).value
 }
 
-/// A new version of the anchor `cell` holding `value`, for `_DelayedAppend._land(onto:of:)`
+/// A new version of the anchor `cell` holding `value`, for `_DelayedAppend._land(onto:of:into:)`
 /// to return.
 @inlinable
 package func _anchorVersion<Anchor>(_ value: Anchor, of cell: _Cell) -> AnyObject {
@@ -85,7 +85,9 @@ package struct _DelayedWrite {
 class _AnyDelayedAppend {
   @usableFromInline init() {}
   func copy() -> _AnyDelayedAppend { fatalError("abstract") }
-  func land(onto anchor: _VersionBase, of cell: _Cell) -> (_VersionBase, [_DelayedWrite]) { fatalError("abstract") }
+  func land(onto anchor: _VersionBase, of cell: _Cell, into writes: inout [_DelayedWrite]) -> _VersionBase {
+    fatalError("abstract")
+  }
   @usableFromInline var payload: AnyObject { fatalError("abstract") }
 }
 
@@ -100,9 +102,8 @@ final class _DelayedAppendBox<Batch: _DelayedAppend>: _AnyDelayedAppend {
 
   override func copy() -> _AnyDelayedAppend { _DelayedAppendBox(batch.copy()) }
 
-  override func land(onto anchor: _VersionBase, of cell: _Cell) -> (_VersionBase, [_DelayedWrite]) {
-    let (new, writes) = batch._land(onto: anchor, of: cell)
-    return (unsafeDowncast(new, to: _VersionBase.self), writes)
+  override func land(onto anchor: _VersionBase, of cell: _Cell, into writes: inout [_DelayedWrite]) -> _VersionBase {
+    unsafeDowncast(batch._land(onto: anchor, of: cell, into: &writes), to: _VersionBase.self)
   }
 
   @usableFromInline override var payload: AnyObject { batch }

@@ -70,6 +70,8 @@ final class _Segment: @unchecked Sendable {
   /// Whether the newest version of the cell an in-place mutation holds is its only one (see
   /// `newestVersion(ofLocked:)`).
   @exclusivity(unchecked) var lockedNewestIsAlone = false
+  /// Empty storage for the next commit's landed writes (see `keepForReuse`).
+  @exclusivity(unchecked) var reusableLandingWrites: [_DelayedWrite]?
   private let paddingAtEnd = _CacheLinePadding()
 
   init(index: Int) {
@@ -269,6 +271,7 @@ final class _Segment: @unchecked Sendable {
         }
       }
       var landing = lockAll(entries, landingBatches: hasBatches, context: context)
+      defer { if landing != nil { keepForReuse(&landing!.writes) } }
       if let retired = entries.indices.first(where: { entries[$0].target._withUnsafeGuaranteedRef { $0.isRetired } }) {
         (conflictingCell, conflictingCellWasRead) = (entries[retired].target, false)
         unlock(entries, &landing)
@@ -407,13 +410,10 @@ final class _Segment: @unchecked Sendable {
         entries[index].target._withUnsafeGuaranteedRef { lock($0, context: context) }
       }
       guard landingBatches else { return nil }
-      var landing: Landing? = Landing()
+      var landing: Landing? = Landing(writes: reusableLandingWrites.take() ?? [])
       for index in entries.indices where entries[index].batch != nil {
-        let (anchor, writes) = land(entries.baseAddress! + index)
+        let anchor = land(entries.baseAddress! + index, into: &landing!.writes)
         landing!.anchors.append(entry: index, version: consume anchor)
-        // The first batch's array is taken as it is: appending it to the empty one allocated
-        // and copied on every commit that appends.
-        if landing!.writes.isEmpty { landing!.writes = consume writes } else { landing!.writes += writes }
       }
       let allLocked = landing!.writes.withUnsafeMutableBufferPointer { writes in
         for position in writes.indices {
@@ -432,6 +432,7 @@ final class _Segment: @unchecked Sendable {
         return landing
       }
       unlock(entries, &landing)
+      keepForReuse(&landing!.writes)
       if started == 0 { started = _monotonicNanoseconds() }
       backoff.pause()
     }
@@ -439,17 +440,30 @@ final class _Segment: @unchecked Sendable {
 
   /// Lands the batch of the entry at `entry`, whose anchor this commit holds: reached in
   /// place, since a bound copy of the batch or of the entry's version retained it.
-  private func land(_ entry: UnsafePointer<_WriteEntry>) -> (_VersionBase, [_DelayedWrite]) {
+  private func land(_ entry: UnsafePointer<_WriteEntry>, into writes: inout [_DelayedWrite]) -> _VersionBase {
     entry.pointee.target._withUnsafeGuaranteedRef { cell in
       let base = entry.pointee.version.map(Unmanaged.passUnretained) ?? cell.head.load(ordering: .acquiring)
       let batch = Unmanaged.passUnretained(entry.pointee.batch.unsafelyUnwrapped)
       guard !entry.pointee.commutes.isEmpty else {
-        return base._withUnsafeGuaranteedRef { base in batch._withUnsafeGuaranteedRef { $0.land(onto: base, of: cell) } }
+        return base._withUnsafeGuaranteedRef { base in
+          batch._withUnsafeGuaranteedRef { $0.land(onto: base, of: cell, into: &writes) }
+        }
       }
       var value = base.takeUnretainedValue()
       for transform in entry.pointee.commutes { value = transform(value) }
-      return batch._withUnsafeGuaranteedRef { $0.land(onto: value, of: cell) }
+      return batch._withUnsafeGuaranteedRef { $0.land(onto: value, of: cell, into: &writes) }
     }
+  }
+
+  /// Empties `writes` and keeps its storage for the segment's next landing: a commit that
+  /// lands a delayed append allocated and freed an array for its writes every time. A large
+  /// one is let go, so that one huge append does not pin its memory in the segment.
+  private func keepForReuse(_ writes: inout [_DelayedWrite]) {
+    guard writes.capacity <= 256 else { return }
+    // Element by element: `removeAll(keepingCapacity:)` costs a generic range replacement.
+    while writes.popLast() != nil {}
+    reusableLandingWrites = consume writes
+    writes = []
   }
 
   /// Releases the locks of `entries` and those that `landing` took. In place (`inout`): a
