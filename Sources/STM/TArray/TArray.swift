@@ -62,10 +62,12 @@ public final class TArray<Element: Sendable>: Sendable {
           slot.value = newValue
           return
         }
-        let batch = countCell._delayedAppend(in: transaction) { _AppendBatch(slots: slots) }
         let pending = index - countCell._noted(.read, at: site, as: .named("count")).value
-        guard pending >= 0 && pending < batch.items.count else { outOfRange(index) }
-        batch.items[pending] = newValue
+        let pendingCount = countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self) {
+          $0.items.count
+        }
+        guard pending >= 0 && pending < pendingCount ?? 0 else { outOfRange(index) }
+        countCell._withDelayedAppend(in: transaction, { _AppendBatch(slots: slots) }) { $0.items[pending] = newValue }
         return
       }
       guard let slot = slots.existingSlot(index)?._noted(.readWrite, at: site, as: .key(index)),
@@ -85,10 +87,10 @@ public final class TArray<Element: Sendable>: Sendable {
     if let element = slots.existingSlot(index)?._noted(.read, at: site, as: .key(index)).value { return element }
     // Past the end at the snapshot: maybe one of this transaction's own appends.
     if let transaction = Transaction._currentChecked,
-      let batch = countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self)
+      let items = countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self, { $0.items })
     {
       let pending = index - countCell._noted(.read, at: site, as: .named("count")).value
-      if pending >= 0 && pending < batch.items.count { return batch.items[pending] }
+      if pending >= 0 && pending < items.count { return items[pending] }
     }
     outOfRange(index)
   }
@@ -117,7 +119,7 @@ public final class TArray<Element: Sendable>: Sendable {
     }
     slots.prepareForAppends(1)
     countCell._noteAccess(.write, at: _CallSite(fileID: fileID, line: line, owner: self), as: .named("count"))
-    countCell._delayedAppend(in: transaction) { _AppendBatch(slots: slots) }.items.append(element)
+    countCell._withDelayedAppend(in: transaction, { _AppendBatch(slots: slots) }) { $0.items.append(element) }
   }
 
   /// Appends the elements of `sequence`, in order, as one delayed append.
@@ -136,9 +138,14 @@ public final class TArray<Element: Sendable>: Sendable {
       return
     }
     countCell._noteAccess(.write, at: _CallSite(fileID: fileID, line: line, owner: self), as: .named("count"))
-    let batch = countCell._delayedAppend(in: transaction) { _AppendBatch(slots: slots) }
-    batch.items.append(contentsOf: sequence)
-    slots.prepareForAppends(batch.items.count)
+    // Gathered first: iterating a sequence runs code of the caller's, which must not run
+    // while the batch is being changed (it might read this array).
+    let elements = Array(sequence)
+    let pending = countCell._withDelayedAppend(in: transaction, { _AppendBatch(slots: slots) }) { batch in
+      batch.items.append(contentsOf: elements)
+      return batch.items.count
+    }
+    slots.prepareForAppends(pending)
   }
 
   /// Removes and returns the last element, or returns nil if the array is empty.
@@ -158,8 +165,8 @@ public final class TArray<Element: Sendable>: Sendable {
     guard let transaction = Transaction._currentChecked else {
       return _singleOperation(at: site) { _ in popLast(fileID: fileID, line: line) }
     }
-    if countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self)?.items.isEmpty == false {
-      return countCell._delayedAppend(in: transaction) { _AppendBatch(slots: slots) }.items.popLast()
+    if countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self, { !$0.items.isEmpty }) == true {
+      return countCell._withDelayedAppend(in: transaction, { _AppendBatch(slots: slots) }) { $0.items.popLast() }
     }
     let count = countCell._noted(.readWrite, at: site, as: .named("count")).value
     guard count > 0 else { return nil }
@@ -198,9 +205,9 @@ public final class TArray<Element: Sendable>: Sendable {
   public var count: Int {
     let committed = countCell._noted(.read, at: .unknown(in: self), as: .named("count")).value
     guard let transaction = Transaction._currentChecked,
-      let batch = countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self)
+      let pending = countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self, { $0.items.count })
     else { return committed }
-    return committed + batch.items.count
+    return committed + pending
   }
 
   /// Whether the array is empty.

@@ -2,32 +2,21 @@
 /// At commit they land in the slots just past the newest count, in order, so concurrent
 /// appenders never conflict and their elements end up in commit order.
 @usableFromInline
-final class _AppendBatch<Element: Sendable>: _DelayedAppend {
+struct _AppendBatch<Element: Sendable>: _DelayedAppend {
   @usableFromInline typealias Anchor = Int
-  @usableFromInline typealias MakeWrites = (_SlotDirectory<Element>, [Element], _ firstIndex: Int, inout [_DelayedWrite]) -> Void
+  @usableFromInline typealias Land = (borrowing _AppendBatch, _ count: Int, inout [_DelayedWrite]) -> Int
 
-  @usableFromInline var items: [Element] = []
+  @usableFromInline var items = _PendingItems<Element>()
   @usableFromInline let slots: _SlotDirectory<Element>
-  /// ``writes(into:of:from:adding:)``, captured where `Element` is known: `land` runs in the engine's
-  /// unspecialized generic code, where every generic type it touched would cost a metadata
-  /// lookup per element.
-  @usableFromInline let makeWrites: MakeWrites
+  /// ``land(_:onto:into:)``, captured where `Element` is known: the engine lands the batch
+  /// from its unspecialized generic code, where every generic type touched (the items, even
+  /// their count) would cost a metadata lookup.
+  @usableFromInline let landItems: Land
 
   @inlinable
   init(slots: _SlotDirectory<Element>) {
     self.slots = slots
-    makeWrites = Self.writes(into:of:from:adding:)
-  }
-
-  @usableFromInline
-  init(slots: _SlotDirectory<Element>, items: [Element], makeWrites: @escaping MakeWrites) {
-    self.slots = slots
-    self.items = items
-    self.makeWrites = makeWrites
-  }
-
-  @usableFromInline func copy() -> Self {
-    Self(slots: slots, items: items, makeWrites: makeWrites)
+    landItems = Self.land(_:onto:into:)
   }
 
   /// Written out, not the protocol's default: with the anchor's type (`Int`) named here, the
@@ -37,19 +26,19 @@ final class _AppendBatch<Element: Sendable>: _DelayedAppend {
   }
 
   @usableFromInline func land(onto count: Int, into writes: inout [_DelayedWrite]) -> Int {
-    makeWrites(slots, items, count, &writes)
-    slots.noteLanded(upTo: count + items.count)
-    return count + items.count
+    landItems(self, count, &writes)
   }
 
-  /// Adds to `writes` the writes that put `items` into the slots from `firstIndex` on.
+  /// Adds to `writes` the writes that put the items of `batch` into the slots from `count` on,
+  /// and returns the count after them.
   @inlinable
-  static func writes(
-    into slots: _SlotDirectory<Element>, of items: [Element], from firstIndex: Int, adding writes: inout [_DelayedWrite]
-  ) {
-    writes.reserveCapacity(writes.count + items.count)
-    for offset in items.indices {
-      writes.append(_DelayedWrite(slots.slot(firstIndex + offset), .some(items[offset])))
+  static func land(_ batch: borrowing _AppendBatch, onto count: Int, into writes: inout [_DelayedWrite]) -> Int {
+    let items = batch.items.count
+    writes.reserveCapacity(writes.count + items)
+    for offset in 0..<items {
+      writes.append(_DelayedWrite(batch.slots.slot(count + offset), .some(batch.items[offset])))
     }
+    batch.slots.noteLanded(upTo: count + items)
+    return count + items
   }
 }

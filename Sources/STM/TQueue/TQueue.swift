@@ -86,7 +86,7 @@ public final class TQueue<Element: Sendable>: Sendable {
     if closed._noted(.read, at: site, as: .named("closed")).value { throw TQueueClosedError() }
     try takePlaces(1, transaction, at: site)
     tail._noteAccess(.write, at: site, as: .named("tail"))
-    tail._delayedAppend(in: transaction) { _EnqueueBatch() }.items.append(item)
+    tail._withDelayedAppend(in: transaction, { _EnqueueBatch() }) { $0.items.append(item) }
   }
 
   @inlinable
@@ -230,12 +230,10 @@ public final class TQueue<Element: Sendable>: Sendable {
       freedPlaces?._commute(Self.plusOne, at: site, as: .named("capacity"))
       return next.item
     }
-    guard tail._existingDelayedAppend(in: transaction, as: _EnqueueBatch<Element>.self)?.items.isEmpty == false else {
-      return nil
-    }
-    let batch = tail._delayedAppend(in: transaction) { _EnqueueBatch() }
+    let hasOwnItems = tail._existingDelayedAppend(in: transaction, as: _EnqueueBatch<Element>.self) { !$0.items.isEmpty }
+    guard hasOwnItems == true else { return nil }
     freedPlaces?._commute(Self.plusOne, at: site, as: .named("capacity"))
-    return batch.items.removeFirst()
+    return tail._withDelayedAppend(in: transaction, { _EnqueueBatch() }) { $0.items.removeFirst() }
   }
 
   @usableFromInline
@@ -248,7 +246,7 @@ public final class TQueue<Element: Sendable>: Sendable {
     let site = _CallSite.unknown(in: self)
     return _singleOperation(at: site) { transaction in
       head._noted(.read, at: site, as: .named("head")).value.next._noted(.read, at: site, as: .named("head")).value == nil
-        && tail._existingDelayedAppend(in: transaction, as: _EnqueueBatch<Element>.self)?.items.isEmpty != false
+        && tail._existingDelayedAppend(in: transaction, as: _EnqueueBatch<Element>.self, { $0.items.isEmpty }) != false
     }
   }
 }

@@ -28,12 +28,14 @@ final class _QueueNode<Element: Sendable>: @unchecked Sendable {
 /// The items a transaction enqueues: a delayed append anchored on the queue's tail. At commit
 /// they are linked after the newest tail, in order, so producers never conflict.
 @usableFromInline
-final class _EnqueueBatch<Element: Sendable>: _DelayedAppend {
+struct _EnqueueBatch<Element: Sendable>: _DelayedAppend {
   @usableFromInline typealias Anchor = _QueueNode<Element>
-  @usableFromInline typealias Link = (_ items: [Element], _ tail: AnyObject, _ of: _Cell, _ into: inout [_DelayedWrite]) -> AnyObject
+  @usableFromInline typealias Link = (
+    _ batch: borrowing _EnqueueBatch, _ tail: AnyObject, _ of: _Cell, _ into: inout [_DelayedWrite]
+  ) -> AnyObject
 
-  @usableFromInline var items: [Element] = []
-  /// ``land(_:onto:of:into:)``, captured where `Element` is known (see `_AppendBatch.makeWrites`):
+  @usableFromInline var items = _PendingItems<Element>()
+  /// ``land(_:onto:of:into:)``, captured where `Element` is known (see `_AppendBatch.landItems`):
   /// the engine lands the batch through it, so that neither the nodes nor the tail's versions
   /// are made by generic code that looks up their types' metadata at run time.
   @usableFromInline let linkItems: Link
@@ -41,16 +43,8 @@ final class _EnqueueBatch<Element: Sendable>: _DelayedAppend {
   @inlinable
   init() { linkItems = Self.land(_:onto:of:into:) }
 
-  @usableFromInline
-  init(items: [Element], linkItems: @escaping Link) {
-    self.items = items
-    self.linkItems = linkItems
-  }
-
-  @usableFromInline func copy() -> Self { Self(items: items, linkItems: linkItems) }
-
   @usableFromInline func _land(onto tail: AnyObject, of cell: _Cell, into writes: inout [_DelayedWrite]) -> AnyObject {
-    linkItems(items, tail, cell, &writes)
+    linkItems(self, tail, cell, &writes)
   }
 
   /// The protocol's typed form; the engine calls `_land(onto:of:into:)` instead.
@@ -58,16 +52,22 @@ final class _EnqueueBatch<Element: Sendable>: _DelayedAppend {
     Self.link(items, after: tail, into: &writes)
   }
 
-  /// `_land(onto:of:into:)` for `items`: links them after the tail version `tail` of `cell`.
+  /// `_land(onto:of:into:)` for the items of `batch`: links them after the tail version `tail`
+  /// of `cell`.
   @inlinable
-  static func land(_ items: [Element], onto tail: AnyObject, of cell: _Cell, into writes: inout [_DelayedWrite]) -> AnyObject {
-    _anchorVersion(link(items, after: _anchorValue(of: tail, as: _QueueNode<Element>.self), into: &writes), of: cell)
+  static func land(
+    _ batch: borrowing _EnqueueBatch, onto tail: AnyObject, of cell: _Cell, into writes: inout [_DelayedWrite]
+  ) -> AnyObject {
+    let newTail = link(batch.items, after: _anchorValue(of: tail, as: _QueueNode<Element>.self), into: &writes)
+    return _anchorVersion(newTail, of: cell)
   }
 
   /// New nodes for `items`; adds the write that links the first after `tail`, and returns the
   /// new tail.
   @inlinable
-  static func link(_ items: [Element], after tail: _QueueNode<Element>, into writes: inout [_DelayedWrite]) -> _QueueNode<Element> {
+  static func link(
+    _ items: _PendingItems<Element>, after tail: _QueueNode<Element>, into writes: inout [_DelayedWrite]
+  ) -> _QueueNode<Element> {
     // Built back to front, so each new node is born pointing at its successor; only the old
     // tail's link is a write to a cell that readers can already reach.
     var first: _QueueNode<Element>?

@@ -57,21 +57,26 @@ extension TVar {
     return result
   }
 
-  /// Inside a transaction: the running transaction's batch of delayed appends on this variable
-  /// (its anchor), made with `make` if it has none yet. Ready to be changed: a batch that an
-  /// `orElse` checkpoint still holds is copied first.
+  /// Inside a transaction: calls `body` with the running transaction's batch of delayed
+  /// appends on this variable (its anchor), made with `make` if it has none yet, to change it
+  /// in place. A batch that an `orElse` checkpoint still holds is copied first. `body` must
+  /// not touch transactional data (it would find the batch in the middle of a change).
   @inlinable
-  package func _delayedAppend<Batch: _DelayedAppend>(in transaction: Transaction, _ make: () -> Batch) -> Batch
-  where Batch.Anchor == Value {
-    unsafeDowncast(transaction.segment.delayedAppend(on: cell) { _DelayedAppendBox(make()) }, to: Batch.self)
+  package func _withDelayedAppend<Batch: _DelayedAppend, Result>(
+    in transaction: Transaction, _ make: () -> Batch, _ body: (inout Batch) throws -> Result
+  ) rethrows -> Result where Batch.Anchor == Value {
+    let box = transaction.segment.delayedAppend(on: cell) { _DelayedAppendBox(make()) }
+    return try box._withUnsafeGuaranteedRef { try body(&unsafeDowncast($0, to: _DelayedAppendBox<Batch>.self).batch) }
   }
 
-  /// Inside a transaction: its batch on this variable, if it has one. Read it only; call
-  /// ``_delayedAppend(in:_:)`` to change it.
-  @usableFromInline
-  package func _existingDelayedAppend<Batch: _DelayedAppend>(in transaction: Transaction, as type: Batch.Type) -> Batch?
-  where Batch.Anchor == Value {
-    transaction.segment.existingDelayedAppend(on: cell, as: type)
+  /// Inside a transaction: `body` applied to its batch on this variable, or nil if it has none.
+  /// Read it only; call ``_withDelayedAppend(in:_:_:)`` to change it.
+  @inlinable
+  package func _existingDelayedAppend<Batch: _DelayedAppend, Result>(
+    in transaction: Transaction, as type: Batch.Type, _ body: (borrowing Batch) -> Result
+  ) -> Result? where Batch.Anchor == Value {
+    guard let box = transaction.segment.existingDelayedAppend(on: cell) else { return nil }
+    return box._withUnsafeGuaranteedRef { body(unsafeDowncast($0, to: _DelayedAppendBox<Batch>.self).batch) }
   }
 
   /// The newest committed value, read under the commit lock without joining any transaction

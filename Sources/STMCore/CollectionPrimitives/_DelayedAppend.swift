@@ -15,11 +15,13 @@
 /// `land` runs while the commit holds locks: it must not touch transactional data (that traps),
 /// block, or have side effects besides building the values it returns and the writes it adds.
 /// It may run more than once for one commit.
+///
+/// A batch is a value, kept inside the engine's box (`_DelayedAppendBox`): one allocation per
+/// transaction that appends, where a batch object in a box was two. A checkpoint that may roll
+/// back copies the box, and with it the batch.
 @usableFromInline
-package protocol _DelayedAppend<Anchor>: AnyObject {
+package protocol _DelayedAppend<Anchor> {
   associatedtype Anchor: Sendable
-  /// An independent copy, taken when an `orElse` branch or nested block may roll back.
-  func copy() -> Self
   /// What the anchor becomes; the other writes that make the items visible go into `writes`
   /// (after what it holds: an array the commit reuses, so that landing allocates none).
   func land(onto anchor: Anchor, into writes: inout [_DelayedWrite]) -> Anchor
@@ -80,7 +82,7 @@ package struct _DelayedWrite {
   }
 }
 
-/// The engine's untyped handle on a `_DelayedAppend`.
+/// The engine's untyped handle on a transaction's `_DelayedAppend`.
 @usableFromInline
 class _AnyDelayedAppend {
   @usableFromInline init() {}
@@ -88,33 +90,33 @@ class _AnyDelayedAppend {
   func land(onto anchor: _VersionBase, of cell: _Cell, into writes: inout [_DelayedWrite]) -> _VersionBase {
     fatalError("abstract")
   }
-  @usableFromInline var payload: AnyObject { fatalError("abstract") }
 }
 
-/// Made by inlinable code (`TVar._delayedAppend`), so that a collection's specialized code
-/// names its concrete type: made in the engine's generic code, each new box looked up its
-/// class's metadata at run time.
+/// The box that holds a transaction's batch. Made by inlinable code (`TVar._withDelayedAppend`),
+/// so that a collection's specialized code names its concrete type: made in the engine's
+/// generic code, each new box looked up its class's metadata at run time.
 @usableFromInline
 final class _DelayedAppendBox<Batch: _DelayedAppend>: _AnyDelayedAppend {
-  @usableFromInline let batch: Batch
+  /// Changed only by the transaction's own thread, through `TVar._withDelayedAppend`, and read
+  /// by its commit: Swift's dynamic exclusivity check on every append is not needed.
+  @exclusivity(unchecked) @usableFromInline var batch: Batch
 
   @inlinable init(_ batch: Batch) { self.batch = batch }
 
-  override func copy() -> _AnyDelayedAppend { _DelayedAppendBox(batch.copy()) }
+  override func copy() -> _AnyDelayedAppend { _DelayedAppendBox(batch) }
 
   override func land(onto anchor: _VersionBase, of cell: _Cell, into writes: inout [_DelayedWrite]) -> _VersionBase {
     unsafeDowncast(batch._land(onto: anchor, of: cell, into: &writes), to: _VersionBase.self)
   }
-
-  @usableFromInline override var payload: AnyObject { batch }
 }
 
 extension _Segment {
-  /// The payload of this transaction's batch on `cell`, a new one boxed by `makeBox` if it has
-  /// none; a batch that a checkpoint still holds is copied first, so rolling back restores it
-  /// untouched. Untyped: see `_DelayedAppendBox`.
+  /// The box of this transaction's batch on `cell`, a new one from `makeBox` if it has none; a
+  /// box that a checkpoint still holds is copied first, so rolling back restores it untouched.
+  /// Untyped: see `_DelayedAppendBox`. Returned unretained: the log holds it until the
+  /// transaction ends.
   @usableFromInline
-  func delayedAppend(on cell: _Cell, makeBox: () -> _AnyDelayedAppend) -> AnyObject {
+  func delayedAppend(on cell: _Cell, makeBox: () -> _AnyDelayedAppend) -> Unmanaged<_AnyDelayedAppend> {
     if let position = log.find(cell) {
       // Read in place (a bound `existing` was a retained copy): every append of a transaction
       // after its first comes here.
@@ -123,27 +125,29 @@ extension _Segment {
           log.entries[position].batch = log.entries[position].batch.unsafelyUnwrapped.copy()
           log.entries[position].batchGeneration = log.generation
         }
-        return log.entries[position].batch.unsafelyUnwrapped.payload
+        return Unmanaged.passUnretained(log.entries[position].batch.unsafelyUnwrapped)
       }
       let box = makeBox()
-      let payload = box.payload
+      let handle = Unmanaged.passUnretained(box)
       log.entries[position].batch = consume box
       log.entries[position].batchGeneration = log.generation
-      return payload
+      return handle
     }
     let box = makeBox()
-    let payload = box.payload
+    let handle = Unmanaged.passUnretained(box)
     // Built whole and moved in: setting the batch on a built entry copied the entry.
     log.append(
       _WriteEntry(
         cell: cell, target: Unmanaged.passUnretained(cell), version: nil, commutes: [], generation: log.generation,
         batch: consume box, batchGeneration: log.generation))
-    return payload
+    return handle
   }
 
-  /// This transaction's batch on `cell`, if it has one.
-  func existingDelayedAppend<Batch: _DelayedAppend>(on cell: _Cell, as type: Batch.Type) -> Batch? {
-    guard !log.isEmpty, let position = log.find(cell), let box = log.entries[position].batch else { return nil }
-    return unsafeDowncast(box.payload, to: Batch.self)
+  /// The box of this transaction's batch on `cell`, if it has one; unretained, like
+  /// `delayedAppend(on:makeBox:)`'s.
+  @usableFromInline
+  func existingDelayedAppend(on cell: _Cell) -> Unmanaged<_AnyDelayedAppend>? {
+    guard !log.isEmpty, let position = log.find(cell), log.entries[position].batch != nil else { return nil }
+    return Unmanaged.passUnretained(log.entries[position].batch.unsafelyUnwrapped)
   }
 }

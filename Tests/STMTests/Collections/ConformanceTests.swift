@@ -126,6 +126,32 @@ extension LibraryTests {
       #expect(array.description == "TArray([\"a\", \"b\", \"C\"])")
     }
 
+    @Test func aNestedBlockThatThrowsRestoresTheAppendsPendingBeforeIt() throws {
+      struct Refused: Error {}
+      let array: TArray<Int> = [0]
+      let queue = TQueue<Int>()
+      try atomically { _ in
+        array.append(1)
+        array.append(2)
+        try queue.enqueue(1)
+        do {
+          try atomically { _ in
+            // Changes the batches the outer block made: they must come back as they were.
+            #expect(array.popLast() == 2)
+            array[1] = 10
+            array.append(3)
+            try queue.enqueue(2)
+            #expect(queue.tryDequeue() == 1)
+            throw Refused()
+          }
+        } catch {}
+        #expect(array.count == 3 && array[1] == 1 && array[2] == 2)
+        try queue.enqueue(3)
+      }
+      #expect(array.elements == [0, 1, 2])
+      #expect(queue.tryDequeue() == 1 && queue.tryDequeue() == 3 && queue.tryDequeue() == nil)
+    }
+
     @Test func queueIsFirstInFirstOut() throws {
       let queue = TQueue<Int>()
       for item in 0..<100 { try queue.enqueue(item) }
