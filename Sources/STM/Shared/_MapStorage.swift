@@ -26,10 +26,21 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   func value(forKey key: Key, at site: _CallSite) -> Value? {
     let thread = _CallingThread.current
     if let transaction = thread.transaction {
+      let hash = key.hashValue
       // Even an absent key gets a cell, so that a later insert of it conflicts with this read.
-      let (current, retired) = index.slots(for: key, seenFrom: transaction._snapshot)
-      Self.note(.read, current, retired, at: site, key: key)
-      return Self.read(current, retired)
+      let cell = index.cell(for: key, hash: hash)
+      let retired = index.retiredSlots(for: key, hash: hash, seenFrom: transaction._snapshot)
+      guard retired.isEmpty else {
+        let current = cell._withUnsafeGuaranteedRef { $0.variable }
+        Self.note(.read, current, retired, at: site, key: key)
+        return Self.read(current, retired)
+      }
+      // The common case, read in place: the cell stays in the index at least as long as the
+      // transaction's snapshot is announced, and its read marker then retains it.
+      return cell._withUnsafeGuaranteedRef { cell in
+        cell._noteAccess(.read, at: site)
+        return cell._value(in: thread)
+      }
     }
     let hash = key.hashValue
     let operation = _SingleOperation.beginReading(on: thread)

@@ -18,6 +18,18 @@ package final class _KeyedCell<Key: Hashable & Sendable, Value: Sendable>: _Type
   /// The cell as a transactional variable.
   @inlinable
   package var variable: TVar<Value?> { TVar(_cell: self) }
+
+  /// Inside the transaction running on `thread`: the value it reads from this cell, as
+  /// `variable.value` would, for a lookup that holds the cell unretained (making the `TVar`
+  /// retained it, and a lookup inside a transaction is mostly this). The segment is reached
+  /// through the thread's unretained handle: through a `Transaction`'s reference it was
+  /// retained and released.
+  @inlinable
+  package func _value(in thread: _CallingThread) -> Value? {
+    thread.state.pointee.segment.unsafelyUnwrapped._withUnsafeGuaranteedRef { segment in
+      segment.read(self)._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value?>.self).value }
+    }
+  }
 }
 
 extension TVar {

@@ -122,8 +122,15 @@ extension _KeyedCell {
   /// about to access it: `TVar._noteAccess` for an index's cell, which names its own key.
   @inlinable @inline(__always)
   package func _noted(_ kind: _AccessKind, at site: _CallSite) -> Self {
-    if _ConflictRecorder.isRecording { _ConflictRecorder.note(kind, of: self, at: site, as: .key(key)) }
+    _noteAccess(kind, at: site)
     return self
+  }
+
+  /// `_noted(_:at:)` without handing the cell back: a caller that holds the cell unretained
+  /// would otherwise retain the returned reference and release it again.
+  @inlinable @inline(__always)
+  package func _noteAccess(_ kind: _AccessKind, at site: _CallSite) {
+    if _ConflictRecorder.isRecording { _ConflictRecorder.note(kind, of: self, at: site, as: .key(key)) }
   }
 }
 
