@@ -19,9 +19,9 @@ struct _WriteEntry {
 }
 
 extension _WriteEntry {
-  /// Built through the memberwise initializer, which the one above cannot call but an
-  /// extension's can: assigning field by field built the entry on the stack and then copied it
-  /// out, retaining and releasing every reference in it.
+  /// Declared in an extension, so that the struct keeps its memberwise initializer, which this
+  /// one calls: assigning the fields one by one built the entry on the stack and then copied
+  /// it out, retaining and releasing every reference in it.
   init(cell: _Cell, version: consuming _VersionBase?, commutes: consuming [(_VersionBase) -> _VersionBase], generation: UInt32) {
     self.init(
       cell: cell, target: Unmanaged.passUnretained(cell), version: version, commutes: commutes, generation: generation,
