@@ -4,14 +4,15 @@
 @usableFromInline
 struct _AppendBatch<Element: Sendable>: _DelayedAppend {
   @usableFromInline typealias Anchor = Int
-  @usableFromInline typealias Land = (borrowing _AppendBatch, _ count: Int, inout [_DelayedWrite]) -> Int
+  @usableFromInline typealias Land = (UnsafePointer<_AppendBatch>, _ count: Int, inout [_DelayedWrite]) -> Int
 
-  @usableFromInline var items = _PendingItems<Element>()
-  @usableFromInline let slots: _SlotDirectory<Element>
   /// ``land(_:onto:into:)``, captured where `Element` is known: the engine lands the batch
   /// from its unspecialized generic code, where every generic type touched (the items, even
-  /// their count) would cost a metadata lookup.
+  /// their count) would cost a metadata lookup. First, so that its offset does not depend on
+  /// `Element`, and that code reads it without asking the type's layout.
   @usableFromInline let landItems: Land
+  @usableFromInline let slots: _SlotDirectory<Element>
+  @usableFromInline var items = _PendingItems<Element>()
 
   @inlinable
   init(slots: _SlotDirectory<Element>) {
@@ -21,24 +22,27 @@ struct _AppendBatch<Element: Sendable>: _DelayedAppend {
 
   /// Written out, not the protocol's default: with the anchor's type (`Int`) named here, the
   /// anchor's versions are read and made without run-time metadata lookups.
-  @usableFromInline func _land(onto anchor: AnyObject, of cell: _Cell, into writes: inout [_DelayedWrite]) -> AnyObject {
-    _anchorVersion(land(onto: _anchorValue(of: anchor, as: Int.self), into: &writes), of: cell)
+  @usableFromInline static func _land(
+    _ batch: UnsafePointer<Self>, onto anchor: AnyObject, of cell: _Cell, into writes: inout [_DelayedWrite]
+  ) -> AnyObject {
+    _anchorVersion(batch.pointee.landItems(batch, _anchorValue(of: anchor, as: Int.self), &writes), of: cell)
   }
 
+  /// The protocol's typed form; the engine calls `_land(_:onto:of:into:)` instead.
   @usableFromInline func land(onto count: Int, into writes: inout [_DelayedWrite]) -> Int {
-    landItems(self, count, &writes)
+    withUnsafePointer(to: self) { landItems($0, count, &writes) }
   }
 
   /// Adds to `writes` the writes that put the items of `batch` into the slots from `count` on,
   /// and returns the count after them.
   @inlinable
-  static func land(_ batch: borrowing _AppendBatch, onto count: Int, into writes: inout [_DelayedWrite]) -> Int {
-    let items = batch.items.count
+  static func land(_ batch: UnsafePointer<_AppendBatch>, onto count: Int, into writes: inout [_DelayedWrite]) -> Int {
+    let items = batch.pointee.items.count
     writes.reserveCapacity(writes.count + items)
     for offset in 0..<items {
-      writes.append(_DelayedWrite(batch.slots.slot(count + offset), .some(batch.items[offset])))
+      writes.append(_DelayedWrite(batch.pointee.slots.slot(count + offset), .some(batch.pointee.items[offset])))
     }
-    batch.slots.noteLanded(upTo: count + items)
+    batch.pointee.slots.noteLanded(upTo: count + items)
     return count + items
   }
 }

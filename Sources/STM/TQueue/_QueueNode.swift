@@ -31,34 +31,37 @@ final class _QueueNode<Element: Sendable>: @unchecked Sendable {
 struct _EnqueueBatch<Element: Sendable>: _DelayedAppend {
   @usableFromInline typealias Anchor = _QueueNode<Element>
   @usableFromInline typealias Link = (
-    _ batch: borrowing _EnqueueBatch, _ tail: AnyObject, _ of: _Cell, _ into: inout [_DelayedWrite]
+    _ batch: UnsafePointer<_EnqueueBatch>, _ tail: AnyObject, _ of: _Cell, _ into: inout [_DelayedWrite]
   ) -> AnyObject
 
-  @usableFromInline var items = _PendingItems<Element>()
-  /// ``land(_:onto:of:into:)``, captured where `Element` is known (see `_AppendBatch.landItems`):
-  /// the engine lands the batch through it, so that neither the nodes nor the tail's versions
-  /// are made by generic code that looks up their types' metadata at run time.
+  /// ``land(_:onto:of:into:)``, captured where `Element` is known (see `_AppendBatch.landItems`,
+  /// also for why it comes first): the engine lands the batch through it, so that neither the
+  /// nodes nor the tail's versions are made by generic code that looks up their types'
+  /// metadata at run time.
   @usableFromInline let linkItems: Link
+  @usableFromInline var items = _PendingItems<Element>()
 
   @inlinable
   init() { linkItems = Self.land(_:onto:of:into:) }
 
-  @usableFromInline func _land(onto tail: AnyObject, of cell: _Cell, into writes: inout [_DelayedWrite]) -> AnyObject {
-    linkItems(self, tail, cell, &writes)
+  @usableFromInline static func _land(
+    _ batch: UnsafePointer<Self>, onto tail: AnyObject, of cell: _Cell, into writes: inout [_DelayedWrite]
+  ) -> AnyObject {
+    batch.pointee.linkItems(batch, tail, cell, &writes)
   }
 
-  /// The protocol's typed form; the engine calls `_land(onto:of:into:)` instead.
+  /// The protocol's typed form; the engine calls `_land(_:onto:of:into:)` instead.
   @usableFromInline func land(onto tail: _QueueNode<Element>, into writes: inout [_DelayedWrite]) -> _QueueNode<Element> {
     Self.link(items, after: tail, into: &writes)
   }
 
-  /// `_land(onto:of:into:)` for the items of `batch`: links them after the tail version `tail`
-  /// of `cell`.
+  /// `_land(_:onto:of:into:)` for the items of `batch`: links them after the tail version
+  /// `tail` of `cell`.
   @inlinable
   static func land(
-    _ batch: borrowing _EnqueueBatch, onto tail: AnyObject, of cell: _Cell, into writes: inout [_DelayedWrite]
+    _ batch: UnsafePointer<_EnqueueBatch>, onto tail: AnyObject, of cell: _Cell, into writes: inout [_DelayedWrite]
   ) -> AnyObject {
-    let newTail = link(batch.items, after: _anchorValue(of: tail, as: _QueueNode<Element>.self), into: &writes)
+    let newTail = link(batch.pointee.items, after: _anchorValue(of: tail, as: _QueueNode<Element>.self), into: &writes)
     return _anchorVersion(newTail, of: cell)
   }
 

@@ -25,34 +25,40 @@ package protocol _DelayedAppend<Anchor> {
   /// What the anchor becomes; the other writes that make the items visible go into `writes`
   /// (after what it holds: an array the commit reuses, so that landing allocates none).
   func land(onto anchor: Anchor, into writes: inout [_DelayedWrite]) -> Anchor
-  /// `land(onto:into:)` on the anchor's newest version, returning the anchor's new version:
-  /// what the engine's untyped commit code calls. A requirement, so that a conformance can
-  /// compile it for its own types; otherwise reading and making the anchor's versions looks up
-  /// `_Version<Anchor>`'s metadata at run time on every commit (see the default below).
-  /// Versions pass as `AnyObject`: `_VersionBase` is not visible to conforming modules.
-  func _land(onto anchor: AnyObject, of cell: _Cell, into writes: inout [_DelayedWrite]) -> AnyObject
+  /// `land(onto:into:)` of the batch at `batch` on the anchor's newest version, returning the
+  /// anchor's new version: what the engine's untyped commit code calls. A requirement, so that
+  /// a conformance can compile it for its own types; otherwise reading and making the anchor's
+  /// versions looks up `_Version<Anchor>`'s metadata at run time on every commit (see the
+  /// default below). The batch is passed by address: the engine's generic code, given it as a
+  /// value, copied and destroyed it around the call through its value witnesses. Versions pass
+  /// as `AnyObject`: `_VersionBase` is not visible to conforming modules.
+  static func _land(
+    _ batch: UnsafePointer<Self>, onto anchor: AnyObject, of cell: _Cell, into writes: inout [_DelayedWrite]
+  ) -> AnyObject
 }
 
 extension _DelayedAppend {
-  /// The default `_land(onto:of:into:)`. A conformance generic over other parameters (a batch of
+  /// The default `_land(_:onto:of:into:)`. A conformance generic over other parameters (a batch of
   /// any element type) gets this generic body as its witness, which looks its types up at run
   /// time. One whose `Anchor` is concrete can write `_land` out with `_anchorValue` and
   /// `_anchorVersion`, which are then compiled for that type (as `TArray`'s batch does); one
   /// whose `Anchor` depends on its parameters can call a closure captured where they are
   /// known (as `TQueue`'s batch does).
   @inlinable
-  package func _land(onto anchor: AnyObject, of cell: _Cell, into writes: inout [_DelayedWrite]) -> AnyObject {
-    _anchorVersion(land(onto: _anchorValue(of: anchor, as: Anchor.self), into: &writes), of: cell)
+  package static func _land(
+    _ batch: UnsafePointer<Self>, onto anchor: AnyObject, of cell: _Cell, into writes: inout [_DelayedWrite]
+  ) -> AnyObject {
+    _anchorVersion(batch.pointee.land(onto: _anchorValue(of: anchor, as: Anchor.self), into: &writes), of: cell)
   }
 }
 
-/// The value of an anchor's version, handed to `_DelayedAppend._land(onto:of:into:)`.
+/// The value of an anchor's version, handed to `_DelayedAppend._land(_:onto:of:into:)`.
 @inlinable
 package func _anchorValue<Anchor>(of version: AnyObject, as type: Anchor.Type) -> Anchor {
   unsafeDowncast(version, to: _Version<Anchor>.self).value
 }
 
-/// A new version of the anchor `cell` holding `value`, for `_DelayedAppend._land(onto:of:into:)`
+/// A new version of the anchor `cell` holding `value`, for `_DelayedAppend._land(_:onto:of:into:)`
 /// to return.
 @inlinable
 package func _anchorVersion<Anchor>(_ value: Anchor, of cell: _Cell) -> AnyObject {
@@ -106,7 +112,9 @@ final class _DelayedAppendBox<Batch: _DelayedAppend>: _AnyDelayedAppend {
   override func copy() -> _AnyDelayedAppend { _DelayedAppendBox(batch) }
 
   override func land(onto anchor: _VersionBase, of cell: _Cell, into writes: inout [_DelayedWrite]) -> _VersionBase {
-    unsafeDowncast(batch._land(onto: anchor, of: cell, into: &writes), to: _VersionBase.self)
+    withUnsafeMutablePointer(to: &batch) { batch in
+      unsafeDowncast(Batch._land(batch, onto: anchor, of: cell, into: &writes), to: _VersionBase.self)
+    }
   }
 }
 
