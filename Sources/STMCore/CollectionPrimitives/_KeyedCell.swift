@@ -26,9 +26,7 @@ package final class _KeyedCell<Key: Hashable & Sendable, Value: Sendable>: _Type
   /// retained and released.
   @inlinable
   package func _value(in thread: _CallingThread) -> Value? {
-    thread.state.pointee.segment.unsafelyUnwrapped._withUnsafeGuaranteedRef { segment in
-      segment.read(self)._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value?>.self).value }
-    }
+    thread.state.pointee.segment.unsafelyUnwrapped._withUnsafeGuaranteedRef { value(readBy: $0) }
   }
 }
 

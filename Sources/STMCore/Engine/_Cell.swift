@@ -82,6 +82,13 @@ package class _TypedCell<Value>: _Cell, @unchecked Sendable {
     return Unmanaged.passRetained(_Version(value))
   }
 
+  /// The value that the transaction running on `segment` reads from this cell: its own pending
+  /// write, or else the newest committed value at its snapshot, marked as read.
+  @inlinable
+  final func value(readBy segment: _Segment) -> Value {
+    segment.read(self)._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
+  }
+
   /// `makePendingVersion(value)`, as a reference for the caller to keep (a redo log entry).
   @inlinable
   final func makeVersion(_ value: Value) -> _Version<Value> {

@@ -57,11 +57,7 @@ public struct TVar<Value: Sendable> {
     get {
       let state = _ThreadState.current
       if let segment = state.pointee.segment {
-        return segment._withUnsafeGuaranteedRef { segment in
-          segment.read(cell)._withUnsafeGuaranteedRef {
-            unsafeDowncast($0, to: _Version<Value>.self).value
-          }
-        }
+        return segment._withUnsafeGuaranteedRef { cell.value(readBy: $0) }
       }
       return state.pointee.context._withUnsafeGuaranteedRef { context in
         _Engine.beginSingleRead(context)._withUnsafeGuaranteedRef { segment in
@@ -88,9 +84,7 @@ public struct TVar<Value: Sendable> {
       // The segment stays unretained across the yield: the transaction holds it until it ends,
       // and retaining it cost two calls into the runtime per `+=`.
       if let segment = state.pointee.segment {
-        var current = segment._withUnsafeGuaranteedRef { segment in
-          segment.read(cell)._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
-        }
+        var current = segment._withUnsafeGuaranteedRef { cell.value(readBy: $0) }
         yield &current
         segment._withUnsafeGuaranteedRef { _write(current, in: $0) }
         return
