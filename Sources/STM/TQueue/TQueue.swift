@@ -17,8 +17,15 @@
 ///
 /// Conflicts: ``enqueue(_:fileID:line:)`` is a *delayed append*, linked after the newest tail at commit:
 /// producers never conflict with each other or with consumers. Two consumers that take from
-/// the queue at the same time conflict (they take the same head), and one of them reruns and
-/// takes the next item. ``close(fileID:line:)`` conflicts with producers that have not committed yet.
+/// the queue at the same time inside transactions conflict (they take the same head), and one
+/// of them reruns and takes the next item. ``close(fileID:line:)`` conflicts with producers that
+/// have not committed yet.
+///
+/// Outside transactions, an enqueue on an unbounded queue and a dequeue that finds an item
+/// waiting do not run a transaction at all: each holds the commit lock of the tail (or the
+/// head) for the few instructions it takes to link (or unlink) a node, and publishes that
+/// under a commit number of its own, as a transaction would. Producers then take turns at the
+/// tail and consumers at the head, and none of them ever reruns.
 /// A bounded queue (`init(capacity:)`) keeps the two ends apart: producers count down a budget
 /// of their own and consumers count up a separate, commutative tally of freed places, so
 /// consumers never conflict with producers through it (producers of a bounded queue do
@@ -66,7 +73,9 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// transaction, blocking the thread; inside, the transaction retries).
   ///
   /// Conflicts: none with other producers or with consumers (see the type's discussion for
-  /// bounded queues); with ``close(fileID:line:)``.
+  /// bounded queues); with ``close(fileID:line:)``. Outside a transaction, on an unbounded
+  /// queue, none at all: it waits its turn at the tail, and a close that commits meanwhile
+  /// makes it throw.
   ///
   /// - Parameters:
   ///   - item: The item to enqueue.
@@ -80,6 +89,7 @@ public final class TQueue<Element: Sendable>: Sendable {
   public func enqueue(_ item: Element, fileID: StaticString = #fileID, line: UInt = #line) throws {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
     guard let transaction = Transaction._currentChecked else {
+      if try enqueueInPlace(item, at: site) { return }
       try _singleOperation(at: site) { _ in try enqueue(item, fileID: fileID, line: line) }
       return
     }
@@ -87,6 +97,36 @@ public final class TQueue<Element: Sendable>: Sendable {
     try takePlaces(1, transaction, at: site)
     tail._noteAccess(.write, at: site, as: .named("tail"))
     tail._withDelayedAppend(in: transaction, { _EnqueueBatch() }) { $0.items.append(item) }
+  }
+
+  /// Outside a transaction: links `item` after the tail with an in-place update of `tail`,
+  /// which holds its commit lock (and the last node's link's) instead of running a
+  /// transaction. Returns false, having changed nothing, when that cannot be done: the queue
+  /// is bounded (producers share its budget), or a ``close(fileID:line:)`` is committing right
+  /// now; the caller then enqueues in a transaction.
+  ///
+  /// Producers that get here at the same time take turns at the tail's lock; a commit that
+  /// lands a transaction's enqueues waits for it too, as for another such commit.
+  ///
+  /// - Throws: ``TQueueClosedError`` if the queue is closed.
+  @inlinable
+  func enqueueInPlace(_ item: Element, at site: _CallSite) throws -> Bool {
+    guard producerBudget == nil else { return false }
+    // Made before the lock is taken, so that allocating does not hold other producers up.
+    let node = _QueueNode(item)
+    guard let update = tail._noted(.write, at: site, as: .named("tail"))._beginInPlaceUpdate() else { return false }
+    let closed = closed._noted(.read, at: site, as: .named("closed"))
+    var isClosed: Bool? = false
+    // The check comes after the commit number: a close that has not taken its own number by
+    // then (it holds `closed`'s lock first) is numbered after this enqueue, and one that has
+    // is seen, as closed or as busy.
+    let published = tail._endInPlaceUpdate(update, publishing: node, alongWith: update.value.next, setTo: node) {
+      isClosed = closed._peekNewest(during: update)
+      return isClosed != false
+    }
+    if published { return true }
+    if isClosed == true { throw TQueueClosedError() }
+    return false
   }
 
   @inlinable
@@ -133,7 +173,8 @@ public final class TQueue<Element: Sendable>: Sendable {
   ///
   /// Conflicts: with other consumers taking the same item; on an empty queue, with the next
   /// enqueue to commit (a transaction that saw the queue empty must not commit after an
-  /// item arrived ahead of what it did).
+  /// item arrived ahead of what it did). Outside a transaction, taking a waiting item from an
+  /// unbounded queue conflicts with nothing: it waits its turn at the head instead.
   ///
   /// - Parameters:
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
@@ -144,6 +185,7 @@ public final class TQueue<Element: Sendable>: Sendable {
   public func tryDequeue(fileID: StaticString = #fileID, line: UInt = #line) -> Element? {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
     guard let transaction = Transaction._currentChecked else {
+      if let node = takeInPlace(at: site) { return node.item }
       return _singleOperation(at: site) { transaction in take(transaction, at: site) }
     }
     return take(transaction, at: site)
@@ -211,11 +253,34 @@ public final class TQueue<Element: Sendable>: Sendable {
   // transaction looked up the metadata of its queue's node and optional types at run time.
   @inlinable
   func blockingDequeue(at site: _CallSite) -> Element? {
+    if let node = takeInPlace(at: site) { return node.item }
     do {
       return try _singleOperation(at: site) { transaction in try dequeue(fileID: site.fileID, line: site.line) }
     } catch {
       fatalError("TQueue.dequeue(): unexpected error \(error)")
     }
+  }
+
+  /// Outside a transaction: takes the first item with an in-place update of `head`, which
+  /// holds its commit lock instead of running a transaction, and returns the node that held
+  /// it (the new head). Nil, having changed nothing, when that cannot be done: the queue is
+  /// bounded (its consumers also count the places they free, in a tally other consumers
+  /// change too), it has no item, or a commit is linking the first one right now. The caller
+  /// then takes the item in a transaction, which also waits if the queue is empty.
+  ///
+  /// Two consumers that get here at the same time take turns at the head's lock instead of
+  /// one of them rerunning.
+  @inlinable
+  func takeInPlace(at site: _CallSite) -> _QueueNode<Element>? {
+    guard freedPlaces == nil, let update = head._noted(.readWrite, at: site, as: .named("head"))._beginInPlaceUpdate()
+    else { return nil }
+    let link = update.value.next._noted(.read, at: site, as: .named("head"))
+    guard let next = link._peekNewest(during: update) ?? nil else {
+      head._endInPlaceUpdate(update, publishing: nil)
+      return nil
+    }
+    head._endInPlaceUpdate(update, publishing: next)
+    return next
   }
 
   /// Takes the first item visible to `transaction`: a committed one, or else the first of the

@@ -53,6 +53,47 @@ extension TVar {
   package func _endInPlaceUpdate(_ update: _InPlaceUpdate<Value>, publishing value: Value?) {
     cell.endInPlaceUpdate(update, publishing: value)
   }
+
+  /// Publishes `value`, and `companionValue` in `companion`, under one commit number, unless
+  /// `refuses`, asked once that number is taken, returns true: then publishes nothing.
+  /// Releases what the update took either way; returns whether it published.
+  ///
+  /// `companion` is locked after this variable, out of the address order that keeps commits
+  /// from deadlocking, and waited for if busy: only a cell that no one else locks except while
+  /// holding this variable's lock, or briefly without waiting for anything meanwhile, is safe
+  /// here (a queue's last link: only commits that hold its tail link it, and consumers and the
+  /// reclaimer only try its lock). `refuses` may peek at other variables
+  /// (`_peekNewest(during:)`): what it reads there was published before the number was taken,
+  /// and anything published there later is numbered after it.
+  @inlinable
+  package func _endInPlaceUpdate<Companion>(
+    _ update: _InPlaceUpdate<Value>, publishing value: Value, alongWith companion: TVar<Companion>,
+    setTo companionValue: Companion, unless refuses: () -> Bool
+  ) -> Bool {
+    cell.endInPlaceUpdate(update, publishing: value, alongWith: companion.cell, setTo: companionValue, unless: refuses)
+  }
+}
+
+extension TVar {
+  /// During `update`, an in-place update of another variable: this variable's newest
+  /// committed value, or nil, having done nothing, when someone else holds its commit lock
+  /// right now (the caller then gives up the update and goes another way).
+  ///
+  /// Read under this variable's commit lock, taken and given back here: while it is held no
+  /// commit replaces the newest version and the reclaimer frees none, which an update that
+  /// announces no snapshot could not otherwise rule out. The lock is only tried, never
+  /// waited for, so two updates that each peek at the other's cell cannot deadlock.
+  ///
+  /// The value was published before the update takes its commit number, so publishing
+  /// something that depends on it (a queue's head moved past the item it found) orders the
+  /// update after the commit that wrote it.
+  @inlinable
+  package func _peekNewest<Updated>(during update: _InPlaceUpdate<Updated>) -> Value? {
+    guard let newest = _Engine.lockToPeek(cell, by: update.segment) else { return nil }
+    let value = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
+    cell.unlock()
+    return value
+  }
 }
 
 extension _TypedCell where Value: Sendable {
@@ -80,6 +121,29 @@ extension _TypedCell where Value: Sendable {
       publishing: version(holding: value, overwriting: overwritable, cachedBy: update.context),
       companion: companion.cell,
       companion.cell.version(holding: companionValue, overwriting: companionOverwritable, cachedBy: update.context))
+  }
+}
+
+extension _TypedCell where Value: Sendable {
+  /// The body of `TVar._endInPlaceUpdate(_:publishing:alongWith:setTo:unless:)`.
+  @inlinable
+  final func endInPlaceUpdate<Companion>(
+    _ update: _InPlaceUpdate<Value>, publishing value: Value, alongWith companion: _TypedCell<Companion>,
+    setTo companionValue: Companion, unless refuses: () -> Bool
+  ) -> Bool {
+    _ = _Engine.lockCompanion(companion, update.segment, update.context)
+    let (number, overwritable, companionOverwritable) = _Engine.numberInPlaceMutation(
+      of: self, update.segment, update.context, companion: companion)
+    if refuses() {
+      _Engine.abandonNumberedInPlaceMutation(of: self, update.segment, update.context, companion: companion)
+      return false
+    }
+    _Engine.endInPlaceMutation(
+      of: self, update.segment, update.context, numbered: number,
+      publishing: version(holding: value, overwriting: overwritable, cachedBy: update.context),
+      companion: companion,
+      companion.version(holding: companionValue, overwriting: companionOverwritable, cachedBy: update.context))
+    return true
   }
 }
 
@@ -125,6 +189,16 @@ extension _Engine {
       return nil
     }
     return (segment, context, newest)
+  }
+
+  /// The untyped half of `TVar._peekNewest(during:)`: tries `cell`'s commit lock for the
+  /// update on `segment`; returns its newest version if it took it.
+  @usableFromInline
+  static func lockToPeek(_ cell: _Cell, by segment: Unmanaged<_Segment>) -> Unmanaged<_VersionBase>? {
+    segment._withUnsafeGuaranteedRef { segment in
+      // Not `segment.newestVersion(ofLocked:)`: that notes what the update's own cell may overwrite.
+      cell.tryLock(as: segment.tag).locked ? cell.head.load(ordering: .acquiring) : nil
+    }
   }
 
   /// Takes the commit lock of an in-place update's companion; returns its newest version.

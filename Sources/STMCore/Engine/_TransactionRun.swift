@@ -238,6 +238,23 @@ extension _Engine {
     }
   }
 
+  /// Ends an in-place mutation with a companion that took its commit number and then
+  /// publishes nothing (see `_TypedCell.endInPlaceUpdate(_:publishing:alongWith:setTo:unless:)`):
+  /// releases both locks and what `beginInPlaceMutation` took. Readers that met the locks
+  /// under that number waited for them and then find the versions they would have found.
+  @usableFromInline
+  static func abandonNumberedInPlaceMutation(
+    of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, companion: _Cell
+  ) {
+    segment._withUnsafeGuaranteedRef { segment in
+      context._withUnsafeGuaranteedRef { context in
+        context.engine._withUnsafeGuaranteedRef { engine in
+          finishInPlaceMutation(of: cell, segment, context, engine, published: false, companion: companion)
+        }
+      }
+    }
+  }
+
   /// The first half of the end of an in-place mutation that publishes a value: takes the
   /// commit number, and returns the cell's newest version if the value may be written into it
   /// instead of into a new version (see

@@ -116,6 +116,115 @@ extension LibraryTests {
       #expect(await consumer.value == 5_050)
     }
 
+    /// Consumers outside transactions take turns at the head's lock: 4 of them (more threads
+    /// than cores) emptying one queue at once take every item exactly once and never rerun.
+    @Test func dropInConsumersTakeTurnsInsteadOfConflicting() throws {
+      let queue = TQueue<Int>()
+      let total = TestScale.scaled(20_000), consumers = 4
+      for item in 0..<total { try queue.enqueue(item) }
+      let received = Received()
+      let aborts = Atomic<Int>(0)
+      runThreads(consumers) { _ in
+        let before = TransactionEngine.currentThreadStatistics
+        var mine: [Int] = []
+        while let item = queue.tryDequeue() { mine.append(item) }
+        aborts.add((TransactionEngine.currentThreadStatistics - before).totalAborts, ordering: .relaxed)
+        // Items come out in order, to each consumer as to all.
+        #expect(mine == mine.sorted())
+        received.add(mine)
+      }
+      #expect(aborts.load(ordering: .relaxed) == 0)
+      #expect(received.all.sorted() == Array(0..<total))
+    }
+
+    /// Producers outside transactions race a close: every enqueue that returned is delivered
+    /// exactly once to consumers that end at the close, none that threw is, and a producer
+    /// refused once is refused from then on. (An enqueue that checked for the close before
+    /// taking its place in the commit order could slip in after the close, once the consumers
+    /// had ended: its item would be lost.)
+    @Test func dropInEnqueuesRacingACloseLoseNothing() throws {
+      for round in 0..<TestScale.scaled(20) {
+        let queue = TQueue<Int>()
+        let producers = 4, consumers = 2, perProducer = 100_000
+        let received = Received(), accepted = Received()
+        let lateAcceptances = Atomic<Int>(0)
+        runThreads(producers + consumers + 1) { thread in
+          if thread < producers {
+            var mine: [Int] = []
+            for item in 0..<perProducer {
+              do {
+                try queue.enqueue(thread * perProducer + item)
+                mine.append(thread * perProducer + item)
+              } catch {
+                // Refused: the queue is closed for good.
+                if (try? queue.enqueue(-1)) != nil { lateAcceptances.add(1, ordering: .relaxed) }
+                break
+              }
+            }
+            accepted.add(mine)
+          } else if thread < producers + consumers {
+            var mine: [Int] = []
+            while let item = try! queue.dequeue() { mine.append(item) }
+            received.add(mine)
+          } else {
+            // Closes after a while that varies from round to round.
+            for _ in 0..<(round % 5) * 200 { _ = queue.isEmpty }
+            queue.close()
+          }
+        }
+        #expect(lateAcceptances.load(ordering: .relaxed) == 0)
+        #expect(received.all.sorted() == accepted.all.sorted())
+        #expect(queue.tryDequeue() == nil)
+      }
+    }
+
+    #if DEBUG
+    /// A close that commits while a drop-in enqueue holds the tail with its commit number
+    /// taken makes that enqueue throw: the enqueue looks for the close after taking its
+    /// number, so no item can land after a close that consumers may already have acted on.
+    @Test func aCloseThatCommitsDuringADropInEnqueueRefusesIt() throws {
+      let queue = TQueue<Int>()
+      let pause = CommitNumberPause()
+      defer { pause.remove() }
+      let refused = Atomic<Bool>(false)
+      let producer = startThread {
+        pause.stopThisThreadsNextCommit()
+        do { try queue.enqueue(1) } catch { refused.store(error is TQueueClosedError, ordering: .relaxed) }
+      }
+      pause.numbered.wait()
+      queue.close()
+      pause.release.open()
+      producer.wait()
+      let wasRefused = refused.load(ordering: .relaxed)
+      #expect(wasRefused)
+      #expect(try queue.dequeue() == nil)
+    }
+
+    /// A drop-in enqueue that finds a close committing (holding the queue's closed flag) does
+    /// not guess: it enqueues in a transaction instead, which waits for the close and throws.
+    @Test func aDropInEnqueueThatMeetsACommittingCloseWaitsForIt() throws {
+      let queue = TQueue<Int>()
+      let pause = CommitNumberPause()
+      defer { pause.remove() }
+      let closer = startThread {
+        pause.stopThisThreadsNextCommit()
+        queue.close()
+      }
+      pause.numbered.wait()
+      let refused = Atomic<Bool>(false)
+      let producer = startThread {
+        do { try queue.enqueue(1) } catch { refused.store(error is TQueueClosedError, ordering: .relaxed) }
+      }
+      #expect(producer.wait(timeout: .now() + 0.3) == .timedOut)
+      pause.release.open()
+      closer.wait()
+      producer.wait()
+      let wasRefused = refused.load(ordering: .relaxed)
+      #expect(wasRefused)
+      #expect(try queue.dequeue() == nil)
+    }
+    #endif
+
     @Test func dequeuedItemsAndRemovedKeysAreReclaimed() throws {
       #if DEBUG
       let queue = TQueue<Int>()
