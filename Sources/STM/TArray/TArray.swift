@@ -104,6 +104,9 @@ public final class TArray<Element: Sendable>: Sendable {
 
   /// Appends `element` as a delayed append.
   ///
+  /// Outside a transaction it runs none: it holds the count's commit lock for the few
+  /// instructions it takes to fill the next slot, so appenders take turns there.
+  ///
   /// Conflicts: none with other appends, or with reads and writes of in-bounds indices.
   ///
   /// - Parameters:
@@ -114,12 +117,35 @@ public final class TArray<Element: Sendable>: Sendable {
   @inlinable
   public func append(_ element: Element, fileID: StaticString = #fileID, line: UInt = #line) {
     guard let transaction = Transaction._currentChecked else {
-      _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in append(element, fileID: fileID, line: line) }
+      let site = _CallSite(fileID: fileID, line: line, owner: self)
+      if appendInPlace(element, at: site) { return }
+      _singleOperation(at: site) { _ in append(element, fileID: fileID, line: line) }
       return
     }
     slots.prepareForAppends(1)
     countCell._noteAccess(.write, at: _CallSite(fileID: fileID, line: line, owner: self), as: .named("count"))
     countCell._withDelayedAppend(in: transaction, { _AppendBatch(slots: slots) }) { $0.items.append(element) }
+  }
+
+  /// Outside a transaction: puts `element` in the slot just past the newest count with an
+  /// in-place update of the count, which holds its commit lock (and the slot's) instead of
+  /// running a transaction. Returns false, having changed nothing, when someone else holds
+  /// the slot's lock (a transaction that wrote that index while it was in bounds, about to
+  /// find that it no longer is): the caller then appends in a transaction.
+  ///
+  /// Appenders that get here at the same time take turns at the count's lock; a commit that
+  /// lands a transaction's appends waits for it too, as for another such commit.
+  @inlinable
+  func appendInPlace(_ element: Element, at site: _CallSite) -> Bool {
+    slots.prepareForAppends(1)
+    guard let update = countCell._noted(.write, at: site, as: .named("count"))._beginInPlaceUpdate() else { return false }
+    let count = update.value
+    // Its chunk was made ahead of time (above), except after a burst of appends.
+    let slot = slots.slot(count)
+    guard countCell._endInPlaceUpdate(update, publishing: count + 1, alongWith: slot, setTo: element, unless: { false })
+    else { return false }
+    slots.noteLanded(upTo: count + 1)
+    return true
   }
 
   /// Appends the elements of `sequence`, in order, as one delayed append.

@@ -102,8 +102,9 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// Outside a transaction: links `item` after the tail with an in-place update of `tail`,
   /// which holds its commit lock (and the last node's link's) instead of running a
   /// transaction. Returns false, having changed nothing, when that cannot be done: the queue
-  /// is bounded (producers share its budget), or a ``close(fileID:line:)`` is committing right
-  /// now; the caller then enqueues in a transaction.
+  /// is bounded (producers share its budget), a ``close(fileID:line:)`` is committing right
+  /// now, or someone holds the last link's lock (the reclaimer, or a consumer looking at an
+  /// empty queue); the caller then enqueues in a transaction.
   ///
   /// Producers that get here at the same time take turns at the tail's lock; a commit that
   /// lands a transaction's enqueues waits for it too, as for another such commit.

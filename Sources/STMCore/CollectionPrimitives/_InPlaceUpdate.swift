@@ -55,16 +55,15 @@ extension TVar {
   }
 
   /// Publishes `value`, and `companionValue` in `companion`, under one commit number, unless
-  /// `refuses`, asked once that number is taken, returns true: then publishes nothing.
+  /// `refuses`, asked once that number is taken, returns true. Publishes nothing, too, when
+  /// someone else holds `companion`'s commit lock: it is locked after this variable, out of the
+  /// address order that keeps commits from deadlocking, so it is only tried, never waited for
+  /// (the caller then goes another way, as a commit that lands a delayed append starts over).
   /// Releases what the update took either way; returns whether it published.
   ///
-  /// `companion` is locked after this variable, out of the address order that keeps commits
-  /// from deadlocking, and waited for if busy: only a cell that no one else locks except while
-  /// holding this variable's lock, or briefly without waiting for anything meanwhile, is safe
-  /// here (a queue's last link: only commits that hold its tail link it, and consumers and the
-  /// reclaimer only try its lock). `refuses` may peek at other variables
-  /// (`_peekNewest(during:)`): what it reads there was published before the number was taken,
-  /// and anything published there later is numbered after it.
+  /// `refuses` may peek at other variables (`_peekNewest(during:)`): what it reads there was
+  /// published before the number was taken, and anything published there later is numbered
+  /// after it.
   @inlinable
   package func _endInPlaceUpdate<Companion>(
     _ update: _InPlaceUpdate<Value>, publishing value: Value, alongWith companion: TVar<Companion>,
@@ -131,7 +130,10 @@ extension _TypedCell where Value: Sendable {
     _ update: _InPlaceUpdate<Value>, publishing value: Value, alongWith companion: _TypedCell<Companion>,
     setTo companionValue: Companion, unless refuses: () -> Bool
   ) -> Bool {
-    _ = _Engine.lockCompanion(companion, update.segment, update.context)
+    guard _Engine.tryLockCompanion(companion, update.segment) else {
+      _Engine.abandonInPlaceMutation(of: self, update.segment, update.context)
+      return false
+    }
     let (number, overwritable, companionOverwritable) = _Engine.numberInPlaceMutation(
       of: self, update.segment, update.context, companion: companion)
     if refuses() {
@@ -199,6 +201,13 @@ extension _Engine {
       // Not `segment.newestVersion(ofLocked:)`: that notes what the update's own cell may overwrite.
       cell.tryLock(as: segment.tag).locked ? cell.head.load(ordering: .acquiring) : nil
     }
+  }
+
+  /// Tries the commit lock of an in-place update's companion for the update on `segment`;
+  /// returns whether it took it.
+  @usableFromInline
+  static func tryLockCompanion(_ companion: _Cell, _ segment: Unmanaged<_Segment>) -> Bool {
+    segment._withUnsafeGuaranteedRef { companion.tryLock(as: $0.tag).locked }
   }
 
   /// Takes the commit lock of an in-place update's companion; returns its newest version.

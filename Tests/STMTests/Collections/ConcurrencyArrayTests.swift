@@ -1,0 +1,84 @@
+import Foundation
+@testable import STM
+import STMTestSupport
+import Synchronization
+import Testing
+
+extension LibraryTests {
+  /// `TArray` under threads that append outside transactions, where each append holds the
+  /// count's lock instead of running a transaction.
+  @Suite struct ConcurrencyArrayTests {
+    /// 4 appenders (more threads than cores) started at once, beside a thread that pops and
+    /// puts back in transactions (which hold the slot just past the end now and then, so that
+    /// an append finds it busy and goes through a transaction): no appender reruns, every
+    /// element lands once, and each thread's elements keep their order.
+    @Test func dropInAppendersTakeTurnsAndKeepTheirOrder() {
+      let array = TArray<Int>()
+      let appenders = 4, perThread = TestScale.scaled(5_000)
+      let aborts = Atomic<Int>(0), appendersDone = Atomic<Int>(0)
+      runThreads(appenders + 1) { thread in
+        guard thread < appenders else {
+          // Takes the last element and puts it back, in one transaction: the array is the
+          // same after each commit, but its last slot is written and its count read.
+          while appendersDone.load(ordering: .acquiring) < appenders {
+            atomically { _ in
+              if let last = array.popLast() { array.append(last) }
+            }
+          }
+          return
+        }
+        let before = TransactionEngine.currentThreadStatistics
+        for item in 0..<perThread { array.append(thread * perThread + item) }
+        aborts.add((TransactionEngine.currentThreadStatistics - before).totalAborts, ordering: .relaxed)
+        appendersDone.add(1, ordering: .releasing)
+      }
+      #expect(aborts.load(ordering: .relaxed) == 0)
+      let elements = array.elements
+      #expect(elements.count == appenders * perThread)
+      #expect(elements.sorted() == Array(0..<(appenders * perThread)))
+      for thread in 0..<appenders {
+        let own = elements.filter { $0 / perThread == thread }
+        #expect(own == own.sorted(), "thread \(thread)'s elements out of order")
+      }
+    }
+
+    #if DEBUG
+    /// A drop-in append whose slot is held by a committing transaction (one that wrote that
+    /// index while it was in bounds, before a removal) waits until that commit is over and
+    /// then lands once. (It gets there by letting go of the count and appending in a
+    /// transaction: waiting for the slot while holding the count could deadlock with a commit
+    /// that locks the two the other way round; see `TArray.appendInPlace`.)
+    @Test func aDropInAppendThatFindsItsSlotHeldGoesThroughATransaction() {
+      let array: TArray<Int> = [1, 2]
+      let pause = CommitNumberPause()
+      defer { pause.remove() }
+      let staged = Gate(), popped = Gate()
+      let runs = AttemptCounter()
+      let writer = startThread {
+        pause.stopThisThreadsNextCommit()
+        atomically { _ in
+          runs.count += 1
+          if array.count > 1, array[1] == 2 { array[1] = 5 }
+          if runs.count == 1 {
+            staged.open()
+            popped.wait()
+          }
+        }
+      }
+      staged.wait()
+      #expect(array.popLast() == 2)
+      popped.open()
+      // The writer now holds index 1's slot, with its commit number taken; the count is 1.
+      pause.numbered.wait()
+      let appender = startThread { array.append(7) }
+      #expect(appender.wait(timeout: .now() + 0.3) == .timedOut)
+      pause.release.open()
+      writer.wait()
+      appender.wait()
+      // The writer reran (its read of index 1 was stale) and found 7 there, or no index 1 yet.
+      #expect(runs.count == 2)
+      #expect(array.elements == [1, 7])
+    }
+    #endif
+  }
+}
