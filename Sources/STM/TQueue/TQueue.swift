@@ -37,8 +37,8 @@
 ///
 /// `TQueue` is a reference type: copies of a reference share one queue.
 public final class TQueue<Element: Sendable>: Sendable {
-  @usableFromInline let head: TVar<_QueueNode<Element>>
-  @usableFromInline let tail: TVar<_QueueNode<Element>>
+  @usableFromInline let head: TVar<_QueueNode<Element?>>
+  @usableFromInline let tail: TVar<_QueueNode<Element?>>
   @usableFromInline let closed = TVar(false)
   /// Bounded queues only: places producers may still fill, and places consumers have freed.
   @usableFromInline let producerBudget: TVar<Int>?
@@ -56,7 +56,7 @@ public final class TQueue<Element: Sendable>: Sendable {
     if let capacity {
       precondition(capacity >= 1, "TQueue(capacity:) needs a capacity of at least 1, not \(capacity); use nil for an unbounded queue.")
     }
-    let sentinel = _QueueNode<Element>(nil)
+    let sentinel = _QueueNode<Element?>(nil)
     head = TVar(sentinel)
     tail = TVar(sentinel)
     self.capacity = capacity
@@ -114,7 +114,7 @@ public final class TQueue<Element: Sendable>: Sendable {
   func enqueueInPlace(_ item: Element, at site: _CallSite) throws -> Bool {
     guard producerBudget == nil else { return false }
     // Made before the lock is taken, so that allocating does not hold other producers up.
-    let node = _QueueNode(item)
+    let node = _QueueNode<Element?>(item)
     guard let update = tail._noted(.write, at: site, as: .named("tail"))._beginInPlaceUpdate() else { return false }
     let closed = closed._noted(.read, at: site, as: .named("closed"))
     var isClosed: Bool? = false
@@ -272,7 +272,7 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// Two consumers that get here at the same time take turns at the head's lock instead of
   /// one of them rerunning.
   @inlinable
-  func takeInPlace(at site: _CallSite) -> _QueueNode<Element>? {
+  func takeInPlace(at site: _CallSite) -> _QueueNode<Element?>? {
     guard freedPlaces == nil, let update = head._noted(.readWrite, at: site, as: .named("head"))._beginInPlaceUpdate()
     else { return nil }
     let link = update.value.next._noted(.read, at: site, as: .named("head"))
