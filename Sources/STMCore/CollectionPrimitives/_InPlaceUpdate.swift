@@ -81,14 +81,18 @@ extension TVar {
   /// Read under this variable's commit lock, taken and given back here: while it is held no
   /// commit replaces the newest version and the reclaimer frees none, which an update that
   /// announces no snapshot could not otherwise rule out. The lock is only tried, never
-  /// waited for, so two updates that each peek at the other's cell cannot deadlock.
+  /// waited for, so two updates that each peek at the other's cell cannot deadlock. It is
+  /// taken as housekeeping (`_retireTag`), which publishes nothing: readers that meet it do not
+  /// wait, and transactions that read the variable do not take it for a conflicting commit
+  /// (with the update's own tag, a peek made after the update took its number, as a queue's
+  /// check for a close is, made any transaction validating a read of that flag meanwhile rerun).
   ///
   /// The value was published before the update takes its commit number, so publishing
   /// something that depends on it (a queue's head moved past the item it found) orders the
   /// update after the commit that wrote it.
   @inlinable
   package func _peekNewest<Updated>(during update: _InPlaceUpdate<Updated>) -> Value? {
-    guard let newest = _Engine.lockToPeek(cell, by: update.segment) else { return nil }
+    guard let newest = _Engine.lockToPeek(cell) else { return nil }
     let value = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
     cell.unlock()
     return value
@@ -193,14 +197,12 @@ extension _Engine {
     return (segment, context, newest)
   }
 
-  /// The untyped half of `TVar._peekNewest(during:)`: tries `cell`'s commit lock for the
-  /// update on `segment`; returns its newest version if it took it.
+  /// The untyped half of `TVar._peekNewest(during:)`: tries `cell`'s commit lock as
+  /// housekeeping; returns its newest version if it took it.
   @usableFromInline
-  static func lockToPeek(_ cell: _Cell, by segment: Unmanaged<_Segment>) -> Unmanaged<_VersionBase>? {
-    segment._withUnsafeGuaranteedRef { segment in
-      // Not `segment.newestVersion(ofLocked:)`: that notes what the update's own cell may overwrite.
-      cell.tryLock(as: segment.tag).locked ? cell.head.load(ordering: .acquiring) : nil
-    }
+  static func lockToPeek(_ cell: _Cell) -> Unmanaged<_VersionBase>? {
+    // Not `segment.newestVersion(ofLocked:)`: that notes what the update's own cell may overwrite.
+    cell.tryLock(as: _retireTag).locked ? cell.head.load(ordering: .acquiring) : nil
   }
 
   /// Tries the commit lock of an in-place update's companion for the update on `segment`;

@@ -303,6 +303,21 @@ extension LibraryTests {
       #expect(reader.value.totalAborts == 0)
     }
 
+    /// A peek (an in-place update reading another cell under that cell's lock, as a queue's
+    /// enqueue reads its closed flag after taking its number) publishes nothing: a transaction
+    /// that reads the cell and writes another while the peek holds it neither waits nor reruns.
+    @Test func aPeekHoldsNoReaderOrValidatorUp() {
+      let peeked = TVar(1), target = TVar(0)
+      #expect(_Engine.lockToPeek(peeked.cell) != nil)
+      let reader = Report()
+      let readerDone = onThread(reader) { atomically { _ in target.value = peeked.value + 1 } }
+      #expect(readerDone.wait(timeout: .now() + 30) == .success)
+      peeked.cell.unlock()
+      #expect(target.value == 2)
+      #expect(reader.value.totalPauses == 0)
+      #expect(reader.value.totalAborts == 0)
+    }
+
     /// A transaction that read a cell does not abort because another commit holds it without
     /// a number yet: that commit is ordered after it.
     @Test func validationIgnoresAnUnnumberedHolderOfAReadCell() {
