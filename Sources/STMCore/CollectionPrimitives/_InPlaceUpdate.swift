@@ -119,11 +119,15 @@ extension _TypedCell where Value: Sendable {
     let companionValue = transform(newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Companion>.self).value })
     let (number, overwritable, companionOverwritable) = _Engine.numberInPlaceMutation(
       of: self, update.segment, update.context, companion: companion.cell)
-    _Engine.endInPlaceMutation(
-      of: self, update.segment, update.context, numbered: number,
-      publishing: version(holding: value, overwriting: overwritable, cachedBy: update.context),
-      companion: companion.cell,
-      companion.cell.version(holding: companionValue, overwriting: companionOverwritable, cachedBy: update.context))
+    let (published, displaced) = version(holding: value, overwriting: overwritable, cachedBy: update.context)
+    let (companionPublished, companionDisplaced) = companion.cell.version(
+      holding: companionValue, overwriting: companionOverwritable, cachedBy: update.context)
+    // The overwritten values go once the locks are let go (see `version(holding:overwriting:cachedBy:)`).
+    withExtendedLifetime((displaced, companionDisplaced)) {
+      _Engine.endInPlaceMutation(
+        of: self, update.segment, update.context, numbered: number, publishing: published,
+        companion: companion.cell, companionPublished)
+    }
   }
 }
 
@@ -144,11 +148,14 @@ extension _TypedCell where Value: Sendable {
       _Engine.abandonNumberedInPlaceMutation(of: self, update.segment, update.context, companion: companion)
       return false
     }
-    _Engine.endInPlaceMutation(
-      of: self, update.segment, update.context, numbered: number,
-      publishing: version(holding: value, overwriting: overwritable, cachedBy: update.context),
-      companion: companion,
-      companion.version(holding: companionValue, overwriting: companionOverwritable, cachedBy: update.context))
+    let (published, displaced) = version(holding: value, overwriting: overwritable, cachedBy: update.context)
+    let (companionPublished, companionDisplaced) = companion.version(
+      holding: companionValue, overwriting: companionOverwritable, cachedBy: update.context)
+    withExtendedLifetime((displaced, companionDisplaced)) {
+      _Engine.endInPlaceMutation(
+        of: self, update.segment, update.context, numbered: number, publishing: published,
+        companion: companion, companionPublished)
+    }
     return true
   }
 }
@@ -166,19 +173,34 @@ extension _TypedCell {
       return
     }
     let (number, overwritable) = _Engine.numberInPlaceMutation(of: self, segment, context)
-    let published = version(holding: value, overwriting: overwritable, cachedBy: context)
-    _Engine.endInPlaceMutation(of: self, segment, context, numbered: number, publishing: published)
+    let (published, displaced) = version(holding: value, overwriting: overwritable, cachedBy: context)
+    withExtendedLifetime(displaced) {
+      _Engine.endInPlaceMutation(of: self, segment, context, numbered: number, publishing: published)
+    }
   }
 
   /// `overwritable` (from `_Engine.numberInPlaceMutation`) given `value`, or, when there is
   /// none, a pending version holding it.
+  ///
+  /// A value that is not trivially copyable comes back out of the overwritten version as
+  /// `displaced`, for the caller to keep until it has let go of its locks: releasing it may
+  /// run deinits that free a great deal (a queue's consumed nodes, each through the next) or
+  /// run a client's code, which should not hold up the commits waiting for those locks.
   @inlinable
   final func version(
     holding value: Value, overwriting overwritable: Unmanaged<_VersionBase>?, cachedBy context: Unmanaged<_ThreadContext>
-  ) -> Unmanaged<_VersionBase> {
-    guard _isPOD(Value.self), let overwritable else { return makePendingVersion(value, cachedBy: context) }
-    overwritable._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value = value }
-    return overwritable
+  ) -> (version: Unmanaged<_VersionBase>, displaced: Value?) {
+    guard let overwritable else { return (makePendingVersion(value, cachedBy: context), nil) }
+    return overwritable._withUnsafeGuaranteedRef { base in
+      let version = unsafeDowncast(base, to: _Version<Value>.self)
+      if _isPOD(Value.self) {
+        version.value = value
+        return (overwritable, nil)
+      }
+      var displaced = value
+      swap(&version.value, &displaced)
+      return (overwritable, displaced)
+    }
   }
 }
 

@@ -29,11 +29,11 @@ package class _Cell: @unchecked Sendable {
     _LiveCounters.cellDestroyed()
   }
 
-  /// Whether dropped versions are kept for reuse (see `_VersionCache`), and a drop-in update
-  /// may write into the newest version in place (see `_Engine.overwritableVersions`): only
-  /// when the value is trivially copyable, so that a kept version never holds on to an object
-  /// (or a removed key's cell) it refers to, and overwriting destroys nothing. Fixed at
-  /// creation, in the lock word.
+  /// Whether dropped versions are kept for reuse (see `_VersionCache`): only when the value is
+  /// trivially copyable, so that a kept version never holds on to an object (or a removed
+  /// key's cell) it refers to. (A drop-in update may write into the newest version in place
+  /// whatever the value: see `_Engine.overwritableVersions`.) Fixed at creation, in the lock
+  /// word.
   final var recyclesVersions: Bool { lockWord.load(ordering: .relaxed) & _CellWord.recyclesVersions != 0 }
 
   /// How many older versions a commit leaves behind before it asks the reclaimer to come back

@@ -632,9 +632,10 @@ extension _Engine {
   ///
   /// A version may be overwritten when publishing a new one would drop it at once (no
   /// announced snapshot is below `number`: `trimHistory`'s condition), when it is its cell's
-  /// only version (nothing older hangs on it), when its value is trivially copyable
-  /// (overwriting destroys nothing), and when nothing but the cell holds it (a transaction that
-  /// committed it may still have it in its log). Then no one can be reading it: every reader
+  /// only version (nothing older hangs on it), and when nothing but the cell holds it (a
+  /// transaction that committed it may still have it in its log). A value that is not
+  /// trivially copyable is moved out of it by the caller and released once the locks are let
+  /// go, as the dropped version would have been. Then no one can be reading it: every reader
   /// announces its snapshot before it looks at a cell, and one announced after the scan below
   /// reads at `number` or later (the scan follows the number's sequentially consistent
   /// fetch-and-add), so it finds the cell held by this commit and waits for the new value.
@@ -654,10 +655,8 @@ extension _Engine {
     return (own, other)
   }
 
-  /// The newest version of `cell`, the only one, if it holds a trivially copyable value that
-  /// only the cell holds.
+  /// The newest version of `cell`, the only one, if only the cell holds it.
   private func overwriteCandidate(_ cell: _Cell) -> Unmanaged<_VersionBase>? {
-    guard cell.recyclesVersions else { return nil }
     let newest = cell.head.load(ordering: .relaxed)
     return isOwnedOnlyByItsCell(newest) ? newest : nil
   }

@@ -264,9 +264,10 @@ extension LibraryTests {
       return (ObjectIdentifier(newest), newest.stamp)
     }
 
-    /// A drop-in write that no running snapshot reads below puts a trivially copyable value
-    /// into the newest version itself, under the write's commit number: no version made, none
-    /// dropped. A value that may hold an object gets a new version.
+    /// A drop-in write that no running snapshot reads below puts its value into the newest
+    /// version itself, under the write's commit number: no version made, none dropped. That
+    /// holds for a value that holds an object too; the object it replaces is released only
+    /// once the cell's lock is let go (its deinit may run code that waits for that lock).
     @Test func aDropInWriteNoSnapshotPrecedesOverwritesTheNewestVersion() {
       let cell = TVar(0)
       let initial = newestVersion(cell)
@@ -283,8 +284,18 @@ extension LibraryTests {
       let name = TVar("a")
       let before = newestVersion(name)
       name.value = "b"
-      #expect(newestVersion(name).identity != before.identity)
+      #expect(newestVersion(name).identity == before.identity)
+      #expect(newestVersion(name).stamp > before.stamp)
       #expect(name.value == "b" && historyLength(name) == 1)
+
+      let holder = TVar<ReleaseProbe?>(nil)
+      let holderAtRelease = Atomic<Int>(-99)
+      holder.value = ReleaseProbe { holderAtRelease.store(holder.cell.relaxedHolder, ordering: .relaxed) }
+      let withProbe = newestVersion(holder)
+      holder.value = nil
+      #expect(newestVersion(holder).identity == withProbe.identity)
+      // Released (exactly when the overwrite let go of it), with the cell unlocked by then.
+      #expect(holderAtRelease.load(ordering: .relaxed) == 0)
     }
 
     /// A version that something besides its cell still holds (as a transaction that committed
@@ -428,4 +439,11 @@ private final class Tracked: Sendable {
   static let live = Atomic<Int>(0)
   init() { Self.live.add(1, ordering: .relaxed) }
   deinit { Self.live.subtract(1, ordering: .relaxed) }
+}
+
+/// Runs `onDeinit` when released.
+private final class ReleaseProbe: Sendable {
+  let onDeinit: @Sendable () -> Void
+  init(_ onDeinit: @escaping @Sendable () -> Void) { self.onDeinit = onDeinit }
+  deinit { onDeinit() }
 }
