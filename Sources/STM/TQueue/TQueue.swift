@@ -24,8 +24,9 @@
 /// Outside transactions, an enqueue on an unbounded queue and a dequeue that finds an item
 /// waiting do not run a transaction at all: each holds the commit lock of the tail (or the
 /// head) for the few instructions it takes to link (or unlink) a node, and publishes that
-/// under a commit number of its own, as a transaction would. Producers then take turns at the
-/// tail and consumers at the head, and none of them ever reruns.
+/// under a commit number of its own, as a transaction would. A dequeue that finds the queue
+/// empty waits in a transaction that only reads, and then takes the item the same way.
+/// Producers take turns at the tail and consumers at the head, and none of them ever reruns.
 /// A bounded queue (`init(capacity:)`) keeps the two ends apart: producers count down a budget
 /// of their own and consumers count up a separate, commutative tally of freed places, so
 /// consumers never conflict with producers through it (producers of a bounded queue do
@@ -239,14 +240,14 @@ public final class TQueue<Element: Sendable>: Sendable {
   }
 
   func dequeue(at site: _CallSite) async -> Element? {
-    do {
-      return try await _singleOperation(at: site) { transaction in
-        if let item = take(transaction, at: site) { return item }
-        if closed._noted(.read, at: site, as: .named("closed")).value || Task.isCancelled { return nil }
-        try transaction.retry()
+    while true {
+      if let node = takeInPlace(at: site) { return node.item }
+      do {
+        let outcome = try await _singleOperation(at: site) { try waitForItem($0, at: site, orEndIf: { Task.isCancelled }) }
+        if let result = outcome.dequeued { return result }
+      } catch {
+        Self.unexpected(error)
       }
-    } catch {
-      fatalError("TQueue.dequeue(): unexpected error \(error)")
     }
   }
 
@@ -254,12 +255,59 @@ public final class TQueue<Element: Sendable>: Sendable {
   // transaction looked up the metadata of its queue's node and optional types at run time.
   @inlinable
   func blockingDequeue(at site: _CallSite) -> Element? {
-    if let node = takeInPlace(at: site) { return node.item }
-    do {
-      return try _singleOperation(at: site) { transaction in try dequeue(fileID: site.fileID, line: site.line) }
-    } catch {
-      fatalError("TQueue.dequeue(): unexpected error \(error)")
+    while true {
+      if let node = takeInPlace(at: site) { return node.item }
+      do {
+        let outcome = try _singleOperation(at: site) { try waitForItem($0, at: site, orEndIf: { false }) }
+        if let result = outcome.dequeued { return result }
+      } catch {
+        Self.unexpected(error)
+      }
     }
+  }
+
+  @usableFromInline
+  static func unexpected(_ error: any Error) -> Never {
+    fatalError("TQueue.dequeue(): unexpected error \(error)")
+  }
+
+  /// What a consumer outside a transaction found once it had waited.
+  @usableFromInline
+  enum WaitOutcome {
+    /// It took this item (a bounded queue's consumer takes it in the transaction).
+    case took(Element)
+    /// An item is waiting, for the consumer to take in place.
+    case itemWaiting
+    /// The queue is closed and drained, or `ends` said to stop.
+    case ended
+
+    /// What the dequeue returns: the item, or nil for the end; nil itself (the outer
+    /// optional) when it should try to take an item again.
+    @inlinable
+    var dequeued: Element?? {
+      switch self {
+      case .took(let item): .some(item)
+      case .itemWaiting: nil
+      case .ended: .some(nil)
+      }
+    }
+  }
+
+  /// The transaction of a consumer outside any other, after it could not take an item in
+  /// place: waits (retries) while the queue is empty and open and `ends` is false. On an
+  /// unbounded queue it takes nothing, only reads, so it never conflicts with anything and
+  /// never reruns for a conflict: the consumer then takes the item in place, or, if another
+  /// consumer got there first, waits again. A bounded queue's consumer takes its item here.
+  @inlinable
+  func waitForItem(_ transaction: Transaction, at site: _CallSite, orEndIf ends: () -> Bool) throws -> WaitOutcome {
+    if freedPlaces == nil {
+      let first = head._noted(.read, at: site, as: .named("head")).value
+      if first.next._noted(.read, at: site, as: .named("head")).value != nil { return .itemWaiting }
+    } else if let item = take(transaction, at: site) {
+      return .took(item)
+    }
+    if closed._noted(.read, at: site, as: .named("closed")).value || ends() { return .ended }
+    try transaction.retry()
   }
 
   /// Outside a transaction: takes the first item with an in-place update of `head`, which

@@ -137,6 +137,30 @@ extension LibraryTests {
       #expect(received.all.sorted() == Array(0..<total))
     }
 
+    /// Consumers outside transactions that wait on an empty queue never rerun either: their
+    /// transaction only waits for an item (it reads and takes nothing) and they take the item
+    /// in place. 2 producers feed 4 waiting consumers (more threads than cores) until a close.
+    @Test func waitingDropInConsumersNeverRerun() throws {
+      let queue = TQueue<Int>()
+      let producers = 2, consumers = 4, perProducer = TestScale.scaled(10_000)
+      let received = Received()
+      let consumerAborts = Atomic<Int>(0), producersDone = Atomic<Int>(0)
+      runThreads(producers + consumers) { thread in
+        if thread < producers {
+          for item in 0..<perProducer { try! queue.enqueue(thread * perProducer + item) }
+          if producersDone.add(1, ordering: .relaxed).newValue == producers { queue.close() }
+          return
+        }
+        let before = TransactionEngine.currentThreadStatistics
+        var mine: [Int] = []
+        while let item = try! queue.dequeue() { mine.append(item) }
+        consumerAborts.add((TransactionEngine.currentThreadStatistics - before).totalAborts, ordering: .relaxed)
+        received.add(mine)
+      }
+      #expect(consumerAborts.load(ordering: .relaxed) == 0)
+      #expect(received.all.sorted() == Array(0..<(producers * perProducer)))
+    }
+
     /// Producers outside transactions race a close: every enqueue that returned is delivered
     /// exactly once to consumers that end at the close, none that threw is, and a producer
     /// refused once is refused from then on. (An enqueue that checked for the close before
