@@ -116,14 +116,17 @@ public final class TQueue<Element: Sendable>: Sendable {
     guard producerBudget == nil else { return false }
     // Made before the lock is taken, so that allocating does not hold other producers up.
     let node = _QueueNode<Element?>(item)
-    guard let update = tail._noted(.write, at: site, as: .named("tail"))._beginInPlaceUpdate() else { return false }
-    let closed = closed._noted(.read, at: site, as: .named("closed"))
+    // Noted apart, and the properties used in place: a `TVar` handed back by `_noted`, or
+    // captured by the closure below, was a retained copy.
+    tail._noteAccess(.write, at: site, as: .named("tail"))
+    closed._noteAccess(.read, at: site, as: .named("closed"))
+    guard let update = tail._beginInPlaceUpdate() else { return false }
     var isClosed: Bool? = false
     // The check comes after the commit number: a close that has not taken its own number by
     // then (it holds `closed`'s lock first) is numbered after this enqueue, and one that has
     // is seen, as closed or as busy.
     let published = tail._endInPlaceUpdate(update, publishing: node, alongWith: update.value.next, setTo: node) {
-      isClosed = closed._peekNewest(during: update)
+      isClosed = self.closed._peekNewest(during: update)
       return isClosed != false
     }
     if published { return true }
@@ -321,9 +324,11 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// one of them rerunning.
   @inlinable
   func takeInPlace(at site: _CallSite) -> _QueueNode<Element?>? {
-    guard freedPlaces == nil, let update = head._noted(.readWrite, at: site, as: .named("head"))._beginInPlaceUpdate()
-    else { return nil }
-    let link = update.value.next._noted(.read, at: site, as: .named("head"))
+    guard freedPlaces == nil else { return nil }
+    head._noteAccess(.readWrite, at: site, as: .named("head"))
+    guard let update = head._beginInPlaceUpdate() else { return nil }
+    let link = update.value.next
+    link._noteAccess(.read, at: site, as: .named("head"))
     guard let next = link._peekNewest(during: update) ?? nil else {
       head._endInPlaceUpdate(update, publishing: nil)
       return nil
