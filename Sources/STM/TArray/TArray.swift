@@ -138,7 +138,9 @@ public final class TArray<Element: Sendable>: Sendable {
   @inlinable
   func appendInPlace(_ element: Element, at site: _CallSite) -> Bool {
     slots.prepareForAppends(1)
-    guard let update = countCell._noted(.write, at: site, as: .named("count"))._beginInPlaceUpdate() else { return false }
+    // Noted apart: the copy of the variable that `_noted` hands back costs a retain.
+    countCell._noteAccess(.write, at: site, as: .named("count"))
+    guard let update = countCell._beginInPlaceUpdate() else { return false }
     let count = update.value
     // Its chunk was made ahead of time (above), except after a burst of appends.
     let slot = slots.slot(count)
