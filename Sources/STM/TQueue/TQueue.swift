@@ -190,8 +190,12 @@ public final class TQueue<Element: Sendable>: Sendable {
   public func tryDequeue(fileID: StaticString = #fileID, line: UInt = #line) -> Element? {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
     guard let transaction = Transaction._currentChecked else {
-      if let node = takeInPlace(at: site) { return node.item }
-      return _singleOperation(at: site) { transaction in take(transaction, at: site) }
+      while true {
+        if let node = takeInPlace(at: site) { return node.item }
+        // Empty, or the first link busy: look again in a transaction that only reads.
+        let outcome = Result { try _singleOperation(at: site) { try waitForItem($0, at: site, orEndIf: { true }) } }
+        if let result: Element? = outcome.dequeued() { return result }
+      }
     }
     return take(transaction, at: site)
   }
@@ -245,12 +249,13 @@ public final class TQueue<Element: Sendable>: Sendable {
   func dequeue(at site: _CallSite) async -> Element? {
     while true {
       if let node = takeInPlace(at: site) { return node.item }
+      let outcome: Result<WaitOutcome, any Error>
       do {
-        let outcome = try await _singleOperation(at: site) { try waitForItem($0, at: site, orEndIf: { Task.isCancelled }) }
-        if let result = outcome.dequeued { return result }
+        outcome = .success(try await _singleOperation(at: site) { try waitForItem($0, at: site, orEndIf: { Task.isCancelled }) })
       } catch {
-        Self.unexpected(error)
+        outcome = .failure(error)
       }
+      if let result: Element? = outcome.dequeued() { return result }
     }
   }
 
@@ -260,19 +265,11 @@ public final class TQueue<Element: Sendable>: Sendable {
   func blockingDequeue(at site: _CallSite) -> Element? {
     while true {
       if let node = takeInPlace(at: site) { return node.item }
-      do {
-        let outcome = try _singleOperation(at: site) { try waitForItem($0, at: site, orEndIf: { false }) }
-        if let result = outcome.dequeued { return result }
-      } catch {
-        Self.unexpected(error)
-      }
+      let outcome = Result { try _singleOperation(at: site) { try waitForItem($0, at: site, orEndIf: { false }) } }
+      if let result: Element? = outcome.dequeued() { return result }
     }
   }
 
-  @usableFromInline
-  static func unexpected(_ error: any Error) -> Never {
-    fatalError("TQueue.dequeue(): unexpected error \(error)")
-  }
 
   /// What a consumer outside a transaction found once it had waited.
   @usableFromInline
@@ -284,23 +281,14 @@ public final class TQueue<Element: Sendable>: Sendable {
     /// The queue is closed and drained, or `ends` said to stop.
     case ended
 
-    /// What the dequeue returns: the item, or nil for the end; nil itself (the outer
-    /// optional) when it should try to take an item again.
-    @inlinable
-    var dequeued: Element?? {
-      switch self {
-      case .took(let item): .some(item)
-      case .itemWaiting: nil
-      case .ended: .some(nil)
-      }
-    }
   }
 
   /// The transaction of a consumer outside any other, after it could not take an item in
-  /// place: waits (retries) while the queue is empty and open and `ends` is false. On an
-  /// unbounded queue it takes nothing, only reads, so it never conflicts with anything and
-  /// never reruns for a conflict: the consumer then takes the item in place, or, if another
-  /// consumer got there first, waits again. A bounded queue's consumer takes its item here.
+  /// place: waits (retries) while the queue is empty and open and `ends` is false (`tryDequeue`
+  /// passes true: it does not wait). On an unbounded queue it takes nothing, only reads, so it
+  /// never conflicts with anything and never reruns for a conflict: the consumer then takes
+  /// the item in place, or, if another consumer got there first, looks again. A bounded
+  /// queue's consumer takes its item here.
   @inlinable
   func waitForItem(_ transaction: Transaction, at site: _CallSite, orEndIf ends: () -> Bool) throws -> WaitOutcome {
     if freedPlaces == nil {
@@ -318,7 +306,8 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// it (the new head). Nil, having changed nothing, when that cannot be done: the queue is
   /// bounded (its consumers also count the places they free, in a tally other consumers
   /// change too), it has no item, or a commit is linking the first one right now. The caller
-  /// then takes the item in a transaction, which also waits if the queue is empty.
+  /// then runs a transaction (`waitForItem`), which looks for an item, and waits for one if
+  /// the caller waits.
   ///
   /// Two consumers that get here at the same time take turns at the head's lock instead of
   /// one of them rerunning.
@@ -393,4 +382,19 @@ extension TQueue: AsyncSequence {
 
   /// An iterator that dequeues; several iterators share the items (each item goes to one).
   public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(queue: self) }
+}
+
+extension Result {
+  /// What a dequeue outside a transaction returns after looking for an item with this
+  /// outcome: the item, or nil for the end; nil itself (the outer optional) when it should try
+  /// to take an item again. The transaction throws only to retry, which `atomically` catches.
+  @inlinable
+  func dequeued<Element>() -> Element?? where Success == TQueue<Element>.WaitOutcome {
+    switch self {
+    case .success(.took(let item)): .some(item)
+    case .success(.itemWaiting): nil
+    case .success(.ended): .some(nil)
+    case .failure(let error): fatalError("TQueue.dequeue(): unexpected error \(error)")
+    }
+  }
 }

@@ -161,6 +161,33 @@ extension LibraryTests {
       #expect(received.all.sorted() == Array(0..<(producers * perProducer)))
     }
 
+    /// Consumers that poll with `tryDequeue` outside transactions, racing producers (so that
+    /// they often find the queue empty, or an item arriving just then), never rerun either.
+    @Test func pollingDropInConsumersNeverRerun() throws {
+      let queue = TQueue<Int>()
+      let producers = 2, consumers = 4, perProducer = TestScale.scaled(10_000)
+      let total = producers * perProducer
+      let received = Received()
+      let consumerAborts = Atomic<Int>(0), taken = Atomic<Int>(0)
+      runThreads(producers + consumers) { thread in
+        if thread < producers {
+          for item in 0..<perProducer { try! queue.enqueue(thread * perProducer + item) }
+          return
+        }
+        let before = TransactionEngine.currentThreadStatistics
+        var mine: [Int] = []
+        while taken.load(ordering: .relaxed) < total {
+          guard let item = queue.tryDequeue() else { continue }
+          mine.append(item)
+          taken.add(1, ordering: .relaxed)
+        }
+        consumerAborts.add((TransactionEngine.currentThreadStatistics - before).totalAborts, ordering: .relaxed)
+        received.add(mine)
+      }
+      #expect(consumerAborts.load(ordering: .relaxed) == 0)
+      #expect(received.all.sorted() == Array(0..<total))
+    }
+
     /// Producers outside transactions race a close: every enqueue that returned is delivered
     /// exactly once to consumers that end at the close, none that threw is, and a producer
     /// refused once is refused from then on. (An enqueue that checked for the close before
