@@ -129,25 +129,32 @@ public final class TArray<Element: Sendable>: Sendable {
 
   /// Outside a transaction: puts `element` in the slot just past the newest count with an
   /// in-place update of the count, which holds its commit lock (and the slot's) instead of
-  /// running a transaction. Returns false, having changed nothing, when someone else holds
-  /// the slot's lock (a transaction that wrote that index while it was in bounds, about to
-  /// find that it no longer is): the caller then appends in a transaction.
+  /// running a transaction. Returns false, having changed nothing, only if the count cannot
+  /// be updated in place (it never is retired); the caller then appends in a transaction.
   ///
   /// Appenders that get here at the same time take turns at the count's lock; a commit that
-  /// lands a transaction's appends waits for it too, as for another such commit.
+  /// lands a transaction's appends waits for it too, as for another such commit. When someone
+  /// else holds the slot's lock (a commit of a transaction that wrote that index while it was
+  /// in bounds, which may want the count next, or the reclaimer), the append lets go of the
+  /// count, waits a moment and starts over: it never waits for the slot while holding the
+  /// count, and never falls back on a transaction that could rerun.
   @inlinable
   func appendInPlace(_ element: Element, at site: _CallSite) -> Bool {
     slots.prepareForAppends(1)
     // Noted apart: the copy of the variable that `_noted` hands back costs a retain.
     countCell._noteAccess(.write, at: site, as: .named("count"))
-    guard let update = countCell._beginInPlaceUpdate() else { return false }
-    let count = update.value
-    // Its chunk was made ahead of time (above), except after a burst of appends.
-    let slot = slots.slot(count)
-    guard countCell._endInPlaceUpdate(update, publishing: count + 1, alongWith: slot, setTo: element, unless: { false })
-    else { return false }
-    slots.noteLanded(upTo: count + 1)
-    return true
+    var backoff = _Backoff()
+    while true {
+      guard let update = countCell._beginInPlaceUpdate() else { return false }
+      let count = update.value
+      // Its chunk was made ahead of time (above), except after a burst of appends.
+      let slot = slots.slot(count)
+      if countCell._endInPlaceUpdate(update, publishing: count + 1, alongWith: slot, setTo: element, unless: { false }) != nil {
+        slots.noteLanded(upTo: count + 1)
+        return true
+      }
+      backoff.pause()
+    }
   }
 
   /// Appends the elements of `sequence`, in order, as one delayed append.
@@ -178,6 +185,9 @@ public final class TArray<Element: Sendable>: Sendable {
 
   /// Removes and returns the last element, or returns nil if the array is empty.
   ///
+  /// Outside a transaction it runs none: it holds the count's commit lock while it takes the
+  /// last element, so it takes turns with appends and other removals there.
+  ///
   /// Conflicts: reads the end of the array, so it conflicts with transactions that append or
   /// remove, and with readers and writers of the last index. (It takes back this transaction's
   /// own pending appends first, without reading anything.)
@@ -191,6 +201,7 @@ public final class TArray<Element: Sendable>: Sendable {
   public func popLast(fileID: StaticString = #fileID, line: UInt = #line) -> Element? {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
     guard let transaction = Transaction._currentChecked else {
+      if let last = popLastInPlace(at: site) { return last }
       return _singleOperation(at: site) { _ in popLast(fileID: fileID, line: line) }
     }
     if countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self, { !$0.items.isEmpty }) == true {
@@ -203,6 +214,31 @@ public final class TArray<Element: Sendable>: Sendable {
     slot.value = nil
     countCell.value = count - 1
     return last
+  }
+
+  /// Outside a transaction: takes the last element (nil if there is none) with an in-place
+  /// update of the count, which holds its commit lock (and the last slot's) instead of
+  /// running a transaction. The outer optional is nil, having changed nothing, only if the
+  /// count cannot be updated in place (it never is retired); the caller then pops in a
+  /// transaction. A busy slot makes it let go and start over, as in `appendInPlace`.
+  @inlinable
+  func popLastInPlace(at site: _CallSite) -> Element?? {
+    countCell._noteAccess(.readWrite, at: site, as: .named("count"))
+    var backoff = _Backoff()
+    while true {
+      guard let update = countCell._beginInPlaceUpdate() else { return nil }
+      let count = update.value
+      guard count > 0 else {
+        countCell._endInPlaceUpdate(update, publishing: nil)
+        return .some(nil)
+      }
+      let slot = slots.slot(count - 1)
+      slot._noteAccess(.readWrite, at: site, as: .key(count - 1))
+      if let last = countCell._endInPlaceUpdate(update, publishing: count - 1, alongWith: slot, setTo: nil, unless: { false }) {
+        return .some(last)
+      }
+      backoff.pause()
+    }
   }
 
   /// Removes and returns the last element; traps if the array is empty.

@@ -129,7 +129,7 @@ public final class TQueue<Element: Sendable>: Sendable {
       isClosed = self.closed._peekNewest(during: update)
       return isClosed != false
     }
-    if published { return true }
+    if published != nil { return true }
     if isClosed == true { throw TQueueClosedError() }
     return false
   }

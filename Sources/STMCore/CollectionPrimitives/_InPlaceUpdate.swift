@@ -59,16 +59,17 @@ extension TVar {
   /// someone else holds `companion`'s commit lock: it is locked after this variable, out of the
   /// address order that keeps commits from deadlocking, so it is only tried, never waited for
   /// (the caller then goes another way, as a commit that lands a delayed append starts over).
-  /// Releases what the update took either way; returns whether it published.
+  /// Releases what the update took either way; returns the value `companion` held before (read
+  /// under its lock) if it published, nil if not.
   ///
   /// `refuses` may peek at other variables (`_peekNewest(during:)`): what it reads there was
   /// published before the number was taken, and anything published there later is numbered
   /// after it.
-  @inlinable
+  @inlinable @discardableResult
   package func _endInPlaceUpdate<Companion>(
     _ update: _InPlaceUpdate<Value>, publishing value: Value, alongWith companion: TVar<Companion>,
     setTo companionValue: Companion, unless refuses: () -> Bool
-  ) -> Bool {
+  ) -> Companion? {
     cell.endInPlaceUpdate(update, publishing: value, alongWith: companion.cell, setTo: companionValue, unless: refuses)
   }
 }
@@ -137,16 +138,18 @@ extension _TypedCell where Value: Sendable {
   final func endInPlaceUpdate<Companion>(
     _ update: _InPlaceUpdate<Value>, publishing value: Value, alongWith companion: _TypedCell<Companion>,
     setTo companionValue: Companion, unless refuses: () -> Bool
-  ) -> Bool {
-    guard _Engine.tryLockCompanion(companion, update.segment) else {
+  ) -> Companion? {
+    guard let companionNewest = _Engine.tryLockCompanion(companion, update.segment) else {
       _Engine.abandonInPlaceMutation(of: self, update.segment, update.context)
-      return false
+      return nil
     }
+    // Read now: the overwrite below hands back the old value only when it may hold an object.
+    let previous = companionNewest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Companion>.self).value }
     let (number, overwritable, companionOverwritable) = _Engine.numberInPlaceMutation(
       of: self, update.segment, update.context, companion: companion)
     if refuses() {
       _Engine.abandonNumberedInPlaceMutation(of: self, update.segment, update.context, companion: companion)
-      return false
+      return nil
     }
     let (published, displaced) = version(holding: value, overwriting: overwritable, cachedBy: update.context)
     let (companionPublished, companionDisplaced) = companion.version(
@@ -156,7 +159,7 @@ extension _TypedCell where Value: Sendable {
         of: self, update.segment, update.context, numbered: number, publishing: published,
         companion: companion, companionPublished)
     }
-    return true
+    return .some(previous)
   }
 }
 
@@ -228,10 +231,10 @@ extension _Engine {
   }
 
   /// Tries the commit lock of an in-place update's companion for the update on `segment`;
-  /// returns whether it took it.
+  /// returns its newest version if it took it.
   @usableFromInline
-  static func tryLockCompanion(_ companion: _Cell, _ segment: Unmanaged<_Segment>) -> Bool {
-    segment._withUnsafeGuaranteedRef { companion.tryLock(as: $0.tag).locked }
+  static func tryLockCompanion(_ companion: _Cell, _ segment: Unmanaged<_Segment>) -> Unmanaged<_VersionBase>? {
+    segment._withUnsafeGuaranteedRef { companion.tryLock(as: $0.tag).locked ? companion.head.load(ordering: .acquiring) : nil }
   }
 
   /// Takes the commit lock of an in-place update's companion; returns its newest version.

@@ -20,13 +20,13 @@ func _monotonicNanoseconds() -> Int {
 /// burning a core that the other thread may need: a few polls, then yields to the scheduler.
 /// With more threads than cores the holder may be preempted, and yielding lets it run.
 @usableFromInline
-struct _Backoff {
+package struct _Backoff {
   private var rounds = 0
 
-  @usableFromInline init() {}
+  @usableFromInline package init() {}
 
   @usableFromInline
-  mutating func pause() {
+  package mutating func pause() {
     rounds += 1
     if rounds > 256 {
       // The holder has been off a core for a long while (threads outnumber cores): sleep a

@@ -42,13 +42,44 @@ extension LibraryTests {
       }
     }
 
+    /// Drop-in `popLast` holds the count's lock too: 2 threads popping and 2 appending at
+    /// once never rerun (not even when the reclaimer holds a slot for a moment: they start
+    /// over rather than run a transaction), and every element appended is popped once or left
+    /// in the array.
+    @Test func dropInPopsAndAppendsTakeTurns() {
+      let array = TArray<Int>()
+      let appenders = 2, poppers = 2, perThread = TestScale.scaled(10_000)
+      let popped = (0..<poppers).map { _ in LockedBox<[Int]>([]) }
+      let aborts = Atomic<Int>(0), appendersDone = Atomic<Int>(0)
+      runThreads(appenders + poppers) { thread in
+        let before = TransactionEngine.currentThreadStatistics
+        if thread < appenders {
+          for item in 0..<perThread { array.append(thread * perThread + item) }
+          appendersDone.add(1, ordering: .releasing)
+        } else {
+          var mine: [Int] = []
+          while appendersDone.load(ordering: .acquiring) < appenders {
+            if let item = array.popLast() { mine.append(item) }
+          }
+          popped[thread - appenders].value = mine
+        }
+        aborts.add((TransactionEngine.currentThreadStatistics - before).totalAborts, ordering: .relaxed)
+      }
+      #expect(aborts.load(ordering: .relaxed) == 0)
+      let all = popped.flatMap(\.value) + array.elements
+      #expect(all.sorted() == Array(0..<(appenders * perThread)))
+      // Removing from an empty array changes nothing.
+      while array.popLast() != nil {}
+      #expect(array.popLast() == nil && array.count == 0)
+    }
+
     #if DEBUG
     /// A drop-in append whose slot is held by a committing transaction (one that wrote that
     /// index while it was in bounds, before a removal) waits until that commit is over and
-    /// then lands once. (It gets there by letting go of the count and appending in a
-    /// transaction: waiting for the slot while holding the count could deadlock with a commit
-    /// that locks the two the other way round; see `TArray.appendInPlace`.)
-    @Test func aDropInAppendThatFindsItsSlotHeldGoesThroughATransaction() {
+    /// then lands once. (It waits by letting go of the count and starting over: waiting for
+    /// the slot while holding the count could deadlock with a commit that locks the two the
+    /// other way round; see `TArray.appendInPlace`.)
+    @Test func aDropInAppendThatFindsItsSlotHeldWaitsForIt() {
       let array: TArray<Int> = [1, 2]
       let pause = CommitNumberPause()
       defer { pause.remove() }
