@@ -270,7 +270,6 @@ public final class TQueue<Element: Sendable>: Sendable {
     }
   }
 
-
   /// What a consumer outside a transaction found once it had waited.
   @usableFromInline
   enum WaitOutcome {
@@ -278,9 +277,9 @@ public final class TQueue<Element: Sendable>: Sendable {
     case took(Element)
     /// An item is waiting, for the consumer to take in place.
     case itemWaiting
-    /// The queue is closed and drained, or `ends` said to stop.
+    /// The queue is closed and drained, or `ends` said to stop (for `tryDequeue`, at once:
+    /// the queue is empty now).
     case ended
-
   }
 
   /// The transaction of a consumer outside any other, after it could not take an item in
@@ -387,7 +386,8 @@ extension TQueue: AsyncSequence {
 extension Result {
   /// What a dequeue outside a transaction returns after looking for an item with this
   /// outcome: the item, or nil for the end; nil itself (the outer optional) when it should try
-  /// to take an item again. The transaction throws only to retry, which `atomically` catches.
+  /// to take an item again. The transaction throws only to retry, which the single operation
+  /// running it handles: any other error is a bug.
   @inlinable
   func dequeued<Element>() -> Element?? where Success == TQueue<Element>.WaitOutcome {
     switch self {
