@@ -8,10 +8,10 @@ extension LibraryTests {
   /// `TArray` under threads that append outside transactions, where each append holds the
   /// count's lock instead of running a transaction.
   @Suite struct ConcurrencyArrayTests {
-    /// 4 appenders (more threads than cores) started at once, beside a thread that pops and
-    /// puts back in transactions (which hold the slot just past the end now and then, so that
-    /// an append finds it busy and goes through a transaction): no appender reruns, every
-    /// element lands once, and each thread's elements keep their order.
+    /// 4 appenders (more threads than cores) started at once, beside a thread that takes the
+    /// last element and puts it back in transactions, whose commits hold the count and the
+    /// last slot: no appender reruns, every element lands once, and each thread's elements
+    /// keep their order.
     @Test func dropInAppendersTakeTurnsAndKeepTheirOrder() {
       let array = TArray<Int>()
       let appenders = 4, perThread = TestScale.scaled(5_000)

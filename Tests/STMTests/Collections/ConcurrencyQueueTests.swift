@@ -231,8 +231,9 @@ extension LibraryTests {
 
     #if DEBUG
     /// A close that commits while a drop-in enqueue holds the tail with its commit number
-    /// taken makes that enqueue throw: the enqueue looks for the close after taking its
-    /// number, so no item can land after a close that consumers may already have acted on.
+    /// taken makes that enqueue throw: the enqueue looks for the close only once it has its
+    /// number (looking before, it would miss a close committed in between, and its item would
+    /// land after the close, perhaps once the consumers had ended).
     @Test func aCloseThatCommitsDuringADropInEnqueueRefusesIt() throws {
       let queue = TQueue<Int>()
       let pause = CommitNumberPause()
