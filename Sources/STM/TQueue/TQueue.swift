@@ -291,13 +291,19 @@ public final class TQueue<Element: Sendable>: Sendable {
   @inlinable
   func waitForItem(_ transaction: Transaction, at site: _CallSite, orEndIf ends: () -> Bool) throws -> WaitOutcome {
     if freedPlaces == nil {
-      let first = head._noted(.read, at: site, as: .named("head")).value
-      if first.next._noted(.read, at: site, as: .named("head")).value != nil { return .itemWaiting }
+      if hasCommittedItem(at: site) { return .itemWaiting }
     } else if let item = take(transaction, at: site) {
       return .took(item)
     }
     if closed._noted(.read, at: site, as: .named("closed")).value || ends() { return .ended }
     try transaction.retry()
+  }
+
+  /// Inside a transaction: whether an item someone committed waits after the head (the first
+  /// node's link, read as part of the head).
+  @inlinable
+  func hasCommittedItem(at site: _CallSite) -> Bool {
+    head._noted(.read, at: site, as: .named("head")).value.next._noted(.read, at: site, as: .named("head")).value != nil
   }
 
   /// Outside a transaction: takes the first item with an in-place update of `head`, which
@@ -352,7 +358,7 @@ public final class TQueue<Element: Sendable>: Sendable {
   public var isEmpty: Bool {
     let site = _CallSite.unknown(in: self)
     return _singleOperation(at: site) { transaction in
-      head._noted(.read, at: site, as: .named("head")).value.next._noted(.read, at: site, as: .named("head")).value == nil
+      !hasCommittedItem(at: site)
         && tail._existingDelayedAppend(in: transaction, as: _EnqueueBatch<Element>.self, { $0.items.isEmpty }) != false
     }
   }

@@ -118,21 +118,10 @@ extension _TypedCell where Value: Sendable {
   ) {
     let newest = _Engine.lockCompanion(companion.cell, update.segment, update.context)
     let companionValue = transform(newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Companion>.self).value })
-    let (number, overwritable, companionOverwritable) = _Engine.numberInPlaceMutation(
-      of: self, update.segment, update.context, companion: companion.cell)
-    let (published, displaced) = version(holding: value, overwriting: overwritable, cachedBy: update.context)
-    let (companionPublished, companionDisplaced) = companion.cell.version(
-      holding: companionValue, overwriting: companionOverwritable, cachedBy: update.context)
-    // The overwritten values go once the locks are let go (see `version(holding:overwriting:cachedBy:)`).
-    withExtendedLifetime((displaced, companionDisplaced)) {
-      _Engine.endInPlaceMutation(
-        of: self, update.segment, update.context, numbered: number, publishing: published,
-        companion: companion.cell, companionPublished)
-    }
+    let numbered = _Engine.numberInPlaceMutation(of: self, update.segment, update.context, companion: companion.cell)
+    publish(value, alongWith: companion.cell, companionValue, numbered: numbered, ending: update)
   }
-}
 
-extension _TypedCell where Value: Sendable {
   /// The body of `TVar._endInPlaceUpdate(_:publishing:alongWith:setTo:unless:)`.
   @inlinable
   final func endInPlaceUpdate<Companion>(
@@ -145,21 +134,34 @@ extension _TypedCell where Value: Sendable {
     }
     // Read now: the overwrite below hands back the old value only when it may hold an object.
     let previous = companionNewest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Companion>.self).value }
-    let (number, overwritable, companionOverwritable) = _Engine.numberInPlaceMutation(
-      of: self, update.segment, update.context, companion: companion)
+    let numbered = _Engine.numberInPlaceMutation(of: self, update.segment, update.context, companion: companion)
     if refuses() {
       _Engine.abandonNumberedInPlaceMutation(of: self, update.segment, update.context, companion: companion)
       return nil
     }
-    let (published, displaced) = version(holding: value, overwriting: overwritable, cachedBy: update.context)
+    publish(value, alongWith: companion, companionValue, numbered: numbered, ending: update)
+    return .some(previous)
+  }
+
+  /// The last step of an update with a companion, both locked and numbered (`numbered` is what
+  /// `_Engine.numberInPlaceMutation(of:_:_:companion:)` returned): puts the two values into
+  /// versions, overwriting where that allowed, publishes them, and releases what the update
+  /// took. The values overwritten go once the locks are let go (see
+  /// `version(holding:overwriting:cachedBy:)`).
+  @inlinable
+  final func publish<Companion>(
+    _ value: Value, alongWith companion: _TypedCell<Companion>, _ companionValue: Companion,
+    numbered: (number: UInt64, overwritable: Unmanaged<_VersionBase>?, companion: Unmanaged<_VersionBase>?),
+    ending update: _InPlaceUpdate<Value>
+  ) {
+    let (published, displaced) = version(holding: value, overwriting: numbered.overwritable, cachedBy: update.context)
     let (companionPublished, companionDisplaced) = companion.version(
-      holding: companionValue, overwriting: companionOverwritable, cachedBy: update.context)
+      holding: companionValue, overwriting: numbered.companion, cachedBy: update.context)
     withExtendedLifetime((displaced, companionDisplaced)) {
       _Engine.endInPlaceMutation(
-        of: self, update.segment, update.context, numbered: number, publishing: published,
+        of: self, update.segment, update.context, numbered: numbered.number, publishing: published,
         companion: companion, companionPublished)
     }
-    return .some(previous)
   }
 }
 
