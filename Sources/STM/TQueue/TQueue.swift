@@ -21,16 +21,21 @@
 /// of them reruns and takes the next item. ``close(fileID:line:)`` conflicts with producers that
 /// have not committed yet.
 ///
-/// Outside transactions, an enqueue on an unbounded queue and a dequeue that finds an item
-/// waiting do not run a transaction at all: each holds the commit lock of the tail (or the
-/// head) for the few instructions it takes to link (or unlink) a node, and publishes that
-/// under a commit number of its own, as a transaction would. A dequeue that finds the queue
-/// empty waits in a transaction that only reads, and then takes the item the same way.
-/// Producers take turns at the tail and consumers at the head, and none of them ever reruns.
+/// Outside transactions, an enqueue and a dequeue that finds an item waiting do not run a
+/// transaction at all: each holds the commit lock of the tail (or the head) for the few
+/// instructions it takes to link (or unlink) a node, and publishes that under a commit number
+/// of its own, as a transaction would. A dequeue that finds the queue empty waits in a
+/// transaction that only reads, and then takes the item the same way. Producers take turns at
+/// the tail and consumers at the head, and none of them ever reruns.
+///
 /// A bounded queue (`init(capacity:)`) keeps the two ends apart: producers count down a budget
-/// of their own and consumers count up a separate, commutative tally of freed places, so
-/// consumers never conflict with producers through it (producers of a bounded queue do
-/// conflict with each other through their budget).
+/// of their own and consumers count up a separate tally of freed places, which a producer
+/// whose budget is spent empties into it. Outside transactions a producer takes its place
+/// and a consumer frees one with an in-place update of that counter, so they take turns there
+/// too, and still never rerun; a producer that finds no place waits in a transaction that only
+/// reads. Inside transactions, consumers add to the tally as a commutative update, so they
+/// never conflict with producers through it, but producers of a bounded queue conflict with
+/// each other (and with producers outside transactions) through their budget.
 ///
 /// Items are FIFO per producer: the items of one transaction, and of transactions committed one
 /// after another, come out in that order. The most recently dequeued item stays referenced by
@@ -74,9 +79,9 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// transaction, blocking the thread; inside, the transaction retries).
   ///
   /// Conflicts: none with other producers or with consumers (see the type's discussion for
-  /// bounded queues); with ``close(fileID:line:)``. Outside a transaction, on an unbounded
-  /// queue, none at all: it waits its turn at the tail, and a close that commits meanwhile
-  /// makes it throw.
+  /// bounded queues); with ``close(fileID:line:)``. Outside a transaction, none at all: it
+  /// waits its turn at the tail (and at a bounded queue's budget), and a close that commits
+  /// meanwhile makes it throw.
   ///
   /// - Parameters:
   ///   - item: The item to enqueue.
@@ -90,22 +95,45 @@ public final class TQueue<Element: Sendable>: Sendable {
   public func enqueue(_ item: Element, fileID: StaticString = #fileID, line: UInt = #line) throws {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
     guard let transaction = Transaction._currentChecked else {
-      if try enqueueInPlace(item, at: site) { return }
-      try _singleOperation(at: site) { _ in try enqueue(item, fileID: fileID, line: line) }
+      try enqueueOnItsOwn(item, at: site)
       return
     }
+    try enqueue(item, in: transaction, at: site, placeTaken: false)
+  }
+
+  /// Inside `transaction`: appends `item` when it commits, having taken a place from a bounded
+  /// queue's budget unless the caller took it already (`placeTaken`).
+  @inlinable
+  func enqueue(_ item: Element, in transaction: Transaction, at site: _CallSite, placeTaken: Bool) throws {
     if closed._noted(.read, at: site, as: .named("closed")).value { throw TQueueClosedError() }
-    try takePlaces(1, transaction, at: site)
+    if !placeTaken { try takePlaces(1, transaction, at: site) }
     tail._noteAccess(.write, at: site, as: .named("tail"))
     tail._withDelayedAppend(in: transaction, { _EnqueueBatch() }) { $0.items.append(item) }
   }
 
+  /// Outside a transaction: a bounded queue's producer first takes a place in place (waiting
+  /// while the queue is full); then the item is linked in place, or, if that cannot be done
+  /// now, in a transaction that does not take a place again. A place taken for an item that
+  /// is refused (the queue is closed) goes back to the budget.
+  @inlinable
+  func enqueueOnItsOwn(_ item: Element, at site: _CallSite) throws {
+    let placeTaken = producerBudget != nil
+    if placeTaken { try takePlaceInPlace(at: site) }
+    do {
+      if try enqueueInPlace(item, at: site) { return }
+      try _singleOperation(at: site) { try enqueue(item, in: $0, at: site, placeTaken: placeTaken) }
+    } catch {
+      if placeTaken { givePlaceBack(at: site) }
+      throw error
+    }
+  }
+
   /// Outside a transaction: links `item` after the tail with an in-place update of `tail`,
   /// which holds its commit lock (and the last node's link's) instead of running a
-  /// transaction. Returns false, having changed nothing, when that cannot be done: the queue
-  /// is bounded (producers share its budget), a ``close(fileID:line:)`` is committing right
-  /// now, or someone holds the last link's lock (the reclaimer, or a consumer looking at an
-  /// empty queue); the caller then enqueues in a transaction.
+  /// transaction. Returns false, having changed nothing, when that cannot be done: a
+  /// ``close(fileID:line:)`` is committing right now, or someone holds the last link's lock
+  /// (the reclaimer, or a consumer looking at an empty queue); the caller then enqueues in a
+  /// transaction. On a bounded queue the caller has taken a place already.
   ///
   /// Producers that get here at the same time take turns at the tail's lock; a commit that
   /// lands a transaction's enqueues waits for it too, as for another such commit.
@@ -113,7 +141,6 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// - Throws: ``TQueueClosedError`` if the queue is closed.
   @inlinable
   func enqueueInPlace(_ item: Element, at site: _CallSite) throws -> Bool {
-    guard producerBudget == nil else { return false }
     // Made before the lock is taken, so that allocating does not hold other producers up.
     let node = _QueueNode<Element?>(item)
     // Noted apart, and the properties used in place: a `TVar` handed back by `_noted`, or
@@ -132,6 +159,47 @@ public final class TQueue<Element: Sendable>: Sendable {
     if published != nil { return true }
     if isClosed == true { throw TQueueClosedError() }
     return false
+  }
+
+  /// Outside a transaction, on a bounded queue: takes a place from the producers' budget
+  /// with an in-place update of it. When the budget is spent, the same update refills it from
+  /// the places consumers have freed (their tally, locked beside it and emptied under the same
+  /// commit number). When there is no place, or the tally is busy, it waits in a transaction
+  /// that only reads until there may be one, and tries again; that transaction throws
+  /// ``TQueueClosedError`` if the queue is closed meanwhile.
+  ///
+  /// Producers take turns at the budget's lock instead of conflicting through it.
+  @inlinable
+  func takePlaceInPlace(at site: _CallSite) throws {
+    guard let producerBudget, let freedPlaces else { return }
+    while true {
+      producerBudget._noteAccess(.readWrite, at: site, as: .named("capacity"))
+      if let update = producerBudget._beginInPlaceUpdate() {
+        if update.value > 0 {
+          producerBudget._endInPlaceUpdate(update, publishing: update.value - 1)
+          return
+        }
+        freedPlaces._noteAccess(.readWrite, at: site, as: .named("capacity"))
+        let refilled = producerBudget._endInPlaceUpdate(update, alongWith: freedPlaces) { freed in
+          freed > 0 ? (freed - 1, 0) : nil
+        }
+        if refilled != nil { return }
+      }
+      try _singleOperation(at: site) { transaction in
+        if closed._noted(.read, at: site, as: .named("closed")).value { throw TQueueClosedError() }
+        let budget = producerBudget._noted(.read, at: site, as: .named("capacity")).value
+        if budget + freedPlaces._noted(.read, at: site, as: .named("capacity")).value == 0 { try transaction.retry() }
+      }
+    }
+  }
+
+  /// Outside a transaction: gives a place taken by `takePlaceInPlace(at:)` back to the budget.
+  @inlinable
+  func givePlaceBack(at site: _CallSite) {
+    guard let producerBudget else { return }
+    producerBudget._noteAccess(.readWrite, at: site, as: .named("capacity"))
+    guard let update = producerBudget._beginInPlaceUpdate() else { return }
+    producerBudget._endInPlaceUpdate(update, publishing: update.value + 1)
   }
 
   @inlinable
@@ -178,8 +246,9 @@ public final class TQueue<Element: Sendable>: Sendable {
   ///
   /// Conflicts: with other consumers taking the same item; on an empty queue, with the next
   /// enqueue to commit (a transaction that saw the queue empty must not commit after an
-  /// item arrived ahead of what it did). Outside a transaction, taking a waiting item from an
-  /// unbounded queue conflicts with nothing: it waits its turn at the head instead.
+  /// item arrived ahead of what it did). Outside a transaction, taking a waiting item
+  /// conflicts with nothing: it waits its turn at the head (and at a bounded queue's tally of
+  /// freed places) instead.
   ///
   /// - Parameters:
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
@@ -194,7 +263,7 @@ public final class TQueue<Element: Sendable>: Sendable {
         if let node = takeInPlace(at: site) { return node.item }
         // Empty, or the first link busy: look again in a transaction that only reads.
         let outcome = Result { try _singleOperation(at: site) { try waitForItem($0, at: site, orEndIf: { true }) } }
-        if let result: Element? = outcome.dequeued() { return result }
+        if outcome.endsDequeue { return nil }
       }
     }
     return take(transaction, at: site)
@@ -249,13 +318,13 @@ public final class TQueue<Element: Sendable>: Sendable {
   func dequeue(at site: _CallSite) async -> Element? {
     while true {
       if let node = takeInPlace(at: site) { return node.item }
-      let outcome: Result<WaitOutcome, any Error>
+      let outcome: Result<_QueueWaitOutcome, any Error>
       do {
         outcome = .success(try await _singleOperation(at: site) { try waitForItem($0, at: site, orEndIf: { Task.isCancelled }) })
       } catch {
         outcome = .failure(error)
       }
-      if let result: Element? = outcome.dequeued() { return result }
+      if outcome.endsDequeue { return nil }
     }
   }
 
@@ -266,35 +335,18 @@ public final class TQueue<Element: Sendable>: Sendable {
     while true {
       if let node = takeInPlace(at: site) { return node.item }
       let outcome = Result { try _singleOperation(at: site) { try waitForItem($0, at: site, orEndIf: { false }) } }
-      if let result: Element? = outcome.dequeued() { return result }
+      if outcome.endsDequeue { return nil }
     }
-  }
-
-  /// What a consumer outside a transaction found once it had waited.
-  @usableFromInline
-  enum WaitOutcome {
-    /// It took this item (a bounded queue's consumer takes it in the transaction).
-    case took(Element)
-    /// An item is waiting, for the consumer to take in place.
-    case itemWaiting
-    /// The queue is closed and drained, or `ends` said to stop (for `tryDequeue`, at once:
-    /// the queue is empty now).
-    case ended
   }
 
   /// The transaction of a consumer outside any other, after it could not take an item in
   /// place: waits (retries) while the queue is empty and open and `ends` is false (`tryDequeue`
-  /// passes true: it does not wait). On an unbounded queue it takes nothing, only reads, so it
-  /// never conflicts with anything and never reruns for a conflict: the consumer then takes
-  /// the item in place, or, if another consumer got there first, looks again. A bounded
-  /// queue's consumer takes its item here.
+  /// passes true: it does not wait). It takes nothing, only reads, so it never conflicts with
+  /// anything and never reruns for a conflict: the consumer then takes the item in place, or,
+  /// if another consumer got there first, looks again.
   @inlinable
-  func waitForItem(_ transaction: Transaction, at site: _CallSite, orEndIf ends: () -> Bool) throws -> WaitOutcome {
-    if freedPlaces == nil {
-      if hasCommittedItem(at: site) { return .itemWaiting }
-    } else if let item = take(transaction, at: site) {
-      return .took(item)
-    }
+  func waitForItem(_ transaction: Transaction, at site: _CallSite, orEndIf ends: () -> Bool) throws -> _QueueWaitOutcome {
+    if hasCommittedItem(at: site) { return .itemWaiting }
     if closed._noted(.read, at: site, as: .named("closed")).value || ends() { return .ended }
     try transaction.retry()
   }
@@ -308,17 +360,16 @@ public final class TQueue<Element: Sendable>: Sendable {
 
   /// Outside a transaction: takes the first item with an in-place update of `head`, which
   /// holds its commit lock instead of running a transaction, and returns the node that held
-  /// it (the new head). Nil, having changed nothing, when that cannot be done: the queue is
-  /// bounded (its consumers also count the places they free, in a tally other consumers
-  /// change too), it has no item, or a commit is linking the first one right now. The caller
-  /// then runs a transaction (`waitForItem`), which looks for an item, and waits for one if
-  /// the caller waits.
+  /// it (the new head). Nil, having changed nothing, when that cannot be done: the queue has
+  /// no item, or a commit is linking the first one right now. The caller then runs a
+  /// transaction (`waitForItem`), which looks for an item, and waits for one if the caller
+  /// waits. On a bounded queue, a second in-place update then adds the place freed to the
+  /// consumers' tally.
   ///
-  /// Two consumers that get here at the same time take turns at the head's lock instead of
-  /// one of them rerunning.
+  /// Two consumers that get here at the same time take turns at the head's lock (and the
+  /// tally's) instead of one of them rerunning.
   @inlinable
   func takeInPlace(at site: _CallSite) -> _QueueNode<Element?>? {
-    guard freedPlaces == nil else { return nil }
     head._noteAccess(.readWrite, at: site, as: .named("head"))
     guard let update = head._beginInPlaceUpdate() else { return nil }
     let link = update.value.next
@@ -328,6 +379,10 @@ public final class TQueue<Element: Sendable>: Sendable {
       return nil
     }
     head._endInPlaceUpdate(update, publishing: next)
+    if let freedPlaces {
+      freedPlaces._noteAccess(.readWrite, at: site, as: .named("capacity"))
+      if let freed = freedPlaces._beginInPlaceUpdate() { freedPlaces._endInPlaceUpdate(freed, publishing: freed.value + 1) }
+    }
     return next
   }
 
@@ -389,17 +444,25 @@ extension TQueue: AsyncSequence {
   public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(queue: self) }
 }
 
-extension Result {
-  /// What a dequeue outside a transaction returns after looking for an item with this
-  /// outcome: the item, or nil for the end; nil itself (the outer optional) when it should try
-  /// to take an item again. The transaction throws only to retry, which the single operation
-  /// running it handles: any other error is a bug.
+/// What a consumer outside a transaction found once it had waited (`TQueue.waitForItem`).
+@usableFromInline
+enum _QueueWaitOutcome {
+  /// An item is waiting, for the consumer to take in place.
+  case itemWaiting
+  /// The queue is closed and drained, or `ends` said to stop (for `tryDequeue`, at once: the
+  /// queue is empty now).
+  case ended
+}
+
+extension Result where Success == _QueueWaitOutcome {
+  /// Whether a dequeue outside a transaction that looked for an item with this outcome ends
+  /// (returning nil) rather than tries to take an item again. The look throws only to retry,
+  /// which the single operation running it handles: any other error is a bug.
   @inlinable
-  func dequeued<Element>() -> Element?? where Success == TQueue<Element>.WaitOutcome {
+  var endsDequeue: Bool {
     switch self {
-    case .success(.took(let item)): .some(item)
-    case .success(.itemWaiting): nil
-    case .success(.ended): .some(nil)
+    case .success(.itemWaiting): false
+    case .success(.ended): true
     case .failure(let error): fatalError("TQueue.dequeue(): unexpected error \(error)")
     }
   }

@@ -70,7 +70,21 @@ extension TVar {
     _ update: _InPlaceUpdate<Value>, publishing value: Value, alongWith companion: TVar<Companion>,
     setTo companionValue: Companion, unless refuses: () -> Bool
   ) -> Companion? {
-    cell.endInPlaceUpdate(update, publishing: value, alongWith: companion.cell, setTo: companionValue, unless: refuses)
+    cell.endInPlaceUpdate(update, alongWith: companion.cell) { _ in refuses() ? nil : (value, companionValue) }
+  }
+
+  /// As `_endInPlaceUpdate(_:publishing:alongWith:setTo:unless:)`, for values that depend on
+  /// the companion's: `decide`, given the companion's newest value (read under its lock, once
+  /// the commit number is taken), returns this variable's new value and the companion's, or
+  /// nil to publish nothing. Returns the companion's value that `decide` was given if it
+  /// published, nil if not (`decide` refused, or the companion was busy and `decide` was not
+  /// asked).
+  @inlinable @discardableResult
+  package func _endInPlaceUpdate<Companion>(
+    _ update: _InPlaceUpdate<Value>, alongWith companion: TVar<Companion>,
+    deciding decide: (Companion) -> (value: Value, companion: Companion)?
+  ) -> Companion? {
+    cell.endInPlaceUpdate(update, alongWith: companion.cell, deciding: decide)
   }
 }
 
@@ -122,11 +136,11 @@ extension _TypedCell where Value: Sendable {
     publish(value, alongWith: companion.cell, companionValue, numbered: numbered, ending: update)
   }
 
-  /// The body of `TVar._endInPlaceUpdate(_:publishing:alongWith:setTo:unless:)`.
+  /// The body of `TVar._endInPlaceUpdate(_:alongWith:deciding:)`.
   @inlinable
   final func endInPlaceUpdate<Companion>(
-    _ update: _InPlaceUpdate<Value>, publishing value: Value, alongWith companion: _TypedCell<Companion>,
-    setTo companionValue: Companion, unless refuses: () -> Bool
+    _ update: _InPlaceUpdate<Value>, alongWith companion: _TypedCell<Companion>,
+    deciding decide: (Companion) -> (value: Value, companion: Companion)?
   ) -> Companion? {
     guard let companionNewest = _Engine.tryLockCompanion(companion, update.segment) else {
       _Engine.abandonInPlaceMutation(of: self, update.segment, update.context)
@@ -135,7 +149,7 @@ extension _TypedCell where Value: Sendable {
     // Read now: the overwrite below hands back the old value only when it may hold an object.
     let previous = companionNewest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Companion>.self).value }
     let numbered = _Engine.numberInPlaceMutation(of: self, update.segment, update.context, companion: companion)
-    if refuses() {
+    guard let (value, companionValue) = decide(previous) else {
       _Engine.abandonNumberedInPlaceMutation(of: self, update.segment, update.context, companion: companion)
       return nil
     }

@@ -239,7 +239,7 @@ extension _Engine {
   }
 
   /// Ends an in-place mutation with a companion that took its commit number and then
-  /// publishes nothing (see `_TypedCell.endInPlaceUpdate(_:publishing:alongWith:setTo:unless:)`):
+  /// publishes nothing (see `_TypedCell.endInPlaceUpdate(_:alongWith:deciding:)`):
   /// releases both locks and what `beginInPlaceMutation` took. Readers that met the locks
   /// under that number waited for them and then find the versions they would have found.
   @usableFromInline

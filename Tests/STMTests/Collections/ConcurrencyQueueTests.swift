@@ -188,6 +188,79 @@ extension LibraryTests {
       #expect(received.all.sorted() == Array(0..<total))
     }
 
+    /// On a bounded queue, producers and consumers outside transactions take turns at the
+    /// budget, the tail, the head and the tally of freed places, and never rerun: 4 producers
+    /// and 4 slower consumers (more threads than cores) through a queue of capacity 4. The
+    /// queue never holds more than that: enqueues that returned, less dequeues that started,
+    /// is at most what it holds, and is checked against the capacity after every enqueue.
+    @Test func boundedDropInQueueTakesTurnsAndKeepsItsCapacity() throws {
+      let capacity = 4, producers = 4, consumers = 4, perProducer = TestScale.scaled(5_000)
+      let queue = TQueue<Int>(capacity: capacity)
+      let received = Received()
+      let aborts = Atomic<Int>(0), producersDone = Atomic<Int>(0)
+      let enqueued = Atomic<Int>(0), dequeuesStarted = Atomic<Int>(0), mostHeld = Atomic<Int>(0)
+      runThreads(producers + consumers) { thread in
+        let before = TransactionEngine.currentThreadStatistics
+        defer { aborts.add((TransactionEngine.currentThreadStatistics - before).totalAborts, ordering: .relaxed) }
+        if thread < producers {
+          for item in 0..<perProducer {
+            try! queue.enqueue(thread * perProducer + item)
+            let held = enqueued.add(1, ordering: .sequentiallyConsistent).newValue - dequeuesStarted.load(ordering: .sequentiallyConsistent)
+            mostHeld.max(held, ordering: .relaxed)
+          }
+          if producersDone.add(1, ordering: .relaxed).newValue == producers { queue.close() }
+          return
+        }
+        var mine: [Int] = [], random = SeededRandom(seed: UInt64(thread))
+        while true {
+          dequeuesStarted.add(1, ordering: .sequentiallyConsistent)
+          guard let item = try! queue.dequeue() else { break }
+          mine.append(item)
+          // Slower than the producers, so that the queue is full most of the time.
+          for _ in 0..<random.next() % 200 { _ = random.next() }
+        }
+        received.add(mine)
+      }
+      #expect(aborts.load(ordering: .relaxed) == 0)
+      #expect(mostHeld.load(ordering: .relaxed) <= capacity)
+      #expect(received.all.sorted() == Array(0..<(producers * perProducer)))
+    }
+
+    /// A bounded queue's producer outside a transaction refills its budget from the places
+    /// consumers freed, outside transactions and inside them, and waits once those are gone.
+    @Test func boundedQueueRefillsItsBudgetFromFreedPlaces() throws {
+      let queue = TQueue<Int>(capacity: 2)
+      try queue.enqueue(1)
+      try queue.enqueue(2)
+      #expect(queue.tryDequeue() == 1)
+      #expect(try atomically { _ in try queue.dequeue() } == 2)
+      // The budget is spent; the two places come back from the consumers' tally.
+      try queue.enqueue(3)
+      try queue.enqueue(4)
+      let fifth = Gate()
+      let producer = startThread {
+        try! queue.enqueue(5)
+        fifth.open()
+      }
+      #expect(!fifth.wait(timeout: 0.1))
+      #expect(try queue.dequeue() == 3)
+      fifth.wait()
+      producer.wait()
+      #expect(queue.tryDequeue() == 4 && queue.tryDequeue() == 5)
+    }
+
+    /// A bounded queue's producer that is refused (the queue is closed) gives its place back:
+    /// on a closed queue, refusals spend nothing, and the items already in it all come out.
+    @Test func aRefusedBoundedEnqueueGivesItsPlaceBack() throws {
+      let queue = TQueue<Int>(capacity: 2)
+      try queue.enqueue(1)
+      queue.close()
+      for _ in 0..<3 { #expect(throws: TQueueClosedError.self) { try queue.enqueue(2) } }
+      #expect(queue.producerBudget?._newestCommittedValue == 1)
+      #expect(try queue.dequeue() == 1)
+      #expect(try queue.dequeue() == nil)
+    }
+
     /// Producers outside transactions race a close: every enqueue that returned is delivered
     /// exactly once to consumers that end at the close, none that threw is, and a producer
     /// refused once is refused from then on. (An enqueue that checked for the close before
