@@ -198,7 +198,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
     elements(at: _CallSite(fileID: fileID, line: line, owner: self)).isSubset(of: other)
   }
 
-  /// Whether the set has no element in common with `other` (one snapshot).
+  /// Whether every element of the set is in `other`, and `other` has at least one more (one
+  /// snapshot).
   ///
   /// Conflicts: as ``elements``.
   ///
@@ -207,9 +208,145 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*n* + *m*).
+  public func isStrictSubset<S: Sequence>(of other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Bool
+  where S.Element == Element {
+    elements(at: _CallSite(fileID: fileID, line: line, owner: self)).isStrictSubset(of: other)
+  }
+
+  /// Whether every element of `other` is in the set, looked up one by one in one atomic step.
+  ///
+  /// Conflicts: only with transactions that insert or remove an element of `other`.
+  ///
+  /// - Parameters:
+  ///   - other: The elements to look for.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Complexity: O(*m*) for *m* elements in `other`.
+  public func isSuperset<S: Sequence>(of other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Bool
+  where S.Element == Element {
+    _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
+      other.allSatisfy { contains($0, fileID: fileID, line: line) }
+    }
+  }
+
+  /// Whether every element of `other` is in the set, and the set has at least one more.
+  ///
+  /// Conflicts: with transactions that insert or remove an element of `other`, and, through
+  /// ``count``, with every transaction that inserts or removes an element.
+  ///
+  /// - Parameters:
+  ///   - other: The elements to look for.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Complexity: O(*m* + *s*) for *m* elements in `other` and *s* engine segments.
+  public func isStrictSuperset<S: Sequence>(of other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Bool
+  where S.Element == Element {
+    let distinct = Set(other)
+    return _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
+      isSuperset(of: distinct, fileID: fileID, line: line) && count > distinct.count
+    }
+  }
+
+  /// Whether the set has no element in common with `other`, looked up one by one in one
+  /// atomic step.
+  ///
+  /// Conflicts: only with transactions that insert or remove an element of `other`.
+  ///
+  /// - Parameters:
+  ///   - other: The elements to look for.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Complexity: O(*m*) for *m* elements in `other`.
   public func isDisjoint<S: Sequence>(with other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Bool
   where S.Element == Element {
-    elements(at: _CallSite(fileID: fileID, line: line, owner: self)).isDisjoint(with: other)
+    _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
+      !other.contains { contains($0, fileID: fileID, line: line) }
+    }
+  }
+
+  // MARK: Set algebra into a standard set
+
+  /// The set's elements together with those of `other`, as a standard `Set` (from one
+  /// snapshot).
+  ///
+  /// Conflicts: as ``elements``.
+  ///
+  /// - Parameters:
+  ///   - other: The elements to add.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Complexity: O(*n* + *m*).
+  public func union<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Set<Element>
+  where S.Element == Element {
+    elements(at: _CallSite(fileID: fileID, line: line, owner: self)).union(other)
+  }
+
+  /// The elements of `other` that are in the set, as a standard `Set`, looked up one by one in
+  /// one atomic step.
+  ///
+  /// Conflicts: only with transactions that insert or remove an element of `other`.
+  ///
+  /// - Parameters:
+  ///   - other: The elements to look for.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Complexity: O(*m*) for *m* elements in `other`.
+  public func intersection<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Set<Element>
+  where S.Element == Element {
+    _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
+      var found = Set<Element>()
+      for element in other where contains(element, fileID: fileID, line: line) { found.insert(element) }
+      return found
+    }
+  }
+
+  /// The set's elements that are not in `other`, as a standard `Set` (from one snapshot).
+  ///
+  /// Conflicts: as ``elements``.
+  ///
+  /// - Parameters:
+  ///   - other: The elements to leave out.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Complexity: O(*n* + *m*).
+  public func subtracting<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Set<Element>
+  where S.Element == Element {
+    elements(at: _CallSite(fileID: fileID, line: line, owner: self)).subtracting(other)
+  }
+
+  /// The elements in either the set or `other` but not both, as a standard `Set` (from one
+  /// snapshot).
+  ///
+  /// Conflicts: as ``elements``.
+  ///
+  /// - Parameters:
+  ///   - other: The elements to compare with.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Complexity: O(*n* + *m*).
+  public func symmetricDifference<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Set<Element>
+  where S.Element == Element {
+    elements(at: _CallSite(fileID: fileID, line: line, owner: self)).symmetricDifference(other)
+  }
+
+  /// Removes the elements of `other` that are in the set and inserts those that are not, as
+  /// one atomic step.
+  ///
+  /// Conflicts: as ``insert(_:fileID:line:)`` or ``remove(_:fileID:line:)`` of each element of
+  /// `other`.
+  ///
+  /// - Parameters:
+  ///   - other: The elements to toggle; one that appears more than once counts once.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Complexity: O(*m*) for *m* elements in `other`.
+  public func formSymmetricDifference<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line)
+  where S.Element == Element {
+    _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
+      for element in Set(other) where remove(element, fileID: fileID, line: line) == nil {
+        insert(element, fileID: fileID, line: line)
+      }
+    }
   }
 
   /// Removes every element, as one atomic step.

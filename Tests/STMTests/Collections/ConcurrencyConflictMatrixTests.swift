@@ -105,6 +105,22 @@ extension LibraryTests {
       #expect(set.elements == [1, 3, 4])
     }
 
+    /// Queries that look up the elements of another sequence one by one conflict only with
+    /// changes of those elements; those that compare whole sets read a snapshot, which
+    /// conflicts with every membership change.
+    @Test func setQueriesOfSomeElementsConflictOnlyWithThose() {
+      let set: TSet<Int> = [1, 2]
+      #expect(abortsOfSecondCommitter(first: { _ = set.isDisjoint(with: [5]) }, then: { set.insert(6) }) == 0)
+      #expect(abortsOfSecondCommitter(first: { _ = set.isDisjoint(with: [5]) }, then: { set.insert(5) }) == 1)
+      #expect(abortsOfSecondCommitter(first: { _ = set.isSuperset(of: [1]) }, then: { set.remove(2) }) == 0)
+      #expect(abortsOfSecondCommitter(first: { _ = set.isSuperset(of: [1]) }, then: { set.remove(1) }) == 1)
+      #expect(abortsOfSecondCommitter(first: { _ = set.intersection([6, 9]) }, then: { set.insert(10) }) == 0)
+      #expect(abortsOfSecondCommitter(first: { _ = set.intersection([6, 9]) }, then: { set.insert(9) }) == 1)
+      #expect(abortsOfSecondCommitter(first: { set.formSymmetricDifference([20]) }, then: { set.insert(21) }) == 0)
+      #expect(abortsOfSecondCommitter(first: { _ = set.union([30]) }, then: { set.insert(31) }) == 1)
+      #expect(set.elements == [5, 6, 9, 10, 20, 21, 31])
+    }
+
     @Test func counterAddsNeverConflictButReadsDo() {
       let counter = TCounter()
       #expect(abortsOfSecondCommitter(first: { counter.add(2) }, then: { counter.increment() }) == 0)

@@ -78,6 +78,38 @@ extension LibraryTests {
       #expect(subject.isSubset(of: 0..<100) && subject.isDisjoint(with: [500]))
     }
 
+    /// Every set-algebra operation against `Set`, on random sets and random sequences (some
+    /// with repeated elements), inside and outside transactions.
+    @Test(arguments: [false, true])
+    func setAlgebraMatchesSet(insideTransactions: Bool) {
+      var random = SeededRandom(seed: 5)
+      let subject = TSet<Int>()
+      var model = Set<Int>()
+      for _ in 0..<2_000 {
+        let other = (0..<random.below(6)).map { _ in random.below(12) }
+        let run = { (body: () -> Void) in insideTransactions ? atomically { _ in body() } : body() }
+        let operation = random.below(13)
+        run {
+          switch operation {
+          case 0: #expect(subject.isSubset(of: other) == model.isSubset(of: other))
+          case 1: #expect(subject.isStrictSubset(of: other) == model.isStrictSubset(of: other))
+          case 2: #expect(subject.isSuperset(of: other) == model.isSuperset(of: other))
+          case 3: #expect(subject.isStrictSuperset(of: other) == model.isStrictSuperset(of: other))
+          case 4: #expect(subject.isDisjoint(with: other) == model.isDisjoint(with: other))
+          case 5: #expect(subject.union(other) == model.union(other))
+          case 6: #expect(subject.intersection(other) == model.intersection(other))
+          case 7: #expect(subject.subtracting(other) == model.subtracting(other))
+          case 8: #expect(subject.symmetricDifference(other) == model.symmetricDifference(other))
+          case 9: subject.formUnion(other); model.formUnion(other)
+          case 10: subject.subtract(other); model.subtract(other)
+          case 11: subject.formIntersection(other + other); model.formIntersection(other + other)
+          default: subject.formSymmetricDifference(other + [other.first ?? 0]); model.formSymmetricDifference(other + [other.first ?? 0])
+          }
+        }
+        #expect(subject.elements == model && subject.count == model.count)
+      }
+    }
+
     @Test(arguments: [false, true])
     func arrayMatchesArray(insideTransactions: Bool) {
       var random = SeededRandom(seed: 3)
