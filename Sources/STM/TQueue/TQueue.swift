@@ -30,10 +30,11 @@
 ///
 /// A bounded queue (`init(capacity:)`) keeps the two ends apart: producers count down a budget
 /// of their own and consumers count up a separate tally of freed places, which a producer
-/// whose budget is spent empties into it. Outside transactions a producer takes its place
-/// and a consumer frees one with an in-place update of that counter, so they take turns there
-/// too, and still never rerun; a producer that finds no place waits in a transaction that only
-/// reads. Inside transactions, consumers add to the tally as a commutative update, so they
+/// whose budget is spent empties into it. Outside transactions a producer takes its place in
+/// the same in-place update that links its item (the budget is locked beside the tail), and a
+/// consumer frees one in the update that takes its item, so the places are accounted for at
+/// every commit and nobody reruns; a producer that finds no place waits in a transaction that
+/// only reads. Inside transactions, consumers add to the tally as a commutative update, so they
 /// never conflict with producers through it, but producers of a bounded queue conflict with
 /// each other (and with producers outside transactions) through their budget.
 ///
@@ -98,108 +99,124 @@ public final class TQueue<Element: Sendable>: Sendable {
       try enqueueOnItsOwn(item, at: site)
       return
     }
-    try enqueue(item, in: transaction, at: site, placeTaken: false)
+    try enqueue(item, in: transaction, at: site)
   }
 
   /// Inside `transaction`: appends `item` when it commits, having taken a place from a bounded
-  /// queue's budget unless the caller took it already (`placeTaken`).
+  /// queue's budget.
   @inlinable
-  func enqueue(_ item: Element, in transaction: Transaction, at site: _CallSite, placeTaken: Bool) throws {
+  func enqueue(_ item: Element, in transaction: Transaction, at site: _CallSite) throws {
     if closed._noted(.read, at: site, as: .named("closed")).value { throw TQueueClosedError() }
-    if !placeTaken { try takePlaces(1, transaction, at: site) }
+    try takePlaces(1, transaction, at: site)
     tail._noteAccess(.write, at: site, as: .named("tail"))
     tail._withDelayedAppend(in: transaction, { _EnqueueBatch() }) { $0.items.append(item) }
   }
 
-  /// Outside a transaction: a bounded queue's producer first takes a place in place (waiting
-  /// while the queue is full); then the item is linked in place, or, if that cannot be done
-  /// now, in a transaction that does not take a place again. A place taken for an item that
-  /// is refused (the queue is closed) goes back to the budget.
+  /// Outside a transaction: links the item in place (see `enqueueInPlace`). When that cannot be
+  /// done now, an unbounded queue's producer enqueues in a transaction instead, and a bounded
+  /// queue's tries again after a pause (a transaction would conflict with the other producers
+  /// through the budget); a bounded queue's producer that finds the budget spent refills it,
+  /// or waits for a place (see `refillBudget`).
   @inlinable
   func enqueueOnItsOwn(_ item: Element, at site: _CallSite) throws {
-    let placeTaken = producerBudget != nil
-    if placeTaken { try takePlaceInPlace(at: site) }
-    do {
-      if try enqueueInPlace(item, at: site) { return }
-      try _singleOperation(at: site) { try enqueue(item, in: $0, at: site, placeTaken: placeTaken) }
-    } catch {
-      if placeTaken { givePlaceBack(at: site) }
-      throw error
+    // Made before any lock is taken, so that allocating does not hold other producers up.
+    let node = _QueueNode<Element?>(item)
+    var backoff = _Backoff()
+    while true {
+      switch try enqueueInPlace(node, at: site) {
+      case .linked:
+        return
+      case .budgetSpent:
+        try refillBudget(at: site)
+      case .busy:
+        guard producerBudget != nil else {
+          try _singleOperation(at: site) { try enqueue(item, in: $0, at: site) }
+          return
+        }
+        backoff.pause()
+      }
     }
   }
 
-  /// Outside a transaction: links `item` after the tail with an in-place update of `tail`,
-  /// which holds its commit lock (and the last node's link's) instead of running a
-  /// transaction. Returns false, having changed nothing, when that cannot be done: a
-  /// ``close(fileID:line:)`` is committing right now, or someone holds the last link's lock
-  /// (the reclaimer, or a consumer looking at an empty queue); the caller then enqueues in a
-  /// transaction. On a bounded queue the caller has taken a place already.
+  /// What became of an attempt to enqueue in place.
+  @usableFromInline
+  enum InPlaceEnqueue {
+    case linked
+    /// A bounded queue's budget is spent (its places may be in the consumers' tally).
+    case budgetSpent
+    /// A lock it needed was held.
+    case busy
+  }
+
+  /// Outside a transaction: links `node` after the tail with an in-place update of `tail`,
+  /// which holds its commit lock (and the last node's link's, and a bounded queue's budget)
+  /// instead of running a transaction, and takes a place from the budget under the same
+  /// commit number. Changes nothing when that cannot be done: a ``close(fileID:line:)`` is
+  /// committing right now, or someone holds the last link's lock (the reclaimer, or a consumer
+  /// looking at an empty queue) or the budget's; or the budget is spent.
   ///
   /// Producers that get here at the same time take turns at the tail's lock; a commit that
   /// lands a transaction's enqueues waits for it too, as for another such commit.
   ///
   /// - Throws: ``TQueueClosedError`` if the queue is closed.
   @inlinable
-  func enqueueInPlace(_ item: Element, at site: _CallSite) throws -> Bool {
-    // Made before the lock is taken, so that allocating does not hold other producers up.
-    let node = _QueueNode<Element?>(item)
+  func enqueueInPlace(_ node: _QueueNode<Element?>, at site: _CallSite) throws -> InPlaceEnqueue {
     // Noted apart, and the properties used in place: a `TVar` handed back by `_noted`, or
     // captured by the closure below, was a retained copy.
     tail._noteAccess(.write, at: site, as: .named("tail"))
     closed._noteAccess(.read, at: site, as: .named("closed"))
-    guard let update = tail._beginInPlaceUpdate() else { return false }
+    guard let update = tail._beginInPlaceUpdate() else { return .busy }
     var isClosed: Bool? = false
     // The check comes after the commit number: a close that has not taken its own number by
     // then (it holds `closed`'s lock first) is numbered after this enqueue, and one that has
     // is seen, as closed or as busy.
-    let published = tail._endInPlaceUpdate(update, publishing: node, alongWith: update.value.next, setTo: node) {
-      isClosed = self.closed._peekNewest(during: update)
-      return isClosed != false
-    }
-    if published != nil { return true }
-    if isClosed == true { throw TQueueClosedError() }
-    return false
-  }
-
-  /// Outside a transaction, on a bounded queue: takes a place from the producers' budget
-  /// with an in-place update of it. When the budget is spent, the same update refills it from
-  /// the places consumers have freed (their tally, locked beside it and emptied under the same
-  /// commit number). When there is no place, or the tally is busy, it waits in a transaction
-  /// that only reads until there may be one, and tries again; that transaction throws
-  /// ``TQueueClosedError`` if the queue is closed meanwhile.
-  ///
-  /// Producers take turns at the budget's lock instead of conflicting through it.
-  @inlinable
-  func takePlaceInPlace(at site: _CallSite) throws {
-    guard let producerBudget, let freedPlaces else { return }
-    while true {
+    let published: Bool
+    var budgetSpent = false
+    if let producerBudget {
       producerBudget._noteAccess(.readWrite, at: site, as: .named("capacity"))
-      if let update = producerBudget._beginInPlaceUpdate() {
-        if update.value > 0 {
-          producerBudget._endInPlaceUpdate(update, publishing: update.value - 1)
-          return
-        }
-        freedPlaces._noteAccess(.readWrite, at: site, as: .named("capacity"))
-        let refilled = producerBudget._endInPlaceUpdate(update, alongWith: freedPlaces) { freed in
-          freed > 0 ? (freed - 1, 0) : nil
-        }
-        if refilled != nil { return }
+      published = tail._endInPlaceUpdate(update, alongWith: update.value.next, and: producerBudget) { _, budget in
+        isClosed = self.closed._peekNewest(during: update)
+        budgetSpent = budget == 0
+        return isClosed == false && !budgetSpent ? (node, node, budget - 1) : nil
       }
-      try _singleOperation(at: site) { transaction in
-        if closed._noted(.read, at: site, as: .named("closed")).value { throw TQueueClosedError() }
-        let budget = producerBudget._noted(.read, at: site, as: .named("capacity")).value
-        if budget + freedPlaces._noted(.read, at: site, as: .named("capacity")).value == 0 { try transaction.retry() }
-      }
+    } else {
+      published = tail._endInPlaceUpdate(update, publishing: node, alongWith: update.value.next, setTo: node) {
+        isClosed = self.closed._peekNewest(during: update)
+        return isClosed != false
+      } != nil
     }
+    if published { return .linked }
+    if isClosed == true { throw TQueueClosedError() }
+    return budgetSpent && isClosed == false ? .budgetSpent : .busy
   }
 
-  /// Outside a transaction: gives a place taken by `takePlaceInPlace(at:)` back to the budget.
+  /// Outside a transaction, on a bounded queue whose budget a producer found spent: moves the
+  /// places consumers have freed (their tally) into the budget with an in-place update of both.
+  /// When there are none, or the tally is busy, waits in a transaction that only reads until
+  /// there may be some, which throws ``TQueueClosedError`` if the queue is closed meanwhile.
+  /// The caller then tries to enqueue again.
   @inlinable
-  func givePlaceBack(at site: _CallSite) {
-    guard let producerBudget else { return }
+  func refillBudget(at site: _CallSite) throws {
+    guard let producerBudget, let freedPlaces else { return }
     producerBudget._noteAccess(.readWrite, at: site, as: .named("capacity"))
-    guard let update = producerBudget._beginInPlaceUpdate() else { return }
-    producerBudget._endInPlaceUpdate(update, publishing: update.value + 1)
+    freedPlaces._noteAccess(.readWrite, at: site, as: .named("capacity"))
+    if let update = producerBudget._beginInPlaceUpdate() {
+      // Refilled meanwhile by another producer.
+      if update.value > 0 {
+        producerBudget._endInPlaceUpdate(update, publishing: nil)
+        return
+      }
+      let budget = update.value
+      let moved = producerBudget._endInPlaceUpdate(update, alongWith: freedPlaces) { freed in
+        freed > 0 ? (budget + freed, 0) : nil
+      }
+      if moved != nil { return }
+    }
+    try _singleOperation(at: site) { transaction in
+      if closed._noted(.read, at: site, as: .named("closed")).value { throw TQueueClosedError() }
+      let budget = producerBudget._noted(.read, at: site, as: .named("capacity")).value
+      if budget + freedPlaces._noted(.read, at: site, as: .named("capacity")).value == 0 { try transaction.retry() }
+    }
   }
 
   @inlinable
@@ -360,14 +377,14 @@ public final class TQueue<Element: Sendable>: Sendable {
 
   /// Outside a transaction: takes the first item with an in-place update of `head`, which
   /// holds its commit lock instead of running a transaction, and returns the node that held
-  /// it (the new head). Nil, having changed nothing, when that cannot be done: the queue has
-  /// no item, or a commit is linking the first one right now. The caller then runs a
-  /// transaction (`waitForItem`), which looks for an item, and waits for one if the caller
-  /// waits. On a bounded queue, a second in-place update then adds the place freed to the
-  /// consumers' tally.
+  /// it (the new head). On a bounded queue the same update adds the place it frees to the
+  /// consumers' tally, under the same commit number. Nil, having changed nothing, when that
+  /// cannot be done: the queue has no item, or a commit is linking the first one (or holds the
+  /// tally) right now. The caller then runs a transaction (`waitForItem`), which looks for an
+  /// item, and waits for one if the caller waits.
   ///
-  /// Two consumers that get here at the same time take turns at the head's lock (and the
-  /// tally's) instead of one of them rerunning.
+  /// Two consumers that get here at the same time take turns at the head's lock instead of
+  /// one of them rerunning.
   @inlinable
   func takeInPlace(at site: _CallSite) -> _QueueNode<Element?>? {
     head._noteAccess(.readWrite, at: site, as: .named("head"))
@@ -378,12 +395,12 @@ public final class TQueue<Element: Sendable>: Sendable {
       head._endInPlaceUpdate(update, publishing: nil)
       return nil
     }
-    head._endInPlaceUpdate(update, publishing: next)
-    if let freedPlaces {
-      freedPlaces._noteAccess(.readWrite, at: site, as: .named("capacity"))
-      if let freed = freedPlaces._beginInPlaceUpdate() { freedPlaces._endInPlaceUpdate(freed, publishing: freed.value + 1) }
+    guard let freedPlaces else {
+      head._endInPlaceUpdate(update, publishing: next)
+      return next
     }
-    return next
+    freedPlaces._noteAccess(.readWrite, at: site, as: .named("capacity"))
+    return head._endInPlaceUpdate(update, alongWith: freedPlaces, deciding: { (next, $0 + 1) }) == nil ? nil : next
   }
 
   /// Takes the first item visible to `transaction`: a committed one, or else the first of the

@@ -13,7 +13,9 @@ import Synchronization
 /// The companion is locked only when it changes, after the variable: an update that leaves
 /// membership alone (the common case) costs one lock. Taking it second does not break the
 /// address order that keeps commits from deadlocking, because a segment's companion is written
-/// only by transactions running on that segment, which is held by this update.
+/// only by transactions running on that segment, which is held by this update. Any other
+/// companion (a queue's last link, a bounded queue's budget: at most two) is only tried,
+/// never waited for, and the update publishes nothing when one is busy.
 @usableFromInline
 package struct _InPlaceUpdate<Value: Sendable> {
   // Unretained: segments and thread contexts outlive every update.
@@ -86,6 +88,18 @@ extension TVar {
   ) -> Companion? {
     cell.endInPlaceUpdate(update, alongWith: companion.cell, deciding: decide)
   }
+
+  /// As `_endInPlaceUpdate(_:alongWith:deciding:)`, with a second companion, `extra`, locked
+  /// (only tried, like the first) after the first and published under the same number:
+  /// `decide` gets both companions' newest values and returns the three new values, or nil to
+  /// publish nothing. Returns whether it published.
+  @inlinable
+  package func _endInPlaceUpdate<Companion, Extra>(
+    _ update: _InPlaceUpdate<Value>, alongWith companion: TVar<Companion>, and extra: TVar<Extra>,
+    deciding decide: (Companion, Extra) -> (value: Value, companion: Companion, extra: Extra)?
+  ) -> Bool {
+    cell.endInPlaceUpdate(update, alongWith: companion.cell, and: extra.cell, deciding: decide)
+  }
 }
 
 extension TVar {
@@ -157,16 +171,47 @@ extension _TypedCell where Value: Sendable {
     return .some(previous)
   }
 
+  /// The body of `TVar._endInPlaceUpdate(_:alongWith:and:deciding:)`.
+  @inlinable
+  final func endInPlaceUpdate<Companion, Extra>(
+    _ update: _InPlaceUpdate<Value>, alongWith companion: _TypedCell<Companion>, and extra: _TypedCell<Extra>,
+    deciding decide: (Companion, Extra) -> (value: Value, companion: Companion, extra: Extra)?
+  ) -> Bool {
+    guard let companionNewest = _Engine.tryLockCompanion(companion, update.segment) else {
+      _Engine.abandonInPlaceMutation(of: self, update.segment, update.context)
+      return false
+    }
+    guard let extraNewest = _Engine.tryLockCompanion(extra, update.segment) else {
+      // Nothing numbered yet: readers that met the companion's lock did not wait for it.
+      companion.unlock()
+      _Engine.abandonInPlaceMutation(of: self, update.segment, update.context)
+      return false
+    }
+    let previous = companionNewest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Companion>.self).value }
+    let extraPrevious = extraNewest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Extra>.self).value }
+    let numbered = _Engine.numberInPlaceMutation(of: self, update.segment, update.context, companion: companion)
+    guard let (value, companionValue, extraValue) = decide(previous, extraPrevious) else {
+      _Engine.abandonNumberedInPlaceMutation(of: self, update.segment, update.context, companion: companion, extra: extra)
+      return false
+    }
+    // Always a new version: the extra companion is rarely written this way, and is not
+    // among those `numberInPlaceMutation` looked at for an overwrite.
+    let extraVersion = extra.makePendingVersion(extraValue, cachedBy: update.context)
+    publish(value, alongWith: companion, companionValue, numbered: numbered, ending: update, extra: extra, extraVersion)
+    return true
+  }
+
   /// The last step of an update with a companion, both locked and numbered (`numbered` is what
   /// `_Engine.numberInPlaceMutation(of:_:_:companion:)` returned): puts the two values into
   /// versions, overwriting where that allowed, publishes them, and releases what the update
   /// took. The values overwritten go once the locks are let go (see
-  /// `version(holding:overwriting:cachedBy:)`).
+  /// `version(holding:overwriting:cachedBy:)`). A second companion, `extra`, locked too, gets
+  /// `extraVersion` (a pending version) under the same number.
   @inlinable
   final func publish<Companion>(
     _ value: Value, alongWith companion: _TypedCell<Companion>, _ companionValue: Companion,
     numbered: (number: UInt64, overwritable: Unmanaged<_VersionBase>?, companion: Unmanaged<_VersionBase>?),
-    ending update: _InPlaceUpdate<Value>
+    ending update: _InPlaceUpdate<Value>, extra: _Cell? = nil, _ extraVersion: Unmanaged<_VersionBase>? = nil
   ) {
     let (published, displaced) = version(holding: value, overwriting: numbered.overwritable, cachedBy: update.context)
     let (companionPublished, companionDisplaced) = companion.version(
@@ -174,7 +219,7 @@ extension _TypedCell where Value: Sendable {
     withExtendedLifetime((displaced, companionDisplaced)) {
       _Engine.endInPlaceMutation(
         of: self, update.segment, update.context, numbered: numbered.number, publishing: published,
-        companion: companion, companionPublished)
+        companion: companion, companionPublished, extra: extra, extraVersion)
     }
   }
 }

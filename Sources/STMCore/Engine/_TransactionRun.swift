@@ -238,18 +238,20 @@ extension _Engine {
     }
   }
 
-  /// Ends an in-place mutation with a companion that took its commit number and then
-  /// publishes nothing (see `_TypedCell.endInPlaceUpdate(_:alongWith:deciding:)`):
-  /// releases both locks and what `beginInPlaceMutation` took. Readers that met the locks
-  /// under that number waited for them and then find the versions they would have found.
+  /// Ends an in-place mutation with a companion (and perhaps a second one, `extra`) that took
+  /// its commit number and then publishes nothing (see
+  /// `_TypedCell.endInPlaceUpdate(_:alongWith:deciding:)`): releases the locks and what
+  /// `beginInPlaceMutation` took. Readers that met the locks under that number waited for
+  /// them and then find the versions they would have found.
   @usableFromInline
   static func abandonNumberedInPlaceMutation(
-    of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, companion: _Cell
+    of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, companion: _Cell,
+    extra: _Cell? = nil
   ) {
     segment._withUnsafeGuaranteedRef { segment in
       context._withUnsafeGuaranteedRef { context in
         context.engine._withUnsafeGuaranteedRef { engine in
-          finishInPlaceMutation(of: cell, segment, context, engine, published: false, companion: companion)
+          finishInPlaceMutation(of: cell, segment, context, engine, published: false, companion: companion, extra: extra)
         }
       }
     }
@@ -309,21 +311,25 @@ extension _Engine {
   }
 
   /// As `endInPlaceMutation(of:_:_:numbered:publishing:)`, publishing `companionVersion` in
-  /// `companion` too, under the same number.
+  /// `companion` too, under the same number, and `extraVersion` in `extra` (a second
+  /// companion, locked after the first), when given: a pending version whose retain this
+  /// takes over.
   @usableFromInline
   static func endInPlaceMutation(
     of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, numbered number: UInt64,
-    publishing version: Unmanaged<_VersionBase>, companion: _Cell, _ companionVersion: Unmanaged<_VersionBase>
+    publishing version: Unmanaged<_VersionBase>, companion: _Cell, _ companionVersion: Unmanaged<_VersionBase>,
+    extra: _Cell? = nil, _ extraVersion: Unmanaged<_VersionBase>? = nil
   ) {
     endInPlaceMutation(
       of: cell, segment, context, numbered: number, publishing: version,
-      companion: Optional(companion), Optional(companionVersion))
+      companion: Optional(companion), Optional(companionVersion), extra: extra, extraVersion)
   }
 
   @inline(__always)
   private static func endInPlaceMutation(
     of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, numbered number: UInt64,
-    publishing version: Unmanaged<_VersionBase>, companion: _Cell?, _ companionVersion: Unmanaged<_VersionBase>?
+    publishing version: Unmanaged<_VersionBase>, companion: _Cell?, _ companionVersion: Unmanaged<_VersionBase>?,
+    extra: _Cell? = nil, _ extraVersion: Unmanaged<_VersionBase>? = nil
   ) {
     segment._withUnsafeGuaranteedRef { segment in
       context._withUnsafeGuaranteedRef { context in
@@ -333,8 +339,11 @@ extension _Engine {
           if let companion, let companionVersion {
             engine.publishOrRestamp(companionVersion, in: companion, number: number, site: site, by: context)
           }
+          if let extra, let extraVersion {
+            engine.publishOrRestamp(extraVersion, in: extra, number: number, site: site, by: context)
+          }
           context.lastCommit = _SerialPosition(number: number, isReadOnly: false)
-          finishInPlaceMutation(of: cell, segment, context, engine, published: true, companion: companion)
+          finishInPlaceMutation(of: cell, segment, context, engine, published: true, companion: companion, extra: extra)
         }
       }
     }
@@ -343,11 +352,13 @@ extension _Engine {
   /// What every in-place mutation does last: lets go of the locks, the commit and the segment,
   /// and, when it published, wakes the transactions waiting for the cells to change.
   private static func finishInPlaceMutation(
-    of cell: _Cell, _ segment: _Segment, _ context: _ThreadContext, _ engine: _Engine, published: Bool, companion: _Cell?
+    of cell: _Cell, _ segment: _Segment, _ context: _ThreadContext, _ engine: _Engine, published: Bool, companion: _Cell?,
+    extra: _Cell? = nil
   ) {
     context.diagnostics.endAccesses()
     cell.unlock()
     companion?.unlock()
+    extra?.unlock()
     engine.leaveCommit(segment)
     if published { engine.reclaimer.reclaimNow(ifDueFor: context, using: segment) }
     segment.context = nil
@@ -357,6 +368,7 @@ extension _Engine {
       atomicMemoryFence(ordering: .sequentiallyConsistent)
       engine.retryWaiters.wakeWaiters(of: cell)
       if let companion { engine.retryWaiters.wakeWaiters(of: companion) }
+      if let extra { engine.retryWaiters.wakeWaiters(of: extra) }
       context.statistics.recordCommit()
     }
   }

@@ -249,9 +249,9 @@ extension LibraryTests {
       #expect(queue.tryDequeue() == 4 && queue.tryDequeue() == 5)
     }
 
-    /// A bounded queue's producer that is refused (the queue is closed) gives its place back:
-    /// on a closed queue, refusals spend nothing, and the items already in it all come out.
-    @Test func aRefusedBoundedEnqueueGivesItsPlaceBack() throws {
+    /// A bounded queue's producer that is refused (the queue is closed) takes no place: on a
+    /// closed queue, refusals spend nothing, and the items already in it all come out.
+    @Test func aRefusedBoundedEnqueueSpendsNoPlace() throws {
       let queue = TQueue<Int>(capacity: 2)
       try queue.enqueue(1)
       queue.close()
@@ -259,6 +259,45 @@ extension LibraryTests {
       #expect(queue.producerBudget?._newestCommittedValue == 1)
       #expect(try queue.dequeue() == 1)
       #expect(try queue.dequeue() == nil)
+    }
+
+    /// Every place of a bounded queue is, at every snapshot, in the producers' budget, in the
+    /// consumers' tally, or held by an item: drop-in producers take their place in the commit
+    /// that links their item, and drop-in consumers free theirs in the commit that takes it. A
+    /// transaction that empties the queue (and rolls back) while they run finds all the
+    /// places free. (Taking the place in a commit of its own, before the link, left a moment
+    /// when a place was in none of the three: with a capacity of 1, an empty queue that was full.)
+    @Test func aBoundedQueueAccountsForEveryPlaceAtEverySnapshot() throws {
+      let capacity = 1
+      let queue = TQueue<Int>(capacity: capacity)
+      let stop = Atomic<Bool>(false), observations = TestScale.scaled(2_000)
+      let misplaced = Atomic<Int>(0)
+      struct Rollback: Error {}
+      runThreads(5) { thread in
+        switch thread {
+        case 0, 1:
+          var item = 0
+          while !stop.load(ordering: .relaxed) {
+            do { try queue.enqueue(item) } catch { break }
+            item += 1
+          }
+        case 2, 3:
+          while try! queue.dequeue() != nil {}
+        default:
+          for _ in 0..<observations {
+            _ = try? atomically { _ throws in
+              while queue.tryDequeue() != nil {}
+              // The tally, read after this transaction's own takes, counts them as freed.
+              let free = queue.producerBudget!.value + queue.freedPlaces!.value
+              if free != capacity { misplaced.add(1, ordering: .relaxed) }
+              throw Rollback()
+            }
+          }
+          stop.store(true, ordering: .relaxed)
+          queue.close()
+        }
+      }
+      #expect(misplaced.load(ordering: .relaxed) == 0)
     }
 
     /// Producers outside transactions race a close: every enqueue that returned is delivered
