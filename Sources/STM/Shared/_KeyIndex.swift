@@ -44,12 +44,16 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     @usableFromInline var madeSinceSweep = 0
     /// Empty cells seen by the last sweep.
     @usableFromInline var suspects: [Cell] = []
-    /// Retired cells, with the clock when they were retired: a transaction or single read
-    /// whose snapshot is older may still find its key's value in one, so lookups and
-    /// enumeration look at them until none can.
-    @usableFromInline var retired: [Key: [(slot: Slot, clock: UInt64)]] = [:]
+    /// Retired cells, with their keys and the clock when they were retired, oldest first: a
+    /// transaction or single read whose snapshot is older may still find its key's value in
+    /// one, so lookups and enumeration look at them until none can. A flat list, searched
+    /// from the newest end: a lookup reaches it only when its stripe retired a cell after its
+    /// snapshot, and it holds few cells (pruning keeps it at most twice what the running
+    /// snapshots pin, and at least 32), where a dictionary of arrays cost a hash, an array and
+    /// a dictionary entry per removal and a rebuild of the whole dictionary per pruning.
+    @usableFromInline var retired: [(key: Key, slot: Slot, clock: UInt64)] = []
     /// How many retired cells `retired` holds.
-    @usableFromInline var retiredCount = 0
+    @usableFromInline var retiredCount: Int { retired.count }
     /// `retiredCount` at which the next pruning runs: twice what the last one
     /// kept (at least 32), so that a long-running snapshot that pins many retired cells does
     /// not make every removal rescan them all.
@@ -237,8 +241,13 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     stripe(forHash: hash)._withUnsafeGuaranteedRef { stripe in
       guard stripe.newestRetirement.load(ordering: .sequentiallyConsistent) > snapshot else { return [] }
       return stripe.state.withLock { state -> [Slot] in
-        guard let cells = state.retired[key] else { return [] }
-        return cells.lazy.filter { $0.clock > snapshot }.map(\.slot)
+        var found: [Slot] = []
+        // Newest first, and only as far back as the snapshot: the list is in clock order.
+        for entry in state.retired.reversed() {
+          guard entry.clock > snapshot else { break }
+          if entry.key == key { found.append(entry.slot) }
+        }
+        return found
       }
     }
   }
@@ -295,25 +304,21 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     // Read after the cell left the table (see `_KeyTable`).
     let now = _EngineClock.now
     stripe.newestRetirement.store(now, ordering: .sequentiallyConsistent)
-    state.retired[cell.key, default: []].append((removed.takeRetainedValue().variable, now))
-    state.retiredCount += 1
-    if state.retiredCount >= state.pruneAt { state.retiredCount = pruneRetired(&state) }
+    state.retired.append((cell.key, removed.takeRetainedValue().variable, now))
+    if state.retiredCount >= state.pruneAt { pruneRetired(&state) }
   }
 
   /// Drops the retired cells that no running transaction can still read, and the replaced
-  /// tables no lookup can still be searching; returns how many retired cells remain.
+  /// tables no lookup can still be searching.
   @inlinable
-  static func pruneRetired(_ state: inout StripeState) -> Int {
+  static func pruneRetired(_ state: inout StripeState) {
     let oldest = _EngineClock.oldestRunningSnapshot()
     // Strictly older: a lookup announced at clock `oldest` may have found a cell retired then.
-    state.retired = state.retired.compactMapValues { cells in
-      let kept = cells.filter { $0.clock >= oldest }
-      return kept.isEmpty ? nil : kept
-    }
-    let count = state.retired.values.reduce(0) { $0 + $1.count }
-    state.pruneAt = max(32, 2 * count)
+    // The list is in clock order, so the cells to drop are a prefix of it.
+    let dropped = state.retired.firstIndex { $0.clock >= oldest } ?? state.retired.count
+    state.retired.removeFirst(dropped)
+    state.pruneAt = max(32, 2 * state.retiredCount)
     dropReplacedTables(&state, olderThan: oldest)
-    return count
   }
 
   /// Every cell that a transaction running now may find a key in, stripe by stripe (not
@@ -327,9 +332,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
         stripe.state.withLock { state in
           all.reserveCapacity(all.count + state.table.live + state.retiredCount)
           state.table.forEachCell { all.append(($0.key, $0.variable)) }
-          for (key, cells) in state.retired {
-            for cell in cells where cell.clock > snapshot { all.append((key, cell.slot)) }
-          }
+          for entry in state.retired where entry.clock > snapshot { all.append((entry.key, entry.slot)) }
         }
       }
     }
