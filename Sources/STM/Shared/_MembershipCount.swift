@@ -16,19 +16,8 @@ final class _MembershipCount: Sendable {
   /// Inside a transaction: records an insert or a removal by the operation at `site`.
   @inlinable
   func add(_ delta: Int, in transaction: Transaction, at site: _CallSite) {
-    let cell = cells[transaction._segmentIndex]
-    if delta == 1 {
-      cell._commute(Self.increment, at: site, as: .named("count"))
-    } else if delta == -1 {
-      cell._commute(Self.decrement, at: site, as: .named("count"))
-    } else {
-      cell._commute({ $0 + delta }, at: site, as: .named("count"))
-    }
+    cells[transaction._segmentIndex]._commuteAdding(delta, at: site, as: .named("count"))
   }
-
-  // Non-capturing, so recording an update allocates no closure context.
-  @usableFromInline static let increment: @Sendable (Int) -> Int = { $0 + 1 }
-  @usableFromInline static let decrement: @Sendable (Int) -> Int = { $0 - 1 }
 
   /// The count, as one atomic read by the operation at `site` (joins the running
   /// transaction, if any).

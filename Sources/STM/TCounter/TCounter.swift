@@ -34,11 +34,7 @@ public final class TCounter: Sendable {
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(1).
   public func add(_ amount: Int, fileID: StaticString = #fileID, line: UInt = #line) {
-    if amount == 1 {
-      cell._commute(Self.plusOne, at: _CallSite(fileID: fileID, line: line, owner: self))
-    } else {
-      cell._commute({ $0 + amount }, at: _CallSite(fileID: fileID, line: line, owner: self))
-    }
+    cell._commuteAdding(amount, at: _CallSite(fileID: fileID, line: line, owner: self))
   }
 
   /// Adds 1 as a commutative update.
@@ -60,8 +56,6 @@ public final class TCounter: Sendable {
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(1).
   public func decrement(fileID: StaticString = #fileID, line: UInt = #line) { add(-1, fileID: fileID, line: line) }
-
-  private static let plusOne: @Sendable (Int) -> Int = { $0 + 1 }
 
   /// The counter's value.
   ///

@@ -412,17 +412,14 @@ public final class TQueue<Element: Sendable>: Sendable {
     // The first node's link is where the next item appears: for the log, part of the head.
     if let next = first.next._noted(.read, at: site, as: .named("head")).value {
       head.value = next
-      freedPlaces?._commute(Self.plusOne, at: site, as: .named("capacity"))
+      freedPlaces?._commuteAdding(1, at: site, as: .named("capacity"))
       return next.item
     }
     let hasOwnItems = tail._existingDelayedAppend(in: transaction, as: _EnqueueBatch<Element>.self) { !$0.items.isEmpty }
     guard hasOwnItems == true else { return nil }
-    freedPlaces?._commute(Self.plusOne, at: site, as: .named("capacity"))
+    freedPlaces?._commuteAdding(1, at: site, as: .named("capacity"))
     return tail._withDelayedAppend(in: transaction, { _EnqueueBatch() }) { $0.items.removeFirst() }
   }
-
-  @usableFromInline
-  static var plusOne: @Sendable (Int) -> Int { { $0 + 1 } }
 
   /// Whether no item is waiting (one consistent read).
   ///

@@ -146,7 +146,7 @@ extension _Segment {
     // Built whole and moved in: setting the batch on a built entry copied the entry.
     log.append(
       _WriteEntry(
-        cell: cell, target: Unmanaged.passUnretained(cell), version: nil, commutes: [], generation: log.generation,
+        cell: cell, target: Unmanaged.passUnretained(cell), version: nil, commutes: [], sum: nil, generation: log.generation,
         batch: consume box, batchGeneration: log.generation))
     return handle
   }

@@ -100,13 +100,13 @@ final class _Segment: @unchecked Sendable {
         return Unmanaged.passUnretained(version)
       }
       // Only a delayed append so far: the anchor reads as at the snapshot (see `_DelayedAppend`).
-      if log.entries[position].commutes.isEmpty { return markRead(cell) }
+      if !log.entries[position].hasDelayedUpdates { return markRead(cell) }
       // Only commuted so far: read the snapshot value, apply the delayed updates, and from now
       // on treat the result as an ordinary write (so a concurrent commit conflicts with it).
-      var version = markRead(cell)._withUnsafeGuaranteedRef { $0 }
-      for transform in log.entries[position].commutes { version = transform(version) }
+      let version = log.entries[position].applyingDelayedUpdates(to: markRead(cell)._withUnsafeGuaranteedRef { $0 })
       log.entries[position].version = version
       log.entries[position].commutes = []
+      log.entries[position].sum = nil
       log.entries[position].generation = log.generation
       return Unmanaged.passUnretained(version)
     }
@@ -178,7 +178,7 @@ final class _Segment: @unchecked Sendable {
   func writableVersion(of cell: _Cell) -> _VersionBase? {
     guard !log.isEmpty, let position = log.find(cell) else { return nil }
     let entry = log.entries[position]
-    guard entry.generation == log.generation, entry.commutes.isEmpty else { return nil }
+    guard entry.generation == log.generation, !entry.hasDelayedUpdates else { return nil }
     return entry.version
   }
 
@@ -190,6 +190,7 @@ final class _Segment: @unchecked Sendable {
     if let position = log.find(cell) {
       log.entries[position].version = consume version
       log.entries[position].commutes = []
+      log.entries[position].sum = nil
       log.entries[position].generation = log.generation
     } else {
       log.append(_WriteEntry(cell: cell, version: consume version, commutes: [], generation: log.generation))
@@ -205,10 +206,34 @@ final class _Segment: @unchecked Sendable {
         log.entries[position].version = transform(version)
         log.entries[position].generation = log.generation
       } else {
+        if let sum = log.entries[position].sum {
+          // Additions recorded before this update come before it.
+          log.entries[position].commutes.append { _Version<Int>.adding(sum, to: $0) }
+          log.entries[position].sum = nil
+        }
         log.entries[position].commutes.append(transform)
       }
     } else {
       log.append(_WriteEntry(cell: cell, version: nil, commutes: [transform], generation: log.generation))
+    }
+  }
+
+  /// Buffers a delayed addition of `amount` to `cell`, which holds an `Int`: as
+  /// `recordCommute` with `{ $0 + amount }`, kept as a running sum instead of a closure.
+  /// The sum wraps; only applying it to the value traps on overflow.
+  @usableFromInline
+  func recordAddition(_ cell: _Cell, _ amount: Int) {
+    if let position = log.find(cell) {
+      if let version = log.entries[position].version {
+        log.entries[position].version = _Version<Int>.adding(amount, to: version)
+        log.entries[position].generation = log.generation
+      } else {
+        log.entries[position].sum = (log.entries[position].sum ?? 0) &+ amount
+      }
+    } else {
+      var entry = _WriteEntry(cell: cell, version: nil, commutes: [], generation: log.generation)
+      entry.sum = amount
+      log.append(entry)
     }
   }
 
@@ -444,13 +469,12 @@ final class _Segment: @unchecked Sendable {
     entry.pointee.target._withUnsafeGuaranteedRef { cell in
       let base = entry.pointee.version.map(Unmanaged.passUnretained) ?? cell.head.load(ordering: .acquiring)
       let batch = Unmanaged.passUnretained(entry.pointee.batch.unsafelyUnwrapped)
-      guard !entry.pointee.commutes.isEmpty else {
+      guard entry.pointee.hasDelayedUpdates else {
         return base._withUnsafeGuaranteedRef { base in
           batch._withUnsafeGuaranteedRef { $0.land(onto: base, of: cell, into: &writes) }
         }
       }
-      var value = base.takeUnretainedValue()
-      for transform in entry.pointee.commutes { value = transform(value) }
+      let value = entry.pointee.applyingDelayedUpdates(to: base.takeUnretainedValue())
       return batch._withUnsafeGuaranteedRef { $0.land(onto: value, of: cell, into: &writes) }
     }
   }
@@ -564,15 +588,14 @@ final class _Segment: @unchecked Sendable {
     entry.pointee.target._withUnsafeGuaranteedRef { cell in
       let previous = cell.head.load(ordering: .acquiring)
       let site = publishedSite(of: cell)
-      if entry.pointee.commutes.isEmpty, let version = entry.pointee.version.take() {
+      if !entry.pointee.hasDelayedUpdates, let version = entry.pointee.version.take() {
         // Moved, not copied: the retain pairs with the end of `version` right here.
         engine.publish(
           Unmanaged.passRetained(consume version), in: cell, replacing: previous, number: number, flags: flags, site: site,
           by: context)
         return
       }
-      var version = entry.pointee.version ?? previous.takeUnretainedValue()
-      for transform in entry.pointee.commutes { version = transform(version) }
+      let version = entry.pointee.applyingDelayedUpdates(to: entry.pointee.version ?? previous.takeUnretainedValue())
       engine.publish(Unmanaged.passRetained(version), in: cell, replacing: previous, number: number, flags: flags, site: site, by: context)
     }
   }

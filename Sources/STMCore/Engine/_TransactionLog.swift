@@ -9,6 +9,10 @@ struct _WriteEntry {
   @usableFromInline var version: _VersionBase?
   /// Delayed updates, applied in order to the newest committed value at commit time.
   var commutes: [(_VersionBase) -> _VersionBase]
+  /// Delayed additions to a `TVar<Int>` recorded after `commutes`, kept as their sum instead
+  /// of a closure each (a closure's context and the array cost more than the rest of a
+  /// transaction that only adds to a counter); applied after `commutes`. Nil: none.
+  var sum: Int? = nil
   /// The log generation that created `version`; a checkpoint starts a new generation so that a
   /// later write makes a fresh version instead of changing one the checkpoint still holds.
   @usableFromInline var generation: UInt32
@@ -24,8 +28,19 @@ extension _WriteEntry {
   /// it out, retaining and releasing every reference in it.
   init(cell: _Cell, version: consuming _VersionBase?, commutes: consuming [(_VersionBase) -> _VersionBase], generation: UInt32) {
     self.init(
-      cell: cell, target: Unmanaged.passUnretained(cell), version: version, commutes: commutes, generation: generation,
-      batch: nil, batchGeneration: 0)
+      cell: cell, target: Unmanaged.passUnretained(cell), version: version, commutes: commutes, sum: nil,
+      generation: generation, batch: nil, batchGeneration: 0)
+  }
+
+  /// Whether the entry holds delayed updates (commutes or a sum) still to apply.
+  var hasDelayedUpdates: Bool { !commutes.isEmpty || sum != nil }
+
+  /// `base` with the entry's delayed updates applied, in the order they were recorded.
+  func applyingDelayedUpdates(to base: _VersionBase) -> _VersionBase {
+    var version = base
+    for transform in commutes { version = transform(version) }
+    if let sum { version = _Version<Int>.adding(sum, to: version) }
+    return version
   }
 
   /// Whether the entry changes the cell without having read it (validation skips it).

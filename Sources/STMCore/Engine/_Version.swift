@@ -61,3 +61,20 @@ final class _Version<Value>: _VersionBase, @unchecked Sendable {
 
 /// The stamp of a version that sits in a transaction's redo log and is not committed yet.
 @usableFromInline let _pendingStamp: UInt64 = .max
+
+extension _Version where Value == Int {
+  /// A pending version holding `base`'s value plus `sum` (`base` is a `_Version<Int>`): the
+  /// delayed additions of a transaction, applied at commit or when it reads the variable.
+  /// Traps on overflow, as the addition would.
+  static func adding(_ sum: Int, to base: _VersionBase) -> _VersionBase {
+    let value = unsafeDowncast(base, to: _Version<Int>.self).value + sum
+    let context = _ThreadState.current.pointee.context
+    if let cached = _ThreadContext.takeCachedVersion(ObjectIdentifier(_Version<Int>.self), from: context) {
+      return cached._withUnsafeGuaranteedRef { version in
+        unsafeDowncast(version, to: _Version<Int>.self).value = value
+        return cached.takeRetainedValue()
+      }
+    }
+    return _Version(value)
+  }
+}

@@ -231,3 +231,23 @@ extension TVar: CustomStringConvertible {
   /// `TVar(<value>)`, reading the value as ``value`` does.
   public var description: String { "TVar(\(value))" }
 }
+
+extension TVar where Value == Int {
+  /// `_commute({ $0 + amount }, at:as:)`, recorded in a transaction as a number added to the
+  /// entry's running sum rather than as a closure: what counters (`TCounter`, a collection's
+  /// count, a bounded queue's tally of freed places) use. Outside a transaction, an in-place
+  /// update, as `_commute` does. Traps on overflow when the sum is applied.
+  @inlinable
+  package func _commuteAdding(_ amount: Int, at site: _CallSite, as part: @autoclosure () -> _ConflictPart = .whole) {
+    _noteAccess(.write, at: site, as: part())
+    let state = _ThreadState.current
+    if let segment = state.pointee.segment?.takeUnretainedValue() {
+      segment.recordAddition(cell, amount)
+      return
+    }
+    let context = state.pointee.context
+    let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context.takeUnretainedValue())
+    let updated = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Int>.self).value } + amount
+    cell.endInPlaceMutation(segment, context, publishing: updated)
+  }
+}

@@ -73,6 +73,55 @@ extension LibraryTests {
       #expect(counter.value == 6)
     }
 
+    /// Additions a counter records as a running sum (`_commuteAdding`) keep their place among
+    /// closure commutes, build on the transaction's own value once it has one, roll back with
+    /// their block, and wrap while they are only summed.
+    @Test func additionsKeepTheirPlaceAmongCommutes() throws {
+      let counter = TVar(10)
+      func add(_ amount: Int) { counter._commuteAdding(amount, at: _CallSite(fileID: #fileID, line: #line)) }
+      let observed = atomically { _ in
+        add(5)
+        counter.commute { $0 * 2 }
+        add(3)
+        add(-1)
+        return counter.value
+      }
+      #expect(observed == (10 + 5) * 2 + 3 - 1)
+      #expect(counter.value == 32)
+      atomically { _ in
+        add(1)
+        counter.commute { $0 * 3 }
+      }
+      #expect(counter.value == (32 + 1) * 3)
+      atomically { _ in
+        _ = counter.value
+        add(8)
+        counter.commute { $0 - 100 }
+        add(2)
+      }
+      #expect(counter.value == 99 + 8 - 100 + 2)
+      atomically { _ in
+        counter.value = 100
+        add(1)
+      }
+      #expect(counter.value == 101)
+      try atomically { transaction in
+        try transaction.orElse({ _ in
+          add(1_000)
+          try transaction.retry()
+        }, { _ in add(1) })
+      }
+      #expect(counter.value == 102)
+      atomically { _ in
+        add(.max)
+        add(.max)
+        add(2)
+      }
+      #expect(counter.value == 102)
+      add(-2)
+      #expect(counter.value == 100)
+    }
+
     @Test func identityEqualityAndDescription() {
       let first = TVar("a")
       let copy = first
