@@ -100,10 +100,11 @@ final class _Segment: @unchecked Sendable {
         return Unmanaged.passUnretained(version)
       }
       // Only a delayed append so far: the anchor reads as at the snapshot (see `_DelayedAppend`).
-      if !log.entries[position].hasDelayedUpdates { return markRead(cell) }
+      if log.entries[position].commutes.isEmpty && log.entries[position].sum == nil { return markRead(cell) }
       // Only commuted so far: read the snapshot value, apply the delayed updates, and from now
       // on treat the result as an ordinary write (so a concurrent commit conflicts with it).
-      let version = log.entries[position].applyingDelayedUpdates(to: markRead(cell)._withUnsafeGuaranteedRef { $0 })
+      let version = _WriteEntry.applying(
+        log.entries[position].commutes, log.entries[position].sum, to: markRead(cell)._withUnsafeGuaranteedRef { $0 })
       log.entries[position].version = version
       log.entries[position].commutes = []
       log.entries[position].sum = nil
@@ -177,9 +178,11 @@ final class _Segment: @unchecked Sendable {
   @usableFromInline
   func writableVersion(of cell: _Cell) -> _VersionBase? {
     guard !log.isEmpty, let position = log.find(cell) else { return nil }
-    let entry = log.entries[position]
-    guard entry.generation == log.generation, !entry.hasDelayedUpdates else { return nil }
-    return entry.version
+    // Field by field: a copy of the whole entry retained and released every reference in it.
+    guard log.entries[position].generation == log.generation, log.entries[position].commutes.isEmpty,
+      log.entries[position].sum == nil
+    else { return nil }
+    return log.entries[position].version
   }
 
   /// Buffers `version` as the new value of `cell`, replacing any earlier write or commute.
@@ -231,9 +234,7 @@ final class _Segment: @unchecked Sendable {
         log.entries[position].sum = (log.entries[position].sum ?? 0) &+ amount
       }
     } else {
-      var entry = _WriteEntry(cell: cell, version: nil, commutes: [], generation: log.generation)
-      entry.sum = amount
-      log.append(entry)
+      log.append(_WriteEntry(cell: cell, version: nil, commutes: [], sum: amount, generation: log.generation))
     }
   }
 
@@ -469,12 +470,12 @@ final class _Segment: @unchecked Sendable {
     entry.pointee.target._withUnsafeGuaranteedRef { cell in
       let base = entry.pointee.version.map(Unmanaged.passUnretained) ?? cell.head.load(ordering: .acquiring)
       let batch = Unmanaged.passUnretained(entry.pointee.batch.unsafelyUnwrapped)
-      guard entry.pointee.hasDelayedUpdates else {
+      guard !entry.pointee.commutes.isEmpty || entry.pointee.sum != nil else {
         return base._withUnsafeGuaranteedRef { base in
           batch._withUnsafeGuaranteedRef { $0.land(onto: base, of: cell, into: &writes) }
         }
       }
-      let value = entry.pointee.applyingDelayedUpdates(to: base.takeUnretainedValue())
+      let value = _WriteEntry.applying(entry.pointee.commutes, entry.pointee.sum, to: base.takeUnretainedValue())
       return batch._withUnsafeGuaranteedRef { $0.land(onto: value, of: cell, into: &writes) }
     }
   }
@@ -588,14 +589,15 @@ final class _Segment: @unchecked Sendable {
     entry.pointee.target._withUnsafeGuaranteedRef { cell in
       let previous = cell.head.load(ordering: .acquiring)
       let site = publishedSite(of: cell)
-      if !entry.pointee.hasDelayedUpdates, let version = entry.pointee.version.take() {
+      if entry.pointee.commutes.isEmpty, entry.pointee.sum == nil, let version = entry.pointee.version.take() {
         // Moved, not copied: the retain pairs with the end of `version` right here.
         engine.publish(
           Unmanaged.passRetained(consume version), in: cell, replacing: previous, number: number, flags: flags, site: site,
           by: context)
         return
       }
-      let version = entry.pointee.applyingDelayedUpdates(to: entry.pointee.version ?? previous.takeUnretainedValue())
+      let version = _WriteEntry.applying(
+        entry.pointee.commutes, entry.pointee.sum, to: entry.pointee.version ?? previous.takeUnretainedValue())
       engine.publish(Unmanaged.passRetained(version), in: cell, replacing: previous, number: number, flags: flags, site: site, by: context)
     }
   }

@@ -26,17 +26,19 @@ extension _WriteEntry {
   /// Declared in an extension, so that the struct keeps its memberwise initializer, which this
   /// one calls: assigning the fields one by one built the entry on the stack and then copied
   /// it out, retaining and releasing every reference in it.
-  init(cell: _Cell, version: consuming _VersionBase?, commutes: consuming [(_VersionBase) -> _VersionBase], generation: UInt32) {
+  init(
+    cell: _Cell, version: consuming _VersionBase?, commutes: consuming [(_VersionBase) -> _VersionBase], sum: Int? = nil,
+    generation: UInt32
+  ) {
     self.init(
-      cell: cell, target: Unmanaged.passUnretained(cell), version: version, commutes: commutes, sum: nil,
+      cell: cell, target: Unmanaged.passUnretained(cell), version: version, commutes: commutes, sum: sum,
       generation: generation, batch: nil, batchGeneration: 0)
   }
 
-  /// Whether the entry holds delayed updates (commutes or a sum) still to apply.
-  var hasDelayedUpdates: Bool { !commutes.isEmpty || sum != nil }
-
-  /// `base` with the entry's delayed updates applied, in the order they were recorded.
-  func applyingDelayedUpdates(to base: _VersionBase) -> _VersionBase {
+  /// `base` with delayed updates applied, in the order they were recorded: an entry's
+  /// `commutes`, then its `sum`. Static, and given the two fields, so that callers that reach
+  /// an entry through a pointer do not copy it (and retain everything in it) to call a method.
+  static func applying(_ commutes: [(_VersionBase) -> _VersionBase], _ sum: Int?, to base: _VersionBase) -> _VersionBase {
     var version = base
     for transform in commutes { version = transform(version) }
     if let sum { version = _Version<Int>.adding(sum, to: version) }
