@@ -159,32 +159,51 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   struct Modification {
     /// Outside a transaction: the update holding the key's cell. Nil inside one.
     @usableFromInline let pending: PendingUpdate?
-    /// The key's value when the modification began.
-    @usableFromInline let value: Value?
+    /// Outside a transaction, for a present key whose value may hold an object: the update,
+    /// numbered before the mutation, which moves the value out of its version and back when
+    /// the engine allows it (see `TVar._numberMutation(_:)`).
+    @usableFromInline let numbered: _NumberedMutation<Value?>?
+    /// The key's value when the modification began, until `takeValue()`.
+    @usableFromInline var value: Value?
 
     @inlinable
-    init(pending: PendingUpdate?, value: Value?) {
+    init(pending: PendingUpdate?, numbered: _NumberedMutation<Value?>? = nil, value: Value?) {
       self.pending = pending
+      self.numbered = numbered
       self.value = value
     }
+
+    /// The key's value when the modification began, moved out: a copy left here would make a
+    /// mutation of an array copy the whole array.
+    @inlinable
+    mutating func takeValue() -> Value? { value.take() }
   }
 
   /// Begins a modification of `key` by the operation at `site`: inside a transaction a read,
-  /// outside one an in-place update holding the key's cell until `endModification`.
+  /// outside one an in-place update holding the key's cell until `endModification`. A present
+  /// key's value that may hold an object is moved out of its version, when the engine allows,
+  /// so that mutating it does not copy it.
   @inlinable
   func beginModification(forKey key: Key, at site: _CallSite) -> Modification {
     let thread = _CallingThread.current
     if thread.transaction != nil { return Modification(pending: nil, value: value(forKey: key, at: site)) }
     let pending = beginUpdate(forKey: key, on: thread, at: site)
-    return Modification(pending: pending, value: pending.value)
+    guard !_isPOD(Value.self), pending.update.value != nil else { return Modification(pending: pending, value: pending.value) }
+    let numbered = pending.cell._withUnsafeGuaranteedRef { $0.variable._numberMutation(pending.update) }
+    // The update's own copy of the value goes, so that the moved value is its only reference.
+    let unreferenced = PendingUpdate(cell: pending.cell, update: pending.update.replacingValue(with: nil), madeCell: pending.madeCell)
+    let value = numbered.mutatesInPlace ? numbered.withValueInPlace { $0.take() } : pending.value
+    return Modification(pending: unreferenced, numbered: numbered, value: value)
   }
 
-  /// Ends a modification by storing `value` (nothing when nil: it was abandoned).
+  /// Ends a modification by storing `value`.
   @inlinable
-  func endModification(forKey key: Key, _ modification: Modification, publishing value: Value?, at site: _CallSite) {
-    if let pending = modification.pending {
-      endUpdate(forKey: key, pending, publishing: value.map { .some($0) })
-    } else if let value {
+  func endModification(forKey key: Key, _ modification: Modification, publishing value: Value, at site: _CallSite) {
+    if let numbered = modification.numbered, let pending = modification.pending {
+      pending.cell._withUnsafeGuaranteedRef { $0.variable._endNumberedMutation(numbered, publishing: value) }
+    } else if let pending = modification.pending {
+      endUpdate(forKey: key, pending, publishing: .some(value))
+    } else {
       update(forKey: key, at: site) { current in
         current = value
         return (true, ())

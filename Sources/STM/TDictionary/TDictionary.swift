@@ -83,7 +83,10 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// Outside a transaction the in-place update holds the key's cell briefly: it must not touch
   /// other transactional data (that traps; put such code in `atomically`), and must not wait
   /// for a thread that may be using this dictionary. Until it ends, other updates of the key
-  /// wait, and so may removals and growth in the key's part of the index.
+  /// wait, and so may removals and growth in the key's part of the index. It works on the
+  /// value where it is, without copying it, whenever no running transaction could still read
+  /// the value it replaces: `groups[key, default: []].append(x)` costs O(1), not a copy of the
+  /// array. A mutation that throws midway keeps what it changed, as with `Dictionary`.
   ///
   /// Conflicts: as ``subscript(_:fileID:line:)``.
   ///
@@ -108,12 +111,12 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
     // of its own allocates its frame on the heap, a malloc on every `dict[key, default: 0] += 1`.
     @inline(__always) _modify {
       let site = _CallSite(fileID: fileID, line: line, owner: self)
-      let modification = storage.beginModification(forKey: key, at: site)
-      var value = modification.value ?? defaultValue()
-      var finished = false
-      defer { storage.endModification(forKey: key, modification, publishing: finished ? value : nil, at: site) }
+      var modification = storage.beginModification(forKey: key, at: site)
+      // Moved out, not copied: a second reference would make mutating an array copy it.
+      var value = modification.takeValue() ?? defaultValue()
+      // Stored even if the mutation throws midway, as `Dictionary` keeps what it did.
+      defer { storage.endModification(forKey: key, modification, publishing: value, at: site) }
       yield &value
-      finished = true
     }
   }
 

@@ -102,6 +102,73 @@ extension TVar {
   }
 }
 
+/// An in-place update whose commit number was taken before its mutation runs, so that a value
+/// that may hold an object (an array, a string) is mutated where it is, in the newest version,
+/// when the engine allows that version to be overwritten: given a copy, the mutation would copy
+/// the whole array every time (see `TVar._numberMutation(_:)`).
+@usableFromInline
+package struct _NumberedMutation<Value: Sendable> {
+  @usableFromInline let segment: Unmanaged<_Segment>
+  @usableFromInline let context: Unmanaged<_ThreadContext>
+  @usableFromInline let number: UInt64
+  /// The newest version, when the value is mutated in it.
+  @usableFromInline let overwritable: Unmanaged<_VersionBase>?
+
+  @inlinable
+  init(segment: Unmanaged<_Segment>, context: Unmanaged<_ThreadContext>, number: UInt64, overwritable: Unmanaged<_VersionBase>?) {
+    self.segment = segment
+    self.context = context
+    self.number = number
+    self.overwritable = overwritable
+  }
+
+  /// Whether the value is mutated in the newest version (see `withValueInPlace(_:)`); if not,
+  /// the mutation ends by publishing a new version.
+  @inlinable
+  package var mutatesInPlace: Bool { overwritable != nil }
+
+  /// Calls `body` with the value in the newest version; only when `mutatesInPlace`.
+  @inlinable
+  package func withValueInPlace<Result>(_ body: (inout Value) -> Result) -> Result {
+    overwritable.unsafelyUnwrapped._withUnsafeGuaranteedRef { body(&unsafeDowncast($0, to: _Version<Value>.self).value) }
+  }
+}
+
+extension _InPlaceUpdate {
+  /// The same update, beginning from `value` instead: for a caller that moves the value out of
+  /// its version, which must not keep a second reference to it.
+  @inlinable
+  package func replacingValue(with value: Value) -> _InPlaceUpdate {
+    _InPlaceUpdate(segment: segment, context: context, value: value)
+  }
+}
+
+extension TVar {
+  /// During `update` (which holds this variable): takes the commit number before the mutation
+  /// runs, and says whether the value may be mutated in its version. Readers at or above the
+  /// number wait for the lock meanwhile; none below it can exist then. End with
+  /// `_endNumberedMutation(_:publishing:)`.
+  @inlinable
+  package func _numberMutation(_ update: _InPlaceUpdate<Value>) -> _NumberedMutation<Value> {
+    let (number, overwritable) = _Engine.numberMutation(of: cell, update.segment, update.context)
+    return _NumberedMutation(segment: update.segment, context: update.context, number: number, overwritable: overwritable)
+  }
+
+  /// Ends `mutation`: publishes `value`, in the newest version when the mutation is in place
+  /// (the value is moved there), in a new version otherwise; releases what the update took.
+  @inlinable
+  package func _endNumberedMutation(_ mutation: _NumberedMutation<Value>, publishing value: Value) {
+    let version: Unmanaged<_VersionBase>
+    if let overwritable = mutation.overwritable {
+      overwritable._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value = value }
+      version = overwritable
+    } else {
+      version = cell.makePendingVersion(value, cachedBy: mutation.context)
+    }
+    _Engine.endNumberedMutation(of: cell, mutation.segment, mutation.context, numbered: mutation.number, publishing: version)
+  }
+}
+
 extension TVar {
   /// During `update`, an in-place update of another variable: this variable's newest
   /// committed value, or nil, having done nothing, when someone else holds its commit lock

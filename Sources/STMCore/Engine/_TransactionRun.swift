@@ -270,6 +270,33 @@ extension _Engine {
     return (number, overwritable)
   }
 
+  /// `numberInPlaceMutation(of:_:_:)` taken before the mutation itself runs, so that the
+  /// caller can mutate the value where it is, in the newest version, when the engine allows
+  /// that version to be overwritten (no copy of a large value; see
+  /// `_Engine.overwritableVersions(of:isAlone:companion:numbered:)`). Readers at or above
+  /// the number wait for the lock meanwhile, and no reader below it exists. The thread stays
+  /// barred from transactional data until `endNumberedMutation` (the mutation is user code).
+  @usableFromInline
+  static func numberMutation(of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>)
+    -> (number: UInt64, overwritable: Unmanaged<_VersionBase>?)
+  {
+    let numbered = numberInPlaceMutation(of: cell, segment, context)
+    context._withUnsafeGuaranteedRef { $0.forbiddenAccess = .transactionDuringInPlaceMutation }
+    return numbered
+  }
+
+  /// Ends a mutation numbered by `numberMutation(of:_:_:)`: publishes `version` (the
+  /// overwritable version it returned, mutated in place, or a pending version whose retain
+  /// this takes over) and releases what the mutation took.
+  @usableFromInline
+  static func endNumberedMutation(
+    of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, numbered number: UInt64,
+    publishing version: Unmanaged<_VersionBase>
+  ) {
+    context._withUnsafeGuaranteedRef { $0.forbiddenAccess = nil }
+    endInPlaceMutation(of: cell, segment, context, numbered: number, publishing: version)
+  }
+
   /// `numberInPlaceMutation(of:_:_:)` for a mutation that also publishes a value of
   /// `companion` (locked after `cell`); finish with
   /// `endInPlaceMutation(of:_:_:numbered:publishing:companion:_:)`.

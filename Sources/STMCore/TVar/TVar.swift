@@ -44,6 +44,13 @@ public struct TVar<Value: Sendable> {
   /// read-modify-write that holds the variable briefly (the mutation must not touch other
   /// `TVar`s; put such code in `atomically`).
   ///
+  /// An in-place update works on the value where it is, without copying it, outside a
+  /// transaction whenever no running transaction could still read the value it replaces, and
+  /// inside one once the transaction has written the variable: `.append(x)` on an array costs
+  /// O(1), not a copy of the array. (The first write of a variable in a transaction copies
+  /// the committed value, which other transactions may be reading.) A mutation that throws
+  /// midway keeps what it changed, as with a stored property.
+  ///
   /// Conflicts: a read conflicts with a later commit that writes this variable; a write conflicts
   /// with concurrent writes of it.
   ///
@@ -79,23 +86,48 @@ public struct TVar<Value: Sendable> {
       let (segment, _) = _Engine.beginInPlaceMutation(of: cell, context.takeUnretainedValue())
       cell.endInPlaceMutation(segment, context, publishing: newValue)
     }
+    // A mutation that throws midway keeps what it changed, as with a stored property.
     nonmutating _modify {
       let state = _ThreadState.current
       // The segment stays unretained across the yield: the transaction holds it until it ends,
       // and retaining it cost two calls into the runtime per `+=`.
       if let segment = state.pointee.segment {
+        // The transaction's own value, in a version written in this block that no one else
+        // sees: mutated where it is, so that a second `.append(x)` does not copy the array.
+        if let pending = segment._withUnsafeGuaranteedRef({ $0.writableVersion(of: cell) }) {
+          let version = unsafeDowncast(pending, to: _Version<Value>.self)
+          yield &version.value
+          return
+        }
         var current = segment._withUnsafeGuaranteedRef { cell.value(readBy: $0) }
+        defer { segment._withUnsafeGuaranteedRef { _write(current, in: $0) } }
         yield &current
-        segment._withUnsafeGuaranteedRef { _write(current, in: $0) }
         return
       }
       let context = state.pointee.context
       let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context.takeUnretainedValue())
+      if _isPOD(Value.self) {
+        var current = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
+        defer { cell.endInPlaceMutation(segment, context, publishing: current) }
+        yield &current
+        return
+      }
+      // A value that may hold an object (an array, a string) is mutated in its version when
+      // the engine allows the version to be overwritten: a copy would make the mutation copy
+      // the whole array, every time. That needs the commit number before the mutation runs.
+      let (number, overwritable) = _Engine.numberMutation(of: cell, segment, context)
+      if let overwritable {
+        let version = overwritable._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self) }
+        defer { _Engine.endNumberedMutation(of: cell, segment, context, numbered: number, publishing: overwritable) }
+        yield &version.value
+        return
+      }
       var current = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
-      var finished = false
-      defer { cell.endInPlaceMutation(segment, context, publishing: finished ? current : nil) }
+      defer {
+        _Engine.endNumberedMutation(
+          of: cell, segment, context, numbered: number, publishing: cell.makePendingVersion(current, cachedBy: context))
+      }
       yield &current
-      finished = true
     }
   }
 

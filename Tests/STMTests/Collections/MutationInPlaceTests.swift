@@ -1,0 +1,152 @@
+import Foundation
+@testable import STM
+@testable import STMCore
+import STMTestSupport
+import Synchronization
+import Testing
+
+/// The address of an array's elements: the same before and after a mutation when the mutation
+/// did not copy the array.
+private func storage(of array: [Int]) -> UInt {
+  array.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+}
+
+private struct Interrupted: Error {}
+
+extension Array where Element == Int {
+  /// Appends `element`, then throws: a mutation that fails midway.
+  fileprivate mutating func append(_ element: Int, thenThrow: Bool) throws {
+    append(element)
+    if thenThrow { throw Interrupted() }
+  }
+}
+
+extension LibraryTests {
+  /// Mutating a value that holds an object (an array) through `TVar.value` or a dictionary's
+  /// `subscript(_:default:)` works on the value where it is, instead of on a copy that the
+  /// mutation would copy again (a quadratic loop of appends).
+  @Suite struct MutationInPlaceTests {
+    @Test func dropInAppendsToATVarDoNotCopyTheArray() {
+      let variable = TVar<[Int]>([])
+      variable.value.reserveCapacity(64)
+      let before = storage(of: variable.value)
+      // Checked after every append: a copying mutation frees the old storage, which the next
+      // copy may reuse.
+      let moved = (0..<10).filter { element in
+        variable.value.append(element)
+        return storage(of: variable.value) != before
+      }
+      #expect(moved.isEmpty)
+      #expect(variable.value == Array(0..<10))
+    }
+
+    @Test func appendsInATransactionCopyTheArrayOnceAtMost() {
+      let variable = TVar<[Int]>([])
+      variable.value.reserveCapacity(64)
+      let moved = atomically { _ in
+        // The first write copies the committed array (readers may still need it); the next
+        // ones work on the transaction's own copy.
+        variable.value.append(0)
+        let first = storage(of: variable.value)
+        return (1..<10).filter { element in
+          variable.value.append(element)
+          return storage(of: variable.value) != first
+        }
+      }
+      #expect(moved.isEmpty)
+      #expect(variable.value == Array(0..<10))
+    }
+
+    @Test func dropInAppendsToADictionaryValueDoNotCopyTheArray() {
+      let groups = TDictionary<String, [Int]>()
+      groups["a"] = []
+      groups["a", default: []].reserveCapacity(64)
+      let before = storage(of: groups["a"]!)
+      let moved = (0..<10).filter { element in
+        groups["a", default: []].append(element)
+        return storage(of: groups["a"]!) != before
+      }
+      #expect(moved.isEmpty)
+      #expect(groups["a"] == Array(0..<10))
+      // An absent key starts from the default, and is inserted.
+      groups["b", default: [100]].append(101)
+      #expect(groups.dictionary == ["a": Array(0..<10), "b": [100, 101]])
+      #expect(groups.count == 2)
+    }
+
+    /// A copy taken before a mutation keeps its value: the mutation then copies the array
+    /// (its storage is shared), as any mutation of a shared array does.
+    @Test func copiesTakenBeforeAMutationKeepTheirValue() {
+      let variable = TVar([1, 2])
+      let groups: TDictionary = ["a": [1, 2]]
+      let variableBefore = variable.value, groupBefore = groups["a"]!
+      let snapshot = groups.dictionary
+      variable.value.append(3)
+      groups["a", default: []].append(3)
+      #expect(variableBefore == [1, 2] && groupBefore == [1, 2] && snapshot == ["a": [1, 2]])
+      #expect(variable.value == [1, 2, 3] && groups["a"] == [1, 2, 3])
+    }
+
+    /// A mutation that throws midway keeps what it changed, as with a stored property or a
+    /// `Dictionary`.
+    @Test func aMutationThatThrowsMidwayKeepsWhatItChanged() {
+      let variable = TVar([1])
+      let groups: TDictionary = ["a": [1]]
+      #expect(throws: Interrupted.self) { try variable.value.append(2, thenThrow: true) }
+      #expect(throws: Interrupted.self) { try groups["a", default: []].append(2, thenThrow: true) }
+      #expect(throws: Interrupted.self) { try groups["b", default: []].append(2, thenThrow: true) }
+      #expect(variable.value == [1, 2])
+      #expect(groups.dictionary == ["a": [1, 2], "b": [2]])
+      // Inside a transaction, the same; an error that leaves the transaction rolls it all back.
+      atomically { _ in
+        try? variable.value.append(3, thenThrow: true)
+        try? variable.value.append(4, thenThrow: true)
+      }
+      #expect(variable.value == [1, 2, 3, 4])
+      #expect(throws: Interrupted.self) { try atomically { _ in try variable.value.append(5, thenThrow: true) } }
+      #expect(variable.value == [1, 2, 3, 4])
+    }
+  }
+
+  @Suite struct ConcurrencyMutationInPlaceTests {
+    /// Two threads append to the arrays of a dictionary and of a `TVar` outside transactions
+    /// while three others (more threads than cores) read them, outside transactions and in
+    /// transactions that read each twice: every array read is what some prefix of the appends
+    /// made, a transaction reads the same array both times, and nothing is lost.
+    @Test func readersSeeWholeAppendsWhileTheyAreMadeInPlace() {
+      let groups: TDictionary<Int, [Int]> = [0: [], 1: []]
+      let variable = TVar<[Int]>([])
+      let appends = TestScale.scaled(20_000), writers = 2, readers = 3
+      let done = Atomic<Int>(0), badReads = Atomic<Int>(0)
+      // Writer w appends w, w+2, w+4, ... to its own key, and every element to the TVar.
+      @Sendable func isPrefixOfAppends(_ array: [Int], key: Int) -> Bool {
+        array.indices.allSatisfy { array[$0] == key + 2 * $0 }
+      }
+      runThreads(writers + readers) { thread in
+        if thread < writers {
+          for index in 0..<appends {
+            groups[thread, default: []].append(thread + 2 * index)
+            variable.value.append(thread)
+          }
+          done.add(1, ordering: .relaxed)
+          return
+        }
+        while done.load(ordering: .relaxed) < writers {
+          let key = thread % writers
+          if !isPrefixOfAppends(groups[key] ?? [], key: key) { badReads.add(1, ordering: .relaxed) }
+          let (first, second, tvarFirst, tvarSecond) = atomically { _ in
+            (groups[key] ?? [], groups[key] ?? [], variable.value, variable.value)
+          }
+          if first != second || tvarFirst != tvarSecond || !isPrefixOfAppends(first, key: key) {
+            badReads.add(1, ordering: .relaxed)
+          }
+        }
+      }
+      #expect(badReads.load(ordering: .relaxed) == 0)
+      #expect(groups[0] == (0..<appends).map { 2 * $0 })
+      #expect(groups[1] == (0..<appends).map { 1 + 2 * $0 })
+      #expect(variable.value.count == writers * appends)
+      #expect(variable.value.filter { $0 == 0 }.count == appends)
+    }
+  }
+}
