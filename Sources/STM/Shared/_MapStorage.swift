@@ -163,13 +163,19 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     /// numbered before the mutation, which moves the value out of its version and back when
     /// the engine allows it (see `TVar._numberMutation(_:)`).
     @usableFromInline let numbered: _NumberedMutation<Value?>?
+    /// Inside a transaction that wrote the present key in its current block: that write, which
+    /// the value was moved out of, to go back into.
+    @usableFromInline let ownWrite: _OwnWrite<Value?>?
     /// The key's value when the modification began, until `takeValue()`.
     @usableFromInline var value: Value?
 
     @inlinable
-    init(pending: PendingUpdate?, numbered: _NumberedMutation<Value?>? = nil, value: Value?) {
+    init(
+      pending: PendingUpdate?, numbered: _NumberedMutation<Value?>? = nil, ownWrite: _OwnWrite<Value?>? = nil, value: Value?
+    ) {
       self.pending = pending
       self.numbered = numbered
+      self.ownWrite = ownWrite
       self.value = value
     }
 
@@ -186,7 +192,21 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   @inlinable
   func beginModification(forKey key: Key, at site: _CallSite) -> Modification {
     let thread = _CallingThread.current
-    if thread.transaction != nil { return Modification(pending: nil, value: value(forKey: key, at: site)) }
+    if let transaction = thread.transaction {
+      // A present key this transaction wrote: its value moved out of the pending version.
+      if !_isPOD(Value.self), let cell = index.find(key, hash: key.hashValue) {
+        let variable = cell._withUnsafeGuaranteedRef { $0.variable }
+        // A key this transaction removed goes the usual way, which inserts it.
+        if let ownWrite = variable._ownWrite(in: transaction), let moved = ownWrite.withValue({ $0.take() }) {
+          variable._noteAccess(.readWrite, at: site, as: .key(key))
+          // Until the value is back, using the key from inside the mutation traps: it would
+          // find the key absent.
+          ownWrite.beginMutation()
+          return Modification(pending: nil, ownWrite: ownWrite, value: moved)
+        }
+      }
+      return Modification(pending: nil, value: value(forKey: key, at: site))
+    }
     let pending = beginUpdate(forKey: key, on: thread, at: site)
     guard !_isPOD(Value.self), pending.update.value != nil else { return Modification(pending: pending, value: pending.value) }
     let numbered = pending.cell._withUnsafeGuaranteedRef { $0.variable._numberMutation(pending.update) }
@@ -199,7 +219,17 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// Ends a modification by storing `value`.
   @inlinable
   func endModification(forKey key: Key, _ modification: Modification, publishing value: Value, at site: _CallSite) {
-    if let numbered = modification.numbered, let pending = modification.pending {
+    if let ownWrite = modification.ownWrite {
+      ownWrite.endMutation()
+      ownWrite.withValue { $0 = value }
+      // A block that the mutation started (a nested `atomically`) wrote on a version of its
+      // own: the value, back where it came from, is also written the usual way.
+      if let transaction = Transaction._currentChecked, ownWrite.isCurrent(in: transaction) { return }
+      update(forKey: key, at: site) { current in
+        current = value
+        return (true, ())
+      }
+    } else if let numbered = modification.numbered, let pending = modification.pending {
       pending.cell._withUnsafeGuaranteedRef { $0.variable._endNumberedMutation(numbered, publishing: value) }
     } else if let pending = modification.pending {
       endUpdate(forKey: key, pending, publishing: .some(value))

@@ -79,6 +79,15 @@ extension TVar {
     return box._withUnsafeGuaranteedRef { body(unsafeDowncast($0, to: _DelayedAppendBox<Batch>.self).batch) }
   }
 
+  /// Inside `transaction`: the value this transaction wrote to the variable in its current
+  /// block, held where it is (in a pending version no one else sees, so that a mutation of an
+  /// array there does not copy it); nil when the transaction has no such write.
+  @inlinable
+  package func _ownWrite(in transaction: Transaction) -> _OwnWrite<Value>? {
+    guard let pending = transaction.segment.writableVersion(of: cell) else { return nil }
+    return _OwnWrite(version: unsafeDowncast(pending, to: _Version<Value>.self), cell: cell)
+  }
+
   /// The newest committed value, read under the commit lock without joining any transaction
   /// and without marking a read: for housekeeping (sweeps, sizing), never for a decision that
   /// must be atomic with anything else.
@@ -122,4 +131,35 @@ package enum _EngineClock {
   /// lookup under way in a single operation announced a clock at least this large.
   @usableFromInline
   package static func oldestRunningSnapshot() -> UInt64 { _Engine.shared.oldestAnnouncedAccess() }
+}
+
+/// A transaction's own pending write of a variable (see `TVar._ownWrite(in:)`).
+@usableFromInline
+package struct _OwnWrite<Value> {
+  @usableFromInline let version: _Version<Value>
+  @usableFromInline let cell: _Cell
+
+  @inlinable
+  init(version: _Version<Value>, cell: _Cell) {
+    self.version = version
+    self.cell = cell
+  }
+
+  /// Calls `body` with the written value, where it is.
+  @inlinable
+  package func withValue<Result>(_ body: (inout Value) -> Result) -> Result { body(&version.value) }
+
+  /// Marks the write as being mutated in place until `endMutation()`: reading or writing the
+  /// variable meanwhile traps (see `_VersionFlags.mutatingInPlace`).
+  @inlinable
+  package func beginMutation() { version.flags |= _VersionFlags.mutatingInPlace }
+
+  /// Ends what `beginMutation()` began.
+  @inlinable
+  package func endMutation() { version.flags &= ~_VersionFlags.mutatingInPlace }
+
+  /// Whether this is still the transaction's write of the variable in its current block: a
+  /// block started since (a nested `atomically`, an `orElse` branch) writes a new version.
+  @inlinable
+  package func isCurrent(in transaction: Transaction) -> Bool { transaction.segment.writableVersion(of: cell) === version }
 }

@@ -10,6 +10,7 @@ enum _Misuse {
   case retryAfterBecomeInevitable
   case transactionDuringInPlaceMutation
   case transactionalAccessInCommute
+  case accessDuringOwnInPlaceUpdate
 
   var message: String {
     switch self {
@@ -27,6 +28,11 @@ enum _Misuse {
       "A commute transform used a TVar or atomically. Transforms run while the commit publishes, "
         + "when no transactional data may be touched; a transform must be a pure function of the "
         + "old value. Read what it needs in the transaction and capture the value instead."
+    case .accessDuringOwnInPlaceUpdate:
+      "A TVar (or a key of a TDictionary) was read or written while its own value was being "
+        + "mutated in place by the same transaction, for example from a closure that a mutating "
+        + "method of that value calls. The value is not whole until the mutation ends. Finish the "
+        + "mutation first, or mutate a copy and assign it afterwards."
     case .transactionDuringInPlaceMutation:
       "A TVar or atomically was used while another TVar's value was being mutated in place outside "
         + "a transaction (for example inside `tvar.value.mutate { ... }` or `modify`). That would "

@@ -97,6 +97,7 @@ final class _Segment: @unchecked Sendable {
   func read(_ cell: _Cell) -> Unmanaged<_VersionBase> {
     if !log.isEmpty, let position = log.find(cell) {
       if let version = log.entries[position].version {
+        version.checkNotMutatingInPlace()
         return Unmanaged.passUnretained(version)
       }
       // Only a delayed append so far: the anchor reads as at the snapshot (see `_DelayedAppend`).
@@ -180,9 +181,10 @@ final class _Segment: @unchecked Sendable {
     guard !log.isEmpty, let position = log.find(cell) else { return nil }
     // Field by field: a copy of the whole entry retained and released every reference in it.
     guard log.entries[position].generation == log.generation, log.entries[position].commutes.isEmpty,
-      log.entries[position].sum == nil
+      log.entries[position].sum == nil, let version = log.entries[position].version
     else { return nil }
-    return log.entries[position].version
+    version.checkNotMutatingInPlace()
+    return version
   }
 
   /// Buffers `version` as the new value of `cell`, replacing any earlier write or commute.
@@ -191,6 +193,7 @@ final class _Segment: @unchecked Sendable {
   @usableFromInline
   func recordWrite(_ cell: _Cell, _ version: consuming _VersionBase) {
     if let position = log.find(cell) {
+      log.entries[position].version?.checkNotMutatingInPlace()
       log.entries[position].version = consume version
       log.entries[position].commutes = []
       log.entries[position].sum = nil
@@ -205,6 +208,7 @@ final class _Segment: @unchecked Sendable {
   func recordCommute(_ cell: _Cell, _ transform: @escaping (_VersionBase) -> _VersionBase) {
     if let position = log.find(cell) {
       if let version = log.entries[position].version {
+        version.checkNotMutatingInPlace()
         // The transaction already has its own value: apply the update to it right away.
         log.entries[position].version = transform(version)
         log.entries[position].generation = log.generation
@@ -228,6 +232,7 @@ final class _Segment: @unchecked Sendable {
   func recordAddition(_ cell: _Cell, _ amount: Int) {
     if let position = log.find(cell) {
       if let version = log.entries[position].version {
+        version.checkNotMutatingInPlace()
         log.entries[position].version = _Version<Int>.adding(amount, to: version)
         log.entries[position].generation = log.generation
       } else {

@@ -45,6 +45,9 @@ class _VersionBase: @unchecked Sendable {
 enum _VersionFlags {
   /// The version was written by the inevitable transaction (used to classify conflicts).
   @usableFromInline static let byInevitable: UInt8 = 1
+  /// A pending version whose value its transaction is mutating where it is (see `TVar.value`'s
+  /// `_modify`): reading or writing the variable meanwhile traps. Cleared before publication.
+  @usableFromInline static let mutatingInPlace: UInt8 = 2
 }
 
 /// A version holding a value of a concrete type.
@@ -61,6 +64,15 @@ final class _Version<Value>: _VersionBase, @unchecked Sendable {
 
 /// The stamp of a version that sits in a transaction's redo log and is not committed yet.
 @usableFromInline let _pendingStamp: UInt64 = .max
+
+extension _VersionBase {
+  /// Traps if the transaction that owns this pending version is mutating its value in place
+  /// (`_VersionFlags.mutatingInPlace`).
+  @inlinable @inline(__always)
+  final func checkNotMutatingInPlace() {
+    if flags & _VersionFlags.mutatingInPlace != 0 { _misuse(.accessDuringOwnInPlaceUpdate) }
+  }
+}
 
 extension _Version where Value == Int {
   /// A pending version holding `base`'s value plus `sum` (`base` is a `_Version<Int>`): the

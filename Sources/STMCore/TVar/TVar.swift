@@ -49,7 +49,8 @@ public struct TVar<Value: Sendable> {
   /// inside one once the transaction has written the variable: `.append(x)` on an array costs
   /// O(1), not a copy of the array. (The first write of a variable in a transaction copies
   /// the committed value, which other transactions may be reading.) A mutation that throws
-  /// midway keeps what it changed, as with a stored property.
+  /// midway keeps what it changed, as with a stored property. Using the variable from inside
+  /// its own mutation (from a closure that a mutating method calls) traps.
   ///
   /// Conflicts: a read conflicts with a later commit that writes this variable; a write conflicts
   /// with concurrent writes of it.
@@ -94,8 +95,13 @@ public struct TVar<Value: Sendable> {
       if let segment = state.pointee.segment {
         // The transaction's own value, in a version written in this block that no one else
         // sees: mutated where it is, so that a second `.append(x)` does not copy the array.
-        if let pending = segment._withUnsafeGuaranteedRef({ $0.writableVersion(of: cell) }) {
+        // (A trivially copyable value costs nothing to copy.)
+        if !_isPOD(Value.self), let pending = segment._withUnsafeGuaranteedRef({ $0.writableVersion(of: cell) }) {
           let version = unsafeDowncast(pending, to: _Version<Value>.self)
+          // Reading or writing the variable from inside the mutation would see (or replace)
+          // a value in pieces: it traps instead, as Swift's exclusivity checks would.
+          version.flags |= _VersionFlags.mutatingInPlace
+          defer { version.flags &= ~_VersionFlags.mutatingInPlace }
           yield &version.value
           return
         }

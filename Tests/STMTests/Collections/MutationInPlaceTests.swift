@@ -19,6 +19,13 @@ extension Array where Element == Int {
     append(element)
     if thenThrow { throw Interrupted() }
   }
+
+  /// Appends `element`, then adds 1 to `counter` in a nested `atomically` block: a mutation
+  /// during which the transaction starts a block of its own.
+  fileprivate mutating func append(_ element: Int, counting counter: TVar<Int>) {
+    append(element)
+    atomically { _ in counter.value += 1 }
+  }
 }
 
 extension LibraryTests {
@@ -72,6 +79,50 @@ extension LibraryTests {
       groups["b", default: [100]].append(101)
       #expect(groups.dictionary == ["a": Array(0..<10), "b": [100, 101]])
       #expect(groups.count == 2)
+    }
+
+    @Test func appendsToADictionaryValueInATransactionCopyTheArrayOnceAtMost() {
+      let groups: TDictionary = ["a": [Int]()]
+      let moved = atomically { _ in
+        groups["a", default: []].append(0)
+        groups["a", default: []].reserveCapacity(64)
+        let first = storage(of: groups["a"]!)
+        return (1..<10).filter { element in
+          groups["a", default: []].append(element)
+          return storage(of: groups["a"]!) != first
+        }
+      }
+      #expect(moved.isEmpty)
+      #expect(groups.dictionary == ["a": Array(0..<10)])
+    }
+
+    /// In a transaction, an update of a value the transaction wrote keeps the key's count and
+    /// its rollback right, even when the mutation starts a block of its own, and a key the
+    /// transaction removed is inserted again.
+    @Test func updatesOfAValueWrittenInTheSameTransaction() {
+      struct Rollback: Error {}
+      let groups: TDictionary = ["a": [1]]
+      let counter = TVar(0)
+      atomically { _ in
+        groups["a", default: []].append(2)
+        groups["a", default: []].append(3, counting: counter)
+        groups["a", default: []].append(4)
+      }
+      #expect(groups.dictionary == ["a": [1, 2, 3, 4]] && groups.count == 1 && counter.value == 1)
+      try? atomically { _ throws in
+        groups["a", default: []].append(5)
+        groups["a", default: []].append(6)
+        throw Rollback()
+      }
+      #expect(groups.dictionary == ["a": [1, 2, 3, 4]])
+      atomically { _ in
+        groups["a"] = nil
+        groups["a", default: [7]].append(8)
+        groups["a", default: []].append(9)
+        groups["b", default: []].append(10)
+        groups["b", default: []].append(11)
+      }
+      #expect(groups.dictionary == ["a": [7, 8, 9], "b": [10, 11]] && groups.count == 2)
     }
 
     /// A copy taken before a mutation keeps its value: the mutation then copies the array

@@ -36,6 +36,37 @@ extension LibraryTests {
       #expect(standardError(of: result).contains("Transaction.afterCommit(_:) was called outside the atomically block"))
     }
 
+    /// A mutating method whose callback uses the very value being mutated in place: the value
+    /// is not whole until the mutation ends, so a transaction that reads or writes it traps
+    /// (writing it could free the storage the mutation is working on).
+    @Test func usingATVarFromInsideItsOwnMutationInATransactionTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let list = TVar([3, 1, 2])
+        atomically { _ in
+          list.value.append(4)
+          list.value.sort { a, b in
+            list.value = []
+            return a < b
+          }
+        }
+      }
+      #expect(standardError(of: result).contains("while its own value was being mutated in place"))
+    }
+
+    @Test func usingADictionaryKeyFromInsideItsOwnMutationInATransactionTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let groups: TDictionary = ["a": [3, 1, 2]]
+        atomically { _ in
+          groups["a", default: []].append(4)
+          groups["a", default: []].sort { a, b in
+            _ = groups["a"]
+            return a < b
+          }
+        }
+      }
+      #expect(standardError(of: result).contains("while its own value was being mutated in place"))
+    }
+
     @Test func aCommuteTransformThatTouchesATVarTraps() async {
       let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
         let counter = TVar(0), config = TVar(5)
