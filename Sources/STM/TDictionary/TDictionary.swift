@@ -86,7 +86,11 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// wait, and so may removals and growth in the key's part of the index. It works on the
   /// value where it is, without copying it, whenever no running transaction could still read
   /// the value it replaces: `groups[key, default: []].append(x)` costs O(1), not a copy of the
-  /// array. A mutation that throws midway keeps what it changed, as with `Dictionary`.
+  /// array. Inside a transaction the first update of a key copies its value (other
+  /// transactions may be reading it), and later ones in the same block work on the
+  /// transaction's own copy in place; using the key from inside such a mutation (from a closure
+  /// that the mutating method calls) traps. A mutation that throws midway keeps what it
+  /// changed, as with `Dictionary`.
   ///
   /// Conflicts: as ``subscript(_:fileID:line:)``.
   ///
@@ -174,7 +178,9 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// Outside a transaction `body` runs while the key's cell is held: it must not touch other
   /// transactional data (that traps), and must not wait for a thread that may be using this
   /// dictionary. Until it returns, other updates of the key wait, and so may removals and
-  /// growth in the key's part of the index. If `body` throws, nothing changes.
+  /// growth in the key's part of the index. If `body` throws, nothing changes. A `body` that
+  /// cannot throw works on the value where it is, as ``subscript(_:default:fileID:line:)``
+  /// does (appending to an array costs O(1)); one that can throw works on a copy.
   ///
   /// Conflicts: as a read and a write of ``subscript(_:fileID:line:)``.
   ///
@@ -192,7 +198,16 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
     forKey key: Key, default defaultValue: @autoclosure () -> Value,
     _ body: (inout Value) throws(Failure) -> Result, fileID: StaticString = #fileID, line: UInt = #line
   ) throws(Failure) -> Result {
-    try storage.update(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) { (current: inout Value?) throws(Failure) -> (changed: Bool, result: Result) in
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
+    if Failure.self == Never.self {
+      // A body that cannot throw works on the value where it is, as `subscript(_:default:)`
+      // does (one that can must leave the value untouched when it throws, so it gets a copy).
+      var modification = storage.beginModification(forKey: key, at: site)
+      var value = modification.takeValue() ?? defaultValue()
+      defer { storage.endModification(forKey: key, modification, publishing: value, at: site) }
+      return try body(&value)
+    }
+    return try storage.update(forKey: key, at: site) { (current: inout Value?) throws(Failure) -> (changed: Bool, result: Result) in
       var value = current ?? defaultValue()
       let result = try body(&value)
       current = value

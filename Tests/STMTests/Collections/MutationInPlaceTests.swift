@@ -125,6 +125,39 @@ extension LibraryTests {
       #expect(groups.dictionary == ["a": [7, 8, 9], "b": [10, 11]] && groups.count == 2)
     }
 
+    /// `update(forKey:default:_:)` with a body that cannot throw works in place too, outside a
+    /// transaction and (after its first update of the key) inside one; a body that can throw
+    /// works on a copy, so that a throw leaves the value untouched.
+    @Test func updatesWithABodyThatCannotThrowDoNotCopyTheArray() {
+      let groups: TDictionary = ["a": [Int]()]
+      groups.update(forKey: "a", default: []) { $0.reserveCapacity(64) }
+      let before = storage(of: groups["a"]!)
+      let moved = (0..<10).filter { element in
+        groups.update(forKey: "a", default: []) { $0.append(element) }
+        return storage(of: groups["a"]!) != before
+      }
+      #expect(moved.isEmpty)
+      let movedInTransaction = atomically { _ in
+        groups.update(forKey: "a", default: []) { $0.append(10) }
+        let first = storage(of: groups["a"]!)
+        return (11..<20).filter { element in
+          groups.update(forKey: "a", default: []) { $0.append(element) }
+          return storage(of: groups["a"]!) != first
+        }
+      }
+      #expect(movedInTransaction.isEmpty)
+      #expect(groups["a"] == Array(0..<20))
+      #expect(throws: Interrupted.self) {
+        try groups.update(forKey: "a", default: []) { (value: inout [Int]) throws(Interrupted) in
+          value.removeAll()
+          throw Interrupted()
+        }
+      }
+      #expect(groups["a"] == Array(0..<20))
+      #expect(groups.update(forKey: "b", default: [1]) { $0.append(2); return $0.count } == 2)
+      #expect(groups.dictionary == ["a": Array(0..<20), "b": [1, 2]] && groups.count == 2)
+    }
+
     /// A copy taken before a mutation keeps its value: the mutation then copies the array
     /// (its storage is shared), as any mutation of a shared array does.
     @Test func copiesTakenBeforeAMutationKeepTheirValue() {
