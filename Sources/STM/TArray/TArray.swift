@@ -40,7 +40,13 @@ public final class TArray<Element: Sendable>: Sendable {
 
   // MARK: Indices
 
-  /// The element at `index`.
+  /// The element at `index`; an in-place update such as `array[i] += 1` or
+  /// `array[i].append(x)` is one atomic read-modify-write, even outside a transaction.
+  ///
+  /// Outside a transaction the in-place update holds the index's cell briefly: it must not
+  /// touch other transactional data (that traps; put such code in `atomically`). It works on
+  /// the element where it is, without copying it, whenever no running transaction could still
+  /// read the element it replaces; a mutation that throws midway keeps what it changed.
   ///
   /// Conflicts: reading conflicts only with transactions that write or remove this index;
   /// writing also conflicts with transactions that read it. Neither conflicts with appends.
@@ -54,29 +60,100 @@ public final class TArray<Element: Sendable>: Sendable {
   @inlinable
   public subscript(index: Int, fileID fileID: StaticString = #fileID, line line: UInt = #line) -> Element {
     get { element(index, at: _CallSite(fileID: fileID, line: line, owner: self)) }
-    set {
-      guard index >= 0 else { outOfRange(index) }
+    set { setElement(index, newValue, at: _CallSite(fileID: fileID, line: line, owner: self)) }
+    // One yield, so that the coroutine can be inlined into the caller (see `TDictionary`).
+    @inline(__always) _modify {
       let site = _CallSite(fileID: fileID, line: line, owner: self)
-      if let transaction = Transaction._currentChecked {
-        if let slot = slots.existingSlot(index)?._noted(.readWrite, at: site, as: .key(index)), slot.value != nil {
-          slot.value = newValue
-          return
-        }
-        let pending = index - countCell._noted(.read, at: site, as: .named("count")).value
-        let pendingCount = countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self) {
-          $0.items.count
-        }
-        guard pending >= 0 && pending < pendingCount ?? 0 else { outOfRange(index) }
-        countCell._withDelayedAppend(in: transaction, { _AppendBatch(slots: slots) }) { $0.items[pending] = newValue }
+      var modification = beginModification(index, at: site)
+      var element = modification.takeElement()
+      defer { endModification(index, modification, publishing: element, at: site) }
+      yield &element
+    }
+  }
+
+  /// Stores `newValue` at `index` for the operation at `site`.
+  @inlinable
+  func setElement(_ index: Int, _ newValue: Element, at site: _CallSite) {
+    guard index >= 0 else { outOfRange(index) }
+    if let transaction = Transaction._currentChecked {
+      if let slot = slots.existingSlot(index)?._noted(.readWrite, at: site, as: .key(index)), slot.value != nil {
+        slot.value = newValue
         return
       }
-      guard let slot = slots.existingSlot(index)?._noted(.readWrite, at: site, as: .key(index)),
-        slot._updateInPlace({ current in
-          guard current != nil else { return (false, false) }
-          current = newValue
-          return (true, true)
-        }) == true
-      else { outOfRange(index) }
+      let pending = index - countCell._noted(.read, at: site, as: .named("count")).value
+      let pendingCount = countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self) {
+        $0.items.count
+      }
+      guard pending >= 0 && pending < pendingCount ?? 0 else { outOfRange(index) }
+      countCell._withDelayedAppend(in: transaction, { _AppendBatch(slots: slots) }) { $0.items[pending] = newValue }
+      return
+    }
+    guard let slot = slots.existingSlot(index)?._noted(.readWrite, at: site, as: .key(index)),
+      slot._updateInPlace({ current in
+        guard current != nil else { return (false, false) }
+        current = newValue
+        return (true, true)
+      }) == true
+    else { outOfRange(index) }
+  }
+
+  /// A read-modify-write of one element for the subscript's `_modify`.
+  @usableFromInline
+  struct Modification {
+    /// Outside a transaction: the in-place update holding the index's cell (numbered before
+    /// the mutation, for an element that may hold an object). Nil inside a transaction.
+    @usableFromInline let update: _InPlaceUpdate<Element?>?
+    @usableFromInline let numbered: _NumberedMutation<Element?>?
+    /// The element when the modification began, until `takeElement()`.
+    @usableFromInline var element: Element?
+
+    @inlinable
+    init(update: _InPlaceUpdate<Element?>?, numbered: _NumberedMutation<Element?>?, element: Element) {
+      self.update = update
+      self.numbered = numbered
+      self.element = element
+    }
+
+    /// The element, moved out: a copy left here would make a mutation of an array copy it.
+    @inlinable
+    mutating func takeElement() -> Element { element.take().unsafelyUnwrapped }
+  }
+
+  /// Begins a modification of the element at `index`: inside a transaction a read; outside
+  /// one an in-place update of the index's cell, which holds it until `endModification`, and
+  /// which traps (holding nothing) when the index is out of range.
+  @inlinable
+  func beginModification(_ index: Int, at site: _CallSite) -> Modification {
+    guard Transaction._currentChecked == nil else {
+      return Modification(update: nil, numbered: nil, element: element(index, at: site))
+    }
+    guard index >= 0, let slot = slots.existingSlot(index)?._noted(.readWrite, at: site, as: .key(index)),
+      let update = slot._beginInPlaceUpdate()
+    else { outOfRange(index) }
+    guard update.value != nil else {
+      // Let go first: the message reads the count.
+      slot._endInPlaceUpdate(update, publishing: nil)
+      outOfRange(index)
+    }
+    guard !_isPOD(Element.self) else { return Modification(update: update, numbered: nil, element: update.value!) }
+    let numbered = slot._numberMutation(update)
+    // The update's own copy of the element goes, so that the moved one is its only reference.
+    let element = numbered.mutatesInPlace ? numbered.withValueInPlace { $0.take() } : update.value
+    return Modification(update: update.replacingValue(with: nil), numbered: numbered, element: element.unsafelyUnwrapped)
+  }
+
+  /// Ends a modification by storing `element`.
+  @inlinable
+  func endModification(_ index: Int, _ modification: Modification, publishing element: Element, at site: _CallSite) {
+    guard let update = modification.update else {
+      setElement(index, element, at: site)
+      return
+    }
+    let slot = slots.existingSlot(index).unsafelyUnwrapped
+    if let numbered = modification.numbered {
+      slot._endNumberedMutation(numbered, publishing: element)
+    } else {
+      slot._endInPlaceUpdate(update, publishing: element)
     }
   }
 

@@ -46,6 +46,18 @@ extension LibraryTests {
     /// once never rerun (not even when the reclaimer holds a slot for a moment: they start
     /// over rather than run a transaction), and every element appended is popped once or left
     /// in the array.
+    /// `array[i] += 1` outside a transaction is one atomic read-modify-write: 4 threads (more
+    /// than cores) adding to the same two elements lose no update. (A read and then a write
+    /// would let two threads read the same value and both write it plus one.)
+    @Test func dropInCompoundUpdatesOfAnElementAreAtomic() {
+      let array: TArray = [0, 0]
+      let threads = 4, perThread = TestScale.scaled(20_000)
+      runThreads(threads) { thread in
+        for _ in 0..<perThread { array[thread % 2] += 1 }
+      }
+      #expect(array.elements == [threads / 2 * perThread, threads / 2 * perThread])
+    }
+
     @Test func dropInPopsAndAppendsTakeTurns() {
       let array = TArray<Int>()
       let appenders = 2, poppers = 2, perThread = TestScale.scaled(10_000)

@@ -158,6 +158,23 @@ extension LibraryTests {
       #expect(groups.dictionary == ["a": Array(0..<20), "b": [1, 2]] && groups.count == 2)
     }
 
+    @Test func dropInAppendsToAnArrayElementDoNotCopyIt() {
+      let rows: TArray = [[Int](), [1]]
+      rows[0].reserveCapacity(64)
+      let before = storage(of: rows[0])
+      let moved = (0..<10).filter { element in
+        rows[0].append(element)
+        return storage(of: rows[0]) != before
+      }
+      #expect(moved.isEmpty)
+      atomically { _ in
+        rows[1].append(2)
+        rows.append([3])
+        rows[2].append(4)
+      }
+      #expect(rows.elements == [Array(0..<10), [1, 2], [3, 4]])
+    }
+
     /// A copy taken before a mutation keeps its value: the mutation then copies the array
     /// (its storage is shared), as any mutation of a shared array does.
     @Test func copiesTakenBeforeAMutationKeepTheirValue() {

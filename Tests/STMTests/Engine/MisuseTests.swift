@@ -1,7 +1,8 @@
 import STM
 import Testing
 
-private func standardError(of result: ExitTest.Result?) -> String {
+/// What an exit test's process wrote to standard error (its trap message).
+func standardError(of result: ExitTest.Result?) -> String {
   String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
 }
 

@@ -3,10 +3,6 @@ import STM
 import STMTestSupport
 import Testing
 
-private func standardError(of result: ExitTest.Result?) -> String {
-  String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
-}
-
 private struct Planned: Error, Equatable {
   let id: Int
 }

@@ -1,0 +1,58 @@
+import STM
+import Testing
+
+/// Each collection's bad input traps with a message that names the mistake and says what to do
+/// (enqueueing on a closed queue throws instead: see `ConcurrencyQueueTests`).
+extension LibraryTests {
+  @Suite struct CollectionMisuseTests {
+    @Test func readingAnArrayPastItsEndTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let array: TArray = [1, 2]
+        _ = array[2]
+      }
+      #expect(standardError(of: result).contains("TArray index 2 is out of range: the array has 2 elements"))
+    }
+
+    @Test func writingAnArrayPastItsEndTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let array: TArray = [1, 2]
+        array[-1] = 0
+      }
+      #expect(standardError(of: result).contains("TArray index -1 is out of range: the array has 2 elements"))
+    }
+
+    @Test func updatingAnArrayElementPastItsEndTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let array: TArray = [1, 2]
+        _ = array.popLast()
+        array[1] += 1
+      }
+      #expect(standardError(of: result).contains("TArray index 1 is out of range: the array has 1 elements"))
+    }
+
+    @Test func removeLastOnAnEmptyArrayTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        TArray<Int>().removeLast()
+      }
+      #expect(standardError(of: result).contains("removeLast() was called on an empty array. Use popLast()"))
+    }
+
+    @Test func waitingForAnItemInAnInevitableTransactionTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let queue = TQueue<Int>()
+        _ = try? atomically { transaction in
+          try transaction.becomeInevitable()
+          return try queue.dequeue()
+        }
+      }
+      #expect(standardError(of: result).contains("found the queue empty in a transaction that called becomeInevitable()"))
+    }
+
+    @Test func aQueueCapacityBelowOneTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        _ = TQueue<Int>(capacity: 0)
+      }
+      #expect(standardError(of: result).contains("needs a capacity of at least 1, not 0"))
+    }
+  }
+}
