@@ -216,6 +216,31 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     return Modification(pending: unreferenced, numbered: numbered, value: value)
   }
 
+  /// For a `_modify` accessor of the optional value (which may insert or remove the key):
+  /// outside a transaction, an in-place update holding the key's cell until
+  /// `endOptionalModification`; nil inside one, where the accessor reads the key instead.
+  @inlinable
+  func beginOptionalModification(forKey key: Key, at site: _CallSite) -> PendingUpdate? {
+    let thread = _CallingThread.current
+    guard thread.transaction == nil else { return nil }
+    return beginUpdate(forKey: key, on: thread, at: site)
+  }
+
+  /// Ends what `beginOptionalModification` began by storing `value`; an absent key left
+  /// absent writes nothing.
+  @inlinable
+  func endOptionalModification(forKey key: Key, _ pending: PendingUpdate?, publishing value: Value?, at site: _CallSite) {
+    guard let pending else {
+      update(forKey: key, at: site) { current in
+        guard current != nil || value != nil else { return (false, ()) }
+        current = value
+        return (true, ())
+      }
+      return
+    }
+    endUpdate(forKey: key, pending, publishing: pending.value == nil && value == nil ? nil : .some(value))
+  }
+
   /// Ends a modification by storing `value`.
   @inlinable
   func endModification(forKey key: Key, _ modification: Modification, publishing value: Value, at site: _CallSite) {

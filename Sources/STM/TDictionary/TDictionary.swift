@@ -55,7 +55,11 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
 
   // MARK: Reading and writing one key
 
-  /// The value for `key`, or nil if the key is absent; setting nil removes the key.
+  /// The value for `key`, or nil if the key is absent; setting nil removes the key. An
+  /// in-place update such as `dict[key]? += 1` is one atomic read-modify-write, even outside a
+  /// transaction (it holds the key's cell briefly, as ``subscript(_:default:fileID:line:)``
+  /// does, and works on a copy of the value); one that leaves an absent key absent writes
+  /// nothing.
   ///
   /// Conflicts: reading conflicts only with transactions that write this key (including
   /// inserting it, if absent); writing also conflicts with transactions that read it, and a
@@ -74,6 +78,15 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
         value = newValue
         return (true, ())
       }
+    }
+    // One yield, so that the coroutine can be inlined into the caller.
+    @inline(__always) _modify {
+      let site = _CallSite(fileID: fileID, line: line, owner: self)
+      let pending = storage.beginOptionalModification(forKey: key, at: site)
+      // Inside a transaction (no update), a read; outside, what the update found, absent or not.
+      var value = pending.map(\.value) ?? storage.value(forKey: key, at: site)
+      defer { storage.endOptionalModification(forKey: key, pending, publishing: value, at: site) }
+      yield &value
     }
   }
 

@@ -95,6 +95,15 @@ extension LibraryTests {
       #expect(dict.storage.index.cellCount < 150_000)
     }
 
+    /// `dict[key]? += 1` on an absent key leaves it absent and writes nothing, so a transaction
+    /// that read the absent key does not rerun; on a present key it writes.
+    @Test func optionalUpdatesOfAnAbsentKeyWriteNothing() {
+      let dict: TDictionary = ["a": 1]
+      #expect(abortsOfSecondCommitter(first: { _ = dict["z"] }, then: { dict["z"]? += 1 }) == 0)
+      #expect(abortsOfSecondCommitter(first: { _ = dict["a"] }, then: { dict["a"]? += 1 }) == 1)
+      #expect(dict.dictionary == ["a": 2] && dict.count == 1)
+    }
+
     // MARK: TSet and TCounter
 
     @Test func setElementsConflictOnlyWithThemselves() {

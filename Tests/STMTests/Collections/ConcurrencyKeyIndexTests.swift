@@ -9,6 +9,18 @@ extension LibraryTests {
   /// The keyed collections' index, which lookups search without a lock while writers insert,
   /// remove and grow its tables under a stripe lock.
   @Suite struct ConcurrencyKeyIndexTests {
+    /// `dict[key]? += 1` outside a transaction is one atomic update of a present key: 4 threads
+    /// (more than cores) adding to two keys lose nothing. (A read and then a write would let two
+    /// threads read the same value and both write it plus one.)
+    @Test func dropInOptionalUpdatesOfAKeyAreAtomic() {
+      let dict: TDictionary = [0: 0, 1: 0]
+      let threads = 4, perThread = TestScale.scaled(20_000)
+      runThreads(threads) { thread in
+        for _ in 0..<perThread { dict[thread % 2]? += 1 }
+      }
+      #expect(dict.dictionary == [0: threads / 2 * perThread, 1: threads / 2 * perThread])
+    }
+
     /// Writers insert keys one at a time outside transactions into a dictionary that starts
     /// with the smallest tables, so every stripe grows many times; churners insert and remove
     /// other keys; readers look up keys the writers have already inserted, inside and outside

@@ -47,6 +47,27 @@ extension LibraryTests {
       #expect(Dictionary(uniqueKeysWithValues: subject.map { ($0.key, $0.value) }) == model)
     }
 
+    /// The optional subscript as an `inout` value inserts, updates and removes, keeping the
+    /// count, inside and outside transactions, as `Dictionary`'s does.
+    @Test(arguments: [false, true])
+    func optionalSubscriptInPlaceMatchesDictionary(insideTransactions: Bool) {
+      func put(_ value: inout Int?, _ new: Int?) { value = new }
+      let subject: TDictionary = ["a": 1, "b": 2]
+      var model = ["a": 1, "b": 2]
+      let run = { (body: () -> Void) in insideTransactions ? atomically { _ in body() } : body() }
+      run {
+        subject["a"]? += 10
+        subject["z"]? += 10
+        put(&subject["c"], 3)
+        put(&subject["b"], nil)
+      }
+      model["a"]? += 10
+      model["z"]? += 10
+      put(&model["c"], 3)
+      put(&model["b"], nil)
+      #expect(subject.dictionary == model && subject.count == model.count)
+    }
+
     @Test func dictionaryInitializersMergeAndDescription() {
       let literal: TDictionary = ["a": 1, "b": 2]
       #expect(literal.dictionary == ["a": 1, "b": 2])
