@@ -46,7 +46,9 @@ public final class TArray<Element: Sendable>: Sendable {
   /// Outside a transaction the in-place update holds the index's cell briefly: it must not
   /// touch other transactional data (that traps; put such code in `atomically`). It works on
   /// the element where it is, without copying it, whenever no running transaction could still
-  /// read the element it replaces; a mutation that throws midway keeps what it changed.
+  /// read the element it replaces; inside a transaction, once the transaction has written the
+  /// element (using the element from inside such a mutation traps). A mutation that throws
+  /// midway keeps what it changed.
   ///
   /// Conflicts: reading conflicts only with transactions that write or remove this index;
   /// writing also conflicts with transactions that read it. Neither conflicts with appends.
@@ -104,13 +106,20 @@ public final class TArray<Element: Sendable>: Sendable {
     /// the mutation, for an element that may hold an object). Nil inside a transaction.
     @usableFromInline let update: _InPlaceUpdate<Element?>?
     @usableFromInline let numbered: _NumberedMutation<Element?>?
+    /// Inside a transaction that wrote the element in its current block: that write, which
+    /// the element was moved out of, to go back into.
+    @usableFromInline let ownWrite: _OwnWrite<Element?>?
     /// The element when the modification began, until `takeElement()`.
     @usableFromInline var element: Element?
 
     @inlinable
-    init(update: _InPlaceUpdate<Element?>?, numbered: _NumberedMutation<Element?>?, element: Element) {
+    init(
+      update: _InPlaceUpdate<Element?>?, numbered: _NumberedMutation<Element?>?, ownWrite: _OwnWrite<Element?>? = nil,
+      element: Element
+    ) {
       self.update = update
       self.numbered = numbered
+      self.ownWrite = ownWrite
       self.element = element
     }
 
@@ -124,7 +133,17 @@ public final class TArray<Element: Sendable>: Sendable {
   /// which traps (holding nothing) when the index is out of range.
   @inlinable
   func beginModification(_ index: Int, at site: _CallSite) -> Modification {
-    guard Transaction._currentChecked == nil else {
+    if let transaction = Transaction._currentChecked {
+      // An element this transaction wrote: moved out of its pending version, and back at the
+      // end, so that mutating an array there does not copy it. Using the element from inside
+      // the mutation traps meanwhile.
+      if !_isPOD(Element.self), index >= 0, let slot = slots.existingSlot(index),
+        let ownWrite = slot._ownWrite(in: transaction), let moved = ownWrite.withValue({ $0.take() })
+      {
+        slot._noteAccess(.readWrite, at: site, as: .key(index))
+        ownWrite.beginMutation()
+        return Modification(update: nil, numbered: nil, ownWrite: ownWrite, element: moved)
+      }
       return Modification(update: nil, numbered: nil, element: element(index, at: site))
     }
     guard index >= 0, let slot = slots.existingSlot(index)?._noted(.readWrite, at: site, as: .key(index)),
@@ -145,6 +164,13 @@ public final class TArray<Element: Sendable>: Sendable {
   /// Ends a modification by storing `element`.
   @inlinable
   func endModification(_ index: Int, _ modification: Modification, publishing element: Element, at site: _CallSite) {
+    if let ownWrite = modification.ownWrite {
+      ownWrite.endMutation()
+      ownWrite.withValue { $0 = element }
+      // A block that the mutation started (a nested `atomically`) wrote on a version of its
+      // own: the element, back where it came from, is also written the usual way.
+      if let transaction = Transaction._currentChecked, ownWrite.isCurrent(in: transaction) { return }
+    }
     guard let update = modification.update else {
       setElement(index, element, at: site)
       return

@@ -173,6 +173,18 @@ extension LibraryTests {
         rows[2].append(4)
       }
       #expect(rows.elements == [Array(0..<10), [1, 2], [3, 4]])
+      // Inside a transaction, after the first update of an element.
+      let movedInTransaction = atomically { _ in
+        rows[1].append(3)
+        rows[1].reserveCapacity(64)
+        let first = storage(of: rows[1])
+        return (4..<10).filter { element in
+          rows[1].append(element)
+          return storage(of: rows[1]) != first
+        }
+      }
+      #expect(movedInTransaction.isEmpty)
+      #expect(rows[1] == Array(1..<10))
     }
 
     /// A copy taken before a mutation keeps its value: the mutation then copies the array
