@@ -53,6 +53,35 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
     }
   }
 
+  /// Creates a dictionary from pairs whose keys are all different, as `Dictionary`'s
+  /// initializer of that name does; a key that comes twice traps, naming the key.
+  ///
+  /// - Parameter keysAndValues: The keys and values to start with.
+  /// - Complexity: O(*n*) for *n* pairs.
+  public convenience init<S: Sequence>(uniqueKeysWithValues keysAndValues: S) where S.Element == (Key, Value) {
+    self.init(minimumCapacity: keysAndValues.underestimatedCount)
+    _singleOperation(at: .unknown(in: self)) { _ in
+      for (key, value) in keysAndValues where !insertIfAbsent(value, forKey: key).inserted {
+        fatalError("TDictionary(uniqueKeysWithValues:) was given the key \(key) more than once. Use TDictionary(_:uniquingKeysWith:) to combine the values of repeated keys.")
+      }
+    }
+  }
+
+  /// Creates a dictionary from pairs, using `combine` for the values of a key that comes more
+  /// than once, as `Dictionary`'s initializer of that name does.
+  ///
+  /// - Parameters:
+  ///   - keysAndValues: The keys and values to start with.
+  ///   - combine: Given the value so far and a later one for the same key, the value to keep.
+  /// - Throws: What `combine` throws.
+  /// - Complexity: O(*n*) for *n* pairs.
+  public convenience init<S: Sequence, Failure: Error>(
+    _ keysAndValues: S, uniquingKeysWith combine: (Value, Value) throws(Failure) -> Value
+  ) throws(Failure) where S.Element == (Key, Value) {
+    self.init(minimumCapacity: keysAndValues.underestimatedCount)
+    try merge(keysAndValues, uniquingKeysWith: combine)
+  }
+
   // MARK: Reading and writing one key
 
   /// The value for `key`, or nil if the key is absent; setting nil removes the key. An

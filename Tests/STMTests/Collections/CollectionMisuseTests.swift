@@ -48,6 +48,13 @@ extension LibraryTests {
       #expect(standardError(of: result).contains("found the queue empty in a transaction that called becomeInevitable()"))
     }
 
+    @Test func aRepeatedKeyAmongUniqueKeysTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        _ = TDictionary(uniqueKeysWithValues: [("a", 1), ("a", 2)])
+      }
+      #expect(standardError(of: result).contains("was given the key a more than once"))
+    }
+
     @Test func aQueueCapacityBelowOneTraps() async {
       let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
         _ = TQueue<Int>(capacity: 0)

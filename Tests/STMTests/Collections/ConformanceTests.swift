@@ -68,6 +68,18 @@ extension LibraryTests {
       #expect(subject.dictionary == model && subject.count == model.count)
     }
 
+    @Test func dictionaryInitializersFromPairsMatchDictionary() throws {
+      let pairs = [("a", 1), ("b", 2), ("c", 3)]
+      #expect(TDictionary(uniqueKeysWithValues: pairs).dictionary == Dictionary(uniqueKeysWithValues: pairs))
+      let repeated = [("a", 1), ("b", 2), ("a", 10)]
+      #expect(TDictionary(repeated, uniquingKeysWith: +).dictionary == Dictionary(repeated, uniquingKeysWith: +))
+      #expect(TDictionary(repeated, uniquingKeysWith: { first, _ in first }).count == 2)
+      struct Refused: Error {}
+      #expect(throws: Refused.self) {
+        _ = try TDictionary(repeated) { (_: Int, _: Int) throws(Refused) -> Int in throw Refused() }
+      }
+    }
+
     @Test func dictionaryInitializersMergeAndDescription() {
       let literal: TDictionary = ["a": 1, "b": 2]
       #expect(literal.dictionary == ["a": 1, "b": 2])
