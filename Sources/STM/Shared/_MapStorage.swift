@@ -244,17 +244,10 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// Ends a modification by storing `value`.
   @inlinable
   func endModification(forKey key: Key, _ modification: Modification, publishing value: Value, at site: _CallSite) {
-    if let ownWrite = modification.ownWrite {
-      ownWrite.endMutation()
-      ownWrite.withValue { $0 = value }
-      // A block that the mutation started (a nested `atomically`) wrote on a version of its
-      // own: the value, back where it came from, is also written the usual way.
-      if let transaction = Transaction._currentChecked, ownWrite.isCurrent(in: transaction) { return }
-      update(forKey: key, at: site) { current in
-        current = value
-        return (true, ())
-      }
-    } else if let numbered = modification.numbered, let pending = modification.pending {
+    // An own write that a nested block superseded is also written the usual way: the last
+    // branch below, as it has neither an update nor a numbered mutation.
+    if let ownWrite = modification.ownWrite, ownWrite.endMutation(storing: value) { return }
+    if let numbered = modification.numbered, let pending = modification.pending {
       pending.cell._withUnsafeGuaranteedRef { $0.variable._endNumberedMutation(numbered, publishing: value) }
     } else if let pending = modification.pending {
       endUpdate(forKey: key, pending, publishing: .some(value))

@@ -164,13 +164,7 @@ public final class TArray<Element: Sendable>: Sendable {
   /// Ends a modification by storing `element`.
   @inlinable
   func endModification(_ index: Int, _ modification: Modification, publishing element: Element, at site: _CallSite) {
-    if let ownWrite = modification.ownWrite {
-      ownWrite.endMutation()
-      ownWrite.withValue { $0 = element }
-      // A block that the mutation started (a nested `atomically`) wrote on a version of its
-      // own: the element, back where it came from, is also written the usual way.
-      if let transaction = Transaction._currentChecked, ownWrite.isCurrent(in: transaction) { return }
-    }
+    if let ownWrite = modification.ownWrite, ownWrite.endMutation(storing: element) { return }
     guard let update = modification.update else {
       setElement(index, element, at: site)
       return

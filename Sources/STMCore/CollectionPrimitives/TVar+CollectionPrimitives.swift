@@ -154,12 +154,14 @@ package struct _OwnWrite<Value> {
   @inlinable
   package func beginMutation() { version.flags |= _VersionFlags.mutatingInPlace }
 
-  /// Ends what `beginMutation()` began.
+  /// Ends what `beginMutation()` began by putting `value` back into the write. Returns whether
+  /// that was all: false when a block that the mutation started (a nested `atomically`) wrote
+  /// a version of its own meanwhile, and the caller must also write `value` the usual way.
   @inlinable
-  package func endMutation() { version.flags &= ~_VersionFlags.mutatingInPlace }
-
-  /// Whether this is still the transaction's write of the variable in its current block: a
-  /// block started since (a nested `atomically`, an `orElse` branch) writes a new version.
-  @inlinable
-  package func isCurrent(in transaction: Transaction) -> Bool { transaction.segment.writableVersion(of: cell) === version }
+  package func endMutation(storing value: Value) -> Bool {
+    version.flags &= ~_VersionFlags.mutatingInPlace
+    version.value = value
+    guard let transaction = Transaction._currentChecked else { return false }
+    return transaction.segment.writableVersion(of: cell) === version
+  }
 }
