@@ -134,34 +134,48 @@ package enum _EngineClock {
 }
 
 /// A transaction's own pending write of a variable (see `TVar._ownWrite(in:)`).
+///
+/// Unretained: the transaction's redo log holds the version and the cell for as long as the
+/// handle is used (between `beginMutation()` and `endMutation(storing:)`, nothing can replace
+/// the write: reading, writing or commuting the variable traps while it is flagged, and a
+/// rolled-back block restores a log that still holds it). Holding no reference also keeps
+/// the handle trivially copyable, so that a `_modify` accessor of a dictionary or an array of
+/// trivially copyable values destroys nothing at its end: with two strong references, each
+/// drop-in `dict[key, default: 0] += 1` destroyed its bookkeeping through the generic value
+/// witnesses of its type, about a tenth of the update's instructions.
 @usableFromInline
 package struct _OwnWrite<Value> {
-  @usableFromInline let version: _Version<Value>
-  @usableFromInline let cell: _Cell
+  @usableFromInline let unmanagedVersion: Unmanaged<_Version<Value>>
+  @usableFromInline let unmanagedCell: Unmanaged<_Cell>
 
   @inlinable
   init(version: _Version<Value>, cell: _Cell) {
-    self.version = version
-    self.cell = cell
+    unmanagedVersion = .passUnretained(version)
+    unmanagedCell = .passUnretained(cell)
   }
 
   /// Calls `body` with the written value, where it is.
   @inlinable
-  package func withValue<Result>(_ body: (inout Value) -> Result) -> Result { body(&version.value) }
+  package func withValue<Result>(_ body: (inout Value) -> Result) -> Result {
+    unmanagedVersion._withUnsafeGuaranteedRef { body(&$0.value) }
+  }
 
   /// Marks the write as being mutated in place until `endMutation()`: reading or writing the
   /// variable meanwhile traps (see `_VersionFlags.mutatingInPlace`).
   @inlinable
-  package func beginMutation() { version.flags |= _VersionFlags.mutatingInPlace }
+  package func beginMutation() { unmanagedVersion._withUnsafeGuaranteedRef { $0.flags |= _VersionFlags.mutatingInPlace } }
 
   /// Ends what `beginMutation()` began by putting `value` back into the write. Returns whether
   /// that was all: false when a block that the mutation started (a nested `atomically`) wrote
   /// a version of its own meanwhile, and the caller must also write `value` the usual way.
   @inlinable
   package func endMutation(storing value: Value) -> Bool {
-    version.flags &= ~_VersionFlags.mutatingInPlace
-    version.value = value
+    unmanagedVersion._withUnsafeGuaranteedRef { version in
+      version.flags &= ~_VersionFlags.mutatingInPlace
+      version.value = value
+    }
     guard let transaction = Transaction._currentChecked else { return false }
-    return transaction.segment.writableVersion(of: cell) === version
+    let current = unmanagedCell._withUnsafeGuaranteedRef { transaction.segment.writableVersion(of: $0) }
+    return current.map { Unmanaged.passUnretained($0).toOpaque() == unmanagedVersion.toOpaque() } ?? false
   }
 }
