@@ -244,7 +244,7 @@ public final class TArray<Element: Sendable>: Sendable {
     while true {
       guard let update = countCell._beginInPlaceUpdate() else { return false }
       let count = update.value
-      // Its chunk was made ahead of time (above), except after a burst of appends.
+      // Its cell was made ahead of time (above), except after a burst of appends.
       let slot = slots.slot(count)
       if countCell._endInPlaceUpdate(update, publishing: count + 1, alongWith: slot, setTo: element, unless: { false }) != nil {
         slots.noteLanded(upTo: count + 1)

@@ -36,6 +36,13 @@ extension TVar {
   package init(_cell cell: _TypedCell<Value>) {
     self.cell = cell
   }
+
+  /// The variable's cell, retained once for the caller: for a collection that keeps its
+  /// variables' cells in atomic words, and makes a variable from one with `init(_cell:)`.
+  /// (Retained here, while the variable holds the cell: retaining an unretained handle after
+  /// the variable's last use could find the cell already freed.)
+  @inlinable
+  package var _retainedCell: Unmanaged<_TypedCell<Value>> { .passRetained(cell) }
 }
 
 extension TVar {

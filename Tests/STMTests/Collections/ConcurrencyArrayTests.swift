@@ -42,10 +42,6 @@ extension LibraryTests {
       }
     }
 
-    /// Drop-in `popLast` holds the count's lock too: 2 threads popping and 2 appending at
-    /// once never rerun (not even when the reclaimer holds a slot for a moment: they start
-    /// over rather than run a transaction), and every element appended is popped once or left
-    /// in the array.
     /// `array[i] += 1` outside a transaction is one atomic read-modify-write: 4 threads (more
     /// than cores) adding to the same two elements lose no update. (A read and then a write
     /// would let two threads read the same value and both write it plus one.)
@@ -58,6 +54,10 @@ extension LibraryTests {
       #expect(array.elements == [threads / 2 * perThread, threads / 2 * perThread])
     }
 
+    /// Drop-in `popLast` holds the count's lock too: 2 threads popping and 2 appending at
+    /// once never rerun (not even when the reclaimer holds a slot for a moment: they start
+    /// over rather than run a transaction), and every element appended is popped once or left
+    /// in the array.
     @Test func dropInPopsAndAppendsTakeTurns() {
       let array = TArray<Int>()
       let appenders = 2, poppers = 2, perThread = TestScale.scaled(10_000)
@@ -123,5 +123,52 @@ extension LibraryTests {
       #expect(array.elements == [1, 7])
     }
     #endif
+
+    /// 4 threads (more than cores), started at once, make the cells of the same 2,000 fresh
+    /// indices in the same order: whichever thread's cell an index keeps, every thread gets
+    /// that one, and no index has two.
+    @Test func threadsMakingTheSameCellsGetTheSameOnes() {
+      let directory = _SlotDirectory<Int>()
+      let threads = 4, indices = 2_000
+      let found = Mutex<[[ObjectIdentifier]]>(Array(repeating: [], count: threads))
+      runThreads(threads) { thread in
+        let cells = (0..<indices).map { ObjectIdentifier(directory.slot($0)._retainedCell.takeRetainedValue()) }
+        found.withLock { $0[thread] = cells }
+      }
+      let cells = found.withLock { $0 }
+      for thread in 1..<threads { #expect(cells[thread] == cells[0], "thread \(thread) got other cells") }
+      #expect(Set(cells[0]).count == indices)
+      #expect(directory.madeCellCount == indices)
+    }
+
+    /// 4 threads (more than cores), started at once, append outside and inside transactions,
+    /// so that several make the same indices' cells at the same moment (each tops up the
+    /// cells ahead of the appends) while commits land elements in them: every index ends up
+    /// with one cell, holding one element, and every element lands once.
+    @Test func threadsRacingToMakeCellsAgreeOnEachIndexsCell() {
+      let array = TArray<Int>()
+      let threads = 4, perThread = TestScale.scaled(5_000)
+      runThreads(threads) { thread in
+        for item in 0..<perThread {
+          let element = thread * perThread + item
+          if thread % 2 == 0 { array.append(element) } else { atomically { _ in array.append(element) } }
+        }
+      }
+      let count = array.count
+      #expect(count == threads * perThread)
+      #expect(array.elements.sorted() == Array(0..<(threads * perThread)))
+      var cells = Set<ObjectIdentifier>()
+      for index in 0..<count {
+        guard let slot = array.slots.existingSlot(index) else {
+          Issue.record("index \(index) has no cell")
+          continue
+        }
+        cells.insert(ObjectIdentifier(slot._retainedCell.takeRetainedValue()))
+        // The cell found now is the one the element landed in.
+        #expect(slot.value != nil)
+      }
+      #expect(cells.count == count)
+      #expect(array.slots.madeCellCount <= count + 2 * threads * _SlotDirectory<Int>.cellsMadeAhead)
+    }
   }
 }

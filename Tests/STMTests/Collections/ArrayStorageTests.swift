@@ -1,0 +1,54 @@
+@testable import STM
+import STMTestSupport
+import Synchronization
+import Testing
+
+extension LibraryTests {
+  /// How `TArray` makes the cells of its indices: as the appends reach them, not a chunk at a
+  /// time (a chunk doubles the capacity, and filling it up front nearly doubled an array's
+  /// memory past each power of two).
+  @Suite struct ArrayStorageTests {
+    /// The most cells an array of `count` elements may have made: its elements' and the few
+    /// made ahead of the appends.
+    private func cellBound(_ count: Int) -> Int { count + 2 * _SlotDirectory<Int>.cellsMadeAhead }
+
+    /// 1,100 drop-in appends cross into a chunk of 1,024 indices (992 ..< 2,016) and make
+    /// about 1,100 cells, not 2,016.
+    @Test func dropInAppendsMakeCellsAsTheyGo() {
+      let array = TArray<Int>()
+      var mostOverBound = Int.min
+      for item in 0..<1_100 {
+        array.append(item)
+        mostOverBound = max(mostOverBound, array.slots.madeCellCount - cellBound(item + 1))
+      }
+      #expect(mostOverBound <= 0)
+      #expect(array.slots.madeCellCount >= 1_100)
+      #expect(array.elements == Array(0..<1_100))
+    }
+
+    /// The same for elements appended in transactions, one at a time and all at once.
+    @Test func transactionalAppendsMakeCellsAsTheyGo() {
+      let oneByOne = TArray<Int>()
+      for item in 0..<1_100 { atomically { _ in oneByOne.append(item) } }
+      #expect(oneByOne.slots.madeCellCount <= cellBound(1_100))
+      #expect(oneByOne.elements == Array(0..<1_100))
+
+      let allAtOnce = TArray<Int>()
+      atomically { _ in allAtOnce.append(contentsOf: 0..<1_100) }
+      #expect(allAtOnce.slots.madeCellCount <= cellBound(1_100))
+      #expect(allAtOnce.elements == Array(0..<1_100))
+    }
+
+    /// Elements popped and appended again reuse their indices' cells.
+    @Test func popsAndAppendsReuseCells() {
+      let array = TArray(0..<100)
+      let made = array.slots.madeCellCount
+      for _ in 0..<1_000 {
+        let last = array.removeLast()
+        array.append(last)
+      }
+      #expect(array.slots.madeCellCount == made)
+      #expect(array.elements == Array(0..<100))
+    }
+  }
+}
