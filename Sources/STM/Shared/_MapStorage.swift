@@ -26,21 +26,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   func value(forKey key: Key, at site: _CallSite) -> Value? {
     let thread = _CallingThread.current
     if let transaction = thread.transaction {
-      let hash = key.hashValue
-      // Even an absent key gets a cell, so that a later insert of it conflicts with this read.
-      let cell = index.cell(for: key, hash: hash)
-      let retired = index.retiredSlots(for: key, hash: hash, seenFrom: transaction._snapshot)
-      guard retired.isEmpty else {
-        let current = cell._withUnsafeGuaranteedRef { $0.variable }
-        Self.note(.read, current, retired, at: site, key: key)
-        return Self.read(current, retired)
-      }
-      // The common case, read in place: the cell stays in the index at least as long as the
-      // transaction's snapshot is announced, and its read marker then retains it.
-      return cell._withUnsafeGuaranteedRef { cell in
-        cell._noteAccess(.read, at: site)
-        return cell._value(in: thread)
-      }
+      return value(forKey: key, in: transaction, on: thread, at: site).value
     }
     let hash = key.hashValue
     let operation = _SingleOperation.beginReading(on: thread)
@@ -57,6 +43,30 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     }
     guard let cell = current else { return operation.finishReading(nil as Cell?) ?? nil }
     return cell._withUnsafeGuaranteedRef { operation.finishReading($0._noted(.read, at: site)) } ?? nil
+  }
+
+  /// Inside `transaction` (running on `thread`): the key's value at its snapshot, and the
+  /// key's current cell, which the read marked (it stays in the index at least as long as the
+  /// transaction's snapshot is announced, and its read marker then retains it).
+  @inlinable
+  func value(forKey key: Key, in transaction: Transaction, on thread: _CallingThread, at site: _CallSite)
+    -> (value: Value?, cell: Unmanaged<Cell>)
+  {
+    let hash = key.hashValue
+    // Even an absent key gets a cell, so that a later insert of it conflicts with this read.
+    let cell = index.cell(for: key, hash: hash)
+    let retired = index.retiredSlots(for: key, hash: hash, seenFrom: transaction._snapshot)
+    guard retired.isEmpty else {
+      let current = cell._withUnsafeGuaranteedRef { $0.variable }
+      Self.note(.read, current, retired, at: site, key: key)
+      return (Self.read(current, retired), cell)
+    }
+    // The common case, read in place.
+    let value = cell._withUnsafeGuaranteedRef { cell in
+      cell._noteAccess(.read, at: site)
+      return cell._value(in: thread)
+    }
+    return (value, cell)
   }
 
   // MARK: Updates
@@ -166,16 +176,22 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     /// Inside a transaction that wrote the present key in its current block: that write, which
     /// the value was moved out of, to go back into.
     @usableFromInline let ownWrite: _OwnWrite<Value?>?
+    /// Inside a transaction otherwise: the key's cell, listed as being mutated on a copy (see
+    /// `TVar._beginMutatingCopy(in:)`) until the copy is written back. Unretained: the
+    /// transaction's read of it retains it.
+    @usableFromInline let copied: Unmanaged<Cell>?
     /// The key's value when the modification began, until `takeValue()`.
     @usableFromInline var value: Value?
 
     @inlinable
     init(
-      pending: PendingUpdate?, numbered: _NumberedMutation<Value?>? = nil, ownWrite: _OwnWrite<Value?>? = nil, value: Value?
+      pending: PendingUpdate?, numbered: _NumberedMutation<Value?>? = nil, ownWrite: _OwnWrite<Value?>? = nil,
+      copied: Unmanaged<Cell>? = nil, value: Value?
     ) {
       self.pending = pending
       self.numbered = numbered
       self.ownWrite = ownWrite
+      self.copied = copied
       self.value = value
     }
 
@@ -205,7 +221,11 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
           return Modification(pending: nil, ownWrite: ownWrite, value: moved)
         }
       }
-      return Modification(pending: nil, value: value(forKey: key, at: site))
+      // The first update of the key in the block works on a copy; using the key meanwhile
+      // traps, as above, instead of being overwritten by the copy.
+      let (value, cell) = value(forKey: key, in: transaction, on: thread, at: site)
+      cell._withUnsafeGuaranteedRef { $0.variable._beginMutatingCopy(in: transaction) }
+      return Modification(pending: nil, copied: cell, value: value)
     }
     let pending = beginUpdate(forKey: key, on: thread, at: site)
     guard !_isPOD(Value.self), pending.update.value != nil else { return Modification(pending: pending, value: pending.value) }
@@ -216,21 +236,49 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     return Modification(pending: unreferenced, numbered: numbered, value: value)
   }
 
-  /// For a `_modify` accessor of the optional value (which may insert or remove the key):
-  /// outside a transaction, an in-place update holding the key's cell until
-  /// `endOptionalModification`; nil inside one, where the accessor reads the key instead.
+  /// A read-modify-write of one key's optional value (which may insert or remove the key),
+  /// for a `_modify` accessor, inside or outside a transaction.
+  @usableFromInline
+  struct OptionalModification {
+    /// Outside a transaction: the update holding the key's cell. Nil inside one.
+    @usableFromInline let pending: PendingUpdate?
+    /// Inside a transaction: the key's cell, listed as being mutated on a copy until the copy
+    /// is written back (see `Modification.copied`).
+    @usableFromInline let copied: Unmanaged<Cell>?
+    /// The key's value when the modification began.
+    @usableFromInline let value: Value?
+
+    @inlinable
+    init(pending: PendingUpdate?, copied: Unmanaged<Cell>?, value: Value?) {
+      self.pending = pending
+      self.copied = copied
+      self.value = value
+    }
+  }
+
+  /// Begins a modification of the optional value of `key`: outside a transaction an in-place
+  /// update holding the key's cell until `endOptionalModification`; inside one a read, with
+  /// the key listed as being mutated on a copy.
   @inlinable
-  func beginOptionalModification(forKey key: Key, at site: _CallSite) -> PendingUpdate? {
+  func beginOptionalModification(forKey key: Key, at site: _CallSite) -> OptionalModification {
     let thread = _CallingThread.current
-    guard thread.transaction == nil else { return nil }
-    return beginUpdate(forKey: key, on: thread, at: site)
+    guard let transaction = thread.transaction else {
+      let pending = beginUpdate(forKey: key, on: thread, at: site)
+      return OptionalModification(pending: pending, copied: nil, value: pending.value)
+    }
+    let (value, cell) = value(forKey: key, in: transaction, on: thread, at: site)
+    cell._withUnsafeGuaranteedRef { $0.variable._beginMutatingCopy(in: transaction) }
+    return OptionalModification(pending: nil, copied: cell, value: value)
   }
 
   /// Ends what `beginOptionalModification` began by storing `value`; an absent key left
   /// absent writes nothing.
   @inlinable
-  func endOptionalModification(forKey key: Key, _ pending: PendingUpdate?, publishing value: Value?, at site: _CallSite) {
-    guard let pending else {
+  func endOptionalModification(forKey key: Key, _ modification: OptionalModification, publishing value: Value?, at site: _CallSite) {
+    guard let pending = modification.pending else {
+      if let copied = modification.copied, let transaction = Transaction._currentChecked {
+        copied._withUnsafeGuaranteedRef { $0.variable._endMutatingCopy(in: transaction) }
+      }
       update(forKey: key, at: site) { current in
         guard current != nil || value != nil else { return (false, ()) }
         current = value
@@ -252,6 +300,9 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     } else if let pending = modification.pending {
       endUpdate(forKey: key, pending, publishing: .some(value))
     } else {
+      if let copied = modification.copied, let transaction = Transaction._currentChecked {
+        copied._withUnsafeGuaranteedRef { $0.variable._endMutatingCopy(in: transaction) }
+      }
       update(forKey: key, at: site) { current in
         current = value
         return (true, ())

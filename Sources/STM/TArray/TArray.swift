@@ -47,8 +47,8 @@ public final class TArray<Element: Sendable>: Sendable {
   /// touch other transactional data (that traps; put such code in `atomically`). It works on
   /// the element where it is, without copying it, whenever no running transaction could still
   /// read the element it replaces; inside a transaction, once the transaction has written the
-  /// element (using the element from inside such a mutation traps). A mutation that throws
-  /// midway keeps what it changed.
+  /// element. Using the element from inside its own mutation traps, inside a transaction as
+  /// outside. A mutation that throws midway keeps what it changed.
   ///
   /// Conflicts: reading conflicts only with transactions that write or remove this index;
   /// writing also conflicts with transactions that read it. Neither conflicts with appends.
@@ -109,17 +109,21 @@ public final class TArray<Element: Sendable>: Sendable {
     /// Inside a transaction that wrote the element in its current block: that write, which
     /// the element was moved out of, to go back into.
     @usableFromInline let ownWrite: _OwnWrite<Element?>?
+    /// Inside a transaction otherwise: whether the index's cell is listed as being mutated on a
+    /// copy (see `TVar._beginMutatingCopy(in:)`) until the copy is written back.
+    @usableFromInline let copied: Bool
     /// The element when the modification began, until `takeElement()`.
     @usableFromInline var element: Element?
 
     @inlinable
     init(
       update: _InPlaceUpdate<Element?>?, numbered: _NumberedMutation<Element?>?, ownWrite: _OwnWrite<Element?>? = nil,
-      element: Element
+      copied: Bool = false, element: Element
     ) {
       self.update = update
       self.numbered = numbered
       self.ownWrite = ownWrite
+      self.copied = copied
       self.element = element
     }
 
@@ -144,7 +148,13 @@ public final class TArray<Element: Sendable>: Sendable {
         ownWrite.beginMutation()
         return Modification(update: nil, numbered: nil, ownWrite: ownWrite, element: moved)
       }
-      return Modification(update: nil, numbered: nil, element: element(index, at: site))
+      // The first update of the element in the block works on a copy; using the element
+      // meanwhile traps, as above, instead of being overwritten by the copy. (One of the
+      // transaction's own appends that has no cell yet is not guarded.)
+      let element = element(index, at: site)
+      guard let slot = slots.existingSlot(index) else { return Modification(update: nil, numbered: nil, element: element) }
+      slot._beginMutatingCopy(in: transaction)
+      return Modification(update: nil, numbered: nil, copied: true, element: element)
     }
     guard index >= 0, let slot = slots.existingSlot(index)?._noted(.readWrite, at: site, as: .key(index)),
       let update = slot._beginInPlaceUpdate()
@@ -166,6 +176,9 @@ public final class TArray<Element: Sendable>: Sendable {
   func endModification(_ index: Int, _ modification: Modification, publishing element: Element, at site: _CallSite) {
     if let ownWrite = modification.ownWrite, ownWrite.endMutation(storing: element) { return }
     guard let update = modification.update else {
+      if modification.copied, let transaction = Transaction._currentChecked {
+        slots.existingSlot(index).unsafelyUnwrapped._endMutatingCopy(in: transaction)
+      }
       setElement(index, element, at: site)
       return
     }

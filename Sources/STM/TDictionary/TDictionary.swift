@@ -111,10 +111,9 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
     // One yield, so that the coroutine can be inlined into the caller.
     @inline(__always) _modify {
       let site = _CallSite(fileID: fileID, line: line, owner: self)
-      let pending = storage.beginOptionalModification(forKey: key, at: site)
-      // Inside a transaction (no update), a read; outside, what the update found, absent or not.
-      var value = pending.map(\.value) ?? storage.value(forKey: key, at: site)
-      defer { storage.endOptionalModification(forKey: key, pending, publishing: value, at: site) }
+      let modification = storage.beginOptionalModification(forKey: key, at: site)
+      var value = modification.value
+      defer { storage.endOptionalModification(forKey: key, modification, publishing: value, at: site) }
       yield &value
     }
   }
@@ -130,9 +129,9 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// the value it replaces: `groups[key, default: []].append(x)` costs O(1), not a copy of the
   /// array. Inside a transaction the first update of a key copies its value (other
   /// transactions may be reading it), and later ones in the same block work on the
-  /// transaction's own copy in place; using the key from inside such a mutation (from a closure
-  /// that the mutating method calls) traps. A mutation that throws midway keeps what it
-  /// changed, as with `Dictionary`.
+  /// transaction's own copy in place; using the key from inside any of these mutations (from a
+  /// closure that the mutating method calls) traps, as Swift's exclusivity checks would. A
+  /// mutation that throws midway keeps what it changed, as with `Dictionary`.
   ///
   /// Conflicts: as ``subscript(_:fileID:line:)``.
   ///

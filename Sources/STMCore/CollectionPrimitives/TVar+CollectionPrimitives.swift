@@ -133,6 +133,20 @@ package enum _EngineClock {
   package static func oldestRunningSnapshot() -> UInt64 { _Engine.shared.oldestAnnouncedAccess() }
 }
 
+extension TVar {
+  /// Inside `transaction`, for a `_modify` accessor that mutates a copy of the variable's value
+  /// and writes it back when the mutation ends: until `_endMutatingCopy(in:)`, reading, writing
+  /// or commuting the variable in the transaction traps, as Swift's exclusivity checks would,
+  /// instead of having what it wrote overwritten by the copy. Begin after reading the value,
+  /// end before writing it back.
+  @inlinable
+  package func _beginMutatingCopy(in transaction: Transaction) { transaction.segment.beginMutatingCopy(of: cell) }
+
+  /// Ends what `_beginMutatingCopy(in:)` began.
+  @inlinable
+  package func _endMutatingCopy(in transaction: Transaction) { transaction.segment.endMutatingCopy(of: cell) }
+}
+
 /// A transaction's own pending write of a variable (see `TVar._ownWrite(in:)`).
 ///
 /// Unretained: the transaction's redo log holds the version and the cell for as long as the

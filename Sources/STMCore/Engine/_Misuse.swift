@@ -34,9 +34,13 @@ enum _Misuse {
         + "method of that value calls. The value is not whole until the mutation ends. Finish the "
         + "mutation first, or mutate a copy and assign it afterwards."
     case .transactionDuringInPlaceMutation:
-      "A TVar or atomically was used while another TVar's value was being mutated in place outside "
-        + "a transaction (for example inside `tvar.value.mutate { ... }` or `modify`). That would "
-        + "deadlock on the held cell. Put both operations in one atomically block."
+      "A TVar, a collection or atomically was used while a value was being mutated in place "
+        + "outside a transaction: inside a mutating method called on `tvar.value` or "
+        + "`dict[key, default: ...]`, or in a deinit that such a mutation ran (an element that "
+        + "`removeAll()` dropped). The mutation holds its variable, so this could deadlock. Put "
+        + "both operations in one atomically block, or mutate a copy and assign it "
+        + "(`var copy = tvar.value; copy.removeAll(); tvar.value = copy`): an assignment frees the "
+        + "value it replaces after letting go of the variable."
     }
   }
 }

@@ -72,6 +72,12 @@ final class _Segment: @unchecked Sendable {
   @exclusivity(unchecked) var lockedNewestIsAlone = false
   /// Empty storage for the next commit's landed writes (see `keepForReuse`).
   @exclusivity(unchecked) var reusableLandingWrites: [_DelayedWrite]?
+  /// The cells whose values the transaction's code is mutating on a copy, innermost last: a
+  /// `_modify` accessor that writes its copy back when the mutation ends (the first update of
+  /// a variable in a block) lists its cell meanwhile, and using a listed cell traps, as a
+  /// pending version flagged `mutatingInPlace` does. Without it, what such a use wrote was
+  /// silently overwritten by the copy.
+  @exclusivity(unchecked) var cellsBeingMutated: [Unmanaged<_Cell>] = []
   private let paddingAtEnd = _CacheLinePadding()
 
   init(index: Int) {
@@ -95,6 +101,7 @@ final class _Segment: @unchecked Sendable {
   /// otherwise the newest committed version at its snapshot, which it marks as read.
   @usableFromInline
   func read(_ cell: _Cell) -> Unmanaged<_VersionBase> {
+    checkNotBeingMutated(cell)
     if !log.isEmpty, let position = log.find(cell) {
       if let version = log.entries[position].version {
         version.checkNotMutatingInPlace()
@@ -178,6 +185,7 @@ final class _Segment: @unchecked Sendable {
   /// This transaction's pending version of `cell`, if it may be overwritten in place.
   @usableFromInline
   func writableVersion(of cell: _Cell) -> _VersionBase? {
+    checkNotBeingMutated(cell)
     guard !log.isEmpty, let position = log.find(cell) else { return nil }
     // Field by field: a copy of the whole entry retained and released every reference in it.
     guard log.entries[position].generation == log.generation, log.entries[position].commutes.isEmpty,
@@ -192,6 +200,7 @@ final class _Segment: @unchecked Sendable {
   /// borrowed cost a retain here and a release there).
   @usableFromInline
   func recordWrite(_ cell: _Cell, _ version: consuming _VersionBase) {
+    checkNotBeingMutated(cell)
     if let position = log.find(cell) {
       log.entries[position].version?.checkNotMutatingInPlace()
       log.entries[position].version = consume version
@@ -206,6 +215,7 @@ final class _Segment: @unchecked Sendable {
   /// Buffers a delayed update of `cell`. It reads nothing now, so it validates nothing at commit.
   @usableFromInline
   func recordCommute(_ cell: _Cell, _ transform: @escaping (_VersionBase) -> _VersionBase) {
+    checkNotBeingMutated(cell)
     if let position = log.find(cell) {
       if let version = log.entries[position].version {
         version.checkNotMutatingInPlace()
@@ -230,6 +240,7 @@ final class _Segment: @unchecked Sendable {
   /// The sum wraps; only applying it to the value traps on overflow.
   @usableFromInline
   func recordAddition(_ cell: _Cell, _ amount: Int) {
+    checkNotBeingMutated(cell)
     if let position = log.find(cell) {
       if let version = log.entries[position].version {
         version.checkNotMutatingInPlace()
@@ -241,6 +252,37 @@ final class _Segment: @unchecked Sendable {
     } else {
       log.append(_WriteEntry(cell: cell, version: nil, commutes: [], sum: amount, generation: log.generation))
     }
+  }
+
+  // MARK: Mutations of copies
+
+  /// Lists `cell` as being mutated on a copy until `endMutatingCopy(of:)` (see
+  /// `cellsBeingMutated`).
+  @usableFromInline
+  func beginMutatingCopy(of cell: _Cell) {
+    cellsBeingMutated.append(.passUnretained(cell))
+  }
+
+  /// Ends what `beginMutatingCopy(of:)` began.
+  @usableFromInline
+  func endMutatingCopy(of cell: _Cell) {
+    let wanted = Unmanaged.passUnretained(cell).toOpaque()
+    // The innermost, almost always the last: mutations end in the order opposite to their starts.
+    if let position = cellsBeingMutated.lastIndex(where: { $0.toOpaque() == wanted }) {
+      cellsBeingMutated.remove(at: position)
+    }
+  }
+
+  /// Traps if the transaction's code is mutating a copy of `cell`'s value right now.
+  @inline(__always)
+  private func checkNotBeingMutated(_ cell: _Cell) {
+    // One load and a branch on every access; the list is empty but during such a mutation.
+    if !cellsBeingMutated.isEmpty { checkNotListed(cell) }
+  }
+
+  private func checkNotListed(_ cell: _Cell) {
+    let address = Unmanaged.passUnretained(cell).toOpaque()
+    if cellsBeingMutated.contains(where: { $0.toOpaque() == address }) { _misuse(.accessDuringOwnInPlaceUpdate) }
   }
 
   // MARK: Checkpoints (orElse and nested atomically)

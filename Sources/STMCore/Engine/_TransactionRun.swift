@@ -72,6 +72,9 @@ struct _TransactionRun {
     segment.context = context
     segment.attempt &+= 1
     segment.isRunning = true
+    // A mutation that a thrown error or `retry()` cut short has ended its listing already;
+    // this only guards against one that did not.
+    if !segment.cellsBeingMutated.isEmpty { segment.cellsBeingMutated.removeAll(keepingCapacity: true) }
     context.segment = segment
     engine.noteSite(of: segment, fileID: fileID, line: line, isSingleOperation: isSingleOperation, context: context)
     if escalate {

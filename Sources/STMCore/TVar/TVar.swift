@@ -42,7 +42,9 @@ public struct TVar<Value: Sendable> {
   /// Outside, getting it is an atomic read of the newest committed value, setting it commits at
   /// once, and an in-place update such as `+= 1` or `.append(x)` is one atomic
   /// read-modify-write that holds the variable briefly (the mutation must not touch other
-  /// `TVar`s; put such code in `atomically`).
+  /// `TVar`s, nor may the deinits of what it frees, such as the elements `removeAll()` drops;
+  /// put such code in `atomically`, or assign a mutated copy instead: the value an assignment
+  /// replaces is freed after the variable is let go).
   ///
   /// An in-place update works on the value where it is, without copying it, outside a
   /// transaction whenever no running transaction could still read the value it replaces, and
@@ -50,7 +52,8 @@ public struct TVar<Value: Sendable> {
   /// O(1), not a copy of the array. (The first write of a variable in a transaction copies
   /// the committed value, which other transactions may be reading.) A mutation that throws
   /// midway keeps what it changed, as with a stored property. Using the variable from inside
-  /// its own mutation (from a closure that a mutating method calls) traps.
+  /// its own mutation (from a closure that a mutating method calls) traps, inside a transaction
+  /// as outside, as Swift's exclusivity checks would.
   ///
   /// Conflicts: a read conflicts with a later commit that writes this variable; a write conflicts
   /// with concurrent writes of it.
@@ -105,8 +108,16 @@ public struct TVar<Value: Sendable> {
           yield &version.value
           return
         }
+        // The first update in the block mutates a copy (other transactions may be reading the
+        // committed value); using the variable meanwhile traps, as above.
         var current = segment._withUnsafeGuaranteedRef { cell.value(readBy: $0) }
-        defer { segment._withUnsafeGuaranteedRef { _write(current, in: $0) } }
+        segment._withUnsafeGuaranteedRef { $0.beginMutatingCopy(of: cell) }
+        defer {
+          segment._withUnsafeGuaranteedRef { segment in
+            segment.endMutatingCopy(of: cell)
+            _write(current, in: segment)
+          }
+        }
         yield &current
         return
       }

@@ -28,11 +28,84 @@ extension Array where Element == Int {
   }
 }
 
+extension Int {
+  /// Adds `amount` once `callback` has run.
+  fileprivate mutating func add(_ amount: Int, after callback: () -> Void) {
+    callback()
+    self += amount
+  }
+
+  /// Adds `amount`, then throws: a mutation that fails midway.
+  fileprivate mutating func add(_ amount: Int, thenThrow: Bool) throws {
+    self += amount
+    if thenThrow { throw Interrupted() }
+  }
+}
+
 extension LibraryTests {
   /// Mutating a value that holds an object (an array) through `TVar.value` or a dictionary's
   /// `subscript(_:default:)` works on the value where it is, instead of on a copy that the
   /// mutation would copy again (a quadratic loop of appends).
   @Suite struct MutationInPlaceTests {
+    /// The first update of a variable, a key or an element in a block works on a copy, and
+    /// using that one from inside the mutation traps (see `MisuseTests`); using the others does
+    /// not, nor does using the same one once its mutation has ended.
+    @Test func firstMutationsInATransactionMayUseOtherVariables() {
+      let variable = TVar(0), other = TVar(0)
+      let counts: TDictionary = ["x": 0]
+      let array: TArray = [0]
+      atomically { _ in
+        variable.value.add(1, after: {
+          other.value += 1
+          counts["x", default: 0] += 1
+          array[0] += 1
+        })
+        counts["x", default: 0].add(1, after: { variable.value += 1 })
+        counts["y"].setAfter(5, { array[0] += 1 })
+        array[0].add(1, after: { counts["z"] = 7 })
+        variable.value += 100
+        counts["x", default: 0] += 100
+        array[0] += 100
+      }
+      #expect(variable.value == 102)
+      #expect(other.value == 1)
+      #expect(counts.dictionary == ["x": 102, "y": 5, "z": 7])
+      #expect(array.elements == [103])
+    }
+
+    /// A first mutation that throws keeps what it changed, and the variable is usable again at
+    /// once in the same transaction.
+    @Test func aFirstMutationThatThrowsEndsItsGuard() {
+      let variable = TVar(0)
+      let counts: TDictionary = ["x": 0]
+      let array: TArray = [0]
+      atomically { _ in
+        #expect(throws: Interrupted.self) { try variable.value.add(1, thenThrow: true) }
+        #expect(throws: Interrupted.self) { try counts["x", default: 0].add(1, thenThrow: true) }
+        #expect(throws: Interrupted.self) { try array[0].add(1, thenThrow: true) }
+        variable.value += 10
+        counts["x", default: 0] += 10
+        array[0] += 10
+      }
+      #expect(variable.value == 11)
+      #expect(counts["x"] == 11)
+      #expect(array.elements == [11])
+    }
+
+    /// What the message of a deinit that uses a collection during a drop-in mutation
+    /// suggests (see `MisuseTests`): a mutated copy, assigned, frees the old elements once the
+    /// variable is let go, so their deinits may use transactional data.
+    @Test func assigningAMutatedCopyFreesTheOldValueOutsideTheUpdate() {
+      let live = TCounter()
+      let items = TVar([CountedObject(live), CountedObject(live)])
+      #expect(live.value == 2)
+      var copy = items.value
+      copy.removeAll()
+      items.value = copy
+      #expect(live.value == 0)
+      #expect(items.value.isEmpty)
+    }
+
     @Test func dropInAppendsToATVarDoNotCopyTheArray() {
       let variable = TVar<[Int]>([])
       variable.value.reserveCapacity(64)
@@ -261,5 +334,13 @@ extension LibraryTests {
       #expect(variable.value.count == writers * appends)
       #expect(variable.value.filter { $0 == 0 }.count == appends)
     }
+  }
+}
+
+extension Optional {
+  /// Sets the optional to `value` once `callback` has run.
+  fileprivate mutating func setAfter(_ value: Wrapped, _ callback: () -> Void) {
+    callback()
+    self = value
   }
 }

@@ -68,6 +68,56 @@ extension LibraryTests {
       #expect(standardError(of: result).contains("while its own value was being mutated in place"))
     }
 
+    /// The first update of a variable in a block mutates a copy, written back when the mutation
+    /// ends: a use of the variable from inside the mutation traps there too, rather than have
+    /// the copy overwrite what it wrote (it used to: the inner `+= 10` was lost).
+    @Test func usingATVarFromInsideItsFirstMutationInATransactionTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let counter = TVar(0)
+        atomically { _ in counter.value.add(1, after: { counter.value += 10 }) }
+      }
+      #expect(standardError(of: result).contains("while its own value was being mutated in place"))
+    }
+
+    @Test func usingADictionaryKeyFromInsideItsFirstMutationInATransactionTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let counts: TDictionary = ["a": 1]
+        atomically { _ in counts["a", default: 0].add(1, after: { counts["a"] = 10 }) }
+      }
+      #expect(standardError(of: result).contains("while its own value was being mutated in place"))
+    }
+
+    @Test func usingADictionaryKeyFromInsideAMutationOfItsOptionalValueTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let counts: TDictionary<String, Int> = [:]
+        atomically { _ in counts["a"].setAfter(1, { _ = counts["a"] }) }
+      }
+      #expect(standardError(of: result).contains("while its own value was being mutated in place"))
+    }
+
+    @Test func usingAnArrayElementFromInsideItsFirstMutationInATransactionTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let array: TArray = [1, 2]
+        atomically { _ in array[0].add(1, after: { array[0] = 10 }) }
+      }
+      #expect(standardError(of: result).contains("while its own value was being mutated in place"))
+    }
+
+    /// Outside a transaction, an in-place mutation holds its variable; a deinit that it runs
+    /// (an element `removeAll()` drops) is inside it, and using a collection there traps with
+    /// a message that says so and what to do instead (see `MutationInPlaceTests` for the way
+    /// that works).
+    @Test func aDeinitRunByADropInMutationThatUsesACounterTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let live = TCounter()
+        let items = TVar([CountedObject(live)])
+        items.value.removeAll()
+      }
+      let message = standardError(of: result)
+      #expect(message.contains("in a deinit that such a mutation ran"))
+      #expect(message.contains("mutate a copy and assign it"))
+    }
+
     @Test func aCommuteTransformThatTouchesATVarTraps() async {
       let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
         let counter = TVar(0), config = TVar(5)
@@ -85,4 +135,33 @@ extension LibraryTests {
       #expect(standardError(of: result).contains("mutated in place"))
     }
   }
+}
+
+extension Int {
+  /// Adds `amount` once `callback` has run: a mutating method whose callback can reach the
+  /// variable being mutated.
+  fileprivate mutating func add(_ amount: Int, after callback: () -> Void) {
+    callback()
+    self += amount
+  }
+}
+
+extension Optional {
+  /// Sets the optional to `value` once `callback` has run.
+  fileprivate mutating func setAfter(_ value: Wrapped, _ callback: () -> Void) {
+    callback()
+    self = value
+  }
+}
+
+/// An object that counts itself in `live` while it exists.
+final class CountedObject: Sendable {
+  let live: TCounter
+
+  init(_ live: TCounter) {
+    self.live = live
+    live.increment()
+  }
+
+  deinit { live.decrement() }
 }
