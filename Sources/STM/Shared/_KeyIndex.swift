@@ -63,6 +63,9 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     var replacedTables: [(table: Table, clock: UInt64)] = []
     /// Set while a sweep is on its way (see `sweepSoon`).
     @usableFromInline var sweepScheduled = false
+    /// Cells an inevitable transaction writes (once per write): they are not retired until it
+    /// ends (see `pinnedCell(for:hash:in:)`).
+    @usableFromInline var pinned: [ObjectIdentifier] = []
 
     @usableFromInline
     init(table: Table) {
@@ -224,18 +227,22 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     if !state.replacedTables.isEmpty { state.replacedTables.removeAll { $0.clock < oldest } }
   }
 
-  /// The key's cell, and the cells retired after `snapshot` that held it: a transaction
-  /// reading at `snapshot` finds the key's value in whichever of them holds one.
+  /// The key's cell, and the cells retired after the snapshot of `transaction` that held it,
+  /// newest first: the transaction finds the key's value among them (see
+  /// `_MapStorage.read(_:_:in:)`).
   @inlinable
-  func slots(for key: Key, seenFrom snapshot: UInt64) -> (current: Slot, retired: [Slot]) {
+  func slots(for key: Key, in transaction: Transaction) -> (current: Slot, retired: [Slot]) {
     let hash = key.hashValue
     let current = cell(for: key, hash: hash)._withUnsafeGuaranteedRef { $0.variable }
-    return (current, retiredSlots(for: key, hash: hash, seenFrom: snapshot))
+    return (current, retiredSlots(for: key, hash: hash, seenFrom: transaction._snapshot))
   }
 
-  /// The cells retired after `snapshot` that held `key`. Call it after looking the key up:
-  /// a lookup that missed a retired cell, or found its replacement, ran after the retirement
-  /// set `newestRetirement`, which then makes this look.
+  /// The cells retired after `snapshot` that held `key`, newest first. Call it after looking
+  /// the key up: a lookup that missed a retired cell, or found its replacement, ran after the
+  /// retirement set `newestRetirement`, which then makes this look.
+  ///
+  /// Every cell retired while a snapshot is announced is retired after it: a retirement takes
+  /// a clock value of its own (see `retire`).
   @inlinable
   func retiredSlots(for key: Key, hash: Int, seenFrom snapshot: UInt64) -> [Slot] {
     stripe(forHash: hash)._withUnsafeGuaranteedRef { stripe in
@@ -250,6 +257,45 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
         return found
       }
     }
+  }
+
+  /// For an inevitable transaction about to read and write `key`: the key's current cell,
+  /// made if the index has none, which is not retired until the transaction ends. An
+  /// inevitable transaction cannot rerun, and a write to a cell that a sweep (of empty cells,
+  /// such as one a pending insert writes) or a late detach retired before its commit would
+  /// make it: the commit refuses retired cells.
+  @inlinable
+  func pinnedCell(for key: Key, hash: Int, in transaction: Transaction) -> Slot {
+    let stripe = stripe(forHash: hash)
+    var cell: Unmanaged<Cell>
+    while true {
+      // Under the lock, which retirements take too: a cell found in the table is not retired,
+      // and once pinned stays so.
+      let found = stripe._withUnsafeGuaranteedRef { stripe in
+        stripe.state.withLock { state -> Unmanaged<Cell>? in
+          guard let found = state.table.find(key, hash: hash) else { return nil }
+          state.pinned.append(ObjectIdentifier(found.takeUnretainedValue()))
+          return found
+        }
+      }
+      if let found {
+        cell = found
+        break
+      }
+      // Made outside the lock, as lookups make cells; found above on the next pass.
+      _ = makeCell(for: key, hash: hash, countingTowardSweep: true)
+    }
+    let identifier = ObjectIdentifier(cell.takeUnretainedValue())
+    let unpin: @Sendable () -> Void = { [stripe = stripe.takeUnretainedValue()] in
+      stripe.state.withLock { state in
+        if let position = state.pinned.lastIndex(of: identifier) { state.pinned.remove(at: position) }
+      }
+    }
+    // Exactly one of the two runs: a rolled-back branch's abort hooks run when the
+    // transaction ends, and the committed part's commit hooks.
+    transaction.afterCommit(unpin)
+    transaction.afterAbort(unpin)
+    return cell._withUnsafeGuaranteedRef { $0.variable }
   }
 
   // MARK: Housekeeping
@@ -292,17 +338,23 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     }
   }
 
-  /// Retires `cell` and takes it out of the table, if it is still there and still empty.
+  /// Retires `cell` and takes it out of the table, if it is still there and still empty, and
+  /// no inevitable transaction is writing it.
   @inlinable
   static func retire(_ cell: Cell, in stripe: Stripe, _ state: inout StripeState) {
+    if !state.pinned.isEmpty && state.pinned.contains(ObjectIdentifier(cell)) { return }
     let hash = cell.key.hashValue
     guard state.table.find(cell.key, hash: hash)?.toOpaque() == Unmanaged.passUnretained(cell).toOpaque(),
       cell.variable._retire(if: { $0 == nil })
     else { return }
     stripe.newestRetirement.store(.max, ordering: .sequentiallyConsistent)
     let removed = state.table.remove(cell, hash: hash).unsafelyUnwrapped
-    // Read after the cell left the table (see `_KeyTable`).
-    let now = _EngineClock.now
+    // Taken after the cell left the table (see `_KeyTable`), and a clock value of its own,
+    // above every snapshot announced so far: a transaction that wrote the cell (a pending
+    // insert into an empty cell that a sweep retires) must find it among the cells retired
+    // after its snapshot, or it would read the key as absent after writing it. With the
+    // clock as it stood, a retirement with no commit since the snapshot came out equal to it.
+    let now = _EngineClock.advance()
     stripe.newestRetirement.store(now, ordering: .sequentiallyConsistent)
     state.retired.append((cell.key, removed.takeRetainedValue().variable, now))
     if state.retiredCount >= state.pruneAt { pruneRetired(&state) }
@@ -321,22 +373,25 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     dropReplacedTables(&state, olderThan: oldest)
   }
 
-  /// Every cell that a transaction running now may find a key in, stripe by stripe (not
-  /// atomic: the caller reads the cells in a transaction). A key may have two cells here, a
-  /// retired one and a fresh one; at any one snapshot at most one of them holds a value.
+  /// Every cell that `transaction` may find a key in, stripe by stripe (not atomic: the
+  /// caller reads the cells in the transaction): the cells in the tables, and the cells
+  /// retired after its snapshot, oldest first. A key may have a current cell and retired
+  /// ones; `_MapStorage.read(_:_:in:)` says which holds its value.
   @inlinable
-  func allSlots(seenFrom snapshot: UInt64) -> [(key: Key, slot: Slot)] {
-    var all: [(key: Key, slot: Slot)] = []
+  func allSlots(in transaction: Transaction) -> (current: [(key: Key, slot: Slot)], retired: [(key: Key, slot: Slot)]) {
+    let snapshot = transaction._snapshot
+    var current: [(key: Key, slot: Slot)] = []
+    var retired: [(key: Key, slot: Slot)] = []
     for stripe in stripes {
       stripe._withUnsafeGuaranteedRef { stripe in
         stripe.state.withLock { state in
-          all.reserveCapacity(all.count + state.table.live + state.retiredCount)
-          state.table.forEachCell { all.append(($0.key, $0.variable)) }
-          for entry in state.retired where entry.clock > snapshot { all.append((entry.key, entry.slot)) }
+          current.reserveCapacity(current.count + state.table.live)
+          state.table.forEachCell { current.append(($0.key, $0.variable)) }
+          for entry in state.retired where entry.clock > snapshot { retired.append((entry.key, entry.slot)) }
         }
       }
     }
-    return all
+    return (current, retired)
   }
 
   /// How many cells the index holds (including empty ones not yet swept); for tests.

@@ -59,7 +59,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     guard retired.isEmpty else {
       let current = cell._withUnsafeGuaranteedRef { $0.variable }
       Self.note(.read, current, retired, at: site, key: key)
-      return (Self.read(current, retired), cell)
+      return (Self.read(current, retired, in: transaction), cell)
     }
     // The common case, read in place.
     let value = cell._withUnsafeGuaranteedRef { cell in
@@ -315,9 +315,13 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     forKey key: Key, in transaction: Transaction, at site: _CallSite,
     _ body: (inout Value?) throws(Failure) -> (changed: Bool, result: Result)
   ) throws(Failure) -> Result {
-    let (slot, retired) = index.slots(for: key, seenFrom: transaction._snapshot)
+    let (slot, retired) =
+      transaction._isInevitable
+      ? (index.pinnedCell(for: key, hash: key.hashValue, in: transaction),
+        index.retiredSlots(for: key, hash: key.hashValue, seenFrom: transaction._snapshot))
+      : index.slots(for: key, in: transaction)
     Self.note(.readWrite, slot, retired, at: site, key: key)
-    let old = Self.read(slot, retired)
+    let old = Self.read(slot, retired, in: transaction)
     var value = old
     let (changed, result) = try body(&value)
     guard changed else { return result }
@@ -331,12 +335,22 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     return result
   }
 
-  /// The key's value at the running transaction's snapshot: in its cell, or, if it was removed
-  /// after the snapshot, in the retired cell that held it then (a read that will make a
-  /// writing transaction rerun, since the key has changed).
+  /// The key's value as `transaction` sees it, given the key's current cell (if the index has
+  /// one) and the cells retired after its snapshot that held the key, newest first.
+  ///
+  /// The transaction's own write wins: in the current cell, or else in a retired one (the
+  /// newest), which a sweep may have retired under a pending insert. Otherwise the value at
+  /// the snapshot, in whichever cell holds one (at most one does): the current cell, or one
+  /// retired since by a removal (a read that will make a writing transaction rerun, since the
+  /// key has changed). Reading a retired cell first made a key the transaction had removed
+  /// itself read as present still.
   @inlinable
-  static func read(_ current: _KeyIndex<Key, Value>.Slot, _ retired: [_KeyIndex<Key, Value>.Slot]) -> Value? {
-    if let value = current.value { return value }
+  static func read(
+    _ current: _KeyIndex<Key, Value>.Slot?, _ retired: [_KeyIndex<Key, Value>.Slot], in transaction: Transaction
+  ) -> Value? {
+    if let current, current._isWritten(in: transaction) { return current.value }
+    for slot in retired where slot._isWritten(in: transaction) { return slot.value }
+    if let value = current?.value { return value }
     for slot in retired {
       if let value = slot.value { return value }
     }
@@ -364,9 +378,25 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       // Reading every count cell first makes a concurrent insert of a key this enumeration
       // misses conflict with it (the insert's commutative update is a write of one of them).
       _ = count.value(at: site)
+      let (current, retired) = index.allSlots(in: transaction)
       var pairs: [(key: Key, value: Value)] = []
-      for (key, slot) in index.allSlots(seenFrom: transaction._snapshot) {
-        if let value = slot._noted(.read, at: site, as: .key(key)).value { pairs.append((key, value)) }
+      pairs.reserveCapacity(current.count)
+      guard !retired.isEmpty else {
+        for (key, slot) in current {
+          if let value = slot._noted(.read, at: site, as: .key(key)).value { pairs.append((key, value)) }
+        }
+        return pairs
+      }
+      // A key with retired cells is read as a lookup reads it, once.
+      var retiredByKey: [Key: [_KeyIndex<Key, Value>.Slot]] = [:]
+      for (key, slot) in retired.reversed() { retiredByKey[key, default: []].append(slot._noted(.read, at: site, as: .key(key))) }
+      for (key, slot) in current {
+        let noted = slot._noted(.read, at: site, as: .key(key))
+        let value = Self.read(noted, retiredByKey.removeValue(forKey: key) ?? [], in: transaction)
+        if let value { pairs.append((key, value)) }
+      }
+      for (key, slots) in retiredByKey {
+        if let value = Self.read(nil, slots, in: transaction) { pairs.append((key, value)) }
       }
       return pairs
     }

@@ -24,7 +24,9 @@ public final class TCounter: Sendable {
     cell = TVar(initialValue)
   }
 
-  /// Adds `amount` (which may be negative) as a commutative update; overflow traps at commit.
+  /// Adds `amount` (which may be negative) as a commutative update. A transaction's additions
+  /// are summed while the sum fits in an `Int` and applied at commit; overflow traps there,
+  /// and only where adding the amounts one by one would.
   ///
   /// Conflicts: none.
   ///

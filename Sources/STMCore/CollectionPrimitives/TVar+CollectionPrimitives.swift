@@ -114,6 +114,11 @@ extension Transaction {
   @inlinable
   package var _snapshot: UInt64 { segment.snapshot }
 
+  /// Whether the transaction is inevitable (it asked, or the engine escalated it): it must not
+  /// lose, so a collection keeps the cells it writes from being retired until it ends.
+  @inlinable
+  package var _isInevitable: Bool { segment.isInevitable }
+
   /// Whether the body called ``becomeInevitable()`` (so it must not wait).
   @usableFromInline
   package var _isInevitableByRequest: Bool { segment.isInevitableByRequest }
@@ -127,6 +132,14 @@ package enum _EngineClock {
   @usableFromInline
   package static var now: UInt64 { _Engine.shared.clock.load(ordering: .sequentiallyConsistent) }
 
+  /// Moves the clock on by one, as an empty commit would, and returns the new value: above
+  /// the snapshot of every transaction running now. For housekeeping that must be ordered
+  /// after those snapshots without committing anything.
+  @usableFromInline
+  package static func advance() -> UInt64 {
+    _Engine.shared.clock.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
+  }
+
   /// Every running and future transaction reads at a snapshot at least this large, and every
   /// lookup under way in a single operation announced a clock at least this large.
   @usableFromInline
@@ -134,6 +147,11 @@ package enum _EngineClock {
 }
 
 extension TVar {
+  /// Inside `transaction`: whether it has written the variable (in any block), so that reading
+  /// it returns the transaction's own value rather than the snapshot's.
+  @inlinable
+  package func _isWritten(in transaction: Transaction) -> Bool { transaction.segment.hasWrite(of: cell) }
+
   /// Inside `transaction`, for a `_modify` accessor that mutates a copy of the variable's value
   /// and writes it back when the mutation ends: until `_endMutatingCopy(in:)`, reading, writing
   /// or commuting the variable in the transaction traps, as Swift's exclusivity checks would,

@@ -48,7 +48,7 @@ final class _Segment: @unchecked Sendable {
   /// cell twice; a long one is deduplicated).
   @exclusivity(unchecked) var reads = _CellList()
   /// Holds the inevitable token.
-  @exclusivity(unchecked) var isInevitable = false
+  @usableFromInline @exclusivity(unchecked) var isInevitable = false
   /// The body asked for inevitability itself (rather than the engine escalating it).
   @exclusivity(unchecked) var isInevitableByRequest = false
   /// The attempt cannot commit and must rerun (an internal signal was swallowed by user code).
@@ -237,7 +237,8 @@ final class _Segment: @unchecked Sendable {
 
   /// Buffers a delayed addition of `amount` to `cell`, which holds an `Int`: as
   /// `recordCommute` with `{ $0 + amount }`, kept as a running sum instead of a closure.
-  /// The sum wraps; only applying it to the value traps on overflow.
+  /// A sum that would overflow is closed as a step of its own, and a new one starts: applying
+  /// the steps traps only where adding the amounts one by one would.
   @usableFromInline
   func recordAddition(_ cell: _Cell, _ amount: Int) {
     checkNotBeingMutated(cell)
@@ -246,12 +247,28 @@ final class _Segment: @unchecked Sendable {
         version.checkNotMutatingInPlace()
         log.entries[position].version = _Version<Int>.adding(amount, to: version)
         log.entries[position].generation = log.generation
+      } else if let sum = log.entries[position].sum {
+        let (total, overflows) = sum.addingReportingOverflow(amount)
+        if overflows {
+          // The additions so far become a step of their own, applied before this one: a sum
+          // that wrapped would trap at commit where adding them one by one may not.
+          log.entries[position].commutes.append { _Version<Int>.adding(sum, to: $0) }
+          log.entries[position].sum = amount
+        } else {
+          log.entries[position].sum = total
+        }
       } else {
-        log.entries[position].sum = (log.entries[position].sum ?? 0) &+ amount
+        log.entries[position].sum = amount
       }
     } else {
       log.append(_WriteEntry(cell: cell, version: nil, commutes: [], sum: amount, generation: log.generation))
     }
+  }
+
+  /// Whether this transaction has a pending write, commute or delayed append of `cell`.
+  @usableFromInline
+  func hasWrite(of cell: _Cell) -> Bool {
+    !log.isEmpty && log.find(cell) != nil
   }
 
   // MARK: Mutations of copies
@@ -618,10 +635,12 @@ final class _Segment: @unchecked Sendable {
     }
   }
 
-  /// Whether every read so far still sees the newest committed version.
+  /// Whether every read so far still sees the newest committed version, and of a cell still in
+  /// use: a retired cell's key may have been inserted again into a fresh cell, as in
+  /// `conflict(before:writes:engine:)`.
   func readsAreCurrent() -> Bool {
     reads.first { cell in
-      cell.holder != 0 || staleness(of: cell, readKind: .writeRead) != nil
+      cell.holder != 0 || staleness(of: cell, readKind: .writeRead) != nil || cell.isRetired
     } == nil
   }
 

@@ -285,7 +285,8 @@ extension TVar where Value == Int {
   /// `_commute({ $0 + amount }, at:as:)`, recorded in a transaction as a number added to the
   /// entry's running sum rather than as a closure: what counters (`TCounter`, a collection's
   /// count, a bounded queue's tally of freed places) use. Outside a transaction, an in-place
-  /// update, as `_commute` does. Traps on overflow when the sum is applied.
+  /// update, as `_commute` does. Traps on overflow when the sum is applied, only where adding
+  /// the amounts one by one would (see `_Segment.recordAddition`).
   @inlinable
   package func _commuteAdding(_ amount: Int, at site: _CallSite, as part: @autoclosure () -> _ConflictPart = .whole) {
     _noteAccess(.write, at: site, as: part())

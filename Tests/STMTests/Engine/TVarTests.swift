@@ -74,8 +74,8 @@ extension LibraryTests {
     }
 
     /// Additions a counter records as a running sum (`_commuteAdding`) keep their place among
-    /// closure commutes, build on the transaction's own value once it has one, roll back with
-    /// their block, and wrap while they are only summed.
+    /// closure commutes, build on the transaction's own value once it has one, and roll back
+    /// with their block. (Sums that would overflow: see the next test.)
     @Test func additionsKeepTheirPlaceAmongCommutes() throws {
       let counter = TVar(10)
       func add(_ amount: Int) { counter._commuteAdding(amount, at: _CallSite(fileID: #fileID, line: #line)) }
@@ -112,14 +112,27 @@ extension LibraryTests {
         }, { _ in add(1) })
       }
       #expect(counter.value == 102)
-      atomically { _ in
-        add(.max)
-        add(.max)
-        add(2)
-      }
-      #expect(counter.value == 102)
       add(-2)
       #expect(counter.value == 100)
+    }
+
+    /// Additions kept as a running sum may not wrap where adding them one by one would not:
+    /// -10 + Int.max + 5 is Int.max - 5, but the two amounts' sum overflows (it trapped at
+    /// commit, found by review). A sum that would overflow is closed and a new one started.
+    @Test func additionsWhoseSumOverflowsApplyOneStepAtATime() {
+      let counter = TCounter(-10)
+      atomically { _ in
+        counter.add(Int.max)
+        counter.add(5)
+      }
+      #expect(counter.value == Int.max - 5)
+      atomically { _ in
+        counter.add(-Int.max)
+        counter.add(-10)
+        counter.add(Int.max)
+        #expect(counter.value == Int.max - 15)
+      }
+      #expect(counter.value == Int.max - 15)
     }
 
     @Test func identityEqualityAndDescription() {

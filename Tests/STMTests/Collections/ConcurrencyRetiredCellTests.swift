@@ -1,0 +1,144 @@
+import Foundation
+@testable import STM
+@testable import STMCore
+import STMTestSupport
+import Synchronization
+import Testing
+
+extension LibraryTests {
+  /// A dictionary key's cell can leave the index while a transaction runs: a committed removal
+  /// detaches it, and a sweep retires an empty one (say, one a pending insert writes). These
+  /// transactions must still read their own writes, see a consistent dictionary, and, when
+  /// inevitable, never rerun. (Found by review: each failed before its fix.)
+  @Suite struct ConcurrencyRetiredCellTests {
+    /// The stripe of the index that holds `key`.
+    private func stripe(of key: Int) -> UInt { UInt(bitPattern: key.hashValue) >> 58 }
+
+    /// Retires the empty cell that `key` has in `dictionary`, with no commit: another thread
+    /// looks up fresh absent keys of the same stripe in read-only transactions until two
+    /// sweeps have passed over the cell. Returns whether the cell left the index.
+    private func sweepAway(_ key: Int, in dictionary: TDictionary<Int, Int>) -> Bool {
+      let swept = LockedBox(false)
+      let target = stripe(of: key)
+      let cell: @Sendable () -> UInt? = { dictionary.storage.index.find(key, hash: key.hashValue).map { UInt(bitPattern: $0.toOpaque()) } }
+      let before = cell()
+      startThread {
+        var probe = 1_000_000
+        for _ in 0..<200_000 {
+          probe += 1
+          guard stripe(of: probe) == target else { continue }
+          let absent = probe
+          atomically { _ in _ = dictionary[absent] }
+          if cell() != before {
+            swept.value = true
+            return
+          }
+        }
+      }.wait()
+      return swept.value
+    }
+
+    /// A transaction removes a key that another thread removed after its snapshot (the key's
+    /// value at the snapshot is in a retired cell): it must then read the key as absent, and,
+    /// once it writes the key again, list it once. It read the retired cell's old value
+    /// instead (`dict["a"] == 1` with `count == 0`), and listed the key twice.
+    @Test func aTransactionSeesItsOwnRemovalOfAKeyRetiredAfterItsSnapshot() {
+      let dictionary: TDictionary<String, Int> = ["a": 1]
+      let snapshotTaken = Gate(), removed = Gate()
+      let seen = LockedBox<[String]>([])
+      let firstAttempt = LockedBox(true)
+      let reader = startThread {
+        atomically { _ in
+          _ = dictionary["b"]
+          guard firstAttempt.value else { return }
+          firstAttempt.value = false
+          snapshotTaken.open()
+          removed.wait()
+          let removedValue = dictionary.removeValue(forKey: "a")
+          let after = dictionary["a"]
+          let count = dictionary.count
+          let keysAfterRemoval = dictionary.keys
+          dictionary["a"] = 5
+          seen.value = [
+            "removed \(String(describing: removedValue))", "after \(String(describing: after))", "count \(count)",
+            "keys \(keysAfterRemoval)", "keys \(dictionary.keys)", "contents \(dictionary.dictionary)",
+          ]
+        }
+      }
+      snapshotTaken.wait()
+      dictionary.removeValue(forKey: "a")
+      removed.open()
+      reader.wait()
+      #expect(
+        seen.value == [
+          "removed Optional(1)", "after nil", "count 0", "keys []", "keys [\"a\"]", "contents [\"a\": 5]",
+        ])
+    }
+
+    /// A transaction writes a key into an empty cell, and a sweep retires that cell before it
+    /// commits, perhaps at the very clock of its snapshot: it still reads its own write (then
+    /// its commit fails on the retired cell and it reruns, writing the fresh one).
+    @Test func aTransactionReadsItsOwnWriteOfASweptCell() {
+      let dictionary = TDictionary<Int, Int>()
+      let key = 42
+      let seen = LockedBox<[String]>([])
+      let attempts = LockedBox(0)
+      atomically { _ in
+        attempts.value += 1
+        dictionary[key] = 1
+        guard attempts.value == 1 else { return }
+        let swept = sweepAway(key, in: dictionary)
+        seen.value = [
+          "swept \(swept)", "read \(String(describing: dictionary[key]))", "count \(dictionary.count)",
+          "keys \(dictionary.keys)",
+        ]
+      }
+      #expect(seen.value == ["swept true", "read Optional(1)", "count 1", "keys [42]"])
+      #expect(dictionary.dictionary == [key: 1])
+    }
+
+    /// `becomeInevitable()` keeps a transaction's snapshot only if what it read is current; a
+    /// read of a cell retired since (the key may live in a fresh cell now) is not, so it
+    /// reruns, rather than read the key absent and then present in one attempt.
+    @Test func becomingInevitableAfterReadingASweptCellReruns() throws {
+      let dictionary = TDictionary<Int, Int>()
+      let key = 42
+      let seen = LockedBox<[String]>([])
+      let attempts = LockedBox(0)
+      try atomically { transaction in
+        attempts.value += 1
+        let before = dictionary[key]
+        if attempts.value == 1 {
+          #expect(sweepAway(key, in: dictionary))
+          startThread { dictionary[key] = 7 }.wait()
+        }
+        try transaction.becomeInevitable()
+        seen.value.append("before \(String(describing: before)), after \(String(describing: dictionary[key]))")
+      }
+      #expect(!seen.value.contains("before nil, after Optional(7)"))
+      #expect(seen.value.last == "before Optional(7), after Optional(7)")
+    }
+
+    /// An inevitable transaction that writes an empty cell, which a sweep then tries to retire,
+    /// commits at its first attempt: the cell stays until it ends (its body ran twice, so any
+    /// irrevocable action in it happened twice).
+    @Test func anInevitableTransactionsWriteKeepsItsCell() throws {
+      let dictionary = TDictionary<Int, Int>()
+      let key = 42
+      let bodies = LockedBox(0)
+      let swept = LockedBox(true)
+      try atomically { transaction in
+        try transaction.becomeInevitable()
+        bodies.value += 1
+        dictionary[key] = 1
+        if bodies.value == 1 { swept.value = sweepAway(key, in: dictionary) }
+      }
+      #expect(bodies.value == 1)
+      #expect(!swept.value)
+      #expect(dictionary.dictionary == [key: 1])
+      // Once it has ended, its cell may go like any other: a removal detaches it.
+      dictionary.removeValue(forKey: key)
+      #expect(dictionary.storage.index.find(key, hash: key.hashValue) == nil)
+    }
+  }
+}
