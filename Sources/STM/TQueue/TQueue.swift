@@ -35,8 +35,10 @@
 /// consumer frees one in the update that takes its item, so the places are accounted for at
 /// every commit and nobody reruns; a producer that finds no place waits in a transaction that
 /// only reads. Inside transactions, consumers add to the tally as a commutative update, so they
-/// never conflict with producers through it, but producers of a bounded queue conflict with
-/// each other (and with producers outside transactions) through their budget.
+/// do not conflict with producers that find places left in the budget; a producer whose
+/// budget is spent reads the tally to refill it, and so conflicts with consumers that free a
+/// place before it commits. Producers of a bounded queue conflict with each other (and with
+/// producers outside transactions) through their budget.
 ///
 /// Items are FIFO per producer: the items of one transaction, and of transactions committed one
 /// after another, come out in that order. The most recently dequeued item stays referenced by
@@ -79,10 +81,11 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// transaction commits (never if it rolls back). On a full bounded queue it waits (outside a
   /// transaction, blocking the thread; inside, the transaction retries).
   ///
-  /// Conflicts: none with other producers or with consumers (see the type's discussion for
-  /// bounded queues); with ``close(fileID:line:)``. Outside a transaction, none at all: it
-  /// waits its turn at the tail (and at a bounded queue's budget), and a close that commits
-  /// meanwhile makes it throw.
+  /// Conflicts: none with other producers or with consumers, except on a bounded queue (with
+  /// other producers, through the budget of places; with consumers, when the budget is spent:
+  /// see the type's discussion); with ``close(fileID:line:)``. Outside a transaction, none at
+  /// all: it waits its turn at the tail (and at a bounded queue's budget), and a close that
+  /// commits meanwhile makes it throw.
   ///
   /// - Parameters:
   ///   - item: The item to enqueue.
@@ -127,7 +130,9 @@ public final class TQueue<Element: Sendable>: Sendable {
       case .linked:
         return
       case .budgetSpent:
-        try refillBudget(at: site)
+        // A refill that found places it could not move (a lock was busy) tries again after a
+        // pause that grows, as for a busy tail: the holder may be off its core.
+        if try !refillBudget(at: site) { backoff.pause() }
       case .busy:
         guard producerBudget != nil else {
           try _singleOperation(at: site) { try enqueue(item, in: $0, at: site) }
@@ -194,29 +199,40 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// places consumers have freed (their tally) into the budget with an in-place update of both.
   /// When there are none, or the tally is busy, waits in a transaction that only reads until
   /// there may be some, which throws ``TQueueClosedError`` if the queue is closed meanwhile.
-  /// The caller then tries to enqueue again.
+  /// The caller then tries to enqueue again. Returns false when it neither refilled nor
+  /// waited, and found no refill by another producer: places were there, but a lock it needed
+  /// was busy.
   @inlinable
-  func refillBudget(at site: _CallSite) throws {
-    guard let producerBudget, let freedPlaces else { return }
+  func refillBudget(at site: _CallSite) throws -> Bool {
+    guard let producerBudget, let freedPlaces else { return true }
     producerBudget._noteAccess(.readWrite, at: site, as: .named("capacity"))
     freedPlaces._noteAccess(.readWrite, at: site, as: .named("capacity"))
     if let update = producerBudget._beginInPlaceUpdate() {
       // Refilled meanwhile by another producer.
       if update.value > 0 {
         producerBudget._endInPlaceUpdate(update, publishing: nil)
-        return
+        return true
       }
       let budget = update.value
       let moved = producerBudget._endInPlaceUpdate(update, alongWith: freedPlaces) { freed in
         freed > 0 ? (budget + freed, 0) : nil
       }
-      if moved != nil { return }
+      if moved != nil { return true }
     }
+    // Set by the transaction's attempts; an attempt that waited reruns once woken.
+    var waitedOrRefilled = false
     try _singleOperation(at: site) { transaction in
       if closed._noted(.read, at: site, as: .named("closed")).value { throw TQueueClosedError() }
-      let budget = producerBudget._noted(.read, at: site, as: .named("capacity")).value
-      if budget + freedPlaces._noted(.read, at: site, as: .named("capacity")).value == 0 { try transaction.retry() }
+      if producerBudget._noted(.read, at: site, as: .named("capacity")).value > 0 {
+        waitedOrRefilled = true
+        return
+      }
+      if freedPlaces._noted(.read, at: site, as: .named("capacity")).value == 0 {
+        waitedOrRefilled = true
+        try transaction.retry()
+      }
     }
+    return waitedOrRefilled
   }
 
   @inlinable
@@ -276,11 +292,15 @@ public final class TQueue<Element: Sendable>: Sendable {
   public func tryDequeue(fileID: StaticString = #fileID, line: UInt = #line) -> Element? {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
     guard let transaction = Transaction._currentChecked else {
+      var backoff = _Backoff()
       while true {
         if let node = takeInPlace(at: site) { return node.item }
         // Empty, or the first link busy: look again in a transaction that only reads.
         let outcome = Result { try _singleOperation(at: site) { try waitForItem($0, at: site, orEndIf: { true }) } }
         if outcome.endsDequeue { return nil }
+        // An item waits, but a lock the take needs was busy: pause (more and more) before
+        // trying again, as for a busy tail.
+        backoff.pause()
       }
     }
     return take(transaction, at: site)
@@ -333,6 +353,7 @@ public final class TQueue<Element: Sendable>: Sendable {
   }
 
   func dequeue(at site: _CallSite) async -> Element? {
+    var misses = 0
     while true {
       if let node = takeInPlace(at: site) { return node.item }
       let outcome: Result<_QueueWaitOutcome, any Error>
@@ -342,6 +363,10 @@ public final class TQueue<Element: Sendable>: Sendable {
         outcome = .failure(error)
       }
       if outcome.endsDequeue { return nil }
+      // As in `blockingDequeue`, without blocking a thread of the cooperative pool: after a
+      // few tries in a row, let other tasks (perhaps the lock's holder) run first.
+      misses += 1
+      if misses > 16 { await Task.yield() }
     }
   }
 
@@ -349,10 +374,14 @@ public final class TQueue<Element: Sendable>: Sendable {
   // transaction looked up the metadata of its queue's node and optional types at run time.
   @inlinable
   func blockingDequeue(at site: _CallSite) -> Element? {
+    var backoff = _Backoff()
     while true {
       if let node = takeInPlace(at: site) { return node.item }
       let outcome = Result { try _singleOperation(at: site) { try waitForItem($0, at: site, orEndIf: { false }) } }
       if outcome.endsDequeue { return nil }
+      // An item waits (perhaps it just arrived, or another consumer took it first), or a lock
+      // the take needs was busy: try again, pausing more and more while that goes on.
+      backoff.pause()
     }
   }
 

@@ -214,5 +214,20 @@ extension LibraryTests {
       #expect(abortsOfSecondCommitter(first: { try! queue.enqueue(3) }, then: { _ = queue.tryDequeue() }) == 0)
       #expect(abortsOfSecondCommitter(first: { _ = queue.tryDequeue() }, then: { try! queue.enqueue(4) }) == 0)
     }
+
+    /// The other direction: a producer inside a transaction whose budget is spent reads the
+    /// consumers' tally to refill it, so a consumer that frees a place before the producer
+    /// commits makes it rerun (as the documentation says; found by review, where it said they
+    /// never conflict).
+    @Test func boundedQueueProducerWithASpentBudgetConflictsWithConsumers() {
+      let queue = TQueue<Int>(capacity: 2)
+      try! queue.enqueue(1)
+      try! queue.enqueue(2)
+      #expect(atomically { _ in queue.tryDequeue() } == 1)
+      #expect(
+        abortsOfSecondCommitter(first: { try! queue.enqueue(3) }, then: { _ = atomically { _ in queue.tryDequeue() } }) == 1)
+      #expect(queue.tryDequeue() == 3)
+      #expect(queue.tryDequeue() == nil)
+    }
   }
 }
