@@ -180,7 +180,8 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     /// `TVar._beginMutatingCopy(in:)`) until the copy is written back. Unretained: the
     /// transaction's read of it retains it.
     @usableFromInline let copied: Unmanaged<Cell>?
-    /// The key's value when the modification began, until `takeValue()`.
+    /// The value the modification starts from (the key's, or the default when it is absent),
+    /// until `takeValue()`.
     @usableFromInline var value: Value?
 
     @inlinable
@@ -195,18 +196,22 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       self.value = value
     }
 
-    /// The key's value when the modification began, moved out: a copy left here would make a
-    /// mutation of an array copy the whole array.
+    /// The value the modification starts from (the key's, or the default), moved out: a copy
+    /// left here would make a mutation of an array copy the whole array.
     @inlinable
-    mutating func takeValue() -> Value? { value.take() }
+    mutating func takeValue() -> Value { value.take().unsafelyUnwrapped }
   }
 
-  /// Begins a modification of `key` by the operation at `site`: inside a transaction a read,
-  /// outside one an in-place update holding the key's cell until `endModification`. A present
-  /// key's value that may hold an object is moved out of its version, when the engine allows,
-  /// so that mutating it does not copy it.
+  /// Begins a modification of `key` by the operation at `site`, starting from the key's value
+  /// or, if it is absent, from `defaultValue()`: inside a transaction a read, outside one an
+  /// in-place update holding the key's cell until `endModification`. A present key's value
+  /// that may hold an object is moved out of its version, when the engine allows, so that
+  /// mutating it does not copy it.
+  ///
+  /// The default is computed with nothing held: it may read transactional data (a `TVar`
+  /// holding the default), which code run while an update holds a cell must not.
   @inlinable
-  func beginModification(forKey key: Key, at site: _CallSite) -> Modification {
+  func beginModification(forKey key: Key, default defaultValue: () -> Value, at site: _CallSite) -> Modification {
     let thread = _CallingThread.current
     if let transaction = thread.transaction {
       // A present key this transaction wrote: its value moved out of the pending version.
@@ -224,11 +229,22 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       // The first update of the key in the block works on a copy; using the key meanwhile
       // traps, as above, instead of being overwritten by the copy.
       let (value, cell) = value(forKey: key, in: transaction, on: thread, at: site)
+      let start = value ?? defaultValue()
       cell._withUnsafeGuaranteedRef { $0.variable._beginMutatingCopy(in: transaction) }
-      return Modification(pending: nil, copied: cell, value: value)
+      return Modification(pending: nil, copied: cell, value: start)
     }
-    let pending = beginUpdate(forKey: key, on: thread, at: site)
-    guard !_isPOD(Value.self), pending.update.value != nil else { return Modification(pending: pending, value: pending.value) }
+    var pending = beginUpdate(forKey: key, on: thread, at: site)
+    var fallback: Value?
+    if pending.value == nil {
+      // Absent: let go, compute the default, and take the cell again. (Present by then, the
+      // key's value wins, and the default goes unused, as it would have a moment later.)
+      endUpdate(forKey: key, pending, publishing: nil)
+      fallback = defaultValue()
+      pending = beginUpdate(forKey: key, on: thread, at: site)
+    }
+    guard !_isPOD(Value.self), pending.update.value != nil else {
+      return Modification(pending: pending, value: pending.value ?? fallback ?? defaultValue())
+    }
     let numbered = pending.cell._withUnsafeGuaranteedRef { $0.variable._numberMutation(pending.update) }
     // The update's own copy of the value goes, so that the moved value is its only reference.
     let unreferenced = PendingUpdate(cell: pending.cell, update: pending.update.replacingValue(with: nil), madeCell: pending.madeCell)

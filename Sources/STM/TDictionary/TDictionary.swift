@@ -131,7 +131,9 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// transactions may be reading it), and later ones in the same block work on the
   /// transaction's own copy in place; using the key from inside any of these mutations (from a
   /// closure that the mutating method calls) traps, as Swift's exclusivity checks would. A
-  /// mutation that throws midway keeps what it changed, as with `Dictionary`.
+  /// mutation that throws midway keeps what it changed, as with `Dictionary`. The default is
+  /// computed only when the key is absent, before the update holds anything, so it may read
+  /// other transactional data (`counts[key, default: base.value] += 1`).
   ///
   /// Conflicts: as ``subscript(_:fileID:line:)``.
   ///
@@ -156,9 +158,9 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
     // of its own allocates its frame on the heap, a malloc on every `dict[key, default: 0] += 1`.
     @inline(__always) _modify {
       let site = _CallSite(fileID: fileID, line: line, owner: self)
-      var modification = storage.beginModification(forKey: key, at: site)
+      var modification = storage.beginModification(forKey: key, default: defaultValue, at: site)
       // Moved out, not copied: a second reference would make mutating an array copy it.
-      var value = modification.takeValue() ?? defaultValue()
+      var value = modification.takeValue()
       // Stored even if the mutation throws midway, as `Dictionary` keeps what it did.
       defer { storage.endModification(forKey: key, modification, publishing: value, at: site) }
       yield &value
@@ -243,8 +245,8 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
     if Failure.self == Never.self {
       // A body that cannot throw works on the value where it is, as `subscript(_:default:)`
       // does (one that can must leave the value untouched when it throws, so it gets a copy).
-      var modification = storage.beginModification(forKey: key, at: site)
-      var value = modification.takeValue() ?? defaultValue()
+      var modification = storage.beginModification(forKey: key, default: defaultValue, at: site)
+      var value = modification.takeValue()
       defer { storage.endModification(forKey: key, modification, publishing: value, at: site) }
       return try body(&value)
     }

@@ -106,6 +106,24 @@ extension LibraryTests {
       #expect(items.value.isEmpty)
     }
 
+    /// The default of `subscript(_:default:)` and `update(forKey:default:_:)` may read
+    /// transactional data: outside a transaction it is computed with nothing held (it was
+    /// computed while the update held the key's cell, and trapped).
+    @Test func aDefaultMayReadATVar() {
+      let base = TVar(100)
+      let counts = TDictionary<String, Int>()
+      counts["a", default: base.value] += 1
+      counts["a", default: base.value] += 1
+      counts.update(forKey: "b", default: base.value) { $0 += 5 }
+      atomically { _ in counts["c", default: base.value] += 2 }
+      #expect(counts.dictionary == ["a": 102, "b": 105, "c": 102])
+      let groups = TDictionary<String, [Int]>()
+      let seed = TVar([7])
+      groups["x", default: seed.value].append(8)
+      groups["x", default: seed.value].append(9)
+      #expect(groups["x"] == [7, 8, 9])
+    }
+
     @Test func dropInAppendsToATVarDoNotCopyTheArray() {
       let variable = TVar<[Int]>([])
       variable.value.reserveCapacity(64)
