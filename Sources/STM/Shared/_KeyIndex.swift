@@ -63,9 +63,6 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     var replacedTables: [(table: Table, clock: UInt64)] = []
     /// Set while a sweep is on its way (see `sweepSoon`).
     @usableFromInline var sweepScheduled = false
-    /// Cells an inevitable transaction writes (once per write): they are not retired until it
-    /// ends (see `pinnedCell(for:hash:in:)`).
-    @usableFromInline var pinned: [ObjectIdentifier] = []
 
     @usableFromInline
     init(table: Table) {
@@ -260,42 +257,17 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   }
 
   /// For an inevitable transaction about to read and write `key`: the key's current cell,
-  /// made if the index has none, which is not retired until the transaction ends. An
-  /// inevitable transaction cannot rerun, and a write to a cell that a sweep (of empty cells,
-  /// such as one a pending insert writes) or a late detach retired before its commit would
-  /// make it: the commit refuses retired cells.
+  /// made if the index has none, pinned so that it is not retired until the transaction ends.
+  /// An inevitable transaction cannot rerun, and a write to a cell that a sweep (of empty
+  /// cells, such as one a pending insert writes) or a late detach retired before its commit
+  /// would make it: the commit refuses retired cells.
   @inlinable
   func pinnedCell(for key: Key, hash: Int, in transaction: Transaction) -> Slot {
-    let stripe = stripe(forHash: hash)
-    var cell: Unmanaged<Cell>
     while true {
-      // Under the lock, which retirements take too: a cell found in the table is not retired,
-      // and once pinned stays so.
-      let found = stripe._withUnsafeGuaranteedRef { stripe in
-        stripe.state.withLock { state -> Unmanaged<Cell>? in
-          guard let found = state.table.find(key, hash: hash) else { return nil }
-          state.pinned.append(ObjectIdentifier(found.takeUnretainedValue()))
-          return found
-        }
-      }
-      if let found {
-        cell = found
-        break
-      }
-      // Made outside the lock, as lookups make cells; found above on the next pass.
-      _ = makeCell(for: key, hash: hash, countingTowardSweep: true)
+      let slot = cell(for: key, hash: hash)._withUnsafeGuaranteedRef { $0.variable }
+      // Retired since the lookup: the key has a fresh cell now.
+      if slot._pinForInevitable(in: transaction) { return slot }
     }
-    let identifier = ObjectIdentifier(cell.takeUnretainedValue())
-    let unpin: @Sendable () -> Void = { [stripe = stripe.takeUnretainedValue()] in
-      stripe.state.withLock { state in
-        if let position = state.pinned.lastIndex(of: identifier) { state.pinned.remove(at: position) }
-      }
-    }
-    // Exactly one of the two runs: a rolled-back branch's abort hooks run when the
-    // transaction ends, and the committed part's commit hooks.
-    transaction.afterCommit(unpin)
-    transaction.afterAbort(unpin)
-    return cell._withUnsafeGuaranteedRef { $0.variable }
   }
 
   // MARK: Housekeeping
@@ -339,10 +311,9 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   }
 
   /// Retires `cell` and takes it out of the table, if it is still there and still empty, and
-  /// no inevitable transaction is writing it.
+  /// no inevitable transaction is writing it (see `TVar._retire(if:)`).
   @inlinable
   static func retire(_ cell: Cell, in stripe: Stripe, _ state: inout StripeState) {
-    if !state.pinned.isEmpty && state.pinned.contains(ObjectIdentifier(cell)) { return }
     let hash = cell.key.hashValue
     guard state.table.find(cell.key, hash: hash)?.toOpaque() == Unmanaged.passUnretained(cell).toOpaque(),
       cell.variable._retire(if: { $0 == nil })

@@ -16,8 +16,13 @@ extension TDictionary: Sequence {
     storage.snapshot(at: .unknown(in: self)).makeIterator()
   }
 
-  /// The number of keys (a hint for `Array(dictionary)`): as ``count``.
-  public var underestimatedCount: Int { count }
+  /// A lower bound on the number of pairs iteration yields (a hint for `Array(dictionary)` and
+  /// `map`): inside a transaction, ``count``, which iteration's snapshot agrees with; outside
+  /// one, 0. (Outside, iteration takes a snapshot of its own after the count's, and `map`
+  /// trusts the hint: a key removed in between made it trap, found by review.)
+  ///
+  /// Conflicts: inside a transaction, as ``count``; outside, none.
+  public var underestimatedCount: Int { Transaction._currentChecked == nil ? 0 : count }
 }
 
 extension TDictionary: CustomStringConvertible {

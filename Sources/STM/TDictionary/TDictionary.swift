@@ -250,11 +250,19 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
       defer { storage.endModification(forKey: key, modification, publishing: value, at: site) }
       return try body(&value)
     }
-    return try storage.update(forKey: key, at: site) { (current: inout Value?) throws(Failure) -> (changed: Bool, result: Result) in
-      var value = current ?? defaultValue()
-      let result = try body(&value)
-      current = value
-      return (true, result)
+    // The default is computed between two passes, with nothing held (see `beginModification`):
+    // a first pass that finds the key absent lets go at once.
+    var fallback: Value?
+    while true {
+      let outcome = try storage.update(forKey: key, at: site) {
+        (current: inout Value?) throws(Failure) -> (changed: Bool, result: Result?) in
+        guard var value = current ?? fallback else { return (false, nil) }
+        let result = try body(&value)
+        current = value
+        return (true, result)
+      }
+      if let outcome { return outcome }
+      fallback = defaultValue()
     }
   }
 
@@ -345,8 +353,10 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
     fileID: StaticString = #fileID, line: UInt = #line
   ) throws(Failure) where S.Element == (Key, Value) {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
+    // Read before the transaction: a rerun would find a single-pass sequence used up.
+    let pairs = Array(other)
     try _singleOperation(at: site) { (_: Transaction) throws(Failure) in
-      for (key, value) in other {
+      for (key, value) in pairs {
         try storage.update(forKey: key, at: site) { (current: inout Value?) throws(Failure) -> (changed: Bool, result: Void) in
           current = try current.map { (existing: Value) throws(Failure) in try combine(existing, value) } ?? value
           return (true, ())

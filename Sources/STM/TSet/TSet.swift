@@ -13,10 +13,16 @@
 /// conflict, at any size. ``count`` and whole-set reads (iteration, ``elements``) conflict only
 /// with transactions that insert or remove an element.
 ///
+/// Like `Set`, the set keeps the member that was inserted: of elements that are equal but
+/// distinguishable, ``insert(_:fileID:line:)`` keeps the one already there and returns it,
+/// ``update(with:fileID:line:)`` replaces it, and ``remove(_:fileID:line:)`` returns it.
+///
 /// `TSet` is a reference type: copies of a reference share one set.
 public final class TSet<Element: Hashable & Sendable>: Sendable {
-  // Single-element operations are inlinable, as on `TDictionary`.
-  @usableFromInline let storage: _MapStorage<Element, Void>
+  // Single-element operations are inlinable, as on `TDictionary`. Each element's cell holds
+  // the member itself: the cell's key is whichever equal element made the cell, perhaps a
+  // lookup's, and `Set` hands back the member that was inserted.
+  @usableFromInline let storage: _MapStorage<Element, Element>
 
   /// Creates an empty set.
   ///
@@ -41,7 +47,14 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   public convenience init<S: Sequence>(_ sequence: S) where S.Element == Element {
     self.init(minimumCapacity: sequence.underestimatedCount)
     _singleOperation(at: .unknown(in: self)) { _ in
-      for element in sequence { storage.update(forKey: element, at: .unknown(in: self)) { $0 = (); return (true, ()) } }
+      for element in sequence {
+        // The first of equal elements stays, as in `Set`.
+        storage.update(forKey: element, at: .unknown(in: self)) { member in
+          guard member == nil else { return (false, ()) }
+          member = element
+          return (true, ())
+        }
+      }
     }
   }
 
@@ -74,12 +87,11 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   public func insert(
     _ element: Element, fileID: StaticString = #fileID, line: UInt = #line
   ) -> (inserted: Bool, memberAfterInsert: Element) {
-    let inserted = storage.update(forKey: element, at: _CallSite(fileID: fileID, line: line, owner: self)) { member in
-      guard member == nil else { return (false, false) }
-      member = ()
-      return (true, true)
+    storage.update(forKey: element, at: _CallSite(fileID: fileID, line: line, owner: self)) { member in
+      if let existing = member { return (false, (false, existing)) }
+      member = element
+      return (true, (true, element))
     }
-    return (inserted, element)
   }
 
   /// Removes `element`; returns it, or nil if it was absent.
@@ -91,20 +103,22 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - element: The element to remove.
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
-  /// - Returns: The removed element, or nil if it was absent.
+  /// - Returns: The member that was removed (the one inserted, equal to `element`), or nil if
+  ///   it was absent.
   /// - Complexity: O(1) on average.
   @inlinable @discardableResult
   public func remove(_ element: Element, fileID: StaticString = #fileID, line: UInt = #line) -> Element? {
     storage.update(forKey: element, at: _CallSite(fileID: fileID, line: line, owner: self)) { member in
-      guard member != nil else { return (false, nil) }
+      guard let existing = member else { return (false, nil) }
       member = nil
-      return (true, element)
+      return (true, existing)
     }
   }
 
-  /// Inserts `element`, and returns the equal member it replaced, if any.
+  /// Inserts `element`, replacing an equal member if there is one, and returns that member.
   ///
-  /// Conflicts: as ``insert(_:fileID:line:)``.
+  /// Conflicts: with transactions that read, insert or remove `element` (it writes it even
+  /// when present); when it inserts, also with ``count`` and whole-set reads.
   ///
   /// - Parameters:
   ///   - element: The element to insert.
@@ -114,7 +128,11 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// - Complexity: O(1) on average.
   @inlinable @discardableResult
   public func update(with element: Element, fileID: StaticString = #fileID, line: UInt = #line) -> Element? {
-    insert(element, fileID: fileID, line: line).inserted ? nil : element
+    storage.update(forKey: element, at: _CallSite(fileID: fileID, line: line, owner: self)) { member in
+      let replaced = member
+      member = element
+      return (true, replaced)
+    }
   }
 
   /// The number of elements.
@@ -141,7 +159,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   public var elements: Set<Element> { elements(at: .unknown(in: self)) }
 
   @usableFromInline
-  func elements(at site: _CallSite) -> Set<Element> { Set(storage.snapshot(at: site).lazy.map(\.key)) }
+  func elements(at site: _CallSite) -> Set<Element> { Set(storage.snapshot(at: site).lazy.map(\.value)) }
 
   /// Inserts every element of `other`, as one atomic step.
   ///
@@ -153,7 +171,11 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*m*) for *m* elements in `other`.
   public func formUnion<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) where S.Element == Element {
-    _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in for element in other { insert(element, fileID: fileID, line: line) } }
+    // Read before the transaction: a rerun would find a single-pass sequence used up.
+    let elements = Array(other)
+    _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
+      for element in elements { insert(element, fileID: fileID, line: line) }
+    }
   }
 
   /// Removes every element of `other`, as one atomic step.
@@ -166,7 +188,11 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*m*) for *m* elements in `other`.
   public func subtract<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) where S.Element == Element {
-    _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in for element in other { remove(element, fileID: fileID, line: line) } }
+    // Read before the transaction: a rerun would find a single-pass sequence used up.
+    let elements = Array(other)
+    _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
+      for element in elements { remove(element, fileID: fileID, line: line) }
+    }
   }
 
   /// Keeps only the elements that are also in `other`, as one atomic step.
@@ -342,8 +368,10 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// - Complexity: O(*m*) for *m* elements in `other`.
   public func formSymmetricDifference<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line)
   where S.Element == Element {
+    // Read before the transaction: a rerun would find a single-pass sequence used up.
+    let distinct = Set(other)
     _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
-      for element in Set(other) where remove(element, fileID: fileID, line: line) == nil {
+      for element in distinct where remove(element, fileID: fileID, line: line) == nil {
         insert(element, fileID: fileID, line: line)
       }
     }

@@ -19,17 +19,28 @@ extension TVar {
   /// both rerun, look the key up again, and find the fresh cell. Call it outside transactions,
   /// holding the index lock that guards the lookup of this cell (never the other way round:
   /// commits never take index locks).
+  ///
+  /// A cell that an inevitable transaction writes is not retired (see
+  /// `_Cell.pinForInevitable()`). Transactions waiting in `retry()` on a retired cell are
+  /// woken: no commit will ever write it again, and they must look the key up anew.
   @inlinable
   package func _retire(if predicate: (Value) -> Bool) -> Bool {
     cell.spinLock(as: _retireTag)
-    let retiring = cell.head.load(ordering: .acquiring)._withUnsafeGuaranteedRef {
+    let retiring = !cell.isPinned && cell.head.load(ordering: .acquiring)._withUnsafeGuaranteedRef {
       predicate(unsafeDowncast($0, to: _Version<Value>.self).value)
     }
     if retiring { cell.markRetired() }
     // Whoever takes the lock next sees the flag (the release stores the word that holds it).
     cell.unlock()
+    if retiring { _Engine.wakeWaitersOfRetired(cell) }
     return retiring
   }
+
+  /// Inside `transaction`, which is inevitable: pins the variable's cell so that no collection
+  /// retires it until the transaction ends (see `_Cell.pinForInevitable()`); returns false,
+  /// pinning nothing, if the cell is retired already (look the key up again).
+  @inlinable
+  package func _pinForInevitable(in transaction: Transaction) -> Bool { transaction.segment.pin(cell) }
 
   /// A retained handle on the variable's cell, for an owner that must control when the cell
   /// is released (see `_DeferredRelease`). Balance it with one `release()`.

@@ -14,7 +14,9 @@ import Synchronization
 /// - Bit 18, `recyclesVersions`: fixed when the cell is made (see `_Cell.recyclesVersions`).
 ///   Kept here rather than asked of the cell's class: a trim reads it on every write, and the
 ///   word is already in hand, where a dynamic call stalled the drop-in update.
-/// - Bits 19–63, the deep-walk memo: the horizon (its low 45 bits) at which a trim last had to
+/// - Bit 19, `pinned`: an inevitable transaction writes the cell; a collection may not retire
+///   it until that transaction ends (see `_Cell.pinForInevitable()`).
+/// - Bits 20–63, the deep-walk memo: the horizon (its low 44 bits) at which a trim last had to
 ///   walk far down this cell's history because an old snapshot held the horizon back. While
 ///   the horizon stays there the cut point cannot move, so trims skip the walk instead of
 ///   paying for the whole history on every commit. All ones: no memo.
@@ -30,10 +32,11 @@ enum _CellWord {
   @inlinable static var retired: Int { 1 << 16 }
   @inlinable static var awaitingReclamation: Int { 1 << 17 }
   static var recyclesVersions: Int { 1 << 18 }
-  static let memoShift = 19
-  /// Enough for 3.5 × 10¹³ commits before two horizons can share a memo; a false match only
+  static var pinned: Int { 1 << 19 }
+  static let memoShift = 20
+  /// Enough for 1.7 × 10¹³ commits before two horizons can share a memo; a false match only
   /// delays one cell's trim until the horizon moves.
-  static let memoMask: UInt64 = (1 << 45) - 1
+  static let memoMask: UInt64 = (1 << 44) - 1
 
   /// No holder, no flag, no memo.
   @usableFromInline static let initial = Int(bitPattern: UInt(memoMask) << UInt(memoShift))
@@ -105,6 +108,28 @@ extension _Cell {
   @usableFromInline
   final func markRetired() {
     lockWord.bitwiseOr(_CellWord.retired, ordering: .relaxed)
+  }
+
+  /// Whether an inevitable transaction has pinned the cell (see `pinForInevitable()`).
+  @usableFromInline
+  final var isPinned: Bool { lockWord.load(ordering: .relaxed) & _CellWord.pinned != 0 }
+
+  /// Pins the cell for the inevitable transaction that writes it, so that no collection
+  /// retires it before that transaction commits (an inevitable transaction cannot rerun, and a
+  /// commit refuses retired cells); returns false, pinning nothing, if it is retired already.
+  /// Taken under the commit lock, as a retirement is, so one of the two sees the other.
+  func pinForInevitable() -> Bool {
+    spinLock(as: _retireTag)
+    let retired = isRetired
+    if !retired { lockWord.bitwiseOr(_CellWord.pinned, ordering: .relaxed) }
+    unlock()
+    return !retired
+  }
+
+  /// Ends what `pinForInevitable()` began.
+  func unpin() {
+    spinLock(as: _retireTag)
+    unlock(clearing: _CellWord.pinned)
   }
 
   /// Whether the cell waits in the reclamation list. Acquiring: a cell's `deinit` that finds

@@ -98,7 +98,8 @@ final class _RetryRegistry: Sendable {
 extension _Cell {
   /// Whether a commit has published, or is publishing, a version newer than `snapshot`.
   func hasChanged(since snapshot: UInt64) -> Bool {
-    if holder != 0 { return true }
+    // A retired cell is written no more: its key lives, if at all, in a fresh cell.
+    if holder != 0 || isRetired { return true }
     return head.load(ordering: .acquiring)._withUnsafeGuaranteedRef { $0.stamp } > snapshot
   }
 }
@@ -107,5 +108,17 @@ extension _RetryRegistry {
   /// How many (cell, waiter) registrations are outstanding; for leak checks.
   var pendingEntries: Int {
     stripes.reduce(0) { $0 + $1.entries.withLock { $0.count } }
+  }
+}
+
+extension _Engine {
+  /// Wakes the transactions waiting on `cell`, which a collection has just retired.
+  @usableFromInline
+  static func wakeWaitersOfRetired(_ cell: _Cell) {
+    // Pairs with the fence in `_RetryRegistry.register`: a waiter registered after it sees
+    // the retired flag in its check for changes (`hasChanged(since:)`), one registered before
+    // it is found here.
+    atomicMemoryFence(ordering: .sequentiallyConsistent)
+    shared.retryWaiters.wakeWaiters(of: cell)
   }
 }

@@ -78,6 +78,9 @@ final class _Segment: @unchecked Sendable {
   /// pending version flagged `mutatingInPlace` does. Without it, what such a use wrote was
   /// silently overwritten by the copy.
   @exclusivity(unchecked) var cellsBeingMutated: [Unmanaged<_Cell>] = []
+  /// The cells this inevitable transaction pinned (see `_Cell.pinForInevitable()`), unpinned
+  /// when it ends.
+  @exclusivity(unchecked) var pinnedCells: [_Cell] = []
   private let paddingAtEnd = _CacheLinePadding()
 
   init(index: Int) {
@@ -269,6 +272,31 @@ final class _Segment: @unchecked Sendable {
   @usableFromInline
   func hasWrite(of cell: _Cell) -> Bool {
     !log.isEmpty && log.find(cell) != nil
+  }
+
+  // MARK: Pins of an inevitable transaction
+
+  /// Pins `cell` for this inevitable transaction; false if the cell is retired.
+  @usableFromInline
+  func pin(_ cell: _Cell) -> Bool {
+    guard cell.pinForInevitable() else { return false }
+    pinnedCells.append(cell)
+    return true
+  }
+
+  /// Pins every cell this transaction has written, as it becomes inevitable; false if one of
+  /// them is retired already (the transaction must rerun: its write could never commit).
+  func pinWrittenCells() -> Bool {
+    for position in log.entries.indices {
+      if !log.entries[position].target._withUnsafeGuaranteedRef({ pin($0) }) { return false }
+    }
+    return true
+  }
+
+  /// Unpins what this transaction pinned; at its end.
+  func unpinAll() {
+    for cell in pinnedCells { cell.unpin() }
+    pinnedCells.removeAll()
   }
 
   // MARK: Mutations of copies

@@ -153,6 +153,8 @@ struct _TransactionRun {
     if !hooks.isEmpty { segment.rolledBackHooks = [] }
     if aborting && !segment.log.afterAbort.isEmpty { hooks += segment.log.afterAbort.reversed() }
     let engine = _Engine.shared
+    // Committed, or rolled back: the cells it pinned may be retired again.
+    if !segment.pinnedCells.isEmpty { segment.unpinAll() }
     engine.withdrawSnapshot(for: segment)
     if segment.isInevitable {
       engine.releaseInevitability(for: segment)

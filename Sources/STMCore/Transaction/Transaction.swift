@@ -167,7 +167,9 @@ public struct Transaction {
     guard let context = segment.context else { _misuse(.handleOutsideBlock("becomeInevitable()")) }
     _Engine.shared.acquireInevitability(for: segment, context: context)
     segment.isInevitable = true
-    guard segment.readsAreCurrent() else {
+    // Its writes so far are pinned too: a collection that retired one of their cells before
+    // the commit (an empty cell swept under a pending insert) would make it rerun.
+    guard segment.readsAreCurrent(), segment.pinWrittenCells() else {
       segment.isDoomed = true
       throw _RerunSignal()
     }

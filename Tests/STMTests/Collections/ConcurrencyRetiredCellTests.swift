@@ -121,16 +121,20 @@ extension LibraryTests {
 
     /// An inevitable transaction that writes an empty cell, which a sweep then tries to retire,
     /// commits at its first attempt: the cell stays until it ends (its body ran twice, so any
-    /// irrevocable action in it happened twice).
-    @Test func anInevitableTransactionsWriteKeepsItsCell() throws {
+    /// irrevocable action in it happened twice). The same when it wrote the key before it
+    /// became inevitable: its writes so far are pinned as it becomes so (found by a second
+    /// review).
+    @Test(arguments: [false, true])
+    func anInevitableTransactionsWriteKeepsItsCell(writtenBeforeBecomingInevitable: Bool) throws {
       let dictionary = TDictionary<Int, Int>()
       let key = 42
       let bodies = LockedBox(0)
       let swept = LockedBox(true)
       try atomically { transaction in
+        if writtenBeforeBecomingInevitable { dictionary[key] = 1 }
         try transaction.becomeInevitable()
         bodies.value += 1
-        dictionary[key] = 1
+        if !writtenBeforeBecomingInevitable { dictionary[key] = 1 }
         if bodies.value == 1 { swept.value = sweepAway(key, in: dictionary) }
       }
       #expect(bodies.value == 1)
@@ -139,6 +143,35 @@ extension LibraryTests {
       // Once it has ended, its cell may go like any other: a removal detaches it.
       dictionary.removeValue(forKey: key)
       #expect(dictionary.storage.index.find(key, hash: key.hashValue) == nil)
+    }
+
+    /// A transaction waiting in `retry()` for an absent key waits on the key's empty cell; a
+    /// sweep that retires that cell wakes it, so that it looks the key up again and sees the
+    /// insert that lands in a fresh cell. (It slept on, found by two reviews.)
+    @Test func aRetryOnAnAbsentKeyWakesWhenItsCellIsRetired() {
+      let dictionary = TDictionary<Int, Int>()
+      let key = 42
+      let got = LockedBox<Int?>(nil)
+      let waiter = startThread {
+        got.value = try? atomically { transaction -> Int in
+          guard let value = dictionary[key] else { try transaction.retry() }
+          return value
+        }
+      }
+      let deadline = Date().addingTimeInterval(10)
+      while _Engine.shared.retryWaiters.pendingEntries == 0 && Date() < deadline { usleep(1_000) }
+      let oldCell = dictionary.storage.index.find(key, hash: key.hashValue)?.takeUnretainedValue()
+      #expect(sweepAway(key, in: dictionary))
+      #expect(oldCell?.isRetired == true)
+      dictionary[key] = 5
+      let woke = waiter.wait(timeout: .now() + 5) == .success
+      #expect(woke, "the waiting transaction was not woken by the insert")
+      if !woke, let oldCell {
+        // Let the thread go, so that the test run can end.
+        _Engine.shared.retryWaiters.wakeWaiters(of: oldCell)
+        _ = waiter.wait(timeout: .now() + 5)
+      }
+      #expect(got.value == 5)
     }
   }
 }

@@ -90,6 +90,32 @@ extension LibraryTests {
       #expect(literal.isEmpty && literal.dictionary.isEmpty)
     }
 
+    /// Of elements that are equal but distinguishable, `TSet` keeps and hands back the member
+    /// that was inserted, as `Set` does: `insert` keeps the one there and returns it,
+    /// `update(with:)` replaces it and returns the old one, `remove` returns it, and a lookup
+    /// (which makes the element's cell) leaves no trace. (It returned the argument each time,
+    /// and kept the instance that first touched the element, found by review.)
+    @Test(arguments: [false, true])
+    func setKeepsTheInsertedMemberAsSetDoes(insideTransactions: Bool) {
+      let run = { (body: () -> Void) in insideTransactions ? atomically { _ in body() } : body() }
+      let subject = TSet<Tagged>()
+      var model = Set<Tagged>()
+      let looked = Tagged(1, "looked up"), first = Tagged(1, "first"), second = Tagged(1, "second")
+      run {
+        #expect(subject.contains(looked) == model.contains(looked))
+        #expect(subject.insert(first) == model.insert(first))
+        #expect(subject.insert(second) == model.insert(second))
+        #expect(subject.elements.first?.tag == "first")
+        #expect(subject.update(with: second)?.tag == model.update(with: second)?.tag)
+        #expect(subject.elements.first?.tag == model.first?.tag)
+        #expect(subject.remove(first)?.tag == model.remove(first)?.tag)
+        #expect(subject.update(with: first)?.tag == model.update(with: first)?.tag)
+      }
+      #expect(subject.elements.map(\.tag) == model.map(\.tag))
+      let fromSequence = TSet([Tagged(2, "a"), Tagged(2, "b")])
+      #expect(fromSequence.elements.map(\.tag) == Set([Tagged(2, "a"), Tagged(2, "b")]).map(\.tag))
+    }
+
     @Test func setMatchesSet() {
       var random = SeededRandom(seed: 11)
       let subject = TSet<Int>()
@@ -247,4 +273,19 @@ extension LibraryTests {
       #expect(counter.value == 17 && counter.description == "TCounter(17)")
     }
   }
+}
+
+/// An element equal to another with the same `id`, whatever its `tag`: equal but
+/// distinguishable.
+struct Tagged: Hashable, Sendable {
+  let id: Int
+  let tag: String
+
+  init(_ id: Int, _ tag: String) {
+    self.id = id
+    self.tag = tag
+  }
+
+  static func == (lhs: Tagged, rhs: Tagged) -> Bool { lhs.id == rhs.id }
+  func hash(into hasher: inout Hasher) { hasher.combine(id) }
 }

@@ -115,6 +115,13 @@ extension LibraryTests {
       counts["a", default: base.value] += 1
       counts["a", default: base.value] += 1
       counts.update(forKey: "b", default: base.value) { $0 += 5 }
+      // A body that can throw works on a copy; its default too is computed with nothing held.
+      let doubled = try? counts.update(forKey: "d", default: base.value) { (value: inout Int) throws(Interrupted) -> Int in
+        value *= 2
+        return value
+      }
+      #expect(doubled == 200)
+      counts["d"] = nil
       atomically { _ in counts["c", default: base.value] += 2 }
       #expect(counts.dictionary == ["a": 102, "b": 105, "c": 102])
       let groups = TDictionary<String, [Int]>()
