@@ -230,7 +230,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       // traps, as above, instead of being overwritten by the copy.
       let (value, cell) = value(forKey: key, in: transaction, on: thread, at: site)
       let start = value ?? defaultValue()
-      cell._withUnsafeGuaranteedRef { $0.variable._beginMutatingCopy(in: transaction) }
+      cell._withUnsafeGuaranteedRef { $0._beginMutatingCopy(in: transaction) }
       return Modification(pending: nil, copied: cell, value: start)
     }
     var pending = beginUpdate(forKey: key, on: thread, at: site)
@@ -283,7 +283,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       return OptionalModification(pending: pending, copied: nil, value: pending.value)
     }
     let (value, cell) = value(forKey: key, in: transaction, on: thread, at: site)
-    cell._withUnsafeGuaranteedRef { $0.variable._beginMutatingCopy(in: transaction) }
+    cell._withUnsafeGuaranteedRef { $0._beginMutatingCopy(in: transaction) }
     return OptionalModification(pending: nil, copied: cell, value: value)
   }
 
@@ -292,9 +292,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   @inlinable
   func endOptionalModification(forKey key: Key, _ modification: OptionalModification, publishing value: Value?, at site: _CallSite) {
     guard let pending = modification.pending else {
-      if let copied = modification.copied, let transaction = Transaction._currentChecked {
-        copied._withUnsafeGuaranteedRef { $0.variable._endMutatingCopy(in: transaction) }
-      }
+      if let copied = modification.copied { copied._withUnsafeGuaranteedRef { $0._endMutatingCopy() } }
       update(forKey: key, at: site) { current in
         guard current != nil || value != nil else { return (false, ()) }
         current = value
@@ -316,9 +314,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     } else if let pending = modification.pending {
       endUpdate(forKey: key, pending, publishing: .some(value))
     } else {
-      if let copied = modification.copied, let transaction = Transaction._currentChecked {
-        copied._withUnsafeGuaranteedRef { $0.variable._endMutatingCopy(in: transaction) }
-      }
+      if let copied = modification.copied { copied._withUnsafeGuaranteedRef { $0._endMutatingCopy() } }
       update(forKey: key, at: site) { current in
         current = value
         return (true, ())
@@ -364,6 +360,9 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   static func read(
     _ current: _KeyIndex<Key, Value>.Slot?, _ retired: [_KeyIndex<Key, Value>.Slot], in transaction: Transaction
   ) -> Value? {
+    // No retired cell, the common case: the current cell's read gives the transaction's own
+    // write if it has one.
+    if retired.isEmpty { return current?.value }
     if let current, current._isWritten(in: transaction) { return current.value }
     for slot in retired where slot._isWritten(in: transaction) { return slot.value }
     if let value = current?.value { return value }

@@ -176,6 +176,20 @@ extension TVar {
   package func _endMutatingCopy(in transaction: Transaction) { transaction.segment.endMutatingCopy(of: cell) }
 }
 
+extension _TypedCell {
+  /// `TVar._beginMutatingCopy(in:)`, for a collection that holds the cell itself (making the
+  /// `TVar` retained and released it).
+  @inlinable
+  package final func _beginMutatingCopy(in transaction: Transaction) { transaction.segment.beginMutatingCopy(of: self) }
+
+  /// Ends what `_beginMutatingCopy(in:)` began, in the transaction running on the calling
+  /// thread (the one that began it).
+  @inlinable
+  package final func _endMutatingCopy() {
+    _ThreadState.current.pointee.segment?._withUnsafeGuaranteedRef { $0.endMutatingCopy(of: self) }
+  }
+}
+
 /// A transaction's own pending write of a variable (see `TVar._ownWrite(in:)`).
 ///
 /// Unretained: the transaction's redo log holds the version and the cell for as long as the

@@ -313,7 +313,9 @@ final class _Segment: @unchecked Sendable {
   func endMutatingCopy(of cell: _Cell) {
     let wanted = Unmanaged.passUnretained(cell).toOpaque()
     // The innermost, almost always the last: mutations end in the order opposite to their starts.
-    if let position = cellsBeingMutated.lastIndex(where: { $0.toOpaque() == wanted }) {
+    if cellsBeingMutated.last?.toOpaque() == wanted {
+      cellsBeingMutated.removeLast()
+    } else if let position = cellsBeingMutated.lastIndex(where: { $0.toOpaque() == wanted }) {
       cellsBeingMutated.remove(at: position)
     }
   }
