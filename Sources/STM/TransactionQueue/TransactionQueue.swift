@@ -79,7 +79,10 @@ public final class TransactionQueue: Sendable {
     if let transaction = Transaction._currentChecked {
       addWhenCommitted([work], transaction)
     } else if scheduler.withLock({ $0.add(work) }) {
-      scheduler.wakeOne()
+      // All, not one: a synchronous `run`'s caller waits on the same condition for the
+      // outcome, and a single wakeup could go to it instead of a sleeping worker, leaving the
+      // work unclaimed (found by review).
+      scheduler.wakeAll()
     }
   }
 
@@ -105,6 +108,14 @@ public final class TransactionQueue: Sendable {
   /// throws the first error. Callbacks that had not started are discarded, with any work the
   /// finishing callbacks add; the queue is then unusable: ``add(_:fileID:line:)`` traps and `run` throws
   /// ``TransactionQueueError/failedEarlier(_:)``.
+  ///
+  /// A callback that waits (in ``Transaction/retry()``) for something only another callback
+  /// of the queue would do must not be the only way forward: the run waits for the callbacks
+  /// that are running, and a run that fails or is cancelled starts no others, so if the one
+  /// that would end the wait was discarded, `run` does not return. Likewise, with every
+  /// worker busy in such a wait, the callbacks still queued never start. Give such waits a
+  /// way out (a flag the waiting callback also checks), or more threads than waiting
+  /// callbacks.
   ///
   /// - Parameter threads: The number of worker threads, at least 1 (default:
   ///   ``defaultThreadCount``).
@@ -134,7 +145,8 @@ public final class TransactionQueue: Sendable {
   ///
   /// Cancelling the task stops the run from starting new callbacks; the running ones finish,
   /// the callbacks not yet started stay queued (the queue stays usable), and `run` throws
-  /// `CancellationError`.
+  /// `CancellationError`, unless one of the running callbacks then throws: the run fails
+  /// with that error, as ``run(threads:)-7mj5`` does.
   ///
   /// - Parameter threads: The number of worker threads, at least 1 (default:
   ///   ``defaultThreadCount``).

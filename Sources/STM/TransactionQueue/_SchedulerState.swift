@@ -114,9 +114,16 @@ struct _SchedulerState {
   /// Records the end of a callback; returns whether sleeping workers must wake (to leave).
   mutating func finishedCallback(throwing error: (any Error)?) -> Bool {
     running -= 1
-    if let error, stopReason == nil {
-      stopReason = .failed(error)
-      return true
+    // A callback's error fails the run even after a cancellation: the queue must not be
+    // taken for idle and reusable, with the error dropped (found by review).
+    if let error {
+      switch stopReason {
+      case nil, .cancelled:
+        stopReason = .failed(error)
+        return true
+      case .failed:
+        break
+      }
     }
     return stopReason != nil || (running == 0 && pending.isEmpty)
   }

@@ -217,6 +217,32 @@ extension LibraryTests {
       #expect(ran.value == 11)
     }
 
+    /// A callback that throws after the run was cancelled still fails the run: `run` throws
+    /// its error and the queue is failed, as after any throwing callback. (The error was
+    /// dropped, and the queue taken for idle, found by review.)
+    @Test func aCallbackThatThrowsAfterACancellationFailsTheRun() async throws {
+      let queue = TransactionQueue()
+      let release = TVar(false)
+      let firstStarted = Gate()
+      queue.add {
+        try atomically { tx in
+          if !release.value {
+            firstStarted.open()
+            try tx.retry()
+          }
+        }
+        throw Planned(id: 9)
+      }
+      queue.add {}
+      let run = Task { try await queue.run(threads: 1) }
+      firstStarted.wait()
+      run.cancel()
+      try await Task.sleep(for: .milliseconds(50))
+      release.value = true
+      await #expect(throws: Planned(id: 9)) { try await run.value }
+      await #expect(throws: TransactionQueueError.self) { try await queue.run(threads: 1) }
+    }
+
     @Test func parallelIterationVisitsASnapshotOfEachCollection() throws {
       let prices = TDictionary<Int, Int>(Dictionary(uniqueKeysWithValues: (0..<300).map { ($0, $0 * 10) }))
       let tags = TSet<String>(["a", "b", "c"])
