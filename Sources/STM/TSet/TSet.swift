@@ -321,7 +321,11 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   where S.Element == Element {
     _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
       var found = Set<Element>()
-      for element in other where contains(element, fileID: fileID, line: line) { found.insert(element) }
+      // The members the set holds, as `Set` returns them, not the argument's equal elements.
+      let site = _CallSite(fileID: fileID, line: line, owner: self)
+      for element in other {
+        if let member = storage.value(forKey: element, at: site) { found.insert(member) }
+      }
       return found
     }
   }

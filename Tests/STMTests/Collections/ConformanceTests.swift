@@ -112,6 +112,8 @@ extension LibraryTests {
         #expect(subject.update(with: first)?.tag == model.update(with: first)?.tag)
       }
       #expect(subject.elements.map(\.tag) == model.map(\.tag))
+      let other = [Tagged(1, "argument")]
+      #expect(subject.intersection(other).map(\.tag) == model.intersection(other).map(\.tag))
       let fromSequence = TSet([Tagged(2, "a"), Tagged(2, "b")])
       #expect(fromSequence.elements.map(\.tag) == Set([Tagged(2, "a"), Tagged(2, "b")]).map(\.tag))
     }
