@@ -279,6 +279,8 @@ final class _Segment: @unchecked Sendable {
   /// Pins `cell` for this inevitable transaction; false if the cell is retired.
   @usableFromInline
   func pin(_ cell: _Cell) -> Bool {
+    // Pinned already, by this transaction (only the inevitable one pins): a key updated again.
+    if cell.isPinned { return true }
     guard cell.pinForInevitable() else { return false }
     pinnedCells.append(cell)
     return true

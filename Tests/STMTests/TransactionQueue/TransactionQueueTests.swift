@@ -157,12 +157,7 @@ extension LibraryTests {
       let release = TVar(false)
       let waiting = Gate()
       queue.add {
-        try atomically { tx in
-          if !release.value {
-            waiting.open()
-            try tx.retry()
-          }
-        }
+        try waitUntil(release, opening: waiting)
       }
       let secondRun = TVar("")
       Thread.detachNewThread {
@@ -196,12 +191,7 @@ extension LibraryTests {
       let release = TVar(false), ran = TCounter()
       let firstStarted = Gate()
       queue.add {
-        try atomically { tx in
-          if !release.value {
-            firstStarted.open()
-            try tx.retry()
-          }
-        }
+        try waitUntil(release, opening: firstStarted)
         ran.add(1)
       }
       for _ in 0..<10 { queue.add { ran.add(1) } }
@@ -225,12 +215,7 @@ extension LibraryTests {
       let release = TVar(false)
       let firstStarted = Gate()
       queue.add {
-        try atomically { tx in
-          if !release.value {
-            firstStarted.open()
-            try tx.retry()
-          }
-        }
+        try waitUntil(release, opening: firstStarted)
         throw Planned(id: 9)
       }
       queue.add {}
@@ -286,6 +271,17 @@ extension LibraryTests {
         try? TransactionQueue().run(threads: 0)
       }
       #expect(standardError(of: result).contains("needs at least 1 thread"))
+    }
+  }
+}
+
+/// In a transaction: opens `gate` and waits (retries) until `release` is true; a callback
+/// that stays running until the test lets it go.
+private func waitUntil(_ release: TVar<Bool>, opening gate: Gate) throws {
+  try atomically { transaction in
+    if !release.value {
+      gate.open()
+      try transaction.retry()
     }
   }
 }
