@@ -365,6 +365,21 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     return (current, retired)
   }
 
+  /// The first cell in the tables, stripe by stripe, that satisfies `predicate`, searched
+  /// without locks (see `_KeyTable.firstCell(where:)`): only while a snapshot is announced,
+  /// which keeps the cell valid memory until it is withdrawn. Cells retired meanwhile may be
+  /// among those `predicate` sees; cells retired before are not.
+  @inlinable
+  func firstCell(where predicate: (Cell) -> Bool) -> Unmanaged<Cell>? {
+    for stripe in stripes {
+      let found = stripe._withUnsafeGuaranteedRef { stripe in
+        stripe.currentTable._withUnsafeGuaranteedRef { $0.firstCell(where: predicate) }
+      }
+      if let found { return found }
+    }
+    return nil
+  }
+
   /// How many cells the index holds (including empty ones not yet swept); for tests.
   var cellCount: Int {
     stripes.reduce(0) { total, stripe in

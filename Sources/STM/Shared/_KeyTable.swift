@@ -112,6 +112,19 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     }
   }
 
+  /// The first cell, in the table's order, that satisfies `predicate`; searched as `find`
+  /// searches, so safe without the lock while a snapshot is announced. The cell is not retained.
+  @inlinable
+  func firstCell(where predicate: (Cell) -> Bool) -> Unmanaged<Cell>? {
+    for index in 0...mask {
+      let word = words[index].load(ordering: .sequentiallyConsistent)
+      guard word > Self.removed else { continue }
+      let cell = Self.cell(word)
+      if cell._withUnsafeGuaranteedRef(predicate) { return cell }
+    }
+    return nil
+  }
+
   /// Whether one more key fits without making probes long (at most three quarters used).
   @inlinable
   var hasRoomForOneMore: Bool { (used + 1) * 4 <= (mask + 1) * 3 }

@@ -383,6 +383,32 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
 
   // MARK: Whole-collection reads
 
+  /// Whether no key is present, as one atomic read by the operation at `site` (joins the
+  /// running transaction, if any).
+  ///
+  /// Inside a transaction, a present key is proof enough: the answer reads that key's cell
+  /// only, so it conflicts with that key's removal and with nothing else, where reading the
+  /// count would make every insert and removal conflict with it (none of them but the last
+  /// removal can change the answer). With no key present it reads the count, which every
+  /// insert then conflicts with. Outside a transaction it reads the count at one snapshot:
+  /// a read that never conflicts, and costs one read per segment instead of a search.
+  @inlinable
+  func isEmpty(at site: _CallSite) -> Bool {
+    let thread = _CallingThread.current
+    guard let transaction = thread.transaction else { return count.value(at: site) == 0 }
+    // Found by peeking, which marks nothing: only the read of the key found counts.
+    let present = index.firstCell { cell in
+      guard let value = cell.variable._peek(in: transaction) else { return false }
+      return value != nil
+    }
+    guard let present else { return count.value(at: site) == 0 }
+    let value = present._withUnsafeGuaranteedRef { cell in
+      cell._noteAccess(.read, at: site)
+      return cell._value(in: thread)
+    }
+    return value == nil
+  }
+
   /// Every present key with its value, as one consistent snapshot (joins the running
   /// transaction, if any; outside, a read-only transaction, which never aborts). Inlinable,
   /// with `allSlots`: compiled generically, it looked up the metadata of the key's optional

@@ -301,10 +301,15 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
 
   /// Whether the dictionary has no keys.
   ///
-  /// Conflicts: as ``count``.
+  /// Conflicts: inside a transaction, when some key is present, only with transactions that
+  /// write that one key (the first it finds), whose removal is all that can make the answer
+  /// wrong: inserts and removals of other keys do not conflict with it. When no key is present, with
+  /// transactions that insert or remove a key, as ``count``.
   ///
-  /// - Complexity: O(*s*) for *s* engine segments.
-  public var isEmpty: Bool { count == 0 }
+  /// - Complexity: outside a transaction, O(*s*) for *s* engine segments. Inside one, a search
+  ///   for a present key: O(1) on average while most of the index holds present keys, up to
+  ///   the index's capacity when few are present.
+  public var isEmpty: Bool { storage.isEmpty(at: .unknown(in: self)) }
 
   /// The contents as a standard `Dictionary`: one consistent snapshot.
   ///

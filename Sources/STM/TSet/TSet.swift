@@ -145,10 +145,15 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
 
   /// Whether the set is empty.
   ///
-  /// Conflicts: as ``count``.
+  /// Conflicts: inside a transaction, when some element is present, only with transactions that
+  /// write that one element (the first it finds), whose removal is all that can make the answer
+  /// wrong: inserts and removals of other elements do not conflict with it. When no element is present, with
+  /// transactions that insert or remove an element, as ``count``.
   ///
-  /// - Complexity: O(*s*) for *s* engine segments.
-  public var isEmpty: Bool { count == 0 }
+  /// - Complexity: outside a transaction, O(*s*) for *s* engine segments. Inside one, a search
+  ///   for a present element: O(1) on average while most of the index holds present elements, up to
+  ///   the index's capacity when few are present.
+  public var isEmpty: Bool { storage.isEmpty(at: .unknown(in: self)) }
 
   /// The elements as a standard `Set`: one consistent snapshot (outside a transaction, a
   /// read-only transaction, which never aborts).

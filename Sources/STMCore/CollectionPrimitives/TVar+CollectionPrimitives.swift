@@ -158,6 +158,19 @@ package enum _EngineClock {
 }
 
 extension TVar {
+  /// Inside `transaction`: the value it would read from the variable (its own write, or the
+  /// value at its snapshot), without recording a read, so that no commit of the variable makes
+  /// the transaction conflict; nil when the transaction has only delayed updates of it.
+  ///
+  /// For a collection that scans many variables for one that justifies its answer (a present
+  /// key, for `isEmpty`) and then reads that one: the answer may rest only on what was read.
+  @inlinable
+  package func _peek(in transaction: Transaction) -> Value? {
+    transaction.segment.peek(cell)?._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
+  }
+}
+
+extension TVar {
   /// Inside `transaction`: whether it has written the variable (in any block), so that reading
   /// it returns the transaction's own value rather than the snapshot's.
   @inlinable

@@ -125,6 +125,23 @@ final class _Segment: @unchecked Sendable {
     return markRead(cell)
   }
 
+  /// The value of `cell` this transaction would read, without marking it read: its own
+  /// pending write if it has one, otherwise the newest committed version at its snapshot.
+  /// Nil, where a read would compute or trap, when the transaction's own value is not known
+  /// now: it has only delayed updates of the cell (appends, commutes), or its code is
+  /// mutating the value right now. A read that leaves no mark cannot make the transaction
+  /// conflict, so nothing it returns may decide the transaction's result unless a marked read
+  /// backs it (see `TVar._peek(in:)`).
+  @usableFromInline
+  func peek(_ cell: _Cell) -> Unmanaged<_VersionBase>? {
+    if !cellsBeingMutated.isEmpty && isListed(cell) { return nil }
+    if !log.isEmpty, let position = log.find(cell) {
+      guard let version = log.entries[position].version, version.flags & _VersionFlags.mutatingInPlace == 0 else { return nil }
+      return Unmanaged.passUnretained(version)
+    }
+    return visibleVersion(of: cell)
+  }
+
   private func markRead(_ cell: _Cell) -> Unmanaged<_VersionBase> {
     if !reads.lastIs(cell) { reads.append(cell) }
     return visibleVersion(of: cell)
@@ -330,8 +347,12 @@ final class _Segment: @unchecked Sendable {
   }
 
   private func checkNotListed(_ cell: _Cell) {
+    if isListed(cell) { _misuse(.accessDuringOwnInPlaceUpdate) }
+  }
+
+  private func isListed(_ cell: _Cell) -> Bool {
     let address = Unmanaged.passUnretained(cell).toOpaque()
-    if cellsBeingMutated.contains(where: { $0.toOpaque() == address }) { _misuse(.accessDuringOwnInPlaceUpdate) }
+    return cellsBeingMutated.contains(where: { $0.toOpaque() == address })
   }
 
   // MARK: Checkpoints (orElse and nested atomically)

@@ -12,10 +12,12 @@ private enum CollectionOperation: Sendable {
   case dictRemove(Int)
   case dictInsertIfAbsent(Int, Int)
   case dictCount
+  case dictIsEmpty
   case setInsert(Int)
   case setRemove(Int)
   case setContains(Int)
   case setCount
+  case setIsEmpty
   case arrayAppend(Int)
   case arrayCount
   /// Reads `index` if it is in bounds (checked in the same transaction).
@@ -58,14 +60,16 @@ private struct CollectionPlan: Sendable {
       case 14: return .enqueue(unique)
       case 15: return .tryDequeue
       case 16: return .counterAdd(amount)
-      default: return .counterValue
+      case 17: return .counterValue
+      case 18: return .dictIsEmpty
+      default: return .setIsEmpty
       }
     }
     if random.chance(10) {
       let kinds = alwaysWritingOutside.sorted()
       return CollectionPlan(operations: [operation(kinds[random.below(kinds.count)])], outside: true)
     }
-    let operations = (0..<(1 + random.below(5))).map { _ in operation(random.below(18)) }
+    let operations = (0..<(1 + random.below(5))).map { _ in operation(random.below(20)) }
     return CollectionPlan(operations: operations, throwsAtEnd: random.chance(5))
   }
 }
@@ -92,10 +96,12 @@ private struct TransactionalCollections: CollectionStore, Sendable {
       let (inserted, stored) = dict.insertIfAbsent(value, forKey: key)
       return inserted ? stored : -stored - 2
     case .dictCount: return dict.count
+    case .dictIsEmpty: return dict.isEmpty ? 1 : 0
     case .setInsert(let element): return set.insert(element).inserted ? 1 : 0
     case .setRemove(let element): return set.remove(element) ?? -1
     case .setContains(let element): return set.contains(element) ? 1 : 0
     case .setCount: return set.count
+    case .setIsEmpty: return set.isEmpty ? 1 : 0
     case .arrayAppend(let element): array.append(element)
     case .arrayCount: return array.count
     case .arrayRead(let index): return index < array.count ? array[index] : -1
@@ -128,10 +134,12 @@ private final class PlainCollections: CollectionStore {
       dict[key] = value
       return value
     case .dictCount: return dict.count
+    case .dictIsEmpty: return dict.isEmpty ? 1 : 0
     case .setInsert(let element): return set.insert(element).inserted ? 1 : 0
     case .setRemove(let element): return set.remove(element) ?? -1
     case .setContains(let element): return set.contains(element) ? 1 : 0
     case .setCount: return set.count
+    case .setIsEmpty: return set.isEmpty ? 1 : 0
     case .arrayAppend(let element): array.append(element)
     case .arrayCount: return array.count
     case .arrayRead(let index): return index < array.count ? array[index] : -1

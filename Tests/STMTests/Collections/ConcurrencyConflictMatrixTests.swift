@@ -39,10 +39,50 @@ extension LibraryTests {
       let dict: TDictionary<Int, Int> = [1: 1]
       #expect(abortsOfSecondCommitter(first: { _ = dict.count }, then: { dict[1] = 5 }) == 0)
       #expect(abortsOfSecondCommitter(first: { _ = dict.count }, then: { dict[2] = 2 }) == 1)
-      #expect(abortsOfSecondCommitter(first: { _ = dict.isEmpty }, then: { dict.removeValue(forKey: 2) }) == 1)
+      #expect(abortsOfSecondCommitter(first: { _ = dict.count }, then: { dict.removeValue(forKey: 2) }) == 1)
       // Inserting does not read the count: an insert never conflicts with another through it.
       #expect(abortsOfSecondCommitter(first: { dict[10] = 10 }, then: { dict[11] = 11 }) == 0)
       #expect(dict.count == 3)
+    }
+
+    @Test func dictionaryIsEmptyConflictsOnlyWithChangesThatCanMakeItWrong() {
+      let dict: TDictionary<Int, Int> = [1: 1]
+      // What the staged transaction read, on each of its runs.
+      let answers = LockedBox<[Bool]>([])
+      let isEmpty: @Sendable () -> Void = { let answer = dict.isEmpty; answers.value.append(answer) }
+      // A present key answers "not empty": inserts cannot change that.
+      #expect(abortsOfSecondCommitter(first: isEmpty, then: { dict[2] = 2 }) == 0)
+      #expect(abortsOfSecondCommitter(first: isEmpty, then: {
+        atomically { _ in for key in 3..<40 { dict[key] = key } }
+      }) == 0)
+      #expect(answers.value == [false, false])
+      for key in 2..<40 { dict.removeValue(forKey: key) }
+      // The removal of the only key does.
+      #expect(abortsOfSecondCommitter(first: isEmpty, then: { dict.removeValue(forKey: 1) }) == 1)
+      #expect(answers.value == [false, false, false, true])
+      // Empty: any insert does.
+      #expect(abortsOfSecondCommitter(first: isEmpty, then: { dict[5] = 5 }) == 1)
+      #expect(answers.value == [false, false, false, true, true, false])
+      #expect(dict.dictionary == [5: 5])
+    }
+
+    @Test func dictionaryIsEmptySeesTheTransactionsOwnChanges() {
+      let dict: TDictionary<Int, Int> = [1: 1]
+      atomically { _ in
+        dict.removeValue(forKey: 1)
+        #expect(dict.isEmpty)
+        dict[2] = 2
+        #expect(!dict.isEmpty)
+        dict.removeValue(forKey: 2)
+        #expect(dict.isEmpty)
+      }
+      #expect(dict.isEmpty)
+      let set: TSet<Int> = []
+      atomically { _ in
+        set.insert(7)
+        #expect(!set.isEmpty)
+      }
+      #expect(!set.isEmpty)
     }
 
     @Test func dictionaryIterationConflictsWithInsertsAndWritesItSaw() {
