@@ -109,13 +109,12 @@ public final class TransactionQueue: Sendable {
   /// finishing callbacks add; the queue is then unusable: ``add(_:fileID:line:)`` traps and `run` throws
   /// ``TransactionQueueError/failedEarlier(_:)``.
   ///
-  /// A callback that waits (in ``Transaction/retry()``) for something only another callback
-  /// of the queue would do must not be the only way forward: the run waits for the callbacks
-  /// that are running, and a run that fails or is cancelled starts no others, so if the one
-  /// that would end the wait was discarded, `run` does not return. Likewise, with every
-  /// worker busy in such a wait, the callbacks still queued never start. Give such waits a
-  /// way out (a flag the waiting callback also checks), or more threads than waiting
-  /// callbacks.
+  /// A callback waiting in ``Transaction/retry()`` when the run fails gives up its wait and
+  /// rolls back, and is discarded with the rest: the callback that would have ended the wait
+  /// may be among those discarded, so the run does not wait for it. A callback that waits
+  /// for something only another callback of the queue would do still needs that callback to
+  /// start, though: with every worker busy in such a wait, the callbacks still queued never
+  /// start, and `run` does not return. Give such waits more threads than waiting callbacks.
   ///
   /// - Parameter threads: The number of worker threads, at least 1 (default:
   ///   ``defaultThreadCount``).
@@ -146,7 +145,10 @@ public final class TransactionQueue: Sendable {
   /// Cancelling the task stops the run from starting new callbacks; the running ones finish,
   /// the callbacks not yet started stay queued (the queue stays usable), and `run` throws
   /// `CancellationError`, unless one of the running callbacks then throws: the run fails
-  /// with that error, as ``run(threads:)-7mj5`` does.
+  /// with that error, as ``run(threads:)-7mj5`` does. A callback waiting in
+  /// ``Transaction/retry()``, or that starts waiting after the cancellation, gives up its wait,
+  /// rolls back, and goes back to the front of the queue, to run first in the next run: it
+  /// may be waiting for a callback that this run will not start.
   ///
   /// - Parameter threads: The number of worker threads, at least 1 (default:
   ///   ``defaultThreadCount``).
@@ -165,7 +167,10 @@ public final class TransactionQueue: Sendable {
         }
       }
     } onCancel: { [scheduler] in
-      if scheduler.withLock({ $0.cancel(run: number) }) { scheduler.wakeAll() }
+      if let stop = scheduler.withLock({ $0.cancel(run: number) }) {
+        stop.value = true
+        scheduler.wakeAll()
+      }
     }
   }
 
@@ -184,16 +189,19 @@ public final class TransactionQueue: Sendable {
   private func work() {
     while true {
       let step = scheduler.wait { $0.nextStep() }
-      guard case .run(let callback) = step else { break }
+      guard case .run(let callback, let stopSignal) = step else { break }
       var failure: (any Error)?
       do {
-        try atomically({ _ in try callback.body() }, fileID: callback.fileID, line: callback.line)
+        try atomically({ try Self.runCallback(callback, in: $0, until: stopSignal) }, fileID: callback.fileID, line: callback.line)
+      } catch is _StoppedWaiting {
+        if scheduler.withLock({ $0.abandonedCallback(callback) }) { scheduler.wakeAll() }
+        continue
       } catch {
         failure = error
       }
-      if scheduler.withLock({ $0.finishedCallback(throwing: failure) }) {
-        scheduler.wakeAll()
-      }
+      let (wake, stop) = scheduler.withLock { $0.finishedCallback(throwing: failure) }
+      stop?.value = true
+      if wake { scheduler.wakeAll() }
     }
     let (ended, resume) = scheduler.withLock { $0.workerLeft() }
     if let (continuation, outcome) = resume {
@@ -202,4 +210,23 @@ public final class TransactionQueue: Sendable {
       scheduler.wakeAll()  // the synchronous caller, waiting for the outcome
     }
   }
+
+  /// The body of a callback's transaction. A callback that waits in `retry()` may wait for
+  /// something only another callback would do, which a stopped run never starts: so the wait
+  /// also reads the run's stop signal (setting it then wakes the wait), and once it is set the
+  /// callback gives the wait up, rolling back. Callbacks that do not wait never read the
+  /// signal, so stopping a run makes none of them conflict.
+  private static func runCallback(_ callback: _Work, in transaction: Transaction, until stopSignal: TVar<Bool>) throws {
+    var thrown: (any Error)?
+    do { try callback.body() } catch { thrown = error }
+    // Also when the callback caught the retry signal itself: it waits all the same.
+    if transaction._retryRequested && stopSignal.value {
+      transaction._withdrawRetry()
+      throw _StoppedWaiting()
+    }
+    if let thrown { throw thrown }
+  }
 }
+
+/// Ends the transaction of a callback that gave up its wait because its run stopped.
+private struct _StoppedWaiting: Error {}

@@ -24,7 +24,8 @@ struct _SchedulerState {
 
   /// What a worker does next.
   enum WorkerStep {
-    case run(_Work)
+    /// Run the callback; `stopSignal` is the run's (see `stopSignal`).
+    case run(_Work, stopSignal: TVar<Bool>)
     case leave
   }
 
@@ -49,6 +50,10 @@ struct _SchedulerState {
   private var outcome: Result<Void, any Error>?
   /// The async caller of the current run, resumed when the last worker leaves.
   var continuation: CheckedContinuation<Void, any Error>?
+  /// Set to true, outside the lock, once the current run stops starting work: a callback that
+  /// waits in `retry()` reads it, so that the wait ends then (see `TransactionQueue.work()`).
+  /// A new variable for each run, so that a late write cannot stop a later run.
+  private(set) var stopSignal = TVar(false)
 
   // MARK: Adding
 
@@ -98,6 +103,7 @@ struct _SchedulerState {
     stopReason = nil
     outcome = nil
     runNumber += 1
+    stopSignal = TVar(false)
     return runNumber
   }
 
@@ -106,36 +112,50 @@ struct _SchedulerState {
     if stopReason != nil { return .leave }
     if let work = pending.popFirst() {
       running += 1
-      return .run(work)
+      return .run(work, stopSignal: stopSignal)
     }
     return running == 0 ? .leave : nil
   }
 
-  /// Records the end of a callback; returns whether sleeping workers must wake (to leave).
-  mutating func finishedCallback(throwing error: (any Error)?) -> Bool {
+  /// Records the end of a callback; returns whether sleeping workers must wake (to leave),
+  /// and the run's stop signal to set if this call stopped the run.
+  mutating func finishedCallback(throwing error: (any Error)?) -> (wake: Bool, stop: TVar<Bool>?) {
     running -= 1
     // A callback's error fails the run even after a cancellation: the queue must not be
     // taken for idle and reusable, with the error dropped (found by review).
     if let error {
       switch stopReason {
-      case nil, .cancelled:
+      case nil:
         stopReason = .failed(error)
-        return true
+        return (true, stopSignal)
+      case .cancelled:
+        // The signal is set already.
+        stopReason = .failed(error)
+        return (true, nil)
       case .failed:
         break
       }
     }
-    return stopReason != nil || (running == 0 && pending.isEmpty)
+    return (stopReason != nil || (running == 0 && pending.isEmpty), nil)
+  }
+
+  /// Records a callback that gave up its wait in `retry()` because the run stopped: after a
+  /// cancellation it goes back to the front of the queue, to run first in the next run; after
+  /// a failure it is dropped with the rest. Returns whether sleeping workers must wake.
+  mutating func abandonedCallback(_ work: _Work) -> Bool {
+    running -= 1
+    if case .cancelled = stopReason { pending.prepend(work) }
+    return true
   }
 
   /// Stops run `number` from starting new work, if it is still the one in progress; returns
-  /// whether it did.
-  mutating func cancel(run number: Int) -> Bool {
+  /// the run's stop signal to set if it did.
+  mutating func cancel(run number: Int) -> TVar<Bool>? {
     guard case .running = phase, number == runNumber, outcome == nil, stopReason == nil else {
-      return false
+      return nil
     }
     stopReason = .cancelled
-    return true
+    return stopSignal
   }
 
   /// Records that a worker left. For the last one, ends the run: returns its result and the
@@ -180,6 +200,16 @@ struct _WorkList {
   var isEmpty: Bool { head == items.count }
 
   mutating func append(_ work: _Work) { items.append(work) }
+
+  /// Puts `work` before every other item.
+  mutating func prepend(_ work: _Work) {
+    if head > 0 {
+      head -= 1
+      items[head] = work
+    } else {
+      items.insert(work, at: 0)
+    }
+  }
 
   mutating func popFirst() -> _Work? {
     guard head < items.count else { return nil }

@@ -191,3 +191,20 @@ public struct Transaction {
     return segment.isInevitable
   }
 }
+
+extension Transaction {
+  /// Whether the body called ``retry()`` (even if it caught the signal): the transaction will
+  /// wait when the body ends. For a caller that runs bodies it did not write and must decide
+  /// what such a wait means (`TransactionQueue`, whose stopped run gives up waits).
+  package var _retryRequested: Bool {
+    checkValid("retry()")
+    return segment.retryRequested
+  }
+
+  /// Takes back the body's ``retry()``, for a caller that ends the attempt with an error of
+  /// its own instead: the attempt then rolls back and the error propagates, as any error does.
+  package func _withdrawRetry() {
+    checkValid("retry()")
+    segment.retryRequested = false
+  }
+}

@@ -188,10 +188,11 @@ extension LibraryTests {
     /// finishes; the rest stay queued for a later run.
     @Test func cancellingTheAsyncRunKeepsTheWorkNotStarted() async throws {
       let queue = TransactionQueue()
-      let release = TVar(false), ran = TCounter()
-      let firstStarted = Gate()
+      let ran = TCounter()
+      let firstStarted = Gate(), firstMayFinish = Gate()
       queue.add {
-        try waitUntil(release, opening: firstStarted)
+        firstStarted.open()
+        firstMayFinish.wait()
         ran.add(1)
       }
       for _ in 0..<10 { queue.add { ran.add(1) } }
@@ -199,7 +200,7 @@ extension LibraryTests {
       firstStarted.wait()
       run.cancel()
       try await Task.sleep(for: .milliseconds(50))
-      release.value = true
+      firstMayFinish.open()
       await #expect(throws: CancellationError.self) { try await run.value }
       #expect(ran.value == 1)
       #expect(queue.pendingCount == 10)
@@ -207,15 +208,91 @@ extension LibraryTests {
       #expect(ran.value == 11)
     }
 
+    /// A callback waiting in `retry()` for a callback the cancelled run will not start gives
+    /// up its wait and goes back to the front of the queue; the next run runs it first. (The
+    /// run did not return: it waited for the waiting callback, whose wait only the queued
+    /// callback could end.)
+    @Test func cancellingTheAsyncRunEndsWaitsForWorkItWillNotStart() async throws {
+      let queue = TransactionQueue()
+      let release = TVar(false), order = TArray<String>()
+      let waiting = Gate(), otherStarted = Gate(), otherMayFinish = Gate()
+      queue.add {
+        try waitUntil(release, opening: waiting)
+        order.append("waiter")
+      }
+      queue.add {
+        otherStarted.open()
+        otherMayFinish.wait()
+        order.append("other")
+      }
+      queue.add {
+        release.value = true
+        order.append("releaser")
+      }
+      let run = Task { try await queue.run(threads: 2) }
+      waiting.wait()
+      otherStarted.wait()
+      run.cancel()
+      otherMayFinish.open()
+      let ended = Gate()
+      Task.detached {
+        _ = try? await run.value
+        ended.open()
+      }
+      guard ended.wait(timeout: 20) else {
+        Issue.record("the cancelled run never returned")
+        return
+      }
+      await #expect(throws: CancellationError.self) { try await run.value }
+      #expect(order.elements == ["other"])
+      #expect(queue.pendingCount == 2)
+      try await queue.run(threads: 2)
+      #expect(order.elements.sorted() == ["other", "releaser", "waiter"])
+      #expect(release.value)
+    }
+
+    /// A callback waiting in `retry()` when another callback throws gives up its wait: the
+    /// callback that would have ended it was discarded, and the run returns the error. (It
+    /// did not return.)
+    @Test func aFailedRunEndsWaitsForDiscardedWork() throws {
+      let queue = TransactionQueue()
+      let release = TVar(false), committed = TSet<String>()
+      let waiting = Gate()
+      queue.add {
+        try waitUntil(release, opening: waiting)
+        committed.insert("waiter")
+      }
+      queue.add {
+        waiting.wait()
+        // Let the waiter go to sleep, or find the run stopped when it looks: both must end.
+        Thread.sleep(forTimeInterval: 0.02)
+        throw Planned(id: 2)
+      }
+      queue.add {
+        release.value = true
+        committed.insert("releaser")
+      }
+      let outcome = LockedOutcome()
+      let ended = Gate()
+      Thread.detachNewThread {
+        do { try queue.run(threads: 2) } catch { outcome.error = error }
+        ended.open()
+      }
+      #expect(ended.wait(timeout: 20), "the failed run never returned")
+      #expect(outcome.error as? Planned == Planned(id: 2))
+      #expect(committed.elements.isEmpty)
+      #expect(!release.value)
+    }
+
     /// A callback that throws after the run was cancelled still fails the run: `run` throws
     /// its error and the queue is failed, as after any throwing callback. (The error was
     /// dropped, and the queue taken for idle, found by review.)
     @Test func aCallbackThatThrowsAfterACancellationFailsTheRun() async throws {
       let queue = TransactionQueue()
-      let release = TVar(false)
-      let firstStarted = Gate()
+      let firstStarted = Gate(), firstMayFinish = Gate()
       queue.add {
-        try waitUntil(release, opening: firstStarted)
+        firstStarted.open()
+        firstMayFinish.wait()
         throw Planned(id: 9)
       }
       queue.add {}
@@ -223,7 +300,7 @@ extension LibraryTests {
       firstStarted.wait()
       run.cancel()
       try await Task.sleep(for: .milliseconds(50))
-      release.value = true
+      firstMayFinish.open()
       await #expect(throws: Planned(id: 9)) { try await run.value }
       await #expect(throws: TransactionQueueError.self) { try await queue.run(threads: 1) }
     }
@@ -277,6 +354,16 @@ extension LibraryTests {
 
 /// In a transaction: opens `gate` and waits (retries) until `release` is true; a callback
 /// that stays running until the test lets it go.
+/// The error a run on another thread threw, if any.
+private final class LockedOutcome: @unchecked Sendable {
+  private let lock = NSLock()
+  private var stored: (any Error)?
+  var error: (any Error)? {
+    get { lock.withLock { stored } }
+    set { lock.withLock { stored = newValue } }
+  }
+}
+
 private func waitUntil(_ release: TVar<Bool>, opening gate: Gate) throws {
   try atomically { transaction in
     if !release.value {
