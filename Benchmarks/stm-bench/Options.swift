@@ -38,7 +38,8 @@ struct Options {
       --workloads a,b   Workloads to run, comma separated (default: all; see --list).
       --threads 1,2     Thread counts, comma separated (default: 1,2).
       --repeat N        Per workload, implementation and thread count: one warm-up run (checked,
-                        not reported), then N measured runs; report their median. By default a
+                        not reported), then N measured runs; report their median (of an even
+                        number, the faster of the two middle runs). By default a
                         short run is repeated, with no warm-up, until the runs took
                         \(Size.standard.repetitionSeconds) s in all or \(Size.standard.maximumRuns) were made (--full: \(Size.full.repetitionSeconds) s or \(Size.full.maximumRuns) runs;
                         --quick: \(Size.quick.repetitionSeconds) s or \(Size.quick.maximumRuns) runs).
@@ -64,7 +65,7 @@ struct Options {
                         index, a variable), each side's atomically call and access, and a hint.
 
     Exit status: 0 when every run verified, 1 when a run failed its check or hung, 2 on a usage
-    error.
+    error, 3 when the random-number generator's self-check failed (nothing was run).
     """
 
   init(parsing arguments: [String]) throws(UsageError) {

@@ -7,7 +7,7 @@ extension Workload {
   /// count in a shared dictionary under key i and adds 1 to a shared commutative counter.
   static let primes = Workload(
     name: "primes",
-    summary: "4,000 TransactionQueue tasks each count primes ≤ 10,000 into a shared map; check 1,229 each",
+    summary: "TransactionQueue tasks each count primes ≤ 10,000 into a shared map; check 1,229 each",
     unit: "tasks"
   ) { size in
     let tasks = size.scaled(4_000)
