@@ -82,7 +82,8 @@ public struct ConflictEvent: Sendable, Hashable {
   init?(logLine line: Substring) {
     let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
     guard fields.count == 5 || fields.count == 8, let outcome = Outcome(rawValue: String(fields[0])),
-      let kind = ContentionKind(rawValue: String(fields[1])), let seconds = Double(fields[2])
+      let kind = ContentionKind(rawValue: String(fields[1])), let seconds = Double(fields[2]),
+      seconds.isFinite, seconds >= 0
     else { return nil }
     var locations: [CodeLocation?] = []
     for field in fields[3..<min(fields.count, 7)] {

@@ -6,7 +6,9 @@ import Foundation
 /// where it read or wrote that object.
 ///
 /// Turn it on in code, or for a whole program with the `STM_CONFLICT_LOG` environment variable
-/// naming a file to write (read when the first transaction starts):
+/// naming a file to write (read when the first transaction starts; a recording the program
+/// started itself before then is left running, and the variable ignored, with a note on
+/// standard error):
 ///
 /// ```swift
 /// try ConflictLog.start(writingTo: "conflicts.log")   // or start() for memory only
@@ -37,8 +39,10 @@ public enum ConflictLog {
   /// The environment variable that starts recording into the file it names.
   public static let environmentVariable = "STM_CONFLICT_LOG"
 
-  /// Starts recording, in memory and, with a path, into that file (replaced if it exists).
-  /// Starting again ends the previous recording first.
+  /// Starts recording, in memory and, with a path, into that file (replaced if it exists),
+  /// written a line at a time, so that a program that crashes leaves every event it recorded.
+  /// Starting again ends the previous recording first (its file gets its summary line and is
+  /// closed), also when the new file then cannot be opened.
   ///
   /// - Throws: ``ConflictLogError/cannotOpen(_:_:)`` when the file cannot be written.
   /// - Complexity: O(1).
@@ -83,8 +87,17 @@ public enum ConflictLog {
     }
   }
 
-  /// Reads ``environmentVariable`` from the process environment.
+  /// Reads ``environmentVariable`` from the process environment, when the first thread uses
+  /// the engine; a recording the program started before that is left running.
   static func startFromProcessEnvironment() {
-    start(fromEnvironment: ProcessInfo.processInfo.environment)
+    let environment = ProcessInfo.processInfo.environment
+    guard isRecording else {
+      start(fromEnvironment: environment)
+      return
+    }
+    if let path = environment[environmentVariable], !path.isEmpty {
+      let message = "swift-stm: \(environmentVariable) is set, but the program started a recording itself; that one goes on, and \(path) is not written\n"
+      FileHandle.standardError.write(Data(message.utf8))
+    }
   }
 }

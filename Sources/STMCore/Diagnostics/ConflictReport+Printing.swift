@@ -5,14 +5,14 @@ extension ConflictReport {
   /// then one line per side: its transaction's `atomically` call (or "a single operation
   /// outside atomically") and where it read or wrote the object, then the hint.
   ///
-  /// - Parameter top: How many conflicts to list.
+  /// - Parameter top: How many conflicts to list (none for 0 or less).
   /// - Returns: The report, as lines of text.
   /// - Complexity: O(*c* + *o* log *o*) for *c* conflicts with *o* objects.
   public func formatted(top: Int = 10) -> String {
     let attempts = commits + aborts
     var lines: [String] = []
     lines.append(
-      "\(Self.seconds(seconds)) recorded: \(Self.count(commits)) commits (\(Self.count(Int(transactionsPerSecond.rounded()))) transactions/s), "
+      "\(Self.seconds(seconds)) recorded: \(Self.count(commits)) commits (\(Self.rate(transactionsPerSecond)) transactions/s), "
         + "\(Self.count(aborts)) aborts (\(Self.percent(aborts, of: attempts)) of attempts), \(Self.count(pauses)) pauses")
     lines.append("\(Self.seconds(secondsLostInAborts)) lost in aborts, \(Self.seconds(secondsPaused)) paused (summed over threads)")
     let inevitableCount = inevitableTransactions.values.reduce(0, +)
@@ -31,7 +31,8 @@ extension ConflictReport {
       return lines.joined(separator: "\n")
     }
     lines.append("Top conflicts by time lost:")
-    for (rank, conflict) in conflicts.prefix(top).enumerated() {
+    let shown = max(top, 0)
+    for (rank, conflict) in conflicts.prefix(shown).enumerated() {
       var counts: [String] = []
       if conflict.aborts > 0 { counts.append("\(Self.count(conflict.aborts))x \(conflict.kind) aborts") }
       if conflict.pauses > 0 { counts.append("\(Self.count(conflict.pauses))x \(conflict.kind) pauses") }
@@ -44,7 +45,7 @@ extension ConflictReport {
       lines.append("    " + Self.side("by", conflict.conflictingLocation, "writing", conflict.conflictingAccessLocation, unknown: "(unknown)"))
       lines.append("    hint: \(conflict.hint)")
     }
-    if conflicts.count > top { lines.append("(\(conflicts.count - top) more)") }
+    if conflicts.count > shown { lines.append("(\(conflicts.count - shown) more)") }
     return lines.joined(separator: "\n")
   }
 
@@ -67,10 +68,13 @@ extension ConflictReport {
     return "\(preposition) the transaction at  \(unknown)"
   }
 
-  private static func seconds(_ value: Double) -> String {
-    let millis = Int((value * 1000).rounded())
-    let fraction = String(millis % 1000).leftPadded(to: 3, with: "0")
-    return "\(millis / 1000).\(fraction)s"
+  private static func seconds(_ value: Double) -> String { _formattedSeconds(value) }
+
+  /// A rate as a whole number, grouped; one beyond `Int` (a recording of a few nanoseconds)
+  /// as Swift prints it.
+  private static func rate(_ value: Double) -> String {
+    guard value.isFinite, value.magnitude < 1e18 else { return "\(value)" }
+    return count(Int(value.rounded()))
   }
 
   private static func percent(_ part: Int, of whole: Int) -> String {

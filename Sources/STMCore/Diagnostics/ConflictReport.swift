@@ -89,23 +89,36 @@ public struct ConflictReport: Sendable, CustomStringConvertible {
   /// `STM_CONFLICT_LOG` environment variable), in the current format or the earlier one with
   /// five fields per line.
   ///
-  /// - Throws: ``ConflictLogError/malformedLine(_:_:)`` for a line it cannot read.
+  /// A log that ends without a line break, in a line it cannot read, was cut short: the
+  /// program stopped in the middle of writing it (a crash, a kill). That line is left out.
+  ///
+  /// - Throws: ``ConflictLogError/malformedLine(_:_:)`` for a line it cannot read, including
+  ///   times that are negative or not finite, which the log never writes.
   /// - Complexity: O(*n*) for a log of *n* characters, plus the grouping of its events.
   public init(log text: String) throws(ConflictLogError) {
     var events: [ConflictEvent] = []
     var seconds = 0.0, commits = 0
-    for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+    let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+    for (index, line) in lines.enumerated() {
       if line.isEmpty || line.hasPrefix("#") { continue }
+      // Only the last line can lack its line break: the split leaves an empty one otherwise.
+      let cutShort = index == lines.count - 1
       if line.hasPrefix("summary\t") {
         let fields = line.split(separator: "\t")
-        guard fields.count == 3, let wall = Double(fields[1]), let committed = Int(fields[2]) else {
+        guard fields.count == 3, let wall = Double(fields[1]), wall.isFinite, wall >= 0,
+          let committed = Int(fields[2]), committed >= 0
+        else {
+          if cutShort { break }
           throw .malformedLine(index + 1, String(line))
         }
         seconds += wall
         commits += committed
         continue
       }
-      guard let event = ConflictEvent(logLine: line) else { throw .malformedLine(index + 1, String(line)) }
+      guard let event = ConflictEvent(logLine: line) else {
+        if cutShort { break }
+        throw .malformedLine(index + 1, String(line))
+      }
       events.append(event)
     }
     self.init(events: events, seconds: seconds, commits: commits)

@@ -73,32 +73,44 @@ final class _ConflictRecorder: @unchecked Sendable {
   }
 
   func start(writingTo path: String?) throws(ConflictLogError) {
+    // The previous recording ends first: opened again, its own path would be emptied under
+    // its open stream, whose buffered lines would then land over the new log (found by review).
+    if let previous = endRecording(), let file = previous.file { finish(file, previous) }
     var file: UnsafeMutablePointer<FILE>?
     if let path {
       file = fopen(path, "w")
-      guard file != nil else { throw .cannotOpen(path, errno) }
-      fputs(ConflictEvent.logHeader + "\n", file)
+      guard let opened = file else { throw .cannotOpen(path, errno) }
+      // A line at a time: a program that crashes or is killed, the one most worth diagnosing,
+      // leaves every event it recorded, not what a 4 KB buffer had flushed.
+      setvbuf(opened, nil, _IOLBF, 0)
+      fputs(ConflictEvent.logHeader + "\n", opened)
     }
     // Read before taking the lock: the statistics registry has a lock of its own.
     let fresh = Recording(
       file: file, startedNanoseconds: _monotonicNanoseconds(), commitsAtStart: TransactionEngine.statistics.commits)
-    let previous = recording.withLock { recording in
-      defer { recording = fresh }
-      return recording
+    recording.withLock { recording in
+      recording = fresh
+      // Under the lock, as `endRecording` clears it: the switch is on exactly while a
+      // recording is (a racing stop could otherwise leave it on with none).
+      _conflictLogIsOn.store(true, ordering: .relaxed)
     }
-    if let previousFile = previous?.file { finish(previousFile, previous!) }
-    _conflictLogIsOn.store(true, ordering: .relaxed)
     Self.flushAtExit
   }
 
   /// Stops recording; returns the report of what was recorded, or nil if nothing was.
   func stop() -> ConflictReport? {
-    _conflictLogIsOn.store(false, ordering: .relaxed)
-    guard let ended = recording.withLock({ recording in defer { recording = nil }; return recording }) else {
-      return nil
-    }
+    guard let ended = endRecording() else { return nil }
     if let file = ended.file { finish(file, ended) }
     return report(of: ended)
+  }
+
+  /// Takes the running recording out, if any, and turns the switch off.
+  private func endRecording() -> Recording? {
+    recording.withLock { recording in
+      _conflictLogIsOn.store(false, ordering: .relaxed)
+      defer { recording = nil }
+      return recording
+    }
   }
 
   func report() -> ConflictReport? {

@@ -70,13 +70,19 @@ public struct TransactionStatistics: Sendable, Hashable, CustomStringConvertible
       }
       return parts.isEmpty ? "" : " (" + parts.joined(separator: ", ") + ")"
     }
-    func seconds(_ value: Double) -> String {
-      let millis = Int((value * 1000).rounded())
-      let fraction = String(millis % 1000)
-      return "\(millis / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction + "s"
-    }
     return "\(commits) commits, \(totalAborts) aborts\(breakdown(aborts)), "
       + "\(totalPauses) pauses\(breakdown(pauses)), \(retries) retries, "
-      + "\(seconds(secondsLostInAborts)) lost in aborts, \(seconds(secondsPaused)) paused"
+      + "\(_formattedSeconds(secondsLostInAborts)) lost in aborts, \(_formattedSeconds(secondsPaused)) paused"
   }
+}
+
+/// `value` seconds as `1.234s`, to the millisecond. Any value prints: a negative one (a
+/// difference of statistics, which the public fields and `-` allow) with its sign, one too
+/// large or not finite as Swift prints it.
+func _formattedSeconds(_ value: Double) -> String {
+  guard value.isFinite, value.magnitude < 1e12 else { return "\(value)s" }
+  let millis = Int((value.magnitude * 1000).rounded())
+  let fraction = String(millis % 1000)
+  let sign = value < 0 && millis > 0 ? "-" : ""
+  return sign + "\(millis / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction + "s"
 }
