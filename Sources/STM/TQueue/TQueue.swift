@@ -321,7 +321,9 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// - Returns: The first item, or nil when the queue is closed and empty.
   /// - Throws: Only inside a transaction: the internal signal of ``Transaction/retry()``, which
   ///   `atomically` catches. A transaction that has called ``Transaction/becomeInevitable()``
-  ///   cannot wait: dequeuing from an empty queue there traps; use ``tryDequeue(fileID:line:)``.
+  ///   cannot wait: dequeuing from an empty queue there traps, unless an enclosing
+  ///   ``Transaction/orElse(_:_:)`` takes its other branch instead; use
+  ///   ``tryDequeue(fileID:line:)``.
   /// - Complexity: O(1), plus the wait.
   @inlinable
   public func dequeue(fileID: StaticString = #fileID, line: UInt = #line) throws -> Element? {
@@ -331,9 +333,8 @@ public final class TQueue<Element: Sendable>: Sendable {
     }
     if let item = take(transaction, at: site) { return item }
     if closed._noted(.read, at: site, as: .named("closed")).value { return nil }
-    if transaction._isInevitableByRequest {
-      fatalError("TQueue.dequeue() found the queue empty in a transaction that called becomeInevitable(); it would wait forever, since an inevitable transaction cannot roll back to wait. Use tryDequeue(), or dequeue before becoming inevitable.")
-    }
+    // After becomeInevitable() the engine traps when the whole transaction retries, saying
+    // why; a retry that an enclosing orElse catches does not wait, and must not trap.
     try transaction.retry()
   }
 

@@ -22,8 +22,10 @@ enum _Misuse {
       "retry() was called in a transaction that has read no TVar, so nothing could ever change to "
         + "wake it and it would wait forever. Read the state you are waiting on before calling retry()."
     case .retryAfterBecomeInevitable:
-      "retry() was called after becomeInevitable(). An inevitable transaction cannot roll back to "
-        + "wait, because its irrevocable effects have happened. Decide to wait before becoming inevitable."
+      "retry() was called after becomeInevitable(), by the transaction's code or by an operation that waits "
+        + "(TQueue.dequeue() on an empty queue, an enqueue on a full bounded queue). An inevitable transaction "
+        + "cannot roll back to wait, because its irrevocable effects have happened. Decide to wait before "
+        + "becoming inevitable, or use one that does not wait (TQueue.tryDequeue())."
     case .transactionalAccessInCommute:
       "A commute transform used a TVar or atomically. Transforms run while the commit publishes, "
         + "when no transactional data may be touched; a transform must be a pure function of the "

@@ -45,7 +45,24 @@ extension LibraryTests {
           return try queue.dequeue()
         }
       }
-      #expect(standardError(of: result).contains("found the queue empty in a transaction that called becomeInevitable()"))
+      #expect(standardError(of: result).contains("retry() was called after becomeInevitable(), by the transaction's code or by an operation that waits (TQueue.dequeue() on an empty queue"))
+    }
+
+    /// Inside `orElse`, the retry of an empty queue's dequeue picks the other branch: nothing
+    /// waits, so an inevitable transaction may do it. (It trapped; found by review.)
+    @Test func dequeueingInOrElseOfAnInevitableTransactionFallsBack() throws {
+      let queue = TQueue<Int>()
+      let taken = try atomically { transaction in
+        try transaction.becomeInevitable()
+        return try transaction.orElse({ _ in try queue.dequeue() }, { _ in -1 })
+      }
+      #expect(taken == -1)
+      try queue.enqueue(5)
+      let next = try atomically { transaction in
+        try transaction.becomeInevitable()
+        return try transaction.orElse({ _ in try queue.dequeue() }, { _ in -1 })
+      }
+      #expect(next == 5)
     }
 
     @Test func aRepeatedKeyAmongUniqueKeysTraps() async {
