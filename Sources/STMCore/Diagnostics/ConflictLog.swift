@@ -23,9 +23,10 @@ import Foundation
 ///
 /// Off (the default), recording costs a few loads and stores per transaction and one relaxed
 /// load per collection access, with no lock and no shared write. On, each access of a
-/// transaction is noted in a table of its thread, and each abort or pause takes a lock and
-/// keeps one entry in memory (and writes one line to the file): cheap next to the abort it
-/// records, but a program with millions of pauses keeps millions of entries.
+/// transaction is noted in a table of its thread, and each abort or pause takes a lock, is
+/// added to its conflict's totals in memory and written as one line to the file: cheap next to
+/// the abort it records. Memory grows with the distinct conflicts and the objects they were on
+/// (the keys, for a dictionary), not with the number of aborts and pauses.
 ///
 /// Locations are `#fileID`:`#line`. Every collection operation and `TVar` method takes `fileID`
 /// and `line` arguments that default to its caller's, as ``atomically(_:fileID:line:)-88o9x``
@@ -53,7 +54,7 @@ public enum ConflictLog {
   /// Stops recording, closes the file (after a last `summary` line with the wall time and the
   /// commits), and returns the report of the recording, or nil if none was running.
   ///
-  /// - Complexity: O(*e*) for the *e* events recorded.
+  /// - Complexity: O(*c* log *c*) for the *c* distinct conflicts recorded.
   @discardableResult
   public static func stop() -> ConflictReport? {
     _ConflictRecorder.shared.stop()
@@ -64,7 +65,7 @@ public enum ConflictLog {
 
   /// The report of the recording so far, or nil if none is running.
   ///
-  /// - Complexity: O(*e*) for the *e* events recorded.
+  /// - Complexity: O(*c* log *c*) for the *c* distinct conflicts recorded.
   public static func report() -> ConflictReport? {
     _ConflictRecorder.shared.report()
   }

@@ -45,27 +45,43 @@ public struct ConflictReport: Sendable, CustomStringConvertible {
   ///
   /// - Complexity: O(*e* + *c* log *c*) for *e* events in *c* conflicts.
   public init(events: some Sequence<ConflictEvent>, seconds: Double, commits: Int) {
+    var tally = Tally()
+    for event in events { tally.add(event) }
+    self.init(tally, seconds: seconds, commits: commits)
+  }
+
+  /// The report of the events `tally` summed up.
+  init(_ tally: Tally, seconds: Double, commits: Int) {
     self.seconds = seconds
     self.commits = commits
-    var byPlace: [ConflictKey: Conflict] = [:]
-    var inevitable: [CodeLocation?: Int] = [:]
-    for event in events {
-      if event.outcome == .inevitable {
-        inevitable[event.location, default: 0] += 1
-        continue
-      }
-      let key = ConflictKey(event)
-      var conflict = byPlace[key] ?? Conflict(key)
-      conflict.add(event)
-      byPlace[key] = conflict
+    // Ties broken by every location, so that the same events always print in the same order
+    // (the tally's dictionary order changes from process to process).
+    func order(_ conflict: Conflict) -> [String] {
+      [conflict.location, conflict.accessLocation, conflict.conflictingLocation, conflict.conflictingAccessLocation]
+        .map { $0?.description ?? "" } + [conflict.kind.rawValue]
     }
-    conflicts = byPlace.values.sorted { a, b in
+    conflicts = tally.byPlace.values.sorted { a, b in
       if a.secondsLost != b.secondsLost { return a.secondsLost > b.secondsLost }
       if a.aborts + a.pauses != b.aborts + b.pauses { return a.aborts + a.pauses > b.aborts + b.pauses }
-      return (a.location?.description ?? "", a.accessLocation?.description ?? "", a.kind.rawValue)
-        < (b.location?.description ?? "", b.accessLocation?.description ?? "", b.kind.rawValue)
+      return order(a).lexicographicallyPrecedes(order(b))
     }
-    inevitableTransactions = inevitable
+    inevitableTransactions = tally.inevitable
+  }
+
+  /// Events summed up as they come: what a recording keeps, so that its memory grows with the
+  /// conflicts and the objects they were on, not with every abort and pause.
+  struct Tally {
+    var byPlace: [ConflictKey: Conflict] = [:]
+    var inevitable: [CodeLocation?: Int] = [:]
+
+    mutating func add(_ event: ConflictEvent) {
+      if event.outcome == .inevitable {
+        inevitable[event.location, default: 0] += 1
+        return
+      }
+      let key = ConflictKey(event)
+      byPlace[key, default: Conflict(key)].add(event)
+    }
   }
 
   /// What makes two events part of the same ``Conflict``.

@@ -21,8 +21,8 @@ import Synchronization
 ///
 /// Off, the log costs one relaxed load of `_conflictLogIsOn` per noted access (see
 /// `TVar._noteAccess`) and where an abort, a pause or an escalation is counted anyway, and one
-/// store per published version (its site number, 0). On, each event takes a lock, is kept in
-/// memory and, with a file, written as one line.
+/// store per published version (its site number, 0). On, each event takes a lock, is added to
+/// its conflict's totals and, with a file, written as one line.
 @usableFromInline
 final class _ConflictRecorder: @unchecked Sendable {
   static let shared = _ConflictRecorder()
@@ -32,7 +32,7 @@ final class _ConflictRecorder: @unchecked Sendable {
   static var isRecording: Bool { _conflictLogIsOn.load(ordering: .relaxed) }
 
   private struct Recording {
-    var events: [ConflictEvent] = []
+    var tally = ConflictReport.Tally()
     var file: UnsafeMutablePointer<FILE>?
     var startedNanoseconds: Int
     var commitsAtStart: Int
@@ -67,7 +67,7 @@ final class _ConflictRecorder: @unchecked Sendable {
       conflictingLocation: other.transaction, accessLocation: access, conflictingAccessLocation: otherAccess, object: object)
     recording.withLock { recording in
       guard recording != nil else { return }
-      recording!.events.append(event)
+      recording!.tally.add(event)
       if let file = recording!.file { fputs(event.logLine + "\n", file) }
     }
   }
@@ -119,7 +119,7 @@ final class _ConflictRecorder: @unchecked Sendable {
 
   private func report(of recording: Recording) -> ConflictReport {
     ConflictReport(
-      events: recording.events, seconds: Double(_monotonicNanoseconds() - recording.startedNanoseconds) / 1e9,
+      recording.tally, seconds: Double(_monotonicNanoseconds() - recording.startedNanoseconds) / 1e9,
       commits: TransactionEngine.statistics.commits - recording.commitsAtStart)
   }
 
@@ -147,6 +147,7 @@ extension _Engine {
   ) {
     let nanoseconds = _monotonicNanoseconds() - started
     context.statistics.recordPause(kind, nanoseconds: nanoseconds)
+    segment?.pausedInAttempt += nanoseconds
     guard _ConflictRecorder.isRecording else { return }
     _ConflictRecorder.shared.record(
       .pause, kind, nanoseconds: nanoseconds, site: segment?.siteNumber.load(ordering: .relaxed) ?? 0,
@@ -177,7 +178,8 @@ extension _Engine {
   /// Counts an abort of `segment`'s attempt, and logs it while the conflict log records, with
   /// the cell its validation found in conflict (see `_Segment.conflictingCell`).
   func noteAbort(_ kind: ContentionKind, of segment: _Segment, context: _ThreadContext) {
-    let nanoseconds = _monotonicNanoseconds() - segment.attemptStarted
+    // Its pauses are counted as paused already.
+    let nanoseconds = max(0, _monotonicNanoseconds() - segment.attemptStarted - segment.pausedInAttempt)
     context.statistics.recordAbort(kind, nanoseconds: nanoseconds)
     guard _ConflictRecorder.isRecording else { return }
     // The attempt has not ended yet, so its read set and redo log still keep the cell alive.

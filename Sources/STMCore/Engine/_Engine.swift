@@ -42,10 +42,20 @@ final class _Engine: @unchecked Sendable {
 
   // MARK: Segments
 
-  /// Takes a free segment for the calling thread, waiting (a pause) while all are busy.
-  /// Unretained: segments live as long as the engine, and a retain here would be an atomic
-  /// instruction on every operation.
+  /// Takes a free segment for the calling thread, waiting (a pause, noted here) while all
+  /// are busy. Unretained: segments live as long as the engine, and a retain here would be an
+  /// atomic instruction on every operation.
   func acquireSegment(for context: _ThreadContext) -> Unmanaged<_Segment> {
+    var waitStarted = 0
+    let segment = acquireSegment(for: context, waitStarted: &waitStarted)
+    if waitStarted != 0 { notePause(.freeSegment, since: waitStarted, context: context, segment: nil, conflictingSite: 0) }
+    return segment
+  }
+
+  /// As `acquireSegment(for:)`, leaving the pause to the caller: when all segments were busy,
+  /// `waitStarted` says since when, so that a transaction can note the wait once its segment
+  /// shows its `atomically` call (noted without one, it read as a single operation's).
+  func acquireSegment(for context: _ThreadContext, waitStarted: inout Int) -> Unmanaged<_Segment> {
     // Almost always the thread's own segment is free: one compare-and-swap on a line that
     // other threads touch only when their own segments are busy. (A new thread's preference
     // may lie beyond the pool; the slow path below fixes it.)
@@ -53,19 +63,19 @@ final class _Engine: @unchecked Sendable {
       let preferred = segmentHandles[context.preferredSegment]
       if preferred._withUnsafeGuaranteedRef({ $0.tryAcquire() }) { return preferred }
     }
-    return acquireAnotherSegment(for: context)
+    return acquireAnotherSegment(for: context, waitStarted: &waitStarted)
   }
 
   /// `acquireSegment(for:)` when the thread's own segment is busy. Out of line: inlined, its
   /// waiting code gave the fast path a stack frame of unknown size, a metadata lookup and a
   /// stack check on every operation.
   @inline(never)
-  private func acquireAnotherSegment(for context: _ThreadContext) -> Unmanaged<_Segment> {
+  private func acquireAnotherSegment(for context: _ThreadContext, waitStarted: inout Int) -> Unmanaged<_Segment> {
     if let segment = tryAcquireSegment(preferring: context.preferredSegment) {
       context.preferredSegment = segment._withUnsafeGuaranteedRef { $0.index }
       return segment
     }
-    let started = _monotonicNanoseconds()
+    waitStarted = _monotonicNanoseconds()
     while true {
       let waiter = _Waiter()
       freeSegmentWaiters.enqueue(waiter)
@@ -73,7 +83,6 @@ final class _Engine: @unchecked Sendable {
       if let segment = tryAcquireSegment(preferring: context.preferredSegment) {
         freeSegmentWaiters.remove(waiter)
         context.preferredSegment = segment._withUnsafeGuaranteedRef { $0.index }
-        notePause(.freeSegment, since: started, context: context, segment: nil, conflictingSite: 0)
         return segment
       }
       // A release does not fence before it looks for waiters (that would cost every transaction
@@ -221,10 +230,6 @@ final class _Engine: @unchecked Sendable {
     if let pausedSince {
       notePause(.inevitable, since: pausedSince, context: context, segment: segment, conflictingSite: holderSite)
     }
-    if _ConflictRecorder.isRecording {
-      let site = segment.siteNumber.load(ordering: .relaxed)
-      _ConflictRecorder.shared.record(.inevitable, .inevitable, nanoseconds: 0, site: site, conflictingSite: 0)
-    }
     // Dekker pairing with `enterCommit`: we stored the token (sequentially consistent) and now
     // read every `committing` flag; a committer stores its flag and then reads the token. One of
     // the two sees the other, so no commit slips past unseen.
@@ -234,6 +239,15 @@ final class _Engine: @unchecked Sendable {
         backoff.pause()
       }
     }
+  }
+
+  /// Tells the conflict log that `segment`'s transaction became inevitable: once it holds, so
+  /// that a `becomeInevitable()` that finds a stale read, and reruns inevitable from the
+  /// start, counts once.
+  func noteBecameInevitable(_ segment: _Segment) {
+    guard _ConflictRecorder.isRecording else { return }
+    let site = segment.siteNumber.load(ordering: .relaxed)
+    _ConflictRecorder.shared.record(.inevitable, .inevitable, nanoseconds: 0, site: site, conflictingSite: 0)
   }
 
   /// Blocks until the inevitable transaction has ended (or a wake-up races with the check).

@@ -56,6 +56,9 @@ final class _Segment: @unchecked Sendable {
   /// The body called `retry()` (even if user code swallowed the error).
   @exclusivity(unchecked) var retryRequested = false
   @exclusivity(unchecked) var attemptStarted = 0
+  /// Nanoseconds this attempt spent in pauses, which the statistics count as paused: an abort
+  /// counts the rest of the attempt as lost, so that no time is counted twice.
+  @exclusivity(unchecked) var pausedInAttempt = 0
   /// While the conflict log records: the site of the transaction that made this attempt's
   /// commit fail, for the abort's log entry.
   @exclusivity(unchecked) var conflictingSite: UInt32 = 0
@@ -306,8 +309,10 @@ final class _Segment: @unchecked Sendable {
   /// Pins every cell this transaction has written, as it becomes inevitable; false if one of
   /// them is retired already (the transaction must rerun: its write could never commit).
   func pinWrittenCells() -> Bool {
-    for position in log.entries.indices {
-      if !log.entries[position].target._withUnsafeGuaranteedRef({ pin($0) }) { return false }
+    for position in log.entries.indices where !log.entries[position].target._withUnsafeGuaranteedRef({ pin($0) }) {
+      // For the conflict log's abort: the written cell a collection retired.
+      (conflictingCell, conflictingCellWasRead) = (log.entries[position].target, false)
+      return false
     }
     return true
   }
@@ -691,10 +696,19 @@ final class _Segment: @unchecked Sendable {
   /// Whether every read so far still sees the newest committed version, and of a cell still in
   /// use: a retired cell's key may have been inserted again into a fresh cell, as in
   /// `conflict(before:writes:engine:)`.
+  /// If not, the conflict log's abort names the read (as `conflict(before:writes:engine:)` does).
   func readsAreCurrent() -> Bool {
-    reads.first { cell in
-      cell.holder != 0 || staleness(of: cell, readKind: .writeRead) != nil || cell.isRetired
-    } == nil
+    let stale = reads.first { cell in
+      let holder = cell.holder
+      if holder != 0 {
+        conflictingSite = _Engine.shared.site(ofSegmentTagged: holder)
+        return true
+      }
+      return staleness(of: cell, readKind: .writeRead) != nil || cell.isRetired
+    }
+    guard let stale else { return true }
+    (conflictingCell, conflictingCellWasRead) = (Unmanaged.passUnretained(stale), true)
+    return false
   }
 
   /// Publishes the new value of `entry`'s cell: its pending version, with the entry's delayed

@@ -68,7 +68,8 @@ struct _TransactionRun {
   mutating func begin(_ context: _ThreadContext, fileID: StaticString, line: UInt) -> _Segment {
     if let misuse = context.forbiddenAccess { _misuse(misuse) }
     let engine = _Engine.shared
-    let segment = engine.acquireSegment(for: context).takeUnretainedValue()
+    var segmentWaitStarted = 0
+    let segment = engine.acquireSegment(for: context, waitStarted: &segmentWaitStarted).takeUnretainedValue()
     segment.context = context
     segment.attempt &+= 1
     segment.isRunning = true
@@ -77,11 +78,17 @@ struct _TransactionRun {
     if !segment.cellsBeingMutated.isEmpty { segment.cellsBeingMutated.removeAll(keepingCapacity: true) }
     context.segment = segment
     engine.noteSite(of: segment, fileID: fileID, line: line, isSingleOperation: isSingleOperation, context: context)
+    if segmentWaitStarted != 0 {
+      engine.notePause(.freeSegment, since: segmentWaitStarted, context: context, segment: segment, conflictingSite: 0)
+    }
     if escalate {
       engine.acquireInevitability(for: segment, context: context)
       segment.isInevitable = true
+      engine.noteBecameInevitable(segment)
     }
     segment.snapshot = engine.announceSnapshot(for: segment)
+    // Pauses before this point are not part of the attempt (see `noteAbort`).
+    segment.pausedInAttempt = 0
     segment.attemptStarted = _monotonicNanoseconds()
     return segment
   }

@@ -19,7 +19,8 @@ public struct TransactionStatistics: Sendable, Hashable, CustomStringConvertible
   public var aborts: [ContentionKind: Int] = [:]
   /// Pauses (waits that did not abort anything), by kind.
   public var pauses: [ContentionKind: Int] = [:]
-  /// Time spent running attempts that then aborted.
+  /// Time spent running attempts that then aborted, apart from their pauses, which
+  /// `secondsPaused` counts: the two never count the same time.
   public var secondsLostInAborts: Double = 0
   /// Time spent waiting in pauses.
   public var secondsPaused: Double = 0

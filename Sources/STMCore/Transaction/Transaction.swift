@@ -178,6 +178,7 @@ public struct Transaction {
     // see what committed before the token was taken (the commit will not validate them).
     segment.snapshot = _Engine.shared.announceSnapshot(for: segment)
     segment.isInevitableByRequest = true
+    _Engine.shared.noteBecameInevitable(segment)
   }
 
   /// Whether this transaction is inevitable (it asked, or the engine escalated it after it lost

@@ -5,8 +5,9 @@ import STMTestSupport
 import Testing
 
 extension LibraryTests {
-  /// The conflict log's file and report under the ways a program really uses them: started
-  /// twice, crashing, started both in code and from the environment, and fed odd values.
+  /// The conflict log's file and report under the ways a program really uses them (started
+  /// twice, crashing, started both in code and from the environment, fed odd values), and
+  /// what it says about the rarer events (a failed `becomeInevitable()`, a wait for a segment).
   /// (Each test here failed before its fix; found by review.)
   @Suite struct ConflictLogRobustnessTests {
     /// The first recording's buffered lines used to land over the second's in the same file,
@@ -68,6 +69,98 @@ extension LibraryTests {
       let text = try String(contentsOfFile: mine, encoding: .utf8)
       for path in [mine, variable] { try? FileManager.default.removeItem(atPath: path) }
       #expect(try ConflictReport(log: text).inevitableTransactions.values.reduce(0, +) == 1, "mine:\n\(text)")
+    }
+
+    /// A `becomeInevitable()` that finds a stale read: one escalation for the transaction (it
+    /// was counted for the failed attempt too), an abort that names the variable read and
+    /// where both sides touched it (it named nothing), and no time counted both as lost and as
+    /// paused (the wait for the token was in both).
+    @Test func aBecomeInevitableThatFindsAStaleReadIsReportedOnce() throws {
+      let x = TVar(0)
+      let aHolds = Gate(), releaseA = Gate(), bRead = Gate()
+      let aLine = LockedBox(0), aWriteLine = LockedBox(0), bLine = LockedBox(0), readLine = LockedBox(0)
+      let spent = LockedBox(TransactionStatistics()), wall = LockedBox(0.0)
+      try ConflictLog.start()
+      defer { ConflictLog.stop() }
+      let a = startThread {
+        aLine.value = #line; try? atomically { tx in
+          try tx.becomeInevitable()
+          aWriteLine.value = #line; x.write(1)
+          aHolds.open()
+          releaseA.wait()
+        }
+      }
+      aHolds.wait()
+      let b = startThread {
+        let before = TransactionEngine.currentThreadStatistics
+        let started = Date()
+        bLine.value = #line; try? atomically { tx in
+          readLine.value = #line; _ = x.read()
+          bRead.open()
+          try tx.becomeInevitable()
+        }
+        wall.value = Date().timeIntervalSince(started)
+        spent.value = TransactionEngine.currentThreadStatistics - before
+      }
+      bRead.wait()
+      Thread.sleep(forTimeInterval: 0.2)
+      releaseA.open()
+      a.wait()
+      b.wait()
+      let report = try #require(ConflictLog.stop())
+      #expect(report.inevitableTransactions == [here(aLine.value): 1, here(bLine.value): 1])
+      let abort = try #require(report.conflicts.first { $0.aborts > 0 })
+      #expect(abort.location == here(bLine.value))
+      #expect(abort.conflictingLocation == here(aLine.value))
+      #expect(abort.objects == ["TVar<Int>": 1])
+      #expect(abort.accessLocation == here(readLine.value))
+      #expect(abort.conflictingAccessLocation == here(aWriteLine.value))
+      #expect(spent.value.secondsPaused >= 0.15, "B waited for the token")
+      #expect(spent.value.secondsLostInAborts + spent.value.secondsPaused <= wall.value + 0.01)
+    }
+
+    /// A transaction that waits for a free segment is an `atomically` call; the wait was
+    /// reported as a single operation's.
+    @Test func aWaitForAFreeSegmentNamesItsAtomicallyCall() throws {
+      let count = TransactionEngine.segmentCount
+      let inside = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+      try ConflictLog.start()
+      defer { ConflictLog.stop() }
+      let holders = (0..<count).map { _ in
+        startThread {
+          atomically { _ in
+            inside.signal()
+            release.wait()
+          }
+        }
+      }
+      for _ in 0..<count { inside.wait() }
+      let waiterLine = LockedBox(0)
+      let waiter = startThread {
+        waiterLine.value = #line; atomically { _ in }
+      }
+      Thread.sleep(forTimeInterval: 0.1)
+      for _ in 0..<count { release.signal() }
+      for holder in holders { holder.wait() }
+      waiter.wait()
+      let report = try #require(ConflictLog.stop())
+      let wait = try #require(report.conflicts.first { $0.kind == .freeSegment })
+      #expect(wait.location == here(waiterLine.value))
+    }
+
+    /// Conflicts that tie on time and counts print in the order of their locations, both
+    /// sides': the same events print the same way in every process (the other side's were left
+    /// to dictionary order, which a process's random hashing seed decides).
+    @Test func tiesAreOrderedByEveryLocation() throws {
+      let events = ["App/B.swift:1", "App/A.swift:1", "App/C.swift:1"].map { other in
+        ConflictEvent(
+          outcome: .abort, kind: .writeRead, seconds: 0.5, location: CodeLocation(parsing: "App/W.swift:3"),
+          conflictingLocation: CodeLocation(parsing: other))
+      }
+      for order in [events, events.reversed(), [events[1], events[2], events[0]]] {
+        let report = ConflictReport(events: order, seconds: 1, commits: 1)
+        #expect(report.conflicts.map { $0.conflictingLocation?.description } == ["App/A.swift:1", "App/B.swift:1", "App/C.swift:1"])
+      }
     }
 
     /// The log never writes such times: they are malformed, not events that printing later
