@@ -9,9 +9,9 @@ import Synchronization
 /// cell whose `deinit` waits for that lock is still valid memory while it is trimmed; and it
 /// frees what it trimmed only after releasing that lock, since that can free listed cells.
 final class _HistoryReclaimer: Sendable {
-  private let pending = _Lock<[ObjectIdentifier: Unmanaged<_Cell>]>([:])
+  private let pending = _Lock(_PendingCells())
   private let count = Atomic<Int>(0)
-  /// A thread looks at the list once per this many of its writing commits.
+  /// A segment's commits look at the list once per this many of its writing commits.
   static let interval = 64
   /// At most this many cells are trimmed at a time, to bound the pause of the thread doing it.
   static let batchSize = 64
@@ -19,26 +19,28 @@ final class _HistoryReclaimer: Sendable {
   /// Remembers `cell`, whose history still has more than its newest version.
   func note(_ cell: _Cell) {
     guard !cell.markAwaitingReclamation() else { return }
-    pending.withLock { $0[ObjectIdentifier(cell)] = Unmanaged.passUnretained(cell) }
+    pending.withLock { $0.append(.passUnretained(cell)) }
     count.add(1, ordering: .relaxed)
   }
 
   /// Called from the `deinit` of a cell that is in the list.
   func forget(_ cell: _Cell) {
-    let removed = pending.withLock { $0.removeValue(forKey: ObjectIdentifier(cell)) != nil }
+    let removed = pending.withLock { $0.remove(cell.address) }
     if removed { count.subtract(1, ordering: .relaxed) }
   }
 
-  /// Called after each writing commit of `context`, while it still holds `segment`.
+  /// Called after each writing commit on `segment`, which `context`'s thread still holds.
   func reclaimNow(ifDueFor context: _ThreadContext, using segment: _Segment) {
-    context.commitsSinceReclamation += 1
-    guard context.commitsSinceReclamation >= Self.interval else { return }
-    context.commitsSinceReclamation = 0
+    segment.commitsSinceReclamation += 1
+    guard segment.commitsSinceReclamation >= Self.interval else { return }
+    segment.commitsSinceReclamation = 0
     guard count.load(ordering: .relaxed) > 0 else { return }
     reclaim(using: segment, by: context)
   }
 
-  /// Trims a batch of noted cells; cells still pinned, or locked right now, stay in the list.
+  /// Trims the next batch of noted cells, in turn; cells still pinned, or locked right now, go
+  /// back to the end of the list, so that a running snapshot that pins some cells cannot keep
+  /// the others from their turn.
   func reclaim(using segment: _Segment, by context: _ThreadContext) {
     let engine = _Engine.shared
     engine.recomputeHorizon()
@@ -48,8 +50,10 @@ final class _HistoryReclaimer: Sendable {
     // free the last reference to another listed cell, whose deinit takes that lock.
     var dropped: [_VersionBase] = []
     let trimmed = pending.withLock { list -> Int in
-      var done: [ObjectIdentifier] = []
-      for (key, handle) in list.prefix(Self.batchSize) {
+      var done = 0
+      var again: [Unmanaged<_Cell>] = []
+      for _ in 0..<Self.batchSize {
+        guard let handle = list.popFirst() else { break }
         let finished = handle._withUnsafeGuaranteedRef { cell -> Bool in
           guard cell.tryLock(as: segment.tag).locked else {
             return false
@@ -64,12 +68,64 @@ final class _HistoryReclaimer: Sendable {
           cell.unlock(clearing: historyRemains ? 0 : _CellWord.awaitingReclamation)
           return !historyRemains
         }
-        if finished { done.append(key) }
+        if finished { done += 1 } else { again.append(handle) }
       }
-      for key in done { list[key] = nil }
-      return done.count
+      // Put back after the batch, so that one round does not meet the same cell twice.
+      for handle in again { list.append(handle) }
+      return done
     }
     count.subtract(trimmed, ordering: .relaxed)
     dropped.removeAll()
+  }
+}
+
+/// The reclamation list: cells in the order of their turns, and where each one is, so that a
+/// cell's `deinit` takes it out in O(1).
+private struct _PendingCells {
+  /// The cells, from `head` on; nil where a cell was taken out.
+  private var queue: [Unmanaged<_Cell>?] = []
+  private var head = 0
+  /// By address (`_Cell.address`), never by a reference: a cell may be in its `deinit`.
+  private var positions: [UInt: Int] = [:]
+
+  private static func address(_ cell: Unmanaged<_Cell>) -> UInt { UInt(bitPattern: cell.toOpaque()) }
+
+  mutating func append(_ cell: Unmanaged<_Cell>) {
+    positions[Self.address(cell)] = queue.count
+    queue.append(cell)
+  }
+
+  /// Takes the cell at `address` out; returns whether it was listed.
+  mutating func remove(_ address: UInt) -> Bool {
+    guard let position = positions.removeValue(forKey: address) else { return false }
+    queue[position] = nil
+    return true
+  }
+
+  /// Takes out the cell whose turn is next.
+  mutating func popFirst() -> Unmanaged<_Cell>? {
+    while head < queue.count {
+      let cell = queue[head]
+      queue[head] = nil
+      head += 1
+      if let cell {
+        positions[Self.address(cell)] = nil
+        compactIfWorthIt()
+        return cell
+      }
+    }
+    compactIfWorthIt()
+    return nil
+  }
+
+  /// Drops the taken prefix once it is at least half the storage: amortized O(1) per pop.
+  private mutating func compactIfWorthIt() {
+    guard head >= 64, head * 2 >= queue.count else { return }
+    queue.removeFirst(head)
+    head = 0
+    positions = [:]
+    for (position, cell) in queue.enumerated() {
+      if let cell { positions[Self.address(cell)] = position }
+    }
   }
 }

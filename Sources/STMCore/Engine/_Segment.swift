@@ -56,6 +56,11 @@ final class _Segment: @unchecked Sendable {
   /// The body called `retry()` (even if user code swallowed the error).
   @exclusivity(unchecked) var retryRequested = false
   @exclusivity(unchecked) var attemptStarted = 0
+  /// Writing commits on this segment since one of them last looked at the reclamation list.
+  /// Counted per segment, not per thread: segments outlive threads, so threads that each
+  /// commit a few writes and exit (a `TransactionQueue`'s workers) still bring the list's turn
+  /// round (found by review).
+  @exclusivity(unchecked) var commitsSinceReclamation = 0
   /// Nanoseconds this attempt spent in pauses, which the statistics count as paused: an abort
   /// counts the rest of the attempt as lost, so that no time is counted twice.
   @exclusivity(unchecked) var pausedInAttempt = 0

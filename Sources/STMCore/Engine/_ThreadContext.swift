@@ -65,8 +65,6 @@ final class _ThreadContext: @unchecked Sendable {
   /// takes its commit number; a read-only one sits just after the commit its snapshot saw.
   /// Tests replay transactions in this order.
   @exclusivity(unchecked) var lastCommit = _SerialPosition(number: 0, isReadOnly: true)
-  /// Writing commits since this thread last looked at the reclamation list.
-  @exclusivity(unchecked) var commitsSinceReclamation = 0
   /// The conflict log's state for this thread (see `_ThreadDiagnostics`).
   @exclusivity(unchecked) var diagnostics = _ThreadDiagnostics()
   /// Versions this thread's commits dropped, for its next writes to reuse.

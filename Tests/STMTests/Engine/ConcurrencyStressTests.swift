@@ -223,16 +223,6 @@ extension LibraryTests {
       reader.wait()
     }
 
-    private func historyLength<Value>(_ tvar: TVar<Value>) -> Int {
-      var length = 1
-      var version = tvar.cell.head.load(ordering: .acquiring).takeUnretainedValue()
-      while let older = version.older {
-        length += 1
-        version = older
-      }
-      return length
-    }
-
     @Test func historyOfAHotCellStaysShort() {
       let counter = TVar(0)
       let transactions = TestScale.scaled(100_000)
