@@ -67,8 +67,10 @@ public struct Transaction {
   ///
   /// The alternative is composable: each branch may itself contain `orElse`. If `second` also
   /// retries, the whole transaction retries, waiting for a change to anything *either* branch
-  /// read. A branch that throws any other error has its writes rolled back before the error
-  /// propagates.
+  /// read. An error that `first` throws after calling ``retry()`` counts as the retry (a branch
+  /// with typed throws can pass the retry on only as an error of its own type). A branch that
+  /// throws any other error has its writes rolled back before the error propagates. A retry
+  /// the body asked for before `orElse` (and caught) still stands when it returns.
   ///
   /// ```swift
   /// let job = try atomically { tx in
@@ -92,11 +94,19 @@ public struct Transaction {
   ) throws(Failure) -> Result {
     checkValid("orElse(_:_:)")
     let checkpoint = segment.checkpoint()
+    // A retry the body asked for before (and caught) is not `first`'s: it still stands when
+    // this returns, and only a retry that `first` asks for picks `second` (found by review).
+    let retryBefore = segment.retryRequested
+    segment.retryRequested = false
+    defer { if retryBefore { segment.retryRequested = true } }
     do {
       let result = try first(self)
       guard segment.retryRequested else { return result }
     } catch {
-      guard error is _RetrySignal else {
+      // Whatever `first` threw after asking for a retry stands for the retry, as it does at
+      // the top of a transaction: a branch with typed throws can only pass the signal on as
+      // an error of its own type.
+      guard error is _RetrySignal || segment.retryRequested, !(error is _RerunSignal) else {
         if !(error is _RerunSignal) { segment.rollback(to: checkpoint) }
         throw error
       }
@@ -160,6 +170,9 @@ public struct Transaction {
   /// - Complexity: O(*s* + *r*): a scan of the segments, then of the cells read so far.
   public func becomeInevitable() throws {
     checkValid("becomeInevitable()")
+    // An attempt whose earlier call found a stale read (and whose code swallowed the signal)
+    // reruns: it must not be told that it became inevitable (found by review).
+    if segment.isDoomed { throw _RerunSignal() }
     if segment.isInevitable {
       segment.isInevitableByRequest = true
       return
@@ -189,7 +202,7 @@ public struct Transaction {
   /// - Complexity: O(1).
   public var isInevitable: Bool {
     checkValid("isInevitable")
-    return segment.isInevitable
+    return segment.isInevitable && !segment.isDoomed
   }
 }
 
