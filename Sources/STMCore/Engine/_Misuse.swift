@@ -27,9 +27,10 @@ enum _Misuse {
         + "cannot roll back to wait, because its irrevocable effects have happened. Decide to wait before "
         + "becoming inevitable, or use one that does not wait (TQueue.tryDequeue())."
     case .transactionalAccessInCommute:
-      "A commute transform used a TVar or atomically. Transforms run while the commit publishes, "
-        + "when no transactional data may be touched; a transform must be a pure function of the "
-        + "old value. Read what it needs in the transaction and capture the value instead."
+      "A commute transform used a TVar, a transaction handle or atomically. A transform runs when its "
+        + "update is applied (as the commit publishes, or when the transaction reads the variable), when no "
+        + "transactional data may be touched; it must be a pure function of the old value. Read what it "
+        + "needs in the transaction and capture the value instead."
     case .accessDuringOwnInPlaceUpdate:
       "A TVar (or a key of a TDictionary) was read or written while its own value was being "
         + "mutated in place by the same transaction, for example from a closure that a mutating "

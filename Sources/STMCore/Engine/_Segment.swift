@@ -122,8 +122,9 @@ final class _Segment: @unchecked Sendable {
       if log.entries[position].commutes.isEmpty && log.entries[position].sum == nil { return markRead(cell) }
       // Only commuted so far: read the snapshot value, apply the delayed updates, and from now
       // on treat the result as an ordinary write (so a concurrent commit conflicts with it).
-      let version = _WriteEntry.applying(
-        log.entries[position].commutes, log.entries[position].sum, to: markRead(cell)._withUnsafeGuaranteedRef { $0 })
+      let base = markRead(cell)
+      let (commutes, sum) = (log.entries[position].commutes, log.entries[position].sum)
+      let version = runningTransforms { base._withUnsafeGuaranteedRef { _WriteEntry.applying(commutes, sum, to: $0) } }
       log.entries[position].version = version
       log.entries[position].commutes = []
       log.entries[position].sum = nil
@@ -248,7 +249,7 @@ final class _Segment: @unchecked Sendable {
       if let version = log.entries[position].version {
         version.checkNotMutatingInPlace()
         // The transaction already has its own value: apply the update to it right away.
-        log.entries[position].version = transform(version)
+        log.entries[position].version = runningTransforms { transform(version) }
         log.entries[position].generation = log.generation
       } else {
         if let sum = log.entries[position].sum {
@@ -261,6 +262,23 @@ final class _Segment: @unchecked Sendable {
     } else {
       log.append(_WriteEntry(cell: cell, version: nil, commutes: [transform], generation: log.generation))
     }
+  }
+
+  /// Runs `body`, which applies commute transforms during the transaction's body, as the
+  /// commit runs them: with the thread taken out of the transaction and barred from
+  /// transactional data, so that a transform that touches a `TVar` or the handle traps with
+  /// the message for it. (It joined the transaction instead, and one that read its own variable
+  /// recursed until the stack overflowed; found by review.)
+  private func runningTransforms<Result>(_ body: () -> Result) -> Result {
+    guard let context else { return body() }
+    let barredBefore = context.forbiddenAccess
+    context.state.pointee.segment = nil
+    context.forbiddenAccess = .transactionalAccessInCommute
+    defer {
+      context.forbiddenAccess = barredBefore
+      context.state.pointee.segment = Unmanaged.passUnretained(self)
+    }
+    return body()
   }
 
   /// Buffers a delayed addition of `amount` to `cell`, which holds an `Int`: as

@@ -237,9 +237,13 @@ public struct TVar<Value: Sendable> {
     }
     let context = state.pointee.context
     let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context.takeUnretainedValue())
+    // The in-place update bars transactional data already; the message names the transform.
+    let barred = state.pointee.forbiddenAccess
+    state.pointee.forbiddenAccess = .transactionalAccessInCommute
     let updated = newest._withUnsafeGuaranteedRef {
       transform(unsafeDowncast($0, to: _Version<Value>.self).value)
     }
+    state.pointee.forbiddenAccess = barred
     cell.endInPlaceMutation(segment, context, publishing: updated)
   }
 

@@ -30,7 +30,15 @@ public struct Transaction {
   func checkValid(_ operation: StaticString) {
     guard segment.isRunning, segment.attempt == attempt,
       _ThreadState.current.pointee.segment?.toOpaque() == Unmanaged.passUnretained(segment).toOpaque()
-    else { _misuse(.handleOutsideBlock(operation)) }
+    else { Self.misuse(operation) }
+  }
+
+  /// Traps for a handle used where it may not be: inside code that may touch no transactional
+  /// data (a commute transform), with that message, else outside its block.
+  @usableFromInline
+  static func misuse(_ operation: StaticString) -> Never {
+    if let barred = _ThreadState.current.pointee.forbiddenAccess { _misuse(barred) }
+    _misuse(.handleOutsideBlock(operation))
   }
 
   /// Abandons this attempt and blocks until something it read has changed, then runs the

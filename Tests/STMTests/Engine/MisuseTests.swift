@@ -2,6 +2,9 @@ import STM
 import Testing
 
 /// What an exit test's process wrote to standard error (its trap message).
+/// The start of the message for a commute transform that touches transactional data.
+let commuteMessage = "A commute transform used a TVar, a transaction handle or atomically"
+
 func standardError(of result: ExitTest.Result?) -> String {
   String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
 }
@@ -124,6 +127,65 @@ extension LibraryTests {
         atomically { _ in counter.commute { $0 + config.value } }
       }
       #expect(standardError(of: result).contains("commute transform used a TVar"))
+    }
+
+    // A transform also runs during the body: when the transaction reads its variable, or
+    // commutes a variable it wrote. It joined the transaction there, and one that read its own
+    // variable recursed until the stack overflowed; a handle used in a transform, or a
+    // transform outside a transaction, got another mistake's message. (Found by review.)
+
+    @Test func aCommuteTransformThatTouchesATVarTrapsWhenTheVariableIsRead() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let counter = TVar(0), config = TVar(5)
+        atomically { _ in
+          counter.commute { $0 + config.value }
+          _ = counter.value
+        }
+      }
+      #expect(standardError(of: result).contains(commuteMessage))
+    }
+
+    @Test func aCommuteTransformThatTouchesATVarTrapsAfterAWrite() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let counter = TVar(0), config = TVar(5)
+        atomically { _ in
+          counter.value = 1
+          counter.commute { $0 + config.value }
+        }
+      }
+      #expect(standardError(of: result).contains(commuteMessage))
+    }
+
+    @Test func aCommuteTransformThatReadsItsOwnVariableTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let counter = TVar(0)
+        atomically { _ in
+          counter.commute { $0 + counter.value }
+          _ = counter.value
+        }
+      }
+      #expect(standardError(of: result).contains(commuteMessage))
+    }
+
+    @Test func aCommuteTransformThatUsesTheHandleTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let counter = TVar(0)
+        atomically { transaction in
+          counter.commute {
+            transaction.afterCommit {}
+            return $0 + 1
+          }
+        }
+      }
+      #expect(standardError(of: result).contains(commuteMessage))
+    }
+
+    @Test func aCommuteTransformOutsideATransactionThatTouchesATVarTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let counter = TVar(0), config = TVar(5)
+        counter.commute { $0 + config.value }
+      }
+      #expect(standardError(of: result).contains(commuteMessage))
     }
 
     @Test func touchingATVarDuringAnInPlaceMutationTraps() async {
