@@ -15,6 +15,18 @@ final class _HistoryReclaimer: Sendable {
   static let interval = 64
   /// At most this many cells are trimmed at a time, to bound the pause of the thread doing it.
   static let batchSize = 64
+  /// Collections' work that waits for running snapshots to end (see `_DeferredHousekeeping`),
+  /// done in turn, this many at a time, when the list's turn comes.
+  /// Held weakly: a collection that goes frees what it kept at once, not at the next turn.
+  private let housekeeping = _Lock<[_WeakHousekeeping]>([])
+  private let housekeepingCount = Atomic<Int>(0)
+  static let housekeepingBatchSize = 16
+
+  /// Remembers `job` until its `housekeep()` says nothing waits any more.
+  func noteHousekeeping(_ job: any _DeferredHousekeeping) {
+    housekeeping.withLock { $0.append(_WeakHousekeeping(job: job)) }
+    housekeepingCount.add(1, ordering: .relaxed)
+  }
 
   /// Remembers `cell`, whose history still has more than its newest version.
   func note(_ cell: _Cell) {
@@ -30,12 +42,38 @@ final class _HistoryReclaimer: Sendable {
   }
 
   /// Called after each writing commit on `segment`, which `context`'s thread still holds.
+  @inline(__always)
   func reclaimNow(ifDueFor context: _ThreadContext, using segment: _Segment) {
     segment.commitsSinceReclamation += 1
     guard segment.commitsSinceReclamation >= Self.interval else { return }
+    takeTurn(using: segment, by: context)
+  }
+
+  /// The list's turn, once per `interval` writing commits of a segment. Out of line: inlined
+  /// into every commit, it made each one retain and release the reclaimer.
+  @inline(never)
+  private func takeTurn(using segment: _Segment, by context: _ThreadContext) {
     segment.commitsSinceReclamation = 0
-    guard count.load(ordering: .relaxed) > 0 else { return }
-    reclaim(using: segment, by: context)
+    if count.load(ordering: .relaxed) > 0 { reclaim(using: segment, by: context) }
+    if housekeepingCount.load(ordering: .relaxed) > 0 { runHousekeeping() }
+  }
+
+  /// Does the next few collections' deferred work; those that must wait still go back to the
+  /// end of the list. Run with no lock held: a job takes its collection's locks, and what it
+  /// frees may free listed cells, whose deinit takes the list's.
+  func runHousekeeping() {
+    let jobs = housekeeping.withLock { list -> [_WeakHousekeeping] in
+      let taken = Array(list.prefix(Self.housekeepingBatchSize))
+      list.removeFirst(taken.count)
+      return taken
+    }
+    var again: [_WeakHousekeeping] = []
+    for entry in jobs {
+      // Gone with its collection, or done: dropped.
+      if let job = entry.job, job.housekeep() { again.append(entry) }
+    }
+    if !again.isEmpty { housekeeping.withLock { $0.append(contentsOf: again) } }
+    housekeepingCount.subtract(jobs.count - again.count, ordering: .relaxed)
   }
 
   /// Trims the next batch of noted cells, in turn; cells still pinned, or locked right now, go
@@ -128,4 +166,25 @@ private struct _PendingCells {
       if let cell { positions[Self.address(cell)] = position }
     }
   }
+}
+
+/// Work a collection leaves for later because a running snapshot may still need what it would
+/// free: an index's retired cells and replaced tables. Left to the collection's own next
+/// changes, it waited for them, and a map idle after a long snapshot ended kept every cell
+/// removed meanwhile (found by review). Hand it over with `_deferHousekeeping(_:)`.
+package protocol _DeferredHousekeeping: AnyObject, Sendable {
+  /// Frees what no running snapshot can need any more; returns whether something must wait
+  /// still (the job is then called again later). Called with no engine lock held.
+  func housekeep() -> Bool
+}
+
+/// A job of the housekeeping list, which does not keep it alive.
+private struct _WeakHousekeeping: @unchecked Sendable {
+  weak var job: (any _DeferredHousekeeping)?
+}
+
+/// Has the engine call `job.housekeep()` from time to time (with the history reclaimer's
+/// turn) until it returns false, or until `job` is freed: the engine does not retain it.
+package func _deferHousekeeping(_ job: any _DeferredHousekeeping) {
+  _Engine.shared.reclaimer.noteHousekeeping(job)
 }

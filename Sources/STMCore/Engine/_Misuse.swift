@@ -19,8 +19,9 @@ enum _Misuse {
         + "(after it returned, or from another thread). Use the handle only inside its own block, "
         + "on the thread running it."
     case .retryWithoutReads:
-      "retry() was called in a transaction that has read no TVar, so nothing could ever change to "
-        + "wake it and it would wait forever. Read the state you are waiting on before calling retry()."
+      "retry() was called in a transaction that has read no TVar (reading a TVar it wrote itself does not "
+        + "count: that value is its own), so nothing could ever change to wake it and it would wait forever. "
+        + "Read the state you are waiting on before calling retry()."
     case .retryAfterBecomeInevitable:
       "retry() was called after becomeInevitable(), by the transaction's code or by an operation that waits "
         + "(TQueue.dequeue() on an empty queue, an enqueue on a full bounded queue). An inevitable transaction "

@@ -1,3 +1,4 @@
+@testable import STM
 @testable import STMCore
 import STMTestSupport
 import Synchronization
@@ -85,6 +86,25 @@ extension LibraryTests {
       endSecond()
       for _ in 0..<(40 * _HistoryReclaimer.interval) { atomically { _ in other.value += 1 } }
       #expect(hot.count { historyLength($0) > 1 } == 0)
+    }
+
+    /// The cells of keys removed while a snapshot ran go once it ends, with the reclaimer's
+    /// turn: they waited for enough further removals in their stripes, and an idle map kept
+    /// them all.
+    @Test func cellsOfKeysRemovedDuringASnapshotGoOnceItEnds() {
+      let other = TVar(0)
+      let dict = TDictionary<Int, Int>()
+      let keys = 20_000
+      for key in 0..<keys { dict[key] = key }
+      let cellsWithKeys = _LiveCounters.cells.load(ordering: .relaxed)
+      let endSnapshot = pinSnapshot(reading: other)
+      for key in 0..<keys { dict.removeValue(forKey: key) }
+      // Kept while the snapshot runs: it may read any of them.
+      #expect(_LiveCounters.cells.load(ordering: .relaxed) > cellsWithKeys - keys / 2)
+      endSnapshot()
+      for _ in 0..<(8 * _HistoryReclaimer.interval) { atomically { _ in other.value += 1 } }
+      #expect(_LiveCounters.cells.load(ordering: .relaxed) < cellsWithKeys - keys + 1_000)
+      #expect(dict.count == 0)
     }
   }
 }
