@@ -34,17 +34,23 @@ struct _RetryWait {
     _Engine.shared.retryWaiters.finish(waiter, for: cells)
   }
 
-  /// Suspends until a change, or until the task is cancelled: then the transaction reruns at
-  /// once, and a body that checks `Task.isCancelled` can give up.
+  /// Suspends until a change, or, when `endedByCancellation`, until the task is cancelled:
+  /// then the transaction reruns at once, and a body that checks `Task.isCancelled` can give
+  /// up. Returns whether cancellation ended the wait.
   @usableFromInline
-  func suspend() async {
+  func suspend(endedByCancellation: Bool) async -> Bool {
     let waiter = self.waiter
-    await withTaskCancellationHandler {
+    if endedByCancellation {
+      await withTaskCancellationHandler {
+        await waiter.suspend()
+      } onCancel: {
+        waiter.wake()
+      }
+    } else {
       await waiter.suspend()
-    } onCancel: {
-      waiter.wake()
     }
     _Engine.shared.retryWaiters.finish(waiter, for: cells)
+    return endedByCancellation && Task.isCancelled
   }
 }
 

@@ -90,7 +90,9 @@ func _runTransaction<Result, Failure: Error>(
 /// The body itself is synchronous: a transaction never suspends part-way. Only the wait
 /// between attempts is asynchronous, which keeps threads of the cooperative pool free while a
 /// consumer waits for work. Cancelling the task ends such a wait early and reruns the body; a
-/// body that should give up when cancelled checks `Task.isCancelled` and throws.
+/// body that should give up when cancelled checks `Task.isCancelled` and throws. It does so
+/// once: the call's later waits end only with a change, as in the synchronous form, so that a
+/// body that does not check does not rerun in a busy loop.
 ///
 /// ```swift
 /// let job = try await atomically { tx in
@@ -129,6 +131,9 @@ func _runTransaction<Result, Failure: Error>(
     return try _joinRunningTransaction(segment.takeUnretainedValue(), body)
   }
   var run = _TransactionRun(isSingleOperation: isSingleOperation)
+  // Cancellation ends one wait, so that the body can see it and give up; a body that does not
+  // look then waits as the synchronous form does, instead of rerunning in a busy loop.
+  var cancellationSeen = false
   while true {
     // Everything between `begin` and `finish` runs without suspending, so it stays on one thread.
     let segment = run.begin(_ThreadContext.current, fileID: fileID, line: line)
@@ -138,7 +143,7 @@ func _runTransaction<Result, Failure: Error>(
       result = try body(Transaction(segment))
     } catch {
       switch run.bodyThrew(segment, current, isRetry: error is _RetrySignal, isRerun: error is _RerunSignal) {
-      case .wait(let wait): await wait.suspend()
+      case .wait(let wait): if await wait.suspend(endedByCancellation: !cancellationSeen) { cancellationSeen = true }
       case .propagate: throw error
       case .rerun, .committed: break
       }
@@ -148,7 +153,7 @@ func _runTransaction<Result, Failure: Error>(
     case .committed(let hooks):
       for hook in hooks { hook() }
       return result
-    case .wait(let wait): await wait.suspend()
+    case .wait(let wait): if await wait.suspend(endedByCancellation: !cancellationSeen) { cancellationSeen = true }
     case .rerun, .propagate: break
     }
   }

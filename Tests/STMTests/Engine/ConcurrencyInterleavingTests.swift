@@ -431,6 +431,34 @@ extension LibraryTests {
       #expect(flag.value == false)
     }
 
+    /// A body that does not look at cancellation is woken once, then waits for a change as
+    /// the synchronous form does: it reran in a busy loop, thousands of attempts in a moment
+    /// (found by review).
+    @Test(.timeLimit(.minutes(1)))
+    func aCancelledAsyncRetryThatIgnoresCancellationWaitsInsteadOfSpinning() async throws {
+      let flag = TVar(false)
+      // Atomic: read from another thread while the waiting task may still be running it.
+      let attempts = SharedCounter()
+      let retried = Gate()
+      let waiting = Task {
+        try await atomically { tx in
+          let attempt = attempts.increment()
+          if !flag.value {
+            tx.afterAbort { retried.open() }
+            try tx.retry()
+          }
+          return attempt
+        }
+      }
+      await Task.detached { retried.wait() }.value
+      waiting.cancel()
+      try await Task.sleep(for: .milliseconds(200))
+      // The first attempt, and the one the cancellation woke.
+      #expect(attempts.value <= 3)
+      flag.value = true
+      #expect(try await waiting.value <= 4)
+    }
+
     @Test func aTransactionReadingFewCellsOverAndOverKeepsASmallReadSet() {
       let first = TVar(1), second = TVar(2)
       let readSetSize = atomically { tx in
@@ -496,4 +524,12 @@ final class CommitNumberPause: Sendable {
   func remove() {
     _TestHooks.afterTakingCommitNumber.withLock { $0 = nil }
   }
+}
+
+/// A count that several threads may touch at once.
+private final class SharedCounter: Sendable {
+  private let count = Atomic<Int>(0)
+  /// Adds one; returns the new count.
+  func increment() -> Int { count.add(1, ordering: .relaxed).newValue }
+  var value: Int { count.load(ordering: .relaxed) }
 }
