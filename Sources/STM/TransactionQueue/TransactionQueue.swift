@@ -168,7 +168,11 @@ public final class TransactionQueue: Sendable {
       }
     } onCancel: { [scheduler] in
       if let stop = scheduler.withLock({ $0.cancel(run: number) }) {
-        stop.value = true
+        // Set on a thread of its own: the handler runs on the thread that cancels, which may
+        // be inside a transaction (the write would join it, and be lost if it rolled back,
+        // leaving a waiting callback asleep for good) or inside a commute transform (where a
+        // write traps). Found by review.
+        _startDetachedThread { stop.value = true }
         scheduler.wakeAll()
       }
     }

@@ -91,14 +91,15 @@ public enum ConflictLog {
   /// Reads ``environmentVariable`` from the process environment, when the first thread uses
   /// the engine; a recording the program started before that is left running.
   static func startFromProcessEnvironment() {
-    let environment = ProcessInfo.processInfo.environment
-    guard isRecording else {
-      start(fromEnvironment: environment)
-      return
+    guard let path = ProcessInfo.processInfo.environment[environmentVariable], !path.isEmpty else { return }
+    let message: String
+    do {
+      // Checked as the recording goes in: one the program starts meanwhile is not replaced.
+      if try _ConflictRecorder.shared.startUnlessRecording(writingTo: path) { return }
+      message = "swift-stm: \(environmentVariable) is set, but the program started a recording itself; that one goes on\n"
+    } catch {
+      message = "swift-stm: \(environmentVariable) is set, but \(error); conflicts are not recorded\n"
     }
-    if let path = environment[environmentVariable], !path.isEmpty {
-      let message = "swift-stm: \(environmentVariable) is set, but the program started a recording itself; that one goes on, and \(path) is not written\n"
-      FileHandle.standardError.write(Data(message.utf8))
-    }
+    FileHandle.standardError.write(Data(message.utf8))
   }
 }

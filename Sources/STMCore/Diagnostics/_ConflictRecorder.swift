@@ -76,6 +76,21 @@ final class _ConflictRecorder: @unchecked Sendable {
     // The previous recording ends first: opened again, its own path would be emptied under
     // its open stream, whose buffered lines would then land over the new log (found by review).
     if let previous = endRecording(), let file = previous.file { finish(file, previous) }
+    _ = try install(writingTo: path, unlessRecording: false)
+  }
+
+  /// Starts recording into `path` unless a recording is running (checked as it would be
+  /// installed, so that one started meanwhile on another thread goes on); returns whether it
+  /// started.
+  func startUnlessRecording(writingTo path: String) throws(ConflictLogError) -> Bool {
+    if Self.isRecording { return false }
+    return try install(writingTo: path, unlessRecording: true)
+  }
+
+  /// Opens the file and makes a recording into it the running one. One that another thread
+  /// started meanwhile is finished (or, `unlessRecording`, kept, and this one given up), so
+  /// that no recording is dropped without its summary (found by review).
+  private func install(writingTo path: String?, unlessRecording: Bool) throws(ConflictLogError) -> Bool {
     var file: UnsafeMutablePointer<FILE>?
     if let path {
       file = fopen(path, "w")
@@ -88,13 +103,18 @@ final class _ConflictRecorder: @unchecked Sendable {
     // Read before taking the lock: the statistics registry has a lock of its own.
     let fresh = Recording(
       file: file, startedNanoseconds: _monotonicNanoseconds(), commitsAtStart: TransactionEngine.statistics.commits)
-    recording.withLock { recording in
-      recording = fresh
+    let (installed, replaced) = recording.withLock { recording -> (Bool, Recording?) in
+      if unlessRecording && recording != nil { return (false, nil) }
+      defer { recording = fresh }
       // Under the lock, as `endRecording` clears it: the switch is on exactly while a
       // recording is (a racing stop could otherwise leave it on with none).
       _conflictLogIsOn.store(true, ordering: .relaxed)
+      return (true, recording)
     }
+    if let replaced, let replacedFile = replaced.file { finish(replacedFile, replaced) }
+    if !installed, let file { fclose(file) }
     Self.flushAtExit
+    return installed
   }
 
   /// Stops recording; returns the report of what was recorded, or nil if nothing was.

@@ -44,6 +44,24 @@ extension LibraryTests {
       #expect(report.inevitableTransactions.values.reduce(0, +) == 300)
     }
 
+    /// Starts racing on two threads: each recording is finished (its summary written) by the
+    /// start that replaces it or by the stop; one was dropped unfinished. (Found by review.)
+    @Test func racingStartsFinishEveryRecording() {
+      let directory = FileManager.default.temporaryDirectory
+      var unfinished = 0
+      for round in 0..<100 {
+        let paths = (0..<2).map { directory.appendingPathComponent("swift-stm-race-\(getpid())-\(round)-\($0).log").path }
+        runThreads(2) { index in _ = try? ConflictLog.start(writingTo: paths[index]) }
+        ConflictLog.stop()
+        for path in paths {
+          let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+          if !text.contains("summary\t") { unfinished += 1 }
+          try? FileManager.default.removeItem(atPath: path)
+        }
+      }
+      #expect(unfinished == 0)
+    }
+
     /// A log whose last line was cut in the middle still parses, without that line; the same
     /// line anywhere else is malformed.
     @Test func onlyAnUnfinishedLastLineIsLeftOut() throws {

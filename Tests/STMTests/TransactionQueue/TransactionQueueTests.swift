@@ -251,6 +251,36 @@ extension LibraryTests {
       #expect(release.value)
     }
 
+    /// The cancellation handler runs on the thread that cancels; from inside a transaction
+    /// that then rolls back, the run's stop signal was written into that transaction and lost
+    /// with it, and the waiting callback slept for good. (Found by review.)
+    @Test func cancellingFromInsideATransactionThatRollsBackStillEndsWaits() async throws {
+      let queue = TransactionQueue()
+      let release = TVar(false)
+      let waiting = Gate()
+      queue.add { try waitUntil(release, opening: waiting) }
+      let run = Task { try await queue.run(threads: 1) }
+      waiting.wait()
+      startThread {
+        _ = try? atomically { _ in
+          run.cancel()
+          throw Planned(id: 1)
+        }
+      }.wait()
+      let ended = Gate()
+      Task.detached {
+        _ = try? await run.value
+        ended.open()
+      }
+      let returned = ended.wait(timeout: 20)
+      #expect(returned, "the cancelled run never returned")
+      if !returned {
+        release.value = true
+        ended.wait()
+      }
+      #expect(queue.pendingCount == 1)
+    }
+
     /// A callback waiting in `retry()` when another callback throws gives up its wait: the
     /// callback that would have ended it was discarded, and the run returns the error. (It
     /// did not return.)
