@@ -24,7 +24,7 @@ package class _Cell: @unchecked Sendable {
   }
 
   deinit {
-    if isAwaitingReclamation { _Engine.shared.reclaimer.forget(self) }
+    // A listed cell is never freed: the reclamation list retains it (see `_HistoryReclaimer`).
     head.load(ordering: .relaxed).release()
     _LiveCounters.cellDestroyed()
   }

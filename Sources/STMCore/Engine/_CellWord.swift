@@ -90,9 +90,8 @@ extension _Cell {
   /// Releases the commit lock (the caller holds it), keeping the state stored under it except
   /// the flags in `clearing`, which the same store clears.
   ///
-  /// The reclaimer clears `awaitingReclamation` this way: its list does not retain its cells,
-  /// and once the flag is clear a last release of the cell frees it without waiting for the
-  /// list's lock, so the reclaimer must not write to the cell after clearing it.
+  /// The reclaimer clears `awaitingReclamation` this way, as the cell leaves its list: once the
+  /// flag is clear, a commit that leaves history again lists the cell anew.
   @inlinable
   final func unlock(clearing flags: Int = 0) {
     // Release: whoever takes the lock next sees what the holder published, and the flags.
@@ -132,8 +131,7 @@ extension _Cell {
     unlock(clearing: _CellWord.pinned)
   }
 
-  /// Whether the cell waits in the reclamation list. Acquiring: a cell's `deinit` that finds
-  /// it clear frees the chain, which the reclaimer's last trim (before its clearing store) cut.
+  /// Whether the cell waits in the reclamation list (which retains it).
   var isAwaitingReclamation: Bool { lockWord.load(ordering: .acquiring) & _CellWord.awaitingReclamation != 0 }
 
   /// Marks the cell as listed for reclamation, returning whether it already was; the caller

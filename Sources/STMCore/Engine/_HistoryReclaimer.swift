@@ -4,10 +4,11 @@ import Synchronization
 /// it), trimmed again later so that memory stays flat even for cells that are never written
 /// again (DESIGN.md invariant 6).
 ///
-/// The list does not retain its cells: a cell that is freed takes its history with it, and its
-/// `deinit` removes it from the list. The reclaimer trims while holding the list's lock, so a
-/// cell whose `deinit` waits for that lock is still valid memory while it is trimmed; and it
-/// frees what it trimmed only after releasing that lock, since that can free listed cells.
+/// The list retains its cells: a listed cell lives until its history is trimmed, so no cell
+/// is ever freed while listed, and the reclaimer trims with no lock of its own held. (It
+/// used to hold unretained cells and trim under the list's lock, which a listed cell's
+/// `deinit` took to leave the list: a trim that freed the last reference to a cell then
+/// waited for the lock its own thread held. Found by the long stress tests.)
 final class _HistoryReclaimer: Sendable {
   private let pending = _Lock(_PendingCells())
   private let count = Atomic<Int>(0)
@@ -28,17 +29,15 @@ final class _HistoryReclaimer: Sendable {
     housekeepingCount.add(1, ordering: .relaxed)
   }
 
-  /// Remembers `cell`, whose history still has more than its newest version.
+  /// How many cells the list holds (and keeps alive).
+  var listedCount: Int { count.load(ordering: .relaxed) }
+
+  /// Remembers `cell`, whose history still has more than its newest version; the caller
+  /// holds its commit lock.
   func note(_ cell: _Cell) {
     guard !cell.markAwaitingReclamation() else { return }
-    pending.withLock { $0.append(.passUnretained(cell)) }
+    pending.withLock { $0.append(cell) }
     count.add(1, ordering: .relaxed)
-  }
-
-  /// Called from the `deinit` of a cell that is in the list.
-  func forget(_ cell: _Cell) {
-    let removed = pending.withLock { $0.remove(cell.address) }
-    if removed { count.subtract(1, ordering: .relaxed) }
   }
 
   /// Called after each writing commit on `segment`, which `context`'s thread still holds.
@@ -60,7 +59,7 @@ final class _HistoryReclaimer: Sendable {
 
   /// Does the next few collections' deferred work; those that must wait still go back to the
   /// end of the list. Run with no lock held: a job takes its collection's locks, and what it
-  /// frees may free listed cells, whose deinit takes the list's.
+  /// frees runs deinits.
   func runHousekeeping() {
     let jobs = housekeeping.withLock { list -> [_WeakHousekeeping] in
       let taken = Array(list.prefix(Self.housekeepingBatchSize))
@@ -84,87 +83,58 @@ final class _HistoryReclaimer: Sendable {
     engine.recomputeHorizon()
     // Trimming publishes nothing: readers and validators that meet these locks carry on.
     segment.commitNumber.store(_CommitNumber.unnumbered, ordering: .releasing)
-    // What the trims drop is freed after the list's lock is released: freeing a version can
-    // free the last reference to another listed cell, whose deinit takes that lock.
-    var dropped: [_VersionBase] = []
-    let trimmed = pending.withLock { list -> Int in
-      var done = 0
-      var again: [Unmanaged<_Cell>] = []
-      for _ in 0..<Self.batchSize {
-        guard let handle = list.popFirst() else { break }
-        let finished = handle._withUnsafeGuaranteedRef { cell -> Bool in
-          guard cell.tryLock(as: segment.tag).locked else {
-            return false
-          }
-          var cut: _VersionBase?
-          let historyRemains = engine.trimHistory(
-            below: cell.head.load(ordering: .acquiring), of: cell, noting: false,
-            handingOver: &cut, by: context)
-          if let cut { dropped.append(cut) }
-          // Without history left the cell leaves the list, and may be freed as soon as this
-          // store lands: touch it no more.
-          cell.unlock(clearing: historyRemains ? 0 : _CellWord.awaitingReclamation)
-          return !historyRemains
-        }
-        if finished { done += 1 } else { again.append(handle) }
-      }
-      // Put back after the batch, so that one round does not meet the same cell twice.
-      for handle in again { list.append(handle) }
-      return done
+    let batch = pending.withLock { list in
+      var taken: [_Cell] = []
+      while taken.count < Self.batchSize, let cell = list.popFirst() { taken.append(cell) }
+      return taken
     }
-    count.subtract(trimmed, ordering: .relaxed)
-    dropped.removeAll()
+    // What the trims drop, and the cells that leave the list, are freed at the end, with no
+    // lock held: freeing them runs deinits, which may free other cells or take other locks.
+    var dropped: [_VersionBase] = []
+    var again: [_Cell] = []
+    var finished = 0
+    for cell in batch {
+      guard cell.tryLock(as: segment.tag).locked else {
+        again.append(cell)
+        continue
+      }
+      var cut: _VersionBase?
+      let historyRemains = engine.trimHistory(
+        below: cell.head.load(ordering: .acquiring), of: cell, noting: false, handingOver: &cut, by: context)
+      if let cut { dropped.append(cut) }
+      // Cleared under the lock, as `note` sets it: a commit that leaves history after this
+      // lists the cell again.
+      cell.unlock(clearing: historyRemains ? 0 : _CellWord.awaitingReclamation)
+      if historyRemains { again.append(cell) } else { finished += 1 }
+    }
+    // Put back after the batch, so that one round does not meet the same cell twice.
+    if !again.isEmpty { pending.withLock { list in for cell in again { list.append(cell) } } }
+    count.subtract(finished, ordering: .relaxed)
   }
 }
 
-/// The reclamation list: cells in the order of their turns, and where each one is, so that a
-/// cell's `deinit` takes it out in O(1).
+/// The reclamation list: cells in the order of their turns, retained.
 private struct _PendingCells {
-  /// The cells, from `head` on; nil where a cell was taken out.
-  private var queue: [Unmanaged<_Cell>?] = []
+  /// The cells, from `head` on.
+  private var queue: [_Cell] = []
   private var head = 0
-  /// By address (`_Cell.address`), never by a reference: a cell may be in its `deinit`.
-  private var positions: [UInt: Int] = [:]
 
-  private static func address(_ cell: Unmanaged<_Cell>) -> UInt { UInt(bitPattern: cell.toOpaque()) }
-
-  mutating func append(_ cell: Unmanaged<_Cell>) {
-    positions[Self.address(cell)] = queue.count
-    queue.append(cell)
-  }
-
-  /// Takes the cell at `address` out; returns whether it was listed.
-  mutating func remove(_ address: UInt) -> Bool {
-    guard let position = positions.removeValue(forKey: address) else { return false }
-    queue[position] = nil
-    return true
-  }
+  mutating func append(_ cell: _Cell) { queue.append(cell) }
 
   /// Takes out the cell whose turn is next.
-  mutating func popFirst() -> Unmanaged<_Cell>? {
-    while head < queue.count {
-      let cell = queue[head]
-      queue[head] = nil
-      head += 1
-      if let cell {
-        positions[Self.address(cell)] = nil
-        compactIfWorthIt()
-        return cell
-      }
+  mutating func popFirst() -> _Cell? {
+    guard head < queue.count else { return nil }
+    let cell = queue[head]
+    head += 1
+    // The taken prefix goes once it is at least half the storage: amortized O(1) per pop.
+    if head == queue.count {
+      queue.removeAll(keepingCapacity: true)
+      head = 0
+    } else if head >= 64 && head * 2 >= queue.count {
+      queue.removeFirst(head)
+      head = 0
     }
-    compactIfWorthIt()
-    return nil
-  }
-
-  /// Drops the taken prefix once it is at least half the storage: amortized O(1) per pop.
-  private mutating func compactIfWorthIt() {
-    guard head >= 64, head * 2 >= queue.count else { return }
-    queue.removeFirst(head)
-    head = 0
-    positions = [:]
-    for (position, cell) in queue.enumerated() {
-      if let cell { positions[Self.address(cell)] = position }
-    }
+    return cell
   }
 }
 

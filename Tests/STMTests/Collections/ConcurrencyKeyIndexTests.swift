@@ -189,6 +189,7 @@ extension LibraryTests {
 /// cells those captured) a little after they finish, here and in earlier tests.
 private func settledCellCount() -> Int {
   #if DEBUG
+  drainReclamationList()
   var count = _LiveCounters.cells.load(ordering: .relaxed)
   while true {
     usleep(20_000)

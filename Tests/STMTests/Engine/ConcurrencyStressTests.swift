@@ -318,7 +318,9 @@ extension LibraryTests {
       let keep = (0..<4).map { TVar($0) }
       // Threads of earlier tests release their closures (and the cells they captured) a little
       // after they finish; start counting once that has settled. This thread's cache of
-      // reusable versions is emptied before each count.
+      // reusable versions is emptied before each count, and the reclamation list, which keeps
+      // its cells alive until their history goes, drained.
+      drainReclamationList()
       _ThreadContext.current.versionCache.removeAll()
       var versionsBefore = _LiveCounters.versions.load(ordering: .relaxed)
       var cellsBefore = _LiveCounters.cells.load(ordering: .relaxed)
@@ -339,6 +341,7 @@ extension LibraryTests {
           keep[(step + 1) % 4].commute { $0 &+ 1 }
         }
       }
+      drainReclamationList()
       #expect(temporaries.liveCount == 0)
       #expect(_LiveCounters.cells.load(ordering: .relaxed) == cellsBefore)
       // Each kept cell holds a short history; nothing else may survive.

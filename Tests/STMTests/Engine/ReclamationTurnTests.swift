@@ -29,6 +29,15 @@ private func pinSnapshot(reading variable: TVar<Int>) -> () -> Void {
   }
 }
 
+/// Trims every cell of the reclamation list that no snapshot pins, so that they leave it: the
+/// list keeps its cells alive, and a test that counts live cells starts from an empty list.
+func drainReclamationList() {
+  let reclaimer = _Engine.shared.reclaimer
+  for _ in 0..<1_000 where reclaimer.listedCount > 0 {
+    atomically { transaction in reclaimer.reclaim(using: transaction.segment, by: _ThreadContext.current) }
+  }
+}
+
 /// How many versions `variable`'s cell keeps, newest included.
 func historyLength<Value>(_ variable: TVar<Value>) -> Int {
   var length = 1
