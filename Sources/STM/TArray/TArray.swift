@@ -315,7 +315,12 @@ public final class TArray<Element: Sendable>: Sendable {
       return _singleOperation(at: site) { _ in popLast(fileID: fileID, line: line) }
     }
     if countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self, { !$0.items.isEmpty }) == true {
-      return countCell._withDelayedAppend(in: transaction, { _AppendBatch(slots: slots) }) { $0.items.popLast() }
+      let (last, emptied) = countCell._withDelayedAppend(in: transaction, { _AppendBatch(slots: slots) }) {
+        ($0.items.popLast(), $0.items.isEmpty)
+      }
+      // All taken back: nothing lands, and the count does not change (see the primitive).
+      if emptied { countCell._dropEmptyDelayedAppend(in: transaction) }
+      return last
     }
     let count = countCell._noted(.readWrite, at: site, as: .named("count")).value
     guard count > 0 else { return nil }

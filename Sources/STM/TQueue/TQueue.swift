@@ -448,7 +448,12 @@ public final class TQueue<Element: Sendable>: Sendable {
     let hasOwnItems = tail._existingDelayedAppend(in: transaction, as: _EnqueueBatch<Element>.self) { !$0.items.isEmpty }
     guard hasOwnItems == true else { return nil }
     freedPlaces?._commuteAdding(1, at: site, as: .named("capacity"))
-    return tail._withDelayedAppend(in: transaction, { _EnqueueBatch() }) { $0.items.removeFirst() }
+    let (item, emptied) = tail._withDelayedAppend(in: transaction, { _EnqueueBatch() }) {
+      ($0.items.removeFirst(), $0.items.isEmpty)
+    }
+    // All taken back: nothing lands on the tail (see the primitive).
+    if emptied { tail._dropEmptyDelayedAppend(in: transaction) }
+    return item
   }
 
   /// Whether no item is waiting (one consistent read).

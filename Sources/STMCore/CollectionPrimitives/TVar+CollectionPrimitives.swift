@@ -80,6 +80,15 @@ extension TVar {
     return try box._withUnsafeGuaranteedRef { try body(&unsafeDowncast($0, to: _DelayedAppendBox<Batch>.self).batch) }
   }
 
+  /// Inside a transaction: drops its batch of delayed appends on this variable, for a
+  /// collection whose transaction took every item of it back (appended, then removed): an
+  /// empty batch would still land, as a new version of the anchor that a reader of it (an
+  /// array's `count`) would conflict with. The batch must be empty.
+  @inlinable
+  package func _dropEmptyDelayedAppend(in transaction: Transaction) {
+    transaction.segment.dropDelayedAppend(on: cell)
+  }
+
   /// Inside a transaction: `body` applied to its batch on this variable, or nil if it has none.
   /// Read it only; call ``_withDelayedAppend(in:_:_:)`` to change it.
   @inlinable

@@ -119,6 +119,18 @@ final class _DelayedAppendBox<Batch: _DelayedAppend>: _AnyDelayedAppend {
 }
 
 extension _Segment {
+  /// Takes the batch on `cell` out of the log, and the entry with it if it holds nothing else
+  /// (see `TVar._dropEmptyDelayedAppend(in:)`). The log is a value: a checkpoint that still
+  /// holds the batch gets it back if it rolls back.
+  @usableFromInline
+  func dropDelayedAppend(on cell: _Cell) {
+    guard let position = log.find(cell), log.entries[position].batch != nil else { return }
+    log.entries[position].batch = nil
+    if log.entries[position].version == nil && log.entries[position].commutes.isEmpty && log.entries[position].sum == nil {
+      log.remove(at: position)
+    }
+  }
+
   /// The box of this transaction's batch on `cell`, a new one from `makeBox` if it has none; a
   /// box that a checkpoint still holds is copied first, so rolling back restores it untouched.
   /// Untyped: see `_DelayedAppendBox`. Returned unretained: the log holds it until the

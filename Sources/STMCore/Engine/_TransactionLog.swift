@@ -92,6 +92,18 @@ struct _TransactionLog {
     }
   }
 
+  /// Takes out the entry at `position`.
+  mutating func remove(at position: Int) {
+    entries.remove(at: position)
+    // Positions after it moved: rebuilt from scratch, as `append` builds it.
+    if index != nil {
+      var built: [ObjectIdentifier: Int] = [:]
+      built.reserveCapacity(entries.count * 2)
+      for position in entries.indices { built[ObjectIdentifier(entries[position].cell)] = position }
+      index = built
+    }
+  }
+
   /// Orders the entries by cell address, the global order in which commits lock cells.
   mutating func sortForLocking() {
     guard entries.count > 1 else { return }

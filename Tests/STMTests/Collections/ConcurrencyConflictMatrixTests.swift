@@ -187,6 +187,28 @@ extension LibraryTests {
       #expect(array.elements == [0, 3, 1, 2])
     }
 
+    /// A transaction whose appends were all taken back changes nothing: a reader of the count
+    /// does not conflict with it (its empty batch landed, as a new version of the count).
+    @Test func appendsTakenBackInTheSameTransactionLandNothing() {
+      let array: TArray<Int> = [0]
+      #expect(abortsOfSecondCommitter(first: { _ = array.count }, then: {
+        atomically { _ in
+          array.append(1)
+          array.append(2)
+          _ = array.popLast()
+          _ = array.popLast()
+        }
+      }) == 0)
+      #expect(array.elements == [0])
+      // Taken back in part, the rest lands.
+      atomically { _ in
+        array.append(3)
+        array.append(4)
+        _ = array.popLast()
+      }
+      #expect(array.elements == [0, 3])
+    }
+
     @Test func arrayInBoundsAccessDoesNotConflictWithAppends() {
       let array: TArray<Int> = [0, 1]
       #expect(abortsOfSecondCommitter(first: { _ = array[0] }, then: { array.append(2) }) == 0)
