@@ -192,43 +192,4 @@ struct _SchedulerState {
 }
 
 /// A first-in, first-out list of callbacks.
-struct _WorkList {
-  private var items: [_Work?] = []
-  private var head = 0
-
-  var count: Int { items.count - head }
-  var isEmpty: Bool { head == items.count }
-
-  mutating func append(_ work: _Work) { items.append(work) }
-
-  /// Puts `work` before every other item.
-  mutating func prepend(_ work: _Work) {
-    if head > 0 {
-      head -= 1
-      items[head] = work
-    } else {
-      items.insert(work, at: 0)
-    }
-  }
-
-  mutating func popFirst() -> _Work? {
-    guard head < items.count else { return nil }
-    let work = items[head]
-    items[head] = nil
-    head += 1
-    if head == items.count {
-      items.removeAll(keepingCapacity: true)
-      head = 0
-    } else if head >= 4096 && head * 2 >= items.count {
-      // Amortized O(1): the taken prefix is dropped once it is at least half the storage.
-      items.removeFirst(head)
-      head = 0
-    }
-    return work
-  }
-
-  mutating func removeAll() {
-    items.removeAll()
-    head = 0
-  }
-}
+typealias _WorkList = _FIFO<_Work>

@@ -10,7 +10,8 @@ import Synchronization
 /// `deinit` took to leave the list: a trim that freed the last reference to a cell then
 /// waited for the lock its own thread held. Found by the long stress tests.)
 final class _HistoryReclaimer: Sendable {
-  private let pending = _Lock(_PendingCells())
+  /// The cells, in the order of their turns, retained.
+  private let pending = _Lock(_FIFO<_Cell>())
   private let count = Atomic<Int>(0)
   /// A segment's commits look at the list once per this many of its writing commits.
   static let interval = 64
@@ -110,31 +111,6 @@ final class _HistoryReclaimer: Sendable {
     // Put back after the batch, so that one round does not meet the same cell twice.
     if !again.isEmpty { pending.withLock { list in for cell in again { list.append(cell) } } }
     count.subtract(finished, ordering: .relaxed)
-  }
-}
-
-/// The reclamation list: cells in the order of their turns, retained.
-private struct _PendingCells {
-  /// The cells, from `head` on.
-  private var queue: [_Cell] = []
-  private var head = 0
-
-  mutating func append(_ cell: _Cell) { queue.append(cell) }
-
-  /// Takes out the cell whose turn is next.
-  mutating func popFirst() -> _Cell? {
-    guard head < queue.count else { return nil }
-    let cell = queue[head]
-    head += 1
-    // The taken prefix goes once it is at least half the storage: amortized O(1) per pop.
-    if head == queue.count {
-      queue.removeAll(keepingCapacity: true)
-      head = 0
-    } else if head >= 64 && head * 2 >= queue.count {
-      queue.removeFirst(head)
-      head = 0
-    }
-    return cell
   }
 }
 

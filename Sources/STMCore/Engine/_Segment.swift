@@ -867,8 +867,8 @@ extension _Engine {
 
   /// As `trimHistory(below:of:noting:)`, but the versions it drops and does not cache
   /// are handed to the caller in `dropped` instead of being freed here. Freeing them runs the
-  /// deinits of the values they hold, which may free other cells; a caller holding a lock
-  /// that a cell's deinit takes (the reclaimer's list) frees them after letting go of it.
+  /// deinits of the values they hold, which may free other cells and take other locks; the
+  /// reclaimer frees them once it has trimmed its whole batch.
   func trimHistory(
     below newest: Unmanaged<_VersionBase>, of cell: _Cell, noting: Bool, handingOver dropped: inout _VersionBase?,
     by context: _ThreadContext

@@ -208,19 +208,9 @@ extension LibraryTests {
     private func whileASnapshotIsPinned(
       reading cell: TVar<Int>, thenInside finish: @escaping @Sendable () -> Void = {}, _ body: () -> Void
     ) {
-      let reading = Gate(), finishReading = Gate()
-      let reader = startThread {
-        atomically { _ in
-          _ = cell.value
-          reading.open()
-          finishReading.wait()
-          finish()
-        }
-      }
-      reading.wait()
+      let endSnapshot = pinSnapshot(reading: cell, thenInside: finish)
       body()
-      finishReading.open()
-      reader.wait()
+      endSnapshot()
     }
 
     @Test func historyOfAHotCellStaysShort() {

@@ -12,19 +12,21 @@ private final class Held: Sendable {
 }
 
 /// Starts a transaction on another thread that reads `variable` and stays open, so that its
-/// snapshot keeps the history written meanwhile; returns what ends it.
-private func pinSnapshot(reading variable: TVar<Int>) -> () -> Void {
-  let reading = Gate(), finish = Gate()
+/// snapshot keeps the history written meanwhile; returns what ends it, after that transaction
+/// runs `finish` (at the same snapshot).
+func pinSnapshot(reading variable: TVar<Int>, thenInside finish: @escaping @Sendable () -> Void = {}) -> () -> Void {
+  let reading = Gate(), finishReading = Gate()
   let reader = startThread {
     atomically { _ in
       _ = variable.value
       reading.open()
-      finish.wait()
+      finishReading.wait()
+      finish()
     }
   }
   reading.wait()
   return {
-    finish.open()
+    finishReading.open()
     reader.wait()
   }
 }
