@@ -167,8 +167,12 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// A read-modify-write of one key for a `_modify` accessor, inside or outside a transaction.
   @usableFromInline
   struct Modification {
-    /// Outside a transaction: the update holding the key's cell. Nil inside one.
+    /// Outside a transaction: the update holding the key's cell. Nil inside one, and on the
+    /// quick road.
     @usableFromInline let pending: PendingUpdate?
+    /// Outside a transaction, on the quick road (see `beginQuickModification`): the update
+    /// holding a present key's cell.
+    @usableFromInline let quick: (update: _QuickUpdate, cell: Unmanaged<Cell>)?
     /// Outside a transaction, for a present key whose value may hold an object: the update,
     /// numbered before the mutation, which moves the value out of its version and back when
     /// the engine allows it (see `TVar._numberMutation(_:)`).
@@ -186,10 +190,12 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
 
     @inlinable
     init(
-      pending: PendingUpdate?, numbered: _NumberedMutation<Value?>? = nil, ownWrite: _OwnWrite<Value?>? = nil,
-      copied: Unmanaged<Cell>? = nil, value: Value?
+      pending: PendingUpdate?, quick: (update: _QuickUpdate, cell: Unmanaged<Cell>)? = nil,
+      numbered: _NumberedMutation<Value?>? = nil, ownWrite: _OwnWrite<Value?>? = nil, copied: Unmanaged<Cell>? = nil,
+      value: Value?
     ) {
       self.pending = pending
+      self.quick = quick
       self.numbered = numbered
       self.ownWrite = ownWrite
       self.copied = copied
@@ -233,6 +239,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       cell._withUnsafeGuaranteedRef { $0._beginMutatingCopy(in: transaction) }
       return Modification(pending: nil, copied: cell, value: start)
     }
+    if _isPOD(Value.self), let quick = beginQuickModification(forKey: key, on: thread) { return quick }
     var pending = beginUpdate(forKey: key, on: thread, at: site)
     var fallback: Value?
     if pending.value == nil {
@@ -250,6 +257,27 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     let unreferenced = PendingUpdate(cell: pending.cell, update: pending.update.replacingValue(with: nil), madeCell: pending.madeCell)
     let value = numbered.mutatesInPlace ? numbered.withValueInPlace { $0.take() } : pending.value
     return Modification(pending: unreferenced, numbered: numbered, value: value)
+  }
+
+  /// Outside a transaction, the quick road of `beginModification` (see `_QuickUpdate`): for a
+  /// trivially copyable value of a present key, whose cell it locks. Nil, holding nothing,
+  /// where the general road must go: the key is absent (its default and the count need it),
+  /// its cell was retired meanwhile, or the quick road is closed now.
+  @inlinable @inline(__always)
+  func beginQuickModification(forKey key: Key, on thread: _CallingThread) -> Modification? {
+    let hash = key.hashValue
+    guard let quick = _QuickUpdate.begin(on: thread) else { return nil }
+    guard let cell = index.find(key, hash: hash) else {
+      quick.cancel(nil)
+      return nil
+    }
+    // Nil: retired, not locked. Some(nil): locked, but the key is absent.
+    let locked = cell._withUnsafeGuaranteedRef { quick.lock($0) }
+    guard let current = locked, let value = current else {
+      cell._withUnsafeGuaranteedRef { quick.cancel(locked == nil ? nil : $0) }
+      return nil
+    }
+    return Modification(pending: nil, quick: (quick, cell), value: value)
   }
 
   /// A read-modify-write of one key's optional value (which may insert or remove the key),
@@ -306,6 +334,10 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// Ends a modification by storing `value`.
   @inlinable
   func endModification(forKey key: Key, _ modification: Modification, publishing value: Value, at site: _CallSite) {
+    if let (update, cell) = modification.quick {
+      cell._withUnsafeGuaranteedRef { update.publish(Optional(value), in: $0) }
+      return
+    }
     // An own write that a nested block superseded is also written the usual way: the last
     // branch below, as it has neither an update nor a numbered mutation.
     if let ownWrite = modification.ownWrite, ownWrite.endMutation(storing: value) { return }

@@ -59,11 +59,17 @@ final class _Engine: @unchecked Sendable {
     // Almost always the thread's own segment is free: one compare-and-swap on a line that
     // other threads touch only when their own segments are busy. (A new thread's preference
     // may lie beyond the pool; the slow path below fixes it.)
-    if context.preferredSegment < segmentHandles.count {
-      let preferred = segmentHandles[context.preferredSegment]
-      if preferred._withUnsafeGuaranteedRef({ $0.tryAcquire() }) { return preferred }
-    }
+    if let preferred = tryAcquirePreferredSegment(for: context) { return preferred }
     return acquireAnotherSegment(for: context, waitStarted: &waitStarted)
+  }
+
+  /// The calling thread's own segment if it is free; nil otherwise, without searching or
+  /// waiting.
+  @inline(__always)
+  func tryAcquirePreferredSegment(for context: _ThreadContext) -> Unmanaged<_Segment>? {
+    guard context.preferredSegment < segmentHandles.count else { return nil }
+    let preferred = segmentHandles[context.preferredSegment]
+    return preferred._withUnsafeGuaranteedRef { $0.tryAcquire() } ? preferred : nil
   }
 
   /// `acquireSegment(for:)` when the thread's own segment is busy. Out of line: inlined, its
@@ -277,12 +283,25 @@ final class _Engine: @unchecked Sendable {
 
   /// Marks `segment` as committing, waiting (a pause) while another transaction is inevitable.
   func enterCommit(_ segment: _Segment, context: _ThreadContext) {
+    if tryEnterCommit(segment) { return }
+    waitToEnterCommit(segment, context: context)
+    segment.commitNumber.store(_CommitNumber.unnumbered, ordering: .releasing)
+  }
+
+  /// Marks `segment` as committing unless another segment's transaction is inevitable; returns
+  /// whether it did (if not, the mark is withdrawn).
+  @inline(__always)
+  func tryEnterCommit(_ segment: _Segment) -> Bool {
     segment.committing.store(true, ordering: .sequentiallyConsistent)
     let holder = inevitableHolder.load(ordering: .sequentiallyConsistent)
-    if holder != 0 && holder != segment.tag { waitToEnterCommit(segment, context: context) }
+    guard holder == 0 || holder == segment.tag else {
+      segment.committing.store(false, ordering: .sequentiallyConsistent)
+      return false
+    }
     // Release: a reader that meets one of this segment's earlier commit locks and then reads
     // this value must also see that commit's versions.
     segment.commitNumber.store(_CommitNumber.unnumbered, ordering: .releasing)
+    return true
   }
 
   /// `enterCommit` while another segment's transaction is inevitable: withdraws the mark,

@@ -77,8 +77,10 @@ extension LibraryTests {
     }
 
     /// A single operation outside `atomically` has no transaction location, but its own call
-    /// is its access location: here it makes a transaction's read stale.
-    @Test func aSingleOperationThatWinsIsNamedByItsCall() throws {
+    /// is its access location: here it makes a transaction's read stale. An in-place update
+    /// (`+=`) of a present key, which outside a recording takes a short road that notes
+    /// nothing, must take the general road while the log records, or no call names it.
+    @Test(arguments: [false, true]) func aSingleOperationThatWinsIsNamedByItsCall(updatingInPlace: Bool) throws {
       let balances: TDictionary<String, Int> = ["alice": 10]
       let y = TVar(0)
       let readerLine = LockedBox(0), readLine = LockedBox(0)
@@ -90,7 +92,7 @@ extension LibraryTests {
           y.value += 1
         }
       }, losesTo: {
-        writeLine = #line; balances["alice"] = 20
+        writeLine = #line; if updatingInPlace { balances["alice", default: 0] += 10 } else { balances["alice"] = 20 }
       })
       expectOnly(
         ExpectedConflict(
@@ -99,6 +101,7 @@ extension LibraryTests {
           object: #"TDictionary<String, Int>["alice"]"#),
         in: report)
       #expect(report.formatted().contains("by a single operation outside atomically, writing at \(here(writeLine))"))
+      #expect(balances["alice"] == 20)
     }
 
     /// A single read outside `atomically` that waits for a commit is recorded at its call.

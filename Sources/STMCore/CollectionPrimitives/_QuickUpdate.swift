@@ -1,0 +1,131 @@
+/// The short road into the commonest drop-in update, `dict[key, default: 0] += 1` on a present
+/// key: outside any transaction, with the conflict log off and the thread's own segment free.
+///
+/// It begins what `_SingleOperation.beginUpdating()` and `beginUpdate(_:)` begin, under the
+/// same rules and in the same order (see those for why each step is safe), in two calls that
+/// check only what this case needs, and ends as every in-place update ends
+/// (`_TypedCell.endInPlaceMutation`):
+///
+/// 1. `begin(on:)` takes the thread's own segment, announces the lookup the caller is about
+///    to make, and marks the segment committing (`_Engine.tryEnterCommit`). Nil, holding
+///    nothing, when the conflict log records (the general road notes each access), when the
+///    segment is busy (the general road looks for another one, or waits), or when another
+///    transaction is inevitable (the general road waits for it).
+/// 2. The caller looks its key up, and `lock(_:)` takes the cell's commit lock and withdraws
+///    the announcement, handing back the newest value. From then on the thread must not touch
+///    transactional data (it traps).
+/// 3. `publish(_:in:)` ends the update with a new value, `cancel(_:)` with none.
+///
+/// In a profile of `dict-disjoint` (Callgrind), the general road spent about 700 instructions
+/// per update, 150 of them hashing and looking the key up; this one saves about a tenth of
+/// them, most of it in the misuse and transaction checks made twice, the segment search and
+/// its pause accounting, and the conflict log's per-access checks. Fewer instructions matter
+/// beyond their own cost: they let the processor start on the next update's cache misses
+/// while this one's are outstanding.
+///
+/// Conflicts: as the general road's update of the same cell, which it is (the same lock,
+/// commit number and versions).
+@usableFromInline
+package struct _QuickUpdate {
+  // Unretained: segments and thread contexts outlive every update.
+  @usableFromInline let segment: Unmanaged<_Segment>
+  @usableFromInline let context: Unmanaged<_ThreadContext>
+
+  @usableFromInline
+  init(segment: Unmanaged<_Segment>, context: Unmanaged<_ThreadContext>) {
+    self.segment = segment
+    self.context = context
+  }
+
+  /// Starts a quick update on `thread`, which must run no transaction and may touch
+  /// transactional data (what `_CallingThread.current` and `transaction` check); nil, holding
+  /// nothing, when the quick road is closed now.
+  @inlinable
+  package static func begin(on thread: _CallingThread) -> _QuickUpdate? {
+    start(thread.context)
+  }
+
+  /// The newest value of `cell` (found by the lookup `begin` announced), with the cell's commit
+  /// lock taken; nil, holding no lock, when the cell is retired (the update is still under
+  /// way then: `cancel` it, and look the key up again the general way).
+  @inlinable
+  package func lock<Value>(_ cell: _TypedCell<Value>) -> Value? {
+    guard let newest = Self.lock(cell, segment, context) else { return nil }
+    return .some(newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value })
+  }
+
+  /// Publishes `value` in `cell`, which `lock(_:)` locked, under a commit number of its own,
+  /// into the newest version itself when no snapshot can see that version; ends the update.
+  @inlinable
+  package func publish<Value>(_ value: Value, in cell: _TypedCell<Value>) {
+    cell.endInPlaceMutation(segment, context, publishing: value)
+  }
+
+  /// Ends the update without publishing anything. `locked` is the cell `lock(_:)` locked; nil
+  /// if it locked none (the cell was retired, or the lookup found no cell).
+  @inlinable
+  package func cancel(_ locked: _Cell?) {
+    Self.cancel(locked, segment, context)
+  }
+}
+
+// The untyped halves, out of line.
+extension _QuickUpdate {
+  @usableFromInline
+  static func start(_ handle: Unmanaged<_ThreadContext>) -> _QuickUpdate? {
+    guard !_ConflictRecorder.isRecording else { return nil }
+    return handle._withUnsafeGuaranteedRef { context in
+      context.engine._withUnsafeGuaranteedRef { engine in
+        guard let segment = engine.tryAcquirePreferredSegment(for: context) else { return nil }
+        let entered = segment._withUnsafeGuaranteedRef { segment in
+          segment.context = context
+          segment.snapshot = engine.announceForLookup(for: segment, after: context.lastCommit.number)
+          if engine.tryEnterCommit(segment) { return true }
+          engine.withdrawLookup(for: segment)
+          segment.context = nil
+          engine.releaseSegment(segment)
+          return false
+        }
+        return entered ? _QuickUpdate(segment: segment, context: handle) : nil
+      }
+    }
+  }
+
+  /// `_Engine.lockForInPlaceUpdate` with the commit entered already (by `start`).
+  @usableFromInline
+  static func lock(_ cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>)
+    -> Unmanaged<_VersionBase>?
+  {
+    segment._withUnsafeGuaranteedRef { segment in
+      context._withUnsafeGuaranteedRef { context in
+        #if DEBUG
+        if let hook = _TestHooks.beforeInPlaceUpdateLocks.withLock({ $0 }) { hook() }
+        #endif
+        segment.lock(cell, context: context)
+        if cell.isRetired {
+          cell.unlock()
+          return nil
+        }
+        context.engine._withUnsafeGuaranteedRef { $0.withdrawLookup(for: segment) }
+        context.forbiddenAccess = .transactionDuringInPlaceMutation
+        return segment.newestVersion(ofLocked: cell)
+      }
+    }
+  }
+
+  @usableFromInline
+  static func cancel(_ locked: _Cell?, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>) {
+    segment._withUnsafeGuaranteedRef { segment in
+      context._withUnsafeGuaranteedRef { context in
+        context.engine._withUnsafeGuaranteedRef { engine in
+          context.forbiddenAccess = nil
+          locked?.unlock()
+          engine.withdrawLookup(for: segment)
+          engine.leaveCommit(segment)
+          segment.context = nil
+          engine.releaseSegment(segment)
+        }
+      }
+    }
+  }
+}
