@@ -111,17 +111,25 @@ extension _Engine {
           if let hook = _TestHooks.beforeInPlaceUpdateLocks.withLock({ $0 }) { hook() }
           #endif
           engine.enterCommit(segment, context: context)
-          segment.lock(cell, context: context)
-          if cell.isRetired {
-            cell.unlock()
-            engine.leaveCommit(segment)
-            return nil
-          }
-          engine.withdrawLookup(for: segment)
-          context.forbiddenAccess = .transactionDuringInPlaceMutation
-          return segment.newestVersion(ofLocked: cell)
+          return engine.lockLookedUp(cell, segment, context)
         }
       }
     }
+  }
+
+  /// The end of `lockForInPlaceUpdate(_:_:_:)` (and of `_QuickUpdate.lock`), with the commit
+  /// entered: locks `cell`, and withdraws the lookup's announcement unless the cell is
+  /// retired (then it leaves the commit and returns nil, holding no lock).
+  @inline(__always)
+  func lockLookedUp(_ cell: _Cell, _ segment: _Segment, _ context: _ThreadContext) -> Unmanaged<_VersionBase>? {
+    segment.lock(cell, context: context)
+    if cell.isRetired {
+      cell.unlock()
+      leaveCommit(segment)
+      return nil
+    }
+    withdrawLookup(for: segment)
+    context.forbiddenAccess = .transactionDuringInPlaceMutation
+    return segment.newestVersion(ofLocked: cell)
   }
 }

@@ -57,8 +57,7 @@ final class _Engine: @unchecked Sendable {
   /// shows its `atomically` call (noted without one, it read as a single operation's).
   func acquireSegment(for context: _ThreadContext, waitStarted: inout Int) -> Unmanaged<_Segment> {
     // Almost always the thread's own segment is free: one compare-and-swap on a line that
-    // other threads touch only when their own segments are busy. (A new thread's preference
-    // may lie beyond the pool; the slow path below fixes it.)
+    // other threads touch only when their own segments are busy.
     if let preferred = tryAcquirePreferredSegment(for: context) { return preferred }
     return acquireAnotherSegment(for: context, waitStarted: &waitStarted)
   }

@@ -69,6 +69,11 @@ final class _ThreadContext: @unchecked Sendable {
   @exclusivity(unchecked) var diagnostics = _ThreadDiagnostics()
   /// Versions this thread's commits dropped, for its next writes to reuse.
   let versionCache = _VersionCache()
+  #if DEBUG
+  /// Drop-in updates this thread began on the short road (`_QuickUpdate`), for tests that
+  /// must know the road was taken.
+  @exclusivity(unchecked) var quickUpdatesBegun = 0
+  #endif
   /// xorshift state for randomized backoff; per thread, so threads do not back off in step.
   @exclusivity(unchecked) var backoffRandom: UInt64
 
@@ -102,8 +107,11 @@ final class _ThreadContext: @unchecked Sendable {
   @usableFromInline @inline(never)
   static func makeCurrentState() -> UnsafeMutablePointer<_ThreadState> {
     let state = UnsafeMutablePointer<_ThreadState>.allocate(capacity: 1)
-    let context = _ThreadContext(
-      preferredSegment: nextPreferredSegment.add(1, ordering: .relaxed).oldValue, state: state)
+    // Threads take the segments in turn. Within the pool from the start: a preference beyond
+    // it made a thread's first operation search for a segment, and its first drop-in update
+    // miss the short road (`_QuickUpdate`; found by review).
+    let turn = nextPreferredSegment.add(1, ordering: .relaxed).oldValue
+    let context = _ThreadContext(preferredSegment: turn % _Engine.shared.segments.count, state: state)
     state.initialize(to: _ThreadState(segment: nil, context: Unmanaged.passRetained(context)))
     pthread_setspecific(_threadStateKey, state)
     _publishedThreadStateKey.store(UInt(_threadStateKey), ordering: .releasing)

@@ -233,36 +233,53 @@ extension LibraryTests.ConcurrencyKeyIndexTests {
   /// An update outside a transaction finds its key's cell without a lock and locks it after.
   /// Its lookup's announcement must keep the cell it found valid memory until then, even if
   /// the key is removed and its stripe prunes retired cells in between (the announcement
-  /// goes in a slot of its own, which the pruning must read as well as the snapshots').
-  @Test func anUpdateKeepsTheCellItsLookupFoundUntilItLocksIt() {
-    #if DEBUG
-    let dict: TDictionary<Int, Int> = [7: 1]
-    let found = Gate(), removed = Gate()
-    pauseFirstCaller(of: _TestHooks.beforeInPlaceUpdateLocks, opening: found, until: removed)
-    defer { _TestHooks.beforeInPlaceUpdateLocks.withLock { $0 = nil } }
-    let updater = startThread { dict[7, default: 0] += 10 }
-    found.wait()
-    _TestHooks.beforeInPlaceUpdateLocks.withLock { $0 = nil }   // the remover's own update runs freely
-    let hash = 7.hashValue
-    let index = dict.storage.index
-    #expect(dict.removeValue(forKey: 7) == 1)
-    // Commits after the removal move the clock past it, as any busy program's would.
-    for key in 100..<103 { dict[key] = key }
-    // The stripe's retired list is what keeps a removed key's cell alive (a debug build's
-    // updater also retains it on its stack, so the cell's own lifetime would prove nothing).
-    let kept = index.stripe(forHash: hash)._withUnsafeGuaranteedRef { stripe in
-      stripe.state.withLock { state in
-        _KeyIndex<Int, Int>.pruneRetired(&state)
-        return state.retired.count { $0.key == 7 }
-      }
+  /// goes in a slot of its own, which the pruning must read as well as the snapshots'). An
+  /// `Int` value takes the short road (`_QuickUpdate`), a `String` the general one, which
+  /// lost its only test when the short road came (found by review).
+  @Test(arguments: [true, false]) func anUpdateKeepsTheCellItsLookupFoundUntilItLocksIt(shortRoad: Bool) {
+    if shortRoad {
+      expectAnUpdateKeepsItsCell(holding: 1, default: 0, change: { $0 += 10 }, leaving: 10)
+    } else {
+      expectAnUpdateKeepsItsCell(holding: "a", default: "", change: { $0 += "x" }, leaving: "x")
     }
-    #expect(kept == 1, "pruning let go of a retired cell that a lookup under way had found")
-    removed.open()
-    updater.wait()
-    // The update found its cell retired, looked the key up again and inserted it afresh.
-    #expect(dict[7] == 10)
-    #endif
   }
+}
+
+/// Key 7 holds `value`; an update `change`s it (from `defaultValue`) outside a transaction, and
+/// is paused once its lookup has found the cell, while the key is removed and its stripe
+/// prunes. The update must find the cell retired, not freed, and insert the key afresh
+/// (`leaving` its value).
+private func expectAnUpdateKeepsItsCell<Value: Sendable & Equatable>(
+  holding value: Value, default defaultValue: Value, change: @escaping @Sendable (inout Value) -> Void,
+  leaving expected: Value
+) {
+  #if DEBUG
+  let dict: TDictionary<Int, Value> = [7: value]
+  let found = Gate(), removed = Gate()
+  pauseFirstCaller(of: _TestHooks.beforeInPlaceUpdateLocks, opening: found, until: removed)
+  defer { _TestHooks.beforeInPlaceUpdateLocks.withLock { $0 = nil } }
+  let updater = startThread { change(&dict[7, default: defaultValue]) }
+  found.wait()
+  _TestHooks.beforeInPlaceUpdateLocks.withLock { $0 = nil }   // the remover's own update runs freely
+  let hash = 7.hashValue
+  let index = dict.storage.index
+  #expect(dict.removeValue(forKey: 7) == value)
+  // Commits after the removal move the clock past it, as any busy program's would.
+  for key in 100..<103 { dict[key] = value }
+  // The stripe's retired list is what keeps a removed key's cell alive (a debug build's
+  // updater also retains it on its stack, so the cell's own lifetime would prove nothing).
+  let kept = index.stripe(forHash: hash)._withUnsafeGuaranteedRef { stripe in
+    stripe.state.withLock { state in
+      _KeyIndex<Int, Value>.pruneRetired(&state)
+      return state.retired.count { $0.key == 7 }
+    }
+  }
+  #expect(kept == 1, "pruning let go of a retired cell that a lookup under way had found")
+  removed.open()
+  updater.wait()
+  // The update found its cell retired, looked the key up again and inserted it afresh.
+  #expect(dict[7] == expected)
+  #endif
 }
 
 #if DEBUG

@@ -5,6 +5,19 @@ import Foundation
 import STMTestSupport
 import Testing
 
+/// Runs `update` on the calling thread and returns how many drop-in updates it began on the
+/// short road meanwhile: the tests below must know that road was taken.
+private func quickUpdatesBegun(by update: () -> Void) -> Int {
+  #if DEBUG
+  let before = _ThreadContext.current.quickUpdatesBegun
+  update()
+  return _ThreadContext.current.quickUpdatesBegun - before
+  #else
+  update()
+  return 1
+  #endif
+}
+
 extension LibraryTests {
   /// `dict[key, default: 0] += 1` on a present key outside `atomically` takes a short road
   /// (`_QuickUpdate`). It must keep every rule of the general one: these are the cases where
@@ -12,7 +25,9 @@ extension LibraryTests {
   @Suite struct QuickUpdateTests {
     /// While another transaction is inevitable, no commit may land; the quick road marks its
     /// segment committing before it locks, and takes the general road (which waits) when
-    /// it finds the token held.
+    /// it finds the token held. The updater is a new thread, whose first update must be able
+    /// to take the quick road (a new thread's preferred segment lay beyond the pool, and the
+    /// test passed on a quick road that ignored the token; found by review).
     @Test func anUpdateOfAPresentKeyWaitsForTheInevitableTransaction() throws {
       let counts: TDictionary<Int, Int> = [1: 0]
       let inevitable = Gate(), finish = Gate()
@@ -27,11 +42,13 @@ extension LibraryTests {
         }
       }
       inevitable.wait()
-      let updater = startThread { counts[1, default: 0] += 1 }
+      let begun = LockedBox(0)
+      let updater = startThread { begun.value = quickUpdatesBegun { counts[1, default: 0] += 1 } }
       let landedEarly = updater.wait(timeout: .now() + 0.3) == .success
       finish.open()
       holder.wait()
       updater.wait()
+      #expect(begun.value == 1, "the update did not start on the quick road")
       #expect(!landedEarly, "a drop-in update committed while another transaction was inevitable")
       #expect(seenInside.value == [0, 0])
       #expect(counts[1] == 1)
@@ -50,7 +67,7 @@ extension LibraryTests {
       }
       let deadline = Date().addingTimeInterval(10)
       while _Engine.shared.retryWaiters.pendingEntries == 0 && Date() < deadline { usleep(1_000) }
-      counts[1, default: 0] += 1
+      #expect(quickUpdatesBegun { counts[1, default: 0] += 1 } == 1)
       let woke = waiter.wait(timeout: .now() + 5) == .success
       #expect(woke, "the waiting transaction was not woken by the update")
       if !woke, let cell = counts.storage.index.find(1, hash: 1.hashValue)?.takeUnretainedValue() {
@@ -76,24 +93,28 @@ extension LibraryTests {
         }
       }
       read.wait()
-      for _ in 0..<3 { counts[1, default: 0] += 1 }
+      #expect(quickUpdatesBegun { for _ in 0..<3 { counts[1, default: 0] += 1 } } == 3)
       updated.open()
       reader.wait()
       #expect(seen.value == [0, 0])
       #expect(counts[1] == 3)
     }
 
-    /// An absent key, a key removed before, and a key whose value is mutated in place all give
-    /// what `Dictionary` gives, with the count in step.
+    /// An absent key (with no cell, or with the empty cell a transaction's read of it left), a
+    /// key removed before, and a present key all give what `Dictionary` gives, with the count
+    /// in step.
     @Test func absentAndRemovedKeysTakeTheGeneralRoad() {
       let counts: TDictionary<String, Int> = ["a": 1]
-      counts["b", default: 10] += 1
+      atomically { _ in #expect(counts["c"] == nil) }
+      #expect(quickUpdatesBegun { counts["c", default: 20] += 1 } == 1, "the update did not start on the quick road")
       #expect(counts.count == 2)
+      counts["b", default: 10] += 1
+      #expect(counts.count == 3)
       #expect(counts.removeValue(forKey: "a") == 1)
       counts["a", default: 5] += 1
       counts["a", default: 5] += 1
-      #expect(counts.count == 2)
-      #expect(Dictionary(uniqueKeysWithValues: counts.map { ($0.key, $0.value) }) == ["a": 7, "b": 11])
+      #expect(counts.count == 3)
+      #expect(Dictionary(uniqueKeysWithValues: counts.map { ($0.key, $0.value) }) == ["a": 7, "b": 11, "c": 21])
     }
   }
 }
