@@ -6,7 +6,11 @@ import STMTestSupport
 import Testing
 
 /// Runs `update` on the calling thread and returns how many drop-in updates it began on the
-/// short road meanwhile: the tests below must know that road was taken.
+/// short road meanwhile: the tests below must know that road was taken. The road needs the
+/// thread's own segment free, so a test runs its updates on a thread started just after the
+/// test's other one: threads take the segments in turn, so the two prefer different ones (a
+/// test thread that happened to prefer the other's segment found it busy under Thread
+/// Sanitizer, and took the general road).
 private func quickUpdatesBegun(by update: () -> Void) -> Int {
   #if DEBUG
   let before = _ThreadContext.current.quickUpdatesBegun
@@ -67,7 +71,9 @@ extension LibraryTests {
       }
       let deadline = Date().addingTimeInterval(10)
       while _Engine.shared.retryWaiters.pendingEntries == 0 && Date() < deadline { usleep(1_000) }
-      #expect(quickUpdatesBegun { counts[1, default: 0] += 1 } == 1)
+      let begun = LockedBox(0)
+      startThread { begun.value = quickUpdatesBegun { counts[1, default: 0] += 1 } }.wait()
+      #expect(begun.value == 1, "the update did not start on the quick road")
       let woke = waiter.wait(timeout: .now() + 5) == .success
       #expect(woke, "the waiting transaction was not woken by the update")
       if !woke, let cell = counts.storage.index.find(1, hash: 1.hashValue)?.takeUnretainedValue() {
@@ -93,7 +99,9 @@ extension LibraryTests {
         }
       }
       read.wait()
-      #expect(quickUpdatesBegun { for _ in 0..<3 { counts[1, default: 0] += 1 } } == 3)
+      let begun = LockedBox(0)
+      startThread { begun.value = quickUpdatesBegun { for _ in 0..<3 { counts[1, default: 0] += 1 } } }.wait()
+      #expect(begun.value == 3, "the updates did not start on the quick road")
       updated.open()
       reader.wait()
       #expect(seen.value == [0, 0])
