@@ -167,38 +167,36 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// A read-modify-write of one key for a `_modify` accessor, inside or outside a transaction.
   @usableFromInline
   struct Modification {
-    /// Outside a transaction: the update holding the key's cell. Nil inside one, and on the
-    /// quick road.
-    @usableFromInline let pending: PendingUpdate?
-    /// Outside a transaction, on the quick road (see `beginQuickModification`): the update
-    /// holding a present key's cell.
-    @usableFromInline let quick: (update: _QuickUpdate, cell: Unmanaged<Cell>)?
-    /// Outside a transaction, for a present key whose value may hold an object: the update,
-    /// numbered before the mutation, which moves the value out of its version and back when
-    /// the engine allows it (see `TVar._numberMutation(_:)`).
-    @usableFromInline let numbered: _NumberedMutation<Value?>?
-    /// Inside a transaction that wrote the present key in its current block: that write, which
-    /// the value was moved out of, to go back into.
-    @usableFromInline let ownWrite: _OwnWrite<Value?>?
-    /// Inside a transaction otherwise: the key's cell, listed as being mutated on a copy (see
-    /// `TVar._beginMutatingCopy(in:)`) until the copy is written back. Unretained: the
-    /// transaction's read of it retains it.
-    @usableFromInline let copied: Unmanaged<Cell>?
+    /// How the modification began, and so how it ends. An enumeration, not one optional per
+    /// case: a drop-in update builds and reads only its own case's fields.
+    @usableFromInline
+    enum Road {
+      /// Outside a transaction, on the quick road (see `beginQuickModification`): the update
+      /// holding a present key's cell.
+      case quick(_QuickUpdate, Unmanaged<Cell>)
+      /// Outside a transaction otherwise: the update holding the key's cell.
+      case update(PendingUpdate)
+      /// Outside a transaction, for a present key whose value may hold an object: the update,
+      /// numbered before the mutation, which moves the value out of its version and back when
+      /// the engine allows it (see `TVar._numberMutation(_:)`).
+      case numbered(PendingUpdate, _NumberedMutation<Value?>)
+      /// Inside a transaction that wrote the present key in its current block: that write,
+      /// which the value was moved out of, to go back into.
+      case ownWrite(_OwnWrite<Value?>)
+      /// Inside a transaction otherwise: the key's cell, listed as being mutated on a copy
+      /// (see `TVar._beginMutatingCopy(in:)`) until the copy is written back. Unretained: the
+      /// transaction's read of it retains it.
+      case copied(Unmanaged<Cell>)
+    }
+
+    @usableFromInline let road: Road
     /// The value the modification starts from (the key's, or the default when it is absent),
     /// until `takeValue()`.
     @usableFromInline var value: Value?
 
     @inlinable
-    init(
-      pending: PendingUpdate?, quick: (update: _QuickUpdate, cell: Unmanaged<Cell>)? = nil,
-      numbered: _NumberedMutation<Value?>? = nil, ownWrite: _OwnWrite<Value?>? = nil, copied: Unmanaged<Cell>? = nil,
-      value: Value?
-    ) {
-      self.pending = pending
-      self.quick = quick
-      self.numbered = numbered
-      self.ownWrite = ownWrite
-      self.copied = copied
+    init(_ road: Road, value: Value?) {
+      self.road = road
       self.value = value
     }
 
@@ -229,7 +227,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
           // Until the value is back, using the key from inside the mutation traps: it would
           // find the key absent.
           ownWrite.beginMutation()
-          return Modification(pending: nil, ownWrite: ownWrite, value: moved)
+          return Modification(.ownWrite(ownWrite), value: moved)
         }
       }
       // The first update of the key in the block works on a copy; using the key meanwhile
@@ -237,7 +235,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       let (value, cell) = value(forKey: key, in: transaction, on: thread, at: site)
       let start = value ?? defaultValue()
       cell._withUnsafeGuaranteedRef { $0._beginMutatingCopy(in: transaction) }
-      return Modification(pending: nil, copied: cell, value: start)
+      return Modification(.copied(cell), value: start)
     }
     if _isPOD(Value.self), let quick = beginQuickModification(forKey: key, on: thread) { return quick }
     var pending = beginUpdate(forKey: key, on: thread, at: site)
@@ -250,13 +248,13 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       pending = beginUpdate(forKey: key, on: thread, at: site)
     }
     guard !_isPOD(Value.self), pending.update.value != nil else {
-      return Modification(pending: pending, value: pending.value ?? fallback ?? defaultValue())
+      return Modification(.update(pending), value: pending.value ?? fallback ?? defaultValue())
     }
     let numbered = pending.cell._withUnsafeGuaranteedRef { $0.variable._numberMutation(pending.update) }
     // The update's own copy of the value goes, so that the moved value is its only reference.
     let unreferenced = PendingUpdate(cell: pending.cell, update: pending.update.replacingValue(with: nil), madeCell: pending.madeCell)
     let value = numbered.mutatesInPlace ? numbered.withValueInPlace { $0.take() } : pending.value
-    return Modification(pending: unreferenced, numbered: numbered, value: value)
+    return Modification(.numbered(unreferenced, numbered), value: value)
   }
 
   /// Outside a transaction, the quick road of `beginModification` (see `_QuickUpdate`): for a
@@ -277,7 +275,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       cell._withUnsafeGuaranteedRef { quick.cancel(locked == nil ? nil : $0) }
       return nil
     }
-    return Modification(pending: nil, quick: (quick, cell), value: value)
+    return Modification(.quick(quick, cell), value: value)
   }
 
   /// A read-modify-write of one key's optional value (which may insert or remove the key),
@@ -334,23 +332,25 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// Ends a modification by storing `value`.
   @inlinable
   func endModification(forKey key: Key, _ modification: Modification, publishing value: Value, at site: _CallSite) {
-    if let (update, cell) = modification.quick {
+    switch modification.road {
+    case .quick(let update, let cell):
       cell._withUnsafeGuaranteedRef { update.publish(Optional(value), in: $0) }
       return
-    }
-    // An own write that a nested block superseded is also written the usual way: the last
-    // branch below, as it has neither an update nor a numbered mutation.
-    if let ownWrite = modification.ownWrite, ownWrite.endMutation(storing: value) { return }
-    if let numbered = modification.numbered, let pending = modification.pending {
+    case .numbered(let pending, let numbered):
       pending.cell._withUnsafeGuaranteedRef { $0.variable._endNumberedMutation(numbered, publishing: value) }
-    } else if let pending = modification.pending {
+      return
+    case .update(let pending):
       endUpdate(forKey: key, pending, publishing: .some(value))
-    } else {
-      if let copied = modification.copied { copied._withUnsafeGuaranteedRef { $0._endMutatingCopy() } }
-      update(forKey: key, at: site) { current in
-        current = value
-        return (true, ())
-      }
+      return
+    case .ownWrite(let ownWrite):
+      // An own write that a nested block superseded is written the usual way, below.
+      if ownWrite.endMutation(storing: value) { return }
+    case .copied(let cell):
+      cell._withUnsafeGuaranteedRef { $0._endMutatingCopy() }
+    }
+    update(forKey: key, at: site) { current in
+      current = value
+      return (true, ())
     }
   }
 
