@@ -77,10 +77,13 @@ final class _ThreadContext: @unchecked Sendable {
   /// xorshift state for randomized backoff; per thread, so threads do not back off in step.
   @exclusivity(unchecked) var backoffRandom: UInt64
 
-  private init(preferredSegment: Int, state: UnsafeMutablePointer<_ThreadState>) {
-    self.preferredSegment = preferredSegment
+  /// The context of the thread that came `turn`-th to the engine (from 0).
+  private init(turn: Int, segmentCount: Int, state: UnsafeMutablePointer<_ThreadState>) {
+    preferredSegment = turn % segmentCount
     self.state = state
-    backoffRandom = 0x9E37_79B9_7F4A_7C15 &* UInt64(preferredSegment + 1)
+    // Seeded by the turn, not the preferred segment: threads a pool's length apart share a
+    // segment, and would back off in step (found by review).
+    backoffRandom = 0x9E37_79B9_7F4A_7C15 &* UInt64(turn + 1)
   }
 
   /// A pseudo-random number for backoff decisions.
@@ -110,8 +113,8 @@ final class _ThreadContext: @unchecked Sendable {
     // Threads take the segments in turn. Within the pool from the start: a preference beyond
     // it made a thread's first operation search for a segment, and its first drop-in update
     // miss the short road (`_QuickUpdate`; found by review).
-    let turn = nextPreferredSegment.add(1, ordering: .relaxed).oldValue
-    let context = _ThreadContext(preferredSegment: turn % _Engine.shared.segments.count, state: state)
+    let turn = nextTurn.add(1, ordering: .relaxed).oldValue
+    let context = _ThreadContext(turn: turn, segmentCount: _Engine.shared.segments.count, state: state)
     state.initialize(to: _ThreadState(segment: nil, context: Unmanaged.passRetained(context)))
     pthread_setspecific(_threadStateKey, state)
     _publishedThreadStateKey.store(UInt(_threadStateKey), ordering: .releasing)
@@ -123,7 +126,7 @@ final class _ThreadContext: @unchecked Sendable {
   /// `STM_CONFLICT_LOG`, read once, when the first thread uses the engine.
   private static let readConflictLogEnvironment: Void = ConflictLog.startFromProcessEnvironment()
 
-  private static let nextPreferredSegment = Atomic<Int>(0)
+  private static let nextTurn = Atomic<Int>(0)
 
   deinit {
     _StatisticsRegistry.shared.retire(statistics)

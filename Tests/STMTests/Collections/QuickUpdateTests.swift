@@ -47,7 +47,12 @@ extension LibraryTests {
       }
       inevitable.wait()
       let begun = LockedBox(0)
-      let updater = startThread { begun.value = quickUpdatesBegun { counts[1, default: 0] += 1 } }
+      let updating = Gate()
+      let updater = startThread {
+        updating.open()
+        begun.value = quickUpdatesBegun { counts[1, default: 0] += 1 }
+      }
+      updating.wait()
       let landedEarly = updater.wait(timeout: .now() + 0.3) == .success
       finish.open()
       holder.wait()
