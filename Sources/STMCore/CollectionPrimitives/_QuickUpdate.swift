@@ -1,4 +1,4 @@
-/// The short road into the commonest drop-in update, `dict[key, default: 0] += 1` on a present
+/// The quick road into the commonest drop-in update, `dict[key, default: 0] += 1` on a present
 /// key: outside any transaction, with the conflict log off and the thread's own segment free.
 ///
 /// It begins what `_SingleOperation.beginUpdating()` and `beginUpdate(_:)` begin, under the
@@ -19,9 +19,9 @@
 /// 3. `publish(_:in:)` ends the update with a new value, `cancel(_:)` with none.
 ///
 /// In a profile of `dict-disjoint` (Callgrind), the general road spent about 700 instructions
-/// per update, 150 of them hashing and looking the key up; this one saves about a tenth of
-/// them, most of it in the misuse and transaction checks made twice, the segment search and
-/// its pause accounting, and the conflict log's per-access checks. Fewer instructions matter
+/// per update, 150 of them hashing and looking the key up; this one saves about 100 of them,
+/// most of it in the misuse and transaction checks made twice, the segment search and its
+/// pause accounting, and the conflict log's per-access checks. Fewer instructions matter
 /// beyond their own cost: they let the processor start on the next update's cache misses
 /// while this one's are outstanding.
 ///

@@ -70,7 +70,7 @@ final class _ThreadContext: @unchecked Sendable {
   /// Versions this thread's commits dropped, for its next writes to reuse.
   let versionCache = _VersionCache()
   #if DEBUG
-  /// Drop-in updates this thread began on the short road (`_QuickUpdate`), for tests that
+  /// Drop-in updates this thread began on the quick road (`_QuickUpdate`), for tests that
   /// must know the road was taken.
   @exclusivity(unchecked) var quickUpdatesBegun = 0
   #endif
@@ -112,7 +112,7 @@ final class _ThreadContext: @unchecked Sendable {
     let state = UnsafeMutablePointer<_ThreadState>.allocate(capacity: 1)
     // Threads take the segments in turn. Within the pool from the start: a preference beyond
     // it made a thread's first operation search for a segment, and its first drop-in update
-    // miss the short road (`_QuickUpdate`; found by review).
+    // miss the quick road (`_QuickUpdate`; found by review).
     let turn = nextTurn.add(1, ordering: .relaxed).oldValue
     let context = _ThreadContext(turn: turn, segmentCount: _Engine.shared.segments.count, state: state)
     state.initialize(to: _ThreadState(segment: nil, context: Unmanaged.passRetained(context)))

@@ -234,10 +234,10 @@ extension LibraryTests.ConcurrencyKeyIndexTests {
   /// Its lookup's announcement must keep the cell it found valid memory until then, even if
   /// the key is removed and its stripe prunes retired cells in between (the announcement
   /// goes in a slot of its own, which the pruning must read as well as the snapshots'). An
-  /// `Int` value takes the short road (`_QuickUpdate`), a `String` the general one, which
-  /// lost its only test when the short road came (found by review).
-  @Test(arguments: [true, false]) func anUpdateKeepsTheCellItsLookupFoundUntilItLocksIt(shortRoad: Bool) {
-    if shortRoad {
+  /// `Int` value takes the quick road (`_QuickUpdate`), a `String` the general one, which
+  /// lost its only test when the quick road came (found by review).
+  @Test(arguments: [true, false]) func anUpdateKeepsTheCellItsLookupFoundUntilItLocksIt(quickRoad: Bool) {
+    if quickRoad {
       expectAnUpdateKeepsItsCell(holding: 1, default: 0, change: { $0 += 10 }, leaving: 10)
     } else {
       expectAnUpdateKeepsItsCell(holding: "a", default: "", change: { $0 += "x" }, leaving: "x")

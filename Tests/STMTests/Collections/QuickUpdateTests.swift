@@ -6,7 +6,7 @@ import STMTestSupport
 import Testing
 
 /// Runs `update` on the calling thread and returns how many drop-in updates it began on the
-/// short road meanwhile: the tests below must know that road was taken. The road needs the
+/// quick road meanwhile: the tests below must know that road was taken. The road needs the
 /// thread's own segment free, so a test runs its updates on a thread started just after the
 /// test's other one: threads take the segments in turn, so the two prefer different ones (a
 /// test thread that happened to prefer the other's segment found it busy under Thread
@@ -23,7 +23,7 @@ private func quickUpdatesBegun(by update: () -> Void) -> Int {
 }
 
 extension LibraryTests {
-  /// `dict[key, default: 0] += 1` on a present key outside `atomically` takes a short road
+  /// `dict[key, default: 0] += 1` on a present key outside `atomically` takes a quick road
   /// (`_QuickUpdate`). It must keep every rule of the general one: these are the cases where
   /// it must step aside, or where a shortcut would be tempting.
   @Suite struct QuickUpdateTests {

@@ -78,7 +78,7 @@ extension LibraryTests {
 
     /// A single operation outside `atomically` has no transaction location, but its own call
     /// is its access location: here it makes a transaction's read stale. An in-place update
-    /// (`+=`) of a present key, which outside a recording takes a short road that notes
+    /// (`+=`) of a present key, which outside a recording takes a quick road that notes
     /// nothing, must take the general road while the log records, or no call names it.
     @Test(arguments: [false, true]) func aSingleOperationThatWinsIsNamedByItsCall(updatingInPlace: Bool) throws {
       let balances: TDictionary<String, Int> = ["alice": 10]

@@ -7,7 +7,7 @@ extension LibraryTests {
   /// What each thread gets when it first uses the engine.
   @Suite struct ThreadContextTests {
     /// New threads take the segments in turn, within the pool from the start (so that a
-    /// thread's first drop-in update can take the short road), and each gets a backoff
+    /// thread's first drop-in update can take the quick road), and each gets a backoff
     /// sequence of its own, even the threads a pool's length apart that share a segment
     /// (seeded by the segment, they backed off in step; found by review).
     @Test func newThreadsTakeSegmentsInTurnAndBackOffEachTheirOwnWay() {
