@@ -45,9 +45,9 @@ struct Options {
                         --quick: \(Size.quick.repetitionSeconds) s or \(Size.quick.maximumRuns) runs).
       --json PATH       Also write one JSON object per measurement to PATH (JSON Lines).
       --svg PATH        Also write an SVG chart to PATH: per workload, ops/s against threads.
-      --full            The totals of BENCHMARKS.md, all of them. The default run uses them too,
-                        except pop-loop (2,000,000 of its 10,000,000 iterations), so that it
-                        takes about two minutes on 2 cores.
+      --full            Every workload at its full total: the default run's totals, and
+                        pop-loop's 10,000,000 iterations instead of 2,000,000 (the default
+                        run takes about two minutes on 2 cores).
       --quick           A tenth of the full totals, for CI.
       --time-limit S    Seconds one run may take before it is reported as hung and the
                         harness stops (default: 600, or 60 with --quick).

@@ -2,25 +2,29 @@
 ///
 /// The engine runs transactions on a fixed pool of *segments*; each running transaction holds
 /// one, and threads beyond the pool wait for a free segment (counted as a pause of kind
-/// ``ContentionKind/freeSegment``). The pool is sized at start-up, before the first transaction,
-/// from ``configure(segmentCount:)``, else the `STM_SEGMENTS` environment variable, else twice
-/// the number of active cores (at least 8, at most 64).
+/// ``ContentionKind/freeSegment``). The pool is sized when the engine starts, from
+/// ``configure(segmentCount:)``, else the `STM_SEGMENTS` environment variable, else twice the
+/// number of active cores (at least 8, at most 64). The engine starts at its first use: the
+/// first transaction, the first operation on transactional data outside one, the first read of
+/// ``segmentCount``, or the first `TDictionary` or `TSet` made (each spreads its count over the
+/// segments).
 public enum TransactionEngine {
-  /// Sets the number of segments. Call it before the first transaction runs.
+  /// Sets the number of segments. Call it before the engine starts (see ``TransactionEngine``):
+  /// early in `main`, before any transaction runs or any `TDictionary` or `TSet` is made.
   ///
   /// ```swift
   /// try TransactionEngine.configure(segmentCount: 16)
   /// ```
   ///
   /// - Parameter segmentCount: How many transactions may run at once, from 1 to 1024.
-  /// - Throws: ``TransactionEngineError/alreadyStarted`` once any transaction has run, and
+  /// - Throws: ``TransactionEngineError/alreadyStarted`` once the engine has started, and
   ///   ``TransactionEngineError/invalidSegmentCount(_:)`` for a count out of range.
   /// - Complexity: O(1).
   public static func configure(segmentCount: Int) throws(TransactionEngineError) {
     try _Configuration.configure(segmentCount: segmentCount)
   }
 
-  /// The number of segments, fixed when the first transaction runs (reading it starts the engine).
+  /// The number of segments, fixed when the engine starts (reading it starts the engine).
   ///
   /// - Complexity: O(1).
   public static var segmentCount: Int { _Engine.shared.segments.count }

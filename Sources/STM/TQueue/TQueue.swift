@@ -16,7 +16,8 @@
 /// its item back.
 ///
 /// Conflicts: ``enqueue(_:fileID:line:)`` is a *delayed append*, linked after the newest tail at commit:
-/// producers never conflict with each other or with consumers. Two consumers that take from
+/// producers of an unbounded queue never conflict with each other or with consumers (a bounded
+/// queue's producers share a budget: see below). Two consumers that take from
 /// the queue at the same time inside transactions conflict (they take the same head), and one
 /// of them reruns and takes the next item. ``close(fileID:line:)`` conflicts with producers that
 /// have not committed yet.
