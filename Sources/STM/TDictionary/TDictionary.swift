@@ -19,6 +19,13 @@
 /// whole-dictionary reads (iteration, ``keys``, ``values``, ``dictionary``) conflict only with
 /// transactions that insert or remove a key, or write a value they read.
 ///
+/// Unlike `Dictionary`, of keys that are equal but distinguishable (equal by `==`, different
+/// in some other way), the dictionary reports in ``keys``, ``dictionary`` and iteration the
+/// one that first reached the key's cell, which may be a key passed to a lookup or a removal
+/// rather than the one inserted (a lookup inside a transaction makes the cell even for an
+/// absent key, so that an insert of it conflicts with the lookup). Keep the key in the value
+/// when its identity matters.
+///
 /// `TDictionary` is a reference type: copies of a reference share one dictionary.
 public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   // The single-key operations are inlinable, so that they are specialized for the client's

@@ -80,7 +80,11 @@ public final class TQueue<Element: Sendable>: Sendable {
   ///
   /// Outside a transaction this commits at once. Inside one, the item is appended when the
   /// transaction commits (never if it rolls back). On a full bounded queue it waits (outside a
-  /// transaction, blocking the thread; inside, the transaction retries).
+  /// transaction, blocking the thread; inside, the transaction retries). From a task, enqueue
+  /// on a bounded queue inside the `async` form of `atomically`, which suspends the task
+  /// instead: `try await atomically { _ in try queue.enqueue(item) }`. Blocked producer tasks
+  /// could otherwise hold every thread of the shared pool, leaving none for the consumers that
+  /// would free a place.
   ///
   /// Conflicts: none with other producers or with consumers, except on a bounded queue (with
   /// other producers, through the budget of places; with consumers, when the budget is spent:
@@ -477,17 +481,27 @@ public struct TQueueClosedError: Error, Sendable, Hashable, CustomStringConverti
 
 extension TQueue: AsyncSequence {
   /// Iterates by dequeuing, suspending while the queue is empty; ends once the queue is closed
-  /// and drained (or the task is cancelled).
+  /// and drained, or once the task is cancelled (items still queued then stay in the queue).
   public struct AsyncIterator: AsyncIteratorProtocol {
     let queue: TQueue
+    /// Set once `next()` has returned nil: every later call returns nil too, as
+    /// `AsyncIteratorProtocol` asks, even if items come meanwhile.
+    var finished = false
 
     /// Dequeues the next item, suspending while the queue is empty; nil once the queue is
-    /// closed and drained, or the task is cancelled.
+    /// closed and drained, or the task is cancelled, and from then on.
     ///
     /// Conflicts: as ``TQueue/tryDequeue(fileID:line:)``.
     ///
     /// - Complexity: O(1), plus the wait.
-    public mutating func next() async -> Element? { await queue.dequeue(at: .unknown(in: queue)) }
+    public mutating func next() async -> Element? {
+      // Cancellation is checked before an item is taken, so that none is taken and dropped.
+      guard !finished, !Task.isCancelled, let item = await queue.dequeue(at: .unknown(in: queue)) else {
+        finished = true
+        return nil
+      }
+      return item
+    }
   }
 
   /// An iterator that dequeues; several iterators share the items (each item goes to one).
