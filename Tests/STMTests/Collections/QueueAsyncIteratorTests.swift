@@ -1,3 +1,4 @@
+import Foundation
 @testable import STM
 import STMTestSupport
 import Testing
@@ -38,6 +39,40 @@ extension LibraryTests {
       var left = 0
       while queue.tryDequeue() != nil { left += 1 }
       #expect(left == 100)
+    }
+
+    /// Producer tasks on a full bounded queue, enqueuing inside `async` `atomically` as the
+    /// documentation advises, suspend instead of blocking threads: more of them than the
+    /// shared pool has threads still leave one for the consumer that frees their places. If
+    /// they block, a watchdog thread (outside the pool) closes the queue after 20 s, which
+    /// ends them and the consumer, so that the test fails instead of hanging.
+    @Test(.timeLimit(.minutes(1))) func producerTasksOnAFullQueueLeaveThreadsForTheConsumer() async throws {
+      let queue = TQueue<Int>(capacity: 1)
+      try queue.enqueue(0)
+      let producers = 8
+      let finished = Gate(), inTime = LockedBox(true), taken = LockedBox<[Int]>([])
+      let work = Task {
+        defer { finished.open() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+          for item in 1...producers {
+            group.addTask { try await atomically { _ in try queue.enqueue(item) } }
+          }
+          group.addTask {
+            for _ in 0...producers { if let item = await queue.dequeue() { taken.value.append(item) } }
+          }
+          try await group.waitForAll()
+        }
+      }
+      _ = startThread {
+        guard !finished.wait(timeout: 20) else { return }
+        inTime.value = false
+        queue.close()
+      }
+      let outcome = await work.result
+      #expect(inTime.value, "producer tasks blocked the pool's threads; the consumer never ran")
+      guard inTime.value else { return }
+      try outcome.get()
+      #expect(taken.value.sorted() == Array(0...producers))
     }
   }
 }
