@@ -26,7 +26,7 @@
 /// while this one's are outstanding.
 ///
 /// Conflicts: as the general road's update of the same cell, which it is (the same lock,
-/// commit number and versions).
+/// commit number or unnumbered overwrite, and versions).
 @usableFromInline
 package struct _QuickUpdate {
   // Unretained: segments and thread contexts outlive every update.

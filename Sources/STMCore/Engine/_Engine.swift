@@ -126,7 +126,9 @@ final class _Engine: @unchecked Sendable {
   /// snapshot was taken; either way the horizon it computes is at most this snapshot.
   func announceSnapshot(for segment: _Segment) -> UInt64 {
     segment.announcedSnapshot.store(clock.load(ordering: .sequentiallyConsistent), ordering: .sequentiallyConsistent)
-    return clock.load(ordering: .sequentiallyConsistent)
+    let snapshot = clock.load(ordering: .sequentiallyConsistent)
+    segment.newestSnapshot = snapshot
+    return snapshot
   }
 
   /// Publishes that `segment` is about to look a key up in an index without a lock (see
@@ -154,8 +156,10 @@ final class _Engine: @unchecked Sendable {
     return announced
   }
 
+  /// Withdraws `segment`'s snapshot, leaving the newest one it announced in the slot (see
+  /// `_Segment.announcedSnapshot`).
   func withdrawSnapshot(for segment: _Segment) {
-    segment.announcedSnapshot.store(.max, ordering: .releasing)
+    segment.announcedSnapshot.store(_SnapshotSlot.withdrawn | segment.newestSnapshot, ordering: .releasing)
   }
 
   func withdrawLookup(for segment: _Segment) {
@@ -185,6 +189,49 @@ final class _Engine: @unchecked Sendable {
       if announced < number { return false }
     }
     return true
+  }
+
+  /// Where a drop-in update of one cell, which holds the cell's commit lock, stands in the
+  /// serial order if it overwrites the cell's only version in place without taking a commit
+  /// number: just after the commits numbered up to the returned clock value, and before every
+  /// snapshot taken at that value or later. Nil when it must take a number instead: some
+  /// snapshot is announced, or one was taken at the clock's present value.
+  ///
+  /// Taking no number leaves the clock's line alone: at two threads, the fetch-and-add that
+  /// every drop-in update made moved that line between the cores on every update, and capped
+  /// updates of disjoint keys near one thread's speed. Leaving the version's stamp as it is
+  /// is safe under the conditions checked here:
+  /// - No transaction can have read the version: one that read it announced a snapshot, kept
+  ///   it announced until it had validated its reads, and registered as a waiter before
+  ///   withdrawing it; this scan would have found it (so the update would take a number, and
+  ///   a new stamp, as ever), or it saw the withdrawal and so this update wakes it.
+  /// - No snapshot can see the value change under it: the update shows `numbering`, the
+  ///   sequentially consistent exchange is a full fence, and a reader announcing after this
+  ///   scan meets the cell's lock and waits for it (`_CommitNumber.mayPrecede`), then reads
+  ///   the new value at the old stamp, which its snapshot covers.
+  /// - The order stays serial: snapshots taken at the returned value or above it see this
+  ///   update, as they must (it ended before they started, or they waited for it), and none
+  ///   taken at the returned value before the update exists (a withdrawn slot keeps the
+  ///   newest snapshot its segment took, in the same word), so those that did not see it are
+  ///   below it. Commits numbered at or below the value validated before this scan (their
+  ///   snapshots were announced until then), and the next number taken is above it.
+  /// Two such updates of different cells may share a position: neither reads what the other
+  /// writes, and no snapshot sees one without the other. Updates of one cell are told apart
+  /// by the version's `overwrites` count.
+  func unnumberedOverwritePosition(for segment: _Segment) -> UInt64? {
+    _ = segment.commitNumber.exchange(_CommitNumber.numbering, ordering: .sequentiallyConsistent)
+    // The clock is read on both sides of the scan, and a move gives up: it keeps the argument
+    // above to one clock value (a commit that took a number meanwhile could not have read the
+    // cell unseen anyway: it validates after numbering, and would meet the lock).
+    let position = clock.load(ordering: .sequentiallyConsistent)
+    for handle in segmentHandles {
+      let slot = handle._withUnsafeGuaranteedRef { $0.announcedSnapshot.load(ordering: .sequentiallyConsistent) }
+      // Withdrawn, with a newest snapshot below `position`; an announced snapshot (below
+      // `withdrawn`) wraps around to above it.
+      if slot &- _SnapshotSlot.withdrawn >= position { return nil }
+    }
+    guard clock.load(ordering: .sequentiallyConsistent) == position else { return nil }
+    return position
   }
 
   /// A clock that every running snapshot and every lookup under way started at or after:

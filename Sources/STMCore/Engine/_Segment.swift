@@ -31,7 +31,14 @@ final class _Segment: @unchecked Sendable {
   /// The snapshot this segment reads at, or `.max` when it reads nothing (see `_Engine`).
   /// On a line of its own: every commit reads all segments' (see `trimHistory`), and the
   /// fields above change on every drop-in update, which reads at no snapshot.
-  let announcedSnapshot = Atomic<UInt64>(.max)
+  ///
+  /// Withdrawn, it holds `_SnapshotSlot.withdrawn` plus the newest snapshot the segment has
+  /// announced: a drop-in update may leave the clock where it is only if no snapshot was taken
+  /// at the clock's present value (see `_Engine.unnumberedOverwritePosition(for:)`), and one
+  /// load per segment tells it both things. Still above any snapshot, as `.max` would be.
+  let announcedSnapshot = Atomic<UInt64>(_SnapshotSlot.withdrawn)
+  /// The snapshot this segment last announced (holding thread only), for its withdrawal.
+  @exclusivity(unchecked) var newestSnapshot: UInt64 = 0
   private let paddingAfterSnapshot = _CacheLinePadding()
 
   // MARK: State of the running transaction (holding thread only)
@@ -78,6 +85,9 @@ final class _Segment: @unchecked Sendable {
   /// Whether the newest version of the cell an in-place mutation holds is its only one (see
   /// `newestVersion(ofLocked:)`).
   @exclusivity(unchecked) var lockedNewestIsAlone = false
+  /// Set while this segment's in-place update overwrites its cell without a commit number: its
+  /// place in the serial order (see `_Engine.unnumberedOverwritePosition(for:)`).
+  @exclusivity(unchecked) var unnumberedPosition: UInt64?
   /// Empty storage for the next commit's landed writes (see `keepForReuse`).
   @exclusivity(unchecked) var reusableLandingWrites: [_DelayedWrite]?
   /// The cells whose values the transaction's code is mutating on a copy, innermost last: a
@@ -802,8 +812,40 @@ extension _Engine {
     version._withUnsafeGuaranteedRef { version in
       version.stamp = number
       version.flags = 0
+      version.overwrites = 0
       version.site = site
     }
+  }
+
+  /// Marks `version`, the newest and only version of its cell, given a new value in place
+  /// without a commit number (`unnumberedOverwrite(of:by:)`), as the cell's latest value under
+  /// its old stamp; returns its count of such overwrites, this one included. The caller holds
+  /// the cell's commit lock.
+  func restampUnnumbered(_ version: Unmanaged<_VersionBase>, site: UInt32) -> UInt16 {
+    version._withUnsafeGuaranteedRef { version in
+      version.flags = 0
+      version.site = site
+      version.overwrites &+= 1
+      return version.overwrites
+    }
+  }
+
+  /// `cell`'s newest version, if this segment's in-place update (holding `cell`'s commit lock)
+  /// may give it its new value without taking a commit number; then its place in the serial
+  /// order is in `segment.unnumberedPosition`. Not while the conflict log records (its
+  /// reports name commits by number), and not once the version has been overwritten so
+  /// often that its count would wrap.
+  @inline(__always)
+  func unnumberedOverwrite(of cell: _Cell, by segment: _Segment) -> Unmanaged<_VersionBase>? {
+    guard segment.lockedNewestIsAlone, !_ConflictRecorder.isRecording, let own = overwriteCandidate(cell),
+      own._withUnsafeGuaranteedRef({ $0.overwrites }) < .max,
+      let position = unnumberedOverwritePosition(for: segment)
+    else { return nil }
+    segment.unnumberedPosition = position
+    #if DEBUG
+    if let hook = _TestHooks.afterChoosingUnnumberedOverwrite.withLock({ $0 }) { hook() }
+    #endif
+    return own
   }
 
   /// The newest versions of `cell` and of `companion` (when given) that the commit numbered
@@ -837,7 +879,7 @@ extension _Engine {
   }
 
   /// The newest version of `cell`, the only one, if only the cell holds it.
-  private func overwriteCandidate(_ cell: _Cell) -> Unmanaged<_VersionBase>? {
+  func overwriteCandidate(_ cell: _Cell) -> Unmanaged<_VersionBase>? {
     let newest = cell.head.load(ordering: .relaxed)
     return isOwnedOnlyByItsCell(newest) ? newest : nil
   }
@@ -971,4 +1013,10 @@ enum _CommitNumber {
     segment.commitNumber.store(number, ordering: .releasing)
     return number
   }
+}
+
+/// The states of a segment's `announcedSnapshot`: a snapshot (a clock value, below 2^63) while
+/// the segment reads at one, and `withdrawn` plus the newest snapshot it announced otherwise.
+enum _SnapshotSlot {
+  static let withdrawn: UInt64 = 1 << 63
 }

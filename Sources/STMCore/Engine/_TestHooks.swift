@@ -7,6 +7,9 @@ enum _TestHooks {
   /// Called by a commit right after it took its number and before it shows it to readers:
   /// the narrowest window of the commit protocol.
   static let afterTakingCommitNumber = _Lock<(@Sendable () -> Void)?>(nil)
+  /// Called by a drop-in update that has chosen to overwrite its cell without a commit number,
+  /// before it writes the value: readers that meet the cell now must wait for it.
+  static let afterChoosingUnnumberedOverwrite = _Lock<(@Sendable () -> Void)?>(nil)
   /// Called by a single read outside a transaction (`_SingleOperation.beginReading()`) right
   /// after it announced its snapshot and before it looks its key up.
   static let afterSingleReadAnnounced = _Lock<(@Sendable () -> Void)?>(nil)

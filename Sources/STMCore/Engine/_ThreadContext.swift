@@ -134,12 +134,20 @@ final class _ThreadContext: @unchecked Sendable {
 }
 
 /// A transaction's place in the serial order that the engine's commits are equivalent to.
+///
+/// A writing commit stands at its number; a read-only one after the writers of its snapshot's
+/// number. A drop-in update that overwrote its cell without taking a number (see
+/// `_Engine.unnumberedOverwritePosition(for:)`) stands after the writer numbered `number` and
+/// before the readers at it, as the `overwrite`-th such update of its cell's version; two of
+/// them on different cells may share a position (they do not depend on each other).
 struct _SerialPosition: Comparable, Hashable, Sendable {
   var number: UInt64
   var isReadOnly: Bool
+  /// 0 for a numbered commit or a read-only one; from 1 for an update without a number.
+  var overwrite: UInt16 = 0
 
   static func < (lhs: Self, rhs: Self) -> Bool {
-    (lhs.number, lhs.isReadOnly ? 1 : 0) < (rhs.number, rhs.isReadOnly ? 1 : 0)
+    (lhs.number, lhs.isReadOnly ? 1 : 0, lhs.overwrite) < (rhs.number, rhs.isReadOnly ? 1 : 0, rhs.overwrite)
   }
 }
 

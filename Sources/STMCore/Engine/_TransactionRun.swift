@@ -278,8 +278,10 @@ extension _Engine {
   /// The first half of the end of an in-place mutation that publishes a value: takes the
   /// commit number, and returns the cell's newest version if the value may be written into it
   /// instead of into a new version (see
-  /// `_Engine.overwritableVersions(of:isAlone:companion:numbered:)`). Finish with
-  /// `endInPlaceMutation(of:_:_:numbered:publishing:)`.
+  /// `_Engine.overwritableVersions(of:isAlone:companion:numbered:)`). When no snapshot can
+  /// see the cell, it takes no number and returns the newest version's own stamp (see
+  /// `_Engine.unnumberedOverwritePosition(for:)`; the segment then holds the update's place
+  /// in the order). Finish with `endInPlaceMutation(of:_:_:numbered:publishing:)`.
   @usableFromInline
   static func numberInPlaceMutation(of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>)
     -> (number: UInt64, overwritable: Unmanaged<_VersionBase>?)
@@ -335,6 +337,9 @@ extension _Engine {
       context._withUnsafeGuaranteedRef { context in
         context.engine._withUnsafeGuaranteedRef { engine in
           context.forbiddenAccess = nil
+          if companion == nil, let own = engine.unnumberedOverwrite(of: cell, by: segment) {
+            return (own._withUnsafeGuaranteedRef { $0.stamp }, own, nil)
+          }
           let number = _CommitNumber.take(for: segment, from: engine)
           let (own, other) = engine.overwritableVersions(
             of: cell, isAlone: segment.lockedNewestIsAlone, companion: companion, numbered: number)
@@ -380,6 +385,13 @@ extension _Engine {
       context._withUnsafeGuaranteedRef { context in
         context.engine._withUnsafeGuaranteedRef { engine in
           let site = engine.singleOperationSite(writing: cell, context: context)
+          if let position = segment.unnumberedPosition {
+            segment.unnumberedPosition = nil
+            let overwrite = engine.restampUnnumbered(version, site: site)
+            context.lastCommit = _SerialPosition(number: position, isReadOnly: false, overwrite: overwrite)
+            finishInPlaceMutation(of: cell, segment, context, engine, published: true, companion: nil)
+            return
+          }
           engine.publishOrRestamp(version, in: cell, number: number, site: site, by: context)
           if let companion, let companionVersion {
             engine.publishOrRestamp(companionVersion, in: companion, number: number, site: site, by: context)

@@ -17,6 +17,11 @@ class _VersionBase: @unchecked Sendable {
   @exclusivity(unchecked) @usableFromInline final var older: _VersionBase?
   /// `_VersionFlags` bits.
   @exclusivity(unchecked) @usableFromInline final var flags: UInt8 = 0
+  /// How many drop-in updates have overwritten this version in place since it was stamped,
+  /// without a commit number of their own: their order among themselves (see
+  /// `_Engine.unnumberedOverwritePosition(for:)`). In the padding after `flags`, so it costs
+  /// no memory.
+  @exclusivity(unchecked) @usableFromInline final var overwrites: UInt16 = 0
   /// The conflict log's number for the `atomically` call that committed this version (0:
   /// unknown, or not recording). It fits in the padding after `flags`: no extra memory.
   @exclusivity(unchecked) @usableFromInline final var site: UInt32 = 0

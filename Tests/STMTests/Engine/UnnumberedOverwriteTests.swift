@@ -1,0 +1,141 @@
+import Foundation
+@testable import STMCore
+import STMTestSupport
+import Synchronization
+import Testing
+
+/// The newest version of `variable`'s cell: which object it is, and its stamp.
+private func newest<Value>(_ variable: TVar<Value>) -> (identity: ObjectIdentifier, stamp: UInt64) {
+  let version = variable.cell.head.load(ordering: .acquiring).takeUnretainedValue()
+  return (ObjectIdentifier(version), version.stamp)
+}
+
+private var clockNow: UInt64 { _Engine.shared.clock.load(ordering: .acquiring) }
+private var lastPosition: _SerialPosition { _ThreadContext.current.lastCommit }
+
+extension LibraryTests {
+  /// A drop-in update of one cell that no snapshot can see overwrites the cell's only version
+  /// without taking a commit number, so that updates of disjoint cells from several threads do
+  /// not all write the clock (see `_Engine.unnumberedOverwritePosition(for:)`). These tests
+  /// pin down when it may, what readers and waiters see, and where it stands in the order;
+  /// the replay oracles (`ConcurrencyOracleTests`) check the order under load.
+  @Suite struct UnnumberedOverwriteTests {
+    /// After a snapshot taken at the clock's present value, the next update takes a number
+    /// (that snapshot did not see it, so it must stand above it); the updates after it, with
+    /// no snapshot in between, keep the stamp and the clock, and count themselves in the
+    /// version instead.
+    @Test func updatesAfterNoSnapshotKeepTheStampAndTheClock() {
+      let variable = TVar(0)
+      _ = variable.value
+      variable.value = 1
+      let numbered = newest(variable)
+      #expect(numbered.stamp == clockNow)
+      #expect(lastPosition == _SerialPosition(number: numbered.stamp, isReadOnly: false))
+
+      variable.value += 1
+      #expect(lastPosition == _SerialPosition(number: numbered.stamp, isReadOnly: false, overwrite: 1))
+      variable.commute { $0 + 1 }
+      #expect(lastPosition == _SerialPosition(number: numbered.stamp, isReadOnly: false, overwrite: 2))
+      #expect(newest(variable) == numbered, "the version was replaced or restamped")
+      #expect(clockNow == numbered.stamp, "the clock moved")
+
+      #expect(variable.value == 3)
+      variable.value += 1
+      let renumbered = newest(variable)
+      #expect(renumbered.identity == numbered.identity && renumbered.stamp > numbered.stamp)
+      #expect(lastPosition == _SerialPosition(number: renumbered.stamp, isReadOnly: false))
+      #expect(variable.value == 4 && historyLength(variable) == 1)
+    }
+
+    /// A snapshot that is still announced, even one older than the clock, makes the update
+    /// take a number, and then (as it reads below that number) keep its version: it goes on
+    /// seeing what it saw.
+    @Test func aRunningOlderSnapshotKeepsItsValue() {
+      let variable = TVar(0), other = TVar(0)
+      let read = Gate(), updated = Gate()
+      let seen = LockedBox<[Int]>([])
+      let reader = startThread {
+        atomically { _ in
+          seen.value.append(variable.value)
+          read.open()
+          updated.wait()
+          seen.value.append(variable.value)
+        }
+      }
+      read.wait()
+      // Moves the clock past the reader's snapshot, so that only its announcement stops an
+      // unnumbered overwrite.
+      other.value = 1
+      _ = other.value
+      other.value = 2
+      variable.value += 5
+      #expect(lastPosition.overwrite == 0, "the update overwrote without a number under a running snapshot")
+      updated.open()
+      reader.wait()
+      #expect(seen.value == [0, 0])
+      #expect(variable.value == 5)
+    }
+
+    /// A reader that meets the cell while the update writes it waits for the update, then
+    /// reads the new value (at the old stamp, which its snapshot covers).
+    @Test func aReaderArrivingDuringTheOverwriteWaitsForIt() {
+      let variable = TVar(0)
+      _ = variable.value
+      variable.value = 1
+      let chosen = Gate(), release = Gate()
+      let updater = Atomic<UInt>(0)
+      _TestHooks.afterChoosingUnnumberedOverwrite.withLock { hook in
+        hook = {
+          guard UInt(pthread_self()) == updater.load(ordering: .acquiring) else { return }
+          chosen.open()
+          release.wait()
+        }
+      }
+      defer { _TestHooks.afterChoosingUnnumberedOverwrite.withLock { $0 = nil } }
+      let position = LockedBox<_SerialPosition?>(nil)
+      let updating = startThread {
+        updater.store(UInt(pthread_self()), ordering: .releasing)
+        variable.value += 1
+        position.value = lastPosition
+      }
+      #expect(chosen.wait(timeout: 10), "the update did not overwrite without a number")
+      let seen = LockedBox<Int?>(nil)
+      let reader = startThread { seen.value = variable.value }
+      let readEarly = reader.wait(timeout: .now() + 0.3) == .success
+      #expect(!readEarly, "a reader read the cell while the update was writing it")
+      release.open()
+      updating.wait()
+      reader.wait()
+      #expect(seen.value == 2)
+      #expect(position.value?.overwrite == 1)
+    }
+
+    /// The update wakes a transaction waiting in `retry()` for the cell, though it changes no
+    /// stamp: the waiter registered before it withdrew its snapshot, and the update, finding
+    /// no snapshot, comes after that.
+    @Test func anUpdateWakesATransactionWaitingForTheCell() {
+      let variable = TVar(0), other = TVar(0)
+      let seen = LockedBox(0)
+      let waiter = startThread {
+        seen.value = try! atomically { transaction in
+          guard variable.value > 0 else { try transaction.retry() }
+          return variable.value
+        }
+      }
+      let deadline = Date().addingTimeInterval(10)
+      while _Engine.shared.retryWaiters.pendingEntries == 0 && Date() < deadline { usleep(1_000) }
+      // The waiter's snapshot was taken at the clock's present value; move it on.
+      other.value = 1
+      variable.value += 1
+      #expect(lastPosition.overwrite == 1, "the update did not overwrite without a number")
+      let woke = waiter.wait(timeout: .now() + 5) == .success
+      #expect(woke, "the waiting transaction was not woken by the update")
+      if !woke {
+        // Let the thread go, so that the test run can end.
+        _Engine.shared.retryWaiters.wakeWaiters(of: variable.cell)
+        _ = waiter.wait(timeout: .now() + 5)
+      }
+      #expect(seen.value == 1)
+    }
+  }
+}
