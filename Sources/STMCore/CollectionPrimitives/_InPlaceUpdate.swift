@@ -145,8 +145,10 @@ extension _InPlaceUpdate {
 
 extension TVar {
   /// During `update` (which holds this variable): takes the commit number before the mutation
-  /// runs, and says whether the value may be mutated in its version. Readers at or above the
-  /// number wait for the lock meanwhile; none below it can exist then. End with
+  /// runs (or, when no snapshot can see the variable, goes without one and hands back its
+  /// version's stamp; see `_Engine.unnumberedOverwritePosition(for:)`), and says whether the
+  /// value may be mutated in its version. Readers that meet the lock meanwhile wait for it,
+  /// and none that could see the version being mutated exists then. End with
   /// `_endNumberedMutation(_:publishing:)`.
   @inlinable
   package func _numberMutation(_ update: _InPlaceUpdate<Value>) -> _NumberedMutation<Value> {
@@ -185,10 +187,11 @@ extension TVar {
   ///
   /// The value was published before the update takes its commit number, so publishing
   /// something that depends on it (a queue's head moved past the item it found) orders the
-  /// update after the commit that wrote it.
+  /// update after the commit that wrote it. A value that an update wrote without a commit
+  /// number makes this update take one (see `_Engine.lockToPeek(_:during:)`).
   @inlinable
   package func _peekNewest<Updated>(during update: _InPlaceUpdate<Updated>) -> Value? {
-    guard let newest = _Engine.lockToPeek(cell) else { return nil }
+    guard let newest = _Engine.lockToPeek(cell, during: update.segment) else { return nil }
     let value = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
     cell.unlock()
     return value
@@ -352,10 +355,21 @@ extension _Engine {
 
   /// The untyped half of `TVar._peekNewest(during:)`: tries `cell`'s commit lock as
   /// housekeeping; returns its newest version if it took it.
+  ///
+  /// If an update wrote that version's value without a commit number, the update on `segment`
+  /// will take one: it depends on the value, and two updates without numbers may stand at
+  /// one place in the order, where only those of one cell are ordered among themselves (see
+  /// `_Engine.unnumberedOverwritePosition(for:)`). A value a numbered commit wrote needs
+  /// nothing: that number is at or below the clock this update reads after the peek.
   @usableFromInline
-  static func lockToPeek(_ cell: _Cell) -> Unmanaged<_VersionBase>? {
+  static func lockToPeek(_ cell: _Cell, during segment: Unmanaged<_Segment>) -> Unmanaged<_VersionBase>? {
+    guard cell.tryLock(as: _retireTag).locked else { return nil }
     // Not `segment.newestVersion(ofLocked:)`: that notes what the update's own cell may overwrite.
-    cell.tryLock(as: _retireTag).locked ? cell.head.load(ordering: .acquiring) : nil
+    let newest = cell.head.load(ordering: .acquiring)
+    if newest._withUnsafeGuaranteedRef({ $0.overwrites }) > 0 {
+      segment._withUnsafeGuaranteedRef { $0.peekedUnnumberedWrite = true }
+    }
+    return newest
   }
 
   /// Tries the commit lock of an in-place update's companion for the update on `segment`;

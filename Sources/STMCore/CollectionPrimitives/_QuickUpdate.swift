@@ -57,8 +57,10 @@ package struct _QuickUpdate {
     return .some(newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value })
   }
 
-  /// Publishes `value` in `cell`, which `lock(_:)` locked, under a commit number of its own,
-  /// into the newest version itself when no snapshot can see that version; ends the update.
+  /// Publishes `value` in `cell`, which `lock(_:)` locked, into the newest version itself
+  /// when no snapshot can see that version (without a commit number when none was taken at
+  /// the clock's present value either), and otherwise under a commit number of its own; ends
+  /// the update.
   @inlinable
   package func publish<Value>(_ value: Value, in cell: _TypedCell<Value>) {
     cell.endInPlaceMutation(segment, context, publishing: value)

@@ -28,7 +28,8 @@ final class _Segment: @unchecked Sendable {
   /// call site, read by transactions that wait for or lose to this one (0 otherwise).
   let siteNumber = Atomic<UInt32>(0)
   private let paddingBeforeSnapshot = _CacheLinePadding()
-  /// The snapshot this segment reads at, or `.max` when it reads nothing (see `_Engine`).
+  /// The snapshot this segment reads at, or at least `_SnapshotSlot.withdrawn` (above any
+  /// snapshot) when it reads nothing (see `_Engine`).
   /// On a line of its own: every commit reads all segments' (see `trimHistory`), and the
   /// fields above change on every drop-in update, which reads at no snapshot.
   ///
@@ -88,6 +89,10 @@ final class _Segment: @unchecked Sendable {
   /// Set while this segment's in-place update overwrites its cell without a commit number: its
   /// place in the serial order (see `_Engine.unnumberedOverwritePosition(for:)`).
   @exclusivity(unchecked) var unnumberedPosition: UInt64?
+  /// Set when this segment's in-place update peeked at another cell whose newest value an
+  /// update without a commit number wrote: this update must then take a number (see
+  /// `_Engine.lockToPeek(_:during:)`).
+  @exclusivity(unchecked) var peekedUnnumberedWrite = false
   /// Empty storage for the next commit's landed writes (see `keepForReuse`).
   @exclusivity(unchecked) var reusableLandingWrites: [_DelayedWrite]?
   /// The cells whose values the transaction's code is mutating on a copy, innermost last: a
@@ -781,8 +786,10 @@ extension _Engine {
     version._withUnsafeGuaranteedRef { version in
       version.stamp = number
       version.flags = flags
-      // Always stored: a recycled version must not keep the site of an earlier commit.
+      // Always stored: a recycled version must not keep the site or the count of an earlier
+      // commit.
       version.site = site
+      version.overwrites = 0
       // The cell's retain on the previous head moves into the new version's link (which is
       // empty: a pending version has no history).
       version.older = previous.takeRetainedValue()
@@ -837,7 +844,8 @@ extension _Engine {
   /// often that its count would wrap.
   @inline(__always)
   func unnumberedOverwrite(of cell: _Cell, by segment: _Segment) -> Unmanaged<_VersionBase>? {
-    guard segment.lockedNewestIsAlone, !_ConflictRecorder.isRecording, let own = overwriteCandidate(cell),
+    guard segment.lockedNewestIsAlone, !segment.peekedUnnumberedWrite, !_ConflictRecorder.isRecording,
+      let own = overwriteCandidate(cell),
       own._withUnsafeGuaranteedRef({ $0.overwrites }) < .max,
       let position = unnumberedOverwritePosition(for: segment)
     else { return nil }

@@ -413,6 +413,7 @@ extension _Engine {
     extra: _Cell? = nil
   ) {
     context.diagnostics.endAccesses()
+    segment.peekedUnnumberedWrite = false
     cell.unlock()
     companion?.unlock()
     extra?.unlock()

@@ -8,9 +8,13 @@
 /// checks, switched off for these fields, redundant):
 /// - `stamp`, `flags` and `older` are set before the version is published (a release store of
 ///   the cell's head), so readers that acquire the head see them.
-/// - After publication only `older` changes, and only to cut the chain below the newest version
-///   that the oldest running snapshot can see. No running reader ever walks past that version,
-///   so no reader reads the field while it is cut.
+/// - After publication `older` changes only to cut the chain below the newest version that the
+///   oldest running snapshot can see. No running reader ever walks past that version, so no
+///   reader reads the field while it is cut.
+/// - A drop-in update that overwrites the newest version in place changes its value, `flags`,
+///   `site`, `overwrites` and perhaps `stamp`, under the cell's commit lock, while no snapshot
+///   can see the version and readers that meet the lock wait for it (see
+///   `_Engine.overwritableVersions` and `_Engine.unnumberedOverwritePosition(for:)`).
 @usableFromInline
 class _VersionBase: @unchecked Sendable {
   @exclusivity(unchecked) @usableFromInline final var stamp: UInt64

@@ -307,12 +307,17 @@ extension LibraryTests {
     /// enqueue reads its closed flag after taking its number) publishes nothing: a transaction
     /// that reads the cell and writes another while the peek holds it neither waits nor reruns.
     @Test func aPeekHoldsNoReaderOrValidatorUp() {
-      let peeked = TVar(1), target = TVar(0)
-      #expect(_Engine.lockToPeek(peeked.cell) != nil)
+      let peeked = TVar(1), target = TVar(0), updated = TVar(0)
+      guard let update = updated._beginInPlaceUpdate() else {
+        Issue.record("could not begin the peeking update")
+        return
+      }
+      #expect(_Engine.lockToPeek(peeked.cell, during: update.segment) != nil)
       let reader = Report()
       let readerDone = onThread(reader) { atomically { _ in target.value = peeked.value + 1 } }
       #expect(readerDone.wait(timeout: .now() + 30) == .success)
       peeked.cell.unlock()
+      updated._endInPlaceUpdate(update, publishing: nil)
       #expect(target.value == 2)
       #expect(reader.value.totalPauses == 0)
       #expect(reader.value.totalAborts == 0)

@@ -12,6 +12,9 @@ private func newest<Value>(_ variable: TVar<Value>) -> (identity: ObjectIdentifi
 
 private var clockNow: UInt64 { _Engine.shared.clock.load(ordering: .acquiring) }
 private var lastPosition: _SerialPosition { _ThreadContext.current.lastCommit }
+private var anySnapshotAnnounced: Bool {
+  _Engine.shared.segments.contains { $0.announcedSnapshot.load(ordering: .acquiring) < _SnapshotSlot.withdrawn }
+}
 
 extension LibraryTests {
   /// A drop-in update of one cell that no snapshot can see overwrites the cell's only version
@@ -76,6 +79,30 @@ extension LibraryTests {
       #expect(variable.value == 5)
     }
 
+    /// A version recycled from the thread's cache (as trimming drops them) counts its updates
+    /// without a number from the start again once a commit publishes it.
+    @Test func aRecycledVersionCountsItsOverwritesAfresh() {
+      // Made in a function of its own, so that nothing here keeps a reference to it (the
+      // update below overwrites only a version that its cell alone holds).
+      func offerUsedVersion() -> ObjectIdentifier {
+        let earlier = _Version<Int>(0)
+        earlier.overwrites = 7
+        _ThreadContext.current.versionCache.offer(Unmanaged.passRetained(earlier))
+        return ObjectIdentifier(earlier)
+      }
+      let earlierIdentity = offerUsedVersion()
+      let variable = TVar(0), other = TVar(0)
+      atomically { _ in variable.value = 1 }
+      #expect(newest(variable).identity == earlierIdentity, "the commit did not reuse the cached version")
+      // Leaves the published version alone in its cell (the one it replaced goes), then moves
+      // the clock past the snapshots that took.
+      drainReclamationList()
+      other.value = 1
+      #expect(historyLength(variable) == 1)
+      variable.value += 1
+      #expect(lastPosition.overwrite == 1)
+    }
+
     /// A reader that meets the cell while the update writes it waits for the update, then
     /// reads the new value (at the old stamp, which its snapshot covers).
     @Test func aReaderArrivingDuringTheOverwriteWaitsForIt() {
@@ -110,6 +137,76 @@ extension LibraryTests {
       #expect(position.value?.overwrite == 1)
     }
 
+    /// An update that depends on another cell's value (a queue's dequeue peeks at the first
+    /// link) takes a number when an update without one wrote that value: two updates without
+    /// numbers at one clock value are ordered only if they are of one cell. A value that a
+    /// numbered commit wrote needs nothing.
+    @Test func anUpdateThatPeekedAtAnUnnumberedWriteTakesANumber() {
+      let peeked = TVar(0), updated = TVar(0)
+      _ = peeked.value
+      peeked.value = 1
+      peeked.value += 1
+      #expect(lastPosition.overwrite == 1, "the setup did not overwrite without a number")
+      let clockBefore = clockNow
+
+      func updateFromPeek() -> Int? {
+        guard let update = updated._beginInPlaceUpdate() else { return nil }
+        let seen = peeked._peekNewest(during: update)
+        updated._endInPlaceUpdate(update, publishing: (seen ?? -1) * 10)
+        return seen
+      }
+      #expect(updateFromPeek() == 2)
+      #expect(lastPosition.overwrite == 0 && lastPosition.number > clockBefore, "it went without a number: \(lastPosition)")
+
+      _ = peeked.value
+      peeked.value = 3
+      #expect(lastPosition.overwrite == 0)
+      #expect(updateFromPeek() == 3)
+      #expect(lastPosition.overwrite > 0, "a peek at a numbered value still forced a number")
+      #expect(updated.value == 30)
+    }
+
+    /// Values that hold objects take the road too, mutated in place by the caller's code while
+    /// the cell is held (`TVar`'s `_modify`): writers appending to one array while readers
+    /// take snapshots of it see every writer's elements in order, never a half-made array.
+    @Test func arrayAppendsBesideSnapshotReadersStayConsistent() {
+      let list = TVar<[Int]>([])
+      let writers = 3, perWriter = TestScale.scaled(2_000)
+      let unnumbered = Atomic<Int>(0)
+      let problems = LockedBox<[String]>([])
+
+      @Sendable func check(_ values: [Int]) -> String? {
+        var next = [Int](repeating: 0, count: writers)
+        for value in values {
+          let (writer, index) = value.quotientAndRemainder(dividingBy: 1_000_000)
+          guard writer < writers, index == next[writer] else { return "out of order at \(value) in \(values.count)" }
+          next[writer] += 1
+        }
+        return nil
+      }
+
+      runThreads(writers + 2) { thread in
+        if thread < writers {
+          for index in 0..<perWriter {
+            list.value.append(thread * 1_000_000 + index)
+            if _ThreadContext.current.lastCommit.overwrite > 0 { unnumbered.add(1, ordering: .relaxed) }
+          }
+        } else {
+          var lastCount = 0
+          for _ in 0..<perWriter / 4 {
+            let seen = list.value
+            if let problem = check(seen) { problems.value.append(problem) }
+            if seen.count < lastCount { problems.value.append("shrank from \(lastCount) to \(seen.count)") }
+            lastCount = seen.count
+          }
+        }
+      }
+      #expect(problems.value.isEmpty, "\(problems.value.prefix(3))")
+      let final = list.value
+      #expect(final.count == writers * perWriter && check(final) == nil)
+      #expect(unnumbered.load(ordering: .relaxed) > 0, "no append went without a number")
+    }
+
     /// The update wakes a transaction waiting in `retry()` for the cell, though it changes no
     /// stamp: the waiter registered before it withdrew its snapshot, and the update, finding
     /// no snapshot, comes after that.
@@ -122,8 +219,10 @@ extension LibraryTests {
           return variable.value
         }
       }
+      // Registered, and then (a moment later) the snapshot withdrawn: an update made in
+      // between would take a number.
       let deadline = Date().addingTimeInterval(10)
-      while _Engine.shared.retryWaiters.pendingEntries == 0 && Date() < deadline { usleep(1_000) }
+      while (_Engine.shared.retryWaiters.pendingEntries == 0 || anySnapshotAnnounced) && Date() < deadline { usleep(1_000) }
       // The waiter's snapshot was taken at the clock's present value; move it on.
       other.value = 1
       variable.value += 1
