@@ -218,6 +218,7 @@ final class _Engine: @unchecked Sendable {
   /// Two such updates of different cells may share a position: neither reads what the other
   /// writes, and no snapshot sees one without the other. Updates of one cell are told apart
   /// by the version's `overwrites` count.
+  @inline(__always)
   func unnumberedOverwritePosition(for segment: _Segment) -> UInt64? {
     _ = segment.commitNumber.exchange(_CommitNumber.numbering, ordering: .sequentiallyConsistent)
     // The clock is read on both sides of the scan, and a move gives up: it keeps the argument
