@@ -82,8 +82,6 @@ final class _HistoryReclaimer: Sendable {
   func reclaim(using segment: _Segment, by context: _ThreadContext) {
     let engine = _Engine.shared
     engine.recomputeHorizon()
-    // Trimming publishes nothing: readers and validators that meet these locks carry on.
-    segment.commitNumber.store(_CommitNumber.unnumbered, ordering: .releasing)
     let batch = pending.withLock { list in
       var taken: [_Cell] = []
       while taken.count < Self.batchSize, let cell = list.popFirst() { taken.append(cell) }
@@ -95,7 +93,12 @@ final class _HistoryReclaimer: Sendable {
     var again: [_Cell] = []
     var finished = 0
     for cell in batch {
-      guard cell.tryLock(as: segment.tag).locked else {
+      // Taken as housekeeping (`_retireTag`): trimming publishes nothing, so readers and
+      // validators that meet these locks carry on, and the segment keeps showing the number
+      // of the commit it just made (its turn comes right after a commit, and the conflict
+      // log matches a version's stamp against that number to name the write a pause waited
+      // for; storing `unnumbered` for the trim made it name the transaction instead).
+      guard cell.tryLock(as: _retireTag).locked else {
         again.append(cell)
         continue
       }
