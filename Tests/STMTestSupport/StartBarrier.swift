@@ -21,31 +21,55 @@ public final class StartBarrier: Sendable {
 }
 
 /// Runs `body(index)` on `count` new threads, released together behind a barrier, and returns
-/// when all have finished.
+/// when all have finished and exited.
 public func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
   let barrier = StartBarrier(parties: count)
-  let done = DispatchGroup()
-  for index in 0..<count {
-    done.enter()
-    let thread = Thread {
+  let threads = (0..<count).map { index in
+    spawnThread {
       barrier.arriveAndWait()
       body(index)
-      done.leave()
     }
-    thread.stackSize = 1 << 20
-    thread.start()
   }
-  done.wait()
+  for thread in threads { pthread_join(thread, nil) }
 }
 
-/// Starts `body` on a new thread and returns a group that is left when it finishes.
+/// Starts `body` on a new thread and returns a group that is left once the thread has exited.
 @discardableResult
 public func startThread(_ body: @escaping @Sendable () -> Void) -> DispatchGroup {
   let done = DispatchGroup()
   done.enter()
+  let thread = spawnThread(body)
+  // A joiner of its own, which touches no transactional state.
   Thread.detachNewThread {
-    body()
+    pthread_join(thread, nil)
     done.leave()
   }
   return done
+}
+
+/// The closure a spawned thread runs.
+private final class ThreadBody: @unchecked Sendable {
+  let run: @Sendable () -> Void
+  init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+}
+
+/// Starts `body` on a joinable POSIX thread with a 1 MiB stack.
+///
+/// Joinable, so that waiting for it includes its exit: the engine frees a thread's state (its
+/// cache of versions among it) in a thread-specific destructor that runs after `body` returns.
+/// Waiting only for `body` let that cleanup overlap the next test, and a test that counts live
+/// versions counted another test's threads going away.
+private func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
+  var attributes = pthread_attr_t()
+  pthread_attr_init(&attributes)
+  defer { pthread_attr_destroy(&attributes) }
+  pthread_attr_setstacksize(&attributes, 1 << 20)
+  let argument = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+  var thread = pthread_t()
+  let status = pthread_create(&thread, &attributes, { raw in
+    Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().run()
+    return nil
+  }, argument)
+  precondition(status == 0, "could not start a test thread (error \(status))")
+  return thread
 }
