@@ -4,9 +4,10 @@ import Synchronization
 // public: their contracts (retirement, delayed appends, in-place updates that may decline) are
 // easy to misuse, and the collections wrap each in an operation with a documented conflict rule.
 
-/// The holder a retirement writes into a cell's `lockWord`. Negative, so that readers and
-/// validators, which wait only for positive (segment) holders, carry on: a retirement
-/// publishes no version.
+/// The holder a retirement writes into a cell's `lockWord`, and housekeeping that publishes
+/// nothing either (a peek during an in-place update, the history reclaimer's trim). Negative,
+/// so that readers and validators, which wait only for positive (segment) holders, carry on:
+/// none of these publishes a version.
 @usableFromInline let _retireTag = -1
 
 extension TVar {
