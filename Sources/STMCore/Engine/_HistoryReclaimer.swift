@@ -54,7 +54,7 @@ final class _HistoryReclaimer: Sendable {
   @inline(never)
   private func takeTurn(using segment: _Segment, by context: _ThreadContext) {
     segment.commitsSinceReclamation = 0
-    if count.load(ordering: .relaxed) > 0 { reclaim(using: segment, by: context) }
+    if count.load(ordering: .relaxed) > 0 { reclaim(by: context) }
     if housekeepingCount.load(ordering: .relaxed) > 0 { runHousekeeping() }
   }
 
@@ -79,7 +79,7 @@ final class _HistoryReclaimer: Sendable {
   /// Trims the next batch of noted cells, in turn; cells still pinned, or locked right now, go
   /// back to the end of the list, so that a running snapshot that pins some cells cannot keep
   /// the others from their turn.
-  func reclaim(using segment: _Segment, by context: _ThreadContext) {
+  func reclaim(by context: _ThreadContext) {
     let engine = _Engine.shared
     engine.recomputeHorizon()
     let batch = pending.withLock { list in
@@ -94,10 +94,10 @@ final class _HistoryReclaimer: Sendable {
     var finished = 0
     for cell in batch {
       // Taken as housekeeping (`_retireTag`): trimming publishes nothing, so readers and
-      // validators that meet these locks carry on, and the segment keeps showing the number
-      // of the commit it just made (its turn comes right after a commit, and the conflict
-      // log matches a version's stamp against that number to name the write a pause waited
-      // for; storing `unnumbered` for the trim made it name the transaction instead).
+      // validators that meet these locks carry on, and the committing segment keeps showing
+      // the number of the commit it just made (the turn comes right after a commit, and the
+      // conflict log matches a version's stamp against that number to name the write a pause
+      // waited for; storing `unnumbered` for the trim made it name the transaction instead).
       guard cell.tryLock(as: _retireTag).locked else {
         again.append(cell)
         continue

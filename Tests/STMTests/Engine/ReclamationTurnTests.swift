@@ -36,7 +36,7 @@ func pinSnapshot(reading variable: TVar<Int>, thenInside finish: @escaping @Send
 func drainReclamationList() {
   let reclaimer = _Engine.shared.reclaimer
   for _ in 0..<1_000 where reclaimer.listedCount > 0 {
-    atomically { transaction in reclaimer.reclaim(using: transaction.segment, by: _ThreadContext.current) }
+    atomically { _ in reclaimer.reclaim(by: _ThreadContext.current) }
   }
 }
 
