@@ -7,7 +7,7 @@
 /// (`_TypedCell.endInPlaceMutation`):
 ///
 /// 1. `begin(on:)` takes the thread's own segment and announces the lookup the caller is about
-///    to make. Nil, holding nothing, when the conflict log records (the general road notes
+///    to make, both in one compare-and-swap (`_Segment.occupancy`). Nil, holding nothing, when the conflict log records (the general road notes
 ///    each access) or when the segment is busy (the general road looks for another one, or
 ///    waits).
 /// 2. The caller looks its key up, and `lock(_:)` marks the segment committing
@@ -81,10 +81,12 @@ extension _QuickUpdate {
     guard !_ConflictRecorder.isRecording else { return nil }
     return handle._withUnsafeGuaranteedRef { context in
       context.engine._withUnsafeGuaranteedRef { engine in
-        guard let segment = engine.tryAcquirePreferredSegment(for: context) else { return nil }
+        guard let (segment, announced) = engine.tryAcquirePreferredSegment(
+          for: context, announcingLookupAfter: context.lastCommit.number)
+        else { return nil }
         segment._withUnsafeGuaranteedRef { segment in
           segment.context = context
-          segment.snapshot = engine.announceForLookup(for: segment, after: context.lastCommit.number)
+          segment.snapshot = announced
         }
         #if DEBUG
         context.quickUpdatesBegun += 1

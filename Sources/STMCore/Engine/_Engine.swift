@@ -146,14 +146,35 @@ final class _Engine: @unchecked Sendable {
   /// announcement, so a cell whose removal read an older clock left the index before the
   /// lookup starts).
   ///
-  /// It goes in the segment's lookup slot, not its snapshot slot: a lookup pins what leaves
+  /// It goes in the segment's `occupancy` word, not its snapshot slot: a lookup pins what leaves
   /// an index (see `oldestAnnouncedAccess()`), not versions, and keeping it off the snapshot
   /// slot's line spares the commits that read every snapshot slot a line that moves between
   /// cores on every drop-in update.
   func announceForLookup(for segment: _Segment, after known: UInt64) -> UInt64 {
-    let announced = max(known, horizon.load(ordering: .acquiring))
-    segment.announcedLookup.store(announced, ordering: .sequentiallyConsistent)
+    let announced = lookupAnnouncement(after: known)
+    segment.occupancy.store(announced, ordering: .sequentiallyConsistent)
     return announced
+  }
+
+  /// The clock value a lookup announces (see `announceForLookup(for:after:)`).
+  @inline(__always)
+  func lookupAnnouncement(after known: UInt64) -> UInt64 {
+    max(known, horizon.load(ordering: .acquiring))
+  }
+
+  /// `tryAcquirePreferredSegment(for:)` and `announceForLookup(for:after:)` in one
+  /// compare-and-swap of the segment's `occupancy`; nil, holding and announcing nothing, if
+  /// the thread's own segment is busy. Returns the segment and the clock value announced.
+  @inline(__always)
+  func tryAcquirePreferredSegment(for context: _ThreadContext, announcingLookupAfter known: UInt64)
+    -> (segment: Unmanaged<_Segment>, announced: UInt64)?
+  {
+    guard context.preferredSegment < segmentHandles.count else { return nil }
+    let preferred = segmentHandles[context.preferredSegment]
+    // Read before the exchange, as `announceForLookup` reads it before its store.
+    let announced = lookupAnnouncement(after: known)
+    guard preferred._withUnsafeGuaranteedRef({ $0.tryAcquire(announcingLookup: announced) }) else { return nil }
+    return (preferred, announced)
   }
 
   /// Withdraws `segment`'s snapshot, leaving the newest one it announced in the slot (see
@@ -163,7 +184,7 @@ final class _Engine: @unchecked Sendable {
   }
 
   func withdrawLookup(for segment: _Segment) {
-    segment.announcedLookup.store(.max, ordering: .releasing)
+    segment.occupancy.store(_SegmentOccupancy.held, ordering: .releasing)
   }
 
   /// The oldest snapshot announced now, or `bound` if none is older: with the clock as
@@ -241,7 +262,8 @@ final class _Engine: @unchecked Sendable {
   func oldestAnnouncedAccess() -> UInt64 {
     var oldest = recomputeHorizon()
     for segment in segments {
-      oldest = min(oldest, segment.announcedLookup.load(ordering: .sequentiallyConsistent))
+      // A segment that announces no lookup shows a sentinel above any clock value.
+      oldest = min(oldest, segment.occupancy.load(ordering: .sequentiallyConsistent))
     }
     return oldest
   }

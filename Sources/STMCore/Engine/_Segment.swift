@@ -16,10 +16,11 @@ final class _Segment: @unchecked Sendable {
   /// The holder this segment writes into a cell's `lockWord` while its commit holds the cell.
   @usableFromInline let tag: Int
 
-  private let busy = Atomic<Bool>(false)
-  /// A clock value passed before a single operation's lock-free lookup in an index, or `.max`
-  /// when none is under way (see `_Engine.announceForLookup(for:after:)`).
-  let announcedLookup = Atomic<UInt64>(.max)
+  /// Whether a thread holds the segment, and the lookup it announced: one word (see
+  /// `_SegmentOccupancy`), so that the drop-in update's quick road takes the segment and
+  /// announces its lookup with one compare-and-swap, where a flag and a slot cost it two
+  /// fenced instructions.
+  let occupancy = Atomic<UInt64>(_SegmentOccupancy.free)
   /// True from just before a commit takes its first lock until it has published everything.
   let committing = Atomic<Bool>(false)
   /// The number of the commit in progress, or one of the `_CommitNumber` sentinels.
@@ -112,11 +113,24 @@ final class _Segment: @unchecked Sendable {
   }
 
   func tryAcquire() -> Bool {
-    busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
+    occupancy.compareExchange(
+      expected: _SegmentOccupancy.free, desired: _SegmentOccupancy.held, ordering: .acquiring
+    ).exchanged
   }
 
+  /// Takes the segment if it is free, announcing in the same instruction a lookup at
+  /// `announced` (see `_Engine.announceForLookup(for:after:)`). Sequentially consistent, as
+  /// the announcement's own store is: the lookup's loads of an index's words come after it.
+  @inline(__always)
+  func tryAcquire(announcingLookup announced: UInt64) -> Bool {
+    occupancy.compareExchange(
+      expected: _SegmentOccupancy.free, desired: announced, ordering: .sequentiallyConsistent
+    ).exchanged
+  }
+
+  /// Lets the segment go, withdrawing any lookup it still announces.
   func release() {
-    busy.store(false, ordering: .releasing)
+    occupancy.store(_SegmentOccupancy.free, ordering: .releasing)
   }
 
   private var engine: _Engine { _Engine.shared }
@@ -1021,6 +1035,15 @@ enum _CommitNumber {
     segment.commitNumber.store(number, ordering: .releasing)
     return number
   }
+}
+
+/// The states of a segment's `occupancy`: free, held with no lookup announced, or held by a
+/// thread about to look a key up without a lock, as the clock value it announced (below
+/// 2^63). Both sentinels are above any clock value, so the oldest announced lookup is the
+/// minimum over the segments' words, as it was over slots that held `.max` for none.
+enum _SegmentOccupancy {
+  static let free: UInt64 = .max
+  static let held: UInt64 = .max - 1
 }
 
 /// The states of a segment's `announcedSnapshot`: a snapshot (a clock value, below 2^63) while

@@ -233,7 +233,7 @@ extension LibraryTests.ConcurrencyKeyIndexTests {
   /// An update outside a transaction finds its key's cell without a lock and locks it after.
   /// Its lookup's announcement must keep the cell it found valid memory until then, even if
   /// the key is removed and its stripe prunes retired cells in between (the announcement
-  /// goes in a slot of its own, which the pruning must read as well as the snapshots'). An
+  /// goes in its segment's occupancy word, which the pruning must read as well as the snapshots'). An
   /// `Int` value takes the quick road (`_QuickUpdate`), a `String` the general one, which
   /// lost its only test when the quick road came (found by review).
   @Test(arguments: [true, false]) func anUpdateKeepsTheCellItsLookupFoundUntilItLocksIt(quickRoad: Bool) {
