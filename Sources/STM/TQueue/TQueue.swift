@@ -15,7 +15,7 @@
 /// visible only if the transaction commits, and a consumer whose transaction rolls back gives
 /// its item back.
 ///
-/// Conflicts: ``enqueue(_:fileID:line:)`` is a *delayed append*, linked after the newest tail at commit:
+/// Conflicts: ``enqueue(_:fileID:line:)-o7nu`` is a *delayed append*, linked after the newest tail at commit:
 /// producers of an unbounded queue never conflict with each other or with consumers (a bounded
 /// queue's producers share a budget: see below). Two consumers that take from
 /// the queue at the same time inside transactions conflict (they take the same head), and one
@@ -80,11 +80,10 @@ public final class TQueue<Element: Sendable>: Sendable {
   ///
   /// Outside a transaction this commits at once. Inside one, the item is appended when the
   /// transaction commits (never if it rolls back). On a full bounded queue it waits (outside a
-  /// transaction, blocking the thread; inside, the transaction retries). From a task, enqueue
-  /// on a bounded queue inside the `async` form of `atomically`, which suspends the task
-  /// instead: `try await atomically { _ in try queue.enqueue(item) }`. Blocked producer tasks
-  /// could otherwise hold every thread of the shared pool, leaving none for the consumers that
-  /// would free a place.
+  /// transaction, blocking the thread; inside, the transaction retries). From a task, use
+  /// ``enqueue(_:fileID:line:)-7jle`` with `await`, which suspends instead (Swift picks it
+  /// in asynchronous code): blocked producer tasks could otherwise hold every thread of the
+  /// shared pool, leaving none for the consumers that would free a place.
   ///
   /// Conflicts: none with other producers or with consumers, except on a bounded queue (with
   /// other producers, through the budget of places; with consumers, when the budget is spent:
@@ -108,6 +107,61 @@ public final class TQueue<Element: Sendable>: Sendable {
       return
     }
     try enqueue(item, in: transaction, at: site)
+  }
+
+  /// Adds `item` at the end of the queue, suspending the task while a bounded queue is full.
+  ///
+  /// The form for tasks: where the synchronous form would block its thread until a place
+  /// frees up, this one suspends, so that producer tasks waiting on a full queue leave the
+  /// shared pool's threads to the consumers that free places. On an unbounded queue it never
+  /// waits. Inside `atomically`, whose body is synchronous, the synchronous form joins the
+  /// transaction as usual.
+  ///
+  /// Conflicts: as the synchronous ``enqueue(_:fileID:line:)-o7nu`` outside a transaction: none
+  /// with other producers or with consumers; it waits its turn at the tail (and at a bounded
+  /// queue's budget), and a ``close(fileID:line:)`` that commits meanwhile makes it throw.
+  ///
+  /// - Parameters:
+  ///   - item: The item to enqueue.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Throws: ``TQueueClosedError`` if the queue is closed, or closes while the task waits;
+  ///   `CancellationError` if the task is cancelled while it waits for a place (a place free
+  ///   now is taken whether or not the task is cancelled). Either way the item is not
+  ///   enqueued.
+  /// - Complexity: O(1), plus the wait.
+  public func enqueue(_ item: Element, fileID: StaticString = #fileID, line: UInt = #line) async throws {
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
+    // A task's code runs inside no transaction (their bodies are synchronous), unless a
+    // transaction's body ran it synchronously: join that one as the synchronous form does.
+    if let transaction = Transaction._currentChecked {
+      try enqueue(item, in: transaction, at: site)
+      return
+    }
+    try await enqueueSuspending(item, at: site)
+  }
+
+  /// `enqueueOnItsOwn(_:at:)` for a task: waits for a place by suspending, and lets other
+  /// tasks (perhaps the holder of a lock it keeps finding busy) run first after a few tries in
+  /// a row.
+  func enqueueSuspending(_ item: Element, at site: _CallSite) async throws {
+    let node = _QueueNode<Element?>(item)
+    var misses = 0
+    while true {
+      switch try enqueueInPlace(node, at: site) {
+      case .linked:
+        return
+      case .budgetSpent:
+        if try await refillBudgetSuspending(at: site) { continue }
+      case .busy:
+        guard producerBudget != nil else {
+          try await _singleOperation(at: site) { try enqueue(item, in: $0, at: site) }
+          return
+        }
+      }
+      misses += 1
+      if misses > 16 { await Task.yield() }
+    }
   }
 
   /// Inside `transaction`: appends `item` when it commits, having taken a place from a bounded
@@ -209,35 +263,61 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// was busy.
   @inlinable
   func refillBudget(at site: _CallSite) throws -> Bool {
+    if refillBudgetInPlace(at: site) { return true }
+    // Set by the transaction's attempts; an attempt that waited reruns once woken.
+    var waitedOrRefilled = false
+    try _singleOperation(at: site) { try waitForPlaces($0, at: site, noting: &waitedOrRefilled) }
+    return waitedOrRefilled
+  }
+
+  /// `refillBudget(at:)` for a task: the wait suspends it instead of blocking its thread, and
+  /// ends with `CancellationError` if the task is cancelled.
+  func refillBudgetSuspending(at site: _CallSite) async throws -> Bool {
+    if refillBudgetInPlace(at: site) { return true }
+    var waitedOrRefilled = false
+    try await _singleOperation(at: site) { transaction in
+      try Task.checkCancellation()
+      try waitForPlaces(transaction, at: site, noting: &waitedOrRefilled)
+    }
+    return waitedOrRefilled
+  }
+
+  /// The first half of `refillBudget(at:)`: true when the budget has places now (refilled by
+  /// this call or by another producer), false when a lock was busy or no place was freed.
+  @inlinable
+  func refillBudgetInPlace(at site: _CallSite) -> Bool {
     guard let producerBudget, let freedPlaces else { return true }
     producerBudget._noteAccess(.readWrite, at: site, as: .named("capacity"))
     freedPlaces._noteAccess(.readWrite, at: site, as: .named("capacity"))
-    if let update = producerBudget._beginInPlaceUpdate() {
-      // Refilled meanwhile by another producer.
-      if update.value > 0 {
-        producerBudget._endInPlaceUpdate(update, publishing: nil)
-        return true
-      }
-      let budget = update.value
-      let moved = producerBudget._endInPlaceUpdate(update, alongWith: freedPlaces) { freed in
-        freed > 0 ? (budget + freed, 0) : nil
-      }
-      if moved != nil { return true }
+    guard let update = producerBudget._beginInPlaceUpdate() else { return false }
+    // Refilled meanwhile by another producer.
+    if update.value > 0 {
+      producerBudget._endInPlaceUpdate(update, publishing: nil)
+      return true
     }
-    // Set by the transaction's attempts; an attempt that waited reruns once woken.
-    var waitedOrRefilled = false
-    try _singleOperation(at: site) { transaction in
-      if closed._noted(.read, at: site, as: .named("closed")).value { throw TQueueClosedError() }
-      if producerBudget._noted(.read, at: site, as: .named("capacity")).value > 0 {
-        waitedOrRefilled = true
-        return
-      }
-      if freedPlaces._noted(.read, at: site, as: .named("capacity")).value == 0 {
-        waitedOrRefilled = true
-        try transaction.retry()
-      }
+    let budget = update.value
+    let moved = producerBudget._endInPlaceUpdate(update, alongWith: freedPlaces) { freed in
+      freed > 0 ? (budget + freed, 0) : nil
     }
-    return waitedOrRefilled
+    return moved != nil
+  }
+
+  /// The second half of `refillBudget(at:)`, inside the transaction that waits: returns at
+  /// once if the budget has places again, waits (retries) while consumers have freed none,
+  /// and otherwise returns for the caller to refill. `waitedOrRefilled` tells the caller
+  /// whether it may try to enqueue again at once (see `refillBudget(at:)`).
+  @inlinable
+  func waitForPlaces(_ transaction: Transaction, at site: _CallSite, noting waitedOrRefilled: inout Bool) throws {
+    guard let producerBudget, let freedPlaces else { return }
+    if closed._noted(.read, at: site, as: .named("closed")).value { throw TQueueClosedError() }
+    if producerBudget._noted(.read, at: site, as: .named("capacity")).value > 0 {
+      waitedOrRefilled = true
+      return
+    }
+    if freedPlaces._noted(.read, at: site, as: .named("capacity")).value == 0 {
+      waitedOrRefilled = true
+      try transaction.retry()
+    }
   }
 
   @inlinable
@@ -473,7 +553,7 @@ public final class TQueue<Element: Sendable>: Sendable {
   }
 }
 
-/// Thrown by ``TQueue/enqueue(_:fileID:line:)`` on a queue that has been closed; the item was not enqueued.
+/// Thrown by ``TQueue/enqueue(_:fileID:line:)-o7nu`` on a queue that has been closed; the item was not enqueued.
 public struct TQueueClosedError: Error, Sendable, Hashable, CustomStringConvertible {
   public init() {}
   public var description: String { "TQueueClosedError: enqueue on a closed TQueue; the item was not enqueued" }

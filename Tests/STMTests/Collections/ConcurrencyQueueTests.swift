@@ -13,6 +13,18 @@ private final class Received: @unchecked Sendable {
   var all: [Int] { lock.withLock { items } }
 }
 
+/// How many of one consumer's `items` came before an item of the same producer enqueued
+/// earlier: producer p enqueues p * perProducer, p * perProducer + 1, ... in that order.
+private func itemsOutOfOrder(_ items: [Int], producers: Int, perProducer: Int) -> Int {
+  var lastFromProducer = [Int](repeating: -1, count: producers), outOfOrder = 0
+  for item in items {
+    let producer = item / perProducer
+    if item <= lastFromProducer[producer] { outOfOrder += 1 }
+    lastFromProducer[producer] = item
+  }
+  return outOfOrder
+}
+
 extension LibraryTests {
   @Suite struct ConcurrencyQueueTests {
     /// 4 producers and 4 consumers; some consumer transactions take an item and then throw, so
@@ -45,12 +57,7 @@ extension LibraryTests {
           mine.append(item)
         }
         // A consumer sees each producer's items in the order they were enqueued.
-        var lastFromProducer = [Int](repeating: -1, count: producers)
-        for item in mine {
-          let producer = item / perProducer
-          if item <= lastFromProducer[producer] { outOfOrder.add(1, ordering: .relaxed) }
-          lastFromProducer[producer] = item
-        }
+        outOfOrder.add(itemsOutOfOrder(mine, producers: producers, perProducer: perProducer), ordering: .relaxed)
         received.add(mine)
       }
       #expect(outOfOrder.load(ordering: .relaxed) == 0)
@@ -58,6 +65,39 @@ extension LibraryTests {
       #expect(all.count == producers * perProducer)
       #expect(Set(all).count == all.count)
       #expect(all.reduce(0, +) == (0..<(producers * perProducer)).reduce(0, +))
+      #expect(queue.tryDequeue() == nil)
+    }
+
+    /// 4 producer tasks with the `async` enqueue and 4 consumer threads (more threads than
+    /// cores) through a queue of capacity 4, so that producers keep finding it full and
+    /// suspend: every item arrives exactly once, each producer's in order, and no place is
+    /// lost (the last producers would wait forever).
+    @Test(.timeLimit(.minutes(2))) func asyncProducersDeliverEveryItemExactlyOnce() async throws {
+      let queue = TQueue<Int>(capacity: 4)
+      let perProducer = TestScale.scaled(2_000), producers = 4, consumers = 4
+      let received = Received(), outOfOrder = Atomic<Int>(0)
+      let consumerThreads = (0..<consumers).map { _ in
+        startThread {
+          var mine: [Int] = []
+          while let item = try! queue.dequeue() { mine.append(item) }
+          outOfOrder.add(itemsOutOfOrder(mine, producers: producers, perProducer: perProducer), ordering: .relaxed)
+          received.add(mine)
+        }
+      }
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        for producer in 0..<producers {
+          group.addTask {
+            for item in 0..<perProducer { try await queue.enqueue(producer * perProducer + item) }
+          }
+        }
+        try await group.waitForAll()
+      }
+      queue.close()
+      for thread in consumerThreads { thread.wait() }
+      #expect(outOfOrder.load(ordering: .relaxed) == 0)
+      let all = received.all
+      #expect(all.count == producers * perProducer)
+      #expect(Set(all).count == all.count)
       #expect(queue.tryDequeue() == nil)
     }
 
@@ -111,7 +151,7 @@ extension LibraryTests {
         for await item in queue { sum += item }
         return sum
       }
-      for item in 1...100 { try queue.enqueue(item) }
+      for item in 1...100 { try await queue.enqueue(item) }
       queue.close()
       #expect(await consumer.value == 5_050)
     }

@@ -15,7 +15,7 @@ extension LibraryTests {
         withUnsafeCurrentTask { $0?.cancel() }
         var iterator = queue.makeAsyncIterator()
         let first = await iterator.next()
-        try! queue.enqueue(7)
+        try! await queue.enqueue(7)
         let second = await iterator.next()
         return (first, second)
       }.value
@@ -28,7 +28,7 @@ extension LibraryTests {
     /// 100), and leaves the items it did not take in the queue.
     @Test(.timeLimit(.minutes(1))) func aCancelledTasksIterationEndsAndTakesNothingMore() async throws {
       let queue = TQueue<Int>()
-      for item in 0..<100 { try queue.enqueue(item) }
+      for item in 0..<100 { try await queue.enqueue(item) }
       let taken = await Task {
         withUnsafeCurrentTask { $0?.cancel() }
         var count = 0
@@ -41,21 +41,26 @@ extension LibraryTests {
       #expect(left == 100)
     }
 
-    /// Producer tasks on a full bounded queue, enqueuing inside `async` `atomically` as the
-    /// documentation advises, suspend instead of blocking threads: more of them than the
+    /// Producer tasks on a full bounded queue, enqueuing with the `async` enqueue or inside
+    /// `async` `atomically`, suspend instead of blocking threads: more of them than the
     /// shared pool has threads still leave one for the consumer that frees their places. If
     /// they block, a watchdog thread (outside the pool) closes the queue after 20 s, which
     /// ends them and the consumer, so that the test fails instead of hanging.
-    @Test(.timeLimit(.minutes(1))) func producerTasksOnAFullQueueLeaveThreadsForTheConsumer() async throws {
+    @Test(.timeLimit(.minutes(1)), arguments: [false, true])
+    func producerTasksOnAFullQueueLeaveThreadsForTheConsumer(insideAtomically: Bool) async throws {
       let queue = TQueue<Int>(capacity: 1)
-      try queue.enqueue(0)
+      try await queue.enqueue(0)
       let producers = 8
       let finished = Gate(), inTime = LockedBox(true), taken = LockedBox<[Int]>([])
       let work = Task {
         defer { finished.open() }
         try await withThrowingTaskGroup(of: Void.self) { group in
           for item in 1...producers {
-            group.addTask { try await atomically { _ in try queue.enqueue(item) } }
+            if insideAtomically {
+              group.addTask { try await atomically { _ in try queue.enqueue(item) } }
+            } else {
+              group.addTask { try await queue.enqueue(item) }
+            }
           }
           group.addTask {
             for _ in 0...producers { if let item = await queue.dequeue() { taken.value.append(item) } }
