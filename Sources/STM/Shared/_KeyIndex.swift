@@ -255,6 +255,20 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     return (current, retiredSlots(for: key, hash: hash, seenFrom: transaction._snapshot))
   }
 
+  /// Whether `retiredSlots(for:hash:seenFrom:)` may find a cell: false, for certain, when no
+  /// cell of the key's stripe was retired after `snapshot`. The same rule for calling it after
+  /// the lookup applies. Asked first by a read outside a transaction, whose common case then
+  /// makes no array (and releases none).
+  @inlinable
+  func mayHaveRetired(hash: Int, after snapshot: UInt64) -> Bool {
+    stripe(forHash: hash)._withUnsafeGuaranteedRef { Self.mayHaveRetired($0, after: snapshot) }
+  }
+
+  @inlinable @inline(__always)
+  static func mayHaveRetired(_ stripe: Stripe, after snapshot: UInt64) -> Bool {
+    stripe.newestRetirement.load(ordering: .sequentiallyConsistent) > snapshot
+  }
+
   /// The cells retired after `snapshot` that held `key`, newest first. Call it after looking
   /// the key up: a lookup that missed a retired cell, or found its replacement, ran after the
   /// retirement set `newestRetirement`, which then makes this look.
@@ -264,7 +278,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   @inlinable
   func retiredSlots(for key: Key, hash: Int, seenFrom snapshot: UInt64) -> [Slot] {
     stripe(forHash: hash)._withUnsafeGuaranteedRef { stripe in
-      guard stripe.newestRetirement.load(ordering: .sequentiallyConsistent) > snapshot else { return [] }
+      guard Self.mayHaveRetired(stripe, after: snapshot) else { return [] }
       return stripe.state.withLock { state -> [Slot] in
         var found: [Slot] = []
         // Newest first, and only as far back as the snapshot: the list is in clock order.

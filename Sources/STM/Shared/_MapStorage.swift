@@ -32,8 +32,8 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     let operation = _SingleOperation.beginReading(on: thread)
     let current = index.find(key, hash: hash)
     // A key removed since the snapshot may have its value at the snapshot in a retired cell.
-    let retired = index.retiredSlots(for: key, hash: hash, seenFrom: operation.snapshot)
-    guard retired.isEmpty else {
+    if index.mayHaveRetired(hash: hash, after: operation.snapshot) {
+      let retired = index.retiredSlots(for: key, hash: hash, seenFrom: operation.snapshot)
       var value = current?._withUnsafeGuaranteedRef { operation.read($0._noted(.read, at: site)) } ?? nil
       for slot in retired where value == nil {
         value = operation.read(slot._unsafeKeyedCell(as: Cell.self)._noted(.read, at: site))
@@ -42,7 +42,11 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       return value
     }
     guard let cell = current else { return operation.finishReading(nil as Cell?) ?? nil }
-    return cell._withUnsafeGuaranteedRef { operation.finishReading($0._noted(.read, at: site)) } ?? nil
+    // Noted apart, and read unretained: `_noted` hands the cell back retained, and a reference
+    // passed on is retained around the read, each a retain and a release (atomic
+    // read-modify-writes) of a cell the announcement already keeps.
+    cell._withUnsafeGuaranteedRef { $0._noteAccess(.read, at: site) }
+    return operation.finishReading(unretained: cell)
   }
 
   /// Inside `transaction` (running on `thread`): the key's value at its snapshot, and the
@@ -276,6 +280,23 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       return nil
     }
     return Modification(.quick(quick, cell), value: value)
+  }
+
+  /// Outside a transaction, the quick road of a store into a present key (`dict[key] = value`,
+  /// `updateValue(_:forKey:)`) with a trivially copyable value: the value it replaced; nil,
+  /// having changed nothing, where the general road must go (inside a transaction, an absent
+  /// key, whose insert changes the count, and wherever `beginQuickModification` steps aside).
+  /// The same update as the general road's (the same lock, number or unnumbered overwrite),
+  /// without its segment search, pause accounting and per-access checks.
+  @inlinable @inline(__always)
+  func quickStore(_ value: Value, forKey key: Key) -> Value?? {
+    guard _isPOD(Value.self) else { return nil }
+    let thread = _CallingThread.current
+    guard thread.transaction == nil, let modification = beginQuickModification(forKey: key, on: thread),
+      case .quick(let update, let cell) = modification.road
+    else { return nil }
+    cell._withUnsafeGuaranteedRef { update.publish(Optional(value), in: $0) }
+    return .some(modification.value)
   }
 
   /// A read-modify-write of one key's optional value (which may insert or remove the key),

@@ -110,6 +110,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   public subscript(key: Key, fileID fileID: StaticString = #fileID, line line: UInt = #line) -> Value? {
     get { storage.value(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) }
     set {
+      if let newValue, storage.quickStore(newValue, forKey: key) != nil { return }
       storage.update(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) { value in
         value = newValue
         return (true, ())
@@ -187,7 +188,8 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// - Complexity: O(1) on average.
   @inlinable @discardableResult
   public func updateValue(_ value: Value, forKey key: Key, fileID: StaticString = #fileID, line: UInt = #line) -> Value? {
-    storage.update(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) { current in
+    if let replaced = storage.quickStore(value, forKey: key) { return replaced }
+    return storage.update(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) { current in
       defer { current = value }
       return (true, current)
     }

@@ -1,5 +1,6 @@
-/// The quick road into the commonest drop-in update, `dict[key, default: 0] += 1` on a present
-/// key: outside any transaction, with the conflict log off and the thread's own segment free.
+/// The quick road into the commonest drop-in updates, `dict[key, default: 0] += 1` and
+/// `dict[key] = value` on a present key: outside any transaction, with the conflict log off
+/// and the thread's own segment free.
 ///
 /// It begins what `_SingleOperation.beginUpdating()` and `beginUpdate(_:)` begin, under the
 /// same rules and in the same order (see those for why each step is safe), in two calls that

@@ -63,6 +63,20 @@ package struct _SingleOperation {
     return value
   }
 
+  /// `finishReading(_:)` for a cell the caller holds unretained (the lookup's announcement
+  /// keeps it): passed as a reference, it was retained and released around the read, two
+  /// atomic read-modify-writes on every `dict[key]`.
+  @inlinable
+  package func finishReading<Value, Cell: _TypedCell<Value>>(unretained cell: Unmanaged<Cell>) -> Value {
+    let value = segment._withUnsafeGuaranteedRef { segment in
+      cell._withUnsafeGuaranteedRef { cell in
+        segment.visibleVersion(of: cell)._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
+      }
+    }
+    finish()
+    return value
+  }
+
   /// Takes `cell`'s commit lock and hands it over as an in-place update, which ends the
   /// operation: end the update with one of `TVar`'s `_endInPlaceUpdate` calls. Returns nil,
   /// with the operation still running and no lock held, when the cell is retired: look the

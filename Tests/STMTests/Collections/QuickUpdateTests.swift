@@ -113,6 +113,30 @@ extension LibraryTests {
       #expect(counts[1] == 3)
     }
 
+    /// `dict[key] = value` and `updateValue(_:forKey:)` of a present key take the quick road
+    /// too, and give what `Dictionary` gives; an insert (the count changes) and a store of nil
+    /// (a removal) step aside to the general road, with the count in step.
+    @Test func storesOfAPresentKeyTakeTheQuickRoad() {
+      let dict: TDictionary<Int, Int> = [1: 10, 2: 20]
+      var mirror: [Int: Int] = [1: 10, 2: 20]
+      #expect(quickUpdatesBegun { dict[1] = 11 } == 1, "the store did not start on the quick road")
+      mirror[1] = 11
+      let replaced = LockedBox<Int?>(nil)
+      #expect(quickUpdatesBegun { replaced.value = dict.updateValue(12, forKey: 1) } == 1)
+      #expect(replaced.value == mirror.updateValue(12, forKey: 1))
+      #expect(dict.updateValue(30, forKey: 3) == mirror.updateValue(30, forKey: 3))
+      dict[4] = 40
+      mirror[4] = 40
+      #expect(dict.count == 4)
+      dict[2] = nil
+      mirror[2] = nil
+      #expect(dict.count == 3)
+      dict[2] = 21
+      mirror[2] = 21
+      #expect(dict.count == 4)
+      #expect(Dictionary(uniqueKeysWithValues: dict.map { ($0.key, $0.value) }) == mirror)
+    }
+
     /// An absent key (with no cell, or with the empty cell a transaction's read of it left), a
     /// key removed before, and a present key all give what `Dictionary` gives, with the count
     /// in step.
