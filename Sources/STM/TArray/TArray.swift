@@ -90,12 +90,19 @@ public final class TArray<Element: Sendable>: Sendable {
       countCell._withDelayedAppend(in: transaction, { _AppendBatch(slots: slots) }) { $0.items[pending] = newValue }
       return
     }
-    guard let slot = slots.existingSlot(index)?._noted(.readWrite, at: site, as: .key(index)),
-      slot._updateInPlace({ current in
-        guard current != nil else { return (false, false) }
-        current = newValue
-        return (true, true)
-      }) == true
+    // Unretained, as in `element(_:at:)`.
+    guard let cell = slots.existingCell(index),
+      cell._withUnsafeGuaranteedRef({ cell in
+        cell._noteAccess(.readWrite, at: site, as: .key(index))
+        guard let update = cell.beginInPlaceUpdate() else { return false }
+        // Past the end: changes nothing.
+        guard update.value != nil else {
+          cell.endInPlaceUpdate(update, publishing: nil)
+          return false
+        }
+        cell.endInPlaceUpdate(update, publishing: newValue)
+        return true
+      })
     else { outOfRange(index) }
   }
 
@@ -156,16 +163,20 @@ public final class TArray<Element: Sendable>: Sendable {
       slot._beginMutatingCopy(in: transaction)
       return Modification(update: nil, numbered: nil, copied: true, element: element)
     }
-    guard index >= 0, let slot = slots.existingSlot(index)?._noted(.readWrite, at: site, as: .key(index)),
-      let update = slot._beginInPlaceUpdate()
+    // Unretained, as in `element(_:at:)`.
+    guard index >= 0, let cell = slots.existingCell(index),
+      let update = cell._withUnsafeGuaranteedRef({ cell in
+        cell._noteAccess(.readWrite, at: site, as: .key(index))
+        return cell.beginInPlaceUpdate()
+      })
     else { outOfRange(index) }
     guard update.value != nil else {
       // Let go first: the message reads the count.
-      slot._endInPlaceUpdate(update, publishing: nil)
+      cell._withUnsafeGuaranteedRef { $0.endInPlaceUpdate(update, publishing: nil) }
       outOfRange(index)
     }
     guard !_isPOD(Element.self) else { return Modification(update: update, numbered: nil, element: update.value!) }
-    let numbered = slot._numberMutation(update)
+    let numbered = TVar(_cell: cell.takeUnretainedValue())._numberMutation(update)
     // The update's own copy of the element goes, so that the moved one is its only reference.
     let element = numbered.mutatesInPlace ? numbered.withValueInPlace { $0.take() } : update.value
     return Modification(update: update.replacingValue(with: nil), numbered: numbered, element: element.unsafelyUnwrapped)
@@ -182,11 +193,11 @@ public final class TArray<Element: Sendable>: Sendable {
       setElement(index, element, at: site)
       return
     }
-    let slot = slots.existingSlot(index).unsafelyUnwrapped
+    let cell = slots.existingCell(index).unsafelyUnwrapped
     if let numbered = modification.numbered {
-      slot._endNumberedMutation(numbered, publishing: element)
+      TVar(_cell: cell.takeUnretainedValue())._endNumberedMutation(numbered, publishing: element)
     } else {
-      slot._endInPlaceUpdate(update, publishing: element)
+      cell._withUnsafeGuaranteedRef { $0.endInPlaceUpdate(update, publishing: element) }
     }
   }
 
@@ -194,7 +205,13 @@ public final class TArray<Element: Sendable>: Sendable {
   @inlinable
   func element(_ index: Int, at site: _CallSite) -> Element {
     guard index >= 0 else { outOfRange(index) }
-    if let element = slots.existingSlot(index)?._noted(.read, at: site, as: .key(index)).value { return element }
+    // Unretained: every reference counted on the way (the chunk, the cell) was an atomic
+    // read-modify-write, and the chunk's a line shared by every thread reading the array.
+    let found = slots.existingCell(index)?._withUnsafeGuaranteedRef { cell in
+      cell._noteAccess(.read, at: site, as: .key(index))
+      return cell.currentValue
+    }
+    if let element = found ?? nil { return element }
     // Past the end at the snapshot: maybe one of this transaction's own appends.
     if let transaction = Transaction._currentChecked,
       let items = countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self, { $0.items })

@@ -47,6 +47,12 @@ final class _SlotDirectory<Element: Sendable>: Sendable {
       cells[offset].load(ordering: .acquiring).map { TVar(_cell: $0.takeUnretainedValue()) }
     }
 
+    /// `existingSlot(_:)`, unretained: the chunk keeps the cell as long as the array lives.
+    @inlinable
+    func existingCell(_ offset: Int) -> Unmanaged<Cell>? {
+      cells[offset].load(ordering: .acquiring)
+    }
+
     /// The cell of the index at `offset`, made (holding nil) if it is not yet.
     @inlinable
     func slot(_ offset: Int) -> Slot {
@@ -80,6 +86,12 @@ final class _SlotDirectory<Element: Sendable>: Sendable {
       stored.load(ordering: .acquiring)?.takeUnretainedValue()
     }
 
+    /// `load()`, unretained: the reference keeps its chunk for good.
+    @inlinable
+    func loadUnretained() -> Unmanaged<Chunk>? {
+      stored.load(ordering: .acquiring)
+    }
+
     /// Publishes `chunk` unless another chunk got there first; returns the one that stays.
     @inlinable
     func storeIfNil(_ chunk: Chunk) -> Chunk {
@@ -108,6 +120,17 @@ final class _SlotDirectory<Element: Sendable>: Sendable {
     let group = index / firstChunkSize + 1
     let chunk = Int.bitWidth - 1 - group.leadingZeroBitCount
     return (chunk, index - firstChunkSize * ((1 << chunk) - 1))
+  }
+
+  /// The cell of `index`, if it is made, unretained: chunks and their cells live as long as
+  /// the directory, so a caller that keeps the array alive may use it without a retain (a
+  /// retain of a chunk that every thread reading the array retains moved its line between
+  /// the cores on every read).
+  @inlinable
+  func existingCell(_ index: Int) -> Unmanaged<Cell>? {
+    let (chunk, offset) = Self.position(of: index)
+    guard chunk < chunks.count, let found = chunks[chunk].loadUnretained() else { return nil }
+    return found._withUnsafeGuaranteedRef { $0.existingCell(offset) }
   }
 
   /// The cell of `index`, if it is made.

@@ -42,12 +42,7 @@ extension TVar {
   /// Starts an in-place update of this variable; returns nil, holding nothing, when the
   /// variable is retired (see `_retire(if:)`).
   @inlinable
-  package func _beginInPlaceUpdate() -> _InPlaceUpdate<Value>? {
-    guard let (segment, context, newest) = _Engine.beginInPlaceUpdate(of: cell) else { return nil }
-    return _InPlaceUpdate(
-      segment: segment, context: context,
-      value: newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value })
-  }
+  package func _beginInPlaceUpdate() -> _InPlaceUpdate<Value>? { cell.beginInPlaceUpdate() }
 
   /// Publishes `value` (nothing when nil: the update was abandoned or changed nothing) and
   /// releases what `_beginInPlaceUpdate` took.
@@ -199,6 +194,16 @@ extension TVar {
 }
 
 extension _TypedCell where Value: Sendable {
+  /// `TVar._beginInPlaceUpdate()`, for a collection that holds the cell unretained (making a
+  /// `TVar` of it retained it).
+  @inlinable
+  package final func beginInPlaceUpdate() -> _InPlaceUpdate<Value>? {
+    guard let (segment, context, newest) = _Engine.beginInPlaceUpdate(of: self) else { return nil }
+    return _InPlaceUpdate(
+      segment: segment, context: context,
+      value: newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value })
+  }
+
   /// Publishes `value` (nothing when nil: the update was abandoned or changed nothing) and
   /// releases what the update took.
   @inlinable
@@ -345,7 +350,7 @@ extension _Engine {
     -> (Unmanaged<_Segment>, Unmanaged<_ThreadContext>, Unmanaged<_VersionBase>)?
   {
     let context = _ThreadState.current.pointee.context
-    let (segment, newest) = beginInPlaceMutation(of: cell, context.takeUnretainedValue())
+    let (segment, newest) = beginInPlaceMutation(of: cell, context)
     if cell.isRetired {
       abandonInPlaceMutation(of: cell, segment, context)
       return nil

@@ -117,6 +117,15 @@ extension TVar {
   }
 }
 
+extension _TypedCell {
+  /// `TVar._noteAccess(_:at:as:)` for a collection that holds the cell unretained: making a
+  /// `TVar` of it retained it.
+  @inlinable @inline(__always)
+  package final func _noteAccess(_ kind: _AccessKind, at site: _CallSite, as part: @autoclosure () -> _ConflictPart) {
+    if _ConflictRecorder.isRecording { _ConflictRecorder.note(kind, of: self, at: site, as: part()) }
+  }
+}
+
 extension _KeyedCell {
   /// The cell, after telling the conflict log (if it records) that the operation at `site` is
   /// about to access it: `TVar._noteAccess` for an index's cell, which names its own key.

@@ -89,6 +89,27 @@ package class _TypedCell<Value>: _Cell, @unchecked Sendable {
     segment.read(self)._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
   }
 
+  /// What `TVar.value` reads: inside a transaction, the value it reads from this cell (marked
+  /// as read); outside one, the newest committed value, read as a transaction of its own. A
+  /// method of the cell, so that a collection holding the cell unretained reads it without
+  /// making a `TVar` (which retained and released it).
+  @inlinable
+  package final var currentValue: Value {
+    let state = _ThreadState.current
+    if let segment = state.pointee.segment {
+      return segment._withUnsafeGuaranteedRef { value(readBy: $0) }
+    }
+    return state.pointee.context._withUnsafeGuaranteedRef { context in
+      _Engine.beginSingleRead(context)._withUnsafeGuaranteedRef { segment in
+        let value = segment.visibleVersion(of: self)._withUnsafeGuaranteedRef {
+          unsafeDowncast($0, to: _Version<Value>.self).value
+        }
+        _Engine.endSingleRead(segment, context)
+        return value
+      }
+    }
+  }
+
   /// `makePendingVersion(value)`, as a reference for the caller to keep (a redo log entry).
   @inlinable
   final func makeVersion(_ value: Value) -> _Version<Value> {

@@ -227,6 +227,15 @@ extension _Engine {
   /// commit lock, and returns the segment and the newest committed version. Nothing is
   /// announced: under the lock the newest version cannot be replaced or dropped.
   @usableFromInline
+  static func beginInPlaceMutation(of cell: _Cell, _ context: Unmanaged<_ThreadContext>)
+    -> (Unmanaged<_Segment>, Unmanaged<_VersionBase>)
+  {
+    // Borrowed, not taken: a reference made from the handle was retained and released, two
+    // atomic read-modify-writes on every drop-in update.
+    context._withUnsafeGuaranteedRef { beginInPlaceMutation(of: cell, $0) }
+  }
+
+  @usableFromInline
   static func beginInPlaceMutation(of cell: _Cell, _ context: _ThreadContext) -> (Unmanaged<_Segment>, Unmanaged<_VersionBase>) {
     if let misuse = context.forbiddenAccess { _misuse(misuse) }
     let handle = context.engine._withUnsafeGuaranteedRef { engine in

@@ -65,21 +65,7 @@ public struct TVar<Value: Sendable> {
   /// - Complexity: O(1) to read and to write; a commit is described on ``atomically(_:fileID:line:)-88o9x``.
   @inlinable
   public var value: Value {
-    get {
-      let state = _ThreadState.current
-      if let segment = state.pointee.segment {
-        return segment._withUnsafeGuaranteedRef { cell.value(readBy: $0) }
-      }
-      return state.pointee.context._withUnsafeGuaranteedRef { context in
-        _Engine.beginSingleRead(context)._withUnsafeGuaranteedRef { segment in
-          let value = segment.visibleVersion(of: cell)._withUnsafeGuaranteedRef {
-            unsafeDowncast($0, to: _Version<Value>.self).value
-          }
-          _Engine.endSingleRead(segment, context)
-          return value
-        }
-      }
-    }
+    get { cell.currentValue }
     nonmutating set {
       let state = _ThreadState.current
       if let segment = state.pointee.segment {
@@ -87,7 +73,7 @@ public struct TVar<Value: Sendable> {
         return
       }
       let context = state.pointee.context
-      let (segment, _) = _Engine.beginInPlaceMutation(of: cell, context.takeUnretainedValue())
+      let (segment, _) = _Engine.beginInPlaceMutation(of: cell, context)
       cell.endInPlaceMutation(segment, context, publishing: newValue)
     }
     // A mutation that throws midway keeps what it changed, as with a stored property.
@@ -122,7 +108,7 @@ public struct TVar<Value: Sendable> {
         return
       }
       let context = state.pointee.context
-      let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context.takeUnretainedValue())
+      let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context)
       if _isPOD(Value.self) {
         var current = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
         defer { cell.endInPlaceMutation(segment, context, publishing: current) }
@@ -236,7 +222,7 @@ public struct TVar<Value: Sendable> {
       return
     }
     let context = state.pointee.context
-    let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context.takeUnretainedValue())
+    let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context)
     // The in-place update bars transactional data already; the message names the transform.
     let barred = state.pointee.forbiddenAccess
     state.pointee.forbiddenAccess = .transactionalAccessInCommute
@@ -300,7 +286,7 @@ extension TVar where Value == Int {
       return
     }
     let context = state.pointee.context
-    let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context.takeUnretainedValue())
+    let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context)
     let updated = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Int>.self).value } + amount
     cell.endInPlaceMutation(segment, context, publishing: updated)
   }
