@@ -121,7 +121,12 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// Outside a transaction: finds the key's cell (made if absent) and takes its commit lock.
   @inlinable
   func beginUpdate(forKey key: Key, on thread: _CallingThread, at site: _CallSite) -> PendingUpdate {
-    let hash = key.hashValue
+    beginUpdate(forKey: key, hash: key.hashValue, on: thread, at: site)
+  }
+
+  /// `beginUpdate(forKey:on:at:)` for a caller that has hashed the key already.
+  @inlinable
+  func beginUpdate(forKey key: Key, hash: Int, on thread: _CallingThread, at site: _CallSite) -> PendingUpdate {
     let operation = _SingleOperation.beginUpdating(on: thread)
     while true {
       let (cell, made) = index.cellForUpdate(for: key, hash: hash)
@@ -241,8 +246,9 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       cell._withUnsafeGuaranteedRef { $0._beginMutatingCopy(in: transaction) }
       return Modification(.copied(cell), value: start)
     }
-    if _isPOD(Value.self), let quick = beginQuickModification(forKey: key, on: thread) { return quick }
-    var pending = beginUpdate(forKey: key, on: thread, at: site)
+    let hash = key.hashValue
+    if _isPOD(Value.self), let quick = beginQuickModification(forKey: key, hash: hash, on: thread) { return quick }
+    var pending = beginUpdate(forKey: key, hash: hash, on: thread, at: site)
     var fallback: Value?
     if pending.value == nil {
       // Absent: let go, compute the default, and take the cell again. (Present by then, the
@@ -266,8 +272,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// where the general road must go: the key is absent (its default and the count need it),
   /// its cell was retired meanwhile, or the quick road is closed now.
   @inlinable @inline(__always)
-  func beginQuickModification(forKey key: Key, on thread: _CallingThread) -> Modification? {
-    let hash = key.hashValue
+  func beginQuickModification(forKey key: Key, hash: Int, on thread: _CallingThread) -> Modification? {
     guard let quick = _QuickUpdate.begin(on: thread) else { return nil }
     guard let cell = index.find(key, hash: hash) else {
       quick.cancel(nil)
@@ -282,21 +287,34 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     return Modification(.quick(quick, cell), value: value)
   }
 
-  /// Outside a transaction, the quick road of a store into a present key (`dict[key] = value`,
-  /// `updateValue(_:forKey:)`) with a trivially copyable value: the value it replaced; nil,
-  /// having changed nothing, where the general road must go (inside a transaction, an absent
-  /// key, whose insert changes the count, and wherever `beginQuickModification` steps aside).
-  /// The same update as the general road's (the same lock, number or unnumbered overwrite),
-  /// without its segment search, pause accounting and per-access checks.
-  @inlinable @inline(__always)
-  func quickStore(_ value: Value, forKey key: Key) -> Value?? {
-    guard _isPOD(Value.self) else { return nil }
+  /// Stores `value` for `key` as one atomic step (`dict[key] = value`, `updateValue`), and
+  /// returns the value it replaced.
+  ///
+  /// Outside a transaction, a present key with a trivially copyable value takes the quick
+  /// road of the in-place update (`beginQuickModification`): the same update as the general
+  /// road's (the same lock, number or unnumbered overwrite), without its segment search, pause
+  /// accounting and per-access checks. An absent key, whose insert changes the count, goes
+  /// the general road, with the hash already computed.
+  @inlinable @discardableResult
+  func store(_ value: Value, forKey key: Key, at site: _CallSite) -> Value? {
     let thread = _CallingThread.current
-    guard thread.transaction == nil, let modification = beginQuickModification(forKey: key, on: thread),
+    guard thread.transaction == nil else {
+      return update(forKey: key, at: site) { current in
+        defer { current = value }
+        return (true, current)
+      }
+    }
+    let hash = key.hashValue
+    if _isPOD(Value.self), let modification = beginQuickModification(forKey: key, hash: hash, on: thread),
       case .quick(let update, let cell) = modification.road
-    else { return nil }
-    cell._withUnsafeGuaranteedRef { update.publish(Optional(value), in: $0) }
-    return .some(modification.value)
+    {
+      cell._withUnsafeGuaranteedRef { update.publish(Optional(value), in: $0) }
+      return modification.value
+    }
+    let pending = beginUpdate(forKey: key, hash: hash, on: thread, at: site)
+    let replaced = pending.value
+    endUpdate(forKey: key, pending, publishing: .some(value))
+    return replaced
   }
 
   /// A read-modify-write of one key's optional value (which may insert or remove the key),

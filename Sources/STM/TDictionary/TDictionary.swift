@@ -110,7 +110,10 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   public subscript(key: Key, fileID fileID: StaticString = #fileID, line line: UInt = #line) -> Value? {
     get { storage.value(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) }
     set {
-      if let newValue, storage.quickStore(newValue, forKey: key) != nil { return }
+      if let newValue {
+        storage.store(newValue, forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self))
+        return
+      }
       storage.update(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) { value in
         value = newValue
         return (true, ())
@@ -188,11 +191,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// - Complexity: O(1) on average.
   @inlinable @discardableResult
   public func updateValue(_ value: Value, forKey key: Key, fileID: StaticString = #fileID, line: UInt = #line) -> Value? {
-    if let replaced = storage.quickStore(value, forKey: key) { return replaced }
-    return storage.update(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) { current in
-      defer { current = value }
-      return (true, current)
-    }
+    storage.store(value, forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self))
   }
 
   /// Removes `key`, and returns the value it had, or nil if it was absent.
