@@ -8,9 +8,9 @@
 /// (`_TypedCell.endInPlaceMutation`):
 ///
 /// 1. `begin(on:)` takes the thread's own segment and announces the lookup the caller is about
-///    to make, both in one compare-and-swap (`_Segment.occupancy`). Nil, holding nothing, when the conflict log records (the general road notes
-///    each access) or when the segment is busy (the general road looks for another one, or
-///    waits).
+///    to make, both in one compare-and-swap (`_Segment.occupancy`). Nil, holding nothing,
+///    when the conflict log records (the general road notes each access) or when the segment
+///    is busy (the general road looks for another one, or waits).
 /// 2. The caller looks its key up, and `lock(_:)` marks the segment committing
 ///    (`_Engine.tryEnterCommit`), takes the cell's commit lock and withdraws the announcement,
 ///    handing back the newest value; nil when the cell is retired or another transaction is

@@ -150,7 +150,11 @@ final class _Engine: @unchecked Sendable {
   /// an index (see `oldestAnnouncedAccess()`), not versions, and keeping it off the snapshot
   /// slot's line spares the commits that read every snapshot slot a line that moves between
   /// cores on every drop-in update.
+  ///
+  /// The caller holds `segment`: the announcement shares a word with the segment's occupancy,
+  /// so a store into a segment nobody holds would hand it out, or lock it out for good.
   func announceForLookup(for segment: _Segment, after known: UInt64) -> UInt64 {
+    assert(segment.occupancy.load(ordering: .relaxed) != _SegmentOccupancy.free, "announcing a lookup on a free segment")
     let announced = lookupAnnouncement(after: known)
     segment.occupancy.store(announced, ordering: .sequentiallyConsistent)
     return announced
@@ -183,7 +187,10 @@ final class _Engine: @unchecked Sendable {
     segment.announcedSnapshot.store(_SnapshotSlot.withdrawn | segment.newestSnapshot, ordering: .releasing)
   }
 
+  /// Withdraws `segment`'s lookup announcement; the caller holds `segment` (see
+  /// `announceForLookup(for:after:)`).
   func withdrawLookup(for segment: _Segment) {
+    assert(segment.occupancy.load(ordering: .relaxed) != _SegmentOccupancy.free, "withdrawing a lookup on a free segment")
     segment.occupancy.store(_SegmentOccupancy.held, ordering: .releasing)
   }
 

@@ -36,7 +36,9 @@ final class _RetryRegistry: Sendable {
       stripe.entries.withLock { $0.append((cell.address, waiter)) }
     }
     // Pairs with the fence in the commit path: either the committer sees our entries, or we
-    // see its new version here and do not sleep.
+    // see its new version here and do not sleep. (A drop-in update without a commit number
+    // has no such fence: it found every registrant's snapshot withdrawn, which is stored only
+    // after this, and acquired that store; see `_Engine.finishInPlaceMutation`.)
     atomicMemoryFence(ordering: .sequentiallyConsistent)
     for cell in cells where cell.hasChanged(since: snapshot) {
       waiter.wake()
@@ -69,7 +71,9 @@ final class _RetryRegistry: Sendable {
   @inline(__always)
   func wakeWaiters(of cell: _Cell) {
     // Relaxed, like the stripe's count below: the commit's fence orders this load after its
-    // publication, and a registrant's fence orders its increment before its check.
+    // publication (for a drop-in update without a commit number, its scan's acquiring loads
+    // of the registrants' withdrawals do), and a registrant's fence orders its increment
+    // before its check.
     guard registrations.load(ordering: .relaxed) > 0 else { return }
     wakeRegisteredWaiters(of: cell)
   }

@@ -444,7 +444,8 @@ extension _Engine {
     segment.context = nil
     engine.releaseSegment(segment)
     if published {
-      // Pairs with the fence in `_RetryRegistry.register`.
+      // Pairs with the fence in `_RetryRegistry.register` (when left out, the scan's loads do
+      // its work: see above).
       if fencesWake { atomicMemoryFence(ordering: .sequentiallyConsistent) }
       engine.retryWaiters.wakeWaiters(of: cell)
       if let companion { engine.retryWaiters.wakeWaiters(of: companion) }
