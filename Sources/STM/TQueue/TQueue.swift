@@ -276,8 +276,7 @@ public final class TQueue<Element: Sendable>: Sendable {
     if refillBudgetInPlace(at: site) { return true }
     var waitedOrRefilled = false
     try await _singleOperation(at: site) { transaction in
-      try Task.checkCancellation()
-      try waitForPlaces(transaction, at: site, noting: &waitedOrRefilled)
+      try waitForPlaces(transaction, at: site, noting: &waitedOrRefilled, unlessCancelled: { Task.isCancelled })
     }
     return waitedOrRefilled
   }
@@ -305,9 +304,13 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// The second half of `refillBudget(at:)`, inside the transaction that waits: returns at
   /// once if the budget has places again, waits (retries) while consumers have freed none,
   /// and otherwise returns for the caller to refill. `waitedOrRefilled` tells the caller
-  /// whether it may try to enqueue again at once (see `refillBudget(at:)`).
+  /// whether it may try to enqueue again at once (see `refillBudget(at:)`). Instead of
+  /// waiting, throws `CancellationError` if `cancelled()`: only a wait ends on cancellation.
   @inlinable
-  func waitForPlaces(_ transaction: Transaction, at site: _CallSite, noting waitedOrRefilled: inout Bool) throws {
+  func waitForPlaces(
+    _ transaction: Transaction, at site: _CallSite, noting waitedOrRefilled: inout Bool,
+    unlessCancelled cancelled: () -> Bool = { false }
+  ) throws {
     guard let producerBudget, let freedPlaces else { return }
     if closed._noted(.read, at: site, as: .named("closed")).value { throw TQueueClosedError() }
     if producerBudget._noted(.read, at: site, as: .named("capacity")).value > 0 {
@@ -315,6 +318,7 @@ public final class TQueue<Element: Sendable>: Sendable {
       return
     }
     if freedPlaces._noted(.read, at: site, as: .named("capacity")).value == 0 {
+      if cancelled() { throw CancellationError() }
       waitedOrRefilled = true
       try transaction.retry()
     }
