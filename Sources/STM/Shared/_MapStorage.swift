@@ -298,8 +298,8 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   @inlinable @discardableResult
   func store(_ value: Value, forKey key: Key, at site: _CallSite) -> Value? {
     let thread = _CallingThread.current
-    guard thread.transaction == nil else {
-      return update(forKey: key, at: site) { current in
+    if let transaction = thread.transaction {
+      return update(forKey: key, in: transaction, at: site) { current in
         defer { current = value }
         return (true, current)
       }

@@ -44,7 +44,7 @@ final class _SlotDirectory<Element: Sendable>: Sendable {
     /// The cell of the index at `offset`, if made.
     @inlinable
     func existingSlot(_ offset: Int) -> Slot? {
-      cells[offset].load(ordering: .acquiring).map { TVar(_cell: $0.takeUnretainedValue()) }
+      existingCell(offset).map { TVar(_cell: $0.takeUnretainedValue()) }
     }
 
     /// `existingSlot(_:)`, unretained: the chunk keeps the cell as long as the array lives.
@@ -83,7 +83,7 @@ final class _SlotDirectory<Element: Sendable>: Sendable {
     /// The chunk, if made. Acquiring: its words were initialized before it was published.
     @inlinable
     func load() -> Chunk? {
-      stored.load(ordering: .acquiring)?.takeUnretainedValue()
+      loadUnretained()?.takeUnretainedValue()
     }
 
     /// `load()`, unretained: the reference keeps its chunk for good.
@@ -136,9 +136,7 @@ final class _SlotDirectory<Element: Sendable>: Sendable {
   /// The cell of `index`, if it is made.
   @inlinable
   func existingSlot(_ index: Int) -> Slot? {
-    let (chunk, offset) = Self.position(of: index)
-    guard chunk < chunks.count, let found = chunks[chunk].load() else { return nil }
-    return found.existingSlot(offset)
+    existingCell(index).map { TVar(_cell: $0.takeUnretainedValue()) }
   }
 
   /// The cell of `index`, making it (and its chunk) if needed.
