@@ -31,26 +31,29 @@ enum _DeferredRelease {
     return key
   }()
 
-  private static var pending: Pending {
+  /// The thread's list, unretained: the thread-specific slot keeps it until the thread ends
+  /// (a reference taken here was a retain and a release on every node a queue frees).
+  private static var pending: Unmanaged<Pending> {
     if let raw = pthread_getspecific(key) {
-      return Unmanaged<Pending>.fromOpaque(raw).takeUnretainedValue()
+      return Unmanaged<Pending>.fromOpaque(raw)
     }
-    let created = Pending()
-    pthread_setspecific(key, Unmanaged.passRetained(created as AnyObject).toOpaque())
+    let created = Unmanaged.passRetained(Pending())
+    pthread_setspecific(key, created.toOpaque())
     return created
   }
 
   /// Releases `object` (one retain, transferred by the caller) after any release already in
   /// progress on this thread.
   static func release(_ object: Unmanaged<AnyObject>) {
-    let pending = self.pending
-    pending.objects.append(object)
-    guard !pending.draining else { return }
-    pending.draining = true
-    while let next = pending.objects.popLast() {
-      // Nested deinits append to the list instead of recursing.
-      next.release()
+    pending._withUnsafeGuaranteedRef { pending in
+      pending.objects.append(object)
+      guard !pending.draining else { return }
+      pending.draining = true
+      while let next = pending.objects.popLast() {
+        // Nested deinits append to the list instead of recursing.
+        next.release()
+      }
+      pending.draining = false
     }
-    pending.draining = false
   }
 }

@@ -229,7 +229,14 @@ public final class TQueue<Element: Sendable>: Sendable {
     // captured by the closure below, was a retained copy.
     tail._noteAccess(.write, at: site, as: .named("tail"))
     closed._noteAccess(.read, at: site, as: .named("closed"))
-    guard let update = tail._beginInPlaceUpdate() else { return .busy }
+    // The last node lent, not copied, and its link used by its handle: each reference taken
+    // was a retain and a release on a line every producer writes.
+    guard let update = tail._beginLentInPlaceUpdate() else { return .busy }
+    let lastLink = update.object._withUnsafeGuaranteedRef { $0.link }
+    // The closures below capture the queue and the node unretained: captured as references,
+    // both were retained for the call, the queue on a line that every thread writes.
+    let queue = Unmanaged.passUnretained(self)
+    let linked = Unmanaged.passUnretained(node)
     var isClosed: Bool? = false
     // The check comes after the commit number: a close that has not taken its own number by
     // then (it holds `closed`'s lock first) is numbered after this enqueue, and one that has
@@ -238,15 +245,16 @@ public final class TQueue<Element: Sendable>: Sendable {
     var budgetSpent = false
     if let producerBudget {
       producerBudget._noteAccess(.readWrite, at: site, as: .named("capacity"))
-      published = tail._endInPlaceUpdate(update, alongWith: update.value.next, and: producerBudget) { _, budget in
-        isClosed = self.closed._peekNewest(during: update)
+      published = tail._endInPlaceUpdate(update, alongWithVariableAt: lastLink, of: _QueueNode<Element?>?.self, and: producerBudget) {
+        _, budget in
+        isClosed = queue._withUnsafeGuaranteedRef { $0.closed._peekNewest(during: update) }
         budgetSpent = budget == 0
-        return isClosed == false && !budgetSpent ? (node, node, budget - 1) : nil
+        return isClosed == false && !budgetSpent ? (linked.takeUnretainedValue(), linked.takeUnretainedValue(), budget - 1) : nil
       }
     } else {
-      published = tail._endInPlaceUpdate(update, publishing: node, alongWith: update.value.next, setTo: node) {
-        isClosed = self.closed._peekNewest(during: update)
-        return isClosed != false
+      published = tail._endInPlaceUpdate(update, alongWithVariableAt: lastLink, of: _QueueNode<Element?>?.self) { _ in
+        isClosed = queue._withUnsafeGuaranteedRef { $0.closed._peekNewest(during: update) }
+        return isClosed == false ? (linked.takeUnretainedValue(), linked.takeUnretainedValue()) : nil
       } != nil
     }
     if published { return .linked }
@@ -383,7 +391,7 @@ public final class TQueue<Element: Sendable>: Sendable {
     guard let transaction = Transaction._currentChecked else {
       var backoff = _Backoff()
       while true {
-        if let node = takeInPlace(at: site) { return node.item }
+        if let item = takeInPlace(at: site) { return item }
         // Empty, or the first link busy: look again in a transaction that only reads.
         let outcome = Result { try _singleOperation(at: site) { try waitForItem($0, at: site, orEndIf: { true }) } }
         if outcome.endsDequeue { return nil }
@@ -445,7 +453,7 @@ public final class TQueue<Element: Sendable>: Sendable {
   func dequeue(at site: _CallSite) async -> Element? {
     var misses = 0
     while true {
-      if let node = takeInPlace(at: site) { return node.item }
+      if let item = takeInPlace(at: site) { return item }
       let outcome: Result<_QueueWaitOutcome, any Error>
       do {
         outcome = .success(try await _singleOperation(at: site) { try waitForItem($0, at: site, orEndIf: { Task.isCancelled }) })
@@ -466,7 +474,7 @@ public final class TQueue<Element: Sendable>: Sendable {
   func blockingDequeue(at site: _CallSite) -> Element? {
     var backoff = _Backoff()
     while true {
-      if let node = takeInPlace(at: site) { return node.item }
+      if let item = takeInPlace(at: site) { return item }
       let outcome = Result { try _singleOperation(at: site) { try waitForItem($0, at: site, orEndIf: { false }) } }
       if outcome.endsDequeue { return nil }
       // An item waits (perhaps it just arrived, or another consumer took it first), or a lock
@@ -495,8 +503,8 @@ public final class TQueue<Element: Sendable>: Sendable {
   }
 
   /// Outside a transaction: takes the first item with an in-place update of `head`, which
-  /// holds its commit lock instead of running a transaction, and returns the node that held
-  /// it (the new head). On a bounded queue the same update adds the place it frees to the
+  /// holds its commit lock instead of running a transaction, and returns it (the item of the
+  /// node that becomes the head; the outer optional says whether it took one). On a bounded queue the same update adds the place it frees to the
   /// consumers' tally, under the same commit number. Nil, having changed nothing, when that
   /// cannot be done: the queue has no item, or a commit is linking the first one (or holds the
   /// tally) right now. The caller then runs a transaction (`waitForItem`), which looks for an
@@ -505,21 +513,32 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// Two consumers that get here at the same time take turns at the head's lock instead of
   /// one of them rerunning.
   @inlinable
-  func takeInPlace(at site: _CallSite) -> _QueueNode<Element?>? {
+  func takeInPlace(at site: _CallSite) -> Element?? {
     head._noteAccess(.readWrite, at: site, as: .named("head"))
-    guard let update = head._beginInPlaceUpdate() else { return nil }
-    let link = update.value.next
-    link._noteAccess(.read, at: site, as: .named("head"))
-    guard let next = link._peekNewest(during: update) ?? nil else {
+    // The first node lent, not copied, its link used by its handle, and the next node left
+    // unretained: the next node's link holds it, the first node holds that link, and the
+    // head's newest version, which the update holds locked, holds the first node. Each
+    // reference taken was a retain and a release on a line every consumer writes.
+    guard let update = head._beginLentInPlaceUpdate() else { return nil }
+    let link = update.object._withUnsafeGuaranteedRef { $0.link }
+    TVar<_QueueNode<Element?>?>._noteAccess(ofVariableAt: link, .read, at: site, as: .named("head"))
+    let peeked = TVar<_QueueNode<Element?>?>._withNewest(ofVariableAt: link, peekedDuring: update) {
+      $0.map(Unmanaged.passUnretained)
+    }
+    guard let next = peeked ?? nil else {
       head._endInPlaceUpdate(update, publishing: nil)
       return nil
     }
+    // Read while the update holds the head: once the head has moved on to this node, another
+    // consumer may take the item after it, and the node goes.
+    let item = next._withUnsafeGuaranteedRef { $0.item }
     guard let freedPlaces else {
-      head._endInPlaceUpdate(update, publishing: next)
-      return next
+      head._endInPlaceUpdate(update, publishing: next.takeUnretainedValue())
+      return .some(item)
     }
     freedPlaces._noteAccess(.readWrite, at: site, as: .named("capacity"))
-    return head._endInPlaceUpdate(update, alongWith: freedPlaces, deciding: { (next, $0 + 1) }) == nil ? nil : next
+    let published = head._endInPlaceUpdate(update, alongWith: freedPlaces) { (next.takeUnretainedValue(), $0 + 1) }
+    return published == nil ? nil : .some(item)
   }
 
   /// Takes the first item visible to `transaction`: a committed one, or else the first of the

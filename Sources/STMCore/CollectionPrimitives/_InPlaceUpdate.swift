@@ -222,7 +222,7 @@ extension _TypedCell where Value: Sendable {
     let newest = _Engine.lockCompanion(companion.cell, update.segment, update.context)
     let companionValue = transform(newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Companion>.self).value })
     let numbered = _Engine.numberInPlaceMutation(of: self, update.segment, update.context, companion: companion.cell)
-    publish(value, alongWith: companion.cell, companionValue, numbered: numbered, ending: update)
+    publish(value, alongWith: companion.cell, companionValue, numbered: numbered, update.segment, update.context)
   }
 
   /// The body of `TVar._endInPlaceUpdate(_:alongWith:deciding:)`.
@@ -231,18 +231,28 @@ extension _TypedCell where Value: Sendable {
     _ update: _InPlaceUpdate<Value>, alongWith companion: _TypedCell<Companion>,
     deciding decide: (Companion) -> (value: Value, companion: Companion)?
   ) -> Companion? {
-    guard let companionNewest = _Engine.tryLockCompanion(companion, update.segment) else {
-      _Engine.abandonInPlaceMutation(of: self, update.segment, update.context)
+    endInPlaceUpdate(update.segment, update.context, alongWith: companion, deciding: decide)
+  }
+
+  /// `endInPlaceUpdate(_:alongWith:deciding:)` for the update holding `segment` on the thread
+  /// of `context`: what every form of in-place update has (see `_LentInPlaceUpdate`).
+  @inlinable
+  final func endInPlaceUpdate<Companion>(
+    _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, alongWith companion: _TypedCell<Companion>,
+    deciding decide: (Companion) -> (value: Value, companion: Companion)?
+  ) -> Companion? {
+    guard let companionNewest = _Engine.tryLockCompanion(companion, segment) else {
+      _Engine.abandonInPlaceMutation(of: self, segment, context)
       return nil
     }
     // Read now: the overwrite below hands back the old value only when it may hold an object.
     let previous = companionNewest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Companion>.self).value }
-    let numbered = _Engine.numberInPlaceMutation(of: self, update.segment, update.context, companion: companion)
+    let numbered = _Engine.numberInPlaceMutation(of: self, segment, context, companion: companion)
     guard let (value, companionValue) = decide(previous) else {
-      _Engine.abandonNumberedInPlaceMutation(of: self, update.segment, update.context, companion: companion)
+      _Engine.abandonNumberedInPlaceMutation(of: self, segment, context, companion: companion)
       return nil
     }
-    publish(value, alongWith: companion, companionValue, numbered: numbered, ending: update)
+    publish(value, alongWith: companion, companionValue, numbered: numbered, segment, context)
     return .some(previous)
   }
 
@@ -252,27 +262,37 @@ extension _TypedCell where Value: Sendable {
     _ update: _InPlaceUpdate<Value>, alongWith companion: _TypedCell<Companion>, and extra: _TypedCell<Extra>,
     deciding decide: (Companion, Extra) -> (value: Value, companion: Companion, extra: Extra)?
   ) -> Bool {
-    guard let companionNewest = _Engine.tryLockCompanion(companion, update.segment) else {
-      _Engine.abandonInPlaceMutation(of: self, update.segment, update.context)
+    endInPlaceUpdate(update.segment, update.context, alongWith: companion, and: extra, deciding: decide)
+  }
+
+  /// `endInPlaceUpdate(_:alongWith:and:deciding:)` for the update holding `segment` on the
+  /// thread of `context`.
+  @inlinable
+  final func endInPlaceUpdate<Companion, Extra>(
+    _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, alongWith companion: _TypedCell<Companion>,
+    and extra: _TypedCell<Extra>, deciding decide: (Companion, Extra) -> (value: Value, companion: Companion, extra: Extra)?
+  ) -> Bool {
+    guard let companionNewest = _Engine.tryLockCompanion(companion, segment) else {
+      _Engine.abandonInPlaceMutation(of: self, segment, context)
       return false
     }
-    guard let extraNewest = _Engine.tryLockCompanion(extra, update.segment) else {
+    guard let extraNewest = _Engine.tryLockCompanion(extra, segment) else {
       // Nothing numbered yet: readers that met the companion's lock did not wait for it.
       companion.unlock()
-      _Engine.abandonInPlaceMutation(of: self, update.segment, update.context)
+      _Engine.abandonInPlaceMutation(of: self, segment, context)
       return false
     }
     let previous = companionNewest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Companion>.self).value }
     let extraPrevious = extraNewest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Extra>.self).value }
-    let numbered = _Engine.numberInPlaceMutation(of: self, update.segment, update.context, companion: companion)
+    let numbered = _Engine.numberInPlaceMutation(of: self, segment, context, companion: companion)
     guard let (value, companionValue, extraValue) = decide(previous, extraPrevious) else {
-      _Engine.abandonNumberedInPlaceMutation(of: self, update.segment, update.context, companion: companion, extra: extra)
+      _Engine.abandonNumberedInPlaceMutation(of: self, segment, context, companion: companion, extra: extra)
       return false
     }
     // Always a new version: the extra companion is rarely written this way, and is not
     // among those `numberInPlaceMutation` looked at for an overwrite.
-    let extraVersion = extra.makePendingVersion(extraValue, cachedBy: update.context)
-    publish(value, alongWith: companion, companionValue, numbered: numbered, ending: update, extra: extra, extraVersion)
+    let extraVersion = extra.makePendingVersion(extraValue, cachedBy: context)
+    publish(value, alongWith: companion, companionValue, numbered: numbered, segment, context, extra: extra, extraVersion)
     return true
   }
 
@@ -284,16 +304,17 @@ extension _TypedCell where Value: Sendable {
   /// `extraVersion` (a pending version) under the same number.
   @inlinable
   final func publish<Companion>(
-    _ value: Value, alongWith companion: _TypedCell<Companion>, _ companionValue: Companion,
+    _ value: consuming Value, alongWith companion: _TypedCell<Companion>, _ companionValue: consuming Companion,
     numbered: (number: UInt64, overwritable: Unmanaged<_VersionBase>?, companion: Unmanaged<_VersionBase>?),
-    ending update: _InPlaceUpdate<Value>, extra: _Cell? = nil, _ extraVersion: Unmanaged<_VersionBase>? = nil
+    _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, extra: _Cell? = nil,
+    _ extraVersion: Unmanaged<_VersionBase>? = nil
   ) {
-    let (published, displaced) = version(holding: value, overwriting: numbered.overwritable, cachedBy: update.context)
+    let (published, displaced) = version(holding: value, overwriting: numbered.overwritable, cachedBy: context)
     let (companionPublished, companionDisplaced) = companion.version(
-      holding: companionValue, overwriting: numbered.companion, cachedBy: update.context)
+      holding: companionValue, overwriting: numbered.companion, cachedBy: context)
     withExtendedLifetime((displaced, companionDisplaced)) {
       _Engine.endInPlaceMutation(
-        of: self, update.segment, update.context, numbered: numbered.number, publishing: published,
+        of: self, segment, context, numbered: numbered.number, publishing: published,
         companion: companion, companionPublished, extra: extra, extraVersion)
     }
   }
@@ -327,18 +348,17 @@ extension _TypedCell {
   /// run a client's code, which should not hold up the commits waiting for those locks.
   @inlinable
   final func version(
-    holding value: Value, overwriting overwritable: Unmanaged<_VersionBase>?, cachedBy context: Unmanaged<_ThreadContext>
+    holding value: consuming Value, overwriting overwritable: Unmanaged<_VersionBase>?, cachedBy context: Unmanaged<_ThreadContext>
   ) -> (version: Unmanaged<_VersionBase>, displaced: Value?) {
     guard let overwritable else { return (makePendingVersion(value, cachedBy: context), nil) }
+    // Moved, not copied, into the version (through an optional, since a closure cannot consume
+    // a parameter): a copy was a retain and a release of each object a queue links.
+    var incoming = Optional(value)
     return overwritable._withUnsafeGuaranteedRef { base in
       let version = unsafeDowncast(base, to: _Version<Value>.self)
-      if _isPOD(Value.self) {
-        version.value = value
-        return (overwritable, nil)
-      }
-      var displaced = value
+      var displaced = incoming.take().unsafelyUnwrapped
       swap(&version.value, &displaced)
-      return (overwritable, displaced)
+      return (overwritable, _isPOD(Value.self) ? nil : displaced)
     }
   }
 }

@@ -74,11 +74,14 @@ package class _TypedCell<Value>: _Cell, @unchecked Sendable {
 
   /// `makePendingVersion(value)` for a caller that has the calling thread's context at hand.
   @inlinable
-  final func makePendingVersion(_ value: Value, cachedBy context: Unmanaged<_ThreadContext>) -> Unmanaged<_VersionBase> {
+  final func makePendingVersion(_ value: consuming Value, cachedBy context: Unmanaged<_ThreadContext>) -> Unmanaged<_VersionBase> {
     if _isPOD(Value.self), let cached = _ThreadContext.takeCachedVersion(ObjectIdentifier(_Version<Value>.self), from: context) {
-      cached._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value = value }
+      // Trivially copyable: the copy costs nothing.
+      let copied = copy value
+      cached._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value = copied }
       return cached
     }
+    // Consumed: moved into the version, where a copy retained each object a queue links.
     return Unmanaged.passRetained(_Version(value))
   }
 

@@ -278,7 +278,9 @@ extension _Engine {
     segment._withUnsafeGuaranteedRef { segment in
       context._withUnsafeGuaranteedRef { context in
         context.engine._withUnsafeGuaranteedRef { engine in
-          finishInPlaceMutation(of: cell, segment, context, engine, published: false, companion: companion, extra: extra)
+          finishInPlaceMutation(
+            of: cell, segment, context, engine, published: false, companion: Unmanaged.passUnretained(companion),
+            extra: extra.map(Unmanaged.passUnretained))
         }
       }
     }
@@ -379,16 +381,21 @@ extension _Engine {
     publishing version: Unmanaged<_VersionBase>, companion: _Cell, _ companionVersion: Unmanaged<_VersionBase>,
     extra: _Cell? = nil, _ extraVersion: Unmanaged<_VersionBase>? = nil
   ) {
+    // Unretained: wrapped in optionals as they were, the companions were retained and released
+    // on every update that had one (a queue's every enqueue).
     endInPlaceMutation(
       of: cell, segment, context, numbered: number, publishing: version,
-      companion: Optional(companion), Optional(companionVersion), extra: extra, extraVersion)
+      companion: Unmanaged.passUnretained(companion), companionVersion, extra: extra.map(Unmanaged.passUnretained),
+      extraVersion)
   }
 
+  /// The caller keeps `companion` and `extra` alive: it holds their commit locks, and a
+  /// reference to each.
   @inline(__always)
   private static func endInPlaceMutation(
     of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, numbered number: UInt64,
-    publishing version: Unmanaged<_VersionBase>, companion: _Cell?, _ companionVersion: Unmanaged<_VersionBase>?,
-    extra: _Cell? = nil, _ extraVersion: Unmanaged<_VersionBase>? = nil
+    publishing version: Unmanaged<_VersionBase>, companion: Unmanaged<_Cell>?, _ companionVersion: Unmanaged<_VersionBase>?,
+    extra: Unmanaged<_Cell>? = nil, _ extraVersion: Unmanaged<_VersionBase>? = nil
   ) {
     segment._withUnsafeGuaranteedRef { segment in
       context._withUnsafeGuaranteedRef { context in
@@ -403,10 +410,12 @@ extension _Engine {
           }
           engine.publishOrRestamp(version, in: cell, number: number, site: site, by: context)
           if let companion, let companionVersion {
-            engine.publishOrRestamp(companionVersion, in: companion, number: number, site: site, by: context)
+            companion._withUnsafeGuaranteedRef {
+              engine.publishOrRestamp(companionVersion, in: $0, number: number, site: site, by: context)
+            }
           }
           if let extra, let extraVersion {
-            engine.publishOrRestamp(extraVersion, in: extra, number: number, site: site, by: context)
+            extra._withUnsafeGuaranteedRef { engine.publishOrRestamp(extraVersion, in: $0, number: number, site: site, by: context) }
           }
           context.lastCommit = _SerialPosition(number: number, isReadOnly: false)
           finishInPlaceMutation(of: cell, segment, context, engine, published: true, companion: companion, extra: extra)
@@ -431,14 +440,14 @@ extension _Engine {
   /// a later change, not this one. On a processor where a fenced instruction costs tens of
   /// cycles this was a tenth of the update's time.
   private static func finishInPlaceMutation(
-    of cell: _Cell, _ segment: _Segment, _ context: _ThreadContext, _ engine: _Engine, published: Bool, companion: _Cell?,
-    extra: _Cell? = nil, fencesWake: Bool = true
+    of cell: _Cell, _ segment: _Segment, _ context: _ThreadContext, _ engine: _Engine, published: Bool,
+    companion: Unmanaged<_Cell>?, extra: Unmanaged<_Cell>? = nil, fencesWake: Bool = true
   ) {
     context.diagnostics.endAccesses()
     segment.peekedUnnumberedWrite = false
     cell.unlock()
-    companion?.unlock()
-    extra?.unlock()
+    companion?._withUnsafeGuaranteedRef { $0.unlock() }
+    extra?._withUnsafeGuaranteedRef { $0.unlock() }
     engine.leaveCommit(segment)
     if published { engine.reclaimer.reclaimNow(ifDueFor: context, using: segment) }
     segment.context = nil
@@ -448,8 +457,8 @@ extension _Engine {
       // its work: see above).
       if fencesWake { atomicMemoryFence(ordering: .sequentiallyConsistent) }
       engine.retryWaiters.wakeWaiters(of: cell)
-      if let companion { engine.retryWaiters.wakeWaiters(of: companion) }
-      if let extra { engine.retryWaiters.wakeWaiters(of: extra) }
+      companion?._withUnsafeGuaranteedRef { engine.retryWaiters.wakeWaiters(of: $0) }
+      extra?._withUnsafeGuaranteedRef { engine.retryWaiters.wakeWaiters(of: $0) }
       context.statistics.recordCommit()
     }
   }
