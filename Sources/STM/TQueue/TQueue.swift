@@ -230,7 +230,10 @@ public final class TQueue<Element: Sendable>: Sendable {
     tail._noteAccess(.write, at: site, as: .named("tail"))
     closed._noteAccess(.read, at: site, as: .named("closed"))
     // The last node lent, not copied, and its link used by its handle: each reference taken
-    // was a retain and a release on a line every producer writes.
+    // was a retain and a release on a line every producer writes. Both outlive the update even
+    // if the tail's old version goes when the new one is published: the head, or the link of
+    // the node before it, holds the last node too, and no consumer moves past it meanwhile
+    // (only this update can link a node after it).
     guard let update = tail._beginLentInPlaceUpdate() else { return .busy }
     let lastLink = update.object._withUnsafeGuaranteedRef { $0.link }
     // The closures below capture the queue and the node unretained: captured as references,

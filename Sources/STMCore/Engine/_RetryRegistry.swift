@@ -5,20 +5,38 @@ import Synchronization
 /// Waiters are kept in stripes hashed by cell address, so a commit checks one counter per cell
 /// it wrote (a load of a line that changes only when waiters come and go) and takes a stripe's
 /// lock only when somebody waits there.
-final class _RetryRegistry: Sendable {
+///
+/// `@unchecked Sendable`: `stripeHandles` is written only by `init`, and the stripes it points
+/// to are `Sendable` and kept by `stripes`.
+final class _RetryRegistry: @unchecked Sendable {
   fileprivate final class Stripe: Sendable {
     let count = Atomic<Int>(0)
     let entries = _Lock<[(cell: UInt, waiter: _Waiter)]>([])
   }
 
   fileprivate let stripes: [Stripe] = (0..<64).map { _ in Stripe() }
+  /// `stripes` again, as unretained handles in a buffer that lives as long as the registry:
+  /// a commit that wakes waiters finds its stripe without retaining it (a queue's producer
+  /// did that for every item a waiting consumer was registered for, on lines that the
+  /// consumers' commits retain too). Written only by `init`.
+  private let stripeHandles: UnsafeMutableBufferPointer<Unmanaged<Stripe>>
   /// All registrations, over every stripe: while it is 0 (almost always) a commit checks this
   /// one line, which only registering and waking write, instead of a stripe per cell.
   private let registrations = Atomic<Int>(0)
 
-  private func stripe(for address: UInt) -> Stripe {
+  init() {
+    stripeHandles = .allocate(capacity: stripes.count)
+    _ = stripeHandles.initialize(from: stripes.lazy.map(Unmanaged.passUnretained))
+  }
+
+  deinit {
+    stripeHandles.deallocate()
+  }
+
+  /// The stripe of the cell at `address`, unretained: `stripes` keeps it.
+  private func stripe(for address: UInt) -> Unmanaged<Stripe> {
     // Cells are at least 16-byte aligned; mix the higher bits in.
-    stripes[Int(truncatingIfNeeded: (address >> 4) ^ (address >> 10)) & (stripes.count - 1)]
+    stripeHandles[Int(truncatingIfNeeded: (address >> 4) ^ (address >> 10)) & (stripeHandles.count - 1)]
   }
 
   /// Registers a waiter for a change to any of `cells` after `snapshot`. Called while the
@@ -31,9 +49,10 @@ final class _RetryRegistry: Sendable {
     // while another waiter's entry is in place (which would make a commit skip its wake-up).
     registrations.add(cells.count, ordering: .sequentiallyConsistent)
     for cell in cells {
-      let stripe = stripe(for: cell.address)
-      stripe.count.add(1, ordering: .sequentiallyConsistent)
-      stripe.entries.withLock { $0.append((cell.address, waiter)) }
+      stripe(for: cell.address)._withUnsafeGuaranteedRef { stripe in
+        stripe.count.add(1, ordering: .sequentiallyConsistent)
+        stripe.entries.withLock { $0.append((cell.address, waiter)) }
+      }
     }
     // Pairs with the fence in the commit path: either the committer sees our entries, or we
     // see its new version here and do not sleep. (A drop-in update without a commit number
@@ -54,15 +73,16 @@ final class _RetryRegistry: Sendable {
 
   private func unregister(_ waiter: _Waiter, from cells: [_Cell]) {
     for cell in cells {
-      let stripe = stripe(for: cell.address)
-      let removed = stripe.entries.withLock { entries in
-        let before = entries.count
-        entries.removeAll { $0.waiter === waiter }
-        return before - entries.count
-      }
-      if removed > 0 {
-        stripe.count.subtract(removed, ordering: .relaxed)
-        registrations.subtract(removed, ordering: .relaxed)
+      stripe(for: cell.address)._withUnsafeGuaranteedRef { stripe in
+        let removed = stripe.entries.withLock { entries in
+          let before = entries.count
+          entries.removeAll { $0.waiter === waiter }
+          return before - entries.count
+        }
+        if removed > 0 {
+          stripe.count.subtract(removed, ordering: .relaxed)
+          registrations.subtract(removed, ordering: .relaxed)
+        }
       }
     }
   }
@@ -80,7 +100,10 @@ final class _RetryRegistry: Sendable {
 
   private func wakeRegisteredWaiters(of cell: _Cell) {
     let address = cell.address
-    let stripe = stripe(for: address)
+    stripe(for: address)._withUnsafeGuaranteedRef { wakeRegisteredWaiters(of: address, in: $0) }
+  }
+
+  private func wakeRegisteredWaiters(of address: UInt, in stripe: Stripe) {
     guard stripe.count.load(ordering: .relaxed) > 0 else { return }
     let woken = stripe.entries.withLock { entries in
       var matching: [_Waiter] = []
