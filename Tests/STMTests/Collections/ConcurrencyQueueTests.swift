@@ -431,14 +431,18 @@ extension LibraryTests {
 
     @Test func dequeuedItemsAndRemovedKeysAreReclaimed() throws {
       #if DEBUG
-      let queue = TQueue<Int>()
-      let baseline = _LiveCounters.cells.load(ordering: .relaxed)
-      for round in 0..<20 {
-        for item in 0..<1_000 { try queue.enqueue(round * 1_000 + item) }
-        while queue.tryDequeue() != nil {}
+      // Unbounded and bounded: their drop-in enqueues and dequeues take different roads (a
+      // bounded queue's also update its budget and its tally of freed places).
+      for capacity in [nil, 1_000] as [Int?] {
+        let queue = TQueue<Int>(capacity: capacity)
+        let baseline = _LiveCounters.cells.load(ordering: .relaxed)
+        for round in 0..<20 {
+          for item in 0..<1_000 { try queue.enqueue(round * 1_000 + item) }
+          while queue.tryDequeue() != nil {}
+        }
+        // One cell per node; consumed nodes are freed, so only a handful remain.
+        #expect(_LiveCounters.cells.load(ordering: .relaxed) - baseline < 100, "capacity \(String(describing: capacity))")
       }
-      // One cell per node; consumed nodes are freed, so only a handful remain.
-      #expect(_LiveCounters.cells.load(ordering: .relaxed) - baseline < 100)
 
       let dict = TDictionary<Int, Int>()
       for round in 0..<10 {
