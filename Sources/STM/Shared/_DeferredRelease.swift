@@ -46,11 +46,16 @@ enum _DeferredRelease {
   /// progress on this thread.
   static func release(_ object: Unmanaged<AnyObject>) {
     pending._withUnsafeGuaranteedRef { pending in
-      pending.objects.append(object)
-      guard !pending.draining else { return }
+      guard !pending.draining else {
+        pending.objects.append(object)
+        return
+      }
       pending.draining = true
+      // The first object goes at once, without passing through the list (the common case, a
+      // queue's consumed node letting go of its link, never uses the list at all); the deinits
+      // it sets off append to the list instead of recursing.
+      object.release()
       while let next = pending.objects.popLast() {
-        // Nested deinits append to the list instead of recursing.
         next.release()
       }
       pending.draining = false

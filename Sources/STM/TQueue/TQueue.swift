@@ -248,8 +248,9 @@ public final class TQueue<Element: Sendable>: Sendable {
     var budgetSpent = false
     if let producerBudget {
       producerBudget._noteAccess(.readWrite, at: site, as: .named("capacity"))
-      published = tail._endInPlaceUpdate(update, alongWithVariableAt: lastLink, of: _QueueNode<Element?>?.self, and: producerBudget) {
-        _, budget in
+      published = tail._endInPlaceUpdate(
+        update, alongWithVariableAt: lastLink, of: _QueueNode<Element?>?.self, and: producerBudget
+      ) { _, budget in
         isClosed = queue._withUnsafeGuaranteedRef { $0.closed._peekNewest(during: update) }
         budgetSpent = budget == 0
         return isClosed == false && !budgetSpent ? (linked.takeUnretainedValue(), linked.takeUnretainedValue(), budget - 1) : nil
@@ -507,11 +508,12 @@ public final class TQueue<Element: Sendable>: Sendable {
 
   /// Outside a transaction: takes the first item with an in-place update of `head`, which
   /// holds its commit lock instead of running a transaction, and returns it (the item of the
-  /// node that becomes the head; the outer optional says whether it took one). On a bounded queue the same update adds the place it frees to the
-  /// consumers' tally, under the same commit number. Nil, having changed nothing, when that
-  /// cannot be done: the queue has no item, or a commit is linking the first one (or holds the
-  /// tally) right now. The caller then runs a transaction (`waitForItem`), which looks for an
-  /// item, and waits for one if the caller waits.
+  /// node that becomes the head; the outer optional says whether it took one). On a bounded
+  /// queue the same update adds the place it frees to the consumers' tally, under the same
+  /// commit number. Nil, having changed nothing, when that cannot be done: the queue has no
+  /// item, or a commit is linking the first one (or holds the tally) right now. The caller
+  /// then runs a transaction (`waitForItem`), which looks for an item, and waits for one if
+  /// the caller waits.
   ///
   /// Two consumers that get here at the same time take turns at the head's lock instead of
   /// one of them rerunning.
