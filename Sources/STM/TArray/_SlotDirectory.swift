@@ -142,6 +142,11 @@ final class _SlotDirectory<Element: Sendable>: Sendable {
   /// The cell of `index`, making it (and its chunk) if needed.
   @inlinable
   func slot(_ index: Int) -> Slot {
+    // Found unretained when made (nearly always: cells are made ahead of the appends), the
+    // variable's own reference is the only one taken: through `makeChunk` the chunk's
+    // reference, the chunk and the cell were each retained and released, on lines that every
+    // thread appending to or popping from the array shares (pop-loop took two per iteration).
+    if let cell = existingCell(index) { return Slot(_cell: cell.takeUnretainedValue()) }
     let (chunk, offset) = Self.position(of: index)
     return makeChunk(chunk).slot(offset)
   }
