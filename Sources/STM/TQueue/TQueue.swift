@@ -229,11 +229,11 @@ public final class TQueue<Element: Sendable>: Sendable {
     // captured by the closure below, was a retained copy.
     tail._noteAccess(.write, at: site, as: .named("tail"))
     closed._noteAccess(.read, at: site, as: .named("closed"))
-    // The last node lent, not copied, and its link used by its handle: each reference taken
-    // was a retain and a release on a line every producer writes. Both outlive the update even
-    // if the tail's old version goes when the new one is published: the head, or the link of
-    // the node before it, holds the last node too, and no consumer moves past it meanwhile
-    // (only this update can link a node after it).
+    // The last node lent, not copied, and its link (the node's own cell) used by its handle:
+    // each reference taken was a retain and a release on a line every producer writes. The node
+    // outlives the update even if the tail's old version goes when the new one is published:
+    // the head, or the link of the node before it, holds it too, and no consumer moves past it
+    // meanwhile (only this update can link a node after it).
     guard let update = tail._beginLentInPlaceUpdate() else { return .busy }
     let lastLink = update.object._withUnsafeGuaranteedRef { $0.link }
     // The closures below capture the queue and the node unretained: captured as references,
@@ -521,8 +521,8 @@ public final class TQueue<Element: Sendable>: Sendable {
   func takeInPlace(at site: _CallSite) -> Element?? {
     head._noteAccess(.readWrite, at: site, as: .named("head"))
     // The first node lent, not copied, its link used by its handle, and the next node left
-    // unretained: the next node's link holds it, the first node holds that link, and the
-    // head's newest version, which the update holds locked, holds the first node. Each
+    // unretained: the first node's link (the node's own cell) holds it, and the head's newest
+    // version, which the update holds locked, holds the first node. Each
     // reference taken was a retain and a release on a line every consumer writes.
     guard let update = head._beginLentInPlaceUpdate() else { return nil }
     let link = update.object._withUnsafeGuaranteedRef { $0.link }

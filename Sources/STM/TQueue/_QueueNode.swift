@@ -1,34 +1,15 @@
-/// A node of a `TQueue`'s linked list. The node that `head` points at has been consumed (or is
-/// the initial sentinel); the items waiting are the ones after it.
-///
-/// `Item` is the queue's element type made optional (`Element?`: nil only in the sentinel).
-/// Made the class's own parameter, so that the deinit, which Swift compiles once for every
-/// element type, finds the item's type in the node's class: with a stored `Element?` it
-/// looked up `Optional<Element>`'s metadata at run time for every node it freed (about 330
-/// instructions, a twentieth of a queue item's cost).
-///
-/// `@unchecked Sendable`: `link` is an immutable handle on a cell (a `TVar`, which is
-/// `Sendable`); everything else is immutable and `Sendable`.
+/// A node of a `TQueue`'s linked list (see `_LinkedCell`). The node that `head` points at has
+/// been consumed (or is the initial sentinel); the items waiting are the ones after it.
 @usableFromInline
-final class _QueueNode<Item: Sendable>: @unchecked Sendable {
-  @usableFromInline let item: Item
-  /// The cell of the link to the next node (written once, by the commit that appends it),
-  /// held by hand: one retain, handed to `_DeferredRelease` when the node goes. A stored
-  /// `TVar` would be released after `deinit` returns, which is too late to stop a long run of
-  /// consumed nodes from freeing each other recursively.
-  @usableFromInline let link: Unmanaged<AnyObject>
+typealias _QueueNode<Item: Sendable> = _LinkedCell<Item>
 
-  @inlinable var next: TVar<_QueueNode?> { TVar(_unretained: link) }
+extension _LinkedCell {
+  /// The link to the next node: the node's own cell.
+  @inlinable var next: TVar<_LinkedCell?> { TVar(_cell: self) }
 
-  @inlinable
-  init(_ item: Item, next: _QueueNode? = nil) {
-    self.item = item
-    link = TVar(next)._retainedHandle
-  }
-
-  deinit {
-    _DeferredRelease.release(link)
-  }
+  /// The link's cell as a handle for the in-place updates that take one (see
+  /// `_LentInPlaceUpdate`); unretained, valid while the node lives.
+  @inlinable var link: Unmanaged<AnyObject> { Unmanaged.passUnretained(self) }
 }
 
 /// The items a transaction enqueues: a delayed append anchored on the queue's tail. At commit

@@ -43,18 +43,6 @@ extension TVar {
   @inlinable
   package func _pinForInevitable(in transaction: Transaction) -> Bool { transaction.segment.pin(cell) }
 
-  /// A retained handle on the variable's cell, for an owner that must control when the cell
-  /// is released (see `_DeferredRelease`). Balance it with one `release()`.
-  @inlinable
-  package var _retainedHandle: Unmanaged<AnyObject> { Unmanaged.passRetained(cell) }
-
-  /// The variable behind `handle`, which must come from `_retainedHandle` of a `TVar` of the
-  /// same type and still be retained.
-  @inlinable
-  package init(_unretained handle: Unmanaged<AnyObject>) {
-    cell = unsafeDowncast(handle.takeUnretainedValue(), to: _TypedCell<Value>.self)
-  }
-
   /// Outside a transaction: runs `body` on the newest value while holding the commit lock, and
   /// publishes the new value if `body` says so, as one atomic step. Returns nil, without
   /// calling `body`, when the variable is retired.

@@ -109,8 +109,9 @@ extension TVar {
     if _ConflictRecorder.isRecording { _ConflictRecorder.note(kind, of: cell, at: site, as: part()) }
   }
 
-  /// `_noteAccess(_:at:as:)` for the variable behind `handle` (from `_retainedHandle`, still
-  /// retained), without making a variable of it, which retained it.
+  /// `_noteAccess(_:at:as:)` for the variable behind `handle` (an unretained handle on a
+  /// `TVar<Value>`'s cell that the caller keeps alive), without making a variable of it,
+  /// which retained it.
   @inlinable @inline(__always)
   package static func _noteAccess(
     ofVariableAt handle: Unmanaged<AnyObject>, _ kind: _AccessKind, at site: _CallSite,

@@ -25,8 +25,16 @@ package class _Cell: @unchecked Sendable {
 
   deinit {
     // A listed cell is never freed: the reclamation list retains it (see `_HistoryReclaimer`).
-    head.load(ordering: .relaxed).release()
+    releaseHistory(head.load(ordering: .relaxed))
     _LiveCounters.cellDestroyed()
+  }
+
+  /// Lets go of `newest`, the cell's newest version (and through it of the cell's history), as
+  /// the cell goes. A cell whose value may be another cell of its kind (a queue's node, whose
+  /// link is the node's own cell) hands it to `_DeferredRelease` instead, so that a long run
+  /// of them is not freed recursively.
+  func releaseHistory(_ newest: Unmanaged<_VersionBase>) {
+    newest.release()
   }
 
   /// Whether dropped versions are kept for reuse (see `_VersionCache`): only when the value is

@@ -102,7 +102,7 @@ extension LibraryTests {
     }
 
     @Test func droppingALongQueueReleasesNodesWithoutRecursion() throws {
-      // Each node reaches the next through a cell and a version; freed recursively, a queue
+      // Each node reaches the next through its cell's version; freed recursively, a queue
       // this long would overflow the stack of a debug build.
       var queue: TQueue<Int>? = TQueue<Int>()
       try atomically { _ in for item in 0..<300_000 { try queue!.enqueue(item) } }

@@ -8,12 +8,13 @@ import Darwin
 
 /// Releases objects one after another instead of recursively.
 ///
-/// A queue's nodes reach each other through cells, so the last reference to the oldest of a
-/// long run of consumed nodes (kept by a snapshot that was pinning the head's history) would
-/// free the whole run recursively, one stack frame group per node, and overflow the stack. A
-/// node's deinit hands its link here instead, as an unmanaged retain that no stored property
-/// releases later: the first call on a thread drains the list in a loop, and releases that
-/// happen during the drain only append to it.
+/// A queue's nodes reach each other through their cells' versions, so the last reference to
+/// the oldest of a long run of consumed nodes (kept by a snapshot that was pinning the head's
+/// history) would free the whole run recursively, one stack frame group per node, and
+/// overflow the stack. A node (`_LinkedCell`) hands its newest version here as it goes
+/// instead, as an unmanaged retain that no stored property releases later: the first call on
+/// a thread drains the list in a loop, and releases that happen during the drain only append
+/// to it.
 enum _DeferredRelease {
   /// A thread's own list, reached only by that thread: Swift's dynamic exclusivity checks on
   /// its fields (three or more per release, about 240 instructions per queue item) guard

@@ -1,0 +1,31 @@
+/// A cell that carries an item beside the link it holds to the next cell of its kind: a
+/// `TQueue`'s node, which is its own link's cell.
+///
+/// A node and its link were two objects, the node holding the link's cell: three allocations
+/// per queue item with the link's version, and a retain, a pointer and a deferred release to
+/// go from one to the other. As one object a node takes two, and a consumer reads the next
+/// node from the node it holds.
+///
+/// `Item` is the queue's element type made optional (`Element?`: nil only in the sentinel),
+/// made the class's own parameter so that its `deinit`, compiled once for every element type,
+/// finds the item's type in the class instead of looking `Optional<Element>` up at run time.
+///
+/// `@unchecked Sendable`: `item` is immutable and `Sendable`; the link is the cell itself.
+@usableFromInline
+package final class _LinkedCell<Item: Sendable>: _TypedCell<_LinkedCell<Item>?>, @unchecked Sendable {
+  @usableFromInline package let item: Item
+
+  /// A node holding `item`, linked to `next`.
+  @inlinable
+  package init(_ item: Item, next: _LinkedCell? = nil) {
+    self.item = item
+    super.init(next)
+  }
+
+  /// Its newest version may hold the next node, and that one the node after it: released
+  /// through `_DeferredRelease`, a run of consumed nodes goes one after another instead of
+  /// recursively.
+  override func releaseHistory(_ newest: Unmanaged<_VersionBase>) {
+    _DeferredRelease.release(Unmanaged<AnyObject>.fromOpaque(newest.toOpaque()))
+  }
+}
