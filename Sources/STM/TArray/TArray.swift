@@ -339,9 +339,12 @@ public final class TArray<Element: Sendable>: Sendable {
       if emptied { countCell._dropEmptyDelayedAppend(in: transaction) }
       return last
     }
-    let count = countCell._noted(.readWrite, at: site, as: .named("count")).value
+    // Noted apart: the copy of the variable that `_noted` hands back costs a retain.
+    countCell._noteAccess(.readWrite, at: site, as: .named("count"))
+    let count = countCell.value
     guard count > 0 else { return nil }
-    let slot = slots.slot(count - 1)._noted(.readWrite, at: site, as: .key(count - 1))
+    let slot = slots.slot(count - 1)
+    slot._noteAccess(.readWrite, at: site, as: .key(count - 1))
     let last = slot.value
     slot.value = nil
     countCell.value = count - 1
