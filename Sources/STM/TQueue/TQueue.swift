@@ -231,9 +231,10 @@ public final class TQueue<Element: Sendable>: Sendable {
     closed._noteAccess(.read, at: site, as: .named("closed"))
     // The last node lent, not copied, and its link (the node's own cell) used by its handle:
     // each reference taken was a retain and a release on a line every producer writes. The node
-    // outlives the update even if the tail's old version goes when the new one is published:
-    // the head, or the link of the node before it, holds it too, and no consumer moves past it
-    // meanwhile (only this update can link a node after it).
+    // stays alive while its link is locked, even if the tail's old version goes when the new
+    // one is published: the head, or the link of the node before it, holds it too, and no
+    // consumer moves past it before its link is free. After that only its address is used
+    // (to wake waiters).
     guard let update = tail._beginLentInPlaceUpdate() else { return .busy }
     let lastLink = update.object._withUnsafeGuaranteedRef { $0.link }
     // The closures below capture the queue and the node unretained: captured as references,

@@ -4,10 +4,10 @@
 ///
 /// `_InPlaceUpdate.value` is a copy, and copying a reference retains it; on a queue that was
 /// a retain and a release of the tail (or head) node on every operation, on a line that the
-/// producers and the consumers all write, besides those of the `TVar` made of the node's
-/// link. Here the object stays unretained: the variable's newest version holds
-/// it, and under the variable's commit lock that version is neither replaced nor freed.
-/// Read what is needed from it before the update ends.
+/// producers and the consumers all write (and the `TVar` made of the node's link, then a
+/// separate cell, took another pair). Here the object stays unretained: the variable's
+/// newest version holds it, and under the variable's commit lock that version is neither
+/// replaced nor freed. Read what is needed from it before the update ends.
 ///
 /// Conflicts: as `_InPlaceUpdate`, which it is, but for how the value is handed out.
 @usableFromInline
@@ -46,8 +46,9 @@ extension TVar where Value: AnyObject {
 
   /// As `_endInPlaceUpdate(_:alongWith:deciding:)` for an update begun with the value lent,
   /// with the companion given as `companion`, an unretained handle on a `TVar<Companion>`'s
-  /// cell that the caller keeps alive (a variable made from it would retain it): a queue's
-  /// last node, which the tail's newest version holds.
+  /// cell that stays alive while it is locked (a variable made from it would retain it): a
+  /// queue's last node, which the head, or the link of the node before it, holds until a
+  /// consumer can move past it, once its link is unlocked.
   @inlinable @discardableResult
   package func _endInPlaceUpdate<Companion>(
     _ update: _LentInPlaceUpdate<Value>, alongWithVariableAt companion: Unmanaged<AnyObject>, of type: Companion.Type,
@@ -94,8 +95,9 @@ extension TVar {
   /// During `update`: calls `body` with the newest value of the variable behind `handle` (an
   /// unretained handle on a `TVar<Value>`'s cell that the caller keeps alive), under that
   /// variable's commit lock taken as `_peekNewest(during:)` takes it; nil, without calling
-  /// `body`, when someone else holds that lock. Lets a caller read what it needs of an object value (a queue's next
-  /// node) without retaining it: the lock keeps the version that holds it.
+  /// `body`, when someone else holds that lock. Lets a caller read what it needs of an object
+  /// value (a queue's next node) without retaining it: the lock keeps the version that holds
+  /// it.
   @inlinable
   package static func _withNewest<Updated, Result>(
     ofVariableAt handle: Unmanaged<AnyObject>, peekedDuring update: _LentInPlaceUpdate<Updated>,

@@ -53,8 +53,9 @@ enum _DeferredRelease {
       }
       pending.draining = true
       // The first object goes at once, without passing through the list (the common case, a
-      // queue's consumed node letting go of its link, never uses the list at all); the deinits
-      // it sets off append to the list instead of recursing.
+      // queue's consumed node letting go of its newest version, which holds the next node,
+      // never uses the list at all); the deinits it sets off append to the list instead of
+      // recursing.
       object.release()
       while let next = pending.objects.popLast() {
         next.release()

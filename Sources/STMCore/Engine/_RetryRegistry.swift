@@ -90,16 +90,23 @@ final class _RetryRegistry: @unchecked Sendable {
   /// Wakes the transactions waiting for `cell`. Called after the new version is published.
   @inline(__always)
   func wakeWaiters(of cell: _Cell) {
+    wakeWaiters(ofCellAt: cell.address)
+  }
+
+  /// `wakeWaiters(of:)` for the cell at `address`: for a caller that has let go of the lock
+  /// that kept the cell alive, and may find it freed by now (a waiter registered for the cell
+  /// keeps it alive itself; a cell made since at the same address gets a spurious wake-up).
+  @inline(__always)
+  func wakeWaiters(ofCellAt address: UInt) {
     // Relaxed, like the stripe's count below: the commit's fence orders this load after its
     // publication (for a drop-in update without a commit number, its scan's acquiring loads
     // of the registrants' withdrawals do), and a registrant's fence orders its increment
     // before its check.
     guard registrations.load(ordering: .relaxed) > 0 else { return }
-    wakeRegisteredWaiters(of: cell)
+    wakeRegisteredWaiters(of: address)
   }
 
-  private func wakeRegisteredWaiters(of cell: _Cell) {
-    let address = cell.address
+  private func wakeRegisteredWaiters(of address: UInt) {
     stripe(for: address)._withUnsafeGuaranteedRef { wakeRegisteredWaiters(of: address, in: $0) }
   }
 

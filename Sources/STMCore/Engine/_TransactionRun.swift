@@ -389,8 +389,9 @@ extension _Engine {
       extraVersion)
   }
 
-  /// The caller keeps `companion` and `extra` alive: it holds their commit locks, and a
-  /// reference to each.
+  /// The caller keeps `companion` and `extra` alive until their commit locks are let go
+  /// (holding a reference to each, or, like a queue's enqueue, knowing that nothing can free
+  /// them while they are locked); nothing here touches them after that.
   @inline(__always)
   private static func endInPlaceMutation(
     of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, numbered number: UInt64,
@@ -445,6 +446,10 @@ extension _Engine {
   ) {
     context.diagnostics.endAccesses()
     segment.peekedUnnumberedWrite = false
+    // The companions by address from here on: once unlocked, one may be freed before the
+    // wake-up below (a queue's last node, which a consumer can take once its link is free).
+    let companionAddress = companion?._withUnsafeGuaranteedRef { $0.address }
+    let extraAddress = extra?._withUnsafeGuaranteedRef { $0.address }
     cell.unlock()
     companion?._withUnsafeGuaranteedRef { $0.unlock() }
     extra?._withUnsafeGuaranteedRef { $0.unlock() }
@@ -457,8 +462,8 @@ extension _Engine {
       // its work: see above).
       if fencesWake { atomicMemoryFence(ordering: .sequentiallyConsistent) }
       engine.retryWaiters.wakeWaiters(of: cell)
-      companion?._withUnsafeGuaranteedRef { engine.retryWaiters.wakeWaiters(of: $0) }
-      extra?._withUnsafeGuaranteedRef { engine.retryWaiters.wakeWaiters(of: $0) }
+      if let companionAddress { engine.retryWaiters.wakeWaiters(ofCellAt: companionAddress) }
+      if let extraAddress { engine.retryWaiters.wakeWaiters(ofCellAt: extraAddress) }
       context.statistics.recordCommit()
     }
   }
