@@ -168,7 +168,8 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// queue's budget.
   @inlinable
   func enqueue(_ item: Element, in transaction: Transaction, at site: _CallSite) throws {
-    if closed._noted(.read, at: site, as: .named("closed")).value { throw TQueueClosedError() }
+    closed._noteAccess(.read, at: site, as: .named("closed"))
+    if closed.value { throw TQueueClosedError() }
     try takePlaces(1, transaction, at: site)
     tail._noteAccess(.write, at: site, as: .named("tail"))
     tail._withDelayedAppend(in: transaction, { _EnqueueBatch() }) { $0.items.append(item) }
@@ -504,7 +505,10 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// node's link, read as part of the head).
   @inlinable
   func hasCommittedItem(at site: _CallSite) -> Bool {
-    head._noted(.read, at: site, as: .named("head")).value.next._noted(.read, at: site, as: .named("head")).value != nil
+    head._noteAccess(.read, at: site, as: .named("head"))
+    let first = head.value
+    first._noteAccess(.read, at: site, as: .named("head"))
+    return first.currentValue != nil
   }
 
   /// Outside a transaction: takes the first item with an in-place update of `head`, which
@@ -551,10 +555,13 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// transaction's own pending enqueues. The operation at `site` asks.
   @inlinable
   func take(_ transaction: Transaction, at site: _CallSite) -> Element? {
-    let head = head._noted(.readWrite, at: site, as: .named("head"))
+    // Noted apart, and the first node read as the cell it is: the variables that `_noted` and
+    // `next` hand back are copies, each a retain and a release.
+    head._noteAccess(.readWrite, at: site, as: .named("head"))
     let first = head.value
     // The first node's link is where the next item appears: for the log, part of the head.
-    if let next = first.next._noted(.read, at: site, as: .named("head")).value {
+    first._noteAccess(.read, at: site, as: .named("head"))
+    if let next = first.currentValue {
       head.value = next
       freedPlaces?._commuteAdding(1, at: site, as: .named("capacity"))
       return next.item
