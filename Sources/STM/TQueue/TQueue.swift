@@ -230,14 +230,14 @@ public final class TQueue<Element: Sendable>: Sendable {
     // captured by the closure below, was a retained copy.
     tail._noteAccess(.write, at: site, as: .named("tail"))
     closed._noteAccess(.read, at: site, as: .named("closed"))
-    // The last node lent, not copied, and its link (the node's own cell) used by its handle:
-    // each reference taken was a retain and a release on a line every producer writes. The node
+    // The last node lent, not copied, and used as its own link's cell: each reference taken
+    // was a retain and a release on a line every producer writes. The node
     // stays alive while its link is locked, even if the tail's old version goes when the new
     // one is published: the head, or the link of the node before it, holds it too, and no
     // consumer moves past it before its link is free. After that only its address is used
     // (to wake waiters).
     guard let update = tail._beginLentInPlaceUpdate() else { return .busy }
-    let lastLink = update.object._withUnsafeGuaranteedRef { $0.link }
+    let last = update.object
     // The closures below capture the queue and the node unretained: captured as references,
     // both were retained for the call, the queue on a line that every thread writes.
     let queue = Unmanaged.passUnretained(self)
@@ -250,18 +250,20 @@ public final class TQueue<Element: Sendable>: Sendable {
     var budgetSpent = false
     if let producerBudget {
       producerBudget._noteAccess(.readWrite, at: site, as: .named("capacity"))
-      published = tail._endInPlaceUpdate(
-        update, alongWithVariableAt: lastLink, of: _QueueNode<Element?>?.self, and: producerBudget
-      ) { _, budget in
-        isClosed = queue._withUnsafeGuaranteedRef { $0.closed._peekNewest(during: update) }
-        budgetSpent = budget == 0
-        return isClosed == false && !budgetSpent ? (linked.takeUnretainedValue(), linked.takeUnretainedValue(), budget - 1) : nil
+      published = last._withUnsafeGuaranteedRef { last in
+        tail._endInPlaceUpdate(update, alongWithCell: last, and: producerBudget) { _, budget in
+          isClosed = queue._withUnsafeGuaranteedRef { $0.closed._peekNewest(during: update) }
+          budgetSpent = budget == 0
+          return isClosed == false && !budgetSpent ? (linked.takeUnretainedValue(), linked.takeUnretainedValue(), budget - 1) : nil
+        }
       }
     } else {
-      published = tail._endInPlaceUpdate(update, alongWithVariableAt: lastLink, of: _QueueNode<Element?>?.self) { _ in
-        isClosed = queue._withUnsafeGuaranteedRef { $0.closed._peekNewest(during: update) }
-        return isClosed == false ? (linked.takeUnretainedValue(), linked.takeUnretainedValue()) : nil
-      } != nil
+      published = last._withUnsafeGuaranteedRef { last in
+        tail._endInPlaceUpdate(update, alongWithCell: last) { _ in
+          isClosed = queue._withUnsafeGuaranteedRef { $0.closed._peekNewest(during: update) }
+          return isClosed == false ? (linked.takeUnretainedValue(), linked.takeUnretainedValue()) : nil
+        } != nil
+      }
     }
     if published { return .linked }
     if isClosed == true { throw TQueueClosedError() }
@@ -525,15 +527,14 @@ public final class TQueue<Element: Sendable>: Sendable {
   @inlinable
   func takeInPlace(at site: _CallSite) -> Element?? {
     head._noteAccess(.readWrite, at: site, as: .named("head"))
-    // The first node lent, not copied, its link used by its handle, and the next node left
+    // The first node lent, not copied, and read as its own link's cell, and the next node left
     // unretained: the first node's link (the node's own cell) holds it, and the head's newest
     // version, which the update holds locked, holds the first node. Each
     // reference taken was a retain and a release on a line every consumer writes.
     guard let update = head._beginLentInPlaceUpdate() else { return nil }
-    let link = update.object._withUnsafeGuaranteedRef { $0.link }
-    TVar<_QueueNode<Element?>?>._noteAccess(ofVariableAt: link, .read, at: site, as: .named("head"))
-    let peeked = TVar<_QueueNode<Element?>?>._withNewest(ofVariableAt: link, peekedDuring: update) {
-      $0.map(Unmanaged.passUnretained)
+    let peeked = update.object._withUnsafeGuaranteedRef { first in
+      first._noteAccess(.read, at: site, as: .named("head"))
+      return first._withNewest(peekedDuring: update) { $0.map(Unmanaged.passUnretained) }
     }
     guard let next = peeked ?? nil else {
       head._endInPlaceUpdate(update, publishing: nil)

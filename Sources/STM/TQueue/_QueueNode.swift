@@ -6,10 +6,6 @@ typealias _QueueNode<Item: Sendable> = _LinkedCell<Item>
 extension _LinkedCell {
   /// The link to the next node: the node's own cell.
   @inlinable var next: TVar<_LinkedCell?> { TVar(_cell: self) }
-
-  /// The link's cell as a handle for the in-place updates that take one (see
-  /// `_LentInPlaceUpdate`); unretained, valid while the node lives.
-  @inlinable var link: Unmanaged<AnyObject> { Unmanaged.passUnretained(self) }
 }
 
 /// The items a transaction enqueues: a delayed append anchored on the queue's tail. At commit

@@ -186,10 +186,7 @@ extension TVar {
   /// number makes this update take one (see `_Engine.lockToPeek(_:during:)`).
   @inlinable
   package func _peekNewest<Updated>(during update: _InPlaceUpdate<Updated>) -> Value? {
-    guard let newest = _Engine.lockToPeek(cell, during: update.segment) else { return nil }
-    let value = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
-    cell.unlock()
-    return value
+    cell._withNewest(peekedDuring: update.segment) { $0 }
   }
 }
 

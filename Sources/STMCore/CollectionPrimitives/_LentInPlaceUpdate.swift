@@ -45,19 +45,16 @@ extension TVar where Value: AnyObject {
   }
 
   /// As `_endInPlaceUpdate(_:alongWith:deciding:)` for an update begun with the value lent,
-  /// with the companion given as `companion`, an unretained handle on a `TVar<Companion>`'s
-  /// cell that stays alive while it is locked (a variable made from it would retain it): a
-  /// queue's last node, which the head, or the link of the node before it, holds until a
-  /// consumer can move past it, once its link is unlocked.
+  /// with the companion given as its cell, which the caller keeps alive while it is locked (a
+  /// variable made from it would retain it): a queue's last node, its own link's cell, which
+  /// the head, or the link of the node before it, holds until a consumer can move past it,
+  /// once its link is unlocked.
   @inlinable @discardableResult
   package func _endInPlaceUpdate<Companion>(
-    _ update: _LentInPlaceUpdate<Value>, alongWithVariableAt companion: Unmanaged<AnyObject>, of type: Companion.Type,
+    _ update: _LentInPlaceUpdate<Value>, alongWithCell companion: _TypedCell<Companion>,
     deciding decide: (Companion) -> (value: Value, companion: Companion)?
   ) -> Companion? {
-    companion._withUnsafeGuaranteedRef {
-      cell.endInPlaceUpdate(
-        update.segment, update.context, alongWith: unsafeDowncast($0, to: _TypedCell<Companion>.self), deciding: decide)
-    }
+    cell.endInPlaceUpdate(update.segment, update.context, alongWith: companion, deciding: decide)
   }
 
   /// As `_endInPlaceUpdate(_:alongWith:deciding:)` for an update begun with the value lent.
@@ -70,18 +67,14 @@ extension TVar where Value: AnyObject {
   }
 
   /// As `_endInPlaceUpdate(_:alongWith:and:deciding:)` for an update begun with the value
-  /// lent, with the first companion given by a handle (see
-  /// `_endInPlaceUpdate(_:alongWithVariableAt:of:deciding:)`).
+  /// lent, with the first companion given as its cell (see
+  /// `_endInPlaceUpdate(_:alongWithCell:deciding:)`).
   @inlinable
   package func _endInPlaceUpdate<Companion, Extra>(
-    _ update: _LentInPlaceUpdate<Value>, alongWithVariableAt companion: Unmanaged<AnyObject>, of type: Companion.Type,
-    and extra: TVar<Extra>, deciding decide: (Companion, Extra) -> (value: Value, companion: Companion, extra: Extra)?
+    _ update: _LentInPlaceUpdate<Value>, alongWithCell companion: _TypedCell<Companion>, and extra: TVar<Extra>,
+    deciding decide: (Companion, Extra) -> (value: Value, companion: Companion, extra: Extra)?
   ) -> Bool {
-    companion._withUnsafeGuaranteedRef {
-      cell.endInPlaceUpdate(
-        update.segment, update.context, alongWith: unsafeDowncast($0, to: _TypedCell<Companion>.self), and: extra.cell,
-        deciding: decide)
-    }
+    cell.endInPlaceUpdate(update.segment, update.context, alongWith: companion, and: extra.cell, deciding: decide)
   }
 }
 
@@ -89,32 +82,28 @@ extension TVar {
   /// `_peekNewest(during:)` for an update begun with its value lent.
   @inlinable
   package func _peekNewest<Updated>(during update: _LentInPlaceUpdate<Updated>) -> Value? {
-    Self._withNewest(of: cell, peekedDuring: update.segment) { $0 }
+    cell._withNewest(peekedDuring: update.segment) { $0 }
+  }
+}
+
+extension _TypedCell {
+  /// During `update`: calls `body` with this cell's newest value, under its commit lock taken
+  /// as `TVar._peekNewest(during:)` takes it; nil, without calling `body`, when someone else
+  /// holds that lock. Lets a caller read what it needs of an object value (a queue's next
+  /// node) without retaining it: the lock keeps the version that holds it.
+  @inlinable
+  package final func _withNewest<Updated, Result>(
+    peekedDuring update: _LentInPlaceUpdate<Updated>, _ body: (Value) -> Result
+  ) -> Result? {
+    _withNewest(peekedDuring: update.segment, body)
   }
 
-  /// During `update`: calls `body` with the newest value of the variable behind `handle` (an
-  /// unretained handle on a `TVar<Value>`'s cell that the caller keeps alive), under that
-  /// variable's commit lock taken as `_peekNewest(during:)` takes it; nil, without calling
-  /// `body`, when someone else holds that lock. Lets a caller read what it needs of an object
-  /// value (a queue's next node) without retaining it: the lock keeps the version that holds
-  /// it.
+  /// The peek of `TVar._peekNewest(during:)`, for the update holding `segment`.
   @inlinable
-  package static func _withNewest<Updated, Result>(
-    ofVariableAt handle: Unmanaged<AnyObject>, peekedDuring update: _LentInPlaceUpdate<Updated>,
-    _ body: (Value) -> Result
-  ) -> Result? {
-    handle._withUnsafeGuaranteedRef {
-      _withNewest(of: unsafeDowncast($0, to: _TypedCell<Value>.self), peekedDuring: update.segment, body)
-    }
-  }
-
-  @inlinable
-  static func _withNewest<Result>(
-    of cell: _TypedCell<Value>, peekedDuring segment: Unmanaged<_Segment>, _ body: (Value) -> Result
-  ) -> Result? {
-    guard let newest = _Engine.lockToPeek(cell, during: segment) else { return nil }
+  final func _withNewest<Result>(peekedDuring segment: Unmanaged<_Segment>, _ body: (Value) -> Result) -> Result? {
+    guard let newest = _Engine.lockToPeek(self, during: segment) else { return nil }
     let result = newest._withUnsafeGuaranteedRef { body(unsafeDowncast($0, to: _Version<Value>.self).value) }
-    cell.unlock()
+    unlock()
     return result
   }
 }

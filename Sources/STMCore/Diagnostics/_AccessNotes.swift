@@ -109,20 +109,6 @@ extension TVar {
     if _ConflictRecorder.isRecording { _ConflictRecorder.note(kind, of: cell, at: site, as: part()) }
   }
 
-  /// `_noteAccess(_:at:as:)` for the variable behind `handle` (an unretained handle on a
-  /// `TVar<Value>`'s cell that the caller keeps alive), without making a variable of it,
-  /// which retained it.
-  @inlinable @inline(__always)
-  package static func _noteAccess(
-    ofVariableAt handle: Unmanaged<AnyObject>, _ kind: _AccessKind, at site: _CallSite,
-    as part: @autoclosure () -> _ConflictPart = .whole
-  ) {
-    guard _ConflictRecorder.isRecording else { return }
-    handle._withUnsafeGuaranteedRef {
-      _ConflictRecorder.note(kind, of: unsafeDowncast($0, to: _TypedCell<Value>.self), at: site, as: part())
-    }
-  }
-
   /// The variable, after ``_noteAccess(_:at:as:)``: for accesses written as one expression.
   @inlinable @inline(__always)
   package func _noted(_ kind: _AccessKind, at site: _CallSite, as part: @autoclosure () -> _ConflictPart = .whole) -> TVar {
