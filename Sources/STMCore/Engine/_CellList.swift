@@ -10,7 +10,7 @@ struct _CellList {
   private(set) var count = 0
   /// Built once the list is long: a transaction that reads the same few cells over and over,
   /// interleaved, would otherwise grow it (and its validation) without bound.
-  private var members: Set<ObjectIdentifier>?
+  private var members = _CellPositions()
   private static let dedupeThreshold = 32
 
   init(capacity: Int = 64) {
@@ -27,15 +27,15 @@ struct _CellList {
 
   /// Adds `cell` unless it is known to be there already.
   mutating func append(_ cell: _Cell) {
-    if members != nil {
-      guard members!.insert(ObjectIdentifier(cell)).inserted else { return }
+    if members.isBuilt {
+      guard members.insertIfAbsent(cell, at: count) else { return }
     } else if count == Self.dedupeThreshold {
       // Build the index, dropping the duplicates collected so far.
-      var built = Set<ObjectIdentifier>(minimumCapacity: count * 2)
+      var built = _CellPositions(minimumCapacity: count * 2)
       var kept = 0
       for index in 0..<count {
         let entry = storage[index]
-        if built.insert(ObjectIdentifier(entry.takeUnretainedValue())).inserted {
+        if entry._withUnsafeGuaranteedRef({ built.insertIfAbsent($0, at: kept) }) {
           storage[kept] = entry
           kept += 1
         } else {
@@ -44,7 +44,7 @@ struct _CellList {
       }
       count = kept
       members = built
-      guard members!.insert(ObjectIdentifier(cell)).inserted else { return }
+      guard members.insertIfAbsent(cell, at: count) else { return }
     }
     if count == capacity { grow() }
     storage[count] = Unmanaged.passRetained(cell)
@@ -79,7 +79,7 @@ struct _CellList {
   mutating func removeAll() {
     for index in 0..<count { storage[index].release() }
     count = 0
-    if members != nil { members = nil }
+    if members.isBuilt { members = _CellPositions() }
     // Let a list that grew for one huge transaction shrink back.
     if capacity > 4096 {
       storage.deallocate()

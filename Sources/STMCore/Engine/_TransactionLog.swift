@@ -57,7 +57,7 @@ extension _WriteEntry {
 struct _TransactionLog {
   @usableFromInline var entries: ContiguousArray<_WriteEntry> = []
   /// Built once the log is too long for a linear scan to be the cheaper lookup.
-  private var index: [ObjectIdentifier: Int]?
+  private var index = _CellPositions()
   var afterCommit: [() -> Void] = []
   var afterAbort: [() -> Void] = []
   @usableFromInline var generation: UInt32 = 0
@@ -68,7 +68,7 @@ struct _TransactionLog {
 
   @usableFromInline
   func find(_ cell: _Cell) -> Int? {
-    if let index { return index[ObjectIdentifier(cell)] }
+    if index.isBuilt { return index.position(of: cell) }
     let wanted = Unmanaged.passUnretained(cell).toOpaque()
     for position in entries.indices where entries[position].target.toOpaque() == wanted {
       return position
@@ -80,35 +80,36 @@ struct _TransactionLog {
   @inline(__always)
   mutating func append(_ entry: consuming _WriteEntry) {
     // Through the unretained handle: taking the cell out of it retained and released it.
-    let cell = entry.target._withUnsafeGuaranteedRef { ObjectIdentifier($0) }
+    let target = entry.target
     entries.append(consume entry)
-    if index != nil {
-      index![cell] = entries.count - 1
+    if index.isBuilt {
+      _ = target._withUnsafeGuaranteedRef { index.insertIfAbsent($0, at: entries.count - 1) }
     } else if entries.count > Self.linearScanLimit {
-      var built: [ObjectIdentifier: Int] = [:]
-      built.reserveCapacity(entries.count * 2)
-      for position in entries.indices { built[ObjectIdentifier(entries[position].cell)] = position }
-      index = built
+      rebuildIndex()
     }
+  }
+
+  /// Indexes every entry (a log holds each cell once).
+  private mutating func rebuildIndex() {
+    var built = _CellPositions(minimumCapacity: entries.count * 2)
+    for position in entries.indices {
+      _ = entries[position].target._withUnsafeGuaranteedRef { built.insertIfAbsent($0, at: position) }
+    }
+    index = built
   }
 
   /// Takes out the entry at `position`.
   mutating func remove(at position: Int) {
     entries.remove(at: position)
     // Positions after it moved: rebuilt from scratch, as `append` builds it.
-    if index != nil {
-      var built: [ObjectIdentifier: Int] = [:]
-      built.reserveCapacity(entries.count * 2)
-      for position in entries.indices { built[ObjectIdentifier(entries[position].cell)] = position }
-      index = built
-    }
+    if index.isBuilt { rebuildIndex() }
   }
 
   /// Orders the entries by cell address, the global order in which commits lock cells.
   mutating func sortForLocking() {
     guard entries.count > 1 else { return }
     entries.sort { $0.target.toOpaque() < $1.target.toOpaque() }
-    index = nil
+    if index.isBuilt { index = _CellPositions() }
   }
 
   var isEmpty: Bool { entries.isEmpty }
@@ -123,7 +124,7 @@ struct _TransactionLog {
     }
     // Only what is there: emptying an empty array releases its storage and retains the empty
     // one, two calls into the runtime per array on every transaction.
-    if index != nil { index = nil }
+    if index.isBuilt { index = _CellPositions() }
     if !afterCommit.isEmpty { afterCommit.removeAll() }
     if !afterAbort.isEmpty { afterAbort.removeAll() }
   }

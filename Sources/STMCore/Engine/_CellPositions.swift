@@ -1,0 +1,104 @@
+/// Where cells sit in a list, found by their addresses: the index that a transaction's redo log
+/// and its read list build once they are too long to scan.
+///
+/// Open addressing with linear probing over a power-of-two table, at most half full, whose
+/// slots hold an address and a position. The slot comes from a multiplicative (Fibonacci) hash
+/// of the address, not from `Hasher`: a `Dictionary` or `Set` keyed by `ObjectIdentifier` spent
+/// about 100 instructions of SipHash on each lookup and insert, more than the rest of a write
+/// inside a long transaction, and heap addresses need no protection against chosen collisions.
+///
+/// A value type whose table is a copy-on-write array, so that a checkpoint of the redo log
+/// (`orElse`, a nested `atomically`) copies it for the price of a retain.
+struct _CellPositions {
+  private struct Slot {
+    /// The cell's address; 0 while the slot is empty (no object lives at address 0).
+    var address: UInt
+    var position: Int
+  }
+
+  private var slots: ContiguousArray<Slot>
+  /// 64 minus the base-2 logarithm of the slot count: the hash's top bits pick the slot.
+  private var shift: UInt64
+  /// The cells recorded.
+  private(set) var count = 0
+
+  /// No table at all (nothing allocated): `isBuilt` is false until `init(minimumCapacity:)`.
+  init() {
+    slots = []
+    shift = 64
+  }
+
+  /// An empty table with room for `minimumCapacity` cells before it grows.
+  init(minimumCapacity: Int) {
+    var size = 16
+    while size < 2 * minimumCapacity { size *= 2 }
+    slots = ContiguousArray(repeating: Slot(address: 0, position: 0), count: size)
+    shift = UInt64(64 - size.trailingZeroBitCount)
+  }
+
+  /// Whether the table exists (made by `init(minimumCapacity:)`).
+  var isBuilt: Bool { !slots.isEmpty }
+
+  @inline(__always)
+  private func home(of address: UInt) -> Int {
+    // The golden ratio's 64-bit fraction spreads the address's bits into the top ones.
+    Int(truncatingIfNeeded: (UInt64(address) &* 0x9E37_79B9_7F4A_7C15) >> shift)
+  }
+
+  @inline(__always)
+  private static func address(of cell: _Cell) -> UInt {
+    UInt(bitPattern: Unmanaged.passUnretained(cell).toOpaque())
+  }
+
+  /// The position recorded for `cell`, if any. Needs a built table.
+  @inline(__always)
+  func position(of cell: _Cell) -> Int? {
+    let address = Self.address(of: cell)
+    let mask = slots.count - 1
+    var index = home(of: address)
+    while true {
+      let slot = slots[index]
+      if slot.address == address { return slot.position }
+      if slot.address == 0 { return nil }
+      index = (index &+ 1) & mask
+    }
+  }
+
+  /// Records `position` for `cell`, unless the cell has a position already; returns whether
+  /// it recorded it. Needs a built table.
+  @discardableResult
+  mutating func insertIfAbsent(_ cell: _Cell, at position: Int) -> Bool {
+    let address = Self.address(of: cell)
+    let mask = slots.count - 1
+    var index = home(of: address)
+    while true {
+      let found = slots[index].address
+      if found == address { return false }
+      if found == 0 { break }
+      index = (index &+ 1) & mask
+    }
+    if 2 * (count + 1) > slots.count {
+      grow()
+      place(Slot(address: address, position: position))
+    } else {
+      slots[index] = Slot(address: address, position: position)
+    }
+    count += 1
+    return true
+  }
+
+  /// Puts `slot`, whose address is not in the table, in its first free place.
+  private mutating func place(_ slot: Slot) {
+    let mask = slots.count - 1
+    var index = home(of: slot.address)
+    while slots[index].address != 0 { index = (index &+ 1) & mask }
+    slots[index] = slot
+  }
+
+  private mutating func grow() {
+    let old = slots
+    slots = ContiguousArray(repeating: Slot(address: 0, position: 0), count: 2 * old.count)
+    shift -= 1
+    for slot in old where slot.address != 0 { place(slot) }
+  }
+}
