@@ -199,6 +199,22 @@ extension _TypedCell {
   package final func _endMutatingCopy() {
     _ThreadState.current.pointee.segment?._withUnsafeGuaranteedRef { $0.endMutatingCopy(of: self) }
   }
+
+  /// Ends what `_beginMutatingCopy(in:)` began and writes the copy, `value`, as the running
+  /// transaction's write of the cell: what `_endMutatingCopy()` and then setting
+  /// `TVar.value` do, for a collection that holds the cell unretained.
+  @inlinable
+  package final func _endMutatingCopy(writingBack value: Value) {
+    _ThreadState.current.pointee.segment.unsafelyUnwrapped._withUnsafeGuaranteedRef { segment in
+      segment.endMutatingCopy(of: self)
+      // As `TVar._write(_:in:)` does.
+      if let pending = segment.writableVersion(of: self) {
+        unsafeDowncast(pending, to: _Version<Value>.self).value = value
+      } else {
+        segment.recordWrite(self, makeVersion(value))
+      }
+    }
+  }
 }
 
 /// A transaction's own pending write of a variable (see `TVar._ownWrite(in:)`).

@@ -36,8 +36,9 @@ struct _CellPositions {
     shift = UInt64(64 - size.trailingZeroBitCount)
   }
 
-  /// Whether the table exists (made by `init(minimumCapacity:)`).
-  var isBuilt: Bool { !slots.isEmpty }
+  /// Whether the table exists (made by `init(minimumCapacity:)`). Read from `shift`, a field
+  /// of this value, and not from the array, whose count lies behind a pointer.
+  var isBuilt: Bool { shift < 64 }
 
   @inline(__always)
   private func home(of address: UInt) -> Int {

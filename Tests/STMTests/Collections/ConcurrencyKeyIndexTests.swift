@@ -164,6 +164,25 @@ extension LibraryTests {
       #endif
     }
 
+    /// A key removed inside a transaction through the optional subscript as an `inout` value
+    /// (`clear(&dict[key])`) leaves the index once the transaction commits, as one removed by
+    /// `removeValue(forKey:)` does: its cell goes while the dictionary lives.
+    @Test func keysRemovedInPlaceInsideTransactionsFreeTheirCells() {
+      #if DEBUG
+      func clear(_ value: inout Int?) { value = nil }
+      let baseline = settledCellCount()
+      let dict = TDictionary<Int, Int>()
+      for key in 0..<10_000 { dict[key] = key }
+      for start in stride(from: 0, to: 10_000, by: 100) {
+        atomically { _ in for key in start..<(start + 100) { clear(&dict[key]) } }
+      }
+      #expect(dict.count == 0)
+      // As above: at most a few dozen retired cells per stripe wait, and the count's cells.
+      #expect(_LiveCounters.cells.load(ordering: .relaxed) - baseline < 64 * 64 + 100)
+      withExtendedLifetime(dict) {}
+      #endif
+    }
+
     /// Threads that insert the same new keys at once each make a cell before taking the
     /// stripe's lock; all but the first find the key there and must use its cell (or their
     /// increments are lost) and free their own (or it leaks).

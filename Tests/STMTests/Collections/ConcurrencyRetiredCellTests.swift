@@ -123,18 +123,21 @@ extension LibraryTests {
     /// commits at its first attempt: the cell stays until it ends (its body ran twice, so any
     /// irrevocable action in it happened twice). The same when it wrote the key before it
     /// became inevitable: its writes so far are pinned as it becomes so (found by a second
-    /// review).
-    @Test(arguments: [false, true])
-    func anInevitableTransactionsWriteKeepsItsCell(writtenBeforeBecomingInevitable: Bool) throws {
+    /// review). The same for a write through the optional subscript as an `inout` value,
+    /// which an inevitable transaction writes back through the pinned cell.
+    @Test(arguments: [false, true], [false, true])
+    func anInevitableTransactionsWriteKeepsItsCell(writtenBeforeBecomingInevitable: Bool, inPlace: Bool) throws {
+      func put(_ value: inout Int?, _ new: Int?) { value = new }
       let dictionary = TDictionary<Int, Int>()
       let key = 42
       let bodies = LockedBox(0)
       let swept = LockedBox(true)
+      let write = { inPlace ? put(&dictionary[key], 1) : (dictionary[key] = 1) }
       try atomically { transaction in
-        if writtenBeforeBecomingInevitable { dictionary[key] = 1 }
+        if writtenBeforeBecomingInevitable { write() }
         try transaction.becomeInevitable()
         bodies.value += 1
-        if !writtenBeforeBecomingInevitable { dictionary[key] = 1 }
+        if !writtenBeforeBecomingInevitable { write() }
         if bodies.value == 1 { swept.value = sweepAway(key, in: dictionary) }
       }
       #expect(bodies.value == 1)

@@ -47,6 +47,52 @@ extension LibraryTests {
       #expect(Dictionary(uniqueKeysWithValues: subject.map { ($0.key, $0.value) }) == model)
     }
 
+    /// Several in-place modifications of keys inside one transaction (the default subscript,
+    /// the optional subscript as an `inout` value inserting, updating and removing, and
+    /// `update(forKey:default:_:)`), mixed with stores, removals and reads, give what
+    /// `Dictionary` gives, count included: each writes its value back into the key's cell
+    /// without looking the key up again, or through a second lookup where it must.
+    @Test func inPlaceModificationsInsideTransactionsMatchDictionary() {
+      func put(_ value: inout Int?, _ new: Int?) { value = new }
+      var random = SeededRandom(seed: 11)
+      let subject = TDictionary<Int, Int>()
+      var model: [Int: Int] = [:]
+      for _ in 0..<3_000 {
+        let operations = (0..<6).map { _ in (operation: random.below(8), key: random.below(200), value: random.below(1_000)) }
+        let results = atomically { _ in
+          operations.map { step -> Int? in
+            switch step.operation {
+            case 0: subject[step.key, default: 0] += step.value
+            case 1: put(&subject[step.key], step.value)
+            case 2: put(&subject[step.key], nil)
+            case 3: subject[step.key]? += step.value
+            case 4: return subject.update(forKey: step.key, default: 1) { stored -> Int in stored += step.value; return stored }
+            case 5: subject[step.key] = step.value
+            case 6: return subject.removeValue(forKey: step.key)
+            default: return subject[step.key]
+            }
+            return nil
+          } + [subject.count]
+        }
+        var expected: [Int?] = []
+        for step in operations {
+          switch step.operation {
+          case 0: model[step.key, default: 0] += step.value; expected.append(nil)
+          case 1: put(&model[step.key], step.value); expected.append(nil)
+          case 2: put(&model[step.key], nil); expected.append(nil)
+          case 3: model[step.key]? += step.value; expected.append(nil)
+          case 4: model[step.key] = (model[step.key] ?? 1) + step.value; expected.append(model[step.key])
+          case 5: model[step.key] = step.value; expected.append(nil)
+          case 6: expected.append(model.removeValue(forKey: step.key))
+          default: expected.append(model[step.key])
+          }
+        }
+        #expect(results == expected + [model.count])
+        #expect(subject.count == model.count)
+      }
+      #expect(subject.dictionary == model)
+    }
+
     /// The optional subscript as an `inout` value inserts, updates and removes, keeping the
     /// count, inside and outside transactions, as `Dictionary`'s does.
     @Test(arguments: [false, true])
