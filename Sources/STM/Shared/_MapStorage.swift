@@ -353,8 +353,11 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   ///
   /// Only where the end would find what the beginning found: the value read was the current
   /// cell's own (no retired cell of the key had a say), and the transaction is not inevitable
-  /// (one that is must pin the cell it writes, which `update(forKey:in:at:)` does). Meanwhile
-  /// the transaction cannot change the key: using it traps while the copy is out. The second
+  /// when the modification ends (one that is must pin the cell it writes, which
+  /// `update(forKey:in:at:)` does; the mutation may have made it inevitable, and
+  /// `becomeInevitable()` pins only the cells written so far: checked at the end, found by a
+  /// review). Meanwhile the transaction cannot change the key: using it traps while the copy
+  /// is out. The second
   /// lookup cost a transactional upsert about 650 instructions (hashing the key, the index,
   /// the retired cells, another read) of about 2,800.
   @usableFromInline
@@ -365,9 +368,14 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     /// current cell (`inCell`), or nil where it must go through `update(forKey:in:at:)`.
     @inlinable
     init?(_ transaction: Transaction, ifValueWasIn inCell: Bool) {
-      guard inCell, !transaction._isInevitable else { return nil }
+      guard inCell else { return nil }
       self.transaction = transaction
     }
+
+    /// Whether the modification, now ending, may write back directly: not once the
+    /// transaction is inevitable.
+    @inlinable
+    var applies: Bool { !transaction._isInevitable }
   }
 
   /// Ends a modification inside a transaction by writing `new` into `cell`, the key's cell,
@@ -414,7 +422,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   @inlinable
   func endOptionalModification(forKey key: Key, _ modification: OptionalModification, publishing value: Value?, at site: _CallSite) {
     guard let pending = modification.pending else {
-      if let copied = modification.copied, let writeBack = modification.writeBack {
+      if let copied = modification.copied, let writeBack = modification.writeBack, writeBack.applies {
         self.writeBack(value, over: modification.value, forKey: key, in: copied, writeBack, at: site)
         return
       }
@@ -446,7 +454,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       // An own write that a nested block superseded is written the usual way, below.
       if ownWrite.endMutation(storing: value) { return }
     case .copied(let cell, let writeBack):
-      if let writeBack {
+      if let writeBack, writeBack.applies {
         self.writeBack(value, over: .some(value), forKey: key, in: cell, writeBack, at: site)
         return
       }

@@ -148,6 +148,40 @@ extension LibraryTests {
       #expect(dictionary.storage.index.find(key, hash: key.hashValue) == nil)
     }
 
+    /// A transaction that becomes inevitable inside an in-place modification of a key (the
+    /// optional subscript as an `inout` value, with or without `try?`, and, as a control, the
+    /// default subscript on an absent key) writes the key through its pinned cell when the
+    /// modification ends, so that a sweep cannot take the cell and make it run twice. (The
+    /// direct write-back decided at the beginning, before it was inevitable; found by a
+    /// review.)
+    @Test(arguments: 0..<3)
+    func becomingInevitableInsideAnInPlaceModificationKeepsTheCell(road: Int) throws {
+      let dictionary = TDictionary<Int, Int>()
+      let key = 42
+      let bodies = LockedBox(0)
+      let swept = LockedBox(true)
+      try atomically { transaction in
+        func put(_ value: inout Int?) {
+          try? transaction.becomeInevitable()
+          value = 1
+        }
+        func add(_ value: inout Int) {
+          try? transaction.becomeInevitable()
+          value += 1
+        }
+        switch road {
+        case 0: put(&dictionary[key])
+        case 1: add(&dictionary[key, default: 0])
+        default: try dictionary[key].setToOne(becomingInevitableIn: transaction)
+        }
+        bodies.value += 1
+        if bodies.value == 1 { swept.value = sweepAway(key, in: dictionary) }
+      }
+      #expect(bodies.value == 1)
+      #expect(!swept.value)
+      #expect(dictionary.dictionary == [key: 1] && dictionary.count == 1)
+    }
+
     /// A transaction waiting in `retry()` for an absent key waits on the key's empty cell; a
     /// sweep that retires that cell wakes it, so that it looks the key up again and sees the
     /// insert that lands in a fresh cell. (It slept on, found by two reviews.)
@@ -176,5 +210,14 @@ extension LibraryTests {
       }
       #expect(got.value == 5)
     }
+  }
+}
+
+extension Optional where Wrapped == Int {
+  /// Makes `transaction` inevitable (throwing as it does), then stores 1: a mutation that
+  /// becomes inevitable partway.
+  fileprivate mutating func setToOne(becomingInevitableIn transaction: Transaction) throws {
+    try transaction.becomeInevitable()
+    self = 1
   }
 }
