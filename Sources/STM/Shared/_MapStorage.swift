@@ -357,9 +357,8 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// `update(forKey:in:at:)` does; the mutation may have made it inevitable, and
   /// `becomeInevitable()` pins only the cells written so far: checked at the end, found by a
   /// review). Meanwhile the transaction cannot change the key: using it traps while the copy
-  /// is out. The second
-  /// lookup cost a transactional upsert about 650 instructions (hashing the key, the index,
-  /// the retired cells, another read) of about 2,800.
+  /// is out. The second lookup cost a transactional upsert about 650 instructions (hashing the
+  /// key, the index, the retired cells, another read) of about 2,800.
   @usableFromInline
   struct WriteBack {
     @usableFromInline let transaction: Transaction
