@@ -391,13 +391,25 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
         cell._endMutatingCopy(writingBack: new)
       }
     }
+    noteMembershipChange(
+      of: key, from: old, to: new, in: cell._withUnsafeGuaranteedRef { $0.variable }, writeBack.transaction, at: site)
+  }
+
+  /// Inside `transaction`, after it wrote `key` from `old` to `new` in `slot`: counts an insert
+  /// or a removal, and detaches a removed key's cell once the transaction commits. `slot` is
+  /// made only for a removal.
+  @inlinable
+  func noteMembershipChange(
+    of key: Key, from old: Value?, to new: Value?, in slot: @autoclosure () -> _KeyIndex<Key, Value>.Slot,
+    _ transaction: Transaction, at site: _CallSite
+  ) {
     let delta = Self.membershipDelta(from: old, to: new)
     guard delta != 0 else { return }
-    count.add(delta, in: writeBack.transaction, at: site)
+    count.add(delta, in: transaction, at: site)
     if delta < 0 {
       let index = self.index
-      let slot = cell._withUnsafeGuaranteedRef { $0.variable }
-      writeBack.transaction.afterCommit { index.detach(key, slot) }
+      let slot = slot()
+      transaction.afterCommit { index.detach(key, slot) }
     }
   }
 
@@ -481,12 +493,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     let (changed, result) = try body(&value)
     guard changed else { return result }
     slot.value = value
-    let delta = Self.membershipDelta(from: old, to: value)
-    if delta != 0 { count.add(delta, in: transaction, at: site) }
-    if delta < 0 {
-      let index = self.index
-      transaction.afterCommit { index.detach(key, slot) }
-    }
+    noteMembershipChange(of: key, from: old, to: value, in: slot, transaction, at: site)
     return result
   }
 

@@ -207,12 +207,7 @@ extension _TypedCell {
   package final func _endMutatingCopy(writingBack value: Value) {
     _ThreadState.current.pointee.segment.unsafelyUnwrapped._withUnsafeGuaranteedRef { segment in
       segment.endMutatingCopy(of: self)
-      // As `TVar._write(_:in:)` does.
-      if let pending = segment.writableVersion(of: self) {
-        unsafeDowncast(pending, to: _Version<Value>.self).value = value
-      } else {
-        segment.recordWrite(self, makeVersion(value))
-      }
+      write(value, by: segment)
     }
   }
 }

@@ -100,6 +100,17 @@ package class _TypedCell<Value>: _Cell, @unchecked Sendable {
     segment.read(self)._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
   }
 
+  /// Buffers `value` as the write of the transaction running on `segment`: into the version
+  /// it already wrote in the current checkpoint generation, if any, else into a new one.
+  @inlinable
+  final func write(_ value: Value, by segment: _Segment) {
+    if let pending = segment.writableVersion(of: self) {
+      unsafeDowncast(pending, to: _Version<Value>.self).value = value
+    } else {
+      segment.recordWrite(self, makeVersion(value))
+    }
+  }
+
   /// What `TVar.value` reads: inside a transaction, the value it reads from this cell (marked
   /// as read); outside one, the newest committed value, read as a transaction of its own. A
   /// method of the cell, so that a collection holding the cell unretained reads it without

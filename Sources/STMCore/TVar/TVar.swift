@@ -138,11 +138,7 @@ public struct TVar<Value: Sendable> {
   /// already wrote in the current checkpoint generation, if any, else into a new one.
   @inlinable
   func _write(_ newValue: Value, in segment: _Segment) {
-    if let pending = segment.writableVersion(of: cell) {
-      unsafeDowncast(pending, to: _Version<Value>.self).value = newValue
-    } else {
-      segment.recordWrite(cell, cell.makeVersion(newValue))
-    }
+    cell.write(newValue, by: segment)
   }
 
   /// Reads the value, as getting ``value`` does, and shows this call to the ``ConflictLog`` as
