@@ -110,8 +110,8 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     @usableFromInline let newestRetirement = Atomic<UInt64>(0)
     @usableFromInline let state: _Lock<StripeState>
 
-    init(minimumCount: Int) {
-      let table = Table(minimumCount: minimumCount)
+    init(minimumCount: Int, hashSeed: UInt64) {
+      let table = Table(minimumCount: minimumCount, hashSeed: hashSeed)
       self.table = Atomic(UInt(bitPattern: Unmanaged.passUnretained(table).toOpaque()))
       state = _Lock(StripeState(table: table))
     }
@@ -128,13 +128,23 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   /// The stripes, unretained (the index owns one retain on each), so that picking one costs
   /// no reference counting.
   @usableFromInline let stripes: UnsafeMutableBufferPointer<Unmanaged<Stripe>>
+  /// The secret that places this index's keys (see `_KeyHash`); its tables keep a copy.
+  @usableFromInline let hashSeed: UInt64
 
   init(minimumCapacity: Int = 0) {
     let count = 1 << Self.stripeBits
     stripes = .allocate(capacity: count)
+    hashSeed = _KeyHash.makeSeed()
     for index in 0..<count {
-      stripes.initializeElement(at: index, to: .passRetained(Stripe(minimumCount: minimumCapacity / count)))
+      stripes.initializeElement(
+        at: index, to: .passRetained(Stripe(minimumCount: minimumCapacity / count, hashSeed: hashSeed)))
     }
+  }
+
+  /// The hash that places `key` in this index: every lookup, insert and removal uses it.
+  @inlinable @inline(__always)
+  func hash(of key: Key) -> Int {
+    _KeyHash.hash(of: key, seed: hashSeed)
   }
 
   deinit {
@@ -250,7 +260,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   /// `_MapStorage.read(_:_:in:)`).
   @inlinable
   func slots(for key: Key, in transaction: Transaction) -> (current: Slot, retired: [Slot]) {
-    let hash = key.hashValue
+    let hash = hash(of: key)
     let current = cell(for: key, hash: hash)._withUnsafeGuaranteedRef { $0.variable }
     return (current, retiredSlots(for: key, hash: hash, seenFrom: transaction._snapshot))
   }
@@ -340,7 +350,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   @inlinable
   func detach(_ key: Key, _ slot: Slot) {
     let cell = slot._unsafeKeyedCell(as: Cell.self)
-    stripe(forHash: key.hashValue)._withUnsafeGuaranteedRef { stripe in
+    stripe(forHash: hash(of: key))._withUnsafeGuaranteedRef { stripe in
       stripe.state.withLock { Self.retire(cell, in: stripe, &$0) }
     }
   }
@@ -349,7 +359,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   /// no inevitable transaction is writing it (see `TVar._retire(if:)`).
   @inlinable
   static func retire(_ cell: Cell, in stripe: Stripe, _ state: inout StripeState) {
-    let hash = cell.key.hashValue
+    let hash = state.table.hash(of: cell.key)
     guard state.table.find(cell.key, hash: hash)?.toOpaque() == Unmanaged.passUnretained(cell).toOpaque(),
       cell.variable._retire(if: { $0 == nil })
     else { return }

@@ -47,8 +47,13 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   /// Words that are not empty: keys present and keys removed (under the stripe's lock only).
   @exclusivity(unchecked) @usableFromInline var used = 0
 
-  /// An empty table with room for at least `minimumCount` keys.
-  init(minimumCount: Int) {
+  /// The seed of the index the table belongs to (see `_KeyHash`), for a rebuild that hashes
+  /// its keys again.
+  @usableFromInline let hashSeed: UInt64
+
+  /// An empty table with room for at least `minimumCount` keys, hashed with `hashSeed`.
+  init(minimumCount: Int, hashSeed: UInt64) {
+    self.hashSeed = hashSeed
     var capacity = 16
     while capacity * 3 < minimumCount * 4 + 4 { capacity *= 2 }
     mask = capacity - 1
@@ -65,6 +70,12 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     }
     words.deinitialize(count: mask + 1)
     words.deallocate()
+  }
+
+  /// The hash that places `key` (see `_KeyHash`).
+  @inlinable @inline(__always)
+  func hash(of key: Key) -> Int {
+    _KeyHash.hash(of: key, seed: hashSeed)
   }
 
   @inlinable @inline(__always)
@@ -178,13 +189,13 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   /// Up to `wordLimit` words (2^tagBits; tests pass less), a cell's place in the new table
   /// comes from the hash bits in its word; past that, its key is hashed again.
   func rebuilt(makingRoomFor extra: Int, wordLimit: Int = 1 << tagBits) -> _KeyTable {
-    let grown = _KeyTable(minimumCount: 2 * (live + extra))
+    let grown = _KeyTable(minimumCount: 2 * (live + extra), hashSeed: hashSeed)
     let wordsSuffice = grown.mask < wordLimit
     for index in 0...mask {
       let word = words[index].load(ordering: .relaxed)
       guard word > Self.removed else { continue }
       let cell = Self.cell(word)
-      let hash = wordsSuffice ? Self.hashBits(word) : cell._withUnsafeGuaranteedRef { $0.key.hashValue }
+      let hash = wordsSuffice ? Self.hashBits(word) : cell._withUnsafeGuaranteedRef { self.hash(of: $0.key) }
       grown.insert(cell, hash: hash)
     }
     ownsCells = false

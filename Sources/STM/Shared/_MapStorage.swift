@@ -28,7 +28,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     if let transaction = thread.transaction {
       return value(forKey: key, in: transaction, on: thread, at: site).value
     }
-    let hash = key.hashValue
+    let hash = index.hash(of: key)
     let operation = _SingleOperation.beginReading(on: thread)
     let current = index.find(key, hash: hash)
     // A key removed since the snapshot may have its value at the snapshot in a retired cell.
@@ -58,7 +58,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   func value(forKey key: Key, in transaction: Transaction, on thread: _CallingThread, at site: _CallSite)
     -> (value: Value?, cell: Unmanaged<Cell>, inCell: Bool)
   {
-    let hash = key.hashValue
+    let hash = index.hash(of: key)
     // Even an absent key gets a cell, so that a later insert of it conflicts with this read.
     let cell = index.cell(for: key, hash: hash)
     let retired = index.retiredSlots(for: key, hash: hash, seenFrom: transaction._snapshot)
@@ -123,7 +123,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// Outside a transaction: finds the key's cell (made if absent) and takes its commit lock.
   @inlinable
   func beginUpdate(forKey key: Key, on thread: _CallingThread, at site: _CallSite) -> PendingUpdate {
-    beginUpdate(forKey: key, hash: key.hashValue, on: thread, at: site)
+    beginUpdate(forKey: key, hash: index.hash(of: key), on: thread, at: site)
   }
 
   /// `beginUpdate(forKey:on:at:)` for a caller that has hashed the key already.
@@ -149,7 +149,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       // Nothing published, or a value that leaves membership alone: only the key's cell.
       pending.cell._withUnsafeGuaranteedRef { $0.endInPlaceUpdate(pending.update, publishing: value) }
       // The key was absent and stays so: a cell this update made is left empty.
-      if pending.madeCell && pending.value == nil { index.noteEmptyCell(hash: key.hashValue) }
+      if pending.madeCell && pending.value == nil { index.noteEmptyCell(hash: index.hash(of: key)) }
       return
     }
     endMembershipChange(forKey: key, pending, publishing: value, delta: delta)
@@ -232,7 +232,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     let thread = _CallingThread.current
     if let transaction = thread.transaction {
       // A present key this transaction wrote: its value moved out of the pending version.
-      if !_isPOD(Value.self), let cell = index.find(key, hash: key.hashValue) {
+      if !_isPOD(Value.self), let cell = index.find(key, hash: index.hash(of: key)) {
         let variable = cell._withUnsafeGuaranteedRef { $0.variable }
         // A key this transaction removed goes the usual way, which inserts it.
         if let ownWrite = variable._ownWrite(in: transaction), let moved = ownWrite.withValue({ $0.take() }) {
@@ -253,7 +253,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       let writeBack = value != nil ? WriteBack(transaction, ifValueWasIn: inCell) : nil
       return Modification(.copied(cell, writeBack), value: start)
     }
-    let hash = key.hashValue
+    let hash = index.hash(of: key)
     if _isPOD(Value.self), let quick = beginQuickModification(forKey: key, hash: hash, on: thread) { return quick }
     var pending = beginUpdate(forKey: key, hash: hash, on: thread, at: site)
     var fallback: Value?
@@ -311,7 +311,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
         return (true, current)
       }
     }
-    let hash = key.hashValue
+    let hash = index.hash(of: key)
     if _isPOD(Value.self), let modification = beginQuickModification(forKey: key, hash: hash, on: thread),
       case .quick(let update, let cell) = modification.road
     {
@@ -484,8 +484,8 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   ) throws(Failure) -> Result {
     let (slot, retired) =
       transaction._isInevitable
-      ? (index.pinnedCell(for: key, hash: key.hashValue, in: transaction),
-        index.retiredSlots(for: key, hash: key.hashValue, seenFrom: transaction._snapshot))
+      ? (index.pinnedCell(for: key, hash: index.hash(of: key), in: transaction),
+        index.retiredSlots(for: key, hash: index.hash(of: key), seenFrom: transaction._snapshot))
       : index.slots(for: key, in: transaction)
     Self.note(.readWrite, slot, retired, at: site, key: key)
     let old = Self.read(slot, retired, in: transaction)

@@ -26,6 +26,12 @@
 /// absent key, so that an insert of it conflicts with the lookup). Keep the key in the value
 /// when its identity matters.
 ///
+/// Keys of the standard integer types (`Int`, `UInt`, `Int64`, `UInt64`, `Int32`, `UInt32`)
+/// are placed by a fast mixer of their bits keyed with a random seed of the dictionary's own,
+/// not by `hashValue` (SipHash, a seventh of a drop-in update's work); keys of every other
+/// type use `hashValue`. The mixer spreads keys as well, but unlike SipHash it makes no
+/// cryptographic promise against an attacker who can time lookups and adapt the keys.
+///
 /// `TDictionary` is a reference type: copies of a reference share one dictionary.
 public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   // The single-key operations are inlinable, so that they are specialized for the client's

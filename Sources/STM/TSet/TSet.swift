@@ -17,6 +17,9 @@
 /// distinguishable, ``insert(_:fileID:line:)`` keeps the one already there and returns it,
 /// ``update(with:fileID:line:)`` replaces it, and ``remove(_:fileID:line:)`` returns it.
 ///
+/// Elements of the standard integer types are placed by a seeded mixer of their bits rather
+/// than by `hashValue`, as ``TDictionary``'s keys are (see there).
+///
 /// `TSet` is a reference type: copies of a reference share one set.
 public final class TSet<Element: Hashable & Sendable>: Sendable {
   // Single-element operations are inlinable, as on `TDictionary`. Each element's cell holds

@@ -280,8 +280,8 @@ private func expectAnUpdateKeepsItsCell<Value: Sendable & Equatable>(
   let updater = startThread { change(&dict[7, default: defaultValue]) }
   found.wait()
   _TestHooks.beforeInPlaceUpdateLocks.withLock { $0 = nil }   // the remover's own update runs freely
-  let hash = 7.hashValue
   let index = dict.storage.index
+  let hash = index.hash(of: 7)
   #expect(dict.removeValue(forKey: 7) == value)
   // Commits after the removal move the clock past it, as any busy program's would.
   for key in 100..<103 { dict[key] = value }

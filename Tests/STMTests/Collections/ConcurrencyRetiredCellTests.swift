@@ -11,22 +11,24 @@ extension LibraryTests {
   /// transactions must still read their own writes, see a consistent dictionary, and, when
   /// inevitable, never rerun. (Found by review: each failed before its fix.)
   @Suite struct ConcurrencyRetiredCellTests {
-    /// The stripe of the index that holds `key`.
-    private func stripe(of key: Int) -> UInt { UInt(bitPattern: key.hashValue) >> 58 }
+    /// The stripe of `dictionary`'s index that holds `key`.
+    private func stripe(of key: Int, in dictionary: TDictionary<Int, Int>) -> UInt {
+      UInt(bitPattern: dictionary.storage.index.hash(of: key)) >> 58
+    }
 
     /// Retires the empty cell that `key` has in `dictionary`, with no commit: another thread
     /// looks up fresh absent keys of the same stripe in read-only transactions until two
     /// sweeps have passed over the cell. Returns whether the cell left the index.
     private func sweepAway(_ key: Int, in dictionary: TDictionary<Int, Int>) -> Bool {
       let swept = LockedBox(false)
-      let target = stripe(of: key)
-      let cell: @Sendable () -> UInt? = { dictionary.storage.index.find(key, hash: key.hashValue).map { UInt(bitPattern: $0.toOpaque()) } }
+      let target = stripe(of: key, in: dictionary)
+      let cell: @Sendable () -> UInt? = { dictionary.storage.index.find(key, hash: dictionary.storage.index.hash(of: key)).map { UInt(bitPattern: $0.toOpaque()) } }
       let before = cell()
       startThread {
         var probe = 1_000_000
         for _ in 0..<200_000 {
           probe += 1
-          guard stripe(of: probe) == target else { continue }
+          guard stripe(of: probe, in: dictionary) == target else { continue }
           let absent = probe
           atomically { _ in _ = dictionary[absent] }
           if cell() != before {
@@ -145,7 +147,7 @@ extension LibraryTests {
       #expect(dictionary.dictionary == [key: 1])
       // Once it has ended, its cell may go like any other: a removal detaches it.
       dictionary.removeValue(forKey: key)
-      #expect(dictionary.storage.index.find(key, hash: key.hashValue) == nil)
+      #expect(dictionary.storage.index.find(key, hash: dictionary.storage.index.hash(of: key)) == nil)
     }
 
     /// A transaction that becomes inevitable inside an in-place modification of a key (the
@@ -197,7 +199,7 @@ extension LibraryTests {
       }
       let deadline = Date().addingTimeInterval(10)
       while _Engine.shared.retryWaiters.pendingEntries == 0 && Date() < deadline { usleep(1_000) }
-      let oldCell = dictionary.storage.index.find(key, hash: key.hashValue)?.takeUnretainedValue()
+      let oldCell = dictionary.storage.index.find(key, hash: dictionary.storage.index.hash(of: key))?.takeUnretainedValue()
       #expect(sweepAway(key, in: dictionary))
       #expect(oldCell?.isRetired == true)
       dictionary[key] = 5

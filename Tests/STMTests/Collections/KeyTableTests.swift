@@ -11,9 +11,9 @@ extension LibraryTests {
     /// A table holding a cell for each of `keys`, and the cells, which the caller keeps so
     /// that it can check the table's lookups by identity.
     static func table(holding keys: Range<Int>) -> (Table, [Table.Cell]) {
-      let table = Table(minimumCount: keys.count)
+      let table = Table(minimumCount: keys.count, hashSeed: 0x5EED)
       let cells = keys.map { Table.Cell(key: $0) }
-      for cell in cells { table.insert(.passRetained(cell), hash: cell.key.hashValue) }
+      for cell in cells { table.insert(.passRetained(cell), hash: table.hash(of: cell.key)) }
       return (table, cells)
     }
 
@@ -21,9 +21,9 @@ extension LibraryTests {
     /// those of `absent` it finds.
     static func misplacedKeys(_ cells: [Table.Cell], absent: Range<Int>, in table: Table) -> [Int] {
       let lost = cells.filter { cell in
-        table.find(cell.key, hash: cell.key.hashValue)?.toOpaque() != Unmanaged.passUnretained(cell).toOpaque()
+        table.find(cell.key, hash: table.hash(of: cell.key))?.toOpaque() != Unmanaged.passUnretained(cell).toOpaque()
       }
-      return lost.map(\.key) + absent.filter { table.find($0, hash: $0.hashValue) != nil }
+      return lost.map(\.key) + absent.filter { table.find($0, hash: table.hash(of: $0)) != nil }
     }
 
     @Test func aWordKeepsTheLowBitsOfItsKeysHash() {
@@ -33,7 +33,7 @@ extension LibraryTests {
         let word = table.words[index].load(ordering: .relaxed)
         guard word > Table.removed else { continue }
         let key = Table.cell(word)._withUnsafeGuaranteedRef { $0.key }
-        if Table.hashBits(word) != key.hashValue & (1 << Table.tagBits - 1) { keysWithWrongBits.append(key) }
+        if Table.hashBits(word) != table.hash(of: key) & (1 << Table.tagBits - 1) { keysWithWrongBits.append(key) }
       }
       #expect(keysWithWrongBits == [])
       #expect(Self.misplacedKeys(cells, absent: 200..<400, in: table) == [])
@@ -45,7 +45,7 @@ extension LibraryTests {
     @Test(arguments: [1 << Table.tagBits, 0])
     func aGrownTableFindsEveryKeyItHeld(wordLimit: Int) {
       let (table, cells) = Self.table(holding: 0..<3_000)
-      for cell in cells.prefix(1_000) { _ = table.remove(cell, hash: cell.key.hashValue)?.release() }
+      for cell in cells.prefix(1_000) { _ = table.remove(cell, hash: table.hash(of: cell.key))?.release() }
       let kept = Array(cells.dropFirst(1_000))
       let grown = table.rebuilt(makingRoomFor: 5_000, wordLimit: wordLimit)
       #expect(grown.live == kept.count)

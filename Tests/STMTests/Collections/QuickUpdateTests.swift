@@ -81,7 +81,7 @@ extension LibraryTests {
       #expect(begun.value == 1, "the update did not start on the quick road")
       let woke = waiter.wait(timeout: .now() + 5) == .success
       #expect(woke, "the waiting transaction was not woken by the update")
-      if !woke, let cell = counts.storage.index.find(1, hash: 1.hashValue)?.takeUnretainedValue() {
+      if !woke, let cell = counts.storage.index.find(1, hash: counts.storage.index.hash(of: 1))?.takeUnretainedValue() {
         // Let the thread go, so that the test run can end.
         _Engine.shared.retryWaiters.wakeWaiters(of: cell)
         _ = waiter.wait(timeout: .now() + 5)
