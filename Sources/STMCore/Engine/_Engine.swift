@@ -12,6 +12,14 @@ final class _Engine: @unchecked Sendable {
   /// that the hot path of `acquireSegment` touches no reference count and no array header.
   /// Written only by `init` (which is why the class can promise `Sendable`).
   private let segmentHandles: UnsafeMutableBufferPointer<Unmanaged<_Segment>>
+  /// How many segments, from the first, threads may have taken so far: raised before a thread
+  /// can first take a segment at or past it, and never lowered (see `noteSegmentsInUse`).
+  ///
+  /// The scans that every update and commit makes of the segments' snapshot slots stop here:
+  /// a pool has twice as many segments as the machine has cores (at least 8), and a program
+  /// running fewer threads than that left each update reading the slots of segments no thread
+  /// had ever taken (8 on a 2-core machine, 32 on a 16-core one, for one thread).
+  let segmentsInUse = Atomic<Int>(0)
   /// Keeps `clock` off the cache line of the fields above, which every operation reads.
   private let paddingBeforeClock = _CacheLinePadding()
   /// The commit counter: the number of the newest commit that has taken a number. A snapshot
@@ -30,7 +38,9 @@ final class _Engine: @unchecked Sendable {
   let retryWaiters = _RetryRegistry()
   let reclaimer = _HistoryReclaimer()
 
-  private init(segmentCount: Int) {
+  /// The shared engine's initializer; tests also make small engines of their own, which no
+  /// thread runs transactions on, to check the engine's scans.
+  init(segmentCount: Int) {
     var segments: [_Segment] = []
     for index in 0..<segmentCount {
       segments.append(_Segment(index: index))
@@ -76,6 +86,8 @@ final class _Engine: @unchecked Sendable {
   /// stack check on every operation.
   @inline(never)
   private func acquireAnotherSegment(for context: _ThreadContext, waitStarted: inout Int) -> Unmanaged<_Segment> {
+    // The search below may take any segment.
+    noteSegmentsInUse(upTo: segmentHandles.count)
     if let segment = tryAcquireSegment(preferring: context.preferredSegment) {
       context.preferredSegment = segment._withUnsafeGuaranteedRef { $0.index }
       return segment
@@ -104,6 +116,33 @@ final class _Engine: @unchecked Sendable {
       if segment._withUnsafeGuaranteedRef({ $0.tryAcquire() }) { return segment }
     }
     return nil
+  }
+
+  /// Counts the first `count` segments as in use, before the calling thread takes one of them.
+  ///
+  /// A scan of the snapshot slots that reads `segmentsInUse` after it read the clock (or took a
+  /// number) and skips a segment taken for the first time meanwhile misses nothing it needs:
+  /// the raise is a sequentially consistent exchange, which the thread that then takes the
+  /// segment has seen (an acquiring load, or the exchange itself), so the segment's first
+  /// announcement follows the scan's load of `segmentsInUse` in the single total order, and
+  /// the snapshot it announces, read from the clock after that, is at or above anything the
+  /// scan compares it with (its clock, its number). A reader announcing that late meets an
+  /// update's lock as readers on segments in use do (see `unnumberedOverwritePosition(for:)`).
+  func noteSegmentsInUse(upTo count: Int) {
+    var current = segmentsInUse.load(ordering: .acquiring)
+    while current < count {
+      let (exchanged, original) = segmentsInUse.compareExchange(
+        expected: current, desired: count, ordering: .sequentiallyConsistent)
+      if exchanged { return }
+      current = original
+    }
+  }
+
+  /// The segments that a scan of the snapshot slots must read (see `noteSegmentsInUse`):
+  /// call after reading the clock, or taking a number, that the scan compares with.
+  @inline(__always)
+  private var segmentsToScan: UnsafeMutableBufferPointer<Unmanaged<_Segment>> {
+    UnsafeMutableBufferPointer(rebasing: segmentHandles.prefix(segmentsInUse.load(ordering: .sequentiallyConsistent)))
   }
 
   /// The commit number (or `_CommitNumber` sentinel) the segment tagged `tag` shows, read
@@ -202,7 +241,7 @@ final class _Engine: @unchecked Sendable {
     var oldest = bound ?? clock.load(ordering: .sequentiallyConsistent)
     // Through the unretained handles: a drop-in update scans on every write (see
     // `trimHistory`), and iterating `segments` retained and released each one.
-    for segment in segmentHandles {
+    for segment in segmentsToScan {
       oldest = min(oldest, segment._withUnsafeGuaranteedRef { $0.announcedSnapshot.load(ordering: .sequentiallyConsistent) })
     }
     return oldest
@@ -212,7 +251,7 @@ final class _Engine: @unchecked Sendable {
   /// number) >= number`, asked on every drop-in update, in a loop that stops at the first
   /// such snapshot instead of keeping a minimum.
   func noSnapshotAnnounced(below number: UInt64) -> Bool {
-    for segment in segmentHandles {
+    for segment in segmentsToScan {
       let announced = segment._withUnsafeGuaranteedRef { $0.announcedSnapshot.load(ordering: .sequentiallyConsistent) }
       if announced < number { return false }
     }
@@ -253,7 +292,7 @@ final class _Engine: @unchecked Sendable {
     // above to one clock value (a commit that took a number meanwhile could not have read the
     // cell unseen anyway: it validates after numbering, and would meet the lock).
     let position = clock.load(ordering: .sequentiallyConsistent)
-    for handle in segmentHandles {
+    for handle in segmentsToScan {
       let slot = handle._withUnsafeGuaranteedRef { $0.announcedSnapshot.load(ordering: .sequentiallyConsistent) }
       // Withdrawn, with a newest snapshot below `position`; an announced snapshot (below
       // `withdrawn`) wraps around to above it.

@@ -115,6 +115,7 @@ final class _ThreadContext: @unchecked Sendable {
     // miss the quick road (`_QuickUpdate`; found by review).
     let turn = nextTurn.add(1, ordering: .relaxed).oldValue
     let context = _ThreadContext(turn: turn, segmentCount: _Engine.shared.segments.count, state: state)
+    _Engine.shared.noteSegmentsInUse(upTo: context.preferredSegment + 1)
     state.initialize(to: _ThreadState(segment: nil, context: Unmanaged.passRetained(context)))
     pthread_setspecific(_threadStateKey, state)
     _publishedThreadStateKey.store(UInt(_threadStateKey), ordering: .releasing)
