@@ -315,6 +315,14 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     }
   }
 
+  /// `slots(for:in:)` for an inevitable transaction: the current cell pinned (see
+  /// `pinnedCell(for:hash:in:)`), with the key hashed once for both lookups.
+  @inlinable
+  func pinnedSlots(for key: Key, in transaction: Transaction) -> (current: Slot, retired: [Slot]) {
+    let hash = hash(of: key)
+    return (pinnedCell(for: key, hash: hash, in: transaction), retiredSlots(for: key, hash: hash, seenFrom: transaction._snapshot))
+  }
+
   // MARK: Housekeeping
 
   /// Sweeps `stripe` now, or, inside a transaction, once it has finished: a sweep retires

@@ -484,8 +484,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   ) throws(Failure) -> Result {
     let (slot, retired) =
       transaction._isInevitable
-      ? (index.pinnedCell(for: key, hash: index.hash(of: key), in: transaction),
-        index.retiredSlots(for: key, hash: index.hash(of: key), seenFrom: transaction._snapshot))
+      ? index.pinnedSlots(for: key, in: transaction)
       : index.slots(for: key, in: transaction)
     Self.note(.readWrite, slot, retired, at: site, key: key)
     let old = Self.read(slot, retired, in: transaction)

@@ -16,9 +16,11 @@ final class _Engine: @unchecked Sendable {
   /// can first take a segment at or past it, and never lowered (see `noteSegmentsInUse`).
   ///
   /// The scans that every update and commit makes of the segments' snapshot slots stop here:
-  /// a pool has twice as many segments as the machine has cores (at least 8), and a program
-  /// running fewer threads than that left each update reading the slots of segments no thread
-  /// had ever taken (8 on a 2-core machine, 32 on a 16-core one, for one thread).
+  /// a pool has twice as many segments as the machine has cores (at least 8), and in a
+  /// program whose threads that ever used the engine are fewer than that (each new thread
+  /// gets the next segment in turn, and a thread that finds its own busy counts the whole
+  /// pool), each update read the slots of segments no thread had taken (8 on a 2-core
+  /// machine, 32 on a 16-core one, for one thread).
   let segmentsInUse = Atomic<Int>(0)
   /// Keeps `clock` off the cache line of the fields above, which every operation reads.
   private let paddingBeforeClock = _CacheLinePadding()
@@ -121,15 +123,17 @@ final class _Engine: @unchecked Sendable {
   /// Counts the first `count` segments as in use, before the calling thread takes one of them.
   ///
   /// A scan of the snapshot slots that reads `segmentsInUse` after it read the clock (or took a
-  /// number) and skips a segment taken for the first time meanwhile misses nothing it needs:
-  /// the raise is a sequentially consistent exchange, which the thread that then takes the
-  /// segment has seen (an acquiring load, or the exchange itself), so the segment's first
-  /// announcement follows the scan's load of `segmentsInUse` in the single total order, and
-  /// the snapshot it announces, read from the clock after that, is at or above anything the
-  /// scan compares it with (its clock, its number). A reader announcing that late meets an
+  /// number) and skips a segment taken for the first time meanwhile misses nothing it needs.
+  /// The calling thread's own load or exchange below, sequentially consistent like the scan's
+  /// load, reads the raised count, so it follows the scan's load (which read an older one) in
+  /// the single total order, and the segment's first announcement follows it there. The
+  /// snapshot announced, read from the clock after that, is at or above anything the scan
+  /// compares it with (its clock, its number), and a reader announcing that late meets an
   /// update's lock as readers on segments in use do (see `unnumberedOverwritePosition(for:)`).
+  /// (An acquiring load that found the count raised by another thread would not do: in the
+  /// language's memory model it orders nothing against the scan's load. Found by review.)
   func noteSegmentsInUse(upTo count: Int) {
-    var current = segmentsInUse.load(ordering: .acquiring)
+    var current = segmentsInUse.load(ordering: .sequentiallyConsistent)
     while current < count {
       let (exchanged, original) = segmentsInUse.compareExchange(
         expected: current, desired: count, ordering: .sequentiallyConsistent)

@@ -31,8 +31,9 @@ final class _Segment: @unchecked Sendable {
   private let paddingBeforeSnapshot = _CacheLinePadding()
   /// The snapshot this segment reads at, or at least `_SnapshotSlot.withdrawn` (above any
   /// snapshot) when it reads nothing (see `_Engine`).
-  /// On a line of its own: every commit reads all segments' (see `trimHistory`), and the
-  /// fields above change on every drop-in update, which reads at no snapshot.
+  /// On a line of its own: every commit reads those of all segments in use (see
+  /// `trimHistory` and `_Engine.segmentsInUse`), and the fields above change on every drop-in
+  /// update, which reads at no snapshot.
   ///
   /// Withdrawn, it holds `_SnapshotSlot.withdrawn` plus the newest snapshot the segment has
   /// announced: a drop-in update may leave the clock where it is only if no snapshot was taken

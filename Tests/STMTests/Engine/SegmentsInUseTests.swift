@@ -36,7 +36,9 @@ extension LibraryTests {
 
     /// A thread's own segment counts as in use from the thread's first operation on, before
     /// it can take the segment; otherwise an update's scan could miss the snapshot of a
-    /// transaction running there.
+    /// transaction running there. (The count is the shared engine's, which only grows: once
+    /// earlier tests in the process have brought it to the whole pool, this holds whatever
+    /// a new thread does, so the check bites when the suite runs on its own, or first.)
     @Test func aThreadsOwnSegmentIsInUseFromItsFirstOperation() {
       let engine = _Engine.shared
       let missing = LockedBox<[Int]>([])
