@@ -70,12 +70,26 @@ struct _TransactionRun {
     self.isSingleOperation = isSingleOperation
   }
 
+  ///
+  /// The segment and the context go in and out as unretained handles: segments live as long as
+  /// the engine and a context as long as its thread, and as references they were retained and
+  /// released five times per attempt, each an atomic read-modify-write (half of those a
+  /// one-lookup transaction made).
   @usableFromInline
-  mutating func begin(_ context: _ThreadContext, fileID: StaticString, line: UInt) -> _Segment {
-    if let misuse = context.forbiddenAccess { _misuse(misuse) }
-    let engine = _Engine.shared
-    var segmentWaitStarted = 0
-    let segment = engine.acquireSegment(for: context, waitStarted: &segmentWaitStarted).takeUnretainedValue()
+  mutating func begin(_ context: Unmanaged<_ThreadContext>, fileID: StaticString, line: UInt) -> Unmanaged<_Segment> {
+    context._withUnsafeGuaranteedRef { context in
+      let engine = _Engine.shared
+      var segmentWaitStarted = 0
+      if let misuse = context.forbiddenAccess { _misuse(misuse) }
+      let handle = engine.acquireSegment(for: context, waitStarted: &segmentWaitStarted)
+      handle._withUnsafeGuaranteedRef { begin($0, context, engine, segmentWaitStarted: segmentWaitStarted, fileID: fileID, line: line) }
+      return handle
+    }
+  }
+
+  private mutating func begin(
+    _ segment: _Segment, _ context: _ThreadContext, _ engine: _Engine, segmentWaitStarted: Int, fileID: StaticString, line: UInt
+  ) {
     segment.context = context
     segment.attempt &+= 1
     segment.isRunning = true
@@ -96,12 +110,15 @@ struct _TransactionRun {
     // Pauses before this point are not part of the attempt (see `noteAbort`).
     segment.pausedInAttempt = 0
     segment.attemptStarted = _monotonicNanoseconds()
-    return segment
   }
 
   /// Ends the attempt after its body returned: commits it, or decides to rerun or wait.
   @usableFromInline
-  mutating func finish(_ segment: _Segment, _ context: _ThreadContext) -> _AttemptOutcome {
+  mutating func finish(_ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>) -> _AttemptOutcome {
+    segment._withUnsafeGuaranteedRef { segment in context._withUnsafeGuaranteedRef { finish(segment, $0) } }
+  }
+
+  private mutating func finish(_ segment: _Segment, _ context: _ThreadContext) -> _AttemptOutcome {
     if segment.retryRequested { return retry(segment, context) }
     if segment.isDoomed { return abort(segment, context, kind: .writeRead) }
     switch segment.commit(context: context) {
@@ -119,7 +136,15 @@ struct _TransactionRun {
 
   /// Ends the attempt after its body threw `error`.
   @usableFromInline
-  mutating func bodyThrew(_ segment: _Segment, _ context: _ThreadContext, isRetry: Bool, isRerun: Bool) -> _AttemptOutcome {
+  mutating func bodyThrew(_ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, isRetry: Bool, isRerun: Bool)
+    -> _AttemptOutcome
+  {
+    segment._withUnsafeGuaranteedRef { segment in
+      context._withUnsafeGuaranteedRef { bodyThrew(segment, $0, isRetry: isRetry, isRerun: isRerun) }
+    }
+  }
+
+  private mutating func bodyThrew(_ segment: _Segment, _ context: _ThreadContext, isRetry: Bool, isRerun: Bool) -> _AttemptOutcome {
     if isRetry || segment.retryRequested { return retry(segment, context) }
     if isRerun || segment.isDoomed { return abort(segment, context, kind: .writeRead) }
     run(end(segment, context, aborting: true))

@@ -57,7 +57,8 @@ func _runTransaction<Result, Failure: Error>(
   if let segment = state.pointee.segment {
     return try _joinRunningTransaction(segment.takeUnretainedValue(), body)
   }
-  let context = state.pointee.context.takeUnretainedValue()
+  // Unretained handles (see `_TransactionRun.begin`).
+  let context = state.pointee.context
   var run = _TransactionRun(isSingleOperation: isSingleOperation)
   while true {
     let segment = run.begin(context, fileID: fileID, line: line)
@@ -136,8 +137,8 @@ func _runTransaction<Result, Failure: Error>(
   var cancellationSeen = false
   while true {
     // Everything between `begin` and `finish` runs without suspending, so it stays on one thread.
-    let segment = run.begin(_ThreadContext.current, fileID: fileID, line: line)
-    let current = segment.context!
+    let current = _ThreadState.current.pointee.context
+    let segment = run.begin(current, fileID: fileID, line: line)
     let result: Result
     do {
       result = try body(Transaction(segment))

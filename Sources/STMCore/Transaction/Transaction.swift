@@ -26,6 +26,13 @@ public struct Transaction {
     self.attempt = segment.attempt
   }
 
+  /// The handle of the attempt running on `segment`, made without retaining it.
+  @inlinable
+  init(_ segment: Unmanaged<_Segment>) {
+    self.segment = segment.takeUnretainedValue()
+    self.attempt = segment._withUnsafeGuaranteedRef { $0.attempt }
+  }
+
   @inlinable
   func checkValid(_ operation: StaticString) {
     guard segment.isRunning, segment.attempt == attempt,
