@@ -16,7 +16,9 @@ final class _MembershipCount: Sendable {
   /// Inside a transaction: records an insert or a removal by the operation at `site`.
   @inlinable
   func add(_ delta: Int, in transaction: Transaction, at site: _CallSite) {
-    cells[transaction._segmentIndex]._commuteAdding(delta, at: site, as: .named("count"))
+    // Through the buffer, borrowed: the array's subscript copied the variable out, a retain and
+    // a release of its cell on every insert and removal.
+    cells.withUnsafeBufferPointer { $0[transaction._segmentIndex]._commuteAdding(delta, at: site, as: .named("count")) }
   }
 
   /// The count, as one atomic read by the operation at `site` (joins the running

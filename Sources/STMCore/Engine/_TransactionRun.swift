@@ -70,6 +70,9 @@ struct _TransactionRun {
     self.isSingleOperation = isSingleOperation
   }
 
+  /// Starts an attempt on the calling thread (whose context is `context`): takes a segment,
+  /// notes the call site, becomes inevitable if the attempts so far call for it, and announces
+  /// a snapshot. Returns the segment.
   ///
   /// The segment and the context go in and out as unretained handles: segments live as long as
   /// the engine and a context as long as its thread, and as references they were retained and

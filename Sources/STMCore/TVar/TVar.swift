@@ -211,9 +211,12 @@ public struct TVar<Value: Sendable> {
   package func _commute(_ transform: @escaping (Value) -> Value, at site: _CallSite, as part: @autoclosure () -> _ConflictPart = .whole) {
     _noteAccess(.write, at: site, as: part())
     let state = _ThreadState.current
-    if let segment = state.pointee.segment?.takeUnretainedValue() {
-      segment.recordCommute(cell) { base in
-        cell.makeVersion(transform(unsafeDowncast(base, to: _Version<Value>.self).value))
+    // Borrowed: a reference taken from the handle was retained and released.
+    if let segment = state.pointee.segment {
+      segment._withUnsafeGuaranteedRef { segment in
+        segment.recordCommute(cell) { base in
+          cell.makeVersion(transform(unsafeDowncast(base, to: _Version<Value>.self).value))
+        }
       }
       return
     }
@@ -277,8 +280,9 @@ extension TVar where Value == Int {
   package func _commuteAdding(_ amount: Int, at site: _CallSite, as part: @autoclosure () -> _ConflictPart = .whole) {
     _noteAccess(.write, at: site, as: part())
     let state = _ThreadState.current
-    if let segment = state.pointee.segment?.takeUnretainedValue() {
-      segment.recordAddition(cell, amount)
+    // Borrowed: a reference taken from the handle was retained and released.
+    if let segment = state.pointee.segment {
+      segment._withUnsafeGuaranteedRef { $0.recordAddition(cell, amount) }
       return
     }
     let context = state.pointee.context
