@@ -573,7 +573,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       pairs.reserveCapacity(current.count)
       guard !retired.isEmpty else {
         for (key, slot) in current {
-          if let value = slot._noted(.read, at: site, as: .key(key)).value { pairs.append((key, value)) }
+          if let value = slot._notedValue(.read, at: site, as: .key(key)) { pairs.append((key, value)) }
         }
         return pairs
       }

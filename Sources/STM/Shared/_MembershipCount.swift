@@ -26,7 +26,7 @@ final class _MembershipCount: Sendable {
   @usableFromInline
   func value(at site: _CallSite) -> Int {
     _singleOperation(at: site) { _ in
-      cells.reduce(0) { $0 + $1._noted(.read, at: site, as: .named("count")).value }
+      cells.reduce(0) { $0 + $1._notedValue(.read, at: site, as: .named("count")) }
     }
   }
 

@@ -82,7 +82,7 @@ public final class TArray<Element: Sendable>: Sendable {
         slot.value = newValue
         return
       }
-      let pending = index - countCell._noted(.read, at: site, as: .named("count")).value
+      let pending = index - countCell._notedValue(.read, at: site, as: .named("count"))
       let pendingCount = countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self) {
         $0.items.count
       }
@@ -216,7 +216,7 @@ public final class TArray<Element: Sendable>: Sendable {
     if let transaction = Transaction._currentChecked,
       let items = countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self, { $0.items })
     {
-      let pending = index - countCell._noted(.read, at: site, as: .named("count")).value
+      let pending = index - countCell._notedValue(.read, at: site, as: .named("count"))
       if pending >= 0 && pending < items.count { return items[pending] }
     }
     outOfRange(index)
@@ -402,7 +402,7 @@ public final class TArray<Element: Sendable>: Sendable {
   /// - Complexity: O(1).
   @inlinable
   public var count: Int {
-    let committed = countCell._noted(.read, at: .unknown(in: self), as: .named("count")).value
+    let committed = countCell._notedValue(.read, at: .unknown(in: self), as: .named("count"))
     guard let transaction = Transaction._currentChecked,
       let pending = countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self, { $0.items.count })
     else { return committed }

@@ -67,7 +67,7 @@ public final class TCounter: Sendable {
   /// the place of this read.
   ///
   /// - Complexity: O(1).
-  public var value: Int { cell._noted(.read, at: .unknown(in: self)).value }
+  public var value: Int { cell._notedValue(.read, at: .unknown(in: self)) }
 }
 
 extension TCounter: CustomStringConvertible {

@@ -328,12 +328,12 @@ public final class TQueue<Element: Sendable>: Sendable {
     unlessCancelled cancelled: () -> Bool = { false }
   ) throws {
     guard let producerBudget, let freedPlaces else { return }
-    if closed._noted(.read, at: site, as: .named("closed")).value { throw TQueueClosedError() }
-    if producerBudget._noted(.read, at: site, as: .named("capacity")).value > 0 {
+    if closed._notedValue(.read, at: site, as: .named("closed")) { throw TQueueClosedError() }
+    if producerBudget._notedValue(.read, at: site, as: .named("capacity")) > 0 {
       waitedOrRefilled = true
       return
     }
-    if freedPlaces._noted(.read, at: site, as: .named("capacity")).value == 0 {
+    if freedPlaces._notedValue(.read, at: site, as: .named("capacity")) == 0 {
       if cancelled() { throw CancellationError() }
       waitedOrRefilled = true
       try transaction.retry()
@@ -375,7 +375,7 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// Whether ``close(fileID:line:)`` has been called.
   ///
   /// Conflicts: with ``close(fileID:line:)``.
-  public var isClosed: Bool { closed._noted(.read, at: .unknown(in: self), as: .named("closed")).value }
+  public var isClosed: Bool { closed._notedValue(.read, at: .unknown(in: self), as: .named("closed")) }
 
   // MARK: Consuming
 
@@ -437,7 +437,7 @@ public final class TQueue<Element: Sendable>: Sendable {
       return blockingDequeue(at: site)
     }
     if let item = take(transaction, at: site) { return item }
-    if closed._noted(.read, at: site, as: .named("closed")).value { return nil }
+    if closed._notedValue(.read, at: site, as: .named("closed")) { return nil }
     // After becomeInevitable() the engine traps when the whole transaction retries, saying
     // why; a retry that an enclosing orElse catches does not wait, and must not trap.
     try transaction.retry()
@@ -499,7 +499,7 @@ public final class TQueue<Element: Sendable>: Sendable {
   @inlinable
   func waitForItem(_ transaction: Transaction, at site: _CallSite, orEndIf ends: () -> Bool) throws -> _QueueWaitOutcome {
     if hasCommittedItem(at: site) { return .itemWaiting }
-    if closed._noted(.read, at: site, as: .named("closed")).value || ends() { return .ended }
+    if closed._notedValue(.read, at: site, as: .named("closed")) || ends() { return .ended }
     try transaction.retry()
   }
 

@@ -115,6 +115,17 @@ extension TVar {
     _noteAccess(kind, at: site, as: part())
     return self
   }
+
+  /// The variable's value, after ``_noteAccess(_:at:as:)``: `_noted(kind, at: site).value`
+  /// without the copy of the variable that `_noted` hands back, which retained and released
+  /// its cell. Those are atomic read-modify-writes on the cell's first line, which every
+  /// reader of the cell loads: on a cell that every thread reads (a queue's `closed` flag and
+  /// capacity, an array's count, a counter), each read moved that line between the cores.
+  @inlinable @inline(__always)
+  package func _notedValue(_ kind: _AccessKind, at site: _CallSite, as part: @autoclosure () -> _ConflictPart = .whole) -> Value {
+    _noteAccess(kind, at: site, as: part())
+    return value
+  }
 }
 
 extension _TypedCell {
