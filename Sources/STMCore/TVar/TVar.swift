@@ -159,7 +159,7 @@ public struct TVar<Value: Sendable> {
   /// - Complexity: O(1).
   @inlinable
   public func read(fileID: StaticString = #fileID, line: UInt = #line) -> Value {
-    _noted(.read, at: _CallSite(fileID: fileID, line: line)).value
+    _notedValue(.read, at: _CallSite(fileID: fileID, line: line))
   }
 
   /// Writes the value, as setting ``value`` does, and shows this call to the ``ConflictLog``
@@ -174,7 +174,8 @@ public struct TVar<Value: Sendable> {
   /// - Complexity: O(1).
   @inlinable
   public func write(_ newValue: Value, fileID: StaticString = #fileID, line: UInt = #line) {
-    _noted(.write, at: _CallSite(fileID: fileID, line: line)).value = newValue
+    _noteAccess(.write, at: _CallSite(fileID: fileID, line: line))
+    value = newValue
   }
 
   /// Applies `transform` to the value as a delayed, commutative update.
