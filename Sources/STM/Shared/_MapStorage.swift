@@ -126,10 +126,13 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     beginUpdate(forKey: key, hash: index.hash(of: key), on: thread, at: site)
   }
 
-  /// `beginUpdate(forKey:on:at:)` for a caller that has hashed the key already.
+  /// `beginUpdate(forKey:on:at:)` for a caller that has hashed the key already, and that may
+  /// have begun the operation (`handedOver`: the quick road's, for a key it did not find).
   @inlinable
-  func beginUpdate(forKey key: Key, hash: Int, on thread: _CallingThread, at site: _CallSite) -> PendingUpdate {
-    let operation = _SingleOperation.beginUpdating(on: thread)
+  func beginUpdate(
+    forKey key: Key, hash: Int, on thread: _CallingThread, at site: _CallSite, continuing handedOver: _SingleOperation? = nil
+  ) -> PendingUpdate {
+    let operation = handedOver ?? _SingleOperation.beginUpdating(on: thread)
     while true {
       let (cell, made) = index.cellForUpdate(for: key, hash: hash)
       // Nil when the cell was retired since the lookup: the key has a fresh cell now.
@@ -254,8 +257,11 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       return Modification(.copied(cell, writeBack), value: start)
     }
     let hash = index.hash(of: key)
-    if _isPOD(Value.self), let quick = beginQuickModification(forKey: key, hash: hash, on: thread) { return quick }
-    var pending = beginUpdate(forKey: key, hash: hash, on: thread, at: site)
+    var handedOver: _SingleOperation?
+    if _isPOD(Value.self), let quick = beginQuickModification(forKey: key, hash: hash, on: thread, handingOver: &handedOver) {
+      return quick
+    }
+    var pending = beginUpdate(forKey: key, hash: hash, on: thread, at: site, continuing: handedOver)
     var fallback: Value?
     if pending.value == nil {
       // Absent: let go, compute the default, and take the cell again. (Present by then, the
@@ -275,14 +281,19 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   }
 
   /// Outside a transaction, the quick road of `beginModification` (see `_QuickUpdate`): for a
-  /// trivially copyable value of a present key, whose cell it locks. Nil, holding nothing,
-  /// where the general road must go: the key is absent (its default and the count need it),
-  /// its cell was retired meanwhile, or the quick road is closed now.
+  /// trivially copyable value of a present key, whose cell it locks. Nil where the general
+  /// road must go: the key is absent (its default and the count need it), its cell was
+  /// retired meanwhile, or the quick road is closed now. When the index has no cell for the
+  /// key at all, the quick road's segment and lookup announcement go on in `handedOver`, for
+  /// the general road to continue from (see `_QuickUpdate.continuingOnTheGeneralRoad()`);
+  /// otherwise nothing is held.
   @inlinable @inline(__always)
-  func beginQuickModification(forKey key: Key, hash: Int, on thread: _CallingThread) -> Modification? {
+  func beginQuickModification(
+    forKey key: Key, hash: Int, on thread: _CallingThread, handingOver handedOver: inout _SingleOperation?
+  ) -> Modification? {
     guard let quick = _QuickUpdate.begin(on: thread) else { return nil }
     guard let cell = index.find(key, hash: hash) else {
-      quick.cancel(nil)
+      handedOver = quick.continuingOnTheGeneralRoad()
       return nil
     }
     // Nil: retired, not locked. Some(nil): locked, but the key is absent.
@@ -312,13 +323,15 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       }
     }
     let hash = index.hash(of: key)
-    if _isPOD(Value.self), let modification = beginQuickModification(forKey: key, hash: hash, on: thread),
+    var handedOver: _SingleOperation?
+    if _isPOD(Value.self),
+      let modification = beginQuickModification(forKey: key, hash: hash, on: thread, handingOver: &handedOver),
       case .quick(let update, let cell) = modification.road
     {
       cell._withUnsafeGuaranteedRef { update.publish(Optional(value), in: $0) }
       return modification.value
     }
-    let pending = beginUpdate(forKey: key, hash: hash, on: thread, at: site)
+    let pending = beginUpdate(forKey: key, hash: hash, on: thread, at: site, continuing: handedOver)
     let replaced = pending.value
     endUpdate(forKey: key, pending, publishing: .some(value))
     return replaced

@@ -73,6 +73,17 @@ package struct _QuickUpdate {
   package func cancel(_ locked: _Cell?) {
     Self.cancel(locked, segment, context)
   }
+
+  /// For a key whose lookup found no cell, before `lock(_:)`: the general road's operation,
+  /// continuing from the segment and the lookup announcement this update took. `begin(on:)`
+  /// leaves them as `_SingleOperation.beginUpdating(on:)` leaves its own (the thread's
+  /// segment held, its context set, a lookup announced in its occupancy word at a clock the
+  /// thread has seen), so the general road goes on from there: an insert took the segment
+  /// and announced twice, two fenced instructions and about a hundred others.
+  @inlinable
+  package func continuingOnTheGeneralRoad() -> _SingleOperation {
+    _SingleOperation(segment: segment, context: context)
+  }
 }
 
 // The untyped halves, out of line.

@@ -97,6 +97,7 @@ extension _Engine {
     context._withUnsafeGuaranteedRef { context in
       let segment = beginSingleRead(context, readsAtSnapshot: reading)
       #if DEBUG
+      context.singleOperationsBegun += 1
       if reading, let hook = _TestHooks.afterSingleReadAnnounced.withLock({ $0 }) { hook() }
       #endif
       return segment

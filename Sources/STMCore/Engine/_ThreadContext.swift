@@ -73,6 +73,10 @@ final class _ThreadContext: @unchecked Sendable {
   /// Drop-in updates this thread began on the quick road (`_QuickUpdate`), for tests that
   /// must know the road was taken.
   @exclusivity(unchecked) var quickUpdatesBegun = 0
+  /// Single operations outside transactions this thread began by taking a segment of its own
+  /// (`_Engine.beginSingleOperation`), for tests that must know a road was continued, not
+  /// begun again.
+  @exclusivity(unchecked) var singleOperationsBegun = 0
   #endif
   /// xorshift state for randomized backoff; per thread, so threads do not back off in step.
   @exclusivity(unchecked) var backoffRandom: UInt64

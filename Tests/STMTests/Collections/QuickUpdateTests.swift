@@ -137,6 +137,37 @@ extension LibraryTests {
       #expect(Dictionary(uniqueKeysWithValues: dict.map { ($0.key, $0.value) }) == mirror)
     }
 
+    /// An insert of a key the index has no cell for begins on the quick road, whose lookup
+    /// finds nothing, and the general road goes on from the segment and the announcement the
+    /// quick road took, instead of taking its own (two fenced instructions more per insert).
+    /// The inserts and the count are what `Dictionary` gives.
+    @Test func anInsertContinuesFromTheQuickRoadsSegment() {
+      let dict: TDictionary<Int, Int> = [1: 10]
+      var mirror: [Int: Int] = [1: 10]
+      let begun = LockedBox<(quick: Int, single: Int)>((0, 0))
+      startThread {
+        #if DEBUG
+        let context = _ThreadContext.current
+        let (quickBefore, singleBefore) = (context.quickUpdatesBegun, context.singleOperationsBegun)
+        dict[2] = 20
+        dict[3, default: 30] += 1
+        begun.value = (context.quickUpdatesBegun - quickBefore, context.singleOperationsBegun - singleBefore)
+        #else
+        dict[2] = 20
+        dict[3, default: 30] += 1
+        begun.value = (2, 0)
+        #endif
+      }.wait()
+      mirror[2] = 20
+      mirror[3, default: 30] += 1
+      #expect(begun.value.quick == 2, "the inserts did not begin on the quick road")
+      // The default's insert ends its first pass, computes the default with nothing held, and
+      // begins a second one of its own: one single operation, not two or three.
+      #expect(begun.value.single == 1, "the general road began anew instead of continuing: \(begun.value.single)")
+      #expect(dict.count == 3)
+      #expect(Dictionary(uniqueKeysWithValues: dict.map { ($0.key, $0.value) }) == mirror)
+    }
+
     /// An absent key (with no cell, or with the empty cell a transaction's read of it left), a
     /// key removed before, and a present key all give what `Dictionary` gives, with the count
     /// in step.
