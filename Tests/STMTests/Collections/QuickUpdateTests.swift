@@ -155,7 +155,7 @@ extension LibraryTests {
         #else
         dict[2] = 20
         dict[3, default: 30] += 1
-        begun.value = (2, 0)
+        begun.value = (2, 1)
         #endif
       }.wait()
       mirror[2] = 20
