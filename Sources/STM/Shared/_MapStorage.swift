@@ -312,7 +312,8 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// road of the in-place update (`beginQuickModification`): the same update as the general
   /// road's (the same lock, number or unnumbered overwrite), without its segment search, pause
   /// accounting and per-access checks. An absent key, whose insert changes the count, goes
-  /// the general road, with the hash already computed.
+  /// the general road, with the hash already computed, and, when the index has no cell for
+  /// it, from the segment and the lookup announcement the quick road took.
   @inlinable @discardableResult
   func store(_ value: Value, forKey key: Key, at site: _CallSite) -> Value? {
     let thread = _CallingThread.current
