@@ -41,7 +41,7 @@ extension TVar {
   /// retires it until the transaction ends (see `_Cell.pinForInevitable()`); returns false,
   /// pinning nothing, if the cell is retired already (look the key up again).
   @inlinable
-  package func _pinForInevitable(in transaction: Transaction) -> Bool { transaction.segment.pin(cell) }
+  package func _pinForInevitable(in transaction: Transaction) -> Bool { transaction._withSegment { $0.pin(cell) } }
 
   /// Outside a transaction: runs `body` on the newest value while holding the commit lock, and
   /// publishes the new value if `body` says so, as one atomic step. Returns nil, without
@@ -65,7 +65,7 @@ extension TVar {
   package func _withDelayedAppend<Batch: _DelayedAppend, Result>(
     in transaction: Transaction, _ make: () -> Batch, _ body: (inout Batch) throws -> Result
   ) rethrows -> Result where Batch.Anchor == Value {
-    let box = transaction.segment.delayedAppend(on: cell) { _DelayedAppendBox(make()) }
+    let box = transaction._withSegment { $0.delayedAppend(on: cell) { _DelayedAppendBox(make()) } }
     return try box._withUnsafeGuaranteedRef { try body(&unsafeDowncast($0, to: _DelayedAppendBox<Batch>.self).batch) }
   }
 
@@ -75,7 +75,7 @@ extension TVar {
   /// array's `count`) would conflict with. The batch must be empty.
   @inlinable
   package func _dropEmptyDelayedAppend(in transaction: Transaction) {
-    transaction.segment.dropDelayedAppend(on: cell)
+    transaction._withSegment { $0.dropDelayedAppend(on: cell) }
   }
 
   /// Inside a transaction: `body` applied to its batch on this variable, or nil if it has none.
@@ -84,7 +84,7 @@ extension TVar {
   package func _existingDelayedAppend<Batch: _DelayedAppend, Result>(
     in transaction: Transaction, as type: Batch.Type, _ body: (borrowing Batch) -> Result
   ) -> Result? where Batch.Anchor == Value {
-    guard let box = transaction.segment.existingDelayedAppend(on: cell) else { return nil }
+    guard let box = transaction._withSegment({ $0.existingDelayedAppend(on: cell) }) else { return nil }
     return box._withUnsafeGuaranteedRef { body(unsafeDowncast($0, to: _DelayedAppendBox<Batch>.self).batch) }
   }
 
@@ -93,7 +93,7 @@ extension TVar {
   /// array there does not copy it); nil when the transaction has no such write.
   @inlinable
   package func _ownWrite(in transaction: Transaction) -> _OwnWrite<Value>? {
-    guard let pending = transaction.segment.writableVersion(of: cell) else { return nil }
+    guard let pending = transaction._withSegment({ $0.writableVersion(of: cell) }) else { return nil }
     return _OwnWrite(version: unsafeDowncast(pending, to: _Version<Value>.self), cell: cell)
   }
 
@@ -117,20 +117,20 @@ extension Transaction {
   /// bookkeeping (a dictionary's count) over segments, so that concurrent transactions touch
   /// different cells.
   @inlinable
-  package var _segmentIndex: Int { segment.index }
+  package var _segmentIndex: Int { _withSegment { $0.index } }
 
   /// The commit number this transaction reads at.
   @inlinable
-  package var _snapshot: UInt64 { segment.snapshot }
+  package var _snapshot: UInt64 { _withSegment { $0.snapshot } }
 
   /// Whether the transaction is inevitable (it asked, or the engine escalated it): it must not
   /// lose, so a collection keeps the cells it writes from being retired until it ends.
   @inlinable
-  package var _isInevitable: Bool { segment.isInevitable }
+  package var _isInevitable: Bool { _withSegment { $0.isInevitable } }
 
   /// Whether the body called ``becomeInevitable()`` (so it must not wait).
   @usableFromInline
-  package var _isInevitableByRequest: Bool { segment.isInevitableByRequest }
+  package var _isInevitableByRequest: Bool { _withSegment { $0.isInevitableByRequest } }
 }
 
 /// Where the engine's commit clock stands, and the oldest snapshot a running transaction may
@@ -164,7 +164,7 @@ extension TVar {
   /// key, for `isEmpty`) and then reads that one: the answer may rest only on what was read.
   @inlinable
   package func _peek(in transaction: Transaction) -> Value? {
-    transaction.segment.peek(cell)?._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
+    transaction._withSegment { $0.peek(cell) }?._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
   }
 }
 
@@ -172,7 +172,7 @@ extension TVar {
   /// Inside `transaction`: whether it has written the variable (in any block), so that reading
   /// it returns the transaction's own value rather than the snapshot's.
   @inlinable
-  package func _isWritten(in transaction: Transaction) -> Bool { transaction.segment.hasWrite(of: cell) }
+  package func _isWritten(in transaction: Transaction) -> Bool { transaction._withSegment { $0.hasWrite(of: cell) } }
 
   /// Inside `transaction`, for a `_modify` accessor that mutates a copy of the variable's value
   /// and writes it back when the mutation ends: until `_endMutatingCopy(in:)`, reading, writing
@@ -180,18 +180,18 @@ extension TVar {
   /// instead of having what it wrote overwritten by the copy. Begin after reading the value,
   /// end before writing it back.
   @inlinable
-  package func _beginMutatingCopy(in transaction: Transaction) { transaction.segment.beginMutatingCopy(of: cell) }
+  package func _beginMutatingCopy(in transaction: Transaction) { transaction._withSegment { $0.beginMutatingCopy(of: cell) } }
 
   /// Ends what `_beginMutatingCopy(in:)` began.
   @inlinable
-  package func _endMutatingCopy(in transaction: Transaction) { transaction.segment.endMutatingCopy(of: cell) }
+  package func _endMutatingCopy(in transaction: Transaction) { transaction._withSegment { $0.endMutatingCopy(of: cell) } }
 }
 
 extension _TypedCell {
   /// `TVar._beginMutatingCopy(in:)`, for a collection that holds the cell itself (making the
   /// `TVar` retained and released it).
   @inlinable
-  package final func _beginMutatingCopy(in transaction: Transaction) { transaction.segment.beginMutatingCopy(of: self) }
+  package final func _beginMutatingCopy(in transaction: Transaction) { transaction._withSegment { $0.beginMutatingCopy(of: self) } }
 
   /// Ends what `_beginMutatingCopy(in:)` began, in the transaction running on the calling
   /// thread (the one that began it).
@@ -254,7 +254,7 @@ package struct _OwnWrite<Value> {
       version.value = value
     }
     guard let transaction = Transaction._currentChecked else { return false }
-    let current = unmanagedCell._withUnsafeGuaranteedRef { transaction.segment.writableVersion(of: $0) }
+    let current = unmanagedCell._withUnsafeGuaranteedRef { cell in transaction._withSegment { $0.writableVersion(of: cell) } }
     return current.map { Unmanaged.passUnretained($0).toOpaque() == unmanagedVersion.toOpaque() } ?? false
   }
 }

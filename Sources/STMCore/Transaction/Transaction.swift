@@ -18,11 +18,15 @@
 /// Using it anywhere else traps with a message saying so.
 public struct Transaction {
   @usableFromInline unowned(unsafe) let segment: _Segment
+  /// `segment` again, for `_withSegment`: a reference loaded from the unowned field was
+  /// retained and released around each call on it.
+  @usableFromInline let segmentHandle: Unmanaged<_Segment>
   @usableFromInline let attempt: UInt64
 
   @inlinable
   init(_ segment: _Segment) {
     self.segment = segment
+    self.segmentHandle = Unmanaged.passUnretained(segment)
     self.attempt = segment.attempt
   }
 
@@ -30,7 +34,16 @@ public struct Transaction {
   @inlinable
   init(_ segment: Unmanaged<_Segment>) {
     self.segment = segment.takeUnretainedValue()
+    self.segmentHandle = segment
     self.attempt = segment._withUnsafeGuaranteedRef { $0.attempt }
+  }
+
+  /// Calls `body` with the transaction's segment, borrowed: for the collection primitives,
+  /// which call into the segment on every operation inside a transaction (segments live as
+  /// long as the engine).
+  @inlinable @inline(__always)
+  func _withSegment<Result>(_ body: (_Segment) throws -> Result) rethrows -> Result {
+    try segmentHandle._withUnsafeGuaranteedRef(body)
   }
 
   @inlinable
