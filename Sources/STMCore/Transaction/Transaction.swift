@@ -48,9 +48,8 @@ public struct Transaction {
 
   @inlinable
   func checkValid(_ operation: StaticString) {
-    guard segment.isRunning, segment.attempt == attempt,
-      _ThreadState.current.pointee.segment?.toOpaque() == Unmanaged.passUnretained(segment).toOpaque()
-    else { Self.misuse(operation) }
+    let isCurrent = _withSegment { $0.isRunning && $0.attempt == attempt }
+    guard isCurrent, _ThreadState.current.pointee.segment?.toOpaque() == segmentHandle.toOpaque() else { Self.misuse(operation) }
   }
 
   /// Traps for a handle used where it may not be: inside code that may touch no transactional
@@ -158,7 +157,7 @@ public struct Transaction {
   /// - Complexity: O(1).
   public func afterCommit(_ hook: @escaping () -> Void) {
     checkValid("afterCommit(_:)")
-    segment.log.afterCommit.append(hook)
+    _withSegment { $0.log.afterCommit.append(hook) }
   }
 
   /// Registers `hook` to run once, on this thread, if this attempt rolls back.
@@ -176,7 +175,7 @@ public struct Transaction {
   /// - Complexity: O(1).
   public func afterAbort(_ hook: @escaping () -> Void) {
     checkValid("afterAbort(_:)")
-    segment.log.afterAbort.append(hook)
+    _withSegment { $0.log.afterAbort.append(hook) }
   }
 
   /// Makes this transaction inevitable: from now on it cannot abort, so it may perform
