@@ -257,11 +257,15 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
 
   /// The key's cell, and the cells retired after the snapshot of `transaction` that held it,
   /// newest first: the transaction finds the key's value among them (see
-  /// `_MapStorage.read(_:_:in:)`).
+  /// `_MapStorage.read(_:_:in:)`). An inevitable transaction gets the current cell pinned (see
+  /// `pinnedCell(for:hash:in:)`).
   @inlinable
   func slots(for key: Key, in transaction: Transaction) -> (current: Slot, retired: [Slot]) {
     let hash = hash(of: key)
-    let current = cell(for: key, hash: hash)._withUnsafeGuaranteedRef { $0.variable }
+    let current =
+      transaction._isInevitable
+      ? pinnedCell(for: key, hash: hash, in: transaction)
+      : cell(for: key, hash: hash)._withUnsafeGuaranteedRef { $0.variable }
     return (current, retiredSlots(for: key, hash: hash, seenFrom: transaction._snapshot))
   }
 
@@ -313,14 +317,6 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
       // Retired since the lookup: the key has a fresh cell now.
       if slot._pinForInevitable(in: transaction) { return slot }
     }
-  }
-
-  /// `slots(for:in:)` for an inevitable transaction: the current cell pinned (see
-  /// `pinnedCell(for:hash:in:)`), with the key hashed once for both lookups.
-  @inlinable
-  func pinnedSlots(for key: Key, in transaction: Transaction) -> (current: Slot, retired: [Slot]) {
-    let hash = hash(of: key)
-    return (pinnedCell(for: key, hash: hash, in: transaction), retiredSlots(for: key, hash: hash, seenFrom: transaction._snapshot))
   }
 
   // MARK: Housekeeping

@@ -496,10 +496,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     forKey key: Key, in transaction: Transaction, at site: _CallSite,
     _ body: (inout Value?) throws(Failure) -> (changed: Bool, result: Result)
   ) throws(Failure) -> Result {
-    let (slot, retired) =
-      transaction._isInevitable
-      ? index.pinnedSlots(for: key, in: transaction)
-      : index.slots(for: key, in: transaction)
+    let (slot, retired) = index.slots(for: key, in: transaction)
     Self.note(.readWrite, slot, retired, at: site, key: key)
     let old = Self.read(slot, retired, in: transaction)
     var value = old

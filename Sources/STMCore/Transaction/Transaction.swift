@@ -17,15 +17,12 @@
 /// A handle is valid only inside the block that received it, on the thread running that block.
 /// Using it anywhere else traps with a message saying so.
 public struct Transaction {
-  @usableFromInline unowned(unsafe) let segment: _Segment
-  /// `segment` again, for `_withSegment`: a reference loaded from the unowned field was
-  /// retained and released around each call on it.
+  /// The segment running the attempt, unretained: segments live as long as the engine.
   @usableFromInline let segmentHandle: Unmanaged<_Segment>
   @usableFromInline let attempt: UInt64
 
   @inlinable
   init(_ segment: _Segment) {
-    self.segment = segment
     self.segmentHandle = Unmanaged.passUnretained(segment)
     self.attempt = segment.attempt
   }
@@ -33,10 +30,15 @@ public struct Transaction {
   /// The handle of the attempt running on `segment`, made without retaining it.
   @inlinable
   init(_ segment: Unmanaged<_Segment>) {
-    self.segment = segment.takeUnretainedValue()
     self.segmentHandle = segment
     self.attempt = segment._withUnsafeGuaranteedRef { $0.attempt }
   }
+
+  /// The segment as a reference, for the control operations (`retry`, `orElse`, hooks'
+  /// bookkeeping, inevitability); the collection primitives, called on every operation, use
+  /// `_withSegment`, which retains nothing.
+  @inlinable
+  var segment: _Segment { segmentHandle.takeUnretainedValue() }
 
   /// Calls `body` with the transaction's segment, borrowed: for the collection primitives,
   /// which call into the segment on every operation inside a transaction (segments live as
