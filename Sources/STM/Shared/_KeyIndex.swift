@@ -231,8 +231,12 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     let replaced = state.table
     state.table = replaced.rebuilt(makingRoomFor: 1)
     stripe.table.store(UInt(bitPattern: Unmanaged.passUnretained(state.table).toOpaque()), ordering: .sequentiallyConsistent)
-    // Read after the new table is shown: a lookup announced at or after this clock finds it.
-    state.replacedTables.append((replaced, _EngineClock.now))
+    // Moved on after the new table is shown: a lookup announced at the new clock or later
+    // finds it, so the old table waits only for lookups announced at or below the one before.
+    // Read instead of moved, the clock could stay at that value for good (drop-in updates
+    // and inserts may leave it alone: see `_Engine.unnumberedOverwritePosition(for:)`), and
+    // the table would then wait for good, retried at every housekeeping turn.
+    state.replacedTables.append((replaced, _EngineClock.advance() &- 1))
     Self.dropReplacedTables(&state, olderThan: _EngineClock.oldestRunningSnapshot())
     Self.deferHousekeeping(of: stripe, &state)
   }

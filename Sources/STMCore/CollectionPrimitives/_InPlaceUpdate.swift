@@ -209,8 +209,11 @@ extension _TypedCell where Value: Sendable {
   }
 
   /// Publishes `value` and `transform` applied to `companion`'s newest value under one commit
-  /// number, and releases what the update took. `companion` must be written only by
-  /// transactions on the update's segment (`update.segmentIndex`).
+  /// number, or under none when no snapshot can see either (see
+  /// `_Engine.unnumberedOverwrite(of:commutingWith:by:)`), and releases what the update took.
+  /// `companion` must be written only by transactions on the update's segment
+  /// (`update.segmentIndex`), and `transform` must commute with itself (an addition to a
+  /// count): nothing records the order of two updates that share a position.
   @inlinable
   package final func endInPlaceUpdate<Companion>(
     _ update: _InPlaceUpdate<Value>, publishing value: Value,
@@ -218,7 +221,7 @@ extension _TypedCell where Value: Sendable {
   ) {
     let newest = _Engine.lockCompanion(companion.cell, update.segment, update.context)
     let companionValue = transform(newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Companion>.self).value })
-    let numbered = _Engine.numberInPlaceMutation(of: self, update.segment, update.context, companion: companion.cell)
+    let numbered = _Engine.numberInPlaceMutation(of: self, update.segment, update.context, commutingWith: companion.cell)
     publish(value, alongWith: companion.cell, companionValue, numbered: numbered, update.segment, update.context)
   }
 

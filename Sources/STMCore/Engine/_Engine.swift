@@ -262,7 +262,8 @@ final class _Engine: @unchecked Sendable {
     return true
   }
 
-  /// Where a drop-in update of one cell, which holds the cell's commit lock, stands in the
+  /// Where a drop-in update of one cell (and perhaps of a count beside it: see
+  /// `unnumberedOverwrite(of:commutingWith:by:)`), which holds the commit locks, stands in the
   /// serial order if it overwrites the cell's only version in place without taking a commit
   /// number: just after the commits numbered up to the returned clock value, and before every
   /// snapshot taken at that value or later. Nil when it must take a number instead: some

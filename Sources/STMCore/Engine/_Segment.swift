@@ -860,15 +860,51 @@ extension _Engine {
   @inline(__always)
   func unnumberedOverwrite(of cell: _Cell, by segment: _Segment) -> Unmanaged<_VersionBase>? {
     guard segment.lockedNewestIsAlone, !segment.peekedUnnumberedWrite, !_ConflictRecorder.isRecording,
-      let own = overwriteCandidate(cell),
-      own._withUnsafeGuaranteedRef({ $0.overwrites }) < .max,
-      let position = unnumberedOverwritePosition(for: segment)
+      let own = unnumberedOverwriteCandidate(cell),
+      takeUnnumberedPosition(for: segment)
     else { return nil }
+    return own
+  }
+
+  /// As `unnumberedOverwrite(of:by:)`, for an update that also adds to `companion`, a count
+  /// (also locked by the update): the newest versions of both, when both may take their new
+  /// values without a commit number.
+  ///
+  /// Two such updates may share a position and a count; they are ordered by the count's lock,
+  /// but nothing records that order: neither returns or decides anything from the count, and
+  /// additions commute, so either order gives every reader what it sees (readers at the
+  /// position see both; see `unnumberedOverwritePosition(for:)`). An update that does use its
+  /// companion's value takes a number (`numberInPlaceMutation(of:_:_:companion:)`).
+  @inline(__always)
+  func unnumberedOverwrite(of cell: _Cell, commutingWith companion: _Cell, by segment: _Segment)
+    -> (own: Unmanaged<_VersionBase>, companion: Unmanaged<_VersionBase>)?
+  {
+    guard segment.lockedNewestIsAlone, !segment.peekedUnnumberedWrite, !_ConflictRecorder.isRecording,
+      let own = unnumberedOverwriteCandidate(cell),
+      companion.head.load(ordering: .relaxed)._withUnsafeGuaranteedRef({ $0.older == nil }),
+      let other = unnumberedOverwriteCandidate(companion),
+      takeUnnumberedPosition(for: segment)
+    else { return nil }
+    return (own, other)
+  }
+
+  /// `overwriteCandidate(cell)`, unless its count of overwrites without a number would wrap.
+  @inline(__always)
+  private func unnumberedOverwriteCandidate(_ cell: _Cell) -> Unmanaged<_VersionBase>? {
+    guard let newest = overwriteCandidate(cell), newest._withUnsafeGuaranteedRef({ $0.overwrites }) < .max else { return nil }
+    return newest
+  }
+
+  /// Gives `segment`'s update its place without a commit number, if it may have one (see
+  /// `unnumberedOverwritePosition(for:)`).
+  @inline(__always)
+  private func takeUnnumberedPosition(for segment: _Segment) -> Bool {
+    guard let position = unnumberedOverwritePosition(for: segment) else { return false }
     segment.unnumberedPosition = position
     #if DEBUG
     if let hook = _TestHooks.afterChoosingUnnumberedOverwrite.withLock({ $0 }) { hook() }
     #endif
-    return own
+    return true
   }
 
   /// The newest versions of `cell` and of `companion` (when given) that the commit numbered

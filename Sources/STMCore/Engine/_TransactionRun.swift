@@ -366,6 +366,24 @@ extension _Engine {
     numberInPlaceMutation(of: cell, segment, context, companion: Optional(companion))
   }
 
+  /// `numberInPlaceMutation(of:_:_:companion:)` for a mutation that adds to `companion`, a
+  /// count, without deciding anything from its value: when no snapshot can see either cell,
+  /// it takes no number, and returns the key's version's own stamp with both newest versions
+  /// to write into (see `_Engine.unnumberedOverwrite(of:commutingWith:by:)`).
+  @usableFromInline
+  static func numberInPlaceMutation(
+    of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, commutingWith companion: _Cell
+  ) -> (number: UInt64, overwritable: Unmanaged<_VersionBase>?, companion: Unmanaged<_VersionBase>?) {
+    let unnumbered = segment._withUnsafeGuaranteedRef { segment in
+      context._withUnsafeGuaranteedRef { context in
+        context.engine._withUnsafeGuaranteedRef { $0.unnumberedOverwrite(of: cell, commutingWith: companion, by: segment) }
+      }
+    }
+    guard let (own, other) = unnumbered else { return numberInPlaceMutation(of: cell, segment, context, companion: Optional(companion)) }
+    context._withUnsafeGuaranteedRef { $0.forbiddenAccess = nil }
+    return (own._withUnsafeGuaranteedRef { $0.stamp }, own, other)
+  }
+
   // Always inlined into the two entry points above (and below), so that the one without a
   // companion carries no trace of it: an update of one variable is the common case.
   @inline(__always)
@@ -433,8 +451,11 @@ extension _Engine {
           if let position = segment.unnumberedPosition {
             segment.unnumberedPosition = nil
             let overwrite = engine.restampUnnumbered(version, site: site)
+            // A companion here is a count, overwritten too (see `unnumberedOverwrite(of:commutingWith:by:)`).
+            if let companionVersion { _ = engine.restampUnnumbered(companionVersion, site: site) }
+            assert(extra == nil, "an update with a second companion always takes a number")
             context.lastCommit = _SerialPosition(number: position, isReadOnly: false, overwrite: overwrite)
-            finishInPlaceMutation(of: cell, segment, context, engine, published: true, companion: nil, fencesWake: false)
+            finishInPlaceMutation(of: cell, segment, context, engine, published: true, companion: companion, fencesWake: false)
             return
           }
           engine.publishOrRestamp(version, in: cell, number: number, site: site, by: context)

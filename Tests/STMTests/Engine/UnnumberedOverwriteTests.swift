@@ -16,6 +16,29 @@ private var anySnapshotAnnounced: Bool {
   _Engine.shared.segments.contains { $0.announcedSnapshot.load(ordering: .acquiring) < _SnapshotSlot.withdrawn }
 }
 
+/// Holds an update on one thread just after it chose to overwrite without a commit number, its
+/// locks taken and its place chosen, until `release` opens; `chosen` opens when it gets there.
+final class UnnumberedOverwritePause: Sendable {
+  let chosen = Gate(), release = Gate()
+  private let heldThread = Atomic<UInt>(0)
+
+  init() {
+    _TestHooks.afterChoosingUnnumberedOverwrite.withLock { hook in
+      hook = { [self] in
+        guard UInt(pthread_self()) == heldThread.load(ordering: .acquiring) else { return }
+        chosen.open()
+        release.wait()
+      }
+    }
+  }
+
+  /// Makes the calling thread's next update without a number the one held.
+  func holdTheCallingThread() { heldThread.store(UInt(pthread_self()), ordering: .releasing) }
+
+  /// Takes the hook away; call before the test ends.
+  func remove() { _TestHooks.afterChoosingUnnumberedOverwrite.withLock { $0 = nil } }
+}
+
 extension LibraryTests {
   /// A drop-in update of one cell that no snapshot can see overwrites the cell's only version
   /// without taking a commit number, so that updates of disjoint cells from several threads do
@@ -109,28 +132,20 @@ extension LibraryTests {
       let variable = TVar(0)
       _ = variable.value
       variable.value = 1
-      let chosen = Gate(), release = Gate()
-      let updater = Atomic<UInt>(0)
-      _TestHooks.afterChoosingUnnumberedOverwrite.withLock { hook in
-        hook = {
-          guard UInt(pthread_self()) == updater.load(ordering: .acquiring) else { return }
-          chosen.open()
-          release.wait()
-        }
-      }
-      defer { _TestHooks.afterChoosingUnnumberedOverwrite.withLock { $0 = nil } }
+      let pause = UnnumberedOverwritePause()
+      defer { pause.remove() }
       let position = LockedBox<_SerialPosition?>(nil)
       let updating = startThread {
-        updater.store(UInt(pthread_self()), ordering: .releasing)
+        pause.holdTheCallingThread()
         variable.value += 1
         position.value = lastPosition
       }
-      #expect(chosen.wait(timeout: 10), "the update did not overwrite without a number")
+      #expect(pause.chosen.wait(timeout: 10), "the update did not overwrite without a number")
       let seen = LockedBox<Int?>(nil)
       let reader = startThread { seen.value = variable.value }
       let readEarly = reader.wait(timeout: .now() + 0.3) == .success
       #expect(!readEarly, "a reader read the cell while the update was writing it")
-      release.open()
+      pause.release.open()
       updating.wait()
       reader.wait()
       #expect(seen.value == 2)
