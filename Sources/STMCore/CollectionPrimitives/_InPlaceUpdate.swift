@@ -452,6 +452,10 @@ package struct _CallingThread {
     return Transaction(segment.takeUnretainedValue())
   }
 
+  /// Whether a transaction is running on the thread (`transaction != nil`, without making one).
+  @inlinable
+  package var isInTransaction: Bool { state.pointee.segment != nil }
+
   /// The thread's context, for a single operation to begin from.
   @inlinable
   var context: Unmanaged<_ThreadContext> { state.pointee.context }
