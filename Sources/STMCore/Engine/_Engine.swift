@@ -289,7 +289,10 @@ final class _Engine: @unchecked Sendable {
   ///   snapshots were announced until then), and the next number taken is above it.
   /// Two such updates of different cells may share a position: neither reads what the other
   /// writes, and no snapshot sees one without the other. Updates of one cell are told apart
-  /// by the version's `overwrites` count.
+  /// by the version's `overwrites` count. Two membership changes may also share a count cell,
+  /// and then a position and even an `overwrites` count (each reports its key's): they add
+  /// to the count without deciding anything from it, so either order is the same (see
+  /// `unnumberedOverwrite(of:commutingWith:by:)`).
   @inline(__always)
   func unnumberedOverwritePosition(for segment: _Segment) -> UInt64? {
     _ = segment.commitNumber.exchange(_CommitNumber.numbering, ordering: .sequentiallyConsistent)

@@ -376,11 +376,11 @@ extension _Engine {
   ) -> (number: UInt64, overwritable: Unmanaged<_VersionBase>?, companion: Unmanaged<_VersionBase>?) {
     let unnumbered = segment._withUnsafeGuaranteedRef { segment in
       context._withUnsafeGuaranteedRef { context in
-        context.engine._withUnsafeGuaranteedRef { $0.unnumberedOverwrite(of: cell, commutingWith: companion, by: segment) }
+        context.forbiddenAccess = nil
+        return context.engine._withUnsafeGuaranteedRef { $0.unnumberedOverwrite(of: cell, commutingWith: companion, by: segment) }
       }
     }
     guard let (own, other) = unnumbered else { return numberInPlaceMutation(of: cell, segment, context, companion: Optional(companion)) }
-    context._withUnsafeGuaranteedRef { $0.forbiddenAccess = nil }
     return (own._withUnsafeGuaranteedRef { $0.stamp }, own, other)
   }
 

@@ -10,9 +10,12 @@ private func newest<Value>(_ variable: TVar<Value>) -> (identity: ObjectIdentifi
   return (ObjectIdentifier(version), version.stamp)
 }
 
-private var clockNow: UInt64 { _Engine.shared.clock.load(ordering: .acquiring) }
-private var lastPosition: _SerialPosition { _ThreadContext.current.lastCommit }
-private var anySnapshotAnnounced: Bool {
+/// The engine's clock.
+var clockNow: UInt64 { _Engine.shared.clock.load(ordering: .acquiring) }
+/// Where the calling thread's last operation stands in the serial order.
+var lastPosition: _SerialPosition { _ThreadContext.current.lastCommit }
+/// Whether any segment announces a running snapshot.
+var anySnapshotAnnounced: Bool {
   _Engine.shared.segments.contains { $0.announcedSnapshot.load(ordering: .acquiring) < _SnapshotSlot.withdrawn }
 }
 
