@@ -235,7 +235,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// roads out of line: called, the whole of it (too large for the compiler to inline) built
   /// its 80-byte `Modification` in memory for the caller to read back. With
   /// `endModification` split the same way, a drop-in `dict[key, default: 0] += 1` went from
-  /// 536 instructions to 480.
+  /// 536 instructions to 482.
   @inlinable @inline(__always)
   func beginModification(forKey key: Key, default defaultValue: () -> Value, at site: _CallSite) -> Modification {
     let thread = _CallingThread.current
