@@ -859,8 +859,7 @@ extension _Engine {
   /// often that its count would wrap.
   @inline(__always)
   func unnumberedOverwrite(of cell: _Cell, by segment: _Segment) -> Unmanaged<_VersionBase>? {
-    guard segment.lockedNewestIsAlone, !segment.peekedUnnumberedWrite, !_ConflictRecorder.isRecording,
-      let own = unnumberedOverwriteCandidate(cell),
+    guard mayOverwriteWithoutNumber(segment), let own = belowOverwriteLimit(overwriteCandidate(cell)),
       takeUnnumberedPosition(for: segment)
     else { return nil }
     return own
@@ -879,20 +878,26 @@ extension _Engine {
   func unnumberedOverwrite(of cell: _Cell, commutingWith companion: _Cell, by segment: _Segment)
     -> (own: Unmanaged<_VersionBase>, companion: Unmanaged<_VersionBase>)?
   {
-    guard segment.lockedNewestIsAlone, !segment.peekedUnnumberedWrite, !_ConflictRecorder.isRecording,
-      let own = unnumberedOverwriteCandidate(cell),
-      companion.head.load(ordering: .relaxed)._withUnsafeGuaranteedRef({ $0.older == nil }),
-      let other = unnumberedOverwriteCandidate(companion),
+    guard mayOverwriteWithoutNumber(segment), let own = belowOverwriteLimit(overwriteCandidate(cell)),
+      let other = belowOverwriteLimit(soleOverwriteCandidate(companion)),
       takeUnnumberedPosition(for: segment)
     else { return nil }
     return (own, other)
   }
 
-  /// `overwriteCandidate(cell)`, unless its count of overwrites without a number would wrap.
+  /// What every update without a number needs of the segment making it: the newest version of
+  /// its cell is the only one, it peeked at no value written without a number, and the
+  /// conflict log is not recording.
   @inline(__always)
-  private func unnumberedOverwriteCandidate(_ cell: _Cell) -> Unmanaged<_VersionBase>? {
-    guard let newest = overwriteCandidate(cell), newest._withUnsafeGuaranteedRef({ $0.overwrites }) < .max else { return nil }
-    return newest
+  private func mayOverwriteWithoutNumber(_ segment: _Segment) -> Bool {
+    segment.lockedNewestIsAlone && !segment.peekedUnnumberedWrite && !_ConflictRecorder.isRecording
+  }
+
+  /// `candidate`, unless its count of overwrites without a number would wrap.
+  @inline(__always)
+  private func belowOverwriteLimit(_ candidate: Unmanaged<_VersionBase>?) -> Unmanaged<_VersionBase>? {
+    guard let candidate, candidate._withUnsafeGuaranteedRef({ $0.overwrites }) < .max else { return nil }
+    return candidate
   }
 
   /// Gives `segment`'s update its place without a commit number, if it may have one (see
@@ -930,14 +935,19 @@ extension _Engine {
     -> (Unmanaged<_VersionBase>?, companion: Unmanaged<_VersionBase>?)
   {
     let own = isAlone ? overwriteCandidate(cell) : nil
-    let other = companion.flatMap { companion in
-      companion.head.load(ordering: .relaxed)._withUnsafeGuaranteedRef { $0.older == nil } ? overwriteCandidate(companion) : nil
-    }
+    let other = companion.flatMap(soleOverwriteCandidate)
     guard own != nil || other != nil, noSnapshotAnnounced(below: number) else { return (nil, nil) }
     return (own, other)
   }
 
-  /// The newest version of `cell`, the only one, if only the cell holds it.
+  /// `overwriteCandidate(cell)` for a cell whose commit lock is held but whose newest version
+  /// nobody has checked to be its only one: nil unless it is.
+  @inline(__always)
+  func soleOverwriteCandidate(_ cell: _Cell) -> Unmanaged<_VersionBase>? {
+    cell.head.load(ordering: .relaxed)._withUnsafeGuaranteedRef { $0.older == nil } ? overwriteCandidate(cell) : nil
+  }
+
+  /// The newest version of `cell` (the only one: the caller checked), if only the cell holds it.
   func overwriteCandidate(_ cell: _Cell) -> Unmanaged<_VersionBase>? {
     let newest = cell.head.load(ordering: .relaxed)
     return isOwnedOnlyByItsCell(newest) ? newest : nil
