@@ -141,16 +141,17 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// Outside a transaction the in-place update holds the key's cell briefly: it must not touch
   /// other transactional data (that traps; put such code in `atomically`), and must not wait
   /// for a thread that may be using this dictionary. Until it ends, other updates of the key
-  /// wait, and so may removals and growth in the key's part of the index. It works on the
-  /// value where it is, without copying it, whenever no running transaction could still read
-  /// the value it replaces: `groups[key, default: []].append(x)` costs O(1), not a copy of the
-  /// array. Inside a transaction the first update of a key copies its value (other
-  /// transactions may be reading it), and later ones in the same block work on the
-  /// transaction's own copy in place; using the key from inside any of these mutations (from a
-  /// closure that the mutating method calls) traps, as Swift's exclusivity checks would. A
-  /// mutation that throws midway keeps what it changed, as with `Dictionary`. The default is
-  /// computed only when the key is absent, before the update holds anything, so it may read
-  /// other transactional data (`counts[key, default: base.value] += 1`).
+  /// wait, and so may reads of it, removals and growth in the key's part of the index, and a
+  /// transaction becoming inevitable. It works on the value where it is, without copying it,
+  /// whenever no running transaction could still read the value it replaces:
+  /// `groups[key, default: []].append(x)` costs O(1), not a copy of the array. Inside a
+  /// transaction the first update of a key copies its value (other transactions may be reading
+  /// it), and later ones in the same block work on the transaction's own copy in place; using
+  /// the key from inside any of these mutations (from a closure that the mutating method
+  /// calls) traps, as Swift's exclusivity checks would. A mutation that throws midway keeps
+  /// what it changed, as with `Dictionary`. The default is computed only when the key is
+  /// absent, before the update holds anything, so it may read other transactional data
+  /// (`counts[key, default: base.value] += 1`).
   ///
   /// Conflicts: as ``subscript(_:fileID:line:)``.
   ///

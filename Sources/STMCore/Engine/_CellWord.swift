@@ -71,8 +71,11 @@ extension _Cell {
       let holder = _CellWord.holder(word)
       guard holder == 0 else { return (false, holder) }
       let desired = word | (tag & _CellWord.holderMask)
+      // Sequentially consistent (on x86 and arm64 the same instruction as acquire-release):
+      // the drop-in update's quick road relies on it as the fence before its scan of the
+      // snapshots (see `_Engine.enterCommitAfterQuickLookup(_:)`).
       let (exchanged, original) = lockWord.compareExchange(
-        expected: word, desired: desired, ordering: .acquiringAndReleasing)
+        expected: word, desired: desired, ordering: .sequentiallyConsistent)
       if exchanged { return (true, 0) }
       // Taken meanwhile (or taken and released with its state changed): look again.
       word = original

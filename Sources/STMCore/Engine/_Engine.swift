@@ -209,19 +209,65 @@ final class _Engine: @unchecked Sendable {
     max(known, horizon.load(ordering: .acquiring))
   }
 
-  /// `tryAcquirePreferredSegment(for:)` and `announceForLookup(for:after:)` in one
-  /// compare-and-swap of the segment's `occupancy`; nil, holding and announcing nothing, if
-  /// the thread's own segment is busy. Returns the segment and the clock value announced.
+  /// For the drop-in update's quick road (`_QuickUpdate`): `tryAcquirePreferredSegment(for:)`
+  /// and `announceForLookup(for:after:)` in one compare-and-swap of the segment's `occupancy`,
+  /// which also marks the update as a commit in flight (`_SegmentOccupancy.quickUpdate`); nil,
+  /// holding and announcing nothing, if the thread's own segment is busy or a transaction is
+  /// inevitable (the general road waits for it). Returns the segment and the clock value
+  /// announced.
+  ///
+  /// The mark stands for `_Segment.committing` until the update locks its cell
+  /// (`enterCommitAfterQuickLookup(_:)`): the exchange and the token's load after it are the
+  /// Dekker pairing that `enterCommit` makes with its flag's store, so the update's commit
+  /// needs no fenced instruction of its own for it (one of the four it took).
   @inline(__always)
-  func tryAcquirePreferredSegment(for context: _ThreadContext, announcingLookupAfter known: UInt64)
+  func tryAcquirePreferredSegment(for context: _ThreadContext, announcingQuickLookupAfter known: UInt64)
     -> (segment: Unmanaged<_Segment>, announced: UInt64)?
   {
     guard context.preferredSegment < segmentHandles.count else { return nil }
     let preferred = segmentHandles[context.preferredSegment]
     // Read before the exchange, as `announceForLookup` reads it before its store.
     let announced = lookupAnnouncement(after: known)
-    guard preferred._withUnsafeGuaranteedRef({ $0.tryAcquire(announcingLookup: announced) }) else { return nil }
+    assert(announced < _SegmentOccupancy.quickUpdate, "the clock has reached 2^62")
+    let word = announced | _SegmentOccupancy.quickUpdate
+    guard preferred._withUnsafeGuaranteedRef({ $0.tryAcquire(announcingLookup: word) }) else { return nil }
+    #if DEBUG
+    context.quickUpdatesBegun += 1
+    #endif
+    // After the exchange: a transaction that takes the token from now on waits for this
+    // update, and one that took it before is seen here.
+    if inevitableHolder.load(ordering: .sequentiallyConsistent) != 0 {
+      // Without `releaseSegment`'s wake-up of threads waiting for a free segment: they look
+      // again every millisecond (`acquireAnotherSegment`), and a call here kept the quick
+      // road's start out of line (a call and 20 instructions more on every update).
+      preferred._withUnsafeGuaranteedRef { $0.release() }
+      return nil
+    }
     return (preferred, announced)
+  }
+
+  /// Takes `context`'s own segment for a quick update (`_QuickUpdate.start`), announcing its
+  /// lookup; nil, holding nothing, when the quick road is closed now.
+  @inline(__always)
+  func tryBeginQuickUpdate(for context: _ThreadContext) -> Unmanaged<_Segment>? {
+    guard let (segment, announced) = tryAcquirePreferredSegment(
+      for: context, announcingQuickLookupAfter: context.lastCommit.number)
+    else { return nil }
+    segment._withUnsafeGuaranteedRef { segment in
+      segment.context = context
+      segment.snapshot = announced
+    }
+    return segment
+  }
+
+
+  /// Hands a quick road's segment, its lookup still announced, to the general road: takes the
+  /// quick update's mark off (see `tryAcquirePreferredSegment(for:announcingQuickLookupAfter:)`),
+  /// so that a transaction becoming inevitable stops waiting for it; the general road marks
+  /// its commit itself (`enterCommit`), and waits there for that transaction.
+  func dropQuickUpdateMark(of segment: _Segment) {
+    let word = segment.occupancy.load(ordering: .relaxed)
+    segment.occupancy.store(_SegmentOccupancy.announcedLookup(word), ordering: .releasing)
   }
 
   /// Withdraws `segment`'s snapshot, leaving the newest one it announced in the slot (see
@@ -295,7 +341,11 @@ final class _Engine: @unchecked Sendable {
   /// `unnumberedOverwrite(of:commutingWith:by:)`).
   @inline(__always)
   func unnumberedOverwritePosition(for segment: _Segment) -> UInt64? {
-    _ = segment.commitNumber.exchange(_CommitNumber.numbering, ordering: .sequentiallyConsistent)
+    // The quick road showed `numbering` before its lock's compare-and-swap, which fenced (see
+    // `enterCommitAfterQuickLookup(_:)`); only this thread writes its segment's number.
+    if segment.commitNumber.load(ordering: .relaxed) != _CommitNumber.numbering {
+      _ = segment.commitNumber.exchange(_CommitNumber.numbering, ordering: .sequentiallyConsistent)
+    }
     // The clock is read on both sides of the scan, and a move gives up: it keeps the argument
     // above to one clock value (a commit that took a number meanwhile could not have read the
     // cell unseen anyway: it validates after numbering, and would meet the lock).
@@ -317,7 +367,7 @@ final class _Engine: @unchecked Sendable {
     var oldest = recomputeHorizon()
     for segment in segments {
       // A segment that announces no lookup shows a sentinel above any clock value.
-      oldest = min(oldest, segment.occupancy.load(ordering: .sequentiallyConsistent))
+      oldest = min(oldest, _SegmentOccupancy.announcedLookup(segment.occupancy.load(ordering: .sequentiallyConsistent)))
     }
     return oldest
   }
@@ -361,10 +411,12 @@ final class _Engine: @unchecked Sendable {
     }
     // Dekker pairing with `enterCommit`: we stored the token (sequentially consistent) and now
     // read every `committing` flag; a committer stores its flag and then reads the token. One of
-    // the two sees the other, so no commit slips past unseen.
+    // the two sees the other, so no commit slips past unseen. The quick road's compare-and-swap
+    // of its occupancy word stands for its flag until it locks (see
+    // `tryAcquirePreferredSegment(for:announcingLookupAfter:)`).
     for other in segments where other !== segment {
       var backoff = _Backoff()
-      while other.committing.load(ordering: .sequentiallyConsistent) {
+      while other.mayBeCommitting {
         backoff.pause()
       }
     }
@@ -409,6 +461,30 @@ final class _Engine: @unchecked Sendable {
     if tryEnterCommit(segment) { return }
     waitToEnterCommit(segment, context: context)
     segment.commitNumber.store(_CommitNumber.unnumbered, ordering: .releasing)
+  }
+
+  /// The quick road's `tryEnterCommit`, after its lookup: marks `segment` committing and shows
+  /// `_CommitNumber.numbering`, before the update locks its cell. Neither store is fenced.
+  ///
+  /// - The commit mark needs no token check: the quick update's occupancy word marked it as a
+  ///   commit in flight, which a transaction taking the token waits for, since before it
+  ///   looked the token up (see `tryAcquirePreferredSegment(for:announcingQuickLookupAfter:)`).
+  ///   This mark is stored before the lookup is withdrawn (a releasing store), so the mark
+  ///   goes on standing without a gap.
+  /// - `numbering` from the start: the update ends either numbered or overwriting without a
+  ///   number, and readers that meet its lock must wait for it in the second case. Shown
+  ///   before the lock's compare-and-swap (sequentially consistent), it is seen by whoever
+  ///   sees the lock, and that compare-and-swap is the fence that
+  ///   `unnumberedOverwritePosition(for:)` needs before it scans the snapshots: the exchange
+  ///   it makes otherwise, a fenced instruction, is left out. Readers of the key wait for the
+  ///   update's whole mutation instead of carrying on before it, and a validating commit that
+  ///   read the key counts the update as a conflict for that long (see `_CommitNumber`): on
+  ///   the quick road that is the caller's change to a trivially copyable value, such as
+  ///   `+= 1`, and the load of the value's version.
+  @inline(__always)
+  func enterCommitAfterQuickLookup(_ segment: _Segment) {
+    segment.committing.store(true, ordering: .relaxed)
+    segment.commitNumber.store(_CommitNumber.numbering, ordering: .releasing)
   }
 
   /// Marks `segment` as committing unless another segment's transaction is inevitable; returns

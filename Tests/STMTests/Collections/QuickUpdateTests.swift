@@ -3,6 +3,7 @@ import Foundation
 @testable import STM
 @testable import STMCore
 import STMTestSupport
+import Synchronization
 import Testing
 
 /// Runs `update` on the calling thread and returns how many drop-in updates it began on the
@@ -21,6 +22,35 @@ private func quickUpdatesBegun(by update: () -> Void) -> Int {
   return 1
   #endif
 }
+
+#if DEBUG
+/// Holds an update outside a transaction on one thread at its first lock
+/// (`_TestHooks.beforeInPlaceUpdateLocks`: its lookup done, nothing locked), until `resume`
+/// opens; `reached` opens when it gets there. Only the first: an insert locks its key's cell
+/// and then the count's.
+private final class BeforeLockPause: Sendable {
+  let reached = Gate(), resume = Gate()
+  private let heldThread = Atomic<UInt>(0), paused = Atomic<Bool>(false)
+
+  init() {
+    _TestHooks.beforeInPlaceUpdateLocks.withLock { hook in
+      hook = { [self] in
+        guard UInt(pthread_self()) == heldThread.load(ordering: .acquiring),
+          !paused.exchange(true, ordering: .relaxed)
+        else { return }
+        reached.open()
+        resume.wait()
+      }
+    }
+  }
+
+  /// Makes the calling thread's next update the one held.
+  func holdTheCallingThread() { heldThread.store(UInt(pthread_self()), ordering: .releasing) }
+
+  /// Takes the hook away; call before the test ends.
+  func remove() { _TestHooks.beforeInPlaceUpdateLocks.withLock { $0 = nil } }
+}
+#endif
 
 extension LibraryTests {
   /// `dict[key, default: 0] += 1` on a present key outside `atomically` takes a quick road
@@ -61,6 +91,106 @@ extension LibraryTests {
       #expect(!landedEarly, "a drop-in update committed while another transaction was inevitable")
       #expect(seenInside.value == [0, 0])
       #expect(counts[1] == 1)
+    }
+
+    /// From its lookup on, a quick update is a commit in flight: its segment's occupancy word
+    /// says so (it checked the inevitable token when it took that word, and no longer checks
+    /// it when it locks), so a transaction that takes the token meanwhile waits for the update
+    /// before it becomes inevitable, and then reads what the update wrote.
+    @Test func aTransactionBecomingInevitableWaitsForAnUpdatePastItsLookup() {
+      #if DEBUG
+      let counts: TDictionary<Int, Int> = [1: 0]
+      let pause = BeforeLockPause()
+      defer { pause.remove() }
+      let begun = LockedBox(0)
+      let updater = startThread {
+        pause.holdTheCallingThread()
+        begun.value = quickUpdatesBegun { counts[1, default: 0] += 1 }
+      }
+      #expect(pause.reached.wait(timeout: 10), "the update did not reach its lock")
+      let seen = LockedBox<Int?>(nil)
+      let inevitable = startThread {
+        try! atomically { transaction in
+          try transaction.becomeInevitable()
+          seen.value = counts[1]
+        }
+      }
+      let becameEarly = inevitable.wait(timeout: .now() + 0.3) == .success
+      pause.resume.open()
+      updater.wait()
+      inevitable.wait()
+      #expect(begun.value == 1, "the update did not start on the quick road")
+      #expect(!becameEarly, "a transaction became inevitable while a drop-in update past its lookup could still commit")
+      #expect(seen.value == 1)
+      #expect(counts[1] == 1)
+      #endif
+    }
+
+    /// An insert hands the quick road's segment to the general road without the quick mark:
+    /// the general road waits for an inevitable transaction when it enters its commit, so a
+    /// mark left on would make that transaction wait for it in turn, for good.
+    @Test func anInsertHandedToTheGeneralRoadDoesNotHoldUpAnInevitableTransaction() {
+      #if DEBUG
+      let counts: TDictionary<Int, Int> = [1: 0]
+      let pause = BeforeLockPause()
+      defer { pause.remove() }
+      let begun = LockedBox(0)
+      let inserter = startThread {
+        pause.holdTheCallingThread()
+        // A store: `dict[key, default:]` ends the handed-over pass to compute its default.
+        begun.value = quickUpdatesBegun { counts[2] = 1 }
+      }
+      #expect(pause.reached.wait(timeout: 10), "the insert did not reach its lock")
+      let inevitable = startThread {
+        try! atomically { transaction in
+          try transaction.becomeInevitable()
+          counts[3] = 3
+        }
+      }
+      let finished = inevitable.wait(timeout: .now() + 5) == .success
+      #expect(finished, "an inevitable transaction waited for an insert that had left the quick road")
+      if !finished {
+        // Take the mark off by hand, so that the two threads do not wait for each other for
+        // good and the test run can end.
+        for segment in _Engine.shared.segments {
+          let word = segment.occupancy.load(ordering: .acquiring)
+          if _SegmentOccupancy.isQuickUpdate(word) { _Engine.shared.dropQuickUpdateMark(of: segment) }
+        }
+        inevitable.wait()
+      }
+      pause.resume.open()
+      inserter.wait()
+      #expect(begun.value == 1, "the insert did not start on the quick road")
+      #expect(Dictionary(uniqueKeysWithValues: counts.map { ($0.key, $0.value) }) == [1: 0, 2: 1, 3: 3])
+      #endif
+    }
+
+    /// A quick update shows `numbering` from before it locks (so that overwriting without a
+    /// number needs no fence of its own): a reader that meets the lock while the update
+    /// overwrites the value waits for it, then reads the new value at the old stamp.
+    @Test func aReaderArrivingDuringAnOverwriteWaitsForIt() {
+      let counts: TDictionary<Int, Int> = [1: 0]
+      // A read at the clock's present value makes the next update take a number; the one
+      // after it may then go without.
+      _ = counts[1]
+      counts[1, default: 0] += 1
+      let pause = UnnumberedOverwritePause()
+      defer { pause.remove() }
+      let begun = LockedBox(0)
+      let updating = startThread {
+        pause.holdTheCallingThread()
+        begun.value = quickUpdatesBegun { counts[1, default: 0] += 1 }
+      }
+      #expect(pause.chosen.wait(timeout: 10), "the update did not overwrite without a number")
+      let seen = LockedBox<Int?>(nil)
+      let reader = startThread { seen.value = counts[1] }
+      let readEarly = reader.wait(timeout: .now() + 0.3) == .success
+      pause.release.open()
+      updating.wait()
+      reader.wait()
+      #expect(begun.value == 1, "the update did not start on the quick road")
+      #expect(!readEarly, "a reader read the value while the update was overwriting it")
+      #expect(seen.value == 2)
     }
 
     /// The update publishes like any commit: a transaction waiting in `retry()` for the key
