@@ -185,10 +185,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     /// case: a drop-in update builds and reads only its own case's fields.
     @usableFromInline
     enum Road {
-      /// Outside a transaction, on the quick road (see `beginQuickModification`): the update
-      /// holding a present key's cell.
-      case quick(_QuickUpdate, Unmanaged<Cell>)
-      /// Outside a transaction otherwise: the update holding the key's cell.
+      /// Outside a transaction (off the quick road): the update holding the key's cell.
       case update(PendingUpdate)
       /// Outside a transaction, for a present key whose value may hold an object: the update,
       /// numbered before the mutation, which moves the value out of its version and back when
@@ -205,14 +202,32 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       case copied(Unmanaged<Cell>, WriteBack?)
     }
 
-    @usableFromInline let road: Road
+    /// Outside a transaction, on the quick road (see `beginQuickModification`): the update
+    /// holding a present key's cell; nil on every other road.
+    ///
+    /// Apart from `road`, which the other roads fill out of line: as one more case of it, the
+    /// quick road wrote its three words into the block of memory where the out-of-line call
+    /// returns the others, and the end read them back with wider loads that straddled those
+    /// stores (a stall each). With the caller's `+= 1` checking for overflow (any build but
+    /// `-Ounchecked`), that was a quarter of an update's time.
+    @usableFromInline let quick: (update: _QuickUpdate, cell: Unmanaged<Cell>)?
+    /// How the modification began off the quick road, and so how it ends; nil on it.
+    @usableFromInline let road: Road?
     /// The value the modification starts from (the key's, or the default when it is absent),
     /// until `takeValue()`.
     @usableFromInline var value: Value?
 
     @inlinable
     init(_ road: Road, value: Value?) {
+      quick = nil
       self.road = road
+      self.value = value
+    }
+
+    @inlinable
+    init(quick update: _QuickUpdate, holding cell: Unmanaged<Cell>, value: Value) {
+      quick = (update, cell)
+      road = nil
       self.value = value
     }
 
@@ -240,13 +255,17 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   func beginModification(forKey key: Key, default defaultValue: () -> Value, at site: _CallSite) -> Modification {
     let thread = _CallingThread.current
     guard _isPOD(Value.self), !thread.isInTransaction else {
-      return beginModificationOffTheQuickRoad(forKey: key, default: defaultValue, on: thread, handingOver: nil, at: site)
+      let (road, value) = beginModificationOffTheQuickRoad(
+        forKey: key, default: defaultValue, on: thread, handingOver: nil, at: site)
+      return Modification(road, value: value)
     }
     var handedOver: _SingleOperation?
     if let quick = beginQuickModification(forKey: key, hash: index.hash(of: key), on: thread, handingOver: &handedOver) {
       return quick
     }
-    return beginModificationOffTheQuickRoad(forKey: key, default: defaultValue, on: thread, handingOver: handedOver, at: site)
+    let (road, value) = beginModificationOffTheQuickRoad(
+      forKey: key, default: defaultValue, on: thread, handingOver: handedOver, at: site)
+    return Modification(road, value: value)
   }
 
   /// The rest of `beginModification(forKey:default:at:)`, on `thread`: inside a transaction,
@@ -255,7 +274,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   func beginModificationOffTheQuickRoad(
     forKey key: Key, default defaultValue: () -> Value, on thread: _CallingThread, handingOver handedOver: _SingleOperation?,
     at site: _CallSite
-  ) -> Modification {
+  ) -> (road: Modification.Road, value: Value?) {
     if let transaction = thread.transaction {
       // A present key this transaction wrote: its value moved out of the pending version.
       if !_isPOD(Value.self), let cell = index.find(key, hash: index.hash(of: key)) {
@@ -266,7 +285,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
           // Until the value is back, using the key from inside the mutation traps: it would
           // find the key absent.
           ownWrite.beginMutation()
-          return Modification(.ownWrite(ownWrite), value: moved)
+          return (.ownWrite(ownWrite), moved)
         }
       }
       // The first update of the key in the block works on a copy; using the key meanwhile
@@ -277,7 +296,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       // An absent key's default is the caller's code, which may have used the key: its
       // value is read again at the end.
       let writeBack = value != nil ? WriteBack(transaction, ifValueWasIn: inCell) : nil
-      return Modification(.copied(cell, writeBack), value: start)
+      return (.copied(cell, writeBack), start)
     }
     let hash = index.hash(of: key)
     var pending = beginUpdate(forKey: key, hash: hash, on: thread, at: site, continuing: handedOver)
@@ -290,13 +309,13 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       pending = beginUpdate(forKey: key, on: thread, at: site)
     }
     guard !_isPOD(Value.self), pending.update.value != nil else {
-      return Modification(.update(pending), value: pending.value ?? fallback ?? defaultValue())
+      return (.update(pending), pending.value ?? fallback ?? defaultValue())
     }
     let numbered = pending.cell._withUnsafeGuaranteedRef { $0.variable._numberMutation(pending.update) }
     // The update's own copy of the value goes, so that the moved value is its only reference.
     let unreferenced = PendingUpdate(cell: pending.cell, update: pending.update.replacingValue(with: nil), madeCell: pending.madeCell)
     let value = numbered.mutatesInPlace ? numbered.withValueInPlace { $0.take() } : pending.value
-    return Modification(.numbered(unreferenced, numbered), value: value)
+    return (.numbered(unreferenced, numbered), value)
   }
 
   /// Outside a transaction, the quick road of `beginModification` (see `_QuickUpdate`): for a
@@ -321,7 +340,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       cell._withUnsafeGuaranteedRef { quick.cancel(locked == nil ? nil : $0) }
       return nil
     }
-    return Modification(.quick(quick, cell), value: value)
+    return Modification(quick: quick, holding: cell, value: value)
   }
 
   /// Stores `value` for `key` as one atomic step (`dict[key] = value`, `updateValue`), and
@@ -345,7 +364,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     }
     var handedOver: _SingleOperation?
     if let modification = beginQuickModification(forKey: key, hash: index.hash(of: key), on: thread, handingOver: &handedOver),
-      case .quick(let update, let cell) = modification.road
+      let (update, cell) = modification.quick
     {
       cell._withUnsafeGuaranteedRef { update.publish(Optional(value), in: $0) }
       return modification.value
@@ -501,21 +520,18 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// `beginModification(forKey:default:at:)`; the other roads end out of line.
   @inlinable @inline(__always)
   func endModification(forKey key: Key, _ modification: Modification, publishing value: Value, at site: _CallSite) {
-    if case .quick(let update, let cell) = modification.road {
+    if let (update, cell) = modification.quick {
       cell._withUnsafeGuaranteedRef { update.publish(Optional(value), in: $0) }
       return
     }
-    endModificationOffTheQuickRoad(forKey: key, modification, publishing: value, at: site)
+    endModificationOffTheQuickRoad(forKey: key, modification.road.unsafelyUnwrapped, publishing: value, at: site)
   }
 
-  /// `endModification(forKey:_:publishing:at:)` for every road (the quick one included, so
-  /// that it is complete on its own).
+  /// `endModification(forKey:_:publishing:at:)` for a modification that began off the quick
+  /// road, on `road`.
   @inlinable
-  func endModificationOffTheQuickRoad(forKey key: Key, _ modification: Modification, publishing value: Value, at site: _CallSite) {
-    switch modification.road {
-    case .quick(let update, let cell):
-      cell._withUnsafeGuaranteedRef { update.publish(Optional(value), in: $0) }
-      return
+  func endModificationOffTheQuickRoad(forKey key: Key, _ road: Modification.Road, publishing value: Value, at site: _CallSite) {
+    switch road {
     case .numbered(let pending, let numbered):
       pending.cell._withUnsafeGuaranteedRef { $0.variable._endNumberedMutation(numbered, publishing: value) }
       return
