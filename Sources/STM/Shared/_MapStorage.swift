@@ -164,17 +164,20 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// to be inlined into its caller.
   @inlinable
   func endMembershipChange(forKey key: Key, _ pending: PendingUpdate, publishing value: Value?, delta: Int) {
-    let companion = count.cell(forSegment: pending.update.segmentIndex)
     if delta > 0 {
       // Like an update that leaves membership alone: nothing touches the cell after its lock goes.
-      pending.cell._withUnsafeGuaranteedRef {
-        $0.endInPlaceUpdate(pending.update, publishing: value, alongWith: companion) { $0 + delta }
+      count.withCell(forSegment: pending.update.segmentIndex) { companion in
+        pending.cell._withUnsafeGuaranteedRef {
+          $0.endInPlaceUpdate(pending.update, publishing: value, alongWith: companion) { $0 + delta }
+        }
       }
       return
     }
     // Retained before the lock goes: a removed key's cell leaves the index at `detach`.
     let slot = pending.cell.takeUnretainedValue().variable
-    slot._unsafeKeyedCell(as: Cell.self).endInPlaceUpdate(pending.update, publishing: value, alongWith: companion) { $0 + delta }
+    count.withCell(forSegment: pending.update.segmentIndex) { companion in
+      slot._unsafeKeyedCell(as: Cell.self).endInPlaceUpdate(pending.update, publishing: value, alongWith: companion) { $0 + delta }
+    }
     index.detach(key, slot)
   }
 

@@ -43,6 +43,12 @@ extension TVar {
   @inlinable
   package func _pinForInevitable(in transaction: Transaction) -> Bool { transaction._withSegment { $0.pin(cell) } }
 
+  /// The variable's cell, unretained: for a collection that keeps the variable and passes its
+  /// cell to an in-place update (see `_TypedCell.endInPlaceUpdate(_:publishing:alongWith:_:)`)
+  /// without the retain and release that copying the variable out of an array costs.
+  @inlinable
+  package var _unretainedCell: Unmanaged<_TypedCell<Value>> { Unmanaged.passUnretained(cell) }
+
   /// Outside a transaction: runs `body` on the newest value while holding the commit lock, and
   /// publishes the new value if `body` says so, as one atomic step. Returns nil, without
   /// calling `body`, when the variable is retired.

@@ -217,12 +217,12 @@ extension _TypedCell where Value: Sendable {
   @inlinable
   package final func endInPlaceUpdate<Companion>(
     _ update: _InPlaceUpdate<Value>, publishing value: Value,
-    alongWith companion: TVar<Companion>, _ transform: (Companion) -> Companion
+    alongWith companion: _TypedCell<Companion>, _ transform: (Companion) -> Companion
   ) {
-    let newest = _Engine.lockCompanion(companion.cell, update.segment, update.context)
+    let newest = _Engine.lockCompanion(companion, update.segment, update.context)
     let companionValue = transform(newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Companion>.self).value })
-    let numbered = _Engine.numberInPlaceMutation(of: self, update.segment, update.context, commutingWith: companion.cell)
-    publish(value, alongWith: companion.cell, companionValue, numbered: numbered, update.segment, update.context)
+    let numbered = _Engine.numberInPlaceMutation(of: self, update.segment, update.context, commutingWith: companion)
+    publish(value, alongWith: companion, companionValue, numbered: numbered, update.segment, update.context)
   }
 
   /// The body of `TVar._endInPlaceUpdate(_:alongWith:deciding:)`.
