@@ -235,8 +235,9 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   ///
   /// Outside a transaction `body` runs while the key's cell is held: it must not touch other
   /// transactional data (that traps), and must not wait for a thread that may be using this
-  /// dictionary. Until it returns, other updates of the key wait, and so may removals and
-  /// growth in the key's part of the index. If `body` throws, nothing changes. A `body` that
+  /// dictionary. Until it returns, other updates of the key wait, and so may reads of it,
+  /// removals and growth in the key's part of the index, and a transaction becoming
+  /// inevitable. If `body` throws, nothing changes. A `body` that
   /// cannot throw works on the value where it is, as ``subscript(_:default:fileID:line:)``
   /// does (appending to an array costs O(1)); one that can throw works on a copy.
   ///
