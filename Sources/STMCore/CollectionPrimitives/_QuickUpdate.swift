@@ -7,29 +7,33 @@
 /// check only what this case needs, and ends as every in-place update ends
 /// (`_TypedCell.endInPlaceMutation`):
 ///
-/// 1. `begin(on:)` takes the thread's own segment and announces the lookup the caller is about
-///    to make, both in one compare-and-swap (`_Segment.occupancy`), which also marks the
-///    update as a commit in flight, and then checks the inevitable token. Nil, holding
-///    nothing, when the conflict log records (the general road notes each access), when the
-///    segment is busy (the general road looks for another one, or waits), or when a
-///    transaction is inevitable (the general road waits for it).
+/// 1. `begin(on:markingTheLookup:)` takes the thread's own segment and announces the lookup
+///    the caller is about to make, both in one compare-and-swap (`_Segment.occupancy`). Nil,
+///    holding nothing, when the conflict log records (the general road notes each access) or
+///    when the segment is busy (the general road looks for another one, or waits). For a key
+///    whose `==` is the standard library's (`_KeyHash.hasLibraryEquality(_:)`), the same word
+///    marks the update as a commit in flight, and the inevitable token is checked right after
+///    it (nil when a transaction is inevitable: the general road waits for it).
 /// 2. The caller looks its key up, and `lock(_:)` marks the segment committing and showing
-///    `numbering` (`_Engine.enterCommitAfterQuickLookup(_:)`), takes the cell's commit lock
-///    and withdraws the announcement, handing back the newest value; nil when the cell is
-///    retired. From then on the thread must not touch transactional data (it traps). The
-///    key's `==` runs between the two: a transaction becoming inevitable waits for it.
+///    `numbering` (`_Engine.enterCommitAfterQuickLookup(_:)` after a marked lookup, otherwise
+///    `_Engine.tryEnterCommit(_:showing:)`, nil when a transaction is inevitable), takes the
+///    cell's commit lock and withdraws the announcement, handing back the newest value; nil
+///    also when the cell is retired. From then on the thread must not touch transactional
+///    data (it traps). Any other key's `==` runs before the commit is entered, as on the
+///    general road: it is the caller's code, and may touch transactional data.
 /// 3. `publish(_:in:)` ends the update with a new value, `cancel(_:)` with none. A lookup that
 ///    found no cell hands the segment and its announcement to the general road instead
 ///    (`continuingOnTheGeneralRoad()`), which inserts the key.
 ///
-/// An update that overwrites its value without a commit number takes two fenced instructions,
-/// the segment's compare-and-swap and the cell's, where it took four: the commit mark rides on
-/// the first (the inevitable token is checked after it, not after a store of its own), and
-/// the fence before the scan of the snapshots on the second (`numbering` is shown before the
-/// lock, not exchanged after it). The `Mutex` a plain dictionary would use takes two as well.
-/// With 1,024 keys, an update went from 67 ns to 50 (the `Mutex` took 27); with 65,536, where
-/// the cell's and the version's cache misses dominate, from 88 ns to 85 (a program outside the
-/// repository, built with `-Ounchecked`).
+/// An update of an integer or `String` key that overwrites its value without a commit number
+/// takes two fenced instructions, the segment's compare-and-swap and the cell's, where it
+/// took four: the commit mark rides on the first (the inevitable token is checked after it,
+/// not after a store of its own), and the fence before the scan of the snapshots on the
+/// second (`numbering` is shown before the lock, not exchanged after it). The `Mutex` a plain
+/// dictionary would use takes two as well. With 1,024 keys, an update went from 67 ns to 50
+/// (the `Mutex` took 27); with 65,536, where the cell's and the version's cache misses
+/// dominate, from 88 ns to 85 (a program outside the repository, built with `-Ounchecked`).
+/// Other keys take three.
 ///
 /// In a profile of `dict-disjoint` (Callgrind), the general road spent about 700 instructions
 /// per update, 150 of them hashing and looking the key up; this one saves about 100 of them,
@@ -45,28 +49,33 @@ package struct _QuickUpdate {
   // Unretained: segments and thread contexts outlive every update.
   @usableFromInline let segment: Unmanaged<_Segment>
   @usableFromInline let context: Unmanaged<_ThreadContext>
+  /// Whether the update counts as a commit in flight from before its lookup (see `begin`).
+  @usableFromInline let markedTheLookup: Bool
 
   @usableFromInline
-  init(segment: Unmanaged<_Segment>, context: Unmanaged<_ThreadContext>) {
+  init(segment: Unmanaged<_Segment>, context: Unmanaged<_ThreadContext>, markedTheLookup: Bool) {
     self.segment = segment
     self.context = context
+    self.markedTheLookup = markedTheLookup
   }
 
   /// Starts a quick update on `thread`, which must run no transaction and may touch
   /// transactional data (what `_CallingThread.current` and `transaction` check); nil, holding
-  /// nothing, when the quick road is closed now (another transaction is inevitable, among
-  /// others).
+  /// nothing, when the quick road is closed now. `markingTheLookup`: the update counts as a
+  /// commit in flight from now on, for a key whose `==` is the standard library's (see
+  /// `_KeyHash.hasLibraryEquality(_:)`); then nil when another transaction is inevitable too.
   @inlinable
-  package static func begin(on thread: _CallingThread) -> _QuickUpdate? {
-    start(thread.context)
+  package static func begin(on thread: _CallingThread, markingTheLookup: Bool) -> _QuickUpdate? {
+    start(thread.context, markingTheLookup: markingTheLookup)
   }
 
   /// The newest value of `cell` (found by the lookup `begin` announced), with the commit
-  /// entered and the cell's commit lock taken; nil, holding no lock, when the cell is retired
-  /// (the update is still under way then: `cancel` it, and take the general road).
+  /// entered and the cell's commit lock taken; nil, holding no lock, when the cell is retired,
+  /// or, after a lookup `begin` did not mark, when another transaction is inevitable (the
+  /// update is still under way then: `cancel` it, and take the general road).
   @inlinable
   package func lock<Value>(_ cell: _TypedCell<Value>) -> Value? {
-    guard let newest = Self.lock(cell, segment, context) else { return nil }
+    guard let newest = Self.lock(cell, segment, context, markedTheLookup: markedTheLookup) else { return nil }
     return .some(newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value })
   }
 
@@ -104,27 +113,33 @@ package struct _QuickUpdate {
 // The untyped halves, out of line.
 extension _QuickUpdate {
   @usableFromInline
-  static func start(_ handle: Unmanaged<_ThreadContext>) -> _QuickUpdate? {
+  static func start(_ handle: Unmanaged<_ThreadContext>, markingTheLookup: Bool) -> _QuickUpdate? {
     guard !_ConflictRecorder.isRecording else { return nil }
     let segment = handle._withUnsafeGuaranteedRef { context in
-      context.engine._withUnsafeGuaranteedRef { $0.tryBeginQuickUpdate(for: context) }
+      context.engine._withUnsafeGuaranteedRef { $0.tryBeginQuickUpdate(for: context, markingTheLookup: markingTheLookup) }
     }
-    return segment.map { _QuickUpdate(segment: $0, context: handle) }
+    return segment.map { _QuickUpdate(segment: $0, context: handle, markedTheLookup: markingTheLookup) }
   }
 
-  /// `_Engine.lockForInPlaceUpdate`, with the commit marked as `start` allows (no inevitable
-  /// transaction can have begun since: see `_Engine.enterCommitAfterQuickLookup(_:)`).
+  /// `_Engine.lockForInPlaceUpdate`, with the commit marked as `start` allows. After a marked
+  /// lookup, with no check of the inevitable token: a transaction that took it since then
+  /// waits for this update (see `_Engine.enterCommitAfterQuickLookup(_:)`). Otherwise
+  /// stepping aside, nil, when another transaction is inevitable.
   @usableFromInline
-  static func lock(_ cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>)
-    -> Unmanaged<_VersionBase>?
-  {
+  static func lock(
+    _ cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, markedTheLookup: Bool
+  ) -> Unmanaged<_VersionBase>? {
     segment._withUnsafeGuaranteedRef { segment in
       context._withUnsafeGuaranteedRef { context in
         context.engine._withUnsafeGuaranteedRef { engine in
           #if DEBUG
           if let hook = _TestHooks.beforeInPlaceUpdateLocks.withLock({ $0 }) { hook() }
           #endif
-          engine.enterCommitAfterQuickLookup(segment)
+          if markedTheLookup {
+            engine.enterCommitAfterQuickLookup(segment)
+          } else {
+            guard engine.tryEnterCommit(segment, showing: _CommitNumber.numbering) else { return nil }
+          }
           return engine.lockLookedUp(cell, segment, context)
         }
       }

@@ -58,6 +58,14 @@ extension _Cell {
   @inlinable
   final var holder: Int { _CellWord.holder(lockWord.load(ordering: .acquiring)) }
 
+  /// `holder`, read sequentially consistent: for a reader that announced its snapshot (a
+  /// sequentially consistent store) and must then see the lock of any update whose scan of
+  /// the snapshots missed it (see `_Engine.unnumberedOverwritePosition(for:)`). An acquiring
+  /// load may be ordered before that store in the language's memory model (and on arm64,
+  /// compiled to LDAPR, in fact); on x86 the two are the same instruction (found by review).
+  @inlinable
+  final var holderAfterAnnouncing: Int { _CellWord.holder(lockWord.load(ordering: .sequentiallyConsistent)) }
+
   /// `holder`, read without ordering: for spinning, and for checks whose answer needs nothing else.
   @inlinable
   final var relaxedHolder: Int { _CellWord.holder(lockWord.load(ordering: .relaxed)) }

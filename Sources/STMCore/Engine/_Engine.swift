@@ -210,33 +210,37 @@ final class _Engine: @unchecked Sendable {
   }
 
   /// For the drop-in update's quick road (`_QuickUpdate`): `tryAcquirePreferredSegment(for:)`
-  /// and `announceForLookup(for:after:)` in one compare-and-swap of the segment's `occupancy`,
-  /// which also marks the update as a commit in flight (`_SegmentOccupancy.quickUpdate`); nil,
-  /// holding and announcing nothing, if the thread's own segment is busy or a transaction is
-  /// inevitable (the general road waits for it). Returns the segment and the clock value
-  /// announced.
+  /// and `announceForLookup(for:after:)` in one compare-and-swap of the segment's `occupancy`;
+  /// nil, holding and announcing nothing, if the thread's own segment is busy. Returns the
+  /// segment and the clock value announced.
   ///
-  /// The mark stands for `_Segment.committing` until the update locks its cell
-  /// (`enterCommitAfterQuickLookup(_:)`): the exchange and the token's load after it are the
-  /// Dekker pairing that `enterCommit` makes with its flag's store, so the update's commit
-  /// needs no fenced instruction of its own for it (one of the four it took).
+  /// `marking`: the word also marks the update as a commit in flight
+  /// (`_SegmentOccupancy.quickUpdate`), and the call returns nil, holding nothing, if a
+  /// transaction is inevitable (the general road waits for it). The mark stands for
+  /// `_Segment.committing` until the update locks its cell (`enterCommitAfterQuickLookup(_:)`):
+  /// the exchange and the token's load after it are the Dekker pairing that `enterCommit`
+  /// makes with its flag's store, so the update's commit needs no fenced instruction of its
+  /// own for it (one of the four it took). Only for a key whose `==` is the standard
+  /// library's: a transaction taking the token waits for the lookup, and a key's own `==`
+  /// that wrote transactional data (waiting for that transaction to end) would then wait for
+  /// good (found by review).
   @inline(__always)
-  func tryAcquirePreferredSegment(for context: _ThreadContext, announcingQuickLookupAfter known: UInt64)
-    -> (segment: Unmanaged<_Segment>, announced: UInt64)?
-  {
+  func tryAcquirePreferredSegment(
+    for context: _ThreadContext, announcingQuickLookupAfter known: UInt64, marking: Bool
+  ) -> (segment: Unmanaged<_Segment>, announced: UInt64)? {
     guard context.preferredSegment < segmentHandles.count else { return nil }
     let preferred = segmentHandles[context.preferredSegment]
     // Read before the exchange, as `announceForLookup` reads it before its store.
     let announced = lookupAnnouncement(after: known)
     assert(announced < _SegmentOccupancy.quickUpdate, "the clock has reached 2^62")
-    let word = announced | _SegmentOccupancy.quickUpdate
+    let word = marking ? announced | _SegmentOccupancy.quickUpdate : announced
     guard preferred._withUnsafeGuaranteedRef({ $0.tryAcquire(announcingLookup: word) }) else { return nil }
     #if DEBUG
     context.quickUpdatesBegun += 1
     #endif
     // After the exchange: a transaction that takes the token from now on waits for this
     // update, and one that took it before is seen here.
-    if inevitableHolder.load(ordering: .sequentiallyConsistent) != 0 {
+    if marking && inevitableHolder.load(ordering: .sequentiallyConsistent) != 0 {
       // Without `releaseSegment`'s wake-up of threads waiting for a free segment: they look
       // again every millisecond (`acquireAnotherSegment`), and a call here kept the quick
       // road's start out of line (a call and 20 instructions more on every update).
@@ -249,9 +253,9 @@ final class _Engine: @unchecked Sendable {
   /// Takes `context`'s own segment for a quick update (`_QuickUpdate.start`), announcing its
   /// lookup; nil, holding nothing, when the quick road is closed now.
   @inline(__always)
-  func tryBeginQuickUpdate(for context: _ThreadContext) -> Unmanaged<_Segment>? {
+  func tryBeginQuickUpdate(for context: _ThreadContext, markingTheLookup: Bool) -> Unmanaged<_Segment>? {
     guard let (segment, announced) = tryAcquirePreferredSegment(
-      for: context, announcingQuickLookupAfter: context.lastCommit.number)
+      for: context, announcingQuickLookupAfter: context.lastCommit.number, marking: markingTheLookup)
     else { return nil }
     segment._withUnsafeGuaranteedRef { segment in
       segment.context = context
@@ -324,9 +328,10 @@ final class _Engine: @unchecked Sendable {
   ///   withdrawing it; this scan would have found it (so the update would take a number, and
   ///   a new stamp, as ever), or it saw the withdrawal and so this update wakes it.
   /// - No snapshot can see the value change under it: the update shows `numbering`, the
-  ///   sequentially consistent exchange is a full fence, and a reader announcing after this
-  ///   scan meets the cell's lock and waits for it (`_CommitNumber.mayPrecede`), then reads
-  ///   the new value at the old stamp, which its snapshot covers.
+  ///   sequentially consistent exchange below (or, on the quick road, which shows it before
+  ///   locking, the lock's compare-and-swap) is a full fence, and a reader announcing after
+  ///   this scan meets the cell's lock and waits for it (`_CommitNumber.mayPrecede`), then
+  ///   reads the new value at the old stamp, which its snapshot covers.
   /// - The order stays serial: snapshots taken at the returned value or above it see this
   ///   update, as they must (it ended before they started, or they waited for it), and none
   ///   taken at the returned value before the update exists (a withdrawn slot keeps the
@@ -341,8 +346,10 @@ final class _Engine: @unchecked Sendable {
   /// `unnumberedOverwrite(of:commutingWith:by:)`).
   @inline(__always)
   func unnumberedOverwritePosition(for segment: _Segment) -> UInt64? {
-    // The quick road showed `numbering` before its lock's compare-and-swap, which fenced (see
-    // `enterCommitAfterQuickLookup(_:)`); only this thread writes its segment's number.
+    // `numbering` shown already was shown before this operation's lock, whose sequentially
+    // consistent compare-and-swap fenced it (the quick road's, see
+    // `enterCommitAfterQuickLookup(_:)`): every commit and update shows `unnumbered` or
+    // `numbering` before its first lock, and only this thread writes its segment's number.
     if segment.commitNumber.load(ordering: .relaxed) != _CommitNumber.numbering {
       _ = segment.commitNumber.exchange(_CommitNumber.numbering, ordering: .sequentiallyConsistent)
     }
@@ -413,7 +420,7 @@ final class _Engine: @unchecked Sendable {
     // read every `committing` flag; a committer stores its flag and then reads the token. One of
     // the two sees the other, so no commit slips past unseen. The quick road's compare-and-swap
     // of its occupancy word stands for its flag until it locks (see
-    // `tryAcquirePreferredSegment(for:announcingLookupAfter:)`).
+    // `tryAcquirePreferredSegment(for:announcingQuickLookupAfter:marking:)`).
     for other in segments where other !== segment {
       var backoff = _Backoff()
       while other.mayBeCommitting {
@@ -463,14 +470,17 @@ final class _Engine: @unchecked Sendable {
     segment.commitNumber.store(_CommitNumber.unnumbered, ordering: .releasing)
   }
 
-  /// The quick road's `tryEnterCommit`, after its lookup: marks `segment` committing and shows
-  /// `_CommitNumber.numbering`, before the update locks its cell. Neither store is fenced.
+  /// The quick road's `tryEnterCommit`, after a marked lookup: marks `segment` committing and
+  /// shows `_CommitNumber.numbering`, before the update locks its cell. Neither store is
+  /// fenced.
   ///
   /// - The commit mark needs no token check: the quick update's occupancy word marked it as a
   ///   commit in flight, which a transaction taking the token waits for, since before it
-  ///   looked the token up (see `tryAcquirePreferredSegment(for:announcingQuickLookupAfter:)`).
-  ///   This mark is stored before the lookup is withdrawn (a releasing store), so the mark
-  ///   goes on standing without a gap.
+  ///   looked the token up (see
+  ///   `tryAcquirePreferredSegment(for:announcingQuickLookupAfter:marking:)`). This mark is
+  ///   stored before the lookup is withdrawn (a releasing store), so the mark goes on standing
+  ///   without a gap. (After a lookup that was not marked, the quick road calls
+  ///   `tryEnterCommit(_:showing:)`, fenced, showing `numbering` too.)
   /// - `numbering` from the start: the update ends either numbered or overwriting without a
   ///   number, and readers that meet its lock must wait for it in the second case. Shown
   ///   before the lock's compare-and-swap (sequentially consistent), it is seen by whoever
@@ -488,9 +498,10 @@ final class _Engine: @unchecked Sendable {
   }
 
   /// Marks `segment` as committing unless another segment's transaction is inevitable; returns
-  /// whether it did (if not, the mark is withdrawn).
+  /// whether it did (if not, the mark is withdrawn). Shows `shown`: `_CommitNumber.unnumbered`,
+  /// or `numbering` for the quick road (see `enterCommitAfterQuickLookup(_:)`).
   @inline(__always)
-  func tryEnterCommit(_ segment: _Segment) -> Bool {
+  func tryEnterCommit(_ segment: _Segment, showing shown: UInt64 = _CommitNumber.unnumbered) -> Bool {
     segment.committing.store(true, ordering: .sequentiallyConsistent)
     let holder = inevitableHolder.load(ordering: .sequentiallyConsistent)
     guard holder == 0 || holder == segment.tag else {
@@ -499,7 +510,7 @@ final class _Engine: @unchecked Sendable {
     }
     // Release: a reader that meets one of this segment's earlier commit locks and then reads
     // this value must also see that commit's versions.
-    segment.commitNumber.store(_CommitNumber.unnumbered, ordering: .releasing)
+    segment.commitNumber.store(shown, ordering: .releasing)
     return true
   }
 

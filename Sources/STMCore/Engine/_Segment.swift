@@ -209,7 +209,7 @@ final class _Segment: @unchecked Sendable {
     var pausedSince = 0, holderSite: UInt32 = 0, pausedHolder = 0
     var backoff = _Backoff()
     while true {
-      let holder = cell.holder
+      let holder = cell.holderAfterAnnouncing
       // A negative holder is a retirement (`_retireTag`), which publishes nothing.
       if holder > 0 && holder != tag {
         let number = engine.commitNumber(ofSegmentTagged: holder)

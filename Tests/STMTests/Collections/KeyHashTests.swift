@@ -40,6 +40,20 @@ extension LibraryTests {
       #expect(perSlot.min()! > 25 && perSlot.max()! < 110, "slots from \(perSlot.min()!) to \(perSlot.max()!) keys")
     }
 
+    /// The types whose `==` the quick road may run while it counts as a commit in flight:
+    /// the standard library's fixed-width integers and `String`, and nothing a caller defines
+    /// (its `==` may touch transactional data).
+    @Test func onlyTheStandardLibrarysEqualityCountsAsTheLibrarys() {
+      #expect(_KeyHash.hasLibraryEquality(Int.self) && _KeyHash.hasLibraryEquality(UInt.self))
+      #expect(_KeyHash.hasLibraryEquality(Int64.self) && _KeyHash.hasLibraryEquality(UInt64.self))
+      #expect(_KeyHash.hasLibraryEquality(Int32.self) && _KeyHash.hasLibraryEquality(UInt32.self))
+      #expect(_KeyHash.hasLibraryEquality(String.self))
+      struct Wrapped: Hashable { let value: Int }
+      #expect(!_KeyHash.hasLibraryEquality(Wrapped.self))
+      #expect(!_KeyHash.hasLibraryEquality(Double.self))
+      #expect(!_KeyHash.hasLibraryEquality(Substring.self))
+    }
+
     /// Each index draws its own seed, so two dictionaries place the same keys differently.
     @Test func eachDictionaryHasASeedOfItsOwn() {
       let seeds = (0..<8).map { _ in TDictionary<Int, Int>().storage.index.hashSeed }

@@ -23,6 +23,27 @@ private func quickUpdatesBegun(by update: () -> Void) -> Int {
   #endif
 }
 
+/// A key whose `==` (the caller's code) writes transactional data, once, on the thread armed
+/// for it, after `reached` opens and `resume` lets it go on.
+private struct KeyWritingInItsEquality: Hashable, Sendable {
+  static let written = TVar(0)
+  static let armedThread = Atomic<UInt>(0)
+  static let reached = Gate(), resume = Gate()
+
+  let id: Int
+
+  func hash(into hasher: inout Hasher) { hasher.combine(id) }
+
+  static func == (lhs: Self, rhs: Self) -> Bool {
+    if armedThread.compareExchange(expected: UInt(pthread_self()), desired: 0, ordering: .acquiringAndReleasing).exchanged {
+      reached.open()
+      resume.wait()
+      written.value += 1
+    }
+    return lhs.id == rhs.id
+  }
+}
+
 #if DEBUG
 /// Holds an update outside a transaction on one thread at its first lock
 /// (`_TestHooks.beforeInPlaceUpdateLocks`: its lookup done, nothing locked), until `resume`
@@ -124,6 +145,44 @@ extension LibraryTests {
       #expect(seen.value == 1)
       #expect(counts[1] == 1)
       #endif
+    }
+
+    /// A key's own `==` runs before the quick road counts as a commit in flight: it may write
+    /// transactional data, which waits for an inevitable transaction to end, and that
+    /// transaction must not be waiting for the update in turn (found by review: marked from
+    /// the lookup for every key, the two waited for each other for good). Only keys whose
+    /// `==` is the standard library's are marked from their lookup.
+    @Test func aKeysOwnEqualityMayWriteWhileATransactionBecomesInevitable() {
+      typealias Key = KeyWritingInItsEquality
+      let counts: TDictionary<Key, Int> = [Key(id: 1): 0]
+      let begun = LockedBox(0)
+      let updater = startThread {
+        Key.armedThread.store(UInt(pthread_self()), ordering: .releasing)
+        begun.value = quickUpdatesBegun { counts[Key(id: 1), default: 0] += 1 }
+      }
+      #expect(Key.reached.wait(timeout: 10), "the key's == did not run")
+      let inevitable = startThread {
+        try! atomically { transaction in
+          try transaction.becomeInevitable()
+          _ = Key.written.value
+        }
+      }
+      // Long enough for the transaction to take the token and wait for whatever it waits for.
+      _ = inevitable.wait(timeout: .now() + 0.2)
+      Key.resume.open()
+      let finished = updater.wait(timeout: .now() + 5) == .success
+      #expect(finished, "the update and the inevitable transaction wait for each other")
+      if !finished {
+        // Take the mark off by hand, so that the test run can end.
+        for segment in _Engine.shared.segments where _SegmentOccupancy.isQuickUpdate(segment.occupancy.load(ordering: .acquiring)) {
+          _Engine.shared.dropQuickUpdateMark(of: segment)
+        }
+        updater.wait()
+      }
+      inevitable.wait()
+      #expect(begun.value == 1, "the update did not start on the quick road")
+      #expect(counts[Key(id: 1)] == 1)
+      #expect(Key.written.value == 1)
     }
 
     /// An insert hands the quick road's segment to the general road without the quick mark:
