@@ -39,6 +39,10 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   /// The number of words minus one (a power of two minus one).
   @usableFromInline let mask: Int
   @usableFromInline let words: UnsafeMutablePointer<Atomic<UInt>>
+  /// Keeps the fields below, which every insert and removal writes, off the line of the two
+  /// above, which every lookup reads: sharing it, two threads inserting into one map moved
+  /// that line between their cores on most inserts, on top of the stripe lock's.
+  private let paddingAfterWords = _CacheLinePadding()
   /// Whether the table owns a retain on each of its cells: false once `rebuilt` has handed
   /// them over to its replacement, which lookups announced earlier may still be searching.
   private var ownsCells = true

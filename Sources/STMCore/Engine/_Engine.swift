@@ -605,6 +605,8 @@ private func _warnAboutLongInevitableWait() {
 
 /// 64 bytes of nothing: a stored property of this type between two others puts them on
 /// different cache lines (stored properties of a class are laid out in declaration order).
-struct _CacheLinePadding {
+package struct _CacheLinePadding {
   private let words: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
+
+  package init() {}
 }
