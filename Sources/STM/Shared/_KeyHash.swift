@@ -37,15 +37,24 @@ enum _KeyHash {
     return nil
   }
 
-  /// Whether `Key`'s `==` is the standard library's own: a fixed-width integer's or
-  /// `String`'s, which touches no transactional data and waits for nothing. The drop-in
-  /// update's quick road counts as a commit in flight from before such a key's lookup (see
-  /// `_QuickUpdate`); any other type's `==` is the caller's code, which may. In specialized
-  /// code the checks fold away.
+  /// Whether `Key`'s `==` is the standard library's own, which touches no transactional data
+  /// and waits for nothing: `Int`, `UInt`, the 64- and 32-bit integers, and, where strings are
+  /// never bridged from Objective-C (whose `NSString` subclasses run the subclass's code),
+  /// `String`. The drop-in update's quick road counts as a commit in flight from before such
+  /// a key's lookup (see `_QuickUpdate`); any other type's `==` is the caller's code, which
+  /// may. In specialized code the checks fold away.
   @inlinable @inline(__always)
   static func hasLibraryEquality<Key: Hashable>(_: Key.Type) -> Bool {
-    Key.self == Int.self || Key.self == UInt.self || Key.self == Int64.self || Key.self == UInt64.self
-      || Key.self == Int32.self || Key.self == UInt32.self || Key.self == String.self
+    if Key.self == Int.self || Key.self == UInt.self || Key.self == Int64.self || Key.self == UInt64.self
+      || Key.self == Int32.self || Key.self == UInt32.self
+    {
+      return true
+    }
+    #if canImport(ObjectiveC)
+    return false
+    #else
+    return Key.self == String.self
+    #endif
   }
 
   /// The finalizer of SplitMix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number

@@ -61,8 +61,10 @@ extension _Cell {
   /// `holder`, read sequentially consistent: for a reader that announced its snapshot (a
   /// sequentially consistent store) and must then see the lock of any update whose scan of
   /// the snapshots missed it (see `_Engine.unnumberedOverwritePosition(for:)`). An acquiring
-  /// load may be ordered before that store in the language's memory model (and on arm64,
-  /// compiled to LDAPR, in fact); on x86 the two are the same instruction (found by review).
+  /// load may be ordered before that store in the language's memory model (today the
+  /// sequentially consistent clock load between them orders them on the processors this
+  /// runs on); on x86 and arm64 the cost is the same or one instruction's ordering (found by
+  /// review).
   @inlinable
   final var holderAfterAnnouncing: Int { _CellWord.holder(lockWord.load(ordering: .sequentiallyConsistent)) }
 

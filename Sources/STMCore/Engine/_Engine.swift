@@ -266,7 +266,8 @@ final class _Engine: @unchecked Sendable {
 
 
   /// Hands a quick road's segment, its lookup still announced, to the general road: takes the
-  /// quick update's mark off (see `tryAcquirePreferredSegment(for:announcingQuickLookupAfter:)`),
+  /// quick update's mark off, if it made one (see
+  /// `tryAcquirePreferredSegment(for:announcingQuickLookupAfter:marking:)`),
   /// so that a transaction becoming inevitable stops waiting for it; the general road marks
   /// its commit itself (`enterCommit`), and waits there for that transaction.
   func dropQuickUpdateMark(of segment: _Segment) {
@@ -346,10 +347,11 @@ final class _Engine: @unchecked Sendable {
   /// `unnumberedOverwrite(of:commutingWith:by:)`).
   @inline(__always)
   func unnumberedOverwritePosition(for segment: _Segment) -> UInt64? {
-    // `numbering` shown already was shown before this operation's lock, whose sequentially
-    // consistent compare-and-swap fenced it (the quick road's, see
-    // `enterCommitAfterQuickLookup(_:)`): every commit and update shows `unnumbered` or
-    // `numbering` before its first lock, and only this thread writes its segment's number.
+    // A segment that shows `numbering` now showed it before this operation's first lock,
+    // whose sequentially consistent compare-and-swap fenced it: every commit and update
+    // stores `unnumbered` or `numbering` before its first lock, `numbering` only on the quick
+    // road (`enterCommitAfterQuickLookup(_:)` or `tryEnterCommit(_:showing:)`), and only this
+    // thread writes its segment's number.
     if segment.commitNumber.load(ordering: .relaxed) != _CommitNumber.numbering {
       _ = segment.commitNumber.exchange(_CommitNumber.numbering, ordering: .sequentiallyConsistent)
     }

@@ -22,7 +22,8 @@ final class _Segment: @unchecked Sendable {
   /// fenced instructions.
   let occupancy = Atomic<UInt64>(_SegmentOccupancy.free)
   /// True from just before a commit takes its first lock until it has published everything.
-  /// The quick road's update sets it without a fence (see `mayBeCommitting`).
+  /// The quick road's update after a marked lookup sets it without a fence (see
+  /// `mayBeCommitting`).
   let committing = Atomic<Bool>(false)
   /// The number of the commit in progress, or one of the `_CommitNumber` sentinels.
   let commitNumber = Atomic<UInt64>(_CommitNumber.unnumbered)
@@ -132,9 +133,9 @@ final class _Segment: @unchecked Sendable {
 
   /// Whether this segment may be committing, for a transaction that holds the inevitable
   /// token and waits until no other is: it is (`committing`), or it is on the quick road
-  /// between its lookup and its commit lock. The occupancy word is read first: the quick road
-  /// marks itself committing before it withdraws its lookup (a releasing store), so a reader
-  /// that finds the lookup withdrawn finds the mark.
+  /// between a marked lookup and its commit lock (`_SegmentOccupancy.quickUpdate`). The
+  /// occupancy word is read first: the quick road marks itself committing before it withdraws
+  /// its lookup (a releasing store), so a reader that finds the lookup withdrawn finds the mark.
   var mayBeCommitting: Bool {
     _SegmentOccupancy.isQuickUpdate(occupancy.load(ordering: .sequentiallyConsistent))
       || committing.load(ordering: .sequentiallyConsistent)
@@ -1066,7 +1067,8 @@ extension _Engine {
 /// body of an in-place mutation.
 ///
 /// The drop-in update's quick road shows `numbering` instead, from before it locks its one
-/// cell (see `_Engine.enterCommitAfterQuickLookup(_:)`): it saves a fenced instruction, and
+/// cell (see `_Engine.enterCommitAfterQuickLookup(_:)` and `tryEnterCommit(_:showing:)`): it
+/// saves a fenced instruction, and
 /// readers that meet its lock wait through its mutation (a change to a trivially copyable
 /// value, such as `+= 1`), where a validating commit that read the key counts it as a
 /// conflict for that long.
@@ -1103,15 +1105,17 @@ enum _CommitNumber {
 
 /// The states of a segment's `occupancy`: free, held with no lookup announced, or held by a
 /// thread about to look a key up without a lock, as the clock value it announced (below
-/// 2^62), plus `quickUpdate` when that thread is on the drop-in update's quick road. Both
+/// 2^62), plus `quickUpdate` when that thread is on the drop-in update's quick road with a
+/// key whose `==` is the standard library's (see `_QuickUpdate`). Both
 /// sentinels are above any word that announces, so the oldest announced lookup is the minimum
 /// over the segments' `announcedLookup(_:)`, as it was over slots that held `.max` for none.
 enum _SegmentOccupancy {
   static let free: UInt64 = .max
   static let held: UInt64 = .max - 1
-  /// Added to the announced clock by the quick road (`_QuickUpdate`): from its lookup on, the
-  /// update is a commit in flight, which a transaction becoming inevitable waits for as it
-  /// waits for `_Segment.committing`. Below both sentinels, and above any clock value.
+  /// Added to the announced clock by the quick road (`_QuickUpdate`) for a key whose `==` is
+  /// the standard library's: from its lookup on, the update is a commit in flight, which a
+  /// transaction becoming inevitable waits for as it waits for `_Segment.committing`. Below
+  /// both sentinels, and above any clock value.
   static let quickUpdate: UInt64 = 1 << 62
 
   /// The clock value `word` announces, or a sentinel (above any clock value) if none.
@@ -1120,7 +1124,7 @@ enum _SegmentOccupancy {
     word >= held ? word : word & ~quickUpdate
   }
 
-  /// Whether `word` shows a quick update between its lookup and its commit lock.
+  /// Whether `word` shows a quick update between a marked lookup and its commit lock.
   @inline(__always)
   static func isQuickUpdate(_ word: UInt64) -> Bool {
     word < held && word & quickUpdate != 0

@@ -63,7 +63,7 @@ private func expectNoUpdateLandsDuringInevitability<Key: Hashable & Sendable>(ke
   let ledger = Ledger()
   let seconds = TestScale.isLong ? 10.0 : 1.0
   let deadline = Date().addingTimeInterval(seconds)
-  let begun = LockedBox(0)
+  let begun = Atomic<Int>(0)
   runThreads(4) { thread in
     switch thread {
     case 0, 1:
@@ -77,8 +77,7 @@ private func expectNoUpdateLandsDuringInevitability<Key: Hashable & Sendable>(ke
         ledger.noteReturned(updates, ofKey: thread)
       }
       #if DEBUG
-      let quick = _ThreadContext.current.quickUpdatesBegun - before
-      begun.value += quick
+      begun.add(_ThreadContext.current.quickUpdatesBegun - before, ordering: .relaxed)
       #endif
     case 2:
       while !ledger.stop.load(ordering: .relaxed) {
@@ -115,6 +114,6 @@ private func expectNoUpdateLandsDuringInevitability<Key: Hashable & Sendable>(ke
   #expect(ledger.inevitableRuns.load(ordering: .relaxed) > 10, "too few inevitable transactions to mean anything")
   for index in 0..<2 { #expect(counts[key(index)] == ledger.returnedCount(index)) }
   #if DEBUG
-  #expect(begun.value > 0, "no update took the quick road")
+  #expect(begun.load(ordering: .relaxed) > 0, "no update took the quick road")
   #endif
 }

@@ -44,6 +44,59 @@ private struct KeyWritingInItsEquality: Hashable, Sendable {
   }
 }
 
+/// A key whose `==` is its own code, not the standard library's (see
+/// `_KeyHash.hasLibraryEquality(_:)`).
+private struct KeyOfItsOwn: Hashable, Sendable {
+  let id: Int
+}
+
+/// A transaction becomes inevitable and reads `key` twice, with a drop-in update of the key
+/// started in between: the update must take the quick road, and land only after the
+/// transaction ends.
+private func expectAnUpdateToWaitForTheInevitableTransaction<Key: Hashable & Sendable>(key: Key) {
+  let counts: TDictionary<Key, Int> = [key: 0]
+  let inevitable = Gate(), finish = Gate()
+  let seenInside = LockedBox<[Int?]>([])
+  let holder = startThread {
+    try! atomically { transaction in
+      try transaction.becomeInevitable()
+      seenInside.value.append(counts[key])
+      inevitable.open()
+      finish.wait()
+      seenInside.value.append(counts[key])
+    }
+  }
+  inevitable.wait()
+  let begun = LockedBox(0)
+  let updating = Gate()
+  let updater = startThread {
+    updating.open()
+    begun.value = quickUpdatesBegun { counts[key, default: 0] += 1 }
+  }
+  updating.wait()
+  let landedEarly = updater.wait(timeout: .now() + 0.3) == .success
+  finish.open()
+  holder.wait()
+  updater.wait()
+  #expect(begun.value == 1, "the update did not start on the quick road")
+  #expect(!landedEarly, "a drop-in update committed while another transaction was inevitable")
+  #expect(seenInside.value == [0, 0])
+  #expect(counts[key] == 1)
+}
+
+/// After a test found an update and an inevitable transaction waiting for each other: takes
+/// every quick update's mark off, so that both can finish and the test run can end. A
+/// compare-and-swap from the marked word, so that a segment whose update ended meanwhile (it
+/// was only slow) is left as it is.
+private func takeQuickMarksOffByHand() {
+  for segment in _Engine.shared.segments {
+    let word = segment.occupancy.load(ordering: .acquiring)
+    guard _SegmentOccupancy.isQuickUpdate(word) else { continue }
+    _ = segment.occupancy.compareExchange(
+      expected: word, desired: _SegmentOccupancy.announcedLookup(word), ordering: .sequentiallyConsistent)
+  }
+}
+
 #if DEBUG
 /// Holds an update outside a transaction on one thread at its first lock
 /// (`_TestHooks.beforeInPlaceUpdateLocks`: its lookup done, nothing locked), until `resume`
@@ -78,46 +131,25 @@ extension LibraryTests {
   /// (`_QuickUpdate`). It must keep every rule of the general one: these are the cases where
   /// it must step aside, or where a shortcut would be tempting.
   @Suite struct QuickUpdateTests {
-    /// While another transaction is inevitable, no commit may land; the quick road marks its
-    /// segment committing before it locks, and takes the general road (which waits) when
-    /// it finds the token held. The updater is a new thread, whose first update must be able
-    /// to take the quick road (a new thread's preferred segment lay beyond the pool, and the
-    /// test passed on a quick road that ignored the token; found by review).
-    @Test func anUpdateOfAPresentKeyWaitsForTheInevitableTransaction() throws {
-      let counts: TDictionary<Int, Int> = [1: 0]
-      let inevitable = Gate(), finish = Gate()
-      let seenInside = LockedBox<[Int?]>([])
-      let holder = startThread {
-        try! atomically { transaction in
-          try transaction.becomeInevitable()
-          seenInside.value.append(counts[1])
-          inevitable.open()
-          finish.wait()
-          seenInside.value.append(counts[1])
-        }
+    /// While another transaction is inevitable, no commit may land; the quick road takes the
+    /// general road (which waits) when it finds the token held: for a key whose `==` is the
+    /// standard library's, right after it takes its segment, for another key when it enters
+    /// its commit after the lookup. The updater is a new thread, whose first update must be
+    /// able to take the quick road (a new thread's preferred segment lay beyond the pool, and
+    /// the test passed on a quick road that ignored the token; found by review).
+    @Test(arguments: [true, false]) func anUpdateOfAPresentKeyWaitsForTheInevitableTransaction(libraryKeys: Bool) {
+      if libraryKeys {
+        expectAnUpdateToWaitForTheInevitableTransaction(key: 1)
+      } else {
+        expectAnUpdateToWaitForTheInevitableTransaction(key: KeyOfItsOwn(id: 1))
       }
-      inevitable.wait()
-      let begun = LockedBox(0)
-      let updating = Gate()
-      let updater = startThread {
-        updating.open()
-        begun.value = quickUpdatesBegun { counts[1, default: 0] += 1 }
-      }
-      updating.wait()
-      let landedEarly = updater.wait(timeout: .now() + 0.3) == .success
-      finish.open()
-      holder.wait()
-      updater.wait()
-      #expect(begun.value == 1, "the update did not start on the quick road")
-      #expect(!landedEarly, "a drop-in update committed while another transaction was inevitable")
-      #expect(seenInside.value == [0, 0])
-      #expect(counts[1] == 1)
     }
 
-    /// From its lookup on, a quick update is a commit in flight: its segment's occupancy word
-    /// says so (it checked the inevitable token when it took that word, and no longer checks
-    /// it when it locks), so a transaction that takes the token meanwhile waits for the update
-    /// before it becomes inevitable, and then reads what the update wrote.
+    /// From its lookup on, a quick update of a key whose `==` is the standard library's is a
+    /// commit in flight: its segment's occupancy word says so (it checked the inevitable token
+    /// when it took that word, and no longer checks it when it locks), so a transaction that
+    /// takes the token meanwhile waits for the update before it becomes inevitable, and then
+    /// reads what the update wrote.
     @Test func aTransactionBecomingInevitableWaitsForAnUpdatePastItsLookup() {
       #if DEBUG
       let counts: TDictionary<Int, Int> = [1: 0]
@@ -173,10 +205,7 @@ extension LibraryTests {
       let finished = updater.wait(timeout: .now() + 5) == .success
       #expect(finished, "the update and the inevitable transaction wait for each other")
       if !finished {
-        // Take the mark off by hand, so that the test run can end.
-        for segment in _Engine.shared.segments where _SegmentOccupancy.isQuickUpdate(segment.occupancy.load(ordering: .acquiring)) {
-          _Engine.shared.dropQuickUpdateMark(of: segment)
-        }
+        takeQuickMarksOffByHand()
         updater.wait()
       }
       inevitable.wait()
@@ -209,12 +238,7 @@ extension LibraryTests {
       let finished = inevitable.wait(timeout: .now() + 5) == .success
       #expect(finished, "an inevitable transaction waited for an insert that had left the quick road")
       if !finished {
-        // Take the mark off by hand, so that the two threads do not wait for each other for
-        // good and the test run can end.
-        for segment in _Engine.shared.segments {
-          let word = segment.occupancy.load(ordering: .acquiring)
-          if _SegmentOccupancy.isQuickUpdate(word) { _Engine.shared.dropQuickUpdateMark(of: segment) }
-        }
+        takeQuickMarksOffByHand()
         inevitable.wait()
       }
       pause.resume.open()
