@@ -98,15 +98,15 @@ package struct _QuickUpdate {
 
   /// For a key whose lookup found no cell, before `lock(_:)`: the general road's operation,
   /// continuing from the segment and the lookup announcement this update took, without the
-  /// quick update's mark (the general road may wait for an inevitable transaction, which
-  /// would otherwise wait for the mark). `begin(on:)`
-  /// leaves them as `_SingleOperation.beginUpdating(on:)` leaves its own (the thread's
-  /// segment held, its context set, a lookup announced in its occupancy word at a clock the
-  /// thread has seen), so the general road goes on from there: an insert took the segment
-  /// and announced twice, two fenced instructions and about 190 others.
+  /// quick update's mark, if the lookup was marked (the general road may wait for an
+  /// inevitable transaction, which would otherwise wait for the mark). `begin` leaves them as
+  /// `_SingleOperation.beginUpdating(on:)` leaves its own (the thread's segment held, its
+  /// context set, a lookup announced in its occupancy word at a clock the thread has seen),
+  /// so the general road goes on from there: an insert took the segment and announced twice,
+  /// two fenced instructions and about 190 others.
   @inlinable
   package func continuingOnTheGeneralRoad() -> _SingleOperation {
-    Self.dropMark(segment, context)
+    if markedTheLookup { Self.dropMark(segment, context) }
     return _SingleOperation(segment: segment, context: context)
   }
 }
