@@ -42,14 +42,12 @@ enum _KeyHash {
   /// never bridged from Objective-C (whose `NSString` subclasses run the subclass's code),
   /// `String`. The drop-in update's quick road counts as a commit in flight from before such
   /// a key's lookup (see `_QuickUpdate`); any other type's `==` is the caller's code, which
-  /// may. In specialized code the checks fold away.
+  /// may. The integers are those `integerBits(of:)` mixes (asked of `key`, whose value does
+  /// not matter), so that the two lists cannot drift apart. In specialized code the checks
+  /// fold away.
   @inlinable @inline(__always)
-  static func hasLibraryEquality<Key: Hashable>(_: Key.Type) -> Bool {
-    if Key.self == Int.self || Key.self == UInt.self || Key.self == Int64.self || Key.self == UInt64.self
-      || Key.self == Int32.self || Key.self == UInt32.self
-    {
-      return true
-    }
+  static func hasLibraryEquality<Key: Hashable>(of key: Key) -> Bool {
+    if integerBits(of: key) != nil { return true }
     #if canImport(ObjectiveC)
     return false
     #else

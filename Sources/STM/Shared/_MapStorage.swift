@@ -332,7 +332,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   func beginQuickModification(
     forKey key: Key, hash: Int, on thread: _CallingThread, handingOver handedOver: inout _SingleOperation?
   ) -> Modification? {
-    guard let quick = _QuickUpdate.begin(on: thread, markingTheLookup: _KeyHash.hasLibraryEquality(Key.self)) else { return nil }
+    guard let quick = _QuickUpdate.begin(on: thread, markingTheLookup: _KeyHash.hasLibraryEquality(of: key)) else { return nil }
     guard let cell = index.find(key, hash: hash) else {
       handedOver = quick.continuingOnTheGeneralRoad()
       return nil

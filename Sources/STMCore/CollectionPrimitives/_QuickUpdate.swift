@@ -11,7 +11,7 @@
 ///    the caller is about to make, both in one compare-and-swap (`_Segment.occupancy`). Nil,
 ///    holding nothing, when the conflict log records (the general road notes each access) or
 ///    when the segment is busy (the general road looks for another one, or waits). For a key
-///    whose `==` is the standard library's (`_KeyHash.hasLibraryEquality(_:)`), the same word
+///    whose `==` is the standard library's (`_KeyHash.hasLibraryEquality(of:)`), the same word
 ///    marks the update as a commit in flight, and the inevitable token is checked right after
 ///    it (nil when a transaction is inevitable: the general road waits for it).
 /// 2. The caller looks its key up, and `lock(_:)` marks the segment committing and showing
@@ -64,7 +64,7 @@ package struct _QuickUpdate {
   /// transactional data (what `_CallingThread.current` and `transaction` check); nil, holding
   /// nothing, when the quick road is closed now. `markingTheLookup`: the update counts as a
   /// commit in flight from now on, for a key whose `==` is the standard library's (see
-  /// `_KeyHash.hasLibraryEquality(_:)`); then nil when another transaction is inevitable too.
+  /// `_KeyHash.hasLibraryEquality(of:)`); then nil when another transaction is inevitable too.
   @inlinable
   package static func begin(on thread: _CallingThread, markingTheLookup: Bool) -> _QuickUpdate? {
     start(thread.context, markingTheLookup: markingTheLookup)

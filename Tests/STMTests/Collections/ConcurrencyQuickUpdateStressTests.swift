@@ -6,7 +6,7 @@ import Synchronization
 import Testing
 
 /// A key whose `==` is its own code, not the standard library's: the quick road enters its
-/// commit only after such a key's lookup (see `_KeyHash.hasLibraryEquality(_:)`).
+/// commit only after such a key's lookup (see `_KeyHash.hasLibraryEquality(of:)`).
 private struct WrappedKey: Hashable, Sendable {
   let id: Int
 }

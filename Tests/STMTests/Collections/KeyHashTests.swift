@@ -44,18 +44,18 @@ extension LibraryTests {
     /// `Int`, `UInt`, the 64- and 32-bit integers, and `String` where it is never bridged, and
     /// nothing a caller defines (its `==` may touch transactional data).
     @Test func onlyTheStandardLibrarysEqualityCountsAsTheLibrarys() {
-      #expect(_KeyHash.hasLibraryEquality(Int.self) && _KeyHash.hasLibraryEquality(UInt.self))
-      #expect(_KeyHash.hasLibraryEquality(Int64.self) && _KeyHash.hasLibraryEquality(UInt64.self))
-      #expect(_KeyHash.hasLibraryEquality(Int32.self) && _KeyHash.hasLibraryEquality(UInt32.self))
+      #expect(_KeyHash.hasLibraryEquality(of: 1 as Int) && _KeyHash.hasLibraryEquality(of: 1 as UInt))
+      #expect(_KeyHash.hasLibraryEquality(of: 1 as Int64) && _KeyHash.hasLibraryEquality(of: 1 as UInt64))
+      #expect(_KeyHash.hasLibraryEquality(of: 1 as Int32) && _KeyHash.hasLibraryEquality(of: 1 as UInt32))
       #if canImport(ObjectiveC)
-      #expect(!_KeyHash.hasLibraryEquality(String.self), "a bridged NSString's == runs its subclass's code")
+      #expect(!_KeyHash.hasLibraryEquality(of: "a"), "a bridged NSString's == runs its subclass's code")
       #else
-      #expect(_KeyHash.hasLibraryEquality(String.self))
+      #expect(_KeyHash.hasLibraryEquality(of: "a"))
       #endif
       struct Wrapped: Hashable { let value: Int }
-      #expect(!_KeyHash.hasLibraryEquality(Wrapped.self))
-      #expect(!_KeyHash.hasLibraryEquality(Double.self))
-      #expect(!_KeyHash.hasLibraryEquality(Substring.self))
+      #expect(!_KeyHash.hasLibraryEquality(of: Wrapped(value: 1)))
+      #expect(!_KeyHash.hasLibraryEquality(of: 1.0))
+      #expect(!_KeyHash.hasLibraryEquality(of: "a"[...]))
     }
 
     /// Each index draws its own seed, so two dictionaries place the same keys differently.

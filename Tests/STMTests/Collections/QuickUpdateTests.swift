@@ -45,7 +45,7 @@ private struct KeyWritingInItsEquality: Hashable, Sendable {
 }
 
 /// A key whose `==` is its own code, not the standard library's (see
-/// `_KeyHash.hasLibraryEquality(_:)`).
+/// `_KeyHash.hasLibraryEquality(of:)`).
 private struct KeyOfItsOwn: Hashable, Sendable {
   let id: Int
 }
