@@ -148,8 +148,13 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   }
 
   deinit {
-    for stripe in stripes { stripe.release() }
+    // Not freed at once: a transaction still running may have read cells of this index, and
+    // its read markers hold them without a retain (see `_KeyedCell._value(in:)`), to be
+    // validated at its commit. Such a transaction announced its snapshot before this index
+    // went, so the stripes, with their tables and cells, wait for those snapshots to end.
+    let kept: [AnyObject] = stripes.map { $0.takeRetainedValue() }
     stripes.deallocate()
+    _releaseAfterRunningSnapshots(kept)
   }
 
   @inlinable @inline(__always)

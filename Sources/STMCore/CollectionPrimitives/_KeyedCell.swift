@@ -24,9 +24,16 @@ package final class _KeyedCell<Key: Hashable & Sendable, Value: Sendable>: _Type
   /// retained it, and a lookup inside a transaction is mostly this). The segment is reached
   /// through the thread's unretained handle: through a `Transaction`'s reference it was
   /// retained and released.
+  ///
+  /// Only for a cell the transaction found in its index: the read marker holds no retain on
+  /// it (`_Segment.read(_:retaining:)`), since the index keeps the cell alive as long as the
+  /// transaction's snapshot is announced, even once the cell has left it, and even once the
+  /// index itself has gone (see `_releaseAfterRunningSnapshots(_:)`).
   @inlinable
   package func _value(in thread: _CallingThread) -> Value? {
-    thread.state.pointee.segment.unsafelyUnwrapped._withUnsafeGuaranteedRef { value(readBy: $0) }
+    thread.state.pointee.segment.unsafelyUnwrapped._withUnsafeGuaranteedRef { segment in
+      segment.read(self, retaining: false)._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value?>.self).value }
+    }
   }
 }
 

@@ -202,7 +202,8 @@ extension _Engine {
     let nanoseconds = max(0, _monotonicNanoseconds() - segment.attemptStarted - segment.pausedInAttempt)
     context.statistics.recordAbort(kind, nanoseconds: nanoseconds)
     guard _ConflictRecorder.isRecording else { return }
-    // The attempt has not ended yet, so its read set and redo log still keep the cell alive.
+    // The attempt has not ended yet, so its read set and redo log still keep the cell alive
+    // (or, for an index's cell read without a retain, its announced snapshot does).
     _ConflictRecorder.shared.record(
       .abort, kind, nanoseconds: nanoseconds, site: segment.siteNumber.load(ordering: .relaxed),
       cell: segment.conflictingCell?.takeUnretainedValue(), reading: segment.conflictingCellWasRead, context: context,

@@ -23,6 +23,11 @@ final class _HistoryReclaimer: Sendable {
   private let housekeeping = _Lock<[_WeakHousekeeping]>([])
   private let housekeepingCount = Atomic<Int>(0)
   static let housekeepingBatchSize = 16
+  /// Objects let go of once no snapshot announced before they were handed over is running
+  /// (see `_releaseAfterRunningSnapshots(_:)`), with the clock value they wait to pass, in
+  /// the order they came.
+  private let waitingReleases = _Lock<[(objects: [AnyObject], clock: UInt64)]>([])
+  private let waitingReleaseCount = Atomic<Int>(0)
 
   /// Remembers `job` until its `housekeep()` says nothing waits any more.
   func noteHousekeeping(_ job: any _DeferredHousekeeping) {
@@ -56,7 +61,36 @@ final class _HistoryReclaimer: Sendable {
     segment.commitsSinceReclamation = 0
     if count.load(ordering: .relaxed) > 0 { reclaim(by: context) }
     if housekeepingCount.load(ordering: .relaxed) > 0 { runHousekeeping() }
+    if waitingReleaseCount.load(ordering: .relaxed) > 0 { releaseWhatNoSnapshotNeeds() }
   }
+
+  /// Keeps `objects` until every snapshot announced now is withdrawn; lets go of them at once
+  /// when none is.
+  func releaseAfterRunningSnapshots(_ objects: [AnyObject]) {
+    // Moved on, as for a replaced table (see `_KeyIndex.replaceTable`): a snapshot announced
+    // from now on is above `clock`, and the clock cannot stay at `clock` for good.
+    let clock = _EngineClock.advance() &- 1
+    guard clock >= _EngineClock.oldestRunningSnapshot() else { return }
+    waitingReleases.withLock { $0.append((objects, clock)) }
+    waitingReleaseCount.add(1, ordering: .relaxed)
+  }
+
+  /// Lets go of the objects that no running snapshot can need any more. They are dropped with
+  /// no lock held: their deinits may free a great deal, or hand more objects over.
+  func releaseWhatNoSnapshotNeeds() {
+    let oldest = _EngineClock.oldestRunningSnapshot()
+    let released = waitingReleases.withLock { list -> [(objects: [AnyObject], clock: UInt64)] in
+      // In clock order, so the ones to drop are a prefix.
+      let count = list.firstIndex { $0.clock >= oldest } ?? list.count
+      let taken = Array(list.prefix(count))
+      list.removeFirst(count)
+      return taken
+    }
+    waitingReleaseCount.subtract(released.count, ordering: .relaxed)
+  }
+
+  /// How many hand-overs of `releaseAfterRunningSnapshots(_:)` still wait.
+  var releasesWaiting: Int { waitingReleaseCount.load(ordering: .relaxed) }
 
   /// Does the next few collections' deferred work; those that must wait still go back to the
   /// end of the list. Run with no lock held: a job takes its collection's locks, and what it
@@ -136,4 +170,13 @@ private struct _WeakHousekeeping: @unchecked Sendable {
 /// turn) until it returns false, or until `job` is freed: the engine does not retain it.
 package func _deferHousekeeping(_ job: any _DeferredHousekeeping) {
   _Engine.shared.reclaimer.noteHousekeeping(job)
+}
+
+/// Keeps `objects` alive until every snapshot announced now (by a transaction, or by a
+/// single operation's lookup) is withdrawn, and lets go of them at a later turn of the history
+/// reclaimer; at once when no snapshot is announced. For an index that goes while a running
+/// transaction may still hold some of its cells without a retain (see
+/// `_Segment.read(_:retaining:)`).
+package func _releaseAfterRunningSnapshots(_ objects: [AnyObject]) {
+  _Engine.shared.reclaimer.releaseAfterRunningSnapshots(objects)
 }

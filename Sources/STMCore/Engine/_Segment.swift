@@ -5,8 +5,8 @@ import Synchronization
 ///
 /// The atomics are read by other threads; every other stored property belongs to the thread
 /// holding the segment, which is what makes reads cheap: marking a read writes no engine state
-/// that another thread reads. (It does retain the cell, to keep it alive until the commit has
-/// validated it; that reference count is the one shared write left on the read path.)
+/// that another thread reads. (It retains the cell, to keep it alive until the commit has
+/// validated it, unless something else does: an index's cells, see `read(_:retaining:)`.)
 @usableFromInline
 final class _Segment: @unchecked Sendable {
   /// The pool's segments are allocated one after another, and each thread keeps to its own:
@@ -154,6 +154,18 @@ final class _Segment: @unchecked Sendable {
   /// otherwise the newest committed version at its snapshot, which it marks as read.
   @usableFromInline
   func read(_ cell: _Cell) -> Unmanaged<_VersionBase> {
+    read(cell, retaining: true)
+  }
+
+  /// `read(_:)`; with `retaining` false, the read marker holds no retain on `cell`, for a
+  /// caller that guarantees that the cell outlives this transaction's snapshot: an index's
+  /// cell, which the index frees only once every snapshot announced before the cell left it
+  /// (or before the index itself went) is withdrawn (see `_KeyIndex`). The markers are used
+  /// only while the snapshot is announced (validation, `retry`'s registration), and a retain
+  /// wrote the cell's reference count, the one shared write of a read: two threads reading
+  /// one key in transactions ran slower than one.
+  @usableFromInline
+  func read(_ cell: _Cell, retaining: Bool) -> Unmanaged<_VersionBase> {
     checkNotBeingMutated(cell)
     if !log.isEmpty, let position = log.find(cell) {
       if let version = log.entries[position].version {
@@ -161,10 +173,10 @@ final class _Segment: @unchecked Sendable {
         return Unmanaged.passUnretained(version)
       }
       // Only a delayed append so far: the anchor reads as at the snapshot (see `_DelayedAppend`).
-      if log.entries[position].commutes.isEmpty && log.entries[position].sum == nil { return markRead(cell) }
+      if log.entries[position].commutes.isEmpty && log.entries[position].sum == nil { return markRead(cell, retaining: retaining) }
       // Only commuted so far: read the snapshot value, apply the delayed updates, and from now
       // on treat the result as an ordinary write (so a concurrent commit conflicts with it).
-      let base = markRead(cell)
+      let base = markRead(cell, retaining: retaining)
       let (commutes, sum) = (log.entries[position].commutes, log.entries[position].sum)
       let version = runningTransforms { base._withUnsafeGuaranteedRef { _WriteEntry.applying(commutes, sum, to: $0) } }
       log.entries[position].version = version
@@ -173,7 +185,7 @@ final class _Segment: @unchecked Sendable {
       log.entries[position].generation = log.generation
       return Unmanaged.passUnretained(version)
     }
-    return markRead(cell)
+    return markRead(cell, retaining: retaining)
   }
 
   /// The value of `cell` this transaction would read, without marking it read: its own
@@ -193,8 +205,8 @@ final class _Segment: @unchecked Sendable {
     return visibleVersion(of: cell)
   }
 
-  private func markRead(_ cell: _Cell) -> Unmanaged<_VersionBase> {
-    if !reads.lastIs(cell) { reads.append(cell) }
+  private func markRead(_ cell: _Cell, retaining: Bool) -> Unmanaged<_VersionBase> {
+    if !reads.lastIs(cell) { reads.append(cell, retaining: retaining) }
     return visibleVersion(of: cell)
   }
 

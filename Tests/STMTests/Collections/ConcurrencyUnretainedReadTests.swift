@@ -1,0 +1,128 @@
+import Foundation
+@testable import STM
+@testable import STMCore
+import STMTestSupport
+import Synchronization
+import Testing
+
+extension LibraryTests {
+  /// A transaction's read of a dictionary key lists the key's cell without retaining it (a
+  /// retain wrote the cell's reference count, so two threads reading one key in transactions
+  /// moved its cache line between them on every read). The index keeps the cell alive while
+  /// the transaction's snapshot is announced instead, even when the index itself goes.
+  @Suite struct ConcurrencyUnretainedReadTests {
+    /// Whether the only strong reference to `object` is the one its owner holds (the index's,
+    /// for a cell): borrows that reference for the check and hands it back.
+    private static func isOwnedOnce<Object: AnyObject>(_ object: Unmanaged<Object>) -> Bool {
+      var borrowed: Object? = object.takeRetainedValue()
+      let unique = isKnownUniquelyReferenced(&borrowed)
+      _ = Unmanaged.passRetained(borrowed.take()!)
+      return unique
+    }
+
+    /// The cell that `dictionary`'s index holds for `key`; call it with a snapshot announced.
+    private static func cell(of key: Int, in dictionary: TDictionary<Int, Int>) -> Unmanaged<_KeyedCell<Int, Int>> {
+      let index = dictionary.storage.index
+      return index.find(key, hash: index.hash(of: key))!
+    }
+
+    @Test func aTransactionsReadOfAKeyLeavesItsCellOwnedByTheIndexAlone() {
+      let dictionary: TDictionary<Int, Int> = [1: 10, 2: 20]
+      atomically { _ in
+        #expect(Self.isOwnedOnce(Self.cell(of: 1, in: dictionary)))
+        #expect(dictionary[1] == 10)
+        #expect(Self.isOwnedOnce(Self.cell(of: 1, in: dictionary)))
+        // Through the default subscript too, and in a transaction that also writes.
+        #expect(dictionary[2, default: 0] == 20)
+        dictionary[3] = 30
+        #expect(Self.isOwnedOnce(Self.cell(of: 2, in: dictionary)))
+      }
+      // The check can see a read marker's retain: a plain variable's read keeps one.
+      let variable = TVar(5)
+      let variableCell = Unmanaged.passUnretained(variable.cell)
+      atomically { _ in
+        #expect(variable.value == 5)
+        withExtendedLifetime(variable) {
+          var borrowed: _TypedCell<Int>? = variableCell.takeRetainedValue()
+          // The variable and the read marker: two references besides the borrowed one's.
+          #expect(!isKnownUniquelyReferenced(&borrowed))
+          _ = Unmanaged.passRetained(borrowed.take()!)
+        }
+      }
+    }
+
+    /// A transaction reads keys of a dictionary that another thread then lets go of for good
+    /// while the transaction still runs: the cells stay until the transaction has ended (its
+    /// commit validates its reads, which touches them), and go at the next release turn.
+    @Test func cellsOfAnIndexThatGoesWaitForTheTransactionsReadingThem() {
+      final class Holder: @unchecked Sendable {
+        let lock = NSLock()
+        var dictionary: TDictionary<Int, Int>?
+      }
+      let holder = Holder()
+      holder.dictionary = TDictionary(uniqueKeysWithValues: (0..<100).map { ($0, $0) })
+      let other = TVar(0)
+      let read = Gate(), dropped = Gate()
+      let cells = LockedBox<[Unmanaged<_KeyedCell<Int, Int>>]>([])
+      let reader = startThread {
+        var attempts = 0
+        let sum = atomically { _ -> Int in
+          attempts += 1
+          // Borrowed under the lock, so that this thread holds no reference to the
+          // dictionary once the reads are done.
+          let sum = holder.lock.withLock { () -> Int in
+            guard let dictionary = holder.dictionary else { return -1 }
+            if attempts == 1 { cells.value = (0..<100).map { Self.cell(of: $0, in: dictionary) } }
+            return (0..<100).reduce(0) { $0 + (dictionary[$1] ?? 0) }
+          }
+          // A write, so that the commit validates the reads.
+          other.value += 1
+          if attempts == 1 {
+            read.open()
+            dropped.wait()
+          }
+          return sum
+        }
+        #expect(sum == 4_950)
+        #expect(attempts == 1)
+      }
+      read.wait()
+      weak let firstCell = cells.value.first?.takeUnretainedValue()
+      weak let lastCell = cells.value.last?.takeUnretainedValue()
+      holder.lock.withLock { holder.dictionary = nil }
+      // Gone from the program, but kept while the reader's snapshot is announced.
+      #expect(firstCell != nil && lastCell != nil)
+      dropped.open()
+      reader.wait()
+      _Engine.shared.reclaimer.releaseWhatNoSnapshotNeeds()
+      #expect(firstCell == nil && lastCell == nil)
+      #expect(_Engine.shared.reclaimer.releasesWaiting == 0)
+    }
+
+    /// What `_releaseAfterRunningSnapshots(_:)` is handed goes at once when no snapshot is
+    /// announced, and otherwise waits for the snapshots announced before it.
+    @Test func aReleaseWaitsOnlyForTheSnapshotsAnnouncedBeforeIt() {
+      final class Token {}
+      weak var freeToken: Token?
+      do {
+        let token = Token()
+        freeToken = token
+        _releaseAfterRunningSnapshots([token])
+      }
+      #expect(freeToken == nil)
+
+      let endTransaction = pinSnapshot(reading: TVar(0))
+      weak var keptToken: Token?
+      do {
+        let token = Token()
+        keptToken = token
+        _releaseAfterRunningSnapshots([token])
+      }
+      _Engine.shared.reclaimer.releaseWhatNoSnapshotNeeds()
+      #expect(keptToken != nil)
+      endTransaction()
+      _Engine.shared.reclaimer.releaseWhatNoSnapshotNeeds()
+      #expect(keptToken == nil)
+    }
+  }
+}
