@@ -61,32 +61,54 @@ final class _HistoryReclaimer: Sendable {
     segment.commitsSinceReclamation = 0
     if count.load(ordering: .relaxed) > 0 { reclaim(by: context) }
     if housekeepingCount.load(ordering: .relaxed) > 0 { runHousekeeping() }
-    if waitingReleaseCount.load(ordering: .relaxed) > 0 { releaseWhatNoSnapshotNeeds() }
+    if waitingReleaseCount.load(ordering: .relaxed) > 0 {
+      // Let go of by the caller once its transaction or update has ended (see
+      // `_ThreadContext.releasedOnceEnded`).
+      context.releasedOnceEnded += takeWhatNoSnapshotNeeds(oldest: _EngineClock.oldestRunningSnapshot())
+    }
   }
 
   /// Keeps `objects` until every snapshot announced now is withdrawn; lets go of them at once
-  /// when none is.
+  /// when none is. Outside a transaction, also lets go of what earlier calls left that no
+  /// snapshot needs any more: otherwise only a turn, after 64 writing commits of a segment,
+  /// did, and maps dropped one after another while other threads ran read-only transactions
+  /// piled up without bound (found by review).
   func releaseAfterRunningSnapshots(_ objects: [AnyObject]) {
     // Moved on, as for a replaced table (see `_KeyIndex.replaceTable`): a snapshot announced
     // from now on is above `clock`, and the clock cannot stay at `clock` for good.
     let clock = _EngineClock.advance() &- 1
-    guard clock >= _EngineClock.oldestRunningSnapshot() else { return }
-    waitingReleases.withLock { $0.append((objects, clock)) }
-    waitingReleaseCount.add(1, ordering: .relaxed)
+    let oldest = _EngineClock.oldestRunningSnapshot()
+    if clock >= oldest {
+      waitingReleases.withLock { $0.append((objects, clock)) }
+      waitingReleaseCount.add(1, ordering: .relaxed)
+    }
+    // Inside a transaction, the deinits of what goes would run in it (see
+    // `_ThreadContext.releasedOnceEnded`): that waits for a turn or a later call.
+    if waitingReleaseCount.load(ordering: .relaxed) > 0 && _ThreadState.current.pointee.segment == nil {
+      _ = takeWhatNoSnapshotNeeds(oldest: oldest)
+    }
   }
 
-  /// Lets go of the objects that no running snapshot can need any more. They are dropped with
-  /// no lock held: their deinits may free a great deal, or hand more objects over.
+  /// Lets go of the objects that no running snapshot can need any more, now. Called with no
+  /// lock held and outside any transaction.
   func releaseWhatNoSnapshotNeeds() {
-    let oldest = _EngineClock.oldestRunningSnapshot()
-    let released = waitingReleases.withLock { list -> [(objects: [AnyObject], clock: UInt64)] in
-      // In clock order, so the ones to drop are a prefix.
+    _ = takeWhatNoSnapshotNeeds(oldest: _EngineClock.oldestRunningSnapshot())
+  }
+
+  /// Takes the objects handed over before `oldest`, the oldest snapshot still announced, off
+  /// the list, for the caller to let go of with no lock held: their deinits may free a great
+  /// deal, or hand more objects over.
+  private func takeWhatNoSnapshotNeeds(oldest: UInt64) -> [[AnyObject]] {
+    let taken = waitingReleases.withLock { list -> [[AnyObject]] in
+      // Nearly in clock order (two hand-overs may append in the other order): the ones to
+      // drop are taken from the front, up to the first that must wait.
       let count = list.firstIndex { $0.clock >= oldest } ?? list.count
-      let taken = Array(list.prefix(count))
+      let taken = list.prefix(count).map(\.objects)
       list.removeFirst(count)
       return taken
     }
-    waitingReleaseCount.subtract(released.count, ordering: .relaxed)
+    if !taken.isEmpty { waitingReleaseCount.subtract(taken.count, ordering: .relaxed) }
+    return taken
   }
 
   /// How many hand-overs of `releaseAfterRunningSnapshots(_:)` still wait.

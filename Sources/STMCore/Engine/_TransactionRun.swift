@@ -131,6 +131,7 @@ struct _TransactionRun {
       if position.isReadOnly == false { _Engine.shared.reclaimer.reclaimNow(ifDueFor: context, using: segment) }
       let commitHooks = segment.log.afterCommit.isEmpty ? [] : segment.log.afterCommit
       let rolledBackHooks = end(segment, context, aborting: false)
+      if !context.releasedOnceEnded.isEmpty { context.releasedOnceEnded = [] }
       return .committed(rolledBackHooks.isEmpty ? commitHooks : rolledBackHooks + commitHooks)
     case .conflict(let kind):
       return abort(segment, context, kind: kind)
@@ -515,5 +516,6 @@ extension _Engine {
       if let extraAddress { engine.retryWaiters.wakeWaiters(ofCellAt: extraAddress) }
       context.statistics.recordCommit()
     }
+    if !context.releasedOnceEnded.isEmpty { context.releasedOnceEnded = [] }
   }
 }

@@ -124,5 +124,50 @@ extension LibraryTests {
       _Engine.shared.reclaimer.releaseWhatNoSnapshotNeeds()
       #expect(keptToken == nil)
     }
+  
+    /// Maps dropped while another thread's snapshot is announced wait for it; once it has
+    /// ended, the next map dropped outside a transaction lets go of them, with no writing
+    /// commit needed (they piled up without bound while other threads ran read-only
+    /// transactions: found by review).
+    @Test func droppedIndexesGoAtTheNextDropOnceTheSnapshotsEnd() {
+      let reclaimer = _Engine.shared.reclaimer
+      reclaimer.releaseWhatNoSnapshotNeeds()
+      let endTransaction = pinSnapshot(reading: TVar(0))
+      for key in 0..<50 {
+        let dictionary = TDictionary<Int, Int>()
+        dictionary[key] = key
+      }
+      #expect(reclaimer.releasesWaiting == 50)
+      endTransaction()
+      _ = TDictionary<Int, Int>()
+      #expect(reclaimer.releasesWaiting == 0)
+    }
+
+    /// The values of a map let go of at a reclaimer's turn, which comes at the end of a
+    /// writing commit, run their deinits once that transaction has ended: a deinit that
+    /// writes a variable then makes a drop-in update of its own. Run inside the finished
+    /// transaction, the write joined its log and was lost (found by review).
+    @Test func valuesLetGoOfAtATurnWriteOutsideTheFinishedTransaction() {
+      final class CountsItsDeinit: Sendable {
+        let deinits: TVar<Int>
+        init(_ deinits: TVar<Int>) { self.deinits = deinits }
+        deinit { deinits.value += 1 }
+      }
+      let reclaimer = _Engine.shared.reclaimer
+      reclaimer.releaseWhatNoSnapshotNeeds()
+      let deinits = TVar(0)
+      let endTransaction = pinSnapshot(reading: TVar(0))
+      do {
+        let dictionary = TDictionary<Int, CountsItsDeinit>()
+        dictionary[0] = CountsItsDeinit(deinits)
+      }
+      #expect(reclaimer.releasesWaiting == 1)
+      endTransaction()
+      // A turn comes once per 64 writing commits of a segment.
+      let written = TVar(0)
+      for _ in 0..<200 where reclaimer.releasesWaiting > 0 { atomically { _ in written.value += 1 } }
+      #expect(reclaimer.releasesWaiting == 0)
+      #expect(deinits.value == 1)
+    }
   }
 }
