@@ -195,10 +195,10 @@ package func _deferHousekeeping(_ job: any _DeferredHousekeeping) {
 }
 
 /// Keeps `objects` alive until every snapshot announced now (by a transaction, or by a
-/// single operation's lookup) is withdrawn, and lets go of them at a later turn of the history
-/// reclaimer; at once when no snapshot is announced. For an index that goes while a running
-/// transaction may still hold some of its cells without a retain (see
-/// `_Segment.read(_:retaining:)`).
+/// single operation's lookup) is withdrawn, and then lets go of them at the next call made
+/// outside a transaction or the history reclaimer's next turn; at once when no snapshot is
+/// announced. For an index that goes while a running transaction may still hold some of its
+/// cells without a retain (see `_Segment.read(_:retaining:)`).
 package func _releaseAfterRunningSnapshots(_ objects: [AnyObject]) {
   _Engine.shared.reclaimer.releaseAfterRunningSnapshots(objects)
 }
