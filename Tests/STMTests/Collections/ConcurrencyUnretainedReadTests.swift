@@ -11,42 +11,39 @@ extension LibraryTests {
   /// moved its cache line between them on every read). The index keeps the cell alive while
   /// the transaction's snapshot is announced instead, even when the index itself goes.
   @Suite struct ConcurrencyUnretainedReadTests {
-    /// Whether the only strong reference to `object` is the one its owner holds (the index's,
-    /// for a cell): borrows that reference for the check and hands it back.
-    private static func isOwnedOnce<Object: AnyObject>(_ object: Unmanaged<Object>) -> Bool {
-      var borrowed: Object? = object.takeRetainedValue()
-      let unique = isKnownUniquelyReferenced(&borrowed)
-      _ = Unmanaged.passRetained(borrowed.take()!)
-      return unique
-    }
-
     /// The cell that `dictionary`'s index holds for `key`; call it with a snapshot announced.
     private static func cell(of key: Int, in dictionary: TDictionary<Int, Int>) -> Unmanaged<_KeyedCell<Int, Int>> {
       let index = dictionary.storage.index
       return index.find(key, hash: index.hash(of: key))!
     }
 
-    @Test func aTransactionsReadOfAKeyLeavesItsCellOwnedByTheIndexAlone() {
+    /// How many strong references `object` has.
+    private static func references<Object: AnyObject>(to object: Unmanaged<Object>) -> UInt {
+      _getRetainCount(object.takeUnretainedValue())
+    }
+
+    @Test func aTransactionsReadOfAKeyTakesNoReferenceToItsCell() {
       let dictionary: TDictionary<Int, Int> = [1: 10, 2: 20]
       atomically { _ in
-        #expect(Self.isOwnedOnce(Self.cell(of: 1, in: dictionary)))
+        let first = Self.cell(of: 1, in: dictionary)
+        let held = Self.references(to: first)
         #expect(dictionary[1] == 10)
-        #expect(Self.isOwnedOnce(Self.cell(of: 1, in: dictionary)))
+        #expect(Self.references(to: first) == held)
         // Through the default subscript too, and in a transaction that also writes.
+        let second = Self.cell(of: 2, in: dictionary)
+        let secondHeld = Self.references(to: second)
         #expect(dictionary[2, default: 0] == 20)
         dictionary[3] = 30
-        #expect(Self.isOwnedOnce(Self.cell(of: 2, in: dictionary)))
+        #expect(Self.references(to: second) == secondHeld)
       }
-      // The check can see a read marker's retain: a plain variable's read keeps one.
+      // The check can see a read marker's reference: a plain variable's read takes one.
       let variable = TVar(5)
       let variableCell = Unmanaged.passUnretained(variable.cell)
       atomically { _ in
-        #expect(variable.value == 5)
         withExtendedLifetime(variable) {
-          var borrowed: _TypedCell<Int>? = variableCell.takeRetainedValue()
-          // The variable and the read marker: two references besides the borrowed one's.
-          #expect(!isKnownUniquelyReferenced(&borrowed))
-          _ = Unmanaged.passRetained(borrowed.take()!)
+          let held = Self.references(to: variableCell)
+          #expect(variable.value == 5)
+          #expect(Self.references(to: variableCell) == held + 1)
         }
       }
     }
