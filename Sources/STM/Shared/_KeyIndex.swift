@@ -10,10 +10,12 @@ import Synchronization
 ///
 /// The index is split into stripes by the keys' hash values. A stripe's table is searched
 /// without any lock and without writing anything shared, so lookups of existing keys from
-/// several threads never contend; inserting a key, taking one out and growing a table happen
-/// under the stripe's lock. A lookup runs with a snapshot announced (inside a transaction, or
-/// in a `_SingleOperation`), and a cell or table taken out of the index is kept until every
-/// snapshot announced before that is withdrawn, so what a lookup finds is valid memory.
+/// several threads never contend. A new key's cell goes in without the lock too, with a
+/// compare-and-swap on a table word (see `_KeyTable`); taking a key out, growing a table and
+/// counting cells toward a sweep happen under the stripe's lock. A lookup runs with a
+/// snapshot announced (inside a transaction, or in a `_SingleOperation`), and a cell or table
+/// taken out of the index is kept until every snapshot announced before that is withdrawn,
+/// so what a lookup finds is valid memory.
 ///
 /// Cells leave the index in two ways, both through `TVar._retire(if:)`, which makes any
 /// transaction still holding the cell rerun and look the key up again:
@@ -92,7 +94,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     /// for, and such a stream left a number of empty cells that grew with its square root.)
     @inlinable
     mutating func claimSweep() -> Bool {
-      let bar = 64 + (table.live - madeSinceSweep) - suspects.count / 2
+      let bar = 64 + (table.estimatedLive - madeSinceSweep) - suspects.count / 2
       guard !sweepScheduled, madeSinceSweep > bar else { return false }
       sweepScheduled = true
       return true
@@ -101,7 +103,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
 
   @usableFromInline
   final class Stripe: @unchecked Sendable {
-    /// The address of `state.table`, for lookups, which read it without the lock.
+    /// The address of `state.table`, for lookups and inserts, which read it without the lock.
     @usableFromInline let table: Atomic<UInt>
     /// The clock of the stripe's newest retirement, or `.max` while one is under way: a
     /// lookup reading at a snapshot at or after it has no retired cell to look at, and skips
@@ -202,39 +204,107 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     if sweepDue { sweepSoon(stripe) }
   }
 
-  /// The slow path of `cell(for:hash:)`: under the stripe's lock, the key's cell, made if the
-  /// index still has none. Inlinable too: every insert takes it, and generic code that runs
-  /// unspecialized looks up type metadata at each step.
+  /// The slow path of `cell(for:hash:)`: the key's cell, made if the index still has none.
+  /// The insert itself takes no lock (see `_KeyTable`); the stripe's lock is taken only when
+  /// the table refuses it, to replace a crowded table, or to count the cell toward the next
+  /// sweep. Inlinable too: every insert takes it, and generic code that runs unspecialized
+  /// looks up type metadata at each step.
   @inlinable
   func makeCell(for key: Key, hash: Int, countingTowardSweep: Bool) -> (cell: Unmanaged<Cell>, made: Bool) {
     let stripe = stripe(forHash: hash)
-    // Made before the lock is taken, and freed again in the rare race where another thread
-    // inserts the key first: allocating under the lock (a page fault, now and then) made the
-    // other threads that reached the stripe meanwhile sleep in the kernel.
+    // Let go of again in the rare race where another thread inserts the key first. Made
+    // before any lock: allocating under the lock (a page fault, now and then) made the other
+    // threads that reached the stripe meanwhile sleep in the kernel.
     let made = Unmanaged.passRetained(Cell(key: key))
+    var shown = false
+    let table = stripe._withUnsafeGuaranteedRef { $0.currentTable }
+    let outcome = table._withUnsafeGuaranteedRef {
+      $0.insert(made, key: key, hash: hash, probingAtMost: Table.probeLimitWithoutLock, shown: &shown)
+    }
+    var replaces = false
+    switch outcome {
+    case .found(let existing):
+      Self.letGo(made, shown: shown)
+      return (existing, false)
+    case .inserted(let crowded):
+      // The first insert to find the table crowded replaces it; the others leave it to that one.
+      replaces = crowded && table._withUnsafeGuaranteedRef { $0.replacementClaimed.compareExchange(
+        expected: false, desired: true, ordering: .relaxed).exchanged }
+      if !replaces && !countingTowardSweep { return (made, true) }
+    case .refused:
+      break
+    }
+    let spare = replaces ? spareTable(replacing: table) : nil
     let (cell, sweepDue) = stripe._withUnsafeGuaranteedRef { stripe in
       stripe.state.withLock { state -> (Unmanaged<Cell>, Bool) in
-        if let existing = state.table.find(key, hash: hash) { return (existing, false) }
-        if !state.table.hasRoomForOneMore { replaceTable(of: stripe, &state) }
-        state.table.insert(made, hash: hash)
-        guard countingTowardSweep else { return (made, false) }
+        var cell = made
+        if case .refused = outcome {
+          cell = insertUnderLock(made, key: key, hash: hash, into: stripe, &state, shown: &shown)
+          if cell.toOpaque() != made.toOpaque() { return (cell, false) }
+        } else if replaces && Unmanaged.passUnretained(state.table).toOpaque() == table.toOpaque() {
+          replaceTable(of: stripe, &state, into: spare)
+        }
+        guard countingTowardSweep else { return (cell, false) }
         state.madeSinceSweep += 1
-        return (made, state.claimSweep())
+        return (cell, state.claimSweep())
       }
     }
-    let inserted = cell.toOpaque() == made.toOpaque()
-    if !inserted { made.release() }
+    if cell.toOpaque() != made.toOpaque() { Self.letGo(made, shown: shown) }
     if sweepDue { sweepSoon(stripe) }
-    return (cell, inserted)
+    return (cell, cell.toOpaque() == made.toOpaque())
   }
 
-  /// Replaces a full table by one sized for its keys (twice their number) without the removed
-  /// words; the old one is
-  /// kept until no lookup can be searching it.
+  /// Lets go of a cell that an insert made and did not put in: at once if no other thread can
+  /// have seen it, and otherwise once the snapshots running now have ended, since another
+  /// insert of the key may have found it reserved and be reading its key (see `_KeyTable`).
+  @inlinable
+  static func letGo(_ made: Unmanaged<Cell>, shown: Bool) {
+    if shown { letGoAfterRunningSnapshots(made) } else { made.release() }
+  }
+
+  /// The rare half of `letGo(_:shown:)`, not inlinable.
   @usableFromInline
-  func replaceTable(of stripe: Stripe, _ state: inout StripeState) {
+  static func letGoAfterRunningSnapshots(_ made: Unmanaged<Cell>) {
+    _releaseAfterRunningSnapshots([made.takeRetainedValue()])
+  }
+
+  /// An empty table to replace the crowded `table` with, made before the stripe's lock is
+  /// taken. Making it (allocating, zeroing, page faults) was about half of the time a
+  /// replacement held the lock, while the other threads that reached the stripe slept; a
+  /// table sized from the estimate is the right size nearly always, and `_KeyTable.rebuilt`
+  /// makes another when not. Not inlinable: it runs once per replacement.
+  @usableFromInline
+  func spareTable(replacing table: Unmanaged<Table>) -> Table {
+    table._withUnsafeGuaranteedRef { Table(minimumCount: 2 * ($0.estimatedLive + 1), hashSeed: hashSeed) }
+  }
+
+  /// Under the stripe's lock: inserts `made`, the new cell of `key`, unless the key has a
+  /// cell already, which it returns instead. Inserts without the lock may run meanwhile, so
+  /// this inserts as they do (see `_KeyTable`), but examines the whole table, which is never
+  /// being replaced while the lock is held; a full one refuses, and is replaced.
+  @inlinable
+  func insertUnderLock(
+    _ made: Unmanaged<Cell>, key: Key, hash: Int, into stripe: Stripe, _ state: inout StripeState, shown: inout Bool
+  ) -> Unmanaged<Cell> {
+    while true {
+      switch state.table.insert(made, key: key, hash: hash, probingAtMost: state.table.mask + 1, shown: &shown) {
+      case .inserted(let crowded):
+        if crowded { replaceTable(of: stripe, &state) }
+        return made
+      case .found(let existing):
+        return existing
+      case .refused:
+        replaceTable(of: stripe, &state)
+      }
+    }
+  }
+
+  /// Replaces a crowded table by one sized for its keys (twice their number) without the
+  /// removed words; the old one is kept until no lookup can be searching it.
+  @usableFromInline
+  func replaceTable(of stripe: Stripe, _ state: inout StripeState, into spare: Table? = nil) {
     let replaced = state.table
-    state.table = replaced.rebuilt(makingRoomFor: 1)
+    state.table = replaced.rebuilt(makingRoomFor: 1, into: spare)
     stripe.table.store(UInt(bitPattern: Unmanaged.passUnretained(state.table).toOpaque()), ordering: .sequentiallyConsistent)
     // Moved on after the new table is shown: a lookup announced at the new clock or later
     // finds it, so the old table waits only for lookups announced at or below the one before.
@@ -417,7 +487,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     for stripe in stripes {
       stripe._withUnsafeGuaranteedRef { stripe in
         stripe.state.withLock { state in
-          current.reserveCapacity(current.count + state.table.live)
+          current.reserveCapacity(current.count + state.table.estimatedLive)
           state.table.forEachCell { current.append(($0.key, $0.variable)) }
           for entry in state.retired where entry.clock > snapshot { retired.append((entry.key, entry.slot)) }
         }
@@ -444,7 +514,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   /// How many cells the index holds (including empty ones not yet swept); for tests.
   var cellCount: Int {
     stripes.reduce(0) { total, stripe in
-      total + stripe._withUnsafeGuaranteedRef { $0.state.withLock { $0.table.live } }
+      total + stripe._withUnsafeGuaranteedRef { $0.state.withLock { $0.table.cellCount } }
     }
   }
 }

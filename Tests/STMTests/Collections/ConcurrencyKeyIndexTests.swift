@@ -6,8 +6,8 @@ import Synchronization
 import Testing
 
 extension LibraryTests {
-  /// The keyed collections' index, which lookups search without a lock while writers insert,
-  /// remove and grow its tables under a stripe lock.
+  /// The keyed collections' index, which lookups search and inserts fill without a lock while
+  /// writers remove keys and replace tables under a stripe lock.
   @Suite struct ConcurrencyKeyIndexTests {
     /// `dict[key]? += 1` outside a transaction is one atomic update of a present key: 4 threads
     /// (more than cores) adding to two keys lose nothing. (A read and then a write would let two
@@ -183,8 +183,8 @@ extension LibraryTests {
       #endif
     }
 
-    /// Threads that insert the same new keys at once each make a cell before taking the
-    /// stripe's lock; all but the first find the key there and must use its cell (or their
+    /// Threads that insert the same new keys at once each make a cell before they race for
+    /// the key's word; all but the first find the key there and must use its cell (or their
     /// increments are lost) and free their own (or it leaks).
     @Test func threadsRacingToInsertTheSameKeysShareOneCellPerKey() {
       let baseline = settledCellCount()

@@ -1,0 +1,233 @@
+@testable import STM
+@testable import STMCore
+import STMTestSupport
+import Synchronization
+import Testing
+
+extension LibraryTests {
+  /// New keys go into the index without the stripe's lock, with a compare-and-swap on a table
+  /// word, while other threads replace the table under the lock (see `_KeyTable`). No key may
+  /// be lost to a table being replaced, and no key may get two cells.
+  @Suite struct ConcurrencyLockFreeInsertTests {
+    typealias Index = _KeyIndex<Int, Int>
+
+    /// Every key the index's tables hold, stripe by stripe, with repeats.
+    static func keysInTables<Value>(of index: _KeyIndex<Int, Value>) -> [Int] {
+      var keys: [Int] = []
+      for stripe in index.stripes {
+        stripe._withUnsafeGuaranteedRef { stripe in
+          stripe.state.withLock { $0.table.forEachCell { keys.append($0.key) } }
+        }
+      }
+      return keys
+    }
+
+    /// 8 threads (more than cores) insert disjoint keys, interleaved as `dict-grow` does, into
+    /// a dictionary that starts with the smallest tables: every stripe's table is replaced
+    /// several times while the other threads insert into it.
+    @Test func insertsWhileTablesAreReplacedLoseNoKey() {
+      let threads = 8, total = TestScale.scaled(60_000)
+      let dict = TDictionary<Int, Int>()
+      runThreads(threads) { thread in
+        for key in stride(from: thread, to: total, by: threads) { dict.updateValue(key, forKey: key) }
+      }
+      #expect(dict.count == total)
+      #expect((0..<total).filter { dict[$0] != $0 }.prefix(5) == [])
+      let keys = Self.keysInTables(of: dict.storage.index)
+      #expect(keys.count == total)
+      #expect(Set(keys).count == keys.count)
+      #expect(dict.storage.index.stripes.allSatisfy { $0._withUnsafeGuaranteedRef { $0.currentTable._withUnsafeGuaranteedRef { $0.mask } } > 15 })
+    }
+
+    /// The same for a set, whose index is the same kind.
+    @Test func setInsertsWhileTablesAreReplacedLoseNoElement() {
+      let threads = 8, total = TestScale.scaled(40_000)
+      let set = TSet<Int>()
+      runThreads(threads) { thread in
+        for element in stride(from: thread, to: total, by: threads) { set.insert(element) }
+      }
+      #expect(set.count == total)
+      #expect((0..<total).filter { !set.contains($0) }.prefix(5) == [])
+      let keys = Self.keysInTables(of: set.storage.index)
+      #expect(keys.count == total)
+      #expect(Set(keys).count == keys.count)
+    }
+
+    /// 8 threads insert the same new keys, each starting at a different place, while the
+    /// tables grow: two inserts of one key race for the same word, and the loser must use the
+    /// winner's cell (or its increment is lost) and leave no second cell in the table.
+    @Test func threadsInsertingTheSameKeysWhileTablesGrowShareOneCellPerKey() {
+      let threads = 8, keys = TestScale.scaled(20_000)
+      let dict = TDictionary<Int, Int>()
+      runThreads(threads) { thread in
+        let start = keys / threads * thread
+        for offset in 0..<keys { dict[(start + offset) % keys, default: 0] += 1 }
+      }
+      #expect(dict.count == keys)
+      #expect((0..<keys).filter { dict[$0] != threads }.prefix(5) == [])
+      let inTables = Self.keysInTables(of: dict.storage.index)
+      #expect(inTables.count == keys)
+      #expect(Set(inTables).count == keys)
+    }
+
+    /// Inserts and lookups of absent keys inside transactions (whose cells count toward the
+    /// stripe's next sweep, under the lock) run beside drop-in inserts and removals of other
+    /// keys: the inserted keys all stay, the removed ones all go.
+    @Test func transactionalLookupsAndRemovalsBesideInsertsKeepTheIndexRight() {
+      let threads = 6, perThread = TestScale.scaled(4_000)
+      let dict = TDictionary<Int, Int>()
+      runThreads(threads) { thread in
+        let base = thread * perThread
+        for offset in 0..<perThread {
+          let key = base + offset
+          switch thread % 3 {
+          case 0:
+            dict[key] = key
+          case 1:
+            // Looks up an absent key, then inserts the key.
+            atomically { _ in
+              if dict[-key - 1] == nil { dict[key] = key }
+            }
+          default:
+            dict[key] = key
+            if offset % 2 == 1 { dict[key - 1] = nil }
+          }
+        }
+      }
+      let expected = (0..<threads * perThread).filter { key in !((key / perThread) % 3 == 2 && (key % perThread) % 2 == 0) }
+      #expect(dict.count == expected.count)
+      #expect(expected.filter { dict[$0] != $0 }.prefix(5) == [])
+      let cells = Self.keysInTables(of: dict.storage.index)
+      #expect(Set(cells).count == cells.count)
+    }
+  }
+}
+
+extension LibraryTests.ConcurrencyLockFreeInsertTests {
+  /// The key whose hash, in an index seeded with `seed`, is `hash`: the index's mixing of an
+  /// integer key is a bijection, undone here step by step.
+  static func key(withHash hash: UInt64, seed: UInt64) -> Int {
+    /// The inverse of an odd number modulo 2^64 (Newton's iteration doubles the correct bits).
+    func inverse(_ odd: UInt64) -> UInt64 {
+      var inverse = odd
+      for _ in 0..<5 { inverse = inverse &* (2 &- odd &* inverse) }
+      return inverse
+    }
+    /// Undoes `bits ^= bits >> shift`.
+    func unshift(_ value: UInt64, _ shift: UInt64) -> UInt64 {
+      var bits = value
+      var step = shift
+      while step < 64 {
+        bits ^= value >> step
+        step += shift
+      }
+      return bits
+    }
+    var bits = unshift(hash, 31)
+    bits = unshift(bits &* inverse(0x94D0_49BB_1331_11EB), 27)
+    bits = unshift(bits &* inverse(0xBF58_476D_1CE4_E5B9), 30)
+    let key = Int(bitPattern: UInt(bits ^ seed))
+    precondition(_KeyHash.hash(of: key, seed: seed) == Int(bitPattern: UInt(hash)), "the inverse of the key mixing is wrong")
+    return key
+  }
+
+  /// `count` keys of stripe 0 whose probes start at word `home` of a table of `words` words.
+  static func keys(startingAt home: Int, inTableOf words: Int, count: Int, seed: UInt64) -> [Int] {
+    (0..<count).map { index in
+      key(withHash: UInt64(index + 1) << 20 | UInt64(home), seed: seed)
+    }
+  }
+
+  /// Puts `table` in stripe 0 of `index` in place of its own, as a replacement would.
+  static func install(_ table: Index.Table, inStripe0Of index: Index) {
+    index.stripes[0]._withUnsafeGuaranteedRef { stripe in
+      stripe.state.withLock { $0.table = table }
+      stripe.table.store(UInt(bitPattern: Unmanaged.passUnretained(table).toOpaque()), ordering: .sequentiallyConsistent)
+    }
+  }
+
+  static func stripe0Words(of index: Index) -> Int {
+    index.stripes[0]._withUnsafeGuaranteedRef { $0.state.withLock { $0.table.mask + 1 } }
+  }
+
+  /// A table whose words all fill up before its estimate says it is crowded (the estimate
+  /// lags, or other threads insert while one replaces it) refuses an insert; the insert then
+  /// replaces the table under the lock, however low the estimate, and goes into the new one.
+  /// A long run in a roomy table (keys whose hashes collide) is not a reason to replace it:
+  /// the insert examines the whole run under the lock instead, as a lookup would, where
+  /// replacing the table at each such insert made n colliding keys cost n³.
+  @Test(arguments: [(words: 16, filled: 16, replaced: true), (words: 512, filled: 300, replaced: false)])
+  func aFullTableIsReplacedAndALongRunIsNot(words: Int, filled: Int, replaced: Bool) {
+    let dict = TDictionary<Int, Int>()
+    let index = dict.storage.index
+    let fillers = Self.keys(startingAt: 3, inTableOf: words, count: filled + 1, seed: index.hashSeed)
+    let table = Index.Table(minimumCount: words * 3 / 4 - 1, hashSeed: index.hashSeed)
+    #expect(table.mask + 1 == words)
+    for key in fillers.prefix(filled) {
+      let cell = Unmanaged.passRetained(Index.Cell(key: key))
+      var shown = false
+      let outcome = table.insert(cell, key: key, hash: table.hash(of: key), probingAtMost: words, shown: &shown)
+      guard case .inserted = outcome else { preconditionFailure("a filler key did not go in") }
+    }
+    // The estimate lags behind the words used.
+    table.estimatedUsed.store(0, ordering: .relaxed)
+    Self.install(table, inStripe0Of: index)
+    #expect(filled >= min(words, Index.Table.probeLimitWithoutLock))
+
+    let newKey = fillers[filled]
+    dict[newKey] = 7
+    #expect((Self.stripe0Words(of: index) > words) == replaced)
+    #expect(dict[newKey] == 7)
+    #expect(dict.count == 1)
+    #expect(fillers.prefix(filled).filter { dict[$0] != nil } == [])
+    let inTables = Self.keysInTables(of: index)
+    #expect(inTables.count == filled + 1)
+    #expect(Set(inTables) == Set(fillers))
+  }
+
+  /// A key removed and inserted again, over and over, reuses its removed word: its run does
+  /// not grow, and the table is not replaced.
+  @Test func aKeyRemovedAndInsertedAgainKeepsItsRunShort() {
+    let dict = TDictionary<Int, Int>()
+    let index = dict.storage.index
+    for key in 0..<1_000 { dict[key] = key }
+    let stripe = index.stripe(forHash: index.hash(of: 7))
+    let wordsBefore = stripe._withUnsafeGuaranteedRef { $0.state.withLock { $0.table.mask + 1 } }
+    for round in 0..<TestScale.scaled(5_000) {
+      dict[7] = nil
+      dict[7] = round
+    }
+    let (words, removed) = stripe._withUnsafeGuaranteedRef { $0.state.withLock { ($0.table.mask + 1, $0.table.removedWords.load(ordering: .relaxed)) } }
+    #expect(words == wordsBefore)
+    #expect(removed <= 1)
+    #expect(dict[7] == TestScale.scaled(5_000) - 1)
+    #expect(dict.count == 1_000)
+  }
+
+  /// 8 threads insert, update and remove the same few keys at once: inserts of one key race
+  /// for reserved and removed words while removals free others. Each key keeps at most one
+  /// cell, and the count agrees with the keys present.
+  @Test func racingInsertsAndRemovalsOfTheSameKeysKeepOneCellPerKey() {
+    let threads = 8, keys = 16, rounds = TestScale.scaled(4_000)
+    let dict = TDictionary<Int, Int>()
+    runThreads(threads) { thread in
+      var random = SeededRandom(seed: UInt64(thread + 1))
+      for _ in 0..<rounds {
+        let key = random.below(keys)
+        if random.below(4) == 0 { dict[key] = nil } else { dict[key, default: 0] += 1 }
+      }
+    }
+    let inTables = Self.keysInTables(of: dict.storage.index)
+    #expect(Set(inTables).count == inTables.count)
+    #expect(dict.count == (0..<keys).filter { dict[$0] != nil }.count)
+    // With the removals stopped, increments of a present key are all kept.
+    runThreads(threads) { _ in
+      for key in 0..<keys { dict[key, default: 0] += 1 }
+    }
+    let before = (0..<keys).map { dict[$0] ?? 0 }
+    runThreads(threads) { _ in
+      for key in 0..<keys { dict[key, default: 0] += 1 }
+    }
+    #expect((0..<keys).map { dict[$0] ?? 0 } == before.map { $0 + threads })
+  }
+}
