@@ -282,6 +282,10 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   /// cell already, which it returns instead. Inserts without the lock may run meanwhile, so
   /// this inserts as they do (see `_KeyTable`), but examines the whole table, which is never
   /// being replaced while the lock is held; a full one refuses, and is replaced.
+  ///
+  /// It may wait, holding the lock, for another insert of the key to decide on its
+  /// reservation; that insert takes no lock to decide, so the wait ends, but removals and
+  /// replacements in the stripe wait too meanwhile (long only if that thread is preempted).
   @inlinable
   func insertUnderLock(
     _ made: Unmanaged<Cell>, key: Key, hash: Int, into stripe: Stripe, _ state: inout StripeState, shown: inout Bool

@@ -25,15 +25,16 @@ import Synchronization
 /// stripe lock's line between their cores on most inserts: `dict-grow` at two threads ran
 /// about 1.6 times one thread, and 1.9 to 2.1 times with each thread's keys in stripes of
 /// their own. An insert without the lock goes in two steps (see `insert`):
-/// 1. It looks for the key along its probe sequence, and reserves the first free word
+/// 1. It looks for the key along its probe sequence (waiting, if another insert of the key
+///    has reserved a word, for that one to decide), and reserves the first free word
 ///    (`empty` or `removed`) with a compare-and-swap, writing its cell's word with
 ///    `pendingBit` set. Lookups step over a reserved word: the key is not in yet.
 /// 2. It reads the key's whole run again (up to the first empty word) for another cell of the
 ///    key, then publishes its own by clearing the bit. Another insert of the key, published,
 ///    wins. Two reserved at once: the one further along the run withdraws (its word becomes
 ///    `removed`) and the nearer one waits for it to decide. Each writes its word before it
-///    reads the other's, so at least one of them sees the other, and exactly one publishes.
-/// A word that was ever free never becomes empty again, so no key sits past an empty word,
+///    reads the other's, so at least one of them sees the other, and no two publish.
+/// A word that was ever filled never becomes empty again, so no key sits past an empty word,
 /// and the run a lookup or an insert reads ends at the first one.
 ///
 /// **Replacing the table** first freezes its free words (`frozen`, `frozenRemoved`) and
@@ -82,7 +83,7 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   /// quarters used is then at most about 7%.
   @usableFromInline static var sampledCountFrom: Int { 2_048 }
 
-  /// What `insert(_:key:hash:probingAtMost:)` did.
+  /// What `insert(_:key:hash:probingAtMost:shown:)` did.
   @usableFromInline
   enum InsertOutcome {
     /// The cell went in; `crowded` is true when the table now seems over three quarters
@@ -241,10 +242,6 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     return nil
   }
 
-  /// Whether the table seems over three quarters used (see `estimatedUsed`): probes get long.
-  @inlinable
-  var isCrowded: Bool { estimatedUsed.load(ordering: .relaxed) * 4 > (mask + 1) * 3 }
-
   /// Keys present, estimated (see `estimatedUsed`).
   @inlinable
   var estimatedLive: Int { max(0, estimatedUsed.load(ordering: .relaxed) - removedWords.load(ordering: .relaxed)) }
@@ -313,7 +310,7 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
       }
       let word = words[index].load(ordering: .sequentiallyConsistent)
       // The end of the run (a frozen word was empty when a replacement froze it): no key sits
-      // past an empty word, since a word that was ever free never becomes empty again.
+      // past an empty word, since a word that was ever filled never becomes empty again.
       if Self.endsProbe(word) { break }
       if word > Self.lastMarker && word & Self.tagMask & ~Self.pendingBit == tag,
         Self.cell(word)._withUnsafeGuaranteedRef({ $0.key == key })

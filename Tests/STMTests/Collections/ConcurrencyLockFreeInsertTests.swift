@@ -53,15 +53,14 @@ extension LibraryTests {
       #expect(Set(keys).count == keys.count)
     }
 
-    /// 8 threads insert the same new keys, each starting at a different place, while the
-    /// tables grow: two inserts of one key race for the same word, and the loser must use the
-    /// winner's cell (or its increment is lost) and leave no second cell in the table.
+    /// 8 threads insert the same new keys in the same order, released together, while the
+    /// tables grow: inserts of one key race for the same word, and the losers must use the
+    /// winner's cell (or their increments are lost) and leave no second cell in the table.
     @Test func threadsInsertingTheSameKeysWhileTablesGrowShareOneCellPerKey() {
       let threads = 8, keys = TestScale.scaled(20_000)
       let dict = TDictionary<Int, Int>()
-      runThreads(threads) { thread in
-        let start = keys / threads * thread
-        for offset in 0..<keys { dict[(start + offset) % keys, default: 0] += 1 }
+      runThreads(threads) { _ in
+        for key in 0..<keys { dict[key, default: 0] += 1 }
       }
       #expect(dict.count == keys)
       #expect((0..<keys).filter { dict[$0] != threads }.prefix(5) == [])
@@ -202,6 +201,53 @@ extension LibraryTests.ConcurrencyLockFreeInsertTests {
     #expect(removed <= 1)
     #expect(dict[7] == TestScale.scaled(5_000) - 1)
     #expect(dict.count == 1_000)
+  }
+
+  /// 8 threads insert, update and remove the same few hundred keys, all in one stripe, whose
+  /// table starts at 16 words: inserts of one key race for reserved and removed words while
+  /// removals free others and the table is replaced several times. Each key keeps at most one
+  /// cell, and the count agrees with the keys present.
+  @Test func racingInsertsAndRemovalsInOneGrowingStripeKeepOneCellPerKey() {
+    let threads = 8, rounds = TestScale.scaled(3_000)
+    let dict = TDictionary<Int, Int>()
+    let keys = (1...300).map { Self.key(withHash: UInt64($0) &* 0x9E37, seed: dict.storage.index.hashSeed) }
+    #expect(keys.allSatisfy { dict.storage.index.stripe(forHash: dict.storage.index.hash(of: $0)).toOpaque() == dict.storage.index.stripes[0].toOpaque() })
+    runThreads(threads) { thread in
+      var random = SeededRandom(seed: UInt64(thread + 100))
+      for _ in 0..<rounds {
+        let key = keys[random.below(keys.count)]
+        if random.below(4) == 0 { dict[key] = nil } else { dict[key, default: 0] += 1 }
+      }
+    }
+    let inTables = Self.keysInTables(of: dict.storage.index)
+    #expect(Set(inTables).count == inTables.count)
+    #expect(dict.count == keys.filter { dict[$0] != nil }.count)
+    #expect(Self.stripe0Words(of: dict.storage.index) > 16)
+  }
+
+  /// An insert lets go of a cell it reserved and did not publish only once the snapshots
+  /// running then have ended: another insert of the key may have loaded the reserved word and
+  /// be reading the cell's key.
+  @Test func aCellThatWasReservedIsFreedOnlyAfterTheRunningSnapshots() {
+    let pinned = TVar(0)
+    weak var reserved: Index.Cell?
+    let release = pinSnapshot(reading: pinned)
+    do {
+      let cell = Index.Cell(key: 1)
+      reserved = cell
+      Index.letGo(.passRetained(cell), shown: true)
+    }
+    #expect(reserved != nil, "a reserved cell was freed while a snapshot from before was running")
+    release()
+    _Engine.shared.reclaimer.releaseWhatNoSnapshotNeeds()
+    #expect(reserved == nil, "a reserved cell was kept after the snapshots had ended")
+    weak var unseen: Index.Cell?
+    do {
+      let cell = Index.Cell(key: 2)
+      unseen = cell
+      Index.letGo(.passRetained(cell), shown: false)
+    }
+    #expect(unseen == nil)
   }
 
   /// 8 threads insert, update and remove the same few keys at once: inserts of one key race

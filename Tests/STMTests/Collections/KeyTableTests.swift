@@ -250,12 +250,15 @@ extension LibraryTests {
       return table.publish(mine, at: offset, key: key, home: hash & table.mask, tag: Table.tag(hash), crowded: false)
     }
 
-    /// A table in which two inserts of key 42 have reserved its home word (`near`) and the
-    /// word after it (`far`).
-    static func twoReservations() -> (table: Table, near: Table.Cell, far: Table.Cell) {
+    /// A 64-word table in which two inserts of one key have reserved its home word (`near`)
+    /// and the word after it (`far`); that is the table's last word and its first when the
+    /// run `wraps`.
+    static func twoReservations(wrapping wraps: Bool) -> (table: Table, near: Table.Cell, far: Table.Cell) {
       let table = Table(minimumCount: 40, hashSeed: 0x5EED)
-      let near = Table.Cell(key: 42), far = Table.Cell(key: 42)
-      let home = table.hash(of: 42) & table.mask
+      let key = wraps ? Self.keys(startingAt: 63, inTableOf: 64, count: 1)[0] : 42
+      let near = Table.Cell(key: key), far = Table.Cell(key: key)
+      let home = table.hash(of: key) & table.mask
+      precondition(table.mask == 63 && (home == 63) == wraps)
       table.words[home].store(Self.reservation(of: near, in: table), ordering: .sequentiallyConsistent)
       table.words[(home + 1) & table.mask].store(Self.reservation(of: far, in: table), ordering: .sequentiallyConsistent)
       return (table, near, far)
@@ -263,13 +266,16 @@ extension LibraryTests {
 
     /// Two reservations of one key: the farther one withdraws and starts again once the
     /// nearer one is decided.
-    @Test func aFartherReservationWithdrawsForANearerOne() {
-      let (table, _, far) = Self.twoReservations()
-      let home = table.hash(of: 42) & table.mask, next = (home + 1) & table.mask
+    @Test(arguments: [false, true])
+    func aFartherReservationWithdrawsForANearerOne(wrapping: Bool) {
+      let (table, _, far) = Self.twoReservations(wrapping: wrapping)
+      let key = far.key
+      let home = table.hash(of: key) & table.mask, next = (home + 1) & table.mask
       let nearWord = table.words[home].load(ordering: .relaxed), farWord = table.words[next].load(ordering: .relaxed)
-      let pass = Self.started { Self.publish(farWord, at: 1, key: 42, in: table) }
+      let pass = Self.started { Self.publish(farWord, at: 1, key: key, in: table) }
       #expect(pass(0.2) == nil, "the farther reservation did not wait for the nearer one")
       #expect(table.words[next].load(ordering: .sequentiallyConsistent) == Table.removed)
+      #expect(table.removedWords.load(ordering: .relaxed) == 1)
       table.words[home].store(nearWord & ~Table.pendingBit, ordering: .sequentiallyConsistent)
       #expect(pass(10).map { if case .again = $0 { true } else { false } } == true)
       Unmanaged.passUnretained(far).release()
@@ -278,12 +284,13 @@ extension LibraryTests {
     /// The nearer reservation waits for the farther one, which may have read the nearer word
     /// before it was reserved and published: it then withdraws and finds that cell; if the
     /// farther one withdraws, it publishes.
-    @Test(arguments: [true, false])
-    func aNearerReservationWaitsForAFartherOne(fartherPublishes: Bool) {
-      let (table, near, far) = Self.twoReservations()
-      let home = table.hash(of: 42) & table.mask, next = (home + 1) & table.mask
+    @Test(arguments: [true, false], [false, true])
+    func aNearerReservationWaitsForAFartherOne(fartherPublishes: Bool, wrapping: Bool) {
+      let (table, near, far) = Self.twoReservations(wrapping: wrapping)
+      let key = near.key
+      let home = table.hash(of: key) & table.mask, next = (home + 1) & table.mask
       let nearWord = table.words[home].load(ordering: .relaxed), farWord = table.words[next].load(ordering: .relaxed)
-      let pass = Self.started { Self.publish(nearWord, at: 0, key: 42, in: table) }
+      let pass = Self.started { Self.publish(nearWord, at: 0, key: key, in: table) }
       #expect(pass(0.2) == nil, "the nearer reservation did not wait for the farther one")
       #expect(table.words[home].load(ordering: .sequentiallyConsistent) == nearWord)
       if fartherPublishes {
@@ -298,6 +305,19 @@ extension LibraryTests {
         #expect(pass(10).map { if case .ended(.inserted) = $0 { true } else { false } } == true)
         #expect(table.words[home].load(ordering: .sequentiallyConsistent) == nearWord & ~Table.pendingBit)
       }
+    }
+
+    /// A reservation whose key has a published cell nearer its home withdraws and takes it.
+    @Test func aReservationWithdrawsForAPublishedCellOfItsKey() {
+      let (table, near, far) = Self.twoReservations(wrapping: true)
+      let home = table.hash(of: near.key) & table.mask, next = (home + 1) & table.mask
+      let nearWord = table.words[home].load(ordering: .relaxed), farWord = table.words[next].load(ordering: .relaxed)
+      table.words[home].store(nearWord & ~Table.pendingBit, ordering: .sequentiallyConsistent)
+      let pass = Self.publish(farWord, at: 1, key: far.key, in: table)
+      #expect({ if case .ended(.found(let cell)) = pass { cell.toOpaque() == Unmanaged.passUnretained(near).toOpaque() } else { false } }())
+      #expect(table.words[next].load(ordering: .relaxed) == Table.removed)
+      #expect(table.removedWords.load(ordering: .relaxed) == 1)
+      Unmanaged.passUnretained(far).release()
     }
 
     /// A replacement withdraws the reservations in the old table: their inserts are refused
