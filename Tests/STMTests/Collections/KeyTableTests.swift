@@ -253,25 +253,34 @@ extension LibraryTests {
     /// A 64-word table in which two inserts of one key have reserved its home word (`near`)
     /// and the word after it (`far`); that is the table's last word and its first when the
     /// run `wraps`.
-    static func twoReservations(wrapping wraps: Bool) -> (table: Table, near: Table.Cell, far: Table.Cell) {
+    static func twoReservations(wrapping wraps: Bool) -> TwoReservations {
       let table = Table(minimumCount: 40, hashSeed: 0x5EED)
       let key = wraps ? Self.keys(startingAt: 63, inTableOf: 64, count: 1)[0] : 42
       let near = Table.Cell(key: key), far = Table.Cell(key: key)
-      let home = table.hash(of: key) & table.mask
+      let home = table.hash(of: key) & table.mask, next = (home + 1) & table.mask
       precondition(table.mask == 63 && (home == 63) == wraps)
-      table.words[home].store(Self.reservation(of: near, in: table), ordering: .sequentiallyConsistent)
-      table.words[(home + 1) & table.mask].store(Self.reservation(of: far, in: table), ordering: .sequentiallyConsistent)
-      return (table, near, far)
+      let nearWord = Self.reservation(of: near, in: table), farWord = Self.reservation(of: far, in: table)
+      table.words[home].store(nearWord, ordering: .sequentiallyConsistent)
+      table.words[next].store(farWord, ordering: .sequentiallyConsistent)
+      return TwoReservations(table: table, key: key, near: near, far: far, home: home, next: next, nearWord: nearWord, farWord: farWord)
+    }
+
+    /// What `twoReservations(wrapping:)` set up: the cells, their words and where they are.
+    struct TwoReservations {
+      let table: Table
+      let key: Int
+      let near: Table.Cell, far: Table.Cell
+      let home: Int, next: Int
+      let nearWord: UInt, farWord: UInt
     }
 
     /// Two reservations of one key: the farther one withdraws and starts again once the
     /// nearer one is decided.
     @Test(arguments: [false, true])
     func aFartherReservationWithdrawsForANearerOne(wrapping: Bool) {
-      let (table, _, far) = Self.twoReservations(wrapping: wrapping)
-      let key = far.key
-      let home = table.hash(of: key) & table.mask, next = (home + 1) & table.mask
-      let nearWord = table.words[home].load(ordering: .relaxed), farWord = table.words[next].load(ordering: .relaxed)
+      let setUp = Self.twoReservations(wrapping: wrapping)
+      let (table, key, far, home, next) = (setUp.table, setUp.key, setUp.far, setUp.home, setUp.next)
+      let (nearWord, farWord) = (setUp.nearWord, setUp.farWord)
       let pass = Self.started { Self.publish(farWord, at: 1, key: key, in: table) }
       #expect(pass(0.2) == nil, "the farther reservation did not wait for the nearer one")
       #expect(table.words[next].load(ordering: .sequentiallyConsistent) == Table.removed)
@@ -286,10 +295,9 @@ extension LibraryTests {
     /// farther one withdraws, it publishes.
     @Test(arguments: [true, false], [false, true])
     func aNearerReservationWaitsForAFartherOne(fartherPublishes: Bool, wrapping: Bool) {
-      let (table, near, far) = Self.twoReservations(wrapping: wrapping)
-      let key = near.key
-      let home = table.hash(of: key) & table.mask, next = (home + 1) & table.mask
-      let nearWord = table.words[home].load(ordering: .relaxed), farWord = table.words[next].load(ordering: .relaxed)
+      let setUp = Self.twoReservations(wrapping: wrapping)
+      let (table, key, near, far, home, next) = (setUp.table, setUp.key, setUp.near, setUp.far, setUp.home, setUp.next)
+      let (nearWord, farWord) = (setUp.nearWord, setUp.farWord)
       let pass = Self.started { Self.publish(nearWord, at: 0, key: key, in: table) }
       #expect(pass(0.2) == nil, "the nearer reservation did not wait for the farther one")
       #expect(table.words[home].load(ordering: .sequentiallyConsistent) == nearWord)
@@ -309,15 +317,13 @@ extension LibraryTests {
 
     /// A reservation whose key has a published cell nearer its home withdraws and takes it.
     @Test func aReservationWithdrawsForAPublishedCellOfItsKey() {
-      let (table, near, far) = Self.twoReservations(wrapping: true)
-      let home = table.hash(of: near.key) & table.mask, next = (home + 1) & table.mask
-      let nearWord = table.words[home].load(ordering: .relaxed), farWord = table.words[next].load(ordering: .relaxed)
-      table.words[home].store(nearWord & ~Table.pendingBit, ordering: .sequentiallyConsistent)
-      let pass = Self.publish(farWord, at: 1, key: far.key, in: table)
-      #expect({ if case .ended(.found(let cell)) = pass { cell.toOpaque() == Unmanaged.passUnretained(near).toOpaque() } else { false } }())
-      #expect(table.words[next].load(ordering: .relaxed) == Table.removed)
+      let setUp = Self.twoReservations(wrapping: true), table = setUp.table
+      table.words[setUp.home].store(setUp.nearWord & ~Table.pendingBit, ordering: .sequentiallyConsistent)
+      let pass = Self.publish(setUp.farWord, at: 1, key: setUp.key, in: table)
+      #expect({ if case .ended(.found(let cell)) = pass { cell.toOpaque() == Unmanaged.passUnretained(setUp.near).toOpaque() } else { false } }())
+      #expect(table.words[setUp.next].load(ordering: .relaxed) == Table.removed)
       #expect(table.removedWords.load(ordering: .relaxed) == 1)
-      Unmanaged.passUnretained(far).release()
+      Unmanaged.passUnretained(setUp.far).release()
     }
 
     /// A replacement withdraws the reservations in the old table: their inserts are refused
