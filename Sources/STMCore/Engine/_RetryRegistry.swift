@@ -153,6 +153,11 @@ extension _Engine {
     // the retired flag in its check for changes (`hasChanged(since:)`), one registered before
     // it is found here.
     atomicMemoryFence(ordering: .sequentiallyConsistent)
-    shared.retryWaiters.wakeWaiters(of: cell)
+    // Borrowed, not retained: the registry lives as long as the engine, and a retain and a
+    // release write its reference count, on a line that every commit reads (`registrations`),
+    // once per retired cell (every committed removal of a dictionary key).
+    Unmanaged.passUnretained(shared)._withUnsafeGuaranteedRef { engine in
+      Unmanaged.passUnretained(engine.retryWaiters)._withUnsafeGuaranteedRef { $0.wakeWaiters(of: cell) }
+    }
   }
 }
