@@ -49,11 +49,13 @@ public enum TransactionEngine {
 
 /// Errors from configuring the engine.
 public enum TransactionEngineError: Error, Sendable, Hashable, CustomStringConvertible {
-  /// The engine has already run a transaction; its configuration is fixed for the process.
+  /// The engine has already started (see ``TransactionEngine`` for what starts it); its
+  /// configuration is fixed for the process.
   case alreadyStarted
   /// The segment count is not from 1 to 1024.
   case invalidSegmentCount(Int)
 
+  /// What went wrong and what to do instead, for a log or a test failure.
   public var description: String {
     switch self {
     case .alreadyStarted:

@@ -32,6 +32,7 @@ public final class TArray<Element: Sendable>: Sendable {
 
   /// Creates an array holding the elements of `sequence`, in order.
   ///
+  /// - Parameter sequence: The elements, read once.
   /// - Complexity: O(*n*).
   public convenience init<S: Sequence>(_ sequence: S) where S.Element == Element {
     self.init()
@@ -234,7 +235,10 @@ public final class TArray<Element: Sendable>: Sendable {
   /// Outside a transaction it runs none: it holds the count's commit lock for the few
   /// instructions it takes to fill the next slot, so appenders take turns there.
   ///
-  /// Conflicts: none with other appends, or with reads and writes of in-bounds indices.
+  /// Conflicts: none with other appends, or with reads and writes of in-bounds indices. Once
+  /// committed it moves the end of the array, so transactions that read ``count``,
+  /// ``isEmpty`` or ``elements`` (or iterated) before then rerun, as does a concurrent
+  /// ``popLast(fileID:line:)``.
   ///
   /// - Parameters:
   ///   - element: The element to append.
@@ -440,6 +444,8 @@ public final class TArray<Element: Sendable>: Sendable {
 
 extension TArray: ExpressibleByArrayLiteral {
   /// Creates an array from a literal.
+  ///
+  /// - Parameter elements: The elements, in order.
   public convenience init(arrayLiteral elements: Element...) {
     self.init(elements)
   }
@@ -455,5 +461,7 @@ extension TArray: Sequence {
 
 extension TArray: CustomStringConvertible {
   /// The elements of one snapshot, written like an `Array`.
+  ///
+  /// Conflicts: as ``elements``; printing the array inside a transaction reads all of it.
   public var description: String { "TArray(\(elements))" }
 }

@@ -19,6 +19,7 @@ public final class TCounter: Sendable {
 
   /// Creates a counter holding `initialValue`.
   ///
+  /// - Parameter initialValue: The count to start from (default 0).
   /// - Complexity: O(1).
   public init(_ initialValue: Int = 0) {
     cell = TVar(initialValue)
@@ -72,5 +73,7 @@ public final class TCounter: Sendable {
 
 extension TCounter: CustomStringConvertible {
   /// `TCounter(<value>)`.
+  ///
+  /// Conflicts: as ``value``.
   public var description: String { "TCounter(\(value))" }
 }

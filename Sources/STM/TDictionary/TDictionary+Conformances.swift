@@ -1,5 +1,7 @@
 extension TDictionary: ExpressibleByDictionaryLiteral {
   /// Creates a dictionary from a literal; a repeated key traps, as for `Dictionary`.
+  ///
+  /// - Parameter elements: The key-value pairs.
   public convenience init(dictionaryLiteral elements: (Key, Value)...) {
     self.init(Dictionary(uniqueKeysWithValues: elements))
   }
@@ -18,8 +20,8 @@ extension TDictionary: Sequence {
 
   /// A lower bound on the number of pairs iteration yields (a hint for `Array(dictionary)` and
   /// `map`): inside a transaction, ``count``, which iteration's snapshot agrees with; outside
-  /// one, 0. (Outside, iteration takes a snapshot of its own after the count's, and `map`
-  /// trusts the hint: a key removed in between made it trap, found by review.)
+  /// one, 0, since iteration then takes a snapshot of its own, later than any count read
+  /// before it, and `map` trusts the hint (a key removed in between would make it trap).
   ///
   /// Conflicts: inside a transaction, as ``count``; outside, none.
   public var underestimatedCount: Int { Transaction._currentChecked == nil ? 0 : count }
@@ -27,5 +29,7 @@ extension TDictionary: Sequence {
 
 extension TDictionary: CustomStringConvertible {
   /// The contents of one snapshot, written like a `Dictionary`.
+  ///
+  /// Conflicts: as ``dictionary``; printing the dictionary inside a transaction reads all of it.
   public var description: String { "TDictionary(\(dictionary))" }
 }

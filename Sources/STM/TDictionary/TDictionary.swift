@@ -206,8 +206,9 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// The key's cell leaves the index once the removal has committed, so a dictionary that
   /// churns through keys keeps no memory for removed ones.
   ///
-  /// Conflicts: with transactions that read or write this key, and with ``count`` and
-  /// whole-dictionary reads when the key was present.
+  /// Conflicts: when the key was present, with transactions that read or write it, and with
+  /// ``count`` and whole-dictionary reads; when it was absent, it only reads the key, and so
+  /// conflicts only with transactions that insert it.
   ///
   /// - Parameters:
   ///   - key: The key to remove.
@@ -407,7 +408,9 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
 
   /// Removes every key, as one atomic step.
   ///
-  /// Conflicts: as a removal of every key.
+  /// Conflicts: it reads every key first, as ``dictionary`` does, so it conflicts with
+  /// transactions that insert or remove any key or write any value; then as a removal of every
+  /// key that was present.
   ///
   /// - Parameters:
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.

@@ -98,7 +98,8 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// - Throws: ``TQueueClosedError`` if the queue is closed; the item is not enqueued.
   ///   Inside a transaction on a full bounded queue, also the internal signal of
   ///   ``Transaction/retry()``, which `atomically` catches.
-  /// - Complexity: O(1) now, amortized; the item lands at commit.
+  /// - Complexity: O(1) now, amortized, plus the wait for a place on a full bounded queue; the
+  ///   item lands at commit.
   @inlinable
   public func enqueue(_ item: Element, fileID: StaticString = #fileID, line: UInt = #line) throws {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
@@ -592,7 +593,9 @@ public final class TQueue<Element: Sendable>: Sendable {
 
 /// Thrown by ``TQueue/enqueue(_:fileID:line:)-o7nu`` on a queue that has been closed; the item was not enqueued.
 public struct TQueueClosedError: Error, Sendable, Hashable, CustomStringConvertible {
+  /// The error that an enqueue on a closed queue throws.
   public init() {}
+  /// What went wrong, for a log or a test failure.
   public var description: String { "TQueueClosedError: enqueue on a closed TQueue; the item was not enqueued" }
 }
 
@@ -644,7 +647,8 @@ extension Result where Success == _QueueWaitOutcome {
     switch self {
     case .success(.itemWaiting): false
     case .success(.ended): true
-    case .failure(let error): fatalError("TQueue.dequeue(): unexpected error \(error)")
+    case .failure(let error):
+      fatalError("swift-stm internal error: a TQueue dequeue (dequeue() or tryDequeue()) failed with \(error), which it never throws. Please report this as a bug.")
     }
   }
 }

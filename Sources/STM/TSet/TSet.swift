@@ -77,8 +77,9 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
 
   /// Inserts `element` if it is absent; returns whether it did, and the member now in the set.
   ///
-  /// Conflicts: with transactions that read, insert or remove `element`; when it inserts, also
-  /// with ``count`` and whole-set reads.
+  /// Conflicts: when it inserts, with transactions that read, insert or remove `element`, and
+  /// with ``count`` and whole-set reads; when `element` is already there, it only reads it, and
+  /// so conflicts only with transactions that remove it.
   ///
   /// - Parameters:
   ///   - element: The element to insert.
@@ -99,8 +100,9 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
 
   /// Removes `element`; returns it, or nil if it was absent.
   ///
-  /// Conflicts: with transactions that read, insert or remove `element`; when it removes, also
-  /// with ``count`` and whole-set reads.
+  /// Conflicts: when it removes, with transactions that read, insert or remove `element`, and
+  /// with ``count`` and whole-set reads; when `element` is absent, it only reads it, and so
+  /// conflicts only with transactions that insert it.
   ///
   /// - Parameters:
   ///   - element: The element to remove.
@@ -227,7 +229,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - other: The elements to compare with.
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
-  /// - Complexity: O(*n*).
+  /// - Complexity: O(*n* + *m*) for *n* elements and *m* in `other`.
   public func isSubset<S: Sequence>(of other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Bool where S.Element == Element {
     elements(at: _CallSite(fileID: fileID, line: line, owner: self)).isSubset(of: other)
   }
@@ -391,7 +393,9 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
 
   /// Removes every element, as one atomic step.
   ///
-  /// Conflicts: as a removal of every element.
+  /// Conflicts: it reads every element first, as ``elements`` does, so it conflicts with
+  /// transactions that insert or remove any element; then as a removal of every element that
+  /// was present.
   ///
   /// - Parameters:
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
@@ -405,7 +409,9 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
 }
 
 extension TSet: ExpressibleByArrayLiteral {
-  /// Creates a set from a literal.
+  /// Creates a set from a literal; repeated elements are kept once.
+  ///
+  /// - Parameter elements: The elements.
   public convenience init(arrayLiteral elements: Element...) {
     self.init(elements)
   }
@@ -420,5 +426,7 @@ extension TSet: Sequence {
 
 extension TSet: CustomStringConvertible {
   /// The elements of one snapshot, written like a `Set`.
+  ///
+  /// Conflicts: as ``elements``; printing the set inside a transaction reads all of it.
   public var description: String { "TSet(\(elements.sorted { "\($0)" < "\($1)" }))" }
 }

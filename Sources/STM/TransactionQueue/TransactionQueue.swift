@@ -116,6 +116,10 @@ public final class TransactionQueue: Sendable {
   /// start, though: with every worker busy in such a wait, the callbacks still queued never
   /// start, and `run` does not return. Give such waits more threads than waiting callbacks.
   ///
+  /// Traps if `threads` is less than 1, and if it is called inside a transaction that is not
+  /// one of this queue's own callbacks: a run commits transactions of its own and cannot be
+  /// part of another.
+  ///
   /// - Parameter threads: The number of worker threads, at least 1 (default:
   ///   ``defaultThreadCount``).
   /// - Throws: The first error a callback threw; ``TransactionQueueError/alreadyRunning`` if
@@ -149,6 +153,8 @@ public final class TransactionQueue: Sendable {
   /// ``Transaction/retry()``, or that starts waiting after the cancellation, gives up its wait,
   /// rolls back, and goes back to the front of the queue, to run first in the next run: it
   /// may be waiting for a callback that this run will not start.
+  ///
+  /// Traps as ``run(threads:)-7mj5`` does.
   ///
   /// - Parameter threads: The number of worker threads, at least 1 (default:
   ///   ``defaultThreadCount``).

@@ -8,6 +8,7 @@ public enum TransactionQueueError: Error, CustomStringConvertible {
   /// work then. Create a new ``TransactionQueue``.
   case failedEarlier(any Error)
 
+  /// What went wrong and what to do instead, for a log or a test failure.
   public var description: String {
     switch self {
     case .alreadyRunning:

@@ -7,6 +7,9 @@ public struct CodeLocation: Sendable, Hashable, Comparable, CustomStringConverti
 
   /// Creates the location of `line` in the file `fileID` (`Module/File.swift`).
   ///
+  /// - Parameters:
+  ///   - fileID: The file, as `#fileID` names it.
+  ///   - line: The line, from 1.
   /// - Complexity: O(1).
   public init(fileID: String, line: Int) {
     self.fileID = fileID

@@ -46,6 +46,17 @@ public struct ConflictEvent: Sendable, Hashable {
 
   /// Creates an event; the conflict log makes them, and a test or a tool reading a log can too.
   ///
+  /// Each parameter sets the property of the same name.
+  ///
+  /// - Parameters:
+  ///   - outcome: Whether the transaction aborted, paused, or became inevitable.
+  ///   - kind: The contention kind.
+  ///   - seconds: The time lost, in seconds; 0 for ``Outcome/inevitable``.
+  ///   - location: Where the transaction that lost time was started.
+  ///   - conflictingLocation: Where the other side was started.
+  ///   - accessLocation: Where the transaction that lost time accessed `object`.
+  ///   - conflictingAccessLocation: Where the other side accessed `object`.
+  ///   - object: What the two sides collided on, by its description.
   /// - Complexity: O(1).
   public init(
     outcome: Outcome, kind: ContentionKind, seconds: Double, location: CodeLocation?, conflictingLocation: CodeLocation?,

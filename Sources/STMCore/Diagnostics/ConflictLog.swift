@@ -45,6 +45,7 @@ public enum ConflictLog {
   /// Starting again ends the previous recording first (its file gets its summary line and is
   /// closed), also when the new file then cannot be opened.
   ///
+  /// - Parameter path: The file to write the events into, or nil to record in memory only.
   /// - Throws: ``ConflictLogError/cannotOpen(_:_:)`` when the file cannot be written.
   /// - Complexity: O(1).
   public static func start(writingTo path: String? = nil) throws(ConflictLogError) {
@@ -70,9 +71,16 @@ public enum ConflictLog {
     _ConflictRecorder.shared.report()
   }
 
-  /// Starts recording if `environment` names a log file in ``environmentVariable``; the engine
-  /// calls this with the process environment when it starts.
+  /// Starts recording if `environment` names a log file in ``environmentVariable``, as
+  /// ``start(writingTo:)`` does: a recording already running ends first. A file that cannot be
+  /// opened is reported on standard error instead of thrown.
   ///
+  /// The engine reads the process environment by itself when the first thread uses it, and
+  /// leaves a recording the program started before then running; call this to apply another
+  /// environment, such as a test's.
+  ///
+  /// - Parameter environment: Variables and their values, such as
+  ///   `ProcessInfo.processInfo.environment`.
   /// - Returns: Whether recording started.
   @discardableResult
   public static func start(fromEnvironment environment: [String: String]) -> Bool {

@@ -58,6 +58,11 @@ extension ConflictReport {
     public var hint: String { Self.hint(for: kind, aborted: aborts > 0) }
 
     /// The usual fix for conflicts of `kind` that caused aborts (`aborted`) or only pauses.
+    ///
+    /// - Parameters:
+    ///   - kind: The contention kind.
+    ///   - aborted: Whether the conflicts made transactions abort, or only pause.
+    /// - Returns: One or two sentences of advice.
     public static func hint(for kind: ContentionKind, aborted: Bool) -> String {
       if kind == .writeWrite && !aborted {
         return "Commits of the same cell waited for each other: one hot cell publishes one commit at a time, even for commutative updates. Spread the updates over cells (per-thread or per-key counters summed when read, a TDictionary keyed by what varies)."

@@ -43,6 +43,10 @@ public struct ConflictReport: Sendable, CustomStringConvertible {
   /// make one ``Conflict``, which counts the objects they were on: the same code colliding on
   /// many keys is one conflict to fix, not one per key.
   ///
+  /// - Parameters:
+  ///   - events: The events recorded.
+  ///   - seconds: How long the recording ran, in seconds.
+  ///   - commits: How many transactions committed while it ran.
   /// - Complexity: O(*e* + *c* log *c*) for *e* events in *c* conflicts.
   public init(events: some Sequence<ConflictEvent>, seconds: Double, commits: Int) {
     var tally = Tally()
@@ -108,6 +112,7 @@ public struct ConflictReport: Sendable, CustomStringConvertible {
   /// A log that ends without a line break, in a line it cannot read, was cut short: the
   /// program stopped in the middle of writing it (a crash, a kill). That line is left out.
   ///
+  /// - Parameter text: The whole log file, as text.
   /// - Throws: ``ConflictLogError/malformedLine(_:_:)`` for a line it cannot read, including
   ///   times that are negative or not finite, which the log never writes.
   /// - Complexity: O(*n*) for a log of *n* characters, plus the grouping of its events.

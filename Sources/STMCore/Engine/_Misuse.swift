@@ -11,6 +11,8 @@ enum _Misuse {
   case transactionDuringInPlaceMutation
   case transactionalAccessInCommute
   case accessDuringOwnInPlaceUpdate
+  /// A commutative addition (`TCounter`, `_commuteAdding`) whose result does not fit in `Int`.
+  case additionOverflow(value: Int, amount: Int)
 
   var message: String {
     switch self {
@@ -33,20 +35,37 @@ enum _Misuse {
         + "transactional data may be touched; it must be a pure function of the old value. Read what it "
         + "needs in the transaction and capture the value instead."
     case .accessDuringOwnInPlaceUpdate:
-      "A TVar (or a key of a TDictionary) was read or written while its own value was being "
-        + "mutated in place by the same transaction, for example from a closure that a mutating "
-        + "method of that value calls. The value is not whole until the mutation ends. Finish the "
-        + "mutation first, or mutate a copy and assign it afterwards."
+      "A TVar, a key of a TDictionary or an element of a TArray was read or written while its own "
+        + "value was being mutated in place by the same transaction, for example from a closure that "
+        + "a mutating method of that value calls. The value is not whole until the mutation ends. "
+        + "Finish the mutation first, or mutate a copy and assign it afterwards."
     case .transactionDuringInPlaceMutation:
       "A TVar, a collection or atomically was used while a value was being mutated in place "
-        + "outside a transaction: inside a mutating method called on `tvar.value` or "
-        + "`dict[key, default: ...]`, or in a deinit that such a mutation ran (an element that "
-        + "`removeAll()` dropped). The mutation holds its variable, so this could deadlock. Put "
-        + "both operations in one atomically block, or mutate a copy and assign it "
-        + "(`var copy = tvar.value; copy.removeAll(); tvar.value = copy`): an assignment frees the "
-        + "value it replaces after letting go of the variable."
+        + "outside a transaction: inside a mutating method called on `tvar.value`, "
+        + "`dict[key, default: ...]`, `dict[key]?` or `array[i]`, inside the body of "
+        + "`dict.update(forKey:default:_:)`, or in a deinit that such a mutation ran (an element "
+        + "that `removeAll()` dropped). The mutation holds its variable, so this could deadlock. "
+        + "Put both operations in one atomically block, do the other work before or after the "
+        + "update, or mutate a copy and assign it (`var copy = tvar.value; copy.removeAll(); "
+        + "tvar.value = copy`): an assignment frees the value it replaces after letting go of the "
+        + "variable."
+    case .additionOverflow(let value, let amount):
+      "Adding \(amount) to an Int counter holding \(value) overflows Int: a TCounter's add(_:) or "
+        + "increment(), or a commutative addition to an Int TVar, applied at commit or at once outside "
+        + "a transaction. A counter cannot go past Int.max or below Int.min. Keep the amounts in range, "
+        + "or count in a TVar of a type that cannot overflow."
     }
   }
+}
+
+/// `value + amount` for a commutative addition being applied to an `Int` variable; traps with
+/// a message naming the counter, instead of Swift's bare "arithmetic overflow", when the sum
+/// does not fit.
+@inlinable @inline(__always)
+package func _appliedAddition(_ value: Int, _ amount: Int) -> Int {
+  let (sum, overflows) = value.addingReportingOverflow(amount)
+  if overflows { _misuse(.additionOverflow(value: value, amount: amount)) }
+  return sum
 }
 
 @usableFromInline

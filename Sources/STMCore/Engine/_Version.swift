@@ -86,9 +86,9 @@ extension _VersionBase {
 extension _Version where Value == Int {
   /// A pending version holding `base`'s value plus `sum` (`base` is a `_Version<Int>`): the
   /// delayed additions of a transaction, applied at commit or when it reads the variable.
-  /// Traps on overflow, as the addition would.
+  /// Traps on overflow, as the addition would, with a message that names the counter.
   static func adding(_ sum: Int, to base: _VersionBase) -> _VersionBase {
-    let value = unsafeDowncast(base, to: _Version<Int>.self).value + sum
+    let value = _appliedAddition(unsafeDowncast(base, to: _Version<Int>.self).value, sum)
     let context = _ThreadState.current.pointee.context
     if let cached = _ThreadContext.takeCachedVersion(ObjectIdentifier(_Version<Int>.self), from: context) {
       return cached._withUnsafeGuaranteedRef { version in

@@ -24,6 +24,7 @@ public enum ContentionKind: String, Sendable, Hashable, CaseIterable, CustomStri
   /// Pause only: every segment was busy, so the transaction waited for one to start.
   case freeSegment
 
+  /// The kind's short name, as statistics and conflict reports print it (`write-read`).
   public var description: String {
     switch self {
     case .writeWrite: "write-write"

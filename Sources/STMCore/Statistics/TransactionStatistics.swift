@@ -27,6 +27,8 @@ public struct TransactionStatistics: Sendable, Hashable, CustomStringConvertible
   /// Times a transaction called ``Transaction/retry()`` and waited for a change.
   public var retries: Int = 0
 
+  /// Counts of nothing: no commits, aborts, pauses or retries. The starting point for a sum
+  /// of several threads' statistics with `+`.
   public init() {}
 
   /// All aborts, of every kind.
@@ -63,7 +65,7 @@ public struct TransactionStatistics: Sendable, Hashable, CustomStringConvertible
   }
 
   /// One line in the style of PyPy-STM's reports, for example
-  /// `1000 commits, 12 aborts (12x write-read), 0.004s lost in aborts, 0.000s paused`.
+  /// `1000 commits, 12 aborts (12x write-read), 0 pauses, 0 retries, 0.004s lost in aborts, 0.000s paused`.
   public var description: String {
     func breakdown(_ counts: [ContentionKind: Int]) -> String {
       let parts = ContentionKind.allCases.compactMap { kind in

@@ -19,7 +19,9 @@
 ///
 /// Conflicts: a transaction that read a `TVar` conflicts with any transaction that commits a
 /// write to it after the first one's snapshot; two transactions that write it conflict
-/// (one reruns). ``commute(_:fileID:line:)`` conflicts with neither reads nor writes of other transactions.
+/// (one reruns). ``commute(_:fileID:line:)`` never makes its own transaction rerun, and two
+/// commutes never conflict; once committed it is a write like any other, so a transaction
+/// that read the variable before then reruns.
 public struct TVar<Value: Sendable> {
   @usableFromInline let cell: _TypedCell<Value>
 
@@ -192,7 +194,9 @@ public struct TVar<Value: Sendable> {
   ///
   /// Outside a transaction this is an atomic read-modify-write.
   ///
-  /// Conflicts: none, until the transaction reads the variable.
+  /// Conflicts: none for this transaction, until it reads the variable: other transactions'
+  /// writes and commutes of it never make this one rerun. Once committed, the update is a
+  /// write, and transactions that read the variable before it commit rerun.
   ///
   /// - Parameters:
   ///   - transform: A function of the old value; it must be pure, since it runs at commit
@@ -262,12 +266,16 @@ extension TVar: Equatable {
 }
 
 extension TVar: Hashable {
+  /// Hashes the variable's identity, not its value: equal handles hash alike, and hashing
+  /// reads nothing transactional.
   @inlinable
   public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(cell)) }
 }
 
 extension TVar: CustomStringConvertible {
   /// `TVar(<value>)`, reading the value as ``value`` does.
+  ///
+  /// Conflicts: as a read of ``value``.
   public var description: String { "TVar(\(value))" }
 }
 
@@ -288,7 +296,7 @@ extension TVar where Value == Int {
     }
     let context = state.pointee.context
     let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context)
-    let updated = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Int>.self).value } + amount
+    let updated = _appliedAddition(newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Int>.self).value }, amount)
     cell.endInPlaceMutation(segment, context, publishing: updated)
   }
 }

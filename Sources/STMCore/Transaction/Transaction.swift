@@ -80,8 +80,10 @@ public struct Transaction {
   /// Conflicts with nothing: waiting is not a conflict. Each wait is counted in
   /// ``TransactionStatistics/retries``.
   ///
-  /// Calling `retry()` in a transaction that has read nothing traps (it would wait forever), and
-  /// so does calling it after ``becomeInevitable()``.
+  /// A retry that ends the whole transaction traps if the transaction has read nothing (it
+  /// would wait forever), or if it called ``becomeInevitable()``. Inside the first branch of
+  /// ``orElse(_:_:)`` a retry only hands over to the second branch, so neither case traps
+  /// there.
   ///
   /// - Throws: An internal signal that `atomically` catches; it never reaches your code unless
   ///   you catch it yourself, in which case the transaction still retries when the body returns.
@@ -193,7 +195,11 @@ public struct Transaction {
   /// become inevitable as it is: the call throws an internal signal, the attempt rolls back, and
   /// the transaction reruns inevitable from its start, where it cannot fail.
   ///
-  /// Calling ``retry()`` after this traps.
+  /// Calling ``retry()`` after this traps, unless an ``orElse(_:_:)`` takes the retry.
+  ///
+  /// Conflicts: none of its own, since the transaction cannot abort from now on; instead every
+  /// other transaction that writes waits at its commit until this one has committed (a pause
+  /// of kind ``ContentionKind/inevitable``).
   ///
   /// - Throws: An internal signal that `atomically` catches and turns into a rerun.
   /// - Complexity: O(*s* + *r*): a scan of the segments, then of the cells read so far.

@@ -144,7 +144,55 @@ extension LibraryTests {
       #expect(dict.dictionary == ["a": 2] && dict.count == 1)
     }
 
+    /// A removal of an absent key changes nothing: it only reads the key, so it conflicts with
+    /// the key's insertion and with nothing else, not even another removal of it or the count.
+    @Test func dictionaryRemovalOfAnAbsentKeyOnlyReadsIt() {
+      let dict: TDictionary<Int, Int> = [1: 1]
+      for inTransaction in [false, true] {
+        let removal: @Sendable () -> Void = {
+          if inTransaction { atomically { _ in _ = dict.removeValue(forKey: 7) } } else { dict.removeValue(forKey: 7) }
+        }
+        #expect(abortsOfSecondCommitter(first: { _ = dict[7] }, then: removal) == 0)
+        #expect(abortsOfSecondCommitter(first: { dict.removeValue(forKey: 7) }, then: removal) == 0)
+        #expect(abortsOfSecondCommitter(first: { _ = dict.count }, then: removal) == 0)
+      }
+      #expect(abortsOfSecondCommitter(first: { dict.removeValue(forKey: 7) }, then: { dict[7] = 70 }) == 1)
+      #expect(dict.dictionary == [1: 1])
+    }
+
+    /// `removeAll` reads the whole dictionary before it removes: a key inserted or a value
+    /// written meanwhile makes it rerun, so nothing survives it unseen.
+    @Test func dictionaryRemoveAllConflictsWithAnyInsertOrWrite() {
+      let dict: TDictionary<Int, Int> = [1: 1]
+      #expect(abortsOfSecondCommitter(first: { dict.removeAll() }, then: { dict[2] = 2 }) == 1)
+      #expect(dict.isEmpty)
+      dict[1] = 1
+      #expect(abortsOfSecondCommitter(first: { dict.removeAll() }, then: { dict[1] = 10 }) == 1)
+      #expect(dict.isEmpty)
+    }
+
     // MARK: TSet and TCounter
+
+    /// Inserting a member or removing a non-member changes nothing: it only reads the element,
+    /// and conflicts only with a change of that element's membership, not with the count.
+    @Test func setInsertOfAMemberAndRemovalOfANonMemberOnlyRead() {
+      let set: TSet<Int> = [1]
+      for inTransaction in [false, true] {
+        let insertion: @Sendable () -> Void = { if inTransaction { atomically { _ in _ = set.insert(1) } } else { set.insert(1) } }
+        let removal: @Sendable () -> Void = { if inTransaction { atomically { _ in _ = set.remove(5) } } else { set.remove(5) } }
+        #expect(abortsOfSecondCommitter(first: { _ = set.contains(1) }, then: insertion) == 0)
+        #expect(abortsOfSecondCommitter(first: { set.insert(1) }, then: insertion) == 0)
+        #expect(abortsOfSecondCommitter(first: { _ = set.count }, then: insertion) == 0)
+        #expect(abortsOfSecondCommitter(first: { _ = set.contains(5) }, then: removal) == 0)
+        #expect(abortsOfSecondCommitter(first: { set.remove(5) }, then: removal) == 0)
+        #expect(abortsOfSecondCommitter(first: { _ = set.count }, then: removal) == 0)
+      }
+      #expect(abortsOfSecondCommitter(first: { set.insert(1) }, then: { set.remove(1) }) == 1)
+      #expect(abortsOfSecondCommitter(first: { set.remove(5) }, then: { set.insert(5) }) == 1)
+      #expect(set.elements == [1])
+      #expect(abortsOfSecondCommitter(first: { set.removeAll() }, then: { set.insert(9) }) == 1)
+      #expect(set.isEmpty)
+    }
 
     @Test func setElementsConflictOnlyWithThemselves() {
       let set: TSet<Int> = [1]

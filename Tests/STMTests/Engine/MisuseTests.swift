@@ -196,6 +196,21 @@ extension LibraryTests {
       }
       #expect(standardError(of: result).contains("mutated in place"))
     }
+
+    /// A counter that would go past `Int.max` traps with a message naming the counter and the
+    /// numbers, not Swift's bare "arithmetic overflow": outside a transaction at once, inside
+    /// one at commit, where the transaction's sum is applied.
+    @Test func aCounterThatOverflowsTrapsWithAMessageNamingIt() async {
+      let outside = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        TCounter(Int.max - 1).add(2)
+      }
+      #expect(standardError(of: outside).contains("Adding 2 to an Int counter holding \(Int.max - 1) overflows Int"))
+      let atCommit = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let counter = TCounter(Int.min)
+        atomically { _ in counter.add(-1) }
+      }
+      #expect(standardError(of: atCommit).contains("Adding -1 to an Int counter holding \(Int.min) overflows Int"))
+    }
   }
 }
 
