@@ -22,12 +22,15 @@
 /// of them reruns and takes the next item. ``close(fileID:line:)`` conflicts with producers that
 /// have not committed yet.
 ///
-/// Outside transactions, an enqueue and a dequeue that finds an item waiting do not run a
+/// Outside transactions, an enqueue and a dequeue that finds an item waiting usually run no
 /// transaction at all: each holds the commit lock of the tail (or the head) for the few
 /// instructions it takes to link (or unlink) a node, and publishes that under a commit number
 /// of its own, as a transaction would. A dequeue that finds the queue empty waits in a
 /// transaction that only reads, and then takes the item the same way. Producers take turns at
-/// the tail and consumers at the head, and none of them ever reruns.
+/// the tail and consumers at the head. An enqueue on an unbounded queue that finds the last
+/// link's lock held (by a consumer looking at an empty queue, or by the reclaimer) enqueues in
+/// a transaction of its own instead, which a ``close(fileID:line:)`` committing meanwhile can
+/// make rerun; otherwise none of them reruns.
 ///
 /// A bounded queue (`init(capacity:)`) keeps the two ends apart: producers count down a budget
 /// of their own and consumers count up a separate tally of freed places, which a producer

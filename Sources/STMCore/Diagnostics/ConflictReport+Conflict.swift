@@ -71,7 +71,7 @@ extension ConflictReport {
       case .writeRead:
         "Another transaction changed something this one had read. If both update a count or a total, make it a TCounter or use TVar.commute (commutative updates never conflict); if they touch different parts of one shared value, keep them in a TDictionary or TArray, whose conflicts are per key and per index; keep long read-only scans out of transactions that write."
       case .writeWrite:
-        "Both transactions wrote the same cell. For a counter use TCounter or TVar.commute; for a list or a queue use TArray.append or TQueue.enqueue, delayed appends that never conflict; otherwise give each transaction its own key."
+        "Both transactions wrote the same cell. For a counter use TCounter or TVar.commute; for a list or a queue use TArray.append or an unbounded TQueue's enqueue, delayed appends that never conflict; otherwise give each transaction its own key."
       case .inevitable:
         "The inevitable transaction was in the way: while one is inevitable, every writer waits for it. Avoid becomeInevitable(); put I/O in Transaction.afterCommit, which keeps the transaction parallel. Frequent escalations mean a transaction keeps losing the same conflict: fix that conflict first."
       case .freeSegment:
