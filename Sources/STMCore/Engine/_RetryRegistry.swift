@@ -143,6 +143,14 @@ extension _RetryRegistry {
   var pendingEntries: Int {
     stripes.reduce(0) { $0 + $1.entries.withLock { $0.count } }
   }
+
+  /// How many waiters are registered for `cell`; for tests that must know a transaction is
+  /// waiting on it before they change it (the global count also counts other tests' waiters).
+  func pendingEntries(for cell: _Cell) -> Int {
+    stripe(for: cell.address)._withUnsafeGuaranteedRef { stripe in
+      stripe.entries.withLock { entries in entries.count { $0.cell == cell.address } }
+    }
+  }
 }
 
 extension _Engine {

@@ -162,7 +162,7 @@ extension LibraryTests {
       let a = startThread { do { try queue.enqueue(1) } catch { refused.add(1, ordering: .relaxed) } }
       let b = startThread { do { try queue.enqueue(2) } catch { refused.add(1, ordering: .relaxed) } }
       let c = startThread { do { try atomically { _ in try queue.enqueue(3) } } catch { refused.add(1, ordering: .relaxed) } }
-      Thread.sleep(forTimeInterval: 0.2)
+      #expect(waitForWaiters(on: [queue.closed.cell], atLeast: 3), "not every producer waited")
       queue.close()
       #expect(a.wait(timeout: .now() + 5) == .success)
       #expect(b.wait(timeout: .now() + 5) == .success)

@@ -28,6 +28,39 @@ extension LibraryTests {
       #expect(dict.count == 5_001 + 1 + 1_000)
     }
 
+    /// Reads, updates and removals of one key do not conflict with inserts of other keys that
+    /// grow the key's stripe several times over, whether those inserts commit one by one or in
+    /// one transaction (the cell moves to each new table; the key's conflicts stay its own).
+    @Test func dictionaryKeyOperationsDoNotConflictWithInsertsThatGrowTheirStripe() {
+      let dict: TDictionary<Int, Int> = [1: 1, 2: 2, 3: 3]
+      #expect(abortsOfSecondCommitter(first: { _ = dict[1] }, then: {
+        for key in 10_000..<15_000 { dict[key] = key }
+      }) == 0)
+      #expect(abortsOfSecondCommitter(first: { dict[2, default: 0] += 1 }, then: {
+        atomically { _ in for key in 15_000..<20_000 { dict[key] = key } }
+      }) == 0)
+      #expect(abortsOfSecondCommitter(first: { dict.removeValue(forKey: 3) }, then: {
+        for key in 20_000..<25_000 { dict[key] = key }
+      }) == 0)
+      #expect(dict[1] == 1 && dict[2] == 3 && dict[3] == nil)
+      #expect(dict.count == 2 + 15_000)
+    }
+
+    @Test func setElementOperationsDoNotConflictWithInsertsThatGrowTheirStripe() {
+      let set: TSet<Int> = [1, 2]
+      #expect(abortsOfSecondCommitter(first: { _ = set.contains(1) }, then: {
+        for element in 10_000..<15_000 { set.insert(element) }
+      }) == 0)
+      #expect(abortsOfSecondCommitter(first: { set.remove(2) }, then: {
+        atomically { _ in for element in 15_000..<20_000 { set.insert(element) } }
+      }) == 0)
+      #expect(abortsOfSecondCommitter(first: { set.insert(3) }, then: {
+        for element in 20_000..<25_000 { set.insert(element) }
+      }) == 0)
+      #expect(set.contains(1) && !set.contains(2) && set.contains(3))
+      #expect(set.count == 2 + 15_000)
+    }
+
     @Test func dictionaryRemoveAndInsertOfDifferentKeysDoNotConflict() {
       let dict: TDictionary<Int, Int> = [1: 1]
       #expect(abortsOfSecondCommitter(first: { dict.removeValue(forKey: 1) }, then: { dict[2] = 2 }) == 0)

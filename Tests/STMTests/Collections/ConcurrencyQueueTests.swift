@@ -122,7 +122,7 @@ extension LibraryTests {
       // A consumer already waiting on an empty queue wakes up and ends when it is closed.
       let other = TQueue<Int>()
       let waiting = startThread { #expect(try! other.dequeue() == nil) }
-      Thread.sleep(forTimeInterval: 0.05)
+      #expect(waitForWaiters(on: [other.closed.cell]), "the consumer never waited")
       other.close()
       waiting.wait()
     }

@@ -16,6 +16,19 @@ extension LibraryTests {
       UInt(bitPattern: dictionary.storage.index.hash(of: key)) >> 58
     }
 
+    /// A control for `sweepAway`: an absent key of `key`'s stripe (above the keys `sweepAway`
+    /// probes), given an empty cell by a lookup, and a check that its cell has left the index
+    /// since. A sweep that spares a cell proves something only if it takes the control's.
+    private func emptyControlCell(nearStripeOf key: Int, in dictionary: TDictionary<Int, Int>) -> () -> Bool {
+      let control = (2_000_000...).first { stripe(of: $0, in: dictionary) == stripe(of: key, in: dictionary) }!
+      atomically { _ in _ = dictionary[control] }
+      let index = dictionary.storage.index
+      let cell = { index.find(control, hash: index.hash(of: control)).map { UInt(bitPattern: $0.toOpaque()) } }
+      let before = cell()
+      #expect(before != nil)
+      return { cell() != before }
+    }
+
     /// Retires the empty cell that `key` has in `dictionary`, with no commit: another thread
     /// looks up fresh absent keys of the same stripe in read-only transactions until two
     /// sweeps have passed over the cell. Returns whether the cell left the index.
@@ -135,6 +148,7 @@ extension LibraryTests {
       let bodies = LockedBox(0)
       let swept = LockedBox(true)
       let write = { inPlace ? put(&dictionary[key], 1) : (dictionary[key] = 1) }
+      let controlSwept = emptyControlCell(nearStripeOf: key, in: dictionary)
       try atomically { transaction in
         if writtenBeforeBecomingInevitable { write() }
         try transaction.becomeInevitable()
@@ -144,6 +158,7 @@ extension LibraryTests {
       }
       #expect(bodies.value == 1)
       #expect(!swept.value)
+      #expect(controlSwept())
       #expect(dictionary.dictionary == [key: 1])
       // Once it has ended, its cell may go like any other: a removal detaches it.
       dictionary.removeValue(forKey: key)
@@ -162,6 +177,7 @@ extension LibraryTests {
       let key = 42
       let bodies = LockedBox(0)
       let swept = LockedBox(true)
+      let controlSwept = emptyControlCell(nearStripeOf: key, in: dictionary)
       try atomically { transaction in
         func put(_ value: inout Int?) {
           try? transaction.becomeInevitable()
@@ -181,6 +197,7 @@ extension LibraryTests {
       }
       #expect(bodies.value == 1)
       #expect(!swept.value)
+      #expect(controlSwept())
       #expect(dictionary.dictionary == [key: 1] && dictionary.count == 1)
     }
 
@@ -197,9 +214,11 @@ extension LibraryTests {
           return value
         }
       }
+      // The waiter's lookup made the absent key's cell; it waits on that.
       let deadline = Date().addingTimeInterval(10)
-      while _Engine.shared.retryWaiters.pendingEntries == 0 && Date() < deadline { usleep(1_000) }
+      while dictionary.storage.index.find(key, hash: dictionary.storage.index.hash(of: key)) == nil && Date() < deadline { usleep(1_000) }
       let oldCell = dictionary.storage.index.find(key, hash: dictionary.storage.index.hash(of: key))?.takeUnretainedValue()
+      #expect(waitForWaiters(on: oldCell.map { [$0] } ?? []), "the transaction never waited for the key's cell")
       #expect(sweepAway(key, in: dictionary))
       #expect(oldCell?.isRetired == true)
       dictionary[key] = 5

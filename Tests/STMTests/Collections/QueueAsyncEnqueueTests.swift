@@ -1,5 +1,6 @@
 import Foundation
 @testable import STM
+@testable import STMCore
 import STMTestSupport
 import Synchronization
 import Testing
@@ -89,13 +90,18 @@ extension LibraryTests {
   }
 }
 
-/// A queue of capacity 1 holding 1, and a task enqueuing 2 into it, given 100 ms to start
-/// waiting for a place.
+/// A queue of capacity 1 holding 1, and a task enqueuing 2 into it, once the task waits for a
+/// place (it reads whether the queue is closed, and waits for a change to that too).
 private func producerWaitingOnAFullQueue() async throws -> (TQueue<Int>, Task<Void, any Error>) {
   let queue = TQueue<Int>(capacity: 1)
   try await queue.enqueue(1)
   let producer = Task { try await queue.enqueue(2) }
-  try await Task.sleep(for: .milliseconds(100))
+  // Polled without blocking a thread of the shared pool, which the task may need.
+  let deadline = Date().addingTimeInterval(10)
+  while _Engine.shared.retryWaiters.pendingEntries(for: queue.closed.cell) == 0 && Date() < deadline {
+    try await Task.sleep(for: .milliseconds(1))
+  }
+  #expect(_Engine.shared.retryWaiters.pendingEntries(for: queue.closed.cell) > 0, "the producer never waited")
   return (queue, producer)
 }
 

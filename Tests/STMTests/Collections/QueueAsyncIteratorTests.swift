@@ -50,7 +50,8 @@ extension LibraryTests {
     func producerTasksOnAFullQueueLeaveThreadsForTheConsumer(insideAtomically: Bool) async throws {
       let queue = TQueue<Int>(capacity: 1)
       try await queue.enqueue(0)
-      let producers = 8
+      // More than the shared pool's threads (one per core) on any machine.
+      let producers = max(8, ProcessInfo.processInfo.activeProcessorCount + 2)
       let finished = Gate(), inTime = LockedBox(true), taken = LockedBox<[Int]>([])
       let work = Task {
         defer { finished.open() }

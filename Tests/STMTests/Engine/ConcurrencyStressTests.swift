@@ -166,18 +166,25 @@ extension LibraryTests {
       #expect(effects.load(ordering: .relaxed) == inevitableThreads * perThread)
     }
 
-    /// A long reader keeps losing to writers until it is escalated; then it must commit.
-    @Test func aLongReaderCommitsDespiteConstantWriters() {
+    /// A long transaction that reads every cell and writes one keeps losing to writers until it
+    /// is escalated (DESIGN.md invariant 4); escalated, it cannot lose again, and commits.
+    /// (A transaction that only reads never loses: its snapshot is always consistent.)
+    ///
+    /// The writers stop on their own after `writerLimit` commits, so that without escalation the
+    /// long transaction still commits in the end, having aborted far more often than allowed.
+    @Test func aLongTransactionCommitsDespiteConstantWriters() {
       let cellCount = 10_000
       let cells = (0..<cellCount).map { _ in TVar(10) }
+      let total = TVar(0)
       let stop = Atomic<Bool>(false)
       let writerCommits = Atomic<Int>(0)
-      let readerStats = LockedBox(TransactionStatistics())
-      let observedSum = Atomic<Int>(0)
+      let writerLimit = 2_000_000
+      let longStats = LockedBox(TransactionStatistics())
+      let attempts = Atomic<Int>(0)
       runThreads(5) { thread in
         if thread > 0 {
           var random = SeededRandom(thread: thread)
-          while !stop.load(ordering: .relaxed) {
+          while !stop.load(ordering: .relaxed) && writerCommits.load(ordering: .relaxed) < writerLimit {
             let from = random.below(cellCount), to = random.below(cellCount)
             atomically { _ in
               cells[from].value -= 1
@@ -189,14 +196,27 @@ extension LibraryTests {
         }
         while writerCommits.load(ordering: .relaxed) < 100 { sched_yield() }
         let before = TransactionEngine.currentThreadStatistics
-        let sum = atomically { _ in cells.reduce(0) { $0 + $1.value } }
-        readerStats.value = TransactionEngine.currentThreadStatistics - before
-        observedSum.store(sum, ordering: .relaxed)
+        atomically { tx in
+          attempts.add(1, ordering: .relaxed)
+          let start = writerCommits.load(ordering: .relaxed)
+          total.value = cells.reduce(0) { $0 + $1.value }
+          // Until escalated, stay open until writers have committed after this attempt's
+          // snapshot (each counts its commit after making it, hence the margin of one per
+          // writer), so that every such attempt is certain to lose whatever the scheduler
+          // does. Escalated, writers wait for this one: no waiting then.
+          if !tx.isInevitable {
+            while writerCommits.load(ordering: .relaxed) < min(start + 5, writerLimit) { sched_yield() }
+          }
+        }
+        longStats.value = TransactionEngine.currentThreadStatistics - before
         stop.store(true, ordering: .relaxed)
       }
-      #expect(observedSum.load(ordering: .relaxed) == cellCount * 10)
-      #expect(readerStats.value.commits == 1)
-      #expect(readerStats.value.totalAborts <= _TransactionRun.abortsBeforeEscalation)
+      #expect(total.value == cellCount * 10)
+      #expect(longStats.value.commits == 1)
+      // Every attempt before the escalation lost, and the escalated one could not.
+      #expect(writerCommits.load(ordering: .relaxed) < writerLimit)
+      #expect(longStats.value.totalAborts == _TransactionRun.abortsBeforeEscalation)
+      #expect(attempts.load(ordering: .relaxed) == _TransactionRun.abortsBeforeEscalation + 1)
     }
   }
 

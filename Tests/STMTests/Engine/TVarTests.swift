@@ -173,9 +173,10 @@ extension LibraryTests {
       for _ in 0..<10 { atomically { _ in cell.value += 1 } }
       _ = atomically { _ in cell.value }
       let spent = TransactionEngine.currentThreadStatistics - before
-      #expect(spent.commits >= 11)
+      // Ten writing transactions and one that only reads; no other test runs on this thread
+      // meanwhile (the test never suspends).
+      #expect(spent.commits == 11)
       #expect(spent.totalAborts == 0)
-      #expect(TransactionEngine.segmentCount >= 1)
     }
 
     @Test func configurationIsFixedOnceStarted() {

@@ -100,6 +100,19 @@ extension LibraryTests {
       #expect(accounts.values.reduce(0, +) == 16_000)
       #expect(applied.count == transfers)
       #expect(accounts.values.allSatisfy { $0 >= 0 })
+      // Each balance is what the logged transfers make it, each applied once: a transfer whose
+      // effect landed twice, or not at all, would leave the log and the balances apart.
+      var expected = [Int](repeating: 1_000, count: 16)
+      for id in 0..<transfers {
+        var random = SeededRandom(seed: UInt64(id))
+        let from = random.below(16), to = (from + 1 + random.below(15)) % 16
+        let amount = 1 + random.below(50)
+        let moved = try #require(applied[id])
+        #expect(moved == 0 || moved == amount)
+        expected[from] -= moved
+        expected[to] += moved
+      }
+      #expect((0..<16).map { accounts[$0] } == expected)
     }
   }
 }
