@@ -33,9 +33,31 @@ public func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) 
   for thread in threads { pthread_join(thread, nil) }
 }
 
-/// Starts `body` on a new thread and returns a group that is left once the thread has exited.
+/// A thread started by `startThread`, to wait for.
+public final class ThreadHandle: Sendable {
+  private let done: DispatchGroup
+
+  fileprivate init(_ done: DispatchGroup) {
+    self.done = done
+  }
+
+  /// Waits until the thread has exited; fails loudly, as `Gate` does, rather than hang the
+  /// whole test run when a wake-up is lost.
+  public func wait(seconds: Double = 600, fileID: String = #fileID, line: Int = #line) {
+    if done.wait(timeout: .now() + seconds) == .timedOut {
+      fatalError("A test thread did not finish within \(seconds)s (\(fileID):\(line)): it is stuck")
+    }
+  }
+
+  /// Whether the thread exited before `timeout`.
+  public func wait(timeout: DispatchTime) -> DispatchTimeoutResult {
+    done.wait(timeout: timeout)
+  }
+}
+
+/// Starts `body` on a new thread and returns a handle to wait for its exit.
 @discardableResult
-public func startThread(_ body: @escaping @Sendable () -> Void) -> DispatchGroup {
+public func startThread(_ body: @escaping @Sendable () -> Void) -> ThreadHandle {
   let done = DispatchGroup()
   done.enter()
   let thread = spawnThread(body)
@@ -44,7 +66,7 @@ public func startThread(_ body: @escaping @Sendable () -> Void) -> DispatchGroup
     pthread_join(thread, nil)
     done.leave()
   }
-  return done
+  return ThreadHandle(done)
 }
 
 /// The closure a spawned thread runs.

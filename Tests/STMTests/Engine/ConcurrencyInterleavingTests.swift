@@ -16,7 +16,7 @@ private final class Report: @unchecked Sendable {
 }
 
 /// Runs `body` on a new thread and reports the statistics of that thread's transactions.
-private func onThread(_ report: Report, _ body: @escaping @Sendable () -> Void) -> DispatchGroup {
+private func onThread(_ report: Report, _ body: @escaping @Sendable () -> Void) -> ThreadHandle {
   startThread {
     let before = TransactionEngine.currentThreadStatistics
     body()
@@ -346,7 +346,7 @@ extension LibraryTests {
       let cell = TVar(0)
       let occupied = Gate(), release = Gate()
       let occupiedCount = Atomic<Int>(0)
-      var holders: [DispatchGroup] = []
+      var holders: [ThreadHandle] = []
       for _ in 0..<segments {
         holders.append(startThread {
           atomically { _ in

@@ -17,7 +17,10 @@ extension LibraryTests {
       let initial = TestScale.scaled(2_000), outsiders = 3, perOutsider = TestScale.scaled(500)
       // Ids: initial callbacks 0..<initial; each adds a child `initial + id`; outsider o adds
       // `2 * initial + o * perOutsider + j`.
+      // Opened by the first callback to run: the outside threads add only once the run is going.
+      let running = Gate()
       @Sendable func callback(_ id: Int) {
+        running.open()
         hot.value += 1
         if id < initial { queue.add { callback(initial + id) } }
         commits.recordCommit(of: id)
@@ -35,6 +38,7 @@ extension LibraryTests {
       for outsider in 0..<outsiders {
         adders.enter()
         Thread.detachNewThread {
+          running.wait()
           for j in 0..<perOutsider {
             let id = 2 * initial + outsider * perOutsider + j
             queue.add { callback(id) }
