@@ -107,6 +107,10 @@ struct _SchedulerState {
     return runNumber
   }
 
+  /// Whether the run in progress is stopping: a callback failed, or it was cancelled. For
+  /// tests that must act only once the run has taken a failure in.
+  var isStopping: Bool { stopReason != nil }
+
   /// The next step of a worker, or nil to sleep until something changes.
   mutating func nextStep() -> WorkerStep? {
     if stopReason != nil { return .leave }

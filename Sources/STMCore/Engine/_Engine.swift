@@ -95,6 +95,7 @@ final class _Engine: @unchecked Sendable {
       return segment
     }
     waitStarted = _monotonicNanoseconds()
+    _notePauseBegan()
     while true {
       let waiter = _Waiter()
       freeSegmentWaiters.enqueue(waiter)
@@ -412,6 +413,7 @@ final class _Engine: @unchecked Sendable {
       if pausedSince == nil {
         pausedSince = _monotonicNanoseconds()
         holderSite = site(ofSegmentTagged: holder)
+        _notePauseBegan()
       }
       waitForInevitableTransaction(since: pausedSince!)
     }
@@ -531,6 +533,7 @@ final class _Engine: @unchecked Sendable {
       if pausedSince == nil {
         pausedSince = _monotonicNanoseconds()
         holderSite = site(ofSegmentTagged: holder)
+        _notePauseBegan()
       }
       waitForInevitableTransaction(since: pausedSince!)
     }

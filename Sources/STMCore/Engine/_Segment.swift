@@ -231,6 +231,7 @@ final class _Segment: @unchecked Sendable {
             pausedSince = _monotonicNanoseconds()
             holderSite = engine.site(ofSegmentTagged: holder)
             pausedHolder = holder
+            _notePauseBegan()
           }
           backoff.pause()
           continue
@@ -658,7 +659,10 @@ final class _Segment: @unchecked Sendable {
       }
       unlock(entries, &landing)
       keepForReuse(&landing!.writes)
-      if started == 0 { started = _monotonicNanoseconds() }
+      if started == 0 {
+        started = _monotonicNanoseconds()
+        _notePauseBegan()
+      }
       backoff.pause()
     }
   }
@@ -714,6 +718,7 @@ final class _Segment: @unchecked Sendable {
   @inline(never)
   private func waitToLock(_ cell: _Cell, heldBy holder: Int, context: _ThreadContext) {
     let started = _monotonicNanoseconds()
+    _notePauseBegan()
     let holderSite = engine.site(ofSegmentTagged: holder)
     var backoff = _Backoff()
     repeat {

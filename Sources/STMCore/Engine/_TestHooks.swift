@@ -18,5 +18,16 @@ enum _TestHooks {
   static let beforeInPlaceUpdateLocks = _Lock<(@Sendable () -> Void)?>(nil)
   /// Versions that history trims have stepped over, in all: how much trimming costs.
   static let historyStepsWalked = Atomic<Int>(0)
+  /// Pauses begun, in all: a test that holds a cell can wait until the transaction it stages
+  /// against it has started waiting, instead of sleeping and hoping it has.
+  static let pausesBegun = Atomic<Int>(0)
 }
 #endif
+
+/// Counts a pause that has just begun (`_TestHooks.pausesBegun`); nothing in release builds.
+@inline(__always)
+func _notePauseBegan() {
+  #if DEBUG
+  _TestHooks.pausesBegun.add(1, ordering: .sequentiallyConsistent)
+  #endif
+}

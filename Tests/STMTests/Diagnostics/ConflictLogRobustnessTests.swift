@@ -109,6 +109,7 @@ extension LibraryTests {
         }
       }
       aHolds.wait()
+      let before = pausesBegun
       let b = startThread {
         let before = TransactionEngine.currentThreadStatistics
         let started = Date()
@@ -121,6 +122,7 @@ extension LibraryTests {
         spent.value = TransactionEngine.currentThreadStatistics - before
       }
       bRead.wait()
+      #expect(waitForAPause(after: before), "B never waited for the token")
       Thread.sleep(forTimeInterval: 0.2)
       releaseA.open()
       a.wait()
@@ -154,10 +156,11 @@ extension LibraryTests {
       }
       for _ in 0..<count { inside.wait() }
       let waiterLine = LockedBox(0)
+      let before = pausesBegun
       let waiter = startThread {
         waiterLine.value = #line; atomically { _ in }
       }
-      Thread.sleep(forTimeInterval: 0.1)
+      #expect(waitForAPause(after: before), "the waiter never waited for a segment")
       for _ in 0..<count { release.signal() }
       for holder in holders { holder.wait() }
       waiter.wait()

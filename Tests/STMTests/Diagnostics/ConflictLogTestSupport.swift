@@ -1,5 +1,6 @@
 import Foundation
 import STM
+@testable import STMCore
 import STMTestSupport
 import Testing
 
@@ -46,7 +47,8 @@ func recordWhile(
 
 /// Records the conflict log while `waiter` waits for the commit of `committer`: the committer's
 /// commit stops right after taking its number, holding its cells, and the waiter (started
-/// then, on a thread of its own) gets 50 ms to run into it before it goes on.
+/// then, on a thread of its own) runs into it and pauses; the committer goes on 50 ms after
+/// that pause began.
 func recordWhile(
   _ waiter: @escaping @Sendable () -> Void, waitsFor committer: @escaping @Sendable () -> Void,
   sourceLocation: SourceLocation = #_sourceLocation
@@ -60,7 +62,9 @@ func recordWhile(
     committer()
   }
   pause.numbered.wait()
+  let before = pausesBegun
   let second = startThread(waiter)
+  #expect(waitForAPause(after: before), "the waiter never paused", sourceLocation: sourceLocation)
   Thread.sleep(forTimeInterval: 0.05)
   pause.release.open()
   first.wait()

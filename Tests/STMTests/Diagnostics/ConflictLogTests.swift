@@ -85,9 +85,11 @@ extension LibraryTests {
       }
       pause.numbered.wait()
       // The committer holds the cell with its number taken: a snapshot taken now must wait.
+      let before = pausesBegun
       let reader = startThread {
         readerLine.value = #line; atomically { _ in _ = cell.value }
       }
+      #expect(waitForAPause(after: before), "the reader never paused")
       Thread.sleep(forTimeInterval: 0.05)
       pause.release.open()
       committer.wait()

@@ -163,6 +163,7 @@ extension LibraryTests {
         }
       }
       readDone.wait()
+      let before = pausesBegun
       let inevitableDone = onThread(inevitable) {
         try! atomically { tx in
           try tx.becomeInevitable()
@@ -173,7 +174,9 @@ extension LibraryTests {
         }
       }
       inevitableStarted.wait()
-      // The other transaction now tries to commit and must wait for the inevitable one.
+      // The other transaction now tries to commit and must wait for the inevitable one; it
+      // waits at least as long as the check below, which starts once it waits.
+      #expect(waitForAPause(after: before), "the other transaction never waited")
       #expect(otherDone.wait(timeout: .now() + 0.3) == .timedOut)
       finishInevitable.open()
       inevitableDone.wait()

@@ -16,3 +16,20 @@ func waitForWaiters(on cells: [_Cell], atLeast count: Int = 1, timeout: TimeInte
   }
   return true
 }
+
+/// How many pauses have begun so far in the process (debug builds count them): take it before
+/// starting a transaction that should pause, and pass it to `waitForAPause(after:)`.
+var pausesBegun: Int { _TestHooks.pausesBegun.load(ordering: .sequentiallyConsistent) }
+
+/// Waits until a pause has begun since the count `before` was taken (the suites run one at a
+/// time, so it is the staged transaction's), or until `timeout` has passed; returns whether
+/// one did. A test that then holds the other side a while longer knows the pause lasts at
+/// least that long, where a sleep started before the pause only hoped so.
+func waitForAPause(after before: Int, timeout: TimeInterval = 10) -> Bool {
+  let deadline = Date().addingTimeInterval(timeout)
+  while pausesBegun == before {
+    if Date() >= deadline { return false }
+    usleep(1_000)
+  }
+  return true
+}

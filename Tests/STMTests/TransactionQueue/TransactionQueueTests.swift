@@ -1,5 +1,5 @@
 import Foundation
-import STM
+@testable import STM
 import STMTestSupport
 import Testing
 
@@ -130,7 +130,10 @@ extension LibraryTests {
       queue.add { committed.insert("never started") }
       Thread.detachNewThread {
         failed.wait()
-        Thread.sleep(forTimeInterval: 0.05)
+        // Only once the run has taken the failure in: finishing earlier would let the slow
+        // callback's worker start the third one.
+        let deadline = Date().addingTimeInterval(10)
+        while !queue.scheduler.withLock({ $0.isStopping }) && Date() < deadline { usleep(1_000) }
         slowMayFinish.open()
       }
       #expect(throws: Planned(id: 2)) { try queue.run(threads: 2) }
