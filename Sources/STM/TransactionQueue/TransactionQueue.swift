@@ -116,9 +116,10 @@ public final class TransactionQueue: Sendable {
   /// start, though: with every worker busy in such a wait, the callbacks still queued never
   /// start, and `run` does not return. Give such waits more threads than waiting callbacks.
   ///
-  /// Traps if `threads` is less than 1, and if it is called inside a transaction that is not
-  /// one of this queue's own callbacks: a run commits transactions of its own and cannot be
-  /// part of another.
+  /// Traps if `threads` is less than 1, and if it is called inside a transaction while this
+  /// queue is not running: a run commits transactions of its own and cannot be part of
+  /// another. (Inside a transaction while the queue runs, it throws
+  /// ``TransactionQueueError/alreadyRunning``.)
   ///
   /// - Parameter threads: The number of worker threads, at least 1 (default:
   ///   ``defaultThreadCount``).

@@ -50,10 +50,10 @@ enum _Misuse {
         + "tvar.value = copy`): an assignment frees the value it replaces after letting go of the "
         + "variable."
     case .additionOverflow(let value, let amount):
-      "Adding \(amount) to an Int counter holding \(value) overflows Int: a TCounter's add(_:) or "
-        + "increment(), or a commutative addition to an Int TVar, applied at commit or at once outside "
-        + "a transaction. A counter cannot go past Int.max or below Int.min. Keep the amounts in range, "
-        + "or count in a TVar of a type that cannot overflow."
+      "Adding \(amount) to an Int counter holding \(value) overflows Int: a TCounter's add(_:), "
+        + "increment() or decrement(), or a collection's internal count, applied at commit or at once "
+        + "outside a transaction. A counter cannot go past Int.max or below Int.min. Keep the amounts "
+        + "in range, or count in a TVar of a type that cannot overflow."
     }
   }
 }

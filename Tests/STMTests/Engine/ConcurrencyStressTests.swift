@@ -205,7 +205,10 @@ extension LibraryTests {
           // writer), so that every such attempt is certain to lose whatever the scheduler
           // does. Escalated, writers wait for this one: no waiting then.
           if !tx.isInevitable {
-            while writerCommits.load(ordering: .relaxed) < min(start + 5, writerLimit) { sched_yield() }
+            // Bounded, should writers ever be stuck behind this attempt: the counts below then
+            // fail instead of the run hanging.
+            let deadline = Date().addingTimeInterval(10)
+            while writerCommits.load(ordering: .relaxed) < min(start + 5, writerLimit) && Date() < deadline { sched_yield() }
           }
         }
         longStats.value = TransactionEngine.currentThreadStatistics - before

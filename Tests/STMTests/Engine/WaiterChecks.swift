@@ -19,7 +19,7 @@ func waitForWaiters(on cells: [_Cell], atLeast count: Int = 1, timeout: TimeInte
 
 /// How many pauses have begun so far in the process (debug builds count them): take it before
 /// starting a transaction that should pause, and pass it to `waitForAPause(after:)`.
-var pausesBegun: Int { _TestHooks.pausesBegun.load(ordering: .sequentiallyConsistent) }
+var pausesBegun: Int { _TestHooks.pausesBegun.load(ordering: .relaxed) }
 
 /// Waits until a pause has begun since the count `before` was taken (the suites run one at a
 /// time, so it is the staged transaction's), or until `timeout` has passed; returns whether
