@@ -207,7 +207,6 @@ extension LibraryTests {
 /// The live cell count once it has stopped changing: threads release their closures (and the
 /// cells those captured) a little after they finish, here and in earlier tests.
 private func settledCellCount() -> Int {
-  #if DEBUG
   drainReclamationList()
   var count = _LiveCounters.cells.load(ordering: .relaxed)
   while true {
@@ -216,9 +215,6 @@ private func settledCellCount() -> Int {
     if now == count { return count }
     count = now
   }
-  #else
-  return 0
-  #endif
 }
 
 /// How many keys a writer has inserted, shared with the readers.

@@ -13,14 +13,9 @@ import Testing
 /// test thread that happened to prefer the other's segment found it busy under Thread
 /// Sanitizer, and took the general road).
 private func quickUpdatesBegun(by update: () -> Void) -> Int {
-  #if DEBUG
   let before = _ThreadContext.current.quickUpdatesBegun
   update()
   return _ThreadContext.current.quickUpdatesBegun - before
-  #else
-  update()
-  return 1
-  #endif
 }
 
 /// A key whose `==` (the caller's code) writes transactional data, once, on the thread armed
@@ -359,17 +354,11 @@ extension LibraryTests {
       var mirror: [Int: Int] = [1: 10]
       let begun = LockedBox<(quick: Int, single: Int)>((0, 0))
       startThread {
-        #if DEBUG
         let context = _ThreadContext.current
         let (quickBefore, singleBefore) = (context.quickUpdatesBegun, context.singleOperationsBegun)
         dict[2] = 20
         dict[3, default: 30] += 1
         begun.value = (context.quickUpdatesBegun - quickBefore, context.singleOperationsBegun - singleBefore)
-        #else
-        dict[2] = 20
-        dict[3, default: 30] += 1
-        begun.value = (2, 1)
-        #endif
       }.wait()
       mirror[2] = 20
       mirror[3, default: 30] += 1
