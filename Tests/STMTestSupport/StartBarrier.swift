@@ -21,8 +21,12 @@ public final class StartBarrier: Sendable {
 }
 
 /// Runs `body(index)` on `count` new threads, released together behind a barrier, and returns
-/// when all have finished and exited.
-public func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+/// when all have finished and exited. Traps, naming the caller, if they have not finished
+/// within `seconds`: a stuck thread fails the run instead of hanging it.
+public func runThreads(
+  _ count: Int, seconds: Double = 900, fileID: String = #fileID, line: Int = #line,
+  _ body: @escaping @Sendable (Int) -> Void
+) {
   let barrier = StartBarrier(parties: count)
   let threads = (0..<count).map { index in
     spawnThread {
@@ -30,7 +34,14 @@ public func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) 
       body(index)
     }
   }
+  let finished = DispatchSemaphore(value: 0)
+  Thread.detachNewThread {
+    if finished.wait(timeout: .now() + seconds) == .timedOut {
+      fatalError("Test threads did not finish within \(seconds)s (\(fileID):\(line)): they are stuck")
+    }
+  }
   for thread in threads { pthread_join(thread, nil) }
+  finished.signal()
 }
 
 /// A thread started by `startThread`, to wait for.
