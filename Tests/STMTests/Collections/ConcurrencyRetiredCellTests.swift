@@ -16,17 +16,22 @@ extension LibraryTests {
       UInt(bitPattern: dictionary.storage.index.hash(of: key)) >> 58
     }
 
+    /// The address of `key`'s cell in `dictionary`'s index, if it has one: what tells a cell
+    /// that a sweep took from the one the key has now.
+    private func cellAddress(of key: Int, in dictionary: TDictionary<Int, Int>) -> UInt? {
+      let index = dictionary.storage.index
+      return index.find(key, hash: index.hash(of: key)).map { UInt(bitPattern: $0.toOpaque()) }
+    }
+
     /// A control for `sweepAway`: an absent key of `key`'s stripe (above the keys `sweepAway`
     /// probes), given an empty cell by a lookup, and a check that its cell has left the index
     /// since. A sweep that spares a cell proves something only if it takes the control's.
     private func emptyControlCell(nearStripeOf key: Int, in dictionary: TDictionary<Int, Int>) -> () -> Bool {
       let control = (2_000_000...).first { stripe(of: $0, in: dictionary) == stripe(of: key, in: dictionary) }!
       atomically { _ in _ = dictionary[control] }
-      let index = dictionary.storage.index
-      let cell = { index.find(control, hash: index.hash(of: control)).map { UInt(bitPattern: $0.toOpaque()) } }
-      let before = cell()
+      let before = cellAddress(of: control, in: dictionary)
       #expect(before != nil)
-      return { cell() != before }
+      return { cellAddress(of: control, in: dictionary) != before }
     }
 
     /// Retires the empty cell that `key` has in `dictionary`, with no commit: another thread
@@ -35,8 +40,7 @@ extension LibraryTests {
     private func sweepAway(_ key: Int, in dictionary: TDictionary<Int, Int>) -> Bool {
       let swept = LockedBox(false)
       let target = stripe(of: key, in: dictionary)
-      let cell: @Sendable () -> UInt? = { dictionary.storage.index.find(key, hash: dictionary.storage.index.hash(of: key)).map { UInt(bitPattern: $0.toOpaque()) } }
-      let before = cell()
+      let before = cellAddress(of: key, in: dictionary)
       startThread {
         var probe = 1_000_000
         for _ in 0..<200_000 {
@@ -44,7 +48,7 @@ extension LibraryTests {
           guard stripe(of: probe, in: dictionary) == target else { continue }
           let absent = probe
           atomically { _ in _ = dictionary[absent] }
-          if cell() != before {
+          if cellAddress(of: key, in: dictionary) != before {
             swept.value = true
             return
           }
@@ -216,7 +220,7 @@ extension LibraryTests {
       }
       // The waiter's lookup made the absent key's cell; it waits on that.
       let deadline = Date().addingTimeInterval(10)
-      while dictionary.storage.index.find(key, hash: dictionary.storage.index.hash(of: key)) == nil && Date() < deadline { usleep(1_000) }
+      while cellAddress(of: key, in: dictionary) == nil && Date() < deadline { usleep(1_000) }
       let oldCell = dictionary.storage.index.find(key, hash: dictionary.storage.index.hash(of: key))?.takeUnretainedValue()
       #expect(waitForWaiters(on: oldCell.map { [$0] } ?? []), "the transaction never waited for the key's cell")
       #expect(sweepAway(key, in: dictionary))
