@@ -290,7 +290,8 @@ public final class TArray<Element: Sendable>: Sendable {
 
   /// Appends the elements of `sequence`, in order, as one delayed append.
   ///
-  /// Conflicts: as ``append(_:fileID:line:)``.
+  /// Conflicts: as ``append(_:fileID:line:)``; an empty sequence appends nothing and
+  /// conflicts with nothing.
   ///
   /// - Parameters:
   ///   - sequence: The elements to append.
@@ -299,14 +300,17 @@ public final class TArray<Element: Sendable>: Sendable {
   /// - Complexity: O(*m*) for *m* elements.
   public func append<S: Sequence>(contentsOf sequence: S, fileID: StaticString = #fileID, line: UInt = #line)
   where S.Element == Element {
-    guard let transaction = Transaction._currentChecked else {
-      _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in append(contentsOf: sequence, fileID: fileID, line: line) }
-      return
-    }
-    countCell._noteAccess(.write, at: _CallSite(fileID: fileID, line: line, owner: self), as: .named("count"))
+    let transaction = Transaction._currentChecked
     // Gathered first: iterating a sequence runs code of the caller's, which must not run
     // while the batch is being changed (it might read this array).
     let elements = Array(sequence)
+    // Nothing to append: no batch, so no new count at commit for readers of it to conflict with.
+    guard !elements.isEmpty else { return }
+    guard let transaction else {
+      _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in append(contentsOf: elements, fileID: fileID, line: line) }
+      return
+    }
+    countCell._noteAccess(.write, at: _CallSite(fileID: fileID, line: line, owner: self), as: .named("count"))
     let pending = countCell._withDelayedAppend(in: transaction, { _AppendBatch(slots: slots) }) { batch in
       batch.items.append(contentsOf: elements)
       return batch.items.count

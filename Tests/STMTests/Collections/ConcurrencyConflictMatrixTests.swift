@@ -290,6 +290,23 @@ extension LibraryTests {
       #expect(array.elements == [0, 3])
     }
 
+    /// Appending an empty sequence appends nothing: it lands no new count for readers of the
+    /// count or of the elements to conflict with, in a transaction or on its own.
+    @Test func appendingNothingConflictsWithNothing() {
+      let array: TArray<Int> = [0]
+      #expect(abortsOfSecondCommitter(first: { _ = array.count }, then: { array.append(contentsOf: []) }) == 0)
+      #expect(abortsOfSecondCommitter(first: { _ = array.elements }, then: {
+        atomically { _ in array.append(contentsOf: EmptyCollection()) }
+      }) == 0)
+      #expect(abortsOfSecondCommitter(first: { for _ in array {} }, then: {
+        atomically { _ in array.append(contentsOf: [Int]().lazy.map { $0 }) }
+      }) == 0)
+      #expect(array.elements == [0])
+      // Both directions: a non-empty sequence still conflicts with a reader of the count.
+      #expect(abortsOfSecondCommitter(first: { _ = array.count }, then: { array.append(contentsOf: [1]) }) == 1)
+      #expect(array.elements == [0, 1])
+    }
+
     @Test func arrayInBoundsAccessDoesNotConflictWithAppends() {
       let array: TArray<Int> = [0, 1]
       #expect(abortsOfSecondCommitter(first: { _ = array[0] }, then: { array.append(2) }) == 0)
