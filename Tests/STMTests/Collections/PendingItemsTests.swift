@@ -1,0 +1,87 @@
+@testable import STM
+import STMTestSupport
+import Testing
+
+extension LibraryTests {
+  /// The items a transaction appends or enqueues before they land (`_PendingItems`): the same
+  /// contents as an `Array` under the same operations, while the items it takes from the front
+  /// stay behind as a prefix that is dropped once it is half of the storage.
+  @Suite struct PendingItemsTests {
+    @Test func randomOperationsMatchAnArray() {
+      var random = SeededRandom(thread: 0)
+      var items = _PendingItems<Int>()
+      var expected: [Int] = []
+      var next = 0
+      for step in 0..<20_000 {
+        switch random.below(10) {
+        case 0..<5:
+          items.append(next)
+          expected.append(next)
+          next += 1
+        case 5..<8:
+          guard !expected.isEmpty else { continue }
+          #expect(items.removeFirst() == expected.removeFirst())
+          // Taken items never outnumber the rest for long: the prefix goes at half.
+          #expect(items.restStart < 16 || items.restStart * 2 < items.rest.count)
+        case 8:
+          #expect(items.popLast() == expected.popLast())
+        default:
+          guard !expected.isEmpty else { continue }
+          let index = random.below(expected.count)
+          items[index] = -index
+          expected[index] = -index
+        }
+        #expect(items.count == expected.count)
+        #expect(items.isEmpty == expected.isEmpty)
+        if step % 97 == 0 { #expect(Array(items) == expected) }
+        // Only taken items left: the storage starts over.
+        if items.count <= 1 { #expect(items.rest.isEmpty && items.restStart == 0) }
+      }
+      #expect(Array(items) == expected)
+      // Drained from the front, with appends now and then.
+      while !expected.isEmpty {
+        #expect(items.removeFirst() == expected.removeFirst())
+        if random.chance(10) {
+          items.append(next)
+          expected.append(next)
+          next += 1
+        }
+        #expect(Array(items) == expected)
+        if items.count <= 1 { #expect(items.rest.isEmpty && items.restStart == 0) }
+      }
+    }
+
+    /// Taking every item from the front leaves nothing behind, and the storage starts over.
+    @Test func takingEveryItemEmptiesTheStorage() {
+      var items = _PendingItems<Int>()
+      items.append(contentsOf: 0..<1_000)
+      for expected in 0..<1_000 { #expect(items.removeFirst() == expected) }
+      #expect(items.isEmpty)
+      #expect(items.rest.isEmpty && items.restStart == 0)
+      items.append(7)
+      items.append(8)
+      #expect(Array(items) == [7, 8])
+      #expect(items.popLast() == 8)
+      #expect(items.popLast() == 7)
+      #expect(items.popLast() == nil)
+    }
+
+    /// A transaction takes its own enqueued items first in, first out, however many it holds,
+    /// and only those it did not take land.
+    @Test func aTransactionTakesItsOwnItemsInOrder() throws {
+      let queue = TQueue<Int>()
+      let taken = try atomically { _ -> [Int] in
+        var taken: [Int] = []
+        for round in 0..<500 {
+          for item in 0..<3 { try queue.enqueue(round * 3 + item) }
+          for _ in 0..<2 { taken.append(queue.tryDequeue()!) }
+        }
+        return taken
+      }
+      var left: [Int] = []
+      while let item = queue.tryDequeue() { left.append(item) }
+      #expect(taken + left == Array(0..<1_500))
+      #expect(left.count == 500)
+    }
+  }
+}
