@@ -83,7 +83,9 @@ public final class TQueue<Element: Sendable>: Sendable {
   ///
   /// Outside a transaction this commits at once. Inside one, the item is appended when the
   /// transaction commits (never if it rolls back). On a full bounded queue it waits (outside a
-  /// transaction, blocking the thread; inside, the transaction retries). From a task, use
+  /// transaction, blocking the thread; inside, the transaction retries). One transaction's
+  /// items must fit in the queue together: an enqueue that would give a transaction more items
+  /// waiting to land than the capacity traps, since no consumer could ever make room. From a task, use
   /// ``enqueue(_:fileID:line:)-7jle`` with `await`, which suspends instead (Swift picks it
   /// in asynchronous code): blocked producer tasks could otherwise hold every thread of the
   /// shared pool, leaving none for the consumers that would free a place.
@@ -352,10 +354,25 @@ public final class TQueue<Element: Sendable>: Sendable {
     var budget = producerBudget.value
     if budget < places {
       budget += freedPlaces.value
-      guard budget >= places else { try transaction.retry() }
+      guard budget >= places else {
+        trapIfNeverRoom(for: places, in: transaction)
+        try transaction.retry()
+      }
       freedPlaces.value = 0
     }
     producerBudget.value = budget - places
+  }
+
+  /// Traps when `transaction` already holds as many of its own items, waiting to land, as the
+  /// queue's capacity, and needs `places` more: no number of consumers could ever make room
+  /// for them all, so the retry would wait forever.
+  @usableFromInline
+  func trapIfNeverRoom(for places: Int, in transaction: Transaction) {
+    guard let capacity else { return }
+    let pending = tail._existingDelayedAppend(in: transaction, as: _EnqueueBatch<Element>.self) { $0.items.count } ?? 0
+    guard pending + places > capacity else { return }
+    fatalError(
+      "A transaction enqueued \(pending + places) items into a TQueue of capacity \(capacity): they can never all fit, so it would wait forever. Enqueue at most \(capacity) items per transaction, or give the queue a larger capacity (or none).")
   }
 
   /// Closes the queue: consumers drain what is left and then receive nil, and later enqueues

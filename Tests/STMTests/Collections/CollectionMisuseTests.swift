@@ -72,6 +72,20 @@ extension LibraryTests {
       #expect(standardError(of: result).contains("was given the key a more than once"))
     }
 
+    /// One transaction's items must fit in a bounded queue together: more than the capacity
+    /// could never land, and the transaction would wait for room forever.
+    @Test func enqueueingMoreThanTheCapacityInOneTransactionTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let queue = TQueue<Int>(capacity: 2)
+        try? atomically { _ in
+          try queue.enqueue(1)
+          try queue.enqueue(2)
+          try queue.enqueue(3)
+        }
+      }
+      #expect(standardError(of: result).contains("A transaction enqueued 3 items into a TQueue of capacity 2"))
+    }
+
     @Test func aQueueCapacityBelowOneTraps() async {
       let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
         _ = TQueue<Int>(capacity: 0)
