@@ -2,8 +2,9 @@
 ///
 /// `ContiguousArray.removeAll(keepingCapacity:)` goes through a generic range replacement that
 /// cost more than the rest of a small transaction; this list releases its cells and resets a
-/// count. Owned by one segment, so it needs no synchronization; segments live as long as the
-/// process, so the buffer is never freed.
+/// count. Used by one thread at a time, so it needs no synchronization: a segment's, or, once
+/// its transaction has ended, its thread's leftovers (see `_Leftovers`), with which the segment
+/// swaps it.
 ///
 /// A cell is retained while listed, unless the caller says that something else keeps it alive
 /// for as long as the segment's snapshot is announced (an index's cell: see
@@ -24,6 +25,24 @@ struct _CellList {
   init(capacity: Int = 64) {
     self.capacity = capacity
     storage = .allocate(capacity: capacity)
+  }
+
+  /// An empty list with no buffer yet (its first append makes one): a placeholder that a
+  /// thread's leftovers swap in and out (see `_Leftovers`), which costs no allocation.
+  static var unallocated: _CellList { _CellList(unallocated: ()) }
+
+  private init(unallocated: Void) {
+    capacity = 0
+    // Never read or written: with no capacity, every access stops at `count`, which is 0.
+    storage = UnsafeMutablePointer(bitPattern: MemoryLayout<UInt>.alignment).unsafelyUnwrapped
+  }
+
+  /// Frees the buffer of an empty list that is going away. (A segment's list is never freed:
+  /// segments live as long as the process.)
+  mutating func deallocate() {
+    assert(count == 0, "freeing a list that still holds cells")
+    if capacity > 0 { storage.deallocate() }
+    self = .unallocated
   }
 
   var isEmpty: Bool { count == 0 }
@@ -102,11 +121,13 @@ struct _CellList {
   }
 
   private mutating func grow() {
-    let larger = UnsafeMutablePointer<UInt>.allocate(capacity: capacity * 2)
-    larger.moveInitialize(from: storage, count: count)
-    storage.deallocate()
+    let larger = UnsafeMutablePointer<UInt>.allocate(capacity: max(64, capacity * 2))
+    if capacity > 0 {
+      larger.moveInitialize(from: storage, count: count)
+      storage.deallocate()
+    }
     storage = larger
-    capacity *= 2
+    capacity = max(64, capacity * 2)
   }
 
   private static func address(of cell: _Cell) -> UInt {

@@ -999,10 +999,16 @@ extension _Engine {
   /// Every running snapshot is at or above the horizon, so every reader stops at or above the
   /// newest version stamped at or below it: nothing below that version can be in use.
   /// The caller holds the cell's commit lock. Returns whether older versions remain.
+  ///
+  /// What it drops and does not cache goes to the thread's leftovers, freed once the thread
+  /// has let go of its locks and its segment: freeing a version runs the deinit of its value,
+  /// user code that may use transactional data (see `_Leftovers`).
   @discardableResult
   func trimHistory(below newest: Unmanaged<_VersionBase>, of cell: _Cell, noting: Bool = true, by context: _ThreadContext) -> Bool {
     var dropped: _VersionBase?
-    return trimHistory(below: newest, of: cell, noting: noting, handingOver: &dropped, by: context)
+    let remains = trimHistory(below: newest, of: cell, noting: noting, handingOver: &dropped, by: context)
+    if let dropped = dropped.take() { context.leftovers.versions.append(dropped) }
+    return remains
   }
 
   /// As `trimHistory(below:of:noting:)`, but the versions it drops and does not cache

@@ -71,6 +71,9 @@ final class _ThreadContext: @unchecked Sendable {
   /// runs may write transactional data, which would otherwise join the finished transaction
   /// and be lost (found by review).
   @exclusivity(unchecked) var releasedOnceEnded: [[AnyObject]] = []
+  /// What this thread's last attempt or drop-in update let go of while it held its segment or
+  /// a lock, freed once it held neither (see `_Leftovers`); empty in between.
+  @exclusivity(unchecked) var leftovers = _Leftovers()
   /// The conflict log's state for this thread (see `_ThreadDiagnostics`).
   @exclusivity(unchecked) var diagnostics = _ThreadDiagnostics()
   /// Versions this thread's commits dropped, for its next writes to reuse.
@@ -141,6 +144,8 @@ final class _ThreadContext: @unchecked Sendable {
 
   deinit {
     _StatisticsRegistry.shared.retire(statistics)
+    // Empty: every attempt and update frees its leftovers before it returns.
+    leftovers.reads.deallocate()
   }
 }
 

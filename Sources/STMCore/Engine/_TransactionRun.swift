@@ -207,14 +207,17 @@ struct _TransactionRun {
     segment.retryRequested = false
     segment.isRunning = false
     if segment.siteNumber.load(ordering: .relaxed) != 0 { segment.siteNumber.store(0, ordering: .relaxed) }
-    if !segment.reads.isEmpty { segment.reads.removeAll() }
+    // Swapped out, to be freed once the thread holds no segment: what they hold may be the
+    // last reference to a value whose deinit uses transactional data (see `_Leftovers`).
+    if !segment.reads.isEmpty { swap(&segment.reads, &context.leftovers.reads) }
     context.diagnostics.endAccesses()
     if !segment.log.isEmpty || !segment.log.afterCommit.isEmpty || !segment.log.afterAbort.isEmpty {
-      segment.log.removeAll()
+      swap(&segment.log, &context.leftovers.log)
     }
     segment.context = nil
     context.segment = nil
     engine.releaseSegment(segment)
+    context.releaseLeftovers()
     return hooks
   }
 }
@@ -516,6 +519,9 @@ extension _Engine {
       if let extraAddress { engine.retryWaiters.wakeWaiters(ofCellAt: extraAddress) }
       context.statistics.recordCommit()
     }
+    // Once the locks are let go: a version that the publish dropped may hold the last
+    // reference to a value whose deinit reads this very cell.
+    if !context.leftovers.versions.isEmpty { context.releaseLeftovers() }
     if !context.releasedOnceEnded.isEmpty { context.releasedOnceEnded = [] }
   }
 }

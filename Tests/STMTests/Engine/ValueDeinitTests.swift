@@ -1,0 +1,162 @@
+import Dispatch
+import STM
+import STMTestSupport
+import Testing
+
+/// Counts its deinits in a transactional counter: a deinit that uses transactional data.
+private final class CountsItsDeinit: Sendable {
+  let deinits: TCounter
+  init(_ deinits: TCounter) { self.deinits = deinits }
+  deinit { deinits.increment() }
+}
+
+/// Adds one to a `TVar` when freed, with a read-modify-write (a read and a write, not a commute).
+private final class BumpsAVariable: Sendable {
+  let variable: TVar<Int>
+  init(_ variable: TVar<Int>) { self.variable = variable }
+  deinit { variable.value += 1 }
+}
+
+/// Reads the variable that holds it when freed.
+private final class ReadsItsHolder: Sendable {
+  let holder: TVar<ReadsItsHolder?>
+  init(_ holder: TVar<ReadsItsHolder?>) { self.holder = holder }
+  deinit { _ = holder.value }
+}
+
+private struct Planned: Error {}
+
+extension LibraryTests {
+  /// The engine frees the values that transactions and drop-in updates let go of (replaced,
+  /// removed, discarded with a rolled-back attempt, or held last by its read list) only once
+  /// the thread holds no segment and no lock: a deinit that uses transactional data then runs
+  /// as code outside a transaction does, and what it writes commits (DESIGN.md: atomicity and
+  /// serializability; see `_Leftovers`). Before, such writes joined the transaction that was
+  /// ending and were lost, a write during a commit changed the log the commit was walking, and
+  /// a deinit that read its own variable waited for itself.
+  @Suite struct ValueDeinitTests {
+    @Test func aValueReplacedByACommitRunsItsDeinitOutsideTheCommit() {
+      let deinits = TCounter()
+      let variable = TVar<CountsItsDeinit?>(CountsItsDeinit(deinits))
+      atomically { _ in variable.value = CountsItsDeinit(deinits) }
+      #expect(deinits.value == 1)
+      atomically { _ in variable.value = nil }
+      #expect(deinits.value == 2)
+
+      let bumps = TVar(0)
+      let holder = TVar<BumpsAVariable?>(BumpsAVariable(bumps))
+      atomically { _ in holder.value = nil }
+      #expect(bumps.value == 1)
+    }
+
+    /// The same through the collections: a replaced key, a removed element, `removeAll`.
+    @Test func valuesThatCollectionsLetGoOfRunTheirDeinitsOutsideTheCommit() {
+      let deinits = TCounter()
+      let dict = TDictionary<Int, CountsItsDeinit>()
+      dict[1] = CountsItsDeinit(deinits)
+      dict[2] = CountsItsDeinit(deinits)
+      atomically { _ in dict[1] = CountsItsDeinit(deinits) }
+      #expect(deinits.value == 1)
+      atomically { _ in _ = dict.removeValue(forKey: 2) }
+      #expect(deinits.value == 2)
+      dict.removeAll()
+      #expect(deinits.value == 3)
+
+      let array = TArray<CountsItsDeinit>()
+      array.append(CountsItsDeinit(deinits))
+      atomically { _ in array[0] = CountsItsDeinit(deinits) }
+      #expect(deinits.value == 4)
+    }
+
+    /// A commit that also commutes a counter, whose transform the deinit's write used to be
+    /// mistaken for (it trapped, saying a commute transform used a variable).
+    @Test func aDeinitDuringACommitThatCommutesDoesNotTrap() {
+      let bumps = TVar(0), hits = TVar(0)
+      let holder = TVar<BumpsAVariable?>(BumpsAVariable(bumps))
+      atomically { _ in
+        hits.commute { $0 + 1 }
+        holder.value = nil
+      }
+      #expect(bumps.value == 1)
+      #expect(hits.value == 1)
+    }
+
+    @Test func aPendingValueOfAnAttemptThatThrowsRunsItsDeinitAfterTheAttempt() {
+      let deinits = TCounter()
+      let variable = TVar<CountsItsDeinit?>(nil)
+      #expect(throws: Planned.self) {
+        try atomically { _ in
+          variable.value = CountsItsDeinit(deinits)
+          throw Planned()
+        }
+      }
+      #expect(variable.value == nil)
+      #expect(deinits.value == 1)
+    }
+
+    /// A variable made and read inside a transaction is held last by the read list.
+    @Test func aVariableHeldLastByTheReadListRunsItsValuesDeinitAfterTheCommit() {
+      let deinits = TCounter()
+      atomically { _ in
+        let local = TVar(CountsItsDeinit(deinits))
+        _ = local.value
+      }
+      #expect(deinits.value == 1)
+    }
+
+    /// A transaction's own queue items that it took and let go of.
+    @Test func ownQueueItemsTakenInATransactionRunTheirDeinits() throws {
+      let deinits = TCounter()
+      let queue = TQueue<CountsItsDeinit>()
+      try atomically { _ in
+        for _ in 0..<4 { try queue.enqueue(CountsItsDeinit(deinits)) }
+        _ = queue.tryDequeue()
+        _ = queue.tryDequeue()
+      }
+      #expect(deinits.value == 2)
+      #expect(queue.tryDequeue() != nil)
+    }
+
+    /// A deinit that runs a transaction of its own, whose end frees a value with a deinit of
+    /// its own: each commits.
+    @Test func aDeinitThatRunsATransactionThatFreesAnotherValue() {
+      let deinits = TCounter()
+      let inner = TVar<CountsItsDeinit?>(CountsItsDeinit(deinits))
+      final class ClearsAnother: Sendable {
+        let other: TVar<CountsItsDeinit?>
+        let deinits: TCounter
+        init(_ other: TVar<CountsItsDeinit?>, _ deinits: TCounter) { (self.other, self.deinits) = (other, deinits) }
+        deinit {
+          atomically { _ in other.value = nil }
+          deinits.increment()
+        }
+      }
+      let outer = TVar<ClearsAnother?>(ClearsAnother(inner, deinits))
+      atomically { _ in outer.value = nil }
+      #expect(inner.value == nil)
+      #expect(deinits.value == 2)
+    }
+
+    /// Outside a transaction, a value replaced while an older version is kept for a reader
+    /// (so the update publishes a new version instead of overwriting) is freed once the
+    /// variable's lock is let go: its deinit reads the variable instead of waiting for itself.
+    @Test func aDropInUpdateFreesTheReplacedValueAfterLettingGoOfTheLock() {
+      let holder = TVar<ReadsItsHolder?>(nil)
+      holder.value = ReadsItsHolder(holder)
+      let reading = Gate(), release = Gate()
+      let reader = startThread {
+        atomically { _ in
+          _ = holder.value
+          reading.open()
+          release.wait()
+        }
+      }
+      reading.wait()
+      holder.value = ReadsItsHolder(holder)
+      release.open()
+      reader.wait()
+      let writer = startThread { holder.value = nil }
+      #expect(writer.wait(timeout: .now() + 60) == .success)
+    }
+  }
+}
