@@ -85,7 +85,11 @@ final class _Segment: @unchecked Sendable {
   @exclusivity(unchecked) var conflictingCellWasRead = false
   /// Abort hooks of `orElse` branches and nested blocks that rolled back; they run when the
   /// whole transaction ends, outside it, whatever its outcome.
-  @exclusivity(unchecked) var rolledBackHooks: [() -> Void] = []
+  @exclusivity(unchecked) var rolledBackHooks: [(number: Int, hook: () -> Void)] = []
+  /// How many abort hooks the attempt has registered: each hook's number, so that the hooks
+  /// of parts rolled back and those of the body run in reverse order of registration, as
+  /// `Transaction.afterAbort` says, however they interleave.
+  @exclusivity(unchecked) var abortHooksRegistered = 0
   @usableFromInline @exclusivity(unchecked) unowned(unsafe) var context: _ThreadContext?
   /// Whether the newest version of the cell an in-place mutation holds is its only one (see
   /// `newestVersion(ofLocked:)`).
@@ -459,7 +463,7 @@ final class _Segment: @unchecked Sendable {
     let abandonedHooks = log.afterAbort.dropFirst(checkpoint.log.afterAbort.count)
     log = checkpoint.log
     log.generation &+= 1
-    rolledBackHooks += abandonedHooks.reversed()
+    rolledBackHooks += abandonedHooks
   }
 
   // MARK: Commit

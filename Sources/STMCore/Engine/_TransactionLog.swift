@@ -59,7 +59,9 @@ struct _TransactionLog {
   /// Built once the log is too long for a linear scan to be the cheaper lookup.
   private var index = _CellPositions()
   var afterCommit: [() -> Void] = []
-  var afterAbort: [() -> Void] = []
+  /// Abort hooks, each with its number in the attempt's order of registration (see
+  /// `_Segment.abortHooksRegistered`).
+  var afterAbort: [(number: Int, hook: () -> Void)] = []
   @usableFromInline var generation: UInt32 = 0
 
   @usableFromInline init() {}

@@ -191,9 +191,12 @@ struct _TransactionRun {
   /// transaction is running on this thread: those of parts rolled back earlier (`orElse`,
   /// nested blocks), then, if the attempt is aborting, its own abort hooks, newest first.
   private func end(_ segment: _Segment, _ context: _ThreadContext, aborting: Bool) -> [() -> Void] {
-    var hooks = segment.rolledBackHooks
-    if !hooks.isEmpty { segment.rolledBackHooks = [] }
-    if aborting && !segment.log.afterAbort.isEmpty { hooks += segment.log.afterAbort.reversed() }
+    var abortHooks = segment.rolledBackHooks
+    if !abortHooks.isEmpty { segment.rolledBackHooks = [] }
+    if aborting && !segment.log.afterAbort.isEmpty { abortHooks += segment.log.afterAbort }
+    segment.abortHooksRegistered = 0
+    // Newest first, whether registered by the body or by a part that rolled back.
+    let hooks = abortHooks.isEmpty ? [] : abortHooks.sorted { $0.number > $1.number }.map(\.hook)
     let engine = _Engine.shared
     // Committed, or rolled back: the cells it pinned may be retired again.
     if !segment.pinnedCells.isEmpty { segment.unpinAll() }

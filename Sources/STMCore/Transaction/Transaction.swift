@@ -14,8 +14,10 @@
 /// }
 /// ```
 ///
-/// A handle is valid only inside the block that received it, on the thread running that block.
-/// Using it anywhere else traps with a message saying so.
+/// A handle is valid only inside the transaction that gave it, on the thread running that
+/// transaction: using it after the transaction's attempt has ended, or from another thread,
+/// traps with a message saying so. (The handle of a nested `atomically` block stands for the
+/// enclosing transaction, which it joined, and stays usable in that transaction's block.)
 public struct Transaction {
   /// The segment running the attempt, unretained: segments live as long as the engine.
   @usableFromInline let segmentHandle: Unmanaged<_Segment>
@@ -144,7 +146,16 @@ public struct Transaction {
     }
     segment.rollback(to: checkpoint)
     segment.retryRequested = false
-    return try second(self)
+    do {
+      return try second(self)
+    } catch {
+      // As for `first`: an error other than a retry or a rerun leaves no write of the branch
+      // behind, even if the body catches it (found by review); a retry ends the attempt.
+      if !(error is _RetrySignal) && !(error is _RerunSignal) && !segment.retryRequested {
+        segment.rollback(to: checkpoint)
+      }
+      throw error
+    }
   }
 
   /// Registers `hook` to run once, on this thread, after the transaction commits.
@@ -179,7 +190,10 @@ public struct Transaction {
   /// - Complexity: O(1).
   public func afterAbort(_ hook: @escaping () -> Void) {
     checkValid("afterAbort(_:)")
-    _withSegment { $0.log.afterAbort.append(hook) }
+    _withSegment { segment in
+      segment.abortHooksRegistered += 1
+      segment.log.afterAbort.append((segment.abortHooksRegistered, hook))
+    }
   }
 
   /// Makes this transaction inevitable: from now on it cannot abort, so it may perform

@@ -142,6 +142,58 @@ extension LibraryTests {
       #expect(cell.value == 0)
     }
 
+    /// The second branch too: its writes and hooks go when it throws, even if the body
+    /// catches the error and commits (found by review).
+    @Test func orElseRollsBackASecondBranchThatThrows() {
+      let cell = TVar(0), gate = TVar(false)
+      var commitHookRan = false, abortHookRan = false
+      atomically { tx in
+        cell.value = 1
+        do {
+          try tx.orElse({ _ in if !gate.value { try tx.retry() } }, { tx in
+            cell.value = 5
+            tx.afterCommit { commitHookRan = true }
+            tx.afterAbort { abortHookRan = true }
+            throw Refused()
+          })
+        } catch {}
+      }
+      #expect(cell.value == 1)
+      #expect(!commitHookRan)
+      // A hook of a part that rolled back runs once the transaction ends (see `afterAbort`).
+      #expect(abortHookRan)
+    }
+
+    /// Abort hooks run newest first, whether the body registered them or a part that rolled
+    /// back did, however the two interleave (found by review).
+    @Test func abortHooksRunInReverseOrderOfRegistration() {
+      let gate = TVar(false)
+      var order: [String] = []
+      #expect(throws: Refused.self) {
+        try atomically { tx in
+          tx.afterAbort { order.append("A") }
+          try tx.orElse({ tx in
+            tx.afterAbort { order.append("B") }
+            if !gate.value { try tx.retry() }
+          }, { _ in })
+          tx.afterAbort { order.append("C") }
+          try atomically { inner in
+            inner.afterAbort { order.append("D") }
+            throw Refused()
+          }
+        }
+      }
+      #expect(order == ["D", "C", "B", "A"])
+      // Committed: only the hooks of the parts that rolled back run, newest first.
+      order = []
+      atomically { tx in
+        tx.afterAbort { order.append("A") }
+        try? tx.orElse({ tx in tx.afterAbort { order.append("B") }; throw Refused() }, { _ in })
+        try? atomically { inner in inner.afterAbort { order.append("C") }; throw Refused() }
+      }
+      #expect(order == ["C", "B"])
+    }
+
     @Test func becomingInevitableTwiceOrInANestedBlockDoesNotWait() throws {
       let cell = TVar(0)
       try atomically { tx in
