@@ -22,7 +22,8 @@ import Synchronization
 /// - a committed removal detaches its key's cell at once (`detach`);
 /// - cells made for lookups of absent keys, and cells of inserts that rolled back, are swept
 ///   later: a sweep retires the empty cells that were already suspects at the previous sweep
-///   of the stripe, so a cell made by an insert still in flight is not touched.
+///   of the stripe, once every transaction that was running at that sweep has ended, so a
+///   cell that a transaction still in flight looked up or is inserting into is not touched.
 ///
 /// Lookups, inserts, removals and the housekeeping they trigger (sweeps, pruning) are
 /// inlinable, so that a client's specialized code does them without generic-metadata lookups:
@@ -46,6 +47,9 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     @usableFromInline var madeSinceSweep = 0
     /// Empty cells seen by the last sweep.
     @usableFromInline var suspects: [Cell] = []
+    /// A clock value taken after the last sweep found `suspects`: every transaction that
+    /// started after that reads at a snapshot at or above it (see `sweep`).
+    @usableFromInline var suspectsFound: UInt64 = 0
     /// Retired cells, with their keys and the clock when they were retired, oldest first: a
     /// transaction or single read whose snapshot is older may still find its key's value in
     /// one, so lookups and enumeration look at them until none can. A flat list, searched
@@ -422,14 +426,25 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   @inlinable
   static func sweep(_ stripe: Stripe, _ state: inout StripeState) {
     state.sweepScheduled = false
-    dropReplacedTables(&state, olderThan: _EngineClock.oldestRunningSnapshot())
+    state.madeSinceSweep = 0
+    let oldest = _EngineClock.oldestRunningSnapshot()
+    dropReplacedTables(&state, olderThan: oldest)
+    // The suspects go only once every transaction that was running when they were found has
+    // ended. One that has run since may hold a suspect (its lookup of an absent key, or an
+    // insert it has yet to commit), and retiring the cell would make it rerun, though no one
+    // wrote its key: a long transaction lost every time to the sweeps that other threads'
+    // lookups of other absent keys brought on (found by review). Until then they stay
+    // suspects, and no new ones are gathered.
+    guard state.suspects.isEmpty || oldest >= state.suspectsFound else { return }
     let suspects = state.suspects
     state.suspects = []
     for cell in suspects { retire(cell, in: stripe, &state) }
     state.table.forEachCell { cell in
       if cell.variable._newestCommittedValue == nil { state.suspects.append(cell) }
     }
-    state.madeSinceSweep = 0
+    // Moved, not read: with no commit in between, a transaction that starts after this sweep
+    // would read at the same clock value as one that was running before it.
+    if !state.suspects.isEmpty { state.suspectsFound = _EngineClock.advance() }
   }
 
   /// After a removal of `key` committed: detaches its cell if it is still empty. Inlinable,

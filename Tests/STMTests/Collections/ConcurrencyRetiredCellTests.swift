@@ -26,17 +26,46 @@ extension LibraryTests {
     /// A control for `sweepAway`: an absent key of `key`'s stripe (above the keys `sweepAway`
     /// probes), given an empty cell by a lookup, and a check that its cell has left the index
     /// since. A sweep that spares a cell proves something only if it takes the control's.
+    /// Both `key` and the control are made suspects (see `makeSuspects`).
     private func emptyControlCell(nearStripeOf key: Int, in dictionary: TDictionary<Int, Int>) -> () -> Bool {
       let control = (2_000_000...).first { stripe(of: $0, in: dictionary) == stripe(of: key, in: dictionary) }!
-      atomically { _ in _ = dictionary[control] }
+      makeSuspects([key, control], in: dictionary)
       let before = cellAddress(of: control, in: dictionary)
       #expect(before != nil)
       return { cellAddress(of: control, in: dictionary) != before }
     }
 
-    /// Retires the empty cell that `key` has in `dictionary`, with no commit: another thread
-    /// looks up fresh absent keys of the same stripe in read-only transactions until two
-    /// sweeps have passed over the cell. Returns whether the cell left the index.
+    /// Gives `keys` (absent, all of one stripe) empty cells, by lookups, and has sweeps pass
+    /// until every one of those cells is a suspect: a sweep retires a suspect only once the
+    /// transactions that were running when it was found have ended, so a test whose
+    /// transaction must meet a swept cell makes it a suspect before that transaction starts.
+    private func makeSuspects(_ keys: [Int], in dictionary: TDictionary<Int, Int>) {
+      for key in keys { atomically { _ in _ = dictionary[key] } }
+      let index = dictionary.storage.index
+      func areSuspects() -> Bool {
+        keys.allSatisfy { key in
+          let hash = index.hash(of: key)
+          guard let cell = index.find(key, hash: hash) else { return false }
+          return index.stripe(forHash: hash)._withUnsafeGuaranteedRef { stripe in
+            stripe.state.withLock { $0.suspects.contains { $0 === cell.takeUnretainedValue() } }
+          }
+        }
+      }
+      let target = stripe(of: keys[0], in: dictionary)
+      var probe = 3_000_000
+      for _ in 0..<200_000 where !areSuspects() {
+        probe += 1
+        guard stripe(of: probe, in: dictionary) == target else { continue }
+        let absent = probe
+        atomically { _ in _ = dictionary[absent] }
+      }
+      #expect(areSuspects(), "no sweep found the cells of \(keys)")
+    }
+
+    /// Retires the empty cell that `key` has in `dictionary`, a suspect since before the
+    /// running transaction began (see `makeSuspects`), with no commit: another thread looks up
+    /// fresh absent keys of the same stripe in read-only transactions until a sweep has passed
+    /// over the cell. Returns whether the cell left the index.
     private func sweepAway(_ key: Int, in dictionary: TDictionary<Int, Int>) -> Bool {
       let swept = LockedBox(false)
       let target = stripe(of: key, in: dictionary)
@@ -102,6 +131,7 @@ extension LibraryTests {
       let key = 42
       let seen = LockedBox<[String]>([])
       let attempts = LockedBox(0)
+      makeSuspects([key], in: dictionary)
       atomically { _ in
         attempts.value += 1
         dictionary[key] = 1
@@ -124,6 +154,7 @@ extension LibraryTests {
       let key = 42
       let seen = LockedBox<[String]>([])
       let attempts = LockedBox(0)
+      makeSuspects([key], in: dictionary)
       try atomically { transaction in
         attempts.value += 1
         let before = dictionary[key]
