@@ -462,9 +462,9 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   @inlinable
   static func retire(_ cell: Cell, in stripe: Stripe, _ state: inout StripeState) {
     let hash = state.table.hash(of: cell.key)
-    guard state.table.find(cell.key, hash: hash)?.toOpaque() == Unmanaged.passUnretained(cell).toOpaque(),
-      cell.variable._retire(if: { $0 == nil })
-    else { return }
+    // By the cell, not its key: a key that does not equal itself (`Double.nan`) is never
+    // found, and its empty cells stayed for good (found by review).
+    guard state.table.holds(cell, hash: hash), cell.variable._retire(if: { $0 == nil }) else { return }
     stripe.newestRetirement.store(.max, ordering: .sequentiallyConsistent)
     let removed = state.table.remove(cell, hash: hash).unsafelyUnwrapped
     // Taken after the cell left the table (see `_KeyTable`), and a clock value of its own,

@@ -375,6 +375,22 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     return estimatedUsed.wrappingAdd(weight, ordering: .relaxed).newValue * 4 > words * 3
   }
 
+  /// Whether the table holds `cell` itself, whose key's hash value is `hash`: found by the
+  /// cell's address, not by its key, which may not even equal itself (a `Double.nan`). Needs
+  /// the lock, as `remove(_:hash:)` does.
+  @inlinable
+  func holds(_ cell: Cell, hash: Int) -> Bool {
+    let target = Self.word(Unmanaged.passUnretained(cell), hash: hash)
+    var index = hash & mask
+    for _ in 0...mask {
+      let word = words[index].load(ordering: .relaxed)
+      if Self.endsProbe(word) { return false }
+      if word == target { return true }
+      index = (index &+ 1) & mask
+    }
+    return false
+  }
+
   /// Takes `cell` out, if the table has it, and hands over the table's retain on it. Needs the
   /// lock. Its loads are relaxed: it compares words and reads no cell through them.
   @inlinable

@@ -484,6 +484,19 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     }
   }
 
+  /// Inside `transaction`: removes, through their cells, the present keys that do not equal
+  /// themselves (such as `Double.nan`), which no lookup by key can find: what `removeAll`
+  /// does for the keys that a removal by key leaves.
+  @inlinable
+  func removeKeysUnequalToThemselves(in transaction: Transaction, at site: _CallSite) {
+    for (key, slot) in index.allSlots(in: transaction).current where key != key {
+      let noted = slot._noted(.readWrite, at: site, as: .key(key))
+      guard let old = noted.value else { continue }
+      noted.value = nil
+      noteMembershipChange(of: key, from: old, to: nil, in: slot, transaction, at: site)
+    }
+  }
+
   /// Begins a modification of the optional value of `key`: outside a transaction an in-place
   /// update holding the key's cell until `endOptionalModification`; inside one a read, with
   /// the key listed as being mutated on a copy.

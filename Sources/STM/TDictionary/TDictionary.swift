@@ -418,8 +418,17 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// - Complexity: O(*n*) for *n* keys.
   public func removeAll(fileID: StaticString = #fileID, line: UInt = #line) {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
-    _singleOperation(at: site) { _ in
-      for (key, _) in storage.snapshot(at: site) { removeValue(forKey: key, fileID: fileID, line: line) }
+    _singleOperation(at: site) { transaction in
+      var unequalKeys = false
+      for (key, _) in storage.snapshot(at: site) {
+        // A key that does not equal itself (`Double.nan`) cannot be looked up: removed below.
+        guard key == key else {
+          unequalKeys = true
+          continue
+        }
+        removeValue(forKey: key, fileID: fileID, line: line)
+      }
+      if unequalKeys { storage.removeKeysUnequalToThemselves(in: transaction, at: site) }
     }
   }
 }

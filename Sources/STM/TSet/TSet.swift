@@ -402,8 +402,18 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*n*).
   public func removeAll(fileID: StaticString = #fileID, line: UInt = #line) {
-    _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
-      for element in elements(at: _CallSite(fileID: fileID, line: line, owner: self)) { remove(element, fileID: fileID, line: line) }
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
+    _singleOperation(at: site) { transaction in
+      var unequalElements = false
+      for element in elements(at: site) {
+        // An element that does not equal itself (`Double.nan`) cannot be looked up: removed below.
+        guard element == element else {
+          unequalElements = true
+          continue
+        }
+        remove(element, fileID: fileID, line: line)
+      }
+      if unequalElements { storage.removeKeysUnequalToThemselves(in: transaction, at: site) }
     }
   }
 }

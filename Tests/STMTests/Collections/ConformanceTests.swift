@@ -164,6 +164,43 @@ extension LibraryTests {
       #expect(fromSequence.elements.map(\.tag) == Set([Tagged(2, "a"), Tagged(2, "b")]).map(\.tag))
     }
 
+    /// Keys that do not equal themselves (`Double.nan`): each insert adds one that no lookup
+    /// finds, as in `Dictionary` and `Set`, and `removeAll` takes them all (it looked each key
+    /// up, and left them; found by review).
+    @Test func keysThatDoNotEqualThemselvesMatchDictionaryAndSet() {
+      var plain: [Double: Int] = [:]
+      let dictionary = TDictionary<Double, Int>()
+      for (key, value) in [(Double.nan, 1), (.nan, 2), (1.5, 3)] {
+        plain[key] = value
+        dictionary[key] = value
+      }
+      #expect(dictionary.count == plain.count)
+      #expect(dictionary[.nan] == plain[.nan])
+      #expect(dictionary.values.sorted() == plain.values.sorted())
+      plain.removeAll()
+      dictionary.removeAll()
+      #expect(dictionary.count == 0 && dictionary.isEmpty && dictionary.values.isEmpty)
+
+      var plainSet: Set<Double> = []
+      let set = TSet<Double>()
+      for element in [Double.nan, .nan, 2.5] {
+        plainSet.insert(element)
+        set.insert(element)
+      }
+      #expect(set.count == plainSet.count)
+      atomically { _ in set.removeAll() }
+      #expect(set.count == 0 && set.isEmpty)
+    }
+
+    /// Lookups of such a key in transactions give it an empty cell each time (no lookup finds
+    /// the last one); sweeps take them all the same, as they take other keys' (they looked
+    /// each cell's key up to find it, and kept them for good; found by review).
+    @Test func emptyCellsOfKeysThatDoNotEqualThemselvesAreSwept() {
+      let dictionary = TDictionary<Double, Int>()
+      for _ in 0..<5_000 { atomically { _ in _ = dictionary[.nan] } }
+      #expect(dictionary.storage.index.cellCount < 1_000)
+    }
+
     @Test func setMatchesSet() {
       var random = SeededRandom(seed: 11)
       let subject = TSet<Int>()
