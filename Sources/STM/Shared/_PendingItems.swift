@@ -58,6 +58,12 @@ struct _PendingItems<Element> {
     return item
   }
 
+  /// Removes the newest items past the first `count`.
+  @inlinable
+  mutating func removeLast(downTo count: Int) {
+    while self.count > count { _ = popLast() }
+  }
+
   /// Empties `rest`, which holds only taken items.
   @inlinable
   mutating func dropRest() {

@@ -255,7 +255,7 @@ public final class TArray<Element: Sendable>: Sendable {
     }
     slots.prepareForAppends(1)
     countCell._noteAccess(.write, at: _CallSite(fileID: fileID, line: line, owner: self), as: .named("count"))
-    countCell._withDelayedAppend(in: transaction, { _AppendBatch(slots: slots) }) { $0.items.append(element) }
+    countCell._withDelayedAppend(in: transaction, appendingOnly: true, { _AppendBatch(slots: slots) }) { $0.items.append(element) }
   }
 
   /// Outside a transaction: puts `element` in the slot just past the newest count with an
@@ -311,7 +311,7 @@ public final class TArray<Element: Sendable>: Sendable {
       return
     }
     countCell._noteAccess(.write, at: _CallSite(fileID: fileID, line: line, owner: self), as: .named("count"))
-    let pending = countCell._withDelayedAppend(in: transaction, { _AppendBatch(slots: slots) }) { batch in
+    let pending = countCell._withDelayedAppend(in: transaction, appendingOnly: true, { _AppendBatch(slots: slots) }) { batch in
       batch.items.append(contentsOf: elements)
       return batch.items.count
     }

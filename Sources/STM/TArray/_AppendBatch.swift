@@ -20,6 +20,9 @@ struct _AppendBatch<Element: Sendable>: _DelayedAppend {
     landItems = Self.land(_:onto:into:)
   }
 
+  @usableFromInline var _itemCount: Int { items.count }
+  @usableFromInline mutating func _removeItems(downTo count: Int) { items.removeLast(downTo: count) }
+
   /// Written out, not the protocol's default: with the anchor's type (`Int`) named here, the
   /// anchor's versions are read and made without run-time metadata lookups.
   @usableFromInline static func _land(

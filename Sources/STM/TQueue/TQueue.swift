@@ -178,7 +178,7 @@ public final class TQueue<Element: Sendable>: Sendable {
     if closed.value { throw TQueueClosedError() }
     try takePlaces(1, transaction, at: site)
     tail._noteAccess(.write, at: site, as: .named("tail"))
-    tail._withDelayedAppend(in: transaction, { _EnqueueBatch() }) { $0.items.append(item) }
+    tail._withDelayedAppend(in: transaction, appendingOnly: true, { _EnqueueBatch() }) { $0.items.append(item) }
   }
 
   /// Outside a transaction: links the item in place (see `enqueueInPlace`). When that cannot be

@@ -65,13 +65,14 @@ extension TVar {
 
   /// Inside a transaction: calls `body` with the running transaction's batch of delayed
   /// appends on this variable (its anchor), made with `make` if it has none yet, to change it
-  /// in place. A batch that an `orElse` checkpoint still holds is copied first. `body` must
+  /// in place. A batch that an `orElse` checkpoint still holds is copied first, unless
+  /// `appendingOnly` says that `body` only appends items (see `_DelayedAppend`). `body` must
   /// not touch transactional data (it would find the batch in the middle of a change).
   @inlinable
   package func _withDelayedAppend<Batch: _DelayedAppend, Result>(
-    in transaction: Transaction, _ make: () -> Batch, _ body: (inout Batch) throws -> Result
+    in transaction: Transaction, appendingOnly: Bool = false, _ make: () -> Batch, _ body: (inout Batch) throws -> Result
   ) rethrows -> Result where Batch.Anchor == Value {
-    let box = transaction._withSegment { $0.delayedAppend(on: cell) { _DelayedAppendBox(make()) } }
+    let box = transaction._withSegment { $0.delayedAppend(on: cell, appendingOnly: appendingOnly) { _DelayedAppendBox(make()) } }
     return try box._withUnsafeGuaranteedRef { try body(&unsafeDowncast($0, to: _DelayedAppendBox<Batch>.self).batch) }
   }
 
@@ -85,7 +86,7 @@ extension TVar {
   }
 
   /// Inside a transaction: `body` applied to its batch on this variable, or nil if it has none.
-  /// Read it only; call ``_withDelayedAppend(in:_:_:)`` to change it.
+  /// Read it only; call ``_withDelayedAppend(in:appendingOnly:_:_:)`` to change it.
   @inlinable
   package func _existingDelayedAppend<Batch: _DelayedAppend, Result>(
     in transaction: Transaction, as type: Batch.Type, _ body: (borrowing Batch) -> Result

@@ -17,8 +17,11 @@
 /// It may run more than once for one commit.
 ///
 /// A batch is a value, kept inside the engine's box (`_DelayedAppendBox`): one allocation per
-/// transaction that appends, where a batch object in a box was two. A checkpoint that may roll
-/// back copies the box, and with it the batch.
+/// transaction that appends, where a batch object in a box was two. After a checkpoint (`orElse`,
+/// a nested `atomically`), appends go on into the same box, and rolling back removes the items
+/// appended since (`_removeItems(downTo:)`); any other change to the batch copies the box first,
+/// so that rolling back restores the checkpoint's copy. Copying it for appends too made a loop
+/// of nested blocks that each append take quadratic time (found by review).
 @usableFromInline
 package protocol _DelayedAppend<Anchor> {
   associatedtype Anchor: Sendable
@@ -35,6 +38,11 @@ package protocol _DelayedAppend<Anchor> {
   static func _land(
     _ batch: UnsafePointer<Self>, onto anchor: AnyObject, of cell: _Cell, into writes: inout [_DelayedWrite]
   ) -> AnyObject
+  /// How many items the batch holds.
+  var _itemCount: Int { get }
+  /// Removes the items past the first `count`, the newest: what a rollback to a checkpoint
+  /// taken when the batch held `count` items does, when only appends changed it since.
+  mutating func _removeItems(downTo count: Int)
 }
 
 extension _DelayedAppend {
@@ -93,6 +101,8 @@ package struct _DelayedWrite {
 class _AnyDelayedAppend {
   @usableFromInline init() {}
   func copy() -> _AnyDelayedAppend { fatalError("abstract") }
+  var itemCount: Int { fatalError("abstract") }
+  func removeItems(downTo count: Int) { fatalError("abstract") }
   func land(onto anchor: _VersionBase, of cell: _Cell, into writes: inout [_DelayedWrite]) -> _VersionBase {
     fatalError("abstract")
   }
@@ -110,6 +120,8 @@ final class _DelayedAppendBox<Batch: _DelayedAppend>: _AnyDelayedAppend {
   @inlinable init(_ batch: Batch) { self.batch = batch }
 
   override func copy() -> _AnyDelayedAppend { _DelayedAppendBox(batch) }
+  override var itemCount: Int { batch._itemCount }
+  override func removeItems(downTo count: Int) { batch._removeItems(downTo: count) }
 
   override func land(onto anchor: _VersionBase, of cell: _Cell, into writes: inout [_DelayedWrite]) -> _VersionBase {
     withUnsafeMutablePointer(to: &batch) { batch in
@@ -131,17 +143,18 @@ extension _Segment {
     }
   }
 
-  /// The box of this transaction's batch on `cell`, a new one from `makeBox` if it has none; a
-  /// box that a checkpoint still holds is copied first, so rolling back restores it untouched.
-  /// Untyped: see `_DelayedAppendBox`. Returned unretained: the log holds it until the
-  /// transaction ends.
+  /// The box of this transaction's batch on `cell`, a new one from `makeBox` if it has none. A
+  /// box that a checkpoint still holds is copied first, so rolling back restores it untouched,
+  /// unless the caller only appends (`appendingOnly`): rolling back then removes what it
+  /// appended (see `_DelayedAppend`). Untyped: see `_DelayedAppendBox`. Returned unretained:
+  /// the log holds it until the transaction ends.
   @usableFromInline
-  func delayedAppend(on cell: _Cell, makeBox: () -> _AnyDelayedAppend) -> Unmanaged<_AnyDelayedAppend> {
+  func delayedAppend(on cell: _Cell, appendingOnly: Bool, makeBox: () -> _AnyDelayedAppend) -> Unmanaged<_AnyDelayedAppend> {
     if let position = log.find(cell) {
       // Read in place (a bound `existing` was a retained copy): every append of a transaction
       // after its first comes here.
       if log.entries[position].batch != nil {
-        if log.entries[position].batchGeneration != log.generation {
+        if !appendingOnly && log.entries[position].batchGeneration != log.generation {
           log.entries[position].batch = log.entries[position].batch.unsafelyUnwrapped.copy()
           log.entries[position].batchGeneration = log.generation
         }
@@ -149,12 +162,14 @@ extension _Segment {
       }
       let box = makeBox()
       let handle = Unmanaged.passUnretained(box)
+      log.hasBatches = true
       log.entries[position].batch = consume box
       log.entries[position].batchGeneration = log.generation
       return handle
     }
     let box = makeBox()
     let handle = Unmanaged.passUnretained(box)
+    log.hasBatches = true
     // Built whole and moved in: setting the batch on a built entry copied the entry.
     log.append(
       _WriteEntry(

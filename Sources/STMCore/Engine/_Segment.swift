@@ -447,12 +447,21 @@ final class _Segment: @unchecked Sendable {
   @usableFromInline
   struct Checkpoint {
     let log: _TransactionLog
+    /// The item count of each batch of delayed appends in `log`, by entry: appends after the
+    /// checkpoint go into the same batch, and a rollback removes them (see `_DelayedAppend`).
+    let batchItemCounts: [(position: Int, count: Int)]
   }
 
   @usableFromInline
   func checkpoint() -> Checkpoint {
+    var batchItemCounts: [(position: Int, count: Int)] = []
+    if log.hasBatches {
+      for position in log.entries.indices {
+        if let batch = log.entries[position].batch { batchItemCounts.append((position, batch.itemCount)) }
+      }
+    }
     log.generation &+= 1
-    return Checkpoint(log: log)
+    return Checkpoint(log: log, batchItemCounts: batchItemCounts)
   }
 
   /// Undoes the writes, commutes and hooks recorded since `checkpoint`; reads stay marked
@@ -462,6 +471,7 @@ final class _Segment: @unchecked Sendable {
   func rollback(to checkpoint: Checkpoint) {
     let abandonedHooks = log.afterAbort.dropFirst(checkpoint.log.afterAbort.count)
     log = checkpoint.log
+    for (position, count) in checkpoint.batchItemCounts { log.entries[position].batch.unsafelyUnwrapped.removeItems(downTo: count) }
     log.generation &+= 1
     rolledBackHooks += abandonedHooks
   }

@@ -63,6 +63,9 @@ struct _TransactionLog {
   /// `_Segment.abortHooksRegistered`).
   var afterAbort: [(number: Int, hook: () -> Void)] = []
   @usableFromInline var generation: UInt32 = 0
+  /// Whether an entry has held a batch of delayed appends since the log was last emptied:
+  /// a checkpoint looks for batches only then.
+  var hasBatches = false
 
   @usableFromInline init() {}
 
@@ -161,5 +164,6 @@ struct _TransactionLog {
     if index.isBuilt { index = _CellPositions() }
     if !afterCommit.isEmpty { afterCommit.removeAll() }
     if !afterAbort.isEmpty { afterAbort.removeAll() }
+    hasBatches = false
   }
 }

@@ -1,4 +1,5 @@
 @testable import STM
+@testable import STMCore
 import STMTestSupport
 import Testing
 
@@ -300,6 +301,45 @@ extension LibraryTests {
       }
       #expect(array.elements == ["a", "b", "C"])
       #expect(array.description == "TArray([\"a\", \"b\", \"C\"])")
+    }
+
+    /// Appends after a checkpoint go on into the batch the checkpoint holds (copying it made a
+    /// loop of nested blocks that each append quadratic; found by review), and rolling back
+    /// takes out exactly those, however the rolled-back parts and the ones that stay interleave.
+    @Test func appendsAfterACheckpointShareTheBatchAndRollBackExactly() throws {
+      struct Refused: Error {}
+      let array = TArray<Int>()
+      let queue = TQueue<Int>()
+      let gate = TVar(false)
+      func batchIdentity() -> ObjectIdentifier? {
+        Transaction._currentChecked!._withSegment { segment in
+          segment.log.entries.compactMap { $0.batch.map(ObjectIdentifier.init) }.first
+        }
+      }
+      try atomically { tx in
+        array.append(0)
+        let batch = batchIdentity()
+        for item in 1...200 {
+          // A nested block that appends and completes, then one that appends and throws.
+          atomically { _ in array.append(item) }
+          try? atomically { _ in
+            array.append(-item)
+            array.append(contentsOf: [-item, -item])
+            throw Refused()
+          }
+          // A branch that appends and retries, then the other branch.
+          try tx.orElse({ _ in
+            try queue.enqueue(-item)
+            if !gate.value { try tx.retry() }
+          }, { _ in try queue.enqueue(item) })
+        }
+        #expect(batchIdentity() == batch)
+        #expect(array.count == 201)
+      }
+      #expect(array.elements == Array(0...200))
+      var items: [Int] = []
+      while let item = queue.tryDequeue() { items.append(item) }
+      #expect(items == Array(1...200))
     }
 
     @Test func aNestedBlockThatThrowsRestoresTheAppendsPendingBeforeIt() throws {
