@@ -51,6 +51,12 @@ public final class TArray<Element: Sendable>: Sendable {
   /// element. Using the element from inside its own mutation traps, inside a transaction as
   /// outside. A mutation that throws midway keeps what it changed.
   ///
+  /// One exception, inside a transaction: an element that the transaction itself appended, and
+  /// that has not landed yet, is updated on a copy each time (an array held there is copied
+  /// by each update of it), and using it from inside its own mutation is not caught: a read
+  /// there sees it as it was before the mutation, and a write there is lost when the mutation
+  /// ends. Assign such an element whole, or append it in its final form.
+  ///
   /// Conflicts: reading conflicts only with transactions that write or remove this index;
   /// writing also conflicts with transactions that read it. Neither conflicts with appends.
   ///
