@@ -31,19 +31,53 @@ struct _Leftovers {
 }
 
 extension _ThreadContext {
-  /// Frees this thread's leftovers; the thread holds no segment and no commit lock.
+  /// Takes the log and read list of the attempt that `segment`'s thread is ending, leaving the
+  /// segment empty ones (see `_Leftovers`).
+  func setAside(logAndReadsOf segment: _Segment) {
+    let hasLog = !segment.log.isEmpty || !segment.log.afterCommit.isEmpty || !segment.log.afterAbort.isEmpty
+    guard hasLog || !segment.reads.isEmpty else { return }
+    guard !isReleasingLeftovers else {
+      // Ended by a deinit that `releaseLeftovers` is running: `leftovers` is being emptied, so
+      // these go beside it. The segment gets buffers without capacity (a rare case).
+      var nested = _Leftovers()
+      if hasLog { swap(&segment.log, &nested.log) }
+      if !segment.reads.isEmpty { swap(&segment.reads, &nested.reads) }
+      setAsideWhileReleasing.append(nested)
+      return
+    }
+    // Swapped with the emptied buffers of this thread's last attempt: no allocation.
+    if hasLog { swap(&segment.log, &leftovers.log) }
+    if !segment.reads.isEmpty { swap(&segment.reads, &leftovers.reads) }
+  }
+
+  /// Takes a version that a commit of this thread dropped from its cell's history.
+  func setAside(_ version: consuming _VersionBase) {
+    guard !isReleasingLeftovers else {
+      var nested = _Leftovers()
+      nested.versions.append(version)
+      setAsideWhileReleasing.append(nested)
+      return
+    }
+    leftovers.versions.append(version)
+  }
+
+  /// Frees what this thread set aside; it holds no segment and no commit lock.
   ///
-  /// What it frees is moved out first, so that a `deinit` that runs a transaction of its own
-  /// (which ends by leaving, and freeing, its own leftovers here) never meets a list that is
-  /// being emptied. The emptied buffers are then kept for the next attempt.
+  /// A `deinit` that runs here may end a transaction or an update of its own, which sets its
+  /// leftovers aside beside these (`setAsideWhileReleasing`) instead of into the lists being
+  /// emptied, and leaves them to this call, which frees them after these.
   func releaseLeftovers() {
-    guard !leftovers.isEmpty else { return }
-    var taken = _Leftovers()
-    repeat {
-      swap(&taken, &leftovers)
-      taken.release()
-    } while !leftovers.isEmpty
-    swap(&taken, &leftovers)
-    taken.reads.deallocate()
+    guard !isReleasingLeftovers, !leftovers.isEmpty else { return }
+    isReleasingLeftovers = true
+    leftovers.release()
+    while !setAsideWhileReleasing.isEmpty {
+      var nested: [_Leftovers] = []
+      swap(&nested, &setAsideWhileReleasing)
+      for index in nested.indices {
+        nested[index].release()
+        nested[index].reads.deallocate()
+      }
+    }
+    isReleasingLeftovers = false
   }
 }

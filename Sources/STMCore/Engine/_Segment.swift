@@ -1021,7 +1021,7 @@ extension _Engine {
   func trimHistory(below newest: Unmanaged<_VersionBase>, of cell: _Cell, noting: Bool = true, by context: _ThreadContext) -> Bool {
     var dropped: _VersionBase?
     let remains = trimHistory(below: newest, of: cell, noting: noting, handingOver: &dropped, by: context)
-    if let dropped = dropped.take() { context.leftovers.versions.append(dropped) }
+    if let dropped = dropped.take() { context.setAside(dropped) }
     return remains
   }
 

@@ -74,6 +74,9 @@ final class _ThreadContext: @unchecked Sendable {
   /// What this thread's last attempt or drop-in update let go of while it held its segment or
   /// a lock, freed once it held neither (see `_Leftovers`); empty in between.
   @exclusivity(unchecked) var leftovers = _Leftovers()
+  /// Set while `releaseLeftovers()` runs, and what the deinits it runs set aside meanwhile.
+  @exclusivity(unchecked) var isReleasingLeftovers = false
+  @exclusivity(unchecked) var setAsideWhileReleasing: [_Leftovers] = []
   /// The conflict log's state for this thread (see `_ThreadDiagnostics`).
   @exclusivity(unchecked) var diagnostics = _ThreadDiagnostics()
   /// Versions this thread's commits dropped, for its next writes to reuse.

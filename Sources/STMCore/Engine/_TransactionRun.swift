@@ -210,13 +210,10 @@ struct _TransactionRun {
     segment.retryRequested = false
     segment.isRunning = false
     if segment.siteNumber.load(ordering: .relaxed) != 0 { segment.siteNumber.store(0, ordering: .relaxed) }
-    // Swapped out, to be freed once the thread holds no segment: what they hold may be the
-    // last reference to a value whose deinit uses transactional data (see `_Leftovers`).
-    if !segment.reads.isEmpty { swap(&segment.reads, &context.leftovers.reads) }
     context.diagnostics.endAccesses()
-    if !segment.log.isEmpty || !segment.log.afterCommit.isEmpty || !segment.log.afterAbort.isEmpty {
-      swap(&segment.log, &context.leftovers.log)
-    }
+    // Freed once the thread holds no segment: what they hold may be the last reference to a
+    // value whose deinit uses transactional data (see `_Leftovers`).
+    context.setAside(logAndReadsOf: segment)
     segment.context = nil
     context.segment = nil
     engine.releaseSegment(segment)
