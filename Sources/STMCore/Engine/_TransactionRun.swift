@@ -187,9 +187,10 @@ struct _TransactionRun {
     for hook in hooks { hook() }
   }
 
-  /// Ends the attempt and releases its segment. Returns the hooks to run now that no
-  /// transaction is running on this thread: those of parts rolled back earlier (`orElse`,
-  /// nested blocks), then, if the attempt is aborting, its own abort hooks, newest first.
+  /// Ends the attempt, releases its segment, and frees what it let go of (see `_Leftovers`).
+  /// Returns the abort hooks to run now that no transaction is running on this thread, newest
+  /// first: those of parts rolled back earlier (`orElse`, nested blocks), and, if the attempt
+  /// is aborting, its own.
   private func end(_ segment: _Segment, _ context: _ThreadContext, aborting: Bool) -> [() -> Void] {
     var abortHooks = segment.rolledBackHooks
     if !abortHooks.isEmpty { segment.rolledBackHooks = [] }
