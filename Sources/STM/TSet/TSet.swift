@@ -216,8 +216,19 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// - Complexity: O(*n* + *m*).
   public func formIntersection<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) where S.Element == Element {
     let keep = Set(other)
-    _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
-      for element in elements(at: _CallSite(fileID: fileID, line: line, owner: self)) where !keep.contains(element) { remove(element, fileID: fileID, line: line) }
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
+    _singleOperation(at: site) { transaction in
+      var unequalElements = false
+      for element in elements(at: site) where !keep.contains(element) {
+        // An element that does not equal itself (`Double.nan`) is in no other set, and cannot
+        // be looked up: removed below (found by review).
+        guard element == element else {
+          unequalElements = true
+          continue
+        }
+        remove(element, fileID: fileID, line: line)
+      }
+      if unequalElements { storage.removeKeysUnequalToThemselves(in: transaction, at: site) }
     }
   }
 

@@ -143,8 +143,9 @@ final class _HistoryReclaimer: Sendable {
       while taken.count < Self.batchSize, let cell = list.popFirst() { taken.append(cell) }
       return taken
     }
-    // What the trims drop, and the cells that leave the list, are freed at the end, with no
-    // lock held: freeing them runs deinits, which may free other cells or take other locks.
+    // What the trims drop is freed with no lock held, once the thread has let go of its
+    // segment (see the end); the cells that leave the list, at the end: freeing them runs
+    // deinits, which may free other cells or take other locks.
     var dropped: [_VersionBase] = []
     var again: [_Cell] = []
     var finished = 0
@@ -170,6 +171,10 @@ final class _HistoryReclaimer: Sendable {
     // Put back after the batch, so that one round does not meet the same cell twice.
     if !again.isEmpty { pending.withLock { list in for cell in again { list.append(cell) } } }
     count.subtract(finished, ordering: .relaxed)
+    // Freed once the thread has let go of its segment, like what its commit dropped: a turn
+    // comes right after a commit, and the deinits of the values these hold would otherwise
+    // run in the committed transaction, and their writes be lost (found by review).
+    for version in dropped { context.setAside(version) }
   }
 }
 

@@ -26,7 +26,8 @@ struct _Leftovers {
   mutating func release() {
     if !log.isEmpty || !log.afterCommit.isEmpty || !log.afterAbort.isEmpty { log.removeAll() }
     if !reads.isEmpty { reads.removeAll() }
-    if !versions.isEmpty { versions.removeAll(keepingCapacity: true) }
+    // Kept for the next commit, unless one huge commit grew it.
+    if !versions.isEmpty { versions.removeAll(keepingCapacity: versions.capacity <= 4096) }
   }
 }
 

@@ -189,6 +189,11 @@ extension LibraryTests {
         set.insert(element)
       }
       #expect(set.count == plainSet.count)
+      // An intersection keeps none of them (no other set holds an element equal to it).
+      set.formIntersection([2.5, .nan])
+      plainSet.formIntersection([2.5, .nan])
+      #expect(set.count == plainSet.count && set.contains(2.5))
+      set.insert(.nan)
       atomically { _ in set.removeAll() }
       #expect(set.count == 0 && set.isEmpty)
     }

@@ -17,6 +17,13 @@ private final class BumpsAVariable: Sendable {
   deinit { variable.value += 1 }
 }
 
+/// Adds one to a `TVar` in a transaction of its own when freed.
+private final class BumpsInATransaction: Sendable {
+  let variable: TVar<Int>
+  init(_ variable: TVar<Int>) { self.variable = variable }
+  deinit { atomically { _ in variable.value += 1 } }
+}
+
 /// Reads the variable that holds it when freed.
 private final class ReadsItsHolder: Sendable {
   let holder: TVar<ReadsItsHolder?>
@@ -135,6 +142,41 @@ extension LibraryTests {
       atomically { _ in outer.value = nil }
       #expect(inner.value == nil)
       #expect(deinits.value == 2)
+    }
+
+    /// Replaces the value of `holder` with nil while a reader keeps its old version, so that
+    /// the old version stays in the history and goes in a later turn of the history
+    /// reclaimer, which comes right after some commit.
+    private func leaveInHistory<Value>(_ holder: TVar<Value?>) {
+      let reading = Gate(), release = Gate()
+      let reader = startThread {
+        atomically { _ in
+          _ = holder.value
+          reading.open()
+          release.wait()
+        }
+      }
+      reading.wait()
+      holder.value = nil
+      release.open()
+      reader.wait()
+    }
+
+    /// The reclaimer's turn frees what it trims once the committing thread has let go of its
+    /// segment, as the commit does (its turn freed it inside the committed transaction, and the
+    /// deinit's transaction joined that one and was lost; found by review). After a
+    /// transaction's commit, and after a drop-in update.
+    @Test(arguments: [false, true])
+    func aValueTheReclaimerFreesRunsItsDeinitOutsideTheCommit(dropIn: Bool) {
+      let bumps = TVar(0)
+      let holder = TVar<BumpsInATransaction?>(BumpsInATransaction(bumps))
+      leaveInHistory(holder)
+      let other = TVar(0)
+      // More writing commits than a reclaimer's interval, each of which may take the turn.
+      for _ in 0..<300 {
+        if dropIn { other.value += 1 } else { atomically { _ in other.value += 1 } }
+      }
+      #expect(bumps.value == 1)
     }
 
     /// Outside a transaction, a value replaced while an older version is kept for a reader
