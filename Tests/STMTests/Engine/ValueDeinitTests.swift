@@ -144,10 +144,11 @@ extension LibraryTests {
       #expect(deinits.value == 2)
     }
 
-    /// Replaces the value of `holder` with nil while a reader keeps its old version, so that
-    /// the old version stays in the history and goes in a later turn of the history
-    /// reclaimer, which comes right after some commit.
-    private func leaveInHistory<Value>(_ holder: TVar<Value?>) {
+    /// Replaces the value of `holder` with `replacement` while a reader keeps its old version,
+    /// so that the old version stays in the history (to go in a later turn of the history
+    /// reclaimer, which comes right after some commit), and the next update publishes a new
+    /// version instead of overwriting the newest.
+    private func leaveInHistory<Value>(_ holder: TVar<Value?>, replacingWith replacement: Value? = nil) {
       let reading = Gate(), release = Gate()
       let reader = startThread {
         atomically { _ in
@@ -157,7 +158,7 @@ extension LibraryTests {
         }
       }
       reading.wait()
-      holder.value = nil
+      holder.value = replacement
       release.open()
       reader.wait()
     }
@@ -185,18 +186,7 @@ extension LibraryTests {
     @Test func aDropInUpdateFreesTheReplacedValueAfterLettingGoOfTheLock() {
       let holder = TVar<ReadsItsHolder?>(nil)
       holder.value = ReadsItsHolder(holder)
-      let reading = Gate(), release = Gate()
-      let reader = startThread {
-        atomically { _ in
-          _ = holder.value
-          reading.open()
-          release.wait()
-        }
-      }
-      reading.wait()
-      holder.value = ReadsItsHolder(holder)
-      release.open()
-      reader.wait()
+      leaveInHistory(holder, replacingWith: ReadsItsHolder(holder))
       let writer = startThread { holder.value = nil }
       #expect(writer.wait(timeout: .now() + 60) == .success)
     }
