@@ -216,20 +216,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// - Complexity: O(*n* + *m*).
   public func formIntersection<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) where S.Element == Element {
     let keep = Set(other)
-    let site = _CallSite(fileID: fileID, line: line, owner: self)
-    _singleOperation(at: site) { transaction in
-      var unequalElements = false
-      for element in elements(at: site) where !keep.contains(element) {
-        // An element that does not equal itself (`Double.nan`) is in no other set, and cannot
-        // be looked up: removed below (found by review).
-        guard element == element else {
-          unequalElements = true
-          continue
-        }
-        remove(element, fileID: fileID, line: line)
-      }
-      if unequalElements { storage.removeKeysUnequalToThemselves(in: transaction, at: site) }
-    }
+    removeElements(where: { !keep.contains($0) }, fileID: fileID, line: line)
   }
 
   /// Whether every element of the set is in `other` (one snapshot).
@@ -413,11 +400,18 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*n*).
   public func removeAll(fileID: StaticString = #fileID, line: UInt = #line) {
+    removeElements(where: { _ in true }, fileID: fileID, line: line)
+  }
+
+  /// Removes, as one atomic step, the elements for which `shouldGo` holds, given every
+  /// element that does not equal itself (such as `Double.nan`) among them, as no other set
+  /// holds one: those cannot be looked up, and go through their cells instead (by lookup,
+  /// they stayed; found by review).
+  private func removeElements(where shouldGo: (Element) -> Bool, fileID: StaticString, line: UInt) {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
     _singleOperation(at: site) { transaction in
       var unequalElements = false
-      for element in elements(at: site) {
-        // An element that does not equal itself (`Double.nan`) cannot be looked up: removed below.
+      for element in elements(at: site) where shouldGo(element) {
         guard element == element else {
           unequalElements = true
           continue
