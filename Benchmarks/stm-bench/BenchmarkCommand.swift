@@ -32,10 +32,13 @@ enum BenchmarkCommand {
 
   /// `stm-bench report`: 0 when printed, 1 when the log cannot be read or parsed.
   private static func printReport(ofLog path: String, top: Int) -> Int32 {
-    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+    // Decoded leniently: a program that crashed may have left its last line cut in the middle
+    // of a character, and the report leaves a cut last line out (found by review).
+    guard let data = FileManager.default.contents(atPath: path) else {
       printError("stm-bench: cannot read the conflict log '\(path)'")
       return 1
     }
+    let text = String(decoding: data, as: UTF8.self)
     do {
       print(try ConflictReport(log: text).formatted(top: top))
       return 0

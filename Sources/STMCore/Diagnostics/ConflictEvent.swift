@@ -78,14 +78,15 @@ public struct ConflictEvent: Sendable, Hashable {
 
   /// The event as one line of the log file: tab-separated outcome, kind, seconds, location,
   /// conflicting location, access location, conflicting access location, object (each empty
-  /// when unknown; tabs, line breaks and backslashes in the object escaped as `\t`, `\n`,
-  /// `\r`, `\\`).
+  /// when unknown; tabs, line breaks and backslashes in the locations and the object escaped
+  /// as `\t`, `\n`, `\r`, `\\`: a caller may pass any `fileID`, and one with a tab in it
+  /// made a line that could not be read back; found by review).
   ///
   /// The first five fields are those of the earlier five-field format, whose lines still parse.
   var logLine: String {
     [
-      outcome.rawValue, kind.rawValue, String(seconds), location?.description ?? "", conflictingLocation?.description ?? "",
-      accessLocation?.description ?? "", conflictingAccessLocation?.description ?? "", object.map(Self.escaped) ?? "",
+      outcome.rawValue, kind.rawValue, String(seconds), Self.field(location), Self.field(conflictingLocation),
+      Self.field(accessLocation), Self.field(conflictingAccessLocation), object.map(Self.escaped) ?? "",
     ].joined(separator: "\t")
   }
 
@@ -101,7 +102,7 @@ public struct ConflictEvent: Sendable, Hashable {
       if field.isEmpty {
         locations.append(nil)
       } else {
-        guard let location = CodeLocation(parsing: field) else { return nil }
+        guard let location = CodeLocation(parsing: Substring(Self.unescaped(field))) else { return nil }
         locations.append(location)
       }
     }
@@ -110,6 +111,11 @@ public struct ConflictEvent: Sendable, Hashable {
       outcome: outcome, kind: kind, seconds: seconds, location: locations[0], conflictingLocation: locations[1],
       accessLocation: extended ? locations[2] : nil, conflictingAccessLocation: extended ? locations[3] : nil,
       object: extended && !fields[7].isEmpty ? Self.unescaped(fields[7]) : nil)
+  }
+
+  /// A location's field: empty when unknown.
+  private static func field(_ location: CodeLocation?) -> String {
+    location.map { escaped($0.description) } ?? ""
   }
 
   // By scalar, not by character: "\r\n" is one character, which no single case would match.

@@ -21,7 +21,17 @@ extension ConflictReport {
       lines.append(
         "warning: \(Self.count(inevitableCount)) transactions became inevitable (\(Self.percent(inevitableCount, of: commits)) of commits); "
           + "each one makes every writer wait. Most often at:")
-      for (location, count) in inevitableTransactions.sorted(by: { $0.value > $1.value }).prefix(3) {
+      // Ties in the order of their locations (a single operation's last), not in dictionary
+      // order, which each process's hashing seed decides (found by review).
+      let mostOften = inevitableTransactions.sorted { first, second in
+        if first.value != second.value { return first.value > second.value }
+        switch (first.key, second.key) {
+        case (let first?, let second?): return first < second
+        case (_?, nil): return true
+        default: return false
+        }
+      }
+      for (location, count) in mostOften.prefix(3) {
         lines.append("    \(Self.count(count))x  \(location?.description ?? "(outside atomically)")")
       }
     }

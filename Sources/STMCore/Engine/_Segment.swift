@@ -65,6 +65,10 @@ final class _Segment: @unchecked Sendable {
   @exclusivity(unchecked) var isInevitableByRequest = false
   /// The attempt cannot commit and must rerun (an internal signal was swallowed by user code).
   @exclusivity(unchecked) var isDoomed = false
+  /// The kind of the abort that a doomed attempt counts: the kind of the stale read that doomed
+  /// it (an inevitable transaction's write, as at a commit, was counted as write-read; found
+  /// by review).
+  @exclusivity(unchecked) var doomedBy = ContentionKind.writeRead
   /// The body called `retry()` (even if user code swallowed the error).
   @exclusivity(unchecked) var retryRequested = false
   @exclusivity(unchecked) var attemptStarted = 0
@@ -794,15 +798,21 @@ final class _Segment: @unchecked Sendable {
   /// `conflict(before:writes:engine:)`.
   /// If not, the conflict log's abort names the read (as `conflict(before:writes:engine:)` does).
   func readsAreCurrent() -> Bool {
+    var kind = ContentionKind.writeRead
     let stale = reads.first { cell in
       let holder = cell.holder
       if holder != 0 {
         conflictingSite = _Engine.shared.site(ofSegmentTagged: holder)
         return true
       }
-      return staleness(of: cell, readKind: .writeRead) != nil || cell.isRetired
+      if let staleKind = staleness(of: cell, readKind: .writeRead) {
+        kind = staleKind
+        return true
+      }
+      return cell.isRetired
     }
     guard let stale else { return true }
+    doomedBy = kind
     (conflictingCell, conflictingCellWasRead) = (Unmanaged.passUnretained(stale), true)
     return false
   }

@@ -123,7 +123,7 @@ struct _TransactionRun {
 
   private mutating func finish(_ segment: _Segment, _ context: _ThreadContext) -> _AttemptOutcome {
     if segment.retryRequested { return retry(segment, context) }
-    if segment.isDoomed { return abort(segment, context, kind: .writeRead) }
+    if segment.isDoomed { return abort(segment, context, kind: segment.doomedBy) }
     switch segment.commit(context: context) {
     case .committed(let position):
       context.lastCommit = position
@@ -150,7 +150,7 @@ struct _TransactionRun {
 
   private mutating func bodyThrew(_ segment: _Segment, _ context: _ThreadContext, isRetry: Bool, isRerun: Bool) -> _AttemptOutcome {
     if isRetry || segment.retryRequested { return retry(segment, context) }
-    if isRerun || segment.isDoomed { return abort(segment, context, kind: .writeRead) }
+    if isRerun || segment.isDoomed { return abort(segment, context, kind: segment.isDoomed ? segment.doomedBy : .writeRead) }
     run(end(segment, context, aborting: true))
     return .propagate
   }
@@ -208,6 +208,7 @@ struct _TransactionRun {
     }
     segment.isInevitableByRequest = false
     segment.isDoomed = false
+    segment.doomedBy = .writeRead
     segment.retryRequested = false
     segment.isRunning = false
     if segment.siteNumber.load(ordering: .relaxed) != 0 { segment.siteNumber.store(0, ordering: .relaxed) }

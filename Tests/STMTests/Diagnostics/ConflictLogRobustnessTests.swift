@@ -10,6 +10,75 @@ extension LibraryTests {
   /// what it says about the rarer events (a failed `becomeInevitable()`, a wait for a segment).
   /// (Each test here failed before its fix; found by review.)
   @Suite struct ConflictLogRobustnessTests {
+    /// A location with a tab or a line break in its file (a caller may pass any `fileID`)
+    /// reads back from the file: the locations were written unescaped, and the file did not
+    /// parse.
+    @Test(arguments: 0..<3)
+    func aLocationThatNeedsEscapesReadsBack(variant: Int) throws {
+      let path = FileManager.default.temporaryDirectory.appendingPathComponent("swift-stm-escape-\(getpid()).log").path
+      defer { try? FileManager.default.removeItem(atPath: path) }
+      try ConflictLog.start(writingTo: path)
+      let fileID: StaticString = variant == 0 ? "App/Tab\tName.swift" : variant == 1 ? "App/Line\nBreak.swift" : "App\\Back\\slash.swift"
+      try atomically({ tx in try tx.becomeInevitable() }, fileID: fileID, line: 7)
+      let live = try #require(ConflictLog.stop())
+      #expect(live.inevitableTransactions == [CodeLocation(fileID: "\(fileID)", line: 7): 1])
+      let parsed = try ConflictReport(log: String(contentsOfFile: path, encoding: .utf8))
+      #expect(parsed.inevitableTransactions == live.inevitableTransactions)
+    }
+
+    /// The warning's list of where transactions became inevitable prints ties in the order of
+    /// their locations, in every process: it followed dictionary order, which each process's
+    /// hashing seed decides, so separate reports of one log differed in order and in which
+    /// three locations they showed.
+    @Test func theInevitableWarningPrintsTiesInTheOrderOfTheirLocations() {
+      var log = ""
+      for file in ["F", "B", "E", "A", "D", "C"] {
+        for _ in 0..<100 { log += "inevitable\tinevitable\t0.0\tApp/\(file).swift:1\t\t\t\t\n" }
+      }
+      for _ in 0..<100 { log += "inevitable\tinevitable\t0.0\t\t\t\t\t\n" }
+      let printed = (try? ConflictReport(log: log).formatted()) ?? ""
+      let listed = printed.split(separator: "\n").filter { $0.hasPrefix("    100x") }
+      #expect(listed == ["    100x  App/A.swift:1", "    100x  App/B.swift:1", "    100x  App/C.swift:1"])
+    }
+
+    /// A `becomeInevitable()` that finds a read made stale by the inevitable transaction's
+    /// write aborts as an inevitable conflict, as a commit that finds it does: it was counted
+    /// as write-read.
+    @Test func aStaleReadFoundByBecomeInevitableIsAnInevitableAbort() throws {
+      let variable = TVar(0)
+      let firstHolds = Gate(), releaseFirst = Gate(), secondRead = Gate()
+      let spent = LockedBox(TransactionStatistics())
+      try ConflictLog.start()
+      defer { ConflictLog.stop() }
+      let first = startThread {
+        try? atomically { tx in
+          try tx.becomeInevitable()
+          variable.value = 1
+          firstHolds.open()
+          releaseFirst.wait()
+        }
+      }
+      firstHolds.wait()
+      let before = pausesBegun
+      let second = startThread {
+        let before = TransactionEngine.currentThreadStatistics
+        try? atomically { tx in
+          _ = variable.value
+          secondRead.open()
+          try tx.becomeInevitable()
+        }
+        spent.value = TransactionEngine.currentThreadStatistics - before
+      }
+      secondRead.wait()
+      #expect(waitForAPause(after: before))
+      releaseFirst.open()
+      first.wait()
+      second.wait()
+      let report = try #require(ConflictLog.stop())
+      #expect(spent.value.aborts == [.inevitable: 1], "\(spent.value)")
+      #expect(report.conflicts.first { $0.aborts > 0 }?.kind == .inevitable)
+    }
+
     /// The first recording's buffered lines used to land over the second's in the same file,
     /// which then did not parse.
     @Test func startingAgainOnTheSamePathLeavesTheSecondRecording() throws {
