@@ -230,7 +230,9 @@ public final class TransactionQueue: Sendable {
   private static func runCallback(_ callback: _Work, in transaction: Transaction, until stopSignal: TVar<Bool>) throws {
     var thrown: (any Error)?
     do { try callback.body() } catch { thrown = error }
-    // Also when the callback caught the retry signal itself: it waits all the same.
+    // Also when the callback caught the retry signal itself: it waits all the same. Checked
+    // before the stop signal is read, which would otherwise count as a read to wait on.
+    if transaction._retryRequested { transaction._checkRetryCanWait() }
     if transaction._retryRequested && stopSignal.value {
       transaction._withdrawRetry()
       throw _StoppedWaiting()

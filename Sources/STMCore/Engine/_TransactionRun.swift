@@ -168,9 +168,15 @@ struct _TransactionRun {
     return .rerun
   }
 
-  private mutating func retry(_ segment: _Segment, _ context: _ThreadContext) -> _AttemptOutcome {
+  /// Traps if a `retry()` of `segment`'s attempt could never end: after `becomeInevitable()`,
+  /// or with nothing read that another commit could change.
+  static func checkRetryCanWait(_ segment: _Segment) {
     if segment.isInevitableByRequest { _misuse(.retryAfterBecomeInevitable) }
     if segment.reads.isEmpty { _misuse(.retryWithoutReads) }
+  }
+
+  private mutating func retry(_ segment: _Segment, _ context: _ThreadContext) -> _AttemptOutcome {
+    Self.checkRetryCanWait(segment)
     // Registered before the snapshot is withdrawn, so the check for changes that already
     // happened reads versions that cannot be recycled under it.
     let cells = segment.reads.distinctCells()

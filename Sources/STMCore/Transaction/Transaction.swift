@@ -264,6 +264,15 @@ extension Transaction {
     return segment.retryRequested
   }
 
+  /// Traps, as the wait itself would, if the body's ``retry()`` could never be woken by what
+  /// the body read: for a caller that reads something of its own before the wait begins
+  /// (`TransactionQueue`'s stop signal), which would otherwise hide the mistake and wait on
+  /// that alone (found by review).
+  package func _checkRetryCanWait() {
+    checkValid("retry()")
+    _TransactionRun.checkRetryCanWait(segment)
+  }
+
   /// Takes back the body's ``retry()``, for a caller that ends the attempt with an error of
   /// its own instead: the attempt then rolls back and the error propagates, as any error does.
   package func _withdrawRetry() {

@@ -376,6 +376,18 @@ extension LibraryTests {
       #expect(standardError(of: result).contains("was called inside a transaction"))
     }
 
+    /// A callback's `retry()` that read nothing traps as it does outside a queue: the run's
+    /// own read of its stop signal, made before the wait, hid it, and the run waited forever
+    /// (found by review).
+    @Test func aCallbacksRetryThatReadNothingTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let queue = TransactionQueue()
+        queue.add { try atomically { (transaction: Transaction) throws -> Void in try transaction.retry() } }
+        try? queue.run(threads: 1)
+      }
+      #expect(standardError(of: result).contains("has read no TVar"))
+    }
+
     @Test func runWithNoThreadsTraps() async {
       let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
         try? TransactionQueue().run(threads: 0)
