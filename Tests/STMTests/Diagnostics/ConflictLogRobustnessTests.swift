@@ -41,44 +41,6 @@ extension LibraryTests {
       #expect(listed == ["    100x  App/A.swift:1", "    100x  App/B.swift:1", "    100x  App/C.swift:1"])
     }
 
-    /// A `becomeInevitable()` that finds a read made stale by the inevitable transaction's
-    /// write aborts as an inevitable conflict, as a commit that finds it does: it was counted
-    /// as write-read.
-    @Test func aStaleReadFoundByBecomeInevitableIsAnInevitableAbort() throws {
-      let variable = TVar(0)
-      let firstHolds = Gate(), releaseFirst = Gate(), secondRead = Gate()
-      let spent = LockedBox(TransactionStatistics())
-      try ConflictLog.start()
-      defer { ConflictLog.stop() }
-      let first = startThread {
-        try? atomically { tx in
-          try tx.becomeInevitable()
-          variable.value = 1
-          firstHolds.open()
-          releaseFirst.wait()
-        }
-      }
-      firstHolds.wait()
-      let before = pausesBegun
-      let second = startThread {
-        let before = TransactionEngine.currentThreadStatistics
-        try? atomically { tx in
-          _ = variable.value
-          secondRead.open()
-          try tx.becomeInevitable()
-        }
-        spent.value = TransactionEngine.currentThreadStatistics - before
-      }
-      secondRead.wait()
-      #expect(waitForAPause(after: before))
-      releaseFirst.open()
-      first.wait()
-      second.wait()
-      let report = try #require(ConflictLog.stop())
-      #expect(spent.value.aborts == [.inevitable: 1], "\(spent.value)")
-      #expect(report.conflicts.first { $0.aborts > 0 }?.kind == .inevitable)
-    }
-
     /// The first recording's buffered lines used to land over the second's in the same file,
     /// which then did not parse.
     @Test func startingAgainOnTheSamePathLeavesTheSecondRecording() throws {
@@ -161,7 +123,9 @@ extension LibraryTests {
     /// A `becomeInevitable()` that finds a stale read: one escalation for the transaction (it
     /// was counted for the failed attempt too), an abort that names the variable read and
     /// where both sides touched it (it named nothing), and no time counted both as lost and as
-    /// paused (the wait for the token was in both).
+    /// paused (the wait for the token was in both). The read was made stale by the inevitable
+    /// transaction, so the abort is an inevitable one, as at a commit (it was counted as
+    /// write-read; found by review).
     @Test func aBecomeInevitableThatFindsAStaleReadIsReportedOnce() throws {
       let x = TVar(0)
       let aHolds = Gate(), releaseA = Gate(), bRead = Gate()
@@ -199,6 +163,8 @@ extension LibraryTests {
       let report = try #require(ConflictLog.stop())
       #expect(report.inevitableTransactions == [here(aLine.value): 1, here(bLine.value): 1])
       let abort = try #require(report.conflicts.first { $0.aborts > 0 })
+      #expect(abort.kind == .inevitable)
+      #expect(spent.value.aborts == [.inevitable: 1], "\(spent.value)")
       #expect(abort.location == here(bLine.value))
       #expect(abort.conflictingLocation == here(aLine.value))
       #expect(abort.objects == ["TVar<Int>": 1])

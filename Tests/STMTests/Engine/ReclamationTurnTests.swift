@@ -14,7 +14,7 @@ private final class Held: Sendable {
 /// Starts a transaction on another thread that reads `variable` and stays open, so that its
 /// snapshot keeps the history written meanwhile; returns what ends it, after that transaction
 /// runs `finish` (at the same snapshot).
-func pinSnapshot(reading variable: TVar<Int>, thenInside finish: @escaping @Sendable () -> Void = {}) -> () -> Void {
+func pinSnapshot<Value>(reading variable: TVar<Value>, thenInside finish: @escaping @Sendable () -> Void = {}) -> () -> Void {
   let reading = Gate(), finishReading = Gate()
   let reader = startThread {
     atomically { _ in

@@ -149,18 +149,9 @@ extension LibraryTests {
     /// reclaimer, which comes right after some commit), and the next update publishes a new
     /// version instead of overwriting the newest.
     private func leaveInHistory<Value>(_ holder: TVar<Value?>, replacingWith replacement: Value? = nil) {
-      let reading = Gate(), release = Gate()
-      let reader = startThread {
-        atomically { _ in
-          _ = holder.value
-          reading.open()
-          release.wait()
-        }
-      }
-      reading.wait()
+      let endReader = pinSnapshot(reading: holder)
       holder.value = replacement
-      release.open()
-      reader.wait()
+      endReader()
     }
 
     /// The reclaimer's turn frees what it trims once the committing thread has let go of its
