@@ -62,9 +62,8 @@ final class _HistoryReclaimer: Sendable {
     if count.load(ordering: .relaxed) > 0 { reclaim(by: context) }
     if housekeepingCount.load(ordering: .relaxed) > 0 { runHousekeeping() }
     if waitingReleaseCount.load(ordering: .relaxed) > 0 {
-      // Let go of by the caller once its transaction or update has ended (see
-      // `_ThreadContext.releasedOnceEnded`).
-      context.releasedOnceEnded += takeWhatNoSnapshotNeeds(oldest: _EngineClock.oldestRunningSnapshot())
+      // Let go of by the caller once its transaction or update has ended (see `_Leftovers`).
+      context.setAside(objects: takeWhatNoSnapshotNeeds(oldest: _EngineClock.oldestRunningSnapshot()))
     }
   }
 
@@ -83,7 +82,7 @@ final class _HistoryReclaimer: Sendable {
       waitingReleaseCount.add(1, ordering: .relaxed)
     }
     // Inside a transaction, the deinits of what goes would run in it (see
-    // `_ThreadContext.releasedOnceEnded`): that waits for a turn or a later call.
+    // `_Leftovers`): that waits for a turn or a later call.
     if waitingReleaseCount.load(ordering: .relaxed) > 0 && _ThreadState.current.pointee.segment == nil {
       _ = takeWhatNoSnapshotNeeds(oldest: oldest)
     }

@@ -17,10 +17,17 @@ struct _Leftovers {
   var reads = _CellList.unallocated
   /// Versions that commits dropped from their cells' histories (see `_Engine.trimHistory`).
   var versions: [_VersionBase] = []
+  /// What a turn of the history reclaimer found that no snapshot needs any more (see
+  /// `_HistoryReclaimer.releaseAfterRunningSnapshots(_:)`); a turn comes right after a commit.
+  var objects: [[AnyObject]] = []
 
   var isEmpty: Bool {
     log.isEmpty && log.afterCommit.isEmpty && log.afterAbort.isEmpty && reads.isEmpty && versions.isEmpty
+      && objects.isEmpty
   }
+
+  /// Whether a drop-in update, which has no log or read list, set anything aside.
+  var holdsDroppedObjects: Bool { !versions.isEmpty || !objects.isEmpty }
 
   /// Lets go of everything, keeping the buffers.
   mutating func release() {
@@ -28,6 +35,7 @@ struct _Leftovers {
     if !reads.isEmpty { reads.removeAll() }
     // Kept for the next commit, unless one huge commit grew it.
     if !versions.isEmpty { versions.removeAll(keepingCapacity: versions.capacity <= 4096) }
+    if !objects.isEmpty { objects.removeAll() }
   }
 }
 
@@ -60,6 +68,18 @@ extension _ThreadContext {
       return
     }
     leftovers.versions.append(version)
+  }
+
+  /// Takes what a turn of the history reclaimer on this thread found no snapshot needs.
+  func setAside(objects: [[AnyObject]]) {
+    guard !objects.isEmpty else { return }
+    guard !isReleasingLeftovers else {
+      var nested = _Leftovers()
+      nested.objects = objects
+      setAsideWhileReleasing.append(nested)
+      return
+    }
+    leftovers.objects += objects
   }
 
   /// Frees what this thread set aside; it holds no segment and no commit lock.

@@ -65,12 +65,6 @@ final class _ThreadContext: @unchecked Sendable {
   /// takes its commit number; a read-only one sits just after the commit its snapshot saw.
   /// Tests replay transactions in this order.
   @exclusivity(unchecked) var lastCommit = _SerialPosition(number: 0, isReadOnly: true)
-  /// What a turn of the history reclaimer on this thread found no snapshot needs any more
-  /// (see `_HistoryReclaimer.releaseAfterRunningSnapshots(_:)`), let go of once the
-  /// transaction or drop-in update that took the turn has ended: the deinits that letting go
-  /// runs may write transactional data, which would otherwise join the finished transaction
-  /// and be lost (found by review).
-  @exclusivity(unchecked) var releasedOnceEnded: [[AnyObject]] = []
   /// What this thread's last attempt or drop-in update let go of while it held its segment or
   /// a lock, freed once it held neither (see `_Leftovers`); empty in between.
   @exclusivity(unchecked) var leftovers = _Leftovers()

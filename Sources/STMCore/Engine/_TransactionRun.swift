@@ -131,7 +131,6 @@ struct _TransactionRun {
       if position.isReadOnly == false { _Engine.shared.reclaimer.reclaimNow(ifDueFor: context, using: segment) }
       let commitHooks = segment.log.afterCommit.isEmpty ? [] : segment.log.afterCommit
       let rolledBackHooks = end(segment, context, aborting: false)
-      if !context.releasedOnceEnded.isEmpty { context.releasedOnceEnded = [] }
       return .committed(rolledBackHooks.isEmpty ? commitHooks : rolledBackHooks + commitHooks)
     case .conflict(let kind):
       return abort(segment, context, kind: kind)
@@ -529,7 +528,6 @@ extension _Engine {
     }
     // Once the locks are let go: a version that the publish dropped may hold the last
     // reference to a value whose deinit reads this very cell.
-    if !context.leftovers.versions.isEmpty { context.releaseLeftovers() }
-    if !context.releasedOnceEnded.isEmpty { context.releasedOnceEnded = [] }
+    if context.leftovers.holdsDroppedObjects { context.releaseLeftovers() }
   }
 }
