@@ -97,7 +97,8 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
 
   // MARK: Reading and writing one key
 
-  /// The value for `key`, or nil if the key is absent; setting nil removes the key. An
+  /// The value for `key`, or nil if the key is absent; setting nil removes the key, as
+  /// ``removeValue(forKey:fileID:line:)`` does (of an absent key, it only reads it). An
   /// in-place update such as `dict[key]? += 1` is one atomic read-modify-write, even outside a
   /// transaction (it holds the key's cell briefly, as ``subscript(_:default:fileID:line:)``
   /// does, and works on a copy of the value); one that leaves an absent key absent writes
@@ -120,8 +121,11 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
         storage.store(newValue, forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self))
         return
       }
+      // A removal, as `removeValue(forKey:)`: an absent key stays absent and is only read, so
+      // `dict[key] = nil` made "sure it is gone" conflicts with nothing but the key's insertion.
       storage.update(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) { value in
-        value = newValue
+        guard value != nil else { return (false, ()) }
+        value = nil
         return (true, ())
       }
     }
@@ -167,8 +171,11 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   ) -> Value {
     get { storage.value(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) ?? defaultValue() }
     set {
+      // A removal, as `removeValue(forKey:)`: an absent key stays absent and is only read, so
+      // `dict[key] = nil` made "sure it is gone" conflicts with nothing but the key's insertion.
       storage.update(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) { value in
-        value = newValue
+        guard value != nil else { return (false, ()) }
+        value = nil
         return (true, ())
       }
     }

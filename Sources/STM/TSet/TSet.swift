@@ -9,9 +9,10 @@
 /// ```
 ///
 /// Conflicts: each element has its own cell. Two transactions conflict only if they touch the
-/// same element and at least one inserts or removes it; operations on different elements never
-/// conflict, at any size. ``count`` and whole-set reads (iteration, ``elements``) conflict only
-/// with transactions that insert or remove an element.
+/// same element and at least one changes it: inserts it, removes it, or replaces the member
+/// with ``update(with:fileID:line:)``. Operations on different elements never conflict, at any
+/// size. ``count`` conflicts only with transactions that insert or remove an element; whole-set
+/// reads (iteration, ``elements``), which hand out the members, also with a replacement of one.
 ///
 /// Like `Set`, the set keeps the member that was inserted: of elements that are equal but
 /// distinguishable, ``insert(_:fileID:line:)`` keeps the one already there and returns it,
@@ -63,7 +64,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
 
   /// Whether `element` is in the set.
   ///
-  /// Conflicts: with transactions that insert or remove `element`.
+  /// Conflicts: with transactions that change `element` (insert, remove or replace it).
   ///
   /// - Parameters:
   ///   - element: The element to look for.
@@ -77,9 +78,9 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
 
   /// Inserts `element` if it is absent; returns whether it did, and the member now in the set.
   ///
-  /// Conflicts: when it inserts, with transactions that read, insert or remove `element`, and
+  /// Conflicts: when it inserts, with transactions that read or change `element`, and
   /// with ``count`` and whole-set reads; when `element` is already there, it only reads it, and
-  /// so conflicts only with transactions that remove it.
+  /// so conflicts only with transactions that remove or replace it.
   ///
   /// - Parameters:
   ///   - element: The element to insert.
@@ -100,7 +101,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
 
   /// Removes `element`; returns it, or nil if it was absent.
   ///
-  /// Conflicts: when it removes, with transactions that read, insert or remove `element`, and
+  /// Conflicts: when it removes, with transactions that read or change `element`, and
   /// with ``count`` and whole-set reads; when `element` is absent, it only reads it, and so
   /// conflicts only with transactions that insert it.
   ///
@@ -122,8 +123,9 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
 
   /// Inserts `element`, replacing an equal member if there is one, and returns that member.
   ///
-  /// Conflicts: with transactions that read, insert or remove `element` (it writes it even
-  /// when present); when it inserts, also with ``count`` and whole-set reads.
+  /// Conflicts: with transactions that read or change `element`, and with whole-set
+  /// reads (iteration, ``elements``): it writes the element's cell even when a member is there,
+  /// since it replaces that member. When it inserts, also with ``count``.
   ///
   /// - Parameters:
   ///   - element: The element to insert.
@@ -163,7 +165,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// The elements as a standard `Set`: one consistent snapshot (outside a transaction, a
   /// read-only transaction, which never aborts).
   ///
-  /// Conflicts: with transactions that insert or remove an element.
+  /// Conflicts: with transactions that insert or remove an element, or replace a member with
+  /// ``update(with:fileID:line:)``.
   ///
   /// - Complexity: O(*n*) for *n* elements.
   public var elements: Set<Element> { elements(at: .unknown(in: self)) }
@@ -207,7 +210,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
 
   /// Keeps only the elements that are also in `other`, as one atomic step.
   ///
-  /// Conflicts: with every transaction that inserts or removes an element (it reads them all).
+  /// Conflicts: with every transaction that changes an element (it reads them all).
   ///
   /// - Parameters:
   ///   - other: The elements to keep.
@@ -249,7 +252,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
 
   /// Whether every element of `other` is in the set, looked up one by one in one atomic step.
   ///
-  /// Conflicts: only with transactions that insert or remove an element of `other`.
+  /// Conflicts: only with transactions that change an element of `other` (insert, remove or
+  /// replace it).
   ///
   /// - Parameters:
   ///   - other: The elements to look for.
@@ -265,8 +269,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
 
   /// Whether every element of `other` is in the set, and the set has at least one more.
   ///
-  /// Conflicts: with transactions that insert or remove an element of `other`, and, through
-  /// ``count``, with every transaction that inserts or removes an element.
+  /// Conflicts: with transactions that change an element of `other` (insert, remove or replace
+  /// it), and, through ``count``, with every transaction that inserts or removes an element.
   ///
   /// - Parameters:
   ///   - other: The elements to look for.
@@ -284,7 +288,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// Whether the set has no element in common with `other`, looked up one by one in one
   /// atomic step.
   ///
-  /// Conflicts: only with transactions that insert or remove an element of `other`.
+  /// Conflicts: only with transactions that change an element of `other` (insert, remove or
+  /// replace it).
   ///
   /// - Parameters:
   ///   - other: The elements to look for.
@@ -318,7 +323,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// The elements of `other` that are in the set, as a standard `Set`, looked up one by one in
   /// one atomic step.
   ///
-  /// Conflicts: only with transactions that insert or remove an element of `other`.
+  /// Conflicts: only with transactions that change an element of `other` (insert, remove or
+  /// replace it).
   ///
   /// - Parameters:
   ///   - other: The elements to look for.

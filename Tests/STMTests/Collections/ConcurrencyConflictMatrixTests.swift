@@ -178,16 +178,21 @@ extension LibraryTests {
     }
 
     /// A removal of an absent key changes nothing: it only reads the key, so it conflicts with
-    /// the key's insertion and with nothing else, not even another removal of it or the count.
+    /// the key's insertion and with nothing else, not even another removal of it, the count or
+    /// an iteration. `dict[key] = nil` is the same removal.
     @Test func dictionaryRemovalOfAnAbsentKeyOnlyReadsIt() {
       let dict: TDictionary<Int, Int> = [1: 1]
       for inTransaction in [false, true] {
-        let removal: @Sendable () -> Void = {
-          if inTransaction { atomically { _ in _ = dict.removeValue(forKey: 7) } } else { dict.removeValue(forKey: 7) }
+        for bySubscript in [false, true] {
+          let removal: @Sendable () -> Void = {
+            let remove = { if bySubscript { dict[7] = nil } else { dict.removeValue(forKey: 7) } }
+            if inTransaction { atomically { _ in remove() } } else { remove() }
+          }
+          #expect(abortsOfSecondCommitter(first: { _ = dict[7] }, then: removal) == 0)
+          #expect(abortsOfSecondCommitter(first: { dict.removeValue(forKey: 7) }, then: removal) == 0)
+          #expect(abortsOfSecondCommitter(first: { _ = dict.count }, then: removal) == 0)
+          #expect(abortsOfSecondCommitter(first: { _ = dict.keys }, then: removal) == 0)
         }
-        #expect(abortsOfSecondCommitter(first: { _ = dict[7] }, then: removal) == 0)
-        #expect(abortsOfSecondCommitter(first: { dict.removeValue(forKey: 7) }, then: removal) == 0)
-        #expect(abortsOfSecondCommitter(first: { _ = dict.count }, then: removal) == 0)
       }
       #expect(abortsOfSecondCommitter(first: { dict.removeValue(forKey: 7) }, then: { dict[7] = 70 }) == 1)
       #expect(dict.dictionary == [1: 1])
@@ -225,6 +230,19 @@ extension LibraryTests {
       #expect(set.elements == [1])
       #expect(abortsOfSecondCommitter(first: { set.removeAll() }, then: { set.insert(9) }) == 1)
       #expect(set.isEmpty)
+    }
+
+    /// `update(with:)` of a member replaces it: it writes the element's cell, so readers of the
+    /// element and whole-set reads, which hand out the member, rerun; the count does not change,
+    /// and does not.
+    @Test func setMemberReplacementConflictsWithReadersOfItButNotWithCount() {
+      let set: TSet<Int> = [1, 2, 3]
+      #expect(abortsOfSecondCommitter(first: { _ = set.contains(2) }, then: { set.update(with: 2) }) == 1)
+      #expect(abortsOfSecondCommitter(first: { _ = set.elements }, then: { set.update(with: 2) }) == 1)
+      #expect(abortsOfSecondCommitter(first: { _ = set.isSuperset(of: [2]) }, then: { set.update(with: 2) }) == 1)
+      #expect(abortsOfSecondCommitter(first: { _ = set.count }, then: { set.update(with: 2) }) == 0)
+      #expect(abortsOfSecondCommitter(first: { _ = set.contains(1) }, then: { set.update(with: 2) }) == 0)
+      #expect(set.elements == [1, 2, 3])
     }
 
     @Test func setElementsConflictOnlyWithThemselves() {
