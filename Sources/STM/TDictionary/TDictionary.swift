@@ -171,11 +171,8 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   ) -> Value {
     get { storage.value(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) ?? defaultValue() }
     set {
-      // A removal, as `removeValue(forKey:)`: an absent key stays absent and is only read, so
-      // `dict[key] = nil` made "sure it is gone" conflicts with nothing but the key's insertion.
       storage.update(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) { value in
-        guard value != nil else { return (false, ()) }
-        value = nil
+        value = newValue
         return (true, ())
       }
     }

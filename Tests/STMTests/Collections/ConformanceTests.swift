@@ -14,7 +14,7 @@ extension LibraryTests {
       var model: [Int: Int] = [:]
       for step in 0..<20_000 {
         let key = random.below(300), value = random.below(1_000)
-        let operation = random.below(8)
+        let operation = random.below(10)
         let run = { (body: () -> Void) in insideTransactions ? atomically { _ in body() } : body() }
         run {
           switch operation {
@@ -32,7 +32,9 @@ extension LibraryTests {
             let old = subject.update(forKey: key, default: 1) { stored -> Int in stored *= 2; return stored }
             model[key] = (model[key] ?? 1) * 2
             #expect(old == model[key])
-          default: subject[key] = nil; model[key] = nil
+          case 7: subject[key] = nil; model[key] = nil
+          case 8: subject[key, default: -1] = value; model[key, default: -1] = value
+          default: #expect(subject[key, default: -1] == model[key, default: -1])
           }
         }
         if step % 1_000 == 0 {
