@@ -14,7 +14,7 @@ extension Workload {
       Implementation(name: "TDictionary", kind: .library) { threads in
         let dictionary = TDictionary<Int, Int>(minimumCapacity: DictMixed.keySpace)
         for key in 0..<DictMixed.initialKeyCount { dictionary[key] = key }
-        let logs = DictMixed.Logs(threads: threads)
+        let logs = DictMixed.Logs(threads: threads, total: total)
         return Trial(ops: total) { thread in
           DictMixed.run(thread: thread, threads: threads, total: total, logs: logs) { draws in
             // The four numbers were drawn before: a rerun of the body replays the same ops.
@@ -37,7 +37,7 @@ extension Workload {
       },
       Implementation(name: "Mutex<[Int: Int]>", kind: .baseline) { threads in
         let dictionary = LockedDictionary(DictMixed.initialContents())
-        let logs = DictMixed.Logs(threads: threads)
+        let logs = DictMixed.Logs(threads: threads, total: total)
         return Trial(ops: total) { thread in
           DictMixed.run(thread: thread, threads: threads, total: total, logs: logs) { draws in
             dictionary.value.withLock { contents in
@@ -61,7 +61,7 @@ extension Workload {
         for key in 0..<DictMixed.initialKeyCount {
           dictionary.withLock(forKey: key) { $0[key] = key }
         }
-        let logs = DictMixed.Logs(threads: threads)
+        let logs = DictMixed.Logs(threads: threads, total: total)
         return Trial(ops: total) { thread in
           DictMixed.run(thread: thread, threads: threads, total: total, logs: logs) { draws in
             draws.perform(
@@ -159,6 +159,21 @@ enum DictMixed {
     }
   }
 
+  /// The checksum of thread 0's lookups when it runs all `total` transactions alone, computed
+  /// on a plain `Dictionary`: what one thread's lookups must add up to.
+  static func serialChecksum(total: Int) -> Int {
+    var contents = initialContents()
+    var random = Xorshift64Star(thread: 0)
+    var checksum = 0
+    for _ in 0..<total {
+      checksum &+= Draws(&random).perform(
+        lookup: { contents[$0] },
+        upsert: { contents[$0, default: 0] += 1 },
+        remove: { _ = contents.removeValue(forKey: $0) })
+    }
+    return checksum
+  }
+
   /// Runs thread `thread`'s share of the transactions: draws the four numbers of each, runs it
   /// with `transaction` (which returns once it has committed, with its checksum), and only then
   /// logs what it did.
@@ -183,6 +198,8 @@ enum DictMixed {
     // @unchecked: thread t writes only its own log, before it is joined; the check reads them
     // after every thread is joined.
     private let threads: Int
+    /// How many transactions the threads run in all.
+    private let total: Int
     /// `upserts[t * keySpace + key]`: thread t's upserts of `key`.
     private let upserts: UnsafeMutableBufferPointer<UInt32>
     /// `removed[t * keySpace + key]`: whether thread t removed `key`.
@@ -191,8 +208,9 @@ enum DictMixed {
     /// have an observable result (slots 128 bytes apart, written once each).
     private let checksums: UnsafeMutableBufferPointer<Int>
 
-    init(threads: Int) {
+    init(threads: Int, total: Int) {
       self.threads = threads
+      self.total = total
       upserts = .allocate(capacity: threads * keySpace)
       upserts.initialize(repeating: 0)
       removed = .allocate(capacity: threads * keySpace)
@@ -294,6 +312,13 @@ enum DictMixed {
       if let firstProblem {
         problems.append(
           "\(lost) lost keys, \(phantom) phantom keys, \(wrongValue) wrong values (first: \(firstProblem))")
+      }
+      // The lookups (80% of the ops) change nothing the checks above see. With one thread the
+      // order of the transactions is known, so their checksum is too: a replay on a plain
+      // `Dictionary` gives it.
+      if threads == 1 {
+        let expected = DictMixed.serialChecksum(total: total)
+        if checksums[0] != expected { problems.append("the lookups' checksum is \(checksums[0]), expected \(expected)") }
       }
       return problems.isEmpty ? nil : problems.joined(separator: "; ")
     }

@@ -80,6 +80,20 @@ final class LockedRingQueue<Element>: @unchecked Sendable {
     pthread_mutex_unlock(mutex)
   }
 
+  /// Removes every item left, without waiting, and returns how many there were (for a check
+  /// after the threads are joined).
+  func drain() -> Int {
+    pthread_mutex_lock(mutex)
+    defer { pthread_mutex_unlock(mutex) }
+    let left = count
+    for _ in 0..<count {
+      (storage + head).deinitialize(count: 1)
+      head = (head + 1) & (capacity - 1)
+    }
+    count = 0
+    return left
+  }
+
   private func append(_ item: Element) {
     if count == capacity { grow() }
     (storage + ((head + count) & (capacity - 1))).initialize(to: item)

@@ -51,7 +51,7 @@ extension Workload {
             }
           }
         } verify: {
-          logs.check(threads: threads)
+          logs.check(threads: threads, leftInQueue: QueueTransfer.drain(queue))
         } detail: {
           aborts.description
         }

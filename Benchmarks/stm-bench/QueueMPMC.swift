@@ -37,7 +37,7 @@ extension Workload {
             }
           }
         } verify: {
-          logs.check(threads: threads)
+          logs.check(threads: threads, leftInQueue: QueueTransfer.drain(queue))
         } detail: {
           aborts.description
         }
@@ -78,7 +78,7 @@ extension Implementation {
           }
         }
       } verify: {
-        logs.check(threads: threads)
+        logs.check(threads: threads, leftInQueue: queue.drain())
       }
     }
   }
@@ -95,6 +95,14 @@ enum QueueTransfer {
     guard batchSize > 1 else { return total }
     let unit = 2 * batchSize * threads
     return total / unit * unit
+  }
+
+  /// Takes every item left in `queue`, without waiting, and returns how many there were (for a
+  /// check after the threads are joined).
+  static func drain(_ queue: TQueue<Int>) -> Int {
+    var left = 0
+    while queue.tryDequeue() != nil { left += 1 }
+    return left
   }
 
   /// The producer whose share holds `item`.
@@ -144,11 +152,14 @@ enum QueueTransfer {
     /// The check of BENCHMARKS.md: the count and the sum of what the consumers received, and no
     /// item twice (a bitmap); which with the count means every item exactly once. Also, as the
     /// queues promise FIFO per producer, each consumer received each producer's items in
-    /// increasing order.
-    func check(threads: Int) -> String? {
+    /// increasing order. The consumers stop after their share, so the count alone cannot see
+    /// an item the queue made up: `leftInQueue`, how many items the queue still holds after the
+    /// join, must be 0.
+    func check(threads: Int, leftInQueue: Int) -> String? {
       var problems: [String] = []
       let count = received.reduce(0, +)
       if count != total { problems.append("consumers received \(count) items, expected \(total)") }
+      if leftInQueue != 0 { problems.append("the queue still holds \(leftInQueue) items after every consumer took its share") }
       var seen = [UInt64](repeating: 0, count: (total + 63) / 64)
       var sum = 0, duplicates = 0, outside = 0, outOfOrder = 0
       var firstProblem: String?

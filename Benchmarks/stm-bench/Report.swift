@@ -4,11 +4,11 @@ import Foundation
 enum Report {
   static func progressLine(_ m: BenchmarkResult) -> String {
     var line = "[\(m.workload)] \(m.implementation) (\(m.kind.rawValue)) T=\(m.threads): "
-      + formatSeconds(m.seconds) + ", "
     if let failure = m.failure {
+      // No time either: a failed run is never reported as a number (BENCHMARKS.md).
       line += "FAILED: \(failure)"
     } else {
-      line += "\(formatRate(m.opsPerSecond)) ops/s, verified (\(runsDescription(m)))"
+      line += formatSeconds(m.seconds) + ", \(formatRate(m.opsPerSecond)) ops/s, verified (\(runsDescription(m)))"
     }
     if let statistics = m.statistics {
       line += "; \(statistics)"
@@ -131,7 +131,9 @@ enum Report {
   // MARK: - JSON Lines
 
   /// One object in the shape of BENCHMARKS.md ("Output"). The engine's counters appear only
-  /// for the library; a failed run has no rate (it is never reported as a number) and says why.
+  /// for the library; a failed run has no time and no rate (it is never reported as a number)
+  /// and says why. A rate is a whole number, unless it is below 1,000 (a `mandelbrot` image a
+  /// second), where rounding would hide most of it.
   static func jsonLine(_ m: BenchmarkResult) -> String {
     var fields: [(String, String)] = [
       ("workload", jsonString(m.workload)),
@@ -139,10 +141,11 @@ enum Report {
       ("kind", jsonString(m.kind.rawValue)),
       ("threads", String(m.threads)),
       ("ops", String(m.ops)),
-      ("seconds", jsonNumber(m.seconds)),
     ]
     if m.verified {
-      fields.append(("ops_per_s", String(Int(m.opsPerSecond.rounded()))))
+      fields.append(("seconds", jsonNumber(m.seconds)))
+      let rate = m.opsPerSecond
+      fields.append(("ops_per_s", rate >= 1_000 ? String(Int(rate.rounded())) : jsonNumber(rate)))
       // How many measured runs `seconds` is the median of; a warm-up, if any, is not counted.
       fields.append(("runs", String(m.runs)))
     }
