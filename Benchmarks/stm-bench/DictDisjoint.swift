@@ -16,17 +16,25 @@ extension Workload {
         for key in 0..<DictDisjoint.keyCount { dictionary[key] = 0 }
         return Trial(ops: total) { thread in
           DictDisjoint.forEachKey(thread: thread, threads: threads, total: total) { key in
-            // Outside `atomically`, an in-place update is one atomic read-modify-write: a
-            // transaction of its own.
+            // Outside `atomically`, an in-place update is one atomic read-modify-write, ordered
+            // among transactions as one of its own; it holds the key's cell instead of running one.
             dictionary[key, default: 0] += 1
           }
         } verify: {
-          var sum = 0, recount = 0
-          for (_, value) in dictionary {
-            sum += value
-            recount += 1
+          DictDisjoint.check(dictionary, total: total)
+        }
+      },
+      // The same update in a transaction of its own: what each one costs when it must be able to
+      // join others (the drop-in update above holds the key's cell instead of running one).
+      Implementation(name: "TDictionary atomically", kind: .library) { threads in
+        let dictionary = TDictionary<Int, Int>(minimumCapacity: DictDisjoint.keyCount)
+        for key in 0..<DictDisjoint.keyCount { dictionary[key] = 0 }
+        return Trial(ops: total) { thread in
+          DictDisjoint.forEachKey(thread: thread, threads: threads, total: total) { key in
+            atomically { _ in dictionary[key, default: 0] += 1 }
           }
-          return DictDisjoint.check(count: dictionary.count, recount: recount, sum: sum, total: total)
+        } verify: {
+          DictDisjoint.check(dictionary, total: total)
         }
       },
       Implementation(name: "Mutex<[Int: Int]>", kind: .baseline) { threads in
@@ -85,6 +93,16 @@ enum DictDisjoint {
     for j in 0..<share(of: total, thread: thread, threads: threads).count {
       add(((j &* 7919) % ownKeys) * threads + thread)
     }
+  }
+
+  /// `check(count:recount:sum:total:)` of a `TDictionary`, recounted by iteration.
+  static func check(_ dictionary: TDictionary<Int, Int>, total: Int) -> String? {
+    var sum = 0, recount = 0
+    for (_, value) in dictionary {
+      sum += value
+      recount += 1
+    }
+    return check(count: dictionary.count, recount: recount, sum: sum, total: total)
   }
 
   /// The sum of the values is the total, and the map still holds its 65,536 keys (by its count

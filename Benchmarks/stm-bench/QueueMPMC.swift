@@ -12,42 +12,56 @@ extension Workload {
   ) { size in
     let total = size.scaled(2_000_000)
     return [
-      Implementation(name: "TQueue", kind: .library) { threads in
-        let queue = TQueue<Int>()
-        let logs = QueueTransfer.Logs(total: total, consumers: threads)
-        let aborts = QueueTransfer.AbortTally()
-        return Trial(ops: total, workerCount: 2 * threads) { thread in
-          aborts.count(isProducer: thread < threads) {
-            if thread < threads {
-              for item in share(of: total, thread: thread, threads: threads) {
-                // Outside `atomically`: a transaction of its own. It cannot throw: the queue is
-                // never closed and is unbounded.
-                try! queue.enqueue(item)
-              }
-            } else {
-              logs.receive(consumer: thread - threads) { log in
-                for index in log.indices {
-                  // Outside `atomically`: a transaction of its own, which blocks the thread
-                  // (without spinning) while the queue is empty, and throws nothing.
-                  guard let item = try! queue.dequeue() else { return index }
-                  log[index] = item
-                }
-                return log.count
-              }
-            }
-          }
-        } verify: {
-          logs.check(threads: threads, leftInQueue: QueueTransfer.drain(queue))
-        } detail: {
-          aborts.description
-        }
-      },
+      // Outside `atomically`, each enqueue and dequeue is atomic on its own, ordered among
+      // transactions as one of its own; it holds the tail's (or the head's) lock instead of
+      // running one. A dequeue blocks the thread (without spinning) while the queue is empty.
+      // Neither can throw: the queue is never closed and is unbounded.
+      .tQueue(name: "TQueue", total: total, enqueue: { queue, item in try! queue.enqueue(item) }, dequeue: { queue in
+        try! queue.dequeue()
+      }),
+      // Each in a transaction of its own: what they cost when they must be able to join others.
+      .tQueue(name: "TQueue atomically", total: total, enqueue: { queue, item in
+        try! atomically { _ in try queue.enqueue(item) }
+      }, dequeue: { queue in
+        try! atomically { _ in try queue.dequeue() }
+      }),
       .lockedRingQueue(total: total, batchSize: 1),
     ]
   }
 }
 
 extension Implementation {
+  /// `queue-mpmc` on a `TQueue<Int>`, one item per `enqueue` and per `dequeue`, as given.
+  static func tQueue(
+    name: String, total: Int, enqueue: @escaping @Sendable (TQueue<Int>, Int) -> Void,
+    dequeue: @escaping @Sendable (TQueue<Int>) -> Int?
+  ) -> Implementation {
+    Implementation(name: name, kind: .library) { threads in
+      let queue = TQueue<Int>()
+      let logs = QueueTransfer.Logs(total: total, consumers: threads)
+      let aborts = QueueTransfer.AbortTally()
+      return Trial(ops: total, workerCount: 2 * threads) { thread in
+        aborts.count(isProducer: thread < threads) {
+          if thread < threads {
+            for item in share(of: total, thread: thread, threads: threads) { enqueue(queue, item) }
+          } else {
+            logs.receive(consumer: thread - threads) { log in
+              for index in log.indices {
+                guard let item = dequeue(queue) else { return index }
+                log[index] = item
+              }
+              return log.count
+            }
+          }
+        }
+      } verify: {
+        logs.check(threads: threads, leftInQueue: QueueTransfer.drain(queue))
+      } detail: {
+        aborts.description
+      }
+    }
+  }
+
   /// The queue baseline that both queue workloads share: producers and consumers move
   /// `batchSize` items per lock hold, consumers waiting on a condition variable.
   static func lockedRingQueue(total: Int, batchSize: Int) -> Implementation {
