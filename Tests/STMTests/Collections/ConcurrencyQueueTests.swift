@@ -27,6 +27,24 @@ private func itemsOutOfOrder(_ items: [Int], producers: Int, perProducer: Int) -
 
 extension LibraryTests {
   @Suite struct ConcurrencyQueueTests {
+    /// A consumer waiting inside a transaction on an empty queue wakes when a transaction
+    /// enqueues (a delayed append, which lands its item in the old tail's link at commit): the
+    /// commit must wake the waiters of the cells its appends land in, not only of those it
+    /// wrote in its body. (Mutation testing: not waking the landed cells' waiters survived
+    /// every queue test but one, on a bounded queue.)
+    @Test(arguments: [nil, 4] as [Int?])
+    func aWaitingConsumerWakesForAnEnqueueInsideATransaction(capacity: Int?) throws {
+      let queue = TQueue<Int>(capacity: capacity)
+      let got = LockedBox<Int?>(nil)
+      let consumer = startThread { got.value = try! atomically { _ in try queue.dequeue() } }
+      // The consumer's transaction reads whether the queue is closed before it waits.
+      #expect(waitForWaiters(on: [queue.closed.cell]), "the consumer never waited")
+      try atomically { _ in try queue.enqueue(1) }
+      #expect(consumer.wait(timeout: .now() + 10) == .success, "the consumer was never woken")
+      #expect(got.value == 1)
+      queue.close()
+    }
+
     /// 4 producers and 4 consumers; some consumer transactions take an item and then throw, so
     /// the item must go back; every item arrives exactly once, each producer's in order.
     @Test(arguments: [nil, 16] as [Int?])
@@ -119,12 +137,23 @@ extension LibraryTests {
       #expect(throws: TQueueClosedError.self) { try queue.enqueue(2) }
       #expect(try queue.dequeue() == 1)
       #expect(try queue.dequeue() == nil)
-      // A consumer already waiting on an empty queue wakes up and ends when it is closed.
-      let other = TQueue<Int>()
-      let waiting = startThread { #expect(try! other.dequeue() == nil) }
-      #expect(waitForWaiters(on: [other.closed.cell]), "the consumer never waited")
-      other.close()
-      waiting.wait()
+      // A consumer already waiting on an empty queue wakes up and ends when it is closed, inside
+      // a transaction as outside. (Mutation testing: a waiting consumer that did not mark its
+      // read of `closed` slept through the close, and only a time limit ended the run.)
+      for insideTransaction in [false, true] {
+        let other = TQueue<Int>()
+        let waiting = startThread {
+          let item = insideTransaction ? try! atomically { _ in try other.dequeue() } : try! other.dequeue()
+          #expect(item == nil)
+        }
+        #expect(waitForWaiters(on: [other.closed.cell]), "the consumer never waited")
+        other.close()
+        let woken = waiting.wait(timeout: .now() + 10) == .success
+        let place = insideTransaction ? "inside" : "outside"
+        #expect(woken, "a consumer waiting \(place) a transaction slept through close()")
+        // A waiter that slept through the close is left waiting (it holds no segment while it
+        // waits): nothing else could wake it, and the failure above says what went wrong.
+      }
     }
 
     @Test func boundedQueueMakesProducersWait() throws {

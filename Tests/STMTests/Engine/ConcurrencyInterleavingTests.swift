@@ -262,6 +262,76 @@ extension LibraryTests {
       #expect(appender.value.commits == 1)
     }
 
+    /// A committing transaction must count as stale a read of a cell that another commit, holding
+    /// a lower number, is still about to publish. T1 reads `x`; T2 commits `x = 1`, stopped right
+    /// after taking its number n; a reader R (snapshot n) waits for T2 on `x`; T1 then commits
+    /// (number n + 1). T1 read `x` before T2's write, so it must rerun: otherwise R sees T2's write
+    /// without T1's (x == 1, y == -1) while T1, ordered after T2, wrote y from x == 0: no serial
+    /// order gives both. (Mutation testing: skipping the holder check in
+    /// `_Segment.conflict(before:writes:engine:)` let T1 commit y == 100.)
+    @Test func aCommitWhoseReadAnEarlierNumberedCommitIsPublishingReruns() {
+      let x = TVar(0), y = TVar(-1)
+      let pause = CommitNumberPause()
+      defer { pause.remove() }
+      let t1Read = Gate(), t1Commit = Gate()
+      let attempts = Attempts()
+      let t1Done = startThread {
+        atomically { _ in
+          attempts.count += 1
+          let seen = x.value
+          if attempts.count == 1 {
+            t1Read.open()
+            t1Commit.wait()
+          }
+          y.value = seen + 100
+        }
+      }
+      t1Read.wait()
+      let t2Done = startThread {
+        pause.stopThisThreadsNextCommit()
+        atomically { _ in x.value = 1 }
+      }
+      pause.numbered.wait()
+      let rSaw = LockedBox<[Int]>([])
+      let rDone = startThread { rSaw.value = atomically { _ in [x.value, y.value] } }
+      // R waits on `x` for T2; give it time to take its snapshot, then let T1 commit.
+      Thread.sleep(forTimeInterval: 0.2)
+      t1Commit.open()
+      Thread.sleep(forTimeInterval: 0.3)
+      pause.release.open()
+      t2Done.wait()
+      t1Done.wait()
+      rDone.wait()
+      #expect(rSaw.value == [1, -1])
+      #expect(y.value == 101, "T1 committed after T2 with a read of x from before T2's write")
+    }
+
+    /// A change committed after a retrying attempt's snapshot but before its retry registers
+    /// must wake it at once: registering re-checks the cells it read. (Mutation testing:
+    /// dropping that re-check in `_RetryRegistry.register` only made the suite hang somewhere,
+    /// with no test naming the lost wake-up.)
+    @Test func aRetryWakesForAChangeCommittedBeforeItRegistered() {
+      let flag = TVar(0)
+      let attempts = Attempts()
+      let done = startThread {
+        try! atomically { tx in
+          attempts.count += 1
+          guard flag.value > 0 else {
+            // Committed after this attempt's snapshot, before its retry registers.
+            if attempts.count == 1 { startThread { flag.value = 1 }.wait() }
+            try tx.retry()
+          }
+        }
+      }
+      let woken = done.wait(timeout: .now() + 10) == .success
+      #expect(woken, "the retry slept through a change to what it had read")
+      if !woken {
+        flag.value = 2  // a second change, to let the waiter go
+        done.wait()
+      }
+      #expect(attempts.count == 2)
+    }
+
     /// A reader whose snapshot comes after a commit's number must wait for that commit even in
     /// the instant between taking the number and showing it; otherwise it reads the old value
     /// and its own update to it is lost (a bug the harness caught and the oracle did not).
