@@ -221,8 +221,16 @@ final class LockedBox<Value>: @unchecked Sendable {
   private let lock = NSLock()
   private var stored: Value
   init(_ value: Value) { stored = value }
+  /// Read, written and changed in place under the lock: `box.value.append(x)` from several
+  /// threads at once loses nothing (with a getter and a setter alone, it read and wrote under
+  /// separate holds of the lock, and two appends could keep only one).
   var value: Value {
     get { lock.withLock { stored } }
     set { lock.withLock { stored = newValue } }
+    _modify {
+      lock.lock()
+      defer { lock.unlock() }
+      yield &stored
+    }
   }
 }
