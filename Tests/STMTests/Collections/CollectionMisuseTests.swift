@@ -1,3 +1,4 @@
+import Foundation
 import STM
 import Testing
 
@@ -19,6 +20,36 @@ extension LibraryTests {
         array[-1] = 0
       }
       #expect(standardError(of: result).contains("TArray index -1 is out of range: the array has 2 elements"))
+    }
+
+    /// A plain write, outside a transaction, to an index whose cell exists but is past the end
+    /// (emptied by a pop) traps too, instead of storing an element there that reads of the
+    /// index would then see.
+    @Test func writingAnArrayPastItsEndAfterAPopTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let array: TArray = [1, 2]
+        _ = array.popLast()
+        array[1] = 5
+      }
+      #expect(standardError(of: result).contains("TArray index 1 is out of range: the array has 1 elements"))
+    }
+
+    /// Inside a transaction a write at `count` traps as well, with or without appends of the
+    /// transaction's own: it must not become an append.
+    @Test func writingAnArrayAtItsCountInsideATransactionTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let array: TArray = [1, 2]
+        atomically { _ in array[2] = 9 }
+      }
+      #expect(standardError(of: result).contains("TArray index 2 is out of range: the array has 2 elements"))
+      let withAppend = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let array: TArray = [1, 2]
+        atomically { _ in
+          array.append(3)
+          array[3] = 9
+        }
+      }
+      #expect(standardError(of: withAppend).contains("TArray index 3 is out of range: the array has 3 elements"))
     }
 
     @Test func updatingAnArrayElementPastItsEndTraps() async {
@@ -76,6 +107,12 @@ extension LibraryTests {
     /// could never land, and the transaction would wait for room forever.
     @Test func enqueueingMoreThanTheCapacityInOneTransactionTraps() async {
       let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        // Should the trap be missing, the transaction waits for good: end the process as a
+        // success after 5 s instead, so that the expectation fails rather than hangs.
+        Thread.detachNewThread {
+          Thread.sleep(forTimeInterval: 5)
+          exit(0)
+        }
         let queue = TQueue<Int>(capacity: 2)
         try? atomically { _ in
           try queue.enqueue(1)

@@ -139,6 +139,25 @@ extension LibraryTests {
       #expect(literal.isEmpty && literal.dictionary.isEmpty)
     }
 
+    /// `merge` and `init(_:uniquingKeysWith:)` pass `combine` the current value first and the
+    /// new one second, as `Dictionary` does (a key repeated in the pairs combines with its
+    /// earlier value); a `combine` that throws leaves the dictionary as it was.
+    @Test func mergeCombinesTheCurrentValueWithTheNewOneAndAThrowChangesNothing() {
+      let pairs = [("a", 1), ("b", 2), ("a", 10), ("a", 100)]
+      #expect(TDictionary(pairs, uniquingKeysWith: { first, _ in first }).dictionary == ["a": 1, "b": 2])
+      #expect(TDictionary(pairs, uniquingKeysWith: { _, last in last }).dictionary == ["a": 100, "b": 2])
+      let dict: TDictionary = ["a": 1, "b": 2]
+      dict.merge([("a", 10), ("c", 3), ("c", 30)]) { current, new in current * 1_000 + new }
+      #expect(dict.dictionary == ["a": 1_010, "b": 2, "c": 3_030])
+      dict.merge(["b": 20]) { current, _ in current }
+      #expect(dict["b"] == 2)
+      struct Refused: Error {}
+      #expect(throws: Refused.self) {
+        try dict.merge([("d", 4), ("a", 0)]) { (_: Int, _: Int) throws(Refused) -> Int in throw Refused() }
+      }
+      #expect(dict.dictionary == ["a": 1_010, "b": 2, "c": 3_030])
+    }
+
     /// Of elements that are equal but distinguishable, `TSet` keeps and hands back the member
     /// that was inserted, as `Set` does: `insert` keeps the one there and returns it,
     /// `update(with:)` replaces it and returns the old one, `remove` returns it, and a lookup
@@ -310,6 +329,21 @@ extension LibraryTests {
       #expect(array.description == "TArray([\"a\", \"b\", \"C\"])")
     }
 
+    /// A transaction that pops the last element and then appends sees its append at that index,
+    /// not the element it popped: the pop empties the index's cell in the transaction.
+    @Test func aPopThenAnAppendInOneTransactionSeesTheAppend() {
+      let array: TArray = [1, 2, 3]
+      atomically { _ in
+        #expect(array.popLast() == 3)
+        #expect(array.count == 2)
+        array.append(9)
+        #expect(array[2] == 9)
+        #expect(array.elements == [1, 2, 9])
+      }
+      #expect(array.elements == [1, 2, 9])
+      #expect(array.popLast() == 9 && array.popLast() == 2)
+    }
+
     /// Appends after a checkpoint go on into the batch the checkpoint holds (copying it made a
     /// loop of nested blocks that each append quadratic; found by review), and rolling back
     /// takes out exactly those, however the rolled-back parts and the ones that stay interleave.
@@ -393,6 +427,80 @@ extension LibraryTests {
         return queue.tryDequeue()
       }
       #expect(own == 7 && queue.tryDequeue() == 8 && queue.tryDequeue() == nil)
+    }
+
+    /// A transaction that takes back every item it enqueued lands nothing: no new version of
+    /// the tail (an empty batch would still land one, as for an array's count).
+    @Test func enqueuesTakenBackInTheSameTransactionLandNothing() throws {
+      let queue = TQueue<Int>()
+      try queue.enqueue(0)
+      #expect(queue.tryDequeue() == 0)
+      func newestTail() -> UInt64 { queue.tail.cell.head.load(ordering: .acquiring).takeUnretainedValue().stamp }
+      let before = newestTail()
+      let taken = try atomically { _ in
+        try queue.enqueue(1)
+        try queue.enqueue(2)
+        return [queue.tryDequeue(), queue.tryDequeue(), queue.tryDequeue()]
+      }
+      #expect(taken == [1, 2, nil])
+      #expect(newestTail() == before)
+      #expect(queue.isEmpty)
+      // Taken back in part, the rest lands.
+      try atomically { _ in
+        try queue.enqueue(3)
+        try queue.enqueue(4)
+        #expect(queue.tryDequeue() == 3)
+      }
+      #expect(newestTail() != before)
+      #expect(queue.tryDequeue() == 4 && queue.tryDequeue() == nil)
+    }
+
+    /// A transaction that takes back an item it enqueued on a bounded queue gives its place
+    /// back, as taking a committed item does: the budget is whole again afterwards. (Each
+    /// enqueue runs in an `orElse` whose other branch says it would have waited.)
+    @Test func boundedQueueTakingOwnItemsGivesTheirPlacesBack() throws {
+      let queue = TQueue<Int>(capacity: 2)
+      func enqueueWithoutWaiting(_ item: Int, thenTake: Bool = false) throws -> Int? {
+        try atomically { transaction in
+          try transaction.orElse({ _ in
+            try queue.enqueue(item)
+            return thenTake ? queue.tryDequeue() : item
+          }, { _ in nil })
+        }
+      }
+      for round in 0..<4 { #expect(try enqueueWithoutWaiting(round, thenTake: true) == round) }
+      #expect(try enqueueWithoutWaiting(10) == 10)
+      #expect(try enqueueWithoutWaiting(11) == 11)
+      #expect(try enqueueWithoutWaiting(12) == nil)
+      #expect(queue.tryDequeue() == 10 && queue.tryDequeue() == 11 && queue.tryDequeue() == nil)
+    }
+
+    /// Inside a transaction, `isEmpty` counts the transaction's own pending enqueues, which
+    /// `tryDequeue` would hand out, and no longer once they are taken back.
+    @Test func queueIsEmptyCountsTheTransactionsOwnItems() throws {
+      let queue = TQueue<Int>()
+      try atomically { _ in
+        #expect(queue.isEmpty)
+        try queue.enqueue(1)
+        #expect(!queue.isEmpty)
+        #expect(queue.tryDequeue() == 1)
+        #expect(queue.isEmpty)
+        try queue.enqueue(2)
+      }
+      #expect(!queue.isEmpty)
+      #expect(queue.tryDequeue() == 2 && queue.isEmpty)
+    }
+
+    /// A closed queue still hands out the items it holds, inside a transaction as outside:
+    /// `dequeue` returns nil only once the queue is closed *and* drained.
+    @Test func aClosedQueueDrainsInsideTransactions() throws {
+      let queue = TQueue<Int>()
+      for item in 1...3 { try queue.enqueue(item) }
+      queue.close()
+      #expect(try atomically { _ in try queue.dequeue() } == 1)
+      #expect(try atomically { _ in [try queue.dequeue(), try queue.dequeue()] } == [2, 3])
+      #expect(try atomically { _ in try queue.dequeue() } == nil)
+      #expect(try queue.dequeue() == nil)
     }
 
     @Test func counterCounts() {

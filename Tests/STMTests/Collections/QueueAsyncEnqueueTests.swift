@@ -87,6 +87,36 @@ extension LibraryTests {
       while let item = queue.tryDequeue() { taken.append(item) }
       #expect(taken == Array(0..<1_000))
     }
+
+    /// The consumer's side: cancelling a task whose `dequeue()` (or whose iterator's
+    /// `next()`) waits on an empty queue ends the wait with nil, taking nothing. If the wait
+    /// has not ended within 10 s, a thread outside the shared pool enqueues an item, so that
+    /// the test fails instead of hanging.
+    @Test(.timeLimit(.minutes(1)), arguments: [false, true])
+    func cancellingAWaitingDequeueEndsItWithNil(iterating: Bool) async throws {
+      let queue = TQueue<Int>()
+      let consumer = Task { () -> Int? in
+        guard iterating else { return await queue.dequeue() }
+        var iterator = queue.makeAsyncIterator()
+        return await iterator.next()
+      }
+      let deadline = Date().addingTimeInterval(10)
+      while _Engine.shared.retryWaiters.pendingEntries(for: queue.closed.cell) == 0 && Date() < deadline {
+        try await Task.sleep(for: .milliseconds(1))
+      }
+      #expect(_Engine.shared.retryWaiters.pendingEntries(for: queue.closed.cell) > 0, "the consumer never waited")
+      consumer.cancel()
+      let ended = Gate()
+      _ = startThread {
+        guard !ended.wait(timeout: 10) else { return }
+        try? queue.enqueue(-1)
+      }
+      let taken = await consumer.value
+      ended.open()
+      #expect(taken == nil, "the cancelled wait did not end")
+      try await queue.enqueue(5)
+      #expect(queue.tryDequeue() == 5 && queue.tryDequeue() == nil)
+    }
   }
 }
 

@@ -228,6 +228,22 @@ extension LibraryTests {
       #expect(ConflictEvent(logLine: "abort\twriteRead\t1\t\t\t\t") == nil)
     }
 
+    /// A conflict on several objects lists the three it hit most, with their counts, then how
+    /// many more there are: "more" only when there are more than three.
+    @Test func aConflictListsTheThreeObjectsHitMostAndHowManyMore() throws {
+      func printed(objects: [String]) throws -> String {
+        var log = ""
+        for object in objects {
+          log += "abort\twriteRead\t0.5\tApp/W.swift:1\tApp/T.swift:2\tApp/W.swift:3\tApp/T.swift:4\t\(object)\n"
+        }
+        return try ConflictReport(log: log).formatted()
+      }
+      let three = try printed(objects: ["a", "b", "b", "c", "c", "c"])
+      #expect(three.contains("\n    on c (3x), b (2x), a (1x)\n"), "\(three)")
+      let five = try printed(objects: ["a", "b", "b", "c", "c", "c", "d", "d", "d", "d", "e"])
+      #expect(five.contains("\n    on d (4x), c (3x), b (2x) and 2 more\n"), "\(five)")
+    }
+
     @Test func aMalformedLogLineIsReportedWithItsNumber() {
       #expect(throws: ConflictLogError.malformedLine(2, "abort\tnot-a-kind\t1\t\t")) {
         try ConflictReport(log: "# header\nabort\tnot-a-kind\t1\t\t\n")

@@ -254,6 +254,43 @@ extension LibraryTests {
       #expect(release.value)
     }
 
+    /// The callback that gave up its wait goes back to the *front* of the queue, ahead of the
+    /// work the cancelled run never started: a one-thread run after it runs it first.
+    @Test func aCallbackThatGaveUpItsWaitRunsFirstInTheNextRun() async throws {
+      let queue = TransactionQueue()
+      let release = TVar(false), order = TArray<String>()
+      let waiting = Gate(), otherStarted = Gate(), otherMayFinish = Gate()
+      queue.add {
+        try waitUntil(release, opening: waiting)
+        order.append("waiter")
+      }
+      queue.add {
+        otherStarted.open()
+        otherMayFinish.wait()
+        order.append("other")
+      }
+      queue.add { order.append("not started") }
+      let run = Task { try await queue.run(threads: 2) }
+      waiting.wait()
+      otherStarted.wait()
+      run.cancel()
+      otherMayFinish.open()
+      let ended = Gate()
+      Task.detached {
+        _ = try? await run.value
+        ended.open()
+      }
+      guard ended.wait(timeout: 20) else {
+        Issue.record("the cancelled run never returned")
+        return
+      }
+      #expect(order.elements == ["other"])
+      #expect(queue.pendingCount == 2)
+      release.value = true
+      try await queue.run(threads: 1)
+      #expect(order.elements == ["other", "waiter", "not started"])
+    }
+
     /// The cancellation handler runs on the thread that cancels; from inside a transaction
     /// that then rolls back, the run's stop signal was written into that transaction and lost
     /// with it, and the waiting callback slept for good. (Found by review.)
@@ -315,6 +352,32 @@ extension LibraryTests {
       #expect(outcome.error as? Planned == Planned(id: 2))
       #expect(committed.elements.isEmpty)
       #expect(!release.value)
+    }
+
+    /// The other order: a cancellation that comes after a callback has failed the run does
+    /// not replace the failure. `run` still throws the callback's error, the work not
+    /// started is discarded, and the queue is failed.
+    @Test func aCancellationAfterAFailureKeepsTheFailure() async throws {
+      let queue = TransactionQueue()
+      let slowStarted = Gate(), slowMayFinish = Gate()
+      queue.add {
+        slowStarted.open()
+        slowMayFinish.wait()
+      }
+      queue.add { throw Planned(id: 3) }
+      for _ in 0..<5 { queue.add {} }
+      let run = Task { try await queue.run(threads: 2) }
+      #expect(slowStarted.wait(timeout: 10))
+      // The second worker's callback has failed the run once the run is stopping.
+      let deadline = Date().addingTimeInterval(10)
+      while !queue.scheduler.withLock({ $0.isStopping }) && Date() < deadline {
+        try await Task.sleep(for: .milliseconds(1))
+      }
+      run.cancel()
+      slowMayFinish.open()
+      await #expect(throws: Planned(id: 3)) { try await run.value }
+      #expect(queue.pendingCount == 0)
+      await #expect(throws: TransactionQueueError.self) { try await queue.run(threads: 1) }
     }
 
     /// A callback that throws after the run was cancelled still fails the run: `run` throws
