@@ -216,36 +216,12 @@ extension LibraryTests {
     /// run did not return: it waited for the waiting callback, whose wait only the queued
     /// callback could end.)
     @Test func cancellingTheAsyncRunEndsWaitsForWorkItWillNotStart() async throws {
-      let queue = TransactionQueue()
-      let release = TVar(false), order = TArray<String>()
-      let waiting = Gate(), otherStarted = Gate(), otherMayFinish = Gate()
-      queue.add {
-        try waitUntil(release, opening: waiting)
-        order.append("waiter")
-      }
-      queue.add {
-        otherStarted.open()
-        otherMayFinish.wait()
-        order.append("other")
-      }
-      queue.add {
+      let staged = CancelledRun { release, order in
         release.value = true
         order.append("releaser")
       }
-      let run = Task { try await queue.run(threads: 2) }
-      waiting.wait()
-      otherStarted.wait()
-      run.cancel()
-      otherMayFinish.open()
-      let ended = Gate()
-      Task.detached {
-        _ = try? await run.value
-        ended.open()
-      }
-      guard ended.wait(timeout: 20) else {
-        Issue.record("the cancelled run never returned")
-        return
-      }
+      let (queue, release, order) = (staged.queue, staged.release, staged.order)
+      guard let run = staged.cancelWhileTheFirstCallbackWaits() else { return }
       await #expect(throws: CancellationError.self) { try await run.value }
       #expect(order.elements == ["other"])
       #expect(queue.pendingCount == 2)
@@ -257,33 +233,9 @@ extension LibraryTests {
     /// The callback that gave up its wait goes back to the *front* of the queue, ahead of the
     /// work the cancelled run never started: a one-thread run after it runs it first.
     @Test func aCallbackThatGaveUpItsWaitRunsFirstInTheNextRun() async throws {
-      let queue = TransactionQueue()
-      let release = TVar(false), order = TArray<String>()
-      let waiting = Gate(), otherStarted = Gate(), otherMayFinish = Gate()
-      queue.add {
-        try waitUntil(release, opening: waiting)
-        order.append("waiter")
-      }
-      queue.add {
-        otherStarted.open()
-        otherMayFinish.wait()
-        order.append("other")
-      }
-      queue.add { order.append("not started") }
-      let run = Task { try await queue.run(threads: 2) }
-      waiting.wait()
-      otherStarted.wait()
-      run.cancel()
-      otherMayFinish.open()
-      let ended = Gate()
-      Task.detached {
-        _ = try? await run.value
-        ended.open()
-      }
-      guard ended.wait(timeout: 20) else {
-        Issue.record("the cancelled run never returned")
-        return
-      }
+      let staged = CancelledRun { _, order in order.append("not started") }
+      let (queue, release, order) = (staged.queue, staged.release, staged.order)
+      guard staged.cancelWhileTheFirstCallbackWaits() != nil else { return }
       #expect(order.elements == ["other"])
       #expect(queue.pendingCount == 2)
       release.value = true
@@ -469,6 +421,52 @@ private final class LockedOutcome: @unchecked Sendable {
   var error: (any Error)? {
     get { lock.withLock { stored } }
     set { lock.withLock { stored = newValue } }
+  }
+}
+
+/// A queue of three callbacks, run on two threads and cancelled while the first waits for
+/// `release` and the second runs: the third, `last`, is never started.
+private struct CancelledRun {
+  let queue = TransactionQueue()
+  let release = TVar(false)
+  let order = TArray<String>()
+  private let waiting = Gate(), otherStarted = Gate(), otherMayFinish = Gate()
+
+  init(last: @escaping @Sendable (TVar<Bool>, TArray<String>) -> Void) {
+    let (release, order, waiting) = (self.release, self.order, self.waiting)
+    let (otherStarted, otherMayFinish) = (self.otherStarted, self.otherMayFinish)
+    queue.add {
+      try waitUntil(release, opening: waiting)
+      order.append("waiter")
+    }
+    queue.add {
+      otherStarted.open()
+      otherMayFinish.wait()
+      order.append("other")
+    }
+    queue.add { last(release, order) }
+  }
+
+  /// Starts the run, cancels it once the first callback waits and the second has started, lets
+  /// the second finish, and returns the run once it has returned; nil, with an issue recorded,
+  /// if it has not within 20 s.
+  func cancelWhileTheFirstCallbackWaits() -> Task<Void, any Error>? {
+    let queue = self.queue
+    let run = Task { try await queue.run(threads: 2) }
+    waiting.wait()
+    otherStarted.wait()
+    run.cancel()
+    otherMayFinish.open()
+    let ended = Gate()
+    Task.detached {
+      _ = try? await run.value
+      ended.open()
+    }
+    guard ended.wait(timeout: 20) else {
+      Issue.record("the cancelled run never returned")
+      return nil
+    }
+    return run
   }
 }
 
