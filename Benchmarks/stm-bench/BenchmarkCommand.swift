@@ -53,6 +53,14 @@ enum BenchmarkCommand {
       printError("stm-bench: PRNG self-check failed: \(failure)")
       return 3
     }
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    if let most = options.threadCounts.max(), most > cores {
+      // Not an error: oversubscription is worth measuring too. But a speed-up past the core
+      // count is time slicing, and the chart does not say so by itself.
+      printError(
+        "stm-bench: note: this process may use \(cores) \(cores == 1 ? "core" : "cores"), and T=\(most) runs \(most) "
+          + "threads (the queue workloads twice as many): those runs share cores")
+    }
     var json: JSONLinesWriter?
     if let path = options.jsonPath {
       guard let writer = JSONLinesWriter(path: path) else {

@@ -40,6 +40,19 @@ extension Workload {
           checkCounter(counter.value.withLock { $0 }, total)
         }
       },
+      Implementation(name: "actor", kind: .baseline) { threads in
+        let counter = CounterActor()
+        return Trial(ops: total) { thread in
+          let ops = share(of: total, thread: thread, threads: threads).count
+          waitForTask {
+            for _ in 0..<ops { await counter.increment(caller: thread) }
+          }
+        } verify: {
+          checkCounter(waitForTask { await counter.value }, total)
+        } detail: {
+          waitForTask { await counter.turns.description }
+        }
+      },
     ]
   }
 }

@@ -69,6 +69,22 @@ extension Workload {
           return DictDisjoint.check(count: dictionary.count, recount: recount, sum: sum, total: total)
         }
       },
+      Implementation(name: "actor", kind: .baseline) { threads in
+        let dictionary = DictionaryActor(DictDisjoint.initialContents())
+        return Trial(ops: total) { thread in
+          let ops = share(of: total, thread: thread, threads: threads).count
+          waitForTask {
+            for j in 0..<ops { await dictionary.increment(DictDisjoint.key(op: j, thread: thread, threads: threads), caller: thread) }
+          }
+        } verify: {
+          let contents = waitForTask { await dictionary.snapshot }
+          return DictDisjoint.check(
+            count: contents.count, recount: contents.reduce(0) { n, _ in n + 1 },
+            sum: contents.values.reduce(0, +), total: total)
+        } detail: {
+          waitForTask { await dictionary.turns.description }
+        }
+      },
     ]
   }
 }
@@ -89,10 +105,15 @@ enum DictDisjoint {
   /// `((j &* 7919) % (65536 / T)) * T + t`.
   @inline(__always)
   static func forEachKey(thread: Int, threads: Int, total: Int, add: (Int) -> Void) {
-    let ownKeys = keyCount / threads
     for j in 0..<share(of: total, thread: thread, threads: threads).count {
-      add(((j &* 7919) % ownKeys) * threads + thread)
+      add(key(op: j, thread: thread, threads: threads))
     }
+  }
+
+  /// The key of thread `thread`'s op `j`, as `forEachKey` gives them.
+  @inline(__always)
+  static func key(op j: Int, thread: Int, threads: Int) -> Int {
+    ((j &* 7919) % (keyCount / threads)) * threads + thread
   }
 
   /// `check(count:recount:sum:total:)` of a `TDictionary`, recounted by iteration.

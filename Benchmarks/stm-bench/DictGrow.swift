@@ -48,6 +48,21 @@ extension Workload {
           }
         }
       },
+      Implementation(name: "actor", kind: .baseline) { threads in
+        let dictionary = DictionaryActor()
+        return Trial(ops: total) { thread in
+          waitForTask {
+            for key in DictGrow.keys(thread: thread, threads: threads, total: total) {
+              await dictionary.updateValue(key, forKey: key, caller: thread)
+            }
+          }
+        } verify: {
+          let contents = waitForTask { await dictionary.snapshot }
+          return DictGrow.check(count: contents.count, total: total) { contents[$0] }
+        } detail: {
+          waitForTask { await dictionary.turns.description }
+        }
+      },
     ]
   }
 }

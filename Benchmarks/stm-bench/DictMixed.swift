@@ -79,6 +79,24 @@ extension Workload {
           return logs.check(count: dictionary.count, recount: recount, contents: contents)
         }
       },
+      Implementation(name: "actor", kind: .baseline) { threads in
+        let dictionary = DictionaryActor(DictMixed.initialContents())
+        let logs = DictMixed.Logs(threads: threads, total: total)
+        return Trial(ops: total) { thread in
+          waitForTask {
+            // Each transaction's four operations are one call, so atomic as a group.
+            await DictMixed.run(thread: thread, threads: threads, total: total, logs: logs) { draws in
+              await dictionary.perform(draws, caller: thread)
+            }
+          }
+        } verify: {
+          let contents = waitForTask { await dictionary.snapshot }
+          return logs.check(
+            count: contents.count, recount: contents.reduce(0) { n, _ in n + 1 }, contents: contents)
+        } detail: {
+          waitForTask { await dictionary.turns.description }
+        }
+      },
     ]
   }
 }
@@ -187,6 +205,22 @@ enum DictMixed {
     for _ in share(of: total, thread: thread, threads: threads) {
       let draws = Draws(&random)
       checksum &+= transaction(draws)
+      log.record(draws)
+    }
+    log.keep(checksum: checksum)
+  }
+
+  /// `run(thread:threads:total:logs:transaction:)` for transactions that are `await`ed calls:
+  /// the same draws, logged the same way.
+  static func run(
+    thread: Int, threads: Int, total: Int, logs: Logs, transaction: (Draws) async -> Int
+  ) async {
+    var random = Xorshift64Star(thread: thread)
+    let log = logs.log(of: thread)
+    var checksum = 0
+    for _ in share(of: total, thread: thread, threads: threads) {
+      let draws = Draws(&random)
+      checksum &+= await transaction(draws)
       log.record(draws)
     }
     log.keep(checksum: checksum)

@@ -42,6 +42,25 @@ extension Workload {
           ListAppend.check(list.value.withLock { $0 }, threads: threads, total: total)
         }
       },
+      Implementation(name: "actor", kind: .baseline) { threads in
+        let list = ListActor(capacity: total)
+        return Trial(ops: total) { thread in
+          let appends = share(of: total, thread: thread, threads: threads).count
+          waitForTask {
+            var sequence = ListAppend.Sequence(thread: thread)
+            for _ in 0..<appends {
+              // The private work outside the actor's method, as with the lock; the task stays
+              // on the actor meanwhile, though (see `Turns`).
+              let item = sequence.nextItem()
+              await list.append(item, caller: thread)
+            }
+          }
+        } verify: {
+          ListAppend.check(waitForTask { await list.items }, threads: threads, total: total)
+        } detail: {
+          waitForTask { await list.turns.description }
+        }
+      },
     ]
   }
 }
