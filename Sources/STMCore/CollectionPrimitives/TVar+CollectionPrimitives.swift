@@ -33,7 +33,7 @@ extension TVar {
     if retiring { cell.markRetired() }
     // Whoever takes the lock next sees the flag (the release stores the word that holds it).
     cell.unlock()
-    if retiring { _Engine.wakeWaitersOfRetired(cell) }
+    if retiring { _EngineEntry.wakeWaitersOfRetired(cell) }
     return retiring
   }
 

@@ -147,7 +147,7 @@ extension TVar {
   /// `_endNumberedMutation(_:publishing:)`.
   @inlinable
   package func _numberMutation(_ update: _InPlaceUpdate<Value>) -> _NumberedMutation<Value> {
-    let (number, overwritable) = _Engine.numberMutation(of: cell, update.segment, update.context)
+    let (number, overwritable) = _EngineEntry.numberMutation(of: cell, update.segment, update.context)
     return _NumberedMutation(segment: update.segment, context: update.context, number: number, overwritable: overwritable)
   }
 
@@ -162,7 +162,7 @@ extension TVar {
     } else {
       version = cell.makePendingVersion(value, cachedBy: mutation.context)
     }
-    _Engine.endNumberedMutation(of: cell, mutation.segment, mutation.context, numbered: mutation.number, publishing: version)
+    _EngineEntry.endNumberedMutation(of: cell, mutation.segment, mutation.context, numbered: mutation.number, publishing: version)
   }
 }
 
@@ -183,7 +183,7 @@ extension TVar {
   /// The value was published before the update takes its commit number, so publishing
   /// something that depends on it (a queue's head moved past the item it found) orders the
   /// update after the commit that wrote it. A value that an update wrote without a commit
-  /// number makes this update take one (see `_Engine.lockToPeek(_:during:)`).
+  /// number makes this update take one (see `_EngineEntry.lockToPeek(_:during:)`).
   @inlinable
   package func _peekNewest<Updated>(during update: _InPlaceUpdate<Updated>) -> Value? {
     cell._withNewest(peekedDuring: update.segment) { $0 }
@@ -195,7 +195,7 @@ extension _TypedCell where Value: Sendable {
   /// `TVar` of it retained it).
   @inlinable
   package final func beginInPlaceUpdate() -> _InPlaceUpdate<Value>? {
-    guard let (segment, context, newest) = _Engine.beginInPlaceUpdate(of: self) else { return nil }
+    guard let (segment, context, newest) = _EngineEntry.beginInPlaceUpdate(of: self) else { return nil }
     return _InPlaceUpdate(
       segment: segment, context: context,
       value: newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value })
@@ -219,9 +219,9 @@ extension _TypedCell where Value: Sendable {
     _ update: _InPlaceUpdate<Value>, publishing value: Value,
     alongWith companion: _TypedCell<Companion>, _ transform: (Companion) -> Companion
   ) {
-    let newest = _Engine.lockCompanion(companion, update.segment, update.context)
+    let newest = _EngineEntry.lockCompanion(companion, update.segment, update.context)
     let companionValue = transform(newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Companion>.self).value })
-    let numbered = _Engine.numberInPlaceMutation(of: self, update.segment, update.context, commutingWith: companion)
+    let numbered = _EngineEntry.numberInPlaceMutation(of: self, update.segment, update.context, commutingWith: companion)
     publish(value, alongWith: companion, companionValue, numbered: numbered, update.segment, update.context)
   }
 
@@ -241,15 +241,15 @@ extension _TypedCell where Value: Sendable {
     _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, alongWith companion: _TypedCell<Companion>,
     deciding decide: (Companion) -> (value: Value, companion: Companion)?
   ) -> Companion? {
-    guard let companionNewest = _Engine.tryLockCompanion(companion, segment) else {
-      _Engine.abandonInPlaceMutation(of: self, segment, context)
+    guard let companionNewest = _EngineEntry.tryLockCompanion(companion, segment) else {
+      _EngineEntry.abandonInPlaceMutation(of: self, segment, context)
       return nil
     }
     // Read now: the overwrite below hands back the old value only when it may hold an object.
     let previous = companionNewest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Companion>.self).value }
-    let numbered = _Engine.numberInPlaceMutation(of: self, segment, context, companion: companion)
+    let numbered = _EngineEntry.numberInPlaceMutation(of: self, segment, context, companion: companion)
     guard let (value, companionValue) = decide(previous) else {
-      _Engine.abandonNumberedInPlaceMutation(of: self, segment, context, companion: companion)
+      _EngineEntry.abandonNumberedInPlaceMutation(of: self, segment, context, companion: companion)
       return nil
     }
     publish(value, alongWith: companion, companionValue, numbered: numbered, segment, context)
@@ -272,21 +272,21 @@ extension _TypedCell where Value: Sendable {
     _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, alongWith companion: _TypedCell<Companion>,
     and extra: _TypedCell<Extra>, deciding decide: (Companion, Extra) -> (value: Value, companion: Companion, extra: Extra)?
   ) -> Bool {
-    guard let companionNewest = _Engine.tryLockCompanion(companion, segment) else {
-      _Engine.abandonInPlaceMutation(of: self, segment, context)
+    guard let companionNewest = _EngineEntry.tryLockCompanion(companion, segment) else {
+      _EngineEntry.abandonInPlaceMutation(of: self, segment, context)
       return false
     }
-    guard let extraNewest = _Engine.tryLockCompanion(extra, segment) else {
+    guard let extraNewest = _EngineEntry.tryLockCompanion(extra, segment) else {
       // Nothing numbered yet: readers that met the companion's lock did not wait for it.
       companion.unlock()
-      _Engine.abandonInPlaceMutation(of: self, segment, context)
+      _EngineEntry.abandonInPlaceMutation(of: self, segment, context)
       return false
     }
     let previous = companionNewest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Companion>.self).value }
     let extraPrevious = extraNewest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Extra>.self).value }
-    let numbered = _Engine.numberInPlaceMutation(of: self, segment, context, companion: companion)
+    let numbered = _EngineEntry.numberInPlaceMutation(of: self, segment, context, companion: companion)
     guard let (value, companionValue, extraValue) = decide(previous, extraPrevious) else {
-      _Engine.abandonNumberedInPlaceMutation(of: self, segment, context, companion: companion, extra: extra)
+      _EngineEntry.abandonNumberedInPlaceMutation(of: self, segment, context, companion: companion, extra: extra)
       return false
     }
     // Always a new version: the extra companion is rarely written this way, and is not
@@ -297,7 +297,7 @@ extension _TypedCell where Value: Sendable {
   }
 
   /// The last step of an update with a companion, both locked and numbered (`numbered` is what
-  /// `_Engine.numberInPlaceMutation(of:_:_:companion:)` returned): puts the two values into
+  /// `_EngineEntry.numberInPlaceMutation(of:_:_:companion:)` returned): puts the two values into
   /// versions, overwriting where that allowed, publishes them, and releases what the update
   /// took. The values overwritten go once the locks are let go (see
   /// `version(holding:overwriting:cachedBy:)`). A second companion, `extra`, locked too, gets
@@ -313,7 +313,7 @@ extension _TypedCell where Value: Sendable {
     let (companionPublished, companionDisplaced) = companion.version(
       holding: companionValue, overwriting: numbered.companion, cachedBy: context)
     withExtendedLifetime((displaced, companionDisplaced)) {
-      _Engine.endInPlaceMutation(
+      _EngineEntry.endInPlaceMutation(
         of: self, segment, context, numbered: numbered.number, publishing: published,
         companion: companion, companionPublished, extra: extra, extraVersion)
     }
@@ -329,17 +329,17 @@ extension _TypedCell {
   @inlinable
   final func endInPlaceMutation(_ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, publishing value: Value?) {
     guard let value else {
-      _Engine.abandonInPlaceMutation(of: self, segment, context)
+      _EngineEntry.abandonInPlaceMutation(of: self, segment, context)
       return
     }
-    let (number, overwritable) = _Engine.numberInPlaceMutation(of: self, segment, context)
+    let (number, overwritable) = _EngineEntry.numberInPlaceMutation(of: self, segment, context)
     let (published, displaced) = version(holding: value, overwriting: overwritable, cachedBy: context)
     withExtendedLifetime(displaced) {
-      _Engine.endInPlaceMutation(of: self, segment, context, numbered: number, publishing: published)
+      _EngineEntry.endInPlaceMutation(of: self, segment, context, numbered: number, publishing: published)
     }
   }
 
-  /// `overwritable` (from `_Engine.numberInPlaceMutation`) given `value`, or, when there is
+  /// `overwritable` (from `_EngineEntry.numberInPlaceMutation`) given `value`, or, when there is
   /// none, a pending version holding it.
   ///
   /// A value that is not trivially copyable comes back out of the overwritten version as
@@ -363,7 +363,7 @@ extension _TypedCell {
   }
 }
 
-extension _Engine {
+extension _EngineEntry {
   /// The untyped half of `TVar._beginInPlaceUpdate`: takes a segment and the commit lock.
   @usableFromInline
   static func beginInPlaceUpdate(of cell: _Cell)

@@ -31,7 +31,7 @@ extension TVar where Value: AnyObject {
   /// holding nothing, when the variable is retired.
   @inlinable
   package func _beginLentInPlaceUpdate() -> _LentInPlaceUpdate<Value>? {
-    guard let (segment, context, newest) = _Engine.beginInPlaceUpdate(of: cell) else { return nil }
+    guard let (segment, context, newest) = _EngineEntry.beginInPlaceUpdate(of: cell) else { return nil }
     let object = newest._withUnsafeGuaranteedRef {
       Unmanaged.passUnretained(unsafeDowncast($0, to: _Version<Value>.self).value)
     }
@@ -101,7 +101,7 @@ extension _TypedCell {
   /// The peek of `TVar._peekNewest(during:)`, for the update holding `segment`.
   @inlinable
   final func _withNewest<Result>(peekedDuring segment: Unmanaged<_Segment>, _ body: (Value) -> Result) -> Result? {
-    guard let newest = _Engine.lockToPeek(self, during: segment) else { return nil }
+    guard let newest = _EngineEntry.lockToPeek(self, during: segment) else { return nil }
     let result = newest._withUnsafeGuaranteedRef { body(unsafeDowncast($0, to: _Version<Value>.self).value) }
     unlock()
     return result

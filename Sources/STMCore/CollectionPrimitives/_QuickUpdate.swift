@@ -122,7 +122,7 @@ extension _QuickUpdate {
     return segment.map { _QuickUpdate(segment: $0, context: handle, markedTheLookup: markingTheLookup) }
   }
 
-  /// `_Engine.lockForInPlaceUpdate`, with the commit marked as `start` allows. After a marked
+  /// `_EngineEntry.lockForInPlaceUpdate`, with the commit marked as `start` allows. After a marked
   /// lookup, with no check of the inevitable token: a transaction that took it since then
   /// waits for this update (see `_Engine.enterCommitAfterQuickLookup(_:)`). Otherwise
   /// stepping aside, nil, when another transaction is inevitable.

@@ -25,7 +25,7 @@ package struct _SingleOperation {
   /// where transactional data must not be touched.
   @inlinable
   package static func beginReading(on thread: _CallingThread = .current) -> _SingleOperation {
-    _SingleOperation(segment: _Engine.beginSingleOperation(thread.context, reading: true), context: thread.context)
+    _SingleOperation(segment: _EngineEntry.beginSingleOperation(thread.context, reading: true), context: thread.context)
   }
 
   /// As `beginReading()`, for an operation that ends with `beginUpdate`, which reads under
@@ -34,7 +34,7 @@ package struct _SingleOperation {
   /// `_Engine.announceForLookup(for:after:)`), and it pins no versions.
   @inlinable
   package static func beginUpdating(on thread: _CallingThread = .current) -> _SingleOperation {
-    _SingleOperation(segment: _Engine.beginSingleOperation(thread.context, reading: false), context: thread.context)
+    _SingleOperation(segment: _EngineEntry.beginSingleOperation(thread.context, reading: false), context: thread.context)
   }
 
   /// The commit number the operation reads at.
@@ -52,7 +52,7 @@ package struct _SingleOperation {
   /// Ends an operation begun with `beginReading()`.
   @inlinable
   package func finish() {
-    _Engine.endSingleOperation(segment, context)
+    _EngineEntry.endSingleOperation(segment, context)
   }
 
   /// Ends the operation with the value of `cell` at its snapshot (nil for no cell).
@@ -83,14 +83,14 @@ package struct _SingleOperation {
   /// key up again.
   @inlinable
   package func beginUpdate<Value>(_ cell: _TypedCell<Value>) -> _InPlaceUpdate<Value>? {
-    guard let newest = _Engine.lockForInPlaceUpdate(cell, segment, context) else { return nil }
+    guard let newest = _EngineEntry.lockForInPlaceUpdate(cell, segment, context) else { return nil }
     return _InPlaceUpdate(
       segment: segment, context: context,
       value: newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value })
   }
 }
 
-extension _Engine {
+extension _EngineEntry {
   /// The untyped half of `_SingleOperation.beginReading()` and `beginUpdating()`.
   @usableFromInline
   static func beginSingleOperation(_ context: Unmanaged<_ThreadContext>, reading: Bool) -> Unmanaged<_Segment> {
@@ -132,6 +132,9 @@ extension _Engine {
     }
   }
 
+}
+
+extension _Engine {
   /// The end of `lockForInPlaceUpdate(_:_:_:)` (and of `_QuickUpdate.lock`), with the commit
   /// entered: locks `cell`, and withdraws the lookup's announcement unless the cell is
   /// retired (then it leaves the commit and returns nil, holding no lock).

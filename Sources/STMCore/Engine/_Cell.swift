@@ -122,11 +122,11 @@ package class _TypedCell<Value>: _Cell, @unchecked Sendable {
       return segment._withUnsafeGuaranteedRef { value(readBy: $0) }
     }
     return state.pointee.context._withUnsafeGuaranteedRef { context in
-      _Engine.beginSingleRead(context)._withUnsafeGuaranteedRef { segment in
+      _EngineEntry.beginSingleRead(context)._withUnsafeGuaranteedRef { segment in
         let value = segment.visibleVersion(of: self)._withUnsafeGuaranteedRef {
           unsafeDowncast($0, to: _Version<Value>.self).value
         }
-        _Engine.endSingleRead(segment, context)
+        _EngineEntry.endSingleRead(segment, context)
         return value
       }
     }

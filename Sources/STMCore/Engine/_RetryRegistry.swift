@@ -57,7 +57,7 @@ final class _RetryRegistry: @unchecked Sendable {
     // Pairs with the fence in the commit path: either the committer sees our entries, or we
     // see its new version here and do not sleep. (A drop-in update without a commit number
     // has no such fence: it found every registrant's snapshot withdrawn, which is stored only
-    // after this, and acquired that store; see `_Engine.finishInPlaceMutation`.)
+    // after this, and acquired that store; see `_EngineEntry.finishInPlaceMutation`.)
     atomicMemoryFence(ordering: .sequentiallyConsistent)
     for cell in cells where cell.hasChanged(since: snapshot) {
       waiter.wake()
@@ -153,7 +153,7 @@ extension _RetryRegistry {
   }
 }
 
-extension _Engine {
+extension _EngineEntry {
   /// Wakes the transactions waiting on `cell`, which a collection has just retired.
   @usableFromInline
   static func wakeWaitersOfRetired(_ cell: _Cell) {
@@ -164,7 +164,7 @@ extension _Engine {
     // Borrowed, not retained: the registry lives as long as the engine, and a retain and a
     // release write its reference count, on a line that every commit reads (`registrations`),
     // once per retired cell (every committed removal of a dictionary key).
-    Unmanaged.passUnretained(shared)._withUnsafeGuaranteedRef { engine in
+    Unmanaged.passUnretained(_Engine.shared)._withUnsafeGuaranteedRef { engine in
       Unmanaged.passUnretained(engine.retryWaiters)._withUnsafeGuaranteedRef { $0.wakeWaiters(of: cell) }
     }
   }

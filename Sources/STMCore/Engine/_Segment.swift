@@ -103,7 +103,7 @@ final class _Segment: @unchecked Sendable {
   @exclusivity(unchecked) var unnumberedPosition: UInt64?
   /// Set when this segment's in-place update peeked at another cell whose newest value an
   /// update without a commit number wrote: this update must then take a number (see
-  /// `_Engine.lockToPeek(_:during:)`).
+  /// `_EngineEntry.lockToPeek(_:during:)`).
   @exclusivity(unchecked) var peekedUnnumberedWrite = false
   /// Empty storage for the next commit's landed writes (see `keepForReuse`).
   @exclusivity(unchecked) var reusableLandingWrites: [_DelayedWrite]?

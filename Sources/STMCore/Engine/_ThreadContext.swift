@@ -80,7 +80,7 @@ final class _ThreadContext: @unchecked Sendable {
   /// must know the road was taken.
   @exclusivity(unchecked) var quickUpdatesBegun = 0
   /// Single operations outside transactions this thread began by taking a segment of its own
-  /// (`_Engine.beginSingleOperation`), for tests that must know a road was continued, not
+  /// (`_EngineEntry.beginSingleOperation`), for tests that must know a road was continued, not
   /// begun again.
   @exclusivity(unchecked) var singleOperationsBegun = 0
   #endif

@@ -231,7 +231,7 @@ struct _TransactionRun {
 
 // MARK: Single-operation transactions (a TVar used outside `atomically`)
 
-extension _Engine {
+extension _EngineEntry {
   /// Starts a read-only single-operation transaction; returns its segment.
   @usableFromInline
   static func beginSingleRead(_ context: _ThreadContext, readsAtSnapshot: Bool = true) -> Unmanaged<_Segment> {

@@ -75,7 +75,7 @@ public struct TVar<Value: Sendable> {
         return
       }
       let context = state.pointee.context
-      let (segment, _) = _Engine.beginInPlaceMutation(of: cell, context)
+      let (segment, _) = _EngineEntry.beginInPlaceMutation(of: cell, context)
       cell.endInPlaceMutation(segment, context, publishing: newValue)
     }
     // A mutation that throws midway keeps what it changed, as with a stored property.
@@ -110,7 +110,7 @@ public struct TVar<Value: Sendable> {
         return
       }
       let context = state.pointee.context
-      let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context)
+      let (segment, newest) = _EngineEntry.beginInPlaceMutation(of: cell, context)
       if _isPOD(Value.self) {
         var current = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
         defer { cell.endInPlaceMutation(segment, context, publishing: current) }
@@ -120,16 +120,16 @@ public struct TVar<Value: Sendable> {
       // A value that may hold an object (an array, a string) is mutated in its version when
       // the engine allows the version to be overwritten: a copy would make the mutation copy
       // the whole array, every time. That needs the commit number before the mutation runs.
-      let (number, overwritable) = _Engine.numberMutation(of: cell, segment, context)
+      let (number, overwritable) = _EngineEntry.numberMutation(of: cell, segment, context)
       if let overwritable {
         let version = overwritable._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self) }
-        defer { _Engine.endNumberedMutation(of: cell, segment, context, numbered: number, publishing: overwritable) }
+        defer { _EngineEntry.endNumberedMutation(of: cell, segment, context, numbered: number, publishing: overwritable) }
         yield &version.value
         return
       }
       var current = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
       defer {
-        _Engine.endNumberedMutation(
+        _EngineEntry.endNumberedMutation(
           of: cell, segment, context, numbered: number, publishing: cell.makePendingVersion(current, cachedBy: context))
       }
       yield &current
@@ -226,7 +226,7 @@ public struct TVar<Value: Sendable> {
       return
     }
     let context = state.pointee.context
-    let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context)
+    let (segment, newest) = _EngineEntry.beginInPlaceMutation(of: cell, context)
     // The in-place update bars transactional data already; the message names the transform.
     let barred = state.pointee.forbiddenAccess
     state.pointee.forbiddenAccess = .transactionalAccessInCommute
@@ -295,7 +295,7 @@ extension TVar where Value == Int {
       return
     }
     let context = state.pointee.context
-    let (segment, newest) = _Engine.beginInPlaceMutation(of: cell, context)
+    let (segment, newest) = _EngineEntry.beginInPlaceMutation(of: cell, context)
     let updated = _appliedAddition(newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Int>.self).value }, amount)
     cell.endInPlaceMutation(segment, context, publishing: updated)
   }

@@ -385,7 +385,7 @@ extension LibraryTests {
         Issue.record("could not begin the peeking update")
         return
       }
-      #expect(_Engine.lockToPeek(peeked.cell, during: update.segment) != nil)
+      #expect(_EngineEntry.lockToPeek(peeked.cell, during: update.segment) != nil)
       let reader = Report()
       let readerDone = onThread(reader) { atomically { _ in target.value = peeked.value + 1 } }
       #expect(readerDone.wait(timeout: .now() + 30) == .success)
