@@ -130,21 +130,31 @@ extension _QuickUpdate {
   static func lock(
     _ cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, markedTheLookup: Bool
   ) -> Unmanaged<_VersionBase>? {
+    // Unretained all the way, through one closure per reference; the body is a function of
+    // its own, which the compiler inlines whole (with the body in the innermost closure, it
+    // made the middle closure a function of its own, a call and fifteen instructions more).
     segment._withUnsafeGuaranteedRef { segment in
       context._withUnsafeGuaranteedRef { context in
         context.engine._withUnsafeGuaranteedRef { engine in
-          #if DEBUG
-          if let hook = _TestHooks.beforeInPlaceUpdateLocks.withLock({ $0 }) { hook() }
-          #endif
-          if markedTheLookup {
-            engine.enterCommitAfterQuickLookup(segment)
-          } else {
-            guard engine.tryEnterCommit(segment, showing: _CommitNumber.numbering) else { return nil }
-          }
-          return engine.lockLookedUp(cell, segment, context)
+          lock(cell, segment, context, engine, markedTheLookup: markedTheLookup)
         }
       }
     }
+  }
+
+  @inline(__always)
+  private static func lock(
+    _ cell: _Cell, _ segment: _Segment, _ context: _ThreadContext, _ engine: _Engine, markedTheLookup: Bool
+  ) -> Unmanaged<_VersionBase>? {
+    #if DEBUG
+    if let hook = _TestHooks.beforeInPlaceUpdateLocks.withLock({ $0 }) { hook() }
+    #endif
+    if markedTheLookup {
+      engine.enterCommitAfterQuickLookup(segment)
+    } else {
+      guard engine.tryEnterCommit(segment, showing: _CommitNumber.numbering) else { return nil }
+    }
+    return engine.lockLookedUp(cell, segment, context)
   }
 
   /// `_Engine.dropQuickUpdateMark(of:)`.

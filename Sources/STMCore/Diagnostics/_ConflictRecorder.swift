@@ -229,8 +229,14 @@ extension _Engine {
 
   /// The site to stamp on the versions a single operation outside a transaction publishes:
   /// no transaction, and the access it noted on `cell` (0 while the log does not record).
+  /// The check is inlined into every drop-in update; the lookup is not.
+  @inline(__always)
   func singleOperationSite(writing cell: _Cell, context: _ThreadContext) -> UInt32 {
     guard _ConflictRecorder.isRecording else { return 0 }
+    return recordedSingleOperationSite(writing: cell, context: context)
+  }
+
+  private func recordedSingleOperationSite(writing cell: _Cell, context: _ThreadContext) -> UInt32 {
     let diagnostics = context.diagnostics
     let write = diagnostics.accessLocation(of: cell, reading: false)
     let access = write != 0 ? write : diagnostics.accessLocation(of: cell, reading: true)
