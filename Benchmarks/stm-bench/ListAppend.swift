@@ -49,8 +49,7 @@ extension Workload {
           waitForTask {
             var sequence = ListAppend.Sequence(thread: thread)
             for _ in 0..<appends {
-              // The private work outside the actor's method, as with the lock; the task stays
-              // on the actor meanwhile, though (see `Turns`).
+              // The private work outside the actor, as with the lock.
               let item = sequence.nextItem()
               await list.append(item, caller: thread)
             }
