@@ -110,7 +110,7 @@ actor ListActor {
   }
 }
 
-/// A FIFO queue shared through an actor, for the queue workloads: a consumer that finds it
+/// A FIFO queue shared through an actor, for `queue-mpmc`: a consumer that finds it
 /// empty suspends until a producer hands it an item, without blocking a thread.
 actor QueueActor {
   /// The items waiting, from `head` on; the consumed prefix is dropped once it is at least
@@ -168,7 +168,7 @@ struct UncheckedLog: @unchecked Sendable {
 }
 
 extension Implementation {
-  /// The `actor` baseline of the queue workloads: T producer tasks and T consumer tasks, one
+  /// The `actor` baseline of `queue-mpmc`: T producer tasks and T consumer tasks, one
   /// item per call.
   static func queueActor(total: Int) -> Implementation {
     Implementation(name: "actor", kind: .baseline) { threads in

@@ -132,7 +132,7 @@ extension _QuickUpdate {
   ) -> Unmanaged<_VersionBase>? {
     // Unretained all the way, through one closure per reference; the body is a function of
     // its own, which the compiler inlines whole (with the body in the innermost closure, it
-    // made the middle closure a function of its own, a call and fifteen instructions more).
+    // made the middle closure a function of its own: a call, and twenty instructions more).
     segment._withUnsafeGuaranteedRef { segment in
       context._withUnsafeGuaranteedRef { context in
         context.engine._withUnsafeGuaranteedRef { engine in
