@@ -39,9 +39,10 @@
 /// In a profile of `dict-disjoint` (Callgrind), the general road spent about 700 instructions
 /// per update, 150 of them hashing and looking the key up; this one saves about 100 of them,
 /// most of it in the misuse and transaction checks made twice, the segment search and its
-/// pause accounting, and the conflict log's per-access checks. Fewer instructions matter
-/// beyond their own cost: they let the processor start on the next update's cache misses
-/// while this one's are outstanding.
+/// pause accounting, and the conflict log's per-access checks. (At 65,536 keys, where every
+/// update misses the second-level cache, fewer instructions show in the time only once an
+/// update is short enough, about 200 instructions, for the processor to start on the next
+/// update's miss while this one's is outstanding: see the Performance article.)
 ///
 /// Conflicts: as the general road's update of the same cell, which it is (the same lock,
 /// commit number or unnumbered overwrite, and versions).
