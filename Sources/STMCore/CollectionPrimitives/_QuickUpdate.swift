@@ -1,11 +1,14 @@
+import Synchronization
+
 /// The quick road into the commonest drop-in updates, `dict[key, default: 0] += 1` and
 /// `dict[key] = value` on a present key: outside any transaction, with the conflict log off
 /// and the thread's own segment free.
 ///
 /// It begins what `_SingleOperation.beginUpdating()` and `beginUpdate(_:)` begin, under the
 /// same rules and in the same order (see those for why each step is safe), in two calls that
-/// check only what this case needs, and ends as every in-place update ends
-/// (`_TypedCell.endInPlaceMutation`):
+/// check only what this case needs, and ends as an in-place update without a commit number
+/// ends, in one call (or, when it needs a number, as every in-place update ends:
+/// `_TypedCell.endInPlaceMutation`):
 ///
 /// 1. `begin(on:markingTheLookup:)` takes the thread's own segment and announces the lookup
 ///    the caller is about to make, both in one compare-and-swap (`_Segment.occupancy`). Nil,
@@ -18,12 +21,18 @@
 ///    `numbering` (`_Engine.enterCommitAfterQuickLookup(_:)` after a marked lookup, otherwise
 ///    `_Engine.tryEnterCommit(_:showing:)`, nil when a transaction is inevitable), takes the
 ///    cell's commit lock and withdraws the announcement, handing back the newest value; nil
-///    also when the cell is retired. From then on the thread must not touch transactional
-///    data (it traps). Any other key's `==` runs before the commit is entered, as on the
-///    general road: it is the caller's code, and may touch transactional data.
-/// 3. `publish(_:in:)` ends the update with a new value, `cancel(_:)` with none. A lookup that
-///    found no cell hands the segment and its announcement to the general road instead
-///    (`continuingOnTheGeneralRoad()`), which inserts the key.
+///    also when the cell is retired. It also decides, under the lock, whether the update may
+///    overwrite the newest version without a commit number (`_Engine.unnumberedOverwrite(of:
+///    by:)`, which takes the update's place in the serial order). From then on the thread
+///    must not touch transactional data (it traps). Any other key's `==` runs before the
+///    commit is entered, as on the general road: it is the caller's code, and may touch
+///    transactional data.
+/// 3. `publish(_:in:)` ends the update with a new value: written into the newest version and
+///    ended by `_EngineEntry.endQuickOverwrite(of:_:_:)` when `lock` decided so, otherwise
+///    numbered and published as every in-place update is. `cancel(_:)` ends it with none,
+///    taking back the place `lock` took. A lookup that found no cell hands the segment and
+///    its announcement to the general road instead (`continuingOnTheGeneralRoad()`), which
+///    inserts the key.
 ///
 /// An update of a key whose `==` is the standard library's (an integer, or a `String` where
 /// strings are never bridged) that overwrites its value without a commit number takes two
@@ -81,13 +90,21 @@ package struct _QuickUpdate {
     return .some(newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value })
   }
 
-  /// Publishes `value` in `cell`, which `lock(_:)` locked, into the newest version itself
-  /// when no snapshot can see that version (without a commit number when none was taken at
-  /// the clock's present value either), and otherwise under a commit number of its own; ends
-  /// the update.
+  /// Publishes `value` in `cell`, which `lock(_:)` locked, and ends the update: into the
+  /// newest version itself, without a commit number, when `lock` found that no snapshot can
+  /// see that version (`endOverwrite`: one call); otherwise as every in-place update ends,
+  /// into the newest version or a new one, under a commit number of its own.
   @inlinable
   package func publish<Value>(_ value: Value, in cell: _TypedCell<Value>) {
-    cell.endInPlaceMutation(segment, context, publishing: value)
+    guard segment._withUnsafeGuaranteedRef({ $0.unnumberedPosition != nil }) else {
+      cell.endInPlaceMutation(segment, context, publishing: value)
+      return
+    }
+    // Written over in place: the quick road takes only trivially copyable values, so nothing
+    // is displaced, and the lock keeps the newest version the one `lock` decided on.
+    assert(_isPOD(Value.self), "the quick road overwrites only trivially copyable values")
+    cell.head.load(ordering: .relaxed)._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value = value }
+    _EngineEntry.endQuickOverwrite(of: cell, segment, context)
   }
 
   /// Ends the update without publishing anything. `locked` is the cell `lock(_:)` locked; nil
@@ -155,7 +172,14 @@ extension _QuickUpdate {
     } else {
       guard engine.tryEnterCommit(segment, showing: _CommitNumber.numbering) else { return nil }
     }
-    return engine.lockLookedUp(cell, segment, context)
+    guard let newest = engine.lockLookedUp(cell, segment, context) else { return nil }
+    // Whether the update may overwrite without a commit number, decided now rather than after
+    // the caller's mutation (it sets `segment.unnumberedPosition`): the lock, held from here
+    // to the end, keeps a reader that announces later waiting for the new value either way
+    // (see `_Engine.overwritableVersions(of:isAlone:companion:numbered:)`), and the update
+    // then ends in one call instead of two (`publish(_:in:)`). `cancel` takes it back.
+    _ = engine.unnumberedOverwrite(of: cell, by: segment)
+    return newest
   }
 
   /// `_Engine.dropQuickUpdateMark(of:)`.
@@ -174,6 +198,8 @@ extension _QuickUpdate {
       context._withUnsafeGuaranteedRef { context in
         context.engine._withUnsafeGuaranteedRef { engine in
           context.forbiddenAccess = nil
+          // The position `lock` may have taken for an overwrite that now does not happen.
+          segment.unnumberedPosition = nil
           locked?.unlock()
           engine.withdrawLookup(for: segment)
           engine.leaveCommit(segment)

@@ -99,8 +99,9 @@ final class _Segment: @unchecked Sendable {
   /// `newestVersion(ofLocked:)`).
   @exclusivity(unchecked) var lockedNewestIsAlone = false
   /// Set while this segment's in-place update overwrites its cell without a commit number: its
-  /// place in the serial order (see `_Engine.unnumberedOverwritePosition(for:)`).
-  @exclusivity(unchecked) var unnumberedPosition: UInt64?
+  /// place in the serial order (see `_Engine.unnumberedOverwritePosition(for:)`). The quick
+  /// road reads it to know how its update ends (`_QuickUpdate.publish(_:in:)`).
+  @usableFromInline @exclusivity(unchecked) var unnumberedPosition: UInt64?
   /// Set when this segment's in-place update peeked at another cell whose newest value an
   /// update without a commit number wrote: this update must then take a number (see
   /// `_EngineEntry.lockToPeek(_:during:)`).

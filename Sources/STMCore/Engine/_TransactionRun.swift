@@ -446,6 +446,45 @@ extension _EngineEntry {
       extraVersion)
   }
 
+  /// Ends a quick road's update that overwrote its cell's newest version without a commit
+  /// number (`_QuickUpdate.publish(_:in:)`, which wrote the value): what the branch without a
+  /// number of `endInPlaceMutation(of:_:_:numbered:publishing:)` does, less what the quick
+  /// road rules out. Its version's site is 0: the conflict log was off when `lock` decided
+  /// (nothing is decided without a number while it records), and a quick road notes no
+  /// accesses to find a site in. Its value was trivially copyable, so nothing was dropped:
+  /// the leftovers are looked at only after a reclamation turn, which may set objects aside.
+  /// With the decision made in `lock`, this end took a drop-in `dict[key, default: 0] += 1`
+  /// from two calls into the engine to one, and from 435 instructions to 429 (Callgrind);
+  /// `dict-disjoint` at one thread went from 11.70, 12.30 and 12.33 million updates a second
+  /// to 13.27, 12.89 and 13.31 (medians of five runs, builds alternated).
+  @usableFromInline
+  static func endQuickOverwrite(of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>) {
+    segment._withUnsafeGuaranteedRef { segment in
+      context._withUnsafeGuaranteedRef { context in
+        context.engine._withUnsafeGuaranteedRef { engine in
+          context.forbiddenAccess = nil
+          let position = segment.unnumberedPosition.unsafelyUnwrapped
+          segment.unnumberedPosition = nil
+          let overwrite = engine.restampUnnumbered(cell.head.load(ordering: .relaxed), site: 0)
+          context.lastCommit = _SerialPosition(number: position, isReadOnly: false, overwrite: overwrite)
+          context.diagnostics.endAccesses()
+          segment.peekedUnnumberedWrite = false
+          cell.unlock()
+          engine.leaveCommit(segment)
+          engine.reclaimer.reclaimNow(ifDueFor: context, using: segment)
+          let tookReclamationTurn = segment.commitsSinceReclamation == 0
+          segment.context = nil
+          engine.releaseSegment(segment)
+          // No fence before the wake-up: as for every overwrite without a number, the scan's
+          // loads do its work (see `finishInPlaceMutation`).
+          engine.retryWaiters.wakeWaiters(of: cell)
+          context.statistics.recordCommit()
+          if tookReclamationTurn && context.leftovers.holdsDroppedObjects { context.releaseLeftovers() }
+        }
+      }
+    }
+  }
+
   /// The caller keeps `companion` and `extra` alive until their commit locks are let go
   /// (holding a reference to each, or, like a queue's enqueue, knowing that nothing can free
   /// them while they are locked); nothing here touches them after that.

@@ -370,6 +370,70 @@ extension LibraryTests {
       #expect(Dictionary(uniqueKeysWithValues: dict.map { ($0.key, $0.value) }) == mirror)
     }
 
+    /// `lock` decides whether the update may overwrite without a commit number (the segment's
+    /// `unnumberedPosition`), before the caller's mutation; the update's end takes the position
+    /// back, and so does a cancel when the key turns out absent, so that the segment's next
+    /// update, which may take a number, does not end as an overwrite without one.
+    @Test func aQuickUpdateDecidesItsOverwriteAtTheLockAndTakesItBackWhenCancelled() {
+      let dict: TDictionary<Int, Int> = [1: 10]
+      atomically { _ in #expect(dict[2] == nil) }  // leaves key 2 an empty cell
+      let outcomes = LockedBox<[String]>([])
+      startThread {
+        // The insert's version has the initial empty one below it until an update trims it:
+        // after that, the newest version is the only one, and may be overwritten.
+        dict[1, default: 0] += 1
+        for key in [1, 2] {
+          guard let quick = _QuickUpdate.begin(on: .current, markingTheLookup: true) else {
+            outcomes.value.append("\(key): the quick road was closed")
+            continue
+          }
+          guard let cell = dict.storage.index.find(key, hash: dict.storage.index.hash(of: key)) else {
+            outcomes.value.append("\(key): no cell")
+            quick.cancel(nil)
+            continue
+          }
+          let found = cell._withUnsafeGuaranteedRef { quick.lock($0) }
+          let decided = quick.segment._withUnsafeGuaranteedRef { $0.unnumberedPosition != nil }
+          switch found {
+          case .some(.some(let value)):
+            cell._withUnsafeGuaranteedRef { quick.publish(Optional(value + 1), in: $0) }
+          case .some(.none):
+            cell._withUnsafeGuaranteedRef { quick.cancel($0) }
+          case .none:
+            quick.cancel(nil)
+          }
+          let left = quick.segment._withUnsafeGuaranteedRef { $0.unnumberedPosition != nil }
+          outcomes.value.append("\(key): found \(String(describing: found)), decided \(decided), left \(left)")
+        }
+      }.wait()
+      #expect(
+        outcomes.value == [
+          "1: found Optional(Optional(11)), decided true, left false",
+          "2: found Optional(nil), decided true, left false",
+        ])
+      #expect(dict[1] == 12)
+      #expect(dict[2] == nil)
+      #expect(dict.count == 1)
+      // The segment's next updates end as they must: one that takes a number while a snapshot
+      // runs, and inserts.
+      let read = Gate(), updated = Gate()
+      let reader = startThread {
+        atomically { _ in
+          _ = dict[1]
+          read.open()
+          updated.wait()
+        }
+      }
+      read.wait()
+      startThread {
+        dict[1, default: 0] += 1
+        dict[2, default: 20] += 1
+      }.wait()
+      updated.open()
+      reader.wait()
+      #expect(Dictionary(uniqueKeysWithValues: dict.map { ($0.key, $0.value) }) == [1: 13, 2: 21])
+    }
+
     /// An absent key (with no cell, or with the empty cell a transaction's read of it left), a
     /// key removed before, and a present key all give what `Dictionary` gives, with the count
     /// in step.
