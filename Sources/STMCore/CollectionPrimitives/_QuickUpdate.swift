@@ -92,8 +92,9 @@ package struct _QuickUpdate {
 
   /// Publishes `value` in `cell`, which `lock(_:)` locked, and ends the update: into the
   /// newest version itself, without a commit number, when `lock` found that no snapshot can
-  /// see that version (`endOverwrite`: one call); otherwise as every in-place update ends,
-  /// into the newest version or a new one, under a commit number of its own.
+  /// see that version (`_EngineEntry.endQuickOverwrite(of:_:_:)`: one call); otherwise as
+  /// every in-place update ends, into the newest version or a new one, under a commit number
+  /// of its own.
   @inlinable
   package func publish<Value>(_ value: Value, in cell: _TypedCell<Value>) {
     guard segment._withUnsafeGuaranteedRef({ $0.unnumberedPosition != nil }) else {

@@ -47,11 +47,14 @@ final class _HistoryReclaimer: Sendable {
   }
 
   /// Called after each writing commit on `segment`, which `context`'s thread still holds.
-  @inline(__always)
-  func reclaimNow(ifDueFor context: _ThreadContext, using segment: _Segment) {
+  /// Returns whether the list had its turn (which may set objects aside in the thread's
+  /// leftovers).
+  @inline(__always) @discardableResult
+  func reclaimNow(ifDueFor context: _ThreadContext, using segment: _Segment) -> Bool {
     segment.commitsSinceReclamation += 1
-    guard segment.commitsSinceReclamation >= Self.interval else { return }
+    guard segment.commitsSinceReclamation >= Self.interval else { return false }
     takeTurn(using: segment, by: context)
+    return true
   }
 
   /// The list's turn, once per `interval` writing commits of a segment. Out of line: inlined

@@ -471,8 +471,7 @@ extension _EngineEntry {
           segment.peekedUnnumberedWrite = false
           cell.unlock()
           engine.leaveCommit(segment)
-          engine.reclaimer.reclaimNow(ifDueFor: context, using: segment)
-          let tookReclamationTurn = segment.commitsSinceReclamation == 0
+          let tookReclamationTurn = engine.reclaimer.reclaimNow(ifDueFor: context, using: segment)
           segment.context = nil
           engine.releaseSegment(segment)
           // No fence before the wake-up: as for every overwrite without a number, the scan's
