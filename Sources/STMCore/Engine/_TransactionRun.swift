@@ -467,18 +467,7 @@ extension _EngineEntry {
           segment.unnumberedPosition = nil
           let overwrite = engine.restampUnnumbered(cell.head.load(ordering: .relaxed), site: 0)
           context.lastCommit = _SerialPosition(number: position, isReadOnly: false, overwrite: overwrite)
-          context.diagnostics.endAccesses()
-          segment.peekedUnnumberedWrite = false
-          cell.unlock()
-          engine.leaveCommit(segment)
-          let tookReclamationTurn = engine.reclaimer.reclaimNow(ifDueFor: context, using: segment)
-          segment.context = nil
-          engine.releaseSegment(segment)
-          // No fence before the wake-up: as for every overwrite without a number, the scan's
-          // loads do its work (see `finishInPlaceMutation`).
-          engine.retryWaiters.wakeWaiters(of: cell)
-          context.statistics.recordCommit()
-          if tookReclamationTurn && context.leftovers.holdsDroppedObjects { context.releaseLeftovers() }
+          finishInPlaceMutation(of: cell, segment, context, engine, published: true, companion: nil, fencesWake: false, droppedNothing: true)
         }
       }
     }
@@ -540,7 +529,7 @@ extension _EngineEntry {
   /// cycles this was a tenth of the update's time.
   private static func finishInPlaceMutation(
     of cell: _Cell, _ segment: _Segment, _ context: _ThreadContext, _ engine: _Engine, published: Bool,
-    companion: Unmanaged<_Cell>?, extra: Unmanaged<_Cell>? = nil, fencesWake: Bool = true
+    companion: Unmanaged<_Cell>?, extra: Unmanaged<_Cell>? = nil, fencesWake: Bool = true, droppedNothing: Bool = false
   ) {
     context.diagnostics.endAccesses()
     segment.peekedUnnumberedWrite = false
@@ -552,7 +541,7 @@ extension _EngineEntry {
     companion?._withUnsafeGuaranteedRef { $0.unlock() }
     extra?._withUnsafeGuaranteedRef { $0.unlock() }
     engine.leaveCommit(segment)
-    if published { engine.reclaimer.reclaimNow(ifDueFor: context, using: segment) }
+    let tookReclamationTurn = published && engine.reclaimer.reclaimNow(ifDueFor: context, using: segment)
     segment.context = nil
     engine.releaseSegment(segment)
     if published {
@@ -565,7 +554,8 @@ extension _EngineEntry {
       context.statistics.recordCommit()
     }
     // Once the locks are let go: a version that the publish dropped may hold the last
-    // reference to a value whose deinit reads this very cell.
-    if context.leftovers.holdsDroppedObjects { context.releaseLeftovers() }
+    // reference to a value whose deinit reads this very cell. `droppedNothing`: the update
+    // dropped no value, so only a reclamation turn can have set objects aside.
+    if (!droppedNothing || tookReclamationTurn) && context.leftovers.holdsDroppedObjects { context.releaseLeftovers() }
   }
 }
