@@ -110,54 +110,119 @@ actor ListActor {
   }
 }
 
-/// A FIFO queue shared through an actor, for `queue-mpmc`: a consumer that finds it
-/// empty suspends until a producer hands it an item, without blocking a thread.
-actor QueueActor {
-  /// The items waiting, from `head` on; the consumed prefix is dropped once it is at least
-  /// half the array, so that each item is moved at most once more.
+/// The items an actor's queue holds, first in, first out: those from `head` on. The consumed
+/// prefix is dropped once it is at least half the array, so that each item is moved at most
+/// once more.
+struct QueuedItems {
   private var items: [Int] = []
   private var head = 0
-  /// The consumers waiting for an item, oldest first, from `firstWaiter` on.
-  private var waiters: [CheckedContinuation<Int, Never>] = []
+
+  var count: Int { items.count - head }
+
+  mutating func append(_ item: Int) { items.append(item) }
+
+  mutating func append(contentsOf batch: Range<Int>) { items.append(contentsOf: batch) }
+
+  /// Removes and returns the first item; the queue must not be empty.
+  mutating func removeFirst() -> Int {
+    let item = items[head]
+    head += 1
+    dropConsumedPrefix()
+    return item
+  }
+
+  /// Removes and returns the first `count` items; the queue must hold that many.
+  mutating func removeFirst(_ count: Int) -> [Int] {
+    let batch = Array(items[head..<(head + count)])
+    head += count
+    dropConsumedPrefix()
+    return batch
+  }
+
+  /// Removes every item and returns how many there were.
+  mutating func removeAll() -> Int {
+    defer {
+      items.removeAll()
+      head = 0
+    }
+    return count
+  }
+
+  private mutating func dropConsumedPrefix() {
+    if head >= 1024 && 2 * head >= items.count {
+      items.removeFirst(head)
+      head = 0
+    }
+  }
+}
+
+/// A FIFO queue shared through an actor, for `queue-mpmc` (one item per call) and
+/// `queue-batch` (a batch per call): a consumer that finds too few items suspends until
+/// producers have brought its item, or its whole batch, without blocking a thread.
+actor QueueActor {
+  /// A consumer waiting, for one item or for a batch of `count`.
+  private enum Waiter {
+    case item(CheckedContinuation<Int, Never>)
+    case batch(count: Int, CheckedContinuation<[Int], Never>)
+
+    var count: Int {
+      switch self {
+      case .item: 1
+      case .batch(let count, _): count
+      }
+    }
+  }
+
+  private var items = QueuedItems()
+  /// The consumers waiting, oldest first, from `firstWaiter` on. While one waits, fewer items
+  /// than it takes are there.
+  private var waiters: [Waiter] = []
   private var firstWaiter = 0
   private(set) var turns = Turns()
 
   func enqueue(_ item: Int, caller: Int) {
     turns.note(caller)
-    if firstWaiter < waiters.count {
-      let waiter = waiters[firstWaiter]
-      firstWaiter += 1
-      if firstWaiter == waiters.count {
-        waiters.removeAll(keepingCapacity: true)
-        firstWaiter = 0
-      }
-      waiter.resume(returning: item)
-    } else {
-      items.append(item)
-    }
+    items.append(item)
+    serveWaiters()
+  }
+
+  func enqueue(contentsOf batch: Range<Int>, caller: Int) {
+    turns.note(caller)
+    items.append(contentsOf: batch)
+    serveWaiters()
   }
 
   func dequeue(caller: Int) async -> Int {
     turns.note(caller)
-    if head < items.count {
-      let item = items[head]
-      head += 1
-      if head >= 1024 && 2 * head >= items.count {
-        items.removeFirst(head)
-        head = 0
-      }
-      return item
-    }
-    return await withCheckedContinuation { waiters.append($0) }
+    if firstWaiter == waiters.count && items.count > 0 { return items.removeFirst() }
+    return await withCheckedContinuation { waiters.append(.item($0)) }
+  }
+
+  /// The first `count` items, taken together once they are all there. A consumer that arrives
+  /// while another waits queues behind it, so items go to consumers in the order they asked.
+  func dequeue(count: Int, caller: Int) async -> [Int] {
+    turns.note(caller)
+    if firstWaiter == waiters.count && items.count >= count { return items.removeFirst(count) }
+    return await withCheckedContinuation { waiters.append(.batch(count: count, $0)) }
   }
 
   /// Takes every item left and returns how many there were; for the check after the join.
-  func drain() -> Int {
-    defer {
-      items.removeAll()
-      head = 0
+  func drain() -> Int { items.removeAll() }
+
+  /// Hands items to the consumers waiting, oldest first, while there are enough for the next.
+  private func serveWaiters() {
+    while firstWaiter < waiters.count && items.count >= waiters[firstWaiter].count {
+      let waiter = waiters[firstWaiter]
+      firstWaiter += 1
+      switch waiter {
+      case .item(let continuation): continuation.resume(returning: items.removeFirst())
+      case .batch(let count, let continuation): continuation.resume(returning: items.removeFirst(count))
+      }
     }
-    return items.count - head
+    if firstWaiter > 0 && firstWaiter == waiters.count {
+      waiters.removeAll(keepingCapacity: true)
+      firstWaiter = 0
+    }
   }
 }
 
@@ -168,23 +233,38 @@ struct UncheckedLog: @unchecked Sendable {
 }
 
 extension Implementation {
-  /// The `actor` baseline of `queue-mpmc`: T producer tasks and T consumer tasks, one
-  /// item per call.
-  static func queueActor(total: Int) -> Implementation {
+  /// The `actor` baseline of both queue workloads: T producer tasks and T consumer tasks,
+  /// each call moving one item, or a batch of `batchSize`.
+  static func queueActor(total: Int, batchSize: Int) -> Implementation {
     Implementation(name: "actor", kind: .baseline) { threads in
+      let items = QueueTransfer.itemCount(total: total, batchSize: batchSize, threads: threads)
       let queue = QueueActor()
-      let logs = QueueTransfer.Logs(total: total, consumers: threads)
-      return Trial(ops: total, workerCount: 2 * threads) { thread in
+      let logs = QueueTransfer.Logs(total: items, consumers: threads)
+      return Trial(ops: items, workerCount: 2 * threads) { thread in
         if thread < threads {
-          let own = share(of: total, thread: thread, threads: threads)
+          let own = share(of: items, thread: thread, threads: threads)
           waitForTask {
-            for item in own { await queue.enqueue(item, caller: thread) }
+            if batchSize == 1 {
+              for item in own { await queue.enqueue(item, caller: thread) }
+            } else {
+              for start in stride(from: own.lowerBound, to: own.upperBound, by: batchSize) {
+                await queue.enqueue(contentsOf: start..<(start + batchSize), caller: thread)
+              }
+            }
           }
         } else {
           logs.receive(consumer: thread - threads) { log in
             let log = UncheckedLog(buffer: log)
             return waitForTask {
-              for index in log.buffer.indices { log.buffer[index] = await queue.dequeue(caller: thread) }
+              if batchSize == 1 {
+                for index in log.buffer.indices { log.buffer[index] = await queue.dequeue(caller: thread) }
+              } else {
+                // Each consumer's share is whole batches (see `QueueTransfer.itemCount`).
+                for first in stride(from: 0, to: log.buffer.count, by: batchSize) {
+                  let batch = await queue.dequeue(count: batchSize, caller: thread)
+                  for (offset, item) in batch.enumerated() { log.buffer[first + offset] = item }
+                }
+              }
               return log.buffer.count
             }
           }

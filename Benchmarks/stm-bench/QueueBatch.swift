@@ -57,6 +57,7 @@ extension Workload {
         }
       },
       .lockedRingQueue(total: total, batchSize: QueueBatch.batchSize),
+      .queueActor(total: total, batchSize: QueueBatch.batchSize),
     ]
   }
 }

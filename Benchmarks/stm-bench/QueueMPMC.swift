@@ -26,7 +26,7 @@ extension Workload {
         try! atomically { _ in try queue.dequeue() }
       }),
       .lockedRingQueue(total: total, batchSize: 1),
-      .queueActor(total: total),
+      .queueActor(total: total, batchSize: 1),
     ]
   }
 }
