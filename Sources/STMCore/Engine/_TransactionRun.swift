@@ -451,8 +451,11 @@ extension _EngineEntry {
   /// number of `endInPlaceMutation(of:_:_:numbered:publishing:)` does, less what the quick
   /// road rules out. Its version's site is 0: the conflict log was off when `lock` decided
   /// (nothing is decided without a number while it records), and a quick road notes no
-  /// accesses to find a site in. Its value was trivially copyable, so nothing was dropped:
-  /// the leftovers are looked at only after a reclamation turn, which may set objects aside.
+  /// accesses to find a site in. (A log switched on between the decision and this end still
+  /// finds the update without a number and its version without a site: a report names such a
+  /// writer "(unknown)", as it names one whose site it never recorded.) Its value was
+  /// trivially copyable, so nothing was dropped: the leftovers are looked at only after a
+  /// reclamation turn, which may set objects aside.
   /// With the decision made in `lock`, this end took a drop-in `dict[key, default: 0] += 1`
   /// from two calls into the engine to one, and from 435 instructions to 429 (Callgrind);
   /// `dict-disjoint` at one thread went from 11.70, 12.30 and 12.33 million updates a second

@@ -117,5 +117,36 @@ extension LibraryTests {
       #expect(_LiveCounters.cells.load(ordering: .relaxed) < cellsWithKeys - keys + 1_000)
       #expect(dict.count == 0)
     }
+
+    /// What a reclamation turn sets aside is released by the update that took the turn, even
+    /// a drop-in update on the quick road, which drops nothing itself: a thread that made
+    /// nothing else would keep it until its next transaction (and add to it at every turn).
+    @Test func aQuickUpdateThatTakesTheReclamationTurnReleasesWhatItSetAside() {
+      let variable = TVar<Held?>(nil), other = TVar(0)
+      let dict = TDictionary<Int, Int>()
+      for key in 0..<64 { dict[key] = 0 }
+      // So that the turn has only this test's cell to look at.
+      drainReclamationList()
+      let before = Held.live.load(ordering: .relaxed)
+      let release = pinSnapshot(reading: other)
+      for _ in 0..<4 { variable.value = Held() }
+      variable.value = nil
+      // Kept while the snapshot runs, and listed for the reclaimer.
+      #expect(historyLength(variable) > 1)
+      release()
+      let seen = _Lock((quickUpdates: 0, left: 0))
+      startThread {
+        let begun = _ThreadContext.current.quickUpdatesBegun
+        // Two turns' worth of updates on this thread's segment, and nothing else after them.
+        for step in 0..<(2 * _HistoryReclaimer.interval) { dict[step % 64, default: 0] += 1 }
+        let quickUpdates = _ThreadContext.current.quickUpdatesBegun - begun
+        let left = Held.live.load(ordering: .relaxed)
+        seen.withLock { $0 = (quickUpdates, left) }
+      }.wait()
+      let (quickUpdates, left) = seen.withLock { $0 }
+      #expect(quickUpdates == 2 * _HistoryReclaimer.interval)
+      #expect(historyLength(variable) == 1)
+      #expect(left - before == 0, "values of the history a quick update's reclamation turn dropped are still alive")
+    }
   }
 }
