@@ -184,6 +184,25 @@ extension LibraryTests {
       #expect(updated.value == 30)
     }
 
+    /// While the conflict log records, an update that could overwrite without a number takes
+    /// one: the log names each writer by its commit. (The quick road is closed meanwhile; this
+    /// is the general road's decision.)
+    @Test func whileTheConflictLogRecordsAnUpdateTakesANumber() throws {
+      let variable = TVar(0)
+      _ = variable.value
+      variable.value = 1
+      variable.value += 1
+      // Just before, the same update of the same cell went without a number.
+      #expect(lastPosition.overwrite > 0, "the setup did not overwrite without a number")
+      try ConflictLog.start()
+      let clockBefore = clockNow
+      variable.value += 1
+      let recorded = lastPosition
+      _ = ConflictLog.stop()
+      #expect(recorded.overwrite == 0 && recorded.number > clockBefore, "it went without a number: \(recorded)")
+      #expect(variable.value == 3)
+    }
+
     /// Values that hold objects take the road too, mutated in place by the caller's code while
     /// the cell is held (`TVar`'s `_modify`): writers appending to one array while readers
     /// take snapshots of it see every writer's elements in order, never a half-made array.
