@@ -46,7 +46,8 @@
 ///
 /// Items are FIFO per producer: the items of one transaction, and of transactions committed one
 /// after another, come out in that order. The most recently dequeued item stays referenced by
-/// the queue until the next dequeue.
+/// the queue until the next dequeue. So do the items dequeued while another transaction runs,
+/// which its snapshot may still read: they go at the first dequeue after it ends.
 ///
 /// `TQueue` is a reference type: copies of a reference share one queue.
 public final class TQueue<Element: Sendable>: Sendable {
@@ -92,9 +93,10 @@ public final class TQueue<Element: Sendable>: Sendable {
   ///
   /// Conflicts: none with other producers or with consumers, except on a bounded queue (with
   /// other producers, through the budget of places; with consumers, when the budget is spent:
-  /// see the type's discussion); with ``close(fileID:line:)``. Outside a transaction, none at
-  /// all: it waits its turn at the tail (and at a bounded queue's budget), and a close that
-  /// commits meanwhile makes it throw.
+  /// see the type's discussion); with ``close(fileID:line:)``. Outside a transaction, none
+  /// with producers or consumers: it waits its turn at the tail (and at a bounded queue's
+  /// budget), and a close that commits meanwhile makes it throw (by making it rerun, when it
+  /// found the last link busy and went on in a transaction of its own).
   ///
   /// - Parameters:
   ///   - item: The item to enqueue.
@@ -125,7 +127,8 @@ public final class TQueue<Element: Sendable>: Sendable {
   ///
   /// Conflicts: as the synchronous ``enqueue(_:fileID:line:)-o7nu`` outside a transaction: none
   /// with other producers or with consumers; it waits its turn at the tail (and at a bounded
-  /// queue's budget), and a ``close(fileID:line:)`` that commits meanwhile makes it throw.
+  /// queue's budget), and a ``close(fileID:line:)`` that commits meanwhile makes it throw
+  /// (through a rerun, as there).
   ///
   /// - Parameters:
   ///   - item: The item to enqueue.

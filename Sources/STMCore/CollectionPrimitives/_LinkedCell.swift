@@ -19,7 +19,9 @@ package final class _LinkedCell<Item: Sendable>: _TypedCell<_LinkedCell<Item>?>,
   @inlinable
   package init(_ item: Item, next: _LinkedCell? = nil) {
     self.item = item
-    super.init(next)
+    // The link is written once at most, from nil, when the next node is linked after this
+    // one: no value it replaces holds anything (see `_Cell.leftoverWorthReclaiming`).
+    super.init(next, replacedValuesHoldNothing: true)
   }
 
   /// Its newest version may hold the next node, and that one the node after it: released

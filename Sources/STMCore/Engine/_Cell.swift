@@ -15,9 +15,13 @@ package class _Cell: @unchecked Sendable {
   @usableFromInline let head: Atomic<Unmanaged<_VersionBase>>
 
   /// `recyclesVersions`: see the property of that name, which reads it back from the lock word.
+  /// `replacedValuesHoldNothing`: every value a write of the cell will replace holds nothing
+  /// that has to be freed soon (see `leftoverWorthReclaiming`).
   @usableFromInline
-  init(initial: _VersionBase, recyclesVersions: Bool = false) {
-    lockWord = Atomic(_CellWord.initial | (recyclesVersions ? _CellWord.recyclesVersions : 0))
+  init(initial: _VersionBase, recyclesVersions: Bool = false, replacedValuesHoldNothing: Bool = false) {
+    lockWord = Atomic(
+      _CellWord.initial | (recyclesVersions ? _CellWord.recyclesVersions : 0)
+        | (replacedValuesHoldNothing ? _CellWord.replacedValuesHoldNothing : 0))
     initial.stamp = 0
     head = Atomic(Unmanaged.passRetained(initial))
     _LiveCounters.cellCreated()
@@ -49,8 +53,14 @@ package class _Cell: @unchecked Sendable {
   /// contention, and noting it on every write costs a shared lock per commit; for a trivially
   /// copyable value it can wait for the cell's next write (memory stays bounded at one extra
   /// version per cell). A version that may hold an object must not linger, so any leftover of
-  /// such a cell is noted.
-  final var leftoverWorthReclaiming: Int { recyclesVersions ? 2 : 1 }
+  /// such a cell is noted, unless the cell was made saying that the values its writes replace
+  /// hold nothing: a queue node's link, written once, from nil. Noted, such a cell was worse
+  /// than a lingering version: the reclamation list retained the node, and through its link
+  /// every node and item enqueued after it, items long dequeued included, until the list's
+  /// turn came (64 writing commits of a segment later; never, in a program gone quiet).
+  final var leftoverWorthReclaiming: Int {
+    lockWord.load(ordering: .relaxed) & (_CellWord.recyclesVersions | _CellWord.replacedValuesHoldNothing) != 0 ? 2 : 1
+  }
 
   /// `TVar<Value>`: how the conflict log names a cell that no collection described.
   var variableDescription: String { "TVar" }
@@ -65,9 +75,12 @@ package class _Cell: @unchecked Sendable {
 /// Not final only so that `_KeyedCell` can carry its key in the same object; its methods are.
 @usableFromInline
 package class _TypedCell<Value>: _Cell, @unchecked Sendable {
+  /// `replacedValuesHoldNothing`: see `_Cell.leftoverWorthReclaiming`.
   @inlinable
-  init(_ value: Value) {
-    super.init(initial: _Version(value, stamp: 0), recyclesVersions: _isPOD(Value.self))
+  init(_ value: Value, replacedValuesHoldNothing: Bool = false) {
+    super.init(
+      initial: _Version(value, stamp: 0), recyclesVersions: _isPOD(Value.self),
+      replacedValuesHoldNothing: replacedValuesHoldNothing)
   }
 
   override var variableDescription: String { "TVar<\(Value.self)>" }

@@ -16,7 +16,9 @@ import Synchronization
 ///   word is already in hand, where a dynamic call stalled the drop-in update.
 /// - Bit 19, `pinned`: an inevitable transaction writes the cell; a collection may not retire
 ///   it until that transaction ends (see `_Cell.pinForInevitable()`).
-/// - Bits 20–63, the deep-walk memo: the horizon (its low 44 bits) at which a trim last had to
+/// - Bit 20, `replacedValuesHoldNothing`: fixed when the cell is made (see
+///   `_Cell.leftoverWorthReclaiming`).
+/// - Bits 21–63, the deep-walk memo: the horizon (its low 43 bits) at which a trim last had to
 ///   walk far down this cell's history because an old snapshot held the horizon back. While
 ///   the horizon stays there the cut point cannot move, so trims skip the walk instead of
 ///   paying for the whole history on every commit. All ones: no memo.
@@ -33,10 +35,11 @@ enum _CellWord {
   @inlinable static var awaitingReclamation: Int { 1 << 17 }
   static var recyclesVersions: Int { 1 << 18 }
   static var pinned: Int { 1 << 19 }
-  static let memoShift = 20
-  /// Enough for 1.7 × 10¹³ commits before two horizons can share a memo; a false match only
+  static var replacedValuesHoldNothing: Int { 1 << 20 }
+  static let memoShift = 21
+  /// Enough for 8.8 × 10¹² commits before two horizons can share a memo; a false match only
   /// delays one cell's trim until the horizon moves.
-  static let memoMask: UInt64 = (1 << 44) - 1
+  static let memoMask: UInt64 = (1 << 43) - 1
 
   /// No holder, no flag, no memo.
   @usableFromInline static let initial = Int(bitPattern: UInt(memoMask) << UInt(memoShift))
