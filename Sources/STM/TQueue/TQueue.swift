@@ -46,8 +46,9 @@
 ///
 /// Items are FIFO per producer: the items of one transaction, and of transactions committed one
 /// after another, come out in that order. The most recently dequeued item stays referenced by
-/// the queue until the next dequeue. So do the items dequeued while another transaction runs,
-/// which its snapshot may still read: they go at the first dequeue after it ends.
+/// the queue until the next dequeue. So do the items dequeued while other transactions run,
+/// which their snapshots may still read: they go at the first dequeue after the last of
+/// those transactions has ended, or as it ends if it ran 10 ms or more.
 ///
 /// `TQueue` is a reference type: copies of a reference share one queue.
 public final class TQueue<Element: Sendable>: Sendable {

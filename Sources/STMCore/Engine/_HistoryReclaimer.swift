@@ -28,6 +28,24 @@ final class _HistoryReclaimer: Sendable {
   /// the order they came.
   private let waitingReleases = _Lock<[(objects: [AnyObject], clock: UInt64)]>([])
   private let waitingReleaseCount = Atomic<Int>(0)
+  /// The snapshot that kept what waits here, as last seen: the oldest one running when a
+  /// commit listed a cell, or when objects were handed over, or when a turn left cells on the
+  /// list. The transaction that runs at it takes a turn as it ends, if it ran for
+  /// `keeperTurnAfter` at least (see `mayHaveKept(forSnapshot:)`): otherwise only commits took
+  /// turns, and what a long transaction kept stayed after it, for good in a program that had
+  /// gone quiet, a dropped map's values included (found by a helper's review). Only ever
+  /// raised: snapshots only move forward, and a stale value costs a transaction that ends
+  /// below it one call that finds nothing to do.
+  private let keptFor = Atomic<UInt64>(0)
+  /// How long a transaction that kept history must have run, in nanoseconds, to take a turn
+  /// as it ends: ten milliseconds. Short transactions keep history from each other all the
+  /// time where several run at once, and what they keep goes with the commits' turns, which
+  /// come as often as they commit. A turn at the end of every transaction made `queue-mpmc`'s
+  /// transactions a third slower; at the end of those that ran a millisecond (on 2 cores,
+  /// many that were preempted), `queue-batch` an eighth slower at two threads, the thread
+  /// that took the turn then letting go of a millisecond's worth of queue nodes. At ten, no
+  /// workload changed.
+  static let keeperTurnAfter = 10_000_000
 
   /// Remembers `job` until its `housekeep()` says nothing waits any more.
   func noteHousekeeping(_ job: any _DeferredHousekeeping) {
@@ -38,12 +56,45 @@ final class _HistoryReclaimer: Sendable {
   /// How many cells the list holds (and keeps alive).
   var listedCount: Int { count.load(ordering: .relaxed) }
 
-  /// Remembers `cell`, whose history still has more than its newest version; the caller
-  /// holds its commit lock.
-  func note(_ cell: _Cell) {
+  /// Remembers `cell`, whose history still has more than its newest version, which `snapshot`
+  /// (the oldest running) may still read; the caller holds its commit lock.
+  func note(_ cell: _Cell, keptFor snapshot: UInt64) {
     guard !cell.markAwaitingReclamation() else { return }
     pending.withLock { $0.append(cell) }
     count.add(1, ordering: .relaxed)
+    raiseKept(for: snapshot)
+  }
+
+  private func raiseKept(for snapshot: UInt64) {
+    var current = keptFor.load(ordering: .relaxed)
+    while current < snapshot {
+      let (exchanged, original) = keptFor.compareExchange(expected: current, desired: snapshot, ordering: .relaxed)
+      if exchanged { return }
+      current = original
+    }
+  }
+
+  /// Whether a transaction that ran at `snapshot` may have kept what waits here: then, as it
+  /// ends, it takes a turn (`turnAfterKeeper(by:)`).
+  @inline(__always)
+  func mayHaveKept(forSnapshot snapshot: UInt64) -> Bool {
+    snapshot <= keptFor.load(ordering: .relaxed)
+  }
+
+  /// The turn of a transaction that may have kept the history listed here and the objects
+  /// handed over, as it ends, with no segment held: a whole round of the list (what its
+  /// snapshot kept may be anywhere in it), and the objects no running snapshot needs now.
+  /// Out of line: rare.
+  @inline(never)
+  func turnAfterKeeper(by context: _ThreadContext) {
+    var rounds = (count.load(ordering: .relaxed) + Self.batchSize - 1) / Self.batchSize
+    while rounds > 0 && count.load(ordering: .relaxed) > 0 {
+      reclaim(by: context)
+      rounds -= 1
+    }
+    if waitingReleaseCount.load(ordering: .relaxed) > 0 {
+      context.setAside(objects: takeWhatNoSnapshotNeeds(oldest: _EngineClock.oldestRunningSnapshot()))
+    }
   }
 
   /// Called after each writing commit on `segment`, which `context`'s thread still holds.
@@ -83,6 +134,7 @@ final class _HistoryReclaimer: Sendable {
     if clock >= oldest {
       waitingReleases.withLock { $0.append((objects, clock)) }
       waitingReleaseCount.add(1, ordering: .relaxed)
+      raiseKept(for: oldest)
     }
     // Inside a transaction, the deinits of what goes would run in it (see
     // `_Leftovers`): that waits for a turn or a later call.
@@ -139,18 +191,18 @@ final class _HistoryReclaimer: Sendable {
   /// the others from their turn.
   func reclaim(by context: _ThreadContext) {
     let engine = _Engine.shared
-    engine.recomputeHorizon()
+    let horizon = engine.recomputeHorizon()
     let batch = pending.withLock { list in
       var taken: [_Cell] = []
       while taken.count < Self.batchSize, let cell = list.popFirst() { taken.append(cell) }
       return taken
     }
-    // What the trims drop is freed with no lock held, once the thread has let go of its
-    // segment (see the end); the cells that leave the list, at the end: freeing them runs
-    // deinits, which may free other cells or take other locks.
+    // What the trims drop, and the cells that leave the list (the list may hold a cell's last
+    // reference, and with it its newest value's), are freed with no lock held, once the
+    // thread has let go of its segment (see the end).
     var dropped: [_VersionBase] = []
     var again: [_Cell] = []
-    var finished = 0
+    var leaving: [AnyObject] = []
     for cell in batch {
       // Taken as housekeeping (`_retireTag`): trimming publishes nothing, so readers and
       // validators that meet these locks carry on, and the committing segment keeps showing
@@ -168,15 +220,22 @@ final class _HistoryReclaimer: Sendable {
       // Cleared under the lock, as `note` sets it: a commit that leaves history after this
       // lists the cell again.
       cell.unlock(clearing: historyRemains ? 0 : _CellWord.awaitingReclamation)
-      if historyRemains { again.append(cell) } else { finished += 1 }
+      if historyRemains { again.append(cell) } else { leaving.append(cell) }
     }
-    // Put back after the batch, so that one round does not meet the same cell twice.
-    if !again.isEmpty { pending.withLock { list in for cell in again { list.append(cell) } } }
-    count.subtract(finished, ordering: .relaxed)
+    // Put back after the batch, so that one round does not meet the same cell twice. (Kept,
+    // most likely, for the oldest snapshot running.)
+    if !again.isEmpty {
+      pending.withLock { list in for cell in again { list.append(cell) } }
+      raiseKept(for: horizon)
+    }
+    count.subtract(leaving.count, ordering: .relaxed)
     // Freed once the thread has let go of its segment, like what its commit dropped: a turn
     // comes right after a commit, and the deinits of the values these hold would otherwise
-    // run in the committed transaction, and their writes be lost (found by review).
+    // run in the committed transaction, and their writes be lost (found by review; for the
+    // cells, whose list held the last reference once their variable or map had gone, by a
+    // test of it).
     for version in dropped { context.setAside(version) }
+    context.setAside(objects: leaving.isEmpty ? [] : [leaving])
   }
 }
 

@@ -1058,7 +1058,7 @@ extension _Engine {
     while true {
       let (stamp, next) = version._withUnsafeGuaranteedRef { ($0.stamp, $0.older.map(Unmanaged.passUnretained)) }
       guard let next else {
-        if noting && depth >= cell.leftoverWorthReclaiming { reclaimer.note(cell) }
+        if noting && depth >= cell.leftoverWorthReclaiming { reclaimer.note(cell, keptFor: limit) }
         return depth > 0
       }
       if depth == 0 && stamp > limit {
@@ -1078,7 +1078,7 @@ extension _Engine {
           let retained = Unmanaged.passRetained(consume chain)
           context.versionCache.offer(retained)
         }
-        if noting && depth >= cell.leftoverWorthReclaiming { reclaimer.note(cell) }
+        if noting && depth >= cell.leftoverWorthReclaiming { reclaimer.note(cell, keptFor: limit) }
         return depth > 0
       }
       depth += 1
@@ -1093,7 +1093,7 @@ extension _Engine {
           // The last deep walk cut at the first version stamped at or below this same horizon,
           // and every version published since is stamped above it: the cut cannot move, and
           // walking to it again on every commit would make a pinned horizon cost quadratic time.
-          if noting { reclaimer.note(cell) }
+          if noting { reclaimer.note(cell, keptFor: limit) }
           return true
         }
         cell.noteDeepWalk(stoppedAt: limit)

@@ -83,6 +83,14 @@ final class _ThreadContext: @unchecked Sendable {
   /// (`_EngineEntry.beginSingleOperation`), for tests that must know a road was continued, not
   /// begun again.
   @exclusivity(unchecked) var singleOperationsBegun = 0
+  /// How long this thread's transactions must have run to take the reclaimer's turn as they
+  /// end, if they kept history (`_HistoryReclaimer.keeperTurnAfter`): tests set 0, to make a
+  /// turn certain, or `.max`, to leave what they kept to a later commit's turn.
+  @exclusivity(unchecked) var keeperTurnAfter = _HistoryReclaimer.keeperTurnAfter
+  #endif
+  #if !DEBUG
+  /// See the debug build's property, which tests set.
+  var keeperTurnAfter: Int { _HistoryReclaimer.keeperTurnAfter }
   #endif
   /// xorshift state for randomized backoff; per thread, so threads do not back off in step.
   @exclusivity(unchecked) var backoffRandom: UInt64

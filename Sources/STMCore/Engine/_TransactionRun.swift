@@ -221,9 +221,15 @@ struct _TransactionRun {
     // Freed once the thread holds no segment: what they hold may be the last reference to a
     // value whose deinit uses transactional data (see `_Leftovers`).
     context.setAside(logAndReadsOf: segment)
+    let (snapshot, started) = (segment.snapshot, segment.attemptStarted)
     segment.context = nil
     context.segment = nil
     engine.releaseSegment(segment)
+    // A long transaction that kept history from being trimmed, or objects from being let go
+    // of, has them go now that it has ended, rather than at some later commit's turn.
+    if engine.reclaimer.mayHaveKept(forSnapshot: snapshot) && _monotonicNanoseconds() - started >= context.keeperTurnAfter {
+      engine.reclaimer.turnAfterKeeper(by: context)
+    }
     context.releaseLeftovers()
     return hooks
   }

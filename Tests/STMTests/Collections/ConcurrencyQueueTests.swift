@@ -475,18 +475,30 @@ extension LibraryTests {
     #endif
 
     /// Items enqueued while another transaction runs are freed once they are dequeued and that
-    /// transaction has ended, however they were enqueued and dequeued. An enqueue then kept
-    /// the version its link replaced (nil) for the running snapshot, and so noted the node for
-    /// the reclaimer, whose list retained it, and through its link every node after it: the
-    /// 101 items of this test stayed alive until about 50 more enqueues and dequeues (found by
-    /// a helper's review).
+    /// transaction has ended, however they were enqueued and dequeued: at its end (it takes the
+    /// reclaimer's turn for what it kept), or else at the next dequeue. An enqueue kept the
+    /// version its link replaced (nil) for the running snapshot, and so noted the node for the
+    /// reclaimer, whose list retained it, and through its link every node after it: the 101
+    /// items of this test stayed alive until about 50 more enqueues and dequeues (found by a
+    /// helper's review).
     @Test(arguments: [false, true], [false, true])
     func itemsDequeuedWhileASnapshotRanAreFreedOnceItEnds(enqueueInTransactions: Bool, dequeueInTransactions: Bool) throws {
+      for readerTakesItsTurn in [false, true] {
+        try dequeueWhileASnapshotRuns(
+          enqueueInTransactions: enqueueInTransactions, dequeueInTransactions: dequeueInTransactions,
+          readerTakesItsTurn: readerTakesItsTurn)
+      }
+    }
+
+    private func dequeueWhileASnapshotRuns(
+      enqueueInTransactions: Bool, dequeueInTransactions: Bool, readerTakesItsTurn: Bool
+    ) throws {
       let items = LiveItem.Count()
       let queue = TQueue<LiveItem>()
       let other = TVar(0)
       let started = DispatchSemaphore(value: 0), finish = DispatchSemaphore(value: 0)
       let reader = startThread {
+        _ThreadContext.current.keeperTurnAfter = readerTakesItsTurn ? 0 : .max
         atomically { _ in
           _ = other.value
           started.signal()
@@ -507,6 +519,9 @@ extension LibraryTests {
       }
       finish.signal()
       reader.wait()
+      if readerTakesItsTurn {
+        #expect(items.live.load(ordering: .relaxed) == 1, "what the reader kept did not go as it ended")
+      }
       // One more of each, writing the head and the tail now that no snapshot needs their
       // history: what they kept for the reader goes.
       try queue.enqueue(LiveItem(items))

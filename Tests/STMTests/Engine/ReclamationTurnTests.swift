@@ -1,3 +1,4 @@
+import Foundation
 @testable import STM
 @testable import STMCore
 import STMTestSupport
@@ -14,9 +15,19 @@ private final class Held: Sendable {
 /// Starts a transaction on another thread that reads `variable` and stays open, so that its
 /// snapshot keeps the history written meanwhile; returns what ends it, after that transaction
 /// runs `finish` (at the same snapshot).
-func pinSnapshot<Value>(reading variable: TVar<Value>, thenInside finish: @escaping @Sendable () -> Void = {}) -> () -> Void {
+///
+/// `takingItsTurnAfter`: how long the transaction must have run (in nanoseconds) to take, as
+/// it ends, the reclaimer's turn that a long transaction which kept history takes
+/// (`_HistoryReclaimer.turnAfterKeeper(by:)`). Never by default, so that what it kept stays
+/// until a later commit's turn, for the tests of those turns and of what a kept history
+/// changes.
+func pinSnapshot<Value>(
+  reading variable: TVar<Value>, takingItsTurnAfter nanoseconds: Int = .max,
+  thenInside finish: @escaping @Sendable () -> Void = {}
+) -> () -> Void {
   let reading = Gate(), finishReading = Gate()
   let reader = startThread {
+    _ThreadContext.current.keeperTurnAfter = nanoseconds
     atomically { _ in
       _ = variable.value
       reading.open()
@@ -147,6 +158,87 @@ extension LibraryTests {
       #expect(quickUpdates == 2 * _HistoryReclaimer.interval)
       #expect(historyLength(variable) == 1)
       #expect(left - before == 0, "values of the history a quick update's reclamation turn dropped are still alive")
+    }
+  }
+
+  /// What a long transaction kept goes as it ends, with no commit after it: it takes the
+  /// reclaimer's turn itself. Only commits took turns, and a program gone quiet after a long
+  /// transaction kept its history, and the values in it, for good (found by a helper's review).
+  @Suite struct KeeperTurnTests {
+    @Test func historyKeptForALongTransactionGoesAsItEnds() {
+      let variable = TVar<Held?>(nil), other = TVar(0)
+      let before = Held.live.load(ordering: .relaxed)
+      let release = pinSnapshot(reading: other, takingItsTurnAfter: 0)
+      for _ in 0..<4 { variable.value = Held() }
+      atomically { _ in variable.value = nil }
+      #expect(historyLength(variable) > 1)
+      #expect(Held.live.load(ordering: .relaxed) - before == 4)
+      release()
+      #expect(historyLength(variable) == 1)
+      #expect(Held.live.load(ordering: .relaxed) - before == 0)
+    }
+
+    /// The same with the time a transaction must have run to count as long, which it has.
+    @Test func aTransactionThatRanLongerThanTheThresholdTakesTheTurn() {
+      let variable = TVar<Held?>(nil), other = TVar(0)
+      let before = Held.live.load(ordering: .relaxed)
+      let release = pinSnapshot(reading: other, takingItsTurnAfter: _HistoryReclaimer.keeperTurnAfter)
+      variable.value = Held()
+      variable.value = nil
+      #expect(historyLength(variable) > 1)
+      Thread.sleep(forTimeInterval: 2 * Double(_HistoryReclaimer.keeperTurnAfter) / 1e9)
+      release()
+      #expect(historyLength(variable) == 1)
+      #expect(Held.live.load(ordering: .relaxed) - before == 0)
+    }
+
+    /// Two long transactions: what the older kept and the younger did not goes as the older
+    /// ends; the rest as the younger ends.
+    @Test func eachLongTransactionLetsGoOfWhatOnlyItKept() {
+      let other = TVar(0)
+      let first = (0..<100).map { _ in TVar<Held?>(nil) }
+      let second = (0..<100).map { _ in TVar<Held?>(nil) }
+      let before = Held.live.load(ordering: .relaxed)
+      let endOlder = pinSnapshot(reading: other, takingItsTurnAfter: 0)
+      for variable in first {
+        variable.value = Held()
+        variable.value = nil
+      }
+      let endYounger = pinSnapshot(reading: other, takingItsTurnAfter: 0)
+      for variable in second {
+        variable.value = Held()
+        variable.value = nil
+      }
+      #expect(Held.live.load(ordering: .relaxed) - before == 200)
+      endOlder()
+      #expect(first.count { historyLength($0) > 1 } == 0)
+      #expect(second.count { historyLength($0) > 1 } == 100)
+      #expect(Held.live.load(ordering: .relaxed) - before == 100)
+      endYounger()
+      #expect(second.count { historyLength($0) > 1 } == 0)
+      #expect(Held.live.load(ordering: .relaxed) - before == 0)
+    }
+
+    /// A map dropped while its history was kept frees its values once it is gone and the
+    /// transaction has ended, whichever comes first.
+    @Test(arguments: [false, true])
+    func aDroppedMapsValuesGoOnceTheLongTransactionEnds(droppedWhileItRuns: Bool) {
+      let other = TVar(0)
+      let before = Held.live.load(ordering: .relaxed)
+      var release: (() -> Void)?
+      do {
+        let dict = TDictionary<Int, [Held]>()
+        for key in 0..<10 { dict[key] = [Held()] }
+        release = pinSnapshot(reading: other, takingItsTurnAfter: 0)
+        for key in 0..<10 { dict[key] = (0..<10).map { _ in Held() } }
+        #expect(Held.live.load(ordering: .relaxed) - before == 110)
+        if !droppedWhileItRuns {
+          release?()
+          release = nil
+        }
+      }
+      release?()
+      #expect(Held.live.load(ordering: .relaxed) - before == 0)
     }
   }
 }

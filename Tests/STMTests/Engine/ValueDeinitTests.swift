@@ -171,6 +171,22 @@ extension LibraryTests {
       #expect(bumps.value == 1)
     }
 
+    /// A variable dropped while the reclaimer lists it is freed by the reclaimer, with its
+    /// newest value, once the thread has let go of its segment too.
+    @Test(arguments: [false, true])
+    func aVariableTheReclaimerFreesRunsItsValuesDeinitOutsideTheCommit(dropIn: Bool) {
+      let bumps = TVar(0)
+      do {
+        let holder = TVar<BumpsInATransaction?>(BumpsInATransaction(bumps))
+        leaveInHistory(holder, replacingWith: BumpsInATransaction(bumps))
+      }
+      let other = TVar(0)
+      for _ in 0..<300 {
+        if dropIn { other.value += 1 } else { atomically { _ in other.value += 1 } }
+      }
+      #expect(bumps.value == 2)
+    }
+
     /// Outside a transaction, a value replaced while an older version is kept for a reader
     /// (so the update publishes a new version instead of overwriting) is freed once the
     /// variable's lock is let go: its deinit reads the variable instead of waiting for itself.
