@@ -28,14 +28,16 @@ final class _HistoryReclaimer: Sendable {
   /// the order they came.
   private let waitingReleases = _Lock<[(objects: [AnyObject], clock: UInt64)]>([])
   private let waitingReleaseCount = Atomic<Int>(0)
-  /// The snapshot that kept what waits here, as last seen: the oldest one running when a
-  /// commit listed a cell, or when objects were handed over, or when a turn left cells on the
-  /// list. The transaction that runs at it takes a turn as it ends, if it ran for
-  /// `keeperTurnAfter` at least (see `mayHaveKept(forSnapshot:)`): otherwise only commits took
-  /// turns, and what a long transaction kept stayed after it, for good in a program that had
-  /// gone quiet, a dropped map's values included (found by a helper's review). Only ever
-  /// raised: snapshots only move forward, and a stale value costs a transaction that ends
-  /// below it one call that finds nothing to do.
+  /// The newest snapshot that may keep what waits here: below the newest version of a cell
+  /// the list holds, below the clock value objects were handed over at, or, while a turn
+  /// leaves something waiting, below the clock. A transaction that ran at or below it takes a
+  /// turn as it ends, if it ran for `keeperTurnAfter` at least (see
+  /// `mayHaveKept(forSnapshot:)`): otherwise only commits took turns, and what a long
+  /// transaction kept stayed after it, for good in a program that had gone quiet, a dropped
+  /// map's values included (found by a helper's review). The newest, not the oldest: of two
+  /// long transactions, the one that ends last must take the turn (found by a second review).
+  /// Only ever raised, and too high costs a transaction that ends below it one check of the
+  /// time.
   private let keptFor = Atomic<UInt64>(0)
   /// How long a transaction that kept history must have run, in nanoseconds, to take a turn
   /// as it ends: ten milliseconds. Short transactions keep history from each other all the
@@ -51,13 +53,14 @@ final class _HistoryReclaimer: Sendable {
   func noteHousekeeping(_ job: any _DeferredHousekeeping) {
     housekeeping.withLock { $0.append(_WeakHousekeeping(job: job)) }
     housekeepingCount.add(1, ordering: .relaxed)
+    raiseKept(for: _EngineClock.now)
   }
 
   /// How many cells the list holds (and keeps alive).
   var listedCount: Int { count.load(ordering: .relaxed) }
 
-  /// Remembers `cell`, whose history still has more than its newest version, which `snapshot`
-  /// (the oldest running) may still read; the caller holds its commit lock.
+  /// Remembers `cell`, whose history still has more than its newest version, for snapshots
+  /// up to `snapshot` (below the newest version's stamp); the caller holds its commit lock.
   func note(_ cell: _Cell, keptFor snapshot: UInt64) {
     guard !cell.markAwaitingReclamation() else { return }
     pending.withLock { $0.append(cell) }
@@ -81,10 +84,9 @@ final class _HistoryReclaimer: Sendable {
     snapshot <= keptFor.load(ordering: .relaxed)
   }
 
-  /// The turn of a transaction that may have kept the history listed here and the objects
-  /// handed over, as it ends, with no segment held: a whole round of the list (what its
-  /// snapshot kept may be anywhere in it), and the objects no running snapshot needs now.
-  /// Out of line: rare.
+  /// The turn of a transaction that may have kept the history listed here, the objects
+  /// handed over and the collections' deferred work, as it ends, with no segment held: a
+  /// whole round of each (what its snapshot kept may be anywhere in them). Out of line: rare.
   @inline(never)
   func turnAfterKeeper(by context: _ThreadContext) {
     var rounds = (count.load(ordering: .relaxed) + Self.batchSize - 1) / Self.batchSize
@@ -94,6 +96,13 @@ final class _HistoryReclaimer: Sendable {
     }
     if waitingReleaseCount.load(ordering: .relaxed) > 0 {
       context.setAside(objects: takeWhatNoSnapshotNeeds(oldest: _EngineClock.oldestRunningSnapshot()))
+      // Still waiting for a younger transaction: the one that ends last takes the next turn.
+      if waitingReleaseCount.load(ordering: .relaxed) > 0 { raiseKept(for: _EngineClock.now) }
+    }
+    rounds = (housekeepingCount.load(ordering: .relaxed) + Self.housekeepingBatchSize - 1) / Self.housekeepingBatchSize
+    while rounds > 0 && housekeepingCount.load(ordering: .relaxed) > 0 {
+      runHousekeeping()
+      rounds -= 1
     }
   }
 
@@ -134,7 +143,7 @@ final class _HistoryReclaimer: Sendable {
     if clock >= oldest {
       waitingReleases.withLock { $0.append((objects, clock)) }
       waitingReleaseCount.add(1, ordering: .relaxed)
-      raiseKept(for: oldest)
+      raiseKept(for: clock)
     }
     // Inside a transaction, the deinits of what goes would run in it (see
     // `_Leftovers`): that waits for a turn or a later call.
@@ -182,7 +191,10 @@ final class _HistoryReclaimer: Sendable {
       // Gone with its collection, or done: dropped.
       if let job = entry.job, job.housekeep() { again.append(entry) }
     }
-    if !again.isEmpty { housekeeping.withLock { $0.append(contentsOf: again) } }
+    if !again.isEmpty {
+      housekeeping.withLock { $0.append(contentsOf: again) }
+      raiseKept(for: _EngineClock.now)
+    }
     housekeepingCount.subtract(jobs.count - again.count, ordering: .relaxed)
   }
 
@@ -191,7 +203,7 @@ final class _HistoryReclaimer: Sendable {
   /// the others from their turn.
   func reclaim(by context: _ThreadContext) {
     let engine = _Engine.shared
-    let horizon = engine.recomputeHorizon()
+    engine.recomputeHorizon()
     let batch = pending.withLock { list in
       var taken: [_Cell] = []
       while taken.count < Self.batchSize, let cell = list.popFirst() { taken.append(cell) }
@@ -222,11 +234,10 @@ final class _HistoryReclaimer: Sendable {
       cell.unlock(clearing: historyRemains ? 0 : _CellWord.awaitingReclamation)
       if historyRemains { again.append(cell) } else { leaving.append(cell) }
     }
-    // Put back after the batch, so that one round does not meet the same cell twice. (Kept,
-    // most likely, for the oldest snapshot running.)
+    // Put back after the batch, so that one round does not meet the same cell twice.
     if !again.isEmpty {
       pending.withLock { list in for cell in again { list.append(cell) } }
-      raiseKept(for: horizon)
+      raiseKept(for: _EngineClock.now)
     }
     count.subtract(leaving.count, ordering: .relaxed)
     // Freed once the thread has let go of its segment, like what its commit dropped: a turn

@@ -1055,10 +1055,14 @@ extension _Engine {
     // `newest` down to the cut cannot change under us.
     var version = newest
     var depth = 0
+    // The snapshots that may read below the newest version, for the reclaimer if it must come
+    // back for the history (see `_HistoryReclaimer.note(_:keptFor:)`).
+    var keptFor: UInt64 = 0
     while true {
       let (stamp, next) = version._withUnsafeGuaranteedRef { ($0.stamp, $0.older.map(Unmanaged.passUnretained)) }
+      if depth == 0 { keptFor = stamp &- 1 }
       guard let next else {
-        if noting && depth >= cell.leftoverWorthReclaiming { reclaimer.note(cell, keptFor: limit) }
+        if noting && depth >= cell.leftoverWorthReclaiming { reclaimer.note(cell, keptFor: keptFor) }
         return depth > 0
       }
       if depth == 0 && stamp > limit {
@@ -1078,7 +1082,7 @@ extension _Engine {
           let retained = Unmanaged.passRetained(consume chain)
           context.versionCache.offer(retained)
         }
-        if noting && depth >= cell.leftoverWorthReclaiming { reclaimer.note(cell, keptFor: limit) }
+        if noting && depth >= cell.leftoverWorthReclaiming { reclaimer.note(cell, keptFor: keptFor) }
         return depth > 0
       }
       depth += 1
@@ -1093,7 +1097,7 @@ extension _Engine {
           // The last deep walk cut at the first version stamped at or below this same horizon,
           // and every version published since is stamped above it: the cut cannot move, and
           // walking to it again on every commit would make a pinned horizon cost quadratic time.
-          if noting { reclaimer.note(cell, keptFor: limit) }
+          if noting { reclaimer.note(cell, keptFor: keptFor) }
           return true
         }
         cell.noteDeepWalk(stoppedAt: limit)

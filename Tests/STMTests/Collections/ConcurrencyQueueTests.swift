@@ -498,7 +498,7 @@ extension LibraryTests {
       let other = TVar(0)
       let started = DispatchSemaphore(value: 0), finish = DispatchSemaphore(value: 0)
       let reader = startThread {
-        _ThreadContext.current.keeperTurnAfter = readerTakesItsTurn ? 0 : .max
+        _ThreadContext.current.keeperTurnAfter = readerTakesItsTurn ? .min : .max
         atomically { _ in
           _ = other.value
           started.signal()

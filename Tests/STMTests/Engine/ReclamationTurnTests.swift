@@ -16,11 +16,11 @@ private final class Held: Sendable {
 /// snapshot keeps the history written meanwhile; returns what ends it, after that transaction
 /// runs `finish` (at the same snapshot).
 ///
-/// `takingItsTurnAfter`: how long the transaction must have run (in nanoseconds) to take, as
-/// it ends, the reclaimer's turn that a long transaction which kept history takes
-/// (`_HistoryReclaimer.turnAfterKeeper(by:)`). Never by default, so that what it kept stays
-/// until a later commit's turn, for the tests of those turns and of what a kept history
-/// changes.
+/// `takingItsTurnAfter`: how long the transaction must have run (in nanoseconds; `.min`,
+/// whatever its length) to take, as it ends, the reclaimer's turn that a long transaction
+/// which kept history takes (`_HistoryReclaimer.turnAfterKeeper(by:)`). Never by default, so
+/// that what it kept stays until a later commit's turn, for the tests of those turns and of
+/// what a kept history changes.
 func pinSnapshot<Value>(
   reading variable: TVar<Value>, takingItsTurnAfter nanoseconds: Int = .max,
   thenInside finish: @escaping @Sendable () -> Void = {}
@@ -168,7 +168,7 @@ extension LibraryTests {
     @Test func historyKeptForALongTransactionGoesAsItEnds() {
       let variable = TVar<Held?>(nil), other = TVar(0)
       let before = Held.live.load(ordering: .relaxed)
-      let release = pinSnapshot(reading: other, takingItsTurnAfter: 0)
+      let release = pinSnapshot(reading: other, takingItsTurnAfter: .min)
       for _ in 0..<4 { variable.value = Held() }
       atomically { _ in variable.value = nil }
       #expect(historyLength(variable) > 1)
@@ -186,7 +186,8 @@ extension LibraryTests {
       variable.value = Held()
       variable.value = nil
       #expect(historyLength(variable) > 1)
-      Thread.sleep(forTimeInterval: 2 * Double(_HistoryReclaimer.keeperTurnAfter) / 1e9)
+      // Three times over: the clock read at the end may lag the start's by a tick.
+      Thread.sleep(forTimeInterval: 3 * Double(_HistoryReclaimer.keeperTurnAfter) / 1e9)
       release()
       #expect(historyLength(variable) == 1)
       #expect(Held.live.load(ordering: .relaxed) - before == 0)
@@ -199,12 +200,12 @@ extension LibraryTests {
       let first = (0..<100).map { _ in TVar<Held?>(nil) }
       let second = (0..<100).map { _ in TVar<Held?>(nil) }
       let before = Held.live.load(ordering: .relaxed)
-      let endOlder = pinSnapshot(reading: other, takingItsTurnAfter: 0)
+      let endOlder = pinSnapshot(reading: other, takingItsTurnAfter: .min)
       for variable in first {
         variable.value = Held()
         variable.value = nil
       }
-      let endYounger = pinSnapshot(reading: other, takingItsTurnAfter: 0)
+      let endYounger = pinSnapshot(reading: other, takingItsTurnAfter: .min)
       for variable in second {
         variable.value = Held()
         variable.value = nil
@@ -219,6 +220,60 @@ extension LibraryTests {
       #expect(Held.live.load(ordering: .relaxed) - before == 0)
     }
 
+    /// History kept for a long transaction while an older short one ran too goes as the long
+    /// one ends. The reclaimer noted the oldest snapshot running as the one to take the turn,
+    /// and the long transaction, younger, took none (found by a review).
+    @Test func historyKeptForALongTransactionBesideAnOlderShortOneGoesAsItEnds() {
+      let variable = TVar<Held?>(nil), other = TVar(0)
+      let before = Held.live.load(ordering: .relaxed)
+      let endShort = pinSnapshot(reading: other)
+      atomically { _ in other.value += 1 }
+      let endLong = pinSnapshot(reading: other, takingItsTurnAfter: .min)
+      variable.value = Held()
+      atomically { _ in variable.value = nil }
+      #expect(historyLength(variable) > 1)
+      endShort()
+      endLong()
+      #expect(historyLength(variable) == 1)
+      #expect(Held.live.load(ordering: .relaxed) - before == 0)
+    }
+
+    /// A map dropped while two long transactions run frees its values as the younger, which
+    /// ends last, ends: the older's turn can let go of nothing yet (found by a review).
+    @Test func aMapDroppedWhileTwoLongTransactionsRunGoesAsTheLastEnds() {
+      let other = TVar(0)
+      let before = Held.live.load(ordering: .relaxed)
+      var endOlder: (() -> Void)?
+      var endYounger: (() -> Void)?
+      do {
+        let dict = TDictionary<Int, [Held]>()
+        for key in 0..<10 { dict[key] = [Held()] }
+        endOlder = pinSnapshot(reading: other, takingItsTurnAfter: .min)
+        atomically { _ in other.value += 1 }
+        endYounger = pinSnapshot(reading: other, takingItsTurnAfter: .min)
+      }
+      #expect(Held.live.load(ordering: .relaxed) - before == 10)
+      endOlder?()
+      #expect(Held.live.load(ordering: .relaxed) - before == 10)
+      endYounger?()
+      #expect(Held.live.load(ordering: .relaxed) - before == 0)
+    }
+
+    /// The cells of keys removed while a long transaction ran go as it ends: its turn does the
+    /// collections' deferred work too, which only commits' turns did (found by a review).
+    @Test func removedKeysCellsGoAsALongTransactionEnds() {
+      let other = TVar(0)
+      let dict = TDictionary<Int, Int>()
+      for key in 0..<5_000 { dict[key] = key }
+      let cellsWithKeys = _LiveCounters.cells.load(ordering: .relaxed)
+      let end = pinSnapshot(reading: other, takingItsTurnAfter: .min)
+      for key in 0..<5_000 { dict[key] = nil }
+      #expect(_LiveCounters.cells.load(ordering: .relaxed) > cellsWithKeys - 2_500)
+      end()
+      #expect(_LiveCounters.cells.load(ordering: .relaxed) < cellsWithKeys - 5_000 + 100)
+      #expect(dict.isEmpty)
+    }
+
     /// A map dropped while its history was kept frees its values once it is gone and the
     /// transaction has ended, whichever comes first.
     @Test(arguments: [false, true])
@@ -229,7 +284,7 @@ extension LibraryTests {
       do {
         let dict = TDictionary<Int, [Held]>()
         for key in 0..<10 { dict[key] = [Held()] }
-        release = pinSnapshot(reading: other, takingItsTurnAfter: 0)
+        release = pinSnapshot(reading: other, takingItsTurnAfter: .min)
         for key in 0..<10 { dict[key] = (0..<10).map { _ in Held() } }
         #expect(Held.live.load(ordering: .relaxed) - before == 110)
         if !droppedWhileItRuns {

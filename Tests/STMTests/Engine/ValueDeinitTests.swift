@@ -172,7 +172,9 @@ extension LibraryTests {
     }
 
     /// A variable dropped while the reclaimer lists it is freed by the reclaimer, with its
-    /// newest value, once the thread has let go of its segment too.
+    /// newest value, once the thread has let go of its segment too. (After a transaction's
+    /// commit its deinit's write was lost; after a drop-in update it was not, but the update's
+    /// turn is checked the same way.)
     @Test(arguments: [false, true])
     func aVariableTheReclaimerFreesRunsItsValuesDeinitOutsideTheCommit(dropIn: Bool) {
       let bumps = TVar(0)
