@@ -6,8 +6,8 @@
 /// ``configure(segmentCount:)``, else the `STM_SEGMENTS` environment variable, else twice the
 /// number of active cores (at least 8, at most 64). The engine starts at its first use: the
 /// first transaction, the first operation on transactional data outside one, the first read of
-/// ``segmentCount``, or the first `TDictionary` or `TSet` made (each spreads its count over the
-/// segments).
+/// ``segmentCount`` (or of `TransactionQueue.defaultThreadCount`, which `run()` reads), or the
+/// first `TDictionary` or `TSet` made (each spreads its count over the segments).
 public enum TransactionEngine {
   /// Sets the number of segments. Call it before the engine starts (see ``TransactionEngine``):
   /// early in `main`, before any transaction runs or any `TDictionary` or `TSet` is made.

@@ -42,9 +42,12 @@ public final class TransactionQueue: Sendable {
   /// - Complexity: O(1).
   public init() {}
 
-  /// The number of threads ``run(threads:)-7mj5`` uses by default: the processors online.
+  /// The number of threads ``run(threads:)-7mj5`` uses by default: the processors online, or
+  /// ``TransactionEngine/segmentCount`` if that is fewer (more threads would only wait for a
+  /// segment, and show as pauses in the statistics). Reading it starts the engine, as reading
+  /// the segment count does.
   public static var defaultThreadCount: Int {
-    max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), TransactionEngine.segmentCount))
   }
 
   /// The number of callbacks added and not yet started.
@@ -137,7 +140,10 @@ public final class TransactionQueue: Sendable {
       _startDetachedThread { [self] in work() }
     }
     work()
-    try scheduler.wait { $0.takeOutcome() }.get()
+    let (result, discarded) = scheduler.wait { $0.takeOutcome() }
+    // Let go of with the lock released (see `takeOutcome()`).
+    _ = consume discarded
+    try result.get()
   }
 
   /// Runs every callback as ``run(threads:)-7mj5`` does, suspending the calling task instead of
@@ -215,8 +221,10 @@ public final class TransactionQueue: Sendable {
       if wake { scheduler.wakeAll() }
     }
     let (ended, resume) = scheduler.withLock { $0.workerLeft() }
-    if let (continuation, outcome) = resume {
-      continuation.resume(with: outcome)
+    if let (continuation, (result, discarded)) = resume {
+      // Let go of with the lock released (see `_SchedulerState.takeOutcome()`).
+      _ = consume discarded
+      continuation.resume(with: result)
     } else if ended {
       scheduler.wakeAll()  // the synchronous caller, waiting for the outcome
     }

@@ -60,7 +60,7 @@ struct _SchedulerState {
   /// Traps if the queue no longer accepts work: a run failed and discarded it.
   func checkAcceptsWork() {
     if case .failed(let error) = phase {
-      fatalError("TransactionQueue.add(_:) was called after run() failed with \(error); the queue discarded its remaining work when the run ended. Create a new TransactionQueue for new work.")
+      fatalError("TransactionQueue.add was called after run() failed with \(error); the queue discarded its remaining work when the run ended. Create a new TransactionQueue for new work.")
     }
   }
 
@@ -164,7 +164,9 @@ struct _SchedulerState {
 
   /// Records that a worker left. For the last one, ends the run: returns its result and the
   /// async caller to resume, if any (a synchronous caller collects it with ``takeOutcome()``).
-  mutating func workerLeft() -> (ended: Bool, resume: (CheckedContinuation<Void, any Error>, Result<Void, any Error>)?) {
+  mutating func workerLeft() -> (
+    ended: Bool, resume: (CheckedContinuation<Void, any Error>, (result: Result<Void, any Error>, discarded: _WorkList))?
+  ) {
     workers -= 1
     guard workers == 0 else { return (false, nil) }
     switch stopReason {
@@ -180,18 +182,22 @@ struct _SchedulerState {
     return (true, (continuation, takeOutcome()!))
   }
 
-  /// The result of the run that just ended, or nil while it is still going; ends the run.
-  mutating func takeOutcome() -> Result<Void, any Error>? {
+  /// The result of the run that just ended, or nil while it is still going; ends the run. A
+  /// failed run discards the callbacks it did not start: they come back with the result, for
+  /// the caller to let go of once it has let go of the scheduler's lock (what they capture
+  /// may have a deinit that uses the queue, which would wait for that lock for good).
+  mutating func takeOutcome() -> (result: Result<Void, any Error>, discarded: _WorkList)? {
     guard let result = outcome else { return nil }
     outcome = nil
+    var discarded = _WorkList()
     if case .failed(let error) = stopReason {
       phase = .failed(error)
-      pending.removeAll()
+      swap(&discarded, &pending)
     } else {
       phase = .idle
     }
     stopReason = nil
-    return result
+    return (result, discarded)
   }
 }
 

@@ -111,6 +111,50 @@ extension LibraryTests {
       }
     }
 
+    /// The callbacks a failed run discards are let go of with the scheduler's lock released: a
+    /// value one captures may use the queue in its deinit. It waited for the lock its own
+    /// thread held, and the run never returned (found by a helper's review).
+    @Test(arguments: [false, true])
+    func discardedCallbacksAreFreedOutsideTheSchedulersLock(async: Bool) throws {
+      final class AsksTheQueue: Sendable {
+        let queue: TransactionQueue
+        let asked: TVar<Int>
+        init(_ queue: TransactionQueue, _ asked: TVar<Int>) { (self.queue, self.asked) = (queue, asked) }
+        deinit { asked.value = queue.pendingCount + 1 }
+      }
+      let queue = TransactionQueue()
+      let asked = TVar(0)
+      queue.add { throw Planned(id: 1) }
+      do {
+        let captured = AsksTheQueue(queue, asked)
+        queue.add { _ = captured }
+      }
+      // Run from a thread of its own, so that a run that never returns fails the test
+      // instead of stopping the suite.
+      let runner = startThread {
+        if async {
+          let returned = DispatchSemaphore(value: 0)
+          Task {
+            await #expect(throws: Planned(id: 1)) { try await queue.run(threads: 1) }
+            returned.signal()
+          }
+          returned.wait()
+        } else {
+          #expect(throws: Planned(id: 1)) { try queue.run(threads: 1) }
+        }
+      }
+      #expect(runner.wait(timeout: .now() + 60) == .success, "the failed run never returned")
+      #expect(asked.value == 1)
+    }
+
+    /// The default thread count is never more than the segments, which is all that can run
+    /// at once (more threads only waited for a segment; on a machine with more cores than
+    /// segments, the default gave them).
+    @Test func theDefaultThreadCountFitsTheSegments() {
+      #expect(TransactionQueue.defaultThreadCount >= 1)
+      #expect(TransactionQueue.defaultThreadCount <= TransactionEngine.segmentCount)
+    }
+
     /// While one callback throws, another is in the middle of its transaction: it finishes and
     /// commits; callbacks that had not started never run.
     @Test func runningCallbacksFinishAfterAFailure() throws {
