@@ -104,7 +104,9 @@ public final class TransactionQueue: Sendable {
   /// and `threads - 1` new ones), and returns when all have committed, including callbacks
   /// added while the run was going.
   ///
-  /// Afterwards the queue is empty and can be used again.
+  /// Afterwards the queue can be used again. It is empty, unless another thread added work
+  /// as the run was ending (after its last callback committed, before `run` returned): that
+  /// work waits for the next run.
   ///
   /// If a callback throws, its transaction rolls back and the run fails: no new callback
   /// starts, the callbacks already running finish (and commit, or throw too), and then `run`
