@@ -47,7 +47,12 @@ public final class TransactionQueue: Sendable {
   /// segment, and show as pauses in the statistics). Reading it starts the engine, as reading
   /// the segment count does.
   public static var defaultThreadCount: Int {
-    max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), TransactionEngine.segmentCount))
+    defaultThreadCount(processors: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), segments: TransactionEngine.segmentCount)
+  }
+
+  /// `defaultThreadCount` on a machine with `processors` online and an engine of `segments`.
+  static func defaultThreadCount(processors: Int, segments: Int) -> Int {
+    max(1, min(processors, segments))
   }
 
   /// The number of callbacks added and not yet started.

@@ -151,6 +151,9 @@ extension LibraryTests {
     /// at once (more threads only waited for a segment; on a machine with more cores than
     /// segments, the default gave them).
     @Test func theDefaultThreadCountFitsTheSegments() {
+      #expect(TransactionQueue.defaultThreadCount(processors: 128, segments: 64) == 64)
+      #expect(TransactionQueue.defaultThreadCount(processors: 2, segments: 8) == 2)
+      #expect(TransactionQueue.defaultThreadCount(processors: 0, segments: 8) == 1)
       #expect(TransactionQueue.defaultThreadCount >= 1)
       #expect(TransactionQueue.defaultThreadCount <= TransactionEngine.segmentCount)
     }
