@@ -58,10 +58,13 @@ struct _PendingItems<Element> {
     return item
   }
 
-  /// Removes the newest items past the first `count`.
+  /// Removes the newest items past the first `count`, and returns them, newest first, for the
+  /// caller to let go of where their deinits may run (see `_DelayedAppend._removeItems`).
   @inlinable
-  mutating func removeLast(downTo count: Int) {
-    while self.count > count { _ = popLast() }
+  mutating func removeLast(downTo count: Int) -> [Element] {
+    var removed: [Element] = []
+    while self.count > count, let item = popLast() { removed.append(item) }
+    return removed
   }
 
   /// Empties `rest`, which holds only taken items.

@@ -21,7 +21,7 @@ struct _AppendBatch<Element: Sendable>: _DelayedAppend {
   }
 
   @usableFromInline var _itemCount: Int { items.count }
-  @usableFromInline mutating func _removeItems(downTo count: Int) { items.removeLast(downTo: count) }
+  @usableFromInline mutating func _removeItems(downTo count: Int) -> Any { items.removeLast(downTo: count) }
 
   /// Written out, not the protocol's default: with the anchor's type (`Int`) named here, the
   /// anchor's versions are read and made without run-time metadata lookups.

@@ -28,7 +28,7 @@ struct _EnqueueBatch<Element: Sendable>: _DelayedAppend {
   init() { linkItems = Self.land(_:onto:of:into:) }
 
   @usableFromInline var _itemCount: Int { items.count }
-  @usableFromInline mutating func _removeItems(downTo count: Int) { items.removeLast(downTo: count) }
+  @usableFromInline mutating func _removeItems(downTo count: Int) -> Any { items.removeLast(downTo: count) }
 
   @usableFromInline static func _land(
     _ batch: UnsafePointer<Self>, onto tail: AnyObject, of cell: _Cell, into writes: inout [_DelayedWrite]

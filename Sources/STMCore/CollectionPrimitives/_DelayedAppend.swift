@@ -42,7 +42,9 @@ package protocol _DelayedAppend<Anchor> {
   var _itemCount: Int { get }
   /// Removes the items past the first `count`, the newest: what a rollback to a checkpoint
   /// taken when the batch held `count` items does, when only appends changed it since.
-  mutating func _removeItems(downTo count: Int)
+  /// Returns them, for the engine to let go of once the transaction has ended: their deinits
+  /// are the user's code, which must not run inside it (see `_Segment.rollback(to:)`).
+  mutating func _removeItems(downTo count: Int) -> Any
 }
 
 extension _DelayedAppend {
@@ -102,7 +104,7 @@ class _AnyDelayedAppend {
   @usableFromInline init() {}
   func copy() -> _AnyDelayedAppend { fatalError("abstract") }
   var itemCount: Int { fatalError("abstract") }
-  func removeItems(downTo count: Int) { fatalError("abstract") }
+  func removeItems(downTo count: Int) -> Any { fatalError("abstract") }
   func land(onto anchor: _VersionBase, of cell: _Cell, into writes: inout [_DelayedWrite]) -> _VersionBase {
     fatalError("abstract")
   }
@@ -121,7 +123,7 @@ final class _DelayedAppendBox<Batch: _DelayedAppend>: _AnyDelayedAppend {
 
   override func copy() -> _AnyDelayedAppend { _DelayedAppendBox(batch) }
   override var itemCount: Int { batch._itemCount }
-  override func removeItems(downTo count: Int) { batch._removeItems(downTo: count) }
+  override func removeItems(downTo count: Int) -> Any { batch._removeItems(downTo: count) }
 
   override func land(onto anchor: _VersionBase, of cell: _Cell, into writes: inout [_DelayedWrite]) -> _VersionBase {
     withUnsafeMutablePointer(to: &batch) { batch in

@@ -28,6 +28,10 @@ final class _HistoryReclaimer: Sendable {
   /// the order they came.
   private let waitingReleases = _Lock<[(objects: [AnyObject], clock: UInt64)]>([])
   private let waitingReleaseCount = Atomic<Int>(0)
+  /// The newest clock value objects were handed over at: only a transaction that ran at or
+  /// below it can be what keeps them (see `releaseWhatTheEndedSnapshotKept(_:by:)`). Only
+  /// ever raised.
+  private let releasesKeptFor = Atomic<UInt64>(0)
   /// The newest snapshot that may keep what waits here: below the newest version of a cell
   /// the list holds, below the clock value objects were handed over at, or, while a turn
   /// leaves something waiting, below the clock. A transaction that ran at or below it takes a
@@ -68,10 +72,12 @@ final class _HistoryReclaimer: Sendable {
     raiseKept(for: snapshot)
   }
 
-  private func raiseKept(for snapshot: UInt64) {
-    var current = keptFor.load(ordering: .relaxed)
+  private func raiseKept(for snapshot: UInt64) { Self.raise(keptFor, to: snapshot) }
+
+  private static func raise(_ bound: borrowing Atomic<UInt64>, to snapshot: UInt64) {
+    var current = bound.load(ordering: .relaxed)
     while current < snapshot {
-      let (exchanged, original) = keptFor.compareExchange(expected: current, desired: snapshot, ordering: .relaxed)
+      let (exchanged, original) = bound.compareExchange(expected: current, desired: snapshot, ordering: .relaxed)
       if exchanged { return }
       current = original
     }
@@ -82,6 +88,26 @@ final class _HistoryReclaimer: Sendable {
   @inline(__always)
   func mayHaveKept(forSnapshot snapshot: UInt64) -> Bool {
     snapshot <= keptFor.load(ordering: .relaxed)
+  }
+
+  /// As a transaction that ran at `snapshot` ends, with no segment held: lets go of the objects
+  /// handed over that no running snapshot needs any more, into `context`'s leftovers, if
+  /// this transaction may be what kept them. Not only after the keeper's turn threshold: a
+  /// map dropped inside a short transaction waits for that transaction's snapshot, and
+  /// nothing else came for it in a program that then ran only read-only transactions (found
+  /// by review: 20,000 such transactions, each dropping a map, kept 20,000 maps, 614 MB).
+  /// Only the transactions running when objects were handed over look, so a long one that
+  /// keeps them costs the others nothing.
+  @inline(__always)
+  func releaseWhatTheEndedSnapshotKept(_ snapshot: UInt64, by context: _ThreadContext) {
+    guard snapshot <= releasesKeptFor.load(ordering: .relaxed), waitingReleaseCount.load(ordering: .relaxed) > 0 else { return }
+    releaseWhatNoSnapshotNeeds(settingAsideIn: context)
+  }
+
+  /// `releaseWhatTheEndedSnapshotKept`'s work. Out of line: rare.
+  @inline(never)
+  private func releaseWhatNoSnapshotNeeds(settingAsideIn context: _ThreadContext) {
+    context.setAside(objects: takeWhatNoSnapshotNeeds(oldest: _EngineClock.oldestRunningSnapshot()))
   }
 
   /// The turn of a transaction that may have kept the history listed here, the objects
@@ -139,16 +165,18 @@ final class _HistoryReclaimer: Sendable {
     // Moved on, as for a replaced table (see `_KeyIndex.replaceTable`): a snapshot announced
     // from now on is above `clock`, and the clock cannot stay at `clock` for good.
     let clock = _EngineClock.advance() &- 1
-    let oldest = _EngineClock.oldestRunningSnapshot()
-    if clock >= oldest {
+    if clock >= _EngineClock.oldestRunningSnapshot() {
       waitingReleases.withLock { $0.append((objects, clock)) }
+      Self.raise(releasesKeptFor, to: clock)
       waitingReleaseCount.add(1, ordering: .relaxed)
       raiseKept(for: clock)
     }
-    // Inside a transaction, the deinits of what goes would run in it (see
-    // `_Leftovers`): that waits for a turn or a later call.
+    // Inside a transaction, the deinits of what goes would run in it (see `_Leftovers`): that
+    // waits for the transaction's end, a turn or a later call. Outside one, the running
+    // snapshots are looked at again now that these wait: a transaction that ended since the
+    // first look may have missed them as it ended.
     if waitingReleaseCount.load(ordering: .relaxed) > 0 && _ThreadState.current.pointee.segment == nil {
-      _ = takeWhatNoSnapshotNeeds(oldest: oldest)
+      releaseWhatNoSnapshotNeeds()
     }
   }
 

@@ -20,10 +20,12 @@ struct _Leftovers {
   /// What a turn of the history reclaimer found that no snapshot needs any more (see
   /// `_HistoryReclaimer.releaseAfterRunningSnapshots(_:)`); a turn comes right after a commit.
   var objects: [[AnyObject]] = []
+  /// What the attempt's parts that rolled back made (see `_Segment.rollback(to:)`).
+  var rolledBack: [Any] = []
 
   var isEmpty: Bool {
     log.isEmpty && log.afterCommit.isEmpty && log.afterAbort.isEmpty && reads.isEmpty && versions.isEmpty
-      && objects.isEmpty
+      && objects.isEmpty && rolledBack.isEmpty
   }
 
   /// Whether a drop-in update, which has no log or read list, set anything aside.
@@ -36,6 +38,7 @@ struct _Leftovers {
     // Kept for the next commit, unless one huge commit grew it.
     if !versions.isEmpty { versions.removeAll(keepingCapacity: versions.capacity <= 4096) }
     if !objects.isEmpty { objects.removeAll() }
+    if !rolledBack.isEmpty { rolledBack.removeAll() }
   }
 }
 
@@ -44,19 +47,21 @@ extension _ThreadContext {
   /// segment empty ones (see `_Leftovers`).
   func setAside(logAndReadsOf segment: _Segment) {
     let hasLog = !segment.log.isEmpty || !segment.log.afterCommit.isEmpty || !segment.log.afterAbort.isEmpty
-    guard hasLog || !segment.reads.isEmpty else { return }
+    guard hasLog || !segment.reads.isEmpty || !segment.rolledBack.isEmpty else { return }
     guard !isReleasingLeftovers else {
       // Ended by a deinit that `releaseLeftovers` is running: `leftovers` is being emptied, so
       // these go beside it. The segment gets buffers without capacity (a rare case).
       var nested = _Leftovers()
       if hasLog { swap(&segment.log, &nested.log) }
       if !segment.reads.isEmpty { swap(&segment.reads, &nested.reads) }
+      swap(&segment.rolledBack, &nested.rolledBack)
       setAsideWhileReleasing.append(nested)
       return
     }
     // Swapped with the emptied buffers of this thread's last attempt: no allocation.
     if hasLog { swap(&segment.log, &leftovers.log) }
     if !segment.reads.isEmpty { swap(&segment.reads, &leftovers.reads) }
+    if !segment.rolledBack.isEmpty { swap(&segment.rolledBack, &leftovers.rolledBack) }
   }
 
   /// Takes a version that a commit of this thread dropped from its cell's history.

@@ -90,6 +90,9 @@ final class _Segment: @unchecked Sendable {
   /// Abort hooks of `orElse` branches and nested blocks that rolled back; they run when the
   /// whole transaction ends, outside it, whatever its outcome.
   @exclusivity(unchecked) var rolledBackHooks: [(number: Int, hook: () -> Void)] = []
+  /// What parts that rolled back made (their logs, the items they appended), kept until the
+  /// whole transaction ends and then freed with its leftovers (see `rollback(to:)`).
+  @exclusivity(unchecked) var rolledBack: [Any] = []
   /// How many abort hooks the attempt has registered: each hook's number, so that the hooks
   /// of parts rolled back and those of the body run in reverse order of registration, as
   /// `Transaction.afterAbort` says, however they interleave.
@@ -187,7 +190,10 @@ final class _Segment: @unchecked Sendable {
       // on treat the result as an ordinary write (so a concurrent commit conflicts with it).
       let base = markRead(cell, retaining: retaining)
       let (commutes, sum) = (log.entries[position].commutes, log.entries[position].sum)
-      let version = runningTransforms { base._withUnsafeGuaranteedRef { _WriteEntry.applying(commutes, sum, to: $0) } }
+      let owner = context ?? _ThreadState.current.pointee.context.takeUnretainedValue()
+      let version = runningTransforms {
+        base._withUnsafeGuaranteedRef { _WriteEntry.applying(commutes, sum, to: $0, settingAsideIn: owner) }
+      }
       log.entries[position].version = version
       log.entries[position].commutes = []
       log.entries[position].sum = nil
@@ -472,11 +478,21 @@ final class _Segment: @unchecked Sendable {
   /// Undoes the writes, commutes and hooks recorded since `checkpoint`; reads stay marked
   /// (a retry after `orElse` waits on what both branches read). The abort hooks that the
   /// rolled-back part registered run when the transaction ends, outside it.
+  ///
+  /// What the part made (its log, whose pending versions hold the values it wrote, and the
+  /// items it appended) is kept until the transaction ends, and freed with its leftovers: a
+  /// value's deinit is the user's code, and run here, inside the transaction, an append or
+  /// enqueue it made went into a batch that this rollback then trimmed, and was lost (found
+  /// by review). A transaction that rolls back many parts keeps each one's log until it ends.
   @usableFromInline
   func rollback(to checkpoint: Checkpoint) {
     let abandonedHooks = log.afterAbort.dropFirst(checkpoint.log.afterAbort.count)
-    log = checkpoint.log
-    for (position, count) in checkpoint.batchItemCounts { log.entries[position].batch.unsafelyUnwrapped.removeItems(downTo: count) }
+    var abandoned = checkpoint.log
+    swap(&abandoned, &log)
+    rolledBack.append(abandoned)
+    for (position, count) in checkpoint.batchItemCounts {
+      rolledBack.append(log.entries[position].batch.unsafelyUnwrapped.removeItems(downTo: count))
+    }
     log.generation &+= 1
     rolledBackHooks += abandonedHooks
   }
@@ -697,7 +713,8 @@ final class _Segment: @unchecked Sendable {
           batch._withUnsafeGuaranteedRef { $0.land(onto: base, of: cell, into: &writes) }
         }
       }
-      let value = _WriteEntry.applying(entry.pointee.commutes, entry.pointee.sum, to: base.takeUnretainedValue())
+      let value = _WriteEntry.applying(
+        entry.pointee.commutes, entry.pointee.sum, to: base.takeUnretainedValue(), settingAsideIn: context.unsafelyUnwrapped)
       return batch._withUnsafeGuaranteedRef { $0.land(onto: value, of: cell, into: &writes) }
     }
   }
@@ -837,7 +854,8 @@ final class _Segment: @unchecked Sendable {
         return
       }
       let version = _WriteEntry.applying(
-        entry.pointee.commutes, entry.pointee.sum, to: entry.pointee.version ?? previous.takeUnretainedValue())
+        entry.pointee.commutes, entry.pointee.sum, to: entry.pointee.version ?? previous.takeUnretainedValue(),
+        settingAsideIn: context)
       engine.publish(Unmanaged.passRetained(version), in: cell, replacing: previous, number: number, flags: flags, site: site, by: context)
     }
   }

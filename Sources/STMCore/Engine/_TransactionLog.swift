@@ -38,9 +38,20 @@ extension _WriteEntry {
   /// `base` with delayed updates applied, in the order they were recorded: an entry's
   /// `commutes`, then its `sum`. Static, and given the two fields, so that callers that reach
   /// an entry through a pointer do not copy it (and retain everything in it) to call a method.
-  static func applying(_ commutes: [(_VersionBase) -> _VersionBase], _ sum: Int?, to base: _VersionBase) -> _VersionBase {
+  ///
+  /// The intermediate results go to `context`'s leftovers, freed once the thread holds no
+  /// segment and no lock: a value's deinit is the user's code, and freed here (during a
+  /// commit, or a read that applies the transaction's commutes) one that used a `TVar` trapped
+  /// as if a commute's transform had used it (found by review).
+  static func applying(
+    _ commutes: [(_VersionBase) -> _VersionBase], _ sum: Int?, to base: _VersionBase, settingAsideIn context: _ThreadContext
+  ) -> _VersionBase {
     var version = base
-    for transform in commutes { version = transform(version) }
+    for transform in commutes {
+      let next = transform(version)
+      if version !== base { context.setAside(version) }
+      version = next
+    }
     if let sum { version = _Version<Int>.adding(sum, to: version) }
     return version
   }

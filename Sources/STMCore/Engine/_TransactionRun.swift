@@ -227,10 +227,12 @@ struct _TransactionRun {
     engine.releaseSegment(segment)
     // A long transaction that kept history from being trimmed, or objects from being let go
     // of, has them go now that it has ended, rather than at some later commit's turn.
-    if engine.reclaimer.mayHaveKept(forSnapshot: snapshot)
-      && _coarseMonotonicNanoseconds() - started >= context.keeperTurnAfter
-    {
-      engine.reclaimer.turnAfterKeeper(by: context)
+    if engine.reclaimer.mayHaveKept(forSnapshot: snapshot) {
+      if _coarseMonotonicNanoseconds() - started >= context.keeperTurnAfter {
+        engine.reclaimer.turnAfterKeeper(by: context)
+      } else {
+        engine.reclaimer.releaseWhatTheEndedSnapshotKept(snapshot, by: context)
+      }
     }
     context.releaseLeftovers()
     return hooks

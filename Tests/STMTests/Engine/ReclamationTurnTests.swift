@@ -274,6 +274,38 @@ extension LibraryTests {
       #expect(dict.isEmpty)
     }
 
+    /// Maps dropped inside short read-only transactions go as each transaction ends: they
+    /// waited for its snapshot, and then for a commit's turn or a map dropped outside any
+    /// transaction, and a program of read-only transactions kept every one (found by review:
+    /// 20,000 of them, 614 MB).
+    @Test func mapsDroppedInsideShortTransactionsGoAsEachEnds() {
+      let other = TVar(0)
+      let before = Held.live.load(ordering: .relaxed)
+      let waitingBefore = _Engine.shared.reclaimer.releasesWaiting
+      for _ in 0..<200 {
+        atomically { _ in
+          let dict = TDictionary<Int, [Held]>()
+          dict[other.value] = [Held()]
+        }
+        #expect(Held.live.load(ordering: .relaxed) - before == 0)
+      }
+      #expect(_Engine.shared.reclaimer.releasesWaiting <= waitingBefore)
+    }
+
+    /// A map dropped outside any transaction while a short one runs on another thread goes
+    /// as that transaction ends, though it is not long enough to take the keeper's turn.
+    @Test func aMapDroppedBesideAShortTransactionGoesAsItEnds() {
+      let other = TVar(0)
+      let before = Held.live.load(ordering: .relaxed)
+      var dict: TDictionary<Int, [Held]>? = TDictionary()
+      for key in 0..<10 { dict?[key] = [Held()] }
+      let end = pinSnapshot(reading: other)
+      dict = nil
+      #expect(Held.live.load(ordering: .relaxed) - before == 10)
+      end()
+      #expect(Held.live.load(ordering: .relaxed) - before == 0)
+    }
+
     /// A map dropped while its history was kept frees its values once it is gone and the
     /// transaction has ended, whichever comes first.
     @Test(arguments: [false, true])

@@ -24,6 +24,18 @@ private final class BumpsInATransaction: Sendable {
   deinit { atomically { _ in variable.value += 1 } }
 }
 
+/// Appends its mark to an array when freed, and enqueues it on a queue (drop-in operations).
+private final class AppendsItsMark: Sendable {
+  let array: TArray<Int>
+  let queue: TQueue<Int>
+  let mark: Int
+  init(_ mark: Int, to array: TArray<Int>, _ queue: TQueue<Int>) { (self.mark, self.array, self.queue) = (mark, array, queue) }
+  deinit {
+    array.append(mark)
+    try? queue.enqueue(mark)
+  }
+}
+
 /// Reads the variable that holds it when freed.
 private final class ReadsItsHolder: Sendable {
   let holder: TVar<ReadsItsHolder?>
@@ -198,6 +210,61 @@ extension LibraryTests {
       leaveInHistory(holder, replacingWith: ReadsItsHolder(holder))
       let writer = startThread { holder.value = nil }
       #expect(writer.wait(timeout: .now() + 60) == .success)
+    }
+
+    /// What an `orElse` branch or a nested block that rolls back wrote, and the items it
+    /// appended, are freed once the whole transaction has ended. Freed by the rollback, inside
+    /// the transaction, a deinit's append went into the batch the rollback then trimmed back
+    /// to its checkpoint, and was lost (found by review).
+    @Test(arguments: [false, true])
+    func valuesARolledBackPartMadeRunTheirDeinitsAfterTheTransaction(nested: Bool) throws {
+      let array = TArray<Int>(), queue = TQueue<Int>()
+      let holder = TVar<AppendsItsMark?>(nil)
+      let kept = TArray<AppendsItsMark>()
+      try atomically { transaction in
+        // Batches on the array and the queue from before the checkpoint.
+        array.append(1)
+        try queue.enqueue(1)
+        let rolledBack = { () throws(Planned) in
+          holder.value = AppendsItsMark(2, to: array, queue)
+          for mark in 3..<6 { kept.append(AppendsItsMark(mark, to: array, queue)) }
+          throw Planned()
+        }
+        if nested {
+          _ = try? atomically { _ throws(Planned) in try rolledBack() }
+        } else {
+          try transaction.orElse({ transaction in
+            try? rolledBack()
+            try transaction.retry()
+          }, { _ in })
+        }
+      }
+      #expect(holder.value == nil)
+      #expect(kept.count == 0)
+      #expect(array.elements.first == 1)
+      #expect(array.elements.sorted() == [1, 2, 3, 4, 5])
+      var items: [Int] = []
+      while let item = queue.tryDequeue() { items.append(item) }
+      #expect(items.sorted() == [1, 2, 3, 4, 5])
+    }
+
+    /// The intermediate results of several commutes of one variable in one transaction are
+    /// freed outside it: freed as the commit (or a read after the commutes) applied the next
+    /// transform, a deinit that used a variable trapped, blaming the transform (found by
+    /// review).
+    @Test(arguments: [false, true])
+    func intermediateResultsOfCommutesRunTheirDeinitsOutsideTheTransaction(readAfterwards: Bool) {
+      let bumps = TVar(0)
+      let holder = TVar<BumpsAVariable?>(nil)
+      atomically { _ in
+        holder.commute { _ in BumpsAVariable(bumps) }
+        holder.commute { _ in BumpsAVariable(bumps) }
+        holder.commute { _ in BumpsAVariable(bumps) }
+        if readAfterwards { #expect(holder.value != nil) }
+      }
+      #expect(bumps.value == 2)
+      holder.value = nil
+      #expect(bumps.value == 3)
     }
   }
 }
