@@ -475,6 +475,8 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     let now = _EngineClock.advance()
     stripe.newestRetirement.store(now, ordering: .sequentiallyConsistent)
     state.retired.append((cell.key, removed.takeRetainedValue().variable, now))
+    // Only now that a lookup can no longer find the cell (see `TVar._retire(if:)`).
+    cell.variable._wakeWaitersOfRetired()
     if state.retiredCount >= state.pruneAt {
       pruneRetired(&state)
       deferHousekeeping(of: stripe, &state)

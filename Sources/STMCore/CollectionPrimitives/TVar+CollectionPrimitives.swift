@@ -22,8 +22,12 @@ extension TVar {
   /// commits never take index locks).
   ///
   /// A cell that an inevitable transaction writes is not retired (see
-  /// `_Cell.pinForInevitable()`). Transactions waiting in `retry()` on a retired cell are
-  /// woken: no commit will ever write it again, and they must look the key up anew.
+  /// `_Cell.pinForInevitable()`). The caller then wakes the transactions waiting in `retry()`
+  /// on the cell (`_wakeWaitersOfRetired()`), once the cell has left its index: no commit
+  /// will ever write it again, and they must look the key up anew. (Woken before, they found
+  /// the same cell, which woke them again at once, until it left: a waiter for an absent key
+  /// reran about a thousand times while other threads inserted and removed other keys; found
+  /// by review.)
   @inlinable
   package func _retire(if predicate: (Value) -> Bool) -> Bool {
     cell.spinLock(as: _retireTag)
@@ -33,9 +37,13 @@ extension TVar {
     if retiring { cell.markRetired() }
     // Whoever takes the lock next sees the flag (the release stores the word that holds it).
     cell.unlock()
-    if retiring { _EngineEntry.wakeWaitersOfRetired(cell) }
     return retiring
   }
+
+  /// Wakes the transactions waiting in `retry()` on this variable's cell, which `_retire(if:)`
+  /// retired and its collection has taken out of its index.
+  @inlinable
+  package func _wakeWaitersOfRetired() { _EngineEntry.wakeWaitersOfRetired(cell) }
 
   /// Inside `transaction`, which is inevitable: pins the variable's cell so that no collection
   /// retires it until the transaction ends (see `_Cell.pinForInevitable()`); returns false,
