@@ -54,6 +54,8 @@ extension Workload {
           logs.check(threads: threads, leftInQueue: QueueTransfer.drain(queue))
         } detail: {
           aborts.description
+        } producerAborts: {
+          aborts.producerCount
         }
       },
       .lockedRingQueue(total: total, batchSize: QueueBatch.batchSize),

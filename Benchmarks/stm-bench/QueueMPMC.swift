@@ -59,6 +59,8 @@ extension Implementation {
         logs.check(threads: threads, leftInQueue: QueueTransfer.drain(queue))
       } detail: {
         aborts.description
+      } producerAborts: {
+        aborts.producerCount
       }
     }
   }
@@ -231,6 +233,8 @@ enum QueueTransfer {
         consumers.wrappingAdd(aborts, ordering: .relaxed)
       }
     }
+
+    var producerCount: Int { producers.load(ordering: .relaxed) }
 
     var description: String {
       "producers \(producers.load(ordering: .relaxed)) aborts, "

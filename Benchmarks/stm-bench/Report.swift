@@ -16,6 +16,10 @@ enum Report {
     if let detail = m.detail {
       line += "; \(detail)"
     }
+    if let allRuns = m.allRuns {
+      line += "; in all \(allRuns.count) runs\(m.afterWarmUp ? " (the warm-up included)" : ""): \(allRuns.aborts) aborts"
+      if let producers = allRuns.producerAborts { line += ", the producers' \(producers)" }
+    }
     return line
   }
 
@@ -47,7 +51,7 @@ enum Report {
         $0.implementation == m.implementation && $0.threads == 1 && $0.verified
       }
       row.append(single.map { formatRatio(m.opsPerSecond / $0.opsPerSecond) } ?? "-")
-      row.append(m.statistics.map { String($0.totalAborts) } ?? "-")
+      row.append(m.statistics.map { abortsCell($0.totalAborts, m.allRuns) } ?? "-")
       for reference in references {
         let threads = reference.kind == .serial ? 1 : m.threads
         let match = measurements.first {
@@ -70,6 +74,13 @@ enum Report {
       }
     }
     return lines.joined(separator: "\n") + "\n"
+  }
+
+  /// The reported run's aborts, and those of all the figure's runs where they differ: "0 (3
+  /// in 6 runs)".
+  private static func abortsCell(_ aborts: Int, _ allRuns: BenchmarkResult.AllRuns?) -> String {
+    guard let allRuns, allRuns.aborts != aborts else { return String(aborts) }
+    return "\(aborts) (\(allRuns.aborts) in \(allRuns.count) runs)"
   }
 
   static func uniqueImplementations(
@@ -156,6 +167,13 @@ enum Report {
         ("seconds_lost_in_aborts", jsonNumber(statistics.secondsLostInAborts)),
         ("seconds_paused", jsonNumber(statistics.secondsPaused)),
       ]
+      if let producers = m.producerAborts { fields.append(("producer_aborts", String(producers))) }
+      // Every run made for the figure, the warm-up included, when there was more than one.
+      if let allRuns = m.allRuns {
+        fields.append(("all_runs", String(allRuns.count)))
+        fields.append(("aborts_in_all_runs", String(allRuns.aborts)))
+        if let producers = allRuns.producerAborts { fields.append(("producer_aborts_in_all_runs", String(producers))) }
+      }
     }
     fields.append(("verified", m.verified ? "true" : "false"))
     if let failure = m.failure {

@@ -17,6 +17,13 @@ struct BenchmarkResult {
   var failure: String?
   /// The trial's own measurements, if it has any (``Trial/detail``).
   var detail: String?
+  /// The producers' aborts, for the queues (``Trial/producerAborts``).
+  var producerAborts: Int?
+  /// The aborts of every run made for this figure, the warm-up included, when there was
+  /// more than one: the figure is one run's (the median's), and a "0 aborts" target must
+  /// hold in all of them (found by a helper's review: a row said 0 aborts where two of its
+  /// runs had aborted).
+  var allRuns: AllRuns?
   /// How many measured runs the reported one is the median of.
   var runs = 1
   /// Whether an unreported warm-up run came before the measured ones (`--repeat`).
@@ -26,6 +33,19 @@ struct BenchmarkResult {
 
   var verified: Bool { failure == nil }
   var opsPerSecond: Double { seconds > 0 ? Double(ops) / seconds : 0 }
+
+  /// Aborts summed over several runs of one figure.
+  struct AllRuns {
+    var count = 0
+    var aborts = 0
+    var producerAborts: Int?
+
+    mutating func add(_ run: BenchmarkResult) {
+      count += 1
+      aborts += run.statistics?.totalAborts ?? 0
+      if let producers = run.producerAborts { producerAborts = (producerAborts ?? 0) + producers }
+    }
+  }
 }
 
 /// How many times each (workload, implementation, thread count) is run.
@@ -50,6 +70,7 @@ enum Runner {
       measure(implementation, of: workload, threads: threads, timeLimit: timeLimit)
     }
     var runs: [BenchmarkResult] = []
+    var allRuns = BenchmarkResult.AllRuns()
     switch repetition {
     case .untilTimeBudget:
       var elapsed = 0.0
@@ -57,6 +78,7 @@ enum Runner {
         let run = measureOnce()
         if !run.verified { return run }
         runs.append(run)
+        allRuns.add(run)
         elapsed += run.seconds
       } while elapsed < size.repetitionSeconds && runs.count < size.maximumRuns
     case .warmUpThen(let count):
@@ -65,15 +87,18 @@ enum Runner {
         warmUp.failure = warmUp.failure.map { "in the warm-up run: \($0)" }
         return warmUp
       }
+      allRuns.add(warmUp)
       for _ in 0..<count {
         let run = measureOnce()
         if !run.verified { return run }
         runs.append(run)
+        allRuns.add(run)
       }
     }
     var median = runs.sorted { $0.seconds < $1.seconds }[(runs.count - 1) / 2]
     median.runs = runs.count
     if case .warmUpThen = repetition { median.afterWarmUp = true }
+    if allRuns.count > 1 && median.statistics != nil { median.allRuns = allRuns }
     return median
   }
 
@@ -125,6 +150,7 @@ enum Runner {
       threads: threads, ops: trial.ops, seconds: seconds, statistics: statistics,
       failure: trial.verify())
     result.detail = trial.detail?()
+    result.producerAborts = trial.producerAborts?()
     return result
   }
 }

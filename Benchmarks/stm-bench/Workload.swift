@@ -119,18 +119,23 @@ struct Trial {
   /// Runs after the check: measurements of the workload's own for the progress line (the
   /// producers' aborts, say), which the engine's process-wide counters cannot tell apart.
   let detail: (() -> String?)?
+  /// Runs after the check, for the queues: how many aborts the producers' transactions made
+  /// (a target of its own, reported beside the run's `aborts`).
+  let producerAborts: (() -> Int)?
 
   init(
     ops: Int, workerCount: Int? = nil,
     work: @escaping @Sendable (_ thread: Int) -> Void,
     verify: @escaping () -> String?,
-    detail: (() -> String?)? = nil
+    detail: (() -> String?)? = nil,
+    producerAborts: (() -> Int)? = nil
   ) {
     self.ops = ops
     self.workerCount = workerCount
     self.work = work
     self.verify = verify
     self.detail = detail
+    self.producerAborts = producerAborts
   }
 }
 
