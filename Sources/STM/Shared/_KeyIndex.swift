@@ -22,8 +22,10 @@ import Synchronization
 /// - a committed removal detaches its key's cell at once (`detach`);
 /// - cells made for lookups of absent keys, and cells of inserts that rolled back, are swept
 ///   later: a sweep retires the empty cells that were already suspects at the previous sweep
-///   of the stripe, once every transaction that was running at that sweep has ended, so a
-///   cell that a transaction still in flight looked up or is inserting into is not touched.
+///   of the stripe, once every transaction that was running at that sweep has ended, and
+///   that no transaction's lookup has marked since (`_Cell.noteLookedUp()`), so a cell that
+///   a transaction still in flight looked up or is inserting into is not touched (but for a
+///   lookup that comes between a sweep's look at the mark and the retirement).
 ///
 /// Lookups, inserts, removals and the housekeeping they trigger (sweeps, pruning) are
 /// inlinable, so that a client's specialized code does them without generic-metadata lookups:
@@ -179,10 +181,16 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     }
   }
 
-  /// The key's current cell, made (holding nil) if the index has none; not retained.
+  /// The key's current cell, made (holding nil) if the index has none; not retained. For a
+  /// transaction's lookup: a cell it found is marked looked up, so that a sweep does not
+  /// retire it while the transaction may be reading it (see `sweep`); one it made cannot be a
+  /// suspect before the transaction's snapshot.
   @inlinable
   func cell(for key: Key, hash: Int) -> Unmanaged<Cell> {
-    if let cell = find(key, hash: hash) { return cell }
+    if let cell = find(key, hash: hash) {
+      cell._withUnsafeGuaranteedRef { $0.noteLookedUp() }
+      return cell
+    }
     return makeCell(for: key, hash: hash, countingTowardSweep: true).cell
   }
 
@@ -438,9 +446,14 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     guard state.suspects.isEmpty || oldest >= state.suspectsFound else { return }
     let suspects = state.suspects
     state.suspects = []
-    for cell in suspects { retire(cell, in: stripe, &state) }
+    // Nor a suspect that a transaction which started since looked up (`cell(for:hash:)`): it
+    // may be running still, and reran as well (found by a second review). It stays, to be
+    // found again below; a lookup between this check and the retirement can still lose.
+    for cell in suspects where !cell.wasLookedUp { retire(cell, in: stripe, &state) }
     state.table.forEachCell { cell in
-      if cell.variable._newestCommittedValue == nil { state.suspects.append(cell) }
+      guard cell.variable._newestCommittedValue == nil else { return }
+      cell.clearLookedUp()
+      state.suspects.append(cell)
     }
     // Moved, not read: with no commit in between, a transaction that starts after this sweep
     // would read at the same clock value as one that was running before it.

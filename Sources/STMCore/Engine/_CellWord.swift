@@ -18,14 +18,19 @@ import Synchronization
 ///   it until that transaction ends (see `_Cell.pinForInevitable()`).
 /// - Bit 20, `replacedValuesHoldNothing`: fixed when the cell is made (see
 ///   `_Cell.leftoverWorthReclaiming`).
-/// - Bits 21–63, the deep-walk memo: the horizon (its low 43 bits) at which a trim last had to
+/// - Bit 21, `lookedUp`: a transaction's lookup found the cell in its collection's index since
+///   the collection's last sweep cleared the bit, so a sweep leaves the cell, which that
+///   transaction may still be reading, for a later round (see `_Cell.noteLookedUp()`). The
+///   one bit set without the lock: a holder's release, which stores the word it read, may
+///   drop it, which only lets a sweep retire the cell a round sooner.
+/// - Bits 22–63, the deep-walk memo: the horizon (its low 42 bits) at which a trim last had to
 ///   walk far down this cell's history because an old snapshot held the horizon back. While
 ///   the horizon stays there the cut point cannot move, so trims skip the walk instead of
 ///   paying for the whole history on every commit. All ones: no memo.
 ///
-/// Only the holder changes bits 16–63, so a locker can take the lock with one
-/// compare-and-swap that expects the bits it just read with a holder of 0, and the holder
-/// releases it by storing the word it holds with the holder cleared.
+/// Only the holder changes bits 16–63 (but `lookedUp`), so a locker can take the lock with one
+/// compare-and-swap that expects the bits it just read with a holder of 0 (retrying if they
+/// changed), and the holder releases it by storing the word it holds with the holder cleared.
 @usableFromInline
 enum _CellWord {
   // Computed, not stored: inlined into client modules, a stored constant would be read
@@ -36,10 +41,11 @@ enum _CellWord {
   static var recyclesVersions: Int { 1 << 18 }
   static var pinned: Int { 1 << 19 }
   static var replacedValuesHoldNothing: Int { 1 << 20 }
-  static let memoShift = 21
-  /// Enough for 8.8 × 10¹² commits before two horizons can share a memo; a false match only
+  @inlinable static var lookedUp: Int { 1 << 21 }
+  static let memoShift = 22
+  /// Enough for 4.4 × 10¹² commits before two horizons can share a memo; a false match only
   /// delays one cell's trim until the horizon moves.
-  static let memoMask: UInt64 = (1 << 43) - 1
+  static let memoMask: UInt64 = (1 << 42) - 1
 
   /// No holder, no flag, no memo.
   @usableFromInline static let initial = Int(bitPattern: UInt(memoMask) << UInt(memoShift))
@@ -123,6 +129,25 @@ extension _Cell {
   @usableFromInline
   final func markRetired() {
     lockWord.bitwiseOr(_CellWord.retired, ordering: .relaxed)
+  }
+
+  /// Notes that a transaction's lookup found the cell in its index (`_CellWord.lookedUp`): a
+  /// read of the word it has in hand, and a write only the first time since the last sweep.
+  @inlinable
+  package final func noteLookedUp() {
+    if lockWord.load(ordering: .relaxed) & _CellWord.lookedUp == 0 {
+      lockWord.bitwiseOr(_CellWord.lookedUp, ordering: .relaxed)
+    }
+  }
+
+  /// Whether a transaction's lookup found the cell since `clearLookedUp()`.
+  @inlinable
+  package final var wasLookedUp: Bool { lockWord.load(ordering: .relaxed) & _CellWord.lookedUp != 0 }
+
+  /// Starts a new round of `noteLookedUp()`: a sweep that found the cell empty.
+  @inlinable
+  package final func clearLookedUp() {
+    if wasLookedUp { lockWord.bitwiseAnd(~_CellWord.lookedUp, ordering: .relaxed) }
   }
 
   /// Whether an inevitable transaction has pinned the cell (see `pinForInevitable()`).
