@@ -231,7 +231,7 @@ struct _TransactionRun {
       if _coarseMonotonicNanoseconds() - started >= context.keeperTurnAfter {
         engine.reclaimer.turnAfterKeeper(by: context)
       } else {
-        engine.reclaimer.releaseWhatTheEndedSnapshotKept(snapshot, by: context)
+        engine.reclaimer.releaseWhatTheEndedSnapshotKept(snapshot)
       }
     }
     context.releaseLeftovers()
@@ -264,10 +264,14 @@ extension _EngineEntry {
     context.engine._withUnsafeGuaranteedRef { engine in
       engine.withdrawSnapshot(for: segment)
       engine.withdrawLookup(for: segment)
-      context.lastCommit = _SerialPosition(number: segment.snapshot, isReadOnly: true)
+      let snapshot = segment.snapshot
+      context.lastCommit = _SerialPosition(number: snapshot, isReadOnly: true)
       context.diagnostics.endAccesses()
       segment.context = nil
       engine.releaseSegment(segment)
+      // A map dropped while this read ran goes now, if nothing else keeps it: a program that
+      // only reads has nothing else that would let it go.
+      engine.reclaimer.releaseWhatTheEndedSnapshotKept(snapshot)
     }
     context.statistics.recordCommit()
   }

@@ -12,6 +12,30 @@ private final class Held: Sendable {
   deinit { Self.live.subtract(1, ordering: .relaxed) }
 }
 
+/// A key whose `==`, the next time it runs after `waitOnce()`, opens `comparing` and waits for
+/// `goOn`: a drop-in lookup of it stays under way until then.
+private struct KeyThatWaitsInItsEquality: Hashable, Sendable {
+  private static let waits = Atomic<Bool>(false)
+  nonisolated(unsafe) static var comparing = Gate()
+  nonisolated(unsafe) static var goOn = Gate()
+  let id: Int
+
+  static func waitOnce() {
+    (comparing, goOn) = (Gate(), Gate())
+    waits.store(true, ordering: .sequentiallyConsistent)
+  }
+
+  func hash(into hasher: inout Hasher) { hasher.combine(id) }
+
+  static func == (lhs: Self, rhs: Self) -> Bool {
+    if waits.exchange(false, ordering: .sequentiallyConsistent) {
+      comparing.open()
+      goOn.wait()
+    }
+    return lhs.id == rhs.id
+  }
+}
+
 /// Starts a transaction on another thread that reads `variable` and stays open, so that its
 /// snapshot keeps the history written meanwhile; returns what ends it, after that transaction
 /// runs `finish` (at the same snapshot).
@@ -303,6 +327,25 @@ extension LibraryTests {
       dict = nil
       #expect(Held.live.load(ordering: .relaxed) - before == 10)
       end()
+      #expect(Held.live.load(ordering: .relaxed) - before == 0)
+    }
+
+    /// A map dropped outside any transaction while a drop-in read runs on another thread (its
+    /// lookup announced) goes as that read ends: in a program that only reads, nothing else
+    /// let it go (found by review).
+    @Test func aMapDroppedBesideADropInReadGoesAsItEnds() {
+      let slow = TDictionary<KeyThatWaitsInItsEquality, Int>()
+      slow[KeyThatWaitsInItsEquality(id: 1)] = 1
+      let before = Held.live.load(ordering: .relaxed)
+      var dict: TDictionary<Int, [Held]>? = TDictionary()
+      for key in 0..<10 { dict?[key] = [Held()] }
+      KeyThatWaitsInItsEquality.waitOnce()
+      let reader = startThread { _ = slow[KeyThatWaitsInItsEquality(id: 1)] }
+      KeyThatWaitsInItsEquality.comparing.wait()
+      dict = nil
+      #expect(Held.live.load(ordering: .relaxed) - before == 10)
+      KeyThatWaitsInItsEquality.goOn.open()
+      #expect(reader.wait(timeout: .now() + 60) == .success)
       #expect(Held.live.load(ordering: .relaxed) - before == 0)
     }
 
