@@ -93,7 +93,8 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     /// Enough is 64, plus the cells that neither the last sweep found empty nor were made
     /// since (about the keys present), plus half the cells the last sweep found empty. The
     /// empty cells that stay between sweeps then settle at about 128 plus twice the keys
-    /// present, per stripe: lookups that keep coming back to the same absent keys find their
+    /// present, per stripe (more while transactions that looked suspects up keep running: see
+    /// `sweep`): lookups that keep coming back to the same absent keys find their
     /// cells there (sweeping them sooner would only make them again), and a stream of lookups
     /// of ever new absent keys cannot pile cells up. (The bar used to be measured against all
     /// the cells, so the empty ones made since the last sweep raised the bar they waited
@@ -117,6 +118,11 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     /// no longer finds the cell (or finds its replacement) cannot see an older value here.
     @usableFromInline let newestRetirement = Atomic<UInt64>(0)
     @usableFromInline let state: _Lock<StripeState>
+    /// The clock when a transaction's lookup last marked one of the stripe's cells (see
+    /// `cell(for:hash:)`), or later: once every running snapshot is above it, every
+    /// transaction that marked a cell has ended, and a sweep may take marked cells too. Only
+    /// ever raised.
+    @usableFromInline let newestMark = Atomic<UInt64>(0)
 
     init(minimumCount: Int, hashSeed: UInt64) {
       let table = Table(minimumCount: minimumCount, hashSeed: hashSeed)
@@ -188,10 +194,26 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   @inlinable
   func cell(for key: Key, hash: Int) -> Unmanaged<Cell> {
     if let cell = find(key, hash: hash) {
-      cell._withUnsafeGuaranteedRef { $0.noteLookedUp() }
+      // A load of the word the lookup has in hand; a write only the first time since the last
+      // sweep, when the stripe's newest mark goes first, so that a sweep that sees the mark
+      // does not take the cell while this transaction may run.
+      if !cell._withUnsafeGuaranteedRef({ $0.wasLookedUp }) {
+        stripe(forHash: hash)._withUnsafeGuaranteedRef { Self.raise($0.newestMark, to: _EngineClock.now) }
+        cell._withUnsafeGuaranteedRef { $0.noteLookedUp() }
+      }
       return cell
     }
     return makeCell(for: key, hash: hash, countingTowardSweep: true).cell
+  }
+
+  @inlinable
+  static func raise(_ bound: borrowing Atomic<UInt64>, to value: UInt64) {
+    var current = bound.load(ordering: .relaxed)
+    while current < value {
+      let (exchanged, original) = bound.compareExchange(expected: current, desired: value, ordering: .relaxed)
+      if exchanged { return }
+      current = original
+    }
   }
 
   /// As `cell(for:hash:)`, for a drop-in update, which says whether it made the cell: one
@@ -446,10 +468,20 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     guard state.suspects.isEmpty || oldest >= state.suspectsFound else { return }
     let suspects = state.suspects
     state.suspects = []
-    // Nor a suspect that a transaction which started since looked up (`cell(for:hash:)`): it
-    // may be running still, and reran as well (found by a second review). It stays, to be
-    // found again below; a lookup between this check and the retirement can still lose.
-    for cell in suspects where !cell.wasLookedUp { retire(cell, in: stripe, &state) }
+    // Nor a suspect that a transaction which started since looked up (`cell(for:hash:)`), while
+    // that transaction may be running still: it reran as well (found by a second review). It
+    // stays, to be found again below; a lookup between this check and the retirement can
+    // still lose. Once every transaction that marked a cell has ended, marked ones go too:
+    // kept for any mark, the empty cells of absent keys that lookups kept coming back to
+    // stayed, up to one for every such key (found by a review of that change).
+    var marksEnded: Bool?
+    for cell in suspects {
+      if cell.wasLookedUp {
+        if marksEnded == nil { marksEnded = Self.marksHaveEnded(in: stripe) }
+        if marksEnded == false { continue }
+      }
+      retire(cell, in: stripe, &state)
+    }
     state.table.forEachCell { cell in
       guard cell.variable._newestCommittedValue == nil else { return }
       cell.clearLookedUp()
@@ -458,6 +490,16 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     // Moved, not read: with no commit in between, a transaction that starts after this sweep
     // would read at the same clock value as one that was running before it.
     if !state.suspects.isEmpty { state.suspectsFound = _EngineClock.advance() }
+  }
+
+  /// Whether every transaction that marked one of `stripe`'s cells has ended: every running
+  /// snapshot is above the stripe's newest mark. The clock is moved first, so that with no
+  /// commit since the newest mark, and no transaction running, the oldest snapshot is still
+  /// above it (a transaction that marked read at or below it).
+  @inlinable
+  static func marksHaveEnded(in stripe: Stripe) -> Bool {
+    _ = _EngineClock.advance()
+    return _EngineClock.oldestRunningSnapshot() > stripe.newestMark.load(ordering: .relaxed)
   }
 
   /// After a removal of `key` committed: detaches its cell if it is still empty. Inlinable,

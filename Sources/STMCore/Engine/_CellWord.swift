@@ -1,7 +1,7 @@
 import Synchronization
 
 /// The layout of a cell's `lockWord`: its commit lock, and the state that changes only while
-/// that lock is held.
+/// that lock is held (but for one bit, `lookedUp`).
 ///
 /// - Bits 0–15: the holder, as a signed 16-bit number. 0 while no one holds the cell; otherwise
 ///   the tag (index + 1) of the segment whose commit is publishing a new version, or
@@ -21,8 +21,8 @@ import Synchronization
 /// - Bit 21, `lookedUp`: a transaction's lookup found the cell in its collection's index since
 ///   the collection's last sweep cleared the bit, so a sweep leaves the cell, which that
 ///   transaction may still be reading, for a later round (see `_Cell.noteLookedUp()`). The
-///   one bit set without the lock: a holder's release, which stores the word it read, may
-///   drop it, which only lets a sweep retire the cell a round sooner.
+///   one bit set without the lock: a holder's release or a deep walk's memo, which store the
+///   word they read, may drop it, which only lets a sweep retire the cell a round sooner.
 /// - Bits 22–63, the deep-walk memo: the horizon (its low 42 bits) at which a trim last had to
 ///   walk far down this cell's history because an old snapshot held the horizon back. While
 ///   the horizon stays there the cut point cannot move, so trims skip the walk instead of

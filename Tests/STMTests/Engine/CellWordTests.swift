@@ -6,7 +6,7 @@ import Testing
 
 extension LibraryTests {
   /// A cell's lock word: its commit lock, and the flags and memo that share the word because
-  /// they change only under that lock.
+  /// they change only under that lock (but for the mark of a transaction's lookup).
   @Suite struct CellWordTests {
     @Test func aNewCellIsFreeWithNoFlagAndNoMemo() {
       let cell = _TypedCell(0)
