@@ -19,13 +19,13 @@ struct _Leftovers {
   var versions: [_VersionBase] = []
   /// What a turn of the history reclaimer found that no snapshot needs any more (see
   /// `_HistoryReclaimer.releaseAfterRunningSnapshots(_:)`); a turn comes right after a commit.
+  /// Also what the attempt's parts that rolled back made (see `_Segment.rollback(to:)`), in a
+  /// box: a field of its own moved the thread context's fields after this one.
   var objects: [[AnyObject]] = []
-  /// What the attempt's parts that rolled back made (see `_Segment.rollback(to:)`).
-  var rolledBack: [Any] = []
 
   var isEmpty: Bool {
     log.isEmpty && log.afterCommit.isEmpty && log.afterAbort.isEmpty && reads.isEmpty && versions.isEmpty
-      && objects.isEmpty && rolledBack.isEmpty
+      && objects.isEmpty
   }
 
   /// Whether a drop-in update, which has no log or read list, set anything aside.
@@ -38,7 +38,6 @@ struct _Leftovers {
     // Kept for the next commit, unless one huge commit grew it.
     if !versions.isEmpty { versions.removeAll(keepingCapacity: versions.capacity <= 4096) }
     if !objects.isEmpty { objects.removeAll() }
-    if !rolledBack.isEmpty { rolledBack.removeAll() }
   }
 }
 
@@ -54,14 +53,14 @@ extension _ThreadContext {
       var nested = _Leftovers()
       if hasLog { swap(&segment.log, &nested.log) }
       if !segment.reads.isEmpty { swap(&segment.reads, &nested.reads) }
-      swap(&segment.rolledBack, &nested.rolledBack)
+      if !segment.rolledBack.isEmpty { nested.objects.append([_RolledBackParts(taking: &segment.rolledBack)]) }
       setAsideWhileReleasing.append(nested)
       return
     }
     // Swapped with the emptied buffers of this thread's last attempt: no allocation.
     if hasLog { swap(&segment.log, &leftovers.log) }
     if !segment.reads.isEmpty { swap(&segment.reads, &leftovers.reads) }
-    if !segment.rolledBack.isEmpty { swap(&segment.rolledBack, &leftovers.rolledBack) }
+    if !segment.rolledBack.isEmpty { leftovers.objects.append([_RolledBackParts(taking: &segment.rolledBack)]) }
   }
 
   /// Takes a version that a commit of this thread dropped from its cell's history.
@@ -105,5 +104,14 @@ extension _ThreadContext {
       }
     }
     isReleasingLeftovers = false
+  }
+}
+
+/// What an attempt's parts that rolled back made, as one object for `_Leftovers.objects`.
+private final class _RolledBackParts {
+  let parts: [Any]
+  init(taking parts: inout [Any]) {
+    self.parts = parts
+    parts = []
   }
 }

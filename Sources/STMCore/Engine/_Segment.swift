@@ -90,9 +90,6 @@ final class _Segment: @unchecked Sendable {
   /// Abort hooks of `orElse` branches and nested blocks that rolled back; they run when the
   /// whole transaction ends, outside it, whatever its outcome.
   @exclusivity(unchecked) var rolledBackHooks: [(number: Int, hook: () -> Void)] = []
-  /// What parts that rolled back made (their logs, the items they appended), kept until the
-  /// whole transaction ends and then freed with its leftovers (see `rollback(to:)`).
-  @exclusivity(unchecked) var rolledBack: [Any] = []
   /// How many abort hooks the attempt has registered: each hook's number, so that the hooks
   /// of parts rolled back and those of the body run in reverse order of registration, as
   /// `Transaction.afterAbort` says, however they interleave.
@@ -120,6 +117,10 @@ final class _Segment: @unchecked Sendable {
   /// The cells this inevitable transaction pinned (see `_Cell.pinForInevitable()`), unpinned
   /// when it ends.
   @exclusivity(unchecked) var pinnedCells: [_Cell] = []
+  /// What parts that rolled back made (see `rollback(to:)`), kept until the whole
+  /// transaction ends and then freed with its leftovers. Last, so that adding it moved none
+  /// of the fields that every transaction and drop-in update touches.
+  @exclusivity(unchecked) var rolledBack: [Any] = []
   private let paddingAtEnd = _CacheLinePadding()
 
   init(index: Int) {
