@@ -80,6 +80,8 @@ struct Options {
       }
       return value
     }
+    // The options of a benchmark run given, which --memory and --list do not take.
+    var runOptions: [String] = []
     while let argument = remaining.popFirst() {
       // `--flag=value` reads as `--flag value`.
       var flag = argument
@@ -87,6 +89,7 @@ struct Options {
         flag = String(argument[..<equals])
         remaining.insert(String(argument[argument.index(after: equals)...]), at: remaining.startIndex)
       }
+      if !["--list", "--memory", "--help", "-h"].contains(flag) { runOptions.append(flag) }
       switch flag {
       case "--workloads":
         workloads = try Self.parseWorkloads(try value(for: flag))
@@ -123,6 +126,16 @@ struct Options {
       default:
         throw UsageError(message: "unknown argument '\(argument)'")
       }
+    }
+    // They printed or measured without them, and --json wrote no file (found by review).
+    let only: String? =
+      switch action {
+      case .list: "--list"
+      case .memory: "--memory"
+      default: nil
+      }
+    if let only, let first = runOptions.first {
+      throw UsageError(message: "\(only) takes no other option (\(first) is for benchmark runs)")
     }
   }
 
