@@ -118,10 +118,10 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     /// no longer finds the cell (or finds its replacement) cannot see an older value here.
     @usableFromInline let newestRetirement = Atomic<UInt64>(0)
     @usableFromInline let state: _Lock<StripeState>
-    /// The clock when a transaction's lookup last marked one of the stripe's cells (see
-    /// `cell(for:hash:)`), or later: once every running snapshot is above it, every
-    /// transaction that marked a cell has ended, and a sweep may take marked cells too. Only
-    /// ever raised.
+    /// The newest snapshot of a transaction that marked one of the stripe's cells, or found
+    /// one marked (see `noteEmptyCellRead(_:hash:at:)`): once every running snapshot is above
+    /// it, every such transaction has ended, and a sweep may take marked cells too. Only ever
+    /// raised.
     @usableFromInline let newestMark = Atomic<UInt64>(0)
 
     init(minimumCount: Int, hashSeed: UInt64) {
@@ -187,23 +187,26 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     }
   }
 
-  /// The key's current cell, made (holding nil) if the index has none; not retained. For a
-  /// transaction's lookup: a cell it found is marked looked up, so that a sweep does not
-  /// retire it while the transaction may be reading it (see `sweep`); one it made cannot be a
-  /// suspect before the transaction's snapshot.
+  /// The key's current cell, made (holding nil) if the index has none; not retained.
   @inlinable
   func cell(for key: Key, hash: Int) -> Unmanaged<Cell> {
-    if let cell = find(key, hash: hash) {
-      // A load of the word the lookup has in hand; a write only the first time since the last
-      // sweep, when the stripe's newest mark goes first, so that a sweep that sees the mark
-      // does not take the cell while this transaction may run.
-      if !cell._withUnsafeGuaranteedRef({ $0.wasLookedUp }) {
-        stripe(forHash: hash)._withUnsafeGuaranteedRef { Self.raise($0.newestMark, to: _EngineClock.now) }
-        cell._withUnsafeGuaranteedRef { $0.noteLookedUp() }
-      }
-      return cell
-    }
+    if let cell = find(key, hash: hash) { return cell }
     return makeCell(for: key, hash: hash, countingTowardSweep: true).cell
+  }
+
+  /// Marks `cell`, which the transaction reading at `snapshot` found empty (to read the key,
+  /// insert it, or remove it while absent), so that a sweep does not retire it while that
+  /// transaction may run (see `sweep`): the stripe's newest mark is raised to the snapshot
+  /// first, then the cell's mark is set, a write only the first time since the last sweep.
+  /// Every such transaction raises the stripe's mark, even one that finds the cell marked
+  /// already: raised only by the first, a later one's cell was taken once the first had
+  /// ended, and it reran (found by review).
+  @inlinable
+  func noteEmptyCellRead(_ cell: Cell, hash: Int, at snapshot: UInt64) {
+    stripe(forHash: hash)._withUnsafeGuaranteedRef { stripe in
+      if stripe.newestMark.load(ordering: .relaxed) < snapshot { Self.raise(stripe.newestMark, to: snapshot) }
+    }
+    cell.noteLookedUp()
   }
 
   @inlinable
@@ -468,7 +471,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     guard state.suspects.isEmpty || oldest >= state.suspectsFound else { return }
     let suspects = state.suspects
     state.suspects = []
-    // Nor a suspect that a transaction which started since looked up (`cell(for:hash:)`), while
+    // Nor a suspect that a transaction which started since found empty (`noteEmptyCellRead`), while
     // that transaction may be running still: it reran as well (found by a second review). It
     // stays, to be found again below; a lookup between this check and the retirement can
     // still lose. Once every transaction that marked a cell has ended, marked ones go too:

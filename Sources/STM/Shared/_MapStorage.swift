@@ -65,13 +65,16 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     guard retired.isEmpty else {
       let current = cell._withUnsafeGuaranteedRef { $0.variable }
       Self.note(.read, current, retired, at: site, key: key)
-      return (Self.read(current, retired, in: transaction), cell, false)
+      let value = Self.read(current, retired, in: transaction)
+      if value == nil { cell._withUnsafeGuaranteedRef { index.noteEmptyCellRead($0, hash: hash, at: transaction._snapshot) } }
+      return (value, cell, false)
     }
     // The common case, read in place.
     let value = cell._withUnsafeGuaranteedRef { cell in
       cell._noteAccess(.read, at: site)
       return cell._value(in: thread)
     }
+    if value == nil { cell._withUnsafeGuaranteedRef { index.noteEmptyCellRead($0, hash: hash, at: transaction._snapshot) } }
     return (value, cell, true)
   }
 
@@ -578,6 +581,9 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     let (slot, retired) = index.slots(for: key, in: transaction)
     Self.note(.readWrite, slot, retired, at: site, key: key)
     let old = Self.read(slot, retired, in: transaction)
+    if old == nil {
+      index.noteEmptyCellRead(slot._unsafeKeyedCell(as: Cell.self), hash: index.hash(of: key), at: transaction._snapshot)
+    }
     var value = old
     let (changed, result) = try body(&value)
     guard changed else { return result }

@@ -131,18 +131,20 @@ extension _Cell {
     lockWord.bitwiseOr(_CellWord.retired, ordering: .relaxed)
   }
 
-  /// Notes that a transaction's lookup found the cell in its index (`_CellWord.lookedUp`): a
-  /// read of the word it has in hand, and a write only the first time since the last sweep.
+  /// Notes that a transaction's lookup found the cell in its index, empty
+  /// (`_CellWord.lookedUp`): a read of the word the lookup has in hand, and a write only the
+  /// first time since the last sweep. Releasing: a sweep that sees the mark (acquiring, in
+  /// `wasLookedUp`) also sees what the caller wrote before it (its collection's newest mark).
   @inlinable
   package final func noteLookedUp() {
     if lockWord.load(ordering: .relaxed) & _CellWord.lookedUp == 0 {
-      lockWord.bitwiseOr(_CellWord.lookedUp, ordering: .relaxed)
+      lockWord.bitwiseOr(_CellWord.lookedUp, ordering: .releasing)
     }
   }
 
-  /// Whether a transaction's lookup found the cell since `clearLookedUp()`.
+  /// Whether a transaction's lookup found the cell empty since `clearLookedUp()`.
   @inlinable
-  package final var wasLookedUp: Bool { lockWord.load(ordering: .relaxed) & _CellWord.lookedUp != 0 }
+  package final var wasLookedUp: Bool { lockWord.load(ordering: .acquiring) & _CellWord.lookedUp != 0 }
 
   /// Starts a new round of `noteLookedUp()`: a sweep that found the cell empty.
   @inlinable

@@ -480,11 +480,13 @@ final class _Segment: @unchecked Sendable {
   /// (a retry after `orElse` waits on what both branches read). The abort hooks that the
   /// rolled-back part registered run when the transaction ends, outside it.
   ///
-  /// What the part made (the pending versions that hold the values it wrote, its commutes
-  /// and commit hooks, the items it appended) is kept until the transaction ends, and freed
-  /// with its leftovers: a value's deinit is the user's code, and run here, inside the
-  /// transaction, an append or enqueue it made went into a batch that this rollback then
-  /// trimmed, and was lost (found by review).
+  /// What the part made and still held (the pending versions that hold the values it wrote,
+  /// its commutes and commit hooks, the items it appended) is kept until the transaction
+  /// ends, and freed with its leftovers: a value's deinit is the user's code, and run here,
+  /// inside the transaction, an append or enqueue it made went into a batch that this
+  /// rollback then trimmed, and was lost (found by review). (A value the part replaced itself
+  /// was freed as it replaced it, inside the part, as plain Swift frees it: what its deinit
+  /// did is the part's, and goes with it.)
   @usableFromInline
   func rollback(to checkpoint: Checkpoint) {
     let abandonedHooks = log.afterAbort.dropFirst(checkpoint.log.afterAbort.count)
