@@ -22,10 +22,11 @@ import Synchronization
 /// - a committed removal detaches its key's cell at once (`detach`);
 /// - cells made for lookups of absent keys, and cells of inserts that rolled back, are swept
 ///   later: a sweep retires the empty cells that were already suspects at the previous sweep
-///   of the stripe, once every transaction that was running at that sweep has ended, and
-///   that no transaction's lookup has marked since (`_Cell.noteLookedUp()`), so a cell that
-///   a transaction still in flight looked up or is inserting into is not touched (but for a
-///   lookup that comes between a sweep's look at the mark and the retirement).
+///   of the stripe, once every transaction that was running at that sweep has ended, and, if
+///   a transaction found one empty since (it marked it: `noteEmptyCellRead(_:hash:at:)`),
+///   once every such transaction has ended too, so a cell that a transaction still in flight
+///   looked up or is inserting into is not touched (but for a lookup that comes between a
+///   sweep's look at the mark and the retirement).
 ///
 /// Lookups, inserts, removals and the housekeeping they trigger (sweeps, pruning) are
 /// inlinable, so that a client's specialized code does them without generic-metadata lookups:

@@ -18,9 +18,10 @@ import Synchronization
 ///   it until that transaction ends (see `_Cell.pinForInevitable()`).
 /// - Bit 20, `replacedValuesHoldNothing`: fixed when the cell is made (see
 ///   `_Cell.leftoverWorthReclaiming`).
-/// - Bit 21, `lookedUp`: a transaction's lookup found the cell in its collection's index since
-///   the collection's last sweep cleared the bit, so a sweep leaves the cell, which that
-///   transaction may still be reading, for a later round (see `_Cell.noteLookedUp()`). The
+/// - Bit 21, `lookedUp`: a transaction found the cell empty (its key absent) since its
+///   collection's last sweep cleared the bit, so a sweep leaves the cell, which that
+///   transaction may still be reading, until the transactions that did have ended (see
+///   `_Cell.noteLookedUp()` and the collection's newest mark). The
 ///   one bit set without the lock: a holder's release or a deep walk's memo, which store the
 ///   word they read, may drop it, which only lets a sweep retire the cell a round sooner.
 /// - Bits 22–63, the deep-walk memo: the horizon (its low 42 bits) at which a trim last had to

@@ -29,7 +29,7 @@ final class _HistoryReclaimer: Sendable {
   private let waitingReleases = _Lock<[(objects: [AnyObject], clock: UInt64)]>([])
   private let waitingReleaseCount = Atomic<Int>(0)
   /// The newest clock value objects were handed over at: only a transaction that ran at or
-  /// below it can be what keeps them (see `releaseWhatTheEndedSnapshotKept(_:by:)`). Only
+  /// below it can be what keeps them (see `releaseWhatTheEndedSnapshotKept(_:)`). Only
   /// ever raised.
   private let releasesKeptFor = Atomic<UInt64>(0)
   /// The newest snapshot that may keep what waits here: below the newest version of a cell
