@@ -205,19 +205,9 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   @inlinable
   func noteEmptyCellRead(_ cell: Cell, hash: Int, at snapshot: UInt64) {
     stripe(forHash: hash)._withUnsafeGuaranteedRef { stripe in
-      if stripe.newestMark.load(ordering: .relaxed) < snapshot { Self.raise(stripe.newestMark, to: snapshot) }
+      if stripe.newestMark.load(ordering: .relaxed) < snapshot { stripe.newestMark.raise(to: snapshot) }
     }
     cell.noteLookedUp()
-  }
-
-  @inlinable
-  static func raise(_ bound: borrowing Atomic<UInt64>, to value: UInt64) {
-    var current = bound.load(ordering: .relaxed)
-    while current < value {
-      let (exchanged, original) = bound.compareExchange(expected: current, desired: value, ordering: .relaxed)
-      if exchanged { return }
-      current = original
-    }
   }
 
   /// As `cell(for:hash:)`, for a drop-in update, which says whether it made the cell: one
@@ -376,13 +366,12 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     if !state.replacedTables.isEmpty { state.replacedTables.removeAll { $0.clock < oldest } }
   }
 
-  /// The key's cell, and the cells retired after the snapshot of `transaction` that held it,
-  /// newest first: the transaction finds the key's value among them (see
-  /// `_MapStorage.read(_:_:in:)`). An inevitable transaction gets the current cell pinned (see
-  /// `pinnedCell(for:hash:in:)`).
+  /// The cell of `key` (whose hash value is `hash`), and the cells retired after the snapshot
+  /// of `transaction` that held it, newest first: the transaction finds the key's value among
+  /// them (see `_MapStorage.read(_:_:in:)`). An inevitable transaction gets the current cell
+  /// pinned (see `pinnedCell(for:hash:in:)`).
   @inlinable
-  func slots(for key: Key, in transaction: Transaction) -> (current: Slot, retired: [Slot]) {
-    let hash = hash(of: key)
+  func slots(for key: Key, hash: Int, in transaction: Transaction) -> (current: Slot, retired: [Slot]) {
     let current =
       transaction._isInevitable
       ? pinnedCell(for: key, hash: hash, in: transaction)

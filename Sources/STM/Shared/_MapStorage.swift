@@ -578,12 +578,11 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     forKey key: Key, in transaction: Transaction, at site: _CallSite,
     _ body: (inout Value?) throws(Failure) -> (changed: Bool, result: Result)
   ) throws(Failure) -> Result {
-    let (slot, retired) = index.slots(for: key, in: transaction)
+    let hash = index.hash(of: key)
+    let (slot, retired) = index.slots(for: key, hash: hash, in: transaction)
     Self.note(.readWrite, slot, retired, at: site, key: key)
     let old = Self.read(slot, retired, in: transaction)
-    if old == nil {
-      index.noteEmptyCellRead(slot._unsafeKeyedCell(as: Cell.self), hash: index.hash(of: key), at: transaction._snapshot)
-    }
+    if old == nil { index.noteEmptyCellRead(slot._unsafeKeyedCell(as: Cell.self), hash: hash, at: transaction._snapshot) }
     var value = old
     let (changed, result) = try body(&value)
     guard changed else { return result }

@@ -72,16 +72,7 @@ final class _HistoryReclaimer: Sendable {
     raiseKept(for: snapshot)
   }
 
-  private func raiseKept(for snapshot: UInt64) { Self.raise(keptFor, to: snapshot) }
-
-  private static func raise(_ bound: borrowing Atomic<UInt64>, to snapshot: UInt64) {
-    var current = bound.load(ordering: .relaxed)
-    while current < snapshot {
-      let (exchanged, original) = bound.compareExchange(expected: current, desired: snapshot, ordering: .relaxed)
-      if exchanged { return }
-      current = original
-    }
-  }
+  private func raiseKept(for snapshot: UInt64) { keptFor.raise(to: snapshot) }
 
   /// Whether a transaction that ran at `snapshot` may have kept what waits here: then, as it
   /// ends, it takes a turn (`turnAfterKeeper(by:)`).
@@ -162,7 +153,7 @@ final class _HistoryReclaimer: Sendable {
     let clock = _EngineClock.advance() &- 1
     if clock >= _EngineClock.oldestRunningSnapshot() {
       waitingReleases.withLock { $0.append((objects, clock)) }
-      Self.raise(releasesKeptFor, to: clock)
+      releasesKeptFor.raise(to: clock)
       waitingReleaseCount.add(1, ordering: .relaxed)
       raiseKept(for: clock)
     }
@@ -302,4 +293,18 @@ package func _deferHousekeeping(_ job: any _DeferredHousekeeping) {
 /// cells without a retain (see `_Segment.read(_:retaining:)`).
 package func _releaseAfterRunningSnapshots(_ objects: [AnyObject]) {
   _Engine.shared.reclaimer.releaseAfterRunningSnapshots(objects)
+}
+
+extension Atomic where Value == UInt64 {
+  /// Raises the value to `value` if it is lower; never lowers it. Relaxed: for bounds that
+  /// only ever rise, whose readers a late raise only makes look once more.
+  @inlinable
+  package func raise(to value: UInt64) {
+    var current = load(ordering: .relaxed)
+    while current < value {
+      let (exchanged, original) = compareExchange(expected: current, desired: value, ordering: .relaxed)
+      if exchanged { return }
+      current = original
+    }
+  }
 }
