@@ -605,12 +605,16 @@ public final class TQueue<Element: Sendable>: Sendable {
 
   /// Whether no item is waiting (one consistent read).
   ///
-  /// Conflicts: with consumers, and, when empty, with the next enqueue to commit.
+  /// Conflicts: with consumers, and, when empty, with the next enqueue to commit. Inside a
+  /// transaction that has enqueued items it has not taken back, with nothing: the answer is
+  /// `false` whatever others commit.
   public var isEmpty: Bool {
     let site = _CallSite.unknown(in: self)
     return _singleOperation(at: site) { transaction in
-      !hasCommittedItem(at: site)
-        && tail._existingDelayedAppend(in: transaction, as: _EnqueueBatch<Element>.self, { $0.items.isEmpty }) != false
+      // The transaction's own pending items answer without reading the queue, so that asking
+      // does not make it conflict with other producers or with consumers.
+      let hasOwnItems = tail._existingDelayedAppend(in: transaction, as: _EnqueueBatch<Element>.self) { !$0.items.isEmpty }
+      return hasOwnItems != true && !hasCommittedItem(at: site)
     }
   }
 }

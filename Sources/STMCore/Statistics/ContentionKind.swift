@@ -6,13 +6,15 @@ public enum ContentionKind: String, Sendable, Hashable, CaseIterable, CustomStri
   /// Two transactions wrote the same cell.
   ///
   /// As an abort: a cell this transaction wrote (without reading it) was committed by another
-  /// transaction after this one's snapshot. As a pause: this transaction's commit waited for
-  /// another commit that was publishing a cell both write.
+  /// transaction after this one's snapshot, or a collection retired it meanwhile (the cell of a
+  /// key that was absent, taken out of the map's index; the rerun finds the key's current
+  /// cell). As a pause: this transaction's commit waited for another commit that was publishing
+  /// a cell both write.
   case writeWrite
   /// Another transaction's commit made a read stale.
   ///
   /// As an abort: a cell this transaction read was committed by another transaction after this
-  /// one's snapshot. As a pause: a read waited, briefly, for a commit that was publishing the
+  /// one's snapshot, or a collection retired it meanwhile (as for ``writeWrite``). As a pause: a read waited, briefly, for a commit that was publishing the
   /// version the read must see.
   case writeRead
   /// The inevitable transaction was in the way.

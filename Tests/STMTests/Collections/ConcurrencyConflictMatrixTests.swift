@@ -404,6 +404,35 @@ extension LibraryTests {
       #expect(queue.tryDequeue() == 4)
     }
 
+    @Test func queueIsEmptyConflictsOnlyWithWhatCouldChangeItsAnswer() {
+      let queue = TQueue<Int>()
+      let answers = AttemptCounter()
+      // Empty: the next enqueue to commit changes the answer.
+      #expect(abortsOfSecondCommitter(first: { answers.count = queue.isEmpty ? 1 : 0 }, then: { try! queue.enqueue(1) }) == 1)
+      #expect(answers.count == 0)
+      // Not empty: another producer cannot change the answer; a consumer taking the last item can.
+      #expect(abortsOfSecondCommitter(first: { answers.count = queue.isEmpty ? 1 : 0 }, then: { try! queue.enqueue(2) }) == 0)
+      #expect(answers.count == 0)
+      #expect(queue.tryDequeue() == 1)
+      #expect(abortsOfSecondCommitter(first: { answers.count = queue.isEmpty ? 1 : 0 }, then: { _ = queue.tryDequeue() }) == 1)
+      #expect(answers.count == 1)
+      // With items of its own pending, the answer is fixed: neither producers nor consumers
+      // of an empty queue, nor a consumer of its last item, make the transaction rerun.
+      #expect(abortsOfSecondCommitter(first: {
+        try! queue.enqueue(3)
+        answers.count = queue.isEmpty ? 1 : 0
+      }, then: { try! queue.enqueue(4) }) == 0)
+      #expect(answers.count == 0)
+      #expect(abortsOfSecondCommitter(first: {
+        try! queue.enqueue(5)
+        answers.count = queue.isEmpty ? 1 : 0
+      }, then: { _ = queue.tryDequeue() }) == 0)
+      #expect(answers.count == 0)
+      #expect(queue.tryDequeue() == 3)
+      #expect(queue.tryDequeue() == 5)
+      #expect(queue.tryDequeue() == nil)
+    }
+
     @Test func queueConsumersOfTheSameItemConflict() {
       let queue = TQueue<Int>()
       for item in 1...3 { try! queue.enqueue(item) }
