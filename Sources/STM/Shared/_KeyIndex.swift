@@ -109,6 +109,14 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     }
   }
 
+  /// Retired cells and their keys that a stripe let go of under its lock, boxed to be freed
+  /// once the lock is released and the thread runs no transaction (see `pruneRetired`).
+  @usableFromInline
+  final class RetiredEntries {
+    @usableFromInline let entries: ArraySlice<(key: Key, slot: Slot, clock: UInt64)>
+    @inlinable init(_ entries: ArraySlice<(key: Key, slot: Slot, clock: UInt64)>) { self.entries = entries }
+  }
+
   @usableFromInline
   final class Stripe: @unchecked Sendable {
     /// The address of `state.table`, for lookups and inserts, which read it without the lock.
@@ -437,7 +445,11 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   @inlinable
   func sweepSoon(_ stripe: Unmanaged<Stripe>) {
     let stripe = stripe.takeUnretainedValue()
-    let sweep = { stripe.state.withLock { Self.sweep(stripe, &$0) } }
+    let sweep = {
+      var dropped: [AnyObject] = []
+      stripe.state.withLock { Self.sweep(stripe, &$0, droppingInto: &dropped) }
+      if !dropped.isEmpty { _letGoOutsideTransactions(dropped) }
+    }
     if let transaction = Transaction._currentChecked {
       transaction.afterCommit(sweep)
       transaction.afterAbort(sweep)
@@ -447,7 +459,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   }
 
   @inlinable
-  static func sweep(_ stripe: Stripe, _ state: inout StripeState) {
+  static func sweep(_ stripe: Stripe, _ state: inout StripeState, droppingInto dropped: inout [AnyObject]) {
     state.sweepScheduled = false
     state.madeSinceSweep = 0
     let oldest = _EngineClock.oldestRunningSnapshot()
@@ -473,7 +485,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
         if marksEnded == nil { marksEnded = Self.marksHaveEnded(in: stripe) }
         if marksEnded == false { continue }
       }
-      retire(cell, in: stripe, &state)
+      retire(cell, in: stripe, &state, droppingInto: &dropped)
     }
     state.table.forEachCell { cell in
       guard cell.variable._newestCommittedValue == nil else { return }
@@ -500,15 +512,19 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   @inlinable
   func detach(_ key: Key, _ slot: Slot) {
     let cell = slot._unsafeKeyedCell(as: Cell.self)
+    var dropped: [AnyObject] = []
     stripe(forHash: hash(of: key))._withUnsafeGuaranteedRef { stripe in
-      stripe.state.withLock { Self.retire(cell, in: stripe, &$0) }
+      stripe.state.withLock { Self.retire(cell, in: stripe, &$0, droppingInto: &dropped) }
     }
+    if !dropped.isEmpty { _letGoOutsideTransactions(dropped) }
   }
 
   /// Retires `cell` and takes it out of the table, if it is still there and still empty, and
-  /// no inevitable transaction is writing it (see `TVar._retire(if:)`).
+  /// no inevitable transaction is writing it (see `TVar._retire(if:)`). What pruning lets go
+  /// of meanwhile goes into `dropped`, for the caller to free once it has let go of the lock
+  /// (see `pruneRetired`).
   @inlinable
-  static func retire(_ cell: Cell, in stripe: Stripe, _ state: inout StripeState) {
+  static func retire(_ cell: Cell, in stripe: Stripe, _ state: inout StripeState, droppingInto dropped: inout [AnyObject]) {
     let hash = state.table.hash(of: cell.key)
     // By the cell, not its key: a key that does not equal itself (`Double.nan`) is never
     // found, and its empty cells stayed for good (found by review).
@@ -526,20 +542,29 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     // Only now that a lookup can no longer find the cell (see `TVar._retire(if:)`).
     cell.variable._wakeWaitersOfRetired()
     if state.retiredCount >= state.pruneAt {
-      pruneRetired(&state)
+      pruneRetired(&state, droppingInto: &dropped)
       deferHousekeeping(of: stripe, &state)
     }
   }
 
-  /// Drops the retired cells that no running transaction can still read, and the replaced
-  /// tables no lookup can still be searching.
+  /// Takes out the retired cells that no running transaction can still read, into
+  /// `dropped`, and drops the replaced tables no lookup can still be searching (they own no
+  /// cells).
+  ///
+  /// The cells and their keys are handed out, not freed here: the last reference to a key, or
+  /// to a value in a cell's history, ran its deinit, the user's code, under the stripe's lock,
+  /// and a deinit that wrote to the same map (or any write that took a reclamation turn)
+  /// waited for that lock for good (found by review).
   @inlinable
-  static func pruneRetired(_ state: inout StripeState) {
+  static func pruneRetired(_ state: inout StripeState, droppingInto dropped: inout [AnyObject]) {
     let oldest = _EngineClock.oldestRunningSnapshot()
     // Strictly older: a lookup announced at clock `oldest` may have found a cell retired then.
     // The list is in clock order, so the cells to drop are a prefix of it.
-    let dropped = state.retired.firstIndex { $0.clock >= oldest } ?? state.retired.count
-    state.retired.removeFirst(dropped)
+    let count = state.retired.firstIndex { $0.clock >= oldest } ?? state.retired.count
+    if count > 0 {
+      dropped.append(RetiredEntries(state.retired.prefix(count)))
+      state.retired.removeFirst(count)
+    }
     state.pruneAt = max(StripeState.leastPruneAt, 2 * state.retiredCount)
     dropReplacedTables(&state, olderThan: oldest)
   }
@@ -591,9 +616,9 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
 extension _KeyIndex.Stripe: _DeferredHousekeeping {
   /// Drops the retired cells and replaced tables that no running snapshot can need; says
   /// whether any must wait still.
-  func housekeep() -> Bool {
+  func housekeep(droppingInto dropped: inout [AnyObject]) -> Bool {
     state.withLock { state in
-      _KeyIndex.pruneRetired(&state)
+      _KeyIndex.pruneRetired(&state, droppingInto: &dropped)
       let waiting = state.keepsMoreThanItMustAlways
       state.housekeepingDeferred = waiting
       return waiting

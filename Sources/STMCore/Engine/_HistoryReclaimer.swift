@@ -113,7 +113,7 @@ final class _HistoryReclaimer: Sendable {
     }
     rounds = (housekeepingCount.load(ordering: .relaxed) + Self.housekeepingBatchSize - 1) / Self.housekeepingBatchSize
     while rounds > 0 && housekeepingCount.load(ordering: .relaxed) > 0 {
-      runHousekeeping()
+      runHousekeeping(by: context)
       rounds -= 1
     }
   }
@@ -135,7 +135,7 @@ final class _HistoryReclaimer: Sendable {
   private func takeTurn(using segment: _Segment, by context: _ThreadContext) {
     segment.commitsSinceReclamation = 0
     if count.load(ordering: .relaxed) > 0 { reclaim(by: context) }
-    if housekeepingCount.load(ordering: .relaxed) > 0 { runHousekeeping() }
+    if housekeepingCount.load(ordering: .relaxed) > 0 { runHousekeeping(by: context) }
     if waitingReleaseCount.load(ordering: .relaxed) > 0 {
       // Let go of by the caller once its transaction or update has ended (see `_Leftovers`).
       context.setAside(objects: takeWhatNoSnapshotNeeds(oldest: _EngineClock.oldestRunningSnapshot()))
@@ -193,19 +193,24 @@ final class _HistoryReclaimer: Sendable {
   var releasesWaiting: Int { waitingReleaseCount.load(ordering: .relaxed) }
 
   /// Does the next few collections' deferred work; those that must wait still go back to the
-  /// end of the list. Run with no lock held: a job takes its collection's locks, and what it
-  /// frees runs deinits.
-  func runHousekeeping() {
+  /// end of the list. Run with no lock held: a job takes its collection's locks. What the jobs
+  /// let go of goes to `context`'s leftovers, freed once the thread holds no segment: a turn
+  /// comes right after a commit, and a key's deinit run by a job under its collection's lock
+  /// hung on a write to the same collection, or ran in the committed transaction and lost its
+  /// writes (found by review).
+  func runHousekeeping(by context: _ThreadContext) {
     let jobs = housekeeping.withLock { list -> [_WeakHousekeeping] in
       let taken = Array(list.prefix(Self.housekeepingBatchSize))
       list.removeFirst(taken.count)
       return taken
     }
     var again: [_WeakHousekeeping] = []
+    var dropped: [AnyObject] = []
     for entry in jobs {
       // Gone with its collection, or done: dropped.
-      if let job = entry.job, job.housekeep() { again.append(entry) }
+      if let job = entry.job, job.housekeep(droppingInto: &dropped) { again.append(entry) }
     }
+    context.setAside(objects: dropped.isEmpty ? [] : [dropped])
     if !again.isEmpty {
       housekeeping.withLock { $0.append(contentsOf: again) }
       raiseKept(for: _EngineClock.now)
@@ -270,9 +275,12 @@ final class _HistoryReclaimer: Sendable {
 /// changes, it waited for them, and a map idle after a long snapshot ended kept every cell
 /// removed meanwhile (found by review). Hand it over with `_deferHousekeeping(_:)`.
 package protocol _DeferredHousekeeping: AnyObject, Sendable {
-  /// Frees what no running snapshot can need any more; returns whether something must wait
-  /// still (the job is then called again later). Called with no engine lock held.
-  func housekeep() -> Bool
+  /// Lets go of what no running snapshot can need any more, into `dropped`, which the engine
+  /// frees once the thread holds no lock and no segment; returns whether something must wait
+  /// still (the job is then called again later). Called with no engine lock held, but maybe
+  /// inside a transaction that has just committed: what a job drops may hold the last
+  /// reference to a key or a value, whose deinit is the user's code (see `_Leftovers`).
+  func housekeep(droppingInto dropped: inout [AnyObject]) -> Bool
 }
 
 /// A job of the housekeeping list, which does not keep it alive.
@@ -284,6 +292,17 @@ private struct _WeakHousekeeping: @unchecked Sendable {
 /// turn) until it returns false, or until `job` is freed: the engine does not retain it.
 package func _deferHousekeeping(_ job: any _DeferredHousekeeping) {
   _Engine.shared.reclaimer.noteHousekeeping(job)
+}
+
+/// Lets go of `objects`, which a collection took out of its structures under its own lock and
+/// which may hold the last references to keys and values: at once, with that lock released,
+/// outside a transaction; inside one, once it has ended (the thread's leftovers), so that
+/// their deinits, the user's code, run outside it as everywhere else (see `_Leftovers`).
+@usableFromInline package func _letGoOutsideTransactions(_ objects: [AnyObject]) {
+  guard !objects.isEmpty else { return }
+  let state = _ThreadState.current
+  guard state.pointee.segment != nil else { return }
+  state.pointee.context._withUnsafeGuaranteedRef { $0.setAside(objects: [objects]) }
 }
 
 /// Keeps `objects` alive until every snapshot announced now (by a transaction, or by a

@@ -283,12 +283,14 @@ private func expectAnUpdateKeepsItsCell<Value: Sendable & Equatable>(
   for key in 100..<103 { dict[key] = value }
   // The stripe's retired list is what keeps a removed key's cell alive (a debug build's
   // updater also retains it on its stack, so the cell's own lifetime would prove nothing).
+  var dropped: [AnyObject] = []
   let kept = index.stripe(forHash: hash)._withUnsafeGuaranteedRef { stripe in
     stripe.state.withLock { state in
-      _KeyIndex<Int, Value>.pruneRetired(&state)
+      _KeyIndex<Int, Value>.pruneRetired(&state, droppingInto: &dropped)
       return state.retired.count { $0.key == 7 }
     }
   }
+  dropped = []
   #expect(kept == 1, "pruning let go of a retired cell that a lookup under way had found")
   removed.open()
   updater.wait()

@@ -291,7 +291,10 @@ extension LibraryTests {
         let snapshot = transaction._snapshot
         // As if the mark of the transaction's lookup was lost (see `sweepAway`).
         cell.clearLookedUp()
-        startThread { stripe.state.withLock { type(of: index).sweep(stripe, &$0) } }.wait()
+        startThread {
+          var dropped: [AnyObject] = []
+          stripe.state.withLock { type(of: index).sweep(stripe, &$0, droppingInto: &dropped) }
+        }.wait()
         let retiredAt = stripe.state.withLock { $0.retired.last { $0.key == key }?.clock }
         seen.value = [
           "swept \(index.find(key, hash: hash) == nil)",

@@ -157,7 +157,9 @@ extension LibraryTests {
       for key in 0..<4_096 { dictionary[key] = key }
       #expect(lastPosition.overwrite > 0, "the last insert took a commit number")
       // A turn takes a batch of the stripes waiting; enough turns reach every stripe.
-      for _ in 0..<64 where replacedTablesKept(by: dictionary) > 0 { _Engine.shared.reclaimer.runHousekeeping() }
+      let context = _ThreadState.current.pointee.context.takeUnretainedValue()
+      for _ in 0..<64 where replacedTablesKept(by: dictionary) > 0 { _Engine.shared.reclaimer.runHousekeeping(by: context) }
+      context.releaseLeftovers()
       #expect(replacedTablesKept(by: dictionary) == 0)
       #expect(dictionary.count == 4_096 && dictionary[4_095] == 4_095)
     }

@@ -1,0 +1,90 @@
+import Dispatch
+import STM
+@testable import STMCore
+import STMTestSupport
+import Synchronization
+import Testing
+
+/// A key (or set element) that runs `onDeinit` when freed: the user's code, which may use
+/// transactional data, the same collection included.
+private final class KeyWithDeinit: Hashable, Sendable {
+  let id: Int
+  let onDeinit: @Sendable () -> Void
+  init(_ id: Int, onDeinit: @escaping @Sendable () -> Void = {}) { (self.id, self.onDeinit) = (id, onDeinit) }
+  deinit { onDeinit() }
+  static func == (a: KeyWithDeinit, b: KeyWithDeinit) -> Bool { a.id == b.id }
+  func hash(into hasher: inout Hasher) { hasher.combine(id) }
+}
+
+extension LibraryTests {
+  /// A removed key's cell stays in its stripe's retired list until no running transaction
+  /// can read it; pruning that list frees the key. Pruned under the stripe's lock, the key's
+  /// deinit ran there, and one that wrote to the same map, or whose write took a reclamation
+  /// turn (which prunes stripes too), waited for that lock for good; pruned by a commit's
+  /// turn, it ran inside the committed transaction, and its writes were lost (found by
+  /// review). Keys now go once the lock is let go of and no transaction runs on the thread.
+  @Suite struct RemovedKeyDeinitTests {
+    /// Runs `rounds` on a thread of its own; false if it did not finish in time (a hang).
+    private func finishes(within seconds: Double, _ rounds: @escaping @Sendable () -> Void) -> Bool {
+      startThread(rounds).wait(timeout: .now() + seconds) == .success
+    }
+
+    @Test func aRemovedElementsDeinitThatCountsInACounterDoesNotHang() {
+      let set = TSet<KeyWithDeinit>()
+      let freed = TCounter()
+      let finished = finishes(within: 30) {
+        for round in 0..<5_000 {
+          let element = KeyWithDeinit(round) { freed.increment() }
+          set.insert(element)
+          set.remove(element)
+        }
+      }
+      #expect(finished, "a removed element's deinit hung")
+      guard finished else { return }
+      #expect(set.isEmpty)
+      // Some removed elements may still wait in the retired lists, never more than were removed.
+      #expect(freed.value > 0 && freed.value <= 5_000)
+    }
+
+    @Test func aRemovedKeysDeinitThatInsertsIntoTheSameMapDoesNotHang() {
+      let dictionary = TDictionary<KeyWithDeinit, Int>()
+      let finished = finishes(within: 30) {
+        for round in 0..<5_000 {
+          let key = KeyWithDeinit(round) { dictionary[KeyWithDeinit(-1 - round)] = round }
+          dictionary[key] = round
+          dictionary.removeValue(forKey: key)
+        }
+      }
+      #expect(finished, "a removed key's deinit that used its own map hung")
+      guard finished else { return }
+      // Each key freed inserted one key of its own, and none of the 5,000 stayed.
+      let inserted = dictionary.count
+      #expect(inserted > 0 && inserted <= 5_000)
+      #expect(dictionary.keys.allSatisfy { $0.id < 0 })
+    }
+
+    @Test func removedKeysRunTheirDeinitsOutsideTransactionsAndTheirWritesLand() {
+      let dictionary = TDictionary<KeyWithDeinit, Int>()
+      let written = TVar(0)
+      let freed = Atomic<Int>(0), freedInsideATransaction = Atomic<Int>(0)
+      let finished = finishes(within: 60) {
+        for round in 0..<5_000 {
+          let key = KeyWithDeinit(round) {
+            freed.add(1, ordering: .relaxed)
+            if Transaction._currentChecked != nil { freedInsideATransaction.add(1, ordering: .relaxed) }
+            written.value += 1
+          }
+          atomically { _ in dictionary[key] = round }
+          atomically { _ in _ = dictionary.removeValue(forKey: key) }
+          // Other writing commits, so that reclamation turns come.
+          atomically { _ in dictionary[KeyWithDeinit(-1)] = round }
+        }
+      }
+      #expect(finished, "a removed key's deinit hung")
+      guard finished else { return }
+      #expect(freed.load(ordering: .relaxed) > 0)
+      #expect(freedInsideATransaction.load(ordering: .relaxed) == 0, "removed keys were freed inside a transaction")
+      #expect(written.value == freed.load(ordering: .relaxed), "writes of removed keys' deinits were lost")
+    }
+  }
+}
