@@ -82,13 +82,16 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
 
   /// Applies `body` to the key's value (nil when absent) as one atomic step; `body` returns
   /// whether it changed the value. Keeps the count and the index in step with membership.
+  /// `runsUsersCode`: `body` calls the caller's closure, which may use transactional data
+  /// (see `update(forKey:in:at:runsUsersCode:_:)`).
   @inlinable
   func update<Result, Failure: Error>(
-    forKey key: Key, at site: _CallSite, _ body: (inout Value?) throws(Failure) -> (changed: Bool, result: Result)
+    forKey key: Key, at site: _CallSite, runsUsersCode: Bool = false,
+    _ body: (inout Value?) throws(Failure) -> (changed: Bool, result: Result)
   ) throws(Failure) -> Result {
     let thread = _CallingThread.current
     if let transaction = thread.transaction {
-      return try update(forKey: key, in: transaction, at: site, body)
+      return try update(forKey: key, in: transaction, at: site, runsUsersCode: runsUsersCode, body)
     }
     let pending = beginUpdate(forKey: key, on: thread, at: site)
     var value = pending.value
@@ -573,9 +576,17 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     }
   }
 
+  ///
+  /// `runsUsersCode`: `body` calls the caller's closure (`merge`'s `combine`, the body of an
+  /// `update(forKey:default:_:)` that can throw), which runs between the read and the write.
+  /// Using the key from inside it then traps, as in the other in-place updates, instead of
+  /// having what it wrote overwritten here; and if it made the transaction inevitable, the
+  /// write goes through the key's cell pinned, as any write of an inevitable transaction does:
+  /// the lookup pinned nothing, and a sweep could retire the empty cell before the commit,
+  /// which an inevitable transaction cannot rerun to recover from (both found by review).
   @inlinable
   func update<Result, Failure: Error>(
-    forKey key: Key, in transaction: Transaction, at site: _CallSite,
+    forKey key: Key, in transaction: Transaction, at site: _CallSite, runsUsersCode: Bool = false,
     _ body: (inout Value?) throws(Failure) -> (changed: Bool, result: Result)
   ) throws(Failure) -> Result {
     let hash = index.hash(of: key)
@@ -584,7 +595,24 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     let old = Self.read(slot, retired, in: transaction)
     if old == nil { index.noteEmptyCellRead(slot._unsafeKeyedCell(as: Cell.self), hash: hash, at: transaction._snapshot) }
     var value = old
-    let (changed, result) = try body(&value)
+    let wasInevitable = runsUsersCode && transaction._isInevitable
+    if runsUsersCode { slot._beginMutatingCopy(in: transaction) }
+    let changed: Bool, result: Result
+    do throws(Failure) {
+      (changed, result) = try body(&value)
+    } catch {
+      if runsUsersCode { slot._endMutatingCopy(in: transaction) }
+      throw error
+    }
+    if runsUsersCode {
+      slot._endMutatingCopy(in: transaction)
+      if changed && !wasInevitable && transaction._isInevitable {
+        return update(forKey: key, in: transaction, at: site) { current in
+          current = value
+          return (true, result)
+        }
+      }
+    }
     guard changed else { return result }
     slot.value = value
     noteMembershipChange(of: key, from: old, to: value, in: slot, transaction, at: site)

@@ -242,7 +242,9 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// transactional data (that traps), and must not wait for a thread that may be using this
   /// dictionary. Until it returns, other updates of the key wait, and so may reads of it,
   /// removals and growth in the key's part of the index, and a transaction becoming
-  /// inevitable. If `body` throws, nothing changes. A `body` that
+  /// inevitable. Inside a transaction `body` may use anything but `key` in this dictionary
+  /// (that traps, as a `Dictionary` does when its value is accessed during its own mutation).
+  /// If `body` throws, nothing changes. A `body` that
   /// cannot throw works on the value where it is, as ``subscript(_:default:fileID:line:)``
   /// does (appending to an array costs O(1)); one that can throw works on a copy.
   ///
@@ -274,11 +276,22 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
     // The default is computed between two passes, with nothing held (see `beginModification`):
     // a first pass that finds the key absent lets go at once.
     var fallback: Value?
+    // The body's copy when it throws, let go of once the update has: outside a transaction the
+    // closure below runs while the update holds the key's cell, and a deinit of what the body
+    // put in the copy ran there, and trapped if it used transactional data (found by review).
+    var abandoned: Value?
+    defer { _ = abandoned }
     while true {
-      let outcome = try storage.update(forKey: key, at: site) {
+      let outcome = try storage.update(forKey: key, at: site, runsUsersCode: true) {
         (current: inout Value?) throws(Failure) -> (changed: Bool, result: Result?) in
         guard var value = current ?? fallback else { return (false, nil) }
-        let result = try body(&value)
+        let result: Result
+        do throws(Failure) {
+          result = try body(&value)
+        } catch {
+          abandoned = consume value
+          throw error
+        }
         current = value
         return (true, result)
       }
@@ -369,7 +382,8 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   ///
   /// - Parameters:
   ///   - other: The keys and values to merge in.
-  ///   - combine: Given the current and the new value, the value to keep.
+  ///   - combine: Given the current and the new value, the value to keep. It must not use the
+  ///     key it combines for (that traps).
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Throws: What `combine` throws; then nothing changes.
@@ -383,7 +397,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
     let pairs = Array(other)
     try _singleOperation(at: site) { (_: Transaction) throws(Failure) in
       for (key, value) in pairs {
-        try storage.update(forKey: key, at: site) { (current: inout Value?) throws(Failure) -> (changed: Bool, result: Void) in
+        try storage.update(forKey: key, at: site, runsUsersCode: true) { (current: inout Value?) throws(Failure) -> (changed: Bool, result: Void) in
           current = try current.map { (existing: Value) throws(Failure) in try combine(existing, value) } ?? value
           return (true, ())
         }
@@ -398,7 +412,8 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   ///
   /// - Parameters:
   ///   - other: The dictionary to merge in.
-  ///   - combine: Given the current and the new value, the value to keep.
+  ///   - combine: Given the current and the new value, the value to keep. It must not use the
+  ///     key it combines for (that traps).
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Throws: What `combine` throws; then nothing changes.

@@ -339,11 +339,12 @@ extension LibraryTests {
 
     /// A transaction that becomes inevitable inside an in-place modification of a key (the
     /// optional subscript as an `inout` value, with or without `try?`, and, as a control, the
-    /// default subscript on an absent key) writes the key through its pinned cell when the
-    /// modification ends, so that a sweep cannot take the cell and make it run twice. (The
-    /// direct write-back decided at the beginning, before it was inevitable; found by a
-    /// review.)
-    @Test(arguments: 0..<3)
+    /// default subscript on an absent key), or inside the body of an `update(forKey:default:_:)`
+    /// that can throw, writes the key through its pinned cell when the modification ends, so
+    /// that a sweep cannot take the cell and make it run twice. (The direct write-back decided
+    /// at the beginning, before it was inevitable; found by a review, and for the throwing
+    /// update, which wrote the cell it had looked up, by two later ones.)
+    @Test(arguments: 0..<4)
     func becomingInevitableInsideAnInPlaceModificationKeepsTheCell(road: Int) throws {
       let dictionary = TDictionary<Int, Int>()
       let key = 42
@@ -362,7 +363,12 @@ extension LibraryTests {
         switch road {
         case 0: put(&dictionary[key])
         case 1: add(&dictionary[key, default: 0])
-        default: try dictionary[key].setToOne(becomingInevitableIn: transaction)
+        case 2: try dictionary[key].setToOne(becomingInevitableIn: transaction)
+        default:
+          try dictionary.update(forKey: key, default: 0) { (value: inout Int) throws(any Error) in
+            try transaction.becomeInevitable()
+            value += 1
+          }
         }
         bodies.value += 1
         if bodies.value == 1 { swept.value = sweepAway(key, in: dictionary) }

@@ -82,6 +82,34 @@ extension LibraryTests {
       #expect(standardError(of: result).contains("while its own value was being mutated in place"))
     }
 
+    /// The body of an `update(forKey:default:_:)` that can throw, and `merge`'s `combine`, run
+    /// between the key's read and its write: a use of the key from inside them traps too,
+    /// rather than have the update overwrite what it wrote (the inner write was lost, with no
+    /// trap, where the body that cannot throw trapped; found by review).
+    @Test func usingADictionaryKeyFromInsideAThrowingUpdateInATransactionTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let counts: TDictionary = ["a": 1]
+        try? atomically { (_: Transaction) throws(any Error) in
+          try counts.update(forKey: "a", default: 0) { (value: inout Int) throws(any Error) in
+            counts["a"] = 100
+            value += 1
+          }
+        }
+      }
+      #expect(standardError(of: result).contains("while its own value was being mutated in place"))
+    }
+
+    @Test func usingADictionaryKeyFromInsideMergesCombineTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let counts: TDictionary = ["a": 1]
+        counts.merge([("a", 1)]) { old, new in
+          counts["a"] = 100
+          return old + new
+        }
+      }
+      #expect(standardError(of: result).contains("while its own value was being mutated in place"))
+    }
+
     @Test func usingADictionaryKeyFromInsideItsFirstMutationInATransactionTraps() async {
       let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
         let counts: TDictionary = ["a": 1]

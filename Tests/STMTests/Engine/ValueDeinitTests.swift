@@ -219,6 +219,24 @@ extension LibraryTests {
       #expect(writer.wait(timeout: .now() + 60) == .success)
     }
 
+    /// Outside a transaction, the body of an `update(forKey:default:_:)` that can throw runs
+    /// while the update holds the key's cell; a value it put in its copy before throwing is
+    /// freed once the update has let go, where its deinit may use transactional data. (Freed
+    /// inside, the deinit trapped as a misuse of the caller's; found by review.)
+    @Test func aThrowingDropInUpdateFreesWhatItsBodyMadeAfterLettingGoOfTheCell() async {
+      await #expect(processExitsWith: .success) {
+        let deinits = TCounter()
+        let dictionary = TDictionary<Int, CountsItsDeinit>()
+        dictionary[1] = CountsItsDeinit(deinits)
+        try? dictionary.update(forKey: 1, default: CountsItsDeinit(deinits)) { (value: inout CountsItsDeinit) throws(Planned) in
+          value = CountsItsDeinit(deinits)
+          throw Planned()
+        }
+        // The body's value went; the stored one stayed.
+        guard deinits.value == 1, dictionary.count == 1 else { exit(3) }
+      }
+    }
+
     /// What an `orElse` branch or a nested block that rolls back wrote, and the items it
     /// appended, are freed once the whole transaction has ended. Freed by the rollback, inside
     /// the transaction, a deinit's append went into the batch the rollback then trimmed back
