@@ -109,12 +109,12 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     }
   }
 
-  /// Retired cells and their keys that a stripe let go of under its lock, boxed to be freed
-  /// once the lock is released and the thread runs no transaction (see `pruneRetired`).
+  /// Cells and keys that a stripe let go of under its lock, boxed to be freed once the lock
+  /// is released and the thread runs no transaction (see `pruneRetired`).
   @usableFromInline
-  final class RetiredEntries {
-    @usableFromInline let entries: ArraySlice<(key: Key, slot: Slot, clock: UInt64)>
-    @inlinable init(_ entries: ArraySlice<(key: Key, slot: Slot, clock: UInt64)>) { self.entries = entries }
+  final class Dropped<Items> {
+    @usableFromInline let items: Items
+    @inlinable init(_ items: Items) { self.items = items }
   }
 
   @usableFromInline
@@ -278,7 +278,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
           cell = insertUnderLock(made, key: key, hash: hash, into: stripe, &state, shown: &shown)
           if cell.toOpaque() != made.toOpaque() { return (cell, false) }
         } else if replaces && Unmanaged.passUnretained(state.table).toOpaque() == table.toOpaque() {
-          replaceTable(of: stripe, &state, into: spare)
+          Self.replaceTable(of: stripe, &state, into: spare)
         }
         guard countingTowardSweep else { return (cell, false) }
         state.madeSinceSweep += 1
@@ -329,20 +329,21 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     while true {
       switch state.table.insert(made, key: key, hash: hash, probingAtMost: state.table.mask + 1, shown: &shown) {
       case .inserted(let crowded):
-        if crowded { replaceTable(of: stripe, &state) }
+        if crowded { Self.replaceTable(of: stripe, &state) }
         return made
       case .found(let existing):
         return existing
       case .refused:
-        replaceTable(of: stripe, &state)
+        Self.replaceTable(of: stripe, &state)
       }
     }
   }
 
-  /// Replaces a crowded table by one sized for its keys (twice their number) without the
-  /// removed words; the old one is kept until no lookup can be searching it.
+  /// Replaces a crowded table, or a sparse one (see `retire`), by one sized for its keys (twice
+  /// their number) without the removed words; the old one is kept until no lookup can be
+  /// searching it.
   @usableFromInline
-  func replaceTable(of stripe: Stripe, _ state: inout StripeState, into spare: Table? = nil) {
+  static func replaceTable(of stripe: Stripe, _ state: inout StripeState, into spare: Table? = nil) {
     let replaced = state.table
     state.table = replaced.rebuilt(makingRoomFor: 1, into: spare)
     stripe.table.store(UInt(bitPattern: Unmanaged.passUnretained(state.table).toOpaque()), ordering: .sequentiallyConsistent)
@@ -487,6 +488,8 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
       }
       retire(cell, in: stripe, &state, droppingInto: &dropped)
     }
+    // A suspect that a removal retired since, and a pruning let go of, is held here last.
+    if !suspects.isEmpty { dropped.append(Dropped(suspects)) }
     state.table.forEachCell { cell in
       guard cell.variable._newestCommittedValue == nil else { return }
       cell.clearLookedUp()
@@ -541,6 +544,12 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     state.retired.append((cell.key, removed.takeRetainedValue().variable, now))
     // Only now that a lookup can no longer find the cell (see `TVar._retire(if:)`).
     cell.variable._wakeWaitersOfRetired()
+    // Removals left a table as big as its keys had ever made it, and whole reads (enumeration,
+    // `removeAll`) walk every word: a map emptied of a million keys took 65 ms to enumerate
+    // (found by review). Replaced once under an eighth of its words hold keys, by a table half
+    // its size or less and a quarter full or more: the next replacement waits for removals of
+    // an eighth of its words, so that replacing costs O(1) words per removal.
+    if state.table.isSparse { replaceTable(of: stripe, &state) }
     if state.retiredCount >= state.pruneAt {
       pruneRetired(&state, droppingInto: &dropped)
       deferHousekeeping(of: stripe, &state)
@@ -562,7 +571,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     // The list is in clock order, so the cells to drop are a prefix of it.
     let count = state.retired.firstIndex { $0.clock >= oldest } ?? state.retired.count
     if count > 0 {
-      dropped.append(RetiredEntries(state.retired.prefix(count)))
+      dropped.append(Dropped(state.retired.prefix(count)))
       state.retired.removeFirst(count)
     }
     state.pruneAt = max(StripeState.leastPruneAt, 2 * state.retiredCount)

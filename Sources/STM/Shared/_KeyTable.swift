@@ -246,6 +246,12 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   @inlinable
   var estimatedLive: Int { max(0, estimatedUsed.load(ordering: .relaxed) - removedWords.load(ordering: .relaxed)) }
 
+  /// Whether fewer than an eighth of the words hold keys, by the estimate, in a table above
+  /// the smallest sizes: one sized for its keys would be a quarter of its size or less. (A
+  /// wrong estimate costs one replacement sized right: the replacement's count is exact.)
+  @inlinable
+  var isSparse: Bool { mask >= 63 && estimatedLive * 8 < mask + 1 }
+
   /// Adds `cell`, the new cell of `key` (whose hash value is `hash`), unless the key has one
   /// already; examines at most `limit` words for a free one. Safe without the lock while a
   /// snapshot is announced (which keeps a cell found valid memory). On `.inserted` the table

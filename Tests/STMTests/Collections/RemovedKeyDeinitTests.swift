@@ -63,6 +63,30 @@ extension LibraryTests {
       #expect(dictionary.keys.allSatisfy { $0.id < 0 })
     }
 
+    /// A sweep keeps the empty cells it found until the next one; a removal may retire one of
+    /// them meanwhile and a pruning let go of it, so that the sweep's list holds it last. That
+    /// list, too, goes once the lock is let go of (found by review).
+    @Test func keysOfCellsThatASweepFoundEmptyGoOutsideTheLock() {
+      let dictionary = TDictionary<KeyWithDeinit, Int>()
+      let finished = finishes(within: 60) {
+        for round in 0..<10_000 {
+          let key = KeyWithDeinit(round) {
+            // A removal takes its stripe's lock.
+            let other = KeyWithDeinit(-1 - round)
+            dictionary[other] = round
+            dictionary.removeValue(forKey: other)
+          }
+          // Looked up inside a transaction while absent: an empty cell, which sweeps find.
+          atomically { _ in _ = dictionary[key] }
+          dictionary[key] = round
+          dictionary.removeValue(forKey: key)
+        }
+      }
+      #expect(finished, "a removed key's deinit hung")
+      guard finished else { return }
+      #expect(dictionary.isEmpty)
+    }
+
     @Test func removedKeysRunTheirDeinitsOutsideTransactionsAndTheirWritesLand() {
       let dictionary = TDictionary<KeyWithDeinit, Int>()
       let written = TVar(0)
