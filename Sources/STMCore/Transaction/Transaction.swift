@@ -56,11 +56,13 @@ public struct Transaction {
     guard isCurrent, _ThreadState.current.pointee.segment?.toOpaque() == segmentHandle.toOpaque() else { Self.misuse(operation) }
   }
 
-  /// Traps for a handle used where it may not be: inside code that may touch no transactional
-  /// data (a commute transform), with that message, else outside its block.
+  /// Traps for a handle used where it may not be: inside a commute's transform, which may touch
+  /// no transactional data, with that message; else outside its block. (Inside an in-place
+  /// mutation outside a transaction, the handle can only have escaped its block: that message
+  /// named the mutation instead, and its advice did not apply; found by review.)
   @usableFromInline
   static func misuse(_ operation: StaticString) -> Never {
-    if let barred = _ThreadState.current.pointee.forbiddenAccess { _misuse(barred) }
+    if let barred = _ThreadState.current.pointee.forbiddenAccess, case .transactionalAccessInCommute = barred { _misuse(barred) }
     _misuse(.handleOutsideBlock(operation))
   }
 

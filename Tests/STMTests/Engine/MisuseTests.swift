@@ -40,6 +40,21 @@ extension LibraryTests {
       #expect(standardError(of: result).contains("Transaction.afterCommit(_:) was called outside the atomically block"))
     }
 
+    /// An escaped handle used inside an in-place mutation outside a transaction: the message
+    /// names the handle, not the mutation (whose advice does not apply).
+    @Test func aHandleUsedAfterItsBlockInsideADropInUpdateTrapsNamingTheHandle() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        var escaped: Transaction?
+        atomically { tx in escaped = tx }
+        let counts: TDictionary = ["a": 1]
+        counts.update(forKey: "a", default: 0) { value in
+          escaped?.afterCommit {}
+          value += 1
+        }
+      }
+      #expect(standardError(of: result).contains("Transaction.afterCommit(_:) was called outside the atomically block"))
+    }
+
     /// A mutating method whose callback uses the very value being mutated in place: the value
     /// is not whole until the mutation ends, so a transaction that reads or writes it traps
     /// (writing it could free the storage the mutation is working on).
