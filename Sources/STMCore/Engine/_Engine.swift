@@ -156,6 +156,17 @@ final class _Engine: @unchecked Sendable {
     segmentHandles[tag - 1]._withUnsafeGuaranteedRef { $0.commitNumber.load(ordering: .acquiring) }
   }
 
+  /// The same, read sequentially consistent, for a reader that found the segment holding a
+  /// cell it reads (`_Segment.visibleVersion`). An update without a number shows `numbering`
+  /// (a sequentially consistent exchange) after it took the lock and before its scan of the
+  /// snapshots; the reader announced its snapshot before it looked at the lock. Acquiring, the
+  /// memory model (not x86 or arm64 hardware) let the reader see the `unnumbered` shown
+  /// before, and read the version the update was overwriting (found by review). The same
+  /// instruction on x86.
+  func commitNumberForReader(ofSegmentTagged tag: Int) -> UInt64 {
+    segmentHandles[tag - 1]._withUnsafeGuaranteedRef { $0.commitNumber.load(ordering: .sequentiallyConsistent) }
+  }
+
   func releaseSegment(_ segment: _Segment) {
     segment.release()
     freeSegmentWaiters.wakeAllWithoutFence()

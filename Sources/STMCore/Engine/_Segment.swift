@@ -241,7 +241,7 @@ final class _Segment: @unchecked Sendable {
       let holder = cell.holderAfterAnnouncing
       // A negative holder is a retirement (`_retireTag`), which publishes nothing.
       if holder > 0 && holder != tag {
-        let number = engine.commitNumber(ofSegmentTagged: holder)
+        let number = engine.commitNumberForReader(ofSegmentTagged: holder)
         if _CommitNumber.mayPrecede(number, snapshot) {
           if pausedSince == 0 {
             pausedSince = _monotonicNanoseconds()
