@@ -76,6 +76,11 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     @usableFromInline var sweepScheduled = false
     /// Set while the engine holds the stripe for later housekeeping (see `deferHousekeeping`).
     @usableFromInline var housekeepingDeferred = false
+    /// The words of the table the stripe was made with: what `init(minimumCapacity:)` reserved.
+    /// Removals shrink a sparse table no further (see `retire`): shrunk, the reservation was
+    /// gone at the first removal, and filling the map grew the table again step by step
+    /// (found by review).
+    @usableFromInline let reservedWords: Int
 
     /// Whether the stripe keeps more than it may keep for good: replaced tables, or retired
     /// cells past the least `pruneAt`, up to which a stripe waits for its next removals to
@@ -86,6 +91,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     @usableFromInline
     init(table: Table) {
       self.table = table
+      reservedWords = table.mask + 1
     }
 
     /// Whether enough cells were made since the last sweep to sweep again and none is on its
@@ -491,7 +497,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     // A suspect that a removal retired since, and a pruning let go of, is held here last.
     if !suspects.isEmpty { dropped.append(Dropped(suspects)) }
     state.table.forEachCell { cell in
-      guard cell.variable._newestCommittedValue == nil else { return }
+      guard cell.variable._newestCommittedValueSatisfies({ $0 == nil }) else { return }
       cell.clearLookedUp()
       state.suspects.append(cell)
     }
@@ -549,7 +555,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     // (found by review). Replaced once under an eighth of its words hold keys, by a table half
     // its size or less and a quarter full or more: the next replacement waits for removals of
     // an eighth of its words, so that replacing costs O(1) words per removal.
-    if state.table.isSparse { replaceTable(of: stripe, &state) }
+    if state.table.isSparse && state.table.mask >= state.reservedWords { replaceTable(of: stripe, &state) }
     if state.retiredCount >= state.pruneAt {
       pruneRetired(&state, droppingInto: &dropped)
       deferHousekeeping(of: stripe, &state)

@@ -47,6 +47,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   }
 
   /// Creates an empty dictionary with room for `minimumCapacity` keys without growing its index.
+  /// Removals do not shrink the index below that room.
   ///
   /// - Parameter minimumCapacity: The number of keys to make room for.
   /// - Complexity: O(*s* + `minimumCapacity`).

@@ -36,6 +36,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   }
 
   /// Creates an empty set with room for `minimumCapacity` elements without growing its index.
+  /// Removals do not shrink the index below that room.
   ///
   /// - Parameter minimumCapacity: The number of elements to make room for.
   /// - Complexity: O(*s* + `minimumCapacity`).

@@ -112,9 +112,9 @@ extension TVar {
     return _OwnWrite(version: unsafeDowncast(pending, to: _Version<Value>.self), cell: cell)
   }
 
-  /// The newest committed value, read under the commit lock without joining any transaction
-  /// and without marking a read: for housekeeping (sweeps, sizing), never for a decision that
-  /// must be atomic with anything else.
+  /// The newest committed value, copied under the commit lock without joining any transaction
+  /// and without marking a read: for tests and diagnostics. Housekeeping under a lock of its
+  /// own uses `_newestCommittedValueSatisfies(_:)`, which copies nothing.
   @inlinable
   package var _newestCommittedValue: Value {
     cell.spinLock(as: _retireTag)
@@ -124,6 +124,24 @@ extension TVar {
     }
     cell.unlock()
     return value
+  }
+
+  /// Whether the newest committed value satisfies `predicate`, tested under the commit lock
+  /// without joining any transaction and without marking a read: for housekeeping (sweeps),
+  /// never for a decision that must be atomic with anything else. The value is tested where
+  /// it is, not copied out: a copy that outlived the lock could be the value's last reference
+  /// once a writer replaced it, and its deinit, the user's code, then ran wherever the caller
+  /// was, under a sweep's stripe lock (found by review).
+  @inlinable
+  package func _newestCommittedValueSatisfies(_ predicate: (borrowing Value) -> Bool) -> Bool {
+    cell.spinLock(as: _retireTag)
+    // Under the lock the head cannot be replaced, so it cannot be freed while we look at it.
+    let satisfies = cell.head.load(ordering: .acquiring)._withUnsafeGuaranteedRef {
+      predicate(unsafeDowncast($0, to: _Version<Value>.self).value)
+    }
+    cell.unlock()
+    _noteHousekeepingReadEnded(satisfies)
+    return satisfies
   }
 }
 

@@ -16,6 +16,9 @@ enum _TestHooks {
   /// Called by an update outside a transaction (`_SingleOperation.beginUpdate(_:)`) after its
   /// lookup found the key's cell and before it locks it.
   static let beforeInPlaceUpdateLocks = _Lock<(@Sendable () -> Void)?>(nil)
+  /// Called by `TVar._newestCommittedValueSatisfies(_:)` (a sweep's look at a cell) once it
+  /// has let go of the cell, with the predicate's answer.
+  static let afterHousekeepingRead = _Lock<(@Sendable (Bool) -> Void)?>(nil)
   /// Versions that history trims have stepped over, in all: how much trimming costs.
   static let historyStepsWalked = Atomic<Int>(0)
   /// Pauses begun, in all: a test that holds a cell can wait until the transaction it stages
@@ -23,6 +26,14 @@ enum _TestHooks {
   static let pausesBegun = Atomic<Int>(0)
 }
 #endif
+
+/// Calls `_TestHooks.afterHousekeepingRead`; nothing in release builds.
+@usableFromInline
+func _noteHousekeepingReadEnded(_ satisfied: Bool) {
+  #if DEBUG
+  if let hook = _TestHooks.afterHousekeepingRead.withLock({ $0 }) { hook(satisfied) }
+  #endif
+}
 
 /// Counts a pause that has just begun (`_TestHooks.pausesBegun`); nothing in release builds.
 @inline(__always)

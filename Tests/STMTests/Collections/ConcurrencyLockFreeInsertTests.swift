@@ -137,6 +137,21 @@ extension LibraryTests.ConcurrencyLockFreeInsertTests {
     #expect(index == nil ? set.count == 1_000 && set.elements.sorted() == Array(0..<1_000) : dict.count == 1_000 && dict.dictionary == Dictionary(uniqueKeysWithValues: (0..<1_000).map { ($0, -$0) }))
   }
 
+  /// An index made with room for keys keeps that room when keys go: shrunk at the first
+  /// removals, it grew again, step by step, as the map filled (found by review).
+  @Test func removalsDoNotShrinkAnIndexBelowItsReservedRoom() {
+    let dict = TDictionary<Int, Int>(minimumCapacity: 100_000)
+    let reserved = Self.words(of: dict.storage.index)
+    for key in 0..<1_000 { dict[key] = key }
+    // Lookups of absent keys in transactions make empty cells, which sweeps retire.
+    for key in 0..<500 { atomically { _ in _ = dict[-key - 1] } }
+    for key in 0..<1_000 { dict.removeValue(forKey: key) }
+    #expect(Self.words(of: dict.storage.index) == reserved)
+    for key in 0..<100_000 { dict[key] = key }
+    #expect(Self.words(of: dict.storage.index) == reserved, "the index grew though it had room reserved")
+    #expect(dict.count == 100_000)
+  }
+
   /// Threads insert and then remove waves of keys, so that every stripe's table grows and
   /// shrinks again and again, while other threads look keys up, insert keys that stay, and
   /// read in transactions: no key is lost or found twice, and a transaction's count agrees

@@ -1,9 +1,17 @@
 import Dispatch
-import STM
+import Foundation
+@testable import STM
 @testable import STMCore
 import STMTestSupport
 import Synchronization
 import Testing
+
+/// A value that records the thread that freed it.
+private final class RecordsWhereItGoes: Sendable {
+  let freedBy: LockedBox<pthread_t?>
+  init(_ freedBy: LockedBox<pthread_t?>) { self.freedBy = freedBy }
+  deinit { freedBy.value = pthread_self() }
+}
 
 /// A key (or set element) that runs `onDeinit` when freed: the user's code, which may use
 /// transactional data, the same collection included.
@@ -85,6 +93,41 @@ extension LibraryTests {
       #expect(finished, "a removed key's deinit hung")
       guard finished else { return }
       #expect(dictionary.isEmpty)
+    }
+
+    /// A sweep looks at each cell's newest value, under the stripe's lock, to find the empty
+    /// ones. It looked at a copy, which, once a writer had replaced the value meanwhile, held
+    /// the value last: the value's deinit then ran on the sweeping thread, under the stripe's
+    /// lock (found by review). The look now copies nothing, and the value goes with the write
+    /// that replaced it.
+    @Test func aSweepsLookAtAValueDoesNotFreeIt() throws {
+      let dictionary = TDictionary<Int, RecordsWhereItGoes>()
+      let freedBy = LockedBox<pthread_t?>(nil), sweptBy = LockedBox<pthread_t?>(nil)
+      dictionary[1] = RecordsWhereItGoes(freedBy)
+      let index = dictionary.storage.index
+      let stripe = index.stripe(forHash: index.hash(of: 1))
+      let staged = LockedBox(false)
+      // Right after the sweep has looked at the key's cell, which holds a value, another
+      // thread replaces that value (a write that takes no lock of the index).
+      _TestHooks.afterHousekeepingRead.withLock {
+        $0 = { isEmpty in
+          guard !isEmpty, !staged.value else { return }
+          staged.value = true
+          startThread { dictionary[1] = RecordsWhereItGoes(LockedBox(nil)) }.wait()
+        }
+      }
+      defer { _TestHooks.afterHousekeepingRead.withLock { $0 = nil } }
+      let sweeper = startThread {
+        sweptBy.value = pthread_self()
+        var dropped: [AnyObject] = []
+        stripe._withUnsafeGuaranteedRef { stripe in
+          stripe.state.withLock { type(of: index).sweep(stripe, &$0, droppingInto: &dropped) }
+        }
+      }
+      #expect(sweeper.wait(timeout: .now() + 30) == .success)
+      #expect(staged.value, "the sweep did not look at the key's cell")
+      let freed = try #require(freedBy.value, "the replaced value was not freed")
+      #expect(pthread_equal(freed, try #require(sweptBy.value)) == 0, "the sweep freed the value, under its stripe's lock")
     }
 
     @Test func removedKeysRunTheirDeinitsOutsideTransactionsAndTheirWritesLand() {
