@@ -208,7 +208,12 @@ final class _HistoryReclaimer: Sendable {
     var dropped: [AnyObject] = []
     for entry in jobs {
       // Gone with its collection, or done: dropped.
-      if let job = entry.job, job.housekeep(droppingInto: &dropped) { again.append(entry) }
+      guard let job = entry.job else { continue }
+      // Kept with what it drops: a collection dropped on another thread meanwhile may be held
+      // by this reference last, and freed here it would free its keys and values inside the
+      // transaction whose commit took this turn (noted by review).
+      dropped.append(job)
+      if job.housekeep(droppingInto: &dropped) { again.append(entry) }
     }
     context.setAside(objects: dropped.isEmpty ? [] : [dropped])
     if !again.isEmpty {
