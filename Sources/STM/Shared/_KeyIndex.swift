@@ -76,11 +76,6 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     @usableFromInline var sweepScheduled = false
     /// Set while the engine holds the stripe for later housekeeping (see `deferHousekeeping`).
     @usableFromInline var housekeepingDeferred = false
-    /// The words of the table the stripe was made with: what `init(minimumCapacity:)` reserved.
-    /// Removals shrink a sparse table no further (see `retire`): shrunk, the reservation was
-    /// gone at the first removal, and filling the map grew the table again step by step
-    /// (found by review).
-    @usableFromInline let reservedWords: Int
 
     /// Whether the stripe keeps more than it may keep for good: replaced tables, or retired
     /// cells past the least `pruneAt`, up to which a stripe waits for its next removals to
@@ -91,7 +86,6 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     @usableFromInline
     init(table: Table) {
       self.table = table
-      reservedWords = table.mask + 1
     }
 
     /// Whether enough cells were made since the last sweep to sweep again and none is on its
@@ -138,9 +132,18 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     /// it, every such transaction has ended, and a sweep may take marked cells too. Only ever
     /// raised.
     @usableFromInline let newestMark = Atomic<UInt64>(0)
+    /// The keys `init(minimumCapacity:)` reserved room for in this stripe (0 for any other
+    /// map), and the words of the table made for them. No replacement is sized below them:
+    /// neither a sparse table's (see `retire`) nor one that removed words crowded. (Shrunk,
+    /// the reservation was gone at the first removal, and filling the map grew the table
+    /// again step by step; found by review.)
+    @usableFromInline let reservedCount: Int
+    @usableFromInline let reservedWords: Int
 
-    init(minimumCount: Int, hashSeed: UInt64) {
+    init(minimumCount: Int, reserving: Bool, hashSeed: UInt64) {
       let table = Table(minimumCount: minimumCount, hashSeed: hashSeed)
+      reservedCount = reserving ? minimumCount : 0
+      reservedWords = reserving ? table.mask + 1 : 0
       self.table = Atomic(UInt(bitPattern: Unmanaged.passUnretained(table).toOpaque()))
       state = _Lock(StripeState(table: table))
     }
@@ -160,13 +163,15 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   /// The secret that places this index's keys (see `_KeyHash`); its tables keep a copy.
   @usableFromInline let hashSeed: UInt64
 
-  init(minimumCapacity: Int = 0) {
+  /// An index sized for `minimumCapacity` keys; `reserving`: kept at least that size as keys
+  /// go (for `init(minimumCapacity:)`, not for a map made from contents, which may shrink).
+  init(minimumCapacity: Int = 0, reserving: Bool = false) {
     let count = 1 << Self.stripeBits
     stripes = .allocate(capacity: count)
     hashSeed = _KeyHash.makeSeed()
     for index in 0..<count {
       stripes.initializeElement(
-        at: index, to: .passRetained(Stripe(minimumCount: minimumCapacity / count, hashSeed: hashSeed)))
+        at: index, to: .passRetained(Stripe(minimumCount: minimumCapacity / count, reserving: reserving, hashSeed: hashSeed)))
     }
   }
 
@@ -276,7 +281,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     case .refused:
       break
     }
-    let spare = replaces ? spareTable(replacing: table) : nil
+    let spare = replaces ? spareTable(replacing: table, in: stripe) : nil
     let (cell, sweepDue) = stripe._withUnsafeGuaranteedRef { stripe in
       stripe.state.withLock { state -> (Unmanaged<Cell>, Bool) in
         var cell = made
@@ -316,8 +321,9 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   /// table sized from the estimate is the right size nearly always, and `_KeyTable.rebuilt`
   /// makes another when not. Not inlinable: it runs once per replacement.
   @usableFromInline
-  func spareTable(replacing table: Unmanaged<Table>) -> Table {
-    table._withUnsafeGuaranteedRef { Table(minimumCount: 2 * ($0.estimatedLive + 1), hashSeed: hashSeed) }
+  func spareTable(replacing table: Unmanaged<Table>, in stripe: Unmanaged<Stripe>) -> Table {
+    let reserved = stripe._withUnsafeGuaranteedRef { $0.reservedCount }
+    return table._withUnsafeGuaranteedRef { Table(minimumCount: max(2 * ($0.estimatedLive + 1), reserved), hashSeed: hashSeed) }
   }
 
   /// Under the stripe's lock: inserts `made`, the new cell of `key`, unless the key has a
@@ -351,7 +357,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   @usableFromInline
   static func replaceTable(of stripe: Stripe, _ state: inout StripeState, into spare: Table? = nil) {
     let replaced = state.table
-    state.table = replaced.rebuilt(makingRoomFor: 1, into: spare)
+    state.table = replaced.rebuilt(makingRoomFor: 1, keepingRoomFor: stripe.reservedCount, into: spare)
     stripe.table.store(UInt(bitPattern: Unmanaged.passUnretained(state.table).toOpaque()), ordering: .sequentiallyConsistent)
     // Moved on after the new table is shown: a lookup announced at the new clock or later
     // finds it, so the old table waits only for lookups announced at or below the one before.
@@ -555,7 +561,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     // (found by review). Replaced once under an eighth of its words hold keys, by a table half
     // its size or less and a quarter full or more: the next replacement waits for removals of
     // an eighth of its words, so that replacing costs O(1) words per removal.
-    if state.table.isSparse && state.table.mask >= state.reservedWords { replaceTable(of: stripe, &state) }
+    if state.table.isSparse && state.table.mask >= stripe.reservedWords { replaceTable(of: stripe, &state) }
     if state.retiredCount >= state.pruneAt {
       pruneRetired(&state, droppingInto: &dropped)
       deferHousekeeping(of: stripe, &state)

@@ -440,11 +440,12 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   /// the new table.
   ///
   /// The new table is `spare` when that is empty and of the size needed (see
-  /// `_KeyIndex.makeCell`, which makes it before taking the lock).
+  /// `_KeyIndex.makeCell`, which makes it before taking the lock). It has room for twice its
+  /// keys, and for `reserved` keys at least (what `init(minimumCapacity:)` reserved).
   ///
   /// Up to `wordLimit` words (2^tagBits; tests pass less), a cell's place in the new table
   /// comes from the hash bits in its word; past that, its key is hashed again.
-  func rebuilt(makingRoomFor extra: Int, wordLimit: Int = 1 << tagBits, into spare: _KeyTable? = nil) -> _KeyTable {
+  func rebuilt(makingRoomFor extra: Int, keepingRoomFor reserved: Int = 0, wordLimit: Int = 1 << tagBits, into spare: _KeyTable? = nil) -> _KeyTable {
     var cells = 0
     for index in 0...mask {
       while true {
@@ -457,7 +458,7 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
         }
       }
     }
-    let minimumCount = 2 * (cells + extra)
+    let minimumCount = max(2 * (cells + extra), reserved)
     let grown =
       if let spare, spare.mask + 1 == Self.wordCount(forMinimumCount: minimumCount), spare.estimatedUsed.load(ordering: .relaxed) == 0 {
         spare

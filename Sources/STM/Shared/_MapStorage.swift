@@ -15,8 +15,8 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   @usableFromInline let index: _KeyIndex<Key, Value>
   @usableFromInline let count: _MembershipCount
 
-  init(minimumCapacity: Int = 0) {
-    index = _KeyIndex(minimumCapacity: minimumCapacity)
+  init(minimumCapacity: Int = 0, reserving: Bool = false) {
+    index = _KeyIndex(minimumCapacity: minimumCapacity, reserving: reserving)
     count = _MembershipCount()
   }
 

@@ -53,7 +53,13 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// - Complexity: O(*s* + `minimumCapacity`).
   public init(minimumCapacity: Int) {
     precondition(minimumCapacity >= 0, "TDictionary(minimumCapacity:) needs a capacity of 0 or more, not \(minimumCapacity).")
-    storage = _MapStorage(minimumCapacity: minimumCapacity)
+    storage = _MapStorage(minimumCapacity: minimumCapacity, reserving: true)
+  }
+
+  /// An empty collection sized for `count` keys, which, unlike `init(minimumCapacity:)`, may
+  /// shrink as keys go: for the initializers that start from contents.
+  init(sizedFor count: Int) {
+    storage = _MapStorage(minimumCapacity: count)
   }
 
   /// Creates a dictionary holding the contents of `dictionary`.
@@ -61,7 +67,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// - Parameter dictionary: The keys and values to start with.
   /// - Complexity: O(*n*) for *n* keys.
   public convenience init(_ dictionary: [Key: Value]) {
-    self.init(minimumCapacity: dictionary.count)
+    self.init(sizedFor: dictionary.count)
     _singleOperation(at: .unknown(in: self)) { _ in
       for (key, value) in dictionary { storage.update(forKey: key, at: .unknown(in: self)) { $0 = value; return (true, ()) } }
     }
@@ -73,7 +79,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// - Parameter keysAndValues: The keys and values to start with.
   /// - Complexity: O(*n*) for *n* pairs.
   public convenience init<S: Sequence>(uniqueKeysWithValues keysAndValues: S) where S.Element == (Key, Value) {
-    self.init(minimumCapacity: keysAndValues.underestimatedCount)
+    self.init(sizedFor: keysAndValues.underestimatedCount)
     _singleOperation(at: .unknown(in: self)) { _ in
       for (key, value) in keysAndValues where !insertIfAbsent(value, forKey: key).inserted {
         fatalError("TDictionary(uniqueKeysWithValues:) was given the key \(key) more than once. Use TDictionary(_:uniquingKeysWith:) to combine the values of repeated keys.")
@@ -92,7 +98,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   public convenience init<S: Sequence, Failure: Error>(
     _ keysAndValues: S, uniquingKeysWith combine: (Value, Value) throws(Failure) -> Value
   ) throws(Failure) where S.Element == (Key, Value) {
-    self.init(minimumCapacity: keysAndValues.underestimatedCount)
+    self.init(sizedFor: keysAndValues.underestimatedCount)
     try merge(keysAndValues, uniquingKeysWith: combine)
   }
 

@@ -42,7 +42,13 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// - Complexity: O(*s* + `minimumCapacity`).
   public init(minimumCapacity: Int) {
     precondition(minimumCapacity >= 0, "TSet(minimumCapacity:) needs a capacity of 0 or more, not \(minimumCapacity).")
-    storage = _MapStorage(minimumCapacity: minimumCapacity)
+    storage = _MapStorage(minimumCapacity: minimumCapacity, reserving: true)
+  }
+
+  /// An empty collection sized for `count` keys, which, unlike `init(minimumCapacity:)`, may
+  /// shrink as keys go: for the initializers that start from contents.
+  init(sizedFor count: Int) {
+    storage = _MapStorage(minimumCapacity: count)
   }
 
   /// Creates a set holding the elements of `sequence`.
@@ -50,7 +56,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// - Parameter sequence: The elements to start with.
   /// - Complexity: O(*n*) for *n* elements.
   public convenience init<S: Sequence>(_ sequence: S) where S.Element == Element {
-    self.init(minimumCapacity: sequence.underestimatedCount)
+    self.init(sizedFor: sequence.underestimatedCount)
     _singleOperation(at: .unknown(in: self)) { _ in
       for element in sequence {
         // The first of equal elements stays, as in `Set`.

@@ -113,21 +113,25 @@ extension LibraryTests.ConcurrencyLockFreeInsertTests {
   /// A map or set emptied by removals gives its index's words back: a table under an eighth
   /// full is replaced by a smaller one. (Tables only grew: a map emptied of a million keys kept
   /// 22 MB of words, and enumerating it took 65 ms; found by review.)
-  @Test(arguments: ["removeAll", "one by one", "set"])
+  /// Maps and sets made from contents (which size their index for them) shrink too: only
+  /// `init(minimumCapacity:)` reserves room (found by a review of the first version).
+  @Test(arguments: ["removeAll", "one by one", "set", "map from contents", "set from contents"])
   func anIndexEmptiedByRemovalsShrinks(removal: String) {
     let keys = 100_000
-    let dict = TDictionary<Int, Int>()
-    let set = TSet<Int>()
-    let index = removal == "set" ? nil : dict.storage.index
+    let fresh = Self.words(of: TDictionary<Int, Int>().storage.index)
+    let dict =
+      removal == "map from contents" ? TDictionary(uniqueKeysWithValues: (0..<keys).map { ($0, $0) }) : TDictionary<Int, Int>()
+    let set = removal == "set from contents" ? TSet(0..<keys) : TSet<Int>()
+    let index = removal.hasPrefix("set") ? nil : dict.storage.index
     func wordsNow() -> Int { index.map { Self.words(of: $0) } ?? Self.words(of: set.storage.index) }
-    let fresh = wordsNow()
-    if index == nil { set.formUnion(0..<keys) } else { for key in 0..<keys { dict[key] = key } }
+    if removal == "set" { set.formUnion(0..<keys) }
+    if removal == "removeAll" || removal == "one by one" { for key in 0..<keys { dict[key] = key } }
     let full = wordsNow()
     #expect(full >= keys)
     switch removal {
-    case "removeAll": dict.removeAll()
     case "one by one": for key in 0..<keys { dict.removeValue(forKey: key) }
-    default: set.removeAll()
+    case "set", "set from contents": set.removeAll()
+    default: dict.removeAll()
     }
     // Each stripe ends at most one step above the smallest table: under eight keys in 64 words.
     let emptied = wordsNow()
@@ -150,6 +154,19 @@ extension LibraryTests.ConcurrencyLockFreeInsertTests {
     for key in 0..<100_000 { dict[key] = key }
     #expect(Self.words(of: dict.storage.index) == reserved, "the index grew though it had room reserved")
     #expect(dict.count == 100_000)
+  }
+
+  /// Churn fills a table's words with removed markers until it is crowded; its replacement
+  /// keeps the reserved room too (it was sized for the few keys present; found by review).
+  @Test func churnDoesNotShrinkAnIndexBelowItsReservedRoom() {
+    let dict = TDictionary<Int, Int>(minimumCapacity: 20_000)
+    let reserved = Self.words(of: dict.storage.index)
+    for key in 0..<100_000 {
+      dict[key] = key
+      dict.removeValue(forKey: key)
+    }
+    #expect(Self.words(of: dict.storage.index) == reserved)
+    #expect(dict.isEmpty)
   }
 
   /// Threads insert and then remove waves of keys, so that every stripe's table grows and
