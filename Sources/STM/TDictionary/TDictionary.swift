@@ -46,8 +46,10 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
     storage = _MapStorage()
   }
 
-  /// Creates an empty dictionary with room for `minimumCapacity` keys without growing its index.
-  /// Removals do not shrink the index below that room.
+  /// Creates an empty dictionary with room for about `minimumCapacity` keys, so that filling it
+  /// rarely grows its index: the room is spread evenly over the index's 64 stripes, and a
+  /// stripe that receives more than its share of keys grows. Removals do not shrink the index
+  /// below that room.
   ///
   /// - Parameter minimumCapacity: The number of keys to make room for.
   /// - Complexity: O(*s* + `minimumCapacity`).

@@ -35,8 +35,10 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
     storage = _MapStorage()
   }
 
-  /// Creates an empty set with room for `minimumCapacity` elements without growing its index.
-  /// Removals do not shrink the index below that room.
+  /// Creates an empty set with room for about `minimumCapacity` elements, so that filling it
+  /// rarely grows its index: the room is spread evenly over the index's 64 stripes, and a
+  /// stripe that receives more than its share of elements grows. Removals do not shrink the index
+  /// below that room.
   ///
   /// - Parameter minimumCapacity: The number of elements to make room for.
   /// - Complexity: O(*s* + `minimumCapacity`).
