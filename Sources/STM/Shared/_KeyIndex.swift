@@ -559,8 +559,8 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     // Removals left a table as big as its keys had ever made it, and whole reads (enumeration,
     // `removeAll`) walk every word: a map emptied of a million keys took 65 ms to enumerate
     // (found by review). Replaced once under an eighth of its words hold keys, by a table half
-    // its size or less and a quarter full or more: the next replacement waits for removals of
-    // an eighth of its words, so that replacing costs O(1) words per removal.
+    // its size or less and at least three sixteenths full: the next replacement waits for
+    // removals of a sixteenth of its words, so that replacing costs O(1) words per removal.
     if state.table.isSparse && state.table.mask >= stripe.reservedWords { replaceTable(of: stripe, &state) }
     if state.retiredCount >= state.pruneAt {
       pruneRetired(&state, droppingInto: &dropped)

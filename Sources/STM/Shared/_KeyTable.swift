@@ -247,7 +247,7 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   var estimatedLive: Int { max(0, estimatedUsed.load(ordering: .relaxed) - removedWords.load(ordering: .relaxed)) }
 
   /// Whether fewer than an eighth of the words hold keys, by the estimate, in a table above
-  /// the smallest sizes: one sized for its keys would be a quarter of its size or less. (A
+  /// the smallest sizes: one sized for its keys would be half its size or less. (A
   /// wrong estimate costs one replacement sized right: the replacement's count is exact.)
   @inlinable
   var isSparse: Bool { mask >= 63 && estimatedLive * 8 < mask + 1 }

@@ -576,6 +576,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     }
   }
 
+  /// Inside `transaction`: what `update(forKey:at:runsUsersCode:_:)` does, joining it.
   ///
   /// `runsUsersCode`: `body` calls the caller's closure (`merge`'s `combine`, the body of an
   /// `update(forKey:default:_:)` that can throw), which runs between the read and the write.

@@ -58,7 +58,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
     storage = _MapStorage(minimumCapacity: minimumCapacity, reserving: true)
   }
 
-  /// An empty collection sized for `count` keys, which, unlike `init(minimumCapacity:)`, may
+  /// An empty dictionary sized for `count` keys, which, unlike `init(minimumCapacity:)`, may
   /// shrink as keys go: for the initializers that start from contents.
   init(sizedFor count: Int) {
     storage = _MapStorage(minimumCapacity: count)

@@ -47,8 +47,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
     storage = _MapStorage(minimumCapacity: minimumCapacity, reserving: true)
   }
 
-  /// An empty collection sized for `count` keys, which, unlike `init(minimumCapacity:)`, may
-  /// shrink as keys go: for the initializers that start from contents.
+  /// An empty set sized for `count` elements, which, unlike `init(minimumCapacity:)`, may
+  /// shrink as elements go: for the initializers that start from contents.
   init(sizedFor count: Int) {
     storage = _MapStorage(minimumCapacity: count)
   }
