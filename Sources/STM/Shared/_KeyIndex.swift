@@ -458,11 +458,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   @inlinable
   func sweepSoon(_ stripe: Unmanaged<Stripe>) {
     let stripe = stripe.takeUnretainedValue()
-    let sweep = {
-      var dropped: [AnyObject] = []
-      stripe.state.withLock { Self.sweep(stripe, &$0, droppingInto: &dropped) }
-      if !dropped.isEmpty { _letGoOutsideTransactions(dropped) }
-    }
+    let sweep = { Self.withLockLettingGoAfter(stripe) { Self.sweep(stripe, &$0, droppingInto: &$1) } }
     if let transaction = Transaction._currentChecked {
       transaction.afterCommit(sweep)
       transaction.afterAbort(sweep)
@@ -527,10 +523,17 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   @inlinable
   func detach(_ key: Key, _ slot: Slot) {
     let cell = slot._unsafeKeyedCell(as: Cell.self)
-    var dropped: [AnyObject] = []
     stripe(forHash: hash(of: key))._withUnsafeGuaranteedRef { stripe in
-      stripe.state.withLock { Self.retire(cell, in: stripe, &$0, droppingInto: &dropped) }
+      Self.withLockLettingGoAfter(stripe) { Self.retire(cell, in: stripe, &$0, droppingInto: &$1) }
     }
+  }
+
+  /// Runs `body` under `stripe`'s lock, and lets go of what it dropped once the lock is
+  /// released (see `pruneRetired`).
+  @inlinable
+  static func withLockLettingGoAfter(_ stripe: Stripe, _ body: (inout StripeState, inout [AnyObject]) -> Void) {
+    var dropped: [AnyObject] = []
+    stripe.state.withLock { body(&$0, &dropped) }
     if !dropped.isEmpty { _letGoOutsideTransactions(dropped) }
   }
 

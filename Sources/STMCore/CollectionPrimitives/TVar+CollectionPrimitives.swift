@@ -116,15 +116,7 @@ extension TVar {
   /// and without marking a read: for tests and diagnostics. Housekeeping under a lock of its
   /// own uses `_newestCommittedValueSatisfies(_:)`, which copies nothing.
   @inlinable
-  package var _newestCommittedValue: Value {
-    cell.spinLock(as: _retireTag)
-    // Under the lock the head cannot be replaced, so it cannot be freed while we copy it.
-    let value = cell.head.load(ordering: .acquiring)._withUnsafeGuaranteedRef {
-      unsafeDowncast($0, to: _Version<Value>.self).value
-    }
-    cell.unlock()
-    return value
-  }
+  package var _newestCommittedValue: Value { withNewestCommittedValue { copy $0 } }
 
   /// Whether the newest committed value satisfies `predicate`, tested under the commit lock
   /// without joining any transaction and without marking a read: for housekeeping (sweeps),
@@ -134,14 +126,20 @@ extension TVar {
   /// was, under a sweep's stripe lock (found by review).
   @inlinable
   package func _newestCommittedValueSatisfies(_ predicate: (borrowing Value) -> Bool) -> Bool {
-    cell.spinLock(as: _retireTag)
-    // Under the lock the head cannot be replaced, so it cannot be freed while we look at it.
-    let satisfies = cell.head.load(ordering: .acquiring)._withUnsafeGuaranteedRef {
-      predicate(unsafeDowncast($0, to: _Version<Value>.self).value)
-    }
-    cell.unlock()
+    let satisfies = withNewestCommittedValue(predicate)
     _noteHousekeepingReadEnded(satisfies)
     return satisfies
+  }
+
+  /// Calls `body` with the newest committed value, under the commit lock.
+  @inlinable
+  func withNewestCommittedValue<Result>(_ body: (borrowing Value) -> Result) -> Result {
+    cell.spinLock(as: _retireTag)
+    defer { cell.unlock() }
+    // Under the lock the head cannot be replaced, so it cannot be freed while we look at it.
+    return cell.head.load(ordering: .acquiring)._withUnsafeGuaranteedRef {
+      body(unsafeDowncast($0, to: _Version<Value>.self).value)
+    }
   }
 }
 
