@@ -32,53 +32,38 @@ final class _HistoryReclaimer: Sendable {
   /// below it can be what keeps them (see `releaseWhatTheEndedSnapshotKept(_:)`). Only
   /// ever raised.
   private let releasesKeptFor = Atomic<UInt64>(0)
-  /// The newest snapshot that may keep what waits here: below the newest version of a cell
-  /// the list holds, below the clock value objects were handed over at, or, while a turn
-  /// leaves something waiting, below the clock. A transaction that ran at or below it takes a
-  /// turn as it ends, if it ran for `keeperTurnAfter` at least (see
-  /// `mayHaveKept(forSnapshot:)`): otherwise only commits took turns, and what a long
-  /// transaction kept stayed after it, for good in a program that had gone quiet, a dropped
-  /// map's values included (found by a helper's review). The newest, not the oldest: of two
-  /// long transactions, the one that ends last must take the turn (found by a second review).
-  /// Only ever raised, and too high costs a transaction that ends below it one check of the
-  /// time.
-  private let keptFor = Atomic<UInt64>(0)
-  /// How long a transaction that kept history must have run, in nanoseconds, to take a turn
-  /// as it ends: ten milliseconds. Short transactions keep history from each other all the
-  /// time where several run at once, and what they keep goes with the commits' turns, which
-  /// come as often as they commit. A turn at the end of every transaction made `queue-mpmc`'s
-  /// transactions a third slower; at the end of those that ran a millisecond (on 2 cores,
-  /// many that were preempted), `queue-batch` an eighth slower at two threads, the thread
-  /// that took the turn then letting go of a millisecond's worth of queue nodes. At ten, no
-  /// workload changed.
+  /// How long a transaction must have run, in nanoseconds, to take a turn as it ends if
+  /// anything waits here (see `turnAfterLongTransaction(by:)`): ten milliseconds. Without it,
+  /// only commits took turns, and what a long transaction kept stayed after it, for good in a
+  /// program that had gone quiet, a dropped map's values included (found by a helper's
+  /// review). Short transactions keep history from each other all the time where several run
+  /// at once, and what they keep goes with the commits' turns, which come as often as they
+  /// commit. A turn at the end of every transaction made `queue-mpmc`'s transactions a third
+  /// slower; at the end of those that ran a millisecond (on 2 cores, many that were
+  /// preempted), `queue-batch` an eighth slower at two threads, the thread that took the turn
+  /// then letting go of a millisecond's worth of queue nodes. At ten, no workload changed.
   static let keeperTurnAfter = 10_000_000
 
   /// Remembers `job` until its `housekeep()` says nothing waits any more.
   func noteHousekeeping(_ job: any _DeferredHousekeeping) {
     housekeeping.withLock { $0.append(_WeakHousekeeping(job: job)) }
     housekeepingCount.add(1, ordering: .relaxed)
-    raiseKept(for: _EngineClock.now)
   }
 
   /// How many cells the list holds (and keeps alive).
   var listedCount: Int { count.load(ordering: .relaxed) }
 
-  /// Remembers `cell`, whose history still has more than its newest version, for snapshots
-  /// up to `snapshot` (below the newest version's stamp); the caller holds its commit lock.
-  func note(_ cell: _Cell, keptFor snapshot: UInt64) {
-    guard !cell.markAwaitingReclamation() else { return }
+  /// Remembers `cell`, whose history still has more than its newest version; the caller holds
+  /// its commit lock. Returns whether the cell was not listed yet: then the caller looks at the
+  /// running snapshots again (see `_Engine.trimHistory(below:of:noting:by:)`).
+  func note(_ cell: _Cell) -> Bool {
+    #if DEBUG
+    if let hook = _TestHooks.beforeListingKeptHistory.withLock({ $0 }) { hook() }
+    #endif
+    guard !cell.markAwaitingReclamation() else { return false }
     pending.withLock { $0.append(cell) }
     count.add(1, ordering: .relaxed)
-    raiseKept(for: snapshot)
-  }
-
-  private func raiseKept(for snapshot: UInt64) { keptFor.raise(to: snapshot) }
-
-  /// Whether a transaction that ran at `snapshot` may have kept what waits here: then, as it
-  /// ends, it takes a turn (`turnAfterKeeper(by:)`).
-  @inline(__always)
-  func mayHaveKept(forSnapshot snapshot: UInt64) -> Bool {
-    snapshot <= keptFor.load(ordering: .relaxed)
+    return true
   }
 
   /// As a transaction or a drop-in read that announced `snapshot` ends, with no segment and
@@ -96,11 +81,22 @@ final class _HistoryReclaimer: Sendable {
     releaseWhatNoSnapshotNeeds()
   }
 
-  /// The turn of a transaction that may have kept the history listed here, the objects
-  /// handed over and the collections' deferred work, as it ends, with no segment held: a
-  /// whole round of each (what its snapshot kept may be anywhere in them). Out of line: rare.
+  /// The turn of a transaction that ran for `keeperTurnAfter` or longer, as it ends, with no
+  /// segment held, if anything waits here: a whole round of the listed history, the objects
+  /// handed over and the collections' deferred work (what its snapshot kept may be anywhere in
+  /// them). Out of line: rare.
+  ///
+  /// Whatever waits, not only what this transaction may have kept: the snapshot up to which
+  /// an ending transaction looked was not raised for a cell listed already, and a long
+  /// transaction that kept history in such a cell took no turn (found by review). A commit
+  /// that lists a cell as this transaction ends is the other side of a handshake: the
+  /// transaction withdrew its snapshot before the fence below, and the commit looks at the
+  /// running snapshots again after listing (`_Engine.trimHistory(below:of:noting:by:)`), so
+  /// that either this turn sees the cell or the commit sees the snapshot gone and trims the
+  /// history itself.
   @inline(never)
-  func turnAfterKeeper(by context: _ThreadContext) {
+  func turnAfterLongTransaction(by context: _ThreadContext) {
+    atomicMemoryFence(ordering: .sequentiallyConsistent)
     var rounds = (count.load(ordering: .relaxed) + Self.batchSize - 1) / Self.batchSize
     while rounds > 0 && count.load(ordering: .relaxed) > 0 {
       reclaim(by: context)
@@ -108,8 +104,6 @@ final class _HistoryReclaimer: Sendable {
     }
     if waitingReleaseCount.load(ordering: .relaxed) > 0 {
       context.setAside(objects: takeWhatNoSnapshotNeeds(oldest: _EngineClock.oldestRunningSnapshot()))
-      // Still waiting for a younger transaction: the one that ends last takes the next turn.
-      if waitingReleaseCount.load(ordering: .relaxed) > 0 { raiseKept(for: _EngineClock.now) }
     }
     rounds = (housekeepingCount.load(ordering: .relaxed) + Self.housekeepingBatchSize - 1) / Self.housekeepingBatchSize
     while rounds > 0 && housekeepingCount.load(ordering: .relaxed) > 0 {
@@ -155,7 +149,6 @@ final class _HistoryReclaimer: Sendable {
       waitingReleases.withLock { $0.append((objects, clock)) }
       releasesKeptFor.raise(to: clock)
       waitingReleaseCount.add(1, ordering: .relaxed)
-      raiseKept(for: clock)
     }
     // Inside a transaction, the deinits of what goes would run in it (see `_Leftovers`): that
     // waits for the transaction's end, a turn or a later call. Outside one, the running
@@ -218,7 +211,6 @@ final class _HistoryReclaimer: Sendable {
     context.setAside(objects: dropped.isEmpty ? [] : [dropped])
     if !again.isEmpty {
       housekeeping.withLock { $0.append(contentsOf: again) }
-      raiseKept(for: _EngineClock.now)
     }
     housekeepingCount.subtract(jobs.count - again.count, ordering: .relaxed)
   }
@@ -252,7 +244,8 @@ final class _HistoryReclaimer: Sendable {
       }
       var cut: _VersionBase?
       let historyRemains = engine.trimHistory(
-        below: cell.head.load(ordering: .acquiring), of: cell, noting: false, handingOver: &cut, by: context)
+        below: cell.head.load(ordering: .acquiring), of: cell, noting: false, handingOver: &cut, by: context
+      ).remains
       if let cut { dropped.append(cut) }
       // Cleared under the lock, as `note` sets it: a commit that leaves history after this
       // lists the cell again.
@@ -262,7 +255,6 @@ final class _HistoryReclaimer: Sendable {
     // Put back after the batch, so that one round does not meet the same cell twice.
     if !again.isEmpty {
       pending.withLock { list in for cell in again { list.append(cell) } }
-      raiseKept(for: _EngineClock.now)
     }
     count.subtract(leaving.count, ordering: .relaxed)
     // Freed once the thread has let go of its segment, like what its commit dropped: a turn

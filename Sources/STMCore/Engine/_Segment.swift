@@ -1078,22 +1078,33 @@ extension _Engine {
   /// What it drops and does not cache goes to the thread's leftovers, freed once the thread
   /// has let go of its locks and its segment: freeing a version runs the deinit of its value,
   /// user code that may use transactional data (see `_Leftovers`).
+  ///
+  /// A cell it lists for the reclaimer is trimmed a second time, against the snapshots running
+  /// after the listing and a fence: a long transaction whose snapshot kept this history may
+  /// have ended since the first look, after looking at the list for its turn (see
+  /// `_HistoryReclaimer.turnAfterLongTransaction(by:)`). One of the two sees the other.
   @discardableResult
   func trimHistory(below newest: Unmanaged<_VersionBase>, of cell: _Cell, noting: Bool = true, by context: _ThreadContext) -> Bool {
     var dropped: _VersionBase?
-    let remains = trimHistory(below: newest, of: cell, noting: noting, handingOver: &dropped, by: context)
+    var (remains, listed) = trimHistory(below: newest, of: cell, noting: noting, handingOver: &dropped, by: context)
     if let dropped = dropped.take() { context.setAside(dropped) }
+    if listed {
+      atomicMemoryFence(ordering: .sequentiallyConsistent)
+      remains = trimHistory(below: newest, of: cell, noting: false, handingOver: &dropped, by: context).remains
+      if let dropped = dropped.take() { context.setAside(dropped) }
+    }
     return remains
   }
 
   /// As `trimHistory(below:of:noting:)`, but the versions it drops and does not cache
   /// are handed to the caller in `dropped` instead of being freed here. Freeing them runs the
   /// deinits of the values they hold, which may free other cells and take other locks; the
-  /// reclaimer frees them once it has trimmed its whole batch.
+  /// reclaimer frees them once it has trimmed its whole batch. Also returns whether it listed
+  /// the cell for the reclaimer, which a cell listed already is not.
   func trimHistory(
     below newest: Unmanaged<_VersionBase>, of cell: _Cell, noting: Bool, handingOver dropped: inout _VersionBase?,
     by context: _ThreadContext
-  ) -> Bool {
+  ) -> (remains: Bool, listed: Bool) {
     // Acquire: the horizon was raised by a thread that saw the withdrawals of the readers it
     // passed; acquiring it orders those readers' past reads before the cut and reuse below.
     var limit = horizon.load(ordering: .acquiring)
@@ -1102,15 +1113,10 @@ extension _Engine {
     // `newest` down to the cut cannot change under us.
     var version = newest
     var depth = 0
-    // The snapshots that may read below the newest version, for the reclaimer if it must come
-    // back for the history (see `_HistoryReclaimer.note(_:keptFor:)`).
-    var keptFor: UInt64 = 0
     while true {
       let (stamp, next) = version._withUnsafeGuaranteedRef { ($0.stamp, $0.older.map(Unmanaged.passUnretained)) }
-      if depth == 0 { keptFor = stamp &- 1 }
       guard let next else {
-        if noting && depth >= cell.leftoverWorthReclaiming { reclaimer.note(cell, keptFor: keptFor) }
-        return depth > 0
+        return (depth > 0, noting && depth >= cell.leftoverWorthReclaiming && reclaimer.note(cell))
       }
       if depth == 0 && stamp > limit {
         // The lazily raised horizon is older than the version just published, so it pins the
@@ -1129,8 +1135,7 @@ extension _Engine {
           let retained = Unmanaged.passRetained(consume chain)
           context.versionCache.offer(retained)
         }
-        if noting && depth >= cell.leftoverWorthReclaiming { reclaimer.note(cell, keptFor: keptFor) }
-        return depth > 0
+        return (depth > 0, noting && depth >= cell.leftoverWorthReclaiming && reclaimer.note(cell))
       }
       depth += 1
       #if DEBUG
@@ -1144,8 +1149,7 @@ extension _Engine {
           // The last deep walk cut at the first version stamped at or below this same horizon,
           // and every version published since is stamped above it: the cut cannot move, and
           // walking to it again on every commit would make a pinned horizon cost quadratic time.
-          if noting { reclaimer.note(cell, keptFor: keptFor) }
-          return true
+          return (true, noting && reclaimer.note(cell))
         }
         cell.noteDeepWalk(stoppedAt: limit)
         version = newest

@@ -19,6 +19,9 @@ enum _TestHooks {
   /// Called by `TVar._newestCommittedValueSatisfies(_:)` (a sweep's look at a cell) once it
   /// has let go of the cell, with the predicate's answer.
   static let afterHousekeepingRead = _Lock<(@Sendable (Bool) -> Void)?>(nil)
+  /// Called by a commit that is about to list a cell for the history reclaimer (it kept
+  /// history for a running snapshot), with the cell's commit lock held.
+  static let beforeListingKeptHistory = _Lock<(@Sendable () -> Void)?>(nil)
   /// Versions that history trims have stepped over, in all: how much trimming costs.
   static let historyStepsWalked = Atomic<Int>(0)
   /// Pauses begun, in all: a test that holds a cell can wait until the transaction it stages

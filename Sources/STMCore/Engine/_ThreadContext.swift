@@ -84,7 +84,7 @@ final class _ThreadContext: @unchecked Sendable {
   /// begun again.
   @exclusivity(unchecked) var singleOperationsBegun = 0
   /// How long this thread's transactions must have run to take the reclaimer's turn as they
-  /// end, if they kept history (`_HistoryReclaimer.keeperTurnAfter`): tests set `.min`, to
+  /// end, if anything waits for it (`_HistoryReclaimer.keeperTurnAfter`): tests set `.min`, to
   /// make a turn certain (the clock read at the end may lag the one read at the start), or
   /// `.max`, to leave what they kept to a later commit's turn.
   @exclusivity(unchecked) var keeperTurnAfter = _HistoryReclaimer.keeperTurnAfter

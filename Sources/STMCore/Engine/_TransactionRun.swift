@@ -225,14 +225,12 @@ struct _TransactionRun {
     segment.context = nil
     context.segment = nil
     engine.releaseSegment(segment)
-    // A long transaction that kept history from being trimmed, or objects from being let go
-    // of, has them go now that it has ended, rather than at some later commit's turn.
-    if engine.reclaimer.mayHaveKept(forSnapshot: snapshot) {
-      if _coarseMonotonicNanoseconds() - started >= context.keeperTurnAfter {
-        engine.reclaimer.turnAfterKeeper(by: context)
-      } else {
-        engine.reclaimer.releaseWhatTheEndedSnapshotKept(snapshot)
-      }
+    // A long transaction that may have kept history from being trimmed, or objects from being
+    // let go of, has them go now that it has ended, rather than at some later commit's turn.
+    if _coarseMonotonicNanoseconds() - started >= context.keeperTurnAfter {
+      engine.reclaimer.turnAfterLongTransaction(by: context)
+    } else {
+      engine.reclaimer.releaseWhatTheEndedSnapshotKept(snapshot)
     }
     context.releaseLeftovers()
     return hooks

@@ -262,6 +262,52 @@ extension LibraryTests {
       #expect(Held.live.load(ordering: .relaxed) - before == 0)
     }
 
+    /// History kept for a long transaction in a cell that an earlier, short snapshot had
+    /// already put on the reclaimer's list goes as the long one ends. Listing a cell raised the
+    /// snapshot up to which an ending transaction looks for a turn, but a cell already listed
+    /// did not raise it again, so the long transaction, younger than that, took none.
+    @Test func historyKeptForALongTransactionInACellListedBeforeItGoesAsItEnds() {
+      let variable = TVar<Held?>(nil), other = TVar(0)
+      let before = Held.live.load(ordering: .relaxed)
+      let endShort = pinSnapshot(reading: other)
+      variable.value = Held()
+      // Listed, with its nil version kept for the short snapshot.
+      #expect(historyLength(variable) > 1)
+      endShort()
+      atomically { _ in other.value += 1 }
+      let endLong = pinSnapshot(reading: other, takingItsTurnAfter: .min)
+      variable.value = Held()
+      atomically { _ in variable.value = nil }
+      #expect(Held.live.load(ordering: .relaxed) - before == 2)
+      endLong()
+      #expect(historyLength(variable) == 1)
+      #expect(Held.live.load(ordering: .relaxed) - before == 0, "the history kept for the long transaction outlived it")
+    }
+
+    /// History kept for a long transaction that ends while the commit that kept it is about to
+    /// list the cell goes at once: the transaction, ending, found nothing listed and took no
+    /// turn, and the commit listed the cell after it (the race a review confirmed with a
+    /// hook). The commit now trims again after listing, against the snapshots running then.
+    @Test func historyListedAsTheLongTransactionItWasKeptForEndsGoesAtOnce() {
+      let before = Held.live.load(ordering: .relaxed)
+      let variable = TVar<Held?>(Held()), other = TVar(0)
+      nonisolated(unsafe) let endLong = pinSnapshot(reading: other, takingItsTurnAfter: .min)
+      let hookRan = _Lock(false)
+      _TestHooks.beforeListingKeptHistory.withLock {
+        $0 = {
+          _TestHooks.beforeListingKeptHistory.withLock { $0 = nil }
+          endLong()
+          hookRan.withLock { $0 = true }
+        }
+      }
+      defer { _TestHooks.beforeListingKeptHistory.withLock { $0 = nil } }
+      // Keeps the replaced value for the long transaction, which ends before the cell is listed.
+      variable.value = nil
+      #expect(hookRan.withLock { $0 })
+      #expect(historyLength(variable) == 1)
+      #expect(Held.live.load(ordering: .relaxed) - before == 0, "the history kept for the ended transaction stayed")
+    }
+
     /// A map dropped while two long transactions run frees its values as the younger, which
     /// ends last, ends: the older's turn can let go of nothing yet (found by a review).
     @Test func aMapDroppedWhileTwoLongTransactionsRunGoesAsTheLastEnds() {
