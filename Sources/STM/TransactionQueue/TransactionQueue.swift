@@ -227,10 +227,12 @@ public final class TransactionQueue: Sendable {
       stop?.value = true
       if wake { scheduler.wakeAll() }
     }
-    let (ended, resume) = scheduler.withLock { $0.workerLeft() }
-    if let (continuation, (result, discarded)) = resume {
-      // Let go of with the lock released (see `_SchedulerState.takeOutcome()`).
-      _ = consume discarded
+    var (ended, resume) = scheduler.withLock { $0.workerLeft() }
+    if let (continuation, (result, _)) = resume {
+      // Let go of with the lock released (see `_SchedulerState.takeOutcome()`), and before the
+      // caller resumes, which may count on their deinits having run. (Consuming a bound copy
+      // left `resume` holding them to the end of this scope: a test failed now and then.)
+      resume = nil
       continuation.resume(with: result)
     } else if ended {
       scheduler.wakeAll()  // the synchronous caller, waiting for the outcome
