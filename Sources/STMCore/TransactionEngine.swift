@@ -7,7 +7,9 @@
 /// number of active cores (at least 8, at most 64). The engine starts at its first use: the
 /// first transaction, the first operation on transactional data outside one, the first read of
 /// ``segmentCount`` (or of `TransactionQueue.defaultThreadCount`, which `run()` reads), or the
-/// first `TDictionary` or `TSet` made (each spreads its count over the segments).
+/// first `TDictionary` or `TSet` made (each spreads its count over the segments). Making a
+/// `TVar`, `TArray`, `TQueue` or `TCounter`, reading statistics, and adding work to a
+/// `TransactionQueue` do not start it.
 public enum TransactionEngine {
   /// Sets the number of segments. Call it before the engine starts (see ``TransactionEngine``):
   /// early in `main`, before any transaction runs or any `TDictionary` or `TSet` is made.
@@ -43,7 +45,9 @@ public enum TransactionEngine {
   ///
   /// - Complexity: O(1).
   public static var currentThreadStatistics: TransactionStatistics {
-    _ThreadContext.current.statistics.snapshot
+    // All zero on a thread that has not used the engine, which this does not start.
+    guard let state = _ThreadState.currentIfMade else { return TransactionStatistics() }
+    return state.pointee.context._withUnsafeGuaranteedRef { $0.statistics.snapshot }
   }
 }
 

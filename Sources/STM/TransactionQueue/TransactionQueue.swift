@@ -84,7 +84,7 @@ public final class TransactionQueue: Sendable {
   /// - Complexity: O(1), amortized.
   public func add(_ callback: @escaping @Sendable () throws -> Void, fileID: StaticString = #fileID, line: UInt = #line) {
     let work = _Work(body: callback, fileID: fileID, line: line)
-    if let transaction = Transaction._currentChecked {
+    if let transaction = Transaction._currentCheckedWithoutStartingTheEngine {
       addWhenCommitted([work], transaction)
     } else if scheduler.withLock({ $0.add(work) }) {
       // All, not one: a synchronous `run`'s caller waits on the same condition for the

@@ -421,6 +421,14 @@ extension Transaction {
   /// transactional data must not be touched (inside a commute transform or an in-place update).
   @inlinable
   package static var _currentChecked: Transaction? { _CallingThread.current.transaction }
+
+  /// `_currentChecked`, without starting the engine on a thread that has not used it yet (no
+  /// transaction runs there): for operations that may come before `TransactionEngine.configure`
+  /// and touch no transactional data themselves, such as `TransactionQueue.add`.
+  @inlinable
+  package static var _currentCheckedWithoutStartingTheEngine: Transaction? {
+    _ThreadState.currentIfMade == nil ? nil : _currentChecked
+  }
 }
 
 /// The calling thread as a collection operation starts: the transaction it joins, if any,

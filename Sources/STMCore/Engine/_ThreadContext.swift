@@ -32,6 +32,15 @@ struct _ThreadState {
       return _ThreadContext.makeCurrentState()
     }
   }
+
+  /// The calling thread's state, or nil if the thread has not used the engine yet: unlike
+  /// `current`, this does not start the engine (see `TransactionEngine`).
+  @inlinable
+  static var currentIfMade: UnsafeMutablePointer<_ThreadState>? {
+    let key = _publishedThreadStateKey.load(ordering: .acquiring)
+    guard key != _noThreadStateKey else { return nil }
+    return pthread_getspecific(pthread_key_t(truncatingIfNeeded: key))?.assumingMemoryBound(to: _ThreadState.self)
+  }
 }
 
 /// What the engine keeps per thread: the transaction running on it (found implicitly, so that

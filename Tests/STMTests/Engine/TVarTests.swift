@@ -1,3 +1,4 @@
+import Foundation
 import STM
 @testable import STMCore
 import Testing
@@ -186,6 +187,29 @@ extension LibraryTests {
       }
       #expect(throws: TransactionEngineError.invalidSegmentCount(0)) {
         try TransactionEngine.configure(segmentCount: 0)
+      }
+    }
+
+    /// What comes before `configure` in a program leaves the engine unstarted, so that the
+    /// call still works: making variables, arrays, queues and counters, reading statistics
+    /// (the thread's own too) and adding work to a `TransactionQueue`. The last two started it,
+    /// and `configure` threw (found by review).
+    @Test func configureStillWorksAfterWhatDoesNotStartTheEngine() async {
+      await #expect(processExitsWith: .success) {
+        _ = (TVar(0), TArray<Int>(), TQueue<Int>(), TQueue<Int>(capacity: 4), TCounter())
+        _ = TransactionEngine.statistics
+        #expect(TransactionEngine.currentThreadStatistics.commits == 0)
+        let queue = TransactionQueue()
+        queue.add {}
+        queue.add(forEachOf: 0..<3) { _ in }
+        do {
+          try TransactionEngine.configure(segmentCount: 3)
+        } catch {
+          print("configure threw \(error)")
+          exit(1)
+        }
+        try? queue.run(threads: 1)
+        exit(TransactionEngine.segmentCount == 3 && TransactionEngine.statistics.commits == 4 ? 0 : 2)
       }
     }
 
