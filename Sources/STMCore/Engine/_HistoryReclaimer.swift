@@ -93,7 +93,8 @@ final class _HistoryReclaimer: Sendable {
   /// transaction withdrew its snapshot before the fence below, and the commit looks at the
   /// running snapshots again after listing (`_Engine.trimHistory(below:of:noting:by:)`), so
   /// that either this turn sees the cell or the commit sees the snapshot gone and trims the
-  /// history itself.
+  /// history itself. (A window stays: this turn may meet the cell while that commit still
+  /// holds its lock, and put it back for a later turn, as it does any cell it finds locked.)
   @inline(never)
   func turnAfterLongTransaction(by context: _ThreadContext) {
     atomicMemoryFence(ordering: .sequentiallyConsistent)
