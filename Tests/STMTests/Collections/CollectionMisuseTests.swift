@@ -123,6 +123,74 @@ extension LibraryTests {
       #expect(standardError(of: result).contains("A transaction enqueued 3 items into a TQueue of capacity 2"))
     }
 
+    #if compiler(>=6.2)
+    /// A task that a transaction's body starts synchronously runs in that transaction until it
+    /// suspends. There the async `dequeue()` took an item in place for good, though the
+    /// transaction rolled back, and on an empty queue trapped as the library's internal error
+    /// (found by review). It traps as a misuse, whether an item waits or not, and so does a
+    /// `for await` loop.
+    @Test func anAsyncDequeueOfAnEmptyQueueInsideATransactionsBodyTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        await dequeueInATaskThatATransactionStarts(itemWaiting: false, inALoop: false)
+      }
+      #expect(standardError(of: result).contains(asyncDequeueInATransactionMessage))
+    }
+
+    @Test func anAsyncDequeueOfAnItemInsideATransactionsBodyTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        await dequeueInATaskThatATransactionStarts(itemWaiting: true, inALoop: false)
+      }
+      #expect(standardError(of: result).contains(asyncDequeueInATransactionMessage))
+    }
+
+    @Test func aForAwaitLoopOverAQueueInsideATransactionsBodyTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        await dequeueInATaskThatATransactionStarts(itemWaiting: false, inALoop: true)
+      }
+      #expect(standardError(of: result).contains(asyncDequeueInATransactionMessage))
+    }
+
+    /// The async `enqueue` joins a transaction whose body runs it, but on a full bounded queue
+    /// it would wait: the task received the engine's internal retry signal as its error, and
+    /// the transaction reran for it (found by review). It traps instead.
+    @Test func anAsyncEnqueueThatWouldWaitInsideATransactionsBodyTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        Thread.detachNewThread {
+          Thread.sleep(forTimeInterval: 5)
+          exit(0)
+        }
+        let queue = TQueue<Int>(capacity: 1)
+        try! await queue.enqueue(0)
+        func startTheTaskInATransaction() {
+          atomically { _ in
+            _ = Task.immediate { try? await queue.enqueue(1) }
+          }
+        }
+        startTheTaskInATransaction()
+        try? await Task.sleep(for: .seconds(10))
+      }
+      #expect(standardError(of: result).contains("TQueue's async enqueue(_:) ran inside a transaction's body"))
+    }
+
+    /// Where it need not wait, the async `enqueue` run by a transaction's body joins it: the
+    /// item lands if the transaction commits, and not if it rolls back.
+    @Test func anAsyncEnqueueInsideATransactionsBodyJoinsIt() throws {
+      struct Undo: Error {}
+      let queue = TQueue<Int>(capacity: 4)
+      atomically { _ in
+        _ = Task.immediate { try? await queue.enqueue(1) }
+      }
+      #expect(throws: Undo.self) {
+        try atomically { _ throws(Undo) in
+          _ = Task.immediate { try? await queue.enqueue(2) }
+          throw Undo()
+        }
+      }
+      #expect(queue.tryDequeue() == 1)
+      #expect(queue.tryDequeue() == nil)
+    }
+    #endif
+
     @Test func aQueueCapacityBelowOneTraps() async {
       let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
         _ = TQueue<Int>(capacity: 0)
@@ -131,3 +199,35 @@ extension LibraryTests {
     }
   }
 }
+
+#if compiler(>=6.2)
+let asyncDequeueInATransactionMessage =
+  "TQueue's async dequeue() (or a for-await loop over the queue) ran inside a transaction's body"
+
+/// Runs, in an exit test, a transaction whose body starts a task synchronously
+/// (`Task.immediate`) that dequeues with the async `dequeue()` or a `for await` loop. Ends the
+/// process as a success after 5 s, should nothing trap, so that the test fails instead of
+/// hanging.
+func dequeueInATaskThatATransactionStarts(itemWaiting: Bool, inALoop: Bool) async {
+  Thread.detachNewThread {
+    Thread.sleep(forTimeInterval: 5)
+    exit(0)
+  }
+  let queue = TQueue<Int>()
+  if itemWaiting { try? await queue.enqueue(5) }
+  // Synchronous, as a transaction's body is, so that the task starts inside it.
+  func startTheTaskInATransaction() {
+    atomically { _ in
+      _ = Task.immediate {
+        if inALoop {
+          for await _ in queue { break }
+        } else {
+          _ = await queue.dequeue()
+        }
+      }
+    }
+  }
+  startTheTaskInATransaction()
+  try? await Task.sleep(for: .seconds(10))
+}
+#endif
