@@ -53,9 +53,11 @@ public final class TArray<Element: Sendable>: Sendable {
   ///
   /// One exception, inside a transaction: an element that the transaction itself appended, and
   /// that has not landed yet, is updated on a copy each time (an array held there is copied
-  /// by each update of it), and using it from inside its own mutation is not caught: a read
-  /// there sees it as it was before the mutation, and a write there is lost when the mutation
-  /// ends. Assign such an element whole, or append it in its final form.
+  /// by each update of it). Reading or writing it from inside its own mutation traps, as for
+  /// any element, but taking it back with ``popLast(fileID:line:)`` or ``removeLast(fileID:line:)``
+  /// there is not caught: the mutation's result then replaces whatever element stands at that
+  /// position when it ends (an element appended meanwhile), or traps if none does. Assign such
+  /// an element whole, or append it in its final form.
   ///
   /// Conflicts: reading conflicts only with transactions that write or remove this index;
   /// writing also conflicts with transactions that read it. Neither conflicts with appends.
@@ -164,7 +166,8 @@ public final class TArray<Element: Sendable>: Sendable {
       }
       // The first update of the element in the block works on a copy; using the element
       // meanwhile traps, as above, instead of being overwritten by the copy. (One of the
-      // transaction's own appends that has no cell yet is not guarded.)
+      // transaction's own appends that has no cell yet is not guarded, and one taken back by a
+      // pop from inside the mutation is not caught: see the subscript's documentation.)
       let element = element(index, at: site)
       guard let slot = slots.existingSlot(index) else { return Modification(update: nil, numbered: nil, element: element) }
       slot._beginMutatingCopy(in: transaction)

@@ -108,6 +108,8 @@ final class _SlotDirectory<Element: Sendable>: Sendable {
   /// How many cells past the landed appends (and those about to land) `prepareForAppends`
   /// keeps made, and how many more it makes each time it tops them up.
   @inlinable static var cellsMadeAhead: Int { 16 }
+  /// How many cells `prepareForAppends` makes ahead for one transaction's appends at most.
+  @inlinable static var mostMadeForOneBatch: Int { 1_024 }
   @usableFromInline let chunks: [ChunkReference] = (0..<48).map { _ in ChunkReference() }
   /// How many slots past which appends have landed; read relaxed, only to decide when to make
   /// the next cells ahead of time (outside any commit's locks).
@@ -165,10 +167,13 @@ final class _SlotDirectory<Element: Sendable>: Sendable {
   }
 
   /// Makes the cells that `extra` appends will land in next, and a few more, if they are not
-  /// made yet, so that a commit rarely has to allocate one while it holds its locks.
+  /// made yet, so that a commit rarely has to allocate one while it holds its locks. At most
+  /// `mostMadeForOneBatch` for the appends: a transaction that appended a million elements and
+  /// then threw or reran left a million cells made for good in an array that never held them
+  /// (found by review). The commit of a larger batch makes the rest as it lands it.
   @inlinable
   func prepareForAppends(_ extra: Int) {
-    let needed = landedHighWater.load(ordering: .relaxed) + extra + Self.cellsMadeAhead
+    let needed = landedHighWater.load(ordering: .relaxed) + min(extra, Self.mostMadeForOneBatch) + Self.cellsMadeAhead
     let made = madeUpTo.load(ordering: .relaxed)
     if made < needed { makeCells(from: made, to: needed + Self.cellsMadeAhead) }
   }

@@ -39,6 +39,26 @@ extension LibraryTests {
       #expect(allAtOnce.elements == Array(0..<1_100))
     }
 
+    /// A transaction that appends many elements and throws leaves few cells made: they were
+    /// all made ahead of its commit, and stayed as long as the array (found by review). A
+    /// batch as large that commits still lands whole, its commit making the rest.
+    @Test func appendsThatNeverLandLeaveFewCellsMade() {
+      struct Undo: Error {}
+      let array = TArray<Int>()
+      #expect(throws: Undo.self) {
+        try atomically { _ throws(Undo) in
+          array.append(contentsOf: 0..<200_000)
+          throw Undo()
+        }
+      }
+      #expect(array.isEmpty)
+      #expect(array.slots.madeCellCount <= cellBound(_SlotDirectory<Int>.mostMadeForOneBatch))
+      atomically { _ in array.append(contentsOf: 0..<200_000) }
+      #expect(array.count == 200_000)
+      #expect(array.elements == Array(0..<200_000))
+      #expect(array.slots.madeCellCount <= cellBound(200_000))
+    }
+
     /// Elements popped and appended again reuse their indices' cells.
     @Test func popsAndAppendsReuseCells() {
       let array = TArray(0..<100)
