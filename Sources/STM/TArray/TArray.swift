@@ -428,11 +428,21 @@ public final class TArray<Element: Sendable>: Sendable {
 
   /// Whether the array is empty.
   ///
-  /// Conflicts: as ``count``.
+  /// Conflicts: as ``count``; inside a transaction that has appended elements it has not taken
+  /// back, with nothing: the answer is `false` whatever others commit.
   ///
   /// - Complexity: O(1).
   @inlinable
-  public var isEmpty: Bool { count == 0 }
+  public var isEmpty: Bool {
+    // The transaction's own pending appends answer without reading the count, so that asking
+    // does not make it conflict with every other appender and remover (noted by review).
+    if let transaction = Transaction._currentChecked,
+      countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self, { !$0.items.isEmpty }) == true
+    {
+      return false
+    }
+    return count == 0
+  }
 
   /// The elements as a standard `Array`: one consistent snapshot (outside a transaction, a
   /// read-only transaction, which never aborts).

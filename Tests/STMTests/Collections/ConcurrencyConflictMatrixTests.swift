@@ -308,6 +308,27 @@ extension LibraryTests {
       #expect(array.elements == [0, 3])
     }
 
+    /// `isEmpty` conflicts as `count`, but inside a transaction with appends of its own pending
+    /// the answer is fixed: other appenders and removers do not make it rerun (they did; noted
+    /// by review).
+    @Test func arrayIsEmptyWithOwnAppendsPendingConflictsWithNothing() {
+      let array: TArray<Int> = [0]
+      let answers = AttemptCounter()
+      #expect(abortsOfSecondCommitter(first: { answers.count = array.isEmpty ? 1 : 0 }, then: { _ = array.popLast() }) == 1)
+      #expect(answers.count == 1)
+      #expect(abortsOfSecondCommitter(first: {
+        array.append(1)
+        answers.count = array.isEmpty ? 1 : 0
+      }, then: { array.append(2) }) == 0)
+      #expect(answers.count == 0)
+      #expect(abortsOfSecondCommitter(first: {
+        array.append(3)
+        answers.count = array.isEmpty ? 1 : 0
+      }, then: { _ = array.popLast() }) == 0)
+      #expect(answers.count == 0)
+      #expect(array.elements == [2, 3])
+    }
+
     /// Lookups of other absent keys give those keys empty cells, and the sweeps they bring on
     /// must spare the cell of a key that a transaction still running reads or inserts: that
     /// transaction aborted after about 15,000 such lookups in its stripes (found by review).
