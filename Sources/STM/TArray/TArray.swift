@@ -96,7 +96,14 @@ public final class TArray<Element: Sendable>: Sendable {
         $0.items.count
       }
       guard pending >= 0 && pending < pendingCount ?? 0 else { outOfRange(index) }
-      countCell._withDelayedAppend(in: transaction, { _AppendBatch(slots: slots) }) { $0.items[pending] = newValue }
+      // The replaced element is let go of after the batch's change, not inside it: its deinit
+      // may append to this array, and the body must not touch transactional data.
+      let replaced = countCell._withDelayedAppend(in: transaction, { _AppendBatch(slots: slots) }) { batch in
+        let replaced = batch.items[pending]
+        batch.items[pending] = newValue
+        return replaced
+      }
+      _ = consume replaced
       return
     }
     // Unretained, as in `element(_:at:)`.
@@ -245,9 +252,9 @@ public final class TArray<Element: Sendable>: Sendable {
   /// instructions it takes to fill the next slot, so appenders take turns there.
   ///
   /// Conflicts: none with other appends, or with reads and writes of in-bounds indices. Once
-  /// committed it moves the end of the array, so transactions that read ``count``,
+  /// committed it moves the end of the array, so writing transactions that read ``count``,
   /// ``isEmpty`` or ``elements`` (or iterated) before then rerun, as does a concurrent
-  /// ``popLast(fileID:line:)``.
+  /// ``popLast(fileID:line:)`` (a read-only transaction commits at its snapshot and does not).
   ///
   /// - Parameters:
   ///   - element: The element to append.

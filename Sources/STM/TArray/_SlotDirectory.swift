@@ -160,10 +160,13 @@ final class _SlotDirectory<Element: Sendable>: Sendable {
     return chunks[chunk].storeIfNil(Chunk(size: Self.firstChunkSize << chunk))
   }
 
-  /// Notes that appends have landed up to `count`.
+  /// Notes that appends have landed up to `count`. Only raises the mark: a pop lowers the
+  /// count, but its cell stays made (noted by review). A hint, so a plain load and store, not
+  /// a compare-and-swap on every append: two appends landing at once may still lower it a
+  /// little, which costs at most an early top-up.
   @inlinable
   func noteLanded(upTo count: Int) {
-    landedHighWater.store(count, ordering: .relaxed)
+    if landedHighWater.load(ordering: .relaxed) < count { landedHighWater.store(count, ordering: .relaxed) }
   }
 
   /// Makes the cells that `extra` appends will land in next, and a few more, if they are not
