@@ -124,9 +124,9 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// frees up, this one suspends, so that producer tasks waiting on a full queue leave the
   /// shared pool's threads to the consumers that free places. On an unbounded queue it never
   /// waits. Inside `atomically`, whose body is synchronous, the synchronous form joins the
-  /// transaction as usual. So does this one where a transaction's body runs it, in a task it
-  /// started synchronously (such as `Task.immediate`), until it would have to wait for a
-  /// place: there it traps, since it cannot wait for the transaction.
+  /// transaction as usual. Run by a transaction's body (in a task it started synchronously,
+  /// such as `Task.immediate`), this one traps: it could neither wait nor roll back with that
+  /// transaction.
   ///
   /// Conflicts: as the synchronous ``enqueue(_:fileID:line:)-o7nu`` outside a transaction: none
   /// with other producers or with consumers; it waits its turn at the tail (and at a bounded
@@ -145,21 +145,10 @@ public final class TQueue<Element: Sendable>: Sendable {
   public func enqueue(_ item: Element, fileID: StaticString = #fileID, line: UInt = #line) async throws {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
     // A task's code runs inside no transaction (their bodies are synchronous), unless a
-    // transaction's body ran it synchronously (`Task.immediate`): join that one as the
-    // synchronous form does, unless it would have to wait.
-    if let transaction = Transaction._currentChecked {
-      do {
-        try enqueue(item, in: transaction, at: site)
-      } catch let error as TQueueClosedError {
-        throw error
-      } catch {
-        // The transaction's own wait for a place, or a rerun: only `atomically` can act on
-        // them, and the task would have received them as errors of its own (found by review).
-        fatalError(
-          "TQueue's async enqueue(_:) ran inside a transaction's body (in a task that body started synchronously, such as Task.immediate) and had to wait for a place in the bounded queue (or to rerun): it cannot wait there. Inside atomically, use the synchronous enqueue(_:), which waits by retrying the whole transaction.")
-      }
-      return
-    }
+    // transaction's body started it synchronously (`Task.immediate`). It joined that one, but
+    // could not wait there for a place, and the task went on as if the item were sent even when
+    // the attempt rolled back (found by review).
+    if Transaction._currentChecked != nil { _trapAsyncFormInsideTransactionBody("TQueue's async enqueue(_:)") }
     try await enqueueSuspending(item, at: site)
   }
 
@@ -484,8 +473,9 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// nil once the queue is closed and drained. Cancelling the task ends the wait with nil.
   ///
   /// Call it from tasks, not from a transaction's body: run there (in a task the body started
-  /// synchronously, such as `Task.immediate`), it traps. Inside `atomically`, use the
-  /// synchronous ``dequeue(fileID:line:)-9itxg`` or ``tryDequeue(fileID:line:)``.
+  /// synchronously, such as `Task.immediate`), it traps. In the body itself, use the
+  /// synchronous ``dequeue(fileID:line:)-9itxg`` or ``tryDequeue(fileID:line:)``, and start
+  /// tasks that need the item once the transaction has committed (from `afterCommit`).
   ///
   /// Conflicts: as ``tryDequeue(fileID:line:)``.
   ///
@@ -506,8 +496,7 @@ public final class TQueue<Element: Sendable>: Sendable {
     // review). A take that joins the transaction would not do either: the task would keep
     // the item of an attempt that reruns.
     if Transaction._currentChecked != nil {
-      fatalError(
-        "TQueue's async dequeue() (or a for-await loop over the queue) ran inside a transaction's body, in a task that body started synchronously (such as Task.immediate). It cannot take or wait for an item there. Inside atomically, use dequeue() or tryDequeue(), the synchronous forms, which join the transaction; or start the task after the transaction.")
+      _trapAsyncFormInsideTransactionBody("TQueue's async dequeue() (or a for-await loop over the queue)")
     }
     var misses = 0
     while true {

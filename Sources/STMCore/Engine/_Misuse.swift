@@ -13,6 +13,8 @@ enum _Misuse {
   case accessDuringOwnInPlaceUpdate
   /// A commutative addition (`TCounter`, `_commuteAdding`) whose result does not fit in `Int`.
   case additionOverflow(value: Int, amount: Int)
+  /// An async operation run by a task that a transaction's body started synchronously.
+  case asyncFormInsideTransactionBody(StaticString)
 
   var message: String {
     switch self {
@@ -49,6 +51,12 @@ enum _Misuse {
         + "update, or mutate a copy and assign it (`var copy = tvar.value; copy.removeAll(); "
         + "tvar.value = copy`): an assignment frees the value it replaces after letting go of the "
         + "variable."
+    case .asyncFormInsideTransactionBody(let operation):
+      "\(operation) ran inside a transaction's body, in a task that the body started synchronously "
+        + "(such as Task.immediate). An async form cannot join the transaction there: it could not wait "
+        + "or rerun with it, and the task would keep what an attempt that then rolled back did. Do the "
+        + "work in the transaction's own body, with the synchronous forms, or start the task once the "
+        + "transaction has committed (from afterCommit)."
     case .additionOverflow(let value, let amount):
       "Adding \(amount) to an Int counter holding \(value) overflows Int: a TCounter's add(_:), "
         + "increment() or decrement(), or a collection's internal count, applied at commit or at once "
@@ -66,6 +74,13 @@ package func _appliedAddition(_ value: Int, _ amount: Int) -> Int {
   let (sum, overflows) = value.addingReportingOverflow(amount)
   if overflows { _misuse(.additionOverflow(value: value, amount: amount)) }
   return sum
+}
+
+/// Traps because `operation`, an async form, ran inside a transaction's body: only a task that
+/// the body started synchronously (`Task.immediate`) runs async code there.
+@usableFromInline
+package func _trapAsyncFormInsideTransactionBody(_ operation: StaticString) -> Never {
+  _misuse(.asyncFormInsideTransactionBody(operation))
 }
 
 @usableFromInline

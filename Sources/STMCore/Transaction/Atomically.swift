@@ -102,6 +102,10 @@ func _runTransaction<Result, Failure: Error>(
 /// }
 /// ```
 ///
+/// Call it from tasks, not from a transaction's body: run there, in a task that the body
+/// started synchronously (such as `Task.immediate`), it traps, since it could neither wait nor
+/// rerun with that transaction.
+///
 /// - Parameters:
 ///   - body: The transaction's work, as in the synchronous form.
 ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
@@ -128,9 +132,10 @@ package func _singleOperation<Result, Failure: Error>(
 func _runTransaction<Result, Failure: Error>(
   _ body: (Transaction) throws(Failure) -> Result, fileID: StaticString, line: UInt, isSingleOperation: Bool
 ) async throws(Failure) -> Result {
-  if let segment = _ThreadState.current.pointee.segment {
-    return try _joinRunningTransaction(segment.takeUnretainedValue(), body)
-  }
+  // Only a task that a transaction's body started synchronously (`Task.immediate`) runs async
+  // code inside a transaction. Joining it handed the task the engine's retry and rerun signals
+  // as errors, and what attempts that then rolled back returned (found by review).
+  if _ThreadState.current.pointee.segment != nil { _trapAsyncFormInsideTransactionBody("The async atomically") }
   var run = _TransactionRun(isSingleOperation: isSingleOperation)
   // Cancellation ends one wait, so that the body can see it and give up; a body that does not
   // look then waits as the synchronous form does, instead of rerunning in a busy loop.
