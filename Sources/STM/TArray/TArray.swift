@@ -22,21 +22,27 @@
 ///
 /// `TArray` is a reference type: copies of a reference share one array.
 public final class TArray<Element: Sendable>: Sendable {
-  @usableFromInline let countCell = TVar(0)
+  @usableFromInline let countCell: TVar<Int>
   @usableFromInline let slots = _SlotDirectory<Element>()
 
   /// Creates an empty array.
   ///
   /// - Complexity: O(1).
-  public init() {}
+  public init() {
+    countCell = TVar(0)
+  }
 
   /// Creates an array holding the elements of `sequence`, in order.
   ///
   /// - Parameter sequence: The elements, read once.
   /// - Complexity: O(*n*).
-  public convenience init<S: Sequence>(_ sequence: S) where S.Element == Element {
-    self.init()
-    append(contentsOf: sequence)
+  public init<S: Sequence>(_ sequence: S) where S.Element == Element {
+    // No other thread can see the array yet: its cells are made holding their elements, with
+    // no transaction, which would start the engine before `TransactionEngine.configure` could
+    // run (an append did; found by review).
+    let elements = Array(sequence)
+    countCell = TVar(elements.count)
+    slots.fill(with: elements)
   }
 
   // MARK: Indices
@@ -173,10 +179,12 @@ public final class TArray<Element: Sendable>: Sendable {
       }
       // The first update of the element in the block works on a copy; using the element
       // meanwhile traps, as above, instead of being overwritten by the copy. (One of the
-      // transaction's own appends that has no cell yet is not guarded, and one taken back by a
-      // pop from inside the mutation is not caught: see the subscript's documentation.)
+      // transaction's own appends taken back by a pop from inside the mutation is not caught:
+      // see the subscript's documentation.)
       let element = element(index, at: site)
-      guard let slot = slots.existingSlot(index) else { return Modification(update: nil, numbered: nil, element: element) }
+      // Made, for one of the transaction's own appends that has none yet, so that it is
+      // guarded too (a read there saw the old element, and a write was lost; found by review).
+      let slot = slots.slot(index)
       slot._beginMutatingCopy(in: transaction)
       return Modification(update: nil, numbered: nil, copied: true, element: element)
     }

@@ -181,6 +181,19 @@ final class _SlotDirectory<Element: Sendable>: Sendable {
     if made < needed { makeCells(from: made, to: needed + Self.cellsMadeAhead) }
   }
 
+  /// Makes the cells of indices `0 ..< elements.count`, holding `elements`, in a directory no
+  /// other thread can see yet (an array's initializer), and a few more ahead of the appends.
+  @inlinable
+  func fill(with elements: [Element]) {
+    for (index, element) in elements.enumerated() {
+      let (chunk, offset) = Self.position(of: index)
+      makeChunk(chunk).cells[offset].store(Slot(element)._retainedCell, ordering: .releasing)
+    }
+    madeUpTo.store(elements.count, ordering: .relaxed)
+    noteLanded(upTo: elements.count)
+    prepareForAppends(0)
+  }
+
   /// Makes the cells of `start ..< end` that are not made yet, then raises `madeUpTo` to `end`.
   @inlinable
   func makeCells(from start: Int, to end: Int) {

@@ -28,6 +28,10 @@ final class _HistoryReclaimer: Sendable {
   /// the order they came.
   private let waitingReleases = _Lock<[(objects: [AnyObject], clock: UInt64)]>([])
   private let waitingReleaseCount = Atomic<Int>(0)
+  /// Rounds of `reclaim(by:)` and `runHousekeeping(by:)` under way: each holds cells or jobs
+  /// off their lists until it puts back those that must wait still, which a long
+  /// transaction's turn must not miss (see `turnAfterLongTransaction(by:)`).
+  private let roundsUnderWay = Atomic<Int>(0)
   /// The newest clock value objects were handed over at: only a transaction that ran at or
   /// below it can be what keeps them (see `releaseWhatTheEndedSnapshotKept(_:)`). Only
   /// ever raised.
@@ -95,9 +99,17 @@ final class _HistoryReclaimer: Sendable {
   /// that either this turn sees the cell or the commit sees the snapshot gone and trims the
   /// history itself. (A window stays: this turn may meet the cell while that commit still
   /// holds its lock, and put it back for a later turn, as it does any cell it finds locked.)
+  ///
+  /// A round of the reclaimer under way on another thread (a commit's turn, or another long
+  /// transaction's) may hold cells whose history it kept for this transaction, trimmed before
+  /// the snapshot was withdrawn and put back after this turn had looked at the list: nothing
+  /// came for them in a program gone quiet (found by review). Such a round counts itself
+  /// before it looks at the snapshots, and this turn waits for the rounds it sees under way
+  /// after the fence: either it sees the round, or the round sees the snapshot gone.
   @inline(never)
   func turnAfterLongTransaction(by context: _ThreadContext) {
     atomicMemoryFence(ordering: .sequentiallyConsistent)
+    waitForRoundsUnderWay()
     var rounds = (count.load(ordering: .relaxed) + Self.batchSize - 1) / Self.batchSize
     while rounds > 0 && count.load(ordering: .relaxed) > 0 {
       reclaim(by: context)
@@ -110,6 +122,23 @@ final class _HistoryReclaimer: Sendable {
     while rounds > 0 && housekeepingCount.load(ordering: .relaxed) > 0 {
       runHousekeeping(by: context)
       rounds -= 1
+    }
+  }
+
+  /// Waits until no round of the reclaimer is under way, up to about 0.1 s: a round takes
+  /// microseconds, and longer only while its thread is off its core, but where rounds come
+  /// one after another it must not wait for good. (Rounds hold no lock and wait for no one,
+  /// so the wait cannot close a cycle.)
+  private func waitForRoundsUnderWay() {
+    guard roundsUnderWay.load(ordering: .relaxed) > 0 else { return }
+    #if DEBUG
+    _TestHooks.longTurnsWaitingForRounds.add(1, ordering: .relaxed)
+    #endif
+    var backoff = _Backoff()
+    var pauses = 0
+    while roundsUnderWay.load(ordering: .acquiring) > 0 && pauses < 2_000 {
+      backoff.pause()
+      pauses += 1
     }
   }
 
@@ -193,6 +222,9 @@ final class _HistoryReclaimer: Sendable {
   /// hung on a write to the same collection, or ran in the committed transaction and lost its
   /// writes (found by review).
   func runHousekeeping(by context: _ThreadContext) {
+    // Counted before the jobs look at the running snapshots (see `turnAfterLongTransaction`).
+    roundsUnderWay.add(1, ordering: .sequentiallyConsistent)
+    defer { roundsUnderWay.subtract(1, ordering: .releasing) }
     let jobs = housekeeping.withLock { list -> [_WeakHousekeeping] in
       let taken = Array(list.prefix(Self.housekeepingBatchSize))
       list.removeFirst(taken.count)
@@ -221,6 +253,9 @@ final class _HistoryReclaimer: Sendable {
   /// the others from their turn.
   func reclaim(by context: _ThreadContext) {
     let engine = _Engine.shared
+    // Counted before the horizon is read (see `turnAfterLongTransaction`).
+    roundsUnderWay.add(1, ordering: .sequentiallyConsistent)
+    defer { roundsUnderWay.subtract(1, ordering: .releasing) }
     engine.recomputeHorizon()
     let batch = pending.withLock { list in
       var taken: [_Cell] = []
@@ -253,6 +288,9 @@ final class _HistoryReclaimer: Sendable {
       cell.unlock(clearing: historyRemains ? 0 : _CellWord.awaitingReclamation)
       if historyRemains { again.append(cell) } else { leaving.append(cell) }
     }
+    #if DEBUG
+    if let hook = _TestHooks.beforeReclaimerPutsCellsBack.withLock({ $0 }) { hook() }
+    #endif
     // Put back after the batch, so that one round does not meet the same cell twice.
     if !again.isEmpty {
       pending.withLock { list in for cell in again { list.append(cell) } }

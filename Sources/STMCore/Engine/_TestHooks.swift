@@ -22,6 +22,11 @@ enum _TestHooks {
   /// Called by a commit that is about to list a cell for the history reclaimer (it kept
   /// history for a running snapshot), with the cell's commit lock held.
   static let beforeListingKeptHistory = _Lock<(@Sendable () -> Void)?>(nil)
+  /// Called by a round of the history reclaimer once it has trimmed its batch, before it puts
+  /// back the cells whose history must wait still.
+  static let beforeReclaimerPutsCellsBack = _Lock<(@Sendable () -> Void)?>(nil)
+  /// Long transactions' turns that found a round of the reclaimer under way and waited for it.
+  static let longTurnsWaitingForRounds = Atomic<Int>(0)
   /// Versions that history trims have stepped over, in all: how much trimming costs.
   static let historyStepsWalked = Atomic<Int>(0)
   /// Pauses begun, in all: a test that holds a cell can wait until the transaction it stages

@@ -191,6 +191,21 @@ extension LibraryTests {
     }
     #endif
 
+    /// An element the transaction appended is guarded during its own mutation like any other,
+    /// even far past the cells made ahead of the appends: such an element had no cell, and a
+    /// read from inside the mutation saw the old element, a write was lost (found by review).
+    @Test func readingAnOwnAppendedElementFromInsideItsMutationTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let array = TArray<Int>()
+        atomically { _ in
+          // One by one: cells are made only a few ahead of them.
+          for element in 0..<100 { array.append(element) }
+          array[60].increment(after: { _ = array[60] })
+        }
+      }
+      #expect(standardError(of: result).contains("while its own value was being mutated in place"))
+    }
+
     @Test func aQueueCapacityBelowOneTraps() async {
       let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
         _ = TQueue<Int>(capacity: 0)
@@ -249,3 +264,12 @@ func enqueueInATaskThatATransactionStarts(capacity: Int?) async {
   try? await Task.sleep(for: .seconds(10))
 }
 #endif
+
+extension Int {
+  /// Adds 1 once `callback` has run: a mutating method whose callback can reach the element
+  /// being mutated.
+  fileprivate mutating func increment(after callback: () -> Void) {
+    callback()
+    self += 1
+  }
+}

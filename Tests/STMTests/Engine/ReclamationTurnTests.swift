@@ -308,6 +308,44 @@ extension LibraryTests {
       #expect(Held.live.load(ordering: .relaxed) - before == 0, "the history kept for the ended transaction stayed")
     }
 
+    /// History kept for a long transaction that ends while another thread's reclamation round
+    /// holds the cell in its batch goes with the transaction's turn: the round trimmed it
+    /// before the snapshot was withdrawn and put it back after the turn had looked at the list,
+    /// and nothing came for it in a quiet program (found by review). The turn now waits for the
+    /// rounds under way.
+    @Test func historyKeptForALongTransactionInAnotherRoundsBatchGoesWithItsTurn() {
+      drainReclamationList()
+      let reclaimer = _Engine.shared.reclaimer
+      let before = Held.live.load(ordering: .relaxed)
+      let variable = TVar<Held?>(Held()), other = TVar(0)
+      nonisolated(unsafe) let endLong = pinSnapshot(reading: other, takingItsTurnAfter: .min)
+      variable.value = nil
+      #expect(historyLength(variable) == 2)
+      let ending = _Lock<ThreadHandle?>(nil)
+      _TestHooks.beforeReclaimerPutsCellsBack.withLock {
+        $0 = {
+          _TestHooks.beforeReclaimerPutsCellsBack.withLock { $0 = nil }
+          // The long transaction ends now, on a thread of its own; this round goes on once its
+          // turn waits for the round (or after a second, should it not wait).
+          let waitingBefore = _TestHooks.longTurnsWaitingForRounds.load(ordering: .relaxed)
+          ending.withLock { $0 = startThread { endLong() } }
+          let deadline = Date().addingTimeInterval(1)
+          while _TestHooks.longTurnsWaitingForRounds.load(ordering: .relaxed) == waitingBefore && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.001)
+          }
+        }
+      }
+      defer { _TestHooks.beforeReclaimerPutsCellsBack.withLock { $0 = nil } }
+      // Another thread's round, as a commit's turn would be, taking no turn of its own after.
+      startThread {
+        _ThreadContext.current.keeperTurnAfter = .max
+        atomically { _ in reclaimer.reclaim(by: _ThreadContext.current) }
+      }.wait()
+      ending.withLock { $0 }?.wait()
+      #expect(historyLength(variable) == 1, "the history kept for the ended transaction stayed")
+      #expect(Held.live.load(ordering: .relaxed) - before == 0)
+    }
+
     /// A map dropped while two long transactions run frees its values as the younger, which
     /// ends last, ends: the older's turn can let go of nothing yet (found by a review).
     @Test func aMapDroppedWhileTwoLongTransactionsRunGoesAsTheLastEnds() {

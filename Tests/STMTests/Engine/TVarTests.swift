@@ -191,12 +191,14 @@ extension LibraryTests {
     }
 
     /// What comes before `configure` in a program leaves the engine unstarted, so that the
-    /// call still works: making variables, arrays, queues and counters, reading statistics
-    /// (the thread's own too) and adding work to a `TransactionQueue`. The last two started it,
-    /// and `configure` threw (found by review).
+    /// call still works: making variables, arrays (from literals and sequences too), queues and
+    /// counters, reading statistics (the thread's own too) and adding work to a
+    /// `TransactionQueue`. The thread's statistics, the work and the arrays made from elements
+    /// started it, and `configure` threw (found by reviews).
     @Test func configureStillWorksAfterWhatDoesNotStartTheEngine() async {
       await #expect(processExitsWith: .success) {
         _ = (TVar(0), TArray<Int>(), TQueue<Int>(), TQueue<Int>(capacity: 4), TCounter())
+        let arrays: [TArray<Int>] = [[1, 2], [], TArray(0..<100)]
         _ = TransactionEngine.statistics
         #expect(TransactionEngine.currentThreadStatistics.commits == 0)
         let queue = TransactionQueue()
@@ -209,7 +211,9 @@ extension LibraryTests {
           exit(1)
         }
         try? queue.run(threads: 1)
-        exit(TransactionEngine.segmentCount == 3 && TransactionEngine.statistics.commits == 4 ? 0 : 2)
+        let queueRan = TransactionEngine.statistics.commits == 4
+        let arraysHold = arrays.map(\.elements) == [[1, 2], [], Array(0..<100)] && arrays[2].count == 100
+        exit(TransactionEngine.segmentCount == 3 && queueRan && arraysHold ? 0 : 2)
       }
     }
 
