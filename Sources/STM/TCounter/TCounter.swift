@@ -26,8 +26,9 @@ public final class TCounter: Sendable {
   }
 
   /// Adds `amount` (which may be negative) as a commutative update. A transaction's additions
-  /// are summed while the sum fits in an `Int` and applied at commit; overflow traps there,
-  /// and only where adding the amounts one by one would.
+  /// are summed while the sum fits in an `Int` and applied at commit, or where the transaction
+  /// reads the counter after them; overflow traps there, and only where adding the amounts one
+  /// by one would.
   ///
   /// Conflicts: none.
   ///

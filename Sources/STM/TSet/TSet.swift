@@ -17,6 +17,18 @@
 /// Like `Set`, the set keeps the member that was inserted: of elements that are equal but
 /// distinguishable, ``insert(_:fileID:line:)`` keeps the one already there and returns it,
 /// ``update(with:fileID:line:)`` replaces it, and ``remove(_:fileID:line:)`` returns it.
+/// Unlike `Set`, the set also keeps, while the element is present, the instance that first
+/// reached its cell: the first insert's, or an argument of a lookup or removal inside a
+/// transaction (which makes the cell even for an absent element). So a member that
+/// ``update(with:fileID:line:)`` replaced, or such an argument, is freed only once the element
+/// is removed, not when it is replaced.
+///
+/// Set algebra with another `TSet` or a `TArray` as its argument reads the argument in the
+/// same atomic step, at the same snapshot. The operations that change the set read any other
+/// sequence once, before that step, since a rerun would find a single-pass sequence used up;
+/// one whose elements come from transactional data is then read at another moment. Pass a
+/// `TSet`, or call the operation inside ``atomically(_:fileID:line:)-88o9x``, to have both read
+/// at once.
 ///
 /// Elements of the standard integer types are placed by a seeded mixer of their bits rather
 /// than by `hashValue`, as ``TDictionary``'s keys are (see there).
@@ -193,9 +205,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*m*) for *m* elements in `other`.
   public func formUnion<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) where S.Element == Element {
-    // Read before the transaction: a rerun would find a single-pass sequence used up.
-    let elements = Array(other)
-    _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
+    withElements(of: other, as: { Array($0) }, at: _CallSite(fileID: fileID, line: line, owner: self)) { elements in
       for element in elements { insert(element, fileID: fileID, line: line) }
     }
   }
@@ -210,9 +220,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*m*) for *m* elements in `other`.
   public func subtract<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) where S.Element == Element {
-    // Read before the transaction: a rerun would find a single-pass sequence used up.
-    let elements = Array(other)
-    _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
+    withElements(of: other, as: { Array($0) }, at: _CallSite(fileID: fileID, line: line, owner: self)) { elements in
       for element in elements { remove(element, fileID: fileID, line: line) }
     }
   }
@@ -227,8 +235,9 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*n* + *m*).
   public func formIntersection<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) where S.Element == Element {
-    let keep = Set(other)
-    removeElements(where: { !keep.contains($0) }, fileID: fileID, line: line)
+    withElements(of: other, as: { Set($0) }, at: _CallSite(fileID: fileID, line: line, owner: self)) { keep in
+      removeElements(where: { !keep.contains($0) }, fileID: fileID, line: line)
+    }
   }
 
   /// Whether every element of the set is in `other` (one snapshot).
@@ -241,7 +250,11 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*n* + *m*) for *n* elements and *m* in `other`.
   public func isSubset<S: Sequence>(of other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Bool where S.Element == Element {
-    elements(at: _CallSite(fileID: fileID, line: line, owner: self)).isSubset(of: other)
+    // `other` is read in the same read-only step, which never reruns, so a single-pass
+    // sequence is safe, and a `TSet` or `TArray` is read at the same snapshot (read after it,
+    // a set kept equal to this one looked different; found by review).
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
+    return _singleOperation(at: site) { _ in elements(at: site).isSubset(of: other) }
   }
 
   /// Whether every element of the set is in `other`, and `other` has at least one more (one
@@ -256,7 +269,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// - Complexity: O(*n* + *m*).
   public func isStrictSubset<S: Sequence>(of other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Bool
   where S.Element == Element {
-    elements(at: _CallSite(fileID: fileID, line: line, owner: self)).isStrictSubset(of: other)
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
+    return _singleOperation(at: site) { _ in elements(at: site).isStrictSubset(of: other) }
   }
 
   /// Whether every element of `other` is in the set, looked up one by one in one atomic step.
@@ -288,9 +302,9 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// - Complexity: O(*m* + *s*) for *m* elements in `other` and *s* engine segments.
   public func isStrictSuperset<S: Sequence>(of other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Bool
   where S.Element == Element {
-    let distinct = Set(other)
     return _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
-      isSuperset(of: distinct, fileID: fileID, line: line) && count > distinct.count
+      let distinct = Set(other)
+      return isSuperset(of: distinct, fileID: fileID, line: line) && count > distinct.count
     }
   }
 
@@ -326,7 +340,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// - Complexity: O(*n* + *m*).
   public func union<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Set<Element>
   where S.Element == Element {
-    elements(at: _CallSite(fileID: fileID, line: line, owner: self)).union(other)
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
+    return _singleOperation(at: site) { _ in elements(at: site).union(other) }
   }
 
   /// The elements of `other` that are in the set, as a standard `Set`, looked up one by one in
@@ -364,7 +379,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// - Complexity: O(*n* + *m*).
   public func subtracting<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Set<Element>
   where S.Element == Element {
-    elements(at: _CallSite(fileID: fileID, line: line, owner: self)).subtracting(other)
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
+    return _singleOperation(at: site) { _ in elements(at: site).subtracting(other) }
   }
 
   /// The elements in either the set or `other` but not both, as a standard `Set` (from one
@@ -379,7 +395,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// - Complexity: O(*n* + *m*).
   public func symmetricDifference<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Set<Element>
   where S.Element == Element {
-    elements(at: _CallSite(fileID: fileID, line: line, owner: self)).symmetricDifference(other)
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
+    return _singleOperation(at: site) { _ in elements(at: site).symmetricDifference(other) }
   }
 
   /// Removes the elements of `other` that are in the set and inserts those that are not, as
@@ -395,9 +412,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// - Complexity: O(*m*) for *m* elements in `other`.
   public func formSymmetricDifference<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line)
   where S.Element == Element {
-    // Read before the transaction: a rerun would find a single-pass sequence used up.
-    let distinct = Set(other)
-    _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
+    withElements(of: other, as: { Set($0) }, at: _CallSite(fileID: fileID, line: line, owner: self)) { distinct in
       for element in distinct where remove(element, fileID: fileID, line: line) == nil {
         insert(element, fileID: fileID, line: line)
       }
@@ -416,6 +431,22 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// - Complexity: O(*n*).
   public func removeAll(fileID: StaticString = #fileID, line: UInt = #line) {
     removeElements(where: { _ in true }, fileID: fileID, line: line)
+  }
+
+  /// Runs `body` as one atomic step with the elements of `other`, read by `read`: inside that
+  /// step when `other` is a `TSet` or a `TArray`, so that they come from the step's own
+  /// snapshot (read before it, they came from another moment, and `a.formIntersection(b)` of
+  /// two sets kept equal by every commit lost elements; found by review); before it for any
+  /// other sequence, which a rerun would find used up if it is single-pass.
+  private func withElements<S: Sequence, Elements>(
+    of other: S, as read: (S) -> Elements, at site: _CallSite, _ body: (Elements) -> Void
+  ) where S.Element == Element {
+    if other is TSet<Element> || other is TArray<Element> {
+      _singleOperation(at: site) { _ in body(read(other)) }
+    } else {
+      let elements = read(other)
+      _singleOperation(at: site) { _ in body(elements) }
+    }
   }
 
   /// Removes, as one atomic step, the elements for which `shouldGo` holds, given every

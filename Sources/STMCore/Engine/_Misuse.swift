@@ -59,8 +59,8 @@ enum _Misuse {
         + "transaction has committed (from afterCommit)."
     case .additionOverflow(let value, let amount):
       "Adding \(amount) to an Int counter holding \(value) overflows Int: a TCounter's add(_:), "
-        + "increment() or decrement(), or a collection's internal count, applied at commit or at once "
-        + "outside a transaction. A counter cannot go past Int.max or below Int.min. Keep the amounts "
+        + "increment() or decrement(), or a collection's internal count, applied at commit, where the "
+        + "transaction read the counter after adding, or at once outside a transaction. A counter cannot go past Int.max or below Int.min. Keep the amounts "
         + "in range, or count in a TVar of a type that cannot overflow."
     }
   }
