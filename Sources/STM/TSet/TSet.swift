@@ -198,6 +198,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// Inserts every element of `other`, as one atomic step.
   ///
   /// Conflicts: as ``insert(_:fileID:line:)`` of each element.
+  /// With a `TSet` or `TArray` as `other`, also with every transaction that changes it: the
+  /// step reads all of it.
   ///
   /// - Parameters:
   ///   - other: The elements to insert.
@@ -213,6 +215,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// Removes every element of `other`, as one atomic step.
   ///
   /// Conflicts: as ``remove(_:fileID:line:)`` of each element.
+  /// With a `TSet` or `TArray` as `other`, also with every transaction that changes it: the
+  /// step reads all of it.
   ///
   /// - Parameters:
   ///   - other: The elements to remove.
@@ -228,6 +232,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// Keeps only the elements that are also in `other`, as one atomic step.
   ///
   /// Conflicts: with every transaction that changes an element (it reads them all).
+  /// With a `TSet` or `TArray` as `other`, also with every transaction that changes it: the
+  /// step reads all of it.
   ///
   /// - Parameters:
   ///   - other: The elements to keep.
@@ -243,6 +249,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// Whether every element of the set is in `other` (one snapshot).
   ///
   /// Conflicts: as ``elements``.
+  /// With a `TSet` or `TArray` as `other`, also with every transaction that changes it: the
+  /// step reads all of it.
   ///
   /// - Parameters:
   ///   - other: The elements to compare with.
@@ -261,6 +269,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// snapshot).
   ///
   /// Conflicts: as ``elements``.
+  /// With a `TSet` or `TArray` as `other`, also with every transaction that changes it: the
+  /// step reads all of it.
   ///
   /// - Parameters:
   ///   - other: The elements to compare with.
@@ -277,6 +287,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///
   /// Conflicts: only with transactions that change an element of `other` (insert, remove or
   /// replace it).
+  /// With a `TSet` or `TArray` as `other`, also with every transaction that changes it: the
+  /// step reads all of it.
   ///
   /// - Parameters:
   ///   - other: The elements to look for.
@@ -294,6 +306,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///
   /// Conflicts: with transactions that change an element of `other` (insert, remove or replace
   /// it), and, through ``count``, with every transaction that inserts or removes an element.
+  /// With a `TSet` or `TArray` as `other`, also with every transaction that changes it: the
+  /// step reads all of it.
   ///
   /// - Parameters:
   ///   - other: The elements to look for.
@@ -313,6 +327,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///
   /// Conflicts: only with transactions that change an element of `other` (insert, remove or
   /// replace it).
+  /// With a `TSet` or `TArray` as `other`, also with every transaction that changes it: the
+  /// step reads all of it.
   ///
   /// - Parameters:
   ///   - other: The elements to look for.
@@ -332,6 +348,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// snapshot).
   ///
   /// Conflicts: as ``elements``.
+  /// With a `TSet` or `TArray` as `other`, also with every transaction that changes it: the
+  /// step reads all of it.
   ///
   /// - Parameters:
   ///   - other: The elements to add.
@@ -349,6 +367,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///
   /// Conflicts: only with transactions that change an element of `other` (insert, remove or
   /// replace it).
+  /// With a `TSet` or `TArray` as `other`, also with every transaction that changes it: the
+  /// step reads all of it.
   ///
   /// - Parameters:
   ///   - other: The elements to look for.
@@ -371,6 +391,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// The set's elements that are not in `other`, as a standard `Set` (from one snapshot).
   ///
   /// Conflicts: as ``elements``.
+  /// With a `TSet` or `TArray` as `other`, also with every transaction that changes it: the
+  /// step reads all of it.
   ///
   /// - Parameters:
   ///   - other: The elements to leave out.
@@ -387,6 +409,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// snapshot).
   ///
   /// Conflicts: as ``elements``.
+  /// With a `TSet` or `TArray` as `other`, also with every transaction that changes it: the
+  /// step reads all of it.
   ///
   /// - Parameters:
   ///   - other: The elements to compare with.
@@ -404,6 +428,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///
   /// Conflicts: as ``insert(_:fileID:line:)`` or ``remove(_:fileID:line:)`` of each element of
   /// `other`.
+  /// With a `TSet` or `TArray` as `other`, also with every transaction that changes it: the
+  /// step reads all of it.
   ///
   /// - Parameters:
   ///   - other: The elements to toggle; one that appears more than once counts once.

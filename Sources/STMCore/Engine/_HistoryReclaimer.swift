@@ -224,6 +224,10 @@ final class _HistoryReclaimer: Sendable {
   func runHousekeeping(by context: _ThreadContext) {
     // Counted before the jobs look at the running snapshots (see `turnAfterLongTransaction`).
     roundsUnderWay.add(1, ordering: .sequentiallyConsistent)
+    // The fence makes the handshake hold in the memory model, not only on x86 and arm64,
+    // whose read-modify-writes fence anyway: the round's later loads are not all sequentially
+    // consistent (noted by review).
+    atomicMemoryFence(ordering: .sequentiallyConsistent)
     defer { roundsUnderWay.subtract(1, ordering: .releasing) }
     let jobs = housekeeping.withLock { list -> [_WeakHousekeeping] in
       let taken = Array(list.prefix(Self.housekeepingBatchSize))
@@ -255,6 +259,10 @@ final class _HistoryReclaimer: Sendable {
     let engine = _Engine.shared
     // Counted before the horizon is read (see `turnAfterLongTransaction`).
     roundsUnderWay.add(1, ordering: .sequentiallyConsistent)
+    // The fence makes the handshake hold in the memory model, not only on x86 and arm64,
+    // whose read-modify-writes fence anyway: the round's later loads are not all sequentially
+    // consistent (noted by review).
+    atomicMemoryFence(ordering: .sequentiallyConsistent)
     defer { roundsUnderWay.subtract(1, ordering: .releasing) }
     engine.recomputeHorizon()
     let batch = pending.withLock { list in

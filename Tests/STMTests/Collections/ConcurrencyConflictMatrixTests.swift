@@ -329,6 +329,17 @@ extension LibraryTests {
       #expect(array.elements == [2, 3])
     }
 
+    /// Set algebra reads a `TSet` argument whole, in its own step: it conflicts with changes of
+    /// the argument, where the same elements passed as an `Array` conflict only with changes
+    /// of those elements in the set.
+    @Test func setAlgebraWithATSetArgumentConflictsWithChangesOfTheArgument() {
+      let a = TSet<Int>(), b: TSet = [1, 2]
+      #expect(abortsOfSecondCommitter(first: { a.formUnion(b) }, then: { b.insert(100) }) == 1)
+      #expect(abortsOfSecondCommitter(first: { a.formUnion([1, 2]) }, then: { b.insert(101) }) == 0)
+      #expect(abortsOfSecondCommitter(first: { a.subtract(b) }, then: { b.remove(100) }) == 1)
+      #expect(a.elements == [100])
+    }
+
     /// Lookups of other absent keys give those keys empty cells, and the sweeps they bring on
     /// must spare the cell of a key that a transaction still running reads or inserts: that
     /// transaction aborted after about 15,000 such lookups in its stripes (found by review).
