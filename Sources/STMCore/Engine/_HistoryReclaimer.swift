@@ -142,6 +142,21 @@ final class _HistoryReclaimer: Sendable {
     }
   }
 
+  /// Counts a round of `reclaim(by:)` or `runHousekeeping(by:)` as under way, before it looks
+  /// at the running snapshots (see `turnAfterLongTransaction(by:)`). The fence makes that
+  /// handshake hold in the memory model, not only on x86 and arm64, whose read-modify-writes
+  /// fence anyway: the round's later loads are not all sequentially consistent (noted by
+  /// review).
+  private func beginRound() {
+    roundsUnderWay.add(1, ordering: .sequentiallyConsistent)
+    atomicMemoryFence(ordering: .sequentiallyConsistent)
+  }
+
+  /// Ends what `beginRound()` began, once the round has put back what must wait still.
+  private func endRound() {
+    roundsUnderWay.subtract(1, ordering: .releasing)
+  }
+
   /// Called after each writing commit on `segment`, which `context`'s thread still holds.
   /// Returns whether the list had its turn (which may set objects aside in the thread's
   /// leftovers).
@@ -222,13 +237,9 @@ final class _HistoryReclaimer: Sendable {
   /// hung on a write to the same collection, or ran in the committed transaction and lost its
   /// writes (found by review).
   func runHousekeeping(by context: _ThreadContext) {
-    // Counted before the jobs look at the running snapshots (see `turnAfterLongTransaction`).
-    roundsUnderWay.add(1, ordering: .sequentiallyConsistent)
-    // The fence makes the handshake hold in the memory model, not only on x86 and arm64,
-    // whose read-modify-writes fence anyway: the round's later loads are not all sequentially
-    // consistent (noted by review).
-    atomicMemoryFence(ordering: .sequentiallyConsistent)
-    defer { roundsUnderWay.subtract(1, ordering: .releasing) }
+    // Before the jobs look at the running snapshots.
+    beginRound()
+    defer { endRound() }
     let jobs = housekeeping.withLock { list -> [_WeakHousekeeping] in
       let taken = Array(list.prefix(Self.housekeepingBatchSize))
       list.removeFirst(taken.count)
@@ -257,13 +268,9 @@ final class _HistoryReclaimer: Sendable {
   /// the others from their turn.
   func reclaim(by context: _ThreadContext) {
     let engine = _Engine.shared
-    // Counted before the horizon is read (see `turnAfterLongTransaction`).
-    roundsUnderWay.add(1, ordering: .sequentiallyConsistent)
-    // The fence makes the handshake hold in the memory model, not only on x86 and arm64,
-    // whose read-modify-writes fence anyway: the round's later loads are not all sequentially
-    // consistent (noted by review).
-    atomicMemoryFence(ordering: .sequentiallyConsistent)
-    defer { roundsUnderWay.subtract(1, ordering: .releasing) }
+    // Before the horizon is read.
+    beginRound()
+    defer { endRound() }
     engine.recomputeHorizon()
     let batch = pending.withLock { list in
       var taken: [_Cell] = []

@@ -60,7 +60,8 @@ enum _Misuse {
     case .additionOverflow(let value, let amount):
       "Adding \(amount) to an Int counter holding \(value) overflows Int: a TCounter's add(_:), "
         + "increment() or decrement(), or a collection's internal count, applied at commit, where the "
-        + "transaction read the counter after adding, or at once outside a transaction. A counter cannot go past Int.max or below Int.min. Keep the amounts "
+        + "transaction read the counter after adding, or at once outside a transaction. A counter "
+        + "cannot go past Int.max or below Int.min. Keep the amounts "
         + "in range, or count in a TVar of a type that cannot overflow."
     }
   }

@@ -42,9 +42,9 @@ private struct KeyThatWaitsInItsEquality: Hashable, Sendable {
 ///
 /// `takingItsTurnAfter`: how long the transaction must have run (in nanoseconds; `.min`,
 /// whatever its length) to take, as it ends, the reclaimer's turn that a long transaction
-/// which kept history takes (`_HistoryReclaimer.turnAfterKeeper(by:)`). Never by default, so
-/// that what it kept stays until a later commit's turn, for the tests of those turns and of
-/// what a kept history changes.
+/// takes (`_HistoryReclaimer.turnAfterLongTransaction(by:)`). Never by default, so that what
+/// it kept stays until a later commit's turn, for the tests of those turns and of what a kept
+/// history changes.
 func pinSnapshot<Value>(
   reading variable: TVar<Value>, takingItsTurnAfter nanoseconds: Int = .max,
   thenInside finish: @escaping @Sendable () -> Void = {}
