@@ -107,12 +107,7 @@ extension LibraryTests {
     /// could never land, and the transaction would wait for room forever.
     @Test func enqueueingMoreThanTheCapacityInOneTransactionTraps() async {
       let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
-        // Should the trap be missing, the transaction waits for good: end the process as a
-        // success after 5 s instead, so that the expectation fails rather than hangs.
-        Thread.detachNewThread {
-          Thread.sleep(forTimeInterval: 5)
-          exit(0)
-        }
+        endAsASuccessAfterFiveSeconds()
         let queue = TQueue<Int>(capacity: 2)
         try? atomically { _ in
           try queue.enqueue(1)
@@ -173,10 +168,7 @@ extension LibraryTests {
     /// then rolled back returned, processing one job twice (found by review). It traps.
     @Test func anAsyncAtomicallyInsideATransactionsBodyTraps() async {
       let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
-        Thread.detachNewThread {
-          Thread.sleep(forTimeInterval: 5)
-          exit(0)
-        }
+        endAsASuccessAfterFiveSeconds()
         let jobs = TVar([1, 2, 3])
         func startTheTaskInATransaction() {
           atomically { _ in
@@ -224,10 +216,7 @@ let asyncDequeueInATransactionMessage =
 /// process as a success after 5 s, should nothing trap, so that the test fails instead of
 /// hanging.
 func dequeueInATaskThatATransactionStarts(itemWaiting: Bool, inALoop: Bool) async {
-  Thread.detachNewThread {
-    Thread.sleep(forTimeInterval: 5)
-    exit(0)
-  }
+  endAsASuccessAfterFiveSeconds()
   let queue = TQueue<Int>()
   if itemWaiting { try? await queue.enqueue(5) }
   // Synchronous, as a transaction's body is, so that the task starts inside it.
@@ -249,10 +238,7 @@ func dequeueInATaskThatATransactionStarts(itemWaiting: Bool, inALoop: Bool) asyn
 /// (`Task.immediate`) that enqueues with the async `enqueue(_:)`, on a queue of `capacity`
 /// that is full if it has one; ends as a success after 5 s should nothing trap.
 func enqueueInATaskThatATransactionStarts(capacity: Int?) async {
-  Thread.detachNewThread {
-    Thread.sleep(forTimeInterval: 5)
-    exit(0)
-  }
+  endAsASuccessAfterFiveSeconds()
   let queue = capacity.map { TQueue<Int>(capacity: $0) } ?? TQueue<Int>()
   if capacity != nil { try! await queue.enqueue(0) }
   func startTheTaskInATransaction() {
@@ -271,5 +257,14 @@ extension Int {
   fileprivate mutating func increment(after callback: () -> Void) {
     callback()
     self += 1
+  }
+}
+
+/// In an exit test that expects a trap, ends the process as a success after 5 s should the trap
+/// be missing and the code wait for good, so that the expectation fails rather than hangs.
+func endAsASuccessAfterFiveSeconds() {
+  Thread.detachNewThread {
+    Thread.sleep(forTimeInterval: 5)
+    exit(0)
   }
 }
