@@ -47,9 +47,18 @@ extension _ThreadContext {
   func setAside(logAndReadsOf segment: _Segment) {
     let hasLog = !segment.log.isEmpty || !segment.log.afterCommit.isEmpty || !segment.log.afterAbort.isEmpty
     guard hasLog || !segment.reads.isEmpty || !segment.rolledBack.isEmpty else { return }
-    guard !isReleasingLeftovers else {
-      // Ended by a deinit that `releaseLeftovers` is running: `leftovers` is being emptied, so
-      // these go beside it. The segment gets buffers without capacity (a rare case).
+    // Beside `leftovers`, not swapped with its buffers, also while they still hold the log
+    // or reads of an attempt that ended but was not let go of yet: a value freed as a
+    // transaction ended, before its `releaseLeftovers`, whose deinit ran a transaction of its
+    // own, swapped that attempt's log back into the segment, and the thread's next attempt
+    // committed its writes and ran its hooks again (found by review).
+    let holdsAnEndedAttempt =
+      !leftovers.log.isEmpty || !leftovers.log.afterCommit.isEmpty || !leftovers.log.afterAbort.isEmpty
+      || !leftovers.reads.isEmpty
+    guard !isReleasingLeftovers && !holdsAnEndedAttempt else {
+      // Ended by a deinit that `releaseLeftovers` is running (`leftovers` is being emptied),
+      // or by one run before it: these go beside it. The segment gets buffers without
+      // capacity (a rare case).
       var nested = _Leftovers()
       if hasLog { swap(&segment.log, &nested.log) }
       if !segment.reads.isEmpty { swap(&segment.reads, &nested.reads) }
