@@ -21,8 +21,8 @@ public struct ConflictEvent: Sendable, Hashable {
   public let outcome: Outcome
   /// The contention kind (``ContentionKind/inevitable`` for an ``Outcome/inevitable`` event).
   public let kind: ContentionKind
-  /// The time the abort cost (from the attempt's start) or the pause lasted; 0 for
-  /// ``Outcome/inevitable``.
+  /// The time the abort cost (from the attempt's start, apart from the attempt's pauses,
+  /// which their own events count) or the pause lasted; 0 for ``Outcome/inevitable``.
   public let seconds: Double
   /// Where the transaction that lost time was started: its `atomically` call. Nil for a
   /// single operation outside `atomically`.
@@ -78,9 +78,9 @@ public struct ConflictEvent: Sendable, Hashable {
 
   /// The event as one line of the log file: tab-separated outcome, kind, seconds, location,
   /// conflicting location, access location, conflicting access location, object (each empty
-  /// when unknown; tabs, line breaks and backslashes in the locations and the object escaped
-  /// as `\t`, `\n`, `\r`, `\\`: a caller may pass any `fileID`, and one with a tab in it
-  /// made a line that could not be read back; found by review).
+  /// when unknown; tabs, line breaks, NULs and backslashes in the locations and the object
+  /// escaped as `\t`, `\n`, `\r`, `\0`, `\\`: a caller may pass any `fileID`, and one with a
+  /// tab in it made a line that could not be read back; found by review).
   ///
   /// The first five fields are those of the earlier five-field format, whose lines still parse.
   var logLine: String {
@@ -127,6 +127,7 @@ public struct ConflictEvent: Sendable, Hashable {
       case "\t": result += "\\t".unicodeScalars
       case "\n": result += "\\n".unicodeScalars
       case "\r": result += "\\r".unicodeScalars
+      case "\0": result += "\\0".unicodeScalars
       default: result.append(scalar)
       }
     }
@@ -142,6 +143,7 @@ public struct ConflictEvent: Sendable, Hashable {
         case "t": result.append("\t")
         case "n": result.append("\n")
         case "r": result.append("\r")
+        case "0": result.append("\0")
         default: result.append(scalar)
         }
         escaping = false

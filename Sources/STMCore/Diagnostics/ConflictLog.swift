@@ -6,9 +6,9 @@ import Foundation
 /// where it read or wrote that object.
 ///
 /// Turn it on in code, or for a whole program with the `STM_CONFLICT_LOG` environment variable
-/// naming a file to write (read when the first transaction starts; a recording the program
-/// started itself before then is left running, and the variable ignored, with a note on
-/// standard error):
+/// naming a file to write (read when a thread first uses the engine, in a transaction or an
+/// operation outside one; a recording the program started itself before then is left
+/// running, and the variable ignored, with a note on standard error):
 ///
 /// ```swift
 /// try ConflictLog.start(writingTo: "conflicts.log")   // or start() for memory only
@@ -40,10 +40,15 @@ public enum ConflictLog {
   /// The environment variable that starts recording into the file it names.
   public static let environmentVariable = "STM_CONFLICT_LOG"
 
-  /// Starts recording, in memory and, with a path, into that file (replaced if it exists),
+  /// Starts recording, in memory and, with a path, into that file (emptied if it exists),
   /// written a line at a time, so that a program that crashes leaves every event it recorded.
   /// Starting again ends the previous recording first (its file gets its summary line and is
   /// closed), also when the new file then cannot be opened.
+  ///
+  /// Give each process a path of its own. Processes that share one (copies of a program that
+  /// inherit `STM_CONFLICT_LOG`, such as a test's exit tests) each empty the file as they
+  /// start, so it loses what was written before; their later lines land whole, one after
+  /// another, and the report sums them.
   ///
   /// - Parameter path: The file to write the events into, or nil to record in memory only.
   /// - Throws: ``ConflictLogError/cannotOpen(_:_:)`` when the file cannot be written.

@@ -67,6 +67,11 @@ extension ConflictReport {
       if kind == .writeWrite && !aborted {
         return "Commits of the same cell waited for each other: one hot cell publishes one commit at a time, even for commutative updates. Spread the updates over cells (per-thread or per-key counters summed when read, a TDictionary keyed by what varies)."
       }
+      // A read that only waited was made stale by nothing: the abort's advice did not fit it
+      // (found by review).
+      if kind == .writeRead && !aborted {
+        return "Reads waited for commits of the cell they read to finish: the cell is written often while others read it. Spread the writes over cells (a TCounter, or a TDictionary keyed by what varies), or read the hot value less often."
+      }
       return switch kind {
       case .writeRead:
         "Another transaction changed something this one had read. If both update a count or a total, make it a TCounter or use TVar.commute (commutative updates never conflict); if they touch different parts of one shared value, keep them in a TDictionary or TArray, whose conflicts are per key and per index; keep long read-only scans out of transactions that write."

@@ -10,16 +10,27 @@ extension ConflictReport {
   /// - Complexity: O(*c* + *o* log *o*) for *c* conflicts with *o* objects.
   public func formatted(top: Int = 10) -> String {
     let attempts = commits + aborts
+    // A log without its summary line (a program that crashed or was killed while recording)
+    // says neither: shown as 0 commits in 0 seconds, every attempt read as an abort (found
+    // by review).
+    let summarized = seconds > 0 || commits > 0
     var lines: [String] = []
-    lines.append(
-      "\(Self.seconds(seconds)) recorded: \(Self.count(commits)) commits (\(Self.rate(transactionsPerSecond)) transactions/s), "
-        + "\(Self.count(aborts)) aborts (\(Self.percent(aborts, of: attempts)) of attempts), \(Self.count(pauses)) pauses")
+    if summarized {
+      lines.append(
+        "\(Self.seconds(seconds)) recorded: \(Self.count(commits)) commits (\(Self.rate(transactionsPerSecond)) transactions/s), "
+          + "\(Self.count(aborts)) aborts (\(Self.percent(aborts, of: attempts)) of attempts), \(Self.count(pauses)) pauses")
+    } else {
+      lines.append(
+        "\(Self.count(aborts)) aborts, \(Self.count(pauses)) pauses recorded "
+          + "(the log has no summary line, so the time and the commits are unknown: the program stopped before the recording did)")
+    }
     lines.append("\(Self.seconds(secondsLostInAborts)) lost in aborts, \(Self.seconds(secondsPaused)) paused (summed over threads)")
     let inevitableCount = inevitableTransactions.values.reduce(0, +)
     if inevitableCount > 0 && (inevitableCount >= 100 || inevitableCount * 100 >= max(commits, 1)) {
       lines.append("")
       lines.append(
-        "warning: \(Self.count(inevitableCount)) transactions became inevitable (\(Self.percent(inevitableCount, of: commits)) of commits); "
+        "warning: \(Self.count(inevitableCount)) transactions became inevitable"
+          + (summarized ? " (\(Self.percent(inevitableCount, of: commits)) of commits)" : "") + "; "
           + "each one makes every writer wait. Most often at:")
       // Ties in the order of their locations (a single operation's last), not in dictionary
       // order, which each process's hashing seed decides (found by review).

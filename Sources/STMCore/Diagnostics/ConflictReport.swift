@@ -17,9 +17,12 @@
 ///     hint: …
 /// ```
 public struct ConflictReport: Sendable, CustomStringConvertible {
-  /// Wall-clock seconds the recording covered (0 when the log does not say).
+  /// Wall-clock seconds the recording covered; 0 when the log does not say (it has no
+  /// summary line: the program stopped before the recording did), and then ``commits`` is
+  /// unknown too, and the printed report says so.
   public var seconds: Double
-  /// Transactions committed while recording (from ``TransactionEngine/statistics``).
+  /// Transactions committed while recording (from ``TransactionEngine/statistics``); 0 when
+  /// the log does not say.
   public var commits: Int
   /// Every conflict, most time lost first.
   public private(set) var conflicts: [Conflict]
@@ -45,8 +48,8 @@ public struct ConflictReport: Sendable, CustomStringConvertible {
   ///
   /// - Parameters:
   ///   - events: The events recorded.
-  ///   - seconds: How long the recording ran, in seconds.
-  ///   - commits: How many transactions committed while it ran.
+  ///   - seconds: How long the recording ran, in seconds; 0 if unknown.
+  ///   - commits: How many transactions committed while it ran; 0 if unknown.
   /// - Complexity: O(*e* + *c* log *c*) for *e* events in *c* conflicts.
   public init(events: some Sequence<ConflictEvent>, seconds: Double, commits: Int) {
     var tally = Tally()
@@ -109,8 +112,12 @@ public struct ConflictReport: Sendable, CustomStringConvertible {
   /// `STM_CONFLICT_LOG` environment variable), in the current format or the earlier one with
   /// five fields per line.
   ///
-  /// A log that ends without a line break, in a line it cannot read, was cut short: the
-  /// program stopped in the middle of writing it (a crash, a kill). That line is left out.
+  /// The log writes every line whole, line break included, so a last line without its line
+  /// break was cut short: the program stopped in the middle of writing it (a crash, a kill),
+  /// or the file was copied while it was being written. That line is left out, even where
+  /// what is left of it would parse (a cut summary line could read 4,000 commits for
+  /// 40,000). Lines may end in a carriage return and a line break, as a log that went through
+  /// a Windows tool does.
   ///
   /// - Parameter text: The whole log file, as text.
   /// - Throws: ``ConflictLogError/malformedLine(_:_:)`` for a line it cannot read, including
@@ -119,27 +126,24 @@ public struct ConflictReport: Sendable, CustomStringConvertible {
   public init(log text: String) throws(ConflictLogError) {
     var events: [ConflictEvent] = []
     var seconds = 0.0, commits = 0
-    let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-    for (index, line) in lines.enumerated() {
+    // By scalar: "\r\n" is one character, so a split by character found no line in a log with
+    // Windows line ends, and reported "No conflicts." (found by review).
+    var lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map(Substring.init)
+    // Empty after a final line break; otherwise the last line was cut.
+    lines.removeLast()
+    for (index, fullLine) in lines.enumerated() {
+      let line = fullLine.unicodeScalars.last == "\r" ? fullLine.dropLast() : fullLine
       if line.isEmpty || line.hasPrefix("#") { continue }
-      // Only the last line can lack its line break: the split leaves an empty one otherwise.
-      let cutShort = index == lines.count - 1
       if line.hasPrefix("summary\t") {
         let fields = line.split(separator: "\t")
         guard fields.count == 3, let wall = Double(fields[1]), wall.isFinite, wall >= 0,
           let committed = Int(fields[2]), committed >= 0
-        else {
-          if cutShort { break }
-          throw .malformedLine(index + 1, String(line))
-        }
+        else { throw .malformedLine(index + 1, String(line)) }
         seconds += wall
         commits += committed
         continue
       }
-      guard let event = ConflictEvent(logLine: line) else {
-        if cutShort { break }
-        throw .malformedLine(index + 1, String(line))
-      }
+      guard let event = ConflictEvent(logLine: line) else { throw .malformedLine(index + 1, String(line)) }
       events.append(event)
     }
     self.init(events: events, seconds: seconds, commits: commits)

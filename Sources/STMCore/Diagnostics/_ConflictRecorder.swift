@@ -33,7 +33,8 @@ final class _ConflictRecorder: @unchecked Sendable {
 
   private struct Recording {
     var tally = ConflictReport.Tally()
-    var file: UnsafeMutablePointer<FILE>?
+    /// The log file's descriptor, if it has one.
+    var file: Int32?
     var startedNanoseconds: Int
     var commitsAtStart: Int
   }
@@ -68,14 +69,14 @@ final class _ConflictRecorder: @unchecked Sendable {
     recording.withLock { recording in
       guard recording != nil else { return }
       recording!.tally.add(event)
-      if let file = recording!.file { fputs(event.logLine + "\n", file) }
+      if let file = recording!.file { Self.writeLine(event.logLine, to: file) }
     }
   }
 
   func start(writingTo path: String?) throws(ConflictLogError) {
     // The previous recording ends first: opened again, its own path would be emptied under
     // its open stream, whose buffered lines would then land over the new log (found by review).
-    if let previous = endRecording(), let file = previous.file { finish(file, previous) }
+    if let previous = endRecording(), let file = previous.file { finish(file, report(of: previous)) }
     _ = try install(writingTo: path, unlessRecording: false)
   }
 
@@ -91,14 +92,16 @@ final class _ConflictRecorder: @unchecked Sendable {
   /// started meanwhile is finished (or, `unlessRecording`, kept, and this one given up), so
   /// that no recording is dropped without its summary (found by review).
   private func install(writingTo path: String?, unlessRecording: Bool) throws(ConflictLogError) -> Bool {
-    var file: UnsafeMutablePointer<FILE>?
+    var file: Int32?
     if let path {
-      file = fopen(path, "w")
-      guard let opened = file else { throw .cannotOpen(path, errno) }
-      // A line at a time: a program that crashes or is killed, the one most worth diagnosing,
-      // leaves every event it recorded, not what a 4 KB buffer had flushed.
-      setvbuf(opened, nil, _IOLBF, 0)
-      fputs(ConflictEvent.logHeader + "\n", opened)
+      // Appending: two processes given the same path (a program that starts copies of
+      // itself, which inherit `STM_CONFLICT_LOG`) each wrote at their own offset, over the
+      // other's lines, and left a file that did not parse (found by review). Each line now
+      // lands whole at the end, whoever writes it.
+      let opened = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o644)
+      guard opened >= 0 else { throw .cannotOpen(path, errno) }
+      file = opened
+      Self.writeLine(ConflictEvent.logHeader, to: opened)
     }
     // Read before taking the lock: the statistics registry has a lock of its own.
     let fresh = Recording(
@@ -111,8 +114,8 @@ final class _ConflictRecorder: @unchecked Sendable {
       _conflictLogIsOn.store(true, ordering: .relaxed)
       return (true, recording)
     }
-    if let replaced, let replacedFile = replaced.file { finish(replacedFile, replaced) }
-    if !installed, let file { fclose(file) }
+    if let replaced, let replacedFile = replaced.file { finish(replacedFile, report(of: replaced)) }
+    if !installed, let file { close(file) }
     Self.flushAtExit
     return installed
   }
@@ -120,8 +123,11 @@ final class _ConflictRecorder: @unchecked Sendable {
   /// Stops recording; returns the report of what was recorded, or nil if nothing was.
   func stop() -> ConflictReport? {
     guard let ended = endRecording() else { return nil }
-    if let file = ended.file { finish(file, ended) }
-    return report(of: ended)
+    // One report for both: made twice, the file's summary and the one returned differed in
+    // their seconds, and could in their commits (found by review).
+    let report = report(of: ended)
+    if let file = ended.file { finish(file, report) }
+    return report
   }
 
   /// Takes the running recording out, if any, and turns the switch off.
@@ -143,11 +149,34 @@ final class _ConflictRecorder: @unchecked Sendable {
       commits: TransactionEngine.statistics.commits - recording.commitsAtStart)
   }
 
-  /// Writes the summary line (wall seconds and commits) and closes the file.
-  private func finish(_ file: UnsafeMutablePointer<FILE>, _ recording: Recording) {
-    let summary = report(of: recording)
-    fputs("summary\t\(summary.seconds)\t\(summary.commits)\n", file)
-    fclose(file)
+  /// Writes the summary line (wall seconds and commits) of `summary` and closes the file.
+  private func finish(_ file: Int32, _ summary: ConflictReport) {
+    Self.writeLine("summary\t\(summary.seconds)\t\(summary.commits)", to: file)
+    close(file)
+  }
+
+  /// Writes `line` and its line break in one `write`, unbuffered: a program that crashes or is
+  /// killed, the one most worth diagnosing, leaves every event it recorded, and a file that
+  /// another process appends to gets the line whole. By length, not as a C string: a NUL in an
+  /// object's description cut the line there, line break included, and the next event ran on
+  /// in the same line (found by review; the log escapes NUL now too).
+  private static func writeLine(_ line: String, to file: Int32) {
+    var bytes = Array(line.utf8)
+    bytes.append(UInt8(ascii: "\n"))
+    bytes.withUnsafeBytes { buffer in
+      var written = 0
+      while written < buffer.count {
+        let result = write(file, buffer.baseAddress! + written, buffer.count - written)
+        if result > 0 {
+          written += result
+        } else if result < 0 && errno == EINTR {
+          continue
+        } else {
+          // A full disk or a closed descriptor: the recording in memory goes on without the file.
+          return
+        }
+      }
+    }
   }
 
   /// Registered once: a program that exits while recording to a file still gets its summary.

@@ -13,7 +13,12 @@
 /// ```
 public struct TransactionStatistics: Sendable, Hashable, CustomStringConvertible {
   /// Transactions that committed, including read-only ones and the single-operation
-  /// transactions that run when a ``TVar`` is used outside `atomically`.
+  /// transactions that run when a ``TVar`` or a collection is used outside `atomically`.
+  ///
+  /// An operation outside `atomically` that updates its cell in place and then changes
+  /// nothing (removing an absent key, inserting an element already there, popping an empty
+  /// array) commits nothing and is not counted; one that reads through a read-only step (a
+  /// lookup, `tryDequeue()` on an empty queue) is.
   public var commits: Int = 0
   /// Aborted attempts, by the kind of contention that caused them. Each one was rerun.
   public var aborts: [ContentionKind: Int] = [:]

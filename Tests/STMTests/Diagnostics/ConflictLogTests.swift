@@ -185,6 +185,7 @@ extension LibraryTests {
         abort\twriteWrite\t0.001\t\tApp/Queue.swift:9
         inevitable\tinevitable\t0.0\tApp/Main.swift:3\t
         summary\t2.0\t1000
+
         """
       let report = try ConflictReport(log: log)
       #expect(report.aborts == 4)
