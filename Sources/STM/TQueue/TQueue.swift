@@ -48,7 +48,12 @@
 /// after another, come out in that order. The most recently dequeued item stays referenced by
 /// the queue until the next dequeue. So do the items dequeued while other transactions run,
 /// which their snapshots may still read: they go at the first dequeue after the last of
-/// those transactions has ended, or as it ends if it ran 10 ms or more.
+/// those transactions has ended, or as it ends if it ran 10 ms or more. The items enqueued
+/// while another transaction runs are kept too, dequeued or not, by the versions of the tail
+/// kept for its snapshot (through the nodes' links): they go at the first enqueue after it
+/// ends (or as it ends, if it ran 10 ms or more), or at a reclamation turn (every 64 writing
+/// commits of a segment), so a queue drained after such a transaction and then left alone
+/// keeps them until one of those comes (see the Performance article).
 ///
 /// `TQueue` is a reference type: copies of a reference share one queue.
 public final class TQueue<Element: Sendable>: Sendable {
