@@ -81,16 +81,23 @@ struct _ThreadDiagnostics {
   var transactionLocation: UInt32 = 0
   var notes: [ObjectIdentifier: _AccessNote] = [:]
 
-  /// Forgets the notes of the transaction or operation that ended. The table keeps its room
-  /// for the next one only while that room is small: one recorded transaction that touched
-  /// 200,000 cells left its thread a table of 28 MB for the thread's lifetime (found by review).
+  /// Takes out the notes of the transaction or operation that is ending (nil when it noted
+  /// nothing, as whenever the log is off), for `_ThreadContext.letGo(ofNotes:)` once the
+  /// thread holds no segment and no lock. A note may hold a key's last reference (a key made
+  /// for one lookup), whose deinit is the user's code: run while the thread still held the
+  /// ended attempt's segment, a transaction it ran joined that attempt, and its writes were
+  /// lost (found by review).
   @inline(__always)
-  mutating func endAccesses() {
-    if !notes.isEmpty { notes.removeAll(keepingCapacity: notes.capacity <= Self.notesKeptRoom) }
+  mutating func takeAccesses() -> [ObjectIdentifier: _AccessNote]? {
+    guard !notes.isEmpty else { return nil }
+    var taken: [ObjectIdentifier: _AccessNote] = [:]
+    swap(&taken, &notes)
+    return taken
   }
 
   /// The most notes whose room the table keeps between transactions: enough for a
-  /// transaction's usual accesses, about 70 KB.
+  /// transaction's usual accesses, about 70 KB. One recorded transaction that touched 200,000
+  /// cells left its thread a table of 28 MB for the thread's lifetime (found by review).
   static let notesKeptRoom = 1_024
 
   /// The location of `cell`'s read (`reading`) or write by the running transaction.
@@ -102,6 +109,20 @@ struct _ThreadDiagnostics {
   /// The description of `cell`, as the running transaction's operations named it.
   func objectDescription(of cell: _Cell) -> String {
     notes[ObjectIdentifier(cell)]?.objectDescription ?? cell.variableDescription
+  }
+}
+
+extension _ThreadContext {
+  /// Lets go of the notes `_ThreadDiagnostics.takeAccesses()` took out, once the thread holds
+  /// no segment and no lock, and gives their emptied table back to keep its room, if it is
+  /// small and the thread's table has less (a transaction a key's deinit ran meanwhile may
+  /// have made one).
+  @inline(never)
+  func letGo(ofNotes taken: consuming [ObjectIdentifier: _AccessNote]) {
+    var notes = taken
+    let keepsRoom = notes.capacity <= _ThreadDiagnostics.notesKeptRoom
+    notes.removeAll(keepingCapacity: keepsRoom)
+    if keepsRoom && diagnostics.notes.isEmpty && diagnostics.notes.capacity < notes.capacity { diagnostics.notes = notes }
   }
 }
 

@@ -196,10 +196,14 @@ final class _HistoryReclaimer: Sendable {
       waitingReleaseCount.add(1, ordering: .relaxed)
     }
     // Inside a transaction, the deinits of what goes would run in it (see `_Leftovers`): that
-    // waits for the transaction's end, a turn or a later call. Outside one, the running
-    // snapshots are looked at again now that these wait: a transaction that ended since the
-    // first look may have missed them as it ended.
-    if waitingReleaseCount.load(ordering: .relaxed) > 0 && _ThreadState.current.pointee.segment == nil {
+    // waits for the transaction's end, a turn or a later call. So it does inside the user's
+    // code that the engine runs with the thread barred from transactional data, which shows
+    // no segment either (a drop-in update's closure, a commute's transform): freed there, a
+    // map dropped elsewhere had its values' deinits trap, blaming that code (found by review).
+    // Outside, the running snapshots are looked at again now that these wait: a transaction
+    // that ended since the first look may have missed them as it ended.
+    let state = _ThreadState.current
+    if waitingReleaseCount.load(ordering: .relaxed) > 0 && state.pointee.segment == nil && state.pointee.forbiddenAccess == nil {
       releaseWhatNoSnapshotNeeds()
     }
   }

@@ -99,11 +99,25 @@ extension _ThreadContext {
   ///
   /// A `deinit` that runs here may end a transaction or an update of its own, which sets its
   /// leftovers aside beside these (`setAsideWhileReleasing`) instead of into the lists being
-  /// emptied, and leaves them to this call, which frees them after these.
+  /// emptied, and frees them as it ends, calling this again: a deinit that ran 2,000
+  /// transactions kept all their logs and dropped versions until it returned, when they were
+  /// left to the outer call (found by review).
   func releaseLeftovers() {
-    guard !isReleasingLeftovers, !leftovers.isEmpty else { return }
+    if isReleasingLeftovers {
+      releaseWhatWasSetAsideWhileReleasing()
+      return
+    }
+    guard !leftovers.isEmpty else { return }
     isReleasingLeftovers = true
     leftovers.release()
+    releaseWhatWasSetAsideWhileReleasing()
+    isReleasingLeftovers = false
+  }
+
+  /// Frees `setAsideWhileReleasing`, and what the deinits this runs set aside meanwhile. A
+  /// deinit that runs here and ends a transaction frees its own the same way, nested: the
+  /// list is taken out first.
+  private func releaseWhatWasSetAsideWhileReleasing() {
     while !setAsideWhileReleasing.isEmpty {
       var nested: [_Leftovers] = []
       swap(&nested, &setAsideWhileReleasing)
@@ -112,7 +126,6 @@ extension _ThreadContext {
         nested[index].reads.deallocate()
       }
     }
-    isReleasingLeftovers = false
   }
 }
 

@@ -217,7 +217,7 @@ struct _TransactionRun {
     segment.retryRequested = false
     segment.isRunning = false
     if segment.siteNumber.load(ordering: .relaxed) != 0 { segment.siteNumber.store(0, ordering: .relaxed) }
-    context.diagnostics.endAccesses()
+    let endedNotes = context.diagnostics.takeAccesses()
     // Freed once the thread holds no segment: what they hold may be the last reference to a
     // value whose deinit uses transactional data (see `_Leftovers`).
     context.setAside(logAndReadsOf: segment)
@@ -233,6 +233,7 @@ struct _TransactionRun {
       engine.reclaimer.releaseWhatTheEndedSnapshotKept(snapshot)
     }
     context.releaseLeftovers()
+    if let endedNotes { context.letGo(ofNotes: endedNotes) }
     return hooks
   }
 }
@@ -264,12 +265,13 @@ extension _EngineEntry {
       engine.withdrawLookup(for: segment)
       let snapshot = segment.snapshot
       context.lastCommit = _SerialPosition(number: snapshot, isReadOnly: true)
-      context.diagnostics.endAccesses()
+      let endedNotes = context.diagnostics.takeAccesses()
       segment.context = nil
       engine.releaseSegment(segment)
       // A map dropped while this read ran goes now, if nothing else keeps it: a program that
       // only reads has nothing else that would let it go.
       engine.reclaimer.releaseWhatTheEndedSnapshotKept(snapshot)
+      if let endedNotes { context.letGo(ofNotes: endedNotes) }
     }
     context.statistics.recordCommit()
   }
@@ -546,7 +548,7 @@ extension _EngineEntry {
     of cell: _Cell, _ segment: _Segment, _ context: _ThreadContext, _ engine: _Engine, published: Bool,
     companion: Unmanaged<_Cell>?, extra: Unmanaged<_Cell>? = nil, fencesWake: Bool = true, droppedNothing: Bool = false
   ) {
-    context.diagnostics.endAccesses()
+    let endedNotes = context.diagnostics.takeAccesses()
     segment.peekedUnnumberedWrite = false
     // The companions by address from here on: once unlocked, one may be freed before the
     // wake-up below (a queue's last node, which a consumer can take once its link is free).
@@ -571,6 +573,11 @@ extension _EngineEntry {
     // Once the locks are let go: a version that the publish dropped may hold the last
     // reference to a value whose deinit reads this very cell. `droppedNothing`: the update
     // dropped no value, so only a reclamation turn can have set objects aside.
-    if (!droppedNothing || tookReclamationTurn) && context.leftovers.holdsDroppedObjects { context.releaseLeftovers() }
+    // (Inside a deinit that `releaseLeftovers` runs, what this update dropped went beside the
+    // leftovers being released: freed now, not when that deinit returns.)
+    if (!droppedNothing || tookReclamationTurn) && (context.leftovers.holdsDroppedObjects || context.isReleasingLeftovers) {
+      context.releaseLeftovers()
+    }
+    if let endedNotes { context.letGo(ofNotes: endedNotes) }
   }
 }

@@ -1,0 +1,205 @@
+import Foundation
+import STM
+@testable import STMCore
+import STMTestSupport
+import Synchronization
+import Testing
+
+/// A dictionary key whose deinit runs a writing transaction of its own.
+private final class KeyWritingOnDeinit: Hashable, Sendable {
+  let id: Int
+  let target: TVar<Int>
+  init(_ id: Int, _ target: TVar<Int>) { (self.id, self.target) = (id, target) }
+  static func == (a: KeyWritingOnDeinit, b: KeyWritingOnDeinit) -> Bool { a.id == b.id }
+  func hash(into hasher: inout Hasher) { hasher.combine(id) }
+  deinit {
+    atomically { _ in target.value += 1 }
+  }
+}
+
+/// Runs a writing transaction of its own when freed.
+private final class WritesOnDeinit: Sendable {
+  let target: TVar<Int>
+  init(_ target: TVar<Int>) { self.target = target }
+  deinit { atomically { _ in target.value += 1 } }
+}
+
+/// Notes, when freed, whether its thread was barred from transactional data (a drop-in
+/// mutation's closure, a commute transform), where a deinit that used it would trap.
+private final class NotesWhereItIsFreed: Sendable {
+  let notes: LockedBox<[String]>
+  init(_ notes: LockedBox<[String]>) { self.notes = notes }
+  deinit {
+    let barred = _ThreadContext.current.forbiddenAccess
+    notes.value.append(barred.map { "freed while barred: \($0)" } ?? "freed outside")
+  }
+}
+
+/// Runs many transactions when freed, and notes what its thread kept meanwhile.
+private final class RunsManyTransactionsOnDeinit: Sendable {
+  let target: TVar<[Int]>
+  let kept: LockedBox<[Int]>
+  init(_ target: TVar<[Int]>, _ kept: LockedBox<[Int]>) { (self.target, self.kept) = (target, kept) }
+  deinit {
+    let versionsBefore = _LiveCounters.versions.load(ordering: .relaxed)
+    for i in 0..<2_000 { atomically { _ in target.value = [i] } }
+    kept.value = [
+      _ThreadContext.current.setAsideWhileReleasing.count,
+      _LiveCounters.versions.load(ordering: .relaxed) - versionsBefore,
+    ]
+  }
+}
+
+/// A key whose deinit does a drop-in update.
+private final class KeyBumpingOnDeinit: Hashable, Sendable {
+  let id: Int
+  let target: TVar<Int>
+  init(_ id: Int, _ target: TVar<Int>) { (self.id, self.target) = (id, target) }
+  static func == (a: KeyBumpingOnDeinit, b: KeyBumpingOnDeinit) -> Bool { a.id == b.id }
+  func hash(into hasher: inout Hasher) { hasher.combine(id) }
+  deinit { target.value += 1 }
+}
+
+extension LibraryTests {
+  /// User code that the engine runs in the middle of its own bookkeeping (a key's or a
+  /// value's deinit) and that runs transactions or drop-in updates of its own: it must run as
+  /// any code outside a transaction does, neither joining an ended attempt nor trapping for
+  /// the code around it, and what those transactions leave must go as they end. (Each test
+  /// here failed before its fix; found by review.)
+  @Suite struct DeinitReentryTests {
+    /// While the conflict log records, the notes of a transaction's accesses hold its keys; a
+    /// key made for one lookup had its last reference let go of while the thread still held
+    /// the ended attempt's segment, and its deinit's transaction joined that attempt.
+    @Test func aKeyFreedAsTheRecordedTransactionEndsRunsItsTransactionOutsideIt() throws {
+      let dict = TDictionary<KeyWritingOnDeinit, String>()
+      let target = TVar(0), other = TVar(0)
+      let stored = KeyWritingOnDeinit(1, target)
+      dict[stored] = "a"
+      try ConflictLog.start()
+      defer { ConflictLog.stop() }
+      atomically { _ in
+        other.value += 1
+        dict[stored] = "b"
+        dict[KeyWritingOnDeinit(1, target), default: ""] += "c"
+      }
+      #expect(dict[stored] == "bc")
+      #expect(target.value == 1, "the key's deinit's transaction wrote \(target.value)")
+    }
+
+    @Test func aKeyFreedAsTheRecordedTransactionEndsRunsItsDropInUpdateOutsideIt() throws {
+      let dict = TDictionary<KeyBumpingOnDeinit, String>()
+      let target = TVar(0), other = TVar(0)
+      let stored = KeyBumpingOnDeinit(1, target)
+      dict[stored] = "a"
+      try ConflictLog.start()
+      defer { ConflictLog.stop() }
+      atomically { _ in
+        other.value += 1
+        dict[stored] = "b"
+        dict[KeyBumpingOnDeinit(1, target), default: ""] += "c"
+      }
+      #expect(target.value == 1, "the key's deinit's update wrote \(target.value)")
+    }
+
+    /// A variable made and only read inside a transaction, recorded or not: its cell is held
+    /// last by the read list, or by the conflict log's note.
+    @Test(arguments: [false, true]) func aVariableMadeAndReadInARecordedTransaction(recording: Bool) throws {
+      if recording { try ConflictLog.start() }
+      defer { if recording { ConflictLog.stop() } }
+      let target = TVar(0)
+      atomically { _ in
+        let made = TVar(WritesOnDeinit(target))
+        _ = made.value
+      }
+      #expect(target.value == 1, "recording \(recording): the value's deinit's transaction wrote \(target.value)")
+    }
+
+    /// A map dropped while a drop-in update's lookup was announced waits for it; that update
+    /// ends without looking at what waits, so it stays. A later drop-in update's closure (the
+    /// user's code, run with the key's cell locked and the thread barred) that lets go of a
+    /// scratch set frees it there: `_KeyIndex.deinit` -> `releaseAfterRunningSnapshots` sees
+    /// no segment in the thread state and frees every map that waits.
+    @Test(arguments: [false, true]) func aMapDroppedElsewhereIsNotFreedInsideUsersCodeTheEngineRuns(inCommute: Bool) {
+      let notes = LockedBox<[String]>([])
+      var dropped: TDictionary<Int, NotesWhereItIsFreed>? = TDictionary()
+      dropped![0] = NotesWhereItIsFreed(notes)
+      let other = TDictionary<Int, Int>()
+      other[1] = 0
+      let looked = Gate(), go = Gate()
+      _TestHooks.beforeInPlaceUpdateLocks.withLock { hook in
+        hook = { looked.open(); go.wait() }
+      }
+      let thread = startThread { other.update(forKey: 1, default: 0) { $0 += 1 } }
+      looked.wait()
+      _TestHooks.beforeInPlaceUpdateLocks.withLock { $0 = nil }
+      dropped = nil
+      go.open()
+      #expect(thread.wait(timeout: .now() + 20) == .success)
+      #expect(notes.value.isEmpty, "freed early: \(notes.value)")
+      #expect(_Engine.shared.reclaimer.releasesWaiting >= 1)
+      if inCommute {
+        let counter = TVar(0)
+        atomically { _ in
+          counter.commute { value in
+            let scratch = TSet<Int>()
+            _ = scratch
+            return value + 1
+          }
+        }
+        #expect(counter.value == 1)
+      } else {
+        other.update(forKey: 1, default: 0) { value in
+          let scratch = TSet<Int>()
+          _ = scratch
+          value += 1
+        }
+        #expect(other[1] == 2)
+      }
+      // Freed later (a turn, a later call outside) is fine; freed in there was the fault.
+      #expect(!notes.value.contains { $0.hasPrefix("freed while barred") }, "\(notes.value)")
+    }
+
+    /// The same, with a value whose deinit runs a transaction: it trapped, blaming the update
+    /// whose closure only let go of a scratch set.
+    @Test func aMapDroppedElsewhereWhoseValueRunsATransactionDoesNotTrapInADropInUpdate() async {
+      await #expect(processExitsWith: .success) {
+        func stage() {
+          let target = TVar(0)
+          var dropped: TDictionary<Int, WritesOnDeinit>? = TDictionary()
+          dropped![0] = WritesOnDeinit(target)
+          let other = TDictionary<Int, Int>()
+          other[1] = 0
+          let looked = Gate(), go = Gate()
+          _TestHooks.beforeInPlaceUpdateLocks.withLock { hook in
+            hook = { looked.open(); go.wait() }
+          }
+          let thread = startThread { other.update(forKey: 1, default: 0) { $0 += 1 } }
+          looked.wait()
+          _TestHooks.beforeInPlaceUpdateLocks.withLock { $0 = nil }
+          dropped = nil
+          go.open()
+          _ = thread.wait(timeout: .now() + 20)
+          other.update(forKey: 1, default: 0) { value in
+            let scratch = TSet<Int>()
+            _ = scratch
+            value += 1
+          }
+        }
+        stage()
+        exit(0)
+      }
+    }
+
+    /// A value freed by `releaseLeftovers` whose deinit runs a loop of transactions: each
+    /// one's log, reads and dropped versions went beside the leftovers being released and were
+    /// kept until the deinit returned.
+    @Test func aDeinitThatRunsManyTransactionsKeepsNothingOfThemMeanwhile() {
+      let kept = LockedBox<[Int]>([])
+      let target = TVar<[Int]>([])
+      let holder = TVar<RunsManyTransactionsOnDeinit?>(RunsManyTransactionsOnDeinit(target, kept))
+      atomically { _ in holder.value = nil }
+      #expect(target.value == [1_999])
+      #expect(kept.value.count == 2 && kept.value[0] < 10 && kept.value[1] < 100, "set aside meanwhile, versions alive: \(kept.value)")
+    }
+  }
+}
