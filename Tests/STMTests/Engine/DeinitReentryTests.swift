@@ -60,6 +60,27 @@ private final class KeyBumpingOnDeinit: Hashable, Sendable {
   deinit { target.value += 1 }
 }
 
+/// Drops a map holding `value` while a drop-in update of another map (returned, its key 1
+/// updated from 0 to 1) has its lookup announced: the dropped map waits for that lookup, and
+/// the update ends without looking at what waits, so the map still waits afterwards.
+private func dropAMapWhileADropInUpdateLooksUp<Value: Sendable>(holding value: Value) -> TDictionary<Int, Int> {
+  var dropped: TDictionary<Int, Value>? = TDictionary()
+  dropped![0] = value
+  let other = TDictionary<Int, Int>()
+  other[1] = 0
+  let looked = Gate(), go = Gate()
+  _TestHooks.beforeInPlaceUpdateLocks.withLock { hook in
+    hook = { looked.open(); go.wait() }
+  }
+  let thread = startThread { other.update(forKey: 1, default: 0) { $0 += 1 } }
+  looked.wait()
+  _TestHooks.beforeInPlaceUpdateLocks.withLock { $0 = nil }
+  dropped = nil
+  go.open()
+  #expect(thread.wait(timeout: .now() + 20) == .success)
+  return other
+}
+
 extension LibraryTests {
   /// User code that the engine runs in the middle of its own bookkeeping (a key's or a
   /// value's deinit) and that runs transactions or drop-in updates of its own: it must run as
@@ -121,20 +142,7 @@ extension LibraryTests {
     /// no segment in the thread state and frees every map that waits.
     @Test(arguments: [false, true]) func aMapDroppedElsewhereIsNotFreedInsideUsersCodeTheEngineRuns(inCommute: Bool) {
       let notes = LockedBox<[String]>([])
-      var dropped: TDictionary<Int, NotesWhereItIsFreed>? = TDictionary()
-      dropped![0] = NotesWhereItIsFreed(notes)
-      let other = TDictionary<Int, Int>()
-      other[1] = 0
-      let looked = Gate(), go = Gate()
-      _TestHooks.beforeInPlaceUpdateLocks.withLock { hook in
-        hook = { looked.open(); go.wait() }
-      }
-      let thread = startThread { other.update(forKey: 1, default: 0) { $0 += 1 } }
-      looked.wait()
-      _TestHooks.beforeInPlaceUpdateLocks.withLock { $0 = nil }
-      dropped = nil
-      go.open()
-      #expect(thread.wait(timeout: .now() + 20) == .success)
+      let other = dropAMapWhileADropInUpdateLooksUp(holding: NotesWhereItIsFreed(notes))
       #expect(notes.value.isEmpty, "freed early: \(notes.value)")
       #expect(_Engine.shared.reclaimer.releasesWaiting >= 1)
       if inCommute {
@@ -164,21 +172,7 @@ extension LibraryTests {
     @Test func aMapDroppedElsewhereWhoseValueRunsATransactionDoesNotTrapInADropInUpdate() async {
       await #expect(processExitsWith: .success) {
         func stage() {
-          let target = TVar(0)
-          var dropped: TDictionary<Int, WritesOnDeinit>? = TDictionary()
-          dropped![0] = WritesOnDeinit(target)
-          let other = TDictionary<Int, Int>()
-          other[1] = 0
-          let looked = Gate(), go = Gate()
-          _TestHooks.beforeInPlaceUpdateLocks.withLock { hook in
-            hook = { looked.open(); go.wait() }
-          }
-          let thread = startThread { other.update(forKey: 1, default: 0) { $0 += 1 } }
-          looked.wait()
-          _TestHooks.beforeInPlaceUpdateLocks.withLock { $0 = nil }
-          dropped = nil
-          go.open()
-          _ = thread.wait(timeout: .now() + 20)
+          let other = dropAMapWhileADropInUpdateLooksUp(holding: WritesOnDeinit(TVar(0)))
           other.update(forKey: 1, default: 0) { value in
             let scratch = TSet<Int>()
             _ = scratch
