@@ -81,9 +81,12 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// - Parameter keysAndValues: The keys and values to start with.
   /// - Complexity: O(*n*) for *n* pairs.
   public convenience init<S: Sequence>(uniqueKeysWithValues keysAndValues: S) where S.Element == (Key, Value) {
-    self.init(sizedFor: keysAndValues.underestimatedCount)
+    // Read before the step, as `merge` reads its pairs: a rerun found a single-pass sequence
+    // used up and left the dictionary empty (found by review).
+    let pairs = Array(keysAndValues)
+    self.init(sizedFor: pairs.count)
     _singleOperation(at: .unknown(in: self)) { _ in
-      for (key, value) in keysAndValues where !insertIfAbsent(value, forKey: key).inserted {
+      for (key, value) in pairs where !insertIfAbsent(value, forKey: key).inserted {
         fatalError("TDictionary(uniqueKeysWithValues:) was given the key \(key) more than once. Use TDictionary(_:uniquingKeysWith:) to combine the values of repeated keys.")
       }
     }

@@ -18,8 +18,8 @@
 /// distinguishable, ``insert(_:fileID:line:)`` keeps the one already there and returns it,
 /// ``update(with:fileID:line:)`` replaces it, and ``remove(_:fileID:line:)`` returns it.
 /// Unlike `Set`, the set also keeps, while the element is present, the instance that first
-/// reached its cell: the first insert's, or an argument of a lookup or removal inside a
-/// transaction (which makes the cell even for an absent element). So a member that
+/// reached its cell: the first insert's, or an argument of a lookup inside a transaction or
+/// of a removal (either of which makes the cell even for an absent element). So a member that
 /// ``update(with:fileID:line:)`` replaced, or such an argument, is freed only once the element
 /// is removed, not when it is replaced.
 ///
@@ -70,9 +70,13 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// - Parameter sequence: The elements to start with.
   /// - Complexity: O(*n*) for *n* elements.
   public convenience init<S: Sequence>(_ sequence: S) where S.Element == Element {
-    self.init(sizedFor: sequence.underestimatedCount)
+    // Read before the step, as the mutating operations read theirs: a sequence whose elements
+    // read transactional data could make the step rerun, which found a single-pass sequence
+    // used up and left the set empty (found by review).
+    let elements = Array(sequence)
+    self.init(sizedFor: elements.count)
     _singleOperation(at: .unknown(in: self)) { _ in
-      for element in sequence {
+      for element in elements {
         // The first of equal elements stays, as in `Set`.
         storage.update(forKey: element, at: .unknown(in: self)) { member in
           guard member == nil else { return (false, ()) }

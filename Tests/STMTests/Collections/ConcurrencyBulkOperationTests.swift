@@ -46,6 +46,31 @@ extension LibraryTests {
       #expect(merged.dictionary == [1: 101, 2: 2, 3: 3, 4: 4, 5: 5])
     }
 
+    /// A single-pass sequence, the numbers 1 to 5, each of which reads `variable`, which
+    /// another thread changes as the second number is made: a step that reads the sequence
+    /// then conflicts and reruns.
+    private func numbers(reading variable: TVar<Int>) -> AnyIterator<Int> {
+      var next = 0
+      return AnyIterator {
+        next += 1
+        _ = variable.value
+        if next == 2 { startThread { variable.value += 1 }.wait() }
+        return next <= 5 ? next : nil
+      }
+    }
+
+    /// The initializers from a sequence read it before their step as well: `TSet(_:)` and
+    /// `TDictionary(uniqueKeysWithValues:)` read it inside, and a rerun found it used up and
+    /// left the new set or dictionary empty (found by review).
+    @Test func initializersReadASinglePassSequenceOnce() {
+      let set = TSet(numbers(reading: TVar(0)))
+      #expect(set.elements == Set(1...5))
+      let dictionary = TDictionary(uniqueKeysWithValues: numbers(reading: TVar(0)).lazy.map { ($0, $0 * 10) })
+      #expect(dictionary.dictionary == [1: 10, 2: 20, 3: 30, 4: 40, 5: 50])
+      let combined = TDictionary(numbers(reading: TVar(0)).lazy.map { ($0 % 2, $0) }, uniquingKeysWith: +)
+      #expect(combined.dictionary == [0: 6, 1: 9])
+    }
+
     /// `map` and `Array(_:)` trust `underestimatedCount`, and force-unwrap that many elements:
     /// outside a transaction the count and the iteration are two snapshots, so a key removed
     /// between them made `map` trap. Outside a transaction the hint is 0 now; inside, it is
