@@ -80,6 +80,9 @@ final class _ThreadContext: @unchecked Sendable {
   /// Set while `releaseLeftovers()` runs, and what the deinits it runs set aside meanwhile.
   @exclusivity(unchecked) var isReleasingLeftovers = false
   @exclusivity(unchecked) var setAsideWhileReleasing: [_Leftovers] = []
+  /// Set while a call of `releaseLeftovers()` nested in another frees what was set aside
+  /// meanwhile: deeper calls leave theirs to it.
+  @exclusivity(unchecked) var isReleasingSetAside = false
   /// The conflict log's state for this thread (see `_ThreadDiagnostics`).
   @exclusivity(unchecked) var diagnostics = _ThreadDiagnostics()
   /// Versions this thread's commits dropped, for its next writes to reuse.

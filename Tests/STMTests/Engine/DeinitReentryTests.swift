@@ -81,6 +81,22 @@ private func dropAMapWhileADropInUpdateLooksUp<Value: Sendable>(holding value: V
   return other
 }
 
+/// A link of a chain whose deinit lets go of the next link in a transaction of its own.
+private final class LetsGoOfTheNextLink: Sendable {
+  let next: TVar<LetsGoOfTheNextLink?>
+  init(_ next: LetsGoOfTheNextLink?) { self.next = TVar(next) }
+  deinit { atomically { _ in next.value = nil } }
+}
+
+/// Makes a chain of `count` links, held by a variable, and lets go of it in a transaction.
+private func letGoOfAChain(of count: Int) {
+  var first: LetsGoOfTheNextLink?
+  for _ in 0..<count { first = LetsGoOfTheNextLink(first) }
+  let holder = TVar(first)
+  first = nil
+  atomically { _ in holder.value = nil }
+}
+
 extension LibraryTests {
   /// User code that the engine runs in the middle of its own bookkeeping (a key's or a
   /// value's deinit) and that runs transactions or drop-in updates of its own: it must run as
@@ -181,6 +197,17 @@ extension LibraryTests {
         }
         stage()
         exit(0)
+      }
+    }
+
+    /// A chain whose links' deinits each let go of the next in a transaction: freed one after
+    /// another, not one stack frame deeper per link, which overflowed the 1 MiB stack of a
+    /// thread of `startThread` at 2,000 links (a regression of the nested release below,
+    /// found by the review of it).
+    @Test func aLongChainOfDeinitTransactionsIsFreedWithoutDeepRecursion() async {
+      await #expect(processExitsWith: .success) {
+        let thread = startThread { letGoOfAChain(of: 2_000) }
+        exit(thread.wait(timeout: .now() + 60) == .success ? 0 : 1)
       }
     }
 
