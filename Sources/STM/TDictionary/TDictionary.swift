@@ -82,14 +82,15 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// - Complexity: O(*n*) for *n* pairs.
   public convenience init<S: Sequence>(uniqueKeysWithValues keysAndValues: S) where S.Element == (Key, Value) {
     // Read before the step, as `merge` reads its pairs: a rerun found a single-pass sequence
-    // used up and left the dictionary empty (found by review).
-    let pairs = Array(keysAndValues)
-    self.init(sizedFor: pairs.count)
-    _singleOperation(at: .unknown(in: self)) { _ in
-      for (key, value) in pairs where !insertIfAbsent(value, forKey: key).inserted {
-        fatalError("TDictionary(uniqueKeysWithValues:) was given the key \(key) more than once. Use TDictionary(_:uniquingKeysWith:) to combine the values of repeated keys.")
-      }
+    // used up and left the dictionary empty (found by review). Into a dictionary, so that a
+    // repeated key traps as it is read, as `Dictionary`'s does, not after an endless
+    // sequence has been read to the end (found by review).
+    var pairs: [Key: Value] = [:]
+    pairs.reserveCapacity(keysAndValues.underestimatedCount)
+    for (key, value) in keysAndValues where pairs.updateValue(value, forKey: key) != nil {
+      fatalError("TDictionary(uniqueKeysWithValues:) was given the key \(key) more than once. Use TDictionary(_:uniquingKeysWith:) to combine the values of repeated keys.")
     }
+    self.init(pairs)
   }
 
   /// Creates a dictionary from pairs, using `combine` for the values of a key that comes more

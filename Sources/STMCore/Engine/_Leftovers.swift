@@ -101,17 +101,19 @@ extension _ThreadContext {
   /// leftovers aside beside these (`setAsideWhileReleasing`) instead of into the lists being
   /// emptied, and frees them as it ends, calling this again: a deinit that ran 2,000
   /// transactions kept all their logs and dropped versions until it returned, when they were
-  /// left to the outer call (found by review). One level only: a deinit run by that nested
-  /// call leaves what its transactions set aside to the nested call's loop, which takes it
-  /// up as it goes, so that a chain of values whose deinits free the next one in a
-  /// transaction frees them one after another instead of one stack frame deeper each (a
-  /// chain of 2,000 overflowed a thread's stack; found by review).
+  /// left to the outer call (found by review). Nested `maximumReleaseNesting` levels at most:
+  /// deeper, a deinit leaves what its transactions set aside to the innermost call's loop,
+  /// which takes it up as it goes, so that a chain of values whose deinits free the next one
+  /// in a transaction is freed one after another past that depth instead of one stack frame
+  /// deeper per link (with no limit, a chain of 2,000 overflowed a thread's stack; with one
+  /// level, a deinit freed by the nested call kept all its transactions left until it
+  /// returned; both found by review).
   func releaseLeftovers() {
     if isReleasingLeftovers {
-      guard !isReleasingSetAside else { return }
-      isReleasingSetAside = true
+      guard setAsideReleaseDepth < Self.maximumReleaseNesting else { return }
+      setAsideReleaseDepth += 1
       releaseWhatWasSetAsideWhileReleasing()
-      isReleasingSetAside = false
+      setAsideReleaseDepth -= 1
       return
     }
     guard !leftovers.isEmpty else { return }

@@ -80,9 +80,12 @@ final class _ThreadContext: @unchecked Sendable {
   /// Set while `releaseLeftovers()` runs, and what the deinits it runs set aside meanwhile.
   @exclusivity(unchecked) var isReleasingLeftovers = false
   @exclusivity(unchecked) var setAsideWhileReleasing: [_Leftovers] = []
-  /// Set while a call of `releaseLeftovers()` nested in another frees what was set aside
-  /// meanwhile: deeper calls leave theirs to it.
-  @exclusivity(unchecked) var isReleasingSetAside = false
+  /// How many calls of `releaseLeftovers()` nested in another are freeing what was set aside
+  /// meanwhile: at `maximumReleaseNesting`, deeper calls leave theirs to the innermost.
+  @exclusivity(unchecked) var setAsideReleaseDepth = 0
+  /// The most nested releases of what deinits set aside: deep enough for deinits that free
+  /// values whose deinits run transactions, shallow enough for any thread's stack.
+  static let maximumReleaseNesting = 16
   /// The conflict log's state for this thread (see `_ThreadDiagnostics`).
   @exclusivity(unchecked) var diagnostics = _ThreadDiagnostics()
   /// Versions this thread's commits dropped, for its next writes to reuse.

@@ -103,6 +103,22 @@ extension LibraryTests {
       #expect(standardError(of: result).contains("was given the key a more than once"))
     }
 
+    /// As the pair is read, as `Dictionary`'s initializer does: read to its end first, an
+    /// endless sequence never got to the trap (found by review). The sequence ends the
+    /// process with status 3 after a million pairs, so a missing trap fails the test.
+    @Test func aRepeatedKeyTrapsAsItIsRead() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        var read = 0
+        let endless = AnyIterator<(Int, Int)> {
+          read += 1
+          if read > 1_000_000 { exit(3) }
+          return (0, read)
+        }
+        _ = TDictionary(uniqueKeysWithValues: endless)
+      }
+      #expect(standardError(of: result).contains("was given the key 0 more than once"))
+    }
+
     /// One transaction's items must fit in a bounded queue together: more than the capacity
     /// could never land, and the transaction would wait for room forever.
     @Test func enqueueingMoreThanTheCapacityInOneTransactionTraps() async {

@@ -50,6 +50,14 @@ private final class RunsManyTransactionsOnDeinit: Sendable {
   }
 }
 
+/// Lets go, in a transaction, of what it holds when freed: a value whose deinit then runs one
+/// level of releases deeper.
+private final class LetsGoInATransaction: Sendable {
+  let held: TVar<(any AnyObject & Sendable)?>
+  init(_ held: any AnyObject & Sendable) { self.held = TVar(held) }
+  deinit { atomically { _ in held.value = nil } }
+}
+
 /// A key whose deinit does a drop-in update.
 private final class KeyBumpingOnDeinit: Hashable, Sendable {
   let id: Int
@@ -214,10 +222,15 @@ extension LibraryTests {
     /// A value freed by `releaseLeftovers` whose deinit runs a loop of transactions: each
     /// one's log, reads and dropped versions went beside the leftovers being released and were
     /// kept until the deinit returned.
-    @Test func aDeinitThatRunsManyTransactionsKeepsNothingOfThemMeanwhile() {
+    /// Also when that deinit runs one level deeper, freed by a value that a release freed: a
+    /// release nested one level only left that one's transactions' leftovers until it returned.
+    @Test(arguments: [false, true]) func aDeinitThatRunsManyTransactionsKeepsNothingOfThemMeanwhile(oneLevelDeeper: Bool) {
       let kept = LockedBox<[Int]>([])
       let target = TVar<[Int]>([])
-      let holder = TVar<RunsManyTransactionsOnDeinit?>(RunsManyTransactionsOnDeinit(target, kept))
+      // Made in place: a local would keep it alive past the transaction that lets go of it.
+      let holder = TVar<(any AnyObject & Sendable)?>(
+        oneLevelDeeper
+          ? LetsGoInATransaction(RunsManyTransactionsOnDeinit(target, kept)) : RunsManyTransactionsOnDeinit(target, kept))
       atomically { _ in holder.value = nil }
       #expect(target.value == [1_999])
       #expect(kept.value.count == 2 && kept.value[0] < 10 && kept.value[1] < 100, "set aside meanwhile, versions alive: \(kept.value)")
