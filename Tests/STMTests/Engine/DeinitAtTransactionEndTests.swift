@@ -7,13 +7,6 @@ import Testing
 
 private struct Planned: Error {}
 
-/// Runs a writing transaction of its own when freed.
-private final class WritesInATransaction: Sendable {
-  let target: TVar<Int>
-  init(_ target: TVar<Int>) { self.target = target }
-  deinit { atomically { _ in target.value += 1 } }
-}
-
 extension LibraryTests {
   /// A value freed as a transaction ends, after the attempt's log and read list were set aside
   /// but before they were let go of, whose deinit runs a transaction of its own. A dictionary
@@ -27,8 +20,8 @@ extension LibraryTests {
     /// has run its first attempt up to the point where the dictionary is dropped; the
     /// dictionary's one value runs a transaction that counts into `deinits` when freed.
     private func dropADictionaryWhile(_ transaction: @escaping @Sendable (Gate, Gate) -> Void, deinits: TVar<Int>) -> ThreadHandle {
-      let holder = LockedBox<TDictionary<Int, WritesInATransaction>?>(TDictionary())
-      holder.value![0] = WritesInATransaction(deinits)
+      let holder = LockedBox<TDictionary<Int, BumpsInATransaction>?>(TDictionary())
+      holder.value![0] = BumpsInATransaction(deinits)
       let inside = Gate(), dropped = Gate()
       let thread = startThread {
         // The short transaction's end: the one that frees what its snapshot kept.

@@ -5,23 +5,22 @@ import STMTestSupport
 import Synchronization
 import Testing
 
-/// A dictionary key whose deinit runs a writing transaction of its own.
-private final class KeyWritingOnDeinit: Hashable, Sendable {
+/// A dictionary key that adds one to a variable when freed, in a transaction of its own or
+/// with a drop-in update.
+private final class KeyBumpingOnDeinit: Hashable, Sendable {
   let id: Int
   let target: TVar<Int>
-  init(_ id: Int, _ target: TVar<Int>) { (self.id, self.target) = (id, target) }
-  static func == (a: KeyWritingOnDeinit, b: KeyWritingOnDeinit) -> Bool { a.id == b.id }
+  let inATransaction: Bool
+  init(_ id: Int, _ target: TVar<Int>, inATransaction: Bool) { (self.id, self.target, self.inATransaction) = (id, target, inATransaction) }
+  static func == (a: KeyBumpingOnDeinit, b: KeyBumpingOnDeinit) -> Bool { a.id == b.id }
   func hash(into hasher: inout Hasher) { hasher.combine(id) }
   deinit {
-    atomically { _ in target.value += 1 }
+    if inATransaction {
+      atomically { _ in target.value += 1 }
+    } else {
+      target.value += 1
+    }
   }
-}
-
-/// Runs a writing transaction of its own when freed.
-private final class WritesOnDeinit: Sendable {
-  let target: TVar<Int>
-  init(_ target: TVar<Int>) { self.target = target }
-  deinit { atomically { _ in target.value += 1 } }
 }
 
 /// Notes, when freed, whether its thread was barred from transactional data (a drop-in
@@ -56,16 +55,6 @@ private final class LetsGoInATransaction: Sendable {
   let held: TVar<(any AnyObject & Sendable)?>
   init(_ held: any AnyObject & Sendable) { self.held = TVar(held) }
   deinit { atomically { _ in held.value = nil } }
-}
-
-/// A key whose deinit does a drop-in update.
-private final class KeyBumpingOnDeinit: Hashable, Sendable {
-  let id: Int
-  let target: TVar<Int>
-  init(_ id: Int, _ target: TVar<Int>) { (self.id, self.target) = (id, target) }
-  static func == (a: KeyBumpingOnDeinit, b: KeyBumpingOnDeinit) -> Bool { a.id == b.id }
-  func hash(into hasher: inout Hasher) { hasher.combine(id) }
-  deinit { target.value += 1 }
 }
 
 /// Drops a map holding `value` while a drop-in update of another map (returned, its key 1
@@ -115,35 +104,21 @@ extension LibraryTests {
     /// While the conflict log records, the notes of a transaction's accesses hold its keys; a
     /// key made for one lookup had its last reference let go of while the thread still held
     /// the ended attempt's segment, and its deinit's transaction joined that attempt.
-    @Test func aKeyFreedAsTheRecordedTransactionEndsRunsItsTransactionOutsideIt() throws {
-      let dict = TDictionary<KeyWritingOnDeinit, String>()
-      let target = TVar(0), other = TVar(0)
-      let stored = KeyWritingOnDeinit(1, target)
-      dict[stored] = "a"
-      try ConflictLog.start()
-      defer { ConflictLog.stop() }
-      atomically { _ in
-        other.value += 1
-        dict[stored] = "b"
-        dict[KeyWritingOnDeinit(1, target), default: ""] += "c"
-      }
-      #expect(dict[stored] == "bc")
-      #expect(target.value == 1, "the key's deinit's transaction wrote \(target.value)")
-    }
-
-    @Test func aKeyFreedAsTheRecordedTransactionEndsRunsItsDropInUpdateOutsideIt() throws {
+    @Test(arguments: [true, false])
+    func aKeyFreedAsTheRecordedTransactionEndsRunsItsDeinitOutsideIt(inATransaction: Bool) throws {
       let dict = TDictionary<KeyBumpingOnDeinit, String>()
       let target = TVar(0), other = TVar(0)
-      let stored = KeyBumpingOnDeinit(1, target)
+      let stored = KeyBumpingOnDeinit(1, target, inATransaction: inATransaction)
       dict[stored] = "a"
       try ConflictLog.start()
       defer { ConflictLog.stop() }
       atomically { _ in
         other.value += 1
         dict[stored] = "b"
-        dict[KeyBumpingOnDeinit(1, target), default: ""] += "c"
+        dict[KeyBumpingOnDeinit(1, target, inATransaction: inATransaction), default: ""] += "c"
       }
-      #expect(target.value == 1, "the key's deinit's update wrote \(target.value)")
+      #expect(dict[stored] == "bc")
+      #expect(target.value == 1, "the key's deinit wrote \(target.value)")
     }
 
     /// A variable made and only read inside a transaction, recorded or not: its cell is held
@@ -153,7 +128,7 @@ extension LibraryTests {
       defer { if recording { ConflictLog.stop() } }
       let target = TVar(0)
       atomically { _ in
-        let made = TVar(WritesOnDeinit(target))
+        let made = TVar(BumpsInATransaction(target))
         _ = made.value
       }
       #expect(target.value == 1, "recording \(recording): the value's deinit's transaction wrote \(target.value)")
@@ -196,7 +171,7 @@ extension LibraryTests {
     @Test func aMapDroppedElsewhereWhoseValueRunsATransactionDoesNotTrapInADropInUpdate() async {
       await #expect(processExitsWith: .success) {
         func stage() {
-          let other = dropAMapWhileADropInUpdateLooksUp(holding: WritesOnDeinit(TVar(0)))
+          let other = dropAMapWhileADropInUpdateLooksUp(holding: BumpsInATransaction(TVar(0)))
           other.update(forKey: 1, default: 0) { value in
             let scratch = TSet<Int>()
             _ = scratch

@@ -18,8 +18,8 @@ private final class BumpsAVariable: Sendable {
   deinit { variable.value += 1 }
 }
 
-/// Adds one to a `TVar` in a transaction of its own when freed.
-private final class BumpsInATransaction: Sendable {
+/// Adds one to a `TVar` in a transaction of its own when freed (shared by the deinit tests).
+final class BumpsInATransaction: Sendable {
   let variable: TVar<Int>
   init(_ variable: TVar<Int>) { self.variable = variable }
   deinit { atomically { _ in variable.value += 1 } }
