@@ -99,10 +99,10 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     do {
       (changed, result) = try body(&value)
     } catch {
-      endUpdate(forKey: key, pending, publishing: nil)
+      endUpdate(forKey: key, consume pending, publishing: nil)
       throw error
     }
-    endUpdate(forKey: key, pending, publishing: changed ? .some(value) : nil)
+    endUpdate(forKey: key, consume pending, publishing: changed ? .some(value) : nil)
     return result
   }
 
@@ -151,17 +151,23 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// Publishes `value` (nothing when the outer optional is nil: the update was abandoned or
   /// changed nothing) and releases the cell. Keeps the count and the index in step with
   /// membership.
+  ///
+  /// Hand the update over (`consume pending`): its copy of the value it began from may be the
+  /// last reference to the value written over, and goes as the engine releases such values
+  /// (see `_releaseWrittenOver(_:)`).
   @inlinable @inline(__always)
-  func endUpdate(forKey key: Key, _ pending: PendingUpdate, publishing value: Value??) {
+  func endUpdate(forKey key: Key, _ pending: consuming PendingUpdate, publishing value: Value??) {
     let delta = value.map { Self.membershipDelta(from: pending.value, to: $0) } ?? 0
     guard delta != 0, let value else {
       // Nothing published, or a value that leaves membership alone: only the key's cell.
       pending.cell._withUnsafeGuaranteedRef { $0.endInPlaceUpdate(pending.update, publishing: value) }
       // The key was absent and stays so: a cell this update made is left empty.
       if pending.madeCell && pending.value == nil { index.noteEmptyCell(hash: index.hash(of: key)) }
+      if !_isPOD(Value.self) { _releaseWrittenOver(Optional(consume pending)) }
       return
     }
     endMembershipChange(forKey: key, pending, publishing: value, delta: delta)
+    if !_isPOD(Value.self) { _releaseWrittenOver(Optional(consume pending)) }
   }
 
   /// The end of an update that inserts (`delta` 1) or removes (-1) its key: publishes the
@@ -313,7 +319,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     if pending.value == nil {
       // Absent: let go, compute the default, and take the cell again. (Present by then, the
       // key's value wins, and the default goes unused, as it would have a moment later.)
-      endUpdate(forKey: key, pending, publishing: nil)
+      endUpdate(forKey: key, consume pending, publishing: nil)
       fallback = defaultValue()
       pending = beginUpdate(forKey: key, on: thread, at: site)
     }
@@ -365,11 +371,14 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// Always inlined down to the quick road, the rest out of line, as
   /// `beginModification(forKey:default:at:)` is: a drop-in `dict[key] = value` of a present
   /// key went from 451 instructions to 418.
+  ///
+  /// `returningReplaced` false, for a caller that drops it (`dict[key] = value`): the replaced
+  /// value goes as the engine releases what an update writes over, and the result is nil.
   @inlinable @inline(__always) @discardableResult
-  func store(_ value: Value, forKey key: Key, at site: _CallSite) -> Value? {
+  func store(_ value: Value, forKey key: Key, returningReplaced: Bool = true, at site: _CallSite) -> Value? {
     let thread = _CallingThread.current
     guard _isPOD(Value.self), !thread.isInTransaction else {
-      return storeOffTheQuickRoad(value, forKey: key, on: thread, handingOver: nil, at: site)
+      return storeOffTheQuickRoad(value, forKey: key, on: thread, handingOver: nil, returningReplaced: returningReplaced, at: site)
     }
     var handedOver: _SingleOperation?
     if let modification = beginQuickModification(forKey: key, hash: index.hash(of: key), on: thread, handingOver: &handedOver),
@@ -386,7 +395,8 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// passed in, the hash made the compiler lay out both halves worse.)
   @inlinable
   func storeOffTheQuickRoad(
-    _ value: Value, forKey key: Key, on thread: _CallingThread, handingOver handedOver: _SingleOperation?, at site: _CallSite
+    _ value: Value, forKey key: Key, on thread: _CallingThread, handingOver handedOver: _SingleOperation?,
+    returningReplaced: Bool = true, at site: _CallSite
   ) -> Value? {
     if let transaction = thread.transaction {
       return update(forKey: key, in: transaction, at: site) { current in
@@ -397,7 +407,11 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     let hash = index.hash(of: key)
     let pending = beginUpdate(forKey: key, hash: hash, on: thread, at: site, continuing: handedOver)
     let replaced = pending.value
-    endUpdate(forKey: key, pending, publishing: .some(value))
+    endUpdate(forKey: key, consume pending, publishing: .some(value))
+    guard returningReplaced else {
+      if !_isPOD(Value.self) { _releaseWrittenOver(consume replaced) }
+      return nil
+    }
     return replaced
   }
 

@@ -119,10 +119,10 @@ public final class TArray<Element: Sendable>: Sendable {
         guard let update = cell.beginInPlaceUpdate() else { return false }
         // Past the end: changes nothing.
         guard update.value != nil else {
-          cell.endInPlaceUpdate(update, publishing: nil)
+          cell.endInPlaceUpdate(consume update, publishing: nil)
           return false
         }
-        cell.endInPlaceUpdate(update, publishing: newValue)
+        cell.endInPlaceUpdate(consume update, publishing: newValue)
         return true
       })
     else { outOfRange(index) }

@@ -131,7 +131,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
     get { storage.value(forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self)) }
     set {
       if let newValue {
-        storage.store(newValue, forKey: key, at: _CallSite(fileID: fileID, line: line, owner: self))
+        storage.store(newValue, forKey: key, returningReplaced: false, at: _CallSite(fileID: fileID, line: line, owner: self))
         return
       }
       // A removal, as `removeValue(forKey:)`: an absent key stays absent and is only read, so

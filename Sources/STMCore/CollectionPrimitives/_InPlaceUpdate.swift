@@ -45,10 +45,11 @@ extension TVar {
   package func _beginInPlaceUpdate() -> _InPlaceUpdate<Value>? { cell.beginInPlaceUpdate() }
 
   /// Publishes `value` (nothing when nil: the update was abandoned or changed nothing) and
-  /// releases what `_beginInPlaceUpdate` took.
+  /// releases what `_beginInPlaceUpdate` took. Hand the update over (`consume update`), as to
+  /// `_TypedCell.endInPlaceUpdate(_:publishing:)`.
   @inlinable
-  package func _endInPlaceUpdate(_ update: _InPlaceUpdate<Value>, publishing value: Value?) {
-    cell.endInPlaceUpdate(update, publishing: value)
+  package func _endInPlaceUpdate(_ update: consuming _InPlaceUpdate<Value>, publishing value: Value?) {
+    cell.endInPlaceUpdate(consume update, publishing: value)
   }
 
   /// Publishes `value`, and `companionValue` in `companion`, under one commit number, unless
@@ -202,10 +203,14 @@ extension _TypedCell where Value: Sendable {
   }
 
   /// Publishes `value` (nothing when nil: the update was abandoned or changed nothing) and
-  /// releases what the update took.
+  /// releases what the update took. Hand the update over (`consume update`): its copy of the
+  /// value it began from may be the last reference to the value written over, and goes here
+  /// as that value does (see `_ThreadState.release(writtenOver:by:)`).
   @inlinable
-  package final func endInPlaceUpdate(_ update: _InPlaceUpdate<Value>, publishing value: Value?) {
-    endInPlaceMutation(update.segment, update.context, publishing: value)
+  package final func endInPlaceUpdate(_ update: consuming _InPlaceUpdate<Value>, publishing value: Value?) {
+    let context = update.context
+    endInPlaceMutation(update.segment, context, publishing: value)
+    if !_isPOD(Value.self) { _ThreadState.release(writtenOver: Optional(consume update), by: context) }
   }
 
   /// Publishes `value` and `transform` applied to `companion`'s newest value under one commit
@@ -312,11 +317,11 @@ extension _TypedCell where Value: Sendable {
     let (published, displaced) = version(holding: value, overwriting: numbered.overwritable, cachedBy: context)
     let (companionPublished, companionDisplaced) = companion.version(
       holding: companionValue, overwriting: numbered.companion, cachedBy: context)
-    withExtendedLifetime((displaced, companionDisplaced)) {
-      _EngineEntry.endInPlaceMutation(
-        of: self, segment, context, numbered: numbered.number, publishing: published,
-        companion: companion, companionPublished, extra: extra, extraVersion)
-    }
+    _EngineEntry.endInPlaceMutation(
+      of: self, segment, context, numbered: numbered.number, publishing: published,
+      companion: companion, companionPublished, extra: extra, extraVersion)
+    _ThreadState.release(writtenOver: consume displaced, by: context)
+    _ThreadState.release(writtenOver: consume companionDisplaced, by: context)
   }
 }
 
@@ -334,9 +339,8 @@ extension _TypedCell {
     }
     let (number, overwritable) = _EngineEntry.numberInPlaceMutation(of: self, segment, context)
     let (published, displaced) = version(holding: value, overwriting: overwritable, cachedBy: context)
-    withExtendedLifetime(displaced) {
-      _EngineEntry.endInPlaceMutation(of: self, segment, context, numbered: number, publishing: published)
-    }
+    _EngineEntry.endInPlaceMutation(of: self, segment, context, numbered: number, publishing: published)
+    _ThreadState.release(writtenOver: consume displaced, by: context)
   }
 
   /// `overwritable` (from `_EngineEntry.numberInPlaceMutation`) given `value`, or, when there is
@@ -345,7 +349,8 @@ extension _TypedCell {
   /// A value that is not trivially copyable comes back out of the overwritten version as
   /// `displaced`, for the caller to keep until it has let go of its locks: releasing it may
   /// run deinits that free a great deal (a queue's consumed nodes, each through the next) or
-  /// run a client's code, which should not hold up the commits waiting for those locks.
+  /// run a client's code, which should not hold up the commits waiting for those locks. The
+  /// caller then releases it with `_ThreadState.release(writtenOver:by:)`.
   @inlinable
   final func version(
     holding value: consuming Value, overwriting overwritable: Unmanaged<_VersionBase>?, cachedBy context: Unmanaged<_ThreadContext>
@@ -467,4 +472,49 @@ package struct _CallingThread {
   /// The thread's context, for a single operation to begin from.
   @inlinable
   var context: Unmanaged<_ThreadContext> { state.pointee.context }
+}
+
+extension _ThreadState {
+  /// Releases `value` (if any), which a drop-in update of this thread wrote over, now; or,
+  /// when that release runs inside another one (a deinit it ran made a drop-in update of its
+  /// own), once the outer one is done. Released where it stood, a chain of values whose
+  /// deinits each let go of the next with a drop-in update went one group of stack frames
+  /// deeper per link, and 2,000 links overflowed a thread's stack (found by review).
+  @inlinable
+  static func release<Held>(writtenOver value: consuming Held?, by context: Unmanaged<_ThreadContext>) {
+    guard value != nil else { return }
+    let state = context._withUnsafeGuaranteedRef { $0.state }
+    guard !state.pointee.isReleasingWrittenOver else {
+      state.pointee.writtenOverWaiting.append(value as Any)
+      return
+    }
+    state.pointee.isReleasingWrittenOver = true
+    _ = consume value
+    if !state.pointee.writtenOverWaiting.isEmpty { releaseWrittenOverWaiting(state) }
+    state.pointee.isReleasingWrittenOver = false
+  }
+
+  /// `release(writtenOver:by:)` on the calling thread.
+  @inlinable
+  static func release<Held>(writtenOver value: consuming Held?) {
+    release(writtenOver: value, by: current.pointee.context)
+  }
+
+  /// Releases what nested releases left waiting, and what their deinits leave in turn.
+  @usableFromInline
+  static func releaseWrittenOverWaiting(_ state: UnsafeMutablePointer<_ThreadState>) {
+    while !state.pointee.writtenOverWaiting.isEmpty {
+      _ = state.pointee.writtenOverWaiting.removeLast()
+    }
+  }
+}
+
+/// Releases `value` (if any), a value that a drop-in operation of the calling thread wrote over
+/// or a copy of one, as the engine releases what an in-place update writes over: after any
+/// such release already under way on the thread, not inside it (see
+/// `_ThreadState.release(writtenOver:by:)`). For a collection's operation that holds the last
+/// reference past the update's end.
+@inlinable
+package func _releaseWrittenOver<Held>(_ value: consuming Held?) {
+  _ThreadState.release(writtenOver: value)
 }

@@ -20,6 +20,11 @@ struct _ThreadState {
   @usableFromInline var forbiddenAccess: _Misuse? = nil
   /// The thread's context, retained by this state until the thread exits.
   @usableFromInline let context: Unmanaged<_ThreadContext>
+  /// Set while a value that a drop-in update wrote over is released, and the values that
+  /// updates in the deinits it runs write over meanwhile, released after it (see
+  /// `release(writtenOver:by:)`).
+  @usableFromInline var isReleasingWrittenOver = false
+  @usableFromInline var writtenOverWaiting: [Any] = []
 
   /// The calling thread's state, created on first use.
   @inlinable

@@ -78,20 +78,62 @@ private func dropAMapWhileADropInUpdateLooksUp<Value: Sendable>(holding value: V
   return other
 }
 
-/// A link of a chain whose deinit lets go of the next link in a transaction of its own.
+/// How many links of a chain have been freed: in an exit test's process, those of one chain.
+private let freedChainLinks = Atomic<Int>(0)
+
+/// A link of a chain whose deinit lets go of the next link, in a transaction of its own or
+/// with a drop-in update.
 private final class LetsGoOfTheNextLink: Sendable {
   let next: TVar<LetsGoOfTheNextLink?>
-  init(_ next: LetsGoOfTheNextLink?) { self.next = TVar(next) }
-  deinit { atomically { _ in next.value = nil } }
+  let inATransaction: Bool
+  init(_ next: LetsGoOfTheNextLink?, inATransaction: Bool) { (self.next, self.inATransaction) = (TVar(next), inATransaction) }
+  deinit {
+    if inATransaction {
+      atomically { _ in next.value = nil }
+    } else {
+      next.value = nil
+    }
+    freedChainLinks.add(1, ordering: .relaxed)
+  }
 }
 
-/// Makes a chain of `count` links, held by a variable, and lets go of it in a transaction.
-private func letGoOfAChain(of count: Int) {
+/// Makes a chain of `count` links, held by a variable, and lets go of it as the links do.
+private func letGoOfAChain(of count: Int, inATransaction: Bool) {
   var first: LetsGoOfTheNextLink?
-  for _ in 0..<count { first = LetsGoOfTheNextLink(first) }
+  for _ in 0..<count { first = LetsGoOfTheNextLink(first, inATransaction: inATransaction) }
   let holder = TVar(first)
   first = nil
-  atomically { _ in holder.value = nil }
+  if inATransaction {
+    atomically { _ in holder.value = nil }
+  } else {
+    holder.value = nil
+  }
+}
+
+/// Runs `onDeinit` when freed, a link of a chain.
+private final class RunsOnDeinit: Sendable {
+  let onDeinit: @Sendable () -> Void
+  init(_ onDeinit: @escaping @Sendable () -> Void) { self.onDeinit = onDeinit }
+  deinit {
+    onDeinit()
+    freedChainLinks.add(1, ordering: .relaxed)
+  }
+}
+
+/// An array of `count` elements, each of which lets go of the one before it, when freed,
+/// with a drop-in `array[i] = nil`; the last one let go of the same way.
+private func letGoOfAChainOfArrayElements(of count: Int) {
+  let array = TArray<RunsOnDeinit?>()
+  for i in 0..<count { array.append(RunsOnDeinit { if i > 0 { array[i - 1] = nil } }) }
+  array[count - 1] = nil
+}
+
+/// A dictionary of `count` values, each of which replaces the one before it, when freed,
+/// with a drop-in `dict[key] = value`; the last one replaced the same way.
+private func replaceAChainOfDictionaryValues(of count: Int) {
+  let dict = TDictionary<Int, RunsOnDeinit>()
+  for i in 0..<count { dict[i] = RunsOnDeinit { if i > 0 { dict[i - 1] = RunsOnDeinit {} } } }
+  dict[count - 1] = RunsOnDeinit {}
 }
 
 extension LibraryTests {
@@ -189,8 +231,35 @@ extension LibraryTests {
     /// found by the review of it).
     @Test func aLongChainOfDeinitTransactionsIsFreedWithoutDeepRecursion() async {
       await #expect(processExitsWith: .success) {
-        let thread = startThread { letGoOfAChain(of: 2_000) }
-        exit(thread.wait(timeout: .now() + 60) == .success ? 0 : 1)
+        let thread = startThread { letGoOfAChain(of: 2_000, inATransaction: true) }
+        exit(thread.wait(timeout: .now() + 60) == .success && freedChainLinks.load(ordering: .relaxed) == 2_000 ? 0 : 1)
+      }
+    }
+
+    /// The same with drop-in updates: the value an update writes over was released as the
+    /// update ended, and its deinit's update released the next one inside it.
+    @Test func aLongChainOfDropInDeinitsIsFreedWithoutDeepRecursion() async {
+      await #expect(processExitsWith: .success) {
+        let thread = startThread { letGoOfAChain(of: 2_000, inATransaction: false) }
+        exit(thread.wait(timeout: .now() + 60) == .success && freedChainLinks.load(ordering: .relaxed) == 2_000 ? 0 : 1)
+      }
+    }
+
+    /// The same through a collection's drop-in writes, whose updates also kept a copy of the
+    /// element written over: an array's `array[i] = nil`, and a dictionary's
+    /// `dict[key] = value`, which also read the value it replaced.
+    @Test func aLongChainOfDropInDeinitsThroughAnArrayIsFreedWithoutDeepRecursion() async {
+      await #expect(processExitsWith: .success) {
+        let thread = startThread { letGoOfAChainOfArrayElements(of: 2_000) }
+        exit(thread.wait(timeout: .now() + 60) == .success && freedChainLinks.load(ordering: .relaxed) == 2_000 ? 0 : 1)
+      }
+    }
+
+    @Test func aLongChainOfDropInDeinitsThroughADictionaryIsFreedWithoutDeepRecursion() async {
+      await #expect(processExitsWith: .success) {
+        let thread = startThread { replaceAChainOfDictionaryValues(of: 2_000) }
+        // The links, then, as the dictionary goes, the values that replaced them.
+        exit(thread.wait(timeout: .now() + 60) == .success && freedChainLinks.load(ordering: .relaxed) == 4_000 ? 0 : 1)
       }
     }
 
