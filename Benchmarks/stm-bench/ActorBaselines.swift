@@ -17,7 +17,9 @@ import Synchronization
 // optimizer leaves out the hop back to the task's own executor (in a release build with Swift
 // 6.3, the loop's SIL hops to the actor before each call and nowhere else), so the task keeps
 // the actor until its loop ends while the others wait. Such a run at T=2 is two runs one after
-// the other (a switch or two), not interleaved calls; `counter-hot` and `dict-grow` run so.
+// the other (a few switches), not interleaved calls; `counter-hot` and `dict-grow` run so, and
+// `dict-disjoint`, `list-append` and `queue-batch` (whose loops' key arithmetic or private
+// random numbers need no executor either) have run either way from one run to the next.
 
 /// Runs `body` as a task on the global concurrent executor and blocks the calling thread, which
 /// must not be one of that executor's own, until the task returns.

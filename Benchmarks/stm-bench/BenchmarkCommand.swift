@@ -53,13 +53,16 @@ enum BenchmarkCommand {
       printError("stm-bench: PRNG self-check failed: \(failure)")
       return 3
     }
-    let cores = ProcessInfo.processInfo.activeProcessorCount
-    if let most = options.threadCounts.max(), most > cores {
+    let cores = MachineDescription.availableCores
+    let most = options.threadCounts.max() ?? 1
+    let perThread = options.workloads.map(\.workersPerThread).max() ?? 1
+    if most * perThread > cores {
       // Not an error: oversubscription is worth measuring too. But a speed-up past the core
       // count is time slicing, and the chart does not say so by itself.
+      let queues = perThread > 1 ? " in the queue workloads, T producers and T consumers" : ""
       printError(
-        "stm-bench: note: this process may use \(cores) \(cores == 1 ? "core" : "cores"), and T=\(most) runs \(most) "
-          + "threads (the queue workloads twice as many): those runs share cores")
+        "stm-bench: note: this process may use \(cores) \(cores == 1 ? "core" : "cores"), and T=\(most) runs "
+          + "\(most * perThread) threads\(queues): those runs share cores")
     }
     var json: JSONLinesWriter?
     if let path = options.jsonPath {

@@ -2,7 +2,8 @@ import Foundation
 import STM
 
 /// `stm-bench --memory`: the memory a 1,000,000-key `TDictionary<Int, Int>` takes beside a plain
-/// `Dictionary` with the same contents (BENCHMARKS.md asks for the ratio; the aim is ≤ 4x).
+/// `Dictionary` with the same contents (the collections' issue asks for the ratio, and aims at
+/// 4x or less).
 ///
 /// Measured as the growth of the resident set while each structure is built, plain one first:
 /// its storage is one large allocation, which goes back to the system when it is freed, so it

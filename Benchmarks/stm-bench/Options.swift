@@ -82,11 +82,24 @@ struct Options {
     }
     // The options of a benchmark run given, which --memory and --list do not take.
     var runOptions: [String] = []
+    // The action flag given, if any: two different ones cannot both be done (the last one
+    // silently won: `--list --memory` measured memory; found by review).
+    var actionFlag: String?
+    func choose(_ chosen: Action, by flag: String) throws(UsageError) {
+      if let actionFlag, actionFlag != flag {
+        throw UsageError(message: "\(actionFlag) and \(flag) cannot be combined")
+      }
+      actionFlag = flag
+      action = chosen
+    }
     while let argument = remaining.popFirst() {
-      // `--flag=value` reads as `--flag value`.
+      // `--flag=value` reads as `--flag value`, for the flags that take a value.
       var flag = argument
       if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
         flag = String(argument[..<equals])
+        guard Self.flagsTakingAValue.contains(flag) else {
+          throw UsageError(message: "\(flag) takes no value (in '\(argument)')")
+        }
         remaining.insert(String(argument[argument.index(after: equals)...]), at: remaining.startIndex)
       }
       if !["--list", "--memory", "--help", "-h"].contains(flag) { runOptions.append(flag) }
@@ -118,11 +131,11 @@ struct Options {
         }
         timeLimit = seconds
       case "--list":
-        action = .list
+        try choose(.list, by: flag)
       case "--memory":
-        action = .memory
+        try choose(.memory, by: flag)
       case "--help", "-h":
-        action = .help
+        try choose(.help, by: "--help")
       default:
         throw UsageError(message: "unknown argument '\(argument)'")
       }
@@ -138,6 +151,9 @@ struct Options {
       throw UsageError(message: "\(only) takes no other option (\(first) is for benchmark runs)")
     }
   }
+
+  /// The flags followed by a value, which may also be written `--flag=value`.
+  private static let flagsTakingAValue: Set = ["--workloads", "--threads", "--repeat", "--json", "--svg", "--time-limit"]
 
   private static func parseWorkloads(_ list: String) throws(UsageError) -> [Workload] {
     var result: [Workload] = []

@@ -7,7 +7,8 @@ extension Workload {
   static let queueBatch = Workload(
     name: "queue-batch",
     summary: "T producers, T consumers, 16 items per transaction; check every item once (count, sum)",
-    unit: "items"
+    unit: "items",
+    workersPerThread: 2
   ) { size in
     let total = size.scaled(2_000_000)
     return [

@@ -8,7 +8,8 @@ extension Workload {
   static let queueMPMC = Workload(
     name: "queue-mpmc",
     summary: "T producers, T consumers, one item per transaction; check every item once (count, sum)",
-    unit: "items"
+    unit: "items",
+    workersPerThread: 2
   ) { size in
     let total = size.scaled(2_000_000)
     return [

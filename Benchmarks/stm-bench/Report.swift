@@ -65,7 +65,12 @@ enum Report {
       }
       rows.append(row)
     }
-    let ops = measurements.first.map { groupingThousands($0.ops) } ?? "?"
+    // queue-batch rounds its total down to a multiple of 32·T, so its rows may differ.
+    let counts = measurements.map(\.ops)
+    var ops = "?"
+    if let least = counts.min(), let most = counts.max() {
+      ops = least == most ? groupingThousands(least) : "\(groupingThousands(least)) to \(groupingThousands(most))"
+    }
     var lines = ["\(workload.name): \(ops) \(workload.unit) — \(workload.summary)"]
     lines += layout([header] + rows, leftAligned: 2).map { "  " + $0 }
     for m in measurements {

@@ -10,6 +10,9 @@ struct Workload: Sendable {
   let summary: String
   /// What one op counts (transactions, numbers, …), for the table's heading.
   let unit: String
+  /// How many threads a run at T threads starts per T: 2 for the queues (T producers and T
+  /// consumers), for the note on runs that share cores.
+  var workersPerThread = 1
   /// The implementations to compare, for a run of the given size.
   let implementations: @Sendable (Size) -> [Implementation]
 }
