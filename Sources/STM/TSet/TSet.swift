@@ -72,12 +72,13 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   public convenience init<S: Sequence>(_ sequence: S) where S.Element == Element {
     // Read before the step, as the mutating operations read theirs: a sequence whose elements
     // read transactional data could make the step rerun, which found a single-pass sequence
-    // used up and left the set empty (found by review).
-    let elements = Array(sequence)
+    // used up and left the set empty (found by review). Into a `Set`, which keeps the first of
+    // equal elements, as `Set(_:)` does: the table is then sized for the distinct ones, not for
+    // every element read.
+    let elements = Set(sequence)
     self.init(sizedFor: elements.count)
     _singleOperation(at: .unknown(in: self)) { _ in
       for element in elements {
-        // The first of equal elements stays, as in `Set`.
         storage.update(forKey: element, at: .unknown(in: self)) { member in
           guard member == nil else { return (false, ()) }
           member = element

@@ -228,6 +228,18 @@ extension LibraryTests {
       #expect(dictionary.storage.index.cellCount < 1_000)
     }
 
+    /// A set made from a sequence of many equal elements is sized for the distinct ones: it was
+    /// sized for every element read (100,000 here), and kept that table until it shrank.
+    @Test func aSetMadeFromManyEqualElementsIsSizedForTheDistinctOnes() {
+      let set = TSet(Array(repeating: 7, count: 100_000) + [1, 2])
+      #expect(set.count == 3 && set.contains(7) && set.contains(1) && set.contains(2))
+      let words = set.storage.index.stripes.reduce(0) { total, stripe in
+        total + stripe._withUnsafeGuaranteedRef { $0.state.withLock { $0.table.mask + 1 } }
+      }
+      // 16 words in each of the 64 stripes; sized for 100,000 elements, more than 133,000.
+      #expect(words <= 64 * 16, "\(words) words of tables for 3 elements")
+    }
+
     @Test func setMatchesSet() {
       var random = SeededRandom(seed: 11)
       let subject = TSet<Int>()
