@@ -66,7 +66,9 @@ public final class TArray<Element: Sendable>: Sendable {
   /// an element whole, or append it in its final form.
   ///
   /// Conflicts: reading conflicts only with transactions that write or remove this index;
-  /// writing also conflicts with transactions that read it. Neither conflicts with appends.
+  /// writing also conflicts with transactions that read it. Neither conflicts with appends,
+  /// except for an element the transaction appended itself that has not landed: reading or
+  /// writing it reads ``count``, so it conflicts with other appends and removals.
   ///
   /// - Parameters:
   ///   - index: A valid index: `0 ..< count`. Any other index traps with a message naming the

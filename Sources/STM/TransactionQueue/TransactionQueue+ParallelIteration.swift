@@ -32,7 +32,7 @@ extension TransactionQueue {
     fileID: StaticString = #fileID, line: UInt = #line
   ) where Elements.Element: Sendable {
     let work = elements.map { element in _Work(body: { try body(element) }, fileID: fileID, line: line) }
-    if let transaction = Transaction._currentCheckedWithoutStartingTheEngine {
+    if let transaction = Transaction._currentForWorkOutsideTransactionalData {
       addWhenCommitted(work, transaction)
     } else if scheduler.withLock({ $0.add(contentsOf: work) }) {
       scheduler.wakeAll()

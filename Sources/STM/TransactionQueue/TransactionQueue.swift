@@ -70,7 +70,11 @@ public final class TransactionQueue: Sendable {
   /// transaction rolls back, it is never queued.
   ///
   /// Calling `add` after a run failed traps: that run discarded the queue's work (see
-  /// ``run(threads:)-7mj5``).
+  /// ``run(threads:)-7mj5``). So does calling it from a commute's transform
+  /// (``TVar/commute(_:fileID:line:)``), which may run more than once. From inside a drop-in
+  /// update's mutation (the body of `dict.update(forKey:default:_:)`, a mutating method called
+  /// on `tvar.value`), or a deinit that one runs, the callback is queued at once, as outside a
+  /// transaction.
   ///
   /// Conflicts: none.
   ///
@@ -84,7 +88,7 @@ public final class TransactionQueue: Sendable {
   /// - Complexity: O(1), amortized.
   public func add(_ callback: @escaping @Sendable () throws -> Void, fileID: StaticString = #fileID, line: UInt = #line) {
     let work = _Work(body: callback, fileID: fileID, line: line)
-    if let transaction = Transaction._currentCheckedWithoutStartingTheEngine {
+    if let transaction = Transaction._currentForWorkOutsideTransactionalData {
       addWhenCommitted([work], transaction)
     } else if scheduler.withLock({ $0.add(work) }) {
       // All, not one: a synchronous `run`'s caller waits on the same condition for the

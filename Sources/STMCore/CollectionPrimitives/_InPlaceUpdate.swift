@@ -427,12 +427,20 @@ extension Transaction {
   @inlinable
   package static var _currentChecked: Transaction? { _CallingThread.current.transaction }
 
-  /// `_currentChecked`, without starting the engine on a thread that has not used it yet (no
-  /// transaction runs there): for operations that may come before `TransactionEngine.configure`
-  /// and touch no transactional data themselves, such as `TransactionQueue.add`.
+  /// The transaction running on the calling thread, or nil outside `atomically`, for an
+  /// operation that touches no transactional data and holds nothing another thread's commit
+  /// waits for (`TransactionQueue.add`): unlike `_currentChecked`, it does not trap inside a
+  /// drop-in update's mutation or a deinit that one runs, which hold a cell's lock but run no
+  /// transaction (it trapped there, with a message about deadlocks that did not apply; found
+  /// by review). It still traps in a commute's transform, which may run more than once, with a
+  /// message of its own. It does not start the engine on a thread that has not used it yet (no transaction
+  /// runs there): such an operation may come before `TransactionEngine.configure`.
   @inlinable
-  package static var _currentCheckedWithoutStartingTheEngine: Transaction? {
-    _ThreadState.currentIfMade == nil ? nil : _currentChecked
+  package static var _currentForWorkOutsideTransactionalData: Transaction? {
+    guard let state = _ThreadState.currentIfMade else { return nil }
+    if let misuse = state.pointee.forbiddenAccess, case .transactionalAccessInCommute = misuse { _misuse(.workAddedInCommute) }
+    guard let segment = state.pointee.segment else { return nil }
+    return Transaction(segment.takeUnretainedValue())
   }
 }
 

@@ -15,6 +15,8 @@ enum _Misuse {
   case additionOverflow(value: Int, amount: Int)
   /// An async operation run by a task that a transaction's body started synchronously.
   case asyncFormInsideTransactionBody(StaticString)
+  /// Work added to a `TransactionQueue` from a commute's transform.
+  case workAddedInCommute
 
   var message: String {
     switch self {
@@ -57,6 +59,11 @@ enum _Misuse {
         + "or rerun with it, and the task would keep what an attempt that then rolled back did. Do the "
         + "work in the transaction's own body, with the synchronous forms, or start the task once the "
         + "transaction has committed (from afterCommit)."
+    case .workAddedInCommute:
+      "TransactionQueue.add was called in a commute transform. A transform runs when its update is "
+        + "applied (as the commit publishes, or when the transaction reads the variable), perhaps more than "
+        + "once, so the work could be queued more than once, or for a transaction that then rolls back; it "
+        + "must be a pure function of the old value. Add the work in the transaction itself."
     case .additionOverflow(let value, let amount):
       "Adding \(amount) to an Int counter holding \(value) overflows Int: a TCounter's add(_:), "
         + "increment() or decrement(), or a collection's internal count, applied at commit, where the "

@@ -456,6 +456,30 @@ extension LibraryTests {
       #expect(standardError(of: result).contains("has read no TVar"))
     }
 
+    /// `add` touches no transactional data, so a drop-in update's mutation, or a deinit that
+    /// one runs, may call it: the callback is queued at once. (It trapped there, with the
+    /// message of a transactional access that could deadlock; found by review.)
+    @Test func addFromInsideADropInMutationQueuesTheCallback() async {
+      await #expect(processExitsWith: .success) {
+        exit(addFromInsideDropInMutations() ? 0 : 1)
+      }
+    }
+
+    /// A commute's transform may run more than once: `add` there traps, with its own message.
+    @Test func addInACommuteTransformTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let queue = TransactionQueue()
+        let total = TVar(0)
+        atomically { _ in
+          total.commute { value in
+            queue.add {}
+            return value + 1
+          }
+        }
+      }
+      #expect(standardError(of: result).contains("TransactionQueue.add was called in a commute transform"))
+    }
+
     @Test func runWithNoThreadsTraps() async {
       let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
         try? TransactionQueue().run(threads: 0)
@@ -463,6 +487,30 @@ extension LibraryTests {
       #expect(standardError(of: result).contains("needs at least 1 thread"))
     }
   }
+}
+
+/// Adds a callback to a queue when freed.
+private final class AddsToAQueueOnDeinit: Sendable {
+  let queue: TransactionQueue
+  let ran: TCounter
+  init(_ queue: TransactionQueue, _ ran: TCounter) { (self.queue, self.ran) = (queue, ran) }
+  deinit { queue.add { [ran] in ran.add(10) } }
+}
+
+/// Adds callbacks from inside drop-in mutations: a dictionary update's body, and the deinit of
+/// an element that a mutating method called on a variable's value drops. Whether both ran.
+private func addFromInsideDropInMutations() -> Bool {
+  let queue = TransactionQueue()
+  let ran = TCounter()
+  let counts = TDictionary<Int, Int>()
+  counts.update(forKey: 1, default: 0) { value in
+    queue.add { ran.add(1) }
+    value += 1
+  }
+  let held = TVar([AddsToAQueueOnDeinit(queue, ran)])
+  held.value.removeAll()
+  guard queue.pendingCount == 2, (try? queue.run(threads: 1)) != nil else { return false }
+  return ran.value == 11 && counts[1] == 1
 }
 
 /// In a transaction: opens `gate` and waits (retries) until `release` is true; a callback
