@@ -107,6 +107,7 @@ public final class TArray<Element: Sendable>: Sendable {
       // The replaced element is let go of after the batch's change, not inside it: its deinit
       // may append to this array, and the body must not touch transactional data.
       let replaced = countCell._withDelayedAppend(in: transaction, { _AppendBatch(slots: slots) }) { batch in
+        if batch.itemsBeingMutated.contains(pending) { _trapAccessDuringOwnInPlaceUpdate() }
         let replaced = batch.items[pending]
         batch.items[pending] = newValue
         return replaced
@@ -143,18 +144,22 @@ public final class TArray<Element: Sendable>: Sendable {
     /// Inside a transaction otherwise: whether the index's cell is listed as being mutated on a
     /// copy (see `TVar._beginMutatingCopy(in:)`) until the copy is written back.
     @usableFromInline let copied: Bool
+    /// Inside a transaction, for one of its own appends not landed: the element's offset in
+    /// the batch, listed as being mutated (`_AppendBatch.itemsBeingMutated`) until then.
+    @usableFromInline let copiedPending: Int?
     /// The element when the modification began, until `takeElement()`.
     @usableFromInline var element: Element?
 
     @inlinable
     init(
       update: _InPlaceUpdate<Element?>?, numbered: _NumberedMutation<Element?>?, ownWrite: _OwnWrite<Element?>? = nil,
-      copied: Bool = false, element: Element
+      copied: Bool = false, copiedPending: Int? = nil, element: Element
     ) {
       self.update = update
       self.numbered = numbered
       self.ownWrite = ownWrite
       self.copied = copied
+      self.copiedPending = copiedPending
       self.element = element
     }
 
@@ -183,11 +188,14 @@ public final class TArray<Element: Sendable>: Sendable {
       // meanwhile traps, as above, instead of being overwritten by the copy. (One of the
       // transaction's own appends taken back by a pop from inside the mutation is not caught:
       // see the subscript's documentation.)
-      let element = element(index, at: site)
-      // Made, for one of the transaction's own appends that has none yet, so that it is
-      // guarded too (a read there saw the old element, and a write was lost; found by review).
-      let slot = slots.slot(index)
-      slot._beginMutatingCopy(in: transaction)
+      let (element, pending) = elementAndPendingOffset(index, at: site)
+      // One of the transaction's own appends is guarded too (a read there saw the old element,
+      // and a write was lost; found by review), in its batch: it may have no cell yet.
+      if let pending {
+        countCell._withDelayedAppend(in: transaction, { _AppendBatch(slots: slots) }) { $0.itemsBeingMutated.append(pending) }
+        return Modification(update: nil, numbered: nil, copiedPending: pending, element: element)
+      }
+      slots.existingSlot(index).unsafelyUnwrapped._beginMutatingCopy(in: transaction)
       return Modification(update: nil, numbered: nil, copied: true, element: element)
     }
     // Unretained, as in `element(_:at:)`.
@@ -217,6 +225,11 @@ public final class TArray<Element: Sendable>: Sendable {
       if modification.copied, let transaction = Transaction._currentChecked {
         slots.existingSlot(index).unsafelyUnwrapped._endMutatingCopy(in: transaction)
       }
+      if let pending = modification.copiedPending, let transaction = Transaction._currentChecked {
+        countCell._withDelayedAppend(in: transaction, { _AppendBatch(slots: slots) }) { batch in
+          if let position = batch.itemsBeingMutated.lastIndex(of: pending) { batch.itemsBeingMutated.remove(at: position) }
+        }
+      }
       setElement(index, element, at: site)
       return
     }
@@ -231,6 +244,13 @@ public final class TArray<Element: Sendable>: Sendable {
   /// The element at `index`, read by the operation at `site`.
   @inlinable
   func element(_ index: Int, at site: _CallSite) -> Element {
+    elementAndPendingOffset(index, at: site).element
+  }
+
+  /// The element at `index`, read by the operation at `site`, and, for one of the running
+  /// transaction's own appends not landed, its offset in the transaction's batch.
+  @inlinable
+  func elementAndPendingOffset(_ index: Int, at site: _CallSite) -> (element: Element, pending: Int?) {
     guard index >= 0 else { outOfRange(index) }
     // Unretained: every reference counted on the way (the chunk, the cell) was an atomic
     // read-modify-write, and the chunk's a line shared by every thread reading the array.
@@ -238,13 +258,17 @@ public final class TArray<Element: Sendable>: Sendable {
       cell._noteAccess(.read, at: site, as: .key(index))
       return cell.currentValue
     }
-    if let element = found ?? nil { return element }
+    if let element = found ?? nil { return (element, nil) }
     // Past the end at the snapshot: maybe one of this transaction's own appends.
     if let transaction = Transaction._currentChecked,
-      let items = countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self, { $0.items })
+      let (items, beingMutated) = countCell._existingDelayedAppend(
+        in: transaction, as: _AppendBatch<Element>.self, { ($0.items, $0.itemsBeingMutated) })
     {
       let pending = index - countCell._notedValue(.read, at: site, as: .named("count"))
-      if pending >= 0 && pending < items.count { return items[pending] }
+      if pending >= 0 && pending < items.count {
+        if beingMutated.contains(pending) { _trapAccessDuringOwnInPlaceUpdate() }
+        return (items[pending], pending)
+      }
     }
     outOfRange(index)
   }

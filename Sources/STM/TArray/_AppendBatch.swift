@@ -13,6 +13,11 @@ struct _AppendBatch<Element: Sendable>: _DelayedAppend {
   @usableFromInline let landItems: Land
   @usableFromInline let slots: _SlotDirectory<Element>
   @usableFromInline var items = _PendingItems<Element>()
+  /// The offsets in `items` of the elements that the transaction's code is mutating on a copy
+  /// right now (`array[i] += 1` on one of its own appends): reading or writing one meanwhile
+  /// traps. Kept here, not on the index's cell, which such an element may not have yet: made
+  /// for the guard, the cells stayed for good when the appends never landed (found by review).
+  @usableFromInline var itemsBeingMutated: [Int] = []
 
   @inlinable
   init(slots: _SlotDirectory<Element>) {

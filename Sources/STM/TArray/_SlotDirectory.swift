@@ -173,7 +173,9 @@ final class _SlotDirectory<Element: Sendable>: Sendable {
   /// made yet, so that a commit rarely has to allocate one while it holds its locks. At most
   /// `mostMadeForOneBatch` for the appends: a transaction that appended a million elements and
   /// then threw or reran left a million cells made for good in an array that never held them
-  /// (found by review). The commit of a larger batch makes the rest as it lands it.
+  /// (found by review). The commit of a larger batch makes the rest as it lands it, before it
+  /// validates the transaction's reads: a commit that then fails validation leaves them made
+  /// (for the appends that come to those indices later), if its rerun appends less.
   @inlinable
   func prepareForAppends(_ extra: Int) {
     let needed = landedHighWater.load(ordering: .relaxed) + min(extra, Self.mostMadeForOneBatch) + Self.cellsMadeAhead

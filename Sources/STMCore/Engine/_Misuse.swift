@@ -91,6 +91,14 @@ package func _trapAsyncFormInsideTransactionBody(_ operation: StaticString) -> N
   _misuse(.asyncFormInsideTransactionBody(operation))
 }
 
+/// Traps for a collection's element read or written from inside its own mutation, where the
+/// collection guards the element itself (a `TArray`'s element appended by the transaction and
+/// not landed, which has no cell of its own).
+@usableFromInline
+package func _trapAccessDuringOwnInPlaceUpdate() -> Never {
+  _misuse(.accessDuringOwnInPlaceUpdate)
+}
+
 @usableFromInline
 func _misuse(_ misuse: _Misuse, file: StaticString = #file, line: UInt = #line) -> Never {
   fatalError("swift-stm misuse: " + misuse.message, file: file, line: line)

@@ -59,6 +59,30 @@ extension LibraryTests {
       #expect(array.slots.madeCellCount <= cellBound(200_000))
     }
 
+    /// The same when the transaction also mutated its appended elements in place: each one
+    /// was given a cell, made for the guard against using it during its own mutation, which
+    /// stayed as long as the array (found by review). Mutated in place and landed, they hold
+    /// what the mutations made.
+    @Test func appendsMutatedInPlaceThatNeverLandLeaveFewCellsMade() {
+      struct Undo: Error {}
+      let array = TArray<Int>()
+      #expect(throws: Undo.self) {
+        try atomically { _ throws(Undo) in
+          array.append(contentsOf: 0..<100_000)
+          for index in 0..<100_000 { array[index] += 1 }
+          throw Undo()
+        }
+      }
+      #expect(array.isEmpty)
+      #expect(array.slots.madeCellCount <= cellBound(_SlotDirectory<Int>.mostMadeForOneBatch))
+      atomically { _ in
+        array.append(contentsOf: 0..<3_000)
+        for index in 0..<3_000 { array[index] += 1 }
+        #expect(array[2_999] == 3_000)
+      }
+      #expect(array.elements == Array(1...3_000))
+    }
+
     /// Elements popped and appended again reuse their indices' cells.
     @Test func popsAndAppendsReuseCells() {
       let array = TArray(0..<100)

@@ -214,6 +214,18 @@ extension LibraryTests {
       #expect(standardError(of: result).contains("while its own value was being mutated in place"))
     }
 
+    /// The same for a write, and for an element near the end, whose cell is made ahead.
+    @Test func writingAnOwnAppendedElementFromInsideItsMutationTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let array = TArray<Int>()
+        atomically { _ in
+          for element in 0..<100 { array.append(element) }
+          array[1].increment(after: { array[1] = 7 })
+        }
+      }
+      #expect(standardError(of: result).contains("while its own value was being mutated in place"))
+    }
+
     @Test func aQueueCapacityBelowOneTraps() async {
       let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
         _ = TQueue<Int>(capacity: 0)
