@@ -303,9 +303,15 @@ public final class TArray<Element: Sendable>: Sendable {
       _singleOperation(at: site) { _ in append(element, fileID: fileID, line: line) }
       return
     }
-    slots.prepareForAppends(1)
     countCell._noteAccess(.write, at: _CallSite(fileID: fileID, line: line, owner: self), as: .named("count"))
-    countCell._withDelayedAppend(in: transaction, appendingOnly: true, { _AppendBatch(slots: slots) }) { $0.items.append(element) }
+    let pending = countCell._withDelayedAppend(in: transaction, appendingOnly: true, { _AppendBatch(slots: slots) }) { batch in
+      batch.items.append(element)
+      return batch.items.count
+    }
+    // For all the transaction's appends so far, as `append(contentsOf:)` does: made for one,
+    // the cells of a transaction's many single appends were nearly all made by its commit,
+    // while it held the count's lock that drop-in appenders wait for (found by review).
+    slots.prepareForAppends(pending)
   }
 
   /// Outside a transaction: puts `element` in the slot just past the newest count with an

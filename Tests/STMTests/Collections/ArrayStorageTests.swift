@@ -59,6 +59,19 @@ extension LibraryTests {
       #expect(array.slots.madeCellCount <= cellBound(200_000))
     }
 
+    /// A transaction's single appends have their cells made as it runs, as `append(contentsOf:)`
+    /// has: made one ahead at a time, nearly all were made by its commit, under the count's
+    /// lock (found by review).
+    @Test func aTransactionsSingleAppendsHaveTheirCellsMadeBeforeItsCommit() {
+      let array = TArray<Int>()
+      atomically { _ in
+        for element in 0..<500 { array.append(element) }
+        #expect(array.slots.madeCellCount >= 500)
+      }
+      #expect(array.elements == Array(0..<500))
+      #expect(array.slots.madeCellCount <= cellBound(500))
+    }
+
     /// The same when the transaction also mutated its appended elements in place: each one
     /// was given a cell, made for the guard against using it during its own mutation, which
     /// stayed as long as the array (found by review). Mutated in place and landed, they hold
