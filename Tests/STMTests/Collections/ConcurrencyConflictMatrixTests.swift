@@ -496,5 +496,68 @@ extension LibraryTests {
       #expect(queue.tryDequeue() == 3)
       #expect(queue.tryDequeue() == nil)
     }
+
+    /// `insertIfAbsent` reads its key, and writes it only when it inserts: of a present key it
+    /// conflicts with no reader (no test pinned this rule; found by review).
+    @Test(arguments: [false, true]) func insertIfAbsentOfAPresentKeyOnlyReadsIt(inATransaction: Bool) {
+      let dict: TDictionary<Int, Int> = [1: 1]
+      let insert: @Sendable () -> Void = {
+        if inATransaction {
+          atomically { _ in _ = dict.insertIfAbsent(5, forKey: 1) }
+        } else {
+          dict.insertIfAbsent(5, forKey: 1)
+        }
+      }
+      #expect(abortsOfSecondCommitter(first: { _ = dict[1] }, then: insert) == 0)
+      #expect(abortsOfSecondCommitter(first: { dict.insertIfAbsent(6, forKey: 1) }, then: insert) == 0)
+      // Absent: it inserts, and conflicts with a reader of the key and of the count.
+      #expect(abortsOfSecondCommitter(first: { _ = dict[2] }, then: { dict.insertIfAbsent(2, forKey: 2) }) == 1)
+      #expect(abortsOfSecondCommitter(first: { _ = dict.count }, then: { dict.insertIfAbsent(3, forKey: 3) }) == 1)
+      #expect(dict.dictionary == [1: 1, 2: 2, 3: 3])
+    }
+
+    // The pairs below were asserted in one direction only (found by review); here the other.
+
+    @Test func anArrayIndexWriteAndARemovalOfAnotherIndexDoNotConflict() {
+      let array: TArray<Int> = [0, 1, 2, 3]
+      #expect(abortsOfSecondCommitter(first: { array[0] = 7 }, then: { array.removeLast() }) == 0, "write [0], then removeLast")
+      #expect(abortsOfSecondCommitter(first: { array.removeLast() }, then: { array[0] = 8 }) == 0, "removeLast, then write [0]")
+      #expect(abortsOfSecondCommitter(first: { _ = array.popLast() }, then: { array[0] += 1 }) == 0, "popLast, then [0] += 1")
+      #expect(array.elements == [9])
+    }
+
+    @Test func setRemovalsAndInsertsOfDifferentElementsDoNotConflict() {
+      let set: TSet<Int> = [1, 2]
+      #expect(abortsOfSecondCommitter(first: { set.remove(1) }, then: { set.insert(5) }) == 0)
+      #expect(abortsOfSecondCommitter(first: { set.insert(6) }, then: { set.remove(2) }) == 0)
+      #expect(abortsOfSecondCommitter(first: { set.remove(5) }, then: { set.remove(6) }) == 0)
+      #expect(set.isEmpty)
+    }
+
+    @Test func dictionaryRemovalsAndWritesOfDifferentKeysDoNotConflict() {
+      let dict: TDictionary<Int, Int> = [1: 1, 2: 2, 3: 3, 4: 4]
+      #expect(abortsOfSecondCommitter(first: { dict.removeValue(forKey: 1) }, then: { dict.removeValue(forKey: 2) }) == 0)
+      #expect(abortsOfSecondCommitter(first: { dict[3] = 30 }, then: { dict.removeValue(forKey: 4) }) == 0)
+      #expect(abortsOfSecondCommitter(first: { dict.removeValue(forKey: 3) }, then: { dict[5] = 50 }) == 0)
+      #expect(dict.dictionary == [5: 50])
+    }
+
+    /// The staged transaction does the inserts that grow the table; another inserts a key
+    /// meanwhile.
+    @Test func growingInsertsDoNotConflictWithAnotherKeysInsertMeanwhile() {
+      let dict = TDictionary<Int, Int>()
+      #expect(abortsOfSecondCommitter(first: { for key in 0..<5_000 { dict[key] = key } }, then: { dict[-1] = 1 }) == 0)
+      #expect(dict.count == 5_001)
+      let set = TSet<Int>()
+      #expect(abortsOfSecondCommitter(first: { for element in 0..<5_000 { set.insert(element) } }, then: { set.insert(-1) }) == 0)
+      #expect(set.count == 5_001)
+    }
+
+    @Test func aSetsCountConflictsWithMembershipChanges() {
+      let set: TSet<Int> = [1]
+      #expect(abortsOfSecondCommitter(first: { _ = set.count }, then: { set.insert(2) }) == 1)
+      #expect(abortsOfSecondCommitter(first: { _ = set.count }, then: { set.remove(1) }) == 1)
+      #expect(abortsOfSecondCommitter(first: { _ = set.isEmpty }, then: { set.remove(2) }) == 1)
+    }
   }
 }

@@ -56,11 +56,16 @@ extension LibraryTests {
     /// 8 threads insert the same new keys in the same order, released together, while the
     /// tables grow: inserts of one key race for the same word, and the losers must use the
     /// winner's cell (or their increments are lost) and leave no second cell in the table.
-    @Test func threadsInsertingTheSameKeysWhileTablesGrowShareOneCellPerKey() {
+    /// Through each drop-in road that inserts with a default: the subscript's, and the update's
+    /// with a closure that cannot throw and with one that can (its own two passes, which no
+    /// race test ran: a default that overwrote a key inserted between them went unnoticed;
+    /// found by review).
+    @Test(arguments: IncrementRoad.allCases)
+    func threadsInsertingTheSameKeysWhileTablesGrowShareOneCellPerKey(road: IncrementRoad) {
       let threads = 8, keys = TestScale.scaled(20_000)
       let dict = TDictionary<Int, Int>()
       runThreads(threads) { _ in
-        for key in 0..<keys { dict[key, default: 0] += 1 }
+        for key in 0..<keys { road.increment(key, in: dict) }
       }
       #expect(dict.count == keys)
       #expect((0..<keys).filter { dict[$0] != threads }.prefix(5) == [])
@@ -386,5 +391,20 @@ extension LibraryTests.ConcurrencyLockFreeInsertTests {
       for key in 0..<keys { dict[key, default: 0] += 1 }
     }
     #expect((0..<keys).map { dict[$0] ?? 0 } == before.map { $0 + threads })
+  }
+}
+
+/// The drop-in roads that add 1 to a key, inserting it with 0 first if absent.
+enum IncrementRoad: CaseIterable, Sendable {
+  case defaultSubscript, update, throwingUpdate
+
+  private struct NeverThrown: Error {}
+
+  func increment(_ key: Int, in dict: TDictionary<Int, Int>) {
+    switch self {
+    case .defaultSubscript: dict[key, default: 0] += 1
+    case .update: dict.update(forKey: key, default: 0) { $0 += 1 }
+    case .throwingUpdate: try! dict.update(forKey: key, default: 0) { (value: inout Int) throws(NeverThrown) in value += 1 }
+    }
   }
 }

@@ -9,8 +9,11 @@ extension LibraryTests {
   /// invariant that a race would break.
   @Suite struct ConcurrencyStressTests {
     /// Audits check the total inside the transaction body, so even an attempt that later aborts
-    /// must see a consistent snapshot (opacity).
-    @Test func bankAuditsNeverSeeAWrongTotal() {
+    /// must see a consistent snapshot (opacity). `transfersReadTheTotal`: each transfer also
+    /// reads every account after its writes, and must see one snapshot plus its own transfer
+    /// (opacity for transactions that have written, which the audits do not exercise;
+    /// suggested by review).
+    @Test(arguments: [false, true]) func bankAuditsNeverSeeAWrongTotal(transfersReadTheTotal: Bool) {
       let accountCount = 32
       let accounts = (0..<accountCount).map { _ in TVar(100) }
       let expected = accountCount * 100
@@ -40,6 +43,9 @@ extension LibraryTests {
               accounts[to].value += amount
             }
             if pair != accounts[from].value + accounts[to].value { wrongTotals.add(1, ordering: .relaxed) }
+            if transfersReadTheTotal && accounts.reduce(0, { $0 + $1.value }) != expected {
+              wrongTotals.add(1, ordering: .relaxed)
+            }
           }
         }
       }
