@@ -154,20 +154,21 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   ///
   /// Hand the update over (`consume pending`): its copy of the value it began from may be the
   /// last reference to the value written over, and goes as the engine releases such values
-  /// (see `_releaseWrittenOver(_:)`).
+  /// (see `_WrittenOverReleaser`).
   @inlinable @inline(__always)
   func endUpdate(forKey key: Key, _ pending: consuming PendingUpdate, publishing value: Value??) {
+    let releaser = pending.update.writtenOverReleaser
     let delta = value.map { Self.membershipDelta(from: pending.value, to: $0) } ?? 0
     guard delta != 0, let value else {
       // Nothing published, or a value that leaves membership alone: only the key's cell.
       pending.cell._withUnsafeGuaranteedRef { $0.endInPlaceUpdate(pending.update, publishing: value) }
       // The key was absent and stays so: a cell this update made is left empty.
       if pending.madeCell && pending.value == nil { index.noteEmptyCell(hash: index.hash(of: key)) }
-      if !_isPOD(Value.self) { _releaseWrittenOver(Optional(consume pending)) }
+      if !_isPOD(Value.self) { releaser.release(Optional(consume pending)) }
       return
     }
     endMembershipChange(forKey: key, pending, publishing: value, delta: delta)
-    if !_isPOD(Value.self) { _releaseWrittenOver(Optional(consume pending)) }
+    if !_isPOD(Value.self) { releaser.release(Optional(consume pending)) }
   }
 
   /// The end of an update that inserts (`delta` 1) or removes (-1) its key: publishes the
@@ -407,9 +408,10 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     let hash = index.hash(of: key)
     let pending = beginUpdate(forKey: key, hash: hash, on: thread, at: site, continuing: handedOver)
     let replaced = pending.value
+    let releaser = pending.update.writtenOverReleaser
     endUpdate(forKey: key, consume pending, publishing: .some(value))
     guard returningReplaced else {
-      if !_isPOD(Value.self) { _releaseWrittenOver(consume replaced) }
+      if !_isPOD(Value.self) { releaser.release(consume replaced) }
       return nil
     }
     return replaced
@@ -420,14 +422,14 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   @usableFromInline
   struct OptionalModification {
     /// Outside a transaction: the update holding the key's cell. Nil inside one.
-    @usableFromInline let pending: PendingUpdate?
+    @usableFromInline var pending: PendingUpdate?
     /// Inside a transaction: the key's cell, listed as being mutated on a copy until the copy
     /// is written back (see `Modification.copied`).
     @usableFromInline let copied: Unmanaged<Cell>?
     /// Inside a transaction, when the copy goes back into `copied` directly (see `WriteBack`).
     @usableFromInline let writeBack: WriteBack?
     /// The key's value when the modification began.
-    @usableFromInline let value: Value?
+    @usableFromInline var value: Value?
 
     @inlinable
     init(pending: PendingUpdate?, copied: Unmanaged<Cell>?, writeBack: WriteBack? = nil, value: Value?) {
@@ -534,11 +536,18 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
 
   /// Ends what `beginOptionalModification` began by storing `value`; an absent key left
   /// absent writes nothing.
+  ///
+  /// Takes the modification's update and old value out of it: outside a transaction, either
+  /// may hold the last reference to the value written over, which goes as the engine releases
+  /// such values (see `_WrittenOverReleaser`). Left in it, that reference went as the
+  /// accessor's frame did, one group of stack frames deeper per link of a chain of values
+  /// whose deinits each did `dict[key]? = value` (found by review).
   @inlinable
-  func endOptionalModification(forKey key: Key, _ modification: OptionalModification, publishing value: Value?, at site: _CallSite) {
-    guard let pending = modification.pending else {
+  func endOptionalModification(forKey key: Key, _ modification: inout OptionalModification, publishing value: Value?, at site: _CallSite) {
+    let old = modification.value.take()
+    guard let pending = modification.pending.take() else {
       if let copied = modification.copied, let writeBack = modification.writeBack, writeBack.applies {
-        self.writeBack(value, over: modification.value, forKey: key, in: copied, writeBack, at: site)
+        self.writeBack(value, over: old, forKey: key, in: copied, writeBack, at: site)
         return
       }
       if let copied = modification.copied { copied._withUnsafeGuaranteedRef { $0._endMutatingCopy() } }
@@ -549,7 +558,10 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       }
       return
     }
-    endUpdate(forKey: key, pending, publishing: pending.value == nil && value == nil ? nil : .some(value))
+    let publishing: Value?? = pending.value == nil && value == nil ? nil : .some(value)
+    let releaser = pending.update.writtenOverReleaser
+    endUpdate(forKey: key, consume pending, publishing: publishing)
+    if !_isPOD(Value.self) { releaser.release(consume old) }
   }
 
   /// Ends a modification by storing `value`. Always inlined for the quick road, like

@@ -122,10 +122,10 @@ public final class TArray<Element: Sendable>: Sendable {
         guard let update = cell.beginInPlaceUpdate() else { return false }
         // Past the end: changes nothing.
         guard update.value != nil else {
-          cell.endInPlaceUpdate(consume update, publishing: nil)
+          cell.endInPlaceUpdate(handingOver: consume update, publishing: nil)
           return false
         }
-        cell.endInPlaceUpdate(consume update, publishing: newValue)
+        cell.endInPlaceUpdate(handingOver: consume update, publishing: newValue)
         return true
       })
     else { outOfRange(index) }

@@ -145,9 +145,9 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
     // One yield, so that the coroutine can be inlined into the caller.
     @inline(__always) _modify {
       let site = _CallSite(fileID: fileID, line: line, owner: self)
-      let modification = storage.beginOptionalModification(forKey: key, at: site)
+      var modification = storage.beginOptionalModification(forKey: key, at: site)
       var value = modification.value
-      defer { storage.endOptionalModification(forKey: key, modification, publishing: value, at: site) }
+      defer { storage.endOptionalModification(forKey: key, &modification, publishing: value, at: site) }
       yield &value
     }
   }

@@ -67,7 +67,7 @@ extension TVar {
     guard let update = _beginInPlaceUpdate() else { return nil }
     var value = update.value
     let (publish, result) = body(&value)
-    _endInPlaceUpdate(consume update, publishing: publish ? value : nil)
+    cell.endInPlaceUpdate(handingOver: consume update, publishing: publish ? value : nil)
     return result
   }
 

@@ -45,11 +45,10 @@ extension TVar {
   package func _beginInPlaceUpdate() -> _InPlaceUpdate<Value>? { cell.beginInPlaceUpdate() }
 
   /// Publishes `value` (nothing when nil: the update was abandoned or changed nothing) and
-  /// releases what `_beginInPlaceUpdate` took. Hand the update over (`consume update`), as to
-  /// `_TypedCell.endInPlaceUpdate(_:publishing:)`.
+  /// releases what `_beginInPlaceUpdate` took.
   @inlinable
-  package func _endInPlaceUpdate(_ update: consuming _InPlaceUpdate<Value>, publishing value: Value?) {
-    cell.endInPlaceUpdate(consume update, publishing: value)
+  package func _endInPlaceUpdate(_ update: _InPlaceUpdate<Value>, publishing value: Value?) {
+    cell.endInPlaceUpdate(update, publishing: value)
   }
 
   /// Publishes `value`, and `companionValue` in `companion`, under one commit number, unless
@@ -203,14 +202,21 @@ extension _TypedCell where Value: Sendable {
   }
 
   /// Publishes `value` (nothing when nil: the update was abandoned or changed nothing) and
-  /// releases what the update took. Hand the update over (`consume update`): its copy of the
-  /// value it began from may be the last reference to the value written over, and goes here
-  /// as that value does (see `_ThreadState.release(writtenOver:by:)`).
+  /// releases what the update took.
   @inlinable
-  package final func endInPlaceUpdate(_ update: consuming _InPlaceUpdate<Value>, publishing value: Value?) {
-    let context = update.context
-    endInPlaceMutation(update.segment, context, publishing: value)
-    if !_isPOD(Value.self) { _ThreadState.release(writtenOver: Optional(consume update), by: context) }
+  package final func endInPlaceUpdate(_ update: _InPlaceUpdate<Value>, publishing value: Value?) {
+    endInPlaceMutation(update.segment, update.context, publishing: value)
+  }
+
+  /// `endInPlaceUpdate(_:publishing:)` for a caller that keeps no copy of the update (`consume
+  /// update`): the update's copy of the value it began from, which may be the last reference
+  /// to the value written over, goes as that value does (see
+  /// `_ThreadState.release(writtenOver:by:)`).
+  @inlinable
+  package final func endInPlaceUpdate(handingOver update: consuming _InPlaceUpdate<Value>, publishing value: Value?) {
+    let releaser = update.writtenOverReleaser
+    endInPlaceUpdate(update, publishing: value)
+    if !_isPOD(Value.self) { releaser.release(Optional(consume update)) }
   }
 
   /// Publishes `value` and `transform` applied to `companion`'s newest value under one commit
@@ -320,8 +326,9 @@ extension _TypedCell where Value: Sendable {
     _EngineEntry.endInPlaceMutation(
       of: self, segment, context, numbered: numbered.number, publishing: published,
       companion: companion, companionPublished, extra: extra, extraVersion)
-    _ThreadState.release(writtenOver: consume displaced, by: context)
-    _ThreadState.release(writtenOver: consume companionDisplaced, by: context)
+    // Trivially copyable values are never displaced: no call (not inlined, it was one per update).
+    if !_isPOD(Value.self) { _ThreadState.release(writtenOver: consume displaced, by: context) }
+    if !_isPOD(Companion.self) { _ThreadState.release(writtenOver: consume companionDisplaced, by: context) }
   }
 }
 
@@ -340,7 +347,7 @@ extension _TypedCell {
     let (number, overwritable) = _EngineEntry.numberInPlaceMutation(of: self, segment, context)
     let (published, displaced) = version(holding: value, overwriting: overwritable, cachedBy: context)
     _EngineEntry.endInPlaceMutation(of: self, segment, context, numbered: number, publishing: published)
-    _ThreadState.release(writtenOver: consume displaced, by: context)
+    if !_isPOD(Value.self) { _ThreadState.release(writtenOver: consume displaced, by: context) }
   }
 
   /// `overwritable` (from `_EngineEntry.numberInPlaceMutation`) given `value`, or, when there is
@@ -483,46 +490,64 @@ package struct _CallingThread {
 }
 
 extension _ThreadState {
-  /// Releases `value` (if any), which a drop-in update of this thread wrote over, now; or,
-  /// when that release runs inside another one (a deinit it ran made a drop-in update of its
-  /// own), once the outer one is done. Released where it stood, a chain of values whose
-  /// deinits each let go of the next with a drop-in update went one group of stack frames
-  /// deeper per link, and 2,000 links overflowed a thread's stack (found by review).
+  /// Releases `value` (if any), which a drop-in update of this thread wrote over, now, as
+  /// plain Swift would, up to `_ThreadContext.maximumReleaseNesting` such releases deep (a
+  /// deinit one ran made a drop-in update of its own, and so on); deeper, once the release at
+  /// that depth is done, one after another. Released where it stood at every depth, a chain
+  /// of values whose deinits each let go of the next with a drop-in update went one group of
+  /// stack frames deeper per link, and 2,000 links overflowed a thread's stack (found by
+  /// review). Put off at every depth, they made a deinit that a drop-in update freed keep
+  /// every value its own drop-in writes replaced until it returned, and one that waited for
+  /// the deinit of a value it let go of waited for good (found by the review of that fix).
   @inlinable
   static func release<Held>(writtenOver value: consuming Held?, by context: Unmanaged<_ThreadContext>) {
     guard value != nil else { return }
     let state = context._withUnsafeGuaranteedRef { $0.state }
-    guard !state.pointee.isReleasingWrittenOver else {
+    let depth = state.pointee.writtenOverReleaseDepth
+    guard depth < _ThreadContext.maximumReleaseNesting else {
       state.pointee.writtenOverWaiting.append(value as Any)
       return
     }
-    state.pointee.isReleasingWrittenOver = true
+    state.pointee.writtenOverReleaseDepth = depth + 1
     _ = consume value
-    if !state.pointee.writtenOverWaiting.isEmpty { releaseWrittenOverWaiting(state) }
-    state.pointee.isReleasingWrittenOver = false
+    if depth + 1 == _ThreadContext.maximumReleaseNesting && !state.pointee.writtenOverWaiting.isEmpty {
+      releaseWrittenOverWaiting(state)
+    }
+    state.pointee.writtenOverReleaseDepth = depth
   }
 
-  /// `release(writtenOver:by:)` on the calling thread.
-  @inlinable
-  static func release<Held>(writtenOver value: consuming Held?) {
-    release(writtenOver: value, by: current.pointee.context)
-  }
-
-  /// Releases what nested releases left waiting, and what their deinits leave in turn.
+  /// Releases what releases past the deepest left waiting, and what their deinits leave in
+  /// turn (they find the depth still at its limit, and add to the list).
   @usableFromInline
   static func releaseWrittenOverWaiting(_ state: UnsafeMutablePointer<_ThreadState>) {
     while !state.pointee.writtenOverWaiting.isEmpty {
       _ = state.pointee.writtenOverWaiting.removeLast()
     }
+    // A long chain's room is not kept for the thread's lifetime.
+    if state.pointee.writtenOverWaiting.capacity > 64 { state.pointee.writtenOverWaiting = [] }
   }
 }
 
-/// Releases `value` (if any), a value that a drop-in operation of the calling thread wrote over
-/// or a copy of one, as the engine releases what an in-place update writes over: after any
-/// such release already under way on the thread, not inside it (see
-/// `_ThreadState.release(writtenOver:by:)`). For a collection's operation that holds the last
-/// reference past the update's end.
-@inlinable
-package func _releaseWrittenOver<Held>(_ value: consuming Held?) {
-  _ThreadState.release(writtenOver: value)
+/// Releases, for a collection's drop-in operation, a value that its in-place update wrote
+/// over (or a copy of one) and that it still holds once the update has ended, as the engine
+/// releases what an update writes over (see `_ThreadState.release(writtenOver:by:)`).
+@usableFromInline
+package struct _WrittenOverReleaser {
+  @usableFromInline let context: Unmanaged<_ThreadContext>
+
+  @inlinable
+  init(context: Unmanaged<_ThreadContext>) {
+    self.context = context
+  }
+
+  @inlinable
+  package func release<Held>(_ value: consuming Held?) {
+    _ThreadState.release(writtenOver: value, by: context)
+  }
+}
+
+extension _InPlaceUpdate {
+  /// What releases, after the update's end, what it wrote over and its caller still holds.
+  @inlinable
+  package var writtenOverReleaser: _WrittenOverReleaser { _WrittenOverReleaser(context: context) }
 }

@@ -20,10 +20,10 @@ struct _ThreadState {
   @usableFromInline var forbiddenAccess: _Misuse? = nil
   /// The thread's context, retained by this state until the thread exits.
   @usableFromInline let context: Unmanaged<_ThreadContext>
-  /// Set while a value that a drop-in update wrote over is released, and the values that
-  /// updates in the deinits it runs write over meanwhile, released after it (see
-  /// `release(writtenOver:by:)`).
-  @usableFromInline var isReleasingWrittenOver = false
+  /// How many releases of values that drop-in updates wrote over are under way on the thread,
+  /// one inside another, and the values written over by those past the deepest allowed,
+  /// released after it (see `release(writtenOver:by:)`).
+  @usableFromInline var writtenOverReleaseDepth = 0
   @usableFromInline var writtenOverWaiting: [Any] = []
 
   /// The calling thread's state, created on first use.
@@ -90,7 +90,7 @@ final class _ThreadContext: @unchecked Sendable {
   @exclusivity(unchecked) var setAsideReleaseDepth = 0
   /// The most nested releases of what deinits set aside: deep enough for deinits that free
   /// values whose deinits run transactions, shallow enough for any thread's stack.
-  static let maximumReleaseNesting = 16
+  @inlinable static var maximumReleaseNesting: Int { 16 }
   /// The conflict log's state for this thread (see `_ThreadDiagnostics`).
   @exclusivity(unchecked) var diagnostics = _ThreadDiagnostics()
   /// Versions this thread's commits dropped, for its next writes to reuse.

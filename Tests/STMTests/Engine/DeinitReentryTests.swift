@@ -136,6 +136,64 @@ private func replaceAChainOfDictionaryValues(of count: Int) {
   dict[count - 1] = RunsOnDeinit {}
 }
 
+/// A dictionary of `count` values, each of which replaces the one before it, when freed,
+/// through the optional subscript, `dict[key]? = value`; the last one replaced the same way.
+private func replaceAChainOfDictionaryValuesInPlace(of count: Int) {
+  let dict = TDictionary<Int, RunsOnDeinit>()
+  for i in 0..<count { dict[i] = RunsOnDeinit { if i > 0 { dict[i - 1]? = RunsOnDeinit {} } } }
+  dict[count - 1]? = RunsOnDeinit {}
+}
+
+/// How many `Payload`s are alive.
+private let livePayloads = Atomic<Int>(0)
+
+private final class Payload: Sendable {
+  init() { livePayloads.add(1, ordering: .relaxed) }
+  deinit { livePayloads.add(-1, ordering: .relaxed) }
+}
+
+/// When freed, writes 2,000 fresh payloads over each other with drop-in writes of a variable
+/// or of a dictionary's key, and notes how many payloads are alive as it returns.
+private final class WritesManyPayloadsOnDeinit: Sendable {
+  let variable = TVar<Payload?>(nil)
+  let dict = TDictionary<Int, Payload>()
+  let intoTheDictionary: Bool
+  let alive: LockedBox<Int>
+  init(intoTheDictionary: Bool, _ alive: LockedBox<Int>) { (self.intoTheDictionary, self.alive) = (intoTheDictionary, alive) }
+  deinit {
+    for _ in 0..<2_000 {
+      if intoTheDictionary { dict[0] = Payload() } else { variable.value = Payload() }
+    }
+    alive.value = livePayloads.load(ordering: .relaxed)
+  }
+}
+
+/// Sets a flag with a drop-in write when freed.
+private final class SetsAFlagOnDeinit: Sendable {
+  let flag: TVar<Bool>
+  init(_ flag: TVar<Bool>) { self.flag = flag }
+  deinit { flag.value = true }
+}
+
+/// When freed, lets go of what `slot` holds (a `SetsAFlagOnDeinit`, its last reference) with a
+/// drop-in write, then waits in a transaction for the flag that its deinit sets.
+private final class LetsGoThenWaitsForTheDeinit: Sendable {
+  let slot: TVar<SetsAFlagOnDeinit?>
+  let flag: TVar<Bool>
+  init(_ slot: TVar<SetsAFlagOnDeinit?>, _ flag: TVar<Bool>) { (self.slot, self.flag) = (slot, flag) }
+  deinit {
+    slot.value = nil
+    try! atomically { transaction in if !flag.value { try transaction.retry() } }
+  }
+}
+
+/// Lets go of a `LetsGoThenWaitsForTheDeinit` with a drop-in write.
+private func letGoOfADeinitThatWaitsForWhatItLetGoOf() {
+  let flag = TVar(false)
+  let holder = TVar<LetsGoThenWaitsForTheDeinit?>(LetsGoThenWaitsForTheDeinit(TVar(SetsAFlagOnDeinit(flag)), flag))
+  holder.value = nil
+}
+
 extension LibraryTests {
   /// User code that the engine runs in the middle of its own bookkeeping (a key's or a
   /// value's deinit) and that runs transactions or drop-in updates of its own: it must run as
@@ -260,6 +318,38 @@ extension LibraryTests {
         let thread = startThread { replaceAChainOfDictionaryValues(of: 2_000) }
         // The links, then, as the dictionary goes, the values that replaced them.
         exit(thread.wait(timeout: .now() + 60) == .success && freedChainLinks.load(ordering: .relaxed) == 4_000 ? 0 : 1)
+      }
+    }
+
+    /// The same through the optional subscript, `dict[key]? = value`, whose accessor kept the
+    /// key's old value (found by the review of the fix above).
+    @Test func aLongChainOfDropInDeinitsThroughADictionarysOptionalSubscriptIsFreedWithoutDeepRecursion() async {
+      await #expect(processExitsWith: .success) {
+        let thread = startThread { replaceAChainOfDictionaryValuesInPlace(of: 2_000) }
+        // The links, then, as the dictionary goes, the values that replaced them.
+        exit(thread.wait(timeout: .now() + 60) == .success && freedChainLinks.load(ordering: .relaxed) == 4_000 ? 0 : 1)
+      }
+    }
+
+    /// A deinit that a drop-in write ran, and that makes many drop-in writes of its own: the
+    /// values they replace go as they are replaced, as in a deinit that a transaction ran.
+    /// (With every such release put off while one ran, all 2,000 stayed until it returned;
+    /// found by the review of the fix above.)
+    @Test(arguments: [false, true]) func aDeinitRunByADropInWriteFreesWhatItsOwnDropInWritesReplace(intoTheDictionary: Bool) {
+      let alive = LockedBox(-1)
+      let baseline = livePayloads.load(ordering: .relaxed)
+      let holder = TVar<WritesManyPayloadsOnDeinit?>(WritesManyPayloadsOnDeinit(intoTheDictionary: intoTheDictionary, alive))
+      holder.value = nil
+      #expect(alive.value - baseline <= 2, "\(alive.value - baseline) payloads alive as the deinit returned")
+    }
+
+    /// A deinit that a drop-in write ran, that lets go of a value with a drop-in write and then
+    /// waits for that value's deinit: it runs as it would in plain Swift, at once. (Put off
+    /// until the waiting deinit returned, it never ran; found by the review of the fix above.)
+    @Test func aDeinitRunByADropInWriteThatWaitsForWhatItLetGoOfReturns() async {
+      await #expect(processExitsWith: .success) {
+        let thread = startThread { letGoOfADeinitThatWaitsForWhatItLetGoOf() }
+        exit(thread.wait(timeout: .now() + 10) == .success ? 0 : 1)
       }
     }
 
