@@ -440,8 +440,8 @@ extension Transaction {
   /// drop-in update's mutation or a deinit that one runs, which hold a cell's lock but run no
   /// transaction (it trapped there, with a message about deadlocks that did not apply; found
   /// by review). It still traps in a commute's transform, which may run more than once, with a
-  /// message of its own. It does not start the engine on a thread that has not used it yet (no transaction
-  /// runs there): such an operation may come before `TransactionEngine.configure`.
+  /// message of its own. It does not start the engine on a thread that has not used it yet (no
+  /// transaction runs there): such an operation may come before `TransactionEngine.configure`.
   @inlinable
   package static var _currentForWorkOutsideTransactionalData: Transaction? {
     guard let state = _ThreadState.currentIfMade else { return nil }
