@@ -15,6 +15,9 @@ extension TransactionQueue {
   /// try queue.run()
   /// ```
   ///
+  /// The callbacks are queued at once, held until the transaction commits, or refused with a
+  /// trap, where and as ``add(_:fileID:line:)``'s are.
+  ///
   /// Conflicts: taking the snapshot of a transactional collection inside a transaction reads
   /// its whole contents (see the collection's iteration); the callbacks then conflict only
   /// through what they read and write.

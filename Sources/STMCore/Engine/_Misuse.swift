@@ -60,10 +60,11 @@ enum _Misuse {
         + "work in the transaction's own body, with the synchronous forms, or start the task once the "
         + "transaction has committed (from afterCommit)."
     case .workAddedInCommute:
-      "TransactionQueue.add was called in a commute transform. A transform runs when its update is "
-        + "applied (as the commit publishes, or when the transaction reads the variable), perhaps more than "
-        + "once, so the work could be queued more than once, or for a transaction that then rolls back; it "
-        + "must be a pure function of the old value. Add the work in the transaction itself."
+      "TransactionQueue.add was called in a commute transform. A transform must be a pure function of "
+        + "the old value: in a transaction it runs when its update is applied (as the commit publishes, or "
+        + "when the transaction reads the variable), perhaps more than once, so work added there could be "
+        + "queued more than once, or for a transaction that then rolls back. Add the work in the transaction "
+        + "itself, or outside the transform."
     case .additionOverflow(let value, let amount):
       "Adding \(amount) to an Int counter holding \(value) overflows Int: a TCounter's add(_:), "
         + "increment() or decrement(), or a collection's internal count, applied at commit, where the "

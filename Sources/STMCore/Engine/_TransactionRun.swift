@@ -30,6 +30,7 @@ struct _RetryWait {
 
   @usableFromInline
   func block() {
+    _ThreadState.releaseWrittenOverWaitingBeforeBlocking()
     waiter.block()
     _Engine.shared.retryWaiters.finish(waiter, for: cells)
   }

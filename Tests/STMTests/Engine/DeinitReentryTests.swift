@@ -190,11 +190,21 @@ private final class LetsGoThenWaitsForTheDeinit: Sendable {
   }
 }
 
-/// Lets go of a `LetsGoThenWaitsForTheDeinit` with a drop-in write.
-private func letGoOfADeinitThatWaitsForWhatItLetGoOf() {
+/// A `LetsGoThenWaitsForTheDeinit` behind `depth` values whose deinits each let go of the
+/// next with a drop-in write, held by the variable returned.
+private func aDeinitThatWaitsForWhatItLetGoOf(behind depth: Int) -> TVar<(any AnyObject & Sendable)?> {
   let flag = TVar(false)
-  let holder = TVar<LetsGoThenWaitsForTheDeinit?>(LetsGoThenWaitsForTheDeinit(TVar(SetsAFlagOnDeinit(flag)), flag))
-  holder.value = nil
+  var held: any AnyObject & Sendable = LetsGoThenWaitsForTheDeinit(TVar(SetsAFlagOnDeinit(flag)), flag)
+  for _ in 0..<depth {
+    let slot = TVar<(any AnyObject & Sendable)?>(held)
+    held = RunsOnDeinit { slot.value = nil }
+  }
+  return TVar(held)
+}
+
+/// Lets go, with a drop-in write, of a `LetsGoThenWaitsForTheDeinit` behind `depth` others.
+private func letGoOfADeinitThatWaitsForWhatItLetGoOf(behind depth: Int) {
+  aDeinitThatWaitsForWhatItLetGoOf(behind: depth).value = nil
 }
 
 extension LibraryTests {
@@ -351,7 +361,17 @@ extension LibraryTests {
     /// until the waiting deinit returned, it never ran; found by the review of the fix above.)
     @Test func aDeinitRunByADropInWriteThatWaitsForWhatItLetGoOfReturns() async {
       await #expect(processExitsWith: .success) {
-        let thread = startThread { letGoOfADeinitThatWaitsForWhatItLetGoOf() }
+        let thread = startThread { letGoOfADeinitThatWaitsForWhatItLetGoOf(behind: 0) }
+        exit(thread.wait(timeout: .now() + 10) == .success ? 0 : 1)
+      }
+    }
+
+    /// The same more than 16 such releases deep, where what it lets go of waits for the
+    /// release at that depth: what waits goes as the deinit's transaction waits in `retry()`.
+    /// (It waited for good; found by the review of the fix above.)
+    @Test func aDeinitPastTheDeepestReleaseThatWaitsForWhatItLetGoOfReturns() async {
+      await #expect(processExitsWith: .success) {
+        let thread = startThread { letGoOfADeinitThatWaitsForWhatItLetGoOf(behind: 20) }
         exit(thread.wait(timeout: .now() + 10) == .success ? 0 : 1)
       }
     }
