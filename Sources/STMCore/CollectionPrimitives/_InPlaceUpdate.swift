@@ -516,16 +516,6 @@ extension _ThreadState {
     state.pointee.writtenOverReleaseDepth = depth
   }
 
-  /// Before the thread blocks in a transaction's `retry()`, with no segment held: releases
-  /// what releases past the deepest left waiting (it is inside the release at that depth,
-  /// which would let go of them only once this returns). A deinit there that waits for the
-  /// deinit of a value it let go of with a drop-in write waited for good (found by review).
-  /// The release at that depth goes on with whatever is added meanwhile.
-  static func releaseWrittenOverWaitingBeforeBlocking() {
-    guard let state = currentIfMade, !state.pointee.writtenOverWaiting.isEmpty else { return }
-    releaseWrittenOverWaiting(state)
-  }
-
   /// Releases what releases past the deepest left waiting, and what their deinits leave in
   /// turn (they find the depth still at its limit, and add to the list).
   @usableFromInline

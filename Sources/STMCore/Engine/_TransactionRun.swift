@@ -30,7 +30,6 @@ struct _RetryWait {
 
   @usableFromInline
   func block() {
-    _ThreadState.releaseWrittenOverWaitingBeforeBlocking()
     waiter.block()
     _Engine.shared.retryWaiters.finish(waiter, for: cells)
   }

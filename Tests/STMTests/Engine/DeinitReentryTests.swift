@@ -202,6 +202,34 @@ private func aDeinitThatWaitsForWhatItLetGoOf(behind depth: Int) -> TVar<(any An
   return TVar(held)
 }
 
+/// A link whose deinit lets go of the next with a drop-in write, then waits in a transaction
+/// until `gate` is open.
+private final class LetsGoThenWaitsForAGate: Sendable {
+  let next: TVar<LetsGoThenWaitsForAGate?>
+  let gate: TVar<Bool>
+  init(_ next: LetsGoThenWaitsForAGate?, _ gate: TVar<Bool>) { (self.next, self.gate) = (TVar(next), gate) }
+  deinit {
+    next.value = nil
+    try! atomically { transaction in if !gate.value { try transaction.retry() } }
+    freedChainLinks.add(1, ordering: .relaxed)
+  }
+}
+
+/// Lets go of a chain of `count` such links, whose gate another thread opens half a second
+/// later.
+private func letGoOfAChainThatWaitsForAGate(of count: Int) {
+  let gate = TVar(false)
+  var first: LetsGoThenWaitsForAGate?
+  for _ in 0..<count { first = LetsGoThenWaitsForAGate(first, gate) }
+  let holder = TVar(first)
+  first = nil
+  _ = startThread {
+    Thread.sleep(forTimeInterval: 0.5)
+    gate.value = true
+  }
+  holder.value = nil
+}
+
 /// Lets go, with a drop-in write, of a `LetsGoThenWaitsForTheDeinit` behind `depth` others.
 private func letGoOfADeinitThatWaitsForWhatItLetGoOf(behind depth: Int) {
   aDeinitThatWaitsForWhatItLetGoOf(behind: depth).value = nil
@@ -366,13 +394,15 @@ extension LibraryTests {
       }
     }
 
-    /// The same more than 16 such releases deep, where what it lets go of waits for the
-    /// release at that depth: what waits goes as the deinit's transaction waits in `retry()`.
-    /// (It waited for good; found by the review of the fix above.)
-    @Test func aDeinitPastTheDeepestReleaseThatWaitsForWhatItLetGoOfReturns() async {
+    /// A chain of 2,000 whose links each let go of the next with a drop-in write and then wait
+    /// in `retry()` for a gate that another thread opens later: past the 16th, the links run
+    /// one after another as each returns. (Releasing what waited before each `retry()` blocked,
+    /// tried so that a deinit there could wait for what it let go of, nested the whole chain on
+    /// the stack and overflowed it; found by review, and taken back.)
+    @Test func aLongChainOfDeinitsThatWaitInRetryIsFreedWithoutDeepRecursion() async {
       await #expect(processExitsWith: .success) {
-        let thread = startThread { letGoOfADeinitThatWaitsForWhatItLetGoOf(behind: 20) }
-        exit(thread.wait(timeout: .now() + 10) == .success ? 0 : 1)
+        let thread = startThread { letGoOfAChainThatWaitsForAGate(of: 2_000) }
+        exit(thread.wait(timeout: .now() + 60) == .success && freedChainLinks.load(ordering: .relaxed) == 2_000 ? 0 : 1)
       }
     }
 
