@@ -154,21 +154,21 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   ///
   /// Hand the update over (`consume pending`): its copy of the value it began from may be the
   /// last reference to the value written over, and goes as the engine releases such values
-  /// (see `_WrittenOverReleaser`).
+  /// (see `_CallingThread.releaseWrittenOver(_:)`).
   @inlinable @inline(__always)
   func endUpdate(forKey key: Key, _ pending: consuming PendingUpdate, publishing value: Value??) {
-    let releaser = pending.update.writtenOverReleaser
+    let thread = pending.update.callingThread
     let delta = value.map { Self.membershipDelta(from: pending.value, to: $0) } ?? 0
     guard delta != 0, let value else {
       // Nothing published, or a value that leaves membership alone: only the key's cell.
       pending.cell._withUnsafeGuaranteedRef { $0.endInPlaceUpdate(pending.update, publishing: value) }
       // The key was absent and stays so: a cell this update made is left empty.
       if pending.madeCell && pending.value == nil { index.noteEmptyCell(hash: index.hash(of: key)) }
-      if !_isPOD(Value.self) { releaser.release(Optional(consume pending)) }
+      if !_isPOD(Value.self) { thread.releaseWrittenOver(Optional(consume pending)) }
       return
     }
     endMembershipChange(forKey: key, pending, publishing: value, delta: delta)
-    if !_isPOD(Value.self) { releaser.release(Optional(consume pending)) }
+    if !_isPOD(Value.self) { thread.releaseWrittenOver(Optional(consume pending)) }
   }
 
   /// The end of an update that inserts (`delta` 1) or removes (-1) its key: publishes the
@@ -408,10 +408,9 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     let hash = index.hash(of: key)
     let pending = beginUpdate(forKey: key, hash: hash, on: thread, at: site, continuing: handedOver)
     let replaced = pending.value
-    let releaser = pending.update.writtenOverReleaser
     endUpdate(forKey: key, consume pending, publishing: .some(value))
     guard returningReplaced else {
-      if !_isPOD(Value.self) { releaser.release(consume replaced) }
+      if !_isPOD(Value.self) { thread.releaseWrittenOver(consume replaced) }
       return nil
     }
     return replaced
@@ -539,7 +538,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   ///
   /// Takes the modification's update and old value out of it: outside a transaction, either
   /// may hold the last reference to the value written over, which goes as the engine releases
-  /// such values (see `_WrittenOverReleaser`). Left in it, that reference went as the
+  /// such values (see `_CallingThread.releaseWrittenOver(_:)`). Left in it, that reference went as the
   /// accessor's frame did, one group of stack frames deeper per link of a chain of values
   /// whose deinits each did `dict[key]? = value` (found by review).
   @inlinable
@@ -559,9 +558,9 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       return
     }
     let publishing: Value?? = pending.value == nil && value == nil ? nil : .some(value)
-    let releaser = pending.update.writtenOverReleaser
+    let thread = pending.update.callingThread
     endUpdate(forKey: key, consume pending, publishing: publishing)
-    if !_isPOD(Value.self) { releaser.release(consume old) }
+    if !_isPOD(Value.self) { thread.releaseWrittenOver(consume old) }
   }
 
   /// Ends a modification by storing `value`. Always inlined for the quick road, like

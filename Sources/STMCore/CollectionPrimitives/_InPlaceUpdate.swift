@@ -214,9 +214,9 @@ extension _TypedCell where Value: Sendable {
   /// `_ThreadState.release(writtenOver:by:)`).
   @inlinable
   package final func endInPlaceUpdate(handingOver update: consuming _InPlaceUpdate<Value>, publishing value: Value?) {
-    let releaser = update.writtenOverReleaser
+    let thread = update.callingThread
     endInPlaceUpdate(update, publishing: value)
-    if !_isPOD(Value.self) { releaser.release(Optional(consume update)) }
+    if !_isPOD(Value.self) { thread.releaseWrittenOver(Optional(consume update)) }
   }
 
   /// Publishes `value` and `transform` applied to `companion`'s newest value under one commit
@@ -528,26 +528,20 @@ extension _ThreadState {
   }
 }
 
-/// Releases, for a collection's drop-in operation, a value that its in-place update wrote
-/// over (or a copy of one) and that it still holds once the update has ended, as the engine
-/// releases what an update writes over (see `_ThreadState.release(writtenOver:by:)`).
-@usableFromInline
-package struct _WrittenOverReleaser {
-  @usableFromInline let context: Unmanaged<_ThreadContext>
-
+extension _CallingThread {
+  /// Releases, for a collection's drop-in operation on this thread, a value that its in-place
+  /// update wrote over (or a copy of one) and that it still holds once the update has ended,
+  /// as the engine releases what an update writes over (see
+  /// `_ThreadState.release(writtenOver:by:)`).
   @inlinable
-  init(context: Unmanaged<_ThreadContext>) {
-    self.context = context
-  }
-
-  @inlinable
-  package func release<Held>(_ value: consuming Held?) {
+  package func releaseWrittenOver<Held>(_ value: consuming Held?) {
     _ThreadState.release(writtenOver: value, by: context)
   }
 }
 
 extension _InPlaceUpdate {
-  /// What releases, after the update's end, what it wrote over and its caller still holds.
+  /// The thread the update runs on, for releasing after its end what it wrote over and its
+  /// caller still holds (`_CallingThread.releaseWrittenOver(_:)`).
   @inlinable
-  package var writtenOverReleaser: _WrittenOverReleaser { _WrittenOverReleaser(context: context) }
+  package var callingThread: _CallingThread { _CallingThread(state: context._withUnsafeGuaranteedRef { $0.state }) }
 }
