@@ -472,7 +472,7 @@ final class _Segment: @unchecked Sendable {
         if let batch = log.entries[position].batch { batchItemCounts.append((position, batch.itemCount)) }
       }
     }
-    log.generation &+= 1
+    log.startNewGeneration()
     return Checkpoint(log: log, batchItemCounts: batchItemCounts)
   }
 
@@ -496,7 +496,7 @@ final class _Segment: @unchecked Sendable {
     for (position, count) in checkpoint.batchItemCounts {
       rolledBack.append(log.entries[position].batch.unsafelyUnwrapped.removeItems(downTo: count))
     }
-    log.generation &+= 1
+    log.startNewGeneration()
     rolledBackHooks += abandonedHooks
   }
 

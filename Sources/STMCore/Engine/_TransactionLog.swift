@@ -162,6 +162,27 @@ struct _TransactionLog {
 
   var isEmpty: Bool { entries.isEmpty }
 
+  /// Starts a new generation, for a checkpoint or after a rollback: the entries written so far
+  /// (and their batches) are then copied on their next write instead of changed in place.
+  ///
+  /// After 2³² generations in one transaction (a helper that calls `atomically` or `orElse`
+  /// in a long loop) the counter would come back to an entry's generation, and a nested part
+  /// would change in place a version that its checkpoint holds, so that a rollback kept the
+  /// part's write (found by review). Instead the entries all drop to generation 0 (copying
+  /// them, once per 2³² checkpoints) and the count starts again from 1, which no entry has: a
+  /// checkpoint taken before keeps its own copy of the entries, with their old generations,
+  /// all below the generation it restores.
+  mutating func startNewGeneration() {
+    if generation == .max {
+      for position in entries.indices {
+        entries[position].generation = 0
+        entries[position].batchGeneration = 0
+      }
+      generation = 0
+    }
+    generation += 1
+  }
+
   mutating func removeAll() {
     if entries.count <= 64 {
       // Entry by entry: `removeAll(keepingCapacity:)` goes through a generic range replacement
