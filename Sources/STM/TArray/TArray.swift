@@ -457,6 +457,22 @@ public final class TArray<Element: Sendable>: Sendable {
     return last
   }
 
+  /// Removes every element, as one atomic step. Like ``popLast(fileID:line:)``, it leaves
+  /// the cells of the indices it empties made, for the appends that come to them next.
+  ///
+  /// Conflicts: as ``popLast(fileID:line:)`` once for each element: with transactions that
+  /// append or remove, and with readers and writers of any index it empties.
+  ///
+  /// - Parameters:
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Complexity: O(*n*) for *n* elements.
+  public func removeAll(fileID: StaticString = #fileID, line: UInt = #line) {
+    _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
+      while popLast(fileID: fileID, line: line) != nil {}
+    }
+  }
+
   // MARK: Whole-array reads
 
   /// The number of elements, including this transaction's own appends.
@@ -489,6 +505,34 @@ public final class TArray<Element: Sendable>: Sendable {
       return false
     }
     return count == 0
+  }
+
+  /// The first element, or nil if the array is empty: read with the count, in one consistent
+  /// snapshot (outside a transaction, a read-only transaction, which never aborts).
+  ///
+  /// Conflicts: as ``isEmpty``, and with writers of index 0.
+  ///
+  /// - Complexity: O(1).
+  @inlinable
+  public var first: Element? {
+    let site = _CallSite.unknown(in: self)
+    return _singleOperation(at: site) { _ in isEmpty ? nil : element(0, at: site) }
+  }
+
+  /// The last element, or nil if the array is empty: read with the count, in one consistent
+  /// snapshot (outside a transaction, a read-only transaction, which never aborts).
+  ///
+  /// Conflicts: as ``count`` (with transactions that append or remove), and with writers of
+  /// the last index.
+  ///
+  /// - Complexity: O(1).
+  @inlinable
+  public var last: Element? {
+    let site = _CallSite.unknown(in: self)
+    return _singleOperation(at: site) { _ in
+      let total = count
+      return total == 0 ? nil : element(total - 1, at: site)
+    }
   }
 
   /// The elements as a standard `Array`: one consistent snapshot (outside a transaction, a

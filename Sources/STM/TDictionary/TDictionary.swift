@@ -438,6 +438,32 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
     try merge(other.lazy.map { ($0.key, $0.value) }, uniquingKeysWith: combine, fileID: fileID, line: line)
   }
 
+  /// Merges the keys and values of another transactional dictionary into this one, as one
+  /// atomic step: `other` is read in the same transaction, so the merge sees it whole, as no
+  /// other thread's change left it in between.
+  ///
+  /// Conflicts: as a read of the whole of `other` (see ``dictionary``) and a write of every
+  /// key of it here.
+  ///
+  /// - Parameters:
+  ///   - other: The dictionary to merge in; it does not change.
+  ///   - combine: Given the current and the new value, the value to keep. It must not use the
+  ///     key it combines for (that traps).
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Throws: What `combine` throws; then nothing changes.
+  /// - Complexity: O(*m*) for *m* keys in `other`.
+  public func merge<Failure: Error>(
+    _ other: TDictionary<Key, Value>, uniquingKeysWith combine: (Value, Value) throws(Failure) -> Value,
+    fileID: StaticString = #fileID, line: UInt = #line
+  ) throws(Failure) {
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
+    try _singleOperation(at: site) { (_: Transaction) throws(Failure) in
+      let pairs = other.storage.snapshot(at: site).lazy.map { ($0.key, $0.value) }
+      try merge(pairs, uniquingKeysWith: combine, fileID: fileID, line: line)
+    }
+  }
+
   /// Removes every key, as one atomic step.
   ///
   /// Conflicts: it reads every key first, as ``dictionary`` does, so it conflicts with

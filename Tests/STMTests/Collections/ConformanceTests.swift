@@ -151,11 +151,20 @@ extension LibraryTests {
       #expect(dict.dictionary == ["a": 1_010, "b": 2, "c": 3_030])
       dict.merge(["b": 20]) { current, _ in current }
       #expect(dict["b"] == 2)
+      let other: TDictionary = ["b": 7, "e": 5]
+      dict.merge(other) { current, new in current + new }
+      #expect(dict.dictionary == ["a": 1_010, "b": 9, "c": 3_030, "e": 5])
+      #expect(other.dictionary == ["b": 7, "e": 5])
+      dict.merge(dict) { current, new in current + new }
+      #expect(dict.dictionary == ["a": 2_020, "b": 18, "c": 6_060, "e": 10])
       struct Refused: Error {}
       #expect(throws: Refused.self) {
         try dict.merge([("d", 4), ("a", 0)]) { (_: Int, _: Int) throws(Refused) -> Int in throw Refused() }
       }
-      #expect(dict.dictionary == ["a": 1_010, "b": 2, "c": 3_030])
+      #expect(throws: Refused.self) {
+        try dict.merge(["d": 4, "a": 0] as TDictionary) { (_: Int, _: Int) throws(Refused) -> Int in throw Refused() }
+      }
+      #expect(dict.dictionary == ["a": 2_020, "b": 18, "c": 6_060, "e": 10])
     }
 
     /// Of elements that are equal but distinguishable, `TSet` keeps and hands back the member
@@ -301,10 +310,14 @@ extension LibraryTests {
       for _ in 0..<10_000 {
         let value = random.below(1_000)
         let run = { (body: () -> Void) in insideTransactions ? atomically { _ in body() } : body() }
-        let operation = random.below(6)
+        let operation = random.below(8)
         run {
           switch operation {
-          case 0, 1: subject.append(value); model.append(value)
+          case 6:
+            #expect(subject.first == model.first)
+            #expect(subject.last == model.last)
+          case 7 where random.below(40) == 0: subject.removeAll(); model.removeAll()
+          case 0, 1, 7: subject.append(value); model.append(value)
           case 2: #expect(subject.popLast() == model.popLast())
           case 3:
             if !model.isEmpty {
@@ -343,6 +356,24 @@ extension LibraryTests {
 
     /// A transaction that pops the last element and then appends sees its append at that index,
     /// not the element it popped: the pop empties the index's cell in the transaction.
+    /// `first`, `last` and `removeAll()` see, and take back, the transaction's own appends
+    /// that have not landed, as `count` and `popLast()` do.
+    @Test func firstLastAndRemoveAllSeeTheTransactionsOwnAppends() {
+      let array: TArray<Int> = [1]
+      let seen = atomically { _ in
+        array.append(2)
+        array.append(3)
+        let ends = (array.first, array.last)
+        array.removeAll()
+        return (ends, array.isEmpty, array.first, array.last)
+      }
+      #expect(seen.0 == (1, 3))
+      #expect(seen.1 && seen.2 == nil && seen.3 == nil)
+      #expect(array.isEmpty && array.first == nil)
+      array.append(4)
+      #expect(array.first == 4 && array.last == 4)
+    }
+
     @Test func aPopThenAnAppendInOneTransactionSeesTheAppend() {
       let array: TArray = [1, 2, 3]
       atomically { _ in
