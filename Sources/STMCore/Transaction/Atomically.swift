@@ -99,6 +99,10 @@ func _runTransaction<Result, Failure: Error>(
 /// once: the call's later waits end only with a change, as in the synchronous form, so that a
 /// body that does not check does not rerun in a busy loop.
 ///
+/// In asynchronous code Swift picks this form, so `atomically` there needs `await`, even for a
+/// short transaction that never waits. To run one without a suspension point, call a
+/// synchronous function that calls `atomically`.
+///
 /// ```swift
 /// let job = try await atomically { tx in
 ///   guard let next = jobs.value.popLast() else { try tx.retry() }
