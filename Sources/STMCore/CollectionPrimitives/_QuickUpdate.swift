@@ -166,7 +166,7 @@ extension _QuickUpdate {
     _ cell: _Cell, _ segment: _Segment, _ context: _ThreadContext, _ engine: _Engine, markedTheLookup: Bool
   ) -> Unmanaged<_VersionBase>? {
     #if DEBUG
-    if let hook = _TestHooks.beforeInPlaceUpdateLocks.withLock({ $0 }) { hook() }
+    if let hook = _TestHooks.beforeInPlaceUpdateLocks.value { hook() }
     #endif
     if markedTheLookup {
       engine.enterCommitAfterQuickLookup(segment)

@@ -98,7 +98,7 @@ extension _EngineEntry {
       let segment = beginSingleRead(context, readsAtSnapshot: reading)
       #if DEBUG
       context.singleOperationsBegun += 1
-      if reading, let hook = _TestHooks.afterSingleReadAnnounced.withLock({ $0 }) { hook() }
+      if reading, let hook = _TestHooks.afterSingleReadAnnounced.value { hook() }
       #endif
       return segment
     }
@@ -123,7 +123,7 @@ extension _EngineEntry {
       context._withUnsafeGuaranteedRef { context in
         context.engine._withUnsafeGuaranteedRef { engine in
           #if DEBUG
-          if let hook = _TestHooks.beforeInPlaceUpdateLocks.withLock({ $0 }) { hook() }
+          if let hook = _TestHooks.beforeInPlaceUpdateLocks.value { hook() }
           #endif
           engine.enterCommit(segment, context: context)
           return engine.lockLookedUp(cell, segment, context)

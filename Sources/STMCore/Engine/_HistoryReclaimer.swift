@@ -62,7 +62,7 @@ final class _HistoryReclaimer: Sendable {
   /// running snapshots again (see `_Engine.trimHistory(below:of:noting:by:)`).
   func note(_ cell: _Cell) -> Bool {
     #if DEBUG
-    if let hook = _TestHooks.beforeListingKeptHistory.withLock({ $0 }) { hook() }
+    if let hook = _TestHooks.beforeListingKeptHistory.value { hook() }
     #endif
     guard !cell.markAwaitingReclamation() else { return false }
     pending.withLock { $0.append(cell) }
@@ -308,7 +308,7 @@ final class _HistoryReclaimer: Sendable {
       if historyRemains { again.append(cell) } else { leaving.append(cell) }
     }
     #if DEBUG
-    if let hook = _TestHooks.beforeReclaimerPutsCellsBack.withLock({ $0 }) { hook() }
+    if let hook = _TestHooks.beforeReclaimerPutsCellsBack.value { hook() }
     #endif
     // Put back after the batch, so that one round does not meet the same cell twice.
     if !again.isEmpty {

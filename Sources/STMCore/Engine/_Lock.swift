@@ -33,6 +33,18 @@ package final class _Lock<State>: @unchecked Sendable {
     mutex.deallocate()
   }
 
+  /// The state, copied out under the lock. Read a stored closure (a test hook) this way, not
+  /// with `withLock { $0 }`: the state is stored as a generic `State`, so passing a closure
+  /// `inout` converts it to the caller's calling convention and back, and stores back a
+  /// closure wrapped in two more thunks each time. A hook read a few thousand times then
+  /// overflowed the stack when called (found by review).
+  @inlinable
+  package var value: State {
+    pthread_mutex_lock(mutex)
+    defer { pthread_mutex_unlock(mutex) }
+    return state
+  }
+
   @inlinable
   package func withLock<Result, Failure: Error>(_ body: (inout State) throws(Failure) -> Result) throws(Failure) -> Result {
     pthread_mutex_lock(mutex)

@@ -1008,7 +1008,7 @@ extension _Engine {
     guard let position = unnumberedOverwritePosition(for: segment) else { return false }
     segment.unnumberedPosition = position
     #if DEBUG
-    if let hook = _TestHooks.afterChoosingUnnumberedOverwrite.withLock({ $0 }) { hook() }
+    if let hook = _TestHooks.afterChoosingUnnumberedOverwrite.value { hook() }
     #endif
     return true
   }
@@ -1202,7 +1202,7 @@ enum _CommitNumber {
     // whose snapshot is below it (see `overwritableVersions(of:isAlone:companion:numbered:)`).
     let number = engine.clock.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
     #if DEBUG
-    if let hook = _TestHooks.afterTakingCommitNumber.withLock({ $0 }) { hook() }
+    if let hook = _TestHooks.afterTakingCommitNumber.value { hook() }
     #endif
     segment.commitNumber.store(number, ordering: .releasing)
     return number

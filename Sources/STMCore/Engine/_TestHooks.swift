@@ -39,7 +39,7 @@ enum _TestHooks {
 @usableFromInline
 func _noteHousekeepingReadEnded(_ satisfied: Bool) {
   #if DEBUG
-  if let hook = _TestHooks.afterHousekeepingRead.withLock({ $0 }) { hook(satisfied) }
+  if let hook = _TestHooks.afterHousekeepingRead.value { hook(satisfied) }
   #endif
 }
 
