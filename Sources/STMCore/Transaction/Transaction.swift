@@ -240,6 +240,11 @@ public struct Transaction {
     // No other commit can take a number while this transaction holds the token, and every
     // read so far is of the newest version; move the snapshot up to now, so that later reads
     // see what committed before the token was taken (the commit will not validate them).
+    // From here on, the read set may name cells that no snapshot keeps alive any more: a
+    // collection's cell read at the old snapshot is kept only by that snapshot, and one retired
+    // since can be freed once the new one is announced. Nothing reads the set's entries after
+    // this (no validation, no retry), only their retained ones are released; keep it so
+    // (noted by review).
     segment.snapshot = _Engine.shared.announceSnapshot(for: segment)
     segment.isInevitableByRequest = true
     _Engine.shared.noteBecameInevitable(segment)
