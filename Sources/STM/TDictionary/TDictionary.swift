@@ -374,6 +374,43 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
     return result
   }
 
+  /// The keys and values of one consistent snapshot that satisfy `isIncluded`, as a standard
+  /// `Dictionary`, as `Dictionary.filter(_:)` returns (the sequence's `filter` returns an
+  /// array of pairs; it is still there where the context asks for one).
+  ///
+  /// Conflicts: as ``dictionary``.
+  ///
+  /// - Parameter isIncluded: Whether a key and its value go into the result. It runs once the
+  ///   snapshot has been read.
+  /// - Returns: The pairs that `isIncluded` accepted.
+  /// - Throws: What `isIncluded` throws.
+  /// - Complexity: O(*n*) for *n* keys.
+  public func filter(_ isIncluded: ((key: Key, value: Value)) throws -> Bool) rethrows -> [Key: Value] {
+    var result: [Key: Value] = [:]
+    for pair in storage.snapshot(at: .unknown(in: self)) where try isIncluded(pair) { result[pair.key] = pair.value }
+    return result
+  }
+
+  /// The keys of one consistent snapshot with their values transformed, as a standard
+  /// `Dictionary`, as `Dictionary.mapValues(_:)` returns.
+  ///
+  /// Conflicts: as ``dictionary``.
+  ///
+  /// - Parameter transform: Given a value, the value to put in the result. It runs once the
+  ///   snapshot has been read.
+  /// - Returns: Each key with its transformed value.
+  /// - Throws: What `transform` throws.
+  /// - Complexity: O(*n*) for *n* keys.
+  public func mapValues<Transformed, Failure: Error>(
+    _ transform: (Value) throws(Failure) -> Transformed
+  ) throws(Failure) -> [Key: Transformed] {
+    let pairs = storage.snapshot(at: .unknown(in: self))
+    var result: [Key: Transformed] = [:]
+    result.reserveCapacity(pairs.count)
+    for (key, value) in pairs { result[key] = try transform(value) }
+    return result
+  }
+
   /// The keys, from one consistent snapshot, in no particular order.
   ///
   /// Conflicts: as ``dictionary``.

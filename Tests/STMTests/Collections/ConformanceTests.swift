@@ -142,6 +142,25 @@ extension LibraryTests {
     /// `merge` and `init(_:uniquingKeysWith:)` pass `combine` the current value first and the
     /// new one second, as `Dictionary` does (a key repeated in the pairs combines with its
     /// earlier value); a `combine` that throws leaves the dictionary as it was.
+    /// `filter` and `mapValues` return standard dictionaries, as `Dictionary`'s do, inside and
+    /// outside transactions (inside, with the transaction's own writes).
+    @Test func filterAndMapValuesMatchDictionary() {
+      let model = Dictionary(uniqueKeysWithValues: (0..<100).map { ($0, $0 * 3) })
+      let dict = TDictionary(model)
+      #expect(dict.filter { $0.value % 2 == 0 } == model.filter { $0.value % 2 == 0 })
+      #expect(dict.mapValues { "\($0)" } == model.mapValues { "\($0)" })
+      let inside = atomically { _ in
+        dict[1_000] = 4
+        dict[0] = nil
+        return (dict.filter { $0.key < 10 || $0.key > 99 }, dict.mapValues { $0 + 1 }.count)
+      }
+      #expect(inside.0 == [1_000: 4, 1: 3, 2: 6, 3: 9, 4: 12, 5: 15, 6: 18, 7: 21, 8: 24, 9: 27])
+      #expect(inside.1 == 100)
+      struct Refused: Error {}
+      #expect(throws: Refused.self) { try dict.filter { (_: (key: Int, value: Int)) throws(Refused) in throw Refused() } }
+      #expect(throws: Refused.self) { try dict.mapValues { (_: Int) throws(Refused) -> Int in throw Refused() } }
+    }
+
     @Test func mergeCombinesTheCurrentValueWithTheNewOneAndAThrowChangesNothing() {
       let pairs = [("a", 1), ("b", 2), ("a", 10), ("a", 100)]
       #expect(TDictionary(pairs, uniquingKeysWith: { first, _ in first }).dictionary == ["a": 1, "b": 2])
