@@ -197,6 +197,21 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// - Complexity: O(*n*) for *n* elements.
   public var elements: Set<Element> { elements(at: .unknown(in: self)) }
 
+  /// The elements of one consistent snapshot that satisfy `isIncluded`, as a standard `Set`, as
+  /// `Set.filter(_:)` returns (the sequence's `filter` returns an array; it is still there where
+  /// the context asks for one).
+  ///
+  /// Conflicts: as ``elements``.
+  ///
+  /// - Parameter isIncluded: Whether an element goes into the result. It runs once the
+  ///   snapshot has been read.
+  /// - Returns: The elements that `isIncluded` accepted.
+  /// - Throws: What `isIncluded` throws.
+  /// - Complexity: O(*n*) for *n* elements.
+  public func filter(_ isIncluded: (Element) throws -> Bool) rethrows -> Set<Element> {
+    try elements.filter(isIncluded)
+  }
+
   @usableFromInline
   func elements(at site: _CallSite) -> Set<Element> { Set(storage.snapshot(at: site).lazy.map(\.value)) }
 

@@ -318,6 +318,7 @@ extension LibraryTests {
           }
         }
         #expect(subject.elements == model && subject.count == model.count)
+        #expect(subject.filter { $0 % 3 == 0 } == model.filter { $0 % 3 == 0 })
       }
     }
 
