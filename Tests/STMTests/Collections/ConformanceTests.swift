@@ -374,8 +374,6 @@ extension LibraryTests {
       #expect(array.description == "TArray([\"a\", \"b\", \"C\"])")
     }
 
-    /// A transaction that pops the last element and then appends sees its append at that index,
-    /// not the element it popped: the pop empties the index's cell in the transaction.
     /// `first`, `last` and `removeAll()` see, and take back, the transaction's own appends
     /// that have not landed, as `count` and `popLast()` do.
     @Test func firstLastAndRemoveAllSeeTheTransactionsOwnAppends() {
@@ -394,6 +392,8 @@ extension LibraryTests {
       #expect(array.first == 4 && array.last == 4)
     }
 
+    /// A transaction that pops the last element and then appends sees its append at that index,
+    /// not the element it popped: the pop empties the index's cell in the transaction.
     @Test func aPopThenAnAppendInOneTransactionSeesTheAppend() {
       let array: TArray = [1, 2, 3]
       atomically { _ in
