@@ -449,6 +449,11 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// the queue is closed. Inside one, an empty queue makes the transaction retry: it rolls back
   /// and reruns when something it read changes.
   ///
+  /// Consumers waiting on an empty queue are all woken by the next enqueue: one takes the item
+  /// and the others wait again. With *W* consumers waiting, each item that arrives while they
+  /// wait costs O(*W*) wake-ups; a pool of many more consumers than producers keep busy pays
+  /// that on every item.
+  ///
   /// Conflicts: as ``tryDequeue(fileID:line:)``.
   ///
   /// - Parameters:

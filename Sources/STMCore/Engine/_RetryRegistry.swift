@@ -14,8 +14,10 @@ import Synchronization
 final class _RetryRegistry: @unchecked Sendable {
   fileprivate final class Stripe: Sendable {
     let count = Atomic<Int>(0)
-    /// The waiters of each cell address, in the order they registered.
-    let entries = _Lock<[UInt: [_Waiter]]>([:])
+    /// The waiters of each cell address, by identity: a waiter leaving the cells of its read
+    /// set finds itself in each without a scan of the others waiting there (with a list, many
+    /// waiters over the same cells left in time quadratic in their number; found by review).
+    let entries = _Lock<[UInt: [ObjectIdentifier: _Waiter]]>([:])
   }
 
   fileprivate let stripes: [Stripe] = (0..<64).map { _ in Stripe() }
@@ -55,7 +57,12 @@ final class _RetryRegistry: @unchecked Sendable {
     for cell in cells {
       stripe(for: cell.address)._withUnsafeGuaranteedRef { stripe in
         stripe.count.add(1, ordering: .sequentiallyConsistent)
-        stripe.entries.withLock { $0[cell.address, default: []].append(waiter) }
+        let isNew = stripe.entries.withLock { $0[cell.address, default: [:]].updateValue(waiter, forKey: ObjectIdentifier(waiter)) == nil }
+        // A cell the read set names twice is one registration.
+        if !isNew {
+          stripe.count.subtract(1, ordering: .relaxed)
+          registrations.subtract(1, ordering: .relaxed)
+        }
       }
     }
     // Pairs with the fence in the commit path: either the committer sees our entries, or we
@@ -79,12 +86,11 @@ final class _RetryRegistry: @unchecked Sendable {
     for cell in cells {
       stripe(for: cell.address)._withUnsafeGuaranteedRef { stripe in
         let removed = stripe.entries.withLock { entries in
-          guard let index = entries.index(forKey: cell.address) else { return 0 }
-          let before = entries.values[index].count
-          entries.values[index].removeAll { $0 === waiter }
-          let after = entries.values[index].count
-          if after == 0 { entries.remove(at: index) }
-          return before - after
+          guard let index = entries.index(forKey: cell.address),
+            entries.values[index].removeValue(forKey: ObjectIdentifier(waiter)) != nil
+          else { return 0 }
+          if entries.values[index].isEmpty { entries.remove(at: index) }
+          return 1
         }
         if removed > 0 {
           stripe.count.subtract(removed, ordering: .relaxed)
@@ -119,12 +125,12 @@ final class _RetryRegistry: @unchecked Sendable {
 
   private func wakeRegisteredWaiters(of address: UInt, in stripe: Stripe) {
     guard stripe.count.load(ordering: .relaxed) > 0 else { return }
-    let woken = stripe.entries.withLock { $0.removeValue(forKey: address) ?? [] }
+    let woken = stripe.entries.withLock { $0.removeValue(forKey: address) ?? [:] }
     if !woken.isEmpty {
       stripe.count.subtract(woken.count, ordering: .relaxed)
       registrations.subtract(woken.count, ordering: .relaxed)
     }
-    for waiter in woken { waiter.wake() }
+    for waiter in woken.values { waiter.wake() }
   }
 }
 

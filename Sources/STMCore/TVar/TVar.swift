@@ -65,6 +65,9 @@ public struct TVar<Value: Sendable> {
   /// same with their own line.
   ///
   /// - Complexity: O(1) to read and to write; a commit is described on ``atomically(_:fileID:line:)-88o9x``.
+  ///   A transaction that reads a variable which others have committed to since it began steps
+  ///   back over those versions to the one of its snapshot, one step per version (drop-in
+  ///   writes mostly change the newest version in place, adding none).
   @inlinable
   public var value: Value {
     get { cell.currentValue }
