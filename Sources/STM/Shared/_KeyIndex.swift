@@ -66,6 +66,25 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     @usableFromInline var retired: [(key: Key, slot: Slot, clock: UInt64)] = []
     /// How many retired cells `retired` holds.
     @usableFromInline var retiredCount: Int { retired.count }
+    /// The positions in `retired` of each key's cells, oldest first, for lookups that would
+    /// otherwise scan many of them: made by the first lookup that finds more than
+    /// `retiredScanLimit` cells retired after its snapshot (a long transaction's, while others
+    /// remove keys), kept up to date by `retire` while it exists, and dropped by a pruning,
+    /// which moves the positions. Scanned, each lookup of such a transaction took time that
+    /// grew with the removals since it began: 100 µs a lookup after 32,000 (found by review).
+    @usableFromInline var retiredPositions: [Key: [Int]]? = nil
+    /// The most retired cells a lookup scans before it looks its key up in `retiredPositions`.
+    @usableFromInline static var retiredScanLimit: Int { 64 }
+
+    /// `retiredPositions`, made if there is none.
+    @inlinable
+    mutating func madeRetiredPositions() -> [Key: [Int]] {
+      if let retiredPositions { return retiredPositions }
+      var made: [Key: [Int]] = [:]
+      for (position, entry) in retired.enumerated() { made[entry.key, default: []].append(position) }
+      retiredPositions = made
+      return made
+    }
     /// `retiredCount` at which the next pruning runs: twice what the last one
     /// kept (at least 32), so that a long-running snapshot that pins many retired cells does
     /// not make every removal rescan them all.
@@ -438,9 +457,20 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
       return stripe.state.withLock { state -> [Slot] in
         var found: [Slot] = []
         // Newest first, and only as far back as the snapshot: the list is in clock order.
+        var scanned = 0
         for entry in state.retired.reversed() {
-          guard entry.clock > snapshot else { break }
+          guard entry.clock > snapshot else { return found }
           if entry.key == key { found.append(entry.slot) }
+          scanned += 1
+          if scanned == StripeState.retiredScanLimit { break }
+        }
+        guard scanned == StripeState.retiredScanLimit else { return found }
+        // Many retired since the snapshot: only the key's own.
+        found = []
+        for position in (state.madeRetiredPositions()[key] ?? []).reversed() {
+          let entry = state.retired[position]
+          guard entry.clock > snapshot else { break }
+          found.append(entry.slot)
         }
         return found
       }
@@ -569,6 +599,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     let now = _EngineClock.advance()
     stripe.newestRetirement.store(now, ordering: .sequentiallyConsistent)
     state.retired.append((cell.key, removed.takeRetainedValue().variable, now))
+    if state.retiredPositions != nil { state.retiredPositions![cell.key, default: []].append(state.retired.count - 1) }
     // Only now that a lookup can no longer find the cell (see `TVar._retire(if:)`).
     cell.variable._wakeWaitersOfRetired()
     // Removals left a table as big as its keys had ever made it, and whole reads (enumeration,
@@ -600,6 +631,10 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     if count > 0 {
       dropped.append(Dropped(state.retired.prefix(count)))
       state.retired.removeFirst(count)
+      // Handed out with the cells, so that its copies of the keys are not released under the
+      // lock either.
+      if let positions = state.retiredPositions { dropped.append(Dropped(positions)) }
+      state.retiredPositions = nil
     }
     state.pruneAt = max(StripeState.leastPruneAt, 2 * state.retiredCount)
     dropReplacedTables(&state, olderThan: oldest)

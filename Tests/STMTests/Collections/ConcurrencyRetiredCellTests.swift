@@ -182,6 +182,49 @@ extension LibraryTests {
       #expect(cells < 32_000, "\(cells) cells for 100 keys present")
     }
 
+    /// A long transaction reads its snapshot's values of keys that others removed, inserted
+    /// again and removed again since it began, thousands of them: past a few dozen such cells a
+    /// stripe finds a key's retired cells through an index of their positions instead of a scan
+    /// (each lookup scanned every cell retired since the snapshot; found by review). Keys
+    /// removed after the index was made are found through it too, and a second such
+    /// transaction, after prunings moved the positions, finds its own.
+    @Test func aLongTransactionReadsItsSnapshotOfKeysRetiredManyTimesSince() {
+      let churned = 0..<6_000, late = 6_000..<7_000, all = 0..<7_000
+      let dictionary = TDictionary<Int, Int>()
+      for round in 0..<2 {
+        for key in all { dictionary[key] = key }
+        let pinned = Gate(), churnedGate = Gate(), firstPassDone = Gate(), lateRemoved = Gate()
+        let wrong = LockedBox<[Int]>([])
+        let firstAttempt = LockedBox(true)
+        let long = startThread {
+          atomically { _ in
+            _ = dictionary[0]
+            guard firstAttempt.value else { return }
+            firstAttempt.value = false
+            pinned.open()
+            churnedGate.wait()
+            // The first lookups of each stripe make its index.
+            let first = churned.reversed().count { dictionary[$0] != $0 }
+            firstPassDone.open()
+            lateRemoved.wait()
+            let second = all.count { dictionary[$0] != $0 }
+            wrong.value = [first, second, dictionary.count]
+          }
+        }
+        pinned.wait()
+        for key in churned { dictionary[key] = nil }
+        for key in churned { dictionary[key] = -key }
+        for key in churned.dropFirst(3_000) { dictionary[key] = nil }
+        churnedGate.open()
+        firstPassDone.wait()
+        for key in late { dictionary[key] = nil }
+        lateRemoved.open()
+        long.wait()
+        #expect(wrong.value == [0, 0, 7_000], "round \(round)")
+        #expect(dictionary.count == 3_000 && dictionary[1] == -1 && dictionary[3_001] == nil && dictionary[6_001] == nil)
+      }
+    }
+
     /// A transaction removes a key that another thread removed after its snapshot (the key's
     /// value at the snapshot is in a retired cell): it must then read the key as absent, and,
     /// once it writes the key again, list it once. It read the retired cell's old value
