@@ -51,6 +51,9 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     /// Whether the last sweep found its suspects still held by running snapshots and came back
     /// without sweeping: the next one then waits until those have ended (see `claimSweep`).
     @usableFromInline var sweepWaitsForSnapshots = false
+    /// While `sweepWaitsForSnapshots`: `madeSinceSweep` at which `claimSweep` looks at the
+    /// running snapshots again.
+    @usableFromInline var snapshotsCheckedAgainAt = 0
     /// Empty cells seen by the last sweep.
     @usableFromInline var suspects: [Cell] = []
     /// A clock value taken after the last sweep found `suspects`: every transaction that
@@ -66,23 +69,29 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     @usableFromInline var retired: [(key: Key, slot: Slot, clock: UInt64)] = []
     /// How many retired cells `retired` holds.
     @usableFromInline var retiredCount: Int { retired.count }
-    /// The positions in `retired` of each key's cells, oldest first, for lookups that would
-    /// otherwise scan many of them: made by the first lookup that finds more than
-    /// `retiredScanLimit` cells retired after its snapshot (a long transaction's, while others
-    /// remove keys), kept up to date by `retire` while it exists, and dropped by a pruning,
-    /// which moves the positions. Scanned, each lookup of such a transaction took time that
-    /// grew with the removals since it began: 100 µs a lookup after 32,000 (found by review).
-    @usableFromInline var retiredPositions: [Key: [Int]]? = nil
-    /// The most retired cells a lookup scans before it looks its key up in `retiredPositions`.
+    /// For lookups that would otherwise scan many retired cells: the position in `retired` of
+    /// each key's newest retired cell, and, beside each entry of `retired`, the position of the
+    /// same key's cell retired before it (-1: none), a chain from newest to oldest. Made by the
+    /// first lookup that finds more than `retiredScanLimit` cells retired after its snapshot (a
+    /// long transaction's, while others remove keys), kept up to date by `retire` while it
+    /// exists, and dropped by a pruning, which moves the positions. Scanned, each lookup of such
+    /// a transaction took time that grew with the removals since it began: 100 µs a lookup
+    /// after 32,000 (found by review). (A list of positions per key took an allocation per key,
+    /// 82 bytes per retired cell; noted by review.)
+    @usableFromInline var retiredChains: (newest: [Key: Int], previous: [Int])? = nil
+    /// The most retired cells a lookup scans before it follows its key's chain.
     @usableFromInline static var retiredScanLimit: Int { 64 }
 
-    /// `retiredPositions`, made if there is none.
+    /// `retiredChains`, made if there are none.
     @inlinable
-    mutating func madeRetiredPositions() -> [Key: [Int]] {
-      if let retiredPositions { return retiredPositions }
-      var made: [Key: [Int]] = [:]
-      for (position, entry) in retired.enumerated() { made[entry.key, default: []].append(position) }
-      retiredPositions = made
+    mutating func madeRetiredChains() -> (newest: [Key: Int], previous: [Int]) {
+      if let retiredChains { return retiredChains }
+      var made: (newest: [Key: Int], previous: [Int]) = ([:], [])
+      made.previous.reserveCapacity(retired.count)
+      for (position, entry) in retired.enumerated() {
+        made.previous.append(made.newest.updateValue(position, forKey: entry.key) ?? -1)
+      }
+      retiredChains = made
       return made
     }
     /// `retiredCount` at which the next pruning runs: twice what the last one
@@ -124,16 +133,24 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     /// for, and such a stream left a number of empty cells that grew with its square root.)
     ///
     /// While a sweep waits for the snapshots that hold its suspects, the cells made meanwhile
-    /// stay counted, and no sweep is claimed until those snapshots have ended (a look at the
-    /// segments' snapshots, only then). The count used to start again at 0 on each sweep that
-    /// came back, so a long transaction's cells made by others' lookups of absent keys counted
-    /// as present keys afterwards and raised the bar: 32,000 of them made while one ran were
-    /// still mostly there 64,000 lookups later (found by review).
+    /// stay counted, and no sweep is claimed until those snapshots have ended; whether they have
+    /// is asked of the segments once every 64 cells made (asked for every cell, the scan of the
+    /// segments under the stripe's lock made lookups of absent keys a quarter slower; found by
+    /// review). The count used to start again at 0 on each sweep that came back, so a long
+    /// transaction's cells made by others' lookups of absent keys counted as present keys
+    /// afterwards and raised the bar: 32,000 of them made while one ran were still mostly there
+    /// 64,000 lookups later (found by review).
     @inlinable
     mutating func claimSweep() -> Bool {
       let bar = 64 + (table.estimatedLive - madeSinceSweep) - suspects.count / 2
       guard !sweepScheduled, madeSinceSweep > bar else { return false }
-      if sweepWaitsForSnapshots && _EngineClock.oldestRunningSnapshot() < suspectsFound { return false }
+      if sweepWaitsForSnapshots {
+        guard madeSinceSweep >= snapshotsCheckedAgainAt else { return false }
+        if _EngineClock.oldestRunningSnapshot() < suspectsFound {
+          snapshotsCheckedAgainAt = madeSinceSweep + 64
+          return false
+        }
+      }
       sweepScheduled = true
       return true
     }
@@ -467,10 +484,11 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
         guard scanned == StripeState.retiredScanLimit else { return found }
         // Many retired since the snapshot: only the key's own.
         found = []
-        for position in (state.madeRetiredPositions()[key] ?? []).reversed() {
-          let entry = state.retired[position]
-          guard entry.clock > snapshot else { break }
-          found.append(entry.slot)
+        let chains = state.madeRetiredChains()
+        var position = chains.newest[key] ?? -1
+        while position >= 0 && state.retired[position].clock > snapshot {
+          found.append(state.retired[position].slot)
+          position = chains.previous[position]
         }
         return found
       }
@@ -520,7 +538,10 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     // lookups of other absent keys brought on (found by review). Until then they stay
     // suspects, and no new ones are gathered.
     state.sweepWaitsForSnapshots = !state.suspects.isEmpty && oldest < state.suspectsFound
-    guard !state.sweepWaitsForSnapshots else { return }
+    guard !state.sweepWaitsForSnapshots else {
+      state.snapshotsCheckedAgainAt = state.madeSinceSweep + 64
+      return
+    }
     state.madeSinceSweep = 0
     let suspects = state.suspects
     state.suspects = []
@@ -599,7 +620,10 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     let now = _EngineClock.advance()
     stripe.newestRetirement.store(now, ordering: .sequentiallyConsistent)
     state.retired.append((cell.key, removed.takeRetainedValue().variable, now))
-    if state.retiredPositions != nil { state.retiredPositions![cell.key, default: []].append(state.retired.count - 1) }
+    if state.retiredChains != nil {
+      let previous = state.retiredChains!.newest.updateValue(state.retired.count - 1, forKey: cell.key) ?? -1
+      state.retiredChains!.previous.append(previous)
+    }
     // Only now that a lookup can no longer find the cell (see `TVar._retire(if:)`).
     cell.variable._wakeWaitersOfRetired()
     // Removals left a table as big as its keys had ever made it, and whole reads (enumeration,
@@ -633,8 +657,8 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
       state.retired.removeFirst(count)
       // Handed out with the cells, so that its copies of the keys are not released under the
       // lock either.
-      if let positions = state.retiredPositions { dropped.append(Dropped(positions)) }
-      state.retiredPositions = nil
+      if let chains = state.retiredChains { dropped.append(Dropped(chains.newest)) }
+      state.retiredChains = nil
     }
     state.pruneAt = max(StripeState.leastPruneAt, 2 * state.retiredCount)
     dropReplacedTables(&state, olderThan: oldest)
