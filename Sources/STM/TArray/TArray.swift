@@ -510,7 +510,7 @@ public final class TArray<Element: Sendable>: Sendable {
   /// The first element, or nil if the array is empty: read with the count, in one consistent
   /// snapshot (outside a transaction, a read-only transaction, which never aborts).
   ///
-  /// Conflicts: as ``isEmpty``, and with writers of index 0.
+  /// Conflicts: as ``isEmpty``, and as a read of index 0 (see ``subscript(_:fileID:line:)``).
   ///
   /// - Complexity: O(1).
   @inlinable
@@ -522,8 +522,8 @@ public final class TArray<Element: Sendable>: Sendable {
   /// The last element, or nil if the array is empty: read with the count, in one consistent
   /// snapshot (outside a transaction, a read-only transaction, which never aborts).
   ///
-  /// Conflicts: as ``count`` (with transactions that append or remove), and with writers of
-  /// the last index.
+  /// Conflicts: as ``count`` (with transactions that append or remove), and as a read of the
+  /// last index (see ``subscript(_:fileID:line:)``).
   ///
   /// - Complexity: O(1).
   @inlinable

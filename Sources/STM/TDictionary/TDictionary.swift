@@ -476,8 +476,8 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   }
 
   /// Merges the keys and values of another transactional dictionary into this one, as one
-  /// atomic step: `other` is read in the same transaction, so the merge sees it whole, as no
-  /// other thread's change left it in between.
+  /// atomic step: `other` is read in the same transaction, so the merge sees it whole, with no
+  /// other thread's change in between.
   ///
   /// Conflicts: as a read of the whole of `other` (see ``dictionary``) and a write of every
   /// key of it here.

@@ -451,8 +451,8 @@ public final class TQueue<Element: Sendable>: Sendable {
   ///
   /// Consumers waiting on an empty queue are all woken by the next enqueue: one takes the item
   /// and the others wait again. With *W* consumers waiting, each item that arrives while they
-  /// wait costs O(*W*) wake-ups; a pool of many more consumers than producers keep busy pays
-  /// that on every item.
+  /// wait costs O(*W*) wake-ups; a pool with many more consumers than its producers keep busy
+  /// pays that on every item.
   ///
   /// Conflicts: as ``tryDequeue(fileID:line:)``.
   ///

@@ -57,8 +57,11 @@ final class _RetryRegistry: @unchecked Sendable {
     for cell in cells {
       stripe(for: cell.address)._withUnsafeGuaranteedRef { stripe in
         stripe.count.add(1, ordering: .sequentiallyConsistent)
-        let isNew = stripe.entries.withLock { $0[cell.address, default: [:]].updateValue(waiter, forKey: ObjectIdentifier(waiter)) == nil }
-        // A cell the read set names twice is one registration.
+        let isNew = stripe.entries.withLock { entries in
+          entries[cell.address, default: [:]].updateValue(waiter, forKey: ObjectIdentifier(waiter)) == nil
+        }
+        // A cell the read set names twice is one registration (the read sets given here have
+        // each cell once; this keeps the counts exact if one did not).
         if !isNew {
           stripe.count.subtract(1, ordering: .relaxed)
           registrations.subtract(1, ordering: .relaxed)

@@ -181,9 +181,9 @@ func _joinRunningTransaction<Result, Failure: Error>(
 ) throws(Failure) -> Result {
   // A body that cannot throw cannot end early, so nothing rolls its part back on its own (a
   // retry it calls, and must catch, stands for the whole attempt, or for the `orElse` branch
-  // around it, whose checkpoint covers the part): it takes none. A checkpoint shares the log's entries, so the part's first write
-  // copied them all, and a helper called in a loop of one transaction's writes made the loop
-  // quadratic (found by review).
+  // around it, whose checkpoint covers the part): it takes none. A checkpoint shares the log's
+  // entries, so the part's first write copied them all, and a helper called in a loop of one
+  // transaction's writes made the loop quadratic (found by review).
   if Failure.self == Never.self { return try body(Transaction(segment)) }
   let checkpoint = segment.checkpoint()
   do {

@@ -139,9 +139,6 @@ extension LibraryTests {
       #expect(literal.isEmpty && literal.dictionary.isEmpty)
     }
 
-    /// `merge` and `init(_:uniquingKeysWith:)` pass `combine` the current value first and the
-    /// new one second, as `Dictionary` does (a key repeated in the pairs combines with its
-    /// earlier value); a `combine` that throws leaves the dictionary as it was.
     /// `filter` and `mapValues` return standard dictionaries, as `Dictionary`'s do, inside and
     /// outside transactions (inside, with the transaction's own writes).
     @Test func filterAndMapValuesMatchDictionary() {
@@ -161,6 +158,10 @@ extension LibraryTests {
       #expect(throws: Refused.self) { try dict.mapValues { (_: Int) throws(Refused) -> Int in throw Refused() } }
     }
 
+    /// `merge` and `init(_:uniquingKeysWith:)` pass `combine` the current value first and the
+    /// new one second, as `Dictionary` does (a key repeated in the pairs combines with its
+    /// earlier value); a `combine` that throws leaves the dictionary as it was. Merging another
+    /// `TDictionary`, itself included, reads it in the same step.
     @Test func mergeCombinesTheCurrentValueWithTheNewOneAndAThrowChangesNothing() {
       let pairs = [("a", 1), ("b", 2), ("a", 10), ("a", 100)]
       #expect(TDictionary(pairs, uniquingKeysWith: { first, _ in first }).dictionary == ["a": 1, "b": 2])
