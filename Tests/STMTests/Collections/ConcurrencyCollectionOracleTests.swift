@@ -27,6 +27,10 @@ private enum CollectionOperation: Sendable {
   case tryDequeue
   case counterAdd(Int)
   case counterValue
+  case arrayFirst
+  case arrayLast
+  /// The sum of the values of the keys divisible by 3, through `filter` on a snapshot.
+  case dictFilteredSum
 }
 
 /// The operations that may run outside a transaction in the oracle: each is one atomic step
@@ -35,7 +39,7 @@ private enum CollectionOperation: Sendable {
 /// reads at a snapshot (a key's value, a count, `isEmpty`, a member, the counter): the quick
 /// and drop-in roads of each, replayed like any transaction. (An operation that may end up
 /// changing nothing, such as a removal of an absent key, leaves no position of its own.)
-private let atomicOutside: Set<Int> = [0, 1, 2, 5, 8, 9, 10, 11, 14, 16, 17, 18, 19]
+private let atomicOutside: Set<Int> = [0, 1, 2, 5, 8, 9, 10, 11, 14, 16, 17, 18, 19, 20, 21, 22]
 
 private struct CollectionPlan: Sendable {
   var operations: [CollectionOperation]
@@ -66,14 +70,17 @@ private struct CollectionPlan: Sendable {
       case 16: return .counterAdd(amount)
       case 17: return .counterValue
       case 18: return .dictIsEmpty
-      default: return .setIsEmpty
+      case 19: return .setIsEmpty
+      case 20: return .arrayFirst
+      case 21: return .arrayLast
+      default: return .dictFilteredSum
       }
     }
     if random.chance(20) {
       let kinds = atomicOutside.sorted()
       return CollectionPlan(operations: [operation(kinds[random.below(kinds.count)])], outside: true)
     }
-    let operations = (0..<(1 + random.below(5))).map { _ in operation(random.below(20)) }
+    let operations = (0..<(1 + random.below(5))).map { _ in operation(random.below(23)) }
     return CollectionPlan(operations: operations, throwsAtEnd: random.chance(5))
   }
 }
@@ -114,6 +121,9 @@ private struct TransactionalCollections: CollectionStore, Sendable {
     case .tryDequeue: return queue.tryDequeue() ?? -1
     case .counterAdd(let amount): counter.add(amount)
     case .counterValue: return counter.value
+    case .arrayFirst: return array.first ?? -1
+    case .arrayLast: return array.last ?? -1
+    case .dictFilteredSum: return dict.filter { $0.key % 3 == 0 }.values.reduce(0, +)
     }
     return 0
   }
@@ -155,6 +165,9 @@ private final class PlainCollections: CollectionStore {
       return queue[queueHead - 1]
     case .counterAdd(let amount): counter += amount
     case .counterValue: return counter
+    case .arrayFirst: return array.first ?? -1
+    case .arrayLast: return array.last ?? -1
+    case .dictFilteredSum: return dict.filter { $0.key % 3 == 0 }.values.reduce(0, +)
     }
     return 0
   }
