@@ -30,3 +30,11 @@ public enum TestScale {
   /// `quick`, or ten times it under `STM_LONG_TESTS=1`.
   public static func scaled(_ quick: Int) -> Int { isLong ? quick * 10 : quick }
 }
+
+/// What the test process runs under.
+public enum TestProcess {
+  /// Whether Address Sanitizer instruments the process (its runtime's entry point is there):
+  /// its quarantine keeps freed memory resident for a while, so a test that measures resident
+  /// memory measures the quarantine there, not the library.
+  public static let runsUnderAddressSanitizer = dlsym(nil, "__asan_init") != nil
+}
