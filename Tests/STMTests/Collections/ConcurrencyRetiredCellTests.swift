@@ -165,18 +165,9 @@ extension LibraryTests {
     @Test func emptyCellsMadeWhileALongTransactionRanGoAfterIt() {
       let dictionary = TDictionary<Int, Int>()
       for key in 0..<100 { dictionary[1_000_000 + key] = key }
-      let pinned = Gate(), release = Gate()
-      let long = startThread {
-        atomically { _ in
-          _ = dictionary[1_000_000]
-          pinned.open()
-          release.wait()
-        }
-      }
-      pinned.wait()
+      let endLongTransaction = pinSnapshot(reading: TVar(0))
       for key in 0..<32_000 { atomically { _ in _ = dictionary[key] } }
-      release.open()
-      long.wait()
+      endLongTransaction()
       for key in 0..<24_000 { atomically { _ in _ = dictionary[-1 - key] } }
       let cells = dictionary.storage.index.cellCount
       #expect(cells < 32_000, "\(cells) cells for 100 keys present")
