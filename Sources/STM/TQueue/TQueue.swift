@@ -25,9 +25,10 @@
 /// Outside transactions, an enqueue and a dequeue that finds an item waiting usually run no
 /// transaction at all: each holds the commit lock of the tail (or the head) for the few
 /// instructions it takes to link (or unlink) a node, and publishes that under a commit number
-/// of its own, as a transaction would. A dequeue that finds the queue empty waits in a
-/// transaction that only reads, and then takes the item the same way. Producers take turns at
-/// the tail and consumers at the head. An enqueue on an unbounded queue that finds the last
+/// of its own, as a transaction would. A dequeue that finds the queue empty (looking in a
+/// transaction that only reads) parks on the queue until an item lands for it, and then takes
+/// the item the same way: each item that lands wakes one parked consumer, however many wait.
+/// Producers take turns at the tail and consumers at the head. An enqueue on an unbounded queue that finds the last
 /// link's lock held (by a consumer looking at an empty queue, or by the reclaimer) enqueues in
 /// a transaction of its own instead, which a ``close(fileID:line:)`` committing meanwhile can
 /// make rerun; otherwise none of them reruns.
@@ -63,6 +64,8 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// Bounded queues only: places producers may still fill, and places consumers have freed.
   @usableFromInline let producerBudget: TVar<Int>?
   @usableFromInline let freedPlaces: TVar<Int>?
+  /// Consumers outside transactions that found the queue empty, each woken by one item.
+  @usableFromInline let parking = _ConsumerParking()
 
   /// The capacity, or nil for an unbounded queue.
   public let capacity: Int?
@@ -166,6 +169,7 @@ public final class TQueue<Element: Sendable>: Sendable {
     while true {
       switch try enqueueInPlace(node, at: site) {
       case .linked:
+        parking.itemLanded()
         return
       case .budgetSpent:
         if try await refillBudgetSuspending(at: site) { continue }
@@ -188,7 +192,16 @@ public final class TQueue<Element: Sendable>: Sendable {
     if closed.value { throw TQueueClosedError() }
     try takePlaces(1, transaction, at: site)
     tail._noteAccess(.write, at: site, as: .named("tail"))
-    tail._withDelayedAppend(in: transaction, appendingOnly: true, { _EnqueueBatch() }) { $0.items.append(item) }
+    let isFirst = tail._withDelayedAppend(in: transaction, appendingOnly: true, { _EnqueueBatch() }) { batch in
+      defer { batch.items.append(item) }
+      return batch.items.isEmpty
+    }
+    // The transaction's first item here: once its items land, wake a parked consumer (who
+    // wakes the next if there are more). A hook per transaction, not per item.
+    if isFirst {
+      let parking = parking
+      transaction.afterCommit { parking.itemLanded() }
+    }
   }
 
   /// Outside a transaction: links the item in place (see `enqueueInPlace`). When that cannot be
@@ -204,6 +217,7 @@ public final class TQueue<Element: Sendable>: Sendable {
     while true {
       switch try enqueueInPlace(node, at: site) {
       case .linked:
+        parking.itemLanded()
         return
       case .budgetSpent:
         // A refill that found places it could not move (a lock was busy) tries again after a
@@ -397,9 +411,14 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// - Complexity: O(1).
   public func close(fileID: StaticString = #fileID, line: UInt = #line) {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
-    _singleOperation(at: site) { _ in
+    _singleOperation(at: site) { transaction in
       let closed = closed._noted(.readWrite, at: site, as: .named("closed"))
-      if !closed.value { closed.value = true }
+      guard !closed.value else { return }
+      closed.value = true
+      // Consumers parked outside transactions wake once the close has committed (this call's
+      // own transaction, or the one it joins), and find the queue closed.
+      let parking = parking
+      transaction.afterCommit { parking.wakeAll() }
     }
   }
 
@@ -432,8 +451,7 @@ public final class TQueue<Element: Sendable>: Sendable {
       while true {
         if let item = takeInPlace(at: site) { return item }
         // Empty, or the first link busy: look again in a transaction that only reads.
-        let outcome = Result { try _singleOperation(at: site) { try waitForItem($0, at: site, orEndIf: { true }) } }
-        if outcome.endsDequeue { return nil }
+        guard look(at: site) == .itemWaiting else { return nil }
         // An item waits, but a lock the take needs was busy: pause (more and more) before
         // trying again, as for a busy tail.
         backoff.pause()
@@ -449,10 +467,11 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// the queue is closed. Inside one, an empty queue makes the transaction retry: it rolls back
   /// and reruns when something it read changes.
   ///
-  /// Consumers waiting on an empty queue are all woken by the next enqueue: one takes the item
-  /// and the others wait again. With *W* consumers waiting, each item that arrives while they
-  /// wait costs O(*W*) wake-ups; a pool with many more consumers than its producers keep busy
-  /// pays that on every item.
+  /// Consumers waiting outside transactions are woken one per item that lands, in the order
+  /// they began to wait, so an idle pool of consumers costs nothing per item however large it
+  /// is; a woken consumer that finds more items behind its own wakes the next. Consumers
+  /// waiting inside transactions (through `retry()`) all wake whenever the queue changes, and
+  /// all but one wait again.
   ///
   /// Conflicts: as ``tryDequeue(fileID:line:)``.
   ///
@@ -509,19 +528,32 @@ public final class TQueue<Element: Sendable>: Sendable {
       _trapAsyncFormInsideTransactionBody("TQueue's async dequeue() (or a for-await loop over the queue)")
     }
     var misses = 0
+    // Set once a producer has woken this consumer: it then owes that wake-up to an item
+    // (see `_ConsumerParking`).
+    var woken = false
     while true {
-      if let item = takeInPlace(at: site) { return item }
-      let outcome: Result<_QueueWaitOutcome, any Error>
-      do {
-        outcome = .success(try await _singleOperation(at: site) { try waitForItem($0, at: site, orEndIf: { Task.isCancelled }) })
-      } catch {
-        outcome = .failure(error)
+      if let item = takeInPlace(at: site) {
+        if woken { parking.passOn(ifAnItemWaits: { look(at: site) == .itemWaiting }) }
+        return item
       }
-      if outcome.endsDequeue { return nil }
-      // As in `blockingDequeue`, without blocking a thread of the cooperative pool: after a
-      // few tries in a row, let other tasks (perhaps the lock's holder) run first.
-      misses += 1
-      if misses > 16 { await Task.yield() }
+      switch look(at: site) {
+      case .itemWaiting:
+        // As in `blockingDequeue`, without blocking a thread of the cooperative pool: after a
+        // few tries in a row, let other tasks (perhaps the lock's holder) run first.
+        misses += 1
+        if misses > 16 { await Task.yield() }
+        continue
+      case .closed:
+        return nil
+      case .empty:
+        // A cancelled task still takes an item that is there, but does not wait for one. It
+        // leaves right after a look that found no item, so it owes no item a wake-up.
+        if Task.isCancelled { return nil }
+      }
+      // Woken, or an item seen: try to take one. Cancelled: look once more, then end.
+      let parked = await parking.parkAndSuspend(looking: { look(at: site) })
+      if parked.woken { woken = true }
+      if parked.found == .closed { return nil }
     }
   }
 
@@ -530,26 +562,41 @@ public final class TQueue<Element: Sendable>: Sendable {
   @inlinable
   func blockingDequeue(at site: _CallSite) -> Element? {
     var backoff = _Backoff()
+    // Set once a producer has woken this consumer: it then owes that wake-up to an item
+    // (see `_ConsumerParking`).
+    var woken = false
     while true {
-      if let item = takeInPlace(at: site) { return item }
-      let outcome = Result { try _singleOperation(at: site) { try waitForItem($0, at: site, orEndIf: { false }) } }
-      if outcome.endsDequeue { return nil }
-      // An item waits (perhaps it just arrived, or another consumer took it first), or a lock
-      // the take needs was busy: try again, pausing more and more while that goes on.
-      backoff.pause()
+      if let item = takeInPlace(at: site) {
+        if woken { parking.passOn(ifAnItemWaits: { look(at: site) == .itemWaiting }) }
+        return item
+      }
+      switch look(at: site) {
+      case .itemWaiting:
+        // Perhaps it just arrived, or another consumer took it first, or a lock the take
+        // needs was busy: try again, pausing more and more while that goes on.
+        backoff.pause()
+      case .closed:
+        return nil
+      case .empty:
+        // Park, then look once more before sleeping: an item that lands after this look
+        // wakes a parked consumer (see `_ConsumerParking`).
+        let parked = parking.parkAndBlock(looking: { look(at: site) })
+        if parked.woken { woken = true }
+        if parked.found == .closed { return nil }
+      }
     }
   }
 
-  /// The transaction of a consumer outside any other, after it could not take an item in
-  /// place: waits (retries) while the queue is empty and open and `ends` is false (`tryDequeue`
-  /// passes true: it does not wait). It takes nothing, only reads, so it never conflicts with
-  /// anything and never reruns for a conflict: the consumer then takes the item in place, or,
-  /// if another consumer got there first, looks again.
+  /// Outside a transaction, in a transaction that only reads (it never conflicts or reruns):
+  /// whether an item waits, or the queue is closed and drained, or it is empty and open. A
+  /// consumer that could not take an item in place asks, to decide whether to try again, end,
+  /// or wait.
   @inlinable
-  func waitForItem(_ transaction: Transaction, at site: _CallSite, orEndIf ends: () -> Bool) throws -> _QueueWaitOutcome {
-    if hasCommittedItem(at: site) { return .itemWaiting }
-    if closed._notedValue(.read, at: site, as: .named("closed")) || ends() { return .ended }
-    try transaction.retry()
+  func look(at site: _CallSite) -> _QueueLook {
+    _singleOperation(at: site) { _ in
+      if hasCommittedItem(at: site) { return .itemWaiting }
+      return closed._notedValue(.read, at: site, as: .named("closed")) ? .closed : .empty
+    }
   }
 
   /// Inside a transaction: whether an item someone committed waits after the head (the first
@@ -568,8 +615,8 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// queue the same update adds the place it frees to the consumers' tally, under the same
   /// commit number. Nil, having changed nothing, when that cannot be done: the queue has no
   /// item, or a commit is linking the first one (or holds the tally) right now. The caller
-  /// then runs a transaction (`waitForItem`), which looks for an item, and waits for one if
-  /// the caller waits.
+  /// then looks for an item in a transaction that only reads (`look(at:)`), and parks on the
+  /// queue if there is none and the caller waits.
   ///
   /// Two consumers that get here at the same time take turns at the head's lock instead of
   /// one of them rerunning.
@@ -680,27 +727,13 @@ extension TQueue: AsyncSequence {
   public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(queue: self) }
 }
 
-/// What a consumer outside a transaction found once it had waited (`TQueue.waitForItem`).
+/// What a consumer outside a transaction found when it looked at the queue (`TQueue.look`).
 @usableFromInline
-enum _QueueWaitOutcome {
+enum _QueueLook {
   /// An item is waiting, for the consumer to take in place.
   case itemWaiting
-  /// The queue is closed and drained, or `ends` said to stop (for `tryDequeue`, at once: the
-  /// queue is empty now).
-  case ended
-}
-
-extension Result where Success == _QueueWaitOutcome {
-  /// Whether a dequeue outside a transaction that looked for an item with this outcome ends
-  /// (returning nil) rather than tries to take an item again. The look throws only to retry,
-  /// which the single operation running it handles: any other error is a bug.
-  @inlinable
-  var endsDequeue: Bool {
-    switch self {
-    case .success(.itemWaiting): false
-    case .success(.ended): true
-    case .failure(let error):
-      fatalError("swift-stm internal error: a TQueue dequeue (dequeue() or tryDequeue()) failed with \(error), which it never throws. Please report this as a bug.")
-    }
-  }
+  /// The queue is closed and drained.
+  case closed
+  /// The queue is empty and open.
+  case empty
 }

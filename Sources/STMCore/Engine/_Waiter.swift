@@ -5,8 +5,9 @@ import Synchronization
 ///
 /// A waiter can be registered (and woken) before its owner decides how to wait, which lets a
 /// retrying transaction register while its snapshot is still announced. `wake()` may be called
-/// any number of times from any thread; only the first has an effect.
-final class _Waiter: Sendable {
+/// any number of times from any thread; only the first has an effect. A `TQueue` parks its
+/// waiting consumers on waiters of its own (`_ConsumerParking`).
+package final class _Waiter: Sendable {
   private enum State {
     case waiting
     case woken
@@ -17,9 +18,9 @@ final class _Waiter: Sendable {
   private let state = _Lock(State.waiting)
   private let semaphore = DispatchSemaphore(value: 0)
 
-  init() {}
+  package init() {}
 
-  func wake() {
+  package func wake() {
     let action: (() -> Void)? = state.withLock { state in
       switch state {
       case .woken:
@@ -39,7 +40,7 @@ final class _Waiter: Sendable {
   }
 
   /// Blocks the calling thread until `wake()`.
-  func block() {
+  package func block() {
     let mustPark = state.withLock { state in
       if case .woken = state { return false }
       state = .parked
@@ -67,7 +68,7 @@ final class _Waiter: Sendable {
   }
 
   /// Suspends the calling task until `wake()`.
-  func suspend() async {
+  package func suspend() async {
     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
       let resumeNow = state.withLock { state in
         if case .woken = state { return true }

@@ -162,7 +162,10 @@ extension LibraryTests {
           let item = insideTransaction ? try! atomically { _ in try other.dequeue() } : try! other.dequeue()
           #expect(item == nil)
         }
-        #expect(waitForWaiters(on: [other.closed.cell]), "the consumer never waited")
+        // Outside a transaction the consumer parks on the queue; inside, its transaction waits
+        // for a change to what it read, `closed` among it.
+        let waited = insideTransaction ? waitForWaiters(on: [other.closed.cell]) : waitForParkedConsumers(on: other)
+        #expect(waited, "the consumer never waited")
         other.close()
         let woken = waiting.wait(timeout: .now() + 10) == .success
         let place = insideTransaction ? "inside" : "outside"

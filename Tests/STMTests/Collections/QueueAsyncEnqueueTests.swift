@@ -101,10 +101,10 @@ extension LibraryTests {
         return await iterator.next()
       }
       let deadline = Date().addingTimeInterval(10)
-      while _Engine.shared.retryWaiters.pendingEntries(for: queue.closed.cell) == 0 && Date() < deadline {
+      while queue.parking.parkedCount == 0 && Date() < deadline {
         try await Task.sleep(for: .milliseconds(1))
       }
-      #expect(_Engine.shared.retryWaiters.pendingEntries(for: queue.closed.cell) > 0, "the consumer never waited")
+      #expect(queue.parking.parkedCount > 0, "the consumer never waited")
       consumer.cancel()
       let ended = Gate()
       _ = startThread {

@@ -1,5 +1,6 @@
 import Foundation
 @testable import STMCore
+@testable import STM
 
 /// Waits until waiters hold at least `count` registrations on `cells` altogether (transactions
 /// in `retry()`, or operations waiting for a change), or until `timeout` has passed; returns
@@ -11,6 +12,18 @@ import Foundation
 func waitForWaiters(on cells: [_Cell], atLeast count: Int = 1, timeout: TimeInterval = 10) -> Bool {
   let deadline = Date().addingTimeInterval(timeout)
   while cells.reduce(0, { $0 + _Engine.shared.retryWaiters.pendingEntries(for: $1) }) < count {
+    if Date() >= deadline { return false }
+    usleep(1_000)
+  }
+  return true
+}
+
+/// Waits until at least `count` consumers are parked on `queue` (drop-in `dequeue()` calls
+/// that found it empty), or until `timeout` has passed; returns whether they were. Consumers
+/// inside transactions wait in the retry registry instead (`waitForWaiters(on:)`).
+func waitForParkedConsumers<Element>(on queue: TQueue<Element>, atLeast count: Int = 1, timeout: TimeInterval = 10) -> Bool {
+  let deadline = Date().addingTimeInterval(timeout)
+  while queue.parking.parkedCount < count {
     if Date() >= deadline { return false }
     usleep(1_000)
   }

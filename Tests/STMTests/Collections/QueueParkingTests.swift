@@ -1,0 +1,196 @@
+import Foundation
+@testable import STM
+@testable import STMCore
+import STMTestSupport
+import Synchronization
+import Testing
+
+/// A count that threads and tasks add to.
+private final class Tally: Sendable {
+  private let count = Atomic<Int>(0)
+  func add() { count.add(1, ordering: .relaxed) }
+  var value: Int { count.load(ordering: .relaxed) }
+}
+
+/// Waits until `tally` reaches `target`, or 10 s have passed; returns whether it did.
+private func waitUntil(_ tally: Tally, reaches target: Int) -> Bool {
+  let deadline = Date().addingTimeInterval(10)
+  while tally.value < target {
+    if Date() >= deadline { return false }
+    sched_yield()
+  }
+  return true
+}
+
+extension LibraryTests {
+  /// Consumers that wait outside transactions park on the queue, and each item that lands
+  /// wakes one of them (`_ConsumerParking`): not every waiting consumer, as a `retry()` on the
+  /// queue's head would.
+  @Suite struct QueueParkingTests {
+    /// Eight consumers wait on an empty queue; eight items, enqueued one at a time, wake one
+    /// consumer each. (Waking every parked consumer per item, as the wait in a retrying
+    /// transaction did, takes 8 + 7 + ... + 1 = 36 wake-ups here.)
+    @Test(arguments: [false, true])
+    func eachItemWakesOneParkedConsumer(enqueueInTransactions: Bool) throws {
+      let queue = TQueue<Int>()
+      let consumers = 8
+      let delivered = Tally()
+      let threads = (0..<consumers).map { _ in
+        startThread {
+          if (try? queue.dequeue()) != nil { delivered.add() }
+        }
+      }
+      #expect(waitForParkedConsumers(on: queue, atLeast: consumers), "the consumers never parked")
+      let wakeUpsBefore = queue.parking.wakeUps.load(ordering: .relaxed)
+      for item in 0..<consumers {
+        if enqueueInTransactions {
+          try atomically { _ in try queue.enqueue(item) }
+        } else {
+          try queue.enqueue(item)
+        }
+        #expect(waitUntil(delivered, reaches: item + 1), "item \(item) was never taken")
+        // The other consumers stay parked.
+        #expect(queue.parking.parkedCount == consumers - item - 1)
+      }
+      #expect(queue.parking.wakeUps.load(ordering: .relaxed) - wakeUpsBefore == consumers)
+      queue.close()
+      for thread in threads { #expect(thread.wait(timeout: .now() + 10) == .success) }
+    }
+
+    /// One transaction's items reach as many parked consumers as it has items: the commit
+    /// wakes one consumer, and each woken consumer that takes an item and sees another wakes
+    /// the next. Each consumer takes one item and ends.
+    @Test(arguments: [false, true])
+    func aTransactionsItemsReachAsManyParkedConsumers(async: Bool) throws {
+      let queue = TQueue<Int>()
+      let consumers = 4
+      let delivered = Tally()
+      let threads = (0..<consumers).map { index in
+        startThread {
+          // Half of the consumers wait as tasks, when `async`.
+          if async && index % 2 == 0 {
+            let done = DispatchSemaphore(value: 0)
+            Task {
+              if await queue.dequeue() != nil { delivered.add() }
+              done.signal()
+            }
+            done.wait()
+          } else if (try? queue.dequeue()) != nil {
+            delivered.add()
+          }
+        }
+      }
+      #expect(waitForParkedConsumers(on: queue, atLeast: consumers), "the consumers never parked")
+      try atomically { _ in
+        for item in 0..<consumers { try queue.enqueue(item) }
+      }
+      #expect(waitUntil(delivered, reaches: consumers), "only \(delivered.value) of \(consumers) items were taken while consumers waited")
+      // Ends consumers left waiting, so that a failure above does not hang the run.
+      queue.close()
+      for thread in threads { #expect(thread.wait(timeout: .now() + 10) == .success) }
+    }
+
+    /// One consumer and one producer in lockstep: each item is enqueued as soon as the one
+    /// before it was taken, so items often land while the consumer is between finding the
+    /// queue empty and sleeping. A consumer that parked without looking again slept through
+    /// such an item, which nothing else would take.
+    @Test(arguments: [false, true])
+    func anItemLandingAsTheConsumerParksWakesIt(async: Bool) throws {
+      let queue = TQueue<Int>()
+      let items = TestScale.scaled(20_000)
+      let taken = Tally()
+      let consumer = startThread {
+        if async {
+          let done = DispatchSemaphore(value: 0)
+          Task {
+            for await _ in queue { taken.add() }
+            done.signal()
+          }
+          done.wait()
+        } else {
+          while (try? queue.dequeue()) ?? nil != nil { taken.add() }
+        }
+      }
+      for item in 0..<items {
+        try queue.enqueue(item)
+        guard waitUntil(taken, reaches: item + 1) else {
+          Issue.record("item \(item) of \(items) waited 10 s while the consumer slept")
+          break
+        }
+      }
+      queue.close()
+      #expect(consumer.wait(timeout: .now() + 10) == .success)
+    }
+
+    /// Oversubscribed: 2 producers (enqueues on their own, transactions of 1 to 3 items, and
+    /// async enqueues) and 6 consumers (threads, and tasks cancelled at random) on 2 cores. In
+    /// each of many rounds the producers enqueue a few items and the queue is then drained
+    /// without being closed: an item left in the queue while every consumer sleeps (a wake-up
+    /// lost) fails the round. Every item arrives exactly once.
+    @Test(.timeLimit(.minutes(3)))
+    func noItemWaitsWhileConsumersSleep() async throws {
+      let queue = TQueue<Int>()
+      let rounds = TestScale.scaled(1_000)
+      let taken = LockedBox<[Int]>([])
+      let takenCount = Tally()
+      let consumerThreads = (0..<4).map { _ in
+        startThread {
+          while let item = try? queue.dequeue() {
+            taken.value.append(item)
+            takenCount.add()
+          }
+        }
+      }
+      var enqueued = 0
+      var random = SeededRandom(thread: 7)
+      var tasks: [Task<Void, Never>] = []
+      for round in 0..<rounds {
+        // Task consumers come and go: a cancelled one that a producer had woken must pass the
+        // wake-up on.
+        tasks.removeAll { task in
+          guard Int.random(in: 0..<4, using: &random) == 0 else { return false }
+          task.cancel()
+          return true
+        }
+        while tasks.count < 2 {
+          tasks.append(Task.detached {
+            var iterator = queue.makeAsyncIterator()
+            while let item = await iterator.next() {
+              taken.value.append(item)
+              takenCount.add()
+            }
+          })
+        }
+        let counts = (0..<2).map { _ in Int.random(in: 1...3, using: &random) }
+        let kinds = (0..<2).map { _ in Int.random(in: 0..<3, using: &random) }
+        let base = enqueued
+        let producers = (0..<2).map { producer in
+          startThread {
+            let first = base + (producer == 0 ? 0 : counts[0])
+            let items = Array(first..<first + counts[producer])
+            switch kinds[producer] {
+            case 0: for item in items { try! queue.enqueue(item) }
+            case 1: try! atomically { _ in for item in items { try queue.enqueue(item) } }
+            default:
+              let done = DispatchSemaphore(value: 0)
+              Task.detached {
+                for item in items { try! await queue.enqueue(item) }
+                done.signal()
+              }
+              done.wait()
+            }
+          }
+        }
+        for producer in producers { #expect(producer.wait(timeout: .now() + 10) == .success) }
+        enqueued += counts.reduce(0, +)
+        let drained = waitUntil(takenCount, reaches: enqueued)
+        #expect(drained, "round \(round): \(enqueued - takenCount.value) items waited while consumers slept")
+        if !drained { break }
+      }
+      queue.close()
+      for thread in consumerThreads { #expect(thread.wait(timeout: .now() + 10) == .success) }
+      for task in tasks { await task.value }
+      #expect(taken.value.sorted() == Array(0..<enqueued))
+    }
+  }
+}
