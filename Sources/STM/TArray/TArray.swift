@@ -523,11 +523,24 @@ public final class TArray<Element: Sendable>: Sendable {
   /// snapshot (outside a transaction, a read-only transaction, which never aborts).
   ///
   /// Conflicts: as ``count`` (with transactions that append or remove), and as a read of the
-  /// last index (see ``subscript(_:fileID:line:)``).
+  /// last index (see ``subscript(_:fileID:line:)``). Inside a transaction that has appended
+  /// elements it has not taken back, with nothing: the last of those is the answer whatever
+  /// others commit.
   ///
   /// - Complexity: O(1).
   @inlinable
   public var last: Element? {
+    // The transaction's own pending appends answer without reading the count, as for
+    // `isEmpty`: reading it made the transaction conflict with every other appender.
+    if let transaction = Transaction._currentChecked,
+      let ownLast = countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self, { batch -> Element? in
+        guard let last = batch.items.last else { return nil }
+        if batch.itemsBeingMutated.contains(batch.items.count - 1) { _trapAccessDuringOwnInPlaceUpdate() }
+        return last
+      }) ?? nil
+    {
+      return ownLast
+    }
     let site = _CallSite.unknown(in: self)
     return _singleOperation(at: site) { _ in
       let total = count

@@ -329,6 +329,28 @@ extension LibraryTests {
       #expect(array.elements == [2, 3])
     }
 
+    /// `last` conflicts as `count` too, and likewise, inside a transaction with appends of its
+    /// own pending, answers with the last of them whatever others commit: it conflicted with
+    /// every other appender and remover.
+    @Test func arrayLastWithOwnAppendsPendingConflictsWithNothing() {
+      let array: TArray<Int> = [0]
+      let answers = AttemptCounter()
+      #expect(abortsOfSecondCommitter(first: { answers.count = array.last ?? -1 }, then: { array.append(1) }) == 1)
+      #expect(answers.count == 1)
+      #expect(abortsOfSecondCommitter(first: {
+        array.append(2)
+        answers.count = array.last ?? -1
+      }, then: { array.append(3) }) == 0)
+      #expect(answers.count == 2)
+      #expect(abortsOfSecondCommitter(first: {
+        array.append(4)
+        array.append(5)
+        answers.count = array.last ?? -1
+      }, then: { _ = array.popLast() }) == 0)
+      #expect(answers.count == 5)
+      #expect(array.elements == [0, 1, 3, 4, 5])
+    }
+
     /// Set algebra reads a `TSet` argument whole, in its own step: it conflicts with changes of
     /// the argument, where the same elements passed as an `Array` conflict only with changes
     /// of those elements in the set.
