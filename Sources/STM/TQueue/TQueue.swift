@@ -38,8 +38,8 @@
 /// whose budget is spent empties into it. Outside transactions a producer takes its place in
 /// the same in-place update that links its item (the budget is locked beside the tail), and a
 /// consumer frees one in the update that takes its item, so the places are accounted for at
-/// every commit and nobody reruns; a producer that finds no place waits in a transaction that
-/// only reads. Inside transactions, consumers add to the tally as a commutative update, so they
+/// every commit and nobody reruns; a producer that finds no place parks on the queue, and each
+/// place a consumer frees wakes one parked producer. Inside transactions, consumers add to the tally as a commutative update, so they
 /// do not conflict with producers that find places left in the budget; a producer whose
 /// budget is spent reads the tally to refill it, and so conflicts with consumers that free a
 /// place before it commits. Producers of a bounded queue conflict with each other (and with
@@ -65,7 +65,10 @@ public final class TQueue<Element: Sendable>: Sendable {
   @usableFromInline let producerBudget: TVar<Int>?
   @usableFromInline let freedPlaces: TVar<Int>?
   /// Consumers outside transactions that found the queue empty, each woken by one item.
-  @usableFromInline let parking = _ConsumerParking()
+  @usableFromInline let waitingConsumers = _Parking()
+  /// Bounded queues only: producers outside transactions that found the queue full, each
+  /// woken by one place freed.
+  @usableFromInline let waitingProducers: _Parking?
 
   /// The capacity, or nil for an unbounded queue.
   public let capacity: Int?
@@ -85,6 +88,7 @@ public final class TQueue<Element: Sendable>: Sendable {
     self.capacity = capacity
     producerBudget = capacity.map { TVar($0) }
     freedPlaces = capacity.map { _ in TVar(0) }
+    waitingProducers = capacity.map { _ in _Parking() }
   }
 
   // MARK: Producing
@@ -169,7 +173,7 @@ public final class TQueue<Element: Sendable>: Sendable {
     while true {
       switch try enqueueInPlace(node, at: site) {
       case .linked:
-        parking.itemLanded()
+        waitingConsumers.itemLanded()
         return
       case .budgetSpent:
         if try await refillBudgetSuspending(at: site) { continue }
@@ -199,8 +203,8 @@ public final class TQueue<Element: Sendable>: Sendable {
     // The transaction's first item here: once its items land, wake a parked consumer (who
     // wakes the next if there are more). A hook per transaction, not per item.
     if isFirst {
-      let parking = parking
-      transaction.afterCommit { parking.itemLanded() }
+      let waitingConsumers = waitingConsumers
+      transaction.afterCommit { waitingConsumers.itemLanded() }
     }
   }
 
@@ -217,7 +221,7 @@ public final class TQueue<Element: Sendable>: Sendable {
     while true {
       switch try enqueueInPlace(node, at: site) {
       case .linked:
-        parking.itemLanded()
+        waitingConsumers.itemLanded()
         return
       case .budgetSpent:
         // A refill that found places it could not move (a lock was busy) tries again after a
@@ -302,29 +306,44 @@ public final class TQueue<Element: Sendable>: Sendable {
 
   /// Outside a transaction, on a bounded queue whose budget a producer found spent: moves the
   /// places consumers have freed (their tally) into the budget with an in-place update of both.
-  /// When there are none, or the tally is busy, waits in a transaction that only reads until
-  /// there may be some, which throws ``TQueueClosedError`` if the queue is closed meanwhile.
-  /// The caller then tries to enqueue again. Returns false when it neither refilled nor
-  /// waited, and found no refill by another producer: places were there, but a lock it needed
-  /// was busy.
+  /// When there are none, parks the producer until a consumer frees one, and throws
+  /// ``TQueueClosedError`` if the queue is closed meanwhile. The caller then tries to enqueue
+  /// again. Returns false when it neither refilled nor waited, and found no refill by another
+  /// producer: places were there, but a lock it needed was busy.
   @inlinable
   func refillBudget(at site: _CallSite) throws -> Bool {
     if refillBudgetInPlace(at: site) { return true }
-    // Set by the transaction's attempts; an attempt that waited reruns once woken.
-    var waitedOrRefilled = false
-    try _singleOperation(at: site) { try waitForPlaces($0, at: site, noting: &waitedOrRefilled) }
-    return waitedOrRefilled
+    switch lookForPlaces(at: site) {
+    case .inBudget: return true
+    case .freed: return false
+    case .closed: throw TQueueClosedError()
+    case .none: break
+    }
+    // Park, then look once more before sleeping: a place freed after this look wakes a
+    // parked producer (see `_Parking`).
+    let parked = waitingProducers!.parkAndBlock(looking: { lookForPlaces(at: site) }, sleepsIf: { $0 == .none })
+    if parked.found == .closed { throw TQueueClosedError() }
+    return true
   }
 
   /// `refillBudget(at:)` for a task: the wait suspends it instead of blocking its thread, and
   /// ends with `CancellationError` if the task is cancelled.
   func refillBudgetSuspending(at site: _CallSite) async throws -> Bool {
     if refillBudgetInPlace(at: site) { return true }
-    var waitedOrRefilled = false
-    try await _singleOperation(at: site) { transaction in
-      try waitForPlaces(transaction, at: site, noting: &waitedOrRefilled, unlessCancelled: { Task.isCancelled })
+    switch lookForPlaces(at: site) {
+    case .inBudget: return true
+    case .freed: return false
+    case .closed: throw TQueueClosedError()
+    case .none:
+      // A cancelled task still takes a place that is free, but does not wait for one. It
+      // gives up right after a look that found none, so it owes no place a wake-up.
+      if Task.isCancelled { throw CancellationError() }
     }
-    return waitedOrRefilled
+    let parked = await waitingProducers!.parkAndSuspend(looking: { lookForPlaces(at: site) }, sleepsIf: { $0 == .none })
+    if parked.found == .closed { throw TQueueClosedError() }
+    // Woken, cancelled, or places seen: the caller tries again, and comes back here to look
+    // once more before it gives up.
+    return true
   }
 
   /// The first half of `refillBudget(at:)`: true when the budget has places now (refilled by
@@ -347,26 +366,16 @@ public final class TQueue<Element: Sendable>: Sendable {
     return moved != nil
   }
 
-  /// The second half of `refillBudget(at:)`, inside the transaction that waits: returns at
-  /// once if the budget has places again, waits (retries) while consumers have freed none,
-  /// and otherwise returns for the caller to refill. `waitedOrRefilled` tells the caller
-  /// whether it may try to enqueue again at once (see `refillBudget(at:)`). Instead of
-  /// waiting, throws `CancellationError` if `cancelled()`: only a wait ends on cancellation.
+  /// Outside a transaction, in a transaction that only reads (it never conflicts or reruns):
+  /// where a bounded queue's places are, for a producer that found its budget spent and could
+  /// not refill it in place.
   @inlinable
-  func waitForPlaces(
-    _ transaction: Transaction, at site: _CallSite, noting waitedOrRefilled: inout Bool,
-    unlessCancelled cancelled: () -> Bool = { false }
-  ) throws {
-    guard let producerBudget, let freedPlaces else { return }
-    if closed._notedValue(.read, at: site, as: .named("closed")) { throw TQueueClosedError() }
-    if producerBudget._notedValue(.read, at: site, as: .named("capacity")) > 0 {
-      waitedOrRefilled = true
-      return
-    }
-    if freedPlaces._notedValue(.read, at: site, as: .named("capacity")) == 0 {
-      if cancelled() { throw CancellationError() }
-      waitedOrRefilled = true
-      try transaction.retry()
+  func lookForPlaces(at site: _CallSite) -> _PlacesLook {
+    guard let producerBudget, let freedPlaces else { return .inBudget }
+    return _singleOperation(at: site) { _ in
+      if closed._notedValue(.read, at: site, as: .named("closed")) { return .closed }
+      if producerBudget._notedValue(.read, at: site, as: .named("capacity")) > 0 { return .inBudget }
+      return freedPlaces._notedValue(.read, at: site, as: .named("capacity")) > 0 ? .freed : .none
     }
   }
 
@@ -415,10 +424,13 @@ public final class TQueue<Element: Sendable>: Sendable {
       let closed = closed._noted(.readWrite, at: site, as: .named("closed"))
       guard !closed.value else { return }
       closed.value = true
-      // Consumers parked outside transactions wake once the close has committed (this call's
-      // own transaction, or the one it joins), and find the queue closed.
-      let parking = parking
-      transaction.afterCommit { parking.wakeAll() }
+      // Consumers and producers parked outside transactions wake once the close has committed
+      // (this call's own transaction, or the one it joins), and find the queue closed.
+      let waitingConsumers = waitingConsumers, waitingProducers = waitingProducers
+      transaction.afterCommit {
+        waitingConsumers.wakeAll()
+        waitingProducers?.wakeAll()
+      }
     }
   }
 
@@ -529,11 +541,11 @@ public final class TQueue<Element: Sendable>: Sendable {
     }
     var misses = 0
     // Set once a producer has woken this consumer: it then owes that wake-up to an item
-    // (see `_ConsumerParking`).
+    // (see `_Parking`).
     var woken = false
     while true {
       if let item = takeInPlace(at: site) {
-        if woken { parking.passOn(ifAnItemWaits: { look(at: site) == .itemWaiting }) }
+        if woken { waitingConsumers.passOn(ifAnItemWaits: { look(at: site) == .itemWaiting }) }
         return item
       }
       switch look(at: site) {
@@ -551,7 +563,7 @@ public final class TQueue<Element: Sendable>: Sendable {
         if Task.isCancelled { return nil }
       }
       // Woken, or an item seen: try to take one. Cancelled: look once more, then end.
-      let parked = await parking.parkAndSuspend(looking: { look(at: site) })
+      let parked = await waitingConsumers.parkAndSuspend(looking: { look(at: site) }, sleepsIf: { $0 == .empty })
       if parked.woken { woken = true }
       if parked.found == .closed { return nil }
     }
@@ -563,11 +575,11 @@ public final class TQueue<Element: Sendable>: Sendable {
   func blockingDequeue(at site: _CallSite) -> Element? {
     var backoff = _Backoff()
     // Set once a producer has woken this consumer: it then owes that wake-up to an item
-    // (see `_ConsumerParking`).
+    // (see `_Parking`).
     var woken = false
     while true {
       if let item = takeInPlace(at: site) {
-        if woken { parking.passOn(ifAnItemWaits: { look(at: site) == .itemWaiting }) }
+        if woken { waitingConsumers.passOn(ifAnItemWaits: { look(at: site) == .itemWaiting }) }
         return item
       }
       switch look(at: site) {
@@ -579,8 +591,8 @@ public final class TQueue<Element: Sendable>: Sendable {
         return nil
       case .empty:
         // Park, then look once more before sleeping: an item that lands after this look
-        // wakes a parked consumer (see `_ConsumerParking`).
-        let parked = parking.parkAndBlock(looking: { look(at: site) })
+        // wakes a parked consumer (see `_Parking`).
+        let parked = waitingConsumers.parkAndBlock(looking: { look(at: site) }, sleepsIf: { $0 == .empty })
         if parked.woken { woken = true }
         if parked.found == .closed { return nil }
       }
@@ -645,7 +657,9 @@ public final class TQueue<Element: Sendable>: Sendable {
     }
     freedPlaces._noteAccess(.readWrite, at: site, as: .named("capacity"))
     let published = head._endInPlaceUpdate(update, alongWith: freedPlaces) { (next.takeUnretainedValue(), $0 + 1) }
-    return published == nil ? nil : .some(item)
+    guard published != nil else { return nil }
+    waitingProducers?.itemLanded()
+    return .some(item)
   }
 
   /// Takes the first item visible to `transaction`: a committed one, or else the first of the
@@ -660,18 +674,29 @@ public final class TQueue<Element: Sendable>: Sendable {
     first._noteAccess(.read, at: site, as: .named("head"))
     if let next = first.currentValue {
       head.value = next
-      freedPlaces?._commuteAdding(1, at: site, as: .named("capacity"))
+      freePlace(transaction, at: site)
       return next.item
     }
     let hasOwnItems = tail._existingDelayedAppend(in: transaction, as: _EnqueueBatch<Element>.self) { !$0.items.isEmpty }
     guard hasOwnItems == true else { return nil }
-    freedPlaces?._commuteAdding(1, at: site, as: .named("capacity"))
+    freePlace(transaction, at: site)
     let (item, emptied) = tail._withDelayedAppend(in: transaction, { _EnqueueBatch() }) {
       ($0.items.removeFirst(), $0.items.isEmpty)
     }
     // All taken back: nothing lands on the tail (see the primitive).
     if emptied { tail._dropEmptyDelayedAppend(in: transaction) }
     return item
+  }
+
+  /// Inside `transaction`, on a bounded queue: frees the place of an item it takes, for
+  /// producers, as a commutative update of the consumers' tally.
+  @inlinable
+  func freePlace(_ transaction: Transaction, at site: _CallSite) {
+    guard let freedPlaces, let waitingProducers else { return }
+    freedPlaces._commuteAdding(1, at: site, as: .named("capacity"))
+    // A hook per place freed, each waking one producer parked outside a transaction (see
+    // `_Parking`) once the place is committed.
+    transaction.afterCommit { waitingProducers.itemLanded() }
   }
 
   /// Whether no item is waiting (one consistent read).
@@ -725,6 +750,20 @@ extension TQueue: AsyncSequence {
 
   /// An iterator that dequeues; several iterators share the items (each item goes to one).
   public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(queue: self) }
+}
+
+/// What a producer outside a transaction, on a bounded queue whose budget it found spent,
+/// found when it looked for places (`TQueue.lookForPlaces`).
+@usableFromInline
+enum _PlacesLook {
+  /// The budget has places again (another producer refilled it).
+  case inBudget
+  /// Consumers have freed places, for the producer to move into the budget.
+  case freed
+  /// The queue is closed.
+  case closed
+  /// No place anywhere: the queue is full.
+  case none
 }
 
 /// What a consumer outside a transaction found when it looked at the queue (`TQueue.look`).

@@ -6,7 +6,7 @@ import Synchronization
 /// A waiter can be registered (and woken) before its owner decides how to wait, which lets a
 /// retrying transaction register while its snapshot is still announced. `wake()` may be called
 /// any number of times from any thread; only the first has an effect. A `TQueue` parks its
-/// waiting consumers on waiters of its own (`_ConsumerParking`).
+/// waiting consumers and producers on waiters of its own (`_Parking`).
 package final class _Waiter: Sendable {
   private enum State {
     case waiting

@@ -101,10 +101,10 @@ extension LibraryTests {
         return await iterator.next()
       }
       let deadline = Date().addingTimeInterval(10)
-      while queue.parking.parkedCount == 0 && Date() < deadline {
+      while queue.waitingConsumers.parkedCount == 0 && Date() < deadline {
         try await Task.sleep(for: .milliseconds(1))
       }
-      #expect(queue.parking.parkedCount > 0, "the consumer never waited")
+      #expect(queue.waitingConsumers.parkedCount > 0, "the consumer never waited")
       consumer.cancel()
       let ended = Gate()
       _ = startThread {
@@ -121,17 +121,17 @@ extension LibraryTests {
 }
 
 /// A queue of capacity 1 holding 1, and a task enqueuing 2 into it, once the task waits for a
-/// place (it reads whether the queue is closed, and waits for a change to that too).
+/// place (parked on the queue).
 private func producerWaitingOnAFullQueue() async throws -> (TQueue<Int>, Task<Void, any Error>) {
   let queue = TQueue<Int>(capacity: 1)
   try await queue.enqueue(1)
   let producer = Task { try await queue.enqueue(2) }
   // Polled without blocking a thread of the shared pool, which the task may need.
   let deadline = Date().addingTimeInterval(10)
-  while _Engine.shared.retryWaiters.pendingEntries(for: queue.closed.cell) == 0 && Date() < deadline {
+  while queue.waitingProducers!.parkedCount == 0 && Date() < deadline {
     try await Task.sleep(for: .milliseconds(1))
   }
-  #expect(_Engine.shared.retryWaiters.pendingEntries(for: queue.closed.cell) > 0, "the producer never waited")
+  #expect(queue.waitingProducers!.parkedCount > 0, "the producer never waited")
   return (queue, producer)
 }
 

@@ -24,8 +24,9 @@ private func waitUntil(_ tally: Tally, reaches target: Int) -> Bool {
 
 extension LibraryTests {
   /// Consumers that wait outside transactions park on the queue, and each item that lands
-  /// wakes one of them (`_ConsumerParking`): not every waiting consumer, as a `retry()` on the
-  /// queue's head would.
+  /// wakes one of them (`_Parking`): not every waiting consumer, as a `retry()` on the
+  /// queue's head would. Producers waiting on a full bounded queue park the same way, each
+  /// woken by one place freed.
   @Suite struct QueueParkingTests {
     /// Eight consumers wait on an empty queue; eight items, enqueued one at a time, wake one
     /// consumer each. (Waking every parked consumer per item, as the wait in a retrying
@@ -41,7 +42,7 @@ extension LibraryTests {
         }
       }
       #expect(waitForParkedConsumers(on: queue, atLeast: consumers), "the consumers never parked")
-      let wakeUpsBefore = queue.parking.wakeUps.load(ordering: .relaxed)
+      let wakeUpsBefore = queue.waitingConsumers.wakeUps.load(ordering: .relaxed)
       for item in 0..<consumers {
         if enqueueInTransactions {
           try atomically { _ in try queue.enqueue(item) }
@@ -50,9 +51,9 @@ extension LibraryTests {
         }
         #expect(waitUntil(delivered, reaches: item + 1), "item \(item) was never taken")
         // The other consumers stay parked.
-        #expect(queue.parking.parkedCount == consumers - item - 1)
+        #expect(queue.waitingConsumers.parkedCount == consumers - item - 1)
       }
-      #expect(queue.parking.wakeUps.load(ordering: .relaxed) - wakeUpsBefore == consumers)
+      #expect(queue.waitingConsumers.wakeUps.load(ordering: .relaxed) - wakeUpsBefore == consumers)
       queue.close()
       for thread in threads { #expect(thread.wait(timeout: .now() + 10) == .success) }
     }
@@ -120,6 +121,71 @@ extension LibraryTests {
       }
       queue.close()
       #expect(consumer.wait(timeout: .now() + 10) == .success)
+    }
+
+    /// Eight producers wait on a full queue of capacity 1; each of eight items taken (on its
+    /// own, or inside a transaction) frees a place that wakes one producer, which fills it.
+    @Test(arguments: [false, true])
+    func eachFreedPlaceWakesOneParkedProducer(takeInTransactions: Bool) throws {
+      let queue = TQueue<Int>(capacity: 1)
+      try queue.enqueue(-1)
+      let producers = 8
+      let enqueued = Tally()
+      let threads = (0..<producers).map { producer in
+        startThread {
+          if (try? queue.enqueue(producer)) != nil { enqueued.add() }
+        }
+      }
+      #expect(waitForParkedProducers(on: queue, atLeast: producers), "the producers never parked")
+      let waitingProducers = try #require(queue.waitingProducers)
+      let wakeUpsBefore = waitingProducers.wakeUps.load(ordering: .relaxed)
+      for taken in 0..<producers {
+        let item = takeInTransactions ? try atomically { _ in try queue.dequeue() } : try queue.dequeue()
+        #expect(item != nil)
+        #expect(waitUntil(enqueued, reaches: taken + 1), "no producer filled place \(taken)")
+        // The other producers stay parked.
+        #expect(waitingProducers.parkedCount == producers - taken - 1)
+      }
+      #expect(waitingProducers.wakeUps.load(ordering: .relaxed) - wakeUpsBefore == producers)
+      queue.close()
+      for thread in threads { #expect(thread.wait(timeout: .now() + 10) == .success) }
+    }
+
+    /// One producer and one consumer in lockstep on a queue of capacity 1: each place is freed
+    /// as soon as the producer has filled it, so places are often freed while the producer is
+    /// between finding the queue full and sleeping. A producer that parked without looking
+    /// again slept through such a place.
+    @Test(arguments: [false, true])
+    func aPlaceFreedAsTheProducerParksWakesIt(async: Bool) throws {
+      let queue = TQueue<Int>(capacity: 1)
+      let items = TestScale.scaled(20_000)
+      let producer = startThread {
+        if async {
+          let done = DispatchSemaphore(value: 0)
+          Task {
+            for item in 0..<items { try? await queue.enqueue(item) }
+            done.signal()
+          }
+          done.wait()
+        } else {
+          for item in 0..<items { try? queue.enqueue(item) }
+        }
+      }
+      for item in 0..<items {
+        let deadline = Date().addingTimeInterval(10)
+        var taken: Int?
+        while taken == nil && Date() < deadline {
+          taken = queue.tryDequeue()
+          if taken == nil { sched_yield() }
+        }
+        guard let taken else {
+          Issue.record("item \(item) of \(items) was not enqueued in 10 s while its place was free")
+          break
+        }
+        #expect(taken == item)
+      }
+      queue.close()
+      #expect(producer.wait(timeout: .now() + 10) == .success)
     }
 
     /// Oversubscribed: 2 producers (enqueues on their own, transactions of 1 to 3 items, and

@@ -23,7 +23,19 @@ func waitForWaiters(on cells: [_Cell], atLeast count: Int = 1, timeout: TimeInte
 /// inside transactions wait in the retry registry instead (`waitForWaiters(on:)`).
 func waitForParkedConsumers<Element>(on queue: TQueue<Element>, atLeast count: Int = 1, timeout: TimeInterval = 10) -> Bool {
   let deadline = Date().addingTimeInterval(timeout)
-  while queue.parking.parkedCount < count {
+  while queue.waitingConsumers.parkedCount < count {
+    if Date() >= deadline { return false }
+    usleep(1_000)
+  }
+  return true
+}
+
+/// Waits until at least `count` producers are parked on the bounded `queue` (drop-in
+/// `enqueue(_:)` calls that found it full), or until `timeout` has passed; returns whether
+/// they were.
+func waitForParkedProducers<Element>(on queue: TQueue<Element>, atLeast count: Int = 1, timeout: TimeInterval = 10) -> Bool {
+  let deadline = Date().addingTimeInterval(timeout)
+  while queue.waitingProducers!.parkedCount < count {
     if Date() >= deadline { return false }
     usleep(1_000)
   }

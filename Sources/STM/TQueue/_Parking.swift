@@ -1,0 +1,175 @@
+import STMCore
+import Synchronization
+
+/// The threads and tasks waiting outside transactions at one end of a `TQueue`, parked until
+/// what they wait for comes: consumers that found the queue empty (`dequeue()`), woken one per
+/// item that lands, and producers that found a bounded queue full (`enqueue(_:)`), woken one
+/// per place that a consumer frees. Not all of them.
+///
+/// Why not `retry()`, as inside transactions: a retrying transaction waits for any change to
+/// what it read, and the commit that links an item (or frees a place) changes what every
+/// waiting consumer (or producer) read, so *W* of them waiting cost *W* wake-ups per item, all
+/// but one finding nothing and waiting again (a pool of 32 idle consumers took 7 wake-ups per
+/// item, the thirty-second session's audit).
+///
+/// No wake-up is lost:
+/// - A waiter parks before its last look at the queue, and sleeps only if that look found
+///   nothing for it (`parkAndBlock(looking:sleepsIf:)`).
+/// - Whatever makes an item (or a place) visible calls ``itemLanded()`` after publishing it:
+///   a drop-in enqueue (a drop-in take that frees a place), and the commit of a transaction's
+///   enqueues (of a transaction's takes), from `afterCommit`. `close()` calls ``wakeAll()``
+///   on both ends after committing.
+/// - Both sides fence between their write (the item, or the count of parked waiters) and
+///   their read (the count, or the queue): either the publisher sees the waiter parked, or
+///   the waiter's look sees what was published.
+/// - A transaction's items land together and wake one consumer; a woken consumer that takes
+///   an item and sees another wakes the next (``passOn(ifAnItemWaits:)``), so the items reach
+///   as many consumers as there are items. Places are freed one wake-up each.
+/// - A waiter leaves without what it waited for only right after a look that found nothing
+///   (its task cancelled) or the queue closed, so it owes no item the wake-up it may have had.
+///
+/// Waiters are woken in the order they parked.
+@usableFromInline
+final class _Parking: Sendable {
+  /// The parked waiters by ticket, handed out in order; `oldest` is the lowest ticket that
+  /// may still be parked (those below it were woken or withdrew).
+  struct Lot {
+    var waiters: [UInt64: _Waiter] = [:]
+    var oldest: UInt64 = 0
+    var next: UInt64 = 0
+
+    /// Takes the waiter that parked first: O(1) amortized, since each ticket is passed over
+    /// once.
+    mutating func popOldest() -> _Waiter? {
+      guard !waiters.isEmpty else {
+        oldest = next
+        return nil
+      }
+      while true {
+        let ticket = oldest
+        oldest += 1
+        if let waiter = waiters.removeValue(forKey: ticket) { return waiter }
+      }
+    }
+  }
+
+  private let lot = _Lock(Lot())
+  /// How many waiters are parked: read without the lock by every publisher, so that an item
+  /// landing with nobody parked costs a fence and a load of a line that only parking waiters
+  /// write.
+  @usableFromInline let parked = Atomic<Int>(0)
+  /// How many waiters were woken, for tests.
+  let wakeUps = Atomic<Int>(0)
+
+  @usableFromInline init() {}
+
+  /// Parks the calling thread, looks at the queue with `look`, and blocks until a publisher
+  /// (or `close()`) wakes it if `sleepsIf` says the look found nothing for it. Returns what
+  /// the look found, and whether a publisher woke this waiter (see
+  /// ``passOn(ifAnItemWaits:)``).
+  @usableFromInline
+  func parkAndBlock<Found>(looking look: () -> Found, sleepsIf foundNothing: (Found) -> Bool) -> (found: Found, woken: Bool) {
+    let waiter = _Waiter()
+    let ticket = park(waiter)
+    let found = look()
+    guard foundNothing(found) else { return (found, !withdraw(ticket)) }
+    waiter.block()
+    return (found, true)
+  }
+
+  /// `parkAndBlock(looking:sleepsIf:)` for a task: suspends instead of blocking, and does not
+  /// wait (or stops waiting) once the task is cancelled. The caller looks again before it
+  /// gives up.
+  func parkAndSuspend<Found>(looking look: () -> Found, sleepsIf foundNothing: (Found) -> Bool) async -> (found: Found, woken: Bool) {
+    let waiter = _Waiter()
+    let ticket = park(waiter)
+    let found = look()
+    guard foundNothing(found), !Task.isCancelled else { return (found, !withdraw(ticket)) }
+    await withTaskCancellationHandler {
+      await waiter.suspend()
+    } onCancel: {
+      waiter.wake()
+    }
+    // Still parked when cancellation woke it rather than a publisher.
+    return (found, !withdraw(ticket))
+  }
+
+  /// Parks `waiter` (which then blocks or suspends if its look finds nothing) and returns its
+  /// ticket, for ``withdraw(_:)``. The waiter must look at the queue after this.
+  private func park(_ waiter: _Waiter) -> UInt64 {
+    let ticket = lot.withLock { lot in
+      let ticket = lot.next
+      lot.next += 1
+      lot.waiters[ticket] = waiter
+      parked.add(1, ordering: .relaxed)
+      return ticket
+    }
+    // Pairs with the fence in `itemLanded()` (and `wakeAll()`): the look that follows sees
+    // what was published, or the publisher sees this waiter parked.
+    atomicMemoryFence(ordering: .sequentiallyConsistent)
+    return ticket
+  }
+
+  /// Takes the waiter with `ticket` out of the lot, for one whose look found something (or
+  /// the queue closed) or whose task was cancelled. Returns false when it was no longer there:
+  /// it has been woken, and owes the wake-up to an item (see ``passOn(ifAnItemWaits:)``).
+  private func withdraw(_ ticket: UInt64) -> Bool {
+    lot.withLock { lot in
+      guard lot.waiters.removeValue(forKey: ticket) != nil else { return false }
+      parked.subtract(1, ordering: .relaxed)
+      return true
+    }
+  }
+
+  /// Wakes the waiter that parked first, if any, after an item (or a place) was published.
+  @inlinable
+  func itemLanded() {
+    // Pairs with the fence in `park(_:)`.
+    atomicMemoryFence(ordering: .sequentiallyConsistent)
+    if parked.load(ordering: .relaxed) > 0 { wakeOne() }
+  }
+
+  /// Wakes the waiter that parked first, if any.
+  @usableFromInline
+  func wakeOne() {
+    let woken = lot.withLock { lot in
+      let waiter = lot.popOldest()
+      if waiter != nil { parked.subtract(1, ordering: .relaxed) }
+      return waiter
+    }
+    guard let woken else { return }
+    wakeUps.add(1, ordering: .relaxed)
+    woken.wake()
+  }
+
+  /// For a woken consumer that has just taken an item: wakes the next parked consumer if
+  /// `anItemWaits()` says another item is there for it.
+  @usableFromInline
+  func passOn(ifAnItemWaits anItemWaits: () -> Bool) {
+    // Relaxed: a consumer parked before this one was woken is seen through the lot's lock
+    // (the producer that woke this one took it after that consumer parked); one that parks
+    // later looks at the queue itself.
+    guard parked.load(ordering: .relaxed) > 0, anItemWaits() else { return }
+    wakeOne()
+  }
+
+  /// Wakes every parked waiter, after a `close()` has committed.
+  @usableFromInline
+  func wakeAll() {
+    // Pairs with the fence in `park(_:)`, as in `itemLanded()`.
+    atomicMemoryFence(ordering: .sequentiallyConsistent)
+    guard parked.load(ordering: .relaxed) > 0 else { return }
+    let woken = lot.withLock { lot in
+      let all = Array(lot.waiters.values)
+      lot.waiters.removeAll()
+      lot.oldest = lot.next
+      parked.subtract(all.count, ordering: .relaxed)
+      return all
+    }
+    wakeUps.add(woken.count, ordering: .relaxed)
+    for waiter in woken { waiter.wake() }
+  }
+
+  /// How many waiters are parked now, for tests.
+  var parkedCount: Int { parked.load(ordering: .relaxed) }
+}
