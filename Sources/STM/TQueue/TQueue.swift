@@ -204,7 +204,7 @@ public final class TQueue<Element: Sendable>: Sendable {
     // wakes the next if there are more). A hook per transaction, not per item.
     if isFirst {
       let waitingConsumers = waitingConsumers
-      transaction.afterCommit { waitingConsumers.itemLanded() }
+      transaction._wakeAfterCommit { waitingConsumers.itemLanded() }
     }
   }
 
@@ -427,7 +427,7 @@ public final class TQueue<Element: Sendable>: Sendable {
       // Consumers and producers parked outside transactions wake once the close has committed
       // (this call's own transaction, or the one it joins), and find the queue closed.
       let waitingConsumers = waitingConsumers, waitingProducers = waitingProducers
-      transaction.afterCommit {
+      transaction._wakeAfterCommit {
         waitingConsumers.wakeAll()
         waitingProducers?.wakeAll()
       }
@@ -479,9 +479,10 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// the queue is closed. Inside one, an empty queue makes the transaction retry: it rolls back
   /// and reruns when something it read changes.
   ///
-  /// Consumers waiting outside transactions are woken one per item that lands, in the order
-  /// they began to wait, so an idle pool of consumers costs nothing per item however large it
-  /// is; a woken consumer that finds more items behind its own wakes the next. Consumers
+  /// Consumers waiting outside transactions are woken one per item that lands (threads before
+  /// tasks, each in the order they began to wait), so an idle pool of consumers costs nothing
+  /// per item however large it is; a woken consumer that finds more items behind its own
+  /// wakes the next. Consumers
   /// waiting inside transactions (through `retry()`) all wake whenever the queue changes, and
   /// all but one wait again.
   ///
@@ -696,7 +697,7 @@ public final class TQueue<Element: Sendable>: Sendable {
     freedPlaces._commuteAdding(1, at: site, as: .named("capacity"))
     // A hook per place freed, each waking one producer parked outside a transaction (see
     // `_Parking`) once the place is committed.
-    transaction.afterCommit { waitingProducers.itemLanded() }
+    transaction._wakeAfterCommit { waitingProducers.itemLanded() }
   }
 
   /// Whether no item is waiting (one consistent read).

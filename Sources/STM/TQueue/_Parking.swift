@@ -17,8 +17,9 @@ import Synchronization
 ///   nothing for it (`parkAndBlock(looking:sleepsIf:)`).
 /// - Whatever makes an item (or a place) visible calls ``itemLanded()`` after publishing it:
 ///   a drop-in enqueue (a drop-in take that frees a place), and the commit of a transaction's
-///   enqueues (of a transaction's takes), from `afterCommit`. `close()` calls ``wakeAll()``
-///   on both ends after committing.
+///   enqueues (of a transaction's takes), from `_wakeAfterCommit`, which runs before the
+///   transaction's `afterCommit` hooks (one of those may wait for a parked thread).
+///   `close()` calls ``wakeAll()`` on both ends after committing.
 /// - Both sides fence between their write (the item, or the count of parked waiters) and
 ///   their read (the count, or the queue): either the publisher sees the waiter parked, or
 ///   the waiter's look sees what was published.
@@ -28,19 +29,20 @@ import Synchronization
 /// - A waiter leaves without what it waited for only right after a look that found nothing
 ///   (its task cancelled) or the queue closed, so it owes no item the wake-up it may have had.
 ///
-/// Waiters are woken in the order they parked.
+/// Threads are woken before tasks, each in the order they parked: a task woken while the
+/// shared pool's threads are all busy cannot run, and would hold the item while a parked
+/// thread that could take it slept (found by review).
 @usableFromInline
 final class _Parking: Sendable {
-  /// The parked waiters by ticket, handed out in order; `oldest` is the lowest ticket that
-  /// may still be parked (those below it were woken or withdrew).
-  struct Lot {
+  /// Parked waiters by ticket, tickets handed out in order; `oldest` is the lowest ticket that
+  /// may still be parked here (those below it were woken or withdrew).
+  struct Line {
     var waiters: [UInt64: _Waiter] = [:]
     var oldest: UInt64 = 0
-    var next: UInt64 = 0
 
-    /// Takes the waiter that parked first: O(1) amortized, since each ticket is passed over
-    /// once.
-    mutating func popOldest() -> _Waiter? {
+    /// Takes the waiter that parked first, of those with tickets below `next`: O(1)
+    /// amortized, since each ticket is passed over once.
+    mutating func popOldest(before next: UInt64) -> _Waiter? {
       guard !waiters.isEmpty else {
         oldest = next
         return nil
@@ -51,12 +53,31 @@ final class _Parking: Sendable {
         if let waiter = waiters.removeValue(forKey: ticket) { return waiter }
       }
     }
+
+    mutating func removeAll(before next: UInt64) -> [_Waiter] {
+      let all = Array(waiters.values)
+      waiters.removeAll()
+      oldest = next
+      return all
+    }
+  }
+
+  /// The parked threads and the parked tasks.
+  struct Lot {
+    var threads = Line()
+    var tasks = Line()
+    var next: UInt64 = 0
+
+    /// The thread that parked first, or else the task that parked first.
+    mutating func popOldest() -> _Waiter? {
+      threads.popOldest(before: next) ?? tasks.popOldest(before: next)
+    }
   }
 
   private let lot = _Lock(Lot())
   /// How many waiters are parked: read without the lock by every publisher, so that an item
-  /// landing with nobody parked costs a fence and a load of a line that only parking waiters
-  /// write.
+  /// landing with nobody parked costs a fence and a load of a line written only when a waiter
+  /// parks or is woken.
   @usableFromInline let parked = Atomic<Int>(0)
   /// How many waiters were woken, for tests.
   let wakeUps = Atomic<Int>(0)
@@ -70,7 +91,7 @@ final class _Parking: Sendable {
   @usableFromInline
   func parkAndBlock<Found>(looking look: () -> Found, sleepsIf foundNothing: (Found) -> Bool) -> (found: Found, woken: Bool) {
     let waiter = _Waiter()
-    let ticket = park(waiter)
+    let ticket = park(waiter, isTask: false)
     let found = look()
     guard foundNothing(found) else { return (found, !withdraw(ticket)) }
     waiter.block()
@@ -82,7 +103,7 @@ final class _Parking: Sendable {
   /// gives up.
   func parkAndSuspend<Found>(looking look: () -> Found, sleepsIf foundNothing: (Found) -> Bool) async -> (found: Found, woken: Bool) {
     let waiter = _Waiter()
-    let ticket = park(waiter)
+    let ticket = park(waiter, isTask: true)
     let found = look()
     guard foundNothing(found), !Task.isCancelled else { return (found, !withdraw(ticket)) }
     await withTaskCancellationHandler {
@@ -96,11 +117,11 @@ final class _Parking: Sendable {
 
   /// Parks `waiter` (which then blocks or suspends if its look finds nothing) and returns its
   /// ticket, for ``withdraw(_:)``. The waiter must look at the queue after this.
-  private func park(_ waiter: _Waiter) -> UInt64 {
+  private func park(_ waiter: _Waiter, isTask: Bool) -> UInt64 {
     let ticket = lot.withLock { lot in
       let ticket = lot.next
       lot.next += 1
-      lot.waiters[ticket] = waiter
+      if isTask { lot.tasks.waiters[ticket] = waiter } else { lot.threads.waiters[ticket] = waiter }
       parked.add(1, ordering: .relaxed)
       return ticket
     }
@@ -115,13 +136,15 @@ final class _Parking: Sendable {
   /// it has been woken, and owes the wake-up to an item (see ``passOn(ifAnItemWaits:)``).
   private func withdraw(_ ticket: UInt64) -> Bool {
     lot.withLock { lot in
-      guard lot.waiters.removeValue(forKey: ticket) != nil else { return false }
+      guard lot.threads.waiters.removeValue(forKey: ticket) ?? lot.tasks.waiters.removeValue(forKey: ticket) != nil
+      else { return false }
       parked.subtract(1, ordering: .relaxed)
       return true
     }
   }
 
-  /// Wakes the waiter that parked first, if any, after an item (or a place) was published.
+  /// Wakes a parked waiter, if any (see `Lot.popOldest()`), after an item (or a place) was
+  /// published.
   @inlinable
   func itemLanded() {
     // Pairs with the fence in `park(_:)`.
@@ -129,7 +152,7 @@ final class _Parking: Sendable {
     if parked.load(ordering: .relaxed) > 0 { wakeOne() }
   }
 
-  /// Wakes the waiter that parked first, if any.
+  /// Wakes one parked waiter, if any: the thread that parked first, or else the task.
   @usableFromInline
   func wakeOne() {
     let woken = lot.withLock { lot in
@@ -160,9 +183,7 @@ final class _Parking: Sendable {
     atomicMemoryFence(ordering: .sequentiallyConsistent)
     guard parked.load(ordering: .relaxed) > 0 else { return }
     let woken = lot.withLock { lot in
-      let all = Array(lot.waiters.values)
-      lot.waiters.removeAll()
-      lot.oldest = lot.next
+      let all = lot.threads.removeAll(before: lot.next) + lot.tasks.removeAll(before: lot.next)
       parked.subtract(all.count, ordering: .relaxed)
       return all
     }

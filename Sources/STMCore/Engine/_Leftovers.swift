@@ -24,7 +24,7 @@ struct _Leftovers {
   var objects: [[AnyObject]] = []
 
   var isEmpty: Bool {
-    log.isEmpty && log.afterCommit.isEmpty && log.afterAbort.isEmpty && reads.isEmpty && versions.isEmpty
+    log.isEmpty && !log.hasHooks && reads.isEmpty && versions.isEmpty
       && objects.isEmpty
   }
 
@@ -33,7 +33,7 @@ struct _Leftovers {
 
   /// Lets go of everything, keeping the buffers.
   mutating func release() {
-    if !log.isEmpty || !log.afterCommit.isEmpty || !log.afterAbort.isEmpty { log.removeAll() }
+    if !log.isEmpty || log.hasHooks { log.removeAll() }
     if !reads.isEmpty { reads.removeAll() }
     // Kept for the next commit, unless one huge commit grew it.
     if !versions.isEmpty { versions.removeAll(keepingCapacity: versions.capacity <= 4096) }
@@ -45,7 +45,7 @@ extension _ThreadContext {
   /// Takes the log and read list of the attempt that `segment`'s thread is ending, leaving the
   /// segment empty ones (see `_Leftovers`).
   func setAside(logAndReadsOf segment: _Segment) {
-    let hasLog = !segment.log.isEmpty || !segment.log.afterCommit.isEmpty || !segment.log.afterAbort.isEmpty
+    let hasLog = !segment.log.isEmpty || segment.log.hasHooks
     guard hasLog || !segment.reads.isEmpty || !segment.rolledBack.isEmpty else { return }
     // Beside `leftovers`, not swapped with its buffers, also while they still hold the log
     // or reads of an attempt that ended but was not let go of yet: a value freed as a
@@ -53,7 +53,7 @@ extension _ThreadContext {
     // own, swapped that attempt's log back into the segment, and the thread's next attempt
     // committed its writes and ran its hooks again (found by review).
     let holdsAnEndedAttempt =
-      !leftovers.log.isEmpty || !leftovers.log.afterCommit.isEmpty || !leftovers.log.afterAbort.isEmpty
+      !leftovers.log.isEmpty || leftovers.log.hasHooks
       || !leftovers.reads.isEmpty
     guard !isReleasingLeftovers && !holdsAnEndedAttempt else {
       // Ended by a deinit that `releaseLeftovers` is running (`leftovers` is being emptied),

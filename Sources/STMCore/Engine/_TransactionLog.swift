@@ -70,6 +70,10 @@ struct _TransactionLog {
   /// Built once the log is too long for a linear scan to be the cheaper lookup.
   private var index = _CellPositions()
   var afterCommit: [() -> Void] = []
+  /// Hooks that wake threads waiting outside transactions for what the commit publishes (a
+  /// `TQueue`'s parked consumers and producers): run as soon as the commit is visible, before
+  /// `afterCommit`'s, whose user code might wait for one of those threads.
+  var wakeAfterCommit: [() -> Void] = []
   /// Abort hooks, each with its number in the attempt's order of registration (see
   /// `_Segment.abortHooksRegistered`).
   var afterAbort: [(number: Int, hook: () -> Void)] = []
@@ -196,6 +200,10 @@ struct _TransactionLog {
     if index.isBuilt { index = _CellPositions() }
     if !afterCommit.isEmpty { afterCommit.removeAll() }
     if !afterAbort.isEmpty { afterAbort.removeAll() }
+    if !wakeAfterCommit.isEmpty { wakeAfterCommit.removeAll() }
     hasBatches = false
   }
+
+  /// Whether any hook, of any kind, is registered.
+  var hasHooks: Bool { !afterCommit.isEmpty || !afterAbort.isEmpty || !wakeAfterCommit.isEmpty }
 }

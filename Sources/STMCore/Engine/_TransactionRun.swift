@@ -130,7 +130,11 @@ struct _TransactionRun {
       context.statistics.recordCommit()
       if position.isReadOnly == false { _Engine.shared.reclaimer.reclaimNow(ifDueFor: context, using: segment) }
       let commitHooks = segment.log.afterCommit.isEmpty ? [] : segment.log.afterCommit
+      let wakeHooks = segment.log.wakeAfterCommit.isEmpty ? [] : segment.log.wakeAfterCommit
       let rolledBackHooks = end(segment, context, aborting: false)
+      // Before any hook of the user's (and the abort hooks of parts that rolled back, which
+      // run first): one of those may wait for a thread that only these wake (found by review).
+      for wake in wakeHooks { wake() }
       return .committed(rolledBackHooks.isEmpty ? commitHooks : rolledBackHooks + commitHooks)
     case .conflict(let kind):
       return abort(segment, context, kind: kind)

@@ -177,6 +177,16 @@ public struct Transaction {
     _withSegment { $0.log.afterCommit.append(hook) }
   }
 
+  /// For collections: registers `hook` to wake threads that wait outside transactions for what
+  /// this transaction publishes (see `_TransactionLog.wakeAfterCommit`). It runs once the
+  /// transaction has committed, before every ``afterCommit(_:)`` hook; like those, never if
+  /// the attempt, or the part that registered it, rolls back. It must not block.
+  @usableFromInline
+  package func _wakeAfterCommit(_ hook: @escaping () -> Void) {
+    checkValid("afterCommit(_:)")
+    _withSegment { $0.log.wakeAfterCommit.append(hook) }
+  }
+
   /// Registers `hook` to run once, on this thread, if this attempt rolls back.
   ///
   /// An attempt rolls back when it loses a conflict (the transaction then reruns), when it

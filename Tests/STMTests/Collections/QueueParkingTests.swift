@@ -188,6 +188,69 @@ extension LibraryTests {
       #expect(producer.wait(timeout: .now() + 10) == .success)
     }
 
+    /// Parked consumers wake as the transaction that lands an item (or closes the queue)
+    /// commits, before its `afterCommit` hooks: a hook that waits for a consumer to get the
+    /// item, or to end, does not wait forever. (Woken from an `afterCommit` hook of their own,
+    /// they slept until the user's hook registered before it returned; found by review.)
+    @Test(arguments: [false, true])
+    func parkedConsumersWakeBeforeTheTransactionsHooksRun(closing: Bool) throws {
+      let queue = TQueue<Int>()
+      let taken = Tally()
+      let consumer = startThread {
+        while (try? queue.dequeue()) ?? nil != nil { taken.add() }
+      }
+      #expect(waitForParkedConsumers(on: queue), "the consumer never parked")
+      let consumerDone = LockedBox(false)
+      try atomically { transaction in
+        transaction.afterCommit {
+          if closing {
+            consumerDone.value = consumer.wait(timeout: .now() + 5) == .success
+          } else {
+            consumerDone.value = waitUntil(taken, reaches: 1)
+          }
+        }
+        if closing { queue.close() } else { try queue.enqueue(1) }
+      }
+      #expect(consumerDone.value, "the consumer slept until the transaction's hooks had run")
+      queue.close()
+      #expect(consumer.wait(timeout: .now() + 10) == .success)
+    }
+
+    /// An item goes to a parked thread before a parked task, even one that parked earlier: a
+    /// task woken while every thread of the shared pool is busy cannot run, and held the item
+    /// while the thread slept (found by review). Here CPU-bound tasks fill the pool.
+    @Test func aParkedThreadIsWokenBeforeAParkedTask() throws {
+      let queue = TQueue<Int>()
+      let taskTook = Tally(), threadTook = Tally()
+      let task = Task.detached {
+        if await queue.dequeue() != nil { taskTook.add() }
+      }
+      #expect(waitForParkedConsumers(on: queue, atLeast: 1), "the task never parked")
+      let thread = startThread {
+        if (try? queue.dequeue()) ?? nil != nil { threadTook.add() }
+      }
+      #expect(waitForParkedConsumers(on: queue, atLeast: 2), "the thread never parked")
+      let stop = Tally()
+      let spinners = (0..<ProcessInfo.processInfo.activeProcessorCount + 2).map { _ in
+        Task.detached {
+          while stop.value == 0 {}
+        }
+      }
+      try queue.enqueue(1)
+      #expect(waitUntil(threadTook, reaches: 1), "the parked thread slept while the item went to a task that could not run")
+      stop.add()
+      queue.close()
+      #expect(thread.wait(timeout: .now() + 10) == .success)
+      let done = DispatchSemaphore(value: 0)
+      Task.detached {
+        for spinner in spinners { await spinner.value }
+        await task.value
+        done.signal()
+      }
+      #expect(done.wait(timeout: .now() + 10) == .success)
+      #expect(taskTook.value + threadTook.value == 1)
+    }
+
     /// Oversubscribed: 2 producers (enqueues on their own, transactions of 1 to 3 items, and
     /// async enqueues) and 6 consumers (threads, and tasks cancelled at random) on 2 cores. In
     /// each of many rounds the producers enqueue a few items and the queue is then drained
