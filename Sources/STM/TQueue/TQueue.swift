@@ -24,26 +24,26 @@
 ///
 /// Outside transactions, an enqueue and a dequeue that finds an item waiting usually run no
 /// transaction at all: each holds the commit lock of the tail (or the head) for the few
-/// instructions it takes to link (or unlink) a node, and publishes that under a commit number
-/// of its own, as a transaction would. A dequeue that finds the queue empty (looking in a
-/// transaction that only reads) parks on the queue until an item lands for it, and then takes
-/// the item the same way: each item that lands wakes one parked consumer, however many wait.
-/// Producers take turns at the tail and consumers at the head. An enqueue on an unbounded queue that finds the last
-/// link's lock held (by a consumer looking at an empty queue, or by the reclaimer) enqueues in
-/// a transaction of its own instead, which a ``close(fileID:line:)`` committing meanwhile can
-/// make rerun; otherwise none of them reruns.
+/// instructions it takes to link (or unlink) a node, and publishes that under a commit number of
+/// its own, as a transaction would. A dequeue that finds the queue empty (looking in a transaction
+/// that only reads) parks on the queue until an item lands for it, and then takes the item the same
+/// way: each item that lands wakes one parked consumer, however many wait. Producers take turns at
+/// the tail and consumers at the head. An enqueue on an unbounded queue that finds the last link's
+/// lock held (by a consumer looking at an empty queue, or by the reclaimer) enqueues in a
+/// transaction of its own instead, which a ``close(fileID:line:)`` committing meanwhile can make
+/// rerun; otherwise none of them reruns.
 ///
-/// A bounded queue (`init(capacity:)`) keeps the two ends apart: producers count down a budget
-/// of their own and consumers count up a separate tally of freed places, which a producer
-/// whose budget is spent empties into it. Outside transactions a producer takes its place in
-/// the same in-place update that links its item (the budget is locked beside the tail), and a
-/// consumer frees one in the update that takes its item, so the places are accounted for at
-/// every commit and nobody reruns; a producer that finds no place parks on the queue, and each
-/// place a consumer frees wakes one parked producer. Inside transactions, consumers add to the tally as a commutative update, so they
-/// do not conflict with producers that find places left in the budget; a producer whose
-/// budget is spent reads the tally to refill it, and so conflicts with consumers that free a
-/// place before it commits. Producers of a bounded queue conflict with each other (and with
-/// producers outside transactions) through their budget.
+/// A bounded queue (`init(capacity:)`) keeps the two ends apart: producers count down a budget of
+/// their own and consumers count up a separate tally of freed places, which a producer whose budget
+/// is spent empties into it. Outside transactions a producer takes its place in the same in-place
+/// update that links its item (the budget is locked beside the tail), and a consumer frees one in
+/// the update that takes its item, so the places are accounted for at every commit and nobody
+/// reruns; a producer that finds no place parks on the queue, and each place a consumer frees wakes
+/// one parked producer. Inside transactions, consumers add to the tally as a commutative update, so
+/// they do not conflict with producers that find places left in the budget; a producer whose budget
+/// is spent reads the tally to refill it, and so conflicts with consumers that free a place before
+/// it commits. Producers of a bounded queue conflict with each other (and with producers outside
+/// transactions) through their budget.
 ///
 /// Items are FIFO per producer: the items of one transaction, and of transactions committed one
 /// after another, come out in that order. The most recently dequeued item stays referenced by
@@ -480,11 +480,10 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// and reruns when something it read changes.
   ///
   /// Consumers waiting outside transactions are woken one per item that lands (threads before
-  /// tasks, each in the order they began to wait), so an idle pool of consumers costs nothing
-  /// per item however large it is; a woken consumer that finds more items behind its own
-  /// wakes the next. Consumers
-  /// waiting inside transactions (through `retry()`) all wake whenever the queue changes, and
-  /// all but one wait again.
+  /// tasks, each in the order they began to wait), so an idle pool of consumers costs nothing per
+  /// item however large it is; a woken consumer that finds more items behind its own wakes the
+  /// next. Consumers waiting inside transactions (through `retry()`) all wake whenever the queue
+  /// changes, and all but one wait again.
   ///
   /// Conflicts: as ``tryDequeue(fileID:line:)``.
   ///
