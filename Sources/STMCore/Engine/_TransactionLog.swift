@@ -72,7 +72,8 @@ struct _TransactionLog {
   var afterCommit: [() -> Void] = []
   /// Hooks that wake threads waiting outside transactions for what the commit publishes (a
   /// `TQueue`'s parked consumers and producers): run as soon as the commit is visible, before
-  /// `afterCommit`'s, whose user code might wait for one of those threads.
+  /// any user code the commit's end runs (deinits of the values it frees, `afterCommit`
+  /// hooks), which might wait for one of those threads.
   var wakeAfterCommit: [() -> Void] = []
   /// Abort hooks, each with its number in the attempt's order of registration (see
   /// `_Segment.abortHooksRegistered`).

@@ -128,13 +128,14 @@ struct _TransactionRun {
     case .committed(let position):
       context.lastCommit = position
       context.statistics.recordCommit()
+      // Before anything that can run user code: the reclaimer's turn and `end` free values
+      // (their deinits run), then come the abort hooks of parts that rolled back and the
+      // `afterCommit` hooks. Any of those may wait for a thread that only these wake (found by
+      // review, twice). They run no transaction and do not block.
+      for wake in segment.log.wakeAfterCommit { wake() }
       if position.isReadOnly == false { _Engine.shared.reclaimer.reclaimNow(ifDueFor: context, using: segment) }
       let commitHooks = segment.log.afterCommit.isEmpty ? [] : segment.log.afterCommit
-      let wakeHooks = segment.log.wakeAfterCommit.isEmpty ? [] : segment.log.wakeAfterCommit
       let rolledBackHooks = end(segment, context, aborting: false)
-      // Before any hook of the user's (and the abort hooks of parts that rolled back, which
-      // run first): one of those may wait for a thread that only these wake (found by review).
-      for wake in wakeHooks { wake() }
       return .committed(rolledBackHooks.isEmpty ? commitHooks : rolledBackHooks + commitHooks)
     case .conflict(let kind):
       return abort(segment, context, kind: kind)

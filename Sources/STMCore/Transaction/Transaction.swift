@@ -179,11 +179,12 @@ public struct Transaction {
 
   /// For collections: registers `hook` to wake threads that wait outside transactions for what
   /// this transaction publishes (see `_TransactionLog.wakeAfterCommit`). It runs once the
-  /// transaction has committed, before every ``afterCommit(_:)`` hook; like those, never if
-  /// the attempt, or the part that registered it, rolls back. It must not block.
+  /// transaction has committed, before the values it drops are freed and before every
+  /// ``afterCommit(_:)`` hook; like those, never if the attempt, or the part that registered
+  /// it, rolls back. It must not block or run a transaction.
   @usableFromInline
   package func _wakeAfterCommit(_ hook: @escaping () -> Void) {
-    checkValid("afterCommit(_:)")
+    checkValid("_wakeAfterCommit(_:)")
     _withSegment { $0.log.wakeAfterCommit.append(hook) }
   }
 

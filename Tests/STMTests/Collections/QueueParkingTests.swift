@@ -216,6 +216,37 @@ extension LibraryTests {
       #expect(consumer.wait(timeout: .now() + 10) == .success)
     }
 
+    /// Parked consumers wake before the values that the transaction landing an item drops are
+    /// freed: a deinit that waits for a consumer to get the item does not wait out its time.
+    /// (Woken after the transaction's end, they slept until such a deinit returned; found by
+    /// review.)
+    @Test func parkedConsumersWakeBeforeTheValuesATransactionDropsAreFreed() throws {
+      final class WaitsForTheItem: Sendable {
+        let taken: Tally
+        let sawItTaken: LockedBox<Bool?>
+        init(_ taken: Tally, _ sawItTaken: LockedBox<Bool?>) {
+          self.taken = taken
+          self.sawItTaken = sawItTaken
+        }
+        deinit { sawItTaken.value = waitUntil(taken, reaches: 1) }
+      }
+      let queue = TQueue<Int>()
+      let taken = Tally()
+      let sawItTaken = LockedBox<Bool?>(nil)
+      let holder = TVar<WaitsForTheItem?>(WaitsForTheItem(taken, sawItTaken))
+      let consumer = startThread {
+        while (try? queue.dequeue()) ?? nil != nil { taken.add() }
+      }
+      #expect(waitForParkedConsumers(on: queue), "the consumer never parked")
+      try atomically { _ in
+        try queue.enqueue(1)
+        holder.value = nil
+      }
+      #expect(sawItTaken.value == true, "the consumer slept until the dropped value's deinit had returned")
+      queue.close()
+      #expect(consumer.wait(timeout: .now() + 10) == .success)
+    }
+
     /// An item goes to a parked thread before a parked task, even one that parked earlier: a
     /// task woken while every thread of the shared pool is busy cannot run, and held the item
     /// while the thread slept (found by review). Here CPU-bound tasks fill the pool.
