@@ -22,20 +22,19 @@ func waitForWaiters(on cells: [_Cell], atLeast count: Int = 1, timeout: TimeInte
 /// that found it empty), or until `timeout` has passed; returns whether they were. Consumers
 /// inside transactions wait in the retry registry instead (`waitForWaiters(on:)`).
 func waitForParkedConsumers<Element>(on queue: TQueue<Element>, atLeast count: Int = 1, timeout: TimeInterval = 10) -> Bool {
-  let deadline = Date().addingTimeInterval(timeout)
-  while queue.waitingConsumers.parkedCount < count {
-    if Date() >= deadline { return false }
-    usleep(1_000)
-  }
-  return true
+  waitForParked(in: queue.waitingConsumers, atLeast: count, timeout: timeout)
 }
 
 /// Waits until at least `count` producers are parked on the bounded `queue` (drop-in
 /// `enqueue(_:)` calls that found it full), or until `timeout` has passed; returns whether
 /// they were.
 func waitForParkedProducers<Element>(on queue: TQueue<Element>, atLeast count: Int = 1, timeout: TimeInterval = 10) -> Bool {
+  waitForParked(in: queue.waitingProducers!, atLeast: count, timeout: timeout)
+}
+
+private func waitForParked(in lot: _Parking, atLeast count: Int, timeout: TimeInterval) -> Bool {
   let deadline = Date().addingTimeInterval(timeout)
-  while queue.waitingProducers!.parkedCount < count {
+  while lot.parkedCount < count {
     if Date() >= deadline { return false }
     usleep(1_000)
   }
