@@ -201,11 +201,8 @@ public final class TQueue<Element: Sendable>: Sendable {
       return batch.items.isEmpty
     }
     // The transaction's first item here: once its items land, wake a parked consumer (who
-    // wakes the next if there are more). A hook per transaction, not per item.
-    if isFirst {
-      let waitingConsumers = waitingConsumers
-      transaction._wakeAfterCommit { waitingConsumers.itemLanded() }
-    }
+    // wakes the next if there are more). One wake-up per transaction, not per item.
+    if isFirst { transaction._wakeAfterCommit(1, on: waitingConsumers) }
   }
 
   /// Outside a transaction: links the item in place (see `enqueueInPlace`). When that cannot be
@@ -426,11 +423,8 @@ public final class TQueue<Element: Sendable>: Sendable {
       closed.value = true
       // Consumers and producers parked outside transactions wake once the close has committed
       // (this call's own transaction, or the one it joins), and find the queue closed.
-      let waitingConsumers = waitingConsumers, waitingProducers = waitingProducers
-      transaction._wakeAfterCommit {
-        waitingConsumers.wakeAll()
-        waitingProducers?.wakeAll()
-      }
+      transaction._wakeAfterCommit(.max, on: waitingConsumers)
+      if let waitingProducers { transaction._wakeAfterCommit(.max, on: waitingProducers) }
     }
   }
 
@@ -694,9 +688,9 @@ public final class TQueue<Element: Sendable>: Sendable {
   func freePlace(_ transaction: Transaction, at site: _CallSite) {
     guard let freedPlaces, let waitingProducers else { return }
     freedPlaces._commuteAdding(1, at: site, as: .named("capacity"))
-    // A hook per place freed, each waking one producer parked outside a transaction (see
-    // `_Parking`) once the place is committed.
-    transaction._wakeAfterCommit { waitingProducers.itemLanded() }
+    // Once the place is committed, a producer parked outside transactions wakes for it (see
+    // `_Parking`); the places a transaction frees add up to as many wake-ups.
+    transaction._wakeAfterCommit(1, on: waitingProducers)
   }
 
   /// Whether no item is waiting (one consistent read).
@@ -749,6 +743,9 @@ extension TQueue: AsyncSequence {
   }
 
   /// An iterator that dequeues; several iterators share the items (each item goes to one).
+  ///
+  /// Conflicts with nothing: making the iterator reads nothing. Each ``AsyncIterator/next()``
+  /// conflicts as ``tryDequeue(fileID:line:)`` does.
   public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(queue: self) }
 }
 

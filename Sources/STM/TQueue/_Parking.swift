@@ -15,11 +15,12 @@ import Synchronization
 /// No wake-up is lost:
 /// - A waiter parks before its last look at the queue, and sleeps only if that look found
 ///   nothing for it (`parkAndBlock(looking:sleepsIf:)`).
-/// - Whatever makes an item (or a place) visible calls ``itemLanded()`` after publishing it:
-///   a drop-in enqueue (a drop-in take that frees a place), and the commit of a transaction's
-///   enqueues (of a transaction's takes), from `_wakeAfterCommit`, which runs before the
-///   transaction's `afterCommit` hooks (one of those may wait for a parked thread).
-///   `close()` calls ``wakeAll()`` on both ends after committing.
+/// - Whatever makes an item (or a place) visible wakes a waiter after publishing it: a drop-in
+///   enqueue calls ``itemLanded()`` (a drop-in take that frees a place, too); a transaction
+///   that enqueues asks its commit for one wake-up (that takes *n* items, for *n*: one per
+///   place it frees) through `Transaction._wakeAfterCommit(_:on:)`, which calls
+///   ``wake(upTo:)`` before the transaction's `afterCommit` hooks run (one of those may wait
+///   for a parked thread). A committed `close()` wakes every waiter at both ends.
 /// - Both sides fence between their write (the item, or the count of parked waiters) and
 ///   their read (the count, or the queue): either the publisher sees the waiter parked, or
 ///   the waiter's look sees what was published.
@@ -33,7 +34,7 @@ import Synchronization
 /// shared pool's threads are all busy cannot run, and would hold the item while a parked
 /// thread that could take it slept (found by review).
 @usableFromInline
-final class _Parking: Sendable {
+final class _Parking: _ParkingLot {
   /// Parked waiters by ticket, tickets handed out in order; `oldest` is the lowest ticket that
   /// may still be parked here (those below it were woken or withdrew).
   struct Line {
@@ -68,9 +69,15 @@ final class _Parking: Sendable {
     var tasks = Line()
     var next: UInt64 = 0
 
-    /// The thread that parked first, or else the task that parked first.
-    mutating func popOldest() -> _Waiter? {
-      threads.popOldest(before: next) ?? tasks.popOldest(before: next)
+    /// Takes up to `count` waiters (all of them for `Int.max`): threads first, then tasks,
+    /// each in the order they parked.
+    mutating func popOldest(_ count: Int) -> [_Waiter] {
+      if count == .max { return threads.removeAll(before: next) + tasks.removeAll(before: next) }
+      var popped: [_Waiter] = []
+      while popped.count < count, let waiter = threads.popOldest(before: next) ?? tasks.popOldest(before: next) {
+        popped.append(waiter)
+      }
+      return popped
     }
   }
 
@@ -125,8 +132,8 @@ final class _Parking: Sendable {
       parked.add(1, ordering: .relaxed)
       return ticket
     }
-    // Pairs with the fence in `itemLanded()` (and `wakeAll()`): the look that follows sees
-    // what was published, or the publisher sees this waiter parked.
+    // Pairs with the fence in `wake(upTo:)`: the look that follows sees what was published,
+    // or the publisher sees this waiter parked.
     atomicMemoryFence(ordering: .sequentiallyConsistent)
     return ticket
   }
@@ -143,26 +150,33 @@ final class _Parking: Sendable {
     }
   }
 
-  /// Wakes a parked waiter, if any (see `Lot.popOldest()`), after an item (or a place) was
-  /// published.
+  /// Wakes a parked waiter, if any, after an item (or a place) was published outside a
+  /// transaction.
   @inlinable
   func itemLanded() {
-    // Pairs with the fence in `park(_:)`.
-    atomicMemoryFence(ordering: .sequentiallyConsistent)
-    if parked.load(ordering: .relaxed) > 0 { wakeOne() }
+    wake(upTo: 1)
   }
 
-  /// Wakes one parked waiter, if any: the thread that parked first, or else the task.
+  /// Wakes up to `count` parked waiters (all of them for `Int.max`; see `Lot.popOldest(_:)`),
+  /// after what they wait for was published: items, places, or a close.
+  @inlinable
+  package func wake(upTo count: Int) {
+    // Pairs with the fence in `park(_:)`.
+    atomicMemoryFence(ordering: .sequentiallyConsistent)
+    if parked.load(ordering: .relaxed) > 0 { wakeParked(upTo: count) }
+  }
+
+  /// ``wake(upTo:)`` once someone may be parked, without the fence.
   @usableFromInline
-  func wakeOne() {
+  func wakeParked(upTo count: Int) {
     let woken = lot.withLock { lot in
-      let waiter = lot.popOldest()
-      if waiter != nil { parked.subtract(1, ordering: .relaxed) }
-      return waiter
+      let popped = lot.popOldest(count)
+      parked.subtract(popped.count, ordering: .relaxed)
+      return popped
     }
-    guard let woken else { return }
-    wakeUps.add(1, ordering: .relaxed)
-    woken.wake()
+    guard !woken.isEmpty else { return }
+    wakeUps.add(woken.count, ordering: .relaxed)
+    for waiter in woken { waiter.wake() }
   }
 
   /// For a woken consumer that has just taken an item: wakes the next parked consumer if
@@ -173,22 +187,7 @@ final class _Parking: Sendable {
     // (the producer that woke this one took it after that consumer parked); one that parks
     // later looks at the queue itself.
     guard parked.load(ordering: .relaxed) > 0, anItemWaits() else { return }
-    wakeOne()
-  }
-
-  /// Wakes every parked waiter, after a `close()` has committed.
-  @usableFromInline
-  func wakeAll() {
-    // Pairs with the fence in `park(_:)`, as in `itemLanded()`.
-    atomicMemoryFence(ordering: .sequentiallyConsistent)
-    guard parked.load(ordering: .relaxed) > 0 else { return }
-    let woken = lot.withLock { lot in
-      let all = lot.threads.removeAll(before: lot.next) + lot.tasks.removeAll(before: lot.next)
-      parked.subtract(all.count, ordering: .relaxed)
-      return all
-    }
-    wakeUps.add(woken.count, ordering: .relaxed)
-    for waiter in woken { waiter.wake() }
+    wakeParked(upTo: 1)
   }
 
   /// How many waiters are parked now, for tests.

@@ -468,8 +468,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// Removes every element, as one atomic step.
   ///
   /// Conflicts: it reads every element first, as ``elements`` does, so it conflicts with
-  /// transactions that insert or remove any element; then as a removal of every element that
-  /// was present.
+  /// transactions that insert, remove or replace (``update(with:fileID:line:)``) any
+  /// element; then as a removal of every element that was present.
   ///
   /// - Parameters:
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.

@@ -70,11 +70,11 @@ struct _TransactionLog {
   /// Built once the log is too long for a linear scan to be the cheaper lookup.
   private var index = _CellPositions()
   var afterCommit: [() -> Void] = []
-  /// Hooks that wake threads waiting outside transactions for what the commit publishes (a
-  /// `TQueue`'s parked consumers and producers): run as soon as the commit is visible, before
-  /// any user code the commit's end runs (deinits of the values it frees, `afterCommit`
-  /// hooks), which might wait for one of those threads.
-  var wakeAfterCommit: [() -> Void] = []
+  /// The wake-ups owed to threads waiting outside transactions for what the commit publishes
+  /// (a `TQueue`'s parked consumers and producers), one entry per lot: done as soon as the
+  /// commit is visible, before any user code the commit's end runs (deinits of the values it
+  /// frees, `afterCommit` hooks), which might wait for one of those threads.
+  var wakeAfterCommit: [_WakeUps] = []
   /// Abort hooks, each with its number in the attempt's order of registration (see
   /// `_Segment.abortHooksRegistered`).
   var afterAbort: [(number: Int, hook: () -> Void)] = []
@@ -201,8 +201,20 @@ struct _TransactionLog {
     if index.isBuilt { index = _CellPositions() }
     if !afterCommit.isEmpty { afterCommit.removeAll() }
     if !afterAbort.isEmpty { afterAbort.removeAll() }
-    if !wakeAfterCommit.isEmpty { wakeAfterCommit.removeAll() }
+    // Entry by entry, keeping the storage: the next transaction that enqueues would otherwise
+    // allocate it anew.
+    while wakeAfterCommit.popLast() != nil {}
     hasBatches = false
+  }
+
+  /// Adds `count` wake-ups for `lot` (saturating, so that `Int.max` stays "all").
+  mutating func addWakeUps(_ count: Int, on lot: any _ParkingLot) {
+    for position in wakeAfterCommit.indices where wakeAfterCommit[position].lot === lot {
+      let (sum, overflow) = wakeAfterCommit[position].count.addingReportingOverflow(count)
+      wakeAfterCommit[position].count = overflow ? .max : sum
+      return
+    }
+    wakeAfterCommit.append(_WakeUps(lot: lot, count: count))
   }
 
   /// Whether any hook, of any kind, is registered.

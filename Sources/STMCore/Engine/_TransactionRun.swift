@@ -132,7 +132,7 @@ struct _TransactionRun {
       // (their deinits run), then come the abort hooks of parts that rolled back and the
       // `afterCommit` hooks. Any of those may wait for a thread that only these wake (found by
       // review, twice). They run no transaction and do not block.
-      for wake in segment.log.wakeAfterCommit { wake() }
+      for wakeUps in segment.log.wakeAfterCommit { wakeUps.lot.wake(upTo: wakeUps.count) }
       if position.isReadOnly == false { _Engine.shared.reclaimer.reclaimNow(ifDueFor: context, using: segment) }
       let commitHooks = segment.log.afterCommit.isEmpty ? [] : segment.log.afterCommit
       let rolledBackHooks = end(segment, context, aborting: false)

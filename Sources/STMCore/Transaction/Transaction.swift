@@ -177,15 +177,15 @@ public struct Transaction {
     _withSegment { $0.log.afterCommit.append(hook) }
   }
 
-  /// For collections: registers `hook` to wake threads that wait outside transactions for what
-  /// this transaction publishes (see `_TransactionLog.wakeAfterCommit`). It runs once the
-  /// transaction has committed, before the values it drops are freed and before every
-  /// ``afterCommit(_:)`` hook; like those, never if the attempt, or the part that registered
-  /// it, rolls back. It must not block or run a transaction.
+  /// For collections: once this transaction has committed, wakes up to `count` of the threads
+  /// and tasks parked on `lot` outside transactions (`Int.max`: all of them), for what the
+  /// commit publishes; calls for one lot add up. The wake-ups happen before the values the
+  /// transaction drops are freed and before every ``afterCommit(_:)`` hook; like those, never
+  /// if the attempt, or the part that asked, rolls back.
   @usableFromInline
-  package func _wakeAfterCommit(_ hook: @escaping () -> Void) {
-    checkValid("_wakeAfterCommit(_:)")
-    _withSegment { $0.log.wakeAfterCommit.append(hook) }
+  package func _wakeAfterCommit(_ count: Int, on lot: any _ParkingLot) {
+    checkValid("_wakeAfterCommit(_:on:)")
+    _withSegment { $0.log.addWakeUps(count, on: lot) }
   }
 
   /// Registers `hook` to run once, on this thread, if this attempt rolls back.

@@ -12,6 +12,21 @@ private final class Tally: Sendable {
   var value: Int { count.load(ordering: .relaxed) }
 }
 
+/// Fills the bounded `queue` with -1, -2, …, starts `producers` threads that each enqueue
+/// their number, and waits until they have all parked; returns the threads, and the tally of
+/// the enqueues that succeeded.
+private func parkProducers(_ producers: Int, onFull queue: TQueue<Int>) throws -> (threads: [ThreadHandle], enqueued: Tally) {
+  for item in 0..<queue.capacity! { try queue.enqueue(-1 - item) }
+  let enqueued = Tally()
+  let threads = (0..<producers).map { producer in
+    startThread {
+      if (try? queue.enqueue(producer)) != nil { enqueued.add() }
+    }
+  }
+  #expect(waitForParkedProducers(on: queue, atLeast: producers), "the producers never parked")
+  return (threads, enqueued)
+}
+
 /// Waits until `tally` reaches `target`, or 10 s have passed; returns whether it did.
 private func waitUntil(_ tally: Tally, reaches target: Int) -> Bool {
   let deadline = Date().addingTimeInterval(10)
@@ -128,15 +143,8 @@ extension LibraryTests {
     @Test(arguments: [false, true])
     func eachFreedPlaceWakesOneParkedProducer(takeInTransactions: Bool) throws {
       let queue = TQueue<Int>(capacity: 1)
-      try queue.enqueue(-1)
       let producers = 8
-      let enqueued = Tally()
-      let threads = (0..<producers).map { producer in
-        startThread {
-          if (try? queue.enqueue(producer)) != nil { enqueued.add() }
-        }
-      }
-      #expect(waitForParkedProducers(on: queue, atLeast: producers), "the producers never parked")
+      let (threads, enqueued) = try parkProducers(producers, onFull: queue)
       let waitingProducers = try #require(queue.waitingProducers)
       let wakeUpsBefore = waitingProducers.wakeUps.load(ordering: .relaxed)
       for taken in 0..<producers {
@@ -149,6 +157,52 @@ extension LibraryTests {
       #expect(waitingProducers.wakeUps.load(ordering: .relaxed) - wakeUpsBefore == producers)
       queue.close()
       for thread in threads { #expect(thread.wait(timeout: .now() + 10) == .success) }
+    }
+
+    /// A transaction that takes three items from a full queue of capacity 3 frees three places,
+    /// and its commit wakes three of the five parked producers at once; each fills a place, and
+    /// the other two stay parked.
+    @Test func aTransactionsFreedPlacesWakeAsManyParkedProducersAtOnce() throws {
+      let capacity = 3, producers = 5
+      let queue = TQueue<Int>(capacity: capacity)
+      let (threads, enqueued) = try parkProducers(producers, onFull: queue)
+      let waitingProducers = try #require(queue.waitingProducers)
+      let wakeUpsBefore = waitingProducers.wakeUps.load(ordering: .relaxed)
+      let taken = try atomically { _ in try (0..<capacity).map { _ in try queue.dequeue() } }
+      #expect(taken == [-1, -2, -3])
+      #expect(waitingProducers.wakeUps.load(ordering: .relaxed) - wakeUpsBefore == capacity, "the commit did not wake one producer per place")
+      #expect(waitUntil(enqueued, reaches: capacity), "only \(enqueued.value) of \(capacity) places were filled")
+      #expect(waitingProducers.parkedCount == producers - capacity)
+      queue.close()
+      for thread in threads { #expect(thread.wait(timeout: .now() + 10) == .success) }
+      #expect(enqueued.value == capacity)
+    }
+
+    /// The wake-ups that a part of a transaction asked for go when the part rolls back: a
+    /// transaction takes one item, then an `orElse` branch takes two more and retries, and the
+    /// commit wakes one parked producer, for the one place it freed.
+    @Test func aRolledBackPartsWakeUpsAreDropped() throws {
+      let capacity = 3, producers = 5
+      let queue = TQueue<Int>(capacity: capacity)
+      let (threads, enqueued) = try parkProducers(producers, onFull: queue)
+      let waitingProducers = try #require(queue.waitingProducers)
+      let wakeUpsBefore = waitingProducers.wakeUps.load(ordering: .relaxed)
+      let taken = try atomically { transaction in
+        let first = try queue.dequeue()
+        let more = try transaction.orElse({ _ in
+          _ = try queue.dequeue()
+          _ = try queue.dequeue()
+          try transaction.retry()
+        }, { _ in 0 })
+        return [first, more]
+      }
+      #expect(taken == [-1, 0])
+      #expect(waitingProducers.wakeUps.load(ordering: .relaxed) - wakeUpsBefore == 1, "the commit woke producers for places it did not free")
+      #expect(waitUntil(enqueued, reaches: 1), "no producer filled the place")
+      #expect(waitingProducers.parkedCount == producers - 1)
+      queue.close()
+      for thread in threads { #expect(thread.wait(timeout: .now() + 10) == .success) }
+      #expect(enqueued.value == 1)
     }
 
     /// One producer and one consumer in lockstep on a queue of capacity 1: each place is freed
