@@ -40,7 +40,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
 
   @usableFromInline
   struct StripeState {
-    /// The table lookups search; `_IndexStripe.table` shows it to them.
+    /// The table lookups search; `Stripe.table` shows it to them.
     @usableFromInline var table: Table
     /// Cells made since the last sweep that may be left empty: by lookups in transactions
     /// (of absent keys, or of inserts that may roll back), and by drop-in updates that left

@@ -7,8 +7,8 @@
 /// while let job = try jobs.dequeue() {       // consumer thread: waits while empty,
 ///   run(job)                                 // ends once closed and drained
 /// }
-/// for await job in jobs { run(job) }         // or as an async sequence
-/// jobs.close()
+/// // or, in a task: for await job in jobs { run(job) }
+/// jobs.close()                               // producer, once no more work will come
 /// ```
 ///
 /// Inside ``atomically(_:fileID:line:)-88o9x`` the operations join the transaction: an enqueue becomes
@@ -269,6 +269,8 @@ public final class TQueue<Element: Sendable>: Sendable {
     // (to wake waiters).
     guard let update = tail._beginLentInPlaceUpdate() else { return .busy }
     let last = update.object
+    // The update holds the tail: `last` is the newest node, which no one can link after now.
+    node.position = last._withUnsafeGuaranteedRef { $0.position } + 1
     // The closures below capture the queue and the node unretained: captured as references,
     // both were retained for the call, the queue on a line that every thread writes.
     let queue = Unmanaged.passUnretained(self)
@@ -707,6 +709,59 @@ public final class TQueue<Element: Sendable>: Sendable {
       return hasOwnItems != true && !hasCommittedItem(at: site)
     }
   }
+
+  /// How many items are waiting (one consistent read), counting, inside a transaction, the
+  /// items it has enqueued and not taken back, and not those it has taken.
+  ///
+  /// Each node knows its position in the queue's history, so this reads the head and the tail
+  /// and subtracts: it walks nothing.
+  ///
+  /// Conflicts: with every enqueue and every dequeue that commits before the transaction
+  /// that asks does (outside a transaction, with nothing: it only reads). Ask ``isEmpty``
+  /// when that is the question: it conflicts with less.
+  ///
+  /// - Complexity: O(1).
+  public var count: Int {
+    let site = _CallSite.unknown(in: self)
+    return _singleOperation(at: site) { transaction in
+      let pending = tail._existingDelayedAppend(in: transaction, as: _EnqueueBatch<Element>.self) { $0.items.count } ?? 0
+      head._noteAccess(.read, at: site, as: .named("head"))
+      tail._noteAccess(.read, at: site, as: .named("tail"))
+      return tail.value.position - head.value.position + pending
+    }
+  }
+
+  /// The items waiting, first to last, as an `Array`, without taking any: one consistent
+  /// snapshot (outside a transaction, a read-only transaction, which never aborts). Inside a
+  /// transaction, its own items that have not landed yet come last, and those it has taken
+  /// are gone.
+  ///
+  /// Conflicts: with every enqueue and every dequeue that commits before the transaction that
+  /// asks does (it reads every link, from the head to the tail).
+  ///
+  /// - Complexity: O(*n*).
+  @inlinable
+  public var elements: [Element] {
+    let site = _CallSite.unknown(in: self)
+    return _singleOperation(at: site) { transaction in
+      head._noteAccess(.read, at: site, as: .named("head"))
+      var node = head.value
+      var result: [Element] = []
+      // The first node's link is where the next item appears: for the log, part of the head
+      // (as consumers read it); the links after it, the items.
+      var part: StaticString = "head"
+      while true {
+        node._noteAccess(.read, at: site, as: .named(part))
+        part = "items"
+        guard let next = node.currentValue else { break }
+        // Only the sentinel holds no item, and it is never after another node.
+        result.append(next.item!)
+        node = next
+      }
+      tail._existingDelayedAppend(in: transaction, as: _EnqueueBatch<Element>.self) { result.append(contentsOf: $0.items) }
+      return result
+    }
+  }
 }
 
 /// Thrown by ``TQueue/enqueue(_:fileID:line:)-o7nu`` on a queue that has been closed; the item was not enqueued.
@@ -715,6 +770,15 @@ public struct TQueueClosedError: Error, Sendable, Hashable, CustomStringConverti
   public init() {}
   /// What went wrong, for a log or a test failure.
   public var description: String { "TQueueClosedError: enqueue on a closed TQueue; the item was not enqueued" }
+}
+
+extension TQueue: CustomStringConvertible {
+  /// The items waiting, first to last, written like an `Array`; and whether it is closed.
+  ///
+  /// Conflicts: as ``elements``, and with ``close(fileID:line:)``.
+  public var description: String {
+    _singleOperation(at: .unknown(in: self)) { _ in "TQueue(\(elements)\(isClosed ? ", closed" : ""))" }
+  }
 }
 
 extension TQueue: AsyncSequence {

@@ -57,12 +57,15 @@ struct _EnqueueBatch<Element: Sendable>: _DelayedAppend {
   static func link(
     _ items: _PendingItems<Element>, after tail: _QueueNode<Element?>, into writes: inout [_DelayedWrite]
   ) -> _QueueNode<Element?> {
-    // Built back to front, so each new node is born pointing at its successor; only the old
-    // tail's link is a write to a cell that readers can already reach.
+    // Built back to front, so each new node is born pointing at its successor (and knowing
+    // its position); only the old tail's link is a write to a cell that readers can already
+    // reach.
     var first: _QueueNode<Element?>?
     var last: _QueueNode<Element?>?
+    var position = tail.position + items.count
     for item in items.reversed() {
-      first = _QueueNode<Element?>(item, next: first)
+      first = _QueueNode<Element?>(item, next: first, position: position)
+      position -= 1
       if last == nil { last = first }
     }
     guard let first, let last else { return tail }

@@ -166,7 +166,7 @@ extension Transaction {
 
 /// Where the engine's commit clock stands, and the oldest snapshot a running transaction may
 /// read at: a collection that detaches a cell keeps it reachable for snapshots taken before
-/// the detachment (`_clockNow` then) until `_oldestRunningSnapshot()` has passed that value.
+/// the detachment (``now`` then) until ``oldestRunningSnapshot()`` has passed that value.
 @usableFromInline
 package enum _EngineClock {
   @usableFromInline

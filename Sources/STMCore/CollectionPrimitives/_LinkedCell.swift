@@ -10,19 +10,30 @@
 /// made the class's own parameter so that its `deinit`, compiled once for every element type,
 /// finds the item's type in the class instead of looking `Optional<Element>` up at run time.
 ///
-/// `@unchecked Sendable`: `item` is immutable and `Sendable`; the link is the cell itself.
+/// `@unchecked Sendable`: `item` is immutable and `Sendable`; the link is the cell itself;
+/// `position` is written only before the node is published.
 @usableFromInline
 package final class _LinkedCell<Item: Sendable>: _TypedCell<_LinkedCell<Item>?>, @unchecked Sendable {
   @usableFromInline package let item: Item
+  /// How many nodes were linked before this one since the list began (the first, a queue's
+  /// sentinel, is 0): set by whoever links the node, before it is published, and never again
+  /// after. Two nodes' positions give the number of nodes from one to the other in O(1) (a
+  /// queue's `count`).
+  @usableFromInline package var position: Int
 
-  /// A node holding `item`, linked to `next`.
+  /// A node holding `item`, linked to `next`, at `position` (see ``position``).
   @inlinable
-  package init(_ item: Item, next: _LinkedCell? = nil) {
+  package init(_ item: Item, next: _LinkedCell? = nil, position: Int = 0) {
     self.item = item
+    self.position = position
     // The link is written once at most, from nil, when the next node is linked after this
     // one: no value it replaces holds anything (see `_Cell.leftoverWorthReclaiming`).
     super.init(next, replacedValuesHoldNothing: true)
   }
+
+  /// What a conflict report calls the node when no operation noted its name (one that began
+  /// before the ``ConflictLog`` started): not the cell's Swift type, which names internals.
+  override var variableDescription: String { "TQueue node (\(Item.self))" }
 
   /// Its newest version may hold the next node, and that one the node after it: released
   /// through `_DeferredRelease`, a run of consumed nodes goes one after another instead of

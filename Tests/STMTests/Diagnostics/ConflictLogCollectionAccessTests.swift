@@ -189,5 +189,11 @@ extension LibraryTests {
       names["b"] = 1
       #expect(_ThreadContext.current.diagnostics.notes.isEmpty)
     }
+
+    /// A queue's node that no operation named (one that began before the log started) is
+    /// reported as a queue's node, not by the cell's Swift type, which names internals.
+    @Test func aQueueNodeNoNoteNamedIsReportedAsOne() {
+      #expect(_LinkedCell<Int?>(1).variableDescription == "TQueue node (Optional<Int>)")
+    }
   }
 }
