@@ -4,8 +4,8 @@
 /// A transaction names the lot and how many waiters its commit has something for
 /// (`Transaction._wakeAfterCommit(_:on:)`), instead of registering a closure: the log keeps one
 /// entry per lot, in storage it keeps from one transaction to the next, and adds the counts
-/// up, so asking allocates nothing (a closure per transaction, and one per place that a
-/// bounded queue's consumer freed, did).
+/// up, so asking allocates nothing once a segment's log has its storage (a closure per
+/// transaction, and one per place that a bounded queue's consumer freed, did).
 @usableFromInline
 package protocol _ParkingLot: AnyObject, Sendable {
   /// Wakes up to `count` parked waiters; `Int.max` wakes them all. Called once the commit is
