@@ -2,10 +2,10 @@
 /// consumers wait for items, a bounded one's producers for places), woken a number at a time.
 ///
 /// A transaction names the lot and how many waiters its commit has something for
-/// (`Transaction._wakeAfterCommit(_:on:)`), instead of registering a closure: the log keeps one
-/// entry per lot, in storage it keeps from one transaction to the next, and adds the counts
-/// up, so asking allocates nothing once a segment's log has its storage (a closure per
-/// transaction, and one per place that a bounded queue's consumer freed, did).
+/// (`Transaction._wakeAfterCommit(_:on:)`), instead of registering a closure: the log adds the
+/// counts of one lot asked for in a row into one entry, in storage it keeps from one
+/// transaction to the next, so asking allocates nothing once a segment's log has its storage
+/// (a closure per transaction, and one per place that a bounded queue's consumer freed, did).
 @usableFromInline
 package protocol _ParkingLot: AnyObject, Sendable {
   /// Wakes up to `count` parked waiters; `Int.max` wakes them all. Called once the commit is

@@ -71,7 +71,7 @@ struct _TransactionLog {
   private var index = _CellPositions()
   var afterCommit: [() -> Void] = []
   /// The wake-ups owed to threads waiting outside transactions for what the commit publishes
-  /// (a `TQueue`'s parked consumers and producers), one entry per lot: done as soon as the
+  /// (a `TQueue`'s parked consumers and producers), by lot and count: done as soon as the
   /// commit is visible, before any user code the commit's end runs (deinits of the values it
   /// frees, `afterCommit` hooks), which might wait for one of those threads.
   var wakeAfterCommit: [_WakeUps] = []
@@ -207,14 +207,17 @@ struct _TransactionLog {
     hasBatches = false
   }
 
-  /// Adds `count` wake-ups for `lot` (saturating, so that `Int.max` stays "all").
+  /// Adds `count` wake-ups for `lot` (saturating, so that `Int.max` stays "all"): to the last
+  /// entry if it is `lot`'s, else in an entry of its own. Only the last is looked at, so that
+  /// asking costs O(1) however many queues a transaction touches; a lot asked for between two
+  /// others' gets two entries, each waking its count.
   mutating func addWakeUps(_ count: Int, on lot: any _ParkingLot) {
-    for position in wakeAfterCommit.indices where wakeAfterCommit[position].lot === lot {
-      let (sum, overflow) = wakeAfterCommit[position].count.addingReportingOverflow(count)
-      wakeAfterCommit[position].count = overflow ? .max : sum
-      return
+    if let last = wakeAfterCommit.indices.last, wakeAfterCommit[last].lot === lot {
+      let (sum, overflow) = wakeAfterCommit[last].count.addingReportingOverflow(count)
+      wakeAfterCommit[last].count = overflow ? .max : sum
+    } else {
+      wakeAfterCommit.append(_WakeUps(lot: lot, count: count))
     }
-    wakeAfterCommit.append(_WakeUps(lot: lot, count: count))
   }
 
   /// Whether any hook, of any kind, is registered.

@@ -178,6 +178,28 @@ extension LibraryTests {
       #expect(enqueued.value == capacity)
     }
 
+    /// A transaction that takes from two full queues in turn (one, the other, the first again)
+    /// wakes two of the first queue's parked producers and one of the second's.
+    @Test func placesFreedOnTwoQueuesInTurnWakeTheirOwnProducers() throws {
+      let first = TQueue<Int>(capacity: 2), second = TQueue<Int>(capacity: 2)
+      let (firstThreads, firstEnqueued) = try parkProducers(3, onFull: first)
+      let (secondThreads, secondEnqueued) = try parkProducers(3, onFull: second)
+      let firstLot = try #require(first.waitingProducers), secondLot = try #require(second.waitingProducers)
+      let before = (firstLot.wakeUps.load(ordering: .relaxed), secondLot.wakeUps.load(ordering: .relaxed))
+      try atomically { _ in
+        _ = try first.dequeue()
+        _ = try second.dequeue()
+        _ = try first.dequeue()
+      }
+      #expect(firstLot.wakeUps.load(ordering: .relaxed) - before.0 == 2)
+      #expect(secondLot.wakeUps.load(ordering: .relaxed) - before.1 == 1)
+      #expect(waitUntil(firstEnqueued, reaches: 2) && waitUntil(secondEnqueued, reaches: 1), "the woken producers did not fill the places")
+      first.close()
+      second.close()
+      for thread in firstThreads + secondThreads { #expect(thread.wait(timeout: .now() + 10) == .success) }
+      #expect(firstEnqueued.value == 2 && secondEnqueued.value == 1)
+    }
+
     /// The wake-ups that a part of a transaction asked for go when the part rolls back: a
     /// transaction takes one item, then an `orElse` branch takes two more and retries, and the
     /// commit wakes one parked producer, for the one place it freed.
