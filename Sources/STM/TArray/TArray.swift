@@ -59,11 +59,10 @@ public final class TArray<Element: Sendable>: Sendable {
   ///
   /// One exception, inside a transaction: an element that the transaction itself appended, and
   /// that has not landed yet, is updated on a copy each time (an array held there is copied
-  /// by each update of it). Reading or writing it from inside its own mutation traps, as for
-  /// any element, but taking it back with ``popLast(fileID:line:)`` or ``removeLast(fileID:line:)``
-  /// there is not caught: the mutation's result then replaces whatever element stands at that
-  /// position when it ends (an element appended meanwhile), or traps if none does. Assign such
-  /// an element whole, or append it in its final form.
+  /// by each update of it). Reading, writing or taking it back (``popLast(fileID:line:)``,
+  /// ``removeLast(fileID:line:)``, ``removeAll(fileID:line:)``) from inside its own mutation
+  /// traps, as for any element. Assign such an element whole, or append it in its final form,
+  /// to spare the copies.
   ///
   /// Conflicts: reading conflicts only with transactions that write or remove this index;
   /// writing also conflicts with transactions that read it. Neither conflicts with appends,
@@ -185,9 +184,8 @@ public final class TArray<Element: Sendable>: Sendable {
         return Modification(update: nil, numbered: nil, ownWrite: ownWrite, element: moved)
       }
       // The first update of the element in the block works on a copy; using the element
-      // meanwhile traps, as above, instead of being overwritten by the copy. (One of the
-      // transaction's own appends taken back by a pop from inside the mutation is not caught:
-      // see the subscript's documentation.)
+      // meanwhile traps, as above, instead of being overwritten by the copy (a pop of one of
+      // the transaction's own appends too: see `popLast`).
       let (element, pending) = elementAndPendingOffset(index, at: site)
       // One of the transaction's own appends is guarded too (a read there saw the old element,
       // and a write was lost; found by review), in its batch: it may have no cell yet.
@@ -396,8 +394,11 @@ public final class TArray<Element: Sendable>: Sendable {
       return _singleOperation(at: site) { _ in popLast(fileID: fileID, line: line) }
     }
     if countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self, { !$0.items.isEmpty }) == true {
-      let (last, emptied) = countCell._withDelayedAppend(in: transaction, { _AppendBatch(slots: slots) }) {
-        ($0.items.popLast(), $0.items.isEmpty)
+      let (last, emptied) = countCell._withDelayedAppend(in: transaction, { _AppendBatch(slots: slots) }) { batch in
+        // Popped from inside its own mutation, the element would come back as the mutation
+        // ends, over whatever was appended since (found by review).
+        if batch.itemsBeingMutated.contains(batch.items.count - 1) { _trapAccessDuringOwnInPlaceUpdate() }
+        return (batch.items.popLast(), batch.items.isEmpty)
       }
       // All taken back: nothing lands, and the count does not change (see the primitive).
       if emptied { countCell._dropEmptyDelayedAppend(in: transaction) }

@@ -155,7 +155,8 @@ final class _SlotDirectory<Element: Sendable>: Sendable {
 
   @inlinable
   func makeChunk(_ chunk: Int) -> Chunk {
-    precondition(chunk < chunks.count, "TArray cannot grow past \(Self.firstChunkSize << chunks.count) elements.")
+    // The chunks double from the first: together they hold its size times 2^chunks - 1.
+    precondition(chunk < chunks.count, "TArray cannot grow past \((Self.firstChunkSize << chunks.count) - Self.firstChunkSize) elements.")
     if let existing = chunks[chunk].load() { return existing }
     return chunks[chunk].storeIfNil(Chunk(size: Self.firstChunkSize << chunk))
   }

@@ -226,6 +226,22 @@ extension LibraryTests {
       #expect(standardError(of: result).contains("while its own value was being mutated in place"))
     }
 
+    /// And for a pop: popped from inside its own mutation, an element the transaction appended
+    /// came back as the mutation ended, over whatever was appended since (found by review).
+    @Test func poppingAnOwnAppendedElementFromInsideItsMutationTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let array = TArray<Int>()
+        atomically { _ in
+          for element in 0..<3 { array.append(element) }
+          array[2].increment(after: {
+            _ = array.popLast()
+            array.append(9)
+          })
+        }
+      }
+      #expect(standardError(of: result).contains("while its own value was being mutated in place"))
+    }
+
     @Test func aQueueCapacityBelowOneTraps() async {
       let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
         _ = TQueue<Int>(capacity: 0)
