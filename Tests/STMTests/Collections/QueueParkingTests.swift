@@ -12,6 +12,29 @@ private final class Tally: Sendable {
   var value: Int { count.load(ordering: .relaxed) }
 }
 
+/// Starts `consumers` threads that each dequeue one item from the empty `queue` (every other
+/// one from a task it starts, if `everyOtherAsATask`), and waits until they have all parked;
+/// returns the threads, and the tally of items taken.
+private func parkConsumers(_ consumers: Int, on queue: TQueue<Int>, everyOtherAsATask: Bool = false) -> (threads: [ThreadHandle], delivered: Tally) {
+  let delivered = Tally()
+  let threads = (0..<consumers).map { index in
+    startThread {
+      if everyOtherAsATask && index % 2 == 0 {
+        let done = DispatchSemaphore(value: 0)
+        Task {
+          if await queue.dequeue() != nil { delivered.add() }
+          done.signal()
+        }
+        done.wait()
+      } else if (try? queue.dequeue()) != nil {
+        delivered.add()
+      }
+    }
+  }
+  #expect(waitForParkedConsumers(on: queue, atLeast: consumers), "the consumers never parked")
+  return (threads, delivered)
+}
+
 /// Fills the bounded `queue` with -1, -2, …, starts `producers` threads that each enqueue
 /// their number, and waits until they have all parked; returns the threads, and the tally of
 /// the enqueues that succeeded.
@@ -50,13 +73,7 @@ extension LibraryTests {
     func eachItemWakesOneParkedConsumer(enqueueInTransactions: Bool) throws {
       let queue = TQueue<Int>()
       let consumers = 8
-      let delivered = Tally()
-      let threads = (0..<consumers).map { _ in
-        startThread {
-          if (try? queue.dequeue()) != nil { delivered.add() }
-        }
-      }
-      #expect(waitForParkedConsumers(on: queue, atLeast: consumers), "the consumers never parked")
+      let (threads, delivered) = parkConsumers(consumers, on: queue)
       let wakeUpsBefore = queue.waitingConsumers.wakeUps.load(ordering: .relaxed)
       for item in 0..<consumers {
         if enqueueInTransactions {
@@ -80,23 +97,8 @@ extension LibraryTests {
     func aTransactionsItemsReachAsManyParkedConsumers(async: Bool) throws {
       let queue = TQueue<Int>()
       let consumers = 4
-      let delivered = Tally()
-      let threads = (0..<consumers).map { index in
-        startThread {
-          // Half of the consumers wait as tasks, when `async`.
-          if async && index % 2 == 0 {
-            let done = DispatchSemaphore(value: 0)
-            Task {
-              if await queue.dequeue() != nil { delivered.add() }
-              done.signal()
-            }
-            done.wait()
-          } else if (try? queue.dequeue()) != nil {
-            delivered.add()
-          }
-        }
-      }
-      #expect(waitForParkedConsumers(on: queue, atLeast: consumers), "the consumers never parked")
+      // Half of the consumers wait as tasks, when `async`.
+      let (threads, delivered) = parkConsumers(consumers, on: queue, everyOtherAsATask: async)
       try atomically { _ in
         for item in 0..<consumers { try queue.enqueue(item) }
       }
