@@ -190,11 +190,16 @@ public final class TQueue<Element: Sendable>: Sendable {
 
   /// Inside `transaction`: appends `item` when it commits, having taken a place from a bounded
   /// queue's budget.
+  /// With a `deadline`, a full bounded queue ends the wait then with `TQueueTimeoutError`
+  /// (see `takePlaces`).
   @inlinable
-  func enqueue(_ item: Element, in transaction: Transaction, at site: _CallSite) throws {
+  func enqueue(
+    _ item: Element, in transaction: Transaction, at site: _CallSite, until deadline: ContinuousClock.Instant? = nil,
+    givingUpIfCancelled: Bool = false
+  ) throws {
     closed._noteAccess(.read, at: site, as: .named("closed"))
     if closed.value { throw TQueueClosedError() }
-    try takePlaces(1, transaction, at: site)
+    try takePlaces(1, transaction, at: site, until: deadline, givingUpIfCancelled: givingUpIfCancelled)
     tail._noteAccess(.write, at: site, as: .named("tail"))
     let isFirst = tail._withDelayedAppend(in: transaction, appendingOnly: true, { _EnqueueBatch() }) { batch in
       defer { batch.items.append(item) }
@@ -379,7 +384,10 @@ public final class TQueue<Element: Sendable>: Sendable {
   }
 
   @inlinable
-  func takePlaces(_ places: Int, _ transaction: Transaction, at site: _CallSite) throws {
+  func takePlaces(
+    _ places: Int, _ transaction: Transaction, at site: _CallSite, until deadline: ContinuousClock.Instant? = nil,
+    givingUpIfCancelled: Bool = false
+  ) throws {
     guard let producerBudget = producerBudget?._noted(.readWrite, at: site, as: .named("capacity")),
       let freedPlaces = freedPlaces?._noted(.readWrite, at: site, as: .named("capacity"))
     else { return }
@@ -388,7 +396,10 @@ public final class TQueue<Element: Sendable>: Sendable {
       budget += freedPlaces.value
       guard budget >= places else {
         trapIfNeverRoom(for: places, in: transaction)
-        try transaction.retry()
+        if givingUpIfCancelled && Task.isCancelled { throw CancellationError() }
+        guard let deadline else { try transaction.retry() }
+        try transaction.retry(until: deadline)
+        throw TQueueTimeoutError()
       }
       freedPlaces.value = 0
     }

@@ -29,7 +29,8 @@ enum _Misuse {
         + "count: that value is its own), so nothing could ever change to wake it and it would wait forever. "
         + "Read the state you are waiting on before calling retry()."
     case .retryAfterBecomeInevitable:
-      "retry() was called after becomeInevitable(), by the transaction's code or by an operation that waits "
+      "retry() was called after becomeInevitable(), by the transaction's code (retry(), or retry(until:) "
+        + "before its deadline) or by an operation that waits "
         + "(TQueue.dequeue() on an empty queue, an enqueue on a full bounded queue). An inevitable transaction "
         + "cannot roll back to wait, because its irrevocable effects have happened. Decide to wait before "
         + "becoming inevitable, or use one that does not wait (TQueue.tryDequeue())."

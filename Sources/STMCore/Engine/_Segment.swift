@@ -71,6 +71,10 @@ final class _Segment: @unchecked Sendable {
   @exclusivity(unchecked) var doomedBy = ContentionKind.writeRead
   /// The body called `retry()` (even if user code swallowed the error).
   @exclusivity(unchecked) var retryRequested = false
+  /// The earliest deadline of the attempt's `retry(until:)` calls that asked for a wait: the
+  /// wait, if the attempt ends in one, ends then at the latest (an `orElse` branch's wait
+  /// included, when the other branch retries too).
+  @exclusivity(unchecked) var retryDeadline: ContinuousClock.Instant?
   @exclusivity(unchecked) var attemptStarted = 0
   /// Writing commits on this segment since one of them last looked at the reclamation list.
   /// Counted per segment, not per thread: segments outlive threads, so threads that each

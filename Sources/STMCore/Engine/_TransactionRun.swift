@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 
 /// Internal signals thrown through the user's body; `atomically` catches them, never the user.
@@ -22,16 +23,34 @@ enum _AttemptOutcome {
   case propagate
 }
 
-/// A retrying transaction's wait, registered on the cells it read.
+/// A retrying transaction's wait, registered on the cells it read, and ended by the earliest
+/// deadline of the attempt's `retry(until:)` calls, if it made any.
 @usableFromInline
 struct _RetryWait {
   let cells: [_Cell]
   let waiter: _Waiter
+  let deadline: ContinuousClock.Instant?
 
   @usableFromInline
   func block() {
-    waiter.block()
+    if let deadline {
+      _ = waiter.block(until: Self.dispatchTime(at: deadline))
+    } else {
+      waiter.block()
+    }
     _Engine.shared.retryWaiters.finish(waiter, for: cells)
+  }
+
+  /// `deadline` on Dispatch's clock, which the semaphore of a blocked thread counts on. Both
+  /// clocks tick at the same rate; a wait that ends a little early only makes the body's
+  /// `retry(until:)` wait again for what is left.
+  static func dispatchTime(at deadline: ContinuousClock.Instant) -> DispatchTime {
+    let remaining = ContinuousClock.now.duration(to: deadline)
+    guard remaining > .zero else { return .now() }
+    let (seconds, attoseconds) = remaining.components
+    // Past about 290 years the nanoseconds would not fit in an `Int`: as good as no deadline.
+    guard seconds < 9_000_000_000 else { return .distantFuture }
+    return .now() + .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
   }
 
   /// Suspends until a change, or, when `endedByCancellation`, until the task is cancelled:
@@ -40,6 +59,14 @@ struct _RetryWait {
   @usableFromInline
   func suspend(endedByCancellation: Bool) async -> Bool {
     let waiter = self.waiter
+    // The deadline wakes the waiter as a change would; the timer goes as soon as the wait ends.
+    let timer = deadline.map { deadline in
+      Task {
+        do { try await Task.sleep(until: deadline, clock: .continuous) } catch { return }
+        waiter.wake()
+      }
+    }
+    defer { timer?.cancel() }
     if endedByCancellation {
       await withTaskCancellationHandler {
         await waiter.suspend()
@@ -173,10 +200,11 @@ struct _TransactionRun {
   }
 
   /// Traps if a `retry()` of `segment`'s attempt could never end: after `becomeInevitable()`,
-  /// or with nothing read that another commit could change.
+  /// or with nothing read that another commit could change and no `retry(until:)` deadline.
   static func checkRetryCanWait(_ segment: _Segment) {
     if segment.isInevitableByRequest { _misuse(.retryAfterBecomeInevitable) }
-    if segment.reads.isEmpty { _misuse(.retryWithoutReads) }
+    // With a deadline the wait ends in any case.
+    if segment.reads.isEmpty && segment.retryDeadline == nil { _misuse(.retryWithoutReads) }
   }
 
   private mutating func retry(_ segment: _Segment, _ context: _ThreadContext) -> _AttemptOutcome {
@@ -184,7 +212,9 @@ struct _TransactionRun {
     // Registered before the snapshot is withdrawn, so the check for changes that already
     // happened reads versions that cannot be recycled under it.
     let cells = segment.reads.distinctCells()
-    let wait = _RetryWait(cells: cells, waiter: _Engine.shared.retryWaiters.register(for: cells, after: segment.snapshot))
+    let wait = _RetryWait(
+      cells: cells, waiter: _Engine.shared.retryWaiters.register(for: cells, after: segment.snapshot),
+      deadline: segment.retryDeadline)
     context.statistics.recordRetry()
     run(end(segment, context, aborting: true))
     // Having waited, the transaction reruns as an ordinary one.
@@ -220,6 +250,7 @@ struct _TransactionRun {
     segment.isDoomed = false
     segment.doomedBy = .writeRead
     segment.retryRequested = false
+    segment.retryDeadline = nil
     segment.isRunning = false
     if segment.siteNumber.load(ordering: .relaxed) != 0 { segment.siteNumber.store(0, ordering: .relaxed) }
     let endedNotes = context.diagnostics.takeAccesses()

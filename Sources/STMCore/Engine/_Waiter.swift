@@ -52,13 +52,19 @@ package final class _Waiter: Sendable {
   /// Blocks until `wake()` or the timeout; returns whether it was woken. A waiter that timed out
   /// must not be reused.
   func block(timeoutMilliseconds: Int) -> Bool {
+    block(until: .now() + .milliseconds(timeoutMilliseconds))
+  }
+
+  /// Blocks until `wake()` or `deadline`; returns whether it was woken. A waiter that timed out
+  /// counts as woken from then on: a later `wake()` does nothing, and it must not be reused.
+  func block(until deadline: DispatchTime) -> Bool {
     let mustPark = state.withLock { state in
       if case .woken = state { return false }
       state = .parked
       return true
     }
     guard mustPark else { return true }
-    if semaphore.wait(timeout: .now() + .milliseconds(timeoutMilliseconds)) == .success { return true }
+    if semaphore.wait(timeout: deadline) == .success { return true }
     // Timed out; a wake may still race with us, in which case it is consumed here.
     return state.withLock { state in
       if case .woken = state { return true }

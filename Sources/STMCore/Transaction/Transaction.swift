@@ -98,6 +98,47 @@ public struct Transaction {
     throw _RetrySignal()
   }
 
+  /// Waits as ``retry()`` does, but only until `deadline`: once it has passed, returns instead,
+  /// and the body goes on (to give up, or to return a value that says nothing came).
+  ///
+  /// Before the deadline it abandons the attempt and blocks until something the attempt read
+  /// has changed, or the deadline comes, whichever is first; then the body reruns from the
+  /// start and reaches this call again. So the body decides what a timeout means:
+  ///
+  /// ```swift
+  /// let deadline = ContinuousClock.now + .seconds(2)
+  /// let job: Job? = try atomically { tx in
+  ///   guard let next = jobs.value.popLast() else {
+  ///     try tx.retry(until: deadline)
+  ///     return nil  // nothing came in two seconds
+  ///   }
+  ///   return next
+  /// }
+  /// ```
+  ///
+  /// Take the deadline before `atomically`, as above: taken in the body, it would move on with
+  /// every rerun. In the first branch of ``orElse(_:_:)`` it hands over to the second branch as
+  /// ``retry()`` does; if the second branch retries too, the wait ends by this deadline at the
+  /// latest, and the rerun's first branch then goes past it.
+  ///
+  /// Conflicts with nothing: waiting is not a conflict. Each wait is counted in
+  /// ``TransactionStatistics/retries``.
+  ///
+  /// It traps after ``becomeInevitable()``, as ``retry()`` does. A transaction that has read
+  /// nothing may call it: it then waits until the deadline.
+  ///
+  /// - Parameter deadline: When to stop waiting, on the continuous clock.
+  /// - Throws: Before the deadline, the internal signal of ``retry()``, which `atomically`
+  ///   catches. Once it has passed, nothing: the call returns.
+  /// - Complexity: O(*r*) to register the wait, where *r* is the number of cells read.
+  public func retry(until deadline: ContinuousClock.Instant) throws {
+    checkValid("retry(until:)")
+    guard ContinuousClock.now < deadline else { return }
+    if segment.retryDeadline.map({ deadline < $0 }) ?? true { segment.retryDeadline = deadline }
+    segment.retryRequested = true
+    throw _RetrySignal()
+  }
+
   /// Runs `first`; if it calls ``retry()``, rolls back only what `first` wrote and runs `second`.
   ///
   /// The alternative is composable: each branch may itself contain `orElse`. If `second` also

@@ -76,7 +76,7 @@ extension LibraryTests {
           return try queue.dequeue()
         }
       }
-      #expect(standardError(of: result).contains("retry() was called after becomeInevitable(), by the transaction's code or by an operation that waits (TQueue.dequeue() on an empty queue"))
+      #expect(standardError(of: result).contains("retry() was called after becomeInevitable(), by the transaction's code (retry(), or retry(until:) before its deadline) or by an operation that waits (TQueue.dequeue() on an empty queue"))
     }
 
     /// Inside `orElse`, the retry of an empty queue's dequeue picks the other branch: nothing

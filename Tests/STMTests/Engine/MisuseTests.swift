@@ -31,6 +31,19 @@ extension LibraryTests {
       #expect(standardError(of: result).contains("after becomeInevitable()"))
     }
 
+    /// `retry(until:)` waits as `retry()` does before its deadline, so it traps there too.
+    @Test func aTimedRetryAfterBecomingInevitableTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let cell = TVar(0)
+        _ = try? atomically { tx in
+          _ = cell.value
+          try tx.becomeInevitable()
+          try tx.retry(until: ContinuousClock.now + .seconds(60))
+        }
+      }
+      #expect(standardError(of: result).contains("retry(until:) before its deadline"))
+    }
+
     @Test func aHandleUsedAfterItsBlockTraps() async {
       let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
         var escaped: Transaction?
