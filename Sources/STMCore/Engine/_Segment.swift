@@ -73,8 +73,9 @@ final class _Segment: @unchecked Sendable {
   @exclusivity(unchecked) var retryRequested = false
   /// The earliest deadline of the attempt's `retry(until:)` calls that asked for a wait: the
   /// wait, if the attempt ends in one, ends then at the latest (an `orElse` branch's wait
-  /// included, when the other branch retries too).
-  @exclusivity(unchecked) var retryDeadline: ContinuousClock.Instant?
+  /// included, when the other branch retries too). In Dispatch's uptime nanoseconds, or
+  /// `_RetryWait.noDeadline` (see `_RetryWait.deadline`).
+  @exclusivity(unchecked) var retryDeadline = _RetryWait.noDeadline
   @exclusivity(unchecked) var attemptStarted = 0
   /// Writing commits on this segment since one of them last looked at the reclamation list.
   /// Counted per segment, not per thread: segments outlive threads, so threads that each

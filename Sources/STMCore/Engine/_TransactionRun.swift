@@ -29,28 +29,35 @@ enum _AttemptOutcome {
 struct _RetryWait {
   let cells: [_Cell]
   let waiter: _Waiter
-  let deadline: ContinuousClock.Instant?
+  /// The deadline, in Dispatch's uptime nanoseconds; `noDeadline` if there is none. Not a
+  /// `ContinuousClock.Instant`: that type's layout is resilient (the concurrency library's),
+  /// and an optional one here made every attempt's outcome go through the runtime's generic
+  /// enum witnesses, about 100 instructions per transaction (Callgrind).
+  let deadline: UInt64
+
+  static let noDeadline = UInt64.max
 
   @usableFromInline
   func block() {
-    if let deadline {
-      _ = waiter.block(until: Self.dispatchTime(at: deadline))
+    if deadline != Self.noDeadline {
+      _ = waiter.block(until: DispatchTime(uptimeNanoseconds: deadline))
     } else {
       waiter.block()
     }
     _Engine.shared.retryWaiters.finish(waiter, for: cells)
   }
 
-  /// `deadline` on Dispatch's clock, which the semaphore of a blocked thread counts on. Both
-  /// clocks tick at the same rate; a wait that ends a little early only makes the body's
+  /// `deadline` on Dispatch's clock, in uptime nanoseconds, as `deadline` above. The two clocks
+  /// tick at the same rate; a wait that ends a little early only makes the body's
   /// `retry(until:)` wait again for what is left.
-  static func dispatchTime(at deadline: ContinuousClock.Instant) -> DispatchTime {
+  static func uptimeNanoseconds(at deadline: ContinuousClock.Instant) -> UInt64 {
     let remaining = ContinuousClock.now.duration(to: deadline)
-    guard remaining > .zero else { return .now() }
+    let now = DispatchTime.now().uptimeNanoseconds
+    guard remaining > .zero else { return now }
     let (seconds, attoseconds) = remaining.components
-    // Past about 290 years the nanoseconds would not fit in an `Int`: as good as no deadline.
-    guard seconds < 9_000_000_000 else { return .distantFuture }
-    return .now() + .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
+    // Past about 290 years: as good as no deadline, but still one (see `checkRetryCanWait`).
+    guard seconds < 9_000_000_000 else { return noDeadline - 1 }
+    return min(now + UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000), noDeadline - 1)
   }
 
   /// Suspends until a change, or, when `endedByCancellation`, until the task is cancelled:
@@ -60,12 +67,17 @@ struct _RetryWait {
   func suspend(endedByCancellation: Bool) async -> Bool {
     let waiter = self.waiter
     // The deadline wakes the waiter as a change would; the timer goes as soon as the wait ends.
-    let timer = deadline.map { deadline in
-      Task {
-        do { try await Task.sleep(until: deadline, clock: .continuous) } catch { return }
+    let deadline = self.deadline
+    let timer =
+      deadline == Self.noDeadline
+      ? nil
+      : Task {
+        let now = DispatchTime.now().uptimeNanoseconds
+        if deadline > now {
+          do { try await Task.sleep(nanoseconds: deadline - now) } catch { return }
+        }
         waiter.wake()
       }
-    }
     defer { timer?.cancel() }
     if endedByCancellation {
       await withTaskCancellationHandler {
@@ -204,7 +216,7 @@ struct _TransactionRun {
   static func checkRetryCanWait(_ segment: _Segment) {
     if segment.isInevitableByRequest { _misuse(.retryAfterBecomeInevitable) }
     // With a deadline the wait ends in any case.
-    if segment.reads.isEmpty && segment.retryDeadline == nil { _misuse(.retryWithoutReads) }
+    if segment.reads.isEmpty && segment.retryDeadline == _RetryWait.noDeadline { _misuse(.retryWithoutReads) }
   }
 
   private mutating func retry(_ segment: _Segment, _ context: _ThreadContext) -> _AttemptOutcome {
@@ -250,7 +262,7 @@ struct _TransactionRun {
     segment.isDoomed = false
     segment.doomedBy = .writeRead
     segment.retryRequested = false
-    segment.retryDeadline = nil
+    segment.retryDeadline = _RetryWait.noDeadline
     segment.isRunning = false
     if segment.siteNumber.load(ordering: .relaxed) != 0 { segment.siteNumber.store(0, ordering: .relaxed) }
     let endedNotes = context.diagnostics.takeAccesses()

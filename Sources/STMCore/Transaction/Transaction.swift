@@ -134,7 +134,7 @@ public struct Transaction {
   public func retry(until deadline: ContinuousClock.Instant) throws {
     checkValid("retry(until:)")
     guard ContinuousClock.now < deadline else { return }
-    if segment.retryDeadline.map({ deadline < $0 }) ?? true { segment.retryDeadline = deadline }
+    segment.retryDeadline = min(segment.retryDeadline, _RetryWait.uptimeNanoseconds(at: deadline))
     segment.retryRequested = true
     throw _RetrySignal()
   }
