@@ -101,7 +101,9 @@ extension TQueue {
   /// now is taken at once; on a full queue the call waits in a transaction of its own, through
   /// ``Transaction/retry(until:)``, blocking the thread without spinning. Inside a transaction,
   /// a full queue makes the whole transaction wait that way, and the error rolls it back unless
-  /// the body catches it. An unbounded queue never waits, whatever the deadline.
+  /// the body catches it. An unbounded queue never waits, whatever the deadline. One
+  /// transaction's items must fit in the queue together, as for ``enqueue(_:fileID:line:)-o7nu``:
+  /// an enqueue that would give it more than the capacity traps, deadline or not.
   ///
   /// Conflicts: as ``enqueue(_:fileID:line:)-o7nu`` inside a transaction. Outside one, a
   /// producer that finds the queue full waits in a transaction, which conflicts with the other

@@ -48,7 +48,9 @@ struct _RetryWait {
   }
 
   /// `deadline` on Dispatch's clock, in uptime nanoseconds, as `deadline` above. The two clocks
-  /// tick at the same rate; a wait that ends a little early only makes the body's
+  /// tick at the same rate while the machine is awake (Dispatch's stops while it sleeps, where
+  /// the continuous clock goes on: a wait through a system sleep ends late by that long, as
+  /// `retry(until:)` says); a wait that ends a little early only makes the body's
   /// `retry(until:)` wait again for what is left.
   static func uptimeNanoseconds(at deadline: ContinuousClock.Instant) -> UInt64 {
     let remaining = ContinuousClock.now.duration(to: deadline)

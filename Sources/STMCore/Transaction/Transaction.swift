@@ -124,8 +124,12 @@ public struct Transaction {
   /// Conflicts with nothing: waiting is not a conflict. Each wait is counted in
   /// ``TransactionStatistics/retries``.
   ///
-  /// It traps after ``becomeInevitable()``, as ``retry()`` does. A transaction that has read
+  /// Before its deadline it traps after ``becomeInevitable()``, as ``retry()`` does (in the
+  /// first branch of ``orElse(_:_:)`` it hands over instead). A transaction that has read
   /// nothing may call it: it then waits until the deadline.
+  ///
+  /// The wait is timed on the system's monotonic clock, which some systems stop while the
+  /// machine sleeps: a wait through a system sleep may end that much after the deadline.
   ///
   /// - Parameter deadline: When to stop waiting, on the continuous clock.
   /// - Throws: Before the deadline, the internal signal of ``retry()``, which `atomically`
