@@ -5,12 +5,10 @@ extension TQueue {
   /// `deadline`; returns nil once the queue is closed and drained.
   ///
   /// Outside a transaction an item waiting now is taken at once, as by
-  /// ``tryDequeue(fileID:line:)``; on an empty queue the call waits in a transaction of its
-  /// own, through ``Transaction/retry(until:)``, blocking the thread without spinning. Inside a
-  /// transaction, an empty queue makes the whole transaction wait that way, and the error
-  /// rolls it back unless the body catches it. Waiting this way, a consumer wakes whenever
-  /// the queue changes (as a transaction's `dequeue()` does), where the untimed blocking
-  /// ``dequeue(fileID:line:)-9itxg`` is woken only for an item of its own.
+  /// ``tryDequeue(fileID:line:)``; on an empty queue the thread blocks, without spinning, as
+  /// in ``dequeue(fileID:line:)-9itxg``: woken for an item of its own (or the close), or by the
+  /// deadline. Inside a transaction, an empty queue makes the whole transaction wait, through
+  /// ``Transaction/retry(until:)``, and the error rolls it back unless the body catches it.
   ///
   /// ```swift
   /// while true {
@@ -41,8 +39,7 @@ extension TQueue {
   {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
     guard let transaction = Transaction._currentChecked else {
-      if let item = takeInPlace(at: site) { return item }
-      return try _singleOperation(at: site) { try take($0, until: deadline, at: site) }
+      return try blockingDequeue(at: site, until: _Deadline(deadline))
     }
     return try take(transaction, until: deadline, at: site)
   }
@@ -72,23 +69,15 @@ extension TQueue {
     if Transaction._currentChecked != nil {
       _trapAsyncFormInsideTransactionBody("TQueue's async dequeue(until:)")
     }
-    if let item = takeInPlace(at: site) { return item }
-    return try await _singleOperation(at: site) { try take($0, until: deadline, givingUpIfCancelled: true, at: site) }
+    return try await dequeueSuspending(at: site, until: _Deadline(deadline))
   }
 
   /// Inside `transaction`: takes the first item; on an empty queue, nil if it is closed, or
   /// else waits through `retry(until:)` and, once `deadline` has passed, throws the timeout.
-  /// `givingUpIfCancelled`: for a task, nil instead of a wait once it is cancelled (the async
-  /// `atomically` ends a wait when the task is cancelled and reruns the body, which ends here),
-  /// as the async `dequeue()` does; an item there is still taken.
   @inlinable
-  func take(
-    _ transaction: Transaction, until deadline: ContinuousClock.Instant, givingUpIfCancelled: Bool = false,
-    at site: _CallSite
-  ) throws -> Element? {
+  func take(_ transaction: Transaction, until deadline: ContinuousClock.Instant, at site: _CallSite) throws -> Element? {
     if let item = take(transaction, at: site) { return item }
     if closed._notedValue(.read, at: site, as: .named("closed")) { return nil }
-    if givingUpIfCancelled && Task.isCancelled { return nil }
     try transaction.retry(until: deadline)
     throw TQueueTimeoutError()
   }
@@ -98,16 +87,15 @@ extension TQueue {
   ///
   /// As ``enqueue(_:fileID:line:)-o7nu``, but a wait for a place ends at the deadline with
   /// ``TQueueTimeoutError``, and the item is not enqueued. Outside a transaction, a place free
-  /// now is taken at once; on a full queue the call waits in a transaction of its own, through
-  /// ``Transaction/retry(until:)``, blocking the thread without spinning. Inside a transaction,
-  /// a full queue makes the whole transaction wait that way, and the error rolls it back unless
-  /// the body catches it. An unbounded queue never waits, whatever the deadline. One
+  /// now is taken at once; on a full queue the thread blocks, without spinning, as in
+  /// ``enqueue(_:fileID:line:)-o7nu``: woken for a place of its own (or the close), or by the
+  /// deadline. Inside a transaction, a full queue makes the whole transaction wait, through
+  /// ``Transaction/retry(until:)``, and the error rolls it back unless the body catches it.
+  /// An unbounded queue never waits, whatever the deadline. One
   /// transaction's items must fit in the queue together, as for ``enqueue(_:fileID:line:)-o7nu``:
   /// an enqueue that would give it more than the capacity traps, deadline or not.
   ///
-  /// Conflicts: as ``enqueue(_:fileID:line:)-o7nu`` inside a transaction. Outside one, a
-  /// producer that finds the queue full waits in a transaction, which conflicts with the other
-  /// producers through the budget of places.
+  /// Conflicts: as ``enqueue(_:fileID:line:)-o7nu``.
   ///
   /// - Parameters:
   ///   - item: The item to enqueue.
@@ -125,12 +113,7 @@ extension TQueue {
   {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
     guard let transaction = Transaction._currentChecked else {
-      guard producerBudget != nil else { return try enqueueOnItsOwn(item, at: site) }
-      if case .linked = try enqueueInPlace(_QueueNode(item), at: site) {
-        waitingConsumers.itemLanded()
-        return
-      }
-      return try _singleOperation(at: site) { try enqueue(item, in: $0, at: site, until: deadline) }
+      return try enqueueOnItsOwn(item, at: site, until: _Deadline(deadline))
     }
     try enqueue(item, in: transaction, at: site, until: deadline)
   }
@@ -159,12 +142,7 @@ extension TQueue {
   {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
     if Transaction._currentChecked != nil { _trapAsyncFormInsideTransactionBody("TQueue's async enqueue(_:until:)") }
-    guard producerBudget != nil else { return try await enqueueSuspending(item, at: site) }
-    if case .linked = try enqueueInPlace(_QueueNode(item), at: site) {
-      waitingConsumers.itemLanded()
-      return
-    }
-    try await _singleOperation(at: site) { try enqueue(item, in: $0, at: site, until: deadline, givingUpIfCancelled: true) }
+    try await enqueueSuspending(item, at: site, until: _Deadline(deadline))
   }
 }
 

@@ -164,10 +164,10 @@ public final class TQueue<Element: Sendable>: Sendable {
     try await enqueueSuspending(item, at: site)
   }
 
-  /// `enqueueOnItsOwn(_:at:)` for a task: waits for a place by suspending, and lets other
-  /// tasks (perhaps the holder of a lock it keeps finding busy) run first after a few tries in
-  /// a row.
-  func enqueueSuspending(_ item: Element, at site: _CallSite) async throws {
+  /// `enqueueOnItsOwn(_:at:until:)` for a task: waits for a place by suspending, and lets
+  /// other tasks (perhaps the holder of a lock it keeps finding busy) run first after a few
+  /// tries in a row.
+  func enqueueSuspending(_ item: Element, at site: _CallSite, until deadline: _Deadline? = nil) async throws {
     let node = _QueueNode<Element?>(item)
     var misses = 0
     while true {
@@ -176,7 +176,7 @@ public final class TQueue<Element: Sendable>: Sendable {
         waitingConsumers.itemLanded()
         return
       case .budgetSpent:
-        if try await refillBudgetSuspending(at: site) { continue }
+        if try await refillBudgetSuspending(at: site, until: deadline) { continue }
       case .busy:
         guard producerBudget != nil else {
           try await _singleOperation(at: site) { try enqueue(item, in: $0, at: site) }
@@ -194,12 +194,11 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// (see `takePlaces`).
   @inlinable
   func enqueue(
-    _ item: Element, in transaction: Transaction, at site: _CallSite, until deadline: ContinuousClock.Instant? = nil,
-    givingUpIfCancelled: Bool = false
+    _ item: Element, in transaction: Transaction, at site: _CallSite, until deadline: ContinuousClock.Instant? = nil
   ) throws {
     closed._noteAccess(.read, at: site, as: .named("closed"))
     if closed.value { throw TQueueClosedError() }
-    try takePlaces(1, transaction, at: site, until: deadline, givingUpIfCancelled: givingUpIfCancelled)
+    try takePlaces(1, transaction, at: site, until: deadline)
     tail._noteAccess(.write, at: site, as: .named("tail"))
     let isFirst = tail._withDelayedAppend(in: transaction, appendingOnly: true, { _EnqueueBatch() }) { batch in
       defer { batch.items.append(item) }
@@ -214,9 +213,9 @@ public final class TQueue<Element: Sendable>: Sendable {
   /// done now, an unbounded queue's producer enqueues in a transaction instead, and a bounded
   /// queue's tries again after a pause (a transaction would conflict with the other producers
   /// through the budget); a bounded queue's producer that finds the budget spent refills it,
-  /// or waits for a place (see `refillBudget`).
+  /// or waits for a place (see `refillBudget`), until `deadline` if it has one.
   @inlinable
-  func enqueueOnItsOwn(_ item: Element, at site: _CallSite) throws {
+  func enqueueOnItsOwn(_ item: Element, at site: _CallSite, until deadline: _Deadline? = nil) throws {
     // Made before any lock is taken, so that allocating does not hold other producers up.
     let node = _QueueNode<Element?>(item)
     var backoff = _Backoff()
@@ -228,7 +227,7 @@ public final class TQueue<Element: Sendable>: Sendable {
       case .budgetSpent:
         // A refill that found places it could not move (a lock was busy) tries again after a
         // pause that grows, as for a busy tail: the holder may be off its core.
-        if try !refillBudget(at: site) { backoff.pause() }
+        if try !refillBudget(at: site, until: deadline) { backoff.pause() }
       case .busy:
         guard producerBudget != nil else {
           try _singleOperation(at: site) { try enqueue(item, in: $0, at: site) }
@@ -310,29 +309,33 @@ public final class TQueue<Element: Sendable>: Sendable {
 
   /// Outside a transaction, on a bounded queue whose budget a producer found spent: moves the
   /// places consumers have freed (their tally) into the budget with an in-place update of both.
-  /// When there are none, parks the producer until a consumer frees one, and throws
-  /// ``TQueueClosedError`` if the queue is closed meanwhile. The caller then tries to enqueue
-  /// again. Returns false when it neither refilled nor waited, and found no refill by another
-  /// producer: places were there, but a lock it needed was busy.
+  /// When there are none, parks the producer until a consumer frees one (or `deadline`
+  /// passes), and throws ``TQueueClosedError`` if the queue is closed meanwhile. The caller
+  /// then tries to enqueue again. Returns false when it neither refilled nor waited, and found
+  /// no refill by another producer: places were there, but a lock it needed was busy.
+  ///
+  /// - Throws: ``TQueueTimeoutError`` when it finds no place once `deadline` has passed.
   @inlinable
-  func refillBudget(at site: _CallSite) throws -> Bool {
+  func refillBudget(at site: _CallSite, until deadline: _Deadline? = nil) throws -> Bool {
     if refillBudgetInPlace(at: site) { return true }
     switch lookForPlaces(at: site) {
     case .inBudget: return true
     case .freed: return false
     case .closed: throw TQueueClosedError()
-    case .none: break
+    case .none:
+      // It gives up right after a look that found no place, so it owes no place a wake-up.
+      if let deadline, deadline.hasPassed { throw TQueueTimeoutError() }
     }
     // Park, then look once more before sleeping: a place freed after this look wakes a
-    // parked producer (see `_Parking`).
-    let parked = waitingProducers!.parkAndBlock(looking: { lookForPlaces(at: site) }, sleepsIf: { $0 == .none })
+    // parked producer (see `_Parking`). At its deadline it tries once more, and ends above.
+    let parked = waitingProducers!.parkAndBlock(until: deadline, looking: { lookForPlaces(at: site) }, sleepsIf: { $0 == .none })
     if parked.found == .closed { throw TQueueClosedError() }
     return true
   }
 
-  /// `refillBudget(at:)` for a task: the wait suspends it instead of blocking its thread, and
-  /// ends with `CancellationError` if the task is cancelled.
-  func refillBudgetSuspending(at site: _CallSite) async throws -> Bool {
+  /// `refillBudget(at:until:)` for a task: the wait suspends it instead of blocking its
+  /// thread, and ends with `CancellationError` if the task is cancelled.
+  func refillBudgetSuspending(at site: _CallSite, until deadline: _Deadline? = nil) async throws -> Bool {
     if refillBudgetInPlace(at: site) { return true }
     switch lookForPlaces(at: site) {
     case .inBudget: return true
@@ -342,11 +345,13 @@ public final class TQueue<Element: Sendable>: Sendable {
       // A cancelled task still takes a place that is free, but does not wait for one. It
       // gives up right after a look that found none, so it owes no place a wake-up.
       if Task.isCancelled { throw CancellationError() }
+      if let deadline, deadline.hasPassed { throw TQueueTimeoutError() }
     }
-    let parked = await waitingProducers!.parkAndSuspend(looking: { lookForPlaces(at: site) }, sleepsIf: { $0 == .none })
+    let parked = await waitingProducers!.parkAndSuspend(
+      until: deadline, looking: { lookForPlaces(at: site) }, sleepsIf: { $0 == .none })
     if parked.found == .closed { throw TQueueClosedError() }
-    // Woken, cancelled, or places seen: the caller tries again, and comes back here to look
-    // once more before it gives up.
+    // Woken, cancelled, at the deadline, or places seen: the caller tries again, and comes
+    // back here to look once more before it gives up.
     return true
   }
 
@@ -385,8 +390,7 @@ public final class TQueue<Element: Sendable>: Sendable {
 
   @inlinable
   func takePlaces(
-    _ places: Int, _ transaction: Transaction, at site: _CallSite, until deadline: ContinuousClock.Instant? = nil,
-    givingUpIfCancelled: Bool = false
+    _ places: Int, _ transaction: Transaction, at site: _CallSite, until deadline: ContinuousClock.Instant? = nil
   ) throws {
     guard let producerBudget = producerBudget?._noted(.readWrite, at: site, as: .named("capacity")),
       let freedPlaces = freedPlaces?._noted(.readWrite, at: site, as: .named("capacity"))
@@ -396,7 +400,6 @@ public final class TQueue<Element: Sendable>: Sendable {
       budget += freedPlaces.value
       guard budget >= places else {
         trapIfNeverRoom(for: places, in: transaction)
-        if givingUpIfCancelled && Task.isCancelled { throw CancellationError() }
         guard let deadline else { try transaction.retry() }
         try transaction.retry(until: deadline)
         throw TQueueTimeoutError()
@@ -508,7 +511,7 @@ public final class TQueue<Element: Sendable>: Sendable {
   public func dequeue(fileID: StaticString = #fileID, line: UInt = #line) throws -> Element? {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
     guard let transaction = Transaction._currentChecked else {
-      return blockingDequeue(at: site)
+      return try blockingDequeue(at: site)
     }
     if let item = take(transaction, at: site) { return item }
     if closed._notedValue(.read, at: site, as: .named("closed")) { return nil }
@@ -546,6 +549,17 @@ public final class TQueue<Element: Sendable>: Sendable {
     if Transaction._currentChecked != nil {
       _trapAsyncFormInsideTransactionBody("TQueue's async dequeue() (or a for-await loop over the queue)")
     }
+    do {
+      return try await dequeueSuspending(at: site, until: nil)
+    } catch {
+      preconditionFailure("a wait without a deadline cannot time out")
+    }
+  }
+
+  /// Outside a transaction: takes the first item, suspending while the queue is empty (until
+  /// `deadline`, if it has one); nil when the queue is closed and drained, or the task is
+  /// cancelled while it waits.
+  func dequeueSuspending(at site: _CallSite, until deadline: _Deadline?) async throws(TQueueTimeoutError) -> Element? {
     var misses = 0
     // Set once a producer has woken this consumer: it then owes that wake-up to an item
     // (see `_Parking`).
@@ -566,11 +580,15 @@ public final class TQueue<Element: Sendable>: Sendable {
         return nil
       case .empty:
         // A cancelled task still takes an item that is there, but does not wait for one. It
-        // leaves right after a look that found no item, so it owes no item a wake-up.
+        // leaves right after a look that found no item, so it owes no item a wake-up; so does
+        // a task whose deadline has passed.
         if Task.isCancelled { return nil }
+        if let deadline, deadline.hasPassed { throw TQueueTimeoutError() }
       }
-      // Woken, or an item seen: try to take one. Cancelled: look once more, then end.
-      let parked = await waitingConsumers.parkAndSuspend(looking: { look(at: site) }, sleepsIf: { $0 == .empty })
+      // Woken, or an item seen: try to take one. Cancelled, or at the deadline: look once
+      // more, then end.
+      let parked = await waitingConsumers.parkAndSuspend(
+        until: deadline, looking: { look(at: site) }, sleepsIf: { $0 == .empty })
       if parked.woken { woken = true }
       if parked.found == .closed { return nil }
     }
@@ -578,8 +596,10 @@ public final class TQueue<Element: Sendable>: Sendable {
 
   // Inlinable, like the rest of the path: compiled generically, every dequeue outside a
   // transaction looked up the metadata of its queue's node and optional types at run time.
+  //
+  // With a `deadline`, it throws once that has passed and a look finds the queue empty.
   @inlinable
-  func blockingDequeue(at site: _CallSite) -> Element? {
+  func blockingDequeue(at site: _CallSite, until deadline: _Deadline? = nil) throws(TQueueTimeoutError) -> Element? {
     var backoff = _Backoff()
     // Set once a producer has woken this consumer: it then owes that wake-up to an item
     // (see `_Parking`).
@@ -597,9 +617,13 @@ public final class TQueue<Element: Sendable>: Sendable {
       case .closed:
         return nil
       case .empty:
+        // It leaves right after a look that found no item, so it owes no item the wake-up it
+        // may have had.
+        if let deadline, deadline.hasPassed { throw TQueueTimeoutError() }
         // Park, then look once more before sleeping: an item that lands after this look
-        // wakes a parked consumer (see `_Parking`).
-        let parked = waitingConsumers.parkAndBlock(looking: { look(at: site) }, sleepsIf: { $0 == .empty })
+        // wakes a parked consumer (see `_Parking`). At the deadline it looks again, and ends
+        // above.
+        let parked = waitingConsumers.parkAndBlock(until: deadline, looking: { look(at: site) }, sleepsIf: { $0 == .empty })
         if parked.woken { woken = true }
         if parked.found == .closed { return nil }
       }

@@ -28,7 +28,11 @@ import Synchronization
 ///   an item and sees another wakes the next (``passOn(ifAnItemWaits:)``), so the items reach
 ///   as many consumers as there are items. Places are freed one wake-up each.
 /// - A waiter leaves without what it waited for only right after a look that found nothing
-///   (its task cancelled) or the queue closed, so it owes no item the wake-up it may have had.
+///   (its task cancelled, or its deadline passed) or the queue closed, so it owes no item the
+///   wake-up it may have had.
+/// - A waiter whose deadline passes while it is parked takes itself out of the lot before
+///   that last look, so no publisher wakes it in place of a waiter that stays; if a publisher
+///   took it out first, it counts as woken, and looks like any woken waiter.
 ///
 /// Threads are woken before tasks, each in the order they parked: a task woken while the
 /// shared pool's threads are all busy cannot run, and would hold the item while a parked
@@ -92,33 +96,47 @@ final class _Parking: _ParkingLot {
   @usableFromInline init() {}
 
   /// Parks the calling thread, looks at the queue with `look`, and blocks until a publisher
-  /// (or `close()`) wakes it if `sleepsIf` says the look found nothing for it. Returns what
-  /// the look found, and whether a publisher woke this waiter (see
-  /// ``passOn(ifAnItemWaits:)``).
+  /// (or `close()`) wakes it if `sleepsIf` says the look found nothing for it, or until
+  /// `deadline` if it has one. Returns what the look found, and whether a publisher woke this
+  /// waiter (see ``passOn(ifAnItemWaits:)``).
+  ///
+  /// A waiter whose deadline passes takes itself out of the lot, unless a publisher has just
+  /// taken it out to wake it: it then owes that wake-up to an item, as any woken waiter does,
+  /// and the caller's next look settles it (it takes the item, or finds it gone).
   @usableFromInline
-  func parkAndBlock<Found>(looking look: () -> Found, sleepsIf foundNothing: (Found) -> Bool) -> (found: Found, woken: Bool) {
+  func parkAndBlock<Found>(
+    until deadline: _Deadline? = nil, looking look: () -> Found, sleepsIf foundNothing: (Found) -> Bool
+  ) -> (found: Found, woken: Bool) {
     let waiter = _Waiter()
     let ticket = park(waiter, isTask: false)
     let found = look()
     guard foundNothing(found) else { return (found, !withdraw(ticket)) }
-    waiter.block()
-    return (found, true)
+    guard let deadline else {
+      waiter.block()
+      return (found, true)
+    }
+    if waiter.block(until: deadline.dispatchTime) { return (found, true) }
+    return (found, !withdraw(ticket))
   }
 
-  /// `parkAndBlock(looking:sleepsIf:)` for a task: suspends instead of blocking, and does not
-  /// wait (or stops waiting) once the task is cancelled. The caller looks again before it
-  /// gives up.
-  func parkAndSuspend<Found>(looking look: () -> Found, sleepsIf foundNothing: (Found) -> Bool) async -> (found: Found, woken: Bool) {
+  /// `parkAndBlock(until:looking:sleepsIf:)` for a task: suspends instead of blocking, and
+  /// does not wait (or stops waiting) once the task is cancelled or its deadline has passed.
+  /// The caller looks again before it gives up.
+  func parkAndSuspend<Found>(
+    until deadline: _Deadline? = nil, looking look: () -> Found, sleepsIf foundNothing: (Found) -> Bool
+  ) async -> (found: Found, woken: Bool) {
     let waiter = _Waiter()
     let ticket = park(waiter, isTask: true)
     let found = look()
-    guard foundNothing(found), !Task.isCancelled else { return (found, !withdraw(ticket)) }
+    guard foundNothing(found), !Task.isCancelled, deadline?.hasPassed != true else { return (found, !withdraw(ticket)) }
+    let timer = deadline.map { waiter.wake(atUptimeNanoseconds: $0.uptimeNanoseconds) }
+    defer { timer?.cancel() }
     await withTaskCancellationHandler {
       await waiter.suspend()
     } onCancel: {
       waiter.wake()
     }
-    // Still parked when cancellation woke it rather than a publisher.
+    // Still parked when cancellation or the deadline woke it rather than a publisher.
     return (found, !withdraw(ticket))
   }
 

@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
@@ -27,6 +28,44 @@ func _coarseMonotonicNanoseconds() -> Int {
   clock_gettime(CLOCK_MONOTONIC, &now)
   #endif
   return now.tv_sec * 1_000_000_000 + now.tv_nsec
+}
+
+/// A deadline on Dispatch's clock, in uptime nanoseconds, the clock that `_Waiter` blocks
+/// on: a `ContinuousClock.Instant` turned into it once, when a wait begins, so that every look
+/// at whether it has passed, and every timed block, reads the same clock.
+///
+/// The two clocks tick at the same rate while the machine is awake. Dispatch's stops while it
+/// sleeps, where the continuous clock goes on: a wait through a system sleep ends late by
+/// that long.
+@usableFromInline
+package struct _Deadline: Sendable {
+  /// Never `UInt64.max`, which `_RetryWait` keeps for "no deadline".
+  package let uptimeNanoseconds: UInt64
+
+  /// `deadline` on Dispatch's clock; one already passed is now.
+  @usableFromInline
+  package init(_ deadline: ContinuousClock.Instant) {
+    let remaining = ContinuousClock.now.duration(to: deadline)
+    let now = DispatchTime.now().uptimeNanoseconds
+    guard remaining > .zero else {
+      uptimeNanoseconds = now
+      return
+    }
+    let (seconds, attoseconds) = remaining.components
+    // Past about 290 years: as good as none, but still a deadline.
+    let latest = UInt64.max - 1
+    guard seconds < 9_000_000_000 else {
+      uptimeNanoseconds = latest
+      return
+    }
+    uptimeNanoseconds = min(now + UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000), latest)
+  }
+
+  /// Whether Dispatch's clock has reached the deadline.
+  @usableFromInline
+  package var hasPassed: Bool { DispatchTime.now().uptimeNanoseconds >= uptimeNanoseconds }
+
+  package var dispatchTime: DispatchTime { DispatchTime(uptimeNanoseconds: uptimeNanoseconds) }
 }
 
 /// Waits for a short-lived condition (another commit finishing its publication) without

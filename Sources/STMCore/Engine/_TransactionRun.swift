@@ -32,7 +32,9 @@ struct _RetryWait {
   /// The deadline, in Dispatch's uptime nanoseconds; `noDeadline` if there is none. Not a
   /// `ContinuousClock.Instant`: that type's layout is resilient (the concurrency library's),
   /// and an optional one here made every attempt's outcome go through the runtime's generic
-  /// enum witnesses, about 100 instructions per transaction (Callgrind).
+  /// enum witnesses, about 100 instructions per transaction (Callgrind). See `_Deadline` for
+  /// the two clocks: a wait that ends a little early only makes the body's `retry(until:)`,
+  /// which reads the continuous clock, wait again for what is left.
   let deadline: UInt64
 
   static let noDeadline = UInt64.max
@@ -47,21 +49,6 @@ struct _RetryWait {
     _Engine.shared.retryWaiters.finish(waiter, for: cells)
   }
 
-  /// `deadline` on Dispatch's clock, in uptime nanoseconds, as `deadline` above. The two clocks
-  /// tick at the same rate while the machine is awake (Dispatch's stops while it sleeps, where
-  /// the continuous clock goes on: a wait through a system sleep ends late by that long, as
-  /// `retry(until:)` says); a wait that ends a little early only makes the body's
-  /// `retry(until:)` wait again for what is left.
-  static func uptimeNanoseconds(at deadline: ContinuousClock.Instant) -> UInt64 {
-    let remaining = ContinuousClock.now.duration(to: deadline)
-    let now = DispatchTime.now().uptimeNanoseconds
-    guard remaining > .zero else { return now }
-    let (seconds, attoseconds) = remaining.components
-    // Past about 290 years: as good as no deadline, but still one (see `checkRetryCanWait`).
-    guard seconds < 9_000_000_000 else { return noDeadline - 1 }
-    return min(now + UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000), noDeadline - 1)
-  }
-
   /// Suspends until a change, or, when `endedByCancellation`, until the task is cancelled:
   /// then the transaction reruns at once, and a body that checks `Task.isCancelled` can give
   /// up. Returns whether cancellation ended the wait.
@@ -70,16 +57,7 @@ struct _RetryWait {
     let waiter = self.waiter
     // The deadline wakes the waiter as a change would; the timer goes as soon as the wait ends.
     let deadline = self.deadline
-    let timer =
-      deadline == Self.noDeadline
-      ? nil
-      : Task {
-        let now = DispatchTime.now().uptimeNanoseconds
-        if deadline > now {
-          do { try await Task.sleep(nanoseconds: deadline - now) } catch { return }
-        }
-        waiter.wake()
-      }
+    let timer = deadline == Self.noDeadline ? nil : waiter.wake(atUptimeNanoseconds: deadline)
     defer { timer?.cancel() }
     if endedByCancellation {
       await withTaskCancellationHandler {

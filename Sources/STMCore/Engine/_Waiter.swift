@@ -57,7 +57,7 @@ package final class _Waiter: Sendable {
 
   /// Blocks until `wake()` or `deadline`; returns whether it was woken. A waiter that timed out
   /// counts as woken from then on: a later `wake()` does nothing, and it must not be reused.
-  func block(until deadline: DispatchTime) -> Bool {
+  package func block(until deadline: DispatchTime) -> Bool {
     let mustPark = state.withLock { state in
       if case .woken = state { return false }
       state = .parked
@@ -70,6 +70,18 @@ package final class _Waiter: Sendable {
       if case .woken = state { return true }
       state = .woken
       return false
+    }
+  }
+
+  /// Wakes this waiter at `deadline` (Dispatch's uptime, in nanoseconds), for a task about to
+  /// suspend on it: a timer task, which the caller cancels as soon as its wait ends.
+  package func wake(atUptimeNanoseconds deadline: UInt64) -> Task<Void, Never> {
+    Task {
+      let now = DispatchTime.now().uptimeNanoseconds
+      if deadline > now {
+        do { try await Task.sleep(nanoseconds: deadline - now) } catch { return }
+      }
+      self.wake()
     }
   }
 

@@ -138,7 +138,7 @@ public struct Transaction {
   public func retry(until deadline: ContinuousClock.Instant) throws {
     checkValid("retry(until:)")
     guard ContinuousClock.now < deadline else { return }
-    segment.retryDeadline = min(segment.retryDeadline, _RetryWait.uptimeNanoseconds(at: deadline))
+    segment.retryDeadline = min(segment.retryDeadline, _Deadline(deadline).uptimeNanoseconds)
     segment.retryRequested = true
     throw _RetrySignal()
   }
