@@ -88,6 +88,51 @@ struct _CellPositions {
     return true
   }
 
+  /// Records `position` for `cell`, which the table holds, in place of its old one. Needs a
+  /// built table.
+  mutating func move(_ cell: _Cell, to position: Int) {
+    let index = slotIndex(of: Self.address(of: cell))
+    precondition(index != nil, "the cell has no position to move")
+    slots[index!].position = position
+  }
+
+  /// Forgets `cell`'s position, if the table has one. Needs a built table.
+  ///
+  /// The slots after it in its run move back into the hole where they may (Knuth's deletion
+  /// for linear probing), so that no lookup stops early at it and no marker of a removed
+  /// cell is left for later lookups to pass over.
+  mutating func remove(_ cell: _Cell) {
+    guard var hole = slotIndex(of: Self.address(of: cell)) else { return }
+    let mask = slots.count - 1
+    var next = hole
+    while true {
+      next = (next &+ 1) & mask
+      let address = slots[next].address
+      if address == 0 { break }
+      // A slot stays put if its home lies cyclically after the hole, up to where it is: a
+      // lookup from that home never passes the hole. Otherwise it fills the hole.
+      let home = home(of: address)
+      let staysPut = hole <= next ? (hole < home && home <= next) : (hole < home || home <= next)
+      if !staysPut {
+        slots[hole] = slots[next]
+        hole = next
+      }
+    }
+    slots[hole] = Slot(address: 0, position: 0)
+    count -= 1
+  }
+
+  /// The slot that holds `address`, if any.
+  private func slotIndex(of address: UInt) -> Int? {
+    let mask = slots.count - 1
+    var index = home(of: address)
+    while true {
+      if slots[index].address == address { return index }
+      if slots[index].address == 0 { return nil }
+      index = (index &+ 1) & mask
+    }
+  }
+
   /// Puts `slot`, whose address is not in the table, in its first free place.
   private mutating func place(_ slot: Slot) {
     let mask = slots.count - 1

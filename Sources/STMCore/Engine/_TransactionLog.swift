@@ -127,11 +127,20 @@ struct _TransactionLog {
     index = built
   }
 
-  /// Takes out the entry at `position`.
+  /// Takes out the entry at `position`, moving the last entry into its place. The entries'
+  /// order does not matter (a commit sorts them by address), and shifting the ones after it
+  /// down, with the index rebuilt for their new positions, cost O(*n*) per removal: a
+  /// transaction that wrote 10,000 variables and then appended to a `TArray` and popped its
+  /// own element back, 10,000 times, took 2.6 s instead of milliseconds (each pop emptied its
+  /// batch, which took the entry out).
   mutating func remove(at position: Int) {
-    entries.remove(at: position)
-    // Positions after it moved: rebuilt from scratch, as `append` builds it.
-    if index.isBuilt { rebuildIndex() }
+    let last = entries.count - 1
+    if index.isBuilt {
+      entries[position].target._withUnsafeGuaranteedRef { index.remove($0) }
+      if position != last { entries[last].target._withUnsafeGuaranteedRef { index.move($0, to: position) } }
+    }
+    if position != last { entries.swapAt(position, last) }
+    entries.removeLast()
   }
 
   /// Orders the entries by cell address, the global order in which commits lock cells.

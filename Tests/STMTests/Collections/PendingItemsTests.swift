@@ -83,5 +83,43 @@ extension LibraryTests {
       #expect(taken + left == Array(0..<1_500))
       #expect(left.count == 500)
     }
+
+    /// A long transaction (its log indexed) that empties its own batches of appends again and
+    /// again: each time, the batch's entry leaves the log and the last entry takes its place.
+    /// With `orElse` rollbacks in between, whose checkpoints hold entries by position, every
+    /// write and every item that should land still lands, and nothing else does.
+    @Test func aLongTransactionThatEmptiesItsOwnBatchesKeepsEveryWrite() throws {
+      let variables = (0..<40).map { TVar($0) }
+      let array = TArray<Int>()
+      let queue = TQueue<Int>(), kept = TQueue<Int>()
+      try atomically { transaction in
+        for (round, variable) in variables.enumerated() {
+          array.append(round)
+          try queue.enqueue(round)
+          // Written after the batches: the log's last entry, moved where a batch was.
+          variable.value += 100
+          #expect(array.popLast() == round)
+          #expect(queue.tryDequeue() == round)
+          guard round % 10 == 9 else { continue }
+          try transaction.orElse(
+            { _ in
+              array.append(-1)
+              try queue.enqueue(-1)
+              variables[0].value = -1
+              #expect(array.popLast() == -1)
+              try transaction.retry()
+            },
+            { _ in
+              array.append(round)
+              try kept.enqueue(round)
+            })
+        }
+        for (offset, variable) in variables.enumerated() { #expect(variable.value == offset + 100) }
+      }
+      #expect(array.elements == [9, 19, 29, 39])
+      #expect(queue.isEmpty)
+      #expect(kept.elements == [9, 19, 29, 39])
+      #expect(variables.enumerated().allSatisfy { $1.value == $0 + 100 })
+    }
   }
 }

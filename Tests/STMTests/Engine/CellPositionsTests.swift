@@ -1,4 +1,5 @@
 @testable import STMCore
+import STMTestSupport
 import Testing
 
 extension LibraryTests {
@@ -42,6 +43,50 @@ extension LibraryTests {
       #expect(original.position(of: cells[40]) == nil)
       #expect(copy.position(of: cells[40]) == 40)
       #expect(original.position(of: cells[5]) == 5 && copy.position(of: cells[5]) == 5)
+    }
+
+    /// Removals and moves, mixed with inserts, against a dictionary: every cell keeps its
+    /// position through the slots that move back into a removed one's place, and a removed
+    /// cell is found nowhere. Seven cells keep the table at its smallest, 16 slots, so that
+    /// runs of taken slots often wrap around its end; 300 make it grow.
+    @Test(arguments: [(7, 1), (7, 2), (300, 3), (300, 4)] as [(Int, UInt64)])
+    func removalsAndMovesKeepEveryOtherPositionFindable(cellCount: Int, seed: UInt64) {
+      let cells = cells(cellCount)
+      var generator = SeededRandom(seed: seed)
+      var positions = _CellPositions(minimumCapacity: 1)
+      var expected: [ObjectIdentifier: Int] = [:]
+      var firstWrongStep: Int? = nil
+      for step in 0..<5_000 {
+        let cell = cells[Int(generator.next() % UInt64(cells.count))]
+        let id = ObjectIdentifier(cell)
+        switch generator.next() % 3 {
+        case 0:
+          let inserted = positions.insertIfAbsent(cell, at: step)
+          #expect(inserted == (expected[id] == nil))
+          if expected[id] == nil { expected[id] = step }
+        case 1:
+          positions.remove(cell)
+          expected[id] = nil
+        default:
+          guard expected[id] != nil else { continue }
+          positions.move(cell, to: -step)
+          expected[id] = -step
+        }
+        if firstWrongStep == nil && (cellCount < 16 || step % 100 == 0)
+          && !cells.allSatisfy({ positions.position(of: $0) == expected[ObjectIdentifier($0)] })
+        {
+          firstWrongStep = step
+        }
+      }
+      #expect(firstWrongStep == nil)
+      #expect(positions.count == expected.count)
+      #expect(expected.count > 0 && expected.count < cells.count, "the mix should leave some cells in and some out")
+      for cell in cells { #expect(positions.position(of: cell) == expected[ObjectIdentifier(cell)]) }
+      // Emptied entirely, the table finds nothing, and takes cells again.
+      for cell in cells { positions.remove(cell) }
+      #expect(positions.count == 0)
+      #expect(cells.allSatisfy { positions.position(of: $0) == nil })
+      #expect(positions.insertIfAbsent(cells[0], at: 7) && positions.position(of: cells[0]) == 7)
     }
 
     @Test func anUnbuiltIndexHoldsNothing() {

@@ -33,5 +33,33 @@ extension LibraryTests {
       // Found where they now are, by a scan or through a rebuilt index.
       for cell in cells { #expect(log.find(cell).map { log.entries[$0].cell === cell } == true) }
     }
+
+    /// Taking entries out, as a transaction that empties its own batch of appends does, in a
+    /// short log (a scan) and a long one (its index): every other entry is still found where
+    /// it now is, with its own version, a removed cell is found nowhere, and it can come back.
+    @Test(arguments: [3, 8, 9, 40, 200])
+    func removingEntriesKeepsTheOthersFindable(count: Int) {
+      var (log, cells) = shuffledLog(count, seed: UInt64(count) + 100)
+      var generator = SeededRandom(seed: UInt64(count))
+      var removed: [_TypedCell<Int>] = []
+      while log.entries.count > count / 3 {
+        let position = Int(generator.next() % UInt64(log.entries.count))
+        removed.append(log.entries[position].cell as! _TypedCell<Int>)
+        log.remove(at: position)
+        for cell in cells {
+          let isRemoved = removed.contains { $0 === cell }
+          guard let position = log.find(cell) else {
+            #expect(isRemoved)
+            continue
+          }
+          #expect(!isRemoved && log.entries[position].cell === cell)
+          #expect(unsafeDowncast(log.entries[position].version!, to: _Version<Int>.self).value == cell.currentValue)
+        }
+      }
+      let back = removed[0]
+      log.append(_WriteEntry(cell: back, version: _Version(back.currentValue), commutes: [], generation: 0))
+      #expect(log.find(back).map { log.entries[$0].cell === back } == true)
+      #expect(log.entries.count == count - removed.count + 1)
+    }
   }
 }
