@@ -139,6 +139,7 @@ extension _Segment {
   @usableFromInline
   func dropDelayedAppend(on cell: _Cell) {
     guard let position = log.find(cell), log.entries[position].batch != nil else { return }
+    log.prepareToChange(at: position)
     log.entries[position].batch = nil
     if log.entries[position].version == nil && log.entries[position].commutes.isEmpty && log.entries[position].sum == nil {
       log.remove(at: position)
@@ -157,6 +158,7 @@ extension _Segment {
       // after its first comes here.
       if log.entries[position].batch != nil {
         if !appendingOnly && log.entries[position].batchGeneration != log.generation {
+          log.prepareToChange(at: position)
           log.entries[position].batch = log.entries[position].batch.unsafelyUnwrapped.copy()
           log.entries[position].batchGeneration = log.generation
         }
@@ -165,6 +167,7 @@ extension _Segment {
       let box = makeBox()
       let handle = Unmanaged.passUnretained(box)
       log.hasBatches = true
+      log.prepareToChange(at: position)
       log.entries[position].batch = consume box
       log.entries[position].batchGeneration = log.generation
       return handle

@@ -200,6 +200,7 @@ final class _Segment: @unchecked Sendable {
       let version = runningTransforms {
         base._withUnsafeGuaranteedRef { _WriteEntry.applying(commutes, sum, to: $0, settingAsideIn: owner) }
       }
+      log.prepareToChange(at: position)
       log.entries[position].version = version
       log.entries[position].commutes = []
       log.entries[position].sum = nil
@@ -308,6 +309,7 @@ final class _Segment: @unchecked Sendable {
     checkNotBeingMutated(cell)
     if let position = log.find(cell) {
       log.entries[position].version?.checkNotMutatingInPlace()
+      log.prepareToChange(at: position)
       log.entries[position].version = consume version
       log.entries[position].commutes = []
       log.entries[position].sum = nil
@@ -322,6 +324,7 @@ final class _Segment: @unchecked Sendable {
   func recordCommute(_ cell: _Cell, _ transform: @escaping (_VersionBase) -> _VersionBase) {
     checkNotBeingMutated(cell)
     if let position = log.find(cell) {
+      log.prepareToChange(at: position)
       if let version = log.entries[position].version {
         version.checkNotMutatingInPlace()
         // The transaction already has its own value: apply the update to it right away.
@@ -365,6 +368,7 @@ final class _Segment: @unchecked Sendable {
   func recordAddition(_ cell: _Cell, _ amount: Int) {
     checkNotBeingMutated(cell)
     if let position = log.find(cell) {
+      log.prepareToChange(at: position)
       if let version = log.entries[position].version {
         version.checkNotMutatingInPlace()
         log.entries[position].version = _Version<Int>.adding(amount, to: version)
@@ -463,12 +467,15 @@ final class _Segment: @unchecked Sendable {
 
   @usableFromInline
   struct Checkpoint {
-    let log: _TransactionLog
-    /// The item count of each batch of delayed appends in `log`, by entry: appends after the
+    let marks: _TransactionLog.Marks
+    /// The item count of each batch of delayed appends in the log, by entry: appends after the
     /// checkpoint go into the same batch, and a rollback removes them (see `_DelayedAppend`).
     let batchItemCounts: [(position: Int, count: Int)]
   }
 
+  /// Opens a checkpoint, which ``endCheckpoint()`` closes, whether or not the part rolled
+  /// back to it. O(1), plus a look at every entry once the transaction has made a batch of
+  /// delayed appends.
   @usableFromInline
   func checkpoint() -> Checkpoint {
     var batchItemCounts: [(position: Int, count: Int)] = []
@@ -477,8 +484,15 @@ final class _Segment: @unchecked Sendable {
         if let batch = log.entries[position].batch { batchItemCounts.append((position, batch.itemCount)) }
       }
     }
-    log.startNewGeneration()
-    return Checkpoint(log: log, batchItemCounts: batchItemCounts)
+    return Checkpoint(marks: log.openCheckpoint(), batchItemCounts: batchItemCounts)
+  }
+
+  /// Closes the innermost checkpoint.
+  @usableFromInline
+  func endCheckpoint() {
+    // Released here, once the log is no longer changing: a value's deinit may write to it.
+    let dropped = log.closeCheckpoint()
+    withExtendedLifetime(dropped) {}
   }
 
   /// Undoes the writes, commutes and hooks recorded since `checkpoint`; reads stay marked
@@ -494,41 +508,15 @@ final class _Segment: @unchecked Sendable {
   /// did is the part's, and goes with it.)
   @usableFromInline
   func rollback(to checkpoint: Checkpoint) {
-    let abandonedHooks = log.afterAbort.dropFirst(checkpoint.log.afterAbort.count)
-    var abandoned = checkpoint.log
-    swap(&abandoned, &log)
-    keepWhatARolledBackPartMade(abandoned)
+    let undone = log.rollBack(to: checkpoint.marks)
+    if !undone.entries.isEmpty { rolledBack.append(undone.entries) }
+    if !undone.afterCommit.isEmpty { rolledBack.append(undone.afterCommit) }
+    if !undone.wakeUps.isEmpty { rolledBack.append(undone.wakeUps) }
     for (position, count) in checkpoint.batchItemCounts {
       rolledBack.append(log.entries[position].batch.unsafelyUnwrapped.removeItems(downTo: count))
     }
     log.startNewGeneration()
-    rolledBackHooks += abandonedHooks
-  }
-
-  /// Keeps, in `rolledBack`, what `abandoned` (the log that a rollback just replaced with
-  /// the checkpoint's, now `log`) holds and `log` does not; the rest of it goes now, since
-  /// `log` holds it too. Keeping the whole abandoned log instead kept a copy of every entry
-  /// per rollback (a loop of 1,000 rollbacks in a transaction that wrote 1,000 variables kept
-  /// 94 MB), and, sharing its entries with `log`, made the next write copy them all (found by
-  /// review).
-  private func keepWhatARolledBackPartMade(_ abandoned: _TransactionLog) {
-    if abandoned.afterCommit.count > log.afterCommit.count {
-      rolledBack.append(Array(abandoned.afterCommit.dropFirst(log.afterCommit.count)))
-    }
-    let sharesEntries = abandoned.entries.withUnsafeBufferPointer { abandonedEntries in
-      log.entries.withUnsafeBufferPointer { $0.baseAddress == abandonedEntries.baseAddress }
-    }
-    guard !sharesEntries else { return }
-    for entry in abandoned.entries {
-      guard let position = log.find(entry.cell) else {
-        // A cell the part wrote first, perhaps a variable it made: the whole entry.
-        rolledBack.append(entry)
-        continue
-      }
-      if let version = entry.version, version !== log.entries[position].version { rolledBack.append(version) }
-      if let batch = entry.batch, batch !== log.entries[position].batch { rolledBack.append(batch) }
-      if entry.commutes.count != log.entries[position].commutes.count { rolledBack.append(entry.commutes) }
-    }
+    rolledBackHooks += undone.afterAbort
   }
 
   // MARK: Commit

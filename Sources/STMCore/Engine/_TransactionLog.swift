@@ -20,6 +20,10 @@ struct _WriteEntry {
   var batch: _AnyDelayedAppend?
   /// The log generation that created `batch`, with the same copy-on-write role as `generation`.
   var batchGeneration: UInt32
+  /// The log generation in which the entry's state was last saved for the open checkpoints, or
+  /// in which the entry was made inside one (see `_TransactionLog.prepareToChange(at:)`).
+  /// In the padding after `batchGeneration`: the entry stays 64 bytes.
+  var savedGeneration: UInt32 = 0
 }
 
 extension _WriteEntry {
@@ -62,13 +66,14 @@ extension _WriteEntry {
 
 /// The redo log of a running transaction: buffered writes and the hooks to run at its end.
 ///
-/// A value type on purpose: `orElse` and nested `atomically` take a checkpoint by copying it
-/// (copy-on-write makes that cheap) and roll back by assigning the copy back.
+/// While a checkpoint is open (`orElse`, a nested `atomically` that can throw), the log keeps
+/// an undo list of its changes to the entries, which a rollback replays backwards (see
+/// `_TransactionLog+Checkpoints.swift`).
 @usableFromInline
 struct _TransactionLog {
   @usableFromInline var entries: ContiguousArray<_WriteEntry> = []
   /// Built once the log is too long for a linear scan to be the cheaper lookup.
-  private var index = _CellPositions()
+  var index = _CellPositions()
   var afterCommit: [() -> Void] = []
   /// The wake-ups owed to threads waiting outside transactions for what the commit publishes
   /// (a `TQueue`'s parked consumers and producers), by lot and count: done as soon as the
@@ -82,6 +87,10 @@ struct _TransactionLog {
   /// Whether an entry has held a batch of delayed appends since the log was last emptied:
   /// a checkpoint looks for batches only then.
   var hasBatches = false
+  /// How many checkpoints are open; the log records its changes in `undo` only while one is.
+  var openCheckpoints = 0
+  /// The changes to `entries` since the outermost open checkpoint, oldest first.
+  var undo: [_LogChange] = []
 
   @usableFromInline init() {}
 
@@ -111,6 +120,7 @@ struct _TransactionLog {
     // Through the unretained handle: taking the cell out of it retained and released it.
     let target = entry.target
     entries.append(consume entry)
+    if openCheckpoints > 0 { noteAppended() }
     if index.isBuilt {
       _ = target._withUnsafeGuaranteedRef { index.insertIfAbsent($0, at: entries.count - 1) }
     } else if entries.count > Self.linearScanLimit {
@@ -119,7 +129,7 @@ struct _TransactionLog {
   }
 
   /// Indexes every entry (a log holds each cell once).
-  private mutating func rebuildIndex() {
+  mutating func rebuildIndex() {
     var built = _CellPositions(minimumCapacity: entries.count * 2)
     for position in entries.indices {
       _ = entries[position].target._withUnsafeGuaranteedRef { built.insertIfAbsent($0, at: position) }
@@ -127,13 +137,15 @@ struct _TransactionLog {
     index = built
   }
 
-  /// Takes out the entry at `position`, moving the last entry into its place. The entries'
+  /// Takes out the entry at `position`, moving the last entry into its place (undone by
+  /// `undoRemoval`). The entries'
   /// order does not matter (a commit sorts them by address), and shifting the ones after it
   /// down, with the index rebuilt for their new positions, cost O(*n*) per removal: a
   /// transaction that wrote 10,000 variables and then appended to a `TArray` and popped its
   /// own element back, 10,000 times, took 2.6 s instead of milliseconds (each pop emptied its
   /// batch, which took the entry out).
   mutating func remove(at position: Int) {
+    if openCheckpoints > 0 { undo.append(.removed(position: position, entry: entries[position])) }
     let last = entries.count - 1
     if index.isBuilt {
       entries[position].target._withUnsafeGuaranteedRef { index.remove($0) }
@@ -183,15 +195,12 @@ struct _TransactionLog {
   /// in a long loop) the counter would come back to an entry's generation, and a nested part
   /// would change in place a version that its checkpoint holds, so that a rollback kept the
   /// part's write (found by review). Instead the entries all drop to generation 0 (copying
-  /// them, once per 2³² checkpoints) and the count starts again from 1, which no entry has: a
-  /// checkpoint taken before keeps its own copy of the entries, with their old generations,
-  /// all below the generation it restores.
+  /// them, once per 2³² checkpoints) and the count starts again from 1, which no entry has,
+  /// and neither has any entry that the undo list would restore.
   mutating func startNewGeneration() {
     if generation == .max {
-      for position in entries.indices {
-        entries[position].generation = 0
-        entries[position].batchGeneration = 0
-      }
+      for position in entries.indices { entries[position].forgetGenerations() }
+      undo = undo.map { $0.forgettingGenerations() }
       generation = 0
     }
     generation += 1
@@ -208,6 +217,8 @@ struct _TransactionLog {
     // Only what is there: emptying an empty array releases its storage and retains the empty
     // one, two calls into the runtime per array on every transaction.
     if index.isBuilt { index = _CellPositions() }
+    if !undo.isEmpty { undo.removeAll() }
+    openCheckpoints = 0
     if !afterCommit.isEmpty { afterCommit.removeAll() }
     if !afterAbort.isEmpty { afterAbort.removeAll() }
     // Entry by entry, keeping the storage: the next transaction that enqueues would otherwise

@@ -186,6 +186,7 @@ func _joinRunningTransaction<Result, Failure: Error>(
   // transaction's writes made the loop quadratic (found by review).
   if Failure.self == Never.self { return try body(Transaction(segment)) }
   let checkpoint = segment.checkpoint()
+  defer { segment.endCheckpoint() }
   do {
     return try body(Transaction(segment))
   } catch {

@@ -174,6 +174,7 @@ public struct Transaction {
   ) throws(Failure) -> Result {
     checkValid("orElse(_:_:)")
     let checkpoint = segment.checkpoint()
+    defer { segment.endCheckpoint() }
     // A retry the body asked for before (and caught) is not `first`'s: it still stands when
     // this returns, and only a retry that `first` asks for picks `second` (found by review).
     let retryBefore = segment.retryRequested
