@@ -73,7 +73,7 @@ extension TVar {
 
   /// Inside a transaction: calls `body` with the running transaction's batch of delayed
   /// appends on this variable (its anchor), made with `make` if it has none yet, to change it
-  /// in place. A batch that an `orElse` checkpoint still holds is copied first, unless
+  /// in place. A batch from before the innermost checkpoint (`orElse`) is copied first, unless
   /// `appendingOnly` says that `body` only appends items (see `_DelayedAppend`). `body` must
   /// not touch transactional data (it would find the batch in the middle of a change).
   @inlinable

@@ -20,7 +20,7 @@
 /// transaction that appends, where a batch object in a box was two. After a checkpoint (`orElse`,
 /// a nested `atomically`), appends go on into the same box, and rolling back removes the items
 /// appended since (`_removeItems(downTo:)`); any other change to the batch copies the box first,
-/// so that rolling back restores the checkpoint's copy. Copying it for appends too made a loop
+/// so that rolling back restores the box as it was. Copying it for appends too made a loop
 /// of nested blocks that each append take quadratic time (found by review).
 @usableFromInline
 package protocol _DelayedAppend<Anchor> {
@@ -134,8 +134,8 @@ final class _DelayedAppendBox<Batch: _DelayedAppend>: _AnyDelayedAppend {
 
 extension _Segment {
   /// Takes the batch on `cell` out of the log, and the entry with it if it holds nothing else
-  /// (see `TVar._dropEmptyDelayedAppend(in:)`). The log is a value: a checkpoint that still
-  /// holds the batch gets it back if it rolls back.
+  /// (see `TVar._dropEmptyDelayedAppend(in:)`). The log's undo list keeps the entry, with
+  /// its batch, for a checkpoint that rolls back.
   @usableFromInline
   func dropDelayedAppend(on cell: _Cell) {
     guard let position = log.find(cell), log.entries[position].batch != nil else { return }
@@ -147,7 +147,8 @@ extension _Segment {
   }
 
   /// The box of this transaction's batch on `cell`, a new one from `makeBox` if it has none. A
-  /// box that a checkpoint still holds is copied first, so rolling back restores it untouched,
+  /// box from before the innermost checkpoint is copied first (the log's undo list keeps the
+  /// old one), so rolling back restores it untouched,
   /// unless the caller only appends (`appendingOnly`): rolling back then removes what it
   /// appended (see `_DelayedAppend`). Untyped: see `_DelayedAppendBox`. Returned unretained:
   /// the log holds it until the transaction ends.

@@ -7,8 +7,8 @@
 /// about 100 instructions of SipHash on each lookup and insert, more than the rest of a write
 /// inside a long transaction, and heap addresses need no protection against chosen collisions.
 ///
-/// A value type whose table is a copy-on-write array, so that a checkpoint of the redo log
-/// (`orElse`, a nested `atomically`) copies it for the price of a retain.
+/// A value type whose table is a copy-on-write array. A rollback to a checkpoint (`orElse`, a
+/// nested `atomically`) updates it as it replays the log's undo list (`remove`, `move`).
 struct _CellPositions {
   private struct Slot {
     /// The cell's address; 0 while the slot is empty (no object lives at address 0).

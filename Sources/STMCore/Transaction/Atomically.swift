@@ -22,10 +22,10 @@
 ///
 /// A nested `atomically` joins the transaction already running on the thread. If a nested
 /// block throws, its own writes are rolled back and the error propagates to the outer body.
-/// For that, a nested block that can throw takes a checkpoint of the transaction, and its first
-/// write then copies the transaction's log: O(*w*) for the *w* cells written so far. A nested
-/// block that cannot throw costs nothing of the kind, so a helper that wraps its work in
-/// `atomically` can be called in a loop of one large transaction.
+/// For that, a nested block that can throw takes a checkpoint of the transaction, O(1), and
+/// each of its changes to what the transaction wrote before is recorded, to be undone if it
+/// throws. A nested block that cannot throw costs nothing of the kind. Either way, a helper
+/// that wraps its work in `atomically` can be called in a loop of one large transaction.
 ///
 /// - Parameters:
 ///   - body: The transaction's work. It receives the ``Transaction`` handle for control
@@ -181,9 +181,8 @@ func _joinRunningTransaction<Result, Failure: Error>(
 ) throws(Failure) -> Result {
   // A body that cannot throw cannot end early, so nothing rolls its part back on its own (a
   // retry it calls, and must catch, stands for the whole attempt, or for the `orElse` branch
-  // around it, whose checkpoint covers the part): it takes none. A checkpoint shares the log's
-  // entries, so the part's first write copied them all, and a helper called in a loop of one
-  // transaction's writes made the loop quadratic (found by review).
+  // around it, whose checkpoint covers the part): it takes none, and the log records nothing
+  // for it.
   if Failure.self == Never.self { return try body(Transaction(segment)) }
   let checkpoint = segment.checkpoint()
   defer { segment.endCheckpoint() }

@@ -34,6 +34,12 @@ extension LibraryTests {
       for cell in cells { #expect(log.find(cell).map { log.entries[$0].cell === cell } == true) }
     }
 
+    /// The checkpoints' field (`savedGeneration`) sits in the padding after `batchGeneration`:
+    /// an entry is still one cache line, which every write of every transaction moves.
+    @Test func anEntryIsOneCacheLine() {
+      #expect(MemoryLayout<_WriteEntry>.stride == 64)
+    }
+
     /// Taking entries out, as a transaction that empties its own batch of appends does, in a
     /// short log (a scan) and a long one (its index): every other entry is still found where
     /// it now is, with its own version, a removed cell is found nowhere, and it can come back.
