@@ -208,6 +208,9 @@ final class _Parking: _ParkingLot {
     wakeParked(upTo: 1)
   }
 
+  /// How many times a waiter has parked here, for tests.
+  var ticketsIssued: UInt64 { lot.withLock { $0.next } }
+
   /// How many waiters are parked now, for tests.
   var parkedCount: Int { parked.load(ordering: .relaxed) }
 }

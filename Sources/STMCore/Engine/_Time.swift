@@ -52,7 +52,8 @@ package struct _Deadline: Sendable {
       return
     }
     let (seconds, attoseconds) = remaining.components
-    // Past about 290 years: as good as none, but still a deadline.
+    // Past about 290 years: as good as none, but still a deadline (blocks are a day at most:
+    // see `_Waiter.block(until:)`).
     let latest = UInt64.max - 1
     guard seconds < 9_000_000_000 else {
       uptimeNanoseconds = latest

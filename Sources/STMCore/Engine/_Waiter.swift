@@ -55,8 +55,13 @@ package final class _Waiter: Sendable {
     block(until: .now() + .milliseconds(timeoutMilliseconds))
   }
 
-  /// Blocks until `wake()` or `deadline`; returns whether it was woken. A waiter that timed out
-  /// counts as woken from then on: a later `wake()` does nothing, and it must not be reused.
+  /// Blocks until `wake()` or `deadline`, or for a day at most; returns whether it was woken.
+  /// A waiter that timed out counts as woken from then on: a later `wake()` does nothing, and
+  /// it must not be reused. Callers whose deadline has not passed wait again.
+  ///
+  /// The day's limit: Dispatch's semaphore times out at once for an uptime past about 2⁶²
+  /// nanoseconds (146 years, on Linux), so a wait until a deadline that far off spun a core,
+  /// blocking again and again (found by review).
   package func block(until deadline: DispatchTime) -> Bool {
     let mustPark = state.withLock { state in
       if case .woken = state { return false }
@@ -64,7 +69,9 @@ package final class _Waiter: Sendable {
       return true
     }
     guard mustPark else { return true }
-    if semaphore.wait(timeout: deadline) == .success { return true }
+    let nearer = DispatchTime.now().uptimeNanoseconds.addingReportingOverflow(Self.longestBlock)
+    let end = nearer.overflow ? deadline : min(deadline, DispatchTime(uptimeNanoseconds: nearer.partialValue))
+    if semaphore.wait(timeout: end) == .success { return true }
     // Timed out; a wake may still race with us, in which case it is consumed here.
     return state.withLock { state in
       if case .woken = state { return true }
@@ -84,6 +91,9 @@ package final class _Waiter: Sendable {
       self.wake()
     }
   }
+
+  /// The longest that `block(until:)` blocks in one go: a day, in nanoseconds.
+  static let longestBlock: UInt64 = 86_400 * 1_000_000_000
 
   /// Suspends the calling task until `wake()`.
   package func suspend() async {

@@ -164,6 +164,22 @@ extension LibraryTests {
       #expect(queue.waitingConsumers.parkedCount == 0)
     }
 
+    /// A deadline centuries off parks a consumer once, and it sleeps until an item comes.
+    /// (Dispatch's semaphore times out at once past about 146 years of uptime: the consumer
+    /// parked again and again, spinning a core; found by review.)
+    @Test func aTimedDequeueWithADeadlineCenturiesOffStillSleeps() throws {
+      let queue = TQueue<Int>()
+      let taken = _Lock<Int?>(nil)
+      let deadline = ContinuousClock.now + .seconds(10_000_000_000)
+      let consumer = startThread { taken.withLock { $0 = try? queue.dequeue(until: deadline) } }
+      #expect(waitForParkedConsumers(on: queue))
+      usleep(300_000)
+      #expect(queue.waitingConsumers.ticketsIssued == 1, "parked \(queue.waitingConsumers.ticketsIssued) times")
+      try queue.enqueue(4)
+      #expect(consumer.wait(timeout: .now() + 60) == .success)
+      #expect(taken.withLock { $0 } == 4)
+    }
+
     /// A consumer whose deadline passes while it is parked leaves the queue's lot, so the next
     /// item's wake-up goes to a consumer still waiting, not to it; a thread and a task alike.
     @Test(arguments: [false, true])

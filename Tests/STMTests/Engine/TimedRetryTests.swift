@@ -35,6 +35,27 @@ extension LibraryTests {
       #expect(retries == attempts.load(ordering: .relaxed) - 1)
     }
 
+    /// A deadline centuries off sleeps as one a minute off does, until a change. (Dispatch's
+    /// semaphore times out at once past about 146 years of uptime, and the transaction reran
+    /// without end, spinning a core; found by review.)
+    @Test func aDeadlineCenturiesOffStillSleeps() {
+      let variable = TVar(0)
+      let attempts = Atomic<Int>(0)
+      let deadline = ContinuousClock.now + .seconds(10_000_000_000)
+      let waiting = startThread {
+        try! atomically { tx in
+          attempts.add(1, ordering: .relaxed)
+          if variable.value == 0 { try tx.retry(until: deadline) }
+        }
+      }
+      #expect(waitForWaiters(on: [variable.cell]))
+      usleep(300_000)
+      #expect(attempts.load(ordering: .relaxed) == 1, "reran \(attempts.load(ordering: .relaxed) - 1) times while nothing changed")
+      variable.value = 1
+      #expect(waiting.wait(timeout: .now() + 60) == .success)
+      #expect(attempts.load(ordering: .relaxed) == 2)
+    }
+
     /// A change before the deadline wakes the wait at once, as for `retry()`.
     @Test func aTimedRetryWakesForAChangeBeforeItsDeadline() {
       let variable = TVar(0)
