@@ -9,6 +9,7 @@ extension TQueue {
   /// in ``dequeue(fileID:line:)-9itxg``: woken for an item of its own (or the close), or by the
   /// deadline. Inside a transaction, an empty queue makes the whole transaction wait, through
   /// ``Transaction/retry(until:)``, and the error rolls it back unless the body catches it.
+  /// As there, a wait through a system sleep may end late by that long.
   ///
   /// ```swift
   /// while true {
@@ -91,7 +92,8 @@ extension TQueue {
   /// ``enqueue(_:fileID:line:)-o7nu``: woken for a place of its own (or the close), or by the
   /// deadline. Inside a transaction, a full queue makes the whole transaction wait, through
   /// ``Transaction/retry(until:)``, and the error rolls it back unless the body catches it.
-  /// An unbounded queue never waits, whatever the deadline. One
+  /// An unbounded queue never waits, whatever the deadline. A wait through a system sleep may
+  /// end late by that long, as for ``Transaction/retry(until:)``. One
   /// transaction's items must fit in the queue together, as for ``enqueue(_:fileID:line:)-o7nu``:
   /// an enqueue that would give it more than the capacity traps, deadline or not.
   ///

@@ -334,7 +334,8 @@ public final class TQueue<Element: Sendable>: Sendable {
   }
 
   /// `refillBudget(at:until:)` for a task: the wait suspends it instead of blocking its
-  /// thread, and ends with `CancellationError` if the task is cancelled.
+  /// thread, and ends with `CancellationError` if the task is cancelled (with
+  /// `TQueueTimeoutError` once `deadline` has passed, as there).
   func refillBudgetSuspending(at site: _CallSite, until deadline: _Deadline? = nil) async throws -> Bool {
     if refillBudgetInPlace(at: site) { return true }
     switch lookForPlaces(at: site) {

@@ -14,7 +14,7 @@ import Synchronization
 ///
 /// No wake-up is lost:
 /// - A waiter parks before its last look at the queue, and sleeps only if that look found
-///   nothing for it (`parkAndBlock(looking:sleepsIf:)`).
+///   nothing for it (`parkAndBlock(until:looking:sleepsIf:)`).
 /// - Whatever makes an item (or a place) visible wakes a waiter after publishing it: a drop-in
 ///   enqueue calls ``itemLanded()`` (a drop-in take that frees a place, too); a transaction
 ///   that enqueues asks its commit for one wake-up (that takes *n* items, for *n*: one per
@@ -39,30 +39,51 @@ import Synchronization
 /// thread that could take it slept (found by review).
 @usableFromInline
 final class _Parking: _ParkingLot {
-  /// Parked waiters by ticket, tickets handed out in order; `oldest` is the lowest ticket that
-  /// may still be parked here (those below it were woken or withdrew).
+  /// Parked waiters of one kind, in the order they parked, linked by ticket: parking,
+  /// withdrawing and taking the oldest are each O(1). (The line was a dictionary by ticket and
+  /// the lowest ticket that might still be there, so the next wake-up stepped over every
+  /// ticket of a waiter that had withdrawn meanwhile, holding the lot's lock: consumers polling
+  /// with deadlines of 50 µs for 4 s left 56,000, and the next item's wake-up took 6.4 ms;
+  /// found by review.)
   struct Line {
-    var waiters: [UInt64: _Waiter] = [:]
-    var oldest: UInt64 = 0
-
-    /// Takes the waiter that parked first, of those with tickets below `next`: O(1)
-    /// amortized, since each ticket is passed over once.
-    mutating func popOldest(before next: UInt64) -> _Waiter? {
-      guard !waiters.isEmpty else {
-        oldest = next
-        return nil
-      }
-      while true {
-        let ticket = oldest
-        oldest += 1
-        if let waiter = waiters.removeValue(forKey: ticket) { return waiter }
-      }
+    private struct Link {
+      let waiter: _Waiter
+      var earlier: UInt64?
+      var later: UInt64?
     }
 
-    mutating func removeAll(before next: UInt64) -> [_Waiter] {
-      let all = Array(waiters.values)
-      waiters.removeAll()
-      oldest = next
+    private var links: [UInt64: Link] = [:]
+    private var oldest: UInt64?
+    private var newest: UInt64?
+
+    var isEmpty: Bool { links.isEmpty }
+
+    /// Adds `waiter` as the newest, under `ticket`, which no waiter in the line has.
+    mutating func append(_ waiter: _Waiter, ticket: UInt64) {
+      links[ticket] = Link(waiter: waiter, earlier: newest, later: nil)
+      if let newest { links[newest]!.later = ticket } else { oldest = ticket }
+      newest = ticket
+    }
+
+    /// Takes out the waiter with `ticket`, if it is here.
+    mutating func remove(_ ticket: UInt64) -> _Waiter? {
+      guard let link = links.removeValue(forKey: ticket) else { return nil }
+      if let earlier = link.earlier { links[earlier]!.later = link.later } else { oldest = link.later }
+      if let later = link.later { links[later]!.earlier = link.earlier } else { newest = link.earlier }
+      return link.waiter
+    }
+
+    /// Takes out the waiter that parked first.
+    mutating func popOldest() -> _Waiter? {
+      guard let oldest else { return nil }
+      return remove(oldest)
+    }
+
+    /// Takes out every waiter, in no particular order.
+    mutating func removeAll() -> [_Waiter] {
+      let all = links.values.map(\.waiter)
+      links.removeAll()
+      (oldest, newest) = (nil, nil)
       return all
     }
   }
@@ -76,9 +97,9 @@ final class _Parking: _ParkingLot {
     /// Takes up to `count` waiters (all of them for `Int.max`): threads first, then tasks,
     /// each in the order they parked.
     mutating func popOldest(_ count: Int) -> [_Waiter] {
-      if count == .max { return threads.removeAll(before: next) + tasks.removeAll(before: next) }
+      if count == .max { return threads.removeAll() + tasks.removeAll() }
       var popped: [_Waiter] = []
-      while popped.count < count, let waiter = threads.popOldest(before: next) ?? tasks.popOldest(before: next) {
+      while popped.count < count, let waiter = threads.popOldest() ?? tasks.popOldest() {
         popped.append(waiter)
       }
       return popped
@@ -146,7 +167,7 @@ final class _Parking: _ParkingLot {
     let ticket = lot.withLock { lot in
       let ticket = lot.next
       lot.next += 1
-      if isTask { lot.tasks.waiters[ticket] = waiter } else { lot.threads.waiters[ticket] = waiter }
+      if isTask { lot.tasks.append(waiter, ticket: ticket) } else { lot.threads.append(waiter, ticket: ticket) }
       parked.add(1, ordering: .relaxed)
       return ticket
     }
@@ -161,8 +182,7 @@ final class _Parking: _ParkingLot {
   /// it has been woken, and owes the wake-up to an item (see ``passOn(ifAnItemWaits:)``).
   private func withdraw(_ ticket: UInt64) -> Bool {
     lot.withLock { lot in
-      guard lot.threads.waiters.removeValue(forKey: ticket) ?? lot.tasks.waiters.removeValue(forKey: ticket) != nil
-      else { return false }
+      guard lot.threads.remove(ticket) ?? lot.tasks.remove(ticket) != nil else { return false }
       parked.subtract(1, ordering: .relaxed)
       return true
     }

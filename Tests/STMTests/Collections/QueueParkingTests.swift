@@ -161,6 +161,45 @@ extension LibraryTests {
       for thread in threads { #expect(thread.wait(timeout: .now() + 10) == .success) }
     }
 
+    /// A lot's line of waiters, against an array: parking, withdrawing any of them (or a ticket
+    /// no longer there) and waking the oldest keep the rest in the order they parked.
+    @Test func aLineKeepsItsWaitersInTheOrderTheyParked() {
+      var line = _Parking.Line()
+      var model: [(ticket: UInt64, waiter: _Waiter)] = []
+      var generator = SeededRandom(seed: 5)
+      var nextTicket: UInt64 = 0
+      var mismatches = 0
+      for _ in 0..<5_000 {
+        switch generator.next() % 4 {
+        case 0, 1:
+          let waiter = _Waiter()
+          line.append(waiter, ticket: nextTicket)
+          model.append((nextTicket, waiter))
+          nextTicket += 1
+        case 2:
+          let ticket = generator.next() % (nextTicket + 1)
+          let removed = line.remove(ticket)
+          if let index = model.firstIndex(where: { $0.ticket == ticket }) {
+            if removed !== model[index].waiter { mismatches += 1 }
+            model.remove(at: index)
+          } else if removed != nil {
+            mismatches += 1
+          }
+        default:
+          if line.popOldest() !== model.first?.waiter { mismatches += 1 }
+          if !model.isEmpty { model.removeFirst() }
+        }
+        if line.isEmpty != model.isEmpty { mismatches += 1 }
+      }
+      #expect(mismatches == 0)
+      #expect(!model.isEmpty, "the mix should leave waiters parked")
+      while let waiter = line.popOldest() {
+        #expect(waiter === model.first?.waiter)
+        model.removeFirst()
+      }
+      #expect(model.isEmpty && line.isEmpty)
+    }
+
     /// A transaction that takes three items from a full queue of capacity 3 frees three places,
     /// and its commit wakes three of the five parked producers at once; each fills a place, and
     /// the other two stay parked.
