@@ -129,7 +129,7 @@ struct _TransactionLog {
   }
 
   /// Indexes every entry (a log holds each cell once).
-  mutating func rebuildIndex() {
+  private mutating func rebuildIndex() {
     var built = _CellPositions(minimumCapacity: entries.count * 2)
     for position in entries.indices {
       _ = entries[position].target._withUnsafeGuaranteedRef { built.insertIfAbsent($0, at: position) }
@@ -137,13 +137,12 @@ struct _TransactionLog {
     index = built
   }
 
-  /// Takes out the entry at `position`, moving the last entry into its place (undone by
-  /// `undoRemoval`). The entries'
-  /// order does not matter (a commit sorts them by address), and shifting the ones after it
-  /// down, with the index rebuilt for their new positions, cost O(*n*) per removal: a
-  /// transaction that wrote 10,000 variables and then appended to a `TArray` and popped its
-  /// own element back, 10,000 times, took 2.6 s instead of milliseconds (each pop emptied its
-  /// batch, which took the entry out).
+  /// Takes out the entry at `position`, moving the last entry into its place (a rollback puts
+  /// them back: see `undoRemoval`). The entries' order does not matter (a commit sorts them by
+  /// address), and shifting the ones after it down, with the index rebuilt for their new
+  /// positions, cost O(*n*) per removal: a transaction that wrote 10,000 variables and then
+  /// appended to a `TArray` and popped its own element back, 10,000 times, took 2.6 s instead
+  /// of milliseconds (each pop emptied its batch, which took the entry out).
   mutating func remove(at position: Int) {
     if openCheckpoints > 0 { undo.append(.removed(position: position, entry: entries[position])) }
     let last = entries.count - 1
