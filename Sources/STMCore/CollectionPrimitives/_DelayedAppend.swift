@@ -101,6 +101,10 @@ package struct _DelayedWrite {
 /// The engine's untyped handle on a transaction's `_DelayedAppend`.
 @usableFromInline
 class _AnyDelayedAppend {
+  /// The log generation in which the batch's item count was last saved for the open
+  /// checkpoints, or in which the box was made (see `_TransactionLog.prepareToGrowBatch(at:)`).
+  final var countSavedGeneration: UInt32 = 0
+
   @usableFromInline init() {}
   func copy() -> _AnyDelayedAppend { fatalError("abstract") }
   var itemCount: Int { fatalError("abstract") }
@@ -160,22 +164,26 @@ extension _Segment {
       if log.entries[position].batch != nil {
         if !appendingOnly && log.entries[position].batchGeneration != log.generation {
           log.prepareToChange(at: position)
-          log.entries[position].batch = log.entries[position].batch.unsafelyUnwrapped.copy()
+          let copy = log.entries[position].batch.unsafelyUnwrapped.copy()
+          copy.countSavedGeneration = log.generation
+          log.entries[position].batch = consume copy
           log.entries[position].batchGeneration = log.generation
+        } else if appendingOnly {
+          log.prepareToGrowBatch(at: position)
         }
         return Unmanaged.passUnretained(log.entries[position].batch.unsafelyUnwrapped)
       }
       let box = makeBox()
+      box.countSavedGeneration = log.generation
       let handle = Unmanaged.passUnretained(box)
-      log.hasBatches = true
       log.prepareToChange(at: position)
       log.entries[position].batch = consume box
       log.entries[position].batchGeneration = log.generation
       return handle
     }
     let box = makeBox()
+    box.countSavedGeneration = log.generation
     let handle = Unmanaged.passUnretained(box)
-    log.hasBatches = true
     // Built whole and moved in: setting the batch on a built entry copied the entry.
     log.append(
       _WriteEntry(

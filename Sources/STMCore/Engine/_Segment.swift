@@ -468,23 +468,13 @@ final class _Segment: @unchecked Sendable {
   @usableFromInline
   struct Checkpoint {
     let marks: _TransactionLog.Marks
-    /// The item count of each batch of delayed appends in the log, by entry: appends after the
-    /// checkpoint go into the same batch, and a rollback removes them (see `_DelayedAppend`).
-    let batchItemCounts: [(position: Int, count: Int)]
   }
 
   /// Opens a checkpoint, which ``endCheckpoint()`` closes, whether or not the part rolled
-  /// back to it. O(1), plus a look at every entry once the transaction has made a batch of
-  /// delayed appends.
+  /// back to it. O(1).
   @usableFromInline
   func checkpoint() -> Checkpoint {
-    var batchItemCounts: [(position: Int, count: Int)] = []
-    if log.hasBatches {
-      for position in log.entries.indices {
-        if let batch = log.entries[position].batch { batchItemCounts.append((position, batch.itemCount)) }
-      }
-    }
-    return Checkpoint(marks: log.openCheckpoint(), batchItemCounts: batchItemCounts)
+    Checkpoint(marks: log.openCheckpoint())
   }
 
   /// Closes the innermost checkpoint.
@@ -512,9 +502,7 @@ final class _Segment: @unchecked Sendable {
     if !undone.entries.isEmpty { rolledBack.append(undone.entries) }
     if !undone.afterCommit.isEmpty { rolledBack.append(undone.afterCommit) }
     if !undone.wakeUps.isEmpty { rolledBack.append(undone.wakeUps) }
-    for (position, count) in checkpoint.batchItemCounts {
-      rolledBack.append(log.entries[position].batch.unsafelyUnwrapped.removeItems(downTo: count))
-    }
+    if !undone.items.isEmpty { rolledBack.append(undone.items) }
     log.startNewGeneration()
     rolledBackHooks += undone.afterAbort
   }

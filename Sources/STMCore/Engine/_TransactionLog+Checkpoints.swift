@@ -7,11 +7,15 @@ enum _LogChange {
   case changed(position: Int, entry: _WriteEntry)
   /// The entry at `position` was taken out, and the last entry moved into its place.
   case removed(position: Int, entry: _WriteEntry)
+  /// The batch of the entry at `position`, from before the innermost open checkpoint, was
+  /// about to grow by appends, which go into the same box (see `_DelayedAppend`); it held
+  /// `count` items.
+  case batchGrew(position: Int, count: Int)
 
   /// The change with its entry's generations at 0 (see `_TransactionLog.startNewGeneration()`).
   func forgettingGenerations() -> _LogChange {
     switch self {
-    case .appended: return self
+    case .appended, .batchGrew: return self
     case .changed(let position, var entry):
       entry.forgetGenerations()
       return .changed(position: position, entry: entry)
@@ -28,6 +32,7 @@ extension _WriteEntry {
     generation = 0
     batchGeneration = 0
     savedGeneration = 0
+    batch?.countSavedGeneration = 0
   }
 }
 
@@ -38,8 +43,11 @@ extension _WriteEntry {
 /// `orElse` in a transaction that had written *n* variables cost O(*n*), and a loop of them
 /// O(*n*²) (30,000 writes, each in an `orElse`, took 24 s). Now a checkpoint records where the
 /// undo list and the hook lists end; while one is open, the log records each entry it adds or
-/// takes out, and each older entry's state before its first change since the innermost
-/// checkpoint. A rollback replays the list backwards.
+/// takes out, each older entry's state before its first change since the innermost
+/// checkpoint, and each older batch's item count before appends go into its box. A rollback
+/// replays the list backwards. (Batches' counts were first noted by the checkpoint, a look at
+/// every entry once the transaction had appended: a loop of `orElse` after one append was
+/// quadratic again; found by review.)
 extension _TransactionLog {
   /// Where a checkpoint found the log: what a rollback to it restores.
   struct Marks {
@@ -49,7 +57,6 @@ extension _TransactionLog {
     let wakeUpsCount: Int
     /// The count of the last wake-up entry, which later requests for the same lot add to.
     let lastWakeUps: Int
-    let hasBatches: Bool
   }
 
   /// What a rollback took out of the log, for the caller to keep until the transaction ends:
@@ -60,6 +67,8 @@ extension _TransactionLog {
     var afterCommit: [() -> Void] = []
     var afterAbort: [(number: Int, hook: () -> Void)] = []
     var wakeUps: [_WakeUps] = []
+    /// The items trimmed from batches that had grown since the checkpoint.
+    var items: [Any] = []
   }
 
   /// Opens a checkpoint: changes from now on are recorded, and made to fresh versions and
@@ -69,7 +78,7 @@ extension _TransactionLog {
     startNewGeneration()
     return Marks(
       undoCount: undo.count, afterCommitCount: afterCommit.count, afterAbortCount: afterAbort.count,
-      wakeUpsCount: wakeAfterCommit.count, lastWakeUps: wakeAfterCommit.last?.count ?? 0, hasBatches: hasBatches)
+      wakeUpsCount: wakeAfterCommit.count, lastWakeUps: wakeAfterCommit.last?.count ?? 0)
   }
 
   /// Closes the innermost checkpoint. Once none is open, the undo list is not needed: it is
@@ -95,6 +104,22 @@ extension _TransactionLog {
     entries[position].savedGeneration = generation
   }
 
+  /// Saves the item count of the batch of the entry at `position` before appends that go into
+  /// its box, if a checkpoint is open and the count has not been saved (nor the box made)
+  /// since the innermost one. Kept on the box: the entry has no room left in its 64 bytes.
+  @inline(__always)
+  mutating func prepareToGrowBatch(at position: Int) {
+    guard openCheckpoints > 0 else { return }
+    let box = entries[position].batch.unsafelyUnwrapped
+    if box.countSavedGeneration != generation { saveBatchCount(of: box, at: position) }
+  }
+
+  @inline(never)
+  private mutating func saveBatchCount(of box: _AnyDelayedAppend, at position: Int) {
+    undo.append(.batchGrew(position: position, count: box.itemCount))
+    box.countSavedGeneration = generation
+  }
+
   /// Records the entry just appended.
   @inline(never)
   mutating func noteAppended() {
@@ -103,7 +128,7 @@ extension _TransactionLog {
   }
 
   /// Undoes the changes recorded since `marks`, newest first, and drops the hooks added since.
-  /// Batches of delayed appends that only grew keep their box, and are trimmed by the caller.
+  /// Batches of delayed appends that only grew keep their box, trimmed to their old count.
   mutating func rollBack(to marks: Marks) -> Undone {
     var undone = Undone()
     while undo.count > marks.undoCount {
@@ -117,6 +142,8 @@ extension _TransactionLog {
         entries[position] = entry
       case .removed(let position, let entry):
         undoRemoval(of: entry, at: position)
+      case .batchGrew(let position, let count):
+        undone.items.append(entries[position].batch.unsafelyUnwrapped.removeItems(downTo: count))
       }
     }
     if afterCommit.count > marks.afterCommitCount {
@@ -132,7 +159,6 @@ extension _TransactionLog {
       wakeAfterCommit.removeLast(wakeAfterCommit.count - marks.wakeUpsCount)
     }
     if marks.wakeUpsCount > 0 { wakeAfterCommit[marks.wakeUpsCount - 1].count = marks.lastWakeUps }
-    hasBatches = marks.hasBatches
     return undone
   }
 

@@ -84,9 +84,6 @@ struct _TransactionLog {
   /// `_Segment.abortHooksRegistered`).
   var afterAbort: [(number: Int, hook: () -> Void)] = []
   @usableFromInline var generation: UInt32 = 0
-  /// Whether an entry has held a batch of delayed appends since the log was last emptied:
-  /// a checkpoint looks for batches only then.
-  var hasBatches = false
   /// How many checkpoints are open; the log records its changes in `undo` only while one is.
   var openCheckpoints = 0
   /// The changes to `entries` since the outermost open checkpoint, oldest first.
@@ -223,7 +220,6 @@ struct _TransactionLog {
     // Entry by entry, keeping the storage: the next transaction that enqueues would otherwise
     // allocate it anew.
     while wakeAfterCommit.popLast() != nil {}
-    hasBatches = false
   }
 
   /// Adds `count` wake-ups for `lot` (saturating, so that `Int.max` stays "all"): to the last

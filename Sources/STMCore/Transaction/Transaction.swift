@@ -167,10 +167,8 @@ public struct Transaction {
   ///   - second: The branch to run when `first` retries.
   /// - Returns: The value returned by the branch that completed.
   /// - Throws: An error thrown by the branch that ran, or the retry of `second`.
-  /// - Complexity: O(1) for the checkpoint, plus O(*w*) once the transaction has appended to a
-  ///   `TArray` or enqueued (it notes the size of each batch of appends), where *w* is the
-  ///   number of cells written so far. A rollback costs O(*c*) for the *c* changes the branch
-  ///   made to the redo log.
+  /// - Complexity: O(1) for the checkpoint. A rollback costs O(*c*) for the *c* changes the
+  ///   branch made to what the transaction had written.
   public func orElse<Result, Failure: Error>(
     _ first: (Transaction) throws(Failure) -> Result,
     _ second: (Transaction) throws(Failure) -> Result

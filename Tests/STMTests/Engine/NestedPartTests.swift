@@ -31,6 +31,9 @@ extension LibraryTests {
         try? atomically { (_: Transaction) throws(PartFailed) in
           variable.value = 2
           list.value.append(2)
+          // Into the batch's box, whose count the undo list must save; then a change that
+          // copies the box.
+          array.append(3)
           array[1] = 20
           throw PartFailed()
         }
@@ -38,6 +41,7 @@ extension LibraryTests {
         transaction.segment.log.generation = .max
         try transaction.orElse({ branch in
           variable.value = 3
+          array.append(4)
           array[1] = 30
           try branch.retry()
         }, { _ in })
@@ -124,23 +128,29 @@ extension LibraryTests {
 
     /// A checkpoint copies nothing: `orElse` branches and nested blocks that can throw, one per
     /// variable in a loop of one transaction's writes, leave the log's entries where they are,
-    /// whether they commit or roll back, and what they did or undid shows. (A checkpoint was a
-    /// copy of the log, whose first write copied every entry: 30,000 writes, each in an
-    /// `orElse`, took 24 s.)
+    /// whether they commit or roll back, and what they did or undid shows, appends to the
+    /// transaction's own batch included. (A checkpoint was a copy of the log, whose first
+    /// write copied every entry: 30,000 writes, each in an `orElse`, took 24 s. Then it still
+    /// noted the size of every batch of appends, a look at every entry once the transaction
+    /// had appended; found by review.)
     @Test func checkpointsInALoopOfWritesLeaveTheLogInPlace() throws {
       let variables = (0..<64).map { TVar($0) }
+      let array = TArray<Int>()
       let copies = try atomically { transaction in
         transaction.segment.log.entries.reserveCapacity(256)
+        array.append(-1)
         var copies = 0
         for (offset, variable) in variables.enumerated() {
           let before = transaction.segment.log.entries.withUnsafeBufferPointer { $0.baseAddress }
           try transaction.orElse(
             { branch in
               variable.value += 1
+              array.append(offset)
               if offset % 3 == 0 { try branch.retry() }
             }, { _ in variable.value += 1000 })
           try? atomically { (_: Transaction) throws(PartFailed) in
             variable.value += 10
+            array.append(offset + 1000)
             if offset % 2 == 0 { throw PartFailed() }
           }
           let after = transaction.segment.log.entries.withUnsafeBufferPointer { $0.baseAddress }
@@ -152,6 +162,12 @@ extension LibraryTests {
       for (offset, variable) in variables.enumerated() {
         #expect(variable.value == offset + (offset % 3 == 0 ? 1000 : 1) + (offset % 2 == 0 ? 0 : 10))
       }
+      var expected = [-1]
+      for offset in 0..<64 {
+        if offset % 3 != 0 { expected.append(offset) }
+        if offset % 2 != 0 { expected.append(offset + 1000) }
+      }
+      #expect(Array(array) == expected)
     }
   }
 }
