@@ -118,6 +118,8 @@ enum BenchmarkCommand {
       fflush(nil)  // stdout, so that the table interleaves sensibly with stderr
       guard writeChart() else { return 2 }
     }
+    // After every table, so that the verdicts read the figures printed above them.
+    if let targets = Targets.section(results) { print(targets) }
     return allVerified ? 0 : 1
   }
 }

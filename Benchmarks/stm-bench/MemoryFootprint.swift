@@ -40,7 +40,10 @@ enum MemoryFootprint {
     print("memory: resident growth for 1,000,000 Int keys and values")
     print("  Dictionary<Int, Int>   \(megabytes(plain))  (\(plain / keyCount) bytes per key)")
     print("  TDictionary<Int, Int>  \(megabytes(transactional))  (\(transactional / keyCount) bytes per key)")
-    print("  ratio                  \(String(format: "%.2f", Double(transactional) / Double(plain)))x  (aim: at most 4x)")
+    // Judged on the figure as printed, as the speed targets are (see `Targets`).
+    let ratio = String(format: "%.2f", Double(transactional) / Double(plain))
+    let verdict = (Double(ratio) ?? .infinity) <= 4 ? "met" : "MISSED"
+    print("  ratio                  \(ratio)x  (target: at most 4x; \(verdict))")
     return 0
   }
 

@@ -32,7 +32,9 @@ struct Options {
            stm-bench report LOG [--top N]
 
     Runs each workload against the library and the plain-Swift baselines, verifies every
-    result, and prints a table of ops/s to stdout (progress goes to stderr).
+    result, and prints a table of ops/s to stdout (progress goes to stderr). After the tables,
+    when the run measured their workloads, come the collections' speed targets, each with this
+    run's ratio and whether it met it (a missed target does not change the exit status).
 
     OPTIONS:
       --workloads a,b   Workloads to run, comma separated (default: all; see --list).

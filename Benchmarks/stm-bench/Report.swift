@@ -99,7 +99,7 @@ enum Report {
   }
 
   /// Pads the cells into columns: the first `leftAligned` columns flush left, the rest right.
-  private static func layout(_ rows: [[String]], leftAligned: Int) -> [String] {
+  static func layout(_ rows: [[String]], leftAligned: Int) -> [String] {
     let columns = rows.map(\.count).max() ?? 0
     let widths = (0..<columns).map { column in
       rows.map { column < $0.count ? $0[column].count : 0 }.max() ?? 0
