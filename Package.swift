@@ -20,6 +20,8 @@ let package = Package(
       dependencies: ["STM", "STMCore", "STMTestSupport"],
       path: "Tests/STMTests"
     ),
+    // The harness's own logic (its verdicts on the targets), tested through the executable.
+    .testTarget(name: "BenchmarkHarnessTests", dependencies: ["stm-bench"], path: "Tests/BenchmarkHarnessTests"),
   ],
   swiftLanguageModes: [.v6]
 )
