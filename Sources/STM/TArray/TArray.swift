@@ -273,7 +273,15 @@ public final class TArray<Element: Sendable>: Sendable {
 
   @usableFromInline
   func outOfRange(_ index: Int) -> Never {
-    fatalError("TArray index \(index) is out of range: the array has \(count) elements. Check the index against count in the same transaction.")
+    let count = count
+    let elements = count == 1 ? "1 element" : "\(count) elements"
+    // Outside a transaction, a check of `count` and the access are two atomic steps, and
+    // another thread may pop elements between them.
+    let advice =
+      Transaction._currentChecked == nil
+      ? "Outside atomically, elements may go between a check of count and the access: make both in one atomically block."
+      : "Check the index against count in the same transaction."
+    fatalError("TArray index \(index) is out of range: the array has \(elements). \(advice)")
   }
 
   // MARK: Appending and removing

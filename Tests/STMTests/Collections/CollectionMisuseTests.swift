@@ -31,7 +31,7 @@ extension LibraryTests {
         _ = array.popLast()
         array[1] = 5
       }
-      #expect(standardError(of: result).contains("TArray index 1 is out of range: the array has 1 elements"))
+      #expect(standardError(of: result).contains("TArray index 1 is out of range: the array has 1 element. Outside atomically, elements may go between a check of count and the access: make both in one atomically block."))
     }
 
     /// Inside a transaction a write at `count` traps as well, with or without appends of the
@@ -41,7 +41,7 @@ extension LibraryTests {
         let array: TArray = [1, 2]
         atomically { _ in array[2] = 9 }
       }
-      #expect(standardError(of: result).contains("TArray index 2 is out of range: the array has 2 elements"))
+      #expect(standardError(of: result).contains("TArray index 2 is out of range: the array has 2 elements. Check the index against count in the same transaction."))
       let withAppend = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
         let array: TArray = [1, 2]
         atomically { _ in
@@ -58,7 +58,7 @@ extension LibraryTests {
         _ = array.popLast()
         array[1] += 1
       }
-      #expect(standardError(of: result).contains("TArray index 1 is out of range: the array has 1 elements"))
+      #expect(standardError(of: result).contains("TArray index 1 is out of range: the array has 1 element. Outside atomically, elements may go between a check of count and the access: make both in one atomically block."))
     }
 
     @Test func removeLastOnAnEmptyArrayTraps() async {
