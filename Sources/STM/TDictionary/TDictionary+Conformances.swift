@@ -14,6 +14,7 @@ extension TDictionary: Sequence {
   /// iterating never starves under concurrent writers. Inside one it joins the transaction.
   ///
   /// Conflicts: as ``dictionary``.
+  @inlinable
   public func makeIterator() -> IndexingIterator<[(key: Key, value: Value)]> {
     storage.snapshot(at: .unknown(in: self)).makeIterator()
   }

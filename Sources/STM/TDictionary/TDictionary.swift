@@ -32,6 +32,16 @@
 /// type use `hashValue`. The mixer spreads keys as well, but unlike SipHash it makes no
 /// cryptographic promise against an attacker who can time lookups and adapt the keys.
 ///
+/// Reads of the whole dictionary (``dictionary``, ``keys``, ``values``, iteration,
+/// ``filter(_:)``, ``mapValues(_:)``, ``removeAll(fileID:line:)``) visit every
+/// cell of the index, including the empty cells that lookups of absent keys inside
+/// transactions leave behind (the Performance article lists the other operations that leave
+/// them): *e* in their complexity. Sweeps take such cells once enough are made, but between
+/// sweeps about 128 per stripe of the index (64 stripes), plus twice the keys present, may
+/// stay, so that lookups coming back to the same absent keys find their cells. A small dictionary
+/// asked about many absent keys may so hold 8,000 to 15,000 of them, and a read of the whole
+/// dictionary then costs what it costs in a dictionary of that size (a millisecond or two).
+///
 /// `TDictionary` is a reference type: copies of a reference share one dictionary.
 public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   // The single-key operations are inlinable, so that they are specialized for the client's
@@ -60,6 +70,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
 
   /// An empty dictionary sized for `count` keys, which, unlike `init(minimumCapacity:)`, may
   /// shrink as keys go: for the initializers that start from contents.
+  @usableFromInline
   init(sizedFor count: Int) {
     storage = _MapStorage(minimumCapacity: count)
   }
@@ -68,6 +79,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   ///
   /// - Parameter dictionary: The keys and values to start with.
   /// - Complexity: O(*n*) for *n* keys.
+  @inlinable
   public convenience init(_ dictionary: [Key: Value]) {
     self.init(sizedFor: dictionary.count)
     _singleOperation(at: .unknown(in: self)) { _ in
@@ -80,6 +92,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   ///
   /// - Parameter keysAndValues: The keys and values to start with.
   /// - Complexity: O(*n*) for *n* pairs.
+  @inlinable
   public convenience init<S: Sequence>(uniqueKeysWithValues keysAndValues: S) where S.Element == (Key, Value) {
     // Read before the step, as `merge` reads its pairs: a rerun found a single-pass sequence
     // used up and left the dictionary empty (found by review). Into a dictionary, so that a
@@ -101,6 +114,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   ///   - combine: Given the value so far and a later one for the same key, the value to keep.
   /// - Throws: What `combine` throws.
   /// - Complexity: O(*n*) for *n* pairs.
+  @inlinable
   public convenience init<S: Sequence, Failure: Error>(
     _ keysAndValues: S, uniquingKeysWith combine: (Value, Value) throws(Failure) -> Value
   ) throws(Failure) where S.Element == (Key, Value) {
@@ -344,6 +358,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// inserts do not conflict with each other through it.
   ///
   /// - Complexity: O(*s*) for *s* engine segments.
+  @inlinable
   public var count: Int { storage.count.value(at: .unknown(in: self)) }
 
   /// Whether the dictionary has no keys.
@@ -356,6 +371,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// - Complexity: outside a transaction, O(*s*) for *s* engine segments. Inside one, a search
   ///   for a present key: O(1) on average while most of the index holds present keys, up to
   ///   the index's capacity when few are present.
+  @inlinable
   public var isEmpty: Bool { storage.isEmpty(at: .unknown(in: self)) }
 
   /// The contents as a standard `Dictionary`: one consistent snapshot.
@@ -365,7 +381,8 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   ///
   /// Conflicts: with transactions that insert or remove a key, or write a value of this one.
   ///
-  /// - Complexity: O(*n*) for *n* keys.
+  /// - Complexity: O(*n* + *e*) for *n* keys and *e* empty cells (see ``TDictionary``).
+  @inlinable
   public var dictionary: [Key: Value] {
     let pairs = storage.snapshot(at: .unknown(in: self))
     var result: [Key: Value] = [:]
@@ -384,7 +401,8 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   ///   snapshot has been read.
   /// - Returns: The pairs that `isIncluded` accepted.
   /// - Throws: What `isIncluded` throws.
-  /// - Complexity: O(*n*) for *n* keys.
+  /// - Complexity: O(*n* + *e*) for *n* keys and *e* empty cells (see ``TDictionary``).
+  @inlinable
   public func filter(_ isIncluded: ((key: Key, value: Value)) throws -> Bool) rethrows -> [Key: Value] {
     var result: [Key: Value] = [:]
     for pair in storage.snapshot(at: .unknown(in: self)) where try isIncluded(pair) { result[pair.key] = pair.value }
@@ -400,7 +418,8 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   ///   snapshot has been read.
   /// - Returns: Each key with its transformed value.
   /// - Throws: What `transform` throws.
-  /// - Complexity: O(*n*) for *n* keys.
+  /// - Complexity: O(*n* + *e*) for *n* keys and *e* empty cells (see ``TDictionary``).
+  @inlinable
   public func mapValues<Transformed, Failure: Error>(
     _ transform: (Value) throws(Failure) -> Transformed
   ) throws(Failure) -> [Key: Transformed] {
@@ -415,14 +434,16 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   ///
   /// Conflicts: as ``dictionary``.
   ///
-  /// - Complexity: O(*n*) for *n* keys.
+  /// - Complexity: O(*n* + *e*) for *n* keys and *e* empty cells (see ``TDictionary``).
+  @inlinable
   public var keys: [Key] { storage.snapshot(at: .unknown(in: self)).map(\.key) }
 
   /// The values, from one consistent snapshot, in no particular order.
   ///
   /// Conflicts: as ``dictionary``.
   ///
-  /// - Complexity: O(*n*) for *n* keys.
+  /// - Complexity: O(*n* + *e*) for *n* keys and *e* empty cells (see ``TDictionary``).
+  @inlinable
   public var values: [Value] { storage.snapshot(at: .unknown(in: self)).map(\.value) }
 
   /// Merges `other` into the dictionary, as one atomic step, using `combine` for keys present
@@ -438,6 +459,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Throws: What `combine` throws; then nothing changes.
   /// - Complexity: O(*m*) for *m* keys in `other`.
+  @inlinable
   public func merge<S: Sequence, Failure: Error>(
     _ other: S, uniquingKeysWith combine: (Value, Value) throws(Failure) -> Value,
     fileID: StaticString = #fileID, line: UInt = #line
@@ -468,6 +490,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Throws: What `combine` throws; then nothing changes.
   /// - Complexity: O(*m*) for *m* keys in `other`.
+  @inlinable
   public func merge<Failure: Error>(
     _ other: [Key: Value], uniquingKeysWith combine: (Value, Value) throws(Failure) -> Value,
     fileID: StaticString = #fileID, line: UInt = #line
@@ -490,6 +513,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Throws: What `combine` throws; then nothing changes.
   /// - Complexity: O(*m*) for *m* keys in `other`.
+  @inlinable
   public func merge<Failure: Error>(
     _ other: TDictionary<Key, Value>, uniquingKeysWith combine: (Value, Value) throws(Failure) -> Value,
     fileID: StaticString = #fileID, line: UInt = #line
@@ -510,7 +534,8 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// - Parameters:
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
-  /// - Complexity: O(*n*) for *n* keys.
+  /// - Complexity: O(*n* + *e*) for *n* keys and *e* empty cells (see ``TDictionary``).
+  @inlinable
   public func removeAll(fileID: StaticString = #fileID, line: UInt = #line) {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
     _singleOperation(at: site) { transaction in

@@ -33,6 +33,16 @@
 /// Elements of the standard integer types are placed by a seeded mixer of their bits rather
 /// than by `hashValue`, as ``TDictionary``'s keys are (see there).
 ///
+/// Reads of the whole set (``elements``, iteration, the set algebra that reads the set)
+/// visit every cell of the index, including the empty cells that lookups of absent elements
+/// inside transactions leave behind (the Performance article lists the other operations that
+/// leave them): *e* in their complexity. Sweeps take such cells once enough are made, but
+/// between sweeps about 128 per stripe of the index (64 stripes), plus twice the elements
+/// present, may stay, so that lookups coming back to the same absent elements find their
+/// cells. A small set asked about many absent elements may so hold 8,000 to 15,000 of them,
+/// and a read of the whole set then costs what it costs in a set of that size (a millisecond
+/// or two).
+///
 /// `TSet` is a reference type: copies of a reference share one set.
 public final class TSet<Element: Hashable & Sendable>: Sendable {
   // Single-element operations are inlinable, as on `TDictionary`. Each element's cell holds
@@ -61,6 +71,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
 
   /// An empty set sized for `count` elements, which, unlike `init(minimumCapacity:)`, may
   /// shrink as elements go: for the initializers that start from contents.
+  @usableFromInline
   init(sizedFor count: Int) {
     storage = _MapStorage(minimumCapacity: count)
   }
@@ -69,6 +80,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///
   /// - Parameter sequence: The elements to start with.
   /// - Complexity: O(*n*) for *n* elements.
+  @inlinable
   public convenience init<S: Sequence>(_ sequence: S) where S.Element == Element {
     // Read before the step, as the mutating operations read theirs: a sequence whose elements
     // read transactional data could make the step rerun, which found a single-pass sequence
@@ -174,6 +186,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// with each other through it.
   ///
   /// - Complexity: O(*s*) for *s* engine segments.
+  @inlinable
   public var count: Int { storage.count.value(at: .unknown(in: self)) }
 
   /// Whether the set is empty.
@@ -186,6 +199,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// - Complexity: outside a transaction, O(*s*) for *s* engine segments. Inside one, a search
   ///   for a present element: O(1) on average while most of the index holds present elements, up to
   ///   the index's capacity when few are present.
+  @inlinable
   public var isEmpty: Bool { storage.isEmpty(at: .unknown(in: self)) }
 
   /// The elements as a standard `Set`: one consistent snapshot (outside a transaction, a
@@ -194,7 +208,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// Conflicts: with transactions that insert or remove an element, or replace a member with
   /// ``update(with:fileID:line:)``.
   ///
-  /// - Complexity: O(*n*) for *n* elements.
+  /// - Complexity: O(*n* + *e*) for *n* elements and *e* empty cells (see ``TSet``).
+  @inlinable
   public var elements: Set<Element> { elements(at: .unknown(in: self)) }
 
   /// The elements of one consistent snapshot that satisfy `isIncluded`, as a standard `Set`, as
@@ -207,12 +222,13 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   snapshot has been read.
   /// - Returns: The elements that `isIncluded` accepted.
   /// - Throws: What `isIncluded` throws.
-  /// - Complexity: O(*n*) for *n* elements.
+  /// - Complexity: O(*n* + *e*) for *n* elements and *e* empty cells (see ``TSet``).
+  @inlinable
   public func filter(_ isIncluded: (Element) throws -> Bool) rethrows -> Set<Element> {
     try elements.filter(isIncluded)
   }
 
-  @usableFromInline
+  @inlinable
   func elements(at site: _CallSite) -> Set<Element> { Set(storage.snapshot(at: site).lazy.map(\.value)) }
 
   /// Inserts every element of `other`, as one atomic step.
@@ -226,6 +242,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*m*) for *m* elements in `other`.
+  @inlinable
   public func formUnion<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) where S.Element == Element {
     withElements(of: other, as: { Array($0) }, at: _CallSite(fileID: fileID, line: line, owner: self)) { elements in
       for element in elements { insert(element, fileID: fileID, line: line) }
@@ -243,6 +260,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*m*) for *m* elements in `other`.
+  @inlinable
   public func subtract<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) where S.Element == Element {
     withElements(of: other, as: { Array($0) }, at: _CallSite(fileID: fileID, line: line, owner: self)) { elements in
       for element in elements { remove(element, fileID: fileID, line: line) }
@@ -259,7 +277,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - other: The elements to keep.
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
-  /// - Complexity: O(*n* + *m*).
+  /// - Complexity: O(*n* + *m* + *e*) for *n* elements, *m* in `other` and *e* empty cells (see ``TSet``).
+  @inlinable
   public func formIntersection<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) where S.Element == Element {
     withElements(of: other, as: { Set($0) }, at: _CallSite(fileID: fileID, line: line, owner: self)) { keep in
       removeElements(where: { !keep.contains($0) }, fileID: fileID, line: line)
@@ -276,7 +295,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - other: The elements to compare with.
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
-  /// - Complexity: O(*n* + *m*) for *n* elements and *m* in `other`.
+  /// - Complexity: O(*n* + *m* + *e*) for *n* elements, *m* in `other` and *e* empty cells (see ``TSet``).
+  @inlinable
   public func isSubset<S: Sequence>(of other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Bool where S.Element == Element {
     // `other` is read in the same read-only step, which never reruns, so a single-pass
     // sequence is safe, and a `TSet` or `TArray` is read at the same snapshot (read after it,
@@ -296,7 +316,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - other: The elements to compare with.
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
-  /// - Complexity: O(*n* + *m*).
+  /// - Complexity: O(*n* + *m* + *e*) for *n* elements, *m* in `other` and *e* empty cells (see ``TSet``).
+  @inlinable
   public func isStrictSubset<S: Sequence>(of other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Bool
   where S.Element == Element {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
@@ -315,6 +336,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*m*) for *m* elements in `other`.
+  @inlinable
   public func isSuperset<S: Sequence>(of other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Bool
   where S.Element == Element {
     _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
@@ -334,6 +356,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*m* + *s*) for *m* elements in `other` and *s* engine segments.
+  @inlinable
   public func isStrictSuperset<S: Sequence>(of other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Bool
   where S.Element == Element {
     return _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
@@ -355,6 +378,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*m*) for *m* elements in `other`.
+  @inlinable
   public func isDisjoint<S: Sequence>(with other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Bool
   where S.Element == Element {
     _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
@@ -375,7 +399,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - other: The elements to add.
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
-  /// - Complexity: O(*n* + *m*).
+  /// - Complexity: O(*n* + *m* + *e*) for *n* elements, *m* in `other` and *e* empty cells (see ``TSet``).
+  @inlinable
   public func union<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Set<Element>
   where S.Element == Element {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
@@ -395,6 +420,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*m*) for *m* elements in `other`.
+  @inlinable
   public func intersection<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Set<Element>
   where S.Element == Element {
     _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
@@ -418,7 +444,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - other: The elements to leave out.
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
-  /// - Complexity: O(*n* + *m*).
+  /// - Complexity: O(*n* + *m* + *e*) for *n* elements, *m* in `other` and *e* empty cells (see ``TSet``).
+  @inlinable
   public func subtracting<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Set<Element>
   where S.Element == Element {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
@@ -436,7 +463,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - other: The elements to compare with.
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
-  /// - Complexity: O(*n* + *m*).
+  /// - Complexity: O(*n* + *m* + *e*) for *n* elements, *m* in `other` and *e* empty cells (see ``TSet``).
+  @inlinable
   public func symmetricDifference<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Set<Element>
   where S.Element == Element {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
@@ -456,6 +484,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*m*) for *m* elements in `other`.
+  @inlinable
   public func formSymmetricDifference<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line)
   where S.Element == Element {
     withElements(of: other, as: { Set($0) }, at: _CallSite(fileID: fileID, line: line, owner: self)) { distinct in
@@ -474,7 +503,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// - Parameters:
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
-  /// - Complexity: O(*n*).
+  /// - Complexity: O(*n* + *e*) for *n* elements and *e* empty cells (see ``TSet``).
+  @inlinable
   public func removeAll(fileID: StaticString = #fileID, line: UInt = #line) {
     removeElements(where: { _ in true }, fileID: fileID, line: line)
   }
@@ -484,7 +514,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// snapshot (read before it, they came from another moment, and `a.formIntersection(b)` of
   /// two sets kept equal by every commit lost elements; found by review); before it for any
   /// other sequence, which a rerun would find used up if it is single-pass.
-  private func withElements<S: Sequence, Elements>(
+  @inlinable
+  func withElements<S: Sequence, Elements>(
     of other: S, as read: (S) -> Elements, at site: _CallSite, _ body: (Elements) -> Void
   ) where S.Element == Element {
     if other is TSet<Element> || other is TArray<Element> {
@@ -499,7 +530,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   /// element that does not equal itself (such as `Double.nan`) among them, as no other set
   /// holds one: those cannot be looked up, and go through their cells instead (by lookup,
   /// they stayed; found by review).
-  private func removeElements(where shouldGo: (Element) -> Bool, fileID: StaticString, line: UInt) {
+  @inlinable
+  func removeElements(where shouldGo: (Element) -> Bool, fileID: StaticString, line: UInt) {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
     _singleOperation(at: site) { transaction in
       var unequalElements = false
@@ -519,6 +551,7 @@ extension TSet: ExpressibleByArrayLiteral {
   /// Creates a set from a literal; repeated elements are kept once.
   ///
   /// - Parameter elements: The elements.
+  @inlinable
   public convenience init(arrayLiteral elements: Element...) {
     self.init(elements)
   }
@@ -528,6 +561,7 @@ extension TSet: Sequence {
   /// Iterates over one consistent snapshot of the elements, taken when iteration starts.
   ///
   /// Conflicts: as ``elements``.
+  @inlinable
   public func makeIterator() -> Set<Element>.Iterator { elements.makeIterator() }
 }
 
