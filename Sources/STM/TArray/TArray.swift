@@ -36,6 +36,7 @@ public final class TArray<Element: Sendable>: Sendable {
   ///
   /// - Parameter sequence: The elements, read once.
   /// - Complexity: O(*n*).
+  @inlinable
   public init<S: Sequence>(_ sequence: S) where S.Element == Element {
     // No other thread can see the array yet: its cells are made holding their elements, with
     // no transaction, which would start the engine before `TransactionEngine.configure` could
@@ -360,6 +361,7 @@ public final class TArray<Element: Sendable>: Sendable {
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*m*) for *m* elements.
+  @inlinable
   public func append<S: Sequence>(contentsOf sequence: S, fileID: StaticString = #fileID, line: UInt = #line)
   where S.Element == Element {
     let transaction = Transaction._currentChecked
@@ -476,6 +478,7 @@ public final class TArray<Element: Sendable>: Sendable {
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*n*) for *n* elements.
+  @inlinable
   public func removeAll(fileID: StaticString = #fileID, line: UInt = #line) {
     _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
       while popLast(fileID: fileID, line: line) != nil {}
@@ -582,6 +585,7 @@ extension TArray: ExpressibleByArrayLiteral {
   /// Creates an array from a literal.
   ///
   /// - Parameter elements: The elements, in order.
+  @inlinable
   public convenience init(arrayLiteral elements: Element...) {
     self.init(elements)
   }
