@@ -52,7 +52,8 @@ enum Targets {
     return lines.joined(separator: "\n") + "\n"
   }
 
-  /// A run's verified rows, looked up by workload, implementation and thread count.
+  /// A run's rows, looked up by workload, implementation and thread count (a failed one is
+  /// found too, and reported as failed).
   private struct Rows {
     let results: Results
 

@@ -277,7 +277,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - other: The elements to keep.
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
-  /// - Complexity: O(*n* + *m* + *e*) for *n* elements, *m* in `other` and *e* empty cells (see ``TSet``).
+  /// - Complexity: O(*n* + *m* + *e*) for *n* elements, *m* in `other` and *e* empty cells
+  ///   (see ``TSet``).
   @inlinable
   public func formIntersection<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) where S.Element == Element {
     withElements(of: other, as: { Set($0) }, at: _CallSite(fileID: fileID, line: line, owner: self)) { keep in
@@ -295,7 +296,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - other: The elements to compare with.
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
-  /// - Complexity: O(*n* + *m* + *e*) for *n* elements, *m* in `other` and *e* empty cells (see ``TSet``).
+  /// - Complexity: O(*n* + *m* + *e*) for *n* elements, *m* in `other` and *e* empty cells
+  ///   (see ``TSet``).
   @inlinable
   public func isSubset<S: Sequence>(of other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Bool where S.Element == Element {
     // `other` is read in the same read-only step, which never reruns, so a single-pass
@@ -316,7 +318,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - other: The elements to compare with.
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
-  /// - Complexity: O(*n* + *m* + *e*) for *n* elements, *m* in `other` and *e* empty cells (see ``TSet``).
+  /// - Complexity: O(*n* + *m* + *e*) for *n* elements, *m* in `other` and *e* empty cells
+  ///   (see ``TSet``).
   @inlinable
   public func isStrictSubset<S: Sequence>(of other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Bool
   where S.Element == Element {
@@ -399,7 +402,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - other: The elements to add.
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
-  /// - Complexity: O(*n* + *m* + *e*) for *n* elements, *m* in `other` and *e* empty cells (see ``TSet``).
+  /// - Complexity: O(*n* + *m* + *e*) for *n* elements, *m* in `other` and *e* empty cells
+  ///   (see ``TSet``).
   @inlinable
   public func union<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Set<Element>
   where S.Element == Element {
@@ -444,7 +448,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - other: The elements to leave out.
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
-  /// - Complexity: O(*n* + *m* + *e*) for *n* elements, *m* in `other` and *e* empty cells (see ``TSet``).
+  /// - Complexity: O(*n* + *m* + *e*) for *n* elements, *m* in `other` and *e* empty cells
+  ///   (see ``TSet``).
   @inlinable
   public func subtracting<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Set<Element>
   where S.Element == Element {
@@ -463,7 +468,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - other: The elements to compare with.
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
-  /// - Complexity: O(*n* + *m* + *e*) for *n* elements, *m* in `other` and *e* empty cells (see ``TSet``).
+  /// - Complexity: O(*n* + *m* + *e*) for *n* elements, *m* in `other` and *e* empty cells
+  ///   (see ``TSet``).
   @inlinable
   public func symmetricDifference<S: Sequence>(_ other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Set<Element>
   where S.Element == Element {
