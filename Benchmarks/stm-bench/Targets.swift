@@ -8,7 +8,7 @@
 /// report, not a failed check. (The memory target has its own run, `--memory`.)
 enum Targets {
   /// One target's verdict on one run.
-  struct Verdict: Equatable {
+  struct Verdict {
     /// What is compared, e.g. "dict-disjoint: TDictionary, T=2 over T=1".
     let target: String
     /// The bound, e.g. "≥ 1.80".
