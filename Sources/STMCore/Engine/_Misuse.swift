@@ -6,6 +6,8 @@
 @usableFromInline
 enum _Misuse {
   case handleOutsideBlock(StaticString)
+  /// A handle used on its own thread while a later attempt runs there.
+  case handleOfEndedAttempt(StaticString)
   case retryWithoutReads
   case retryAfterBecomeInevitable
   case transactionDuringInPlaceMutation
@@ -21,9 +23,14 @@ enum _Misuse {
   var message: String {
     switch self {
     case .handleOutsideBlock(let operation):
-      "Transaction.\(operation) was called outside the atomically block that received the handle "
+      "Transaction.\(operation) was used outside the atomically block that received the handle "
         + "(after it returned, or from another thread). Use the handle only inside its own block, "
         + "on the thread running it."
+    case .handleOfEndedAttempt(let operation):
+      "Transaction.\(operation) was used with the handle of an attempt that has ended: the body ran "
+        + "again (rerun after a conflict or a retry, or in a later atomically block on this thread) and "
+        + "received a new handle. Keep no handle beyond the run of the body that received it; use the "
+        + "one passed to the run in progress."
     case .retryWithoutReads:
       "retry() was called in a transaction that has read no TVar (reading a TVar it wrote itself does not "
         + "count: that value is its own), so nothing could ever change to wake it and it would wait forever. "

@@ -53,16 +53,25 @@ public struct Transaction {
   @inlinable
   func checkValid(_ operation: StaticString) {
     let isCurrent = _withSegment { $0.isRunning && $0.attempt == attempt }
-    guard isCurrent, _ThreadState.current.pointee.segment?.toOpaque() == segmentHandle.toOpaque() else { Self.misuse(operation) }
+    guard isCurrent, _ThreadState.current.pointee.segment?.toOpaque() == segmentHandle.toOpaque() else { misuse(operation) }
   }
 
   /// Traps for a handle used where it may not be: inside a commute's transform, which may touch
-  /// no transactional data, with that message; else outside its block. (Inside an in-place
-  /// mutation outside a transaction, the handle can only have escaped its block: that message
-  /// named the mutation instead, and its advice did not apply; found by review.)
+  /// no transactional data, with that message; on the thread whose segment it names, while a
+  /// later attempt runs there (kept from an attempt that reran, or from an earlier block), with
+  /// that message; else outside its block. (Inside an in-place mutation outside a
+  /// transaction, the handle can only have escaped its block: that message named the mutation
+  /// instead, and its advice did not apply; found by review. A handle kept from an attempt
+  /// that reran, used in the rerun, was said to be used after its block or from another
+  /// thread, and told to stay in its block, where it was; found by review.)
   @usableFromInline
-  static func misuse(_ operation: StaticString) -> Never {
+  func misuse(_ operation: StaticString) -> Never {
     if let barred = _ThreadState.current.pointee.forbiddenAccess, case .transactionalAccessInCommute = barred { _misuse(barred) }
+    if _ThreadState.current.pointee.segment?.toOpaque() == segmentHandle.toOpaque(),
+      _withSegment({ $0.isRunning && $0.attempt != attempt })
+    {
+      _misuse(.handleOfEndedAttempt(operation))
+    }
     _misuse(.handleOutsideBlock(operation))
   }
 

@@ -1,3 +1,4 @@
+import Foundation
 import STM
 import Testing
 
@@ -50,7 +51,41 @@ extension LibraryTests {
         atomically { tx in escaped = tx }
         escaped?.afterCommit {}
       }
-      #expect(standardError(of: result).contains("Transaction.afterCommit(_:) was called outside the atomically block"))
+      #expect(standardError(of: result).contains("Transaction.afterCommit(_:) was used outside the atomically block"))
+    }
+
+    /// A handle kept from an attempt that reran, used in the rerun, inside its own block and on
+    /// its own thread: the message says the attempt has ended and the body got a new handle.
+    /// It said the handle was used after its block or from another thread (found by review).
+    @Test func aHandleKeptFromAnAttemptThatRanAgainTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let read = TVar(0), written = TVar(0)
+        var first: Transaction?
+        atomically { tx in
+          written.value = read.value
+          guard let first else {
+            first = tx
+            // Written by another thread before this attempt commits, so that it reruns.
+            let done = DispatchSemaphore(value: 0)
+            Thread { read.value = 1; done.signal() }.start()
+            done.wait()
+            return
+          }
+          first.afterCommit {}
+        }
+      }
+      #expect(standardError(of: result).contains(
+        "Transaction.afterCommit(_:) was used with the handle of an attempt that has ended: the body ran again"))
+    }
+
+    /// A handle kept from an earlier block on the same thread, used inside a later one.
+    @Test func aHandleKeptFromAnEarlierBlockTrapsInALaterOne() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        var escaped: Transaction?
+        atomically { tx in escaped = tx }
+        atomically { _ in escaped?.afterCommit {} }
+      }
+      #expect(standardError(of: result).contains("Transaction.afterCommit(_:) was used with the handle of an attempt that has ended"))
     }
 
     /// An escaped handle used inside an in-place mutation outside a transaction: the message
@@ -65,7 +100,7 @@ extension LibraryTests {
           value += 1
         }
       }
-      #expect(standardError(of: result).contains("Transaction.afterCommit(_:) was called outside the atomically block"))
+      #expect(standardError(of: result).contains("Transaction.afterCommit(_:) was used outside the atomically block"))
     }
 
     /// A mutating method whose callback uses the very value being mutated in place: the value
