@@ -710,13 +710,19 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   /// ones; `_MapStorage.read(_:_:in:)` says which holds its value.
   @inlinable
   func allSlots(in transaction: Transaction) -> (current: [(key: Key, slot: Slot)], retired: [(key: Key, slot: Slot)]) {
-    let snapshot = transaction._snapshot
+    allSlots(seenFrom: transaction._snapshot)
+  }
+
+  /// `allSlots(in:)` for a read at `snapshot` outside a transaction, which must stay
+  /// announced while the caller reads the cells.
+  @inlinable
+  func allSlots(seenFrom snapshot: UInt64) -> (current: [(key: Key, slot: Slot)], retired: [(key: Key, slot: Slot)]) {
     var current: [(key: Key, slot: Slot)] = []
     var retired: [(key: Key, slot: Slot)] = []
     for stripe in stripes {
       stripe._withUnsafeGuaranteedRef { stripe in
         stripe.state.withLock { state in
-          current.reserveCapacity(current.count + state.table.estimatedLive)
+          current.reserveCapacity(forAppending: state.table.estimatedLive)
           state.table.forEachCell { current.append(($0.key, $0.variable)) }
           // Only the suffix retired after the snapshot (the list is in clock order), found from
           // the newest end: the whole list, which a long transaction elsewhere keeps long, was

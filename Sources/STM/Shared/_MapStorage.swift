@@ -720,12 +720,14 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   }
 
   /// Every present key with its value, as one consistent snapshot (joins the running
-  /// transaction, if any; outside, a read-only transaction, which never aborts). Inlinable,
+  /// transaction, if any; outside, a read at one snapshot, which never aborts). Inlinable,
   /// with `allSlots`: compiled generically, it looked up the metadata of the key's optional
   /// value type at run time for every key.
   @inlinable
   func snapshot(at site: _CallSite) -> [(key: Key, value: Value)] {
-    _singleOperation(at: site) { transaction in
+    let thread = _CallingThread.current
+    guard thread.isInTransaction else { return snapshotOutsideTransactions(on: thread, at: site) }
+    return _singleOperation(at: site) { transaction in
       // Reading every count cell first makes a concurrent insert of a key this enumeration
       // misses conflict with it (the insert's commutative update is a write of one of them).
       _ = count.value(at: site)
@@ -754,5 +756,45 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       }
       return pairs
     }
+  }
+
+  /// `snapshot(at:)` outside a transaction: every cell read at one snapshot by a single
+  /// operation, as `value(forKey:at:)` reads one key, which marks no read. It used to run as
+  /// a read-only transaction, which marked every cell it read, in a list and a table of
+  /// positions that only validation and `retry` use, and neither comes to a transaction that
+  /// writes nothing and cannot wait: a third of the instructions of a whole read of 8,192
+  /// keys. Nor does it read the count first, which only makes a later insert conflict with
+  /// a transaction.
+  @inlinable
+  func snapshotOutsideTransactions(on thread: _CallingThread, at site: _CallSite) -> [(key: Key, value: Value)] {
+    let operation = _SingleOperation.beginReading(on: thread)
+    let (current, retired) = index.allSlots(seenFrom: operation.snapshot)
+    func value(of slot: _KeyIndex<Key, Value>.Slot) -> Value? {
+      operation.read(slot._unsafeKeyedCell(as: Cell.self)._noted(.read, at: site))
+    }
+    var pairs: [(key: Key, value: Value)] = []
+    pairs.reserveCapacity(current.count)
+    guard !retired.isEmpty else {
+      for (key, slot) in current {
+        if let value = value(of: slot) { pairs.append((key, value)) }
+      }
+      operation.finish()
+      return pairs
+    }
+    // A key removed since the snapshot may have its value at the snapshot in a retired cell:
+    // at most one of a key's cells holds a value at any snapshot.
+    var retiredByKey: [Key: [_KeyIndex<Key, Value>.Slot]] = [:]
+    for (key, slot) in retired.reversed() { retiredByKey[key, default: []].append(slot) }
+    for (key, slot) in current {
+      let retiredSlots = retiredByKey.removeValue(forKey: key) ?? []
+      if let value = value(of: slot) ?? retiredSlots.lazy.compactMap({ value(of: $0) }).first {
+        pairs.append((key, value))
+      }
+    }
+    for (key, slots) in retiredByKey {
+      if let value = slots.lazy.compactMap({ value(of: $0) }).first { pairs.append((key, value)) }
+    }
+    operation.finish()
+    return pairs
   }
 }

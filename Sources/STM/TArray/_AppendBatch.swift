@@ -46,7 +46,7 @@ struct _AppendBatch<Element: Sendable>: _DelayedAppend {
   @inlinable
   static func land(_ batch: UnsafePointer<_AppendBatch>, onto count: Int, into writes: inout [_DelayedWrite]) -> Int {
     let items = batch.pointee.items.count
-    writes.reserveCapacity(writes.count + items)
+    writes.reserveCapacity(forAppending: items)
     for offset in 0..<items {
       writes.append(_DelayedWrite(batch.pointee.slots.slot(count + offset), .some(batch.pointee.items[offset])))
     }

@@ -779,6 +779,8 @@ public final class TQueue<Element: Sendable>: Sendable {
   @inlinable
   public var elements: [Element] {
     let site = _CallSite.unknown(in: self)
+    let thread = _CallingThread.current
+    guard thread.isInTransaction else { return elementsOutsideTransactions(on: thread, at: site) }
     return _singleOperation(at: site) { transaction in
       head._noteAccess(.read, at: site, as: .named("head"))
       var node = head.value
@@ -797,6 +799,27 @@ public final class TQueue<Element: Sendable>: Sendable {
       tail._existingDelayedAppend(in: transaction, as: _EnqueueBatch<Element>.self) { result.append(contentsOf: $0.items) }
       return result
     }
+  }
+
+  /// `elements` outside a transaction: every link read at one snapshot by a single operation,
+  /// which marks no read (as `TArray.elementsOutsideTransactions(on:at:)` reads its elements,
+  /// and for the same reason).
+  @inlinable
+  func elementsOutsideTransactions(on thread: _CallingThread, at site: _CallSite) -> [Element] {
+    let operation = _SingleOperation.beginReading(on: thread)
+    var node = operation.read(head._noted(.read, at: site, as: .named("head")))
+    var result: [Element] = []
+    var part: StaticString = "head"
+    while true {
+      node._noteAccess(.read, at: site, as: .named(part))
+      part = "items"
+      guard let next = operation.read(node) else { break }
+      // Only the sentinel holds no item, and it is never after another node.
+      result.append(next.item!)
+      node = next
+    }
+    operation.finish()
+    return result
   }
 }
 

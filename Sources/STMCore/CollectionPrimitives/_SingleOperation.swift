@@ -49,6 +49,12 @@ package struct _SingleOperation {
     }
   }
 
+  /// The value of `variable` at the operation's snapshot (begun with `beginReading()`).
+  @inlinable
+  package func read<Value>(_ variable: TVar<Value>) -> Value {
+    read(variable.cell)
+  }
+
   /// Ends an operation begun with `beginReading()`.
   @inlinable
   package func finish() {

@@ -278,6 +278,79 @@ extension LibraryTests.ConcurrencyKeyIndexTests {
     #endif
   }
 
+  /// A whole read outside a transaction reads every cell at the snapshot it announced first,
+  /// without marking them (`_MapStorage.snapshotOutsideTransactions`): a key removed before
+  /// the cells are read has its value in a retired cell, a key removed and inserted again has
+  /// it in a retired cell beside a new current one, and a key inserted since is not there yet.
+  @Test(arguments: ["dictionary", "keys", "iteration", "set"])
+  func aWholeReadOutsideATransactionReadsItsSnapshot(of read: String) {
+    #if DEBUG
+    let dict: TDictionary<String, Int> = ["a": 1, "b": 2, "c": 3]
+    let set: TSet<String> = ["a", "b", "c"]
+    let announced = Gate(), changed = Gate()
+    pauseFirstCaller(of: _TestHooks.afterSingleReadAnnounced, opening: announced, until: changed)
+    defer { _TestHooks.afterSingleReadAnnounced.withLock { $0 = nil } }
+    let seen = LockedBox<[String: Int]>([:])
+    let reader = startThread {
+      switch read {
+      case "dictionary": seen.value = dict.dictionary
+      case "keys": seen.value = Dictionary(uniqueKeysWithValues: dict.keys.map { ($0, 0) })
+      case "iteration": for (key, value) in dict { seen.value[key] = value }
+      default: seen.value = Dictionary(uniqueKeysWithValues: set.elements.map { ($0, 0) })
+      }
+    }
+    announced.wait()
+    _TestHooks.afterSingleReadAnnounced.withLock { $0 = nil }   // the writer's own reads run freely
+    dict.removeValue(forKey: "a")
+    dict.removeValue(forKey: "b")
+    dict["b"] = 20
+    dict["d"] = 4
+    set.remove("a")
+    set.remove("b")
+    set.insert("b")
+    set.insert("d")
+    changed.open()
+    reader.wait()
+    let expected = read == "dictionary" || read == "iteration" ? ["a": 1, "b": 2, "c": 3] : ["a": 0, "b": 0, "c": 0]
+    #expect(seen.value == expected)
+    #expect(dict.dictionary == ["b": 20, "c": 3, "d": 4])
+    #expect(set.elements == ["b", "c", "d"])
+    #endif
+  }
+
+  /// As above, for an array's and a queue's elements read outside a transaction: elements
+  /// popped, written and appended, and items taken and added, after the snapshot are read as
+  /// they were at it.
+  @Test func wholeReadsOfArraysAndQueuesOutsideATransactionReadTheirSnapshot() throws {
+    #if DEBUG
+    let array: TArray<Int> = [1, 2, 3]
+    let queue = TQueue<Int>()
+    for item in [1, 2, 3] { try queue.enqueue(item) }
+    for readsTheQueue in [false, true] {
+      let announced = Gate(), changed = Gate()
+      pauseFirstCaller(of: _TestHooks.afterSingleReadAnnounced, opening: announced, until: changed)
+      defer { _TestHooks.afterSingleReadAnnounced.withLock { $0 = nil } }
+      let seen = LockedBox<[Int]>([])
+      let reader = startThread { seen.value = readsTheQueue ? queue.elements : array.elements }
+      announced.wait()
+      _TestHooks.afterSingleReadAnnounced.withLock { $0 = nil }
+      if readsTheQueue {
+        #expect(queue.tryDequeue() == 1)
+        try queue.enqueue(4)
+      } else {
+        #expect(array.popLast() == 3)
+        array[0] = 10
+        array.append(9)
+      }
+      changed.open()
+      reader.wait()
+      #expect(seen.value == [1, 2, 3])
+    }
+    #expect(array.elements == [10, 2, 9])
+    #expect(queue.elements == [2, 3, 4])
+    #endif
+  }
+
   /// An update outside a transaction finds its key's cell without a lock and locks it after.
   /// Its lookup's announcement must keep the cell it found valid memory until then, even if
   /// the key is removed and its stripe prunes retired cells in between (the announcement
