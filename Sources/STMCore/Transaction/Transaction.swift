@@ -18,6 +18,9 @@
 /// transaction: using it after the transaction's attempt has ended, or from another thread,
 /// traps with a message saying so. (The handle of a nested `atomically` block stands for the
 /// enclosing transaction, which it joined, and stays usable in that transaction's block.)
+///
+/// Unlike the library's other public types, `Transaction` is not `Sendable`, on purpose: the
+/// compiler then refuses to hand it to another thread, where using it could only trap.
 public struct Transaction {
   /// The segment running the attempt, unretained: segments live as long as the engine.
   @usableFromInline let segmentHandle: Unmanaged<_Segment>
@@ -251,7 +254,7 @@ public struct Transaction {
   /// of registration, on this thread and outside any transaction: they see committed state, and
   /// a hook may itself call `atomically`. A hook registered inside an `orElse` branch or a nested
   /// `atomically` block that rolls back runs too, once the whole transaction has ended (however
-  /// it ended).
+  /// it ended); if it committed, such hooks run before its ``afterCommit(_:)`` hooks.
   ///
   /// Conflicts with nothing.
   ///
