@@ -103,13 +103,6 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     /// Tables replaced by bigger ones, kept while a lookup may still be searching them; they
     /// go at the stripe's next growth, sweep or pruning of retired cells after that.
     var replacedTables: [(table: Table, clock: UInt64)] = []
-    /// How many empty cells, beyond the keys present and half the last sweep's suspects, the
-    /// stripe lets be made before it sweeps again (see `claimSweep`): raised while the cells
-    /// it sweeps keep being looked up again, and lowered while they do not (see
-    /// `adjustEmptyAllowance(lookedUpAgain:of:)`).
-    @usableFromInline var emptyAllowance = Self.leastEmptyAllowance
-    @usableFromInline static var leastEmptyAllowance: Int { 8 }
-    @usableFromInline static var mostEmptyAllowance: Int { 64 }
     /// Set while a sweep is on its way (see `sweepSoon`).
     @usableFromInline var sweepScheduled = false
     /// Set while the engine holds the stripe for later housekeeping (see `deferHousekeeping`).
@@ -126,44 +119,16 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
       self.table = table
     }
 
-    /// Adjusts `emptyAllowance` after a sweep, from how many of its `count` suspects a
-    /// transaction's lookup found empty again since the sweep before (`lookedUpAgain`).
-    ///
-    /// An eighth of them or more: lookups keep coming back to the same absent keys, and a
-    /// sweep would only make their cells be made again, so the stripe doubles its allowance.
-    /// Under a thirty-second: the absent keys asked about are new ones, whose cells nothing
-    /// will look at again, so it halves it. The bars are low because a suspect counts only if
-    /// its key comes back before the next sweep, which a small allowance brings soon: asked
-    /// in turn about the same 8,000 absent keys (125 a stripe), a small map sees about one
-    /// suspect in eight come back at the least allowance, and keeps about 4,700 of their
-    /// cells (all of them with 4,000 keys, and with a fixed 64, all of them with 8,000).
-    ///
-    /// With a fixed allowance of 64, a one-element set asked about 20,000 different absent
-    /// elements in transactions held about 9,800 cells (64 stripes), and every read of the
-    /// whole set visited them all: 2 to 4 ms, against 0.1 to 0.2 ms for the 1,600 to 1,700 it
-    /// holds now, and about 840 KB for the set against 400 to 540 KB. `dict-mixed`, whose map
-    /// holds a thousand keys a stripe, counts the same instructions to within 0.1%
-    /// (Callgrind).
-    @inlinable
-    mutating func adjustEmptyAllowance(lookedUpAgain: Int, of count: Int) {
-      if 8 * lookedUpAgain >= count {
-        emptyAllowance = min(Self.mostEmptyAllowance, 2 * emptyAllowance)
-      } else if 32 * lookedUpAgain < count {
-        emptyAllowance = max(Self.leastEmptyAllowance, emptyAllowance / 2)
-      }
-    }
-
     /// Whether enough cells were made since the last sweep to sweep again and none is on its
     /// way; if so, the caller must sweep (and it is now on its way).
     ///
-    /// Enough is `emptyAllowance` (8 to 64), plus the cells that neither the last sweep found
-    /// empty nor were made since (about the keys present), plus half the cells the last sweep
-    /// found empty. The empty cells that stay between sweeps then settle at about twice the
-    /// allowance plus twice the keys present, per stripe (more while transactions that looked
-    /// suspects up keep running: see `sweep`): lookups that keep coming back to the same
-    /// absent keys find their cells there (sweeping them sooner would only make them again;
-    /// the allowance grows while they do), and a stream of lookups of ever new absent keys
-    /// cannot pile cells up. (The bar used to be measured against all
+    /// Enough is 64, plus the cells that neither the last sweep found empty nor were made
+    /// since (about the keys present), plus half the cells the last sweep found empty. The
+    /// empty cells that stay between sweeps then settle at about 128 plus twice the keys
+    /// present, per stripe (more while transactions that looked suspects up keep running: see
+    /// `sweep`): lookups that keep coming back to the same absent keys find their
+    /// cells there (sweeping them sooner would only make them again), and a stream of lookups
+    /// of ever new absent keys cannot pile cells up. (The bar used to be measured against all
     /// the cells, so the empty ones made since the last sweep raised the bar they waited
     /// for, and such a stream left a number of empty cells that grew with its square root.)
     ///
@@ -177,7 +142,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     /// 64,000 lookups later (found by review).
     @inlinable
     mutating func claimSweep() -> Bool {
-      let bar = emptyAllowance + (table.estimatedLive - madeSinceSweep) - suspects.count / 2
+      let bar = 64 + (table.estimatedLive - madeSinceSweep) - suspects.count / 2
       guard !sweepScheduled, madeSinceSweep > bar else { return false }
       if sweepWaitsForSnapshots {
         guard madeSinceSweep >= snapshotsCheckedAgainAt else { return false }
@@ -587,20 +552,15 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     // kept for any mark, the empty cells of absent keys that lookups kept coming back to
     // stayed, up to one for every such key (found by a review of that change).
     var marksEnded: Bool?
-    var lookedUpAgain = 0
     for cell in suspects {
       if cell.wasLookedUp {
-        lookedUpAgain += 1
         if marksEnded == nil { marksEnded = Self.marksHaveEnded(in: stripe) }
         if marksEnded == false { continue }
       }
       retire(cell, in: stripe, &state, droppingInto: &dropped)
     }
     // A suspect that a removal retired since, and a pruning let go of, is held here last.
-    if !suspects.isEmpty {
-      state.adjustEmptyAllowance(lookedUpAgain: lookedUpAgain, of: suspects.count)
-      dropped.append(Dropped(suspects))
-    }
+    if !suspects.isEmpty { dropped.append(Dropped(suspects)) }
     state.table.forEachCell { cell in
       guard cell.variable._newestCommittedValueSatisfies({ $0 == nil }) else { return }
       cell.clearLookedUp()

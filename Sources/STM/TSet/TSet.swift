@@ -36,13 +36,12 @@
 /// Reads of the whole set (``elements``, iteration, the set algebra that reads the set)
 /// visit every cell of the index, including the empty cells that lookups of absent elements
 /// inside transactions leave behind (the Performance article lists the other operations that
-/// leave them): *e* in their complexity. Sweeps take such cells once enough are made. Between
-/// sweeps, each of the index's 64 stripes may keep about 16 to 32 of them beyond twice its
-/// elements present while the absent elements asked about are new ones, and up to about 256
-/// while lookups keep coming back to the same ones, so that those find their cells. A small set
-/// asked about ever new absent elements so holds 1,000 to 2,000 of them, and one asked again
-/// and again about the same few thousand holds those; a read of the whole set then costs what
-/// it costs in a set of that size.
+/// leave them): *e* in their complexity. Sweeps take such cells once enough are made, but
+/// between sweeps about 128 per stripe of the index (64 stripes), plus twice the elements
+/// present, may stay, so that lookups coming back to the same absent elements find their
+/// cells. A small set asked about many absent elements may so hold 8,000 to 15,000 of them,
+/// and a read of the whole set then costs what it costs in a set of that size (a millisecond
+/// or two).
 ///
 /// `TSet` is a reference type: copies of a reference share one set.
 public final class TSet<Element: Hashable & Sendable>: Sendable {

@@ -157,34 +157,6 @@ extension LibraryTests {
       #expect(cells < 25_000, "\(cells) empty cells for 40,000 absent keys")
     }
 
-    /// A small set asked about ever new absent elements keeps few of their empty cells: the
-    /// sweeps find that none of the cells they take was looked up again, and come sooner. At
-    /// a fixed 64 cells a stripe beyond its keys, such a set held 9,766 cells, and every read
-    /// of the whole set visited them.
-    @Test func aSmallSetAskedAboutNewAbsentElementsKeepsFewEmptyCells() {
-      let set: TSet<Int> = [0]
-      for element in 1...20_000 { atomically { _ in #expect(!set.contains(element)) } }
-      let cells = set.storage.index.cellCount
-      #expect(cells < 3_000, "\(cells) cells for one element")
-      #expect(set.elements == [0])
-    }
-
-    /// Lookups that keep coming back to the same few thousand absent keys of a small map find
-    /// their cells: the sweeps find the cells they take looked up again, and come later, so
-    /// that the cells stay. Swept as soon as for ever new keys, about 1,700 of these
-    /// 4,000 stayed, and the others were made again on every pass.
-    @Test func absentKeysLookedUpAgainAndAgainKeepTheirCells() {
-      let dictionary: TDictionary<Int, Int> = [0: 0]
-      var keys = Array(1...4_000)
-      var random = SeededRandom(seed: 5)
-      for _ in 0..<10 {
-        keys.shuffle(using: &random)
-        for key in keys { atomically { _ in #expect(dictionary[key] == nil) } }
-      }
-      let cells = dictionary.storage.index.cellCount
-      #expect(cells > 3_900, "\(cells) cells for 4,000 absent keys looked up 10 times each")
-    }
-
     /// The empty cells that lookups of absent keys made while a long transaction ran go once it
     /// has ended, as the sweeps' bar says: they were counted as present keys afterwards (the
     /// count of cells made started again at each sweep that came back for the running
