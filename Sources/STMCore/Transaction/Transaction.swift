@@ -25,18 +25,22 @@ public struct Transaction {
   /// The segment running the attempt, unretained: segments live as long as the engine.
   @usableFromInline let segmentHandle: Unmanaged<_Segment>
   @usableFromInline let attempt: UInt64
+  /// The context of the thread running the attempt, as an address: only compared, to tell a
+  /// handle kept from an ended attempt on its own thread from one used on another thread
+  /// (segments are pooled, so the segment does not tell them apart).
+  @usableFromInline let threadContext: UnsafeMutableRawPointer?
 
   @inlinable
   init(_ segment: _Segment) {
     self.segmentHandle = Unmanaged.passUnretained(segment)
     self.attempt = segment.attempt
+    self.threadContext = segment.context.map { Unmanaged.passUnretained($0).toOpaque() }
   }
 
   /// The handle of the attempt running on `segment`, made without retaining it.
   @inlinable
   init(_ segment: Unmanaged<_Segment>) {
-    self.segmentHandle = segment
-    self.attempt = segment._withUnsafeGuaranteedRef { $0.attempt }
+    self.init(segment.takeUnretainedValue())
   }
 
   /// The segment as a reference, for the control operations (`retry`, `orElse`, hooks'
@@ -60,21 +64,18 @@ public struct Transaction {
   }
 
   /// Traps for a handle used where it may not be: inside a commute's transform, which may touch
-  /// no transactional data, with that message; on the thread whose segment it names, while a
-  /// later attempt runs there (kept from an attempt that reran, or from an earlier block), with
-  /// that message; else outside its block. (Inside an in-place mutation outside a
-  /// transaction, the handle can only have escaped its block: that message named the mutation
-  /// instead, and its advice did not apply; found by review. A handle kept from an attempt
-  /// that reran, used in the rerun, was said to be used after its block or from another
-  /// thread, and told to stay in its block, where it was; found by review.)
+  /// no transactional data, with that message; in a transaction of the thread that ran the
+  /// handle's attempt, which has ended (the body reran, or the handle was kept from an
+  /// earlier block), with that message; else outside its block. (Inside an in-place
+  /// mutation outside a transaction, the handle can only have escaped its block: that message
+  /// named the mutation instead, and its advice did not apply; found by review. A handle kept
+  /// from an attempt that reran, used in the rerun, was said to be used after its block or
+  /// from another thread, and told to stay in its block, where it was; found by review.)
   @usableFromInline
   func misuse(_ operation: StaticString) -> Never {
-    if let barred = _ThreadState.current.pointee.forbiddenAccess, case .transactionalAccessInCommute = barred { _misuse(barred) }
-    if _ThreadState.current.pointee.segment?.toOpaque() == segmentHandle.toOpaque(),
-      _withSegment({ $0.isRunning && $0.attempt != attempt })
-    {
-      _misuse(.handleOfEndedAttempt(operation))
-    }
+    let state = _ThreadState.current.pointee
+    if let barred = state.forbiddenAccess, case .transactionalAccessInCommute = barred { _misuse(barred) }
+    if state.segment != nil, threadContext == state.context.toOpaque() { _misuse(.handleOfEndedAttempt(operation)) }
     _misuse(.handleOutsideBlock(operation))
   }
 

@@ -88,6 +88,25 @@ extension LibraryTests {
       #expect(standardError(of: result).contains("Transaction.afterCommit(_:) was used with the handle of an attempt that has ended"))
     }
 
+    /// Another thread's handle, used in a transaction that runs on the very segment its attempt
+    /// ran on (one segment in all): the message says the handle left its block, not that this
+    /// thread's attempt ended (segments are pooled, so the segment does not tell the threads
+    /// apart; found by review).
+    @Test func anotherThreadsHandleOnTheSameSegmentTrapsAsUsedOutsideItsBlock() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        try TransactionEngine.configure(segmentCount: 1)
+        let escaped = LockedBox<Transaction?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+          atomically { tx in escaped.value = tx }
+          done.signal()
+        }.start()
+        done.wait()
+        atomically { _ in escaped.value?.afterCommit {} }
+      }
+      #expect(standardError(of: result).contains("Transaction.afterCommit(_:) was used outside the atomically block"))
+    }
+
     /// An escaped handle used inside an in-place mutation outside a transaction: the message
     /// names the handle, not the mutation (whose advice does not apply).
     @Test func aHandleUsedAfterItsBlockInsideADropInUpdateTrapsNamingTheHandle() async {
