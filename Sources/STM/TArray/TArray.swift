@@ -560,8 +560,8 @@ public final class TArray<Element: Sendable>: Sendable {
     }
   }
 
-  /// The elements as a standard `Array`: one consistent snapshot (outside a transaction, a
-  /// read-only transaction, which never aborts).
+  /// The elements as a standard `Array`: one consistent snapshot (outside a transaction, one
+  /// read at a snapshot, which never aborts).
   ///
   /// Conflicts: with transactions that append, remove, or write an index.
   ///

@@ -10,7 +10,7 @@ extension TDictionary: ExpressibleByDictionaryLiteral {
 extension TDictionary: Sequence {
   /// Iterates over one consistent snapshot of the key-value pairs, taken when iteration starts.
   ///
-  /// Outside a transaction the snapshot is a read-only transaction, which never aborts, so
+  /// Outside a transaction the snapshot is taken by one read, which never aborts, so
   /// iterating never starves under concurrent writers. Inside one it joins the transaction.
   ///
   /// Conflicts: as ``dictionary``.

@@ -376,7 +376,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
 
   /// The contents as a standard `Dictionary`: one consistent snapshot.
   ///
-  /// Outside a transaction this is a read-only transaction, which never aborts, however busy
+  /// Outside a transaction this is one read at a snapshot, which never aborts, however busy
   /// the writers are.
   ///
   /// Conflicts: with transactions that insert or remove a key, or write a value of this one.

@@ -768,7 +768,7 @@ public final class TQueue<Element: Sendable>: Sendable {
   }
 
   /// The items waiting, first to last, as an `Array`, without taking any: one consistent
-  /// snapshot (outside a transaction, a read-only transaction, which never aborts). Inside a
+  /// snapshot (outside a transaction, one read at a snapshot, which never aborts). Inside a
   /// transaction, its own items that have not landed yet come last, and those it has taken
   /// are gone.
   ///

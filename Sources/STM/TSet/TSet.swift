@@ -202,8 +202,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   @inlinable
   public var isEmpty: Bool { storage.isEmpty(at: .unknown(in: self)) }
 
-  /// The elements as a standard `Set`: one consistent snapshot (outside a transaction, a
-  /// read-only transaction, which never aborts).
+  /// The elements as a standard `Set`: one consistent snapshot (outside a transaction, one
+  /// read at a snapshot, which never aborts).
   ///
   /// Conflicts: with transactions that insert or remove an element, or replace a member with
   /// ``update(with:fileID:line:)``.
