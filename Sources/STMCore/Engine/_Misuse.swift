@@ -6,7 +6,7 @@
 @usableFromInline
 enum _Misuse {
   case handleOutsideBlock(StaticString)
-  /// A handle used on its own thread while a later attempt runs there.
+  /// A handle used in a transaction of the thread that ran its attempt, which has ended.
   case handleOfEndedAttempt(StaticString)
   case retryWithoutReads
   case retryAfterBecomeInevitable

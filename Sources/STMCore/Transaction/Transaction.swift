@@ -40,7 +40,10 @@ public struct Transaction {
   /// The handle of the attempt running on `segment`, made without retaining it.
   @inlinable
   init(_ segment: Unmanaged<_Segment>) {
-    self.init(segment.takeUnretainedValue())
+    self.segmentHandle = segment
+    (self.attempt, self.threadContext) = segment._withUnsafeGuaranteedRef { segment in
+      (segment.attempt, segment.context.map { Unmanaged.passUnretained($0).toOpaque() })
+    }
   }
 
   /// The segment as a reference, for the control operations (`retry`, `orElse`, hooks'
