@@ -772,6 +772,9 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     func value(of slot: _KeyIndex<Key, Value>.Slot) -> Value? {
       operation.read(slot._unsafeKeyedCell(as: Cell.self)._noted(.read, at: site))
     }
+    func firstValue(in slots: [_KeyIndex<Key, Value>.Slot]) -> Value? {
+      slots.lazy.compactMap(value(of:)).first
+    }
     var pairs: [(key: Key, value: Value)] = []
     pairs.reserveCapacity(current.count)
     guard !retired.isEmpty else {
@@ -787,12 +790,12 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     for (key, slot) in retired.reversed() { retiredByKey[key, default: []].append(slot) }
     for (key, slot) in current {
       let retiredSlots = retiredByKey.removeValue(forKey: key) ?? []
-      if let value = value(of: slot) ?? retiredSlots.lazy.compactMap({ value(of: $0) }).first {
+      if let value = value(of: slot) ?? firstValue(in: retiredSlots) {
         pairs.append((key, value))
       }
     }
     for (key, slots) in retiredByKey {
-      if let value = slots.lazy.compactMap({ value(of: $0) }).first { pairs.append((key, value)) }
+      if let value = firstValue(in: slots) { pairs.append((key, value)) }
     }
     operation.finish()
     return pairs

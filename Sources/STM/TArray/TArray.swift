@@ -583,10 +583,8 @@ public final class TArray<Element: Sendable>: Sendable {
   }
 
   /// `elements` outside a transaction: the count and every element read at one snapshot by a
-  /// single operation, which marks no read. It used to run as a read-only transaction, which
-  /// marked every element it read, in a list and a table of positions that only validation
-  /// and `retry` use, and neither comes to a transaction that writes nothing and cannot
-  /// wait: three fifths of the instructions of a read of 8,192 elements.
+  /// single operation, which marks no read (see `_MapStorage.snapshotOutsideTransactions` for
+  /// why; here the marks were three fifths of the instructions of a read of 8,192 elements).
   @inlinable
   func elementsOutsideTransactions(on thread: _CallingThread, at site: _CallSite) -> [Element] {
     let operation = _SingleOperation.beginReading(on: thread)

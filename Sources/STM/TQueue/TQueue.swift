@@ -802,8 +802,7 @@ public final class TQueue<Element: Sendable>: Sendable {
   }
 
   /// `elements` outside a transaction: every link read at one snapshot by a single operation,
-  /// which marks no read (as `TArray.elementsOutsideTransactions(on:at:)` reads its elements,
-  /// and for the same reason).
+  /// which marks no read (see `_MapStorage.snapshotOutsideTransactions` for why).
   @inlinable
   func elementsOutsideTransactions(on thread: _CallingThread, at site: _CallSite) -> [Element] {
     let operation = _SingleOperation.beginReading(on: thread)
