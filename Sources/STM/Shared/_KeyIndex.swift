@@ -103,6 +103,17 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     /// Tables replaced by bigger ones, kept while a lookup may still be searching them; they
     /// go at the stripe's next growth, sweep or pruning of retired cells after that.
     var replacedTables: [(table: Table, clock: UInt64)] = []
+    /// How many empty cells, beyond the keys present and half the last sweep's suspects, the
+    /// stripe lets be made before it sweeps again (see `claimSweep`); set by each sweep from
+    /// how many of the cells made since the one before were made again for keys it had swept
+    /// (see `adjustEmptyAllowance()`).
+    @usableFromInline var emptyAllowance = Self.mostEmptyAllowance
+    @usableFromInline static var leastEmptyAllowance: Int { 8 }
+    @usableFromInline static var mostEmptyAllowance: Int { 64 }
+    /// The cells counted in `madeSinceSweep` whose keys `sweptKeys` remembers.
+    @usableFromInline var remadeSinceSweep = 0
+    /// The keys whose cells the stripe's last sweeps retired; nil until a sweep retires one.
+    @usableFromInline var sweptKeys: _SweptKeyFilter?
     /// Set while a sweep is on its way (see `sweepSoon`).
     @usableFromInline var sweepScheduled = false
     /// Set while the engine holds the stripe for later housekeeping (see `deferHousekeeping`).
@@ -119,15 +130,55 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
       self.table = table
     }
 
+    /// Counts a cell that may be left empty, made for the key hashed `hash`, toward the next
+    /// sweep, and says whether that sweep is due (see `claimSweep`).
+    @inlinable
+    mutating func countMadeCell(hash: Int) -> Bool {
+      madeSinceSweep += 1
+      if sweptKeys?.contains(hash) == true { remadeSinceSweep += 1 }
+      return claimSweep()
+    }
+
+    /// Sets `emptyAllowance` for the sweep under way, from how many of the cells made since
+    /// the sweep before were made again for keys that the stripe swept lately.
+    ///
+    /// A quarter of them or more: lookups keep coming back to the same absent keys, and
+    /// sweeping their cells only makes them be made again, so the allowance doubles (up to
+    /// 64, where it starts). Under a sixteenth: the absent keys asked about are new ones,
+    /// whose cells nothing will look at again, so it halves (down to 8). (The filter mistakes
+    /// a new key for a swept one about 1.4% to 2.8% of the time when full, below the
+    /// sixteenth.) Not before a sweep has retired anything, nor when fewer cells than the
+    /// least allowance were made: there is nothing to tell from then.
+    ///
+    /// With a fixed allowance of 64, a one-element set asked about 40,000 or more different
+    /// absent elements in transactions held about 9,700 cells (64 stripes), and every read of
+    /// the whole set visited them all; it holds about 1,800 now (after 20,000, still about
+    /// 9,700: the first sweeps of a stripe have nothing to tell from). It starts at the most,
+    /// not the least: started at 8, lookups that went through the same 4,000 absent keys again
+    /// and again made most of their cells again on the second and third passes, where with
+    /// 64 they find them all from the second on, and a pass's lookups took a third longer
+    /// afterwards (a program outside the repository, release build).
+    @inlinable
+    mutating func adjustEmptyAllowance() {
+      defer { remadeSinceSweep = 0 }
+      guard sweptKeys != nil, madeSinceSweep >= Self.leastEmptyAllowance else { return }
+      if 4 * remadeSinceSweep >= madeSinceSweep {
+        emptyAllowance = min(Self.mostEmptyAllowance, 2 * emptyAllowance)
+      } else if 16 * remadeSinceSweep < madeSinceSweep {
+        emptyAllowance = max(Self.leastEmptyAllowance, emptyAllowance / 2)
+      }
+    }
+
     /// Whether enough cells were made since the last sweep to sweep again and none is on its
     /// way; if so, the caller must sweep (and it is now on its way).
     ///
-    /// Enough is 64, plus the cells that neither the last sweep found empty nor were made
-    /// since (about the keys present), plus half the cells the last sweep found empty. The
-    /// empty cells that stay between sweeps then settle at about 128 plus twice the keys
-    /// present, per stripe (more while transactions that looked suspects up keep running: see
-    /// `sweep`): lookups that keep coming back to the same absent keys find their
-    /// cells there (sweeping them sooner would only make them again), and a stream of lookups
+    /// Enough is `emptyAllowance` (8 to 64, starting at 64), plus the cells that neither the
+    /// last sweep found empty nor were made since (about the keys present), plus half the
+    /// cells the last sweep found empty. The empty cells that stay between sweeps then settle
+    /// at about twice the allowance plus twice the keys present, per stripe (more while
+    /// transactions that looked suspects up keep running: see `sweep`): lookups that keep
+    /// coming back to the same absent keys find their cells there (sweeping them sooner would
+    /// only make them again, and the allowance grows while it does), and a stream of lookups
     /// of ever new absent keys cannot pile cells up. (The bar used to be measured against all
     /// the cells, so the empty ones made since the last sweep raised the bar they waited
     /// for, and such a stream left a number of empty cells that grew with its square root.)
@@ -142,7 +193,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     /// 64,000 lookups later (found by review).
     @inlinable
     mutating func claimSweep() -> Bool {
-      let bar = 64 + (table.estimatedLive - madeSinceSweep) - suspects.count / 2
+      let bar = emptyAllowance + (table.estimatedLive - madeSinceSweep) - suspects.count / 2
       guard !sweepScheduled, madeSinceSweep > bar else { return false }
       if sweepWaitsForSnapshots {
         guard madeSinceSweep >= snapshotsCheckedAgainAt else { return false }
@@ -290,10 +341,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   func noteEmptyCell(hash: Int) {
     let stripe = stripe(forHash: hash)
     let sweepDue = stripe._withUnsafeGuaranteedRef { stripe in
-      stripe.state.withLock { state in
-        state.madeSinceSweep += 1
-        return state.claimSweep()
-      }
+      stripe.state.withLock { $0.countMadeCell(hash: hash) }
     }
     if sweepDue { sweepSoon(stripe) }
   }
@@ -339,8 +387,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
           Self.replaceTable(of: stripe, &state, into: spare)
         }
         guard countingTowardSweep else { return (cell, false) }
-        state.madeSinceSweep += 1
-        return (cell, state.claimSweep())
+        return (cell, state.countMadeCell(hash: hash))
       }
     }
     if cell.toOpaque() != made.toOpaque() { Self.letGo(made, shown: shown) }
@@ -542,6 +589,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
       state.snapshotsCheckedAgainAt = state.madeSinceSweep + 64
       return
     }
+    state.adjustEmptyAllowance()
     state.madeSinceSweep = 0
     let suspects = state.suspects
     state.suspects = []
@@ -557,7 +605,10 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
         if marksEnded == nil { marksEnded = Self.marksHaveEnded(in: stripe) }
         if marksEnded == false { continue }
       }
-      retire(cell, in: stripe, &state, droppingInto: &dropped)
+      if retire(cell, in: stripe, &state, droppingInto: &dropped) {
+        state.sweptKeys = state.sweptKeys ?? _SweptKeyFilter()
+        state.sweptKeys!.insert(state.table.hash(of: cell.key))
+      }
     }
     // A suspect that a removal retired since, and a pruning let go of, is held here last.
     if !suspects.isEmpty { dropped.append(Dropped(suspects)) }
@@ -601,15 +652,15 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   }
 
   /// Retires `cell` and takes it out of the table, if it is still there and still empty, and
-  /// no inevitable transaction is writing it (see `TVar._retire(if:)`). What pruning lets go
-  /// of meanwhile goes into `dropped`, for the caller to free once it has let go of the lock
-  /// (see `pruneRetired`).
-  @inlinable
-  static func retire(_ cell: Cell, in stripe: Stripe, _ state: inout StripeState, droppingInto dropped: inout [AnyObject]) {
+  /// no inevitable transaction is writing it (see `TVar._retire(if:)`); returns whether it
+  /// did. What pruning lets go of meanwhile goes into `dropped`, for the caller to free once
+  /// it has let go of the lock (see `pruneRetired`).
+  @inlinable @discardableResult
+  static func retire(_ cell: Cell, in stripe: Stripe, _ state: inout StripeState, droppingInto dropped: inout [AnyObject]) -> Bool {
     let hash = state.table.hash(of: cell.key)
     // By the cell, not its key: a key that does not equal itself (`Double.nan`) is never
     // found, and its empty cells stayed for good (found by review).
-    guard state.table.holds(cell, hash: hash), cell.variable._retire(if: { $0 == nil }) else { return }
+    guard state.table.holds(cell, hash: hash), cell.variable._retire(if: { $0 == nil }) else { return false }
     stripe.newestRetirement.store(.max, ordering: .sequentiallyConsistent)
     let removed = state.table.remove(cell, hash: hash).unsafelyUnwrapped
     // Taken after the cell left the table (see `_KeyTable`), and a clock value of its own,
@@ -636,6 +687,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
       pruneRetired(&state, droppingInto: &dropped)
       deferHousekeeping(of: stripe, &state)
     }
+    return true
   }
 
   /// Takes out the retired cells that no running transaction can still read, into

@@ -36,11 +36,14 @@
 /// ``filter(_:)``, ``mapValues(_:)``, ``removeAll(fileID:line:)``) visit every
 /// cell of the index, including the empty cells that lookups of absent keys inside
 /// transactions leave behind (the Performance article lists the other operations that leave
-/// them): *e* in their complexity. Sweeps take such cells once enough are made, but between
-/// sweeps about 128 per stripe of the index (64 stripes), plus twice the keys present, may
-/// stay, so that lookups coming back to the same absent keys find their cells. A small dictionary
-/// asked about many absent keys may so hold 8,000 to 15,000 of them, and a read of the whole
-/// dictionary then costs what it costs in a dictionary of that size (a millisecond or two).
+/// them): *e* in their complexity. Sweeps take such cells once enough are made. Between sweeps,
+/// each of the index's 64 stripes may keep, beyond twice its keys present, about 16 to 32 of
+/// them while the absent keys asked about are new ones, and 128 or more while lookups keep
+/// coming back to the same ones, so that those find their cells. A small dictionary asked about
+/// ever new absent keys so holds about 2,000 of them once it has been asked about some 40,000
+/// (up to about 10,000 before that), and one asked again and again about the same few thousand
+/// holds those; a read of the whole dictionary then costs what it costs in a dictionary of
+/// that size.
 ///
 /// `TDictionary` is a reference type: copies of a reference share one dictionary.
 public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Sendable {

@@ -157,6 +157,58 @@ extension LibraryTests {
       #expect(cells < 25_000, "\(cells) empty cells for 40,000 absent keys")
     }
 
+    /// A small set asked about ever new absent elements keeps few of their empty cells: the
+    /// sweeps find that none of the cells made since was made again for a key they took, and
+    /// come sooner. At a fixed 64 cells a stripe beyond its keys, such a set held about 9,700
+    /// cells, and every read of the whole set visited them.
+    @Test func aSmallSetAskedAboutNewAbsentElementsKeepsFewEmptyCells() {
+      let set: TSet<Int> = [0]
+      for element in 1...40_000 { atomically { _ in #expect(!set.contains(element)) } }
+      let cells = set.storage.index.cellCount
+      #expect(cells < 3_000, "\(cells) cells for one element")
+      #expect(set.elements == [0])
+    }
+
+    /// How many of `keys` had a different cell (or none) after one more pass of lookups of
+    /// them in transactions than before it: the cells that pass made again.
+    private func cellsMadeAgain(byLookingUp keys: [Int], in dictionary: TDictionary<Int, Int>) -> Int {
+      let before = keys.map { cellAddress(of: $0, in: dictionary) }
+      for key in keys { atomically { _ in #expect(dictionary[key] == nil) } }
+      return zip(before, keys).filter { address, key in address == nil || cellAddress(of: key, in: dictionary) != address }.count
+    }
+
+    /// Lookups that go through the same few thousand absent keys of a small map a second time
+    /// find the cells the first pass made: the stripes let 64 empty cells each be made between
+    /// sweeps until they have seen what the lookups do. (Started at 8, the allowance made most
+    /// of the cells again on the second pass, 4,000 of 4,000 in order.)
+    @Test func absentKeysLookedUpASecondTimeFindTheirCells() {
+      let dictionary: TDictionary<Int, Int> = [0: 0]
+      let keys = Array(1...4_000)
+      for key in keys { atomically { _ in #expect(dictionary[key] == nil) } }
+      let madeAgain = cellsMadeAgain(byLookingUp: keys, in: dictionary)
+      #expect(madeAgain < keys.count / 100, "\(madeAgain) of \(keys.count) cells made again")
+    }
+
+    /// Lookups that go through the same absent keys again and again, in the same order or
+    /// shuffled, end up finding their cells even after a stream of ever new absent keys has
+    /// brought the sweeps' allowance down: the sweeps see cells made again for keys they took,
+    /// and come later. An allowance that grew only when a sweep's suspects were looked up again
+    /// before the next sweep sank to its least with the keys in order, and every lookup made
+    /// its cell again (found by review).
+    @Test(arguments: [false, true])
+    func absentKeysLookedUpAgainAndAgainKeepTheirCells(shuffled: Bool) {
+      let dictionary: TDictionary<Int, Int> = [0: 0]
+      for key in 1...40_000 { atomically { _ in #expect(dictionary[-key] == nil) } }
+      var keys = Array(1...4_000)
+      var random = SeededRandom(seed: 5)
+      for _ in 0..<7 {
+        if shuffled { keys.shuffle(using: &random) }
+        for key in keys { atomically { _ in #expect(dictionary[key] == nil) } }
+      }
+      let madeAgain = cellsMadeAgain(byLookingUp: keys, in: dictionary)
+      #expect(madeAgain < keys.count * 3 / 100, "\(madeAgain) of \(keys.count) cells made again on the eighth pass")
+    }
+
     /// The empty cells that lookups of absent keys made while a long transaction ran go once it
     /// has ended, as the sweeps' bar says: they were counted as present keys afterwards (the
     /// count of cells made started again at each sweep that came back for the running
