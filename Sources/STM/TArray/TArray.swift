@@ -382,6 +382,26 @@ public final class TArray<Element: Sendable>: Sendable {
     slots.prepareForAppends(pending)
   }
 
+  /// Appends the elements of another transactional array, in order, as one atomic step:
+  /// `other` is read in the same transaction as the append, so the append sees it whole, with
+  /// no other thread's change to it in between. (Read as any sequence, before the step, a
+  /// copy could miss an element that a transaction committed before the copy landed.)
+  ///
+  /// Conflicts: as a read of the whole of `other` (see ``elements``), and as
+  /// ``append(_:fileID:line:)`` here unless `other` is empty.
+  ///
+  /// - Parameters:
+  ///   - other: The array whose elements to append; it may be this one.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Complexity: O(*m*) for *m* elements of `other`.
+  @inlinable
+  public func append(contentsOf other: TArray<Element>, fileID: StaticString = #fileID, line: UInt = #line) {
+    _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
+      append(contentsOf: other.elements, fileID: fileID, line: line)
+    }
+  }
+
   /// Removes and returns the last element, or returns nil if the array is empty.
   ///
   /// Outside a transaction it runs none: it holds the count's commit lock while it takes the

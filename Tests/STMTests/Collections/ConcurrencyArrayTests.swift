@@ -171,5 +171,53 @@ extension LibraryTests {
       #expect(cells.count == count)
       #expect(array.slots.madeCellCount <= count + 2 * threads * _SlotDirectory<Int>.cellsMadeAhead)
     }
+
+    /// `a.append(contentsOf: b)` of one `TArray` onto another, outside a transaction, is one
+    /// atomic step: `b` is read in the same step as the append lands. A writer appends `k` to
+    /// `b` and the marker `-k` to `a` in one transaction, for k = 1, 2, ...; so every copy of
+    /// `b` (a run 1, 2, ..., n in `a`) must follow exactly n markers. Read first and appended
+    /// after, as the generic form does, a copy could land after a marker whose number it
+    /// lacks.
+    @Test func appendingATArrayReadsItInTheSameStep() {
+      let source = TArray<Int>(), target = TArray<Int>()
+      let writes = TestScale.scaled(1_000), copiesPerThread = TestScale.scaled(150)
+      let copiers = 3, writerDone = Atomic<Bool>(false)
+      runThreads(copiers + 1) { thread in
+        guard thread < copiers else {
+          for k in 1...writes {
+            atomically { _ in
+              source.append(k)
+              target.append(-k)
+            }
+          }
+          writerDone.store(true, ordering: .releasing)
+          return
+        }
+        for _ in 0..<copiesPerThread where !writerDone.load(ordering: .acquiring) {
+          target.append(contentsOf: source)
+        }
+      }
+      var markers = 0, copyLength = 0, copies = 0, misplaced: [String] = []
+      func endCopy() {
+        if copyLength > 0 && copyLength != markers { misplaced.append("a copy of \(copyLength) after \(markers) markers") }
+        copies += copyLength > 0 ? 1 : 0
+        copyLength = 0
+      }
+      for element in target.elements {
+        if element < 0 {
+          endCopy()
+          markers += 1
+          #expect(element == -markers, "markers out of order")
+        } else {
+          if element == 1 { endCopy() }
+          #expect(element == copyLength + 1, "a copy is not a run 1, 2, ...")
+          copyLength += 1
+        }
+      }
+      endCopy()
+      #expect(markers == writes)
+      #expect(copies > 0, "no copy of a non-empty source was made while the writer ran")
+      #expect(misplaced.isEmpty, "\(misplaced.count) of \(copies) copies: \(misplaced.prefix(3))")
+    }
   }
 }
