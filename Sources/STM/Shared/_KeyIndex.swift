@@ -150,10 +150,10 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     /// sixteenth.) Not before a sweep has retired anything, nor when fewer cells than the
     /// least allowance were made: there is nothing to tell from then.
     ///
-    /// With a fixed allowance of 64, a one-element set asked about 40,000 or more different
-    /// absent elements in transactions held about 9,700 cells (64 stripes), and every read of
-    /// the whole set visited them all; it holds about 1,800 now (after 20,000, still about
-    /// 9,700: the first sweeps of a stripe have nothing to tell from). It starts at the most,
+    /// With a fixed allowance of 64, a one-element set asked about 40,000 to 80,000 different
+    /// absent elements in transactions held 10,000 to 13,500 cells (64 stripes), and every
+    /// read of the whole set visited them all; it holds about 1,800 now (after 20,000, still
+    /// about 9,700: the first sweeps of a stripe have nothing to tell from). It starts at the most,
     /// not the least: started at 8, lookups that went through the same 4,000 absent keys again
     /// and again made most of their cells again on the second and third passes, where with
     /// 64 they find them all from the second on, and a pass's lookups took a third longer
@@ -175,8 +175,9 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     /// Enough is `emptyAllowance` (8 to 64, starting at 64), plus the cells that neither the
     /// last sweep found empty nor were made since (about the keys present), plus half the
     /// cells the last sweep found empty. The empty cells that stay between sweeps then settle
-    /// at about twice the allowance plus twice the keys present, per stripe (more while
-    /// transactions that looked suspects up keep running: see `sweep`): lookups that keep
+    /// at two to four times the sum of the allowance and the keys present, per stripe (twice
+    /// just after a sweep, four times just before the next; more while transactions that
+    /// looked suspects up keep running: see `sweep`): lookups that keep
     /// coming back to the same absent keys find their cells there (sweeping them sooner would
     /// only make them again, and the allowance grows while it does), and a stream of lookups
     /// of ever new absent keys cannot pile cells up. (The bar used to be measured against all
@@ -605,9 +606,9 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
         if marksEnded == nil { marksEnded = Self.marksHaveEnded(in: stripe) }
         if marksEnded == false { continue }
       }
-      if retire(cell, in: stripe, &state, droppingInto: &dropped) {
-        state.sweptKeys = state.sweptKeys ?? _SweptKeyFilter()
-        state.sweptKeys!.insert(state.table.hash(of: cell.key))
+      if let hash = retire(cell, in: stripe, &state, droppingInto: &dropped) {
+        if state.sweptKeys == nil { state.sweptKeys = _SweptKeyFilter() }
+        state.sweptKeys!.insert(hash)
       }
     }
     // A suspect that a removal retired since, and a pruning let go of, is held here last.
@@ -652,15 +653,15 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
   }
 
   /// Retires `cell` and takes it out of the table, if it is still there and still empty, and
-  /// no inevitable transaction is writing it (see `TVar._retire(if:)`); returns whether it
-  /// did. What pruning lets go of meanwhile goes into `dropped`, for the caller to free once
-  /// it has let go of the lock (see `pruneRetired`).
+  /// no inevitable transaction is writing it (see `TVar._retire(if:)`); returns its key's hash
+  /// if it did, nil if not. What pruning lets go of meanwhile goes into `dropped`, for the
+  /// caller to free once it has let go of the lock (see `pruneRetired`).
   @inlinable @discardableResult
-  static func retire(_ cell: Cell, in stripe: Stripe, _ state: inout StripeState, droppingInto dropped: inout [AnyObject]) -> Bool {
+  static func retire(_ cell: Cell, in stripe: Stripe, _ state: inout StripeState, droppingInto dropped: inout [AnyObject]) -> Int? {
     let hash = state.table.hash(of: cell.key)
     // By the cell, not its key: a key that does not equal itself (`Double.nan`) is never
     // found, and its empty cells stayed for good (found by review).
-    guard state.table.holds(cell, hash: hash), cell.variable._retire(if: { $0 == nil }) else { return false }
+    guard state.table.holds(cell, hash: hash), cell.variable._retire(if: { $0 == nil }) else { return nil }
     stripe.newestRetirement.store(.max, ordering: .sequentiallyConsistent)
     let removed = state.table.remove(cell, hash: hash).unsafelyUnwrapped
     // Taken after the cell left the table (see `_KeyTable`), and a clock value of its own,
@@ -687,7 +688,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
       pruneRetired(&state, droppingInto: &dropped)
       deferHousekeeping(of: stripe, &state)
     }
-    return true
+    return hash
   }
 
   /// Takes out the retired cells that no running transaction can still read, into

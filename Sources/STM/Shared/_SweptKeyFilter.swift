@@ -31,13 +31,17 @@ struct _SweptKeyFilter {
     words = Array(repeating: 0, count: 2 * Self.wordsPerGeneration)
   }
 
-  /// The two bits of a generation (0 to 2,047) that stand for `hash`. Taken from the low bits
-  /// and from bits 24 to 34, clear of the high bits, which pick the stripe and so are the same
-  /// for every key a stripe holds; the index's hash mixes every bit of the key into all of them.
+  /// The two bits of a generation (0 to 2,047) that stand for `hash`: bits 0 to 10 and 11 to
+  /// 21 of it, clear of the high bits, which pick the stripe and so are the same for every key
+  /// a stripe holds, with a 32-bit `Int` too (its stripe bits are 26 to 31). The index's hash
+  /// mixes every bit of the key into all of them. (Taken from bits 24 to 34, the second bit
+  /// had four values within a stripe on 32-bit platforms, and a full filter took one key in
+  /// eight it was never given for a swept one, above the sixteenth that halves the allowance;
+  /// found by review.)
   @inlinable
   static func bits(of hash: Int) -> (Int, Int) {
     let hash = UInt(bitPattern: hash)
-    return (Int(truncatingIfNeeded: hash & 0x7FF), Int(truncatingIfNeeded: (hash >> 24) & 0x7FF))
+    return (Int(truncatingIfNeeded: hash & 0x7FF), Int(truncatingIfNeeded: (hash >> 11) & 0x7FF))
   }
 
   /// Remembers `hash`, a key whose cell a sweep retired.

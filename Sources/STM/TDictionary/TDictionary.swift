@@ -37,13 +37,13 @@
 /// cell of the index, including the empty cells that lookups of absent keys inside
 /// transactions leave behind (the Performance article lists the other operations that leave
 /// them): *e* in their complexity. Sweeps take such cells once enough are made. Between sweeps,
-/// each of the index's 64 stripes may keep, beyond twice its keys present, about 16 to 32 of
-/// them while the absent keys asked about are new ones, and 128 or more while lookups keep
-/// coming back to the same ones, so that those find their cells. A small dictionary asked about
-/// ever new absent keys so holds about 2,000 of them once it has been asked about some 40,000
-/// (up to about 10,000 before that), and one asked again and again about the same few thousand
+/// each of the index's 64 stripes keeps two to four times the sum of its keys present and an
+/// allowance: 8 while the absent keys asked about are new ones, 64 while lookups keep coming
+/// back to the same ones, so that those find their cells. A small dictionary asked about ever
+/// new absent keys so holds about 2,000 of them once it has been asked about some 40,000 (up
+/// to about 12,000 before that), and one asked again and again about the same few thousand
 /// holds those; a read of the whole dictionary then costs what it costs in a dictionary of
-/// that size.
+/// that size. (The Performance article says what the allowance costs lookups.)
 ///
 /// `TDictionary` is a reference type: copies of a reference share one dictionary.
 public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Sendable {

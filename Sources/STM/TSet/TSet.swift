@@ -37,13 +37,13 @@
 /// visit every cell of the index, including the empty cells that lookups of absent elements
 /// inside transactions leave behind (the Performance article lists the other operations that
 /// leave them): *e* in their complexity. Sweeps take such cells once enough are made. Between
-/// sweeps, each of the index's 64 stripes may keep, beyond twice its elements present, about
-/// 16 to 32 of them while the absent elements asked about are new ones, and 128 or more while
+/// sweeps, each of the index's 64 stripes keeps two to four times the sum of its elements
+/// present and an allowance: 8 while the absent elements asked about are new ones, 64 while
 /// lookups keep coming back to the same ones, so that those find their cells. A small set
 /// asked about ever new absent elements so holds about 2,000 of them once it has been asked
-/// about some 40,000 (up to about 10,000 before that), and one asked again and again about the
+/// about some 40,000 (up to about 12,000 before that), and one asked again and again about the
 /// same few thousand holds those; a read of the whole set then costs what it costs in a set of
-/// that size.
+/// that size. (The Performance article says what the allowance costs lookups.)
 ///
 /// `TSet` is a reference type: copies of a reference share one set.
 public final class TSet<Element: Hashable & Sendable>: Sendable {
