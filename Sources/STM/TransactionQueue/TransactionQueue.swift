@@ -9,8 +9,11 @@ import Darwin
 /// A scheduler that runs callbacks on a pool of threads, each in its own transaction, so that
 /// the program behaves as if they ran one after another while independent ones run in parallel.
 ///
-/// Add callbacks with ``add(_:fileID:line:)``, then ``run(threads:)-7mj5`` them. Every callback runs exactly
-/// once, as the body of its own ``atomically(_:fileID:line:)-88o9x`` block: two callbacks that touch
+/// Add callbacks with ``add(_:fileID:line:)``, then ``run(threads:)-7mj5`` them. In a run that
+/// succeeds, every callback commits exactly once, as the body of its own
+/// ``atomically(_:fileID:line:)-88o9x`` block (which may run the body more than once, as any
+/// transaction may rerun; a run that fails or is cancelled leaves some callbacks unstarted,
+/// see ``run(threads:)-7mj5``): two callbacks that touch
 /// different keys, indices or cells run truly in parallel, and two that conflict are serialized
 /// by the engine (one of them reruns). Callbacks may add more callbacks; the added work joins
 /// the run in progress.
@@ -74,7 +77,9 @@ public final class TransactionQueue: Sendable {
   /// (``TVar/commute(_:fileID:line:)``), which may run more than once. From inside a drop-in
   /// update's mutation (the body of `dict.update(forKey:default:_:)`, a mutating method called
   /// on `tvar.value`), or a deinit that one runs, the callback is queued at once, as outside a
-  /// transaction.
+  /// transaction. A callback added inside a transaction that commits only after a run has
+  /// failed is discarded at that commit, as the work of the callbacks that were finishing is;
+  /// nothing traps then, since the call came before the failure.
   ///
   /// Conflicts: none.
   ///
@@ -172,7 +177,15 @@ public final class TransactionQueue: Sendable {
   /// with that error, as ``run(threads:)-7mj5`` does. A callback waiting in
   /// ``Transaction/retry()``, or that starts waiting after the cancellation, gives up its wait,
   /// rolls back, and goes back to the front of the queue, to run first in the next run: it
-  /// may be waiting for a callback that this run will not start.
+  /// may be waiting for a callback that this run will not start. (Several such callbacks go
+  /// to the front each as it gives up, so their own order is not kept.)
+  ///
+  /// A callback that throws `CancellationError` itself fails the run like any other error:
+  /// `run` rethrows it, the callbacks not started are discarded, and the queue is unusable
+  /// from then on, though the error looks the same as a cancelled task's. Check
+  /// `Task.isCancelled` to tell the two apart. A cancellation that comes as the last
+  /// callbacks finish may still make `run` throw `CancellationError` with nothing left
+  /// queued.
   ///
   /// Traps as ``run(threads:)-7mj5`` does.
   ///
