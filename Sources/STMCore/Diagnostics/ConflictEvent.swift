@@ -37,7 +37,9 @@ public struct ConflictEvent: Sendable, Hashable {
   /// transaction or a free segment waited for).
   public let accessLocation: CodeLocation?
   /// Where the other side accessed ``object``: the write that made the read stale, or that
-  /// held the cell. Nil when unknown or when there is no object.
+  /// held the cell. Nil when there is no object, or when the other side is not known either;
+  /// where the other side is known but not its access, its `atomically` call, as the type's
+  /// overview says (see the *Understanding and Fixing Conflicts* article for when).
   public let conflictingAccessLocation: CodeLocation?
   /// What the two sides collided on, by its description: `TDictionary<String, Int>["alice"]`,
   /// `TArray<Int>[3]`, `TQueue<Job> head`, `TCounter`, `TVar<Int>`. Nil for a conflict over

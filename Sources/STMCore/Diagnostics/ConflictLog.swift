@@ -28,10 +28,12 @@ import Foundation
 /// the abort it records. Memory grows with the distinct conflicts and the objects they were on
 /// (the keys, for a dictionary), not with the number of aborts and pauses.
 ///
-/// Locations are `#fileID`:`#line`. Every collection operation and `TVar` method takes `fileID`
+/// Locations are `#fileID`:`#line`. The collection operations and `TVar` methods take `fileID`
 /// and `line` arguments that default to its caller's, as ``atomically(_:fileID:line:)-88o9x``
 /// does: leave the defaults, or pass on the location of your own caller from a helper that takes
-/// `fileID` and `line` the same way. A property (``TVar/value``, `count`) cannot see its caller, so its
+/// `fileID` and `line` the same way. A property (``TVar/value``, `count`) cannot see its caller,
+/// nor can the whole-collection reads that take a closure (``TDictionary/filter(_:)``,
+/// ``TDictionary/mapValues(_:)``, ``TSet/filter(_:)``), so their
 /// accesses are placed at the `atomically` call around them; ``TVar/read(fileID:line:)`` and
 /// ``TVar/write(_:fileID:line:)`` are the variable's method forms that carry a location. A single
 /// operation outside `atomically` (a `TVar` or collection used on its own) has no transaction

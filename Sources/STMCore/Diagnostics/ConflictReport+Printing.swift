@@ -5,6 +5,9 @@ extension ConflictReport {
   /// then one line per side: its transaction's `atomically` call (or "a single operation
   /// outside atomically") and where it read or wrote the object, then the hint.
   ///
+  /// A warning lists where transactions became inevitable when 100 or more did, or 1% of the
+  /// commits or more: each one makes every writer wait.
+  ///
   /// - Parameter top: How many conflicts to list (none for 0 or less).
   /// - Returns: The report, as lines of text.
   /// - Complexity: O(*c* + *o* log *o*) for *c* conflicts with *o* objects.
