@@ -146,17 +146,17 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     /// sweeping their cells only makes them be made again, so the allowance doubles (up to
     /// 64, where it starts). Under a sixteenth: the absent keys asked about are new ones,
     /// whose cells nothing will look at again, so it halves (down to 8). (The filter mistakes
-    /// a new key for a swept one about 1.4% to 2.8% of the time when full, below the
-    /// sixteenth.) Not before a sweep has retired anything, nor when fewer cells than the
-    /// least allowance were made: there is nothing to tell from then.
+    /// a new key for a swept one up to about 3% of the time when full, below the sixteenth.)
+    /// Not before a sweep has retired anything, nor when fewer cells than the least allowance
+    /// were made: there is nothing to tell from then.
     ///
     /// With a fixed allowance of 64, a one-element set asked about 40,000 to 80,000 different
     /// absent elements in transactions held 10,000 to 13,500 cells (64 stripes), and every
     /// read of the whole set visited them all; it holds about 1,800 now (after 20,000, still
-    /// about 9,700: the first sweeps of a stripe have nothing to tell from). It starts at the most,
-    /// not the least: started at 8, lookups that went through the same 4,000 absent keys again
-    /// and again made most of their cells again on the second and third passes, where with
-    /// 64 they find them all from the second on, and a pass's lookups took a third longer
+    /// about 9,700: the first sweeps of a stripe have nothing to tell from). It starts at the
+    /// most, not the least: started at 8, lookups that went through the same 4,000 absent keys
+    /// again and again made most of their cells again on the second and third passes, where
+    /// with 64 they find them all from the second on, and a pass's lookups took a third longer
     /// afterwards (a program outside the repository, release build).
     @inlinable
     mutating func adjustEmptyAllowance() {
@@ -177,10 +177,10 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     /// cells the last sweep found empty. The empty cells that stay between sweeps then settle
     /// at two to four times the sum of the allowance and the keys present, per stripe (twice
     /// just after a sweep, four times just before the next; more while transactions that
-    /// looked suspects up keep running: see `sweep`): lookups that keep
-    /// coming back to the same absent keys find their cells there (sweeping them sooner would
-    /// only make them again, and the allowance grows while it does), and a stream of lookups
-    /// of ever new absent keys cannot pile cells up. (The bar used to be measured against all
+    /// looked suspects up keep running: see `sweep`): lookups that keep coming back to the
+    /// same absent keys find their cells there (sweeping them sooner would only make them
+    /// again, and the allowance grows while it does), and a stream of lookups of ever new
+    /// absent keys cannot pile cells up. (The bar used to be measured against all
     /// the cells, so the empty ones made since the last sweep raised the bar they waited
     /// for, and such a stream left a number of empty cells that grew with its square root.)
     ///

@@ -39,7 +39,7 @@ extension LibraryTests {
     }
 
     /// With both generations full of one stripe's keys, keys of that stripe it was never given
-    /// come out "swept" about 2.8% of the time at most, well under the sixteenth below which a
+    /// come out "swept" up to about 3% of the time, under the sixteenth below which a
     /// stripe halves its allowance, with 64-bit and with 32-bit hashes. (With the second bit
     /// taken from bits 24 to 34, 32-bit hashes came out at about 12%.)
     @Test(arguments: [64, 32])
