@@ -65,7 +65,9 @@ extension ConflictReport {
           + "\(Self.seconds(conflict.secondsPaused)) paused (\(counts.joined(separator: ", ")))")
       if let objects = Self.objects(of: conflict) { lines.append("    on \(objects)") }
       let access = conflict.kind == .writeRead ? "reading" : conflict.kind == .writeWrite ? "writing" : "accessing"
-      lines.append("    " + Self.side("in", conflict.location, access, conflict.accessLocation, unknown: "(a single operation outside atomically)"))
+      // No location at all: a property used outside `atomically`, or a transaction that began
+      // before recording (the one printed as the other did not say which; found by review).
+      lines.append("    " + Self.side("in", conflict.location, access, conflict.accessLocation, unknown: Self.ownSideUnknown))
       lines.append("    " + Self.side("by", conflict.conflictingLocation, "writing", conflict.conflictingAccessLocation, unknown: "(unknown)"))
       lines.append("    hint: \(conflict.hint)")
     }
@@ -91,6 +93,9 @@ extension ConflictReport {
     if access != nil { return "\(preposition) a single operation outside atomically\(accessPart)" }
     return "\(preposition) the transaction at  \(unknown)"
   }
+
+  /// What the losing side's line says when it has no location at all.
+  static var ownSideUnknown: String { "(a single operation outside atomically, or one begun before recording)" }
 
   private static func seconds(_ value: Double) -> String { _formattedSeconds(value) }
 
