@@ -88,6 +88,11 @@ package struct _DelayedWrite {
   /// that it knows which locks to drop; kept here rather than in an array of its own, which
   /// cost an allocation per commit.
   @usableFromInline var isLockedByLanding = false
+  /// The site the commit publishes the write under: its transaction's, with the access the
+  /// transaction noted on the batch's anchor (the operation that appended), so that the
+  /// conflict log names that call for a conflict over this cell. Set by the commit as it lands
+  /// the batch (see `_Segment.lockAll`).
+  @usableFromInline var site: UInt32 = 0
 
   /// A write of `value` into `variable`.
   @inlinable

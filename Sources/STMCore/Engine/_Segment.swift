@@ -602,10 +602,10 @@ final class _Segment: @unchecked Sendable {
       }
     }
     // After the entries: a slot this transaction also wrote ends with the landed item.
-    let site = siteNumber.load(ordering: .relaxed)
     landing!.writes.withUnsafeMutableBufferPointer { writes in
       for position in writes.indices {
         let version = Unmanaged.passRetained(writes[position].version.take().unsafelyUnwrapped)
+        let site = writes[position].site
         // The retain above pairs with the end of the moved-out reference: no call is made.
         writes[position].target._withUnsafeGuaranteedRef { cell in
           engine.publish(
@@ -683,8 +683,14 @@ final class _Segment: @unchecked Sendable {
       guard landingBatches else { return nil }
       var landing: Landing? = Landing(writes: reusableLandingWrites.take() ?? [])
       for index in entries.indices where entries[index].batch != nil {
+        let landedFrom = landing!.writes.count
         let anchor = land(entries.baseAddress! + index, into: &landing!.writes)
         landing!.anchors.append(entry: index, version: consume anchor)
+        // Published under the anchor's write: without it, a conflict over a landed cell (a
+        // queue's link that a consumer read) named the `atomically` call, not the enqueue
+        // (found by review).
+        let site = entries[index].target._withUnsafeGuaranteedRef { publishedSite(of: $0) }
+        for position in landedFrom..<landing!.writes.count { landing!.writes[position].site = site }
       }
       let allLocked = landing!.writes.withUnsafeMutableBufferPointer { writes in
         for position in writes.indices {

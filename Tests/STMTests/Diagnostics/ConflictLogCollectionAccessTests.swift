@@ -169,6 +169,33 @@ extension LibraryTests {
         in: report)
     }
 
+    /// A consumer that found the queue empty, beaten by an enqueue inside a transaction, names
+    /// the enqueue's call as the other side's write: the link it read is written as the
+    /// enqueue's batch lands at commit, which published it under the `atomically` call alone
+    /// (found by review).
+    @Test func aConsumerBeatenByAnEnqueueInATransactionNamesTheEnqueue() throws {
+      let jobs = TQueue<Int>()
+      let other = TVar(0)
+      let loserLine = LockedBox(0), loserTakeLine = LockedBox(0)
+      var winnerLine = 0, enqueueLine = 0
+      let report = try recordWhile({ hold in
+        loserLine.value = #line; atomically { _ in
+          loserTakeLine.value = #line; _ = jobs.tryDequeue()
+          hold.hold()
+          other.value += 1
+        }
+      }, losesTo: {
+        winnerLine = #line; atomically { _ in
+          enqueueLine = #line; try! jobs.enqueue(1)
+        }
+      })
+      expectOnly(
+        ExpectedConflict(
+          kind: .writeRead, aborts: 1, location: here(loserLine.value), accessLocation: here(loserTakeLine.value),
+          conflictingLocation: here(winnerLine), conflictingAccessLocation: here(enqueueLine), object: "TQueue<Int> head"),
+        in: report)
+    }
+
     /// Off, the collections keep no notes; on, the notes last only as long as the transaction
     /// or the single operation.
     @Test func collectionsKeepNotesOnlyWhileRecording() throws {
