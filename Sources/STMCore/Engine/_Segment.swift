@@ -688,9 +688,13 @@ final class _Segment: @unchecked Sendable {
         landing!.anchors.append(entry: index, version: consume anchor)
         // Published under the anchor's write: without it, a conflict over a landed cell (a
         // queue's link that a consumer read) named the `atomically` call, not the enqueue
-        // (found by review).
+        // (found by review). Off, the site is 0, which every landed write starts with.
         let site = entries[index].target._withUnsafeGuaranteedRef { publishedSite(of: $0) }
-        for position in landedFrom..<landing!.writes.count { landing!.writes[position].site = site }
+        if site != 0 {
+          landing!.writes.withUnsafeMutableBufferPointer { writes in
+            for position in landedFrom..<writes.count { writes[position].site = site }
+          }
+        }
       }
       let allLocked = landing!.writes.withUnsafeMutableBufferPointer { writes in
         for position in writes.indices {
