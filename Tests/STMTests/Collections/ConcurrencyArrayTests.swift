@@ -180,8 +180,8 @@ extension LibraryTests {
     /// lacks.
     @Test func appendingATArrayReadsItInTheSameStep() {
       let source = TArray<Int>(), target = TArray<Int>()
-      let writes = TestScale.scaled(1_000), copiesPerThread = TestScale.scaled(150)
-      let copiers = 3, writerDone = Atomic<Bool>(false)
+      let writes = TestScale.scaled(400)
+      let copiers = 3, writerDone = Atomic<Bool>(false), copiesMade = Atomic<Int>(0)
       runThreads(copiers + 1) { thread in
         guard thread < copiers else {
           for k in 1...writes {
@@ -189,12 +189,20 @@ extension LibraryTests {
               source.append(k)
               target.append(-k)
             }
+            // Every tenth write waits for a copy made since the one before, so that copies
+            // interleave with the writes however the threads are scheduled (alone, the writer
+            // could finish before any copier had begun).
+            if k % 10 == 0 {
+              let seen = copiesMade.load(ordering: .acquiring)
+              while copiesMade.load(ordering: .acquiring) == seen { sched_yield() }
+            }
           }
           writerDone.store(true, ordering: .releasing)
           return
         }
-        for _ in 0..<copiesPerThread where !writerDone.load(ordering: .acquiring) {
+        while !writerDone.load(ordering: .acquiring) {
           target.append(contentsOf: source)
+          copiesMade.add(1, ordering: .releasing)
         }
       }
       var markers = 0, copyLength = 0, copies = 0, misplaced: [String] = []
