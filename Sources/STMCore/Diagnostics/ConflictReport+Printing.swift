@@ -66,7 +66,8 @@ extension ConflictReport {
       if let objects = Self.objects(of: conflict) { lines.append("    on \(objects)") }
       let access = conflict.kind == .writeRead ? "reading" : conflict.kind == .writeWrite ? "writing" : "accessing"
       // No location at all: a property used outside `atomically`, or a transaction that began
-      // before recording (the one printed as the other did not say which; found by review).
+      // before recording (printed as a single operation alone, the second was misnamed; found
+      // by review).
       lines.append("    " + Self.side("in", conflict.location, access, conflict.accessLocation, unknown: Self.ownSideUnknown))
       lines.append("    " + Self.side("by", conflict.conflictingLocation, "writing", conflict.conflictingAccessLocation, unknown: "(unknown)"))
       lines.append("    hint: \(conflict.hint)")
