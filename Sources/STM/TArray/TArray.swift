@@ -353,8 +353,13 @@ public final class TArray<Element: Sendable>: Sendable {
 
   /// Appends the elements of `sequence`, in order, as one delayed append.
   ///
+  /// A ``TSet`` or a ``TDictionary`` of this array's element type is read in the same atomic
+  /// step as the append, as a `TArray` is (see ``append(contentsOf:fileID:line:)-(TArray<Element>,_,_)``);
+  /// any other sequence is read before it.
+  ///
   /// Conflicts: as ``append(_:fileID:line:)``; an empty sequence appends nothing and
-  /// conflicts with nothing.
+  /// conflicts with nothing. With a `TSet` or a `TDictionary` as `sequence`, also as a read
+  /// of the whole of it.
   ///
   /// - Parameters:
   ///   - sequence: The elements to append.
@@ -365,6 +370,14 @@ public final class TArray<Element: Sendable>: Sendable {
   public func append<S: Sequence>(contentsOf sequence: S, fileID: StaticString = #fileID, line: UInt = #line)
   where S.Element == Element {
     let transaction = Transaction._currentChecked
+    // A collection of this library is read in the append's own step (see
+    // `_TransactionalSequence`).
+    if transaction == nil, sequence is any _TransactionalSequence {
+      _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
+        append(contentsOf: sequence, fileID: fileID, line: line)
+      }
+      return
+    }
     // Gathered first: iterating a sequence runs code of the caller's, which must not run
     // while the batch is being changed (it might read this array).
     let elements = Array(sequence)

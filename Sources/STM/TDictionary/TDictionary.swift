@@ -450,9 +450,10 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   public var values: [Value] { storage.snapshot(at: .unknown(in: self)).map(\.value) }
 
   /// Merges `other` into the dictionary, as one atomic step, using `combine` for keys present
-  /// in both.
+  /// in both. A ``TArray`` of pairs is read in the same step.
   ///
-  /// Conflicts: as a write of every key of `other`.
+  /// Conflicts: as a write of every key of `other`; with a `TArray` as `other`, also as a
+  /// read of the whole of it.
   ///
   /// - Parameters:
   ///   - other: The keys and values to merge in.
@@ -468,6 +469,14 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
     fileID: StaticString = #fileID, line: UInt = #line
   ) throws(Failure) where S.Element == (Key, Value) {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
+    // A collection of this library (a `TArray` of pairs) is read in the merge's own step (see
+    // `_TransactionalSequence`).
+    if Transaction._currentChecked == nil, other is any _TransactionalSequence {
+      try _singleOperation(at: site) { (_: Transaction) throws(Failure) in
+        try merge(other, uniquingKeysWith: combine, fileID: fileID, line: line)
+      }
+      return
+    }
     // Read before the transaction: a rerun would find a single-pass sequence used up.
     let pairs = Array(other)
     try _singleOperation(at: site) { (_: Transaction) throws(Failure) in

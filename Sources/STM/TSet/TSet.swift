@@ -526,7 +526,9 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   func withElements<S: Sequence, Elements>(
     of other: S, as read: (S) -> Elements, at site: _CallSite, _ body: (Elements) -> Void
   ) where S.Element == Element {
-    if other is TSet<Element> || other is TArray<Element> {
+    // A collection of this library is read in the operation's own step (see
+    // `_TransactionalSequence`).
+    if other is any _TransactionalSequence {
       _singleOperation(at: site) { _ in body(read(other)) }
     } else {
       let elements = read(other)

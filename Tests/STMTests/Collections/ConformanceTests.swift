@@ -161,7 +161,7 @@ extension LibraryTests {
     /// `merge` and `init(_:uniquingKeysWith:)` pass `combine` the current value first and the
     /// new one second, as `Dictionary` does (a key repeated in the pairs combines with its
     /// earlier value); a `combine` that throws leaves the dictionary as it was. Merging another
-    /// `TDictionary`, itself included, reads it in the same step.
+    /// `TDictionary`, itself included, or a `TArray` of pairs reads it in the same step.
     @Test func mergeCombinesTheCurrentValueWithTheNewOneAndAThrowChangesNothing() {
       let pairs = [("a", 1), ("b", 2), ("a", 10), ("a", 100)]
       #expect(TDictionary(pairs, uniquingKeysWith: { first, _ in first }).dictionary == ["a": 1, "b": 2])
@@ -184,7 +184,13 @@ extension LibraryTests {
       #expect(throws: Refused.self) {
         try dict.merge(["d": 4, "a": 0] as TDictionary) { (_: Int, _: Int) throws(Refused) -> Int in throw Refused() }
       }
+      #expect(throws: Refused.self) {
+        try dict.merge(TArray([("d", 4), ("a", 0)])) { (_: Int, _: Int) throws(Refused) -> Int in throw Refused() }
+      }
       #expect(dict.dictionary == ["a": 2_020, "b": 18, "c": 6_060, "e": 10])
+      // A `TArray` of pairs, read in the merge's own step.
+      dict.merge(TArray([("a", 1), ("f", 6), ("f", 60)])) { current, new in current + new }
+      #expect(dict.dictionary == ["a": 2_021, "b": 18, "c": 6_060, "e": 10, "f": 66])
     }
 
     /// Of elements that are equal but distinguishable, `TSet` keeps and hands back the member
