@@ -353,9 +353,10 @@ public final class TArray<Element: Sendable>: Sendable {
 
   /// Appends the elements of `sequence`, in order, as one delayed append.
   ///
-  /// A ``TSet`` or a ``TDictionary`` of this array's element type is read in the same atomic
-  /// step as the append, as a `TArray` is (see ``append(contentsOf:fileID:line:)-(TArray<Element>,_,_)``);
-  /// any other sequence is read before it.
+  /// A ``TSet`` of this array's element type, or a ``TDictionary`` whose key-value pairs are
+  /// its elements, is read in the same atomic step as the append, as a `TArray` is (see
+  /// ``append(contentsOf:fileID:line:)-(TArray<Element>,_,_)``); any other sequence is read
+  /// before it.
   ///
   /// Conflicts: as ``append(_:fileID:line:)``; an empty sequence appends nothing and
   /// conflicts with nothing. With a `TSet` or a `TDictionary` as `sequence`, also as a read
