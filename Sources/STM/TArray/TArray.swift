@@ -353,14 +353,14 @@ public final class TArray<Element: Sendable>: Sendable {
 
   /// Appends the elements of `sequence`, in order, as one delayed append.
   ///
-  /// A ``TSet`` of this array's element type, or a ``TDictionary`` whose key-value pairs are
-  /// its elements, is read in the same atomic step as the append, as a `TArray` is (see
-  /// ``append(contentsOf:fileID:line:)-(TArray<Element>,_,_)``); any other sequence is read
-  /// before it.
+  /// A `TArray` (this one included), a ``TSet`` of this array's element type, or a
+  /// ``TDictionary`` whose key-value pairs are its elements, is read in the same atomic step
+  /// as the append, so that the append sees it whole, with no other thread's change to it in
+  /// between; any other sequence is read before it.
   ///
   /// Conflicts: as ``append(_:fileID:line:)``; an empty sequence appends nothing and
-  /// conflicts with nothing. With a `TSet` or a `TDictionary` as `sequence`, also as a read
-  /// of the whole of it.
+  /// conflicts with nothing. With a `TArray`, a `TSet` or a `TDictionary` as `sequence`, also
+  /// as a read of the whole of it.
   ///
   /// - Parameters:
   ///   - sequence: The elements to append.
@@ -394,26 +394,6 @@ public final class TArray<Element: Sendable>: Sendable {
       return batch.items.count
     }
     slots.prepareForAppends(pending)
-  }
-
-  /// Appends the elements of another transactional array, in order, as one atomic step:
-  /// `other` is read in the same transaction as the append, so the append sees it whole, with
-  /// no other thread's change to it in between. (Read as any sequence, before the step, a
-  /// copy could miss an element that a transaction committed before the copy landed.)
-  ///
-  /// Conflicts: as a read of the whole of `other` (see ``elements``), and as
-  /// ``append(_:fileID:line:)`` here unless `other` is empty.
-  ///
-  /// - Parameters:
-  ///   - other: The array whose elements to append; it may be this one.
-  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
-  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
-  /// - Complexity: O(*m*) for *m* elements of `other`.
-  @inlinable
-  public func append(contentsOf other: TArray<Element>, fileID: StaticString = #fileID, line: UInt = #line) {
-    _singleOperation(at: _CallSite(fileID: fileID, line: line, owner: self)) { _ in
-      append(contentsOf: other.elements, fileID: fileID, line: line)
-    }
   }
 
   /// Removes and returns the last element, or returns nil if the array is empty.
