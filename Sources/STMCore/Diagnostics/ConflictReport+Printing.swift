@@ -20,11 +20,11 @@ extension ConflictReport {
     var lines: [String] = []
     if summarized {
       lines.append(
-        "\(Self.seconds(seconds)) recorded: \(Self.count(commits)) commits (\(Self.rate(transactionsPerSecond)) transactions/s), "
-          + "\(Self.count(aborts)) aborts (\(Self.percent(aborts, of: attempts)) of attempts), \(Self.count(pauses)) pauses")
+        "\(Self.seconds(seconds)) recorded: \(Self.counted(commits, "commit")) (\(Self.rate(transactionsPerSecond)) transactions/s), "
+          + "\(Self.counted(aborts, "abort")) (\(Self.percent(aborts, of: attempts)) of attempts), \(Self.counted(pauses, "pause"))")
     } else {
       lines.append(
-        "\(Self.count(aborts)) aborts, \(Self.count(pauses)) pauses recorded "
+        "\(Self.counted(aborts, "abort")), \(Self.counted(pauses, "pause")) recorded "
           + "(the log has no summary line, so the time and the commits are unknown: the program stopped before the recording did)")
     }
     lines.append("\(Self.seconds(secondsLostInAborts)) lost in aborts, \(Self.seconds(secondsPaused)) paused (summed over threads)")
@@ -32,7 +32,7 @@ extension ConflictReport {
     if inevitableCount > 0 && (inevitableCount >= 100 || inevitableCount * 100 >= max(commits, 1)) {
       lines.append("")
       lines.append(
-        "warning: \(Self.count(inevitableCount)) transactions became inevitable"
+        "warning: \(Self.counted(inevitableCount, "transaction")) became inevitable"
           + (summarized ? " (\(Self.percent(inevitableCount, of: commits)) of commits)" : "") + "; "
           + "each one makes every writer wait. Most often at:")
       // Ties in the order of their locations (a single operation's last), not in dictionary
@@ -58,8 +58,8 @@ extension ConflictReport {
     let shown = max(top, 0)
     for (rank, conflict) in conflicts.prefix(shown).enumerated() {
       var counts: [String] = []
-      if conflict.aborts > 0 { counts.append("\(Self.count(conflict.aborts))x \(conflict.kind) aborts") }
-      if conflict.pauses > 0 { counts.append("\(Self.count(conflict.pauses))x \(conflict.kind) pauses") }
+      if conflict.aborts > 0 { counts.append("\(Self.count(conflict.aborts))x \(conflict.kind) \(conflict.aborts == 1 ? "abort" : "aborts")") }
+      if conflict.pauses > 0 { counts.append("\(Self.count(conflict.pauses))x \(conflict.kind) \(conflict.pauses == 1 ? "pause" : "pauses")") }
       lines.append(
         "\(String(rank + 1).leftPadded(to: 2)). \(Self.seconds(conflict.secondsLostInAborts)) lost in aborts, "
           + "\(Self.seconds(conflict.secondsPaused)) paused (\(counts.joined(separator: ", ")))")
@@ -69,7 +69,12 @@ extension ConflictReport {
       // before recording (printed as a single operation alone, the second was misnamed; found
       // by review).
       lines.append("    " + Self.side("in", conflict.location, access, conflict.accessLocation, unknown: Self.ownSideUnknown))
-      lines.append("    " + Self.side("by", conflict.conflictingLocation, "writing", conflict.conflictingAccessLocation, unknown: "(unknown)"))
+      if conflict.kind == .freeSegment && conflict.conflictingLocation == nil && conflict.conflictingAccessLocation == nil {
+        // Waiting for a segment is waiting for whichever transaction ends first, no one writer.
+        lines.append("    by no single transaction: every segment was in use")
+      } else {
+        lines.append("    " + Self.side("by", conflict.conflictingLocation, "writing", conflict.conflictingAccessLocation, unknown: "(unknown)"))
+      }
       lines.append("    hint: \(conflict.hint)")
     }
     if conflicts.count > shown { lines.append("(\(conflicts.count - shown) more)") }
@@ -111,6 +116,11 @@ extension ConflictReport {
     guard whole > 0 else { return "0%" }
     let tenths = Int((Double(part) * 1000 / Double(whole)).rounded())
     return "\(tenths / 10).\(tenths % 10)%"
+  }
+
+  /// `1 commit`, `4,000 commits`: a grouped count and its noun.
+  private static func counted(_ value: Int, _ noun: String) -> String {
+    _counted(value, noun, number: count)
   }
 
   private static func count(_ value: Int) -> String {

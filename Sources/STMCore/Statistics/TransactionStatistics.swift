@@ -57,6 +57,30 @@ public struct TransactionStatistics: Sendable, Hashable, CustomStringConvertible
     return result
   }
 
+  /// Whether two snapshots hold the same counts and times. A kind counted 0 equals a kind not
+  /// listed: `-` leaves kinds out whose difference is 0, while `+` of counts that cancel, or a
+  /// count set to 0 by hand, keeps them.
+  public static func == (lhs: Self, rhs: Self) -> Bool {
+    lhs.commits == rhs.commits && lhs.retries == rhs.retries
+      && lhs.secondsLostInAborts == rhs.secondsLostInAborts && lhs.secondsPaused == rhs.secondsPaused
+      && ContentionKind.allCases.allSatisfy { kind in
+        lhs.aborts[kind, default: 0] == rhs.aborts[kind, default: 0]
+          && lhs.pauses[kind, default: 0] == rhs.pauses[kind, default: 0]
+      }
+  }
+
+  /// Hashes what `==` compares: a kind counted 0 hashes as a kind not listed.
+  public func hash(into hasher: inout Hasher) {
+    hasher.combine(commits)
+    hasher.combine(retries)
+    hasher.combine(secondsLostInAborts)
+    hasher.combine(secondsPaused)
+    for kind in ContentionKind.allCases {
+      hasher.combine(aborts[kind, default: 0])
+      hasher.combine(pauses[kind, default: 0])
+    }
+  }
+
   /// The sum of two sets of counts.
   public static func + (lhs: Self, rhs: Self) -> Self {
     var result = lhs
@@ -71,17 +95,24 @@ public struct TransactionStatistics: Sendable, Hashable, CustomStringConvertible
 
   /// One line in the style of PyPy-STM's reports, for example
   /// `1000 commits, 12 aborts (12x write-read), 0 pauses, 0 retries, 0.004s lost in aborts, 0.000s paused`.
+  /// A kind counted 0 is left out of the breakdown, as one not listed.
   public var description: String {
     func breakdown(_ counts: [ContentionKind: Int]) -> String {
       let parts = ContentionKind.allCases.compactMap { kind in
-        counts[kind].map { "\($0)x \(kind)" }
+        counts[kind].flatMap { $0 == 0 ? nil : "\($0)x \(kind)" }
       }
       return parts.isEmpty ? "" : " (" + parts.joined(separator: ", ") + ")"
     }
-    return "\(commits) commits, \(totalAborts) aborts\(breakdown(aborts)), "
-      + "\(totalPauses) pauses\(breakdown(pauses)), \(retries) retries, "
+    return "\(_counted(commits, "commit")), \(_counted(totalAborts, "abort"))\(breakdown(aborts)), "
+      + "\(_counted(totalPauses, "pause"))\(breakdown(pauses)), \(_counted(retries, "retry", plural: "retries")), "
       + "\(_formattedSeconds(secondsLostInAborts)) lost in aborts, \(_formattedSeconds(secondsPaused)) paused"
   }
+}
+
+/// `count` and the noun it counts, singular for 1 and -1 (`1 commit`, `2 commits`, `0 commits`);
+/// `count` goes through `number`, for a report that groups digits.
+func _counted(_ count: Int, _ noun: String, plural: String? = nil, number: (Int) -> String = { "\($0)" }) -> String {
+  "\(number(count)) " + (count.magnitude == 1 ? noun : plural ?? noun + "s")
 }
 
 /// `value` seconds as `1.234s`, to the millisecond. Any value prints: a negative one (a

@@ -227,6 +227,17 @@ extension LibraryTests {
       }
     }
 
+    /// The log writes a location as a file that is not empty and a line from 1; a location
+    /// field with a line of 0 or less, or no file, is damaged (they parsed as locations).
+    @Test func locationsWithNoFileOrALineBelowOneAreMalformed() throws {
+      for field in ["App/A.swift:0", "App/A.swift:-3", ":7", "App/A.swift:", "App/A.swift"] {
+        let line = "abort\twriteRead\t0.5\t\(field)\t"
+        #expect(throws: ConflictLogError.malformedLine(1, line)) { try ConflictReport(log: line + "\n") }
+      }
+      let report = try ConflictReport(log: "abort\twriteRead\t0.5\tApp/A.swift:1\t\n")
+      #expect(report.conflicts.map { $0.location } == [CodeLocation(fileID: "App/A.swift", line: 1)])
+    }
+
     /// Printing takes any value the public API can hold: a difference of statistics may be
     /// negative, a report may cover a few nanoseconds, and `top` may be 0 or less.
     @Test func printingTakesAnyValue() {

@@ -206,11 +206,11 @@ extension LibraryTests {
             in the transaction at  App/Worker.swift:42, reading at App/Worker.swift:44
             by the transaction at  App/Totals.swift:17, writing at App/Totals.swift:19
             hint: \(ConflictReport.Conflict.hint(for: .writeRead, aborted: true))
-         2. 0.000s lost in aborts, 0.125s paused (1x write-write pauses)
+         2. 0.000s lost in aborts, 0.125s paused (1x write-write pause)
             in the transaction at  App/Queue.swift:9
             by the transaction at  (unknown)
             hint: \(ConflictReport.Conflict.hint(for: .writeWrite, aborted: false))
-         3. 0.000s lost in aborts, 0.063s paused (1x write-write pauses)
+         3. 0.000s lost in aborts, 0.063s paused (1x write-write pause)
             on TCounter
             in a single operation outside atomically, writing at App/Jobs.swift:30
             by a single operation outside atomically, writing at App/Queue.swift:12

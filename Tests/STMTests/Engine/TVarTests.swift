@@ -240,5 +240,31 @@ extension LibraryTests {
       #expect(stats.description.contains("3 commits, 2 aborts (2x write-read)"))
       #expect(stats.description.contains("0.013s lost in aborts"))
     }
+
+    /// A kind counted 0 is the same as a kind not listed, in `==`, in hashing and in the
+    /// description: `-` leaves such kinds out, while `+` of counts that cancel keeps them, and
+    /// the two were unequal.
+    @Test func aKindCountedZeroEqualsAKindNotListed() {
+      var some = TransactionStatistics()
+      some.commits = 5
+      some.aborts[.writeRead] = 2
+      some.pauses[.freeSegment] = 1
+      var cancelled = some + (TransactionStatistics() - some)
+      #expect(cancelled.aborts[.writeRead] == 0)
+      #expect(cancelled == TransactionStatistics())
+      #expect(cancelled.hashValue == TransactionStatistics().hashValue)
+      #expect(Set([cancelled, TransactionStatistics()]).count == 1)
+      #expect(cancelled.description == TransactionStatistics().description)
+      cancelled.aborts[.writeWrite] = 1
+      #expect(cancelled != TransactionStatistics())
+      var zeroSet = some
+      zeroSet.aborts[.inevitable] = 0
+      #expect(zeroSet == some)
+      zeroSet.pauses[.freeSegment] = 2
+      #expect(zeroSet != some)
+      zeroSet.pauses[.freeSegment] = 1
+      zeroSet.secondsPaused = 0.5
+      #expect(zeroSet != some)
+    }
   }
 }
