@@ -45,7 +45,8 @@ public enum ConflictLog {
   /// Starts recording, in memory and, with a path, into that file (emptied if it exists),
   /// written a line at a time, so that a program that crashes leaves every event it recorded.
   /// Starting again ends the previous recording first (its file gets its summary line and is
-  /// closed), also when the new file then cannot be opened.
+  /// closed), also when the new file then cannot be opened, and returns its report, as
+  /// ``stop()`` would have.
   ///
   /// Give each process a path of its own. Processes that share one (copies of a program that
   /// inherit `STM_CONFLICT_LOG`, such as a test's exit tests) each empty the file as they
@@ -53,9 +54,13 @@ public enum ConflictLog {
   /// another, and the report sums them.
   ///
   /// - Parameter path: The file to write the events into, or nil to record in memory only.
-  /// - Throws: ``ConflictLogError/cannotOpen(_:_:)`` when the file cannot be written.
-  /// - Complexity: O(1).
-  public static func start(writingTo path: String? = nil) throws(ConflictLogError) {
+  /// - Returns: The report of the recording that this call ended, or nil if none was running.
+  /// - Throws: ``ConflictLogError/cannotOpen(_:_:)`` when the file cannot be written. A
+  ///   recording that was running has ended then too, and its report is lost; call ``stop()``
+  ///   first to keep it.
+  /// - Complexity: O(1), or O(*c* log *c*) to end a recording of *c* distinct conflicts.
+  @discardableResult
+  public static func start(writingTo path: String? = nil) throws(ConflictLogError) -> ConflictReport? {
     try _ConflictRecorder.shared.start(writingTo: path)
   }
 

@@ -73,11 +73,14 @@ final class _ConflictRecorder: @unchecked Sendable {
     }
   }
 
-  func start(writingTo path: String?) throws(ConflictLogError) {
+  /// Returns the report of the recording it ended, if one was running (one that another
+  /// thread started meanwhile, if that is the one it replaced).
+  func start(writingTo path: String?) throws(ConflictLogError) -> ConflictReport? {
     // The previous recording ends first: opened again, its own path would be emptied under
     // its open stream, whose buffered lines would then land over the new log (found by review).
-    if let previous = endRecording(), let file = previous.file { finish(file, report(of: previous)) }
-    _ = try install(writingTo: path, unlessRecording: false)
+    let previous = endRecording().map(finish)
+    let (_, replaced) = try install(writingTo: path, unlessRecording: false)
+    return replaced ?? previous
   }
 
   /// Starts recording into `path` unless a recording is running (checked as it would be
@@ -85,13 +88,16 @@ final class _ConflictRecorder: @unchecked Sendable {
   /// started.
   func startUnlessRecording(writingTo path: String) throws(ConflictLogError) -> Bool {
     if Self.isRecording { return false }
-    return try install(writingTo: path, unlessRecording: true)
+    return try install(writingTo: path, unlessRecording: true).installed
   }
 
   /// Opens the file and makes a recording into it the running one. One that another thread
   /// started meanwhile is finished (or, `unlessRecording`, kept, and this one given up), so
-  /// that no recording is dropped without its summary (found by review).
-  private func install(writingTo path: String?, unlessRecording: Bool) throws(ConflictLogError) -> Bool {
+  /// that no recording is dropped without its summary (found by review). Returns whether it
+  /// started, and the report of the one it finished.
+  private func install(
+    writingTo path: String?, unlessRecording: Bool
+  ) throws(ConflictLogError) -> (installed: Bool, replaced: ConflictReport?) {
     var file: Int32?
     if let path {
       // Appending: two processes given the same path (a program that starts copies of
@@ -114,20 +120,15 @@ final class _ConflictRecorder: @unchecked Sendable {
       _conflictLogIsOn.store(true, ordering: .relaxed)
       return (true, recording)
     }
-    if let replaced, let replacedFile = replaced.file { finish(replacedFile, report(of: replaced)) }
+    let replacedReport = replaced.map(finish)
     if !installed, let file { close(file) }
     Self.flushAtExit
-    return installed
+    return (installed, replacedReport)
   }
 
   /// Stops recording; returns the report of what was recorded, or nil if nothing was.
   func stop() -> ConflictReport? {
-    guard let ended = endRecording() else { return nil }
-    // One report for both: made twice, the file's summary and the one returned differed in
-    // their seconds, and could in their commits (found by review).
-    let report = report(of: ended)
-    if let file = ended.file { finish(file, report) }
-    return report
+    endRecording().map(finish)
   }
 
   /// Takes the running recording out, if any, and turns the switch off.
@@ -149,10 +150,17 @@ final class _ConflictRecorder: @unchecked Sendable {
       commits: TransactionEngine.statistics.commits - recording.commitsAtStart)
   }
 
-  /// Writes the summary line (wall seconds and commits) of `summary` and closes the file.
-  private func finish(_ file: Int32, _ summary: ConflictReport) {
-    Self.writeLine("summary\t\(summary.seconds)\t\(summary.commits)", to: file)
-    close(file)
+  /// The report of `ended`, a recording taken out of the switch; its file, if any, gets the
+  /// report's summary line (wall seconds and commits) and is closed. One report for both: made
+  /// twice, the file's summary and the one returned differed in their seconds, and could in
+  /// their commits (found by review).
+  private func finish(_ ended: Recording) -> ConflictReport {
+    let summary = report(of: ended)
+    if let file = ended.file {
+      Self.writeLine("summary\t\(summary.seconds)\t\(summary.commits)", to: file)
+      close(file)
+    }
+    return summary
   }
 
   /// Writes `line` and its line break in one `write`, unbuffered: a program that crashes or is

@@ -59,6 +59,19 @@ extension LibraryTests {
       #expect(report.inevitableTransactions == [here(line): 1], "log:\n\(text)")
     }
 
+    /// Starting again returns the report of the recording it ended, as `stop()` would have
+    /// (it was dropped), and the new recording starts from nothing.
+    @Test func startingAgainReturnsTheEndedRecordingsReport() throws {
+      defer { ConflictLog.stop() }
+      #expect(try ConflictLog.start() == nil)
+      let first = #line; for _ in 0..<3 { try atomically { tx in try tx.becomeInevitable() } }
+      let ended = try ConflictLog.start()
+      #expect(ended?.inevitableTransactions == [here(first): 3])
+      #expect(ended.map { $0.commits >= 3 } == true)
+      let second = #line; try atomically { tx in try tx.becomeInevitable() }
+      #expect(ConflictLog.stop()?.inevitableTransactions == [here(second): 1])
+    }
+
     /// A program that crashes leaves every line it wrote (not what a 4 KB buffer flushed), and
     /// the report reads it.
     @Test func aLogCutShortByACrashKeepsEveryEvent() async throws {
