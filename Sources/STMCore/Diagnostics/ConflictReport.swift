@@ -116,7 +116,8 @@ public struct ConflictReport: Sendable, CustomStringConvertible {
   /// break was cut short: the program stopped in the middle of writing it (a crash, a kill),
   /// or the file was copied while it was being written. That line is left out, even where
   /// what is left of it would parse (a cut summary line could read 4,000 commits for
-  /// 40,000). Lines may end in a carriage return and a line break, as a log that went through
+  /// 40,000). A log's first line is its `#` header, so text with no line break that does not
+  /// start with `#` is malformed, not a cut log. Lines may end in a carriage return and a line break, as a log that went through
   /// a Windows tool does.
   ///
   /// - Parameter text: The whole log file, as text.
@@ -130,7 +131,11 @@ public struct ConflictReport: Sendable, CustomStringConvertible {
     // Windows line ends, and reported "No conflicts." (found by review).
     var lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map(Substring.init)
     // Empty after a final line break; otherwise the last line was cut.
-    lines.removeLast()
+    let cut = lines.removeLast()
+    // The log opens with its header line, written whole: text with no line break at all is
+    // a log only if it is empty or the start of a comment. Anything else ("hello world") is
+    // not a cut log, and must not read as a log without conflicts.
+    if lines.isEmpty && !cut.isEmpty && !cut.hasPrefix("#") { throw .malformedLine(1, String(cut)) }
     for (index, fullLine) in lines.enumerated() {
       let line = fullLine.unicodeScalars.last == "\r" ? fullLine.dropLast() : fullLine
       if line.isEmpty || line.hasPrefix("#") { continue }

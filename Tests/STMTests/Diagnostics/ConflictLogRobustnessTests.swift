@@ -116,6 +116,18 @@ extension LibraryTests {
       #expect(throws: ConflictLogError.malformedLine(2, torn)) { try ConflictReport(log: whole + torn + "\n") }
     }
 
+    /// Text with no line break at all is a log only if it is empty or a cut header: "hello
+    /// world" was read as a cut last line, a log with no conflicts.
+    @Test func textWithNoLineBreakIsALogOnlyIfItStartsAsOne() throws {
+      for text in ["hello world", "inevitable\tinevitable\t0.0\tApp/Ma"] {
+        #expect(throws: ConflictLogError.malformedLine(1, text)) { try ConflictReport(log: text) }
+      }
+      for text in ["", "# swift-stm conf", String(ConflictEvent.logHeader.prefix(40))] {
+        let report = try ConflictReport(log: text)
+        #expect(report.conflicts.isEmpty && report.commits == 0, "\(text)")
+      }
+    }
+
     /// A recording the program starts before its first transaction goes on when the engine
     /// then reads `STM_CONFLICT_LOG`; it used to be replaced by the variable's.
     @Test func aRecordingStartedInCodeIsNotReplacedByTheVariable() async throws {
