@@ -264,6 +264,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
 
   /// An index sized for `minimumCapacity` keys; `reserving`: kept at least that size as keys
   /// go (for `init(minimumCapacity:)`, not for a map made from contents, which may shrink).
+  @usableFromInline
   init(minimumCapacity: Int = 0, reserving: Bool = false) {
     let count = 1 << Self.stripeBits
     stripes = .allocate(capacity: count)
@@ -345,6 +346,22 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
       stripe.state.withLock { $0.countMadeCell(hash: hash) }
     }
     if sweepDue { sweepSoon(stripe) }
+  }
+
+  /// Puts a cell for `key` holding `value` into this index, which no other thread can reach
+  /// yet: a map being made from contents (see `_MapStorage.init(filledWith:)`). `key` must not
+  /// be in the index already.
+  @inlinable
+  func insertUnshared(_ key: Key, value: Value) {
+    let hash = hash(of: key)
+    let made = Unmanaged.passRetained(Cell(key: key, value: value))
+    var shown = false
+    stripe(forHash: hash)._withUnsafeGuaranteedRef { stripe in
+      stripe.state.withLock { state in
+        let cell = insertUnderLock(made, key: key, hash: hash, into: stripe, &state, shown: &shown)
+        precondition(cell.toOpaque() == made.toOpaque(), "a map made from contents was given the key \(key) twice")
+      }
+    }
   }
 
   /// The slow path of `cell(for:hash:)`: the key's cell, made if the index still has none.

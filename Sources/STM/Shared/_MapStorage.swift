@@ -20,6 +20,20 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     count = _MembershipCount()
   }
 
+  /// A map holding `contents` (keys all different) from the start, each value its key's
+  /// cell's first version, as a `TVar` holds its initial value: written by no transaction, so
+  /// that a map made inside `atomically` keeps its contents whatever becomes of the
+  /// transaction (made through one, a set or dictionary made in a transaction that rolled
+  /// back came out empty, and one made in a drop-in update's body or a commute's transform
+  /// trapped; found by review), and making one does not start the engine, as `TArray`'s
+  /// contents do not.
+  @inlinable
+  init<Contents: Collection>(filledWith contents: Contents) where Contents.Element == (key: Key, value: Value) {
+    index = _KeyIndex(minimumCapacity: contents.count)
+    for (key, value) in contents { index.insertUnshared(key, value: value) }
+    count = _MembershipCount(initial: contents.count)
+  }
+
   // MARK: Reads
 
   @inlinable

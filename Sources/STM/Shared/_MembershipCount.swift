@@ -13,6 +13,7 @@ final class _MembershipCount: Sendable {
   /// from here without a retain and a release (two atomic instructions).
   @usableFromInline let unretainedCells: [Unmanaged<_TypedCell<Int>>]
 
+  @usableFromInline
   init(initial: Int = 0) {
     let count = TransactionEngine.segmentCount
     cells = (0..<count).map { $0 == 0 ? TVar(initial) : TVar(0) }

@@ -34,6 +34,9 @@ public final class TArray<Element: Sendable>: Sendable {
 
   /// Creates an array holding the elements of `sequence`, in order.
   ///
+  /// It makes them without a transaction, as a ``TVar``'s initial value is made: inside
+  /// `atomically`, the new array holds them whatever becomes of the transaction.
+  ///
   /// - Parameter sequence: The elements, read once.
   /// - Complexity: O(*n*).
   @inlinable

@@ -71,23 +71,17 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
     storage = _MapStorage(minimumCapacity: minimumCapacity, reserving: true)
   }
 
-  /// An empty dictionary sized for `count` keys, which, unlike `init(minimumCapacity:)`, may
-  /// shrink as keys go: for the initializers that start from contents.
-  @usableFromInline
-  init(sizedFor count: Int) {
-    storage = _MapStorage(minimumCapacity: count)
-  }
-
   /// Creates a dictionary holding the contents of `dictionary`.
+  ///
+  /// Like every initializer that takes contents, it makes them without a transaction, as a
+  /// ``TVar``'s initial value is made: inside `atomically`, the new dictionary holds them
+  /// whatever becomes of the transaction.
   ///
   /// - Parameter dictionary: The keys and values to start with.
   /// - Complexity: O(*n*) for *n* keys.
   @inlinable
-  public convenience init(_ dictionary: [Key: Value]) {
-    self.init(sizedFor: dictionary.count)
-    _singleOperation(at: .unknown(in: self)) { _ in
-      for (key, value) in dictionary { storage.update(forKey: key, at: .unknown(in: self)) { $0 = value; return (true, ()) } }
-    }
+  public init(_ dictionary: [Key: Value]) {
+    storage = _MapStorage(filledWith: dictionary)
   }
 
   /// Creates a dictionary from pairs whose keys are all different, as `Dictionary`'s
@@ -121,8 +115,18 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   public convenience init<S: Sequence, Failure: Error>(
     _ keysAndValues: S, uniquingKeysWith combine: (Value, Value) throws(Failure) -> Value
   ) throws(Failure) where S.Element == (Key, Value) {
-    self.init(sizedFor: keysAndValues.underestimatedCount)
-    try merge(keysAndValues, uniquingKeysWith: combine)
+    // Combined before the dictionary is made, as `Dictionary`'s initializer combines: once
+    // for each repeated key, the value so far first.
+    var pairs: [Key: Value] = [:]
+    pairs.reserveCapacity(keysAndValues.underestimatedCount)
+    for (key, value) in keysAndValues {
+      if let index = pairs.index(forKey: key) {
+        pairs.values[index] = try combine(pairs.values[index], value)
+      } else {
+        pairs[key] = value
+      }
+    }
+    self.init(pairs)
   }
 
   // MARK: Reading and writing one key

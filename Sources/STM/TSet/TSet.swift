@@ -71,35 +71,24 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
     storage = _MapStorage(minimumCapacity: minimumCapacity, reserving: true)
   }
 
-  /// An empty set sized for `count` elements, which, unlike `init(minimumCapacity:)`, may
-  /// shrink as elements go: for the initializers that start from contents.
-  @usableFromInline
-  init(sizedFor count: Int) {
-    storage = _MapStorage(minimumCapacity: count)
-  }
-
   /// Creates a set holding the elements of `sequence`.
+  ///
+  /// It makes them without a transaction, as a ``TVar``'s initial value is made: inside
+  /// `atomically`, the new set holds them whatever becomes of the transaction.
   ///
   /// - Parameter sequence: The elements to start with.
   /// - Complexity: O(*n*) for *n* elements.
   @inlinable
   public convenience init<S: Sequence>(_ sequence: S) where S.Element == Element {
-    // Read before the step, as the mutating operations read theirs: a sequence whose elements
-    // read transactional data could make the step rerun, which found a single-pass sequence
-    // used up and left the set empty (found by review). Into a `Set`, which keeps the first of
-    // equal elements, as `Set(_:)` does: the table is then sized for the distinct ones, not for
-    // every element read.
-    let elements = Set(sequence)
-    self.init(sizedFor: elements.count)
-    _singleOperation(at: .unknown(in: self)) { _ in
-      for element in elements {
-        storage.update(forKey: element, at: .unknown(in: self)) { member in
-          guard member == nil else { return (false, ()) }
-          member = element
-          return (true, ())
-        }
-      }
-    }
+    // Into a `Set` first, which keeps the first of equal elements, as `Set(_:)` does: the
+    // table is then sized for the distinct ones, not for every element read.
+    self.init(contentsOf: Set(sequence))
+  }
+
+  /// A set holding `elements`, each the value of its own key's cell.
+  @inlinable
+  init(contentsOf elements: Set<Element>) {
+    storage = _MapStorage(filledWith: elements.lazy.map { (key: $0, value: $0) })
   }
 
   /// Whether `element` is in the set.

@@ -15,6 +15,15 @@ package final class _KeyedCell<Key: Hashable & Sendable, Value: Sendable>: _Type
     super.init(nil)
   }
 
+  /// A cell for `key` holding `value` from the start, as the first version of a `TVar` holds
+  /// its initial value: for a map being made from contents, which no other thread can reach
+  /// yet, so that no transaction writes it (see `_MapStorage.init(filledWith:)`).
+  @inlinable
+  package init(key: Key, value: Value) {
+    self.key = key
+    super.init(value)
+  }
+
   /// The cell as a transactional variable.
   @inlinable
   package var variable: TVar<Value?> { TVar(_cell: self) }
