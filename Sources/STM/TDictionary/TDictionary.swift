@@ -278,7 +278,8 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// removals and growth in the key's part of the index, and a transaction becoming
   /// inevitable. Inside a transaction `body` may use anything but `key` in this dictionary
   /// (that traps, as a `Dictionary` does when its value is accessed during its own mutation).
-  /// If `body` throws, nothing changes. A `body` that
+  /// If `body` throws, nothing changes, inside a transaction not even what `body` wrote
+  /// elsewhere before it threw. A `body` that
   /// cannot throw works on the value where it is, as ``subscript(_:default:fileID:line:)``
   /// does (appending to an array costs O(1)); one that can throw works on a copy.
   ///
@@ -307,6 +308,25 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
       defer { storage.endModification(forKey: key, modification, publishing: value, at: site) }
       return try body(&value)
     }
+    // Inside a transaction the body may write other data before it throws (other keys, other
+    // variables): the update runs as a part of its own, rolled back whole when the body
+    // throws, as `merge` does for its `combine`. What the body wrote elsewhere stayed (found
+    // by review).
+    if Transaction._currentChecked != nil {
+      return try _singleOperation(at: site) { (_: Transaction) throws(Failure) in
+        try updateCopy(forKey: key, default: defaultValue(), body, at: site)
+      }
+    }
+    return try updateCopy(forKey: key, default: defaultValue(), body, at: site)
+  }
+
+  /// `update(forKey:default:_:)` with a `body` that can throw, on a copy of the value; nothing
+  /// changes in the key if it throws.
+  @inlinable
+  func updateCopy<Result, Failure: Error>(
+    forKey key: Key, default defaultValue: @autoclosure () -> Value, _ body: (inout Value) throws(Failure) -> Result,
+    at site: _CallSite
+  ) throws(Failure) -> Result {
     // The default is computed between two passes, with nothing held (see `beginModification`):
     // a first pass that finds the key absent lets go at once.
     var fallback: Value?

@@ -193,6 +193,48 @@ extension LibraryTests {
       #expect(dict.dictionary == ["a": 2_021, "b": 18, "c": 6_060, "e": 10, "f": 66])
     }
 
+    /// "If `body` throws, nothing changes": inside a transaction, not even what the body wrote
+    /// to other keys and variables before it threw, as `merge` leaves nothing of a `combine`
+    /// that throws (those writes stayed; found by review). The transaction goes on and commits
+    /// what it wrote around the update.
+    @Test func aThrowingUpdateInsideATransactionLeavesNothingOfWhatItsBodyWrote() {
+      struct Refused: Error {}
+      let dict: TDictionary = ["a": 1]
+      let other = TVar(0)
+      atomically { _ in
+        dict["x"] = 1
+        #expect(throws: Refused.self) {
+          try dict.update(forKey: "a", default: 0) { (value: inout Int) throws(Refused) in
+            dict["b"] = 99
+            other.value = 5
+            value += 1
+            throw Refused()
+          }
+        }
+        #expect(dict["a"] == 1 && dict["b"] == nil && other.value == 0 && dict["x"] == 1)
+        // Absent key: not inserted either.
+        #expect(throws: Refused.self) {
+          try dict.update(forKey: "new", default: 7) { (_: inout Int) throws(Refused) in
+            dict["c"] = 3
+            throw Refused()
+          }
+        }
+        #expect(dict["new"] == nil && dict["c"] == nil)
+        // One that returns keeps what its body wrote.
+        var result = 0
+        do {
+          result = try dict.update(forKey: "a", default: 0) { (value: inout Int) throws(Refused) -> Int in
+            dict["d"] = 4
+            value += 1
+            return value
+          }
+        } catch { Issue.record("the update threw \(error)") }
+        #expect(result == 2)
+      }
+      #expect(dict.dictionary == ["a": 2, "x": 1, "d": 4])
+      #expect(other.value == 0)
+    }
+
     /// Of elements that are equal but distinguishable, `TSet` keeps and hands back the member
     /// that was inserted, as `Set` does: `insert` keeps the one there and returns it,
     /// `update(with:)` replaces it and returns the old one, `remove` returns it, and a lookup
