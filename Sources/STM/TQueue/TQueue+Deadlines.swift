@@ -9,7 +9,9 @@ extension TQueue {
   /// in ``dequeue(fileID:line:)-9itxg``: woken for an item of its own (or the close), or by the
   /// deadline. Inside a transaction, an empty queue makes the whole transaction wait, through
   /// ``Transaction/retry(until:)``, and the error rolls it back unless the body catches it.
-  /// As there, a wait through a system sleep may end late by that long.
+  /// As there, take the deadline before `atomically`: written in the body
+  /// (`dequeue(until: .now + .seconds(1))`), it moves on with every rerun, and the wait never
+  /// times out. A wait through a system sleep may end late by that long.
   ///
   /// ```swift
   /// while true {
@@ -91,7 +93,8 @@ extension TQueue {
   /// now is taken at once; on a full queue the thread blocks, without spinning, as in
   /// ``enqueue(_:fileID:line:)-o7nu``: woken for a place of its own (or the close), or by the
   /// deadline. Inside a transaction, a full queue makes the whole transaction wait, through
-  /// ``Transaction/retry(until:)``, and the error rolls it back unless the body catches it.
+  /// ``Transaction/retry(until:)``, and the error rolls it back unless the body catches it;
+  /// take the deadline before `atomically`, as for ``dequeue(until:fileID:line:)-8nkaj``.
   /// An unbounded queue never waits, whatever the deadline. A wait through a system sleep may
   /// end late by that long, as for ``Transaction/retry(until:)``. One
   /// transaction's items must fit in the queue together, as for ``enqueue(_:fileID:line:)-o7nu``:
