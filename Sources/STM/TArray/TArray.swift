@@ -58,8 +58,9 @@ public final class TArray<Element: Sendable>: Sendable {
   /// touch other transactional data (that traps; put such code in `atomically`). It works on
   /// the element where it is, without copying it, whenever no running transaction could still
   /// read the element it replaces; inside a transaction, once the transaction has written the
-  /// element. Using the element from inside its own mutation traps, inside a transaction as
-  /// outside. A mutation that throws midway keeps what it changed.
+  /// element. (A trivially copyable element is updated on a copy, as ``TVar/value`` says.)
+  /// Using the element from inside its own mutation traps, inside a transaction as outside. A
+  /// mutation that throws midway keeps what it changed.
   ///
   /// One exception, inside a transaction: an element that the transaction itself appended, and
   /// that has not landed yet, is updated on a copy each time (an array held there is copied

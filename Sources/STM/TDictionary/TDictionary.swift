@@ -182,7 +182,8 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// wait, and so may reads of it, removals and growth in the key's part of the index, and a
   /// transaction becoming inevitable. It works on the value where it is, without copying it,
   /// whenever no running transaction could still read the value it replaces:
-  /// `groups[key, default: []].append(x)` costs O(1), not a copy of the array. Inside a
+  /// `groups[key, default: []].append(x)` costs O(1), not a copy of the array. (A trivially
+  /// copyable value is updated on a copy, as ``TVar/value`` says.) Inside a
   /// transaction the first update of a key copies its value (other transactions may be reading
   /// it), and later ones in the same block work on the transaction's own copy in place; using
   /// the key from inside any of these mutations (from a closure that the mutating method

@@ -12,7 +12,9 @@ extension ConflictReport {
   /// - Returns: The report, as lines of text.
   /// - Complexity: O(*c* + *o* log *o*) for *c* conflicts with *o* objects.
   public func formatted(top: Int = 10) -> String {
-    let attempts = commits + aborts
+    // Saturated: `commits` is any `Int` the public initializer was given (it trapped).
+    let (sum, overflowed) = commits.addingReportingOverflow(aborts)
+    let attempts = overflowed ? (commits > 0 ? Int.max : Int.min) : sum
     // A log without its summary line (a program that crashed or was killed while recording)
     // says neither: shown as 0 commits in 0 seconds, every attempt read as an abort (found
     // by review).

@@ -122,7 +122,8 @@ public struct ConflictReport: Sendable, CustomStringConvertible {
   ///
   /// - Parameter text: The whole log file, as text.
   /// - Throws: ``ConflictLogError/malformedLine(_:_:)`` for a line it cannot read, including
-  ///   times that are negative or not finite, which the log never writes.
+  ///   times that are negative or not finite, which the log never writes, and a summary line
+  ///   whose commits take the total past `Int.max`.
   /// - Complexity: O(*n*) for a log of *n* characters, plus the grouping of its events.
   public init(log text: String) throws(ConflictLogError) {
     var events: [ConflictEvent] = []
@@ -144,8 +145,11 @@ public struct ConflictReport: Sendable, CustomStringConvertible {
         guard fields.count == 3, let wall = Double(fields[1]), wall.isFinite, wall >= 0,
           let committed = Int(fields[2]), committed >= 0
         else { throw .malformedLine(index + 1, String(line)) }
+        // Several processes' summaries add up; a sum past `Int.max` is no log's (it trapped).
+        let (sum, overflowed) = commits.addingReportingOverflow(committed)
+        guard !overflowed else { throw .malformedLine(index + 1, String(line)) }
         seconds += wall
-        commits += committed
+        commits = sum
         continue
       }
       guard let event = ConflictEvent(logLine: line) else { throw .malformedLine(index + 1, String(line)) }

@@ -52,8 +52,11 @@ public struct TVar<Value: Sendable> {
   /// transaction whenever no running transaction could still read the value it replaces, and
   /// inside one once the transaction has written the variable: `.append(x)` on an array costs
   /// O(1), not a copy of the array. (The first write of a variable in a transaction copies
-  /// the committed value, which other transactions may be reading.) A mutation that throws
-  /// midway keeps what it changed, as with a stored property. Using the variable from inside
+  /// the committed value, which other transactions may be reading.) A trivially copyable value
+  /// (numbers, a struct of them, an `InlineArray`) is updated on a copy instead, on the
+  /// stack: cheap for a small value, but each update of a large inline value copies all of it;
+  /// keep such a value behind a reference (an `Array`) to update it in place. A mutation that
+  /// throws midway keeps what it changed, as with a stored property. Using the variable from inside
   /// its own mutation (from a closure that a mutating method calls) traps, inside a transaction
   /// as outside, as Swift's exclusivity checks would.
   ///

@@ -263,6 +263,19 @@ extension LibraryTests {
       #expect(report.conflicts.map { $0.location } == [CodeLocation(fileID: "App/A.swift", line: 1)])
     }
 
+    /// Summary lines whose commits add up past `Int.max` are malformed, and a report given
+    /// `Int.max` commits prints: both trapped on the overflow (found by review).
+    @Test func commitsNearIntMaxNeitherTrapNorWrap() throws {
+      let summary = "summary\t1.0\t\(Int.max - 5)"
+      let abort = "abort\twriteRead\t0.5\tApp/A.swift:1\t"
+      #expect(throws: ConflictLogError.malformedLine(2, summary)) { try ConflictReport(log: "\(summary)\n\(summary)\n") }
+      let report = try ConflictReport(log: "\(summary)\n\(abort)\n\(abort)\n\(abort)\n\(abort)\n\(abort)\n\(abort)\n")
+      #expect(report.commits == Int.max - 5 && report.aborts == 6)
+      #expect(report.formatted().contains("6 aborts (0.0% of attempts)"), "\(report.formatted())")
+      let huge = ConflictReport(events: [ConflictEvent(outcome: .abort, kind: .writeRead, seconds: 1, location: nil, conflictingLocation: nil)], seconds: 1, commits: Int.max)
+      #expect(huge.formatted().contains("1 abort (0.0% of attempts)"), "\(huge.formatted())")
+    }
+
     /// Printing takes any value the public API can hold: a difference of statistics may be
     /// negative, a report may cover a few nanoseconds, and `top` may be 0 or less.
     @Test func printingTakesAnyValue() {
