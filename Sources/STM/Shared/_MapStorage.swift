@@ -25,8 +25,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// that a map made inside `atomically` keeps its contents whatever becomes of the
   /// transaction (made through one, a set or dictionary made in a transaction that rolled
   /// back came out empty, and one made in a drop-in update's body or a commute's transform
-  /// trapped; found by review), and making one does not start the engine, as `TArray`'s
-  /// contents do not.
+  /// trapped; found by review).
   @inlinable
   init<Contents: Collection>(filledWith contents: Contents) where Contents.Element == (key: Key, value: Value) {
     index = _KeyIndex(minimumCapacity: contents.count)

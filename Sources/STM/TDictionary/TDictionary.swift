@@ -91,10 +91,8 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// - Complexity: O(*n*) for *n* pairs.
   @inlinable
   public convenience init<S: Sequence>(uniqueKeysWithValues keysAndValues: S) where S.Element == (Key, Value) {
-    // Read before the step, as `merge` reads its pairs: a rerun found a single-pass sequence
-    // used up and left the dictionary empty (found by review). Into a dictionary, so that a
-    // repeated key traps as it is read, as `Dictionary`'s does, not after an endless
-    // sequence has been read to the end (found by review).
+    // Into a dictionary first, so that a repeated key traps as it is read, as `Dictionary`'s
+    // does, not after an endless sequence has been read to the end (found by review).
     var pairs: [Key: Value] = [:]
     pairs.reserveCapacity(keysAndValues.underestimatedCount)
     for (key, value) in keysAndValues where pairs.updateValue(value, forKey: key) != nil {

@@ -19,11 +19,11 @@ public struct CodeLocation: Sendable, Hashable, Comparable, CustomStringConverti
   /// `Module/File.swift:42`.
   public var description: String { "\(fileID):\(line)" }
 
-  /// Parses `Module/File.swift:42`, as ``description`` writes it: a file that is not empty and
-  /// a line from 1, since the log never writes another (a line 0 or -3 is a damaged field).
+  /// Parses `Module/File.swift:42`, as ``description`` writes it, with a line from 1: the log
+  /// never writes another (a line 0 or -3 is a damaged field). The file may be empty, as a
+  /// caller that passes its own `fileID` may make it.
   init?(parsing text: Substring) {
-    guard let colon = text.lastIndex(of: ":"), colon != text.startIndex,
-      let line = Int(text[text.index(after: colon)...]), line >= 1
+    guard let colon = text.lastIndex(of: ":"), let line = Int(text[text.index(after: colon)...]), line >= 1
     else { return nil }
     self.init(fileID: String(text[..<colon]), line: line)
   }

@@ -60,6 +60,12 @@ public struct TransactionStatistics: Sendable, Hashable, CustomStringConvertible
   /// Whether two snapshots hold the same counts and times. A kind counted 0 equals a kind not
   /// listed: `-` leaves kinds out whose difference is 0, while `+` of counts that cancel, or a
   /// count set to 0 by hand, keeps them.
+  ///
+  /// - Parameters:
+  ///   - lhs: A snapshot.
+  ///   - rhs: Another snapshot.
+  /// - Returns: Whether every count and time is the same in both.
+  /// - Complexity: O(1).
   public static func == (lhs: Self, rhs: Self) -> Bool {
     lhs.commits == rhs.commits && lhs.retries == rhs.retries
       && lhs.secondsLostInAborts == rhs.secondsLostInAborts && lhs.secondsPaused == rhs.secondsPaused
@@ -70,6 +76,9 @@ public struct TransactionStatistics: Sendable, Hashable, CustomStringConvertible
   }
 
   /// Hashes what `==` compares: a kind counted 0 hashes as a kind not listed.
+  ///
+  /// - Parameter hasher: The hasher to feed the counts and times to.
+  /// - Complexity: O(1).
   public func hash(into hasher: inout Hasher) {
     hasher.combine(commits)
     hasher.combine(retries)

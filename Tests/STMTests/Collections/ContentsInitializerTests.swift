@@ -117,7 +117,12 @@ extension LibraryTests {
         sets.update(forKey: "a", default: TSet()) { $0 = TSet([1, 2]) }
         let maps = TDictionary<String, TDictionary<Int, Int>>()
         maps.update(forKey: "b", default: TDictionary()) { $0 = [2: 2] }
-        exit(sets["a"]?.count == 2 && maps["b"]?.dictionary == [2: 2] ? 0 : 3)
+        // Large enough that stripes replace their tables as they fill.
+        sets.update(forKey: "c", default: TSet()) { $0 = TSet(0..<5_000) }
+        maps["d"] = TDictionary()
+        maps["d"]? = TDictionary(uniqueKeysWithValues: (0..<5_000).map { ($0, $0) })
+        let whole = sets["a"]?.count == 2 && maps["b"]?.dictionary == [2: 2]
+        exit(whole && sets["c"]?.count == 5_000 && maps["d"]?.count == 5_000 ? 0 : 3)
       }
     }
 
@@ -127,8 +132,8 @@ extension LibraryTests {
         let holder = TVar(TSet<Int>())
         atomically { _ in holder.commute { _ in TSet([1, 2]) } }
         let maps = TVar(TDictionary<Int, Int>())
-        atomically { _ in maps.commute { _ in TDictionary(uniqueKeysWithValues: [(1, 1)]) } }
-        exit(holder.value.count == 2 && maps.value[1] == 1 ? 0 : 3)
+        atomically { _ in maps.commute { _ in TDictionary(uniqueKeysWithValues: (0..<5_000).map { ($0, $0) }) } }
+        exit(holder.value.count == 2 && maps.value[1] == 1 && maps.value.count == 5_000 ? 0 : 3)
       }
     }
 
@@ -146,6 +151,135 @@ extension LibraryTests {
       #expect(dictionary.count == 20_000)
       let set = TSet(0..<20_000)
       #expect(set.count == 20_000 && set.elements == Set(0..<20_000))
+    }
+  }
+
+  /// Maps made from contents, used by several threads at once right after they are made.
+  @Suite struct ConcurrencyMapsMadeFromContentsTests {
+    /// Each round makes a dictionary (through each initializer in turn) and a set from
+    /// contents, and four threads at once move amounts between shared keys in transactions
+    /// (the sum stays), update, remove and re-insert keys of their own with drop-in
+    /// operations (a model per thread), and read the whole map inside and outside
+    /// transactions; the results match the models.
+    @Test(arguments: 0..<3)
+    func usedAtOnceByManyThreads(initializer: Int) {
+      let sharedKeys = 256, ownKeys = 64, threads = 4
+      let failures = LockedBox<[String]>([])
+      for round in 0..<TestScale.scaled(5) {
+        var contents: [Int: Int] = [:]
+        for key in 0..<sharedKeys { contents[key] = 100 }
+        for key in sharedKeys..<(sharedKeys + threads * ownKeys) { contents[key] = 0 }
+        let total = 100 * sharedKeys
+        let dictionary: TDictionary<Int, Int> =
+          switch initializer {
+          case 0: TDictionary(contents)
+          case 1: TDictionary(uniqueKeysWithValues: contents.map { ($0.key, $0.value) })
+          default: TDictionary(contents.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+          }
+        let set = TSet(0..<(threads * ownKeys))
+        let models = LockedBox<[[Int: Int]]>(Array(repeating: [:], count: threads))
+        let setModels = LockedBox<[Set<Int>]>(Array(repeating: [], count: threads))
+        runThreads(threads) { thread in
+          var random = SeededRandom(seed: UInt64(round * 97 + thread * 13 + initializer * 1_001 + 1))
+          let own = (sharedKeys + thread * ownKeys)..<(sharedKeys + (thread + 1) * ownKeys)
+          var model = Dictionary(uniqueKeysWithValues: own.map { ($0, 0) })
+          let ownElements = (thread * ownKeys)..<((thread + 1) * ownKeys)
+          var setModel = Set(ownElements)
+          for _ in 0..<400 {
+            switch random.below(10) {
+            case 0, 1:
+              let from = random.below(sharedKeys), to = random.below(sharedKeys)
+              atomically { _ in
+                guard from != to, let a = dictionary[from], let b = dictionary[to] else { return }
+                dictionary[from] = a - 1
+                dictionary[to] = b + 1
+              }
+            case 2:
+              // A shared key's amount moved into another, the key removed, then back empty.
+              let from = random.below(sharedKeys), to = random.below(sharedKeys)
+              guard from != to else { break }
+              atomically { _ in
+                guard dictionary[to] != nil, let amount = dictionary.removeValue(forKey: from) else { return }
+                dictionary[to]! += amount
+              }
+              atomically { _ in if dictionary[from] == nil { dictionary[from] = 0 } }
+            case 3, 4:
+              let key = own.randomElement(using: &random)!
+              dictionary[key, default: 0] += 1
+              model[key, default: 0] += 1
+            case 5:
+              let key = own.randomElement(using: &random)!
+              let value = random.chance(50) ? nil : random.below(1_000)
+              dictionary[key] = value
+              model[key] = value
+            case 6:
+              let key = own.randomElement(using: &random)!
+              dictionary.update(forKey: key, default: 7) { $0 &+= 3 }
+              model[key, default: 7] &+= 3
+            case 7:
+              let (all, count) = atomically { _ in (dictionary.dictionary, dictionary.count) }
+              let sum = (0..<sharedKeys).reduce(0) { $0 + (all[$1] ?? 0) }
+              if sum != total || all.count != count {
+                failures.value.append("round \(round), thread \(thread): sum \(sum), count \(count) for \(all.count) keys")
+              }
+              let outside = dictionary.dictionary
+              let outsideSum = (0..<sharedKeys).reduce(0) { $0 + (outside[$1] ?? 0) }
+              if outsideSum != total { failures.value.append("round \(round), thread \(thread): sum \(outsideSum) outside") }
+            case 8:
+              let element = ownElements.randomElement(using: &random)!
+              if setModel.remove(element) != nil { set.remove(element) } else { set.insert(element); setModel.insert(element) }
+            default:
+              let (count, elements) = atomically { _ in (set.count, set.elements) }
+              if count != elements.count { failures.value.append("round \(round), thread \(thread): set count \(count) for \(elements.count)") }
+            }
+          }
+          models.value[thread] = model
+          setModels.value[thread] = setModel
+        }
+        let final = dictionary.dictionary
+        #expect((0..<sharedKeys).reduce(0) { $0 + (final[$1] ?? 0) } == total, "round \(round)")
+        #expect(final.count == dictionary.count, "round \(round)")
+        for thread in 0..<threads {
+          let own = (sharedKeys + thread * ownKeys)..<(sharedKeys + (thread + 1) * ownKeys)
+          #expect(own.compactMap { key in final[key].map { (key, $0) } }.count == models.value[thread].count, "round \(round)")
+          for (key, value) in models.value[thread] { #expect(final[key] == value, "round \(round), key \(key)") }
+        }
+        let expectedSet = setModels.value.reduce(into: Set<Int>()) { $0.formUnion($1) }
+        #expect(set.elements == expectedSet && set.count == expectedSet.count, "round \(round)")
+      }
+      #expect(failures.value.isEmpty, "\(failures.value.prefix(5))")
+    }
+
+    /// A transaction whose snapshot was taken before a map was made reads the map's contents
+    /// as made, as it would a `TVar`'s initial value (made through a transaction, the map
+    /// looked empty to it), and not the changes made after.
+    @Test func anOlderSnapshotReadsTheContentsAsMade() {
+      let shared = LockedBox<TDictionary<Int, Int>?>(nil)
+      let variable = TVar(0)
+      let started = Gate(), changed = Gate()
+      let seen = LockedBox<[[Int: Int]]>([])
+      let reader = startThread {
+        var attempts = 0
+        atomically { _ in
+          attempts += 1
+          _ = variable.value
+          if attempts == 1 {
+            started.open()
+            changed.wait()
+          }
+          if let map = shared.value { seen.value.append(map.dictionary) }
+        }
+      }
+      started.wait()
+      let map = TDictionary([1: 10, 2: 20])
+      shared.value = map
+      map[1] = nil
+      map[3] = 30
+      map[2, default: 0] += 1
+      variable.value += 1
+      changed.open()
+      reader.wait()
+      #expect(seen.value.first == [1: 10, 2: 20], "\(seen.value)")
     }
   }
 }

@@ -252,15 +252,25 @@ extension LibraryTests {
       }
     }
 
-    /// The log writes a location as a file that is not empty and a line from 1; a location
-    /// field with a line of 0 or less, or no file, is damaged (they parsed as locations).
-    @Test func locationsWithNoFileOrALineBelowOneAreMalformed() throws {
-      for field in ["App/A.swift:0", "App/A.swift:-3", ":7", "App/A.swift:", "App/A.swift"] {
+    /// The log writes a location's line from 1; a location field with a line of 0 or less, or
+    /// none, is damaged (they parsed as locations). A file left empty by a caller that passes
+    /// its own `fileID` is written, and reads back.
+    @Test func locationsWithALineBelowOneAreMalformed() throws {
+      for field in ["App/A.swift:0", "App/A.swift:-3", "App/A.swift:", "App/A.swift"] {
         let line = "abort\twriteRead\t0.5\t\(field)\t"
         #expect(throws: ConflictLogError.malformedLine(1, line)) { try ConflictReport(log: line + "\n") }
       }
       let report = try ConflictReport(log: "abort\twriteRead\t0.5\tApp/A.swift:1\t\n")
       #expect(report.conflicts.map { $0.location } == [CodeLocation(fileID: "App/A.swift", line: 1)])
+
+      let path = FileManager.default.temporaryDirectory.appendingPathComponent("swift-stm-empty-file-\(getpid()).log").path
+      defer { try? FileManager.default.removeItem(atPath: path) }
+      try ConflictLog.start(writingTo: path)
+      try atomically({ transaction in try transaction.becomeInevitable() }, fileID: "", line: 3)
+      let live = ConflictLog.stop()
+      let read = try ConflictReport(log: String(contentsOfFile: path, encoding: .utf8))
+      #expect(read.inevitableTransactions == [CodeLocation(fileID: "", line: 3): 1])
+      #expect(live?.inevitableTransactions == read.inevitableTransactions)
     }
 
     /// Summary lines whose commits add up past `Int.max` are malformed, and a report given
