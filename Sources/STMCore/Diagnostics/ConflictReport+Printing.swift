@@ -59,9 +59,11 @@ extension ConflictReport {
     lines.append("Top conflicts by time lost:")
     let shown = max(top, 0)
     for (rank, conflict) in conflicts.prefix(shown).enumerated() {
+      // `3x write-read aborts`, `1x write-write pause`.
+      func tally(_ count: Int, _ noun: String) -> String { "\(Self.count(count))x \(conflict.kind) \(count == 1 ? noun : noun + "s")" }
       var counts: [String] = []
-      if conflict.aborts > 0 { counts.append("\(Self.count(conflict.aborts))x \(conflict.kind) \(conflict.aborts == 1 ? "abort" : "aborts")") }
-      if conflict.pauses > 0 { counts.append("\(Self.count(conflict.pauses))x \(conflict.kind) \(conflict.pauses == 1 ? "pause" : "pauses")") }
+      if conflict.aborts > 0 { counts.append(tally(conflict.aborts, "abort")) }
+      if conflict.pauses > 0 { counts.append(tally(conflict.pauses, "pause")) }
       lines.append(
         "\(String(rank + 1).leftPadded(to: 2)). \(Self.seconds(conflict.secondsLostInAborts)) lost in aborts, "
           + "\(Self.seconds(conflict.secondsPaused)) paused (\(counts.joined(separator: ", ")))")

@@ -117,8 +117,8 @@ public struct ConflictReport: Sendable, CustomStringConvertible {
   /// or the file was copied while it was being written. That line is left out, even where
   /// what is left of it would parse (a cut summary line could read 4,000 commits for
   /// 40,000). A log's first line is its `#` header, so text with no line break that does not
-  /// start with `#` is malformed, not a cut log. Lines may end in a carriage return and a line break, as a log that went through
-  /// a Windows tool does.
+  /// start with `#` is malformed, not a cut log. Lines may end in a carriage return and a line
+  /// break, as a log that went through a Windows tool does.
   ///
   /// - Parameter text: The whole log file, as text.
   /// - Throws: ``ConflictLogError/malformedLine(_:_:)`` for a line it cannot read, including

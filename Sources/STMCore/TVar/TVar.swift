@@ -56,9 +56,9 @@ public struct TVar<Value: Sendable> {
   /// (numbers, a struct of them, an `InlineArray`) is updated on a copy instead, on the
   /// stack: cheap for a small value, but each update of a large inline value copies all of it;
   /// keep such a value behind a reference (an `Array`) to update it in place. A mutation that
-  /// throws midway keeps what it changed, as with a stored property. Using the variable from inside
-  /// its own mutation (from a closure that a mutating method calls) traps, inside a transaction
-  /// as outside, as Swift's exclusivity checks would.
+  /// throws midway keeps what it changed, as with a stored property. Using the variable from
+  /// inside its own mutation (from a closure that a mutating method calls) traps, inside a
+  /// transaction as outside, as Swift's exclusivity checks would.
   ///
   /// Conflicts: a read conflicts with a later commit that writes this variable; a write conflicts
   /// with concurrent writes of it.
