@@ -60,7 +60,7 @@ extension ConflictReport {
     let shown = max(top, 0)
     for (rank, conflict) in conflicts.prefix(shown).enumerated() {
       // `3x write-read aborts`, `1x write-write pause`.
-      func tally(_ count: Int, _ noun: String) -> String { "\(Self.count(count))x \(conflict.kind) \(count == 1 ? noun : noun + "s")" }
+      func tally(_ count: Int, _ noun: String) -> String { _counted(count, "\(conflict.kind) \(noun)", number: { "\(Self.count($0))x" }) }
       var counts: [String] = []
       if conflict.aborts > 0 { counts.append(tally(conflict.aborts, "abort")) }
       if conflict.pauses > 0 { counts.append(tally(conflict.pauses, "pause")) }
