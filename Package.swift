@@ -3,7 +3,9 @@ import PackageDescription
 
 // Two library targets keep the layering honest: `STMCore` is the engine (transactions,
 // segments, cells, contention, statistics) and cannot see the collections; `STM` holds the
-// collections and re-exports `STMCore`, so users only ever write `import STM`.
+// collections and re-exports `STMCore`, so users only ever write `import STM`. `_STMThreadLocal`,
+// a few lines of C, holds the engine's per-thread state for `STMCore` (Swift has no
+// thread-local storage); nothing in it is API.
 let package = Package(
   name: "swift-stm",
   platforms: [.macOS(.v15), .iOS(.v18), .tvOS(.v18), .watchOS(.v11), .visionOS(.v2)],
@@ -11,7 +13,8 @@ let package = Package(
     .library(name: "STM", targets: ["STM"]),
   ],
   targets: [
-    .target(name: "STMCore", path: "Sources/STMCore"),
+    .target(name: "_STMThreadLocal", path: "Sources/_STMThreadLocal"),
+    .target(name: "STMCore", dependencies: ["_STMThreadLocal"], path: "Sources/STMCore"),
     .target(name: "STM", dependencies: ["STMCore"], path: "Sources/STM"),
     .executableTarget(name: "stm-bench", dependencies: ["STM"], path: "Benchmarks/stm-bench"),
     .target(name: "STMTestSupport", dependencies: ["STM"], path: "Tests/STMTestSupport"),

@@ -452,9 +452,9 @@ extension Transaction {
 }
 
 /// The calling thread as a collection operation starts: the transaction it joins, if any,
-/// and otherwise what a single operation begins from. Found with one lookup of the
-/// thread-specific slot (a library call, and a lazy global's check, each time), so that a
-/// drop-in update that first asks whether a transaction is running does not look again.
+/// and otherwise what a single operation begins from. Found with one read of the thread's
+/// state (`_ThreadState.current`), so that a drop-in update that first asks whether a
+/// transaction is running does not look again.
 @usableFromInline
 package struct _CallingThread {
   @usableFromInline let state: UnsafeMutablePointer<_ThreadState>

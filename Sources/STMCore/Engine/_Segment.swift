@@ -517,7 +517,10 @@ final class _Segment: @unchecked Sendable {
   /// Validates and publishes the redo log as one step with respect to every other commit.
   func commit(context: _ThreadContext) -> CommitOutcome {
     guard !log.isEmpty else { return .committed(_SerialPosition(number: snapshot, isReadOnly: true)) }
-    let engine = _Engine.shared
+    return context.engine._withUnsafeGuaranteedRef { commit(context: context, engine: $0) }
+  }
+
+  private func commit(context: _ThreadContext, engine: _Engine) -> CommitOutcome {
     engine.enterCommit(self, context: context)
     log.sortForLocking()
     // The log is not changed during the commit, except that publishing moves each pending

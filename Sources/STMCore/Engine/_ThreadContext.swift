@@ -1,4 +1,5 @@
 import Synchronization
+import _STMThreadLocal
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -7,8 +8,8 @@ import Musl
 import Darwin
 #endif
 
-/// The per-thread state that hot paths read: a plain struct behind the thread-specific pointer,
-/// so that finding the running transaction costs no reference counting.
+/// The per-thread state that hot paths read: a plain struct behind a thread-local pointer, so
+/// that finding the running transaction costs no reference counting.
 @usableFromInline
 struct _ThreadState {
   /// The segment of the transaction running on this thread, or nil outside `atomically`.
@@ -26,12 +27,13 @@ struct _ThreadState {
   @usableFromInline var writtenOverReleaseDepth = 0
   @usableFromInline var writtenOverWaiting: [Any] = []
 
-  /// The calling thread's state, created on first use.
+  /// The calling thread's state, created on first use. Found in a C thread-local variable
+  /// (`_STMThreadLocal`): one load, where `pthread_getspecific` was a call of about twenty
+  /// instructions, made by every operation.
   @inlinable
   static var current: UnsafeMutablePointer<_ThreadState> {
     @inline(__always) get {
-      let key = _publishedThreadStateKey.load(ordering: .acquiring)
-      if key != _noThreadStateKey, let raw = pthread_getspecific(pthread_key_t(truncatingIfNeeded: key)) {
+      if let raw = _stm_current_thread_state() {
         return raw.assumingMemoryBound(to: _ThreadState.self)
       }
       return _ThreadContext.makeCurrentState()
@@ -42,9 +44,7 @@ struct _ThreadState {
   /// `current`, this does not start the engine (see `TransactionEngine`).
   @inlinable
   static var currentIfMade: UnsafeMutablePointer<_ThreadState>? {
-    let key = _publishedThreadStateKey.load(ordering: .acquiring)
-    guard key != _noThreadStateKey else { return nil }
-    return pthread_getspecific(pthread_key_t(truncatingIfNeeded: key))?.assumingMemoryBound(to: _ThreadState.self)
+    _stm_current_thread_state()?.assumingMemoryBound(to: _ThreadState.self)
   }
 }
 
@@ -55,7 +55,8 @@ final class _ThreadContext: @unchecked Sendable {
   // Only the owning thread touches the stored properties, except `statistics`, whose fields
   // are atomics that any thread may read. That is also why dynamic exclusivity checks are off.
 
-  /// The thread's hot state; owned by the thread-specific slot, which outlives this object's use.
+  /// The thread's hot state; owned by the thread-specific key (see `_threadStateKey`), whose
+  /// destructor frees it as the thread exits.
   @usableFromInline let state: UnsafeMutablePointer<_ThreadState>
 
   /// The segment of the transaction running on this thread, or nil outside `atomically`.
@@ -156,8 +157,9 @@ final class _ThreadContext: @unchecked Sendable {
     let context = _ThreadContext(turn: turn, segmentCount: _Engine.shared.segments.count, state: state)
     _Engine.shared.noteSegmentsInUse(upTo: context.preferredSegment + 1)
     state.initialize(to: _ThreadState(segment: nil, context: Unmanaged.passRetained(context)))
+    // The key's value only makes its destructor run as the thread exits.
     pthread_setspecific(_threadStateKey, state)
-    _publishedThreadStateKey.store(UInt(_threadStateKey), ordering: .releasing)
+    _stm_set_current_thread_state(state)
     _StatisticsRegistry.shared.register(context.statistics)
     _ = readConflictLogEnvironment
     return state
@@ -193,21 +195,16 @@ struct _SerialPosition: Comparable, Hashable, Sendable {
   }
 }
 
-/// `_threadStateKey` once a thread has made its state, `_noThreadStateKey` before: what the
-/// fast path of `_ThreadState.current` reads. `_threadStateKey` is made lazily, so each read
-/// of it is a call that checks it is made (with `swift_once`), twice the cost of the
-/// thread-specific lookup itself; this global starts from a constant and reads as a load.
-@usableFromInline let _publishedThreadStateKey = Atomic<UInt>(_noThreadStateKey)
-
-/// No key: `pthread_key_t` values are small indices, never this.
-@inlinable var _noThreadStateKey: UInt { .max }
-
-/// The thread-specific slot holding each thread's `_ThreadState`; its destructor releases the
-/// context and frees the state when the thread exits.
+/// The thread-specific slot holding each thread's `_ThreadState`, for its destructor, which
+/// releases the context and frees the state when the thread exits. (Operations find the state
+/// in the thread-local variable of `_STMThreadLocal`.) The destructor clears that variable
+/// first: a destructor of another key that runs later and uses the engine makes a new state,
+/// which the thread's exit frees in turn, as it did when the state was looked up by this key.
 let _threadStateKey: pthread_key_t = {
   var key = pthread_key_t()
   let status = pthread_key_create(&key) { raw in
     guard let raw else { return }
+    _stm_set_current_thread_state(nil)
     let state = raw.assumingMemoryBound(to: _ThreadState.self)
     let context = state.pointee.context
     state.deinitialize(count: 1)

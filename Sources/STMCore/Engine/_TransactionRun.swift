@@ -99,13 +99,16 @@ struct _TransactionRun {
   /// one-lookup transaction made).
   @usableFromInline
   mutating func begin(_ context: Unmanaged<_ThreadContext>, fileID: StaticString, line: UInt) -> Unmanaged<_Segment> {
+    // The context's handle on the engine, not `_Engine.shared`: reading a lazily made global
+    // checks that it is made (a call to `swift_once`), four times per attempt.
     context._withUnsafeGuaranteedRef { context in
-      let engine = _Engine.shared
-      var segmentWaitStarted = 0
-      if let misuse = context.forbiddenAccess { _misuse(misuse) }
-      let handle = engine.acquireSegment(for: context, waitStarted: &segmentWaitStarted)
-      handle._withUnsafeGuaranteedRef { begin($0, context, engine, segmentWaitStarted: segmentWaitStarted, fileID: fileID, line: line) }
-      return handle
+      context.engine._withUnsafeGuaranteedRef { engine in
+        var segmentWaitStarted = 0
+        if let misuse = context.forbiddenAccess { _misuse(misuse) }
+        let handle = engine.acquireSegment(for: context, waitStarted: &segmentWaitStarted)
+        handle._withUnsafeGuaranteedRef { begin($0, context, engine, segmentWaitStarted: segmentWaitStarted, fileID: fileID, line: line) }
+        return handle
+      }
     }
   }
 
@@ -152,7 +155,9 @@ struct _TransactionRun {
       // `afterCommit` hooks. Any of those may wait for a thread that only these wake (found by
       // review, twice). They run no transaction and do not block.
       for wakeUps in segment.log.wakeAfterCommit { wakeUps.lot.wake(upTo: wakeUps.count) }
-      if position.isReadOnly == false { _Engine.shared.reclaimer.reclaimNow(ifDueFor: context, using: segment) }
+      if position.isReadOnly == false {
+        _ = context.engine._withUnsafeGuaranteedRef { $0.reclaimer.reclaimNow(ifDueFor: context, using: segment) }
+      }
       let commitHooks = segment.log.afterCommit.isEmpty ? [] : segment.log.afterCommit
       let rolledBackHooks = end(segment, context, aborting: false)
       return .committed(rolledBackHooks.isEmpty ? commitHooks : rolledBackHooks + commitHooks)
@@ -224,13 +229,16 @@ struct _TransactionRun {
   /// first: those of parts rolled back earlier (`orElse`, nested blocks), and, if the attempt
   /// is aborting, its own.
   private func end(_ segment: _Segment, _ context: _ThreadContext, aborting: Bool) -> [() -> Void] {
+    context.engine._withUnsafeGuaranteedRef { end(segment, context, $0, aborting: aborting) }
+  }
+
+  private func end(_ segment: _Segment, _ context: _ThreadContext, _ engine: _Engine, aborting: Bool) -> [() -> Void] {
     var abortHooks = segment.rolledBackHooks
     if !abortHooks.isEmpty { segment.rolledBackHooks = [] }
     if aborting && !segment.log.afterAbort.isEmpty { abortHooks += segment.log.afterAbort }
     segment.abortHooksRegistered = 0
     // Newest first, whether registered by the body or by a part that rolled back.
     let hooks = abortHooks.isEmpty ? [] : abortHooks.sorted { $0.number > $1.number }.map(\.hook)
-    let engine = _Engine.shared
     // Committed, or rolled back: the cells it pinned may be retired again.
     if !segment.pinnedCells.isEmpty { segment.unpinAll() }
     engine.withdrawSnapshot(for: segment)

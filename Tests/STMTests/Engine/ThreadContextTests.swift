@@ -25,5 +25,36 @@ extension LibraryTests {
       let randoms = seen.value.map(\.random)
       #expect(Set(randoms).count == randoms.count, "two new threads share a backoff sequence")
     }
+
+    /// A thread-exit destructor that runs after the engine's (its key was made later) and uses
+    /// the engine finds no state, gets a new one, and that one is freed in turn: the engine's
+    /// destructor clears the thread-local variable that operations read before it frees the
+    /// state. Left pointing at the freed state, the variable handed it to the later destructor.
+    @Test func aDestructorRunAfterTheEnginesGetsAFreshState() {
+      _ = _ThreadContext.current
+      var made = pthread_key_t()
+      #expect(pthread_key_create(&made) { _ in LaterDestructor.run() } == 0)
+      let key = made
+      defer { pthread_key_delete(key) }
+      let commitsBefore = TransactionEngine.statistics.commits
+      startThread {
+        LaterDestructor.counter.value += 1
+        pthread_setspecific(key, UnsafeRawPointer(bitPattern: 1))
+      }.wait()
+      #expect(LaterDestructor.foundAState.value == [false])
+      #expect(LaterDestructor.counter.value == 2)
+      #expect(TransactionEngine.statistics.commits - commitsBefore >= 2)
+    }
+  }
+}
+
+/// What `aDestructorRunAfterTheEnginesGetsAFreshState` runs as its thread exits.
+private enum LaterDestructor {
+  static let counter = TVar(0)
+  static let foundAState = LockedBox<[Bool]>([])
+
+  static func run() {
+    foundAState.value.append(_ThreadState.currentIfMade != nil)
+    atomically { _ in counter.value += 1 }
   }
 }

@@ -1,0 +1,3 @@
+#include "_STMThreadLocal.h"
+
+__thread void *_Nullable _stm_thread_state STM_TLS_MODEL = 0;

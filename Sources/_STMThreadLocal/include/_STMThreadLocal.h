@@ -1,0 +1,37 @@
+// The calling thread's engine state, in a C thread-local variable.
+//
+// Swift has no thread-local variables of its own: the engine's per-thread state was found
+// through `pthread_getspecific`, a call of about 17 instructions plus a load of the key, made
+// once or more by every operation (four times in a one-update `atomically`). Read here, from
+// an inline function that the Swift compiler inlines like its own code, it is one load from
+// the thread's block. The thread-specific key stays, for its destructor only: it frees the
+// state as the thread exits, and clears this variable first (see `_ThreadContext.swift`).
+//
+// Internal to swift-stm: nothing here is API.
+
+#ifndef STM_THREAD_LOCAL_H
+#define STM_THREAD_LOCAL_H
+
+// "initial-exec": the variable sits at a fixed offset from the thread pointer, found with one
+// load of that offset, instead of a call to `__tls_get_addr`, which position-independent code
+// makes otherwise. A library loaded with `dlopen` takes it from the few bytes the dynamic
+// loader keeps spare for that; this is eight.
+#if defined(__ELF__)
+#define STM_TLS_MODEL __attribute__((tls_model("initial-exec")))
+#else
+#define STM_TLS_MODEL
+#endif
+
+/// The calling thread's `_ThreadState`, or null before the thread has used the engine and
+/// after its state was freed.
+extern __thread void *_Nullable _stm_thread_state STM_TLS_MODEL;
+
+static inline __attribute__((always_inline)) void *_Nullable _stm_current_thread_state(void) {
+  return _stm_thread_state;
+}
+
+static inline __attribute__((always_inline)) void _stm_set_current_thread_state(void *_Nullable state) {
+  _stm_thread_state = state;
+}
+
+#endif
