@@ -14,7 +14,10 @@ import Darwin
 final class _Monitor<State>: @unchecked Sendable {
   private let mutex: UnsafeMutablePointer<pthread_mutex_t>
   private let condition: UnsafeMutablePointer<pthread_cond_t>
-  private var state: State
+  /// Reached only under `mutex`, whose holder cannot reach it again (a second `withLock` on the
+  /// same thread would wait for itself), so Swift's dynamic exclusivity checks, a call into the
+  /// runtime on every access, guard nothing here.
+  @exclusivity(unchecked) private var state: State
 
   init(_ state: State) {
     mutex = .allocate(capacity: 1)
