@@ -1,3 +1,4 @@
+import _STMThreadLocal
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -24,9 +25,14 @@ enum _DeferredRelease {
     @exclusivity(unchecked) var draining = false
   }
 
+  /// The thread-specific slot that owns each thread's list, for its destructor, which frees the
+  /// list as the thread exits. The list is found through a thread-local variable of
+  /// `_STMThreadLocal` (one load, where `pthread_getspecific` was a call, and reading this lazily
+  /// made key another), which the destructor clears first, as `_threadStateKey`'s does.
   private static let key: pthread_key_t = {
     var key = pthread_key_t()
     pthread_key_create(&key) { raw in
+      _stm_set_current_deferred_releases(nil)
       if let raw { Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer(raw)).release() }
     }
     return key
@@ -35,11 +41,17 @@ enum _DeferredRelease {
   /// The thread's list, unretained: the thread-specific slot keeps it until the thread ends
   /// (a reference taken here was a retain and a release on every node a queue frees).
   private static var pending: Unmanaged<Pending> {
-    if let raw = pthread_getspecific(key) {
+    if let raw = _stm_current_deferred_releases() {
       return Unmanaged<Pending>.fromOpaque(raw)
     }
+    return makePending()
+  }
+
+  @inline(never)
+  private static func makePending() -> Unmanaged<Pending> {
     let created = Unmanaged.passRetained(Pending())
     pthread_setspecific(key, created.toOpaque())
+    _stm_set_current_deferred_releases(created.toOpaque())
     return created
   }
 

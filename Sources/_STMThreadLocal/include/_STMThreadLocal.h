@@ -1,11 +1,12 @@
-// The calling thread's engine state, in a C thread-local variable.
+// The calling thread's engine state, in C thread-local variables.
 //
 // Swift has no thread-local variables of its own: the engine's per-thread state was found
 // through `pthread_getspecific`, a call of about 17 instructions plus a load of the key, made
 // once or more by every operation (four times in a one-update `atomically`). Read here, from
 // an inline function that the Swift compiler inlines like its own code, it is one load from
 // the thread's block. The thread-specific key stays, for its destructor only: it frees the
-// state as the thread exits, and clears this variable first (see `_ThreadContext.swift`).
+// state as the thread exits, and clears this variable first (see `_ThreadContext.swift`). The
+// list of `_DeferredRelease` is kept the same way.
 //
 // Internal to swift-stm: nothing here is API.
 
@@ -32,6 +33,18 @@ static inline __attribute__((always_inline)) void *_Nullable _stm_current_thread
 
 static inline __attribute__((always_inline)) void _stm_set_current_thread_state(void *_Nullable state) {
   _stm_thread_state = state;
+}
+
+/// The calling thread's list of objects being released one after another (STMCore's
+/// `_DeferredRelease`), or null before the thread needed one and after it was freed.
+extern __thread void *_Nullable _stm_deferred_releases STM_TLS_MODEL;
+
+static inline __attribute__((always_inline)) void *_Nullable _stm_current_deferred_releases(void) {
+  return _stm_deferred_releases;
+}
+
+static inline __attribute__((always_inline)) void _stm_set_current_deferred_releases(void *_Nullable list) {
+  _stm_deferred_releases = list;
 }
 
 #endif

@@ -1,4 +1,5 @@
 import Foundation
+import STM
 @testable import STMCore
 import STMTestSupport
 import Testing
@@ -45,10 +46,27 @@ extension LibraryTests {
       #expect(LaterDestructor.counter.value == 2)
       #expect(TransactionEngine.statistics.commits - commitsBefore >= 2)
     }
+
+    /// The same for the list that frees a queue's nodes one after another: a later destructor
+    /// that drops a queue of many items frees its nodes through a new list, not the freed one.
+    @Test func aDestructorRunAfterTheEnginesFreesAQueueThroughAFreshList() {
+      // The list's key, made at a thread's first list, exists before `key`: its destructor
+      // runs first as a thread exits.
+      LaterDestructor.dropAQueue()
+      var made = pthread_key_t()
+      #expect(pthread_key_create(&made) { _ in LaterDestructor.dropAQueue() } == 0)
+      let key = made
+      defer { pthread_key_delete(key) }
+      startThread {
+        LaterDestructor.dropAQueue()
+        pthread_setspecific(key, UnsafeRawPointer(bitPattern: 1))
+      }.wait()
+      #expect(LaterDestructor.queuesDropped.value == 3)
+    }
   }
 }
 
-/// What `aDestructorRunAfterTheEnginesGetsAFreshState` runs as its thread exits.
+/// What the tests of later destructors run as their threads exit.
 private enum LaterDestructor {
   static let counter = TVar(0)
   static let foundAState = LockedBox<[Bool]>([])
@@ -56,5 +74,17 @@ private enum LaterDestructor {
   static func run() {
     foundAState.value.append(_ThreadState.currentIfMade != nil)
     atomically { _ in counter.value += 1 }
+  }
+
+  static let queuesDropped = LockedBox(0)
+
+  /// Makes a queue of 5,000 items and drops it: its nodes go through `_DeferredRelease`.
+  static func dropAQueue() {
+    do {
+      let queue = TQueue<Int>()
+      for item in 0..<5_000 { try? queue.enqueue(item) }
+      #expect(queue.count == 5_000)
+    }
+    queuesDropped.value += 1
   }
 }
