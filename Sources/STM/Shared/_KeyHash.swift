@@ -20,8 +20,21 @@ enum _KeyHash {
   /// The hash of `key` in an index whose seed is `seed`.
   @inlinable @inline(__always)
   static func hash<Key: Hashable>(of key: Key, seed: UInt64) -> Int {
-    guard let bits = integerBits(of: key) else { return key.hashValue }
+    guard let bits = integerBits(of: key) else {
+      return hasLibraryEquality(of: key) ? key.hashValue : _runningKeyCode { key.hashValue }
+    }
     return Int(bitPattern: UInt(truncatingIfNeeded: mix(bits ^ seed)))
+  }
+
+  /// `lhs == rhs`, as an index compares keys. A key type's own `==` (and `hash(into:)`, above)
+  /// runs with transactional data out of bounds (`_runningKeyCode`): the index calls it while
+  /// the operation holds a segment, or a stripe's lock, and code that used a `TVar` there could
+  /// wait for what the operation holds (found by review: threads that each held a segment for
+  /// a lookup, and waited in a key's `==` for another, deadlocked). The standard library's
+  /// equality runs as it is.
+  @inlinable @inline(__always)
+  static func equal<Key: Hashable>(_ lhs: Key, _ rhs: Key) -> Bool {
+    hasLibraryEquality(of: lhs) ? lhs == rhs : _runningKeyCode { lhs == rhs }
   }
 
   /// The bits of `key`, widened, when `Key` is a standard fixed-width integer type; nil
@@ -37,14 +50,15 @@ enum _KeyHash {
     return nil
   }
 
-  /// Whether `Key`'s `==` is the standard library's own, which touches no transactional data
-  /// and waits for nothing: `Int`, `UInt`, the 64- and 32-bit integers, and, where strings are
-  /// never bridged from Objective-C (whose `NSString` subclasses run the subclass's code),
-  /// `String`. The drop-in update's quick road counts as a commit in flight from before such
-  /// a key's lookup (see `_QuickUpdate`); any other type's `==` is the caller's code, which
-  /// may. The integers are those `integerBits(of:)` mixes (asked of `key`, whose value does
-  /// not matter), so that the two lists cannot drift apart. In specialized code the checks
-  /// fold away.
+  /// Whether `Key`'s `==` (and hashing) is the standard library's own, which waits for
+  /// nothing: `Int`, `UInt`, the 64- and 32-bit integers, and, where strings are never bridged
+  /// from Objective-C (whose `NSString` subclasses run the subclass's code), `String`. The
+  /// drop-in update's quick road counts as a commit in flight from before such a key's lookup
+  /// (see `_QuickUpdate`), and it runs without the bar on transactional data (`equal`); any
+  /// other type's `==` is the caller's code, which may wait for something of the caller's
+  /// (transactional data, it may not use: that traps). The integers are those
+  /// `integerBits(of:)` mixes (asked of `key`, whose value does not matter), so that the two
+  /// lists cannot drift apart. In specialized code the checks fold away.
   @inlinable @inline(__always)
   static func hasLibraryEquality<Key: Hashable>(of key: Key) -> Bool {
     if integerBits(of: key) != nil { return true }

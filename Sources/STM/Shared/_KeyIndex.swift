@@ -542,7 +542,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
         var scanned = 0
         for entry in state.retired.reversed() {
           guard entry.clock > snapshot else { return found }
-          if entry.key == key { found.append(entry.slot) }
+          if _KeyHash.equal(entry.key, key) { found.append(entry.slot) }
           scanned += 1
           if scanned == StripeState.retiredScanLimit { break }
         }

@@ -221,7 +221,7 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
       if Self.endsProbe(word) { return nil }
       if word > Self.lastMarker && word & Self.tagMask == tag {
         let cell = Self.cell(word)
-        if cell._withUnsafeGuaranteedRef({ $0.key == key }) { return cell }
+        if cell._withUnsafeGuaranteedRef({ _KeyHash.equal($0.key, key) }) { return cell }
       }
       if wordsLeft == 0 { return nil }
       wordsLeft &-= 1
@@ -291,7 +291,7 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
       }
       if word == Self.frozen || word == Self.frozenRemoved { return .ended(.refused) }
       if word > Self.lastMarker && word & Self.tagMask & ~Self.pendingBit == tag,
-        Self.cell(word)._withUnsafeGuaranteedRef({ $0.key == key })
+        Self.cell(word)._withUnsafeGuaranteedRef({ _KeyHash.equal($0.key, key) })
       {
         guard Self.isReserved(word) else { return .ended(.found(Self.cell(word))) }
         // Another insert of the key is deciding: its outcome is this one's.
@@ -319,7 +319,7 @@ final class _KeyTable<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
       // past an empty word, since a word that was ever filled never becomes empty again.
       if Self.endsProbe(word) { break }
       if word > Self.lastMarker && word & Self.tagMask & ~Self.pendingBit == tag,
-        Self.cell(word)._withUnsafeGuaranteedRef({ $0.key == key })
+        Self.cell(word)._withUnsafeGuaranteedRef({ _KeyHash.equal($0.key, key) })
       {
         if !Self.isReserved(word) {
           withdraw(reservation, at: ownIndex)

@@ -523,7 +523,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// does for the keys that a removal by key leaves.
   @inlinable
   func removeKeysUnequalToThemselves(in transaction: Transaction, at site: _CallSite) {
-    for (key, slot) in index.allSlots(in: transaction).current where key != key {
+    for (key, slot) in index.allSlots(in: transaction).current where !_KeyHash.equal(key, key) {
       let noted = slot._noted(.readWrite, at: site, as: .key(key))
       guard let old = noted.value else { continue }
       noted.value = nil

@@ -20,6 +20,11 @@
 /// remove; a transaction that appended and then reads ``count`` or its new elements sees them
 /// (and from then on conflicts with other appenders, since it observed the end of the array).
 ///
+/// Memory: an index's cell, once made, stays for the array's life, for the appends that come
+/// back to it. Removing elements (``popLast(fileID:line:)``, ``removeAll(fileID:line:)``)
+/// frees the elements but not their cells, so an array takes the memory of the most elements
+/// it ever held, not of those it holds.
+///
 /// `TArray` is a reference type: copies of a reference share one array.
 public final class TArray<Element: Sendable>: Sendable {
   @usableFromInline let countCell: TVar<Int>

@@ -26,6 +26,13 @@
 /// absent key, so that an insert of it conflicts with the lookup). Keep the key in the value
 /// when its identity matters.
 ///
+/// A key's `==` and `hash(into:)` must not use transactional data (a ``TVar``, a collection of
+/// this library, ``atomically(_:fileID:line:)-88o9x``): the dictionary calls them while it holds what a
+/// lookup needs (outside a transaction, one of the engine's segments; to insert or remove, a lock
+/// of its index), and code that waited there for another segment or that lock could wait
+/// forever. Such a use traps, with a message that says so. `Hashable` asks as much: equality and
+/// hashing that depend on the key's own stored properties only.
+///
 /// Keys of the standard integer types (`Int`, `UInt`, `Int64`, `UInt64`, `Int32`, `UInt32`)
 /// are placed by a fast mixer of their bits keyed with a random seed of the dictionary's own,
 /// not by `hashValue` (SipHash, a seventh of a drop-in update's work); keys of every other
@@ -577,7 +584,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
       var unequalKeys = false
       for (key, _) in storage.snapshot(at: site) {
         // A key that does not equal itself (`Double.nan`) cannot be looked up: removed below.
-        guard key == key else {
+        guard _KeyHash.equal(key, key) else {
           unequalKeys = true
           continue
         }

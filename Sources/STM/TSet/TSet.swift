@@ -31,7 +31,8 @@
 /// at once.
 ///
 /// Elements of the standard integer types are placed by a seeded mixer of their bits rather
-/// than by `hashValue`, as ``TDictionary``'s keys are (see there).
+/// than by `hashValue`, as ``TDictionary``'s keys are (see there). As for those keys, an
+/// element's `==` and `hash(into:)` must not use transactional data: such a use traps.
 ///
 /// Reads of the whole set (``elements``, iteration, the set algebra that reads the set)
 /// visit every cell of the index, including the empty cells that lookups of absent elements

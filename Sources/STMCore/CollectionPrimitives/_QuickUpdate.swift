@@ -25,8 +25,10 @@ import Synchronization
 ///    overwrite the newest version without a commit number (`_Engine.unnumberedOverwrite(of:
 ///    by:)`, which takes the update's place in the serial order). From then on the thread
 ///    must not touch transactional data (it traps). Any other key's `==` runs before the
-///    commit is entered, as on the general road: it is the caller's code, and may touch
-///    transactional data.
+///    commit is entered, as on the general road: it is the caller's code, which may wait for
+///    something of the caller's (a lock, a thread in an inevitable transaction). It may not
+///    touch transactional data either: the lookup holds the segment (that traps, see
+///    `_runningKeyCode`).
 /// 3. `publish(_:in:)` ends the update with a new value: written into the newest version and
 ///    ended by `_EngineEntry.endQuickOverwrite(of:_:_:)` when `lock` decided so, otherwise
 ///    numbered and published as every in-place update is. `cancel(_:)` ends it with none,

@@ -132,6 +132,9 @@ package class _TypedCell<Value>: _Cell, @unchecked Sendable {
   package final var currentValue: Value {
     let state = _ThreadState.current
     if let segment = state.pointee.segment {
+      // Where the transaction's code may not use transactional data (a key's `==` that an
+      // index calls, a commute's transform): outside a transaction the single read checks it.
+      if let misuse = state.pointee.forbiddenAccess { _misuse(misuse) }
       return segment._withUnsafeGuaranteedRef { value(readBy: $0) }
     }
     return state.pointee.context._withUnsafeGuaranteedRef { context in

@@ -19,6 +19,8 @@ enum _Misuse {
   case asyncFormInsideTransactionBody(StaticString)
   /// Work added to a `TransactionQueue` from a commute's transform.
   case workAddedInCommute
+  /// A key's `==` or `hash(into:)`, called by a map's index, used transactional data.
+  case transactionalAccessInKeyCode
 
   var message: String {
     switch self {
@@ -73,6 +75,13 @@ enum _Misuse {
         + "when the transaction reads the variable), perhaps more than once, so work added there could be "
         + "queued more than once, or for a transaction that then rolls back. Add the work in the transaction "
         + "itself, or outside the transform."
+    case .transactionalAccessInKeyCode:
+      "A key's == or hash(into:) used a TVar, a collection of swift-stm or atomically, while a "
+        + "TDictionary or TSet was looking the key up. The lookup holds what the engine needs for it "
+        + "(outside a transaction, one of its segments; to insert or remove, a lock of the index), so such "
+        + "code could wait for itself, or for a thread that waits for it. Hashable asks that == and "
+        + "hash(into:) depend on the key's own value only: compare and hash its stored properties, and "
+        + "keep transactional state out of keys."
     case .additionOverflow(let value, let amount):
       "Adding \(amount) to an Int counter holding \(value) overflows Int: a TCounter's add(_:), "
         + "increment() or decrement(), or a collection's internal count, applied at commit, where the "
@@ -98,6 +107,20 @@ package func _appliedAddition(_ value: Int, _ amount: Int) -> Int {
 @usableFromInline
 package func _trapAsyncFormInsideTransactionBody(_ operation: StaticString) -> Never {
   _misuse(.asyncFormInsideTransactionBody(operation))
+}
+
+/// Runs `body`, a key's `==` or `hash(into:)` called by a map's index, with transactional data
+/// out of bounds: any use of it there traps (`_Misuse.transactionalAccessInKeyCode`) instead of
+/// waiting for a segment or a lock that the lookup itself holds. On a thread that has not used
+/// the engine (a map made from contents), nothing is held, and nothing is barred: making the
+/// thread's state here would start the engine before `TransactionEngine.configure`.
+@inlinable
+package func _runningKeyCode<Result>(_ body: () -> Result) -> Result {
+  guard let state = _ThreadState.currentIfMade else { return body() }
+  let barred = state.pointee.forbiddenAccess
+  state.pointee.forbiddenAccess = barred ?? .transactionalAccessInKeyCode
+  defer { state.pointee.forbiddenAccess = barred }
+  return body()
 }
 
 /// Traps for a collection's element read or written from inside its own mutation, where the

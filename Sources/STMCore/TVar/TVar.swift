@@ -77,6 +77,7 @@ public struct TVar<Value: Sendable> {
     nonmutating set {
       let state = _ThreadState.current
       if let segment = state.pointee.segment {
+        if let misuse = state.pointee.forbiddenAccess { _misuse(misuse) }
         segment._withUnsafeGuaranteedRef { _write(newValue, in: $0) }
         return
       }
@@ -90,6 +91,7 @@ public struct TVar<Value: Sendable> {
       // The segment stays unretained across the yield: the transaction holds it until it ends,
       // and retaining it cost two calls into the runtime per `+=`.
       if let segment = state.pointee.segment {
+        if let misuse = state.pointee.forbiddenAccess { _misuse(misuse) }
         // The transaction's own value, in a version written in this block that no one else
         // sees: mutated where it is, so that a second `.append(x)` does not copy the array.
         // (A trivially copyable value costs nothing to copy.)
