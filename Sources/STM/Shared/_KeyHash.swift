@@ -92,3 +92,30 @@ enum _KeyHash {
 
   private static let seedsMade = Atomic<UInt64>(0)
 }
+
+/// A key as the key of a standard `Dictionary` that an index keeps or builds for itself (the
+/// chains of its retired cells, a whole read's retired cells by key), whose hashing and `==`
+/// run through `_KeyHash`, with transactional data out of bounds: the index fills and asks
+/// those dictionaries while it holds a stripe's lock or a segment, as it does when it compares
+/// keys itself (found by review).
+@usableFromInline
+struct _BarredKey<Key: Hashable>: Hashable {
+  @usableFromInline let key: Key
+
+  @inlinable
+  init(_ key: Key) {
+    self.key = key
+  }
+
+  @inlinable
+  static func == (lhs: Self, rhs: Self) -> Bool { _KeyHash.equal(lhs.key, rhs.key) }
+
+  @inlinable
+  func hash(into hasher: inout Hasher) {
+    if _KeyHash.hasLibraryEquality(of: key) {
+      hasher.combine(key)
+    } else {
+      _runningKeyCode { key.hash(into: &hasher) }
+    }
+  }
+}

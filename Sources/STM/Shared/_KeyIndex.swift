@@ -78,18 +78,18 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     /// a transaction took time that grew with the removals since it began: 100 µs a lookup
     /// after 32,000 (found by review). (A list of positions per key took an allocation per key,
     /// 82 bytes per retired cell; noted by review.)
-    @usableFromInline var retiredChains: (newest: [Key: Int], previous: [Int])? = nil
+    @usableFromInline var retiredChains: (newest: [_BarredKey<Key>: Int], previous: [Int])? = nil
     /// The most retired cells a lookup scans before it follows its key's chain.
     @usableFromInline static var retiredScanLimit: Int { 64 }
 
     /// `retiredChains`, made if there are none.
     @inlinable
-    mutating func madeRetiredChains() -> (newest: [Key: Int], previous: [Int]) {
+    mutating func madeRetiredChains() -> (newest: [_BarredKey<Key>: Int], previous: [Int]) {
       if let retiredChains { return retiredChains }
-      var made: (newest: [Key: Int], previous: [Int]) = ([:], [])
+      var made: (newest: [_BarredKey<Key>: Int], previous: [Int]) = ([:], [])
       made.previous.reserveCapacity(retired.count)
       for (position, entry) in retired.enumerated() {
-        made.previous.append(made.newest.updateValue(position, forKey: entry.key) ?? -1)
+        made.previous.append(made.newest.updateValue(position, forKey: _BarredKey(entry.key)) ?? -1)
       }
       retiredChains = made
       return made
@@ -550,7 +550,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
         // Many retired since the snapshot: only the key's own.
         found = []
         let chains = state.madeRetiredChains()
-        var position = chains.newest[key] ?? -1
+        var position = chains.newest[_BarredKey(key)] ?? -1
         while position >= 0 && state.retired[position].clock > snapshot {
           found.append(state.retired[position].slot)
           position = chains.previous[position]
@@ -690,7 +690,7 @@ final class _KeyIndex<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sen
     stripe.newestRetirement.store(now, ordering: .sequentiallyConsistent)
     state.retired.append((cell.key, removed.takeRetainedValue().variable, now))
     if state.retiredChains != nil {
-      let previous = state.retiredChains!.newest.updateValue(state.retired.count - 1, forKey: cell.key) ?? -1
+      let previous = state.retiredChains!.newest.updateValue(state.retired.count - 1, forKey: _BarredKey(cell.key)) ?? -1
       state.retiredChains!.previous.append(previous)
     }
     // Only now that a lookup can no longer find the cell (see `TVar._retire(if:)`).

@@ -754,18 +754,18 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
         return pairs
       }
       // A key with retired cells is read as a lookup reads it, once.
-      var retiredByKey: [Key: [_KeyIndex<Key, Value>.Slot]] = [:]
+      var retiredByKey: [_BarredKey<Key>: [_KeyIndex<Key, Value>.Slot]] = [:]
       for (key, slot) in retired.reversed() where !Self.isEmptyAndUnwritten(slot, in: transaction) {
-        retiredByKey[key, default: []].append(slot._noted(.read, at: site, as: .key(key)))
+        retiredByKey[_BarredKey(key), default: []].append(slot._noted(.read, at: site, as: .key(key)))
       }
       for (key, slot) in current {
-        if retiredByKey[key] == nil && Self.isEmptyAndUnwritten(slot, in: transaction) { continue }
+        if retiredByKey[_BarredKey(key)] == nil && Self.isEmptyAndUnwritten(slot, in: transaction) { continue }
         let noted = slot._noted(.read, at: site, as: .key(key))
-        let value = Self.read(noted, retiredByKey.removeValue(forKey: key) ?? [], in: transaction)
+        let value = Self.read(noted, retiredByKey.removeValue(forKey: _BarredKey(key)) ?? [], in: transaction)
         if let value { pairs.append((key, value)) }
       }
       for (key, slots) in retiredByKey {
-        if let value = Self.read(nil, slots, in: transaction) { pairs.append((key, value)) }
+        if let value = Self.read(nil, slots, in: transaction) { pairs.append((key.key, value)) }
       }
       return pairs
     }
@@ -799,16 +799,16 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     }
     // A key removed since the snapshot may have its value at the snapshot in a retired cell:
     // at most one of a key's cells holds a value at any snapshot.
-    var retiredByKey: [Key: [_KeyIndex<Key, Value>.Slot]] = [:]
-    for (key, slot) in retired.reversed() { retiredByKey[key, default: []].append(slot) }
+    var retiredByKey: [_BarredKey<Key>: [_KeyIndex<Key, Value>.Slot]] = [:]
+    for (key, slot) in retired.reversed() { retiredByKey[_BarredKey(key), default: []].append(slot) }
     for (key, slot) in current {
-      let retiredSlots = retiredByKey.removeValue(forKey: key) ?? []
+      let retiredSlots = retiredByKey.removeValue(forKey: _BarredKey(key)) ?? []
       if let value = value(of: slot) ?? firstValue(in: retiredSlots) {
         pairs.append((key, value))
       }
     }
     for (key, slots) in retiredByKey {
-      if let value = firstValue(in: slots) { pairs.append((key, value)) }
+      if let value = firstValue(in: slots) { pairs.append((key.key, value)) }
     }
     operation.finish()
     return pairs

@@ -30,8 +30,8 @@
 /// this library, ``atomically(_:fileID:line:)-88o9x``): the dictionary calls them while it holds what a
 /// lookup needs (outside a transaction, one of the engine's segments; to insert or remove, a lock
 /// of its index), and code that waited there for another segment or that lock could wait
-/// forever. Such a use traps, with a message that says so. `Hashable` asks as much: equality and
-/// hashing that depend on the key's own stored properties only.
+/// forever. Such a use there traps, with a message that says so. `Hashable` asks as much:
+/// equality and hashing that depend on the key's own stored properties only.
 ///
 /// Keys of the standard integer types (`Int`, `UInt`, `Int64`, `UInt64`, `Int32`, `UInt32`)
 /// are placed by a fast mixer of their bits keyed with a random seed of the dictionary's own,

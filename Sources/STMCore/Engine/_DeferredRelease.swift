@@ -38,6 +38,13 @@ enum _DeferredRelease {
     return key
   }()
 
+  /// Whether the calling thread's list is where operations find it: for tests.
+  static var threadHasList: Bool { _stm_current_deferred_releases() != nil }
+
+  /// The thread-specific key of the lists, for tests that order their own keys' destructors
+  /// after its destructor.
+  static var keyForTests: pthread_key_t { key }
+
   /// The thread's list, unretained: the thread-specific slot keeps it until the thread ends
   /// (a reference taken here was a retain and a release on every node a queue frees).
   private static var pending: Unmanaged<Pending> {
@@ -47,8 +54,14 @@ enum _DeferredRelease {
     return makePending()
   }
 
+  /// The thread's list as its key holds it, which the variable lost (see
+  /// `_ThreadContext.makeCurrentState()`), or a new one.
   @inline(never)
   private static func makePending() -> Unmanaged<Pending> {
+    if let owned = pthread_getspecific(key) {
+      _stm_set_current_deferred_releases(owned)
+      return Unmanaged<Pending>.fromOpaque(owned)
+    }
     let created = Unmanaged.passRetained(Pending())
     pthread_setspecific(key, created.toOpaque())
     _stm_set_current_deferred_releases(created.toOpaque())

@@ -28,8 +28,8 @@ struct _ThreadState {
   @usableFromInline var writtenOverWaiting: [Any] = []
 
   /// The calling thread's state, created on first use. Found in a C thread-local variable
-  /// (`_STMThreadLocal`): one load, where `pthread_getspecific` was a call of about twenty
-  /// instructions, made by every operation.
+  /// (`_STMThreadLocal`): on ELF platforms one load, where `pthread_getspecific` was a call of
+  /// about 17 instructions and a load of the key, made by every operation.
   @inlinable
   static var current: UnsafeMutablePointer<_ThreadState> {
     @inline(__always) get {
@@ -149,6 +149,16 @@ final class _ThreadContext: @unchecked Sendable {
 
   @usableFromInline @inline(never)
   static func makeCurrentState() -> UnsafeMutablePointer<_ThreadState> {
+    // The thread-specific key owns the state; the thread-local variable only finds it. Where
+    // the variable was torn down before the key's destructor ran (the loader's own teardown
+    // of thread-local storage, on platforms whose order this library does not control), a
+    // destructor that uses the engine in between finds the state the key still holds, rather
+    // than making a second one over it, which would never be freed (noted by review).
+    if let owned = pthread_getspecific(_threadStateKey) {
+      let state = owned.assumingMemoryBound(to: _ThreadState.self)
+      _stm_set_current_thread_state(state)
+      return state
+    }
     let state = UnsafeMutablePointer<_ThreadState>.allocate(capacity: 1)
     // Threads take the segments in turn. Within the pool from the start: a preference beyond
     // it made a thread's first operation search for a segment, and its first drop-in update

@@ -226,6 +226,7 @@ public struct TVar<Value: Sendable> {
     let state = _ThreadState.current
     // Borrowed: a reference taken from the handle was retained and released.
     if let segment = state.pointee.segment {
+      if let misuse = state.pointee.forbiddenAccess { _misuse(misuse) }
       segment._withUnsafeGuaranteedRef { segment in
         segment.recordCommute(cell) { base in
           cell.makeVersion(transform(unsafeDowncast(base, to: _Version<Value>.self).value))
@@ -299,6 +300,7 @@ extension TVar where Value == Int {
     let state = _ThreadState.current
     // Borrowed: a reference taken from the handle was retained and released.
     if let segment = state.pointee.segment {
+      if let misuse = state.pointee.forbiddenAccess { _misuse(misuse) }
       segment._withUnsafeGuaranteedRef { $0.recordAddition(cell, amount) }
       return
     }

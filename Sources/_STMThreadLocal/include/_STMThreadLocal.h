@@ -4,9 +4,11 @@
 // through `pthread_getspecific`, a call of about 17 instructions plus a load of the key, made
 // once or more by every operation (four times in a one-update `atomically`). Read here, from
 // an inline function that the Swift compiler inlines like its own code, it is one load from
-// the thread's block. The thread-specific key stays, for its destructor only: it frees the
-// state as the thread exits, and clears this variable first (see `_ThreadContext.swift`). The
-// list of `_DeferredRelease` is kept the same way.
+// the thread's block on ELF platforms (Linux); elsewhere (Darwin) the loader's accessor finds
+// it. The thread-specific key stays as the state's owner: its destructor frees the state as the
+// thread exits, after clearing this variable, and a thread whose variable is empty while the
+// key still holds a state (the loader tore its thread-local storage down first) takes that
+// one back (see `_ThreadContext.swift`). The list of `_DeferredRelease` is kept the same way.
 //
 // Internal to swift-stm: nothing here is API.
 
@@ -16,7 +18,7 @@
 // "initial-exec": the variable sits at a fixed offset from the thread pointer, found with one
 // load of that offset, instead of a call to `__tls_get_addr`, which position-independent code
 // makes otherwise. A library loaded with `dlopen` takes it from the few bytes the dynamic
-// loader keeps spare for that; this is eight.
+// loader keeps spare for that; these are sixteen.
 #if defined(__ELF__)
 #define STM_TLS_MODEL __attribute__((tls_model("initial-exec")))
 #else

@@ -1,5 +1,7 @@
 import Foundation
-import STM
+import Synchronization
+@testable import STM
+@testable import STMCore
 import STMTestSupport
 import Testing
 
@@ -33,11 +35,63 @@ private struct KeyUsingASetInEquality: Hashable, Sendable {
   func hash(into hasher: inout Hasher) { hasher.combine(id) }
 }
 
+/// A key whose `==`, once armed, does to `keyCodeVariable` what `action` says: 1 writes it,
+/// 2 adds to it in place, 3 commutes it, 4 adds to `keyCodeCounter`.
+private struct KeyActingInEquality: Hashable, Sendable {
+  static let action = Atomic<Int>(0)
+  let id: Int
+
+  static func == (lhs: Self, rhs: Self) -> Bool {
+    switch action.load(ordering: .relaxed) {
+    case 1: keyCodeVariable.value = 0
+    case 2: keyCodeVariable.value += 0
+    case 3: keyCodeVariable.commute { $0 }
+    case 4: keyCodeCounter.add(0)
+    default: break
+    }
+    return lhs.id == rhs.id
+  }
+
+  func hash(into hasher: inout Hasher) { hasher.combine(id) }
+}
+
+private let keyCodeCounter = TCounter()
+
+/// A key that notes, each time its `==` or `hash(into:)` runs, whether transactional data was
+/// barred then.
+private struct KeyNotingTheBar: Hashable, Sendable {
+  static let barred = LockedBox<[Bool]>([])
+  let id: Int
+
+  static func == (lhs: Self, rhs: Self) -> Bool {
+    noteTheBar()
+    return lhs.id == rhs.id
+  }
+
+  func hash(into hasher: inout Hasher) {
+    Self.noteTheBar()
+    hasher.combine(id)
+  }
+
+  static func noteTheBar() {
+    let isBarred = _ThreadState.currentIfMade?.pointee.forbiddenAccess != nil
+    barred.value.append(isBarred)
+  }
+}
+
 /// A key of its own type whose `==` and `hash(into:)` are its stored properties': what keys
 /// should be.
 private struct PlainKey: Hashable, Sendable {
   let id: Int
   let name: String
+}
+
+/// In an exit test: looks a `KeyActingInEquality` up in a transaction, its `==` doing `action`.
+private func lookUpAKeyActingInItsEquality(action: Int) {
+  endAsASuccessAfterFiveSeconds()
+  let dictionary = TDictionary(uniqueKeysWithValues: [(KeyActingInEquality(id: 1), 1)])
+  KeyActingInEquality.action.store(action, ordering: .relaxed)
+  atomically { _ in dictionary[KeyActingInEquality(id: 1), default: 0] += 1 }
 }
 
 private let keyCodeMessage = "A key's == or hash(into:) used a TVar, a collection of swift-stm or atomically"
@@ -82,6 +136,52 @@ extension LibraryTests {
         _ = set.insert(KeyUsingASetInEquality(id: 1))
       }
       #expect(standardError(of: result).contains(keyCodeMessage))
+    }
+
+    /// Inside a transaction, writes, in-place additions and commutes of a variable, and a
+    /// counter's additions, trap in a key's `==` as reads do.
+    @Test func anEqualityThatWritesAVariableTrapsInATransaction() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        lookUpAKeyActingInItsEquality(action: 1)
+      }
+      #expect(standardError(of: result).contains(keyCodeMessage))
+    }
+
+    @Test func anEqualityThatAddsToAVariableInPlaceTrapsInATransaction() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        lookUpAKeyActingInItsEquality(action: 2)
+      }
+      #expect(standardError(of: result).contains(keyCodeMessage))
+    }
+
+    @Test func anEqualityThatCommutesAVariableTrapsInATransaction() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        lookUpAKeyActingInItsEquality(action: 3)
+      }
+      #expect(standardError(of: result).contains(keyCodeMessage))
+    }
+
+    @Test func anEqualityThatAddsToACounterTrapsInATransaction() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        lookUpAKeyActingInItsEquality(action: 4)
+      }
+      #expect(standardError(of: result).contains(keyCodeMessage))
+    }
+
+    /// The standard dictionaries that an index keeps for itself (the chains of its retired
+    /// cells, a whole read's retired cells by key) hash and compare keys through `_BarredKey`,
+    /// with transactional data barred.
+    @Test func anIndexsOwnDictionariesRunKeyCodeBarred() {
+      _ = _ThreadContext.current
+      KeyNotingTheBar.barred.value = []
+      var chains: [_BarredKey<KeyNotingTheBar>: Int] = [:]
+      for id in 0..<100 { chains[_BarredKey(KeyNotingTheBar(id: id))] = id }
+      #expect(chains[_BarredKey(KeyNotingTheBar(id: 7))] == 7)
+      let noted = KeyNotingTheBar.barred.value
+      #expect(noted.count >= 101)
+      #expect(noted.allSatisfy { $0 }, "key code ran unbarred \(noted.filter { !$0 }.count) times")
+      #expect(KeyNotingTheBar.barred.value.count == noted.count)
+      #expect(_ThreadState.currentIfMade?.pointee.forbiddenAccess == nil, "the bar outlived the key's code")
     }
 
     /// The review's case: more threads than segments, each looking keys up outside

@@ -18,8 +18,8 @@ private func quickUpdatesBegun(by update: () -> Void) -> Int {
   return _ThreadContext.current.quickUpdatesBegun - before
 }
 
-/// A key whose `==` (the caller's code) writes transactional data, once, on the thread armed
-/// for it, after `reached` opens and `resume` lets it go on.
+/// A key whose `==` (the caller's code) waits, once, on the thread armed for it: it opens
+/// `reached` and goes on when `resume` lets it.
 private struct KeyWaitingInItsEquality: Hashable, Sendable {
   static let armedThread = Atomic<UInt>(0)
   static let reached = Gate(), resume = Gate()

@@ -33,9 +33,7 @@ extension LibraryTests {
     /// state. Left pointing at the freed state, the variable handed it to the later destructor.
     @Test func aDestructorRunAfterTheEnginesGetsAFreshState() {
       _ = _ThreadContext.current
-      var made = pthread_key_t()
-      #expect(pthread_key_create(&made) { _ in LaterDestructor.run() } == 0)
-      let key = made
+      let key = makeKey(after: _threadStateKey) { _ in LaterDestructor.run() }
       defer { pthread_key_delete(key) }
       let commitsBefore = TransactionEngine.statistics.commits
       startThread {
@@ -50,19 +48,33 @@ extension LibraryTests {
     /// The same for the list that frees a queue's nodes one after another: a later destructor
     /// that drops a queue of many items frees its nodes through a new list, not the freed one.
     @Test func aDestructorRunAfterTheEnginesFreesAQueueThroughAFreshList() {
-      // The list's key, made at a thread's first list, exists before `key`: its destructor
+      // The list's key, made at a thread's first list, exists before `key`, and its destructor
       // runs first as a thread exits.
       LaterDestructor.dropAQueue()
-      var made = pthread_key_t()
-      #expect(pthread_key_create(&made) { _ in LaterDestructor.dropAQueue() } == 0)
-      let key = made
+      let key = makeKey(after: _DeferredRelease.keyForTests) { _ in LaterDestructor.dropAQueue() }
       defer { pthread_key_delete(key) }
       startThread {
         LaterDestructor.dropAQueue()
         pthread_setspecific(key, UnsafeRawPointer(bitPattern: 1))
       }.wait()
       #expect(LaterDestructor.queuesDropped.value == 3)
+      #expect(LaterDestructor.foundAList.value == [false])
     }
+  }
+}
+
+/// A thread-specific key whose destructor runs after `earlier`'s as a thread exits: made with
+/// a higher number (glibc runs destructors in key order, and hands out the lowest free key).
+private func makeKey(
+  after earlier: pthread_key_t, destructor: @escaping @convention(c) (UnsafeMutableRawPointer?) -> Void
+) -> pthread_key_t {
+  var lower: [pthread_key_t] = []
+  defer { for key in lower { pthread_key_delete(key) } }
+  while true {
+    var key = pthread_key_t()
+    precondition(pthread_key_create(&key, destructor) == 0, "no thread-specific key left")
+    if key > earlier { return key }
+    lower.append(key)
   }
 }
 
@@ -78,8 +90,13 @@ private enum LaterDestructor {
 
   static let queuesDropped = LockedBox(0)
 
-  /// Makes a queue of 5,000 items and drops it: its nodes go through `_DeferredRelease`.
+  static let foundAList = LockedBox<[Bool]>([])
+
+  /// Makes a queue of 5,000 items and drops it: its nodes go through `_DeferredRelease`. On a
+  /// thread that is exiting (its second call in the test), notes first whether the thread's
+  /// list was still where operations find it.
   static func dropAQueue() {
+    if queuesDropped.value == 2 { foundAList.value.append(_DeferredRelease.threadHasList) }
     do {
       let queue = TQueue<Int>()
       for item in 0..<5_000 { try? queue.enqueue(item) }
