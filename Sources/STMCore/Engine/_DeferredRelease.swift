@@ -25,10 +25,11 @@ enum _DeferredRelease {
     @exclusivity(unchecked) var draining = false
   }
 
-  /// The thread-specific slot that owns each thread's list, for its destructor, which frees the
-  /// list as the thread exits. The list is found through a thread-local variable of
-  /// `_STMThreadLocal` (one load, where `pthread_getspecific` was a call, and reading this lazily
-  /// made key another), which the destructor clears first, as `_threadStateKey`'s does.
+  /// The thread-specific slot that owns each thread's list: its destructor frees the list as the
+  /// thread exits. The list is found through a thread-local variable of `_STMThreadLocal` (one
+  /// load on ELF platforms, where `pthread_getspecific` was a call, and reading this lazily made
+  /// key another), and here only when that is empty (`makePending()`). The destructor clears
+  /// the variable first, as `_threadStateKey`'s does.
   private static let key: pthread_key_t = {
     var key = pthread_key_t()
     pthread_key_create(&key) { raw in

@@ -167,7 +167,8 @@ final class _ThreadContext: @unchecked Sendable {
     let context = _ThreadContext(turn: turn, segmentCount: _Engine.shared.segments.count, state: state)
     _Engine.shared.noteSegmentsInUse(upTo: context.preferredSegment + 1)
     state.initialize(to: _ThreadState(segment: nil, context: Unmanaged.passRetained(context)))
-    // The key's value only makes its destructor run as the thread exits.
+    // The key owns the state: its value has the destructor free it as the thread exits, and
+    // finds it again for a thread whose variable was torn down first (above).
     pthread_setspecific(_threadStateKey, state)
     _stm_set_current_thread_state(state)
     _StatisticsRegistry.shared.register(context.statistics)
@@ -205,11 +206,12 @@ struct _SerialPosition: Comparable, Hashable, Sendable {
   }
 }
 
-/// The thread-specific slot holding each thread's `_ThreadState`, for its destructor, which
-/// releases the context and frees the state when the thread exits. (Operations find the state
-/// in the thread-local variable of `_STMThreadLocal`.) The destructor clears that variable
-/// first: a destructor of another key that runs later and uses the engine makes a new state,
-/// which the thread's exit frees in turn, as it did when the state was looked up by this key.
+/// The thread-specific slot that owns each thread's `_ThreadState`: its destructor releases the
+/// context and frees the state when the thread exits. (Operations find the state in the
+/// thread-local variable of `_STMThreadLocal`, and come here only when that is empty: see
+/// `makeCurrentState()`.) The destructor clears that variable first: a destructor of another
+/// key that runs later and uses the engine makes a new state, which the thread's exit frees in
+/// turn, as it did when the state was looked up by this key.
 let _threadStateKey: pthread_key_t = {
   var key = pthread_key_t()
   let status = pthread_key_create(&key) { raw in
