@@ -536,7 +536,7 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
     _singleOperation(at: site) { transaction in
       var unequalElements = false
       for element in elements(at: site) where shouldGo(element) {
-        guard element == element else {
+        guard _KeyHash.equal(element, element) else {
           unequalElements = true
           continue
         }
