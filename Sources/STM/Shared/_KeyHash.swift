@@ -20,14 +20,14 @@ enum _KeyHash {
   /// The hash of `key` in an index whose seed is `seed`.
   @inlinable @inline(__always)
   static func hash<Key: Hashable>(of key: Key, seed: UInt64) -> Int {
-    guard let bits = integerBits(of: key) else {
-      return hasLibraryEquality(of: key) ? key.hashValue : _runningKeyCode { key.hashValue }
-    }
+    // Any other type's own hashing, with transactional data barred (see `_BarredKey`): the
+    // same value as `key.hashValue`.
+    guard let bits = integerBits(of: key) else { return _BarredKey(key).hashValue }
     return Int(bitPattern: UInt(truncatingIfNeeded: mix(bits ^ seed)))
   }
 
-  /// `lhs == rhs`, as an index compares keys. A key type's own `==` (and `hash(into:)`, above)
-  /// runs with transactional data out of bounds (`_runningKeyCode`): the index calls it while
+  /// `lhs == rhs`, as an index compares keys. A key type's own `==` (and `hash(into:)`, through
+  /// `_BarredKey`) runs with transactional data out of bounds (`_runningKeyCode`): the index calls it while
   /// the operation holds a segment, or a stripe's lock, and code that used a `TVar` there could
   /// wait for what the operation holds (found by review: threads that each held a segment for
   /// a lookup, and waited in a key's `==` for another, deadlocked). The standard library's
