@@ -166,6 +166,85 @@ extension TVar {
   }
 }
 
+/// A `_NumberedMutation` whose number covers a companion too, locked for it (see
+/// `TVar._numberMutation(_:alongWith:)`): a map's count, which the mutation changes only if it
+/// removes its key.
+@usableFromInline
+package struct _NumberedMutationWithCompanion<Value: Sendable, Companion: Sendable> {
+  @usableFromInline let mutation: _NumberedMutation<Value>
+  /// Unretained: the caller keeps the companion alive until the mutation ends.
+  @usableFromInline let companion: Unmanaged<_TypedCell<Companion>>
+  /// The companion's newest version, when a new value may be written into it.
+  @usableFromInline let companionOverwritable: Unmanaged<_VersionBase>?
+
+  @inlinable
+  init(
+    mutation: _NumberedMutation<Value>, companion: Unmanaged<_TypedCell<Companion>>,
+    companionOverwritable: Unmanaged<_VersionBase>?
+  ) {
+    self.mutation = mutation
+    self.companion = companion
+    self.companionOverwritable = companionOverwritable
+  }
+
+  /// See `_NumberedMutation.mutatesInPlace`.
+  @inlinable
+  package var mutatesInPlace: Bool { mutation.mutatesInPlace }
+
+  /// See `_NumberedMutation.withValueInPlace(_:)`.
+  @inlinable
+  package func withValueInPlace<Result>(_ body: (inout Value) -> Result) -> Result { mutation.withValueInPlace(body) }
+}
+
+extension TVar {
+  /// `_numberMutation(_:)` for a mutation that may end by changing `companion` as well: a map's
+  /// optional value, whose removal changes the count. Takes `companion`'s commit lock (it must
+  /// be written only by transactions on the update's segment), numbers both, and says whether
+  /// the value may be mutated in its version. Readers of the companion at or above the number
+  /// wait until the mutation ends. End with `_endNumberedMutation(_:publishing:changingCompanion:)`.
+  @inlinable
+  package func _numberMutation<Companion>(
+    _ update: _InPlaceUpdate<Value>, alongWith companion: _TypedCell<Companion>
+  ) -> _NumberedMutationWithCompanion<Value, Companion> {
+    let (number, overwritable, companionOverwritable) = _EngineEntry.numberMutation(
+      of: cell, update.segment, update.context, alongWith: companion)
+    return _NumberedMutationWithCompanion(
+      mutation: _NumberedMutation(segment: update.segment, context: update.context, number: number, overwritable: overwritable),
+      companion: Unmanaged.passUnretained(companion), companionOverwritable: companionOverwritable)
+  }
+
+  /// Ends `numbered`: publishes `value` as `_endNumberedMutation(_:publishing:)` does and, when
+  /// `transform` is given, `transform` of the companion's newest value under the same number;
+  /// without it the companion is left as it was. Releases what the update took.
+  @inlinable
+  package func _endNumberedMutation<Companion>(
+    _ numbered: _NumberedMutationWithCompanion<Value, Companion>, publishing value: consuming Value,
+    changingCompanion transform: ((Companion) -> Companion)?
+  ) {
+    let segment = numbered.mutation.segment
+    let context = numbered.mutation.context
+    let (published, displaced) = cell.version(holding: value, overwriting: numbered.mutation.overwritable, cachedBy: context)
+    numbered.companion._withUnsafeGuaranteedRef { companion in
+      var companionPublished: Unmanaged<_VersionBase>?
+      var companionDisplaced: Companion?
+      if let transform {
+        // Read under the companion's lock, which `_numberMutation(_:alongWith:)` took: no
+        // commit replaces its newest version meanwhile.
+        let newest = companion.head.load(ordering: .acquiring)._withUnsafeGuaranteedRef {
+          unsafeDowncast($0, to: _Version<Companion>.self).value
+        }
+        (companionPublished, companionDisplaced) = companion.version(
+          holding: transform(newest), overwriting: numbered.companionOverwritable, cachedBy: context)
+      }
+      _EngineEntry.endNumberedMutation(
+        of: cell, segment, context, numbered: numbered.mutation.number, publishing: published, companion: companion,
+        companionPublished)
+      if !_isPOD(Companion.self) { _ThreadState.release(writtenOver: consume companionDisplaced, by: context) }
+    }
+    if !_isPOD(Value.self) { _ThreadState.release(writtenOver: consume displaced, by: context) }
+  }
+}
+
 extension TVar {
   /// During `update`, an in-place update of another variable: this variable's newest
   /// committed value, or nil, having done nothing, when someone else holds its commit lock
