@@ -63,7 +63,8 @@ public enum TransactionEngineError: Error, Sendable, Hashable, CustomStringConve
   public var description: String {
     switch self {
     case .alreadyStarted:
-      "The transaction engine has already started; configure it before the first transaction runs."
+      "The transaction engine has already started: configure it before anything starts it (the first "
+        + "transaction or operation on transactional data, or the first TDictionary or TSet made), early in main."
     case .invalidSegmentCount(let count):
       "A segment count must be from 1 to 1024, not \(count)."
     }

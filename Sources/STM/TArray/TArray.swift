@@ -102,7 +102,7 @@ public final class TArray<Element: Sendable>: Sendable {
   /// Stores `newValue` at `index` for the operation at `site`.
   @inlinable
   func setElement(_ index: Int, _ newValue: Element, at site: _CallSite) {
-    guard index >= 0 else { outOfRange(index) }
+    guard index >= 0 else { outOfRange(index, at: site) }
     if let transaction = Transaction._currentChecked {
       if let slot = slots.existingSlot(index)?._noted(.readWrite, at: site, as: .key(index)), slot.value != nil {
         slot.value = newValue
@@ -112,7 +112,7 @@ public final class TArray<Element: Sendable>: Sendable {
       let pendingCount = countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self) {
         $0.items.count
       }
-      guard pending >= 0 && pending < pendingCount ?? 0 else { outOfRange(index) }
+      guard pending >= 0 && pending < pendingCount ?? 0 else { outOfRange(index, at: site) }
       // The replaced element is let go of after the batch's change, not inside it: its deinit
       // may append to this array, and the body must not touch transactional data.
       let replaced = countCell._withDelayedAppend(in: transaction, { _AppendBatch(slots: slots) }) { batch in
@@ -137,7 +137,7 @@ public final class TArray<Element: Sendable>: Sendable {
         cell.endInPlaceUpdate(handingOver: consume update, publishing: newValue)
         return true
       })
-    else { outOfRange(index) }
+    else { outOfRange(index, at: site) }
   }
 
   /// A read-modify-write of one element for the subscript's `_modify`.
@@ -212,11 +212,11 @@ public final class TArray<Element: Sendable>: Sendable {
         cell._noteAccess(.readWrite, at: site, as: .key(index))
         return cell.beginInPlaceUpdate()
       })
-    else { outOfRange(index) }
+    else { outOfRange(index, at: site) }
     guard update.value != nil else {
       // Let go first: the message reads the count.
       cell._withUnsafeGuaranteedRef { $0.endInPlaceUpdate(update, publishing: nil) }
-      outOfRange(index)
+      outOfRange(index, at: site)
     }
     guard !_isPOD(Element.self) else { return Modification(update: update, numbered: nil, element: update.value!) }
     let numbered = TVar(_cell: cell.takeUnretainedValue())._numberMutation(update)
@@ -259,7 +259,7 @@ public final class TArray<Element: Sendable>: Sendable {
   /// transaction's own appends not landed, its offset in the transaction's batch.
   @inlinable
   func elementAndPendingOffset(_ index: Int, at site: _CallSite) -> (element: Element, pending: Int?) {
-    guard index >= 0 else { outOfRange(index) }
+    guard index >= 0 else { outOfRange(index, at: site) }
     // Unretained: every reference counted on the way (the chunk, the cell) was an atomic
     // read-modify-write, and the chunk's a line shared by every thread reading the array.
     let found = slots.existingCell(index)?._withUnsafeGuaranteedRef { cell in
@@ -278,11 +278,11 @@ public final class TArray<Element: Sendable>: Sendable {
         return (items[pending], pending)
       }
     }
-    outOfRange(index)
+    outOfRange(index, at: site)
   }
 
   @usableFromInline
-  func outOfRange(_ index: Int) -> Never {
+  func outOfRange(_ index: Int, at site: _CallSite) -> Never {
     let count = count
     let elements = count == 1 ? "1 element" : "\(count) elements"
     // Outside a transaction, a check of `count` and the access are two atomic steps, and
@@ -291,7 +291,7 @@ public final class TArray<Element: Sendable>: Sendable {
       Transaction._currentChecked == nil
       ? "Outside atomically, elements may go between a check of count and the access: make both in one atomically block."
       : "Check the index against count in the same transaction."
-    fatalError("TArray index \(index) is out of range: the array has \(elements). \(advice)")
+    _trap("TArray index \(index) is out of range: the array has \(elements). \(advice)", at: site)
   }
 
   // MARK: Appending and removing
@@ -486,7 +486,9 @@ public final class TArray<Element: Sendable>: Sendable {
   @discardableResult
   public func removeLast(fileID: StaticString = #fileID, line: UInt = #line) -> Element {
     guard let last = popLast(fileID: fileID, line: line) else {
-      fatalError("TArray.removeLast() was called on an empty array. Use popLast(), which returns nil when empty.")
+      _trap(
+        "TArray.removeLast() was called on an empty array. Use popLast(), which returns nil when empty.",
+        at: _CallSite(fileID: fileID, line: line))
     }
     return last
   }

@@ -165,7 +165,8 @@ public final class TransactionQueue: Sendable {
   /// Runs every callback as ``run(threads:)-7mj5`` does, suspending the calling task instead of
   /// blocking its thread.
   ///
-  /// In asynchronous code Swift picks this form, so `run()` there needs `await`.
+  /// In an `async` function or closure Swift picks this form, so `run()` there needs `await`.
+  /// (Top-level code in `main.swift` gets the synchronous form, as it does of `atomically`.)
   ///
   /// All `threads` workers are new threads: callbacks block their thread while they wait (in
   /// ``Transaction/retry()``, or on a lock inside the engine), which must not happen on the

@@ -99,9 +99,12 @@ func _runTransaction<Result, Failure: Error>(
 /// once: the call's later waits end only with a change, as in the synchronous form, so that a
 /// body that does not check does not rerun in a busy loop.
 ///
-/// In asynchronous code Swift picks this form, so `atomically` there needs `await`, even for a
-/// short transaction that never waits. To run one without a suspension point, call a
-/// synchronous function that calls `atomically`.
+/// In an `async` function or closure Swift picks this form, so `atomically` there needs
+/// `await`, even for a short transaction that never waits. To run one without a suspension
+/// point, call a synchronous function that calls `atomically`. Top-level code in `main.swift`
+/// is different: there Swift picks the synchronous form, even after `await` (it warns that no
+/// `async` operation occurs), and a wait blocks the main thread. Call this form from an `async`
+/// function instead.
 ///
 /// ```swift
 /// let job = try await atomically { tx in

@@ -2,6 +2,13 @@ import Foundation
 import STM
 import Testing
 
+/// Whether a trap's report names this file, where the bad call is, as its location, and not
+/// the library's.
+private func trapsAtTheCallersLine(_ result: ExitTest.Result?) -> Bool {
+  let report = standardError(of: result)
+  return report.contains("CollectionMisuseTests.swift:") && !report.contains("TArray.swift:")
+}
+
 /// Each collection's bad input traps with a message that names the mistake and says what to do
 /// (enqueueing on a closed queue throws instead: see `ConcurrencyQueueTests`).
 extension LibraryTests {
@@ -12,6 +19,7 @@ extension LibraryTests {
         _ = array[2]
       }
       #expect(standardError(of: result).contains("TArray index 2 is out of range: the array has 2 elements"))
+      #expect(trapsAtTheCallersLine(result))
     }
 
     @Test func writingAnArrayPastItsEndTraps() async {
@@ -20,6 +28,7 @@ extension LibraryTests {
         array[-1] = 0
       }
       #expect(standardError(of: result).contains("TArray index -1 is out of range: the array has 2 elements"))
+      #expect(trapsAtTheCallersLine(result))
     }
 
     /// A plain write, outside a transaction, to an index whose cell exists but is past the end
@@ -50,6 +59,7 @@ extension LibraryTests {
         }
       }
       #expect(standardError(of: withAppend).contains("TArray index 3 is out of range: the array has 3 elements"))
+      #expect(trapsAtTheCallersLine(result) && trapsAtTheCallersLine(withAppend))
     }
 
     @Test func updatingAnArrayElementPastItsEndTraps() async {
@@ -59,6 +69,7 @@ extension LibraryTests {
         array[1] += 1
       }
       #expect(standardError(of: result).contains("TArray index 1 is out of range: the array has 1 element. Outside atomically, elements may go between a check of count and the access: make both in one atomically block."))
+      #expect(trapsAtTheCallersLine(result))
     }
 
     @Test func removeLastOnAnEmptyArrayTraps() async {
@@ -66,6 +77,7 @@ extension LibraryTests {
         TArray<Int>().removeLast()
       }
       #expect(standardError(of: result).contains("removeLast() was called on an empty array. Use popLast()"))
+      #expect(trapsAtTheCallersLine(result))
     }
 
     @Test func waitingForAnItemInAnInevitableTransactionTraps() async {
