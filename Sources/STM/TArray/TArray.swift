@@ -54,6 +54,18 @@ public final class TArray<Element: Sendable>: Sendable {
     slots.fill(with: elements)
   }
 
+  /// Creates an array holding `count` copies of `repeatedValue`, as `Array(repeating:count:)`
+  /// does (and traps, as it does, for a negative count).
+  ///
+  /// - Parameters:
+  ///   - repeatedValue: The element to repeat.
+  ///   - count: How many times, 0 or more.
+  /// - Complexity: O(*count*).
+  @inlinable
+  public convenience init(repeating repeatedValue: Element, count: Int) {
+    self.init(Array(repeating: repeatedValue, count: count))
+  }
+
   // MARK: Indices
 
   /// The element at `index`; an in-place update such as `array[i] += 1` or

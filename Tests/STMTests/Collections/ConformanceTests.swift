@@ -408,6 +408,14 @@ extension LibraryTests {
       #expect(Array(subject) == model)
     }
 
+    @Test func arrayMadeByRepeatingAnElement() {
+      let array = TArray(repeating: "x", count: 3)
+      #expect(array.elements == Array(repeating: "x", count: 3) && array.count == 3)
+      array[1] = "y"
+      #expect(array.elements == ["x", "y", "x"])
+      #expect(TArray(repeating: 0, count: 0).isEmpty)
+    }
+
     @Test func arraySeesItsOwnAppendsInsideATransaction() {
       let array: TArray<String> = ["a"]
       atomically { _ in
