@@ -289,14 +289,21 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*n* + *m* + *e*) for *n* elements, *m* in `other` and *e* empty cells
-  ///   (see ``TSet``).
+  ///   (see ``TSet``); O(*m*) when the set has more elements than `other` has distinct ones.
   @inlinable
   public func isSubset<S: Sequence>(of other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Bool where S.Element == Element {
     // `other` is read in the same read-only step, which never reruns, so a single-pass
     // sequence is safe, and a `TSet` or `TArray` is read at the same snapshot (read after it,
     // a set kept equal to this one looked different; found by review).
     let site = _CallSite(fileID: fileID, line: line, owner: self)
-    return _singleOperation(at: site) { _ in elements(at: site).isSubset(of: other) }
+    return _singleOperation(at: site) { _ in
+      let others = Set(other)
+      // A set larger than `other` is no subset of it, which the count tells without reading
+      // every element (a large set against a few elements took a whole read; noted by a
+      // review). The count conflicts with what `elements` does: every insert and removal.
+      guard storage.count.value(at: site) <= others.count else { return false }
+      return elements(at: site).isSubset(of: others)
+    }
   }
 
   /// Whether every element of the set is in `other`, and `other` has at least one more (one
@@ -311,12 +318,18 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(*n* + *m* + *e*) for *n* elements, *m* in `other` and *e* empty cells
-  ///   (see ``TSet``).
+  ///   (see ``TSet``); O(*m*) when the set has at least as many elements as `other` has
+  ///   distinct ones.
   @inlinable
   public func isStrictSubset<S: Sequence>(of other: S, fileID: StaticString = #fileID, line: UInt = #line) -> Bool
   where S.Element == Element {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
-    return _singleOperation(at: site) { _ in elements(at: site).isStrictSubset(of: other) }
+    return _singleOperation(at: site) { _ in
+      let others = Set(other)
+      // As in `isSubset(of:)`: a set at least as large as `other` is no strict subset of it.
+      guard storage.count.value(at: site) < others.count else { return false }
+      return elements(at: site).isStrictSubset(of: others)
+    }
   }
 
   /// Whether every element of `other` is in the set, looked up one by one in one atomic step.
