@@ -150,6 +150,27 @@ extension LibraryTests {
       waiterDone.wait()
       #expect(seen.value == 1)
     }
+
+    /// A place freed in a full bounded queue wakes a producer parked on it outside a
+    /// transaction, whether a drop-in dequeue frees it or a transaction's does. (Mutations: the
+    /// drop-in dequeue not waking the producers' lot, and a transaction's dequeue not asking
+    /// for a wake-up at its commit; either way the producer slept, and only a suite's time
+    /// limit noticed.)
+    @Test(arguments: [false, true])
+    func aDequeueWakesAProducerParkedOnAFullQueue(inATransaction: Bool) throws {
+      let queue = TQueue<Int>(capacity: 1)
+      try queue.enqueue(0)
+      let producer = startThread { try? queue.enqueue(1) }
+      #expect(waitForParkedProducers(on: queue), "the producer never parked")
+      let taken = inATransaction ? atomically { _ in queue.tryDequeue() } : queue.tryDequeue()
+      #expect(taken == 0)
+      let woken = producer.wait(timeout: .now() + 5) == .success
+      #expect(woken, "the producer slept through the place freed for it")
+      // A producer left asleep ends when the queue closes, so that the test does not hang.
+      if !woken { queue.close() }
+      producer.wait()
+      #expect(queue.tryDequeue() == (woken ? 1 : nil))
+    }
   }
 }
 
