@@ -440,16 +440,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     @usableFromInline let copied: Unmanaged<Cell>?
     /// Inside a transaction, when the copy goes back into `copied` directly (see `WriteBack`).
     @usableFromInline let writeBack: WriteBack?
-    /// Outside a transaction, for a present key's value that may hold an object: the update
-    /// holding the key's cell (with its copy of the value dropped) and its mutation, numbered
-    /// along with the count (see `beginNumberedOptionalModification`). Nil on other roads.
-    @usableFromInline var numbered: (pending: PendingUpdate, mutation: _NumberedMutationWithCompanion<Value?, Int>)?
-    /// Inside a transaction, for a present key it wrote already: its pending version, which
-    /// the value was moved out of (as `Modification.Road.ownWrite`), with the key's cell and the
-    /// transaction, for a removal to count. Nil on other roads.
-    @usableFromInline var ownWrite: (write: _OwnWrite<Value?>, slot: TVar<Value?>, transaction: Transaction)?
-    /// The key's value when the modification began, until `takeValue()` on the roads that
-    /// move it.
+    /// The key's value when the modification began.
     @usableFromInline var value: Value?
 
     @inlinable
@@ -458,14 +449,6 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
       self.copied = copied
       self.writeBack = writeBack
       self.value = value
-    }
-
-    /// The value for the accessor to mutate: moved out on the roads that mutate the value where
-    /// it is (`numbered`, `ownWrite`), where a copy left here would make a mutation of an array
-    /// copy the whole array; a copy on the others, which need the old value at the end.
-    @inlinable
-    mutating func takeValue() -> Value? {
-      numbered != nil || ownWrite != nil ? value.take() : value
     }
   }
 
@@ -525,16 +508,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     of key: Key, from old: Value?, to new: Value?, in slot: @autoclosure () -> _KeyIndex<Key, Value>.Slot,
     _ transaction: Transaction, at site: _CallSite
   ) {
-    noteMembershipChange(of: key, delta: Self.membershipDelta(from: old, to: new), in: slot(), transaction, at: site)
-  }
-
-  /// `noteMembershipChange(of:from:to:in:_:at:)` for a change of `delta` (1: an insert, -1: a
-  /// removal, 0: none).
-  @inlinable
-  func noteMembershipChange(
-    of key: Key, delta: Int, in slot: @autoclosure () -> _KeyIndex<Key, Value>.Slot, _ transaction: Transaction,
-    at site: _CallSite
-  ) {
+    let delta = Self.membershipDelta(from: old, to: new)
     guard delta != 0 else { return }
     count.add(delta, in: transaction, at: site)
     if delta < 0 {
@@ -557,48 +531,6 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     }
   }
 
-  /// Whether `beginOptionalModification` moves a present key's value out of its version, to be
-  /// mutated where it is: for a value that is neither trivially copyable (copying that costs
-  /// nothing) nor a class reference. A mutation never copies an object, so moving a reference
-  /// gains nothing, and `dict[key]? = other` would then free the object it replaces inside the
-  /// update, where its deinit may not use transactional data; on a copy, the replaced object
-  /// goes after the update, as an assignment's does.
-  @inlinable
-  static var optionalModificationMovesValues: Bool { !_isPOD(Value.self) && !(Value.self is AnyObject.Type) }
-
-  /// `beginOptionalModification` outside a transaction, for a present key's value that may hold
-  /// an object (an array): numbers the mutation, along with the count's cell of the update's
-  /// segment, and moves the value out of its version when the engine allows, so that
-  /// `dict[key]?.append(x)` does not copy the array. The count is numbered too because the
-  /// accessor may end by removing the key (`modify(&dict[key])` that sets nil), a change the
-  /// count must show under the same commit number; readers of the count wait meanwhile.
-  @inlinable
-  func beginNumberedOptionalModification(_ pending: PendingUpdate) -> OptionalModification {
-    let mutation = count.withCell(forSegment: pending.update.segmentIndex) { companion in
-      pending.cell._withUnsafeGuaranteedRef { $0.variable._numberMutation(pending.update, alongWith: companion) }
-    }
-    // The update's own copy of the value goes, so that the moved value is its only reference.
-    let unreferenced = PendingUpdate(cell: pending.cell, update: pending.update.replacingValue(with: nil), madeCell: pending.madeCell)
-    let value = mutation.mutatesInPlace ? mutation.withValueInPlace { $0.take() } : pending.value
-    var modification = OptionalModification(pending: nil, copied: nil, value: value)
-    modification.numbered = (unreferenced, mutation)
-    return modification
-  }
-
-  /// Ends what `beginNumberedOptionalModification` began: publishes `value`, and, if it is nil,
-  /// the count one lower under the same number, and takes the key's cell out of the index.
-  @inlinable
-  func endNumberedOptionalModification(
-    forKey key: Key, _ pending: PendingUpdate, _ mutation: _NumberedMutationWithCompanion<Value?, Int>,
-    publishing value: Value?
-  ) {
-    // Retained before the lock goes: a removed key's cell leaves the index at `detach`.
-    let slot = pending.cell.takeUnretainedValue().variable
-    let removes = value == nil
-    slot._endNumberedMutation(mutation, publishing: value, changingCompanion: removes ? { $0 - 1 } : nil)
-    if removes { index.detach(key, slot) }
-  }
-
   /// Begins a modification of the optional value of `key`: outside a transaction an in-place
   /// update holding the key's cell until `endOptionalModification`; inside one a read, with
   /// the key listed as being mutated on a copy.
@@ -607,23 +539,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     let thread = _CallingThread.current
     guard let transaction = thread.transaction else {
       let pending = beginUpdate(forKey: key, on: thread, at: site)
-      guard Self.optionalModificationMovesValues, pending.value != nil else {
-        return OptionalModification(pending: pending, copied: nil, value: pending.value)
-      }
-      return beginNumberedOptionalModification(pending)
-    }
-    // A present key this transaction wrote: its value moved out of the pending version, as
-    // `beginModificationOffTheQuickRoad` does, so that `dict[key]?.append(x)` repeated in one
-    // block copies the array once, not every time.
-    if Self.optionalModificationMovesValues, let cell = index.find(key, hash: index.hash(of: key)) {
-      let variable = cell._withUnsafeGuaranteedRef { $0.variable }
-      if let ownWrite = variable._ownWrite(in: transaction), let moved = ownWrite.withValue({ $0.take() }) {
-        variable._noteAccess(.readWrite, at: site, as: .key(key))
-        ownWrite.beginMutation()
-        var modification = OptionalModification(pending: nil, copied: nil, value: moved)
-        modification.ownWrite = (ownWrite, variable, transaction)
-        return modification
-      }
+      return OptionalModification(pending: pending, copied: nil, value: pending.value)
     }
     let (value, cell, inCell) = value(forKey: key, in: transaction, on: thread, at: site)
     cell._withUnsafeGuaranteedRef { $0._beginMutatingCopy(in: transaction) }
@@ -640,24 +556,6 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// whose deinits each did `dict[key]? = value` (found by review).
   @inlinable
   func endOptionalModification(forKey key: Key, _ modification: inout OptionalModification, publishing value: Value?, at site: _CallSite) {
-    if let (pending, mutation) = modification.numbered.take() {
-      endNumberedOptionalModification(forKey: key, pending, mutation, publishing: value)
-      return
-    }
-    if let (ownWrite, slot, transaction) = modification.ownWrite.take() {
-      // An own write that a nested block superseded is written the usual way, which counts.
-      guard ownWrite.endMutation(storing: value) else {
-        update(forKey: key, at: site) { current in
-          guard current != nil || value != nil else { return (false, ()) }
-          current = value
-          return (true, ())
-        }
-        return
-      }
-      // The key was present in the transaction's own write; a removal counts.
-      if value == nil { noteMembershipChange(of: key, delta: -1, in: slot, transaction, at: site) }
-      return
-    }
     let old = modification.value.take()
     guard let pending = modification.pending.take() else {
       if let copied = modification.copied, let writeBack = modification.writeBack, writeBack.applies {

@@ -139,23 +139,13 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// The value for `key`, or nil if the key is absent; setting nil removes the key, as
   /// ``removeValue(forKey:fileID:line:)`` does (of an absent key, it only reads it). An
   /// in-place update such as `dict[key]? += 1` is one atomic read-modify-write, even outside a
-  /// transaction: it holds the key's cell briefly, under the same rules as
-  /// ``subscript(_:default:fileID:line:)``, and, like it, works on the value where it is, so
-  /// that `groups[key]?.append(x)` costs O(1), not a copy of the array. Objects that such an
-  /// update drops (`groups[key]? = []` over an array of objects) are then freed inside it, and
-  /// their deinits must not use transactional data, as that subscript says. A value that is
-  /// itself a class reference, which no mutation copies, is worked on as a copy of the
-  /// reference: an object that `dict[key]? = other` replaces goes after the update, as with
-  /// an assignment. One that leaves an absent key absent writes nothing; one that sets nil
-  /// removes the key.
+  /// transaction (it holds the key's cell briefly, as ``subscript(_:default:fileID:line:)``
+  /// does, and works on a copy of the value); one that leaves an absent key absent writes
+  /// nothing.
   ///
   /// Conflicts: reading conflicts only with transactions that write this key (including
   /// inserting it, if absent); writing also conflicts with transactions that read it, and a
   /// write that inserts or removes the key conflicts with ``count`` and whole-dictionary reads.
-  /// Outside a transaction, an in-place update of a present key's value that is not trivially
-  /// copyable (an array, a string) also holds the dictionary's count until it ends, since it
-  /// may remove the key: reads of ``count`` wait for it meanwhile, and a transaction that read
-  /// ``count`` and commits meanwhile reruns.
   ///
   /// - Parameters:
   ///   - key: The key to look up.
@@ -182,9 +172,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
     @inline(__always) _modify {
       let site = _CallSite(fileID: fileID, line: line, owner: self)
       var modification = storage.beginOptionalModification(forKey: key, at: site)
-      // Moved out where the value is mutated in place: a second reference would make mutating
-      // an array copy it.
-      var value = modification.takeValue()
+      var value = modification.value
       defer { storage.endOptionalModification(forKey: key, &modification, publishing: value, at: site) }
       yield &value
     }
@@ -400,9 +388,7 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// The number of keys.
   ///
   /// Conflicts: with transactions that insert or remove a key; not with updates of values, and
-  /// inserts do not conflict with each other through it. (An in-place update through
-  /// ``subscript(_:fileID:line:)`` outside a transaction, of a value that is not trivially
-  /// copyable, may remove its key: the count waits for it, as that subscript says.)
+  /// inserts do not conflict with each other through it.
   ///
   /// - Complexity: O(*s*) for *s* engine segments.
   @inlinable

@@ -417,40 +417,6 @@ extension _EngineEntry {
     endInPlaceMutation(of: cell, segment, context, numbered: number, publishing: version)
   }
 
-  /// `numberMutation(of:_:_:)` for a mutation that may end by changing `companion` too (a
-  /// map's count, which a removal changes): takes `companion`'s commit lock, after `cell`'s,
-  /// and numbers both. Readers of either at or above the number wait meanwhile. End with
-  /// `endNumberedMutation(of:_:_:numbered:publishing:companion:_:)`, which publishes the
-  /// companion only if the mutation changed it. `companion` must be written only by
-  /// transactions on `segment`, as `lockCompanion(_:_:_:)` asks, so the wait for its lock is
-  /// short: a lookup's housekeeping, never a commit.
-  @usableFromInline
-  static func numberMutation(
-    of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, alongWith companion: _Cell
-  ) -> (number: UInt64, overwritable: Unmanaged<_VersionBase>?, companion: Unmanaged<_VersionBase>?) {
-    _ = lockCompanion(companion, segment, context)
-    let numbered = numberInPlaceMutation(of: cell, segment, context, companion: Optional(companion))
-    context._withUnsafeGuaranteedRef { $0.forbiddenAccess = .transactionDuringInPlaceMutation }
-    return numbered
-  }
-
-  /// Ends a mutation numbered by `numberMutation(of:_:_:alongWith:)`: publishes `version` in
-  /// `cell` (as `endNumberedMutation(of:_:_:numbered:publishing:)` does) and, when given,
-  /// `companionVersion` in `companion` (a pending version whose retain this takes over, or the
-  /// companion's overwritable version holding its new value) under the same number. Without
-  /// one, the companion keeps its newest version: readers that waited for its lock find what
-  /// they would have found.
-  @usableFromInline
-  static func endNumberedMutation(
-    of cell: _Cell, _ segment: Unmanaged<_Segment>, _ context: Unmanaged<_ThreadContext>, numbered number: UInt64,
-    publishing version: Unmanaged<_VersionBase>, companion: _Cell, _ companionVersion: Unmanaged<_VersionBase>?
-  ) {
-    context._withUnsafeGuaranteedRef { $0.forbiddenAccess = nil }
-    endInPlaceMutation(
-      of: cell, segment, context, numbered: number, publishing: version, companion: Unmanaged.passUnretained(companion),
-      companionVersion)
-  }
-
   /// `numberInPlaceMutation(of:_:_:)` for a mutation that also publishes a value of
   /// `companion` (locked after `cell`); finish with
   /// `endInPlaceMutation(of:_:_:numbered:publishing:companion:_:)`.
