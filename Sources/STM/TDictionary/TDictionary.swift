@@ -140,8 +140,16 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// ``removeValue(forKey:fileID:line:)`` does (of an absent key, it only reads it). An
   /// in-place update such as `dict[key]? += 1` is one atomic read-modify-write, even outside a
   /// transaction (it holds the key's cell briefly, as ``subscript(_:default:fileID:line:)``
-  /// does, and works on a copy of the value); one that leaves an absent key absent writes
-  /// nothing.
+  /// does); one that leaves an absent key absent writes nothing.
+  ///
+  /// Such an update works on a copy of the value, while the dictionary keeps the original:
+  /// `groups[key]?.append(x)` copies the whole array, every time. To grow an array (or a
+  /// string, or any value that holds storage) held in a dictionary, use
+  /// ``subscript(_:default:fileID:line:)`` (`groups[key, default: []].append(x)`) or
+  /// ``update(forKey:default:_:fileID:line:)``, which work on the value where it is. Working
+  /// in place here would cost more than it saves elsewhere: the update may set nil, a removal
+  /// that the count has to show at the same moment, so it would have to hold the count
+  /// meanwhile, stalling every transaction that reads ``count``.
   ///
   /// Conflicts: reading conflicts only with transactions that write this key (including
   /// inserting it, if absent); writing also conflicts with transactions that read it, and a

@@ -194,6 +194,42 @@ extension LibraryTests {
       #expect(groups.dictionary == ["a": Array(0..<10)])
     }
 
+    /// A mutation through the optional subscript that sets nil removes the key, and the count
+    /// and the index follow, outside a transaction and in one, on a value the transaction
+    /// wrote; a rollback brings the key back.
+    @Test func aMutationThroughTheOptionalSubscriptThatSetsNilRemovesTheKey() {
+      struct Rollback: Error {}
+      let groups: TDictionary = ["a": [1], "b": [2], "c": [3]]
+      groups["a"].removeWrapped()
+      #expect(groups.dictionary == ["b": [2], "c": [3]] && groups.count == 2)
+      // The removed key's cell left the index, as a removal's does.
+      #expect(groups.storage.index.find("a", hash: groups.storage.index.hash(of: "a")) == nil)
+      groups["a"]?.append(9)
+      groups["a"] = [4]
+      #expect(groups.dictionary == ["a": [4], "b": [2], "c": [3]] && groups.count == 3)
+      atomically { _ in
+        groups["b"]?.append(5)
+        groups["b"].removeWrapped()
+        #expect(groups["b"] == nil && groups.count == 2)
+        groups["b"]?.append(6)
+        groups["d"] = [7]
+        groups["d"]?.append(8)
+        groups["d"].removeWrapped()
+        #expect(groups.count == 2)
+      }
+      #expect(groups.dictionary == ["a": [4], "c": [3]] && groups.count == 2)
+      #expect(throws: Rollback.self) {
+        try atomically { _ throws in
+          groups["c"]?.append(10)
+          groups["c"].removeWrapped()
+          throw Rollback()
+        }
+      }
+      #expect(groups.dictionary == ["a": [4], "c": [3]] && groups.count == 2)
+      groups["b"] = [11]
+      #expect(groups.dictionary == ["a": [4], "b": [11], "c": [3]] && groups.count == 3)
+    }
+
     /// In a transaction, an update of a value the transaction wrote keeps the key's count and
     /// its rollback right, even when the mutation starts a block of its own, and a key the
     /// transaction removed is inserted again.
@@ -359,10 +395,51 @@ extension LibraryTests {
       #expect(variable.value.count == writers * appends)
       #expect(variable.value.filter { $0 == 0 }.count == appends)
     }
+
+    /// Threads append through the optional subscript outside transactions, and remove and
+    /// insert keys through it, while others (more threads than cores) read the count and the
+    /// whole dictionary in transactions: the two always agree, every array read is whole, and
+    /// nothing is lost.
+    @Test func theCountFollowsMutationsThroughTheOptionalSubscript() {
+      let keys = 8
+      let groups = TDictionary<Int, [Int]>(uniqueKeysWithValues: (0..<keys).map { ($0, [Int]()) })
+      let rounds = TestScale.scaled(4_000), writers = 2, readers = 2
+      let done = Atomic<Int>(0), badReads = Atomic<Int>(0)
+      runThreads(writers + readers) { thread in
+        if thread < writers {
+          // Writer w owns the keys k with k % writers == w; it appends its round to each, and
+          // every fourth round removes one of them through the accessor and puts it back.
+          for round in 0..<rounds {
+            for key in stride(from: thread, to: keys, by: writers) { groups[key]?.append(round) }
+            if round % 4 == 3 {
+              let key = thread + writers * ((round / 4) % (keys / writers))
+              groups[key].removeWrapped()
+              groups[key] = []
+            }
+          }
+          done.add(1, ordering: .relaxed)
+          return
+        }
+        while done.load(ordering: .relaxed) < writers {
+          let (count, contents) = atomically { _ in (groups.count, groups.dictionary) }
+          let increasing = contents.values.allSatisfy { values in zip(values, values.dropFirst()).allSatisfy { $0 + 1 == $1 } }
+          if count != contents.count || !increasing { badReads.add(1, ordering: .relaxed) }
+        }
+      }
+      #expect(badReads.load(ordering: .relaxed) == 0)
+      #expect(groups.count == keys)
+      let final = groups.dictionary
+      #expect(final.count == keys)
+      // A key removed in its last cycle holds nothing; the others end with the last round.
+      #expect(final.values.allSatisfy { $0.isEmpty || $0.last == rounds - 1 })
+    }
   }
 }
 
 extension Optional {
+  /// Sets the optional to nil: a mutation through `dict[key]` that removes the key.
+  fileprivate mutating func removeWrapped() { self = nil }
+
   /// Sets the optional to `value` once `callback` has run.
   fileprivate mutating func setAfter(_ value: Wrapped, _ callback: () -> Void) {
     callback()
