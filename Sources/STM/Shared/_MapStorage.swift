@@ -305,18 +305,7 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     at site: _CallSite
   ) -> (road: Modification.Road, value: Value?) {
     if let transaction = thread.transaction {
-      // A present key this transaction wrote: its value moved out of the pending version.
-      if !_isPOD(Value.self), let cell = index.find(key, hash: index.hash(of: key)) {
-        let variable = cell._withUnsafeGuaranteedRef { $0.variable }
-        // A key this transaction removed goes the usual way, which inserts it.
-        if let ownWrite = variable._ownWrite(in: transaction), let moved = ownWrite.withValue({ $0.take() }) {
-          variable._noteAccess(.readWrite, at: site, as: .key(key))
-          // Until the value is back, using the key from inside the mutation traps: it would
-          // find the key absent.
-          ownWrite.beginMutation()
-          return (.ownWrite(ownWrite), moved)
-        }
-      }
+      if let ownWrite = ownWriteRoad(forKey: key, in: transaction, at: site) { return ownWrite }
       // The first update of the key in the block works on a copy; using the key meanwhile
       // traps, as above, instead of being overwritten by the copy.
       let (value, cell, inCell) = value(forKey: key, in: transaction, on: thread, at: site)
@@ -340,11 +329,58 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     guard !_isPOD(Value.self), pending.update.value != nil else {
       return (.update(pending), pending.value ?? fallback ?? defaultValue())
     }
+    return roadInPlace(holding: pending)
+  }
+
+  /// Inside `transaction`: the road of a modification of a present key that the transaction
+  /// wrote already, with its value moved out of the pending version; nil for any other key.
+  @inlinable
+  func ownWriteRoad(forKey key: Key, in transaction: Transaction, at site: _CallSite) -> (road: Modification.Road, value: Value?)? {
+    guard !_isPOD(Value.self), let cell = index.find(key, hash: index.hash(of: key)) else { return nil }
+    let variable = cell._withUnsafeGuaranteedRef { $0.variable }
+    // A key this transaction removed goes the usual way, which inserts it.
+    guard let ownWrite = variable._ownWrite(in: transaction), let moved = ownWrite.withValue({ $0.take() }) else { return nil }
+    variable._noteAccess(.readWrite, at: site, as: .key(key))
+    // Until the value is back, using the key from inside the mutation traps: it would find
+    // the key absent.
+    ownWrite.beginMutation()
+    return (.ownWrite(ownWrite), moved)
+  }
+
+  /// Outside a transaction: the road of a modification of a present key's value that is not
+  /// trivially copyable, from `pending`, which holds its cell. The mutation is numbered before
+  /// it runs, and the value moved out of its version when the engine allows.
+  @inlinable
+  func roadInPlace(holding pending: PendingUpdate) -> (road: Modification.Road, value: Value?) {
     let numbered = pending.cell._withUnsafeGuaranteedRef { $0.variable._numberMutation(pending.update) }
     // The update's own copy of the value goes, so that the moved value is its only reference.
     let unreferenced = PendingUpdate(cell: pending.cell, update: pending.update.replacingValue(with: nil), madeCell: pending.madeCell)
     let value = numbered.mutatesInPlace ? numbered.withValueInPlace { $0.take() } : pending.value
     return (.numbered(unreferenced, numbered), value)
+  }
+
+  /// Begins a modification of `key` if it is present, as `beginModification(forKey:default:at:)`
+  /// begins one of a present key; nil, having only read the key (and written nothing), if it
+  /// is absent. The modification never inserts or removes the key, so nothing of the count is
+  /// held while it runs.
+  @inlinable
+  func beginModificationIfPresent(forKey key: Key, at site: _CallSite) -> Modification? {
+    let thread = _CallingThread.current
+    if let transaction = thread.transaction {
+      if let (road, moved) = ownWriteRoad(forKey: key, in: transaction, at: site) { return Modification(road, value: moved) }
+      let (value, cell, inCell) = value(forKey: key, in: transaction, on: thread, at: site)
+      guard let value else { return nil }
+      cell._withUnsafeGuaranteedRef { $0._beginMutatingCopy(in: transaction) }
+      return Modification(.copied(cell, WriteBack(transaction, ifValueWasIn: inCell)), value: value)
+    }
+    let pending = beginUpdate(forKey: key, on: thread, at: site)
+    guard pending.value != nil else {
+      endUpdate(forKey: key, consume pending, publishing: nil)
+      return nil
+    }
+    guard !_isPOD(Value.self) else { return Modification(.update(pending), value: pending.value) }
+    let (road, value) = roadInPlace(holding: pending)
+    return Modification(road, value: value)
   }
 
   /// Outside a transaction, the quick road of `beginModification` (see `_QuickUpdate`): for a

@@ -145,8 +145,10 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// Such an update works on a copy of the value, while the dictionary keeps the original:
   /// `groups[key]?.append(x)` copies the whole array, every time. To grow an array (or a
   /// string, or any value that holds storage) held in a dictionary, use
-  /// ``subscript(_:default:fileID:line:)`` (`groups[key, default: []].append(x)`) or
-  /// ``update(forKey:default:_:fileID:line:)``, which work on the value where it is. Working
+  /// ``update(forKey:_:fileID:line:)`` (`groups.update(forKey: key) { $0.append(x) }`, which
+  /// leaves an absent key absent), ``subscript(_:default:fileID:line:)``
+  /// (`groups[key, default: []].append(x)`) or ``update(forKey:default:_:fileID:line:)``, which
+  /// work on the value where it is. Working
   /// in place here would cost more than it saves elsewhere: the update may set nil, a removal
   /// that the count has to show at the same moment, so it would have to hold the count
   /// meanwhile, stalling every transaction that reads ``count``.
@@ -275,6 +277,46 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
       current = nil
       return (true, old)
     }
+  }
+
+  /// Applies `body` to the value for `key`, if the key is present, as one atomic
+  /// read-modify-write, and returns what `body` returns; returns nil, without calling `body`,
+  /// if the key is absent, which stays absent.
+  ///
+  /// The in-place form of `dict[key]?.append(x)`, which works on a copy (see
+  /// ``subscript(_:fileID:line:)``): like ``subscript(_:default:fileID:line:)``, this works on
+  /// the value where it is whenever no running transaction could still read the value it
+  /// replaces, so that appending to an array costs O(1), and it never inserts a key:
+  ///
+  /// ```swift
+  /// groups.update(forKey: "admins") { $0.append("carol") }  // nil if there is no such group
+  /// ```
+  ///
+  /// Outside a transaction `body` runs while the key's cell is held, under the rules that
+  /// ``update(forKey:default:_:fileID:line:)`` gives; objects that `body` drops from the value
+  /// are freed there, so their deinits must not use transactional data either. Inside a
+  /// transaction `body` may use anything but `key` in this dictionary. `body` cannot remove
+  /// the key, and nothing of ``count`` is held while it runs.
+  ///
+  /// Conflicts: of a present key, as a read and a write of ``subscript(_:fileID:line:)`` that
+  /// leaves the key present; of an absent key, as a read of it.
+  ///
+  /// - Parameters:
+  ///   - key: The key to update.
+  ///   - body: The update.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Returns: What `body` returns, or nil if the key is absent.
+  /// - Complexity: O(1) on average, plus `body`.
+  @inlinable @discardableResult
+  public func update<Result>(
+    forKey key: Key, _ body: (inout Value) -> Result, fileID: StaticString = #fileID, line: UInt = #line
+  ) -> Result? {
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
+    guard var modification = storage.beginModificationIfPresent(forKey: key, at: site) else { return nil }
+    var value = modification.takeValue()
+    defer { storage.endModification(forKey: key, modification, publishing: value, at: site) }
+    return body(&value)
   }
 
   /// Applies `body` to the value for `key` (or `defaultValue` when absent, which then inserts

@@ -194,6 +194,60 @@ extension LibraryTests {
       #expect(groups.dictionary == ["a": Array(0..<10)])
     }
 
+    /// `update(forKey:_:)` works on a present key's value where it is, outside a transaction
+    /// and (after its first update of the key) inside one, and leaves an absent key absent,
+    /// without calling its body.
+    @Test func updatesOfAPresentKeyDoNotCopyTheArray() {
+      let groups: TDictionary = ["a": [Int]()]
+      let countBefore: Int? = groups.update(forKey: "a") { value in
+        value.reserveCapacity(64)
+        return value.count
+      }
+      #expect(countBefore == 0)
+      let before = storage(of: groups["a"]!)
+      let moved = (0..<10).filter { element in
+        groups.update(forKey: "a") { $0.append(element) }
+        return storage(of: groups["a"]!) != before
+      }
+      #expect(moved.isEmpty)
+      let movedInTransaction = atomically { _ in
+        groups.update(forKey: "a") { $0.append(10) }
+        let first = storage(of: groups["a"]!)
+        return (11..<20).filter { element in
+          groups.update(forKey: "a") { $0.append(element) }
+          return storage(of: groups["a"]!) != first
+        }
+      }
+      #expect(movedInTransaction.isEmpty)
+      var called = false
+      let outside: Int? = groups.update(forKey: "b") { value in
+        called = true
+        value.append(1)
+        return value.count
+      }
+      let inside: Int? = atomically { _ in groups.update(forKey: "b") { called = true; return $0.count } }
+      #expect(outside == nil && inside == nil && !called)
+      #expect(groups.dictionary == ["a": Array(0..<20)] && groups.count == 1)
+      // A key the transaction removed is absent to it; one it inserted is present.
+      atomically { _ in
+        groups["a"] = nil
+        let absent: Int? = groups.update(forKey: "a") { $0.count }
+        #expect(absent == nil)
+        groups["c"] = [1]
+        groups.update(forKey: "c") { $0.append(2) }
+      }
+      #expect(groups.dictionary == ["c": [1, 2]] && groups.count == 1)
+      // Trivially copyable values too.
+      let counts: TDictionary = ["x": 1]
+      let incremented: Int? = counts.update(forKey: "x") { value in
+        value += 1
+        return value
+      }
+      let ofAbsent: Int? = counts.update(forKey: "y") { $0 }
+      #expect(incremented == 2 && ofAbsent == nil)
+      #expect(counts.dictionary == ["x": 2])
+    }
+
     /// A mutation through the optional subscript that sets nil removes the key, and the count
     /// and the index follow, outside a transaction and in one, on a value the transaction
     /// wrote; a rollback brings the key back.
@@ -394,6 +448,27 @@ extension LibraryTests {
       #expect(groups[1] == (0..<appends).map { 1 + 2 * $0 })
       #expect(variable.value.count == writers * appends)
       #expect(variable.value.filter { $0 == 0 }.count == appends)
+    }
+
+    /// Threads update present keys with `update(forKey:_:)` outside transactions (more threads
+    /// than cores) while others remove and insert other keys: no update is lost, and an absent
+    /// key is never inserted.
+    @Test func updatesOfPresentKeysLoseNothing() {
+      let map = TDictionary<Int, [Int]>(uniqueKeysWithValues: [(0, []), (1, [])])
+      let counts: TDictionary = [0: 0]
+      let rounds = TestScale.scaled(2_000), threads = 4
+      runThreads(threads) { thread in
+        for round in 0..<rounds {
+          map.update(forKey: thread % 2) { $0.append(round) }
+          counts.update(forKey: 0) { $0 += 1 }
+          // An absent key, coming and going.
+          map.update(forKey: 100 + thread) { $0.append(round) }
+          if thread == 0 { map[2] = [round] } else if thread == 1 { map[2] = nil }
+        }
+      }
+      #expect(counts[0] == threads * rounds)
+      #expect(map[0]?.count == 2 * rounds && map[1]?.count == 2 * rounds)
+      #expect(map.keys.allSatisfy { $0 < 3 })
     }
 
     /// Threads append through the optional subscript outside transactions, and remove and
