@@ -295,8 +295,9 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// Outside a transaction `body` runs while the key's cell is held, under the rules that
   /// ``update(forKey:default:_:fileID:line:)`` gives; objects that `body` drops from the value
   /// are freed there, so their deinits must not use transactional data either. Inside a
-  /// transaction `body` may use anything but `key` in this dictionary. `body` cannot remove
-  /// the key, and nothing of ``count`` is held while it runs.
+  /// transaction `body` may use anything but `key` in this dictionary (nor reads of the whole
+  /// dictionary, which read `key`: both trap). `body` cannot remove the key, and nothing of
+  /// ``count`` is held while it runs.
   ///
   /// Conflicts: of a present key, as a read and a write of ``subscript(_:fileID:line:)`` that
   /// leaves the key present; of an absent key, as a read of it.

@@ -57,7 +57,7 @@ enum _Misuse {
       "A TVar, a collection or atomically was used while a value was being mutated in place "
         + "outside a transaction: inside a mutating method called on `tvar.value`, "
         + "`dict[key, default: ...]`, `dict[key]?` or `array[i]`, inside the body of "
-        + "`dict.update(forKey:default:_:)`, or in a deinit that such a mutation ran (an element "
+        + "`dict.update(forKey:default:_:)` or `dict.update(forKey:_:)`, or in a deinit that such a mutation ran (an element "
         + "that `removeAll()` dropped). The mutation holds its variable, so this could deadlock. "
         + "Put both operations in one atomically block, do the other work before or after the "
         + "update, or mutate a copy and assign it (`var copy = tvar.value; copy.removeAll(); "

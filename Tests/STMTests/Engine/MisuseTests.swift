@@ -231,6 +231,19 @@ extension LibraryTests {
       #expect(message.contains("mutate a copy and assign it"))
     }
 
+    /// The body of `update(forKey:_:)` runs while the update holds the key's cell, outside a
+    /// transaction: a `TVar` used there traps, and the message names the method.
+    @Test func usingATVarInsideADropInUpdateOfAPresentKeyTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let groups: TDictionary = ["a": [1]]
+        let other = TVar(0)
+        groups.update(forKey: "a") { $0.append(other.value) }
+      }
+      let message = standardError(of: result)
+      #expect(message.contains("while a value was being mutated in place"))
+      #expect(message.contains("dict.update(forKey:_:)"))
+    }
+
     @Test func aCommuteTransformThatTouchesATVarTraps() async {
       let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
         let counter = TVar(0), config = TVar(5)
