@@ -147,11 +147,10 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   /// string, or any value that holds storage) held in a dictionary, use
   /// ``update(forKey:_:fileID:line:)`` (`groups.update(forKey: key) { $0.append(x) }`, which
   /// leaves an absent key absent), ``subscript(_:default:fileID:line:)``
-  /// (`groups[key, default: []].append(x)`) or ``update(forKey:default:_:fileID:line:)``, which
-  /// work on the value where it is. Working
-  /// in place here would cost more than it saves elsewhere: the update may set nil, a removal
-  /// that the count has to show at the same moment, so it would have to hold the count
-  /// meanwhile, stalling every transaction that reads ``count``.
+  /// (`groups[key, default: []].append(x)`) or ``update(forKey:default:_:fileID:line:)``,
+  /// which work on the value where it is. Working in place here would cost more than it saves:
+  /// the update may set nil, a removal that the count has to show at the same moment, so it
+  /// would have to hold the count meanwhile, stalling every transaction that reads ``count``.
   ///
   /// Conflicts: reading conflicts only with transactions that write this key (including
   /// inserting it, if absent); writing also conflicts with transactions that read it, and a
