@@ -46,7 +46,8 @@
 /// transactions) through their budget.
 ///
 /// Items are FIFO per producer: the items of one transaction, and of transactions committed one
-/// after another, come out in that order. The most recently dequeued item stays referenced by
+/// after another, come out in that order; a batch (``enqueue(contentsOf:fileID:line:)-5aj0b``)
+/// comes out whole, with no other producer's item between its items. The most recently dequeued item stays referenced by
 /// the queue until the next dequeue. So do the items dequeued while other transactions run,
 /// which their snapshots may still read: they go at the first dequeue after the last of
 /// those transactions has ended, or as it ends if it ran 10 ms or more. The items enqueued
@@ -389,9 +390,14 @@ public final class TQueue<Element: Sendable>: Sendable {
     }
   }
 
+  /// Inside `transaction`: takes `places` places from a bounded queue's budget, refilling it
+  /// from the consumers' tally when it is short, or retries (until `deadline`, if any) when
+  /// both together are short. `givingUpIfCancelled`: a task's enqueue, which throws
+  /// `CancellationError` then instead, once the task is cancelled.
   @inlinable
   func takePlaces(
-    _ places: Int, _ transaction: Transaction, at site: _CallSite, until deadline: ContinuousClock.Instant? = nil
+    _ places: Int, _ transaction: Transaction, at site: _CallSite, until deadline: ContinuousClock.Instant? = nil,
+    givingUpIfCancelled: Bool = false
   ) throws {
     guard let producerBudget = producerBudget?._noted(.readWrite, at: site, as: .named("capacity")),
       let freedPlaces = freedPlaces?._noted(.readWrite, at: site, as: .named("capacity"))
@@ -401,6 +407,7 @@ public final class TQueue<Element: Sendable>: Sendable {
       budget += freedPlaces.value
       guard budget >= places else {
         trapIfNeverRoom(for: places, in: transaction)
+        if givingUpIfCancelled && Task.isCancelled { throw CancellationError() }
         guard let deadline else { try transaction.retry() }
         try transaction.retry(until: deadline)
         throw TQueueTimeoutError()

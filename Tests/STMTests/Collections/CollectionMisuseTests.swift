@@ -9,6 +9,14 @@ private func trapsAtTheCallersLine(_ result: ExitTest.Result?) -> Bool {
   return report.contains("CollectionMisuseTests.swift:") && !report.contains("TArray.swift:")
 }
 
+/// Whether a trap's report is `TQueue.enqueue(contentsOf:)`'s for 3 items into a capacity of
+/// 2, at this file's line.
+private func trapsAsABatchTooLarge(_ result: ExitTest.Result?) -> Bool {
+  let report = standardError(of: result)
+  return report.contains("enqueue(contentsOf:) was given 3 items for a TQueue of capacity 2")
+    && report.contains("CollectionMisuseTests.swift:") && !report.contains("TQueue+Batches.swift:")
+}
+
 /// Each collection's bad input traps with a message that names the mistake and says what to do
 /// (enqueueing on a closed queue throws instead: see `ConcurrencyQueueTests`).
 extension LibraryTests {
@@ -144,6 +152,25 @@ extension LibraryTests {
         }
       }
       #expect(standardError(of: result).contains("A transaction enqueued 3 items into a TQueue of capacity 2"))
+    }
+
+    /// A batch that could never fit traps at once, at the caller's line, instead of waiting
+    /// forever for places.
+    @Test func enqueueingABatchLargerThanTheCapacityTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        endAsASuccessAfterFiveSeconds()
+        try? TQueue<Int>(capacity: 2).enqueue(contentsOf: [1, 2, 3])
+      }
+      #expect(trapsAsABatchTooLarge(result))
+    }
+
+    @Test func enqueueingABatchLargerThanTheCapacityInATransactionTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        endAsASuccessAfterFiveSeconds()
+        let queue = TQueue<Int>(capacity: 2)
+        try? atomically { _ in try queue.enqueue(contentsOf: [1, 2, 3]) }
+      }
+      #expect(trapsAsABatchTooLarge(result))
     }
 
     #if compiler(>=6.2)

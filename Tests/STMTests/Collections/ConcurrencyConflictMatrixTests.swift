@@ -458,6 +458,22 @@ extension LibraryTests {
       #expect(queue.tryDequeue() == 4)
     }
 
+    /// Batches are delayed appends too: they conflict with neither producers nor consumers,
+    /// but with a close, which makes the batch rerun and find the queue closed.
+    @Test func queueBatchesConflictOnlyWithAClose() {
+      let queue = TQueue<Int>()
+      #expect(abortsOfSecondCommitter(first: { try! queue.enqueue(contentsOf: [1, 2]) }, then: { try! queue.enqueue(contentsOf: [3, 4]) }) == 0)
+      #expect(abortsOfSecondCommitter(first: { try! queue.enqueue(contentsOf: [5, 6]) }, then: { _ = queue.tryDequeue() }) == 0)
+      #expect(abortsOfSecondCommitter(first: { try! queue.enqueue(7) }, then: { try! queue.enqueue(contentsOf: [8]) }) == 0)
+      #expect(queue.elements == [4, 1, 2, 5, 6, 8, 7])
+      let refused = AttemptCounter()
+      #expect(abortsOfSecondCommitter(first: {
+        do { try queue.enqueue(contentsOf: [9, 10]) } catch { refused.count += 1 }
+      }, then: { queue.close() }) == 1)
+      #expect(refused.count == 1)
+      #expect(queue.elements == [4, 1, 2, 5, 6, 8, 7])
+    }
+
     @Test func queueIsEmptyConflictsOnlyWithWhatCouldChangeItsAnswer() {
       let queue = TQueue<Int>()
       let answers = AttemptCounter()

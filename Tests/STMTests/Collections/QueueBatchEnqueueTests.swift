@@ -1,0 +1,217 @@
+import Dispatch
+import Foundation
+import STMTestSupport
+import Testing
+
+@testable import STM
+@testable import STMCore
+
+/// `TQueue.enqueue(contentsOf:)`: a batch lands whole, in order, at one commit, or not at all.
+extension LibraryTests {
+  @Suite struct QueueBatchEnqueueTests {
+    struct Abandoned: Error {}
+
+    @Test func aBatchComesOutInOrderBetweenTheItemsAroundIt() throws {
+      let queue = TQueue<Int>()
+      try queue.enqueue(0)
+      try queue.enqueue(contentsOf: 1...5)
+      try queue.enqueue(6)
+      #expect(queue.elements == Array(0...6))
+      #expect(queue.count == 7)
+      #expect((0...6).map { _ in queue.tryDequeue() } == Array(0...6))
+    }
+
+    /// Inside a transaction the batch joins the transaction's other items, in call order, and
+    /// lands only if the transaction (or the nested part that enqueued it) commits.
+    @Test func insideATransactionTheBatchLandsAtCommitOrNotAtAll() throws {
+      let queue = TQueue<Int>()
+      try atomically { _ in
+        try queue.enqueue(1)
+        try queue.enqueue(contentsOf: [2, 3])
+        try queue.enqueue(4)
+      }
+      #expect(queue.elements == [1, 2, 3, 4])
+      #expect(throws: Abandoned.self) {
+        try atomically { _ in
+          try queue.enqueue(contentsOf: [5, 6])
+          throw Abandoned()
+        }
+      }
+      #expect(queue.elements == [1, 2, 3, 4])
+      // A nested part that throws takes back only its own batch.
+      try atomically { _ in
+        try queue.enqueue(7)
+        _ = try? atomically { _ in
+          try queue.enqueue(contentsOf: [8, 9])
+          throw Abandoned()
+        }
+        try queue.enqueue(contentsOf: [10, 11])
+      }
+      #expect(queue.elements == [1, 2, 3, 4, 7, 10, 11])
+    }
+
+    @Test func aClosedQueueTakesNoBatchButAnEmptyOneIsNoError() throws {
+      let queue = TQueue<Int>()
+      try queue.enqueue(1)
+      queue.close()
+      #expect(throws: TQueueClosedError.self) { try queue.enqueue(contentsOf: [2, 3]) }
+      #expect(throws: TQueueClosedError.self) { try atomically { _ in try queue.enqueue(contentsOf: [2, 3]) } }
+      // Nothing to enqueue: nothing read, so nothing to refuse.
+      try queue.enqueue(contentsOf: [])
+      try atomically { _ in try queue.enqueue(contentsOf: []) }
+      #expect(queue.elements == [1])
+    }
+
+    @Test func theAsyncFormOnAClosedQueue() async throws {
+      let queue = TQueue<Int>()
+      queue.close()
+      await #expect(throws: TQueueClosedError.self) { try await queue.enqueue(contentsOf: [2, 3]) }
+      try await queue.enqueue(contentsOf: [])
+      #expect(queue.elements == [])
+    }
+
+    /// A `TArray` given as the batch is read in the enqueue's step; the items keep its order.
+    @Test func aTransactionalCollectionIsEnqueuedInItsOrder() async throws {
+      let queue = TQueue<Int>()
+      let array: TArray = [3, 1, 2]
+      try enqueueSynchronously(contentsOf: array, into: queue)
+      try await queue.enqueue(contentsOf: array)
+      #expect(queue.elements == [3, 1, 2, 3, 1, 2])
+    }
+
+    /// Producers of batches, producers of single items and a consumer, all at once: the
+    /// consumer sees each batch whole (its items one after another), each producer's items in
+    /// its own order, and every item once.
+    @Test func concurrentBatchesLandWhole() {
+      let queue = TQueue<Int>()
+      let batchProducers = 3, batches = 150, batchSize = 8, singles = 400
+      let total = batchProducers * batches * batchSize + singles
+      let received = LockedBox<[Int]>([])
+      runThreads(batchProducers + 2) { thread in
+        if thread < batchProducers {
+          for batch in 0..<batches {
+            let first = (thread * batches + batch) * batchSize
+            if batch % 2 == 0 {
+              try! queue.enqueue(contentsOf: first..<(first + batchSize))
+            } else {
+              try! atomically { _ in try queue.enqueue(contentsOf: first..<(first + batchSize)) }
+            }
+          }
+        } else if thread == batchProducers {
+          // Single items, numbered after every batch's.
+          for item in 0..<singles { try! queue.enqueue(batchProducers * batches * batchSize + item) }
+        } else {
+          var taken: [Int] = []
+          while taken.count < total {
+            if let item = queue.tryDequeue() { taken.append(item) }
+          }
+          received.value = taken
+        }
+      }
+      let taken = received.value
+      #expect(Set(taken).count == total)
+      let batchItems = batchProducers * batches * batchSize
+      var position = 0
+      var lastBatchOf = [Int](repeating: -1, count: batchProducers)
+      var lastSingle = -1
+      while position < taken.count {
+        let item = taken[position]
+        if item >= batchItems {
+          #expect(item > lastSingle, "single items out of order")
+          lastSingle = item
+          position += 1
+          continue
+        }
+        #expect(item % batchSize == 0, "an item in the middle of a batch (\(item)) came out before its batch's first")
+        let batch = item / batchSize, producer = batch / batches
+        #expect(batch > lastBatchOf[producer], "producer \(producer)'s batches out of order")
+        lastBatchOf[producer] = batch
+        let run = Array(taken[position..<min(position + batchSize, taken.count)])
+        #expect(run == Array(item..<(item + batchSize)), "batch \(batch) did not come out whole: \(run)")
+        position += batchSize
+      }
+    }
+
+    /// On a bounded queue a batch waits for a place for each of its items: one place free is
+    /// not enough for two, and nothing lands until both are.
+    @Test func aBatchOnABoundedQueueWaitsForRoomForAllItsItems() throws {
+      let queue = TQueue<Int>(capacity: 4)
+      try queue.enqueue(contentsOf: [1, 2, 3])
+      let done = startThread { try! queue.enqueue(contentsOf: [4, 5]) }
+      #expect(waitForWaiters(on: [queue.producerBudget!.cell, queue.freedPlaces!.cell]), "the batch never waited")
+      #expect(queue.elements == [1, 2, 3])
+      #expect(queue.tryDequeue() == 1)
+      #expect(done.wait(timeout: .now() + 10) == .success, "the batch was not woken by the place freed")
+      #expect(queue.elements == [2, 3, 4, 5])
+    }
+
+    /// The async form suspends while a bounded queue has no room, lands when room comes, and
+    /// gives up, enqueueing nothing, when its task is cancelled.
+    @Test func theAsyncFormWaitsForRoomAndGivesUpWhenCancelled() async throws {
+      let queue = TQueue<Int>(capacity: 2)
+      try await queue.enqueue(contentsOf: [1, 2])
+      let cells = [queue.producerBudget!.cell, queue.freedPlaces!.cell]
+      let finished = LockedBox(false)
+      let cancelled = Task {
+        defer { finished.value = true }
+        try await queue.enqueue(contentsOf: [3])
+      }
+      #expect(await waitForWaitersWithoutBlocking(on: cells), "the async batch never waited")
+      cancelled.cancel()
+      // A batch that goes on waiting is freed by a place, and fails below instead of hanging.
+      if await !eventually({ finished.value }) { _ = queue.tryDequeue() }
+      await #expect(throws: CancellationError.self) { try await cancelled.value }
+      #expect(queue.elements == [1, 2])
+
+      let waiting = Task { try await queue.enqueue(contentsOf: [3, 4]) }
+      #expect(await waitForWaitersWithoutBlocking(on: cells), "the async batch never waited")
+      #expect(queue.tryDequeue() == 1)
+      #expect(queue.elements == [2])
+      #expect(queue.tryDequeue() == 2)
+      try await waiting.value
+      #expect(queue.elements == [3, 4])
+    }
+
+    /// One batch wakes as many consumers parked on the empty queue as it has items: the first
+    /// woken passes the wake-up on.
+    @Test func aBatchWakesAParkedConsumerPerItem() throws {
+      let queue = TQueue<Int>()
+      let taken = LockedBox<[Int]>([])
+      let consumers = (0..<2).map { _ in
+        startThread {
+          guard let item = try! queue.dequeue() else { return }
+          taken.value.append(item)
+        }
+      }
+      #expect(waitForParkedConsumers(on: queue, atLeast: 2))
+      try queue.enqueue(contentsOf: [7, 8])
+      let woken = consumers.map { $0.wait(timeout: .now() + 10) }
+      #expect(woken == [.success, .success], "a consumer stayed parked after the batch landed")
+      // Frees a consumer left parked, so that no thread outlives the test.
+      queue.close()
+      for consumer in consumers { consumer.wait() }
+      #expect(taken.value.sorted() == [7, 8])
+    }
+  }
+}
+
+/// The synchronous `enqueue(contentsOf:)`, which Swift does not pick in async code.
+private func enqueueSynchronously<S: Sequence>(contentsOf items: S, into queue: TQueue<S.Element>) throws {
+  try queue.enqueue(contentsOf: items)
+}
+
+/// `waitForWaiters(on:)` for async tests (see `eventually`).
+func waitForWaitersWithoutBlocking(on cells: [_Cell], atLeast count: Int = 1) async -> Bool {
+  await eventually { cells.reduce(0, { $0 + _Engine.shared.retryWaiters.pendingEntries(for: $1) }) >= count }
+}
+
+/// Whether `condition` holds within `timeout`: polls by sleeping the task, so that it leaves
+/// the shared pool's threads to the tasks it waits for.
+func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
+  let deadline = ContinuousClock.now + timeout
+  while !condition() {
+    if ContinuousClock.now >= deadline { return false }
+    try? await Task.sleep(for: .milliseconds(1))
+  }
+  return true
+}
