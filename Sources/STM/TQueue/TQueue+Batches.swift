@@ -15,8 +15,9 @@ extension TQueue {
   /// the same atomic step; any other sequence is read first.
   ///
   /// On a bounded queue the batch waits until there is a place for every item (outside a
-  /// transaction, blocking the thread; inside, the transaction retries). A batch that could
-  /// never fit, more items than the capacity, traps: enqueue such items one at a time with
+  /// transaction, blocking the thread; inside, the transaction retries). It takes its places
+  /// all at once, so producers of single items that fill each place as it frees up can keep
+  /// it waiting. A batch that could never fit, more items than the capacity, traps: enqueue such items one at a time with
   /// ``enqueue(_:fileID:line:)-o7nu``, which waits for each place in turn. From a task, use
   /// ``enqueue(contentsOf:fileID:line:)-2b73g`` with `await`, which suspends instead.
   ///

@@ -145,6 +145,24 @@ extension LibraryTests {
       #expect(queue.elements == [2, 3, 4, 5])
     }
 
+    /// A close wakes a batch waiting for places, which then throws, having enqueued nothing.
+    @Test func aCloseEndsTheWaitOfABatch() throws {
+      let queue = TQueue<Int>(capacity: 2)
+      try queue.enqueue(contentsOf: [1, 2])
+      let refused = LockedBox(false)
+      let done = startThread {
+        do { try queue.enqueue(contentsOf: [3]) } catch { refused.value = error is TQueueClosedError }
+      }
+      #expect(waitForWaiters(on: [queue.producerBudget!.cell, queue.freedPlaces!.cell]), "the batch never waited")
+      queue.close()
+      #expect(done.wait(timeout: .now() + 10) == .success, "the close did not wake the batch")
+      #expect(refused.value)
+      #expect(queue.elements == [1, 2])
+      // Frees the batch, should the close not have woken it, so that no thread outlives the test.
+      _ = queue.tryDequeue()
+      done.wait()
+    }
+
     /// The async form suspends while a bounded queue has no room, lands when room comes, and
     /// gives up, enqueueing nothing, when its task is cancelled.
     @Test func theAsyncFormWaitsForRoomAndGivesUpWhenCancelled() async throws {
