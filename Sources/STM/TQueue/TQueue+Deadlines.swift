@@ -154,7 +154,8 @@ extension TQueue {
 /// Thrown by the operations of a ``TQueue`` that wait until a deadline, when it passes first:
 /// ``TQueue/dequeue(until:fileID:line:)-8nkaj`` on a queue that stayed
 /// empty, ``TQueue/enqueue(_:until:fileID:line:)-32bo1`` on a bounded
-/// queue that stayed full. Nothing was taken or enqueued.
+/// queue that stayed full, ``TQueue/enqueue(contentsOf:until:fileID:line:)-4gbyw`` on one that
+/// never had room for the whole batch. Nothing was taken or enqueued.
 public struct TQueueTimeoutError: Error, Sendable, Hashable, CustomStringConvertible {
   /// The error that a queue operation whose deadline passed throws.
   public init() {}

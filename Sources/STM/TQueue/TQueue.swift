@@ -31,18 +31,19 @@
 /// the tail and consumers at the head. An enqueue on an unbounded queue that finds the last link's
 /// lock held (by a consumer looking at an empty queue, or by the reclaimer) enqueues in a
 /// transaction of its own instead, which a ``close(fileID:line:)`` committing meanwhile can make
-/// rerun; otherwise none of them reruns.
+/// rerun; otherwise none of them reruns. A batch (``enqueue(contentsOf:fileID:line:)-5aj0b``)
+/// is always a transaction of its own, which can rerun.
 ///
 /// A bounded queue (`init(capacity:)`) keeps the two ends apart: producers count down a budget of
 /// their own and consumers count up a separate tally of freed places, which a producer whose budget
 /// is spent empties into it. Outside transactions a producer takes its place in the same in-place
 /// update that links its item (the budget is locked beside the tail), and a consumer frees one in
 /// the update that takes its item, so the places are accounted for at every commit and nobody
-/// reruns; a producer that finds no place parks on the queue, and each place a consumer frees wakes
-/// one parked producer. Inside transactions, consumers add to the tally as a commutative update, so
-/// they do not conflict with producers that find places left in the budget; a producer whose budget
-/// is spent reads the tally to refill it, and so conflicts with consumers that free a place before
-/// it commits. Producers of a bounded queue conflict with each other (and with producers outside
+/// reruns (but a batch, which is a transaction); a producer that finds no place parks on the
+/// queue, and each place a consumer frees wakes one parked producer. Inside transactions,
+/// consumers add to the tally as a commutative update, so they do not conflict with producers
+/// that find places left in the budget; a producer whose budget is short of its items reads the
+/// tally to refill it, and so conflicts with consumers that free a place before it commits. Producers of a bounded queue conflict with each other (and with producers outside
 /// transactions) through their budget.
 ///
 /// Items are FIFO per producer: the items of one transaction, and of transactions committed one
@@ -406,7 +407,7 @@ public final class TQueue<Element: Sendable>: Sendable {
     if budget < places {
       budget += freedPlaces.value
       guard budget >= places else {
-        trapIfNeverRoom(for: places, in: transaction)
+        trapIfNeverRoom(for: places, in: transaction, at: site)
         if givingUpIfCancelled && Task.isCancelled { throw CancellationError() }
         guard let deadline else { try transaction.retry() }
         try transaction.retry(until: deadline)
@@ -417,16 +418,17 @@ public final class TQueue<Element: Sendable>: Sendable {
     producerBudget.value = budget - places
   }
 
-  /// Traps when `transaction` already holds as many of its own items, waiting to land, as the
-  /// queue's capacity, and needs `places` more: no number of consumers could ever make room
-  /// for them all, so the retry would wait forever.
+  /// Traps, reporting `site` (the enqueue's caller), when `transaction` already holds so many
+  /// of its own items, waiting to land, that `places` more would exceed the queue's capacity:
+  /// no number of consumers could ever make room for them all, so the retry would wait forever.
   @usableFromInline
-  func trapIfNeverRoom(for places: Int, in transaction: Transaction) {
+  func trapIfNeverRoom(for places: Int, in transaction: Transaction, at site: _CallSite) {
     guard let capacity else { return }
     let pending = tail._existingDelayedAppend(in: transaction, as: _EnqueueBatch<Element>.self) { $0.items.count } ?? 0
     guard pending + places > capacity else { return }
-    fatalError(
-      "A transaction enqueued \(pending + places) items into a TQueue of capacity \(capacity): they can never all fit, so it would wait forever. Enqueue at most \(capacity) items per transaction, or give the queue a larger capacity (or none).")
+    _trap(
+      "A transaction enqueued \(pending + places) items into a TQueue of capacity \(capacity): they land together, so they can never all fit, and it would wait forever. Enqueue at most \(capacity) items per transaction, spreading the rest over separate transactions, or give the queue a larger capacity (or none).",
+      at: site)
   }
 
   /// Closes the queue: consumers drain what is left and then receive nil, and later enqueues
@@ -829,12 +831,13 @@ public final class TQueue<Element: Sendable>: Sendable {
   }
 }
 
-/// Thrown by ``TQueue/enqueue(_:fileID:line:)-o7nu`` on a queue that has been closed; the item was not enqueued.
+/// Thrown by ``TQueue/enqueue(_:fileID:line:)-o7nu`` and the other enqueues on a queue that
+/// has been closed; nothing was enqueued.
 public struct TQueueClosedError: Error, Sendable, Hashable, CustomStringConvertible {
   /// The error that an enqueue on a closed queue throws.
   public init() {}
   /// What went wrong, for a log or a test failure.
-  public var description: String { "TQueueClosedError: enqueue on a closed TQueue; the item was not enqueued" }
+  public var description: String { "TQueueClosedError: enqueue on a closed TQueue; nothing was enqueued" }
 }
 
 extension TQueue: CustomStringConvertible {

@@ -154,6 +154,24 @@ extension LibraryTests {
       #expect(standardError(of: result).contains("A transaction enqueued 3 items into a TQueue of capacity 2"))
     }
 
+    /// One transaction's items must fit together: a batch that would give it more than the
+    /// capacity traps, at the caller's line, with a message that says to split the transaction.
+    @Test func aBatchThatOverfillsItsTransactionTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        endAsASuccessAfterFiveSeconds()
+        let queue = TQueue<Int>(capacity: 3)
+        try? atomically { _ in
+          try queue.enqueue(1)
+          try queue.enqueue(2)
+          try queue.enqueue(contentsOf: [3, 4])
+        }
+      }
+      let report = standardError(of: result)
+      #expect(report.contains("A transaction enqueued 4 items into a TQueue of capacity 3"))
+      #expect(report.contains("spreading the rest over separate transactions"))
+      #expect(report.contains("CollectionMisuseTests.swift:") && !report.contains("TQueue.swift:"))
+    }
+
     /// A batch that could never fit traps at once, at the caller's line, instead of waiting
     /// forever for places.
     @Test func enqueueingABatchLargerThanTheCapacityTraps() async {
@@ -209,6 +227,13 @@ extension LibraryTests {
         await enqueueInATaskThatATransactionStarts(capacity: 1)
       }
       #expect(standardError(of: result).contains("TQueue's async enqueue(_:) ran inside a transaction's body"))
+    }
+
+    @Test func anAsyncBatchEnqueueInsideATransactionsBodyTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        await enqueueInATaskThatATransactionStarts(capacity: nil, asABatch: true)
+      }
+      #expect(standardError(of: result).contains("TQueue's async enqueue(contentsOf:) ran inside a transaction's body"))
     }
 
     @Test func anAsyncEnqueueInsideATransactionsBodyTraps() async {
@@ -318,15 +343,22 @@ func dequeueInATaskThatATransactionStarts(itemWaiting: Bool, inALoop: Bool) asyn
   try? await Task.sleep(for: .seconds(10))
 }
 /// Runs, in an exit test, a transaction whose body starts a task synchronously
-/// (`Task.immediate`) that enqueues with the async `enqueue(_:)`, on a queue of `capacity`
-/// that is full if it has one; ends as a success after 5 s should nothing trap.
-func enqueueInATaskThatATransactionStarts(capacity: Int?) async {
+/// (`Task.immediate`) that enqueues with the async `enqueue(_:)` (or, `asABatch`, the async
+/// `enqueue(contentsOf:)`), on a queue of `capacity` that is full if it has one; ends as a
+/// success after 5 s should nothing trap.
+func enqueueInATaskThatATransactionStarts(capacity: Int?, asABatch: Bool = false) async {
   endAsASuccessAfterFiveSeconds()
   let queue = capacity.map { TQueue<Int>(capacity: $0) } ?? TQueue<Int>()
   if capacity != nil { try! await queue.enqueue(0) }
   func startTheTaskInATransaction() {
     atomically { _ in
-      _ = Task.immediate { try? await queue.enqueue(1) }
+      _ = Task.immediate {
+        if asABatch {
+          try? await queue.enqueue(contentsOf: [1])
+        } else {
+          try? await queue.enqueue(1)
+        }
+      }
     }
   }
   startTheTaskInATransaction()

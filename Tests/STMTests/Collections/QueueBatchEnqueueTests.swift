@@ -79,6 +79,54 @@ extension LibraryTests {
       #expect(queue.elements == [3, 1, 2, 3, 1, 2])
     }
 
+    /// A `TArray` batch is read inside the batch's transaction: while the batch waits for room
+    /// on a bounded queue, a change to the array wakes it, and it enqueues the array as it is
+    /// then. (Read before the step, the batch kept waiting for room for the three elements.)
+    @Test func aTransactionalCollectionIsReadInTheBatchsStep() throws {
+      let queue = TQueue<Int>(capacity: 3)
+      try queue.enqueue(0)
+      let array: TArray = [1, 2, 3]
+      let done = startThread { try! queue.enqueue(contentsOf: array) }
+      #expect(waitForWaiters(on: [queue.producerBudget!.cell, queue.freedPlaces!.cell]), "the batch never waited")
+      _ = array.removeLast()
+      let woken = done.wait(timeout: .now() + 10) == .success
+      #expect(woken, "the batch was not woken by the change to the array")
+      if !woken {
+        while queue.tryDequeue() != nil {}
+        done.wait()
+      }
+      #expect(queue.elements == [0, 1, 2])
+    }
+
+    @Test func theAsyncFormReadsATransactionalCollectionInItsStep() async throws {
+      let queue = TQueue<Int>(capacity: 3)
+      try await queue.enqueue(0)
+      let array: TArray = [1, 2, 3]
+      let finished = LockedBox(false)
+      let batch = Task {
+        defer { finished.value = true }
+        try await queue.enqueue(contentsOf: array)
+      }
+      #expect(await waitForWaitersWithoutBlocking(on: [array.countCell.cell]), "the batch never waited")
+      _ = array.removeLast()
+      let woken = await eventually { finished.value }
+      #expect(woken, "the batch was not woken by the change to the array")
+      if !woken { _ = queue.tryDequeue() }
+      try await batch.value
+      #expect(queue.elements == [0, 1, 2])
+    }
+
+    /// A task cancelled before it calls the async form still takes places that are free.
+    @Test func theAsyncFormTakesFreePlacesWhenCancelled() async throws {
+      let queue = TQueue<Int>(capacity: 2)
+      let batch = Task {
+        withUnsafeCurrentTask { $0?.cancel() }
+        try await queue.enqueue(contentsOf: [1, 2])
+      }
+      try await batch.value
+      #expect(queue.elements == [1, 2])
+    }
+
     /// Producers of batches, producers of single items and a consumer, all at once: the
     /// consumer sees each batch whole (its items one after another), each producer's items in
     /// its own order, and every item once.
@@ -190,6 +238,49 @@ extension LibraryTests {
       #expect(queue.elements == [3, 4])
     }
 
+    /// With a deadline, a batch that never finds room for all its items gives up then,
+    /// enqueueing none, outside a transaction or in one; places there now are taken whatever
+    /// the deadline.
+    @Test func aBatchWithADeadlineGivesUpThenHavingEnqueuedNothing() throws {
+      let queue = TQueue<Int>(capacity: 3)
+      try queue.enqueue(contentsOf: [1, 2], until: .now)
+      #expect(timesOut(emptyingIfStuck: queue) { try queue.enqueue(contentsOf: [3, 4], until: .now + .milliseconds(20)) })
+      #expect(queue.elements == [1, 2])
+      #expect(timesOut(emptyingIfStuck: queue) {
+        let deadline = ContinuousClock.now + .milliseconds(20)
+        try atomically { _ in try queue.enqueue(contentsOf: [3, 4], until: deadline) }
+      })
+      #expect(queue.elements == [1, 2])
+      // Room comes before the deadline: the batch lands.
+      let done = startThread { try! queue.enqueue(contentsOf: [3, 4], until: .now + .seconds(60)) }
+      #expect(waitForWaiters(on: [queue.producerBudget!.cell, queue.freedPlaces!.cell]), "the batch never waited")
+      #expect(queue.tryDequeue() == 1)
+      #expect(done.wait(timeout: .now() + 10) == .success, "the batch was not woken by the place freed")
+      #expect(queue.elements == [2, 3, 4])
+    }
+
+    @Test func theAsyncFormWithADeadlineGivesUpThen() async throws {
+      let queue = TQueue<Int>(capacity: 2)
+      try await queue.enqueue(contentsOf: [1], until: .now)
+      let finished = LockedBox(false)
+      let attempt = Task {
+        defer { finished.value = true }
+        try await queue.enqueue(contentsOf: [2, 3], until: .now + .milliseconds(20))
+      }
+      // A batch that goes on waiting is freed by emptying the queue, and fails the test
+      // instead of hanging it.
+      guard await eventually({ finished.value }) else {
+        while queue.tryDequeue() != nil {}
+        _ = try? await attempt.value
+        Issue.record("the batch went on waiting past its deadline")
+        return
+      }
+      await #expect(throws: TQueueTimeoutError.self) { try await attempt.value }
+      #expect(queue.elements == [1])
+      try await queue.enqueue(contentsOf: [2], until: .now)
+      #expect(queue.elements == [1, 2])
+    }
+
     /// One batch wakes as many consumers parked on the empty queue as it has items: the first
     /// woken passes the wake-up on.
     @Test func aBatchWakesAParkedConsumerPerItem() throws {
@@ -211,6 +302,21 @@ extension LibraryTests {
       #expect(taken.value.sorted() == [7, 8])
     }
   }
+}
+
+/// Whether `enqueue` throws `TQueueTimeoutError`, run on a thread of its own; one that is
+/// still waiting after 10 s is freed by emptying `queue`, so that the test fails instead of
+/// hanging.
+private func timesOut(emptyingIfStuck queue: TQueue<Int>, _ enqueue: @escaping @Sendable () throws -> Void) -> Bool {
+  let timedOut = LockedBox(false)
+  let attempt = startThread {
+    do { try enqueue() } catch { timedOut.value = error is TQueueTimeoutError }
+  }
+  if attempt.wait(timeout: .now() + 10) == .timedOut {
+    while queue.tryDequeue() != nil {}
+    attempt.wait()
+  }
+  return timedOut.value
 }
 
 /// The synchronous `enqueue(contentsOf:)`, which Swift does not pick in async code.
