@@ -474,6 +474,21 @@ extension LibraryTests {
       #expect(queue.elements == [4, 1, 2, 5, 6, 8, 7])
     }
 
+    /// On a bounded queue a batch conflicts with consumers only when its producers' budget is
+    /// short of the batch, so that it reads the places consumers have freed.
+    @Test func boundedQueueBatchesConflictWithConsumersOnlyWhenTheBudgetIsShort() {
+      let roomy = TQueue<Int>(capacity: 4)
+      try! roomy.enqueue(1)
+      #expect(abortsOfSecondCommitter(first: { try! roomy.enqueue(contentsOf: [2, 3]) }, then: { _ = roomy.tryDequeue() }) == 0)
+      #expect(roomy.elements == [2, 3])
+      let short = TQueue<Int>(capacity: 3)
+      try! short.enqueue(contentsOf: [1, 2])
+      #expect(short.tryDequeue() == 1)
+      // One place left in the budget, one freed by the consumer: a batch of two reads both.
+      #expect(abortsOfSecondCommitter(first: { try! short.enqueue(contentsOf: [3, 4]) }, then: { _ = short.tryDequeue() }) == 1)
+      #expect(short.elements == [3, 4])
+    }
+
     @Test func queueIsEmptyConflictsOnlyWithWhatCouldChangeItsAnswer() {
       let queue = TQueue<Int>()
       let answers = AttemptCounter()
