@@ -43,20 +43,22 @@
 /// queue, and each place a consumer frees wakes one parked producer. Inside transactions,
 /// consumers add to the tally as a commutative update, so they do not conflict with producers
 /// that find places left in the budget; a producer whose budget is short of its items reads the
-/// tally to refill it, and so conflicts with consumers that free a place before it commits. Producers of a bounded queue conflict with each other (and with producers outside
+/// tally to refill it, and so conflicts with consumers that free a place before it commits.
+/// Producers of a bounded queue conflict with each other (and with producers outside
 /// transactions) through their budget.
 ///
 /// Items are FIFO per producer: the items of one transaction, and of transactions committed one
 /// after another, come out in that order; a batch (``enqueue(contentsOf:fileID:line:)-5aj0b``)
-/// comes out whole, with no other producer's item between its items. The most recently dequeued item stays referenced by
-/// the queue until the next dequeue. So do the items dequeued while other transactions run,
-/// which their snapshots may still read: they go at the first dequeue after the last of
-/// those transactions has ended, or as it ends if it ran 10 ms or more. The items enqueued
-/// while another transaction runs are kept too, dequeued or not, by the versions of the tail
-/// kept for its snapshot (through the nodes' links): they go at the first enqueue after it
-/// ends (or as it ends, if it ran 10 ms or more), or at a reclamation turn (every 64 writing
-/// commits of a segment), so a queue drained after such a transaction and then left alone
-/// keeps them until one of those comes (see the Performance article).
+/// comes out whole, with no other producer's item between its items. The most recently
+/// dequeued item stays referenced by the queue until the next dequeue. So do the items
+/// dequeued while other transactions run, which their snapshots may still read: they go at
+/// the first dequeue after the last of those transactions has ended, or as it ends if it ran
+/// 10 ms or more. The items enqueued while another transaction runs are kept too, dequeued or
+/// not, by the versions of the tail kept for its snapshot (through the nodes' links): they go
+/// at the first enqueue after it ends (or as it ends, if it ran 10 ms or more), or at a
+/// reclamation turn (every 64 writing commits of a segment), so a queue drained after such a
+/// transaction and then left alone keeps them until one of those comes (see the Performance
+/// article).
 ///
 /// `TQueue` is a reference type: copies of a reference share one queue.
 public final class TQueue<Element: Sendable>: Sendable {
