@@ -71,6 +71,25 @@ extension LibraryTests {
       #expect(flag.value)
     }
 
+    /// A cancellation that arrives late, for a run that has ended, does not stop the next run:
+    /// runs are numbered, and a cancel names its run. (Mutation: `_SchedulerState.cancel(run:)`
+    /// without the check of the run's number; a run's cancel handler that fired just as the
+    /// next run started stopped that one. Only a race reaches it through `TransactionQueue`,
+    /// so this test drives the scheduler's state itself.)
+    @Test func aLateCancelDoesNotStopTheNextRun() throws {
+      var state = _SchedulerState()
+      let first = try state.beginRun(workers: 1)
+      if case .leave = state.nextStep() {} else { Issue.record("an empty run did not let its worker leave") }
+      #expect(state.workerLeft().ended)
+      #expect(state.takeOutcome() != nil)
+      let second = try state.beginRun(workers: 1)
+      #expect(second != first)
+      #expect(state.cancel(run: first) == nil, "the first run's cancel stopped the second run")
+      #expect(!state.isStopping)
+      #expect(state.cancel(run: second) != nil)
+      #expect(state.isStopping)
+    }
+
     /// A run ends when its last callback does, though another worker went idle before that:
     /// the last callback's end wakes the idle workers, which then leave. (Mutation:
     /// `_SchedulerState.finishedCallback` answering no wake-up when the run has nothing left;
