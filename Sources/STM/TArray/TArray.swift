@@ -19,10 +19,13 @@
 /// commit order. Reading ``count`` (or ``elements``) conflicts with transactions that append or
 /// remove; a transaction that appended and then reads ``count`` or its new elements sees them
 /// (and from then on conflicts with other appenders, since it observed the end of the array).
+/// As in an `Array`, ``insert(_:at:fileID:line:)`` and ``remove(at:fileID:line:)`` move every
+/// element after their index: they conflict as reads of ``count`` and writes of each index they
+/// move. ``swapAt(_:_:fileID:line:)`` conflicts only as a write of its two indices.
 ///
 /// Memory: an index's cell, once made, stays for the array's life, for the appends that come
-/// back to it. Removing elements (``popLast(fileID:line:)``, ``removeAll(fileID:line:)``)
-/// frees the elements but not their cells, so an array takes the memory of the most elements
+/// back to it. Removing elements (``popLast(fileID:line:)``, ``remove(at:fileID:line:)``,
+/// ``removeAll(fileID:line:)``) frees the elements but not their cells, so an array takes the memory of the most elements
 /// it ever held, not of those it holds.
 ///
 /// `TArray` is a reference type: copies of a reference share one array.
@@ -271,7 +274,21 @@ public final class TArray<Element: Sendable>: Sendable {
   /// transaction's own appends not landed, its offset in the transaction's batch.
   @inlinable
   func elementAndPendingOffset(_ index: Int, at site: _CallSite) -> (element: Element, pending: Int?) {
-    guard index >= 0 else { outOfRange(index, at: site) }
+    guard let found = elementAndPendingOffset(ifInBounds: index, at: site) else { outOfRange(index, at: site) }
+    return found
+  }
+
+  /// The element at `index`, read by the operation at `site`, or nil if `index` is out of
+  /// range (for an operation that names itself in the message, as `swapAt` does).
+  @inlinable
+  func element(ifInBounds index: Int, at site: _CallSite) -> Element? {
+    elementAndPendingOffset(ifInBounds: index, at: site)?.element
+  }
+
+  /// `elementAndPendingOffset(_:at:)`, or nil if `index` is out of range.
+  @inlinable
+  func elementAndPendingOffset(ifInBounds index: Int, at site: _CallSite) -> (element: Element, pending: Int?)? {
+    guard index >= 0 else { return nil }
     // Unretained: every reference counted on the way (the chunk, the cell) was an atomic
     // read-modify-write, and the chunk's a line shared by every thread reading the array.
     let found = slots.existingCell(index)?._withUnsafeGuaranteedRef { cell in
@@ -290,20 +307,25 @@ public final class TArray<Element: Sendable>: Sendable {
         return (items[pending], pending)
       }
     }
-    outOfRange(index, at: site)
+    return nil
   }
 
   @usableFromInline
   func outOfRange(_ index: Int, at site: _CallSite) -> Never {
     let count = count
-    let elements = count == 1 ? "1 element" : "\(count) elements"
-    // Outside a transaction, a check of `count` and the access are two atomic steps, and
-    // another thread may pop elements between them.
-    let advice =
-      Transaction._currentChecked == nil
-      ? "Outside atomically, elements may go between a check of count and the access: make both in one atomically block."
+    _trap("TArray index \(index) is out of range: the array has \(Self.describe(count)). \(Self.indexAdvice("the access"))", at: site)
+  }
+
+  /// `count` elements, in words.
+  static func describe(_ count: Int) -> String { count == 1 ? "1 element" : "\(count) elements" }
+
+  /// What a message about an index out of range advises, where the caller is: outside a
+  /// transaction, a check of `count` and `use` are two atomic steps, and another thread may
+  /// remove elements between them.
+  static func indexAdvice(_ use: String) -> String {
+    Transaction._currentChecked == nil
+      ? "Outside atomically, elements may go between a check of count and \(use): make both in one atomically block."
       : "Check the index against count in the same transaction."
-    _trap("TArray index \(index) is out of range: the array has \(elements). \(advice)", at: site)
   }
 
   // MARK: Appending and removing
@@ -530,8 +552,12 @@ public final class TArray<Element: Sendable>: Sendable {
   ///
   /// - Complexity: O(1).
   @inlinable
-  public var count: Int {
-    let committed = countCell._notedValue(.read, at: .unknown(in: self), as: .named("count"))
+  public var count: Int { count(at: .unknown(in: self)) }
+
+  /// ``count``, read by the operation at `site`.
+  @inlinable
+  func count(at site: _CallSite) -> Int {
+    let committed = countCell._notedValue(.read, at: site, as: .named("count"))
     guard let transaction = Transaction._currentChecked,
       let pending = countCell._existingDelayedAppend(in: transaction, as: _AppendBatch<Element>.self, { $0.items.count })
     else { return committed }

@@ -70,6 +70,40 @@ public final class TCounter: Sendable {
   ///
   /// - Complexity: O(1).
   public var value: Int { cell._notedValue(.read, at: .unknown(in: self)) }
+
+  /// Adds `amount` to `counter` as a commutative update: `counter.add(amount)`, spelled as
+  /// for an `Int`. The counter is a reference, so a `let` counter takes it.
+  ///
+  /// Conflicts: none.
+  ///
+  /// An operator cannot see where it is used: the ``ConflictLog`` shows the `atomically` call
+  /// as the place of this update. ``add(_:fileID:line:)`` names its own line.
+  ///
+  /// - Complexity: O(1).
+  public static func += (counter: TCounter, amount: Int) {
+    counter.cell._commuteAdding(amount, at: .unknown(in: counter))
+  }
+
+  /// Subtracts `amount` from `counter` as a commutative update: `counter.add(-amount)`,
+  /// spelled as for an `Int`. It traps on overflow only where `Int`'s `-=` would (an `amount`
+  /// of `Int.min` too, which has no negation of its own).
+  ///
+  /// Conflicts: none.
+  ///
+  /// An operator cannot see where it is used: the ``ConflictLog`` shows the `atomically` call
+  /// as the place of this update. ``add(_:fileID:line:)`` names its own line.
+  ///
+  /// - Complexity: O(1).
+  public static func -= (counter: TCounter, amount: Int) {
+    let site = _CallSite.unknown(in: counter)
+    guard amount == .min else { return counter.cell._commuteAdding(-amount, at: site) }
+    // -Int.min is Int.max + 1, added in two parts, in one step: the sum overflows only where
+    // subtracting would.
+    _singleOperation(at: site) { _ in
+      counter.cell._commuteAdding(.max, at: site)
+      counter.cell._commuteAdding(1, at: site)
+    }
+  }
 }
 
 extension TCounter: CustomStringConvertible {

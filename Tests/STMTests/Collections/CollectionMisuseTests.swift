@@ -7,6 +7,7 @@ import Testing
 private func trapsAtTheCallersLine(_ result: ExitTest.Result?) -> Bool {
   let report = standardError(of: result)
   return report.contains("CollectionMisuseTests.swift:") && !report.contains("TArray.swift:")
+    && !report.contains("TArray+InsertingAndRemoving.swift:")
 }
 
 /// Whether a trap's report is `TQueue.enqueue(contentsOf:)`'s for 3 items into a capacity of
@@ -85,6 +86,49 @@ extension LibraryTests {
         TArray<Int>().removeLast()
       }
       #expect(standardError(of: result).contains("removeLast() was called on an empty array. Use popLast()"))
+      #expect(trapsAtTheCallersLine(result))
+    }
+
+    @Test func insertingIntoAnArrayPastItsEndTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let array: TArray = [1, 2]
+        array.insert(0, at: 3)
+      }
+      #expect(standardError(of: result).contains("TArray.insert(_:at:) was given index 3, out of range: the array has 2 elements, so it takes an index in 0...2. Outside atomically, elements may go between a check of count and the call: make both in one atomically block."))
+      #expect(trapsAtTheCallersLine(result))
+    }
+
+    /// Inside a transaction the count includes its own appends, and the advice changes.
+    @Test func removingAtAnIndexPastTheEndInsideATransactionTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let array: TArray = [1, 2]
+        atomically { _ in
+          array.append(3)
+          array.remove(at: 3)
+        }
+      }
+      #expect(standardError(of: result).contains("TArray.remove(at:) was given index 3, out of range: the array has 3 elements, so it takes an index in 0..<3. Check the index against count in the same transaction."))
+      #expect(trapsAtTheCallersLine(result))
+    }
+
+    @Test func swappingWithANegativeIndexTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let array: TArray = [1, 2]
+        array.swapAt(0, -1)
+      }
+      #expect(standardError(of: result).contains("TArray.swapAt(_:_:) was given index -1, out of range: the array has 2 elements, so it takes an index in 0..<2."))
+      #expect(trapsAtTheCallersLine(result))
+    }
+
+    @Test func removeFirstOnAnEmptyArrayTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let array: TArray = [1]
+        atomically { _ in
+          _ = array.popLast()
+          array.removeFirst()
+        }
+      }
+      #expect(standardError(of: result).contains("TArray.removeFirst() was called on an empty array. Check isEmpty in the same transaction first."))
       #expect(trapsAtTheCallersLine(result))
     }
 

@@ -42,6 +42,41 @@ extension LibraryTests {
       }
     }
 
+    /// `insert(_:at:)`, `remove(at:)` and `swapAt(_:_:)` move elements as one atomic step
+    /// each, beside drop-in appends: 5 threads (more than cores) started at once, one
+    /// appending, one inserting, one removing and two swapping, lose no element and make none
+    /// twice. (Each thread picks its indices against the count in the same transaction.)
+    @Test func insertsRemovalsAndSwapsBesideAppendsKeepEveryElementOnce() {
+      let array = TArray<Int>(0..<64)
+      let perThread = TestScale.scaled(300)
+      let removedByThread = LockedBox<[Int]>([])
+      runThreads(5) { thread in
+        var random = SeededRandom(thread: thread)
+        var removed: [Int] = []
+        for item in 0..<perThread {
+          let value = (thread + 1) * 1_000_000 + item
+          switch thread {
+          case 0: array.append(value)
+          case 1: atomically { _ in array.insert(value, at: random.below(array.count + 1)) }
+          case 2:
+            if let element = atomically({ _ in array.isEmpty ? nil : array.remove(at: random.below(array.count)) }) {
+              removed.append(element)
+            }
+          default:
+            atomically { _ in
+              let count = array.count
+              array.swapAt(random.below(count), random.below(count))
+            }
+          }
+        }
+        if thread == 2 { removedByThread.value = removed }
+      }
+      let all = (array.elements + removedByThread.value).sorted()
+      let expected = (Array(0..<64) + (0..<perThread).flatMap { [1_000_000 + $0, 2_000_000 + $0] }).sorted()
+      #expect(all == expected)
+      #expect(array.count + removedByThread.value.count == expected.count)
+    }
+
     /// `array[i] += 1` outside a transaction is one atomic read-modify-write: 4 threads (more
     /// than cores) adding to the same two elements lose no update. (A read and then a write
     /// would let two threads read the same value and both write it plus one.)

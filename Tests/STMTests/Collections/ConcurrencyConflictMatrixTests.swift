@@ -439,6 +439,39 @@ extension LibraryTests {
       #expect(abortsOfSecondCommitter(first: { array.append(9); _ = array.count }, then: { array.append(8) }) == 1)
     }
 
+    @Test func arraySwapConflictsOnlyWithItsTwoIndices() {
+      let array: TArray<Int> = [0, 1, 2, 3]
+      #expect(abortsOfSecondCommitter(first: { array.swapAt(0, 1) }, then: { array.append(4) }) == 0, "swap, then append")
+      #expect(abortsOfSecondCommitter(first: { array.swapAt(0, 1) }, then: { array[2] = 20 }) == 0, "swap, then write [2]")
+      #expect(abortsOfSecondCommitter(first: { array.swapAt(2, 3) }, then: { _ = array.popLast() }) == 0, "swap, then pop 4")
+      #expect(array.elements == [0, 1, 3, 20])
+      // Each of its two indices, both directions.
+      #expect(abortsOfSecondCommitter(first: { array.swapAt(0, 1) }, then: { array[1] = 11 }) == 1, "swap, then write [1]")
+      #expect(abortsOfSecondCommitter(first: { _ = array[0] }, then: { array.swapAt(3, 0) }) == 1, "read [0], then swap")
+      #expect(array.elements == [20, 0, 3, 11])
+    }
+
+    @Test func arrayInsertAndRemoveAtConflictWithAppendsAndTheIndicesTheyMove() {
+      let array: TArray<Int> = [0, 1, 2, 3]
+      // They read the count, so an append or a removal meanwhile makes them rerun.
+      #expect(abortsOfSecondCommitter(first: { array.insert(9, at: 1) }, then: { array.append(4) }) == 1, "insert, then append")
+      #expect(array.elements == [0, 9, 1, 2, 3, 4])
+      #expect(abortsOfSecondCommitter(first: { array.remove(at: 0) }, then: { array.append(5) }) == 1, "remove(at:), then append")
+      #expect(array.elements == [9, 1, 2, 3, 4, 5])
+      // An append read nothing: it lands past the end that the removal left.
+      #expect(abortsOfSecondCommitter(first: { array.append(6) }, then: { array.remove(at: 0) }) == 0, "append, then remove(at:)")
+      #expect(array.elements == [1, 2, 3, 4, 5, 6])
+      // The indices they move conflict, not those below.
+      #expect(abortsOfSecondCommitter(first: { array.remove(at: 3) }, then: { array[1] = 10 }) == 0, "remove(at: 3), then write [1]")
+      #expect(array.elements == [1, 10, 3, 5, 6])
+      #expect(abortsOfSecondCommitter(first: { array.insert(7, at: 2) }, then: { array[1] = 11 }) == 0, "insert at 2, then write [1]")
+      #expect(array.elements == [1, 11, 7, 3, 5, 6])
+      #expect(abortsOfSecondCommitter(first: { array.remove(at: 2) }, then: { array[4] = 40 }) == 1, "remove(at: 2), then write [4]")
+      #expect(array.elements == [1, 11, 3, 40, 6])
+      #expect(abortsOfSecondCommitter(first: { _ = array[3] }, then: { array.insert(8, at: 3) }) == 1, "read [3], then insert at 3")
+      #expect(array.elements == [1, 11, 3, 8, 40, 6])
+    }
+
     // MARK: TQueue
 
     @Test func queueProducersNeverConflict() throws {

@@ -379,9 +379,19 @@ extension LibraryTests {
       for _ in 0..<10_000 {
         let value = random.below(1_000)
         let run = { (body: () -> Void) in insideTransactions ? atomically { _ in body() } : body() }
-        let operation = random.below(8)
+        let operation = random.below(12)
         run {
           switch operation {
+          case 8:
+            let index = random.below(model.count + 1)
+            subject.insert(value, at: index); model.insert(value, at: index)
+          case 9 where !model.isEmpty:
+            let index = random.below(model.count)
+            #expect(subject.remove(at: index) == model.remove(at: index))
+          case 10 where !model.isEmpty:
+            let (i, j) = (random.below(model.count), random.below(model.count))
+            subject.swapAt(i, j); model.swapAt(i, j)
+          case 11 where !model.isEmpty: #expect(subject.removeFirst() == model.removeFirst())
           case 6:
             #expect(subject.first == model.first)
             #expect(subject.last == model.last)
@@ -406,6 +416,39 @@ extension LibraryTests {
       }
       #expect(subject.elements == model)
       #expect(Array(subject) == model)
+    }
+
+    /// `insert(_:at:)`, `remove(at:)`, `removeFirst()` and `swapAt(_:_:)` inside a
+    /// transaction move its own appends that have not landed as they move the others, and a
+    /// nested block that throws takes back what they moved.
+    @Test func insertRemoveAndSwapMoveTheTransactionsOwnAppends() throws {
+      let array: TArray<Int> = [1, 2]
+      struct Undone: Error {}
+      atomically { _ in
+        array.append(3)
+        array.insert(0, at: 0)
+        #expect(array.elements == [0, 1, 2, 3])
+        array.insert(4, at: 4)
+        array.swapAt(1, 3)
+        #expect(array.elements == [0, 3, 2, 1, 4])
+        #expect(array.remove(at: 2) == 2)
+        #expect(array.removeFirst() == 0)
+        #expect(array.elements == [3, 1, 4] && array.count == 3)
+        #expect(throws: Undone.self) {
+          try atomically { _ in
+            array.insert(9, at: 1)
+            array.swapAt(0, 3)
+            #expect(array.elements == [4, 9, 1, 3])
+            throw Undone()
+          }
+        }
+        #expect(array.elements == [3, 1, 4])
+      }
+      #expect(array.elements == [3, 1, 4])
+      // Swapping an index with itself changes nothing; inserting at the end appends.
+      array.swapAt(2, 2)
+      array.insert(5, at: 3)
+      #expect(array.elements == [3, 1, 4, 5])
     }
 
     @Test func arrayMadeByRepeatingAnElement() {
@@ -631,6 +674,28 @@ extension LibraryTests {
         #expect(counter.value == 17)
       }
       #expect(counter.value == 17 && counter.description == "TCounter(17)")
+      counter += 5
+      counter -= 2
+      atomically { _ in
+        counter += 10
+        #expect(counter.value == 30)
+      }
+      #expect(counter.value == 30)
+    }
+
+    /// `-=` subtracts `Int.min` where `Int`'s would, from a negative count, in one step.
+    @Test func counterSubtractsIntMin() {
+      let counter = TCounter(-5)
+      counter -= .min
+      #expect(counter.value == -5 - Int.min)
+      atomically { _ in
+        counter += .min
+        #expect(counter.value == -5)
+        counter -= .min
+        counter -= 3
+        #expect(counter.value == Int.max - 7)
+      }
+      #expect(counter.value == Int.max - 7)
     }
   }
 }

@@ -210,6 +210,12 @@ extension LibraryTests.DifferentialModelTests {
     /// Adds through the subscript's modify accessor, then throws.
     case arrayAddThenThrow(index: Int, amount: Int)
     case arrayPopLast
+    /// Inserts at `index` if it is at most the count.
+    case arrayInsert(index: Int, value: Int)
+    /// Removes at `index` if it is in bounds.
+    case arrayRemoveAt(index: Int)
+    /// Swaps if both indices are in bounds.
+    case arraySwap(Int, Int)
     case arrayRemoveLast
     case arrayElements
     case arrayIsEmpty
@@ -250,7 +256,7 @@ extension LibraryTests.DifferentialModelTests {
     /// checked against the count, then used. Another thread may pop in between.
     var checksThenActs: Bool {
       switch self {
-      case .arrayRead, .arrayWrite, .arrayAdd, .arrayRemoveLast: return true
+      case .arrayRead, .arrayWrite, .arrayAdd, .arrayRemoveLast, .arrayInsert, .arrayRemoveAt, .arraySwap: return true
       default: return false
       }
     }
@@ -440,7 +446,7 @@ extension LibraryTests.DifferentialModelTests {
 
     /// A random operation; the common ones (gets, sets, inserts, appends) come twice as often.
     mutating func operation() -> Operation {
-      switch random.below(68) {
+      switch random.below(71) {
       case 0, 1: return .dictionaryGet(key: key())
       case 2, 3: return .dictionarySet(key: key(), value: value())
       case 4: return .dictionaryRemoveBySettingNil(key: key())
@@ -503,6 +509,9 @@ extension LibraryTests.DifferentialModelTests {
       case 64: return .arrayAddThenThrow(index: index(), amount: amount())
       case 65: return .afterCommitHook(value())
       case 66: return .afterAbortHook(value())
+      case 67: return .arrayInsert(index: index(), value: value())
+      case 68: return .arrayRemoveAt(index: index())
+      case 69: return .arraySwap(index(), index())
       default: return close(.boundedClose, else: .boundedIsEmpty)
       }
     }
@@ -684,6 +693,21 @@ extension LibraryTests.DifferentialModelTests {
           results.append(Outcome.outOfBounds)
         }
       case .arrayPopLast: results.append(array.popLast() ?? Outcome.absent)
+      case .arrayInsert(let index, let value):
+        if index <= array.count {
+          array.insert(value, at: index)
+          results.append(Outcome.inBounds)
+        } else {
+          results.append(Outcome.outOfBounds)
+        }
+      case .arrayRemoveAt(let index): results.append(index < array.count ? array.remove(at: index) : Outcome.absent)
+      case .arraySwap(let i, let j):
+        if i < array.count && j < array.count {
+          array.swapAt(i, j)
+          results.append(Outcome.inBounds)
+        } else {
+          results.append(Outcome.outOfBounds)
+        }
       case .arrayRemoveLast:
         results.append(array.count > 0 ? array.removeLast() : Outcome.arrayWasEmpty)
       case .arrayElements: results.append(checksum(array.elements))
@@ -930,6 +954,21 @@ extension LibraryTests.DifferentialModelTests {
           results.append(Outcome.outOfBounds)
         }
       case .arrayPopLast: results.append(array.popLast() ?? Outcome.absent)
+      case .arrayInsert(let index, let value):
+        if index <= array.count {
+          array.insert(value, at: index)
+          results.append(Outcome.inBounds)
+        } else {
+          results.append(Outcome.outOfBounds)
+        }
+      case .arrayRemoveAt(let index): results.append(index < array.count ? array.remove(at: index) : Outcome.absent)
+      case .arraySwap(let i, let j):
+        if i < array.count && j < array.count {
+          array.swapAt(i, j)
+          results.append(Outcome.inBounds)
+        } else {
+          results.append(Outcome.outOfBounds)
+        }
       case .arrayRemoveLast: results.append(array.isEmpty ? Outcome.arrayWasEmpty : array.removeLast())
       case .arrayElements, .arrayIterate: results.append(checksum(array))
       case .arrayIsEmpty: flag(array.isEmpty)

@@ -1,0 +1,155 @@
+import STMCore
+
+// Operations anywhere in the array, as `Array` has them. They are made of the array's own
+// reads and writes of indices, in one atomic step, so they need no support of their own from
+// the engine; moving elements makes `insert` and `remove(at:)` O(n) and as conflicting as the
+// reads and writes they are made of. `swapAt` touches its two indices only.
+
+extension TArray {
+  /// Inserts `element` at `index`, moving the element there and every one after it up by
+  /// one, as `Array.insert(_:at:)` does. Inserting at ``count`` appends.
+  ///
+  /// One atomic step: outside a transaction, a transaction of its own (a rerun if another
+  /// thread changes what it moves meanwhile); inside one, part of it.
+  ///
+  /// Conflicts: it reads ``count``, so it conflicts with transactions that append or remove,
+  /// and it writes every index from `index` to the new end, so it conflicts with readers and
+  /// writers of those indices. Indices below `index` are not touched. Where the end of the
+  /// array is all that changes, use ``append(_:fileID:line:)``, which conflicts with nothing.
+  ///
+  /// - Parameters:
+  ///   - element: The element to insert.
+  ///   - index: Where to insert it: `0 ... count`. Any other index traps with a message that
+  ///     names the index and the count; nothing is changed.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Complexity: O(*n* − `index`) for *n* elements.
+  @inlinable
+  public func insert(_ element: Element, at index: Int, fileID: StaticString = #fileID, line: UInt = #line) {
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
+    let countIfOutOfRange: Int? = _singleOperation(at: site) { _ in
+      let total = count(at: site)
+      guard index >= 0 && index <= total else { return total }
+      guard index < total else {
+        append(element, fileID: fileID, line: line)
+        return nil
+      }
+      // The last element moves past the end first, as a delayed append; then each one up.
+      append(self.element(total - 1, at: site), fileID: fileID, line: line)
+      for position in stride(from: total - 1, to: index, by: -1) {
+        setElement(position, self.element(position - 1, at: site), at: site)
+      }
+      setElement(index, element, at: site)
+      return nil
+    }
+    if let total = countIfOutOfRange {
+      trapOutOfRange(index, count: total, in: "insert(_:at:)", accepting: "0...\(total)", at: site)
+    }
+  }
+
+  /// Removes and returns the element at `index`, moving every element after it down by one,
+  /// as `Array.remove(at:)` does.
+  ///
+  /// One atomic step: outside a transaction, a transaction of its own (a rerun if another
+  /// thread changes what it moves meanwhile); inside one, part of it.
+  ///
+  /// Conflicts: it reads ``count``, so it conflicts with transactions that append or remove,
+  /// and it reads and writes every index from `index` to the old end, so it conflicts with
+  /// readers and writers of those indices. Indices below `index` are not touched. To take the
+  /// last element, ``popLast(fileID:line:)`` does the same with one index.
+  ///
+  /// - Parameters:
+  ///   - index: A valid index: `0 ..< count`. Any other index traps with a message that names
+  ///     the index and the count; nothing is changed.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Returns: The element that was at `index`.
+  /// - Complexity: O(*n* − `index`) for *n* elements.
+  @inlinable @discardableResult
+  public func remove(at index: Int, fileID: StaticString = #fileID, line: UInt = #line) -> Element {
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
+    let outcome: (removed: Element?, count: Int) = _singleOperation(at: site) { _ in
+      let total = count(at: site)
+      guard index >= 0 && index < total else { return (nil, total) }
+      let removed = element(index, at: site)
+      for position in index..<(total - 1) {
+        setElement(position, element(position + 1, at: site), at: site)
+      }
+      // The last element, now one index lower too, goes from the end.
+      _ = popLast(fileID: fileID, line: line)
+      return (removed, total)
+    }
+    guard let removed = outcome.removed else {
+      trapOutOfRange(index, count: outcome.count, in: "remove(at:)", accepting: "0..<\(outcome.count)", at: site)
+    }
+    return removed
+  }
+
+  /// Removes and returns the first element, moving every other element down by one; traps if
+  /// the array is empty. For first-in first-out work between threads, a ``TQueue`` takes
+  /// items from its front in O(1), and its consumers do not conflict with its producers.
+  ///
+  /// Conflicts: as ``remove(at:fileID:line:)`` at index 0: with transactions that append or
+  /// remove, and with readers and writers of any index.
+  ///
+  /// - Parameters:
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Returns: The element that was first.
+  /// - Complexity: O(*n*) for *n* elements.
+  @inlinable @discardableResult
+  public func removeFirst(fileID: StaticString = #fileID, line: UInt = #line) -> Element {
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
+    let first: Element? = _singleOperation(at: site) { _ in
+      count(at: site) == 0 ? nil : remove(at: 0, fileID: fileID, line: line)
+    }
+    guard let first else {
+      _trap("TArray.removeFirst() was called on an empty array. Check isEmpty in the same transaction first.", at: site)
+    }
+    return first
+  }
+
+  /// Exchanges the elements at indices `i` and `j`, as `MutableCollection.swapAt(_:_:)` does;
+  /// equal indices change nothing.
+  ///
+  /// One atomic step: outside a transaction, a transaction of its own; inside one, part of it.
+  ///
+  /// Conflicts: as a read and a write of each of the two indices (see
+  /// ``subscript(_:fileID:line:)``): only with transactions that read, write or remove one of
+  /// them. Not with appends, nor with any other index.
+  ///
+  /// - Parameters:
+  ///   - i: A valid index: `0 ..< count`. Any other index traps with a message that names the
+  ///     index and the count; nothing is changed.
+  ///   - j: Another valid index, or `i`.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Complexity: O(1).
+  @inlinable
+  public func swapAt(_ i: Int, _ j: Int, fileID: StaticString = #fileID, line: UInt = #line) {
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
+    // Read without the count, so that a swap does not conflict with appends; the count is
+    // read only to name it in the message, for an index out of range.
+    let outOfRange: (index: Int, count: Int)? = _singleOperation(at: site) { _ in
+      guard let first = element(ifInBounds: i, at: site) else { return (i, count(at: site)) }
+      guard i != j else { return nil }
+      guard let second = element(ifInBounds: j, at: site) else { return (j, count(at: site)) }
+      setElement(i, second, at: site)
+      setElement(j, first, at: site)
+      return nil
+    }
+    if let (index, total) = outOfRange {
+      trapOutOfRange(index, count: total, in: "swapAt(_:_:)", accepting: "0..<\(total)", at: site)
+    }
+  }
+
+  /// Traps for `index`, given to `operation`, which accepts an index in `accepted` (a range,
+  /// written out), when the array held `count` elements. Called after the operation's atomic step, so that the advice fits
+  /// where the caller is: outside a transaction, the step has ended, having changed nothing.
+  @usableFromInline
+  func trapOutOfRange(_ index: Int, count: Int, in operation: String, accepting accepted: String, at site: _CallSite) -> Never {
+    _trap(
+      "TArray.\(operation) was given index \(index), out of range: the array has \(Self.describe(count)), so it takes an index in \(accepted). \(Self.indexAdvice("the call"))",
+      at: site)
+  }
+}
