@@ -559,9 +559,18 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
   /// does for the keys that a removal by key leaves.
   @inlinable
   func removeKeysUnequalToThemselves(in transaction: Transaction, at site: _CallSite) {
+    removeKeysUnequalToThemselves(in: transaction, at: site, where: { _, _ in true })
+  }
+
+  /// `removeKeysUnequalToThemselves(in:at:)` for the keys, and their values, for which
+  /// `shouldGo` holds: what `removeAll(where:)` does for the keys that a removal by key leaves.
+  @inlinable
+  func removeKeysUnequalToThemselves<Failure: Error>(
+    in transaction: Transaction, at site: _CallSite, where shouldGo: (Key, Value) throws(Failure) -> Bool
+  ) throws(Failure) {
     for (key, slot) in index.allSlots(in: transaction).current where !_KeyHash.equal(key, key) {
       let noted = slot._noted(.readWrite, at: site, as: .key(key))
-      guard let old = noted.value else { continue }
+      guard let old = noted.value, try shouldGo(key, old) else { continue }
       noted.value = nil
       noteMembershipChange(of: key, from: old, to: nil, in: slot, transaction, at: site)
     }

@@ -109,6 +109,46 @@ extension TArray {
     return first
   }
 
+  /// Removes every element that `shouldBeRemoved` accepts, keeping the order of the others,
+  /// as `Array.removeAll(where:)` does, in one atomic step.
+  ///
+  /// Conflicts: it reads ``count`` and every element, so it conflicts with transactions that
+  /// append, remove or write any index; then as a write of each index from the first element
+  /// it removes to the end.
+  ///
+  /// - Parameters:
+  ///   - shouldBeRemoved: Given an element, whether to remove it. It runs inside the step, on
+  ///     every element before any moves (and again if the step reruns), and may read other
+  ///     transactional data there. It must not change this array: the removal writes over that.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Throws: What `shouldBeRemoved` throws; then nothing is removed.
+  /// - Complexity: O(*n*) for *n* elements.
+  @inlinable
+  public func removeAll<Failure: Error>(
+    where shouldBeRemoved: (Element) throws(Failure) -> Bool, fileID: StaticString = #fileID, line: UInt = #line
+  ) throws(Failure) {
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
+    // Throwing, the step rolls back on its own, inside a transaction too (to a checkpoint).
+    try _singleOperation(at: site) { (_: Transaction) throws(Failure) in
+      let total = count(at: site)
+      var kept: [Element] = []
+      var firstRemoved: Int?
+      for index in 0..<total {
+        let element = element(index, at: site)
+        if try shouldBeRemoved(element) {
+          if firstRemoved == nil { firstRemoved = index }
+        } else if firstRemoved != nil {
+          kept.append(element)
+        }
+      }
+      guard let firstRemoved else { return }
+      // The elements kept after the first removed one move down over the gaps; the end goes.
+      for (offset, element) in kept.enumerated() { setElement(firstRemoved + offset, element, at: site) }
+      for _ in (firstRemoved + kept.count)..<total { _ = popLast(fileID: fileID, line: line) }
+    }
+  }
+
   /// Exchanges the elements at indices `i` and `j`, as `MutableCollection.swapAt(_:_:)` does;
   /// equal indices change nothing.
   ///

@@ -643,4 +643,46 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
       if unequalKeys { storage.removeKeysUnequalToThemselves(in: transaction, at: site) }
     }
   }
+
+  /// Removes every key whose key-value pair `shouldBeRemoved` accepts, as one atomic step: a
+  /// shared cache's eviction, say, with no other thread's change between the test of a key and
+  /// its removal.
+  ///
+  /// Conflicts: it reads every key first, as ``dictionary`` does, so it conflicts with
+  /// transactions that insert or remove any key or write any value; then as a removal of each
+  /// key it removes.
+  ///
+  /// - Parameters:
+  ///   - shouldBeRemoved: Given a key and its value, whether to remove the key. It runs inside
+  ///     the step, once for each key (and again if the step reruns), and may read other
+  ///     transactional data there.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Throws: What `shouldBeRemoved` throws; then nothing is removed.
+  /// - Complexity: O(*n* + *e*) for *n* keys and *e* empty cells (see ``TDictionary``).
+  @inlinable
+  public func removeAll<Failure: Error>(
+    where shouldBeRemoved: ((key: Key, value: Value)) throws(Failure) -> Bool,
+    fileID: StaticString = #fileID, line: UInt = #line
+  ) throws(Failure) {
+    let site = _CallSite(fileID: fileID, line: line, owner: self)
+    // Throwing, the step rolls back on its own, inside a transaction too (to a checkpoint).
+    try _singleOperation(at: site) { (transaction: Transaction) throws(Failure) in
+      var doomed: [Key] = [], unequalKeys = false
+      for pair in storage.snapshot(at: site) {
+        // A key that does not equal itself (`Double.nan`) cannot be looked up: tested and
+        // removed through its cell, below.
+        guard _KeyHash.equal(pair.key, pair.key) else {
+          unequalKeys = true
+          continue
+        }
+        if try shouldBeRemoved(pair) { doomed.append(pair.key) }
+      }
+      for key in doomed { removeValue(forKey: key, fileID: fileID, line: line) }
+      guard unequalKeys else { return }
+      try storage.removeKeysUnequalToThemselves(in: transaction, at: site) { (key, value) throws(Failure) in
+        try shouldBeRemoved((key, value))
+      }
+    }
+  }
 }

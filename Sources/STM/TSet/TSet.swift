@@ -520,6 +520,28 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
     removeElements(where: { _ in true }, fileID: fileID, line: line)
   }
 
+  /// Removes every element that `shouldBeRemoved` accepts, as one atomic step, with no other
+  /// thread's change between the test of an element and its removal.
+  ///
+  /// Conflicts: it reads every element first, as ``elements`` does, so it conflicts with
+  /// transactions that insert, remove or replace (``update(with:fileID:line:)``) any element;
+  /// then as a removal of each element it removes.
+  ///
+  /// - Parameters:
+  ///   - shouldBeRemoved: Given a member, whether to remove it. It runs inside the step, once
+  ///     for each member (and again if the step reruns), and may read other transactional data
+  ///     there.
+  ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
+  ///   - line: The call's line, for the ``ConflictLog``; leave the default.
+  /// - Throws: What `shouldBeRemoved` throws; then nothing is removed.
+  /// - Complexity: O(*n* + *e*) for *n* elements and *e* empty cells (see ``TSet``).
+  @inlinable
+  public func removeAll<Failure: Error>(
+    where shouldBeRemoved: (Element) throws(Failure) -> Bool, fileID: StaticString = #fileID, line: UInt = #line
+  ) throws(Failure) {
+    try removeElements(where: shouldBeRemoved, fileID: fileID, line: line)
+  }
+
   /// Runs `body` as one atomic step with the elements of `other`, read by `read`: inside that
   /// step when `other` is a `TSet` or a `TArray`, so that they come from the step's own
   /// snapshot (read before it, they came from another moment, and `a.formIntersection(b)` of
@@ -539,23 +561,29 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
     }
   }
 
-  /// Removes, as one atomic step, the elements for which `shouldGo` holds, given every
-  /// element that does not equal itself (such as `Double.nan`) among them, as no other set
-  /// holds one: those cannot be looked up, and go through their cells instead (by lookup,
-  /// they stayed; found by review).
+  /// Removes, as one atomic step, the elements for which `shouldGo` holds. An element that
+  /// does not equal itself (such as `Double.nan`) cannot be looked up: those go through their
+  /// cells instead (by lookup, they stayed; found by review), tested last. A throw rolls the
+  /// step back.
   @inlinable
-  func removeElements(where shouldGo: (Element) -> Bool, fileID: StaticString, line: UInt) {
+  func removeElements<Failure: Error>(
+    where shouldGo: (Element) throws(Failure) -> Bool, fileID: StaticString, line: UInt
+  ) throws(Failure) {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
-    _singleOperation(at: site) { transaction in
-      var unequalElements = false
-      for element in elements(at: site) where shouldGo(element) {
+    try _singleOperation(at: site) { (transaction: Transaction) throws(Failure) in
+      var doomed: [Element] = [], unequalElements = false
+      for (_, element) in storage.snapshot(at: site) {
         guard _KeyHash.equal(element, element) else {
           unequalElements = true
           continue
         }
-        remove(element, fileID: fileID, line: line)
+        if try shouldGo(element) { doomed.append(element) }
       }
-      if unequalElements { storage.removeKeysUnequalToThemselves(in: transaction, at: site) }
+      for element in doomed { remove(element, fileID: fileID, line: line) }
+      guard unequalElements else { return }
+      try storage.removeKeysUnequalToThemselves(in: transaction, at: site) { (_, element) throws(Failure) in
+        try shouldGo(element)
+      }
     }
   }
 }

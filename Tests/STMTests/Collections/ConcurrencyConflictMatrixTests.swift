@@ -472,6 +472,25 @@ extension LibraryTests {
       #expect(array.elements == [1, 11, 3, 8, 40, 6])
     }
 
+    /// `removeAll(where:)` reads the whole collection, so a change anywhere makes it rerun,
+    /// and a rerun tests what the change left.
+    @Test func removeAllWhereConflictsWithAChangeAnywhere() {
+      let dictionary: TDictionary = [1: 1, 2: 2]
+      #expect(abortsOfSecondCommitter(first: { dictionary.removeAll { $0.value > 1 } }, then: { dictionary[3] = 3 }) == 1, "dictionary, then insert")
+      #expect(dictionary.dictionary == [1: 1])
+      let set: TSet = [1, 2]
+      #expect(abortsOfSecondCommitter(first: { set.removeAll { $0 > 1 } }, then: { set.insert(3) }) == 1, "set, then insert")
+      #expect(set.elements == [1])
+      let array: TArray = [1, 2]
+      #expect(abortsOfSecondCommitter(first: { array.removeAll { $0 > 1 } }, then: { array.append(3) }) == 1, "array, then append")
+      #expect(abortsOfSecondCommitter(first: { array.removeAll { $0 > 1 } }, then: { array[0] = 4 }) == 1, "array, then write [0]")
+      #expect(array.elements == [])
+      // Removing nothing, it still read everything.
+      array.append(0)
+      #expect(abortsOfSecondCommitter(first: { array.removeAll { $0 > 1 } }, then: { array[0] = 1 }) == 1, "array removing nothing, then write [0]")
+      #expect(array.elements == [1])
+    }
+
     // MARK: TQueue
 
     @Test func queueProducersNeverConflict() throws {

@@ -34,6 +34,10 @@ extension LibraryTests {
             #expect(old == model[key])
           case 7: subject[key] = nil; model[key] = nil
           case 8: subject[key, default: -1] = value; model[key, default: -1] = value
+          case 9 where random.below(50) == 0:
+            let remainder = random.below(3)
+            subject.removeAll { $0.value % 3 == remainder }
+            model = model.filter { $0.value % 3 != remainder }
           default: #expect(subject[key, default: -1] == model[key, default: -1])
           }
         }
@@ -335,6 +339,8 @@ extension LibraryTests {
       subject.subtract([1000]); model.subtract([1000])
       subject.formIntersection(0..<100); model.formIntersection(0..<100)
       #expect(subject.elements == model)
+      subject.removeAll { $0 % 3 == 0 }; model = model.filter { $0 % 3 != 0 }
+      #expect(subject.elements == model && subject.count == model.count)
       #expect(subject.isSubset(of: 0..<100) && subject.isDisjoint(with: [500]))
     }
 
@@ -379,9 +385,13 @@ extension LibraryTests {
       for _ in 0..<10_000 {
         let value = random.below(1_000)
         let run = { (body: () -> Void) in insideTransactions ? atomically { _ in body() } : body() }
-        let operation = random.below(12)
+        let operation = random.below(13)
         run {
           switch operation {
+          case 12 where random.below(10) == 0:
+            let remainder = random.below(4)
+            subject.removeAll { $0 % 4 == remainder }
+            model.removeAll { $0 % 4 == remainder }
           case 8:
             let index = random.below(model.count + 1)
             subject.insert(value, at: index); model.insert(value, at: index)
@@ -449,6 +459,63 @@ extension LibraryTests {
       array.swapAt(2, 2)
       array.insert(5, at: 3)
       #expect(array.elements == [3, 1, 4, 5])
+    }
+
+    /// `removeAll(where:)` of each collection: a predicate that throws removes nothing, outside
+    /// a transaction and inside one that catches the error and commits.
+    @Test func removeAllWhereThatThrowsRemovesNothing() throws {
+      struct Refused: Error {}
+      let dictionary: TDictionary = [1: "a", 2: "b", 3: "c"]
+      let set: TSet = [1, 2, 3]
+      let array: TArray = [1, 2, 3]
+      // Each predicate accepts the first element it meets, then throws at the second.
+      func refusingTheSecond<T>() -> (T) throws(Refused) -> Bool {
+        var seen = 0
+        return { _ throws(Refused) in
+          seen += 1
+          if seen == 2 { throw Refused() }
+          return true
+        }
+      }
+      #expect(throws: Refused.self) { try dictionary.removeAll(where: refusingTheSecond()) }
+      #expect(throws: Refused.self) { try set.removeAll(where: refusingTheSecond()) }
+      #expect(throws: Refused.self) { try array.removeAll(where: refusingTheSecond()) }
+      atomically { _ in
+        array.append(4)
+        #expect(throws: Refused.self) { try array.removeAll(where: refusingTheSecond()) }
+        #expect(throws: Refused.self) { try dictionary.removeAll(where: refusingTheSecond()) }
+        #expect(throws: Refused.self) { try set.removeAll(where: refusingTheSecond()) }
+        #expect(array.elements == [1, 2, 3, 4])
+      }
+      #expect(dictionary.dictionary == [1: "a", 2: "b", 3: "c"])
+      #expect(set.elements == [1, 2, 3])
+      #expect(array.elements == [1, 2, 3, 4])
+      // The same predicates that do not throw remove, the transaction's own appends too.
+      atomically { _ in
+        array.append(5)
+        array.removeAll { $0 % 2 == 1 }
+        #expect(array.elements == [2, 4])
+      }
+      #expect(array.elements == [2, 4])
+      dictionary.removeAll { $0.key == 2 || $0.value == "c" }
+      set.removeAll { $0 > 1 }
+      #expect(dictionary.dictionary == [1: "a"] && set.elements == [1])
+    }
+
+    /// Keys that do not equal themselves, which no lookup finds, are tested and removed one by
+    /// one, as the others are.
+    @Test func removeAllWhereTestsEachKeyThatDoesNotEqualItself() {
+      let dictionary = TDictionary<Double, Int>()
+      dictionary[.nan] = 1
+      dictionary[.nan] = 2
+      dictionary[1.0] = 1
+      dictionary.removeAll { $0.value == 1 }
+      #expect(dictionary.count == 1 && dictionary.values == [2] && dictionary.keys.allSatisfy(\.isNaN))
+      let set: TSet<Double> = [.nan, .nan, 1, 2]
+      set.removeAll { $0 == 2 }
+      #expect(set.count == 3)
+      set.removeAll { $0.isNaN }
+      #expect(set.elements == [1])
     }
 
     @Test func arrayMadeByRepeatingAnElement() {

@@ -173,6 +173,8 @@ extension LibraryTests.DifferentialModelTests {
     /// Merges `keys[i]: firstValue + i`, combining a duplicate as `old * 3 + new`.
     case dictionaryMerge(keys: [Int], firstValue: Int)
     case dictionaryRemoveAll
+    /// Removes the keys whose values leave `remainder` when divided by 3.
+    case dictionaryRemoveAllWhere(remainder: Int)
     case dictionaryUpdateWithDefault(key: Int, amount: Int)
     /// `dictionary[key]? += amount`: changes only a present key.
     case dictionaryAddIfPresent(key: Int, amount: Int)
@@ -196,6 +198,8 @@ extension LibraryTests.DifferentialModelTests {
     case setFormIntersection([Int])
     case setFormSymmetricDifference([Int])
     case setRemoveAll
+    /// Removes the elements that leave `remainder` when divided by 3.
+    case setRemoveAllWhere(remainder: Int)
     case setUpdateWith(Int)
     case setIsSubset(of: [Int])
     case setIterate
@@ -216,6 +220,8 @@ extension LibraryTests.DifferentialModelTests {
     case arrayRemoveAt(index: Int)
     /// Swaps if both indices are in bounds.
     case arraySwap(Int, Int)
+    /// Removes the elements that leave `remainder` when divided by 3.
+    case arrayRemoveAllWhere(remainder: Int)
     case arrayRemoveLast
     case arrayElements
     case arrayIsEmpty
@@ -446,7 +452,7 @@ extension LibraryTests.DifferentialModelTests {
 
     /// A random operation; the common ones (gets, sets, inserts, appends) come twice as often.
     mutating func operation() -> Operation {
-      switch random.below(71) {
+      switch random.below(74) {
       case 0, 1: return .dictionaryGet(key: key())
       case 2, 3: return .dictionarySet(key: key(), value: value())
       case 4: return .dictionaryRemoveBySettingNil(key: key())
@@ -512,6 +518,9 @@ extension LibraryTests.DifferentialModelTests {
       case 67: return .arrayInsert(index: index(), value: value())
       case 68: return .arrayRemoveAt(index: index())
       case 69: return .arraySwap(index(), index())
+      case 70: return .dictionaryRemoveAllWhere(remainder: random.below(3))
+      case 71: return .setRemoveAllWhere(remainder: random.below(3))
+      case 72: return .arrayRemoveAllWhere(remainder: random.below(3))
       default: return close(.boundedClose, else: .boundedIsEmpty)
       }
     }
@@ -623,6 +632,7 @@ extension LibraryTests.DifferentialModelTests {
           keys.enumerated().map { ($0.element, firstValue + $0.offset) },
           uniquingKeysWith: { $0 &* 3 &+ $1 })
       case .dictionaryRemoveAll: dictionary.removeAll()
+      case .dictionaryRemoveAllWhere(let remainder): dictionary.removeAll { $0.value % 3 == remainder }
       case .dictionaryUpdateWithDefault(let key, let amount):
         results.append(dictionary.update(forKey: key, default: 100) { value in
           value += amount
@@ -660,6 +670,7 @@ extension LibraryTests.DifferentialModelTests {
       case .setFormIntersection(let elements): set.formIntersection(elements)
       case .setFormSymmetricDifference(let elements): set.formSymmetricDifference(elements)
       case .setRemoveAll: set.removeAll()
+      case .setRemoveAllWhere(let remainder): set.removeAll { $0 % 3 == remainder }
       case .setUpdateWith(let element): results.append(set.update(with: element) ?? Outcome.absent)
       case .setIsSubset(let elements): flag(set.isSubset(of: elements))
       case .setIterate:
@@ -701,6 +712,7 @@ extension LibraryTests.DifferentialModelTests {
           results.append(Outcome.outOfBounds)
         }
       case .arrayRemoveAt(let index): results.append(index < array.count ? array.remove(at: index) : Outcome.absent)
+      case .arrayRemoveAllWhere(let remainder): array.removeAll { $0 % 3 == remainder }
       case .arraySwap(let i, let j):
         if i < array.count && j < array.count {
           array.swapAt(i, j)
@@ -902,6 +914,7 @@ extension LibraryTests.DifferentialModelTests {
           keys.enumerated().map { ($0.element, firstValue + $0.offset) },
           uniquingKeysWith: { $0 &* 3 &+ $1 })
       case .dictionaryRemoveAll: dictionary.removeAll()
+      case .dictionaryRemoveAllWhere(let remainder): dictionary = dictionary.filter { $0.value % 3 != remainder }
       case .dictionaryUpdateWithDefault(let key, let amount):
         let value = (dictionary[key] ?? 100) + amount
         dictionary[key] = value
@@ -932,6 +945,7 @@ extension LibraryTests.DifferentialModelTests {
       case .setFormIntersection(let elements): set.formIntersection(elements)
       case .setFormSymmetricDifference(let elements): set.formSymmetricDifference(elements)
       case .setRemoveAll: set.removeAll()
+      case .setRemoveAllWhere(let remainder): set = set.filter { $0 % 3 != remainder }
       case .setUpdateWith(let element): results.append(set.update(with: element) ?? Outcome.absent)
       case .setIsSubset(let elements): flag(set.isSubset(of: elements))
 
@@ -962,6 +976,7 @@ extension LibraryTests.DifferentialModelTests {
           results.append(Outcome.outOfBounds)
         }
       case .arrayRemoveAt(let index): results.append(index < array.count ? array.remove(at: index) : Outcome.absent)
+      case .arrayRemoveAllWhere(let remainder): array.removeAll { $0 % 3 == remainder }
       case .arraySwap(let i, let j):
         if i < array.count && j < array.count {
           array.swapAt(i, j)
