@@ -310,3 +310,30 @@ extension TVar where Value == Int {
     cell.endInPlaceMutation(segment, context, publishing: updated)
   }
 }
+
+extension TVar: Encodable where Value: Encodable {
+  /// Encodes the variable's value, as the value itself encodes: a type that holds variables
+  /// can synthesize its `Codable` conformance. Outside a transaction each variable is read on
+  /// its own; encode inside ``atomically(_:fileID:line:)-88o9x`` to read them all at one
+  /// snapshot.
+  ///
+  /// Conflicts: as a read of ``value``.
+  ///
+  /// - Parameter encoder: The encoder to write to.
+  /// - Throws: What `encoder` throws.
+  public func encode(to encoder: any Encoder) throws {
+    var container = encoder.singleValueContainer()
+    try container.encode(value)
+  }
+}
+
+extension TVar: Decodable where Value: Decodable {
+  /// Creates a new variable holding the value that `decoder` holds. It is a variable of its
+  /// own: not equal (`==`) to the one that was encoded.
+  ///
+  /// - Parameter decoder: The decoder to read from.
+  /// - Throws: What decoding a `Value` throws; then no variable is made.
+  public init(from decoder: any Decoder) throws {
+    self.init(try decoder.singleValueContainer().decode(Value.self))
+  }
+}
