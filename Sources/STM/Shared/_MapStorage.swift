@@ -564,14 +564,20 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
 
   /// `removeKeysUnequalToThemselves(in:at:)` for the keys, and their values, for which
   /// `shouldGo` holds: what `removeAll(where:)` does for the keys that a removal by key leaves.
+  /// Every key is tested before any is removed, so that a test that reads the collection sees
+  /// it whole (tested one by one as they went, the later ones saw the earlier ones gone; found
+  /// by review).
   @inlinable
   func removeKeysUnequalToThemselves<Failure: Error>(
     in transaction: Transaction, at site: _CallSite, where shouldGo: (Key, Value) throws(Failure) -> Bool
   ) throws(Failure) {
+    var doomed: [(key: Key, slot: _KeyIndex<Key, Value>.Slot, old: Value)] = []
     for (key, slot) in index.allSlots(in: transaction).current where !_KeyHash.equal(key, key) {
-      let noted = slot._noted(.readWrite, at: site, as: .key(key))
-      guard let old = noted.value, try shouldGo(key, old) else { continue }
-      noted.value = nil
+      guard let old = slot._notedValue(.readWrite, at: site, as: .key(key)), try shouldGo(key, old) else { continue }
+      doomed.append((key, slot, old))
+    }
+    for (key, slot, old) in doomed {
+      slot.value = nil
       noteMembershipChange(of: key, from: old, to: nil, in: slot, transaction, at: site)
     }
   }

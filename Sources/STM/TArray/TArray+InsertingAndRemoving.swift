@@ -43,7 +43,7 @@ extension TArray {
       return nil
     }
     if let total = countIfOutOfRange {
-      trapOutOfRange(index, count: total, in: "insert(_:at:)", accepting: "0...\(total)", at: site)
+      trapOutOfRange(index, count: total, in: "insert(_:at:)", upToCount: true, at: site)
     }
   }
 
@@ -80,7 +80,7 @@ extension TArray {
       return (removed, total)
     }
     guard let removed = outcome.removed else {
-      trapOutOfRange(index, count: outcome.count, in: "remove(at:)", accepting: "0..<\(outcome.count)", at: site)
+      trapOutOfRange(index, count: outcome.count, in: "remove(at:)", at: site)
     }
     return removed
   }
@@ -104,7 +104,11 @@ extension TArray {
       count(at: site) == 0 ? nil : remove(at: 0, fileID: fileID, line: line)
     }
     guard let first else {
-      _trap("TArray.removeFirst() was called on an empty array. Check isEmpty in the same transaction first.", at: site)
+      let advice =
+        Transaction._currentChecked == nil
+        ? "Outside atomically, the last element may go between a check of isEmpty and the call: make both in one atomically block."
+        : "Check isEmpty in the same transaction first."
+      _trap("TArray.removeFirst() was called on an empty array. \(advice)", at: site)
     }
     return first
   }
@@ -150,18 +154,20 @@ extension TArray {
   }
 
   /// Exchanges the elements at indices `i` and `j`, as `MutableCollection.swapAt(_:_:)` does;
-  /// equal indices change nothing.
+  /// equal indices change nothing, and are not checked, as `Array`'s are not.
   ///
   /// One atomic step: outside a transaction, a transaction of its own; inside one, part of it.
   ///
   /// Conflicts: as a read and a write of each of the two indices (see
   /// ``subscript(_:fileID:line:)``): only with transactions that read, write or remove one of
-  /// them. Not with appends, nor with any other index.
+  /// them. Not with appends, nor with any other index, except as for the subscript: an index
+  /// among the transaction's own appends that have not landed is read through ``count``, so
+  /// it conflicts with other appends and removals. Equal indices conflict with nothing.
   ///
   /// - Parameters:
   ///   - i: A valid index: `0 ..< count`. Any other index traps with a message that names the
   ///     index and the count; nothing is changed.
-  ///   - j: Another valid index, or `i`.
+  ///   - j: Another valid index; or `i`, which makes the call change nothing.
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Complexity: O(1).
@@ -170,26 +176,28 @@ extension TArray {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
     // Read without the count, so that a swap does not conflict with appends; the count is
     // read only to name it in the message, for an index out of range.
+    guard i != j else { return }
     let outOfRange: (index: Int, count: Int)? = _singleOperation(at: site) { _ in
       guard let first = element(ifInBounds: i, at: site) else { return (i, count(at: site)) }
-      guard i != j else { return nil }
       guard let second = element(ifInBounds: j, at: site) else { return (j, count(at: site)) }
       setElement(i, second, at: site)
       setElement(j, first, at: site)
       return nil
     }
     if let (index, total) = outOfRange {
-      trapOutOfRange(index, count: total, in: "swapAt(_:_:)", accepting: "0..<\(total)", at: site)
+      trapOutOfRange(index, count: total, in: "swapAt(_:_:)", at: site)
     }
   }
 
-  /// Traps for `index`, given to `operation`, which accepts an index in `accepted` (a range,
-  /// written out), when the array held `count` elements. Called after the operation's atomic step, so that the advice fits
-  /// where the caller is: outside a transaction, the step has ended, having changed nothing.
+  /// Traps for `index`, given to `operation`, when the array held `count` elements; the
+  /// operation takes an index up to `count` if `upToCount`, else below it. Called after the
+  /// operation's atomic step, so that the advice fits where the caller is: outside a
+  /// transaction, the step has ended, having changed nothing.
   @usableFromInline
-  func trapOutOfRange(_ index: Int, count: Int, in operation: String, accepting accepted: String, at site: _CallSite) -> Never {
+  func trapOutOfRange(_ index: Int, count: Int, in operation: String, upToCount: Bool = false, at site: _CallSite) -> Never {
+    let accepted = upToCount ? "an index in 0...\(count)" : count == 0 ? "no index" : "an index in 0..<\(count)"
     _trap(
-      "TArray.\(operation) was given index \(index), out of range: the array has \(Self.describe(count)), so it takes an index in \(accepted). \(Self.indexAdvice("the call"))",
+      "TArray.\(operation) was given index \(index), out of range: the array has \(Self.describe(count)), so it takes \(accepted). \(Self.indexAdvice("the call"))",
       at: site)
   }
 }

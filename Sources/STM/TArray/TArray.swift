@@ -21,7 +21,7 @@
 /// (and from then on conflicts with other appenders, since it observed the end of the array).
 /// As in an `Array`, ``insert(_:at:fileID:line:)`` and ``remove(at:fileID:line:)`` move every
 /// element after their index: they conflict as reads of ``count`` and writes of each index they
-/// move. ``swapAt(_:_:fileID:line:)`` conflicts only as a write of its two indices.
+/// move. ``swapAt(_:_:fileID:line:)`` conflicts only as a read and a write of its two indices.
 ///
 /// Memory: an index's cell, once made, stays for the array's life, for the appends that come
 /// back to it. Removing elements (``popLast(fileID:line:)``, ``remove(at:fileID:line:)``,

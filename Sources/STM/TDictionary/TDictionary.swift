@@ -654,8 +654,8 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
   ///
   /// - Parameters:
   ///   - shouldBeRemoved: Given a key and its value, whether to remove the key. It runs inside
-  ///     the step, once for each key (and again if the step reruns), and may read other
-  ///     transactional data there.
+  ///     the step, once for each key before any is removed (and again if the step reruns), and
+  ///     may read transactional data there.
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Throws: What `shouldBeRemoved` throws; then nothing is removed.
@@ -678,11 +678,13 @@ public final class TDictionary<Key: Hashable & Sendable, Value: Sendable>: Senda
         }
         if try shouldBeRemoved(pair) { doomed.append(pair.key) }
       }
-      for key in doomed { removeValue(forKey: key, fileID: fileID, line: line) }
-      guard unequalKeys else { return }
-      try storage.removeKeysUnequalToThemselves(in: transaction, at: site) { (key, value) throws(Failure) in
-        try shouldBeRemoved((key, value))
+      // Tested too before anything is removed, so that every test sees the whole dictionary.
+      if unequalKeys {
+        try storage.removeKeysUnequalToThemselves(in: transaction, at: site) { (key, value) throws(Failure) in
+          try shouldBeRemoved((key, value))
+        }
       }
+      for key in doomed { removeValue(forKey: key, fileID: fileID, line: line) }
     }
   }
 }

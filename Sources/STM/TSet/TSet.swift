@@ -529,8 +529,8 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
   ///
   /// - Parameters:
   ///   - shouldBeRemoved: Given a member, whether to remove it. It runs inside the step, once
-  ///     for each member (and again if the step reruns), and may read other transactional data
-  ///     there.
+  ///     for each member before any is removed (and again if the step reruns), and may read
+  ///     transactional data there.
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.
   ///   - line: The call's line, for the ``ConflictLog``; leave the default.
   /// - Throws: What `shouldBeRemoved` throws; then nothing is removed.
@@ -561,10 +561,10 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
     }
   }
 
-  /// Removes, as one atomic step, the elements for which `shouldGo` holds. An element that
-  /// does not equal itself (such as `Double.nan`) cannot be looked up: those go through their
-  /// cells instead (by lookup, they stayed; found by review), tested last. A throw rolls the
-  /// step back.
+  /// Removes, as one atomic step, the elements for which `shouldGo` holds, every one tested
+  /// before any is removed. An element that does not equal itself (such as `Double.nan`)
+  /// cannot be looked up: those go through their cells instead (by lookup, they stayed; found
+  /// by review). A throw rolls the step back.
   @inlinable
   func removeElements<Failure: Error>(
     where shouldGo: (Element) throws(Failure) -> Bool, fileID: StaticString, line: UInt
@@ -579,11 +579,12 @@ public final class TSet<Element: Hashable & Sendable>: Sendable {
         }
         if try shouldGo(element) { doomed.append(element) }
       }
-      for element in doomed { remove(element, fileID: fileID, line: line) }
-      guard unequalElements else { return }
-      try storage.removeKeysUnequalToThemselves(in: transaction, at: site) { (_, element) throws(Failure) in
-        try shouldGo(element)
+      if unequalElements {
+        try storage.removeKeysUnequalToThemselves(in: transaction, at: site) { (_, element) throws(Failure) in
+          try shouldGo(element)
+        }
       }
+      for element in doomed { remove(element, fileID: fileID, line: line) }
     }
   }
 }

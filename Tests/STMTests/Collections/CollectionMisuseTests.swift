@@ -130,6 +130,20 @@ extension LibraryTests {
       }
       #expect(standardError(of: result).contains("TArray.removeFirst() was called on an empty array. Check isEmpty in the same transaction first."))
       #expect(trapsAtTheCallersLine(result))
+      // Outside a transaction, a check of `isEmpty` first would not help on its own.
+      let outside = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        TArray<Int>().removeFirst()
+      }
+      #expect(standardError(of: outside).contains("TArray.removeFirst() was called on an empty array. Outside atomically, the last element may go between a check of isEmpty and the call: make both in one atomically block."))
+      #expect(trapsAtTheCallersLine(outside))
+    }
+
+    @Test func removingAtAnIndexOfAnEmptyArrayTraps() async {
+      let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        TArray<String>().remove(at: 0)
+      }
+      #expect(standardError(of: result).contains("TArray.remove(at:) was given index 0, out of range: the array has 0 elements, so it takes no index."))
+      #expect(trapsAtTheCallersLine(result))
     }
 
     @Test func waitingForAnItemInAnInevitableTransactionTraps() async {

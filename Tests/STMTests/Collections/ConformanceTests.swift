@@ -455,8 +455,10 @@ extension LibraryTests {
         #expect(array.elements == [3, 1, 4])
       }
       #expect(array.elements == [3, 1, 4])
-      // Swapping an index with itself changes nothing; inserting at the end appends.
+      // Swapping an index with itself changes nothing, and is not checked, as for `Array`;
+      // inserting at the end appends.
       array.swapAt(2, 2)
+      array.swapAt(7, 7)
       array.insert(5, at: 3)
       #expect(array.elements == [3, 1, 4, 5])
     }
@@ -504,6 +506,35 @@ extension LibraryTests {
 
     /// Keys that do not equal themselves, which no lookup finds, are tested and removed one by
     /// one, as the others are.
+    /// Every key is tested before any is removed: a test that reads the collection sees it
+    /// whole, keys that do not equal themselves included.
+    @Test func removeAllWhereTestsEveryKeyBeforeRemovingAny() {
+      let dictionary = TDictionary<Double, Int>()
+      dictionary[1.0] = 1
+      dictionary[.nan] = 2
+      var counts: [Int] = []
+      dictionary.removeAll { pair in
+        counts.append(dictionary.count)
+        return pair.key.isNaN ? dictionary[1.0] == nil : true
+      }
+      #expect(counts == [2, 2])
+      #expect(dictionary.count == 1 && dictionary.values == [2])
+      let set: TSet<Double> = [.nan, 1]
+      var setCounts: [Int] = []
+      set.removeAll { _ in
+        setCounts.append(set.count)
+        return true
+      }
+      #expect(setCounts == [2, 2] && set.isEmpty)
+      let array: TArray = [1, 2, 3]
+      var arrayCounts: [Int] = []
+      array.removeAll { _ in
+        arrayCounts.append(array.count)
+        return true
+      }
+      #expect(arrayCounts == [3, 3, 3] && array.isEmpty)
+    }
+
     @Test func removeAllWhereTestsEachKeyThatDoesNotEqualItself() {
       let dictionary = TDictionary<Double, Int>()
       dictionary[.nan] = 1
