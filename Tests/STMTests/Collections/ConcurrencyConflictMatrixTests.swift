@@ -472,6 +472,20 @@ extension LibraryTests {
       #expect(array.elements == [1, 11, 3, 8, 40, 6])
     }
 
+    /// `sort()` reads and writes every index; `reverse()` every index but the middle one.
+    @Test func sortAndReverseConflictWithAppendsAndTheIndicesTheyMove() {
+      let array: TArray = [2, 0, 1]
+      #expect(abortsOfSecondCommitter(first: { array.sort() }, then: { array.append(-1) }) == 1, "sort, then append")
+      #expect(array.elements == [-1, 0, 1, 2])
+      #expect(abortsOfSecondCommitter(first: { array.sort() }, then: { array[3] = 5 }) == 1, "sort, then write [3]")
+      #expect(array.elements == [-1, 0, 1, 5])
+      _ = array.popLast()
+      #expect(abortsOfSecondCommitter(first: { array.reverse() }, then: { array[1] = 10 }) == 0, "reverse of 3, then write the middle")
+      #expect(array.elements == [1, 10, -1])
+      #expect(abortsOfSecondCommitter(first: { array.reverse() }, then: { array[0] = 20 }) == 1, "reverse, then write [0]")
+      #expect(array.elements == [-1, 10, 20])
+    }
+
     /// `removeAll(where:)` reads the whole collection, so a change anywhere makes it rerun,
     /// and a rerun tests what the change left.
     @Test func removeAllWhereConflictsWithAChangeAnywhere() {

@@ -385,9 +385,16 @@ extension LibraryTests {
       for _ in 0..<10_000 {
         let value = random.below(1_000)
         let run = { (body: () -> Void) in insideTransactions ? atomically { _ in body() } : body() }
-        let operation = random.below(13)
+        let operation = random.below(15)
         run {
           switch operation {
+          case 13 where random.below(10) == 0:
+            if random.chance(50) {
+              subject.sort(); model.sort()
+            } else {
+              subject.sort(by: >); model.sort(by: >)
+            }
+          case 14 where random.below(5) == 0: subject.reverse(); model.reverse()
           case 12 where random.below(10) == 0:
             let remainder = random.below(4)
             subject.removeAll { $0 % 4 == remainder }
@@ -547,6 +554,36 @@ extension LibraryTests {
       #expect(set.count == 3)
       set.removeAll { $0.isNaN }
       #expect(set.elements == [1])
+    }
+
+    /// `sort(by:)` and `reverse()` inside a transaction reorder its own appends too; a
+    /// comparison that throws changes nothing, outside a transaction and inside one.
+    @Test func sortAndReverseReorderTheTransactionsOwnAppendsAndAThrowChangesNothing() {
+      struct Refused: Error {}
+      let array: TArray = [3, 1, 2]
+      atomically { _ in
+        array.append(0)
+        array.sort()
+        #expect(array.elements == [0, 1, 2, 3])
+        array.append(9)
+        array.reverse()
+        #expect(array.elements == [9, 3, 2, 1, 0])
+        #expect(throws: Refused.self) {
+          try array.sort { (first: Int, second: Int) throws(Refused) -> Bool in
+            if first == 1 || second == 1 { throw Refused() }
+            return first < second
+          }
+        }
+        #expect(array.elements == [9, 3, 2, 1, 0])
+      }
+      #expect(throws: Refused.self) { try array.sort { (_: Int, _: Int) throws(Refused) -> Bool in throw Refused() } }
+      #expect(array.elements == [9, 3, 2, 1, 0])
+      array.sort(by: <)
+      #expect(array.elements == [0, 1, 2, 3, 9])
+      let empty = TArray<String>()
+      empty.sort()
+      empty.reverse()
+      #expect(empty.isEmpty)
     }
 
     @Test func arrayMadeByRepeatingAnElement() {

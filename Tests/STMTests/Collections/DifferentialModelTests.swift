@@ -222,6 +222,9 @@ extension LibraryTests.DifferentialModelTests {
     case arraySwap(Int, Int)
     /// Removes the elements that leave `remainder` when divided by 3.
     case arrayRemoveAllWhere(remainder: Int)
+    /// `sort()`, or `sort(by: >)` if `descending`.
+    case arraySort(descending: Bool)
+    case arrayReverse
     case arrayRemoveLast
     case arrayElements
     case arrayIsEmpty
@@ -452,7 +455,7 @@ extension LibraryTests.DifferentialModelTests {
 
     /// A random operation; the common ones (gets, sets, inserts, appends) come twice as often.
     mutating func operation() -> Operation {
-      switch random.below(74) {
+      switch random.below(76) {
       case 0, 1: return .dictionaryGet(key: key())
       case 2, 3: return .dictionarySet(key: key(), value: value())
       case 4: return .dictionaryRemoveBySettingNil(key: key())
@@ -521,6 +524,8 @@ extension LibraryTests.DifferentialModelTests {
       case 70: return .dictionaryRemoveAllWhere(remainder: random.below(3))
       case 71: return .setRemoveAllWhere(remainder: random.below(3))
       case 72: return .arrayRemoveAllWhere(remainder: random.below(3))
+      case 73: return .arraySort(descending: random.chance(50))
+      case 74: return .arrayReverse
       default: return close(.boundedClose, else: .boundedIsEmpty)
       }
     }
@@ -713,6 +718,8 @@ extension LibraryTests.DifferentialModelTests {
         }
       case .arrayRemoveAt(let index): results.append(index < array.count ? array.remove(at: index) : Outcome.absent)
       case .arrayRemoveAllWhere(let remainder): array.removeAll { $0 % 3 == remainder }
+      case .arraySort(let descending): descending ? array.sort(by: >) : array.sort()
+      case .arrayReverse: array.reverse()
       case .arraySwap(let i, let j):
         if i < array.count && j < array.count {
           array.swapAt(i, j)
@@ -977,6 +984,8 @@ extension LibraryTests.DifferentialModelTests {
         }
       case .arrayRemoveAt(let index): results.append(index < array.count ? array.remove(at: index) : Outcome.absent)
       case .arrayRemoveAllWhere(let remainder): array.removeAll { $0 % 3 == remainder }
+      case .arraySort(let descending): descending ? array.sort(by: >) : array.sort()
+      case .arrayReverse: array.reverse()
       case .arraySwap(let i, let j):
         if i < array.count && j < array.count {
           array.swapAt(i, j)
