@@ -1,9 +1,9 @@
 import STMCore
 
-// Operations anywhere in the array, as `Array` has them. They are made of the array's own
-// reads and writes of indices, in one atomic step, so they need no support of their own from
-// the engine; moving elements makes `insert` and `remove(at:)` O(n) and as conflicting as the
-// reads and writes they are made of. `swapAt` touches its two indices only.
+// Operations anywhere in the array, as `Array` has them. Each is made of the array's own reads
+// and writes of indices, in one atomic step, so they need no support of their own from the
+// engine; moving elements makes `insert`, `remove(at:)` and `removeAll(where:)` O(n) and as
+// conflicting as the reads and writes they are made of. `swapAt` touches its two indices only.
 
 extension TArray {
   /// Inserts `element` at `index`, moving the element there and every one after it up by
@@ -173,10 +173,10 @@ extension TArray {
   /// - Complexity: O(1).
   @inlinable
   public func swapAt(_ i: Int, _ j: Int, fileID: StaticString = #fileID, line: UInt = #line) {
+    guard i != j else { return }
     let site = _CallSite(fileID: fileID, line: line, owner: self)
     // Read without the count, so that a swap does not conflict with appends; the count is
     // read only to name it in the message, for an index out of range.
-    guard i != j else { return }
     let outOfRange: (index: Int, count: Int)? = _singleOperation(at: site) { _ in
       guard let first = element(ifInBounds: i, at: site) else { return (i, count(at: site)) }
       guard let second = element(ifInBounds: j, at: site) else { return (j, count(at: site)) }

@@ -21,12 +21,14 @@
 /// (and from then on conflicts with other appenders, since it observed the end of the array).
 /// As in an `Array`, ``insert(_:at:fileID:line:)`` and ``remove(at:fileID:line:)`` move every
 /// element after their index: they conflict as reads of ``count`` and writes of each index they
-/// move. ``swapAt(_:_:fileID:line:)`` conflicts only as a read and a write of its two indices.
+/// move. ``removeAll(where:fileID:line:)``, ``sort(by:fileID:line:)`` and
+/// ``reverse(fileID:line:)`` read every element, and ``swapAt(_:_:fileID:line:)`` only its two
+/// indices.
 ///
 /// Memory: an index's cell, once made, stays for the array's life, for the appends that come
 /// back to it. Removing elements (``popLast(fileID:line:)``, ``remove(at:fileID:line:)``,
-/// ``removeAll(fileID:line:)``) frees the elements but not their cells, so an array takes the memory of the most elements
-/// it ever held, not of those it holds.
+/// ``removeAll(fileID:line:)``) frees the elements but not their cells, so an array takes the
+/// memory of the most elements it ever held, not of those it holds.
 ///
 /// `TArray` is a reference type: copies of a reference share one array.
 public final class TArray<Element: Sendable>: Sendable {

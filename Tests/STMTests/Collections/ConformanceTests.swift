@@ -1,6 +1,7 @@
 @testable import STM
 @testable import STMCore
 import STMTestSupport
+import Synchronization
 import Testing
 
 /// The same operation sequence on a transactional collection and on its standard-library
@@ -584,6 +585,42 @@ extension LibraryTests {
       empty.sort()
       empty.reverse()
       #expect(empty.isEmpty)
+    }
+
+    /// Elements that `remove(at:)`, `removeFirst()` and `removeAll(where:)` take out are
+    /// freed, as a popped one is, once no transaction can read them; moving the others (by
+    /// those, `insert`, `sort` and `reverse`) frees none of them.
+    @Test func elementsTakenOutOfAnArrayAreFreed() {
+      final class Live: Sendable {
+        let count = Atomic<Int>(0)
+      }
+      final class Counted: Sendable {
+        let live: Live
+        let id: Int
+        init(_ id: Int, _ live: Live) {
+          self.id = id
+          self.live = live
+          live.count.add(1, ordering: .relaxed)
+        }
+        deinit { live.count.subtract(1, ordering: .relaxed) }
+      }
+      let live = Live()
+      let array = TArray((0..<6).map { Counted($0, live) })
+      #expect(array.remove(at: 1).id == 1)
+      #expect(live.count.load(ordering: .relaxed) == 5)
+      array.removeAll { $0.id % 2 == 0 }
+      #expect(live.count.load(ordering: .relaxed) == 2)
+      array.insert(Counted(9, live), at: 0)
+      array.sort { $0.id < $1.id }
+      array.reverse()
+      #expect(array.elements.map(\.id) == [9, 5, 3])
+      #expect(live.count.load(ordering: .relaxed) == 3)
+      atomically { _ in
+        #expect(array.removeFirst().id == 9)
+        array.swapAt(0, 1)
+      }
+      #expect(array.elements.map(\.id) == [3, 5])
+      #expect(live.count.load(ordering: .relaxed) == 2)
     }
 
     @Test func arrayMadeByRepeatingAnElement() {
