@@ -4,7 +4,7 @@
 /// ```swift
 /// let jobs = TQueue<Job>()
 /// try jobs.enqueue(job)                      // producer thread
-/// while let job = try jobs.dequeue() {       // consumer thread: waits while empty,
+/// for job in jobs.blockingItems {            // consumer thread: waits while empty,
 ///   run(job)                                 // ends once closed and drained
 /// }
 /// // or, in a task: for await job in jobs { run(job) }
