@@ -2,12 +2,17 @@
 // collection it stands for encodes, so that data written by either decodes as the other; and
 // decodes into a new collection, made as its `init(_:)` makes one. Encoding a live collection
 // reads it as its snapshot property does: outside a transaction, one read at a snapshot;
-// inside one, as part of it (encode several collections in one `atomically` block to get one
-// snapshot of all of them).
+// inside one, as part of it. Collections and variables nested in it are encoded after that
+// read, each by a read of its own outside a transaction: encoding inside one `atomically`
+// block reads them all at one snapshot (found by review).
 
 extension TDictionary: Encodable where Key: Encodable, Value: Encodable {
   /// Encodes one consistent snapshot of the key-value pairs, as `Dictionary` encodes them (in
   /// a keyed container for `String` and `Int` keys, else as alternating keys and values).
+  /// Values that are collections or variables of this library are encoded from a read of
+  /// their own, after that snapshot, unless the encoding runs inside
+  /// ``atomically(_:fileID:line:)-88o9x``, where everything is read at the transaction's
+  /// snapshot.
   ///
   /// Conflicts: as ``dictionary``.
   ///
@@ -32,7 +37,8 @@ extension TDictionary: Decodable where Key: Decodable, Value: Decodable {
 
 extension TSet: Encodable where Element: Encodable {
   /// Encodes one consistent snapshot of the elements, as `Set` encodes them (in an unkeyed
-  /// container, in no particular order).
+  /// container, in no particular order). Inside ``atomically(_:fileID:line:)-88o9x`` the
+  /// snapshot is the transaction's.
   ///
   /// Conflicts: as ``elements``.
   ///
@@ -57,6 +63,10 @@ extension TSet: Decodable where Element: Decodable {
 
 extension TArray: Encodable where Element: Encodable {
   /// Encodes one consistent snapshot of the elements, in order, as `Array` encodes them.
+  /// Elements that are collections or variables of this library are encoded from a read of
+  /// their own, after that snapshot, unless the encoding runs inside
+  /// ``atomically(_:fileID:line:)-88o9x``, where everything is read at the transaction's
+  /// snapshot.
   ///
   /// Conflicts: as ``elements``.
   ///

@@ -7,8 +7,9 @@ import STMCore
 extension TArray {
   /// Sorts the elements in place, in one atomic step, as `Array.sort(by:)` sorts them.
   ///
-  /// Conflicts: it reads ``count`` and every element, and writes every index, so it
-  /// conflicts with transactions that append, remove, or read or write any index.
+  /// Conflicts: it reads ``count`` and every element, so it conflicts with transactions that
+  /// append, remove or write any index; then as a write of each index whose element changes
+  /// place (none, for an array already in order).
   ///
   /// - Parameters:
   ///   - areInIncreasingOrder: Whether its first argument belongs before its second: a strict
@@ -26,29 +27,34 @@ extension TArray {
     let site = _CallSite(fileID: fileID, line: line, owner: self)
     // Throwing, the step rolls back on its own, inside a transaction too (to a checkpoint).
     try _singleOperation(at: site) { (_: Transaction) throws(Failure) in
-      var sorted = elements
+      let unsorted = elements
+      // The indices are sorted, by their elements, so that only the indices whose element
+      // changes place are written: sorting an array already in order writes nothing, and
+      // conflicts with no reader of an index. (The same comparisons, in the same algorithm,
+      // give the order that sorting the elements gives.)
+      var order = Array(unsorted.indices)
       // `Array.sort(by:)` rethrows untyped errors: the first one is kept, typed, and thrown
       // once the sort has stopped asking.
       var failure: Failure?
-      sorted.sort { first, second in
+      order.sort { first, second in
         guard failure == nil else { return false }
         do throws(Failure) {
-          return try areInIncreasingOrder(first, second)
+          return try areInIncreasingOrder(unsorted[first], unsorted[second])
         } catch {
           failure = error
           return false
         }
       }
       if let failure { throw failure }
-      for (index, element) in sorted.enumerated() { setElement(index, element, at: site) }
+      for (index, source) in order.enumerated() where source != index { setElement(index, unsorted[source], at: site) }
     }
   }
 
   /// Reverses the order of the elements in place, in one atomic step.
   ///
-  /// Conflicts: it reads ``count``, and reads and writes every index (but the middle one of an
-  /// odd count), so it conflicts with transactions that append, remove, or read or write those
-  /// indices.
+  /// Conflicts: it reads ``count``, and reads and writes every index but the middle one of an
+  /// odd count (even where the two elements swapped are equal), so it conflicts with
+  /// transactions that append, remove, or read or write those indices.
   ///
   /// - Parameters:
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.

@@ -21,9 +21,9 @@
 /// (and from then on conflicts with other appenders, since it observed the end of the array).
 /// As in an `Array`, ``insert(_:at:fileID:line:)`` and ``remove(at:fileID:line:)`` move every
 /// element after their index: they conflict as reads of ``count`` and writes of each index they
-/// move. ``removeAll(where:fileID:line:)``, ``sort(by:fileID:line:)`` and
-/// ``reverse(fileID:line:)`` read every element, and ``swapAt(_:_:fileID:line:)`` only its two
-/// indices.
+/// move. ``removeAll(where:fileID:line:)`` and ``sort(by:fileID:line:)`` read every element,
+/// ``reverse(fileID:line:)`` every one but the middle of an odd count, and
+/// ``swapAt(_:_:fileID:line:)`` only its two indices.
 ///
 /// Memory: an index's cell, once made, stays for the array's life, for the appends that come
 /// back to it. Removing elements (``popLast(fileID:line:)``, ``remove(at:fileID:line:)``,

@@ -13,8 +13,10 @@ extension TQueue {
   /// Several iterations, on any threads, share the items: each item goes to one of them.
   /// An item that iteration has dequeued is gone from the queue, even if the loop then stops.
   ///
-  /// Conflicts with nothing: making the sequence reads nothing. Each item it dequeues
-  /// conflicts as ``dequeue(fileID:line:)-9itxg`` does outside a transaction: with nothing.
+  /// Conflicts: making the sequence reads nothing. Each item is taken as
+  /// ``dequeue(fileID:line:)-9itxg`` takes one outside a transaction: the loop never reruns,
+  /// it waits its turn at the head instead; a transactional consumer that read the head
+  /// meanwhile reruns.
   public var blockingItems: BlockingItems { BlockingItems(queue: self) }
 
   /// A sequence that dequeues its items, blocking the thread while the queue is empty (see
@@ -28,7 +30,7 @@ extension TQueue {
     /// Outside a transaction only: inside one, waiting would need a retry, and this traps
     /// with a message that says to use ``TQueue/dequeue(fileID:line:)-9itxg`` there.
     ///
-    /// Conflicts: none (see ``TQueue/blockingItems``).
+    /// Conflicts: as ``TQueue/blockingItems`` says.
     ///
     /// - Complexity: O(1), plus the wait.
     public mutating func next() -> Element? {

@@ -468,9 +468,9 @@ public final class TQueue<Element: Sendable>: Sendable {
   ///
   /// Conflicts: with other consumers taking the same item; on an empty queue, with the next
   /// enqueue to commit (a transaction that saw the queue empty must not commit after an
-  /// item arrived ahead of what it did). Outside a transaction, taking a waiting item
-  /// conflicts with nothing: it waits its turn at the head (and at a bounded queue's tally of
-  /// freed places) instead.
+  /// item arrived ahead of what it did). Outside a transaction, taking a waiting item never
+  /// reruns: it waits its turn at the head (and at a bounded queue's tally of freed places)
+  /// instead; a consumer inside a transaction that read the head meanwhile reruns.
   ///
   /// - Parameters:
   ///   - fileID: The call's file, for the ``ConflictLog``; leave the default.

@@ -472,7 +472,8 @@ extension LibraryTests {
       #expect(array.elements == [1, 11, 3, 8, 40, 6])
     }
 
-    /// `sort()` reads and writes every index; `reverse()` every index but the middle one.
+    /// `sort()` reads every index and writes those whose element moves; `reverse()` reads and
+    /// writes every index but the middle one.
     @Test func sortAndReverseConflictWithAppendsAndTheIndicesTheyMove() {
       let array: TArray = [2, 0, 1]
       #expect(abortsOfSecondCommitter(first: { array.sort() }, then: { array.append(-1) }) == 1, "sort, then append")
@@ -483,6 +484,12 @@ extension LibraryTests {
       #expect(abortsOfSecondCommitter(first: { array.reverse() }, then: { array[1] = 10 }) == 0, "reverse of 3, then write the middle")
       #expect(array.elements == [1, 10, -1])
       #expect(abortsOfSecondCommitter(first: { array.reverse() }, then: { array[0] = 20 }) == 1, "reverse, then write [0]")
+      #expect(array.elements == [-1, 10, 20])
+      // A sort writes only the indices whose element changes place.
+      #expect(abortsOfSecondCommitter(first: { _ = array[0] }, then: { array.sort() }) == 0, "read [0], then a sort of an array in order")
+      #expect(abortsOfSecondCommitter(first: { _ = array[2] }, then: { array.sort(by: >) }) == 1, "read [2], then a sort that moves it")
+      #expect(array.elements == [20, 10, -1])
+      #expect(abortsOfSecondCommitter(first: { _ = array[1] }, then: { array.sort() }) == 0, "read [1], then a sort that leaves it")
       #expect(array.elements == [-1, 10, 20])
     }
 
