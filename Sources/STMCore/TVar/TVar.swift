@@ -85,61 +85,13 @@ public struct TVar<Value: Sendable> {
       let (segment, _) = _EngineEntry.beginInPlaceMutation(of: cell, context)
       cell.endInPlaceMutation(segment, context, publishing: newValue)
     }
-    // A mutation that throws midway keeps what it changed, as with a stored property.
-    nonmutating _modify {
-      let state = _ThreadState.current
-      // The segment stays unretained across the yield: the transaction holds it until it ends,
-      // and retaining it cost two calls into the runtime per `+=`.
-      if let segment = state.pointee.segment {
-        if let misuse = state.pointee.forbiddenAccess { _misuse(misuse) }
-        // The transaction's own value, in a version written in this block that no one else
-        // sees: mutated where it is, so that a second `.append(x)` does not copy the array.
-        // (A trivially copyable value costs nothing to copy.)
-        if !_isPOD(Value.self), let pending = segment._withUnsafeGuaranteedRef({ $0.writableVersion(of: cell) }) {
-          let version = unsafeDowncast(pending, to: _Version<Value>.self)
-          // Reading or writing the variable from inside the mutation would see (or replace)
-          // a value in pieces: it traps instead, as Swift's exclusivity checks would.
-          version.flags |= _VersionFlags.mutatingInPlace
-          defer { version.flags &= ~_VersionFlags.mutatingInPlace }
-          yield &version.value
-          return
-        }
-        // The first update in the block mutates a copy (other transactions may be reading the
-        // committed value); using the variable meanwhile traps, as above.
-        var current = segment._withUnsafeGuaranteedRef { cell.value(readBy: $0) }
-        segment._withUnsafeGuaranteedRef { $0.beginMutatingCopy(of: cell) }
-        defer {
-          segment._withUnsafeGuaranteedRef { segment in
-            segment.endMutatingCopy(of: cell)
-            _write(current, in: segment)
-          }
-        }
-        yield &current
-        return
-      }
-      let context = state.pointee.context
-      let (segment, newest) = _EngineEntry.beginInPlaceMutation(of: cell, context)
-      if _isPOD(Value.self) {
-        var current = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
-        defer { cell.endInPlaceMutation(segment, context, publishing: current) }
-        yield &current
-        return
-      }
-      // A value that may hold an object (an array, a string) is mutated in its version when
-      // the engine allows the version to be overwritten: a copy would make the mutation copy
-      // the whole array, every time. That needs the commit number before the mutation runs.
-      let (number, overwritable) = _EngineEntry.numberMutation(of: cell, segment, context)
-      if let overwritable {
-        let version = overwritable._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self) }
-        defer { _EngineEntry.endNumberedMutation(of: cell, segment, context, numbered: number, publishing: overwritable) }
-        yield &version.value
-        return
-      }
-      var current = newest._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).value }
-      defer {
-        _EngineEntry.endNumberedMutation(
-          of: cell, segment, context, numbered: number, publishing: cell.makePendingVersion(current, cachedBy: context))
-      }
+    // A mutation that throws midway keeps what it changed, as with a stored property. One
+    // yield, so that the accessor is inlined into its caller (see `_VariableMutation`).
+    @inline(__always) nonmutating _modify {
+      var mutation = _beginMutation()
+      // Moved out, not copied: a second reference would make mutating an array copy it.
+      var current = mutation.takeValue()
+      defer { _endMutation(mutation, publishing: current) }
       yield &current
     }
   }
