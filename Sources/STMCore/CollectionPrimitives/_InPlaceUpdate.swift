@@ -447,7 +447,10 @@ extension Transaction {
     guard let state = _ThreadState.currentIfMade else { return nil }
     if let misuse = state.pointee.forbiddenAccess, case .transactionalAccessInCommute = misuse { _misuse(.workAddedInCommute) }
     guard let segment = state.pointee.segment else { return nil }
-    return Transaction(segment.takeUnretainedValue())
+    // The running segment's thread context is this thread's, read from its state: made from
+    // the segment's own field, the handle cost a retain and a release of the segment and of
+    // the context on every operation inside a transaction (two of each per lookup).
+    return Transaction(segment, runningOn: state.pointee.context)
   }
 }
 
@@ -477,7 +480,10 @@ package struct _CallingThread {
   @inlinable
   package var transaction: Transaction? {
     guard let segment = state.pointee.segment else { return nil }
-    return Transaction(segment.takeUnretainedValue())
+    // The running segment's thread context is this thread's, read from its state: made from
+    // the segment's own field, the handle cost a retain and a release of the segment and of
+    // the context on every operation inside a transaction (two of each per lookup).
+    return Transaction(segment, runningOn: state.pointee.context)
   }
 
   /// Whether a transaction is running on the thread (`transaction != nil`, without making one).

@@ -37,6 +37,16 @@ public struct Transaction {
     self.threadContext = segment.context.map { Unmanaged.passUnretained($0).toOpaque() }
   }
 
+  /// The handle of the attempt running on `segment` on the thread whose context is `context`,
+  /// made without touching a reference count: for the collections' operations, which make one
+  /// per call inside a transaction.
+  @inlinable
+  init(_ segment: Unmanaged<_Segment>, runningOn context: Unmanaged<_ThreadContext>) {
+    self.segmentHandle = segment
+    self.attempt = segment._withUnsafeGuaranteedRef { $0.attempt }
+    self.threadContext = context.toOpaque()
+  }
+
   /// The handle of the attempt running on `segment`, made without retaining it.
   @inlinable
   init(_ segment: Unmanaged<_Segment>) {
