@@ -54,8 +54,9 @@ class _VersionBase: @unchecked Sendable {
 enum _VersionFlags {
   /// The version was written by the inevitable transaction (used to classify conflicts).
   @usableFromInline static let byInevitable: UInt8 = 1
-  /// A pending version whose value its transaction is mutating where it is (see `TVar.value`'s
-  /// `_modify`): reading or writing the variable meanwhile traps. Cleared before publication.
+  /// A pending version whose value its transaction is mutating, moved out of the version
+  /// meanwhile (see `TVar.value`'s `_modify` and `_OwnWrite`): reading or writing the variable
+  /// meanwhile traps. Cleared before publication.
   @usableFromInline static let mutatingInPlace: UInt8 = 2
 }
 

@@ -26,8 +26,10 @@ package struct _VariableMutation<Value> {
     /// published at the end.
     case locked(Unmanaged<_Segment>, Unmanaged<_ThreadContext>)
     /// Outside a transaction, for a value that may hold an object: the cell locked and the
-    /// update numbered before the mutation runs, so that the value can be moved out of the
-    /// newest version and back (`overwritable`) when the engine allows that version to be
+    /// update placed in the commit order before the mutation runs (under a commit number, or,
+    /// when no snapshot can see the cell, at the newest version's own stamp: see
+    /// `_EngineEntry.numberInPlaceMutation(of:_:_:)`), so that the value can be moved out of
+    /// the newest version and back (`overwritable`) when the engine allows that version to be
     /// overwritten; otherwise a copy, published in a new version.
     case numbered(Unmanaged<_Segment>, Unmanaged<_ThreadContext>, number: UInt64, overwritable: Unmanaged<_VersionBase>?)
   }
@@ -81,13 +83,15 @@ extension TVar {
     if _isPOD(Value.self) { return _VariableMutation(.locked(segment, context), value: newestValue()) }
     // A value that may hold an object (an array, a string) is mutated in its version when the
     // engine allows the version to be overwritten: a copy would make the mutation copy the
-    // whole array, every time. That needs the commit number before the mutation runs.
+    // whole array, every time. That needs the update's place in the order before the mutation
+    // runs.
     let (number, overwritable) = _EngineEntry.numberMutation(of: cell, segment, context)
     guard let overwritable else {
       return _VariableMutation(.numbered(segment, context, number: number, overwritable: nil), value: newestValue())
     }
-    // Under the lock, with the number taken, no reader can reach the version until the value
-    // is back in it (see `_EngineEntry.numberMutation(of:_:_:)`).
+    // Under the lock, with the update's place taken, no reader can reach the version until the
+    // value is back in it: readers at or above that place wait for the lock, and none below it
+    // can see the version (see `_EngineEntry.numberMutation(of:_:_:)`).
     let moved = overwritable._withUnsafeGuaranteedRef { unsafeDowncast($0, to: _Version<Value>.self).moveValueOut() }
     return _VariableMutation(.numbered(segment, context, number: number, overwritable: overwritable), value: moved)
   }
@@ -126,7 +130,7 @@ extension TVar {
 extension _Version {
   /// Moves the value out, leaving the version without one until `moveValueIn(_:)`: only while
   /// nothing can read the version or free it (a mutation that has flagged the transaction's own
-  /// write, or that holds the cell's lock under a number no reader has reached).
+  /// write, or that holds the cell's lock at a place in the order no reader has reached).
   @inlinable
   func moveValueOut() -> Value { withUnsafeMutablePointer(to: &value) { $0.move() } }
 
