@@ -74,13 +74,17 @@ final class _MapStorage<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     let hash = index.hash(of: key)
     // Even an absent key gets a cell, so that a later insert of it conflicts with this read.
     let cell = index.cell(for: key, hash: hash)
-    let retired = index.retiredSlots(for: key, hash: hash, seenFrom: transaction._snapshot)
-    guard retired.isEmpty else {
-      let current = cell._withUnsafeGuaranteedRef { $0.variable }
-      Self.note(.read, current, retired, at: site, key: key)
-      let value = Self.read(current, retired, in: transaction)
-      if value == nil { cell._withUnsafeGuaranteedRef { index.noteEmptyCellRead($0, hash: hash, at: transaction._snapshot) } }
-      return (value, cell, false)
+    // Asked first, after the lookup as `retiredSlots` asks it: the common case then makes no
+    // array, and releases none (a call into the runtime on every lookup).
+    if index.mayHaveRetired(hash: hash, after: transaction._snapshot) {
+      let retired = index.retiredSlots(for: key, hash: hash, seenFrom: transaction._snapshot)
+      if !retired.isEmpty {
+        let current = cell._withUnsafeGuaranteedRef { $0.variable }
+        Self.note(.read, current, retired, at: site, key: key)
+        let value = Self.read(current, retired, in: transaction)
+        if value == nil { cell._withUnsafeGuaranteedRef { index.noteEmptyCellRead($0, hash: hash, at: transaction._snapshot) } }
+        return (value, cell, false)
+      }
     }
     // The common case, read in place.
     let value = cell._withUnsafeGuaranteedRef { cell in
